@@ -1,0 +1,40 @@
+"""How each arm of the ladder turns a question into chat messages.
+
+The few-shot arm puts the system prompt and the k examples *first*, identical for every
+question, so the backend can keep that shared prefix in its KV cache between requests.
+Arms that need retrieval or an adapter add to these messages (`lab.retrieval`) or switch the
+adapter on (`lab.tuning`); the messages themselves are built here.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+DEFAULT_SYSTEM = "You are a helpful, concise assistant."
+
+# Arms in ladder order, cheapest first.
+ARMS = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+
+
+def zero_shot(question: str, instruction: str | None = None) -> list[dict]:
+    msgs = [{"role": "system", "content": instruction}] if instruction else []
+    msgs.append({"role": "user", "content": question})
+    return msgs
+
+
+def few_shot(question: str, examples: Iterable[tuple[str, str]], instruction: str | None = None) -> list[dict]:
+    """System prompt, then each (input, output) example as a user/assistant turn, then the question."""
+    msgs = [{"role": "system", "content": instruction}] if instruction else []
+    for inp, out in examples:
+        msgs.append({"role": "user", "content": inp})
+        msgs.append({"role": "assistant", "content": out})
+    msgs.append({"role": "user", "content": question})
+    return msgs
+
+
+def with_passages(question: str, passages: Sequence[str], instruction: str | None = None) -> list[dict]:
+    """RAG messages: numbered sources in the system turn, so the answer can cite [1], [2]."""
+    sources = "\n\n".join(f"[{i}] {p}" for i, p in enumerate(passages, 1))
+    system = (instruction or DEFAULT_SYSTEM).rstrip() + (
+        "\n\nAnswer using only the sources below, and cite them like [1]. "
+        "If they do not contain the answer, say you do not know.\n\nSources:\n" + sources)
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]

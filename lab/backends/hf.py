@@ -1,0 +1,190 @@
+"""Hugging Face models through transformers: HF folders, and the embedded GGUF files loaded
+with transformers' GGUF support (dequantised to float32), so LoRA adapters are trained on the
+same weights the llama.cpp arms run. PEFT adapters are switched on the one loaded model."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from ..config import GenerationOptions
+from ..models import ModelInfo
+from .base import PLAIN_STOPS, BackendError, ContextTooLong, Generation, plain_render
+
+
+def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = None,
+                  cache_dir: Path | None = None):
+    """(model, tokenizer) for an HF folder or a GGUF file. Shared with `lab.tuning`.
+
+    Dequantising a GGUF through transformers takes ~20-40 s; with `cache_dir` the result is
+    saved there once as an ordinary HF folder (safetensors) and later loads take ~1 s."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(info.path)
+    if not path.exists():
+        raise BackendError(f"model path {path} does not exist (see `lab models`)")
+    kwargs = {"local_files_only": True}
+    if info.kind == "gguf" and cache_dir is not None and (cache_dir / "config.json").exists():
+        src = str(cache_dir)
+    elif info.kind == "gguf":
+        src, kwargs["gguf_file"] = str(path.parent), path.name
+    else:
+        src = str(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise BackendError(f"transformers could not load {path}: {e}") from e
+    # Configs converted from GGUF lack `architectures`; the GGUF LoRA export needs it.
+    if not getattr(model.config, "architectures", None):
+        model.config.architectures = [type(model).__name__]
+    _forget_gguf_quantizer(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if info.kind == "gguf" and cache_dir is not None and "gguf_file" in kwargs:
+        _save_atomically(model, tokenizer, cache_dir)
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _forget_gguf_quantizer(model) -> None:
+    """A GGUF dequantised to plain float weights still carries transformers' GGUF quantizer,
+    which refuses save_pretrained (the cache) and marks the model untrainable (LoRA). With every
+    weight already a plain tensor there is nothing quantized left: drop the marker."""
+    import torch
+
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None or type(quantizer).__name__ != "GgufHfQuantizer":
+        return
+    linear_ok = all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__)
+    if not linear_ok:  # weights kept packed by GGUF kernels: leave it as transformers made it
+        return
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def _save_atomically(model, tokenizer, folder: Path) -> None:
+    import os
+    import shutil
+
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+class _Streamer:
+    """transformers streamer: decodes new tokens incrementally, records time to first token."""
+
+    def __init__(self, tokenizer, on_text, t0):
+        self.tok, self.on_text, self.t0 = tokenizer, on_text, t0
+        self.ids: list[int] = []
+        self.sent = 0
+        self.ttft = None
+        self._prompt_seen = False
+
+    def put(self, value):
+        if not self._prompt_seen:  # the first call carries the prompt
+            self._prompt_seen = True
+            return
+        if self.ttft is None:
+            self.ttft = time.perf_counter() - self.t0
+        self.ids.extend(value.reshape(-1).tolist())
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if not text.endswith("\ufffd") and len(text) > self.sent:
+            if self.on_text:
+                self.on_text(text[self.sent:])
+            self.sent = len(text)
+
+    def end(self):
+        pass
+
+
+class HFBackend:
+    def __init__(self, info: ModelInfo, n_ctx: int = 2048, device: str | None = None,
+                 dtype: str = "float32", cache_dir: Path | None = None):
+        import torch
+
+        self.info = info
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, self.tokenizer = load_hf_model(info, dtype=dtype, device=self.device,
+                                                   cache_dir=cache_dir)
+        self.n_ctx = min(n_ctx, info.context_length or n_ctx)
+        self.lock = threading.Lock()
+        self._peft_names: dict[str, str] = {}  # adapter folder -> PEFT adapter name
+
+    def render(self, messages) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return plain_render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _use_adapter(self, adapter: str | None):
+        """Load a PEFT adapter folder once; enable it, or run with adapters disabled."""
+        import contextlib
+
+        if adapter is None:
+            if hasattr(self.model, "disable_adapter"):
+                return self.model.disable_adapter()
+            return contextlib.nullcontext()
+        from peft import PeftModel
+
+        if adapter not in self._peft_names:
+            name = f"a{len(self._peft_names)}"
+            if not Path(adapter, "adapter_config.json").exists():
+                raise BackendError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(adapter, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name)
+            self.model.eval()
+            self._peft_names[adapter] = name
+        self.model.set_adapter(self._peft_names[adapter])
+        return contextlib.nullcontext()
+
+    def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
+                 adapter: str | None = None) -> Generation:
+        import torch
+
+        options = options or GenerationOptions()
+        prompt_text = self.render(messages)
+        enc = self.tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False).to(self.device)
+        n_prompt = enc["input_ids"].shape[1]
+        if n_prompt >= self.n_ctx - 8:
+            raise ContextTooLong(n_prompt, self.n_ctx, self.info.id)
+        stops = list(options.stop) + ([] if getattr(self.tokenizer, "chat_template", None) else PLAIN_STOPS)
+        kwargs = dict(max_new_tokens=min(options.max_tokens, self.n_ctx - n_prompt),
+                      pad_token_id=self.tokenizer.pad_token_id)
+        if options.temperature > 0:
+            kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        with self.lock:
+            torch.manual_seed(options.seed)
+            t0 = time.perf_counter()
+            streamer = _Streamer(self.tokenizer, on_text, t0)
+            with self._use_adapter(adapter), torch.no_grad():
+                out = self.model.generate(**enc, streamer=streamer, **kwargs)
+            total = time.perf_counter() - t0
+        new_ids = out[0, n_prompt:].tolist()
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        for s in stops:  # generate() stops *after* the stop string; cut it like llama.cpp does
+            if s in text:
+                text = text[: text.index(s)]
+        finish = "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop"
+        return Generation(
+            text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new_ids),
+            ttft_s=streamer.ttft or total, total_s=total, prompt_text=prompt_text,
+            finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
+            extra={"device": self.device, "constrained": False},
+        )

