@@ -59,7 +59,10 @@ class Lab:
 
     def model_sha(self, info: ModelInfo) -> str:
         if info.id not in self._shas:
-            self._shas[info.id] = info.extra.get("sha256") or models.model_sha256(self.home, info)
+            if info.kind == "openai":  # weights live on the server: nothing local to hash
+                self._shas[info.id] = "server"
+            else:
+                self._shas[info.id] = info.extra.get("sha256") or models.model_sha256(self.home, info)
         return self._shas[info.id]
 
     def hf_cache_dir(self, info: ModelInfo) -> Path:

@@ -183,6 +183,10 @@ def list_models(home: LabHome) -> tuple[list[ModelInfo], list[str]]:
 def resolve(home: LabHome, name: str | None) -> ModelInfo:
     """An id, alias or path -> ModelInfo, assembling an embedded model on first use."""
     name = ALIASES.get(name or DEFAULT_MODEL, name or DEFAULT_MODEL)
+    if name.startswith("openai:"):
+        from .backends.openai_compat import describe
+
+        return describe(name)
     if name in EMBEDDED:
         info = EMBEDDED[name](home)
         if info is None:

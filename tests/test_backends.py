@@ -96,3 +96,44 @@ def test_transformers_backend_loads_the_same_gguf_and_agrees(llama, shared_home)
     same = llama.generate(QUESTION, GenerationOptions(max_tokens=30))
     # Q4_1 weights dequantised to float32 vs run quantised: the first words agree.
     assert gen.text.split()[:4] == same.text.split()[:4]
+
+
+def test_openai_compatible_server_backend(tmp_path):
+    """A real HTTP round trip to a loopback server speaking the OpenAI streaming protocol."""
+    import http.server
+    import threading
+
+    from lab.engine import Lab
+
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen["path"] = self.path
+            seen["body"] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ("Par", "is."):
+                self.wfile.write(f'data: {json.dumps({"choices": [{"delta": {"content": piece}}]})}\n\n'.encode())
+            usage = {"choices": [], "usage": {"prompt_tokens": 21, "completion_tokens": 2}}
+            self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lab = Lab(home=tmp_path)
+        spec = f"openai:http://127.0.0.1:{server.server_port}/v1#tiny"
+        pieces = []
+        gen, row_id = lab.ask("Capital of France?", model=spec, on_text=pieces.append)
+        assert gen.text == "Paris." and pieces == ["Par", "is."]
+        assert (gen.prompt_tokens, gen.completion_tokens) == (21, 2)
+        assert seen["path"] == "/v1/chat/completions" and seen["body"]["model"] == "tiny"
+        assert seen["body"]["messages"][-1]["content"] == "Capital of France?"
+        row = lab.store.db["generations"].get(row_id)
+        assert row["model_id"] == "openai:tiny" and row["backend"] == "openai"
+    finally:
+        server.shutdown()

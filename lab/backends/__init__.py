@@ -29,7 +29,7 @@ def backend_class(name: str) -> type:
 
 
 def default_backend_for(info: ModelInfo) -> str:
-    return {"gguf": "llamacpp", "hf": "hf", "fake": "fake"}.get(info.kind, "hf")
+    return {"gguf": "llamacpp", "hf": "hf", "fake": "fake", "openai": "openai"}.get(info.kind, "hf")
 
 
 def _llamacpp():
@@ -42,6 +42,11 @@ def _hf():
     return HFBackend
 
 
+def _openai():
+    from .openai_compat import OpenAICompatBackend
+    return OpenAICompatBackend
+
+
 def _fake():
     from .fake import FakeBackend
     return FakeBackend
@@ -50,3 +55,4 @@ def _fake():
 register("llamacpp", _llamacpp)
 register("hf", _hf)
 register("fake", _fake)
+register("openai", _openai)
