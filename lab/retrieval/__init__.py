@@ -1,0 +1,107 @@
+"""The RAG rung: index a folder of documents, search it, answer with numbered sources.
+
+    index_corpus(lab, "corpora/acme")          -> IndexReport (incremental; atomic)
+    search(lab, "acme", "refund window?", k=4) -> [Passage(text, source, title, span, score, chunk_id)]
+    ask_rag(lab, "acme", "refund window?")     -> (Generation, row_id, passages in the prompt)
+
+A corpus name means `<home>/corpora/<name>/`; a path to any folder works too (the index is
+named after the folder). The first search of a corpus without an index builds it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+
+from .corpus import CorpusWarning, RetrievalError, resolve_corpus
+from .index import IndexReport, IndexSettings, LoadedIndex, build_index, current_dir
+from .packing import Passage, pack_passages
+
+__all__ = ["index_corpus", "search", "ask_rag", "IndexReport", "IndexSettings", "Passage",
+           "RetrievalError", "CorpusWarning", "pack_passages", "loaded_index"]
+
+_LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # lab -> {corpus: LoadedIndex}
+_LOCK = threading.Lock()
+
+
+def index_corpus(lab, corpus: str | Path, progress: bool = True, *, M: int | None = None,
+                 ef_construction: int | None = None, ef: int | None = None,
+                 chunk_tokens: int | None = None, overlap: int | None = None) -> IndexReport:
+    """Build or update the index of `corpus`: embeds only new or changed chunks, marks removed
+    ones deleted, rebuilds everything (saying why) when the embedder or settings change.
+    Settings left None keep the existing index's (or the defaults)."""
+    name, root = resolve_corpus(lab.home, corpus, lab.home.indexes)
+    if root is None:
+        raise RetrievalError(f"the folder of corpus '{name}' is gone; pass the path of its documents")
+    report = build_index(lab.home.indexes / name, name, root, lab.embedder(), progress=progress, M=M,
+                         ef_construction=ef_construction, ef=ef, chunk_tokens=chunk_tokens, overlap=overlap)
+    for message in report.skipped:
+        warnings.warn(message, CorpusWarning, stacklevel=2)
+    return report
+
+
+def loaded_index(lab, corpus: str | Path, progress: bool = False) -> LoadedIndex:
+    """The live index of `corpus`, kept in memory per lab; built first if there is none, and
+    reloaded when another process (or `lab index`) has switched it to a new version."""
+    name, root = resolve_corpus(lab.home, corpus, lab.home.indexes)
+    index_root = lab.home.indexes / name
+    if current_dir(index_root) is None:
+        if root is None:
+            raise RetrievalError(f"no index and no folder for corpus '{name}'")
+        index_corpus(lab, root, progress=progress)
+    with _LOCK:
+        cache = _LOADED.setdefault(lab, {})
+        for _ in range(3):  # a concurrent build may delete the version we just named: look again
+            folder = current_dir(index_root)
+            idx = cache.get(name)
+            if idx is not None and folder == idx.folder:
+                return idx
+            if folder is not None:
+                try:
+                    cache[name] = LoadedIndex(folder)
+                    return cache[name]
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.05)
+    raise RetrievalError(f"the index of '{name}' in {index_root} is unreadable; run `lab index` on the corpus again")
+
+
+def search(lab, corpus: str | Path, query: str, k: int = 4, progress: bool = False) -> list[Passage]:
+    """The k chunks of `corpus` closest to `query` (cosine), best first."""
+    idx = loaded_index(lab, corpus, progress=progress)
+    embedder = lab.embedder()
+    if idx.manifest["embedder"] != embedder.id:
+        raise RetrievalError(f"the index of '{idx.manifest['corpus']}' was built with {idx.manifest['embedder']} "
+                             f"but the lab's embedder is {embedder.id}: run `lab index` on it again")
+    vector = embedder.encode([query])[0]
+    out = []
+    for label, score in idx.query(vector, k):
+        c = idx.manifest["chunks"][str(label)]
+        out.append(Passage(idx.texts[label], c["source"], c["title"], tuple(c["span"]), score, c["id"],
+                           c.get("heading", "")))
+    return out
+
+
+def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k: int = 4,
+            system: str | None = None, options=None, on_text=None, adapter: str | None = None,
+            arm: str = "rag", log_extra: dict | None = None, kind: str | None = None,
+            adapter_sha: str | None = None):
+    """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
+    generate, and log the corpus, index hash and retrieved chunks with the generation.
+    Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
+    retrieved = search(lab, corpus, question, k)
+    idx = loaded_index(lab, corpus)
+    backend = lab.backend(model, kind)
+    options = options or lab.options()
+    messages, kept = pack_passages(backend, question, retrieved, instruction=system,
+                                   max_tokens=options.max_tokens)
+    in_prompt = {p.chunk_id for p in kept}
+    log = {"corpus": idx.manifest["corpus"], "index_hash": idx.hash,
+           "retrieved": [{"chunk_id": p.chunk_id, "source": p.source, "score": round(p.score, 4),
+                          "in_prompt": p.chunk_id in in_prompt} for p in retrieved],
+           **(log_extra or {})}
+    gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options,
+                               adapter=adapter, adapter_sha=adapter_sha, on_text=on_text, log=log)
+    return gen, row_id, kept

@@ -1,0 +1,224 @@
+"""Reading a corpus: a folder of .md, .txt, .html and .jsonl files turned into plain-text documents.
+
+A file that cannot be read as text (binary, not UTF-8, empty, an unsupported type) is skipped
+with a warning that names it; a corpus with no readable document is an error. A document's
+character spans refer to its text: the file itself for .md/.txt, the extracted text for .html,
+the `text` field for a .jsonl line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+TEXT_TYPES = {".md", ".markdown", ".txt", ".text", ".rst"}
+HTML_TYPES = {".html", ".htm"}
+SUPPORTED = TEXT_TYPES | HTML_TYPES | {".jsonl", ".pdf"}
+
+
+class RetrievalError(ValueError):
+    """A corpus, index or embedder problem the user can fix; the message names the path."""
+
+
+class CorpusWarning(UserWarning):
+    """A file (or some lines of it) was skipped; the message names it."""
+
+
+class SkipFile(Exception):
+    """This file is not a usable document; the message says why."""
+
+
+@dataclass
+class SourceFile:
+    rel: str  # path relative to the corpus root, with forward slashes
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Document:
+    source: str  # rel path, plus "#id" for a .jsonl line
+    file: str  # rel path of the file it came from
+    title: str
+    text: str
+
+
+def resolve_corpus(home, corpus: str | Path, indexes: Path | None = None) -> tuple[str, Path | None]:
+    """(name, folder) for a corpus name (a folder under the home's corpora/) or a path.
+    The folder is None when only an index of that name exists."""
+    arg = str(corpus)
+    named = home.corpora / arg
+    if "/" not in arg and "\\" not in arg and named.is_dir():
+        return arg, named.resolve()
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return path.resolve().name, path.resolve()
+    if path.exists():
+        raise RetrievalError(f"{path} is a file; a corpus is a folder of .md, .txt, .html or .jsonl files")
+    if indexes is not None and "/" not in arg and (indexes / arg / "CURRENT").exists():
+        return arg, None
+    raise RetrievalError(f"no corpus '{arg}': neither {named} nor {path.resolve()} is a folder "
+                         "(a corpus is a folder of .md, .txt, .html or .jsonl files)")
+
+
+def scan(root: Path) -> tuple[list[SourceFile], list[str]]:
+    """Every candidate file under `root` (hidden files and folders ignored), and warnings for
+    files of a type the lab cannot read."""
+    files, skipped = [], []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in Path(rel).parts) or not path.is_file():
+            continue
+        if path.suffix.lower() not in SUPPORTED:
+            skipped.append(f"{path}: skipped, unsupported file type '{path.suffix or '(none)'}' "
+                           "(use .md, .txt, .html or .jsonl)")
+            continue
+        st = path.stat()
+        files.append(SourceFile(rel, path, st.st_size, st.st_mtime_ns))
+    return files, skipped
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_documents(sf: SourceFile, data: bytes, warn=print) -> list[Document]:
+    """The documents in one file's bytes; raises SkipFile naming the reason. `warn(message)`
+    hears about bad lines of a .jsonl file whose good lines are kept."""
+    suffix = sf.path.suffix.lower()
+    if suffix == ".pdf":
+        return [Document(sf.rel, sf.rel, sf.path.stem, _pdf_text(sf, data))]
+    if b"\x00" in data[:8192]:
+        raise SkipFile(f"{sf.path}: skipped, binary file (not text)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SkipFile(f"{sf.path}: skipped, not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise SkipFile(f"{sf.path}: skipped, empty file")
+    if suffix in HTML_TYPES:
+        title, body = html_to_text(text)
+        if not body.strip():
+            raise SkipFile(f"{sf.path}: skipped, the HTML has no text")
+        return [Document(sf.rel, sf.rel, title or sf.path.stem, body)]
+    if suffix == ".jsonl":
+        return _jsonl_documents(sf, text, warn)
+    return [Document(sf.rel, sf.rel, text_title(text) or sf.path.stem, text)]
+
+
+def text_title(text: str) -> str:
+    """The first markdown heading, else a short first line, else ''."""
+    m = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)
+    if m:
+        return m.group(1).strip()
+    first = text.strip().split("\n", 1)[0].strip()
+    return first if len(first) <= 80 else ""
+
+
+def _jsonl_documents(sf: SourceFile, text: str, warn) -> list[Document]:
+    docs, problems = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"line {n}: not JSON ({e.msg})")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+            problems.append(f"line {n}: no 'text' string field")
+            continue
+        doc_id = str(row.get("id", n))
+        title = str(row.get("title") or f"{sf.path.stem} {doc_id}")
+        docs.append(Document(f"{sf.rel}#{doc_id}", sf.rel, title, row["text"]))
+    if problems:
+        # One warning per file (not per line), naming the lines; the good lines are kept.
+        warn(f"{sf.path}: skipped {len(problems)} line(s): " + "; ".join(problems[:5])
+             + (" ..." if len(problems) > 5 else ""))
+    if not docs:
+        raise SkipFile(f"{sf.path}: skipped, no line has a 'text' field")
+    return docs
+
+
+def _pdf_text(sf: SourceFile, data: bytes) -> str:
+    try:
+        import pypdf  # optional: not a dependency of the lab
+    except ImportError:
+        raise SkipFile(f"{sf.path}: skipped, PDF needs `pip install pypdf` (or convert it to .txt)") from None
+    import io
+
+    try:
+        text = "\n\n".join(page.extract_text() or "" for page in pypdf.PdfReader(io.BytesIO(data)).pages)
+    except Exception as e:  # pypdf raises many kinds on broken files
+        raise SkipFile(f"{sf.path}: skipped, unreadable PDF ({e})") from None
+    if not text.strip():
+        raise SkipFile(f"{sf.path}: skipped, the PDF has no text layer")
+    return text
+
+
+# ---- HTML -> text with markdown-style headings, so chunking sees the structure ---------
+
+_BLOCKS = {"p", "div", "section", "article", "li", "tr", "table", "ul", "ol", "blockquote", "pre",
+           "header", "footer", "main", "dl", "dt", "dd", "br", "hr", "figure", "figcaption"}
+_SKIP = {"script", "style", "head", "noscript", "template", "svg", "nav"}
+
+
+class _HTMLText(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title = ""
+        self.first_h1 = ""
+        self._skip = 0
+        self._in_title = False
+        self._in_h1 = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        elif tag in _SKIP:
+            self._skip += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
+            self._in_h1 = tag == "h1"
+        elif tag in _BLOCKS:
+            self.parts.append("\n\n" if tag not in ("br", "li", "tr", "dt", "dd") else "\n")
+            if tag == "li":
+                self.parts.append("- ")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in _SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.parts.append("\n\n")
+            self._in_h1 = False
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append(" | ")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self.parts.append(data)
+            if self._in_h1:
+                self.first_h1 += data
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, text): visible text with headings as '# ...' lines and blank lines between blocks."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    raw = "".join(parser.parts)
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in raw.split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    title = " ".join((parser.title or parser.first_h1).split())
+    return title, text

@@ -1,0 +1,398 @@
+"""The RAG rung: corpus reading, chunking, context packing (unit tests, fakes only for logic), and
+real embeddings + a real hnswlib index on the sample corpus (integration)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lab.backends.base import ContextTooLong
+from lab.backends.fake import FakeBackend
+from lab.retrieval import CorpusWarning, Passage, RetrievalError, index_corpus, pack_passages, search
+from lab.retrieval.chunking import Chunk, chunk_document
+from lab.retrieval.corpus import Document, html_to_text, resolve_corpus
+from lab.retrieval.index import LoadedIndex, current_dir
+
+REPO = Path(__file__).resolve().parents[1]
+ACME = REPO / "corpora" / "acme"
+ACME_EVAL = REPO / "lab" / "scenarios" / "acme-facts" / "eval.jsonl"
+needs_acme = pytest.mark.skipif(not ACME.is_dir() or not ACME_EVAL.exists(),
+                                reason="the sample corpus is made by scripts/make_scenarios.py")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# ---- chunking -------------------------------------------------------------------------------
+
+DOC = """# Widget manual
+
+Intro paragraph about widgets. It has two sentences.
+
+## Installation
+
+""" + " ".join(f"Step {i} says to turn screw number {i} by one quarter turn." for i in range(40)) + """
+
+## Safety
+
+Do not submerge the widget.
+
+## Warranty
+
+The warranty lasts 3 years.
+"""
+
+
+def test_chunks_are_exact_spans_within_budget():
+    doc = Document("manual.md", "manual.md", "Widget manual", DOC)
+    chunks = chunk_document(doc, words, chunk_tokens=40, overlap=8)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert c.text == DOC[c.start:c.end]  # a citation can point at exact characters
+        assert words(c.text) <= 40
+        assert c.source == "manual.md" and c.title == "Widget manual"
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    assert all(i in covered for i, ch in enumerate(DOC) if not ch.isspace())  # nothing lost
+
+
+def test_chunks_follow_headings_and_overlap_inside_a_section():
+    doc = Document("manual.md", "manual.md", "Widget manual", DOC)
+    chunks = chunk_document(doc, words, chunk_tokens=40, overlap=8)
+    install = [c for c in chunks if c.heading == "Installation"]
+    assert install[0].text.startswith("## Installation")  # a big section starts its own chunk
+    assert len(install) > 2
+    for a, b in zip(install, install[1:]):
+        assert b.start < a.end  # the tail of one chunk opens the next
+        assert words(DOC[b.start:a.end]) <= 8
+    # Small sections that fit together share a chunk, which still starts at a heading.
+    last = chunks[-1]
+    assert last.text.startswith("## Safety") and "3 years" in last.text
+    # The embedded text carries the title and the section, so a continuation chunk keeps its context.
+    assert install[1].embed_text.startswith("Widget manual > Installation\n")
+
+
+def test_very_long_sentence_is_cut_between_words():
+    text = "word " * 500
+    chunks = chunk_document(Document("x.txt", "x.txt", "x", text), words, chunk_tokens=50, overlap=0)
+    assert all(words(c.text) <= 50 for c in chunks)
+    assert sum(words(c.text) for c in chunks) == 500
+
+
+def test_chunk_hash_follows_content_and_context():
+    a = Chunk("a.md", "a.md", "T", "", 0, 5, "hello", 1)
+    assert a.hash == Chunk("b.md", "b.md", "T", "", 9, 14, "hello", 1).hash  # same text, same vector
+    assert a.hash != Chunk("a.md", "a.md", "T", "", 0, 5, "hellO", 1).hash
+    assert a.hash != Chunk("a.md", "a.md", "Other title", "", 0, 5, "hello", 1).hash
+
+
+def test_bad_chunking_settings_are_refused():
+    doc = Document("a.md", "a.md", "a", "text")
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_document(doc, words, chunk_tokens=40, overlap=30)
+
+
+def test_html_keeps_headings_and_drops_scripts():
+    title, text = html_to_text("<html><head><title>Help</title><script>var x</script></head><body>"
+                               "<h2>Returns</h2><p>Within <b>45</b> days.</p><ul><li>one</li><li>two</li></ul>"
+                               "<script>alert(1)</script></body></html>")
+    assert title == "Help"
+    assert "## Returns" in text and "Within 45 days." in text and "- one" in text
+    assert "alert" not in text and "var x" not in text
+
+
+# ---- corpus errors (no embedding needed: they happen before) --------------------------------
+
+def test_missing_and_empty_corpora_are_clear_errors(tmp_path):
+    from lab.engine import Lab
+
+    lab = Lab(home=tmp_path)
+    with pytest.raises(RetrievalError, match="no corpus 'nope'"):
+        index_corpus(lab, "nope", progress=False)
+    (tmp_path / "corpora" / "empty").mkdir(parents=True)
+    with pytest.raises(RetrievalError, match=r"corpora/empty has no readable documents"):
+        index_corpus(lab, "empty", progress=False)
+    junk = tmp_path / "corpora" / "junk"
+    junk.mkdir()
+    (junk / "a.md").write_bytes(b"\x00\x01binary")
+    (junk / "b.txt").write_text("   \n")
+    with pytest.raises(RetrievalError) as e:  # the error lists the skipped files
+        index_corpus(lab, "junk", progress=False)
+    assert "a.md: skipped, binary" in str(e.value) and "b.txt: skipped, empty" in str(e.value)
+    assert resolve_corpus(lab.home, junk) == ("junk", junk.resolve())  # a path works too
+
+
+# ---- packing: the context budget ------------------------------------------------------------
+
+def _passages(n, rng=random):
+    return [Passage(" ".join(f"w{i}x{j}" for j in range(rng.randint(5, 120))), f"doc{i}.md", f"Doc {i}",
+                    (0, 10), 1 - i / 100, f"doc{i}.md@{i}") for i in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_packing_never_exceeds_the_context(seed):
+    rng = random.Random(seed)
+    backend = FakeBackend(n_ctx=rng.choice([256, 512, 1024]))
+    passages = _passages(rng.randint(0, 12), rng)
+    max_tokens = rng.choice([16, 64, 256, 4096])
+    messages, kept = pack_passages(backend, "what is w3x4?", passages, "Be brief.", max_tokens=max_tokens)
+    used = backend.count_tokens(backend.render(messages))
+    assert used + min(max_tokens, backend.n_ctx // 2) <= backend.n_ctx  # room for the answer too
+    # Kept passages are the best-ranked ones, in rank order, numbered from [1].
+    assert [p.chunk_id for p in kept] == [p.chunk_id for p in passages[:len(kept)]] or (
+        len(kept) == 1 and kept[0].text != passages[0].text)
+    for i in range(1, len(kept) + 1):
+        assert f"[{i}] " in messages[0]["content"]
+
+
+def test_packing_cuts_the_best_passage_when_nothing_else_fits():
+    backend = FakeBackend(n_ctx=256)
+    big = Passage(" ".join(["fact"] * 1000), "big.md", "Big", (0, 4999), 0.9, "big.md@1")
+    messages, kept = pack_passages(backend, "q?", [big], max_tokens=64)
+    assert len(kept) == 1 and 20 < len(kept[0].text) < len(big.text)
+    assert kept[0].span == (0, len(kept[0].text))
+    assert backend.count_tokens(backend.render(messages)) + 64 <= 256
+
+
+def test_packing_refuses_a_question_longer_than_the_context():
+    with pytest.raises(ContextTooLong):
+        pack_passages(FakeBackend(n_ctx=256), "why " * 400, _passages(3), max_tokens=16)
+
+
+# ---- real embeddings, a real index, the sample corpus ---------------------------------------
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One lab (one embedder load) for the integration tests; acme copied into its home."""
+    if not ACME.is_dir():
+        pytest.skip("no sample corpus")
+    from lab.engine import Lab
+
+    home = tmp_path_factory.mktemp("raghome")
+    shutil.copytree(ACME, home / "corpora" / "acme")
+    # One llama.cpp thread: on a busy machine (CI, other tests) a thread waiting for a core stalls
+    # the other at every barrier, and a 135M model gains little from a second thread anyway.
+    lab = Lab(home=home, n_threads=1)
+    report = index_corpus(lab, "acme", progress=False)
+    assert report.rebuilt_reason == "no index yet" and report.chunks == report.added > 40
+    return lab
+
+
+@needs_acme
+@pytest.mark.integration
+def test_search_finds_the_document_that_answers(lab):
+    rows = [json.loads(line) for line in ACME_EVAL.read_text().splitlines() if line.strip()][::3]
+    hits = 0
+    for row in rows:
+        passages = search(lab, "acme", row["input"], k=4)
+        assert len(passages) == 4 and passages[0].score >= passages[-1].score
+        hits += any(p.source.split("#")[0] == row["gold_doc"] for p in passages)
+    assert hits / len(rows) >= 0.85, f"recall@4 {hits}/{len(rows)}"
+    p = search(lab, "acme", "How much does the AX-220 Skylark star tracker cost?", k=1)[0]
+    assert p.source == "products/ax-220.md" and "$649" in p.text
+    text = (lab.home.corpora / "acme" / p.source).read_text()
+    assert text[p.span[0]:p.span[1]] == p.text  # the span points into the file
+
+
+@needs_acme
+@pytest.mark.integration
+def test_reindex_without_changes_embeds_nothing(lab):
+    embedder = lab.embedder()
+    before = embedder.misses
+    report = index_corpus(lab, "acme", progress=False)
+    assert (report.added, report.changed, report.removed, report.embedded) == (0, 0, 0, 0)
+    assert report.unchanged == report.chunks and report.rebuilt_reason is None
+    assert embedder.misses == before
+
+
+@needs_acme
+@pytest.mark.integration
+def test_editing_one_file_reembeds_only_its_chunks(lab):
+    corpus = lab.home.corpora / "acme-edit"
+    shutil.copytree(ACME, corpus)
+    embedder = lab.embedder()
+    before = embedder.misses
+    first = index_corpus(lab, "acme-edit", progress=False)
+    assert embedder.misses == before and first.embedded == 0  # same texts: all from the SQLite cache
+
+    doc = corpus / "products" / "ax-220.md"
+    doc.write_text(doc.read_text().replace("$649", "$729"))
+    (corpus / "company" / "careers.md").unlink()
+    (corpus / "support" / "new-note.txt").write_text("Lab visits\n\nVisitors may tour the lab on Fridays at 14:00.\n")
+    report = index_corpus(lab, "acme-edit", progress=False)
+    assert report.files_changed == 3
+    assert report.changed == 1 and report.added == 1 and report.removed >= 1
+    assert embedder.misses - before == report.embedded == 2  # the edited chunk and the new file
+    assert report.unchanged == first.chunks - report.changed - report.removed
+
+    sources = {p.source for p in search(lab, "acme-edit", "careers jobs hiring at Acme", k=10)}
+    assert "company/careers.md" not in sources  # deleted chunks are never returned
+    p = search(lab, "acme-edit", "How much does the AX-220 Skylark star tracker cost?", k=1)[0]
+    assert "$729" in p.text and "$649" not in p.text
+
+    again = index_corpus(lab, "acme-edit", progress=False, chunk_tokens=128)
+    assert again.rebuilt_reason.startswith("chunking changed from 160 tokens")
+
+
+@pytest.mark.integration
+def test_answer_follows_an_edited_fact(lab):
+    """Change a price in the documents, re-index, and the RAG answer (SmolLM2-135M, llama.cpp)
+    changes with it. Plain one-line documents: the 135M model copies a fact from prose reliably."""
+    corpus = lab.home.corpora / "shop"
+    corpus.mkdir()
+    (corpus / "prices.md").write_text("# Prices\n\nThe Zorblax 3000 costs $149.\n")
+    (corpus / "hours.md").write_text("# Opening hours\n\nThe Acme shop in Lisbon opens at 08:30 on weekdays.\n")
+    (corpus / "returns.md").write_text("# Returns\n\nYou can return any Acme product within 45 days.\n")
+    index_corpus(lab, "shop", progress=False)
+    question = "How much does the Zorblax 3000 cost?"
+    before, row_before, passages = _ask(lab, "shop", question)
+    assert passages[0].source == "prices.md" and "$149" in before.text
+
+    (corpus / "prices.md").write_text("# Prices\n\nThe Zorblax 3000 costs $899.\n")
+    assert index_corpus(lab, "shop", progress=False).changed == 1
+    after, row_after, _ = _ask(lab, "shop", question)
+    assert "$899" in after.text and "$149" not in after.text
+
+    rows = {r["id"]: r for r in lab.store.query("select * from generations where id in (?, ?)",
+                                                [row_before, row_after])}
+    assert rows[row_before]["arm"] == "rag" and rows[row_before]["corpus"] == "shop"
+    assert rows[row_before]["index_hash"] != rows[row_after]["index_hash"]
+    retrieved = json.loads(rows[row_after]["retrieved_json"])
+    assert retrieved[0]["source"] == "prices.md" and {"chunk_id", "score"} <= set(retrieved[0])
+    assert "[1] (Prices)" in json.loads(rows[row_after]["messages_json"])[0]["content"]
+
+
+def _ask(lab, corpus, question):
+    from lab.retrieval import ask_rag
+
+    return ask_rag(lab, corpus, question, k=2, options=lab.options(max_tokens=24),
+                   system="Answer with the short answer only, from the sources.")
+
+
+@needs_acme
+@pytest.mark.integration
+def test_real_prompt_fits_a_small_context(lab):
+    """The real tokenizer and chat template: with n_ctx 512 the passages are trimmed, never overflow."""
+    from lab.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(lab.model_info(), n_ctx=512, n_threads=1)
+    passages = search(lab, "acme", "What is the warranty on the SDR-12 and how do returns work?", k=8)
+    messages, kept = pack_passages(backend, "What is the warranty on the SDR-12?", passages, max_tokens=128)
+    assert 0 < len(kept) < 8
+    assert backend.count_tokens(backend.render(messages)) + 128 <= 512
+    gen = backend.generate(messages, lab.options(max_tokens=4))  # llama.cpp takes it as it is
+    assert gen.prompt_tokens + 128 <= 512
+
+
+KILLER = textwrap.dedent("""
+    import os, sys, time
+    import lab.retrieval.index as ix
+    from lab.engine import Lab
+    from lab.retrieval import index_corpus
+
+    point = sys.argv[3]
+    write_json, replace = ix._write_json, os.replace
+
+    def pause(where):
+        if where == point:
+            print("PAUSED", flush=True)
+            time.sleep(120)  # the test kills us here
+
+    def slow_write_json(path, data):
+        write_json(path, data)
+        pause(path.name)
+
+    def slow_replace(src, dst):
+        if str(dst).endswith("CURRENT"):
+            pause("CURRENT")
+        replace(src, dst)
+
+    ix._write_json = slow_write_json
+    os.replace = slow_replace
+    index_corpus(Lab(home=sys.argv[1]), sys.argv[2], progress=False)
+""")
+
+
+@needs_acme
+@pytest.mark.integration
+@pytest.mark.parametrize("point", ["texts.json", "CURRENT"])
+def test_a_killed_build_keeps_the_previous_index(lab, tmp_path, point):
+    name = f"acme-kill-{point.split('.')[0].lower()}"
+    corpus = lab.home.corpora / name
+    shutil.copytree(ACME, corpus)
+    index_corpus(lab, name, progress=False)
+    index_root = lab.home.indexes / name
+    live = current_dir(index_root)
+    old = LoadedIndex(live)
+
+    (corpus / "policies" / "returns.md").unlink()  # a change that needs no embedding model
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    proc = subprocess.Popen([sys.executable, str(script), str(lab.home.root), name, point],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout.readline().strip() == "PAUSED", "the build never reached the kill point"
+        os.kill(proc.pid, signal.SIGKILL)  # killed halfway: after partial writes, before the switch
+    finally:
+        proc.wait(timeout=30)
+
+    assert current_dir(index_root) == live  # still the previous version
+    survivor = LoadedIndex(live)
+    assert survivor.hash == old.hash
+    passages = search(lab, name, "How many days do I have to return an item?", k=4)
+    assert any(p.source == "policies/returns.md" for p in passages)  # the old index still answers
+
+    report = index_corpus(lab, name, progress=False)  # the next build cleans up and finishes
+    assert report.removed > 0 and report.embedded == 0
+    assert not list(index_root.glob(".tmp-*")) and len(list(index_root.glob("v*"))) == 1
+    assert all(p.source != "policies/returns.md"
+               for p in search(lab, name, "How many days do I have to return an item?", k=4))
+
+
+@needs_acme
+@pytest.mark.integration
+def test_bad_files_are_skipped_with_a_warning_naming_them(lab):
+    corpus = lab.home.corpora / "mixed"
+    corpus.mkdir()
+    (corpus / "good.md").write_text("# Opening hours\n\nThe Lisbon shop opens at 08:30 on weekdays.\n")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (corpus / "broken.txt").write_bytes(b"caf\xe9 au lait")  # latin-1, not UTF-8
+    (corpus / "notes.jsonl").write_text('{"id": "a", "text": "Parking is free after 18:00."}\n{oops\n')
+    with pytest.warns(CorpusWarning) as caught:
+        report = index_corpus(lab, "mixed", progress=False)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "photo.png" in messages and "broken.txt: skipped, not UTF-8" in messages
+    assert "notes.jsonl: skipped 1 line(s): line 2" in messages
+    assert report.chunks == 2 and report.files == 2
+    assert search(lab, "mixed", "when can I park for free?", k=1)[0].source == "notes.jsonl#a"
+
+
+@needs_acme
+@pytest.mark.integration
+def test_cli_index_and_search(lab):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    runner = CliRunner()
+    obj = {"lab": lab, "home": str(lab.home.root)}
+    result = runner.invoke(cli, ["index", str(lab.home.corpora / "acme"), "--ef", "80"], obj=obj)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"acme: no change \(\d+ chunks\); ef \d+ -> 80", result.output)  # query-time: no rebuild
+    result = runner.invoke(cli, ["search", "acme", "What does the TD-45 weigh?", "-k", "2", "--json"], obj=obj)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and rows[0]["source"] == "products/td-45.md" and set(rows[0]) >= {"score", "span", "chunk_id"}
+    result = runner.invoke(cli, ["search", "no-such-corpus", "x"], obj=obj)
+    assert result.exit_code == 2 and "no corpus 'no-such-corpus'" in result.output
