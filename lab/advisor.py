@@ -1,0 +1,344 @@
+"""The advisor: the seeds' decision procedure as code, backed by evaluation evidence when any.
+
+The flowchart (seeds, "When to Fine-Tune"):
+  1. Can few-shot prompting solve the task adequately? (the practical test: 20 good examples
+     as few-shot against 50 held out; 90%+ of the quality target)  yes -> prompt, stop.
+  2. Is the main problem a lack of knowledge?                        yes -> RAG, stop.
+  3. Is it behaviour, style, format or reasoning?                    no  -> revisit the problem.
+  4. 200+ high-quality examples?                     yes -> fine-tune; no -> collect data, prompt meanwhile.
+Plus the "signs you should not fine-tune": requirements that change often, no clear evaluation
+criteria; and the one sign for it beyond quality: per-request cost/latency at volume.
+
+With a scoreboard the advisor names the cheapest rung (zero-shot < few-shot < rag < tune <
+tune+rag) that meets the target, with its numbers, and says "fine-tuning helped" only when the
+paired bootstrap says the gain is significant.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+LADDER = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+PROMPT_RUNGS = {"zero-shot", "few-shot"}
+TUNE_RUNGS = {"tune", "tune+rag"}
+MIN_EXAMPLES = 200  # seeds: "typically 200+ examples minimum"
+OVERFIT_BELOW = 100  # seeds: "fewer than 100 high-quality examples ... likely to overfit"
+PROMPT_SHARE = 0.9  # seeds: "If the few-shot approach achieves 90%+ of your quality target"
+
+
+@dataclass
+class Questionnaire:
+    """The seeds' "try it yourself" questions. None means "don't know yet"."""
+    few_shot_reaches_90pct: bool | None = None  # does few-shot reach 90% of your quality target?
+    lacks_knowledge: bool = False  # is the main problem missing facts (your docs, recent data)?
+    behaviour_problem: bool = False  # ... or style, tone, output format, reasoning pattern?
+    good_examples: int = 0  # high-quality examples of the desired behaviour you have
+    requirements_change_often: bool = False  # does the wanted behaviour change every few weeks?
+    cost_or_latency_pressure: bool = False  # thousands of requests a day, long prompts, tight latency?
+    clear_success_metric: bool = True  # can you say what a good output is (and score it)?
+
+
+# (field, question) in the order the CLI asks them
+QUESTIONS = [
+    ("clear_success_metric", "Can you define what a good output is, so it can be scored?"),
+    ("few_shot_reaches_90pct", "With ~20 good examples in the prompt, does the model reach 90% of your quality target? (unknown if not tried)"),
+    ("lacks_knowledge", "Is the main problem that the model lacks knowledge (your documents, facts that change)?"),
+    ("behaviour_problem", "Is the main problem behaviour: style, tone, a strict output format, a reasoning pattern?"),
+    ("good_examples", "How many high-quality examples of the desired behaviour do you have?"),
+    ("requirements_change_often", "Do the requirements change often (every few weeks)?"),
+    ("cost_or_latency_pressure", "Is per-request cost or latency a pressure (thousands of requests a day, long prompts)?"),
+]
+
+
+@dataclass
+class Recommendation:
+    rung: str  # a LADDER rung, or "revisit" (the problem is neither knowledge nor behaviour)
+    reasons: list[str]
+    evidence: dict = field(default_factory=dict)
+    next_steps: list[str] = field(default_factory=list)
+    would_change_if: list[str] = field(default_factory=list)
+    source: str = "questionnaire"  # or "evaluation"
+    provisional: bool = False  # no measurement backs it yet
+    meets_target: bool | None = None  # evaluation: does the named rung reach the target? (None: not measured)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def headline(self) -> str:
+        title = {"zero-shot": "prompt (zero-shot)", "few-shot": "prompt (few-shot)", "rag": "RAG",
+                 "tune": "fine-tune (LoRA)", "tune+rag": "fine-tune + RAG",
+                 "revisit": "revisit the problem definition"}.get(self.rung, self.rung)
+        if self.meets_target is False:
+            return f"Recommendation: no measured rung meets the target yet; the best so far is {title}"
+        return f"Recommendation: {title}" + (" (provisional: nothing measured yet)" if self.provisional else "")
+
+    def to_text(self) -> str:
+        lines = [self.headline(), f"  based on: {self.source}", "", "Why:"]
+        lines += [f"  - {r}" for r in self.reasons]
+        if self.next_steps:
+            lines += ["", "Next:"] + [f"  - {s}" for s in self.next_steps]
+        if self.would_change_if:
+            lines += ["", "The answer would change if:"] + [f"  - {w}" for w in self.would_change_if]
+        return "\n".join(lines)
+
+
+# ---- without evaluation: the questionnaire ----------------------------------------------------
+
+def advise_from_answers(q: Questionnaire, task: str = "TASK") -> Recommendation:
+    reasons, steps, change = [], [], []
+    experiment = (f"run the seeds' experiment: your best ~20 examples as few-shot against ~50 held out: "
+                  f"`lab eval {task} --arms zero-shot,few-shot --limit 50`")
+
+    if not q.clear_success_metric:
+        return Recommendation("few-shot", [
+            "No clear evaluation criteria: without them you cannot build a dataset or tell whether "
+            "fine-tuning helped (seeds). Prompt engineering meanwhile."],
+            next_steps=["define the metric first: a task.toml with a scorer and a held-out set"],
+            would_change_if=["you can score outputs: then answer the questionnaire again"], provisional=True)
+
+    # 1. Can few-shot prompting solve it?
+    if q.few_shot_reaches_90pct:
+        reasons.append("Few-shot prompting reaches 90%+ of the quality target: prompt engineering is "
+                       "sufficient (flowchart step 1: stop here).")
+        change.append("few-shot falls below 90% of the target on a larger held-out set")
+        if q.cost_or_latency_pressure and q.good_examples >= MIN_EXAMPLES and not q.requirements_change_often:
+            steps.append(f"with {q.good_examples} examples and cost pressure, measure tuning's break-even: "
+                         f"`lab train --task {task}` then `lab eval {task} --arms few-shot,tune`")
+            change.append("a tuned model matches few-shot quality and its shorter prompts pay back the training "
+                          "within your planning horizon (the break-even in `lab eval`)")
+        return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change)
+    provisional = q.few_shot_reaches_90pct is None
+    if provisional:
+        steps.append(experiment)
+        reasons.append("Not known yet whether few-shot prompting is enough: that experiment comes first "
+                       "(flowchart step 1); the rest of this answer assumes it falls short.")
+    else:
+        reasons.append("Few-shot prompting falls short of 90% of the target (flowchart step 1: no).")
+
+    # 2. Lack of knowledge?
+    if q.lacks_knowledge:
+        reasons.append("The main problem is missing knowledge: retrieval puts your documents in the prompt; "
+                       "fine-tuning changes behaviour, not knowledge, and updating a fact would mean retraining "
+                       "(flowchart step 2).")
+        steps.append(f"index the documents and compare: `lab eval {task} --arms few-shot,rag`")
+        if q.behaviour_problem and q.good_examples >= MIN_EXAMPLES and not q.requirements_change_often:
+            change.append("RAG finds the right facts but the output format/style still fails: with "
+                          f"{q.good_examples} examples, tune for format and keep RAG for facts (tune+rag)")
+        else:
+            change.append("the answers are right in substance but wrong in format/style, and you have "
+                          f"{MIN_EXAMPLES}+ examples: then tune+rag")
+        return Recommendation("rag", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
+
+    # 3. Behaviour, style, format, reasoning?
+    if not q.behaviour_problem:
+        reasons.append("The problem is neither missing knowledge nor behaviour/format: revisit the problem "
+                       "definition (flowchart step 3).")
+        steps.append("look at the failing outputs (`lab log`) and say what exactly is wrong with them")
+        return Recommendation("revisit", reasons, next_steps=steps,
+                              would_change_if=["the failures turn out to be missing facts (-> RAG) or "
+                                               "format/behaviour (-> tune with 200+ examples)"],
+                              provisional=provisional)
+    reasons.append("The problem is behaviour/format/style (flowchart step 3): the kind of thing tuning fixes.")
+
+    if q.requirements_change_often:
+        reasons.append("But the requirements change often: retraining on every change is impractical, so stay "
+                       "with prompts (and RAG for facts) (seeds: signs you should not fine-tune).")
+        change.append("the requirements settle down: then, with 200+ examples, fine-tune")
+        steps.append("keep the few-shot examples in a file you can edit as the requirements move")
+        return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change,
+                              provisional=provisional)
+
+    # 4. 200+ examples?
+    if q.good_examples >= MIN_EXAMPLES:
+        reasons.append(f"{q.good_examples} good examples is enough to fine-tune (the seeds' minimum is "
+                       f"{MIN_EXAMPLES}) (flowchart step 4: yes).")
+        if q.cost_or_latency_pressure:
+            reasons.append("Cost/latency pressure favours tuning too: the instructions move into the weights, "
+                           "so every request is shorter; the break-even point says when training has paid off.")
+        steps.append(f"train an adapter and measure it against few-shot: `lab train --task {task}`, then "
+                     f"`lab eval {task} --arms few-shot,tune`")
+        change.append("the tuned arm's gain over few-shot is not significant on held-out data (then few-shot "
+                      "is the cheaper equal)")
+        change.append("the requirements start changing often (retraining each time)")
+        return Recommendation("tune", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
+
+    short = MIN_EXAMPLES - q.good_examples
+    reasons.append(f"Only {q.good_examples} good examples: collect about {short} more before tuning; "
+                   "prompt engineering in the meantime (flowchart step 4: no).")
+    if q.good_examples < OVERFIT_BELOW:
+        reasons.append(f"Under {OVERFIT_BELOW} examples a fine-tune is likely to overfit or change nothing.")
+    steps.append(f"collect examples toward {MIN_EXAMPLES}; every one is also a few-shot candidate and a test case")
+    change.append(f"you reach {MIN_EXAMPLES}+ good examples: then fine-tune and measure against few-shot")
+    return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
+
+
+# ---- with evaluation evidence ------------------------------------------------------------------
+
+def _interval(c) -> str:
+    if c.lo is None:
+        return f"{c.diff:+.3f} (too few examples for an interval)"
+    from .evaluation.stats import format_p
+
+    return f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}], {format_p(c.p_value)}"
+
+
+def _fmt(a) -> str:
+    cost = f", {a.cost.per_1k:.4g}/1k requests ({a.cost.basis})" if a.cost else ""
+    return f"{a.arm} {a.quality}{cost}"
+
+
+def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_examples: int | None = None,
+                           has_corpus: bool = False) -> Recommendation:
+    """The cheapest measured rung that meets the target, with the numbers and the tests behind it."""
+    task, target = board.task, board.target
+    measured = [a for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm)) if a.quality.mean is not None]
+    if not measured:
+        rec = advise_from_answers(answers or Questionnaire(), task)
+        rec.reasons.insert(0, f"Eval run {board.run['id']} has no scored results yet.")
+        return rec
+    reasons, steps, change = [], [], []
+    evidence = {"eval_run_id": board.run["id"], "task": task, "metric": board.primary_metric,
+                "target": target, "arms": {}, "comparisons": [c.as_dict() for c in board.comparisons]}
+    for a in measured:
+        evidence["arms"][a.arm] = {
+            "quality": a.quality.mean, "ci": [a.quality.lo, a.quality.hi], "n": a.n,
+            "meets_target": a.meets_target, "format_valid": a.format_valid,
+            "cost_per_1k": a.cost.per_1k if a.cost else None,
+            "break_even_requests": a.break_even.requests if a.break_even else None,
+            "failures": a.failures}
+
+    def cmp(a: str, b: str):
+        return board.comparison(a, b)
+
+    # Tuning is off the table when requirements change often (seeds), whatever it scores.
+    allowed = measured
+    if answers and answers.requirements_change_often:
+        allowed = [a for a in measured if a.arm not in TUNE_RUNGS] or measured
+        if len(allowed) < len(measured):
+            reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
+
+    meeting = [a for a in allowed if a.meets_target]
+    if meeting:
+        chosen = meeting[0]
+        reasons.append(f"{_fmt(chosen)} meets the target {target:.2f} on {board.primary_metric}; "
+                       "it is the cheapest measured rung that does.")
+        # A cheaper rung within 90% of the target that the chosen one does not significantly beat
+        # is the better buy (seeds' practical tip: 90%+ of the target -> prompting may be sufficient).
+        for a in allowed:
+            if LADDER.index(a.arm) >= LADDER.index(chosen.arm):
+                break
+            c = cmp(a.arm, chosen.arm)
+            if a.quality.mean >= PROMPT_SHARE * target and c is not None and not c.significant:
+                reasons.append(f"But {_fmt(a)} reaches {a.quality.mean / target:.0%} of the target and "
+                               f"{chosen.arm}'s gain over it ({_interval(c)}) is not significant: "
+                               f"the cheaper {a.arm} is the better buy.")
+                steps.append("add held-out examples to tell the two apart (the interval is wide)")
+                chosen = a
+                break
+        if chosen.quality.lo is not None and chosen.quality.lo < target <= (chosen.quality.hi or 0):
+            change.append(f"more held-out examples: {chosen.arm}'s interval [{chosen.quality.lo:.3f}, "
+                          f"{chosen.quality.hi:.3f}] straddles the target")
+    else:
+        chosen = max(allowed, key=lambda a: (a.quality.mean, -LADDER.index(a.arm)))
+        reasons.append(f"No measured rung meets the target {target:.2f}; the best is {_fmt(chosen)}.")
+
+    # Say what each step up the ladder bought, significant or not.
+    for lower, upper, what in [("zero-shot", "few-shot", "few-shot examples"), ("few-shot", "rag", "retrieval"),
+                               ("zero-shot", "rag", "retrieval"), ("few-shot", "tune", "fine-tuning"),
+                               ("zero-shot", "tune", "fine-tuning"), ("rag", "tune+rag", "fine-tuning on top of RAG")]:
+        c = cmp(lower, upper)
+        if c is None or c.diff is None:
+            continue
+        interval = _interval(c)
+        if c.significant and c.diff > 0:
+            reasons.append(f"{what[0].upper() + what[1:]} helped: {upper} vs {lower} {interval} (significant).")
+        elif c.significant:
+            reasons.append(f"{what[0].upper() + what[1:]} hurt: {upper} vs {lower} {interval} (significant).")
+        else:
+            reasons.append(f"The evidence does not show that {what} helped: {upper} vs {lower} {interval} "
+                           "(not significant).")
+
+    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change)
+
+    # Cost: when tuning pays for itself.
+    for a in measured:
+        if a.arm in TUNE_RUNGS and a.break_even is not None:
+            be = a.break_even
+            if be.requests is None:
+                change.append(f"{a.arm} is not cheaper per request than {be.baseline} here, so its training never pays back")
+            else:
+                change.append(f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
+                              "with more requests per day, tuning gets cheaper relative to prompting")
+    higher = [a for a in measured if LADDER.index(a.arm) > LADDER.index(chosen.arm)
+              and (c := cmp(chosen.arm, a.arm)) is not None and c.significant and c.diff > 0]
+    if higher:
+        change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
+    if answers and answers.requirements_change_often and chosen.arm not in TUNE_RUNGS:
+        change.append("the requirements stopped changing: tuned arms would be back in the running")
+    return Recommendation(chosen.arm, reasons, evidence, steps, change, source=f"eval run {board.run['id']}",
+                          meets_target=chosen.meets_target)
+
+
+def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change) -> None:
+    """When the target is not met: which rung to try next, by why the answers were wrong."""
+    arms = {a.arm for a in measured}
+    task = board.task
+    if chosen.meets_target:
+        if not arms & TUNE_RUNGS and answers and answers.cost_or_latency_pressure \
+                and (train_examples or 0) >= MIN_EXAMPLES:
+            steps.append(f"cost pressure: measure whether a tuned model's shorter prompts pay back its training: "
+                         f"`lab train --task {task}`, `lab eval {task} --arms tune`")
+        return
+    fails = {f: chosen.failures.get(f, 0) for f in ("output invalid", "retrieval missed", "answer wrong",
+                                                     "request failed")}
+    total = sum(fails.values()) or 1
+    reasons.append("Why the best rung's answers were wrong: " + ", ".join(
+        f"{k} {v}" for k, v in fails.items() if v) + ".")
+    if fails["output invalid"] / total >= 0.5:
+        reasons.append("Most failures are format failures: a behaviour problem, which tuning addresses "
+                       "(flowchart step 3).")
+        if "tune" not in arms:
+            if (train_examples or 0) >= MIN_EXAMPLES:
+                steps.append(f"train an adapter ({train_examples} training examples): `lab train --task {task}`, then "
+                             f"`lab eval {task} --arms tune`")
+            else:
+                steps.append(f"collect {MIN_EXAMPLES}+ examples before tuning; prompt meanwhile")
+    if fails["retrieval missed"] / total >= 0.3:
+        reasons.append("Retrieval often missed the gold document: fix retrieval first (more passages, "
+                       "other chunking) before blaming the model.")
+        steps.append(f"try a larger k: `lab eval {task} --arms rag --k 8`")
+    if has_corpus and "rag" not in arms:
+        steps.append(f"the task has a corpus: measure the RAG rung: `lab eval {task} --arms rag`")
+    elif not has_corpus and not arms & TUNE_RUNGS and not any("lab train" in x for x in steps):
+        # No documents to retrieve: what is missing is behaviour (flowchart steps 2-3 -> 4).
+        if (train_examples or 0) >= MIN_EXAMPLES:
+            reasons.append(f"The task has no corpus, so the gap is behaviour, not knowledge; with {train_examples} "
+                           f"training examples (200+) the next rung is tuning (flowchart step 4).")
+            steps.append(f"train an adapter: `lab train --task {task}`, then `lab eval {task} --arms tune`")
+        elif train_examples is not None:
+            steps.append(f"collect {MIN_EXAMPLES}+ examples (you have {train_examples}) before tuning; prompt meanwhile")
+    if not steps:
+        steps.append("no rung reaches the target: a larger base model (`lab models`), a lower target, or "
+                     "more training data")
+    change.append(f"the target were lowered to {chosen.quality.mean:.2f}: {chosen.arm} would meet it")
+
+
+def advise(board=None, answers: Questionnaire | None = None, task: str = "TASK",
+           train_examples: int | None = None, has_corpus: bool = False) -> Recommendation:
+    """With a scoreboard: evidence first. Without: the questionnaire."""
+    if board is not None:
+        return advise_from_scoreboard(board, answers, train_examples, has_corpus)
+    return advise_from_answers(answers or Questionnaire(), task)
+
+
+def questionnaire_fields() -> list[str]:
+    return [f.name for f in fields(Questionnaire)]
+
+
+def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
+    """The advice for a summarised eval run, with the task's training-set size and corpus."""
+    from .evaluation import arms as A
+    from .evaluation.summary import load_run, task_of_run
+
+    task = task_of_run(load_run(lab, board.run["id"]))
+    return advise_from_scoreboard(board, answers, train_examples=len(A.examples(task, "train")),
+                                  has_corpus=bool(A.corpus_of(task)))

@@ -1,0 +1,13 @@
+"""Evaluation: the same held-out examples through every arm, scored, with honest statistics.
+
+    run_id = run_eval(lab, "tickets", arms=["zero-shot", "few-shot", "rag"], limit=20)
+    board = summarize(lab, run_id)
+    print(board.to_text())
+
+Modules: `runner` (resumable runs), `scorers`, `stats` (bootstrap), `costs`, `summary`
+(the scoreboard), `probe` (the staleness probe), `arms` (the only bridge to tasks,
+retrieval and tuning).
+"""
+from .arms import EvalError  # noqa: F401
+from .runner import latest_run, run_eval  # noqa: F401
+from .summary import Scoreboard, summarize  # noqa: F401

@@ -1,0 +1,182 @@
+"""The evaluation runner: every held-out example through every chosen arm, one row at a time.
+
+- One `eval_results` row per (example, arm, repeat), committed as soon as it is scored, so a
+  killed run loses at most the example in flight.
+- Resumable: running the same task (same hash), model and settings again continues the
+  existing run; the primary key (eval_run_id, example_id, arm, repeat) makes duplicates
+  impossible. New arms join the same run, so `--arms tune` after training adds a column to
+  the scoreboard instead of starting over.
+- Arm by arm: the few-shot arm's system prompt + k examples is an identical prefix for every
+  question, and llama.cpp keeps the longest common token prefix in its KV cache, so looping
+  over examples inside one arm makes the few-shot prompt cost little more than zero-shot.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Callable, Sequence
+
+from ..backends.base import BackendError
+from ..store import now
+from . import arms as A
+from .scorers import check_task, score_example
+
+DETERMINISTIC = {"temperature": 0.0, "seed": 0}
+SAMPLING_TEMPERATURE = 0.7
+
+
+def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
+              rag_k: int) -> dict:
+    """What makes two evaluations comparable row for row (the run is resumed when it matches)."""
+    return {"model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
+            "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,
+            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE}}
+
+
+def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
+    for run in lab.store.query(
+            "select * from eval_runs where task = ? and task_hash = ? and model_id = ? order by id desc",
+            [task_name, task_hash, model_id]):
+        config = json.loads(run["config_json"] or "{}")
+        if {k: config.get(k) for k in identity} == identity:
+            return run
+    return None
+
+
+def latest_run(lab, task_name: str) -> dict | None:
+    rows = lab.store.query("select * from eval_runs where task = ? order by id desc limit 1", [task_name])
+    return rows[0] if rows else None
+
+
+def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
+    return {(r["example_id"], r["arm"], r["repeat"]) for r in lab.store.query(
+        "select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])}
+
+
+def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
+             repeats: int = 1, model: str | None = None, adapter: str | None = None,
+             few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
+             progress: bool = True, cancel: threading.Event | None = None,
+             on_result: Callable[[dict], None] | None = None, fresh: bool = False) -> int:
+    """Run (or resume) an evaluation; returns its eval_run_id.
+
+    `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
+    `repeats` > 1 samples at temperature 0.7 with one seed per repeat (a stability check).
+    `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
+    called after each row is written. `fresh=True` starts a new run instead of resuming."""
+    task = A.load_task(task)
+    arms = A.check_arms(arms)
+    check_task(task)
+    if repeats < 1:
+        raise A.EvalError(f"repeats must be at least 1 (got {repeats})")
+    if few_shot_mode not in ("fixed", "similar"):
+        raise A.EvalError(f"few_shot_mode must be 'fixed' or 'similar' (got {few_shot_mode!r})")
+    k = task.few_shot_k if k is None else k
+    corpus = A.corpus_ref(lab, task) if set(arms) & A.RAG_ARMS else None  # fails early without one
+    pool = A.few_shot_pool(task) if "few-shot" in arms else []
+    if "few-shot" in arms and k > 0 and not pool:
+        raise A.EvalError(f"task '{task.name}' has no few-shot pool (fewshot or train file) for the few-shot arm")
+    fixed = A.fixed_shots(pool, k)
+    info = lab.backend(model).info  # loads the model once, up front
+    the_adapter = None
+    if set(arms) & A.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
+        the_adapter = A.resolve_adapter(lab, adapter or task.name, info.id)
+    model_sha = lab.model_sha(info)
+    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
+    task_hash = A.task_hash(task)
+    run = None if fresh else find_run(lab, task.name, task_hash, info.id, identity)
+    adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
+    if run is not None and adapter_rec:
+        old = json.loads(run["config_json"]).get("adapter")
+        if old and old != adapter_rec:
+            run = None  # another adapter: its tune rows would not be comparable, start afresh
+    if run is None:
+        config = {**identity, "adapter": adapter_rec, "model": info.id,
+                  "task_source": str(task.source) if task.source else None}
+        run_id = lab.store.insert("eval_runs", {
+            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": A.dumps(arms),
+            "model_id": info.id, "config_json": A.dumps(config), "status": "running"})
+    else:
+        run_id = run["id"]
+        config = json.loads(run["config_json"])
+        if adapter_rec:
+            config["adapter"] = adapter_rec
+        all_arms = A.check_arms(json.loads(run["arms_json"] or "[]") + arms)
+        lab.store.update("eval_runs", run_id, {"arms_json": A.dumps(all_arms),
+                                               "config_json": A.dumps(config), "status": "running"})
+
+    held_out = A.examples(task, "eval")
+    if limit is not None:
+        held_out = held_out[:limit]
+    if corpus:  # bring the index up to date with the documents (incremental: cheap when it is)
+        A.index_corpus(lab, corpus, progress=progress)
+    done = done_keys(lab, run_id)
+    todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out
+            if (ex.id, arm, r) not in done]
+    status = "running"
+    bar = _bar(len(todo), progress, task.name)
+    try:
+        for arm, repeat, ex in todo:
+            if cancel is not None and cancel.is_set():
+                status = "cancelled"
+                break
+            bar.set_postfix_str(arm, refresh=False)
+            row = _one(lab, task, arm, repeat, ex, run_id=run_id, model=model, repeats=repeats,
+                       shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
+                       rag_k=rag_k, adapter=the_adapter, corpus=corpus)
+            bar.update(1)
+            if on_result:
+                on_result(row)
+    except BaseException as e:  # Ctrl-C included: the rows written so far stay, a rerun resumes
+        lab.store.update("eval_runs", run_id, {"status": "interrupted" if isinstance(e, KeyboardInterrupt)
+                                               else "failed"})
+        raise
+    finally:
+        bar.close()
+    if status == "running":
+        total = len(A.examples(task, "eval")) * len(json.loads(
+            lab.store.query("select arms_json from eval_runs where id = ?", [run_id])[0]["arms_json"])) * repeats
+        complete = len(done_keys(lab, run_id)) >= total
+        status = "finished" if complete else "partial"
+    lab.store.update("eval_runs", run_id, {"status": status, "finished_ts": now()})
+    return run_id
+
+
+def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None, repeats: int,
+         shots, pool, k: int, rag_k: int, adapter, corpus: str | None) -> dict:
+    """One (example, arm, repeat): generate, score, write the row."""
+    sampling = repeats > 1
+    options = lab.options(max_tokens=task.max_tokens,
+                          temperature=SAMPLING_TEMPERATURE if sampling else 0.0,
+                          seed=1000 + repeat if sampling else 0)
+    extra: dict = {"seed": options.seed}
+    if arm == "few-shot":
+        if shots is None:
+            shots = A.similar_shots(lab, pool, ex.input, k)
+        shots = A.fit_shots(lab, model, ex.input, shots, task.instruction, task.max_tokens)
+        extra["k_used"] = len(shots)
+    log = {"eval_run_id": run_id, "example_id": ex.id}
+    gen_id, error, passages = None, None, None
+    try:
+        gen, gen_id, passages = A.run_arm(lab, arm, task, ex, model=model, options=options,
+                                          shots=shots, adapter=adapter, rag_k=rag_k, log=log,
+                                          corpus=corpus)
+        output = gen.text
+    except BackendError as e:  # context too long, adapter failed to load...: a failed answer
+        output, error = "", f"{type(e).__name__}: {e}"
+    scores = score_example(task, ex, output, passages)
+    if error:
+        scores.update({"primary": 0.0, "format_valid": 0.0 if scores.get("format_valid") is not None else None})
+    if passages is not None:
+        extra["passages"] = [{k_: v for k_, v in A.passage_dict(p).items() if k_ != "text"} for p in passages]
+    row = {"eval_run_id": run_id, "example_id": ex.id, "arm": arm, "repeat": repeat,
+           "generation_id": gen_id, "scores_json": A.dumps(scores), "ts": now(), "error": error,
+           "extra_json": A.dumps(extra)}
+    lab.store.insert("eval_results", row, ignore=True)  # the pk makes a duplicate a no-op
+    return {**row, "scores": scores, "output": output}
+
+
+def _bar(total: int, progress: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not progress, desc=f"eval {desc}", unit="ex", dynamic_ncols=True)

@@ -1,0 +1,270 @@
+"""The scoreboard of one evaluation run: per arm quality with its interval, format validity,
+latency, tokens and cost; arm against arm with a paired bootstrap; why each wrong answer was
+wrong; and the examples where the arms disagree."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..arms import ARMS
+from . import arms as A
+from . import costs, stats
+from .scorers import CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
+
+FAILURES = ["request failed", "output invalid", "retrieval missed", "answer wrong"]
+
+
+@dataclass
+class ArmSummary:
+    arm: str
+    n: int  # examples scored (repeats averaged per example)
+    quality: stats.Estimate
+    meets_target: bool
+    format_valid: float | None
+    metrics: dict[str, float | None]  # mean of every score (field:*, recall_at_k, citation...)
+    latency_p50: float | None
+    latency_p95: float | None
+    prompt_tokens: float | None  # mean per request
+    completion_tokens: float | None
+    cost: costs.RequestCost | None  # per 1,000 requests
+    failures: dict[str, int]
+    errors: int
+    stability: float | None = None  # repeats > 1: share of examples whose repeats all agree
+    training_cost: float | None = None
+    training_wall_s: float | None = None
+    training_device: str | None = None
+    break_even: costs.BreakEven | None = None
+    adapter: str | None = None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["quality"] = self.quality.as_dict()
+        return d
+
+
+@dataclass
+class Scoreboard:
+    run: dict
+    task: str
+    primary_metric: str
+    target: float
+    arms: list[ArmSummary]
+    comparisons: list[stats.Paired]
+    examples: list[dict]  # id, input, expected, outputs {arm: {output, primary, failure}}, disagree
+    n_examples: int  # held-out examples in the task
+    complete: bool
+    cost_assumptions: dict = field(default_factory=dict)
+
+    def arm(self, name: str) -> ArmSummary | None:
+        return next((a for a in self.arms if a.arm == name), None)
+
+    def comparison(self, a: str, b: str) -> stats.Paired | None:
+        return next((c for c in self.comparisons if c.a == a and c.b == b), None)
+
+    def as_dict(self) -> dict:
+        return {"run": self.run, "task": self.task, "primary_metric": self.primary_metric,
+                "target": self.target, "arms": [a.as_dict() for a in self.arms],
+                "comparisons": [c.as_dict() for c in self.comparisons], "examples": self.examples,
+                "n_examples": self.n_examples, "complete": self.complete,
+                "cost_assumptions": self.cost_assumptions}
+
+    def to_text(self) -> str:
+        r = self.run
+        done = "complete" if self.complete else f"partial: {max((a.n for a in self.arms), default=0)} of {self.n_examples} examples"
+        lines = [f"Eval run {r['id']} · task {self.task} · model {r['model_id']} · {r['status']} ({done})",
+                 f"Primary metric: {self.primary_metric}, target {self.target:.2f}", ""]
+        head = ["arm", "n", f"{self.primary_metric} [95% CI]", "meets", "format", "p50 s", "p95 s",
+                "prompt tok", "compl tok", "cost/1k req"]
+        rows = []
+        for a in self.arms:
+            rows.append([a.arm, str(a.n), str(a.quality), "yes" if a.meets_target else "no",
+                         _pct(a.format_valid), _num(a.latency_p50, 2), _num(a.latency_p95, 2),
+                         _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
+                         f"{a.cost.per_1k:.4f} ({a.cost.basis})" if a.cost else "n/a"])
+        lines += _table(head, rows)
+        for a in self.arms:
+            if a.training_cost is not None or a.adapter:
+                lines.append(f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
+                             f"{a.training_device or '?'} = {_num(a.training_cost, 4)}; break-even: "
+                             f"{a.break_even if a.break_even else 'n/a'}")
+            if a.stability is not None:
+                lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
+        if self.comparisons:
+            lines += ["", "Paired bootstrap (difference in the primary metric, 95% CI):"]
+            lines += [f"  {c}" for c in self.comparisons]
+        lines += ["", "Why answers were wrong (per arm):"]
+        lines += _table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
+                                             for a in self.arms])
+        disagree = [e for e in self.examples if e["disagree"]]
+        lines += ["", f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
+                  + (" (first 10):" if disagree else ".")]
+        for e in disagree[:10]:
+            marks = "  ".join(f"{arm}={_num(o['primary'], 2)}" for arm, o in e["outputs"].items())
+            lines.append(f"  {e['id']}: {marks}")
+        return "\n".join(lines)
+
+
+def _num(v, digits: int) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:.0%}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
+
+
+# ---- building the scoreboard ------------------------------------------------------------------
+
+def load_run(lab, eval_run_id: int) -> dict:
+    rows = lab.store.query("select * from eval_runs where id = ?", [eval_run_id])
+    if not rows:
+        raise A.EvalError(f"no eval run {eval_run_id} in {lab.store.path}")
+    run = rows[0]
+    run["config"] = json.loads(run.get("config_json") or "{}")
+    run["arms"] = json.loads(run.get("arms_json") or "[]")
+    return run
+
+
+def task_of_run(run: dict):
+    src = run["config"].get("task_source")
+    return A.load_task(src if src and Path(src).exists() else run["task"])
+
+
+def result_rows(lab, eval_run_id: int) -> list[dict]:
+    rows = lab.store.query(
+        "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id "
+        "from eval_results r left join generations g on g.id = r.generation_id "
+        "where r.eval_run_id = ? order by r.rowid", [eval_run_id])
+    for r in rows:
+        r["scores"] = json.loads(r.get("scores_json") or "{}")
+        r["extra"] = json.loads(r.get("extra_json") or "{}")
+    return rows
+
+
+def failure_of(row: dict, metric: str) -> str | None:
+    """Why a wrong answer was wrong: the request failed, the output was not in the required
+    format, retrieval never found the gold document, or the answer itself was wrong."""
+    s = row["scores"]
+    if not is_wrong(s.get("primary"), metric):
+        return None
+    if row.get("error"):
+        return "request failed"
+    if s.get("format_valid") == 0:
+        return "output invalid"
+    if s.get("recall_at_k") == 0:
+        return "retrieval missed"
+    return "answer wrong"
+
+
+def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboard:
+    run = load_run(lab, eval_run_id)
+    task = task or task_of_run(run)
+    metric = primary_name(task)
+    rows = result_rows(lab, eval_run_id)
+    held_out = A.examples(task, "eval")
+    by_id = {e.id: e for e in held_out}
+    present = [a for a in ARMS if any(r["arm"] == a for r in rows)] or run["arms"]
+
+    # per arm, per example: the mean primary score over repeats (the unit of the bootstrap)
+    per_example: dict[str, dict[str, float | None]] = {}
+    summaries = []
+    for arm in present:
+        arm_rows = [r for r in rows if r["arm"] == arm]
+        scores_by_ex: dict[str, list] = {}
+        for r in arm_rows:
+            scores_by_ex.setdefault(r["example_id"], []).append(r["scores"].get("primary"))
+        per_example[arm] = {ex: stats.mean(v) for ex, v in scores_by_ex.items()}
+        quality = stats.mean_ci(list(per_example[arm].values()))
+        keys = sorted({k for r in arm_rows for k in r["scores"] if k != "primary"})
+        metrics = {k: stats.mean([r["scores"].get(k) for r in arm_rows]) for k in keys}
+        if "macro_f1" in {canonical(x) for x in (task.scorers or [])} & CORPUS_LEVEL:
+            labels = list(task.labels or [])
+            golds = [by_id[r["example_id"]].output for r in arm_rows if r["example_id"] in by_id]
+            preds = [extract_label(r.get("output") or "", labels) if labels else (r.get("output") or "")
+                     for r in arm_rows if r["example_id"] in by_id]
+            metrics["macro_f1"] = macro_f1(golds, preds, labels or None)
+        fails = {f: 0 for f in FAILURES}
+        for r in arm_rows:
+            f = failure_of(r, metric)
+            if f:
+                fails[f] += 1
+        ok = [r for r in arm_rows if not r.get("error")]
+        pt = stats.mean([r["prompt_tokens"] for r in ok])
+        ct = stats.mean([r["completion_tokens"] for r in ok])
+        secs = stats.mean([r["total_s"] for r in ok])
+        stability = None
+        if any(len(v) > 1 for v in scores_by_ex.values()):
+            stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
+        summaries.append(ArmSummary(
+            arm=arm, n=len(scores_by_ex), quality=quality,
+            meets_target=quality.mean is not None and quality.mean >= task.target,
+            format_valid=metrics.get("format_valid"), metrics=metrics,
+            latency_p50=stats.percentile([r["total_s"] for r in ok], 50),
+            latency_p95=stats.percentile([r["total_s"] for r in ok], 95),
+            prompt_tokens=pt, completion_tokens=ct,
+            cost=costs.per_1k_requests(task.cost, pt, ct, secs, device),
+            failures=fails, errors=sum(1 for r in arm_rows if r.get("error")), stability=stability))
+
+    _add_training_costs(lab, run, task, summaries)
+    comparisons = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            common = sorted(set(per_example[a]) & set(per_example[b]))
+            comparisons.append(stats.paired_bootstrap(
+                [per_example[a][e] for e in common], [per_example[b][e] for e in common], a, b))
+
+    examples = []
+    ids = list(dict.fromkeys(r["example_id"] for r in rows))
+    first = {(r["example_id"], r["arm"]): r for r in rows if r["repeat"] == 0}
+    for ex_id in ids:
+        ex = by_id.get(ex_id)
+        outputs = {}
+        for arm in present:
+            r = first.get((ex_id, arm))
+            if r is not None:
+                outputs[arm] = {"output": r.get("output") or "", "primary": per_example[arm].get(ex_id),
+                                "failure": failure_of(r, metric), "error": r.get("error"),
+                                "passages": [p.get("source") for p in r["extra"].get("passages", [])] or None}
+        values = {o["primary"] for o in outputs.values()}
+        examples.append({"id": ex_id, "input": ex.input if ex else "", "expected": ex.output if ex else "",
+                         "outputs": outputs, "disagree": len(values) > 1})
+
+    total = len(held_out) * len(run["arms"]) * int(run["config"].get("repeats", 1))
+    cost_table = task.cost.model_dump() if hasattr(task.cost, "model_dump") else dict(task.cost or {})
+    return Scoreboard(run={k: v for k, v in run.items() if not k.endswith("_json")}, task=task.name,
+                      primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
+                      examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
+                      cost_assumptions=cost_table)
+
+
+def _add_training_costs(lab, run: dict, task, summaries: list[ArmSummary]) -> None:
+    """For the tune arms: what training cost, and after how many requests it has paid off
+    against the arm it replaces (few-shot for tune, rag for tune+rag)."""
+    rec = run["config"].get("adapter")
+    if not rec:
+        return
+    try:
+        adapter = A.resolve_adapter(lab, rec["name"], run["model_id"])
+    except Exception:  # adapter deleted since: report without the training cost
+        adapter = None
+    if adapter is not None and rec.get("sha") and adapter.sha != rec["sha"]:
+        adapter = None  # retrained since: its training run is not the one evaluated
+    by_arm = {s.arm: s for s in summaries}
+    for s in summaries:
+        if s.arm not in A.TUNE_ARMS:
+            continue
+        s.adapter = rec["name"]
+        if adapter is None:
+            continue
+        s.training_wall_s, s.training_device = adapter.training_wall_s, adapter.training_device
+        s.training_cost = costs.training_cost(task.cost, adapter.training_wall_s, adapter.training_device)
+        base_name = "rag" if s.arm == "tune+rag" else ("few-shot" if "few-shot" in by_arm else "zero-shot")
+        base = by_arm.get(base_name)
+        if base and base.cost and s.cost:
+            s.break_even = costs.break_even(task.cost, s.training_cost, base.cost.per_1k, s.cost.per_1k, base_name)

@@ -1,0 +1,220 @@
+"""The offline HTML report of one evaluation: one self-contained file (inline CSS, an inline SVG
+chart, no scripts, no external URLs) that opens anywhere, e-mail attachment included."""
+from __future__ import annotations
+
+import datetime
+import html
+from pathlib import Path
+
+from .advisor import LADDER, Recommendation
+from .evaluation.stats import format_p
+
+COLORS = {"zero-shot": "#6b7280", "few-shot": "#2563eb", "rag": "#059669", "tune": "#d97706",
+          "tune+rag": "#7c3aed"}
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#111;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.meta{color:#555}table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:14px}
+th,td{border:1px solid #ddd;padding:.3rem .45rem;text-align:left;vertical-align:top}th{background:#f4f4f5}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.rec{background:#f0f9ff;border:1px solid #bae6fd;border-radius:8px;padding:.8rem 1rem}
+.rec h2{border:none;margin-top:0}.ok{background:#ecfdf5}.bad{background:#fef2f2}.tag{font-size:12px;color:#991b1b}
+pre{white-space:pre-wrap;margin:0;font:13px/1.35 ui-monospace,Menlo,Consolas,monospace}.small{font-size:13px;color:#555}
+"""
+
+
+def _e(v) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _n(v, digits=3) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _money(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def chart_svg(board, width: int = 640, height: int = 360) -> str:
+    """Quality (with its 95% interval) against cost per 1,000 requests, the target as a line."""
+    arms = [a for a in board.arms if a.quality.mean is not None]
+    left, right, top, bottom = 60, 20, 20, 50
+    pw, ph = width - left - right, height - top - bottom
+    xs = [a.cost.per_1k if a.cost else 0.0 for a in arms]
+    xmax = max(xs + [0.0]) * 1.15 or 1.0
+    basis = next((a.cost.basis for a in arms if a.cost), "time")
+
+    def X(v):
+        return left + pw * (v / xmax)
+
+    def Y(v):
+        return top + ph * (1 - v)
+
+    out = [f'<svg width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="quality versus cost">',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>']
+    for q in (0, 0.25, 0.5, 0.75, 1.0):
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(q):.1f}" y2="{Y(q):.1f}" stroke="#eee"/>'
+                   f'<text x="{left - 6}" y="{Y(q) + 4:.1f}" font-size="11" text-anchor="end">{q:.2f}</text>')
+    for i in range(5):
+        v = xmax * i / 4
+        out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{v:.3g}</text>')
+    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(board.target):.1f}" y2="{Y(board.target):.1f}" '
+               f'stroke="#dc2626" stroke-dasharray="6 4"/><text x="{left + pw - 4}" y="{Y(board.target) - 5:.1f}" '
+               f'font-size="11" fill="#dc2626" text-anchor="end">target {board.target:.2f}</text>')
+    placed: list[tuple[float, float]] = []  # label positions so far: nudge overlapping labels apart
+    for a, x in zip(arms, xs):
+        c = COLORS.get(a.arm, "#111")
+        ly = Y(a.quality.mean) - 8
+        while any(abs(X(x) - px) < 90 and abs(ly - py) < 13 for px, py in placed):
+            ly -= 14
+        placed.append((X(x), ly))
+        lo = a.quality.lo if a.quality.lo is not None else a.quality.mean
+        hi = a.quality.hi if a.quality.hi is not None else a.quality.mean
+        out.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
+                   f'<circle cx="{X(x):.1f}" cy="{Y(a.quality.mean):.1f}" r="6" fill="{c}"/>'
+                   f'<text x="{X(x) + 9:.1f}" y="{ly:.1f}" font-size="12" fill="{c}">{_e(a.arm)} '
+                   f'{a.quality.mean:.2f}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
+               f'requests ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
+               f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>')
+    return "".join(out)
+
+
+def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(board, rec: Recommendation | None = None, max_examples: int = 300,
+                prediction: str | None = None) -> str:
+    r = board.run
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Ladder Lab · {_e(board.task)} · "
+             f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
+             f"<h1>Ladder Lab report: {_e(board.task)}</h1>",
+             f"<p class=meta>eval run {r['id']} · model {_e(r['model_id'])} · {_e(r['status'])}, "
+             f"{max((a.n for a in board.arms), default=0)} of {board.n_examples} held-out examples scored · "
+             f"primary metric <b>{_e(board.primary_metric)}</b>, target <b>{board.target:.2f}</b> · "
+             f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
+    if prediction:
+        parts.append(f"<p class=meta>The scenario's README says the seeds predict: <b>{_e(prediction)}</b>. "
+                     "The recommendation below follows the measurements, whether or not they agree.</p>")
+    if rec is not None:
+        parts.append(f'<div class=rec><h2>{_e(rec.headline())}</h2><ul>'
+                     + "".join(f"<li>{_e(x)}</li>" for x in rec.reasons) + "</ul>"
+                     + ("<p><b>Next</b></p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in rec.next_steps) + "</ul>"
+                        if rec.next_steps else "")
+                     + ("<p><b>The answer would change if</b></p><ul>"
+                        + "".join(f"<li>{_e(x)}</li>" for x in rec.would_change_if) + "</ul>"
+                        if rec.would_change_if else "") + "</div>")
+
+    parts.append("<h2>Scoreboard</h2>")
+    rows = []
+    for a in board.arms:
+        rows.append([f'<b style="color:{COLORS.get(a.arm, "#111")}">{_e(a.arm)}</b>', str(a.n),
+                     f"{_n(a.quality.mean)} <span class=small>[{_n(a.quality.lo)}, {_n(a.quality.hi)}]</span>",
+                     "yes" if a.meets_target else "no",
+                     "n/a" if a.format_valid is None else f"{a.format_valid:.0%}",
+                     _n(a.latency_p50, 2), _n(a.latency_p95, 2), _n(a.prompt_tokens, 0),
+                     _n(a.completion_tokens, 0),
+                     f"{_money(a.cost.per_1k)} <span class=small>({a.cost.basis})</span>" if a.cost else "n/a",
+                     str(a.errors)])
+    parts.append(_table(["arm", "n", f"{board.primary_metric} [95% CI]", "meets target", "format valid",
+                         "latency p50 s", "p95 s", "prompt tokens", "completion tokens", "cost / 1k requests",
+                         "errors"], rows, {1, 5, 6, 7, 8, 10}))
+    parts.append(f"<h2>Quality versus cost</h2>{chart_svg(board)}")
+
+    tuned = [a for a in board.arms if a.adapter]
+    if tuned:
+        parts.append("<h2>Training cost and break-even</h2>" + _table(
+            ["arm", "adapter", "training wall time s", "device", "training cost", "break-even"],
+            [[_e(a.arm), _e(a.adapter), _n(a.training_wall_s, 0), _e(a.training_device or "?"),
+              _money(a.training_cost), _e(a.break_even or "n/a")] for a in tuned]))
+
+    if board.comparisons:
+        parts.append("<h2>Arm against arm (paired bootstrap)</h2>" + _table(
+            ["comparison", "difference", "95% CI", "p", "significant", "n"],
+            [[f"{_e(c.b)} vs {_e(c.a)}", _n(c.diff), f"[{_n(c.lo)}, {_n(c.hi)}]", _e(format_p(c.p_value).removeprefix("p=")),
+              "<b>yes</b>" if c.significant else "no", str(c.n)] for c in board.comparisons], {1, 3, 5}))
+
+    from .evaluation.summary import FAILURES
+
+    parts.append("<h2>Why answers were wrong</h2>" + _table(
+        ["arm", *FAILURES], [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
+        {1, 2, 3, 4}))
+    keys = sorted({k for a in board.arms for k in a.metrics})
+    if keys:
+        parts.append("<h2>All metrics (mean per arm)</h2>" + _table(
+            ["metric", *[a.arm for a in board.arms]],
+            [[_e(k), *(_n(a.metrics.get(k)) for a in board.arms)] for k in keys],
+            set(range(1, len(board.arms) + 1))))
+
+    arms = [a.arm for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm) if a.arm in LADDER else 99)]
+    disagree = [e for e in board.examples if e["disagree"]]
+    parts.append(f"<h2>Where the arms disagree ({len(disagree)} of {len(board.examples)} examples)</h2>")
+    parts.append(_examples_table(disagree[:max_examples], arms))
+    if len(disagree) > max_examples:
+        parts.append(f"<p class=small>{len(disagree) - max_examples} more not shown.</p>")
+    agree = [e for e in board.examples if not e["disagree"]]
+    if agree:
+        parts.append(f"<details><summary>Examples where every arm scored the same ({len(agree)})</summary>"
+                     + _examples_table(agree[:max_examples], arms) + "</details>")
+    parts.append("<h2>Cost assumptions</h2>" + _table(
+        ["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()]))
+    parts.append("<p class=small>Quality intervals: percentile bootstrap over examples (repeats averaged per example). "
+                 "Differences: paired bootstrap; significant when the 95% interval excludes zero. Latency is the model's "
+                 "time per request (retrieval not included); time-basis costs are that latency x the hour price.</p>"
+                 "</body></html>")
+    return "".join(parts)
+
+
+def _examples_table(examples: list[dict], arms: list[str]) -> str:
+    rows = []
+    for e in examples:
+        cells = [_e(e["id"]), f"<pre>{_e(_short(e['input'], 400))}</pre>", f"<pre>{_e(e['expected'])}</pre>"]
+        for arm in arms:
+            o = e["outputs"].get(arm)
+            if o is None:
+                cells.append("")
+                continue
+            cls = "ok" if o["failure"] is None else "bad"
+            tag = f"<div class=tag>{_e(o['failure'])} · {_n(o['primary'], 2)}</div>" if o["failure"] else \
+                f"<div class=small>{_n(o['primary'], 2)}</div>"
+            cells.append(f'<div class={cls}><pre>{_e(_short(o["output"] or o.get("error") or "", 500))}</pre>{tag}</div>')
+        rows.append(cells)
+    return _table(["id", "input", "expected", *arms], rows)
+
+
+def _short(text: str, n: int) -> str:
+    text = text or ""
+    return text if len(text) <= n else text[:n] + " …"
+
+
+def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
+    """Summarise the run, ask the advisor, and write the HTML report to `path`."""
+    from .advisor import recommend_for_run
+    from .evaluation.summary import summarize
+
+    board = summarize(lab, eval_run_id)
+    rec = recommend_for_run(lab, board, answers)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(board, rec, prediction=seeds_prediction(lab, eval_run_id)), encoding="utf-8")
+    return path
+
+
+def seeds_prediction(lab, eval_run_id: int) -> str | None:
+    """'## What the seeds predict: X' from the task folder's README.md, if it has one."""
+    import re
+
+    from .evaluation.summary import load_run, task_of_run
+
+    try:
+        task = task_of_run(load_run(lab, eval_run_id))
+        readme = Path(task.source).parent / "README.md"
+        m = re.search(r"^#+\s*What the seeds predict:\s*(.+)$", readme.read_text(encoding="utf-8"), re.M)
+    except Exception:  # a task without a README (or source) simply has no prediction
+        return None
+    return m.group(1).strip() if m else None

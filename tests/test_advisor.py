@@ -1,0 +1,167 @@
+"""The advisor follows the seeds' flowchart on every branch, and with evidence names the
+cheapest rung that meets the target, saying "fine-tuning helped" only when it is significant."""
+from __future__ import annotations
+
+import pytest
+
+from lab.advisor import LADDER, Questionnaire, advise, advise_from_answers, advise_from_scoreboard
+from lab.evaluation.costs import BreakEven, RequestCost
+from lab.evaluation.stats import Estimate, Paired
+from lab.evaluation.summary import ArmSummary, Scoreboard
+
+Q = Questionnaire
+
+
+# ---- the questionnaire: every branch of the flowchart ---------------------------------------
+
+def test_step0_no_metric_means_define_it_first():
+    r = advise_from_answers(Q(clear_success_metric=False, good_examples=5000, behaviour_problem=True))
+    assert r.rung == "few-shot" and "define the metric" in r.next_steps[0]
+
+
+def test_step1_few_shot_enough_stops_at_prompting():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=True, lacks_knowledge=True, good_examples=900))
+    assert r.rung == "few-shot" and not r.provisional
+    assert "step 1" in r.reasons[0]
+
+
+def test_step1_with_cost_pressure_suggests_measuring_break_even():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=True, good_examples=500, cost_or_latency_pressure=True), "tickets")
+    assert r.rung == "few-shot"
+    assert any("break-even" in s and "lab train --task tickets" in s for s in r.next_steps)
+
+
+def test_step1_unknown_runs_the_experiment_first_and_is_provisional():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=None, behaviour_problem=True, good_examples=300), "tickets")
+    assert r.provisional and r.rung == "tune"
+    assert "lab eval tickets --arms zero-shot,few-shot --limit 50" in r.next_steps[0]
+
+
+def test_step2_lack_of_knowledge_is_rag():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=False, lacks_knowledge=True, behaviour_problem=True,
+                              good_examples=1000))
+    assert r.rung == "rag" and not r.provisional
+    assert any("tune+rag" in w for w in r.would_change_if)
+
+
+def test_step3_neither_knowledge_nor_behaviour_revisits_the_problem():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=False))
+    assert r.rung == "revisit"
+
+
+def test_step4_enough_examples_is_tune():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=200,
+                              cost_or_latency_pressure=True))
+    assert r.rung == "tune"
+    assert any("Cost/latency" in x for x in r.reasons)
+
+
+@pytest.mark.parametrize("n,overfit", [(150, False), (40, True)])
+def test_step4_too_few_examples_collects_data_and_prompts(n, overfit):
+    r = advise_from_answers(Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=n))
+    assert r.rung == "few-shot"
+    assert f"collect about {200 - n} more" in r.reasons[-1 - overfit]
+    assert any("overfit" in x for x in r.reasons) == overfit
+
+
+def test_changing_requirements_avoid_tuning():
+    r = advise_from_answers(Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=5000,
+                              requirements_change_often=True))
+    assert r.rung == "few-shot" and any("change often" in x for x in r.reasons)
+
+
+def test_advise_without_board_uses_the_questionnaire_and_text_renders():
+    r = advise(None, Q(few_shot_reaches_90pct=False, lacks_knowledge=True), task="acme-facts")
+    text = r.to_text()
+    assert text.startswith("Recommendation: RAG") and "Why:" in text and "acme-facts" in text
+
+
+# ---- with evidence -----------------------------------------------------------------------------
+
+def arm(name, q, lo, hi, target=0.8, cost=1.0, fmt=None, failures=None, **kw):
+    return ArmSummary(name, 60, Estimate(q, lo, hi, 60), q >= target, fmt, {}, 0.5, 0.9, 100, 10,
+                      RequestCost(cost, "time"), failures or {"request failed": 0, "output invalid": 0,
+                                                             "retrieval missed": 0, "answer wrong": 0}, 0, **kw)
+
+
+def board(arms, comparisons, target=0.8):
+    return Scoreboard({"id": 7, "model_id": "m", "status": "finished"}, "t", "exact_match", target, arms,
+                      comparisons, [], 60, True)
+
+
+def P(a, b, diff, lo, hi, p):
+    return Paired(a, b, diff, lo, hi, p, 60)
+
+
+def test_evidence_cheapest_rung_meeting_target():
+    b = board([arm("zero-shot", 0.5, 0.4, 0.6), arm("few-shot", 0.85, 0.76, 0.93), arm("rag", 0.9, 0.82, 0.96)],
+              [P("zero-shot", "few-shot", 0.35, 0.2, 0.5, 0.001), P("few-shot", "rag", 0.05, -0.03, 0.12, 0.3),
+               P("zero-shot", "rag", 0.4, 0.3, 0.5, 0.001)])
+    r = advise_from_scoreboard(b)
+    assert r.rung == "few-shot" and r.source == "eval run 7"
+    assert r.evidence["arms"]["few-shot"]["quality"] == 0.85
+    assert any("Few-shot examples helped" in x for x in r.reasons)
+    assert any("does not show that retrieval helped" in x for x in r.reasons)
+    assert any("straddles the target" in w for w in r.would_change_if)
+
+
+def test_fine_tuning_helped_only_when_significant():
+    sig = board([arm("few-shot", 0.6, 0.5, 0.7), arm("tune", 0.9, 0.83, 0.96, cost=0.5,
+                                                         break_even=BreakEven(12000, 1.2, 0.5, "few-shot"),
+                                                         training_cost=6.0)],
+                [P("few-shot", "tune", 0.3, 0.18, 0.42, 0.0002)])
+    r = advise_from_scoreboard(sig)
+    assert r.rung == "tune" and any("Fine-tuning helped" in x and "(significant)" in x for x in r.reasons)
+    assert any("pays for itself after 12,000 requests" in w for w in r.would_change_if)
+
+    # tune meets the target, few-shot is at 91% of it, and the gain is not significant: few-shot
+    ns = board([arm("few-shot", 0.73, 0.6, 0.85), arm("tune", 0.8, 0.7, 0.9)],
+               [P("few-shot", "tune", 0.07, -0.04, 0.18, 0.21)])
+    r = advise_from_scoreboard(ns)
+    assert r.rung == "few-shot"
+    assert not any("Fine-tuning helped" in x for x in r.reasons)
+    assert any("does not show that fine-tuning helped" in x for x in r.reasons)
+
+
+def test_nothing_meets_target_diagnoses_format_failures_and_points_to_tuning():
+    fails = {"request failed": 0, "output invalid": 30, "retrieval missed": 0, "answer wrong": 10}
+    b = board([arm("zero-shot", 0.2, 0.1, 0.3, failures=fails), arm("few-shot", 0.5, 0.4, 0.6, failures=fails)],
+              [P("zero-shot", "few-shot", 0.3, 0.2, 0.4, 0.001)])
+    r = advise_from_scoreboard(b, train_examples=350)
+    assert r.rung == "few-shot" and "No measured rung meets the target" in r.reasons[0]
+    assert any("format failures" in x for x in r.reasons)
+    assert any("lab train --task t" in s for s in r.next_steps)
+    r = advise_from_scoreboard(b, train_examples=50)
+    assert any("collect 200+" in s for s in r.next_steps)
+
+
+def test_missing_rag_arm_with_a_corpus_is_the_next_experiment():
+    fails = {"request failed": 0, "output invalid": 0, "retrieval missed": 0, "answer wrong": 50}
+    b = board([arm("zero-shot", 0.05, 0.0, 0.1, failures=fails), arm("few-shot", 0.08, 0.02, 0.15, failures=fails)],
+              [P("zero-shot", "few-shot", 0.03, -0.02, 0.08, 0.3)])
+    r = advise_from_scoreboard(b, has_corpus=True)
+    assert any("--arms rag" in s for s in r.next_steps)
+
+
+def test_retrieval_misses_are_blamed_on_retrieval():
+    fails = {"request failed": 0, "output invalid": 0, "retrieval missed": 20, "answer wrong": 10}
+    b = board([arm("rag", 0.5, 0.4, 0.6, failures=fails)], [])
+    r = advise_from_scoreboard(b)
+    assert any("Retrieval often missed" in x for x in r.reasons)
+
+
+def test_changing_requirements_exclude_tuned_arms_from_the_choice():
+    b = board([arm("few-shot", 0.6, 0.5, 0.7), arm("rag", 0.82, 0.75, 0.9), arm("tune", 0.95, 0.9, 0.99)],
+              [P("few-shot", "rag", 0.22, 0.1, 0.3, 0.001), P("few-shot", "tune", 0.35, 0.25, 0.45, 0.001),
+               P("rag", "tune", 0.13, 0.05, 0.2, 0.004)])
+    assert advise_from_scoreboard(b).rung == "rag"  # cheapest meeting the target anyway
+    b.target = 0.9
+    for a in b.arms:
+        a.meets_target = a.quality.mean >= 0.9
+    assert advise_from_scoreboard(b).rung == "tune"
+    r = advise_from_scoreboard(b, Q(requirements_change_often=True))
+    assert r.rung == "rag" and any("Requirements change often" in x for x in r.reasons)
+
+
+def test_ladder_order_is_cheapest_first():
+    assert LADDER == ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
