@@ -1,0 +1,113 @@
+"""What every tab shares: readable errors, small formatters, refresh-when-shown.
+
+No model, retrieval, training or SQL code lives in lab/app: callbacks call the engine
+(`lab.*`) and turn its results into text, tables and charts.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+from typing import Any, Callable, Iterable
+
+import gradio as gr
+from gradio.context import Context, get_render_context
+
+
+def error_text(e: BaseException) -> str:
+    """One line a user can act on: the engine's errors already name the file, field or path."""
+    text = str(e).strip() or type(e).__name__
+    return text if type(e).__module__.startswith("lab") else f"{type(e).__name__}: {text}"
+
+
+def _fail(lab, where: str, e: BaseException) -> gr.Error:
+    try:  # the log keeps what went wrong; a broken log must not hide the message
+        lab.store.log_error(arm=f"app:{where}", model_id=lab.config.default_model, messages=None,
+                            error=f"{type(e).__name__}: {e}")
+    except Exception:
+        pass
+    return gr.Error(error_text(e), title=f"{where.capitalize()} failed", print_exception=False)
+
+
+def guard(lab, where: str, fn: Callable) -> Callable:
+    """Wrap a callback so an exception becomes a readable message in the page (gr.Error: a
+    toast, no stack trace) and a row in the log; the app stays up."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streaming(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:
+                raise _fail(lab, where, e) from None
+        return streaming
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:
+            raise _fail(lab, where, e) from None
+    return plain
+
+
+def wire(lab, where: str, fn: Callable, *bound: Any) -> Callable:
+    """`fn(lab-side args..., ui inputs...)` with its first arguments bound, guarded."""
+    return guard(lab, where, functools.partial(fn, *bound) if bound else fn)
+
+
+def on_load(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+    """Run `fn` when the page loads (defaults and lists as they are now)."""
+    if Context.root_block is not None:
+        Context.root_block.load(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs,
+                                show_progress="hidden")
+
+
+def on_select(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+    """Run `fn` each time the enclosing tab is opened, so what another tab or a subprocess made
+    (adapters, runs, documents) shows up without a reload."""
+    tab = get_render_context()
+    if isinstance(tab, gr.Tab):
+        tab.select(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs, show_progress="hidden")
+
+
+def on_show(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+    """Both: on page load and when the tab is opened."""
+    on_load(lab, where, fn, outputs, *bound, inputs=inputs)
+    on_select(lab, where, fn, outputs, *bound, inputs=inputs)
+
+
+def md_table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    def cell(v):
+        return "" if v is None else html.escape(str(v)).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def secs(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if x < 90:
+        return f"{x:.1f} s" if x >= 1 else f"{1000 * x:.0f} ms"
+    return f"{x / 60:.0f} min" if x < 5400 else f"{x / 3600:.1f} h"
+
+
+def money(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def progress_bar(done: int, total: int, label: str = "") -> str:
+    """A plain HTML bar (no external assets): the eval and index progress."""
+    frac = done / total if total else 0.0
+    return (f'<div class="lab-progress"><div style="width:{100 * frac:.1f}%"></div></div>'
+            f'<div class="lab-progress-label">{html.escape(label)} {done} / {total}</div>')

@@ -1,0 +1,92 @@
+"""Advisor: the seeds' decision procedure (the ladder and its flowchart) with the numbers it
+rests on. With an evaluation run it speaks from evidence; without one, from the questionnaire,
+and says which experiment to run next."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import _ui
+from .tab_compare import LABELS
+from .tab_evaluate import run_choices
+
+UNKNOWN = "don't know yet"
+RUNG_TITLES = {"zero-shot": "Prompt (zero-shot)", "few-shot": "Prompt (few-shot)", "rag": "RAG",
+               "tune": "Fine-tune (LoRA)", "tune+rag": "Fine-tune + RAG", "revisit": "Revisit the problem"}
+
+
+def setup(lab):
+    runs = run_choices(lab)
+    return gr.update(choices=[("(none: questionnaire only)", 0), *runs], value=runs[0][1] if runs else 0)
+
+
+def advise(lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge: bool, behaviour: bool,
+           examples: float | None, changes_often: bool, cost_pressure: bool, task_name: str = "TASK") -> str:
+    from ..advisor import Questionnaire, advise_from_answers, recommend_for_run
+
+    answers = Questionnaire(
+        few_shot_reaches_90pct=None if few_shot == UNKNOWN else few_shot == "yes",
+        lacks_knowledge=bool(lacks_knowledge), behaviour_problem=bool(behaviour),
+        good_examples=int(examples or 0), requirements_change_often=bool(changes_often),
+        cost_or_latency_pressure=bool(cost_pressure), clear_success_metric=bool(clear_metric))
+    if run_id:
+        from ..evaluation import summarize
+
+        board = summarize(lab, int(run_id))
+        return render(recommend_for_run(lab, board, answers), board)
+    return render(advise_from_answers(answers, task_name or "TASK"))
+
+
+def render(rec, board=None) -> str:
+    out = [f"## Recommendation: {RUNG_TITLES.get(rec.rung, rec.rung)}"
+           + (" *(provisional: nothing measured yet)*" if rec.provisional else ""),
+           f"Based on: **{rec.source}**", "", "**Why**"]
+    out += [f"- {r}" for r in rec.reasons]
+    if board is not None:
+        rows = []
+        for a in board.arms:
+            q = a.quality
+            rows.append([LABELS.get(a.arm, a.arm), a.n,
+                         "—" if q.mean is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]",
+                         "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
+                         _ui.money(a.cost.per_1k) if a.cost else "—",
+                         str(a.break_even) if a.break_even else "—"])
+        out += ["", f"**The numbers** (task {board.task}, {board.primary_metric}, target {board.target:.0%})", "",
+                _ui.md_table(["arm", "n", "quality [95% CI]", "meets target", "format valid", "cost / 1k",
+                              "tuning break-even"], rows)]
+        sig = [str(c) for c in board.comparisons]
+        if sig:
+            out += ["", "**Paired differences**"] + [f"- {s}" for s in sig]
+    if rec.next_steps:
+        out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
+    if rec.would_change_if:
+        out += ["", "**The answer would change if**"] + [f"- {w}" for w in rec.would_change_if]
+    return "\n".join(out)
+
+
+def build(lab) -> None:
+    gr.Markdown("Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
+                "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
+                "your bar — from your own evaluation when there is one.", elem_classes="lab-lead")
+    with gr.Row():
+        with gr.Column(scale=2):
+            run = gr.Dropdown(allow_custom_value=True, label="Evidence: an evaluation run",
+                              choices=[("(none: questionnaire only)", 0)], value=0, elem_id="advisor-run")
+            clear_metric = gr.Checkbox(True, label="I can define what a good output is, so it can be scored")
+            few_shot = gr.Radio(["yes", "no", UNKNOWN], value=UNKNOWN,
+                                label="With ~20 good examples in the prompt, does the model reach 90% of the target?")
+            lacks_knowledge = gr.Checkbox(
+                False, label="The main problem is missing knowledge (your documents, facts that change)")
+            behaviour = gr.Checkbox(
+                False, label="The main problem is behaviour: style, tone, a strict format, a reasoning pattern")
+            examples = gr.Number(0, precision=0, minimum=0,
+                                 label="High-quality examples of the desired behaviour you have")
+            changes = gr.Checkbox(False, label="The requirements change often (every few weeks)")
+            pressure = gr.Checkbox(
+                False, label="Per-request cost or latency is a pressure (thousands of requests a day)")
+            go = gr.Button("Advise", variant="primary", elem_id="advisor-go")
+        with gr.Column(scale=3):
+            out = gr.Markdown(elem_id="advisor-out")
+    _ui.on_show(lab, "advisor", setup, [run], lab)
+    go.click(_ui.wire(lab, "advisor", advise, lab),
+             [run, clear_metric, few_shot, lacks_knowledge, behaviour, examples, changes, pressure], out,
+             api_name="advise")

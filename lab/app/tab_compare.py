@@ -1,0 +1,265 @@
+"""Compare: one question through the chosen arms of the ladder, side by side, streaming.
+
+Every arm runs on the one loaded base model (the engine caches it), so five columns cost one
+model in memory; the arms answer in turn, each streaming into its own column. Under each answer: latency, tokens, cost per 1,000 such requests and, for
+the retrieval arms, the passages the answer could cite.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ..arms import ARMS
+from . import _ui, bridge
+
+NO_TASK = "(no task: a free question)"
+LABELS = {"zero-shot": "Prompt · zero-shot", "few-shot": "Prompt · few-shot", "rag": "RAG",
+          "tune": "Tune (LoRA)", "tune+rag": "Tune + RAG"}
+DEFAULT_ARMS = ["zero-shot", "few-shot", "rag", "tune"]
+DEFAULT_QUESTION = "What is the warranty period of the Acme product you know best?"
+
+
+# ---- choices -------------------------------------------------------------------------------
+
+def setup(lab):
+    """Tasks, models, corpora and adapters as they are now, with defaults (on page load)."""
+    tasks = [NO_TASK] + bridge.task_names()
+    default_task = next((t for t in ("acme-facts", "tickets") if t in tasks), NO_TASK)
+    models = bridge.model_names(lab)
+    corpora = bridge.corpora(lab)  # name -> what retrieval is handed (a name, or the sample's folder)
+    adapters = bridge.adapter_names(lab)
+    return (gr.update(choices=tasks, value=default_task),
+            gr.update(choices=models, value=lab.config.default_model),
+            gr.update(choices=list(corpora.items()), value=corpora.get("acme") or next(iter(corpora.values()), None)),
+            gr.update(choices=adapters, value=adapters[0] if adapters else None),
+            *tune_offer(lab, adapters))
+
+
+def refresh(lab, adapter: str | None):
+    """When the tab is opened again: new adapters, corpora, models; the user's choices stay."""
+    corpora = bridge.corpora(lab)
+    adapters = bridge.adapter_names(lab)
+    return (gr.update(choices=[NO_TASK] + bridge.task_names()), gr.update(choices=bridge.model_names(lab)),
+            gr.update(choices=list(corpora.items())),
+            gr.update(choices=adapters, value=adapter if adapter in adapters else (adapters or [None])[0]),
+            *tune_offer(lab, adapters))
+
+
+def tune_offer(lab, adapters: list[str]):
+    """With no adapter yet, the Tune column says so and offers to train the demo adapter."""
+    if adapters:
+        return gr.update(value="", visible=False), gr.update(visible=False)
+    text = (f"**No adapter for {lab.config.default_model} yet.** The tune arms need one. "
+            + bridge.demo_training_offer(lab))
+    return gr.update(value=text, visible=True), gr.update(visible=bridge.can_train())
+
+
+def task_changed(lab, task_name: str):
+    """Examples of the task's held-out set, and the task's corpus and adapter as defaults."""
+    if not task_name or task_name == NO_TASK:
+        return gr.update(choices=[], value=None), gr.update(), gr.update()
+    task = bridge.load_task(task_name)
+    examples = task.examples("eval")[:200]
+    choices = [(f"{e.id}: {e.input[:70]}", e.id) for e in examples]
+    adapters = bridge.adapter_names(lab)
+    return (gr.update(choices=choices, value=None),
+            gr.update(value=bridge.corpora(lab).get(task.corpus, task.corpus)) if task.corpus else gr.update(),
+            gr.update(value=task.name) if task.name in adapters else gr.update())
+
+
+def pick_example(task_name: str, example_id: str):
+    if not example_id or task_name == NO_TASK:
+        return gr.update()
+    task = bridge.load_task(task_name)
+    ex = next((e for e in task.examples("eval") if e.id == example_id), None)
+    return gr.update(value=ex.input) if ex else gr.update()
+
+
+def show_columns(arms: list[str]):
+    return [gr.update(visible=arm in (arms or [])) for arm in ARMS]
+
+
+# ---- answering -----------------------------------------------------------------------------
+
+def _task_for(task_name: str, corpus: str | None, max_tokens: int):
+    """The task the arms read their instruction, few-shot pool, corpus and costs from; a free
+    question gets a bare stand-in (no instruction, no few-shot pool)."""
+    if task_name and task_name != NO_TASK:
+        task = bridge.load_task(task_name)
+        return task.model_copy(update={"corpus": corpus or task.corpus, "max_tokens": int(max_tokens)})
+    return SimpleNamespace(name="compare", instruction="", corpus=corpus, max_tokens=int(max_tokens),
+                           cost=bridge.default_cost(), few_shot_k=0,
+                           examples=lambda split: [])
+
+
+def _stats(lab, gen, task) -> str:
+    cost = bridge.cost_per_1k(task, gen)
+    rate = f"{gen.tokens_per_s:.0f} tok/s · " if gen.tokens_per_s else ""
+    return (f"**{_ui.secs(gen.total_s)}** total · first token {_ui.secs(gen.ttft_s)} · {rate}"
+            f"{gen.prompt_tokens} tokens in / {gen.completion_tokens} out · "
+            f"**{_ui.money(cost.per_1k) if cost else '—'}** per 1,000 such requests"
+            + (f" ({cost.basis})" if cost else "")
+            + (f" · adapter `{_adapter_name(gen.adapter_id)}`" if gen.adapter_id else ""))
+
+
+def _adapter_name(adapter_id: str) -> str:
+    """adapters/<name>/adapter.gguf (what llama.cpp loaded) -> <name>."""
+    path = Path(adapter_id)
+    return path.parent.name if path.suffix == ".gguf" else path.name
+
+
+def _sources(passages) -> str:
+    if not passages:
+        return ""
+    lines = ["**Sources in the prompt**"]
+    for i, p in enumerate(passages, 1):
+        snippet = " ".join(p.text.split())[:220]
+        lines.append(f"{i}. `{p.source}` · score {p.score:.3f}<br><small>{_ui.html.escape(snippet)}…</small>")
+    return "\n".join(lines)
+
+
+def answer(lab, question: str, task_name: str, model: str, arms: list[str], corpus: str | None,
+           adapter: str | None, max_tokens: int):
+    """Stream every chosen arm's answer into its column. Yields (row ids, then per arm:
+    answer, stats, sources)."""
+    question = (question or "").strip()
+    if not question:
+        raise gr.Error("Type a question (or pick an example from a task) first.")
+    arms = [a for a in ARMS if a in (arms or [])]
+    if not arms:
+        raise gr.Error("Choose at least one arm.")
+    task = _task_for(task_name, corpus, max_tokens)
+    text = {a: "" for a in ARMS}
+    stats = {a: "" for a in ARMS}
+    sources = {a: "" for a in ARMS}
+    row_ids: dict[str, int] = {}
+    events: queue.Queue = queue.Queue()
+    for arm in arms:
+        stats[arm] = "_waiting for the model…_"
+    model = model or None
+
+    def work(arm: str):
+        try:
+            gen, row_id, passages = bridge.answer_one(
+                lab, arm, task, question, model=model, adapter=adapter,
+                on_text=lambda piece: events.put((arm, "piece", piece)))
+            events.put((arm, "done", (gen, row_id, passages)))
+        except Exception as e:  # shown in that column; the other arms go on
+            bridge.log_app_error(lab, f"compare/{arm}", e)
+            events.put((arm, "error", e))
+
+    def work_all():
+        # One model, one llama.cpp context: generations take turns anyway, so the arms run one
+        # after another in ladder order; a retrieval embedding running beside a generation would
+        # only fight it for the same cores.
+        for arm in arms:
+            work(arm)
+
+    threading.Thread(target=work_all, daemon=True, name="compare").start()
+
+    def outputs():
+        out = [dict(row_ids)]
+        for a in ARMS:
+            out += [text[a], stats[a], sources[a]]
+        return out
+
+    yield outputs()
+    pending, last = set(arms), 0.0
+    while pending:
+        arm, kind, value = events.get()  # every worker ends with "done" or "error"
+        if kind == "piece":
+            if not text[arm]:
+                stats[arm] = "_generating…_"
+            text[arm] += value
+        elif kind == "done":
+            gen, row_id, passages = value
+            text[arm] = gen.text or "(empty answer)"
+            stats[arm] = _stats(lab, gen, task) + f" · logged as #{row_id}"
+            sources[arm] = _sources(passages)
+            row_ids[arm] = row_id
+            pending.discard(arm)
+        else:
+            stats[arm] = f"⚠️ **{_ui.error_text(value)}**"
+            pending.discard(arm)
+        now = time.monotonic()
+        if kind != "piece" or now - last > 0.05 or events.empty():
+            last = now
+            yield outputs()
+    yield outputs()
+
+
+def rate(lab, row_ids: dict, arm: str, verdict: str) -> str:
+    row_id = (row_ids or {}).get(arm)
+    if row_id is None:
+        raise gr.Error(f"Ask a question first: there is no {arm} answer to rate yet.")
+    lab.store.rate(row_id, verdict)
+    return f"Saved: {verdict} (generation #{row_id})"
+
+
+# ---- layout --------------------------------------------------------------------------------
+
+def build(lab) -> None:
+    gr.Markdown("Ask once; every rung you tick answers the same question on the same base model. "
+                "Climb only as far as you must: prompt → RAG → tune.", elem_classes="lab-lead")
+    with gr.Row():
+        task = gr.Dropdown(allow_custom_value=True, label="Task (instruction, few-shot pool, costs)",
+                           choices=[NO_TASK, *bridge.task_names()], value=NO_TASK,
+                           scale=2, elem_id="compare-task")
+        example = gr.Dropdown(label="Example from the task's held-out set", choices=[], scale=3,
+                              elem_id="compare-example")
+        model = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[lab.config.default_model],
+                            value=lab.config.default_model, scale=1, elem_id="compare-model")
+    question = gr.Textbox(label="Question", lines=2, value=DEFAULT_QUESTION, elem_id="compare-question")
+    with gr.Row():
+        arms = gr.CheckboxGroup([(LABELS[a], a) for a in ARMS], value=DEFAULT_ARMS, label="Arms",
+                                scale=3, elem_id="compare-arms")
+        corpus = gr.Dropdown(allow_custom_value=True, label="Corpus (RAG arms)", choices=[], scale=1,
+                             elem_id="compare-corpus")
+        adapter = gr.Dropdown(allow_custom_value=True, label="Adapter (tune arms)", choices=[], scale=1,
+                              elem_id="compare-adapter")
+        max_tokens = gr.Slider(16, 512, value=128, step=16, label="Max answer tokens", scale=1)
+    ask = gr.Button("Ask every arm", variant="primary", elem_id="compare-ask")
+    row_ids = gr.State({})
+
+    columns, outs, rate_buttons = [], [], []
+    with gr.Row(equal_height=False):
+        for arm in ARMS:
+            with gr.Column(visible=arm in DEFAULT_ARMS, min_width=220, elem_classes="lab-arm",
+                           elem_id=f"col-{arm.replace('+', '-')}") as col:
+                gr.Markdown(f"### {LABELS[arm]}")
+                if arm == "tune":
+                    tune_note = gr.Markdown(visible=False, elem_id="tune-offer")
+                    train_demo = gr.Button("Train the demo adapter", visible=False, size="sm",
+                                           elem_id="train-demo")
+                    train_status = gr.Markdown()
+                answer_box = gr.Textbox(label=f"{arm} answer", show_label=False, lines=6, max_lines=18,
+                                        interactive=False, elem_id=f"answer-{arm.replace('+', '-')}")
+                stats = gr.Markdown(elem_classes="lab-stats", elem_id=f"stats-{arm.replace('+', '-')}")
+                sources = gr.Markdown(elem_classes="lab-sources")
+                with gr.Row():
+                    better = gr.Button("▲ Better", size="sm", min_width=60)
+                    worse = gr.Button("▼ Worse", size="sm", min_width=60)
+                rated = gr.Markdown()
+            columns.append(col)
+            outs += [answer_box, stats, sources]
+            rate_buttons.append((arm, better, worse, rated))
+
+    _ui.on_load(lab, "compare", setup, [task, model, corpus, adapter, tune_note, train_demo], lab)
+    _ui.on_select(lab, "compare", refresh, [task, model, corpus, adapter, tune_note, train_demo], lab,
+                  inputs=[adapter])
+    task.change(_ui.wire(lab, "compare", task_changed, lab), task, [example, corpus, adapter])
+    example.change(_ui.wire(lab, "compare", pick_example), [task, example], question)
+    arms.change(show_columns, arms, columns, show_progress="hidden")
+    run = _ui.wire(lab, "compare", answer, lab)
+    inputs = [question, task, model, arms, corpus, adapter, max_tokens]
+    ask.click(run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
+    question.submit(run, inputs, [row_ids, *outs], concurrency_limit=2)
+    for arm, better, worse, rated in rate_buttons:
+        better.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("better")], rated)
+        worse.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("worse")], rated)
+    train_demo.click(_ui.wire(lab, "train", bridge.start_demo_training, lab), None, train_status)

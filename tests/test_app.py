@@ -1,0 +1,357 @@
+"""The app's callbacks, wired to a FakeBackend: what each tab shows and what it writes.
+
+The browser test (test_app_browser.py) drives the real page on the real model; these check the
+logic behind each button quickly."""
+import csv
+import json
+import signal
+import subprocess
+import sys
+
+import gradio as gr
+import pytest
+
+from lab.app import bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_train
+from lab.app._ui import guard
+from lab.app.access import ServeError, check_host, read_auth
+from lab.app.app import build_app
+
+
+def _last(gen):
+    out = None
+    for out in gen:
+        pass
+    return out
+
+
+def _column(out, arm):
+    """(answer, stats, sources) of one arm's column in a Compare yield."""
+    i = 1 + 3 * tab_compare.ARMS.index(arm)
+    return out[i], out[i + 1], out[i + 2]
+
+
+# ---- the page -----------------------------------------------------------------------------------
+
+def test_build_app_has_every_tab_and_named_endpoints(fake_lab):
+    demo = build_app(fake_lab)
+    labels = {b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)}
+    assert labels == {"Compare", "Evaluate", "Train", "Knowledge", "Advisor", "History"}
+    api = {fn.api_name for fn in demo.fns.values()}
+    assert {"compare", "evaluate", "search", "advise"} <= api
+
+
+def test_a_failing_callback_shows_a_message_and_logs_a_row(fake_lab):
+    def broken():
+        raise FileNotFoundError("corpora/nope: no such folder")
+
+    with pytest.raises(gr.Error) as e:
+        guard(fake_lab, "knowledge", broken)()
+    assert "corpora/nope" in str(e.value) and "Traceback" not in str(e.value)
+    row = fake_lab.store.recent_generations(1)[0]
+    assert row["arm"] == "app:knowledge" and "FileNotFoundError" in row["error"]
+
+
+def test_a_failing_streaming_callback_too(fake_lab):
+    def broken():
+        yield "partial"
+        raise RuntimeError("boom")
+
+    with pytest.raises(gr.Error, match="boom"):
+        list(guard(fake_lab, "compare", broken)())
+
+
+# ---- Compare ------------------------------------------------------------------------------------
+
+def test_compare_streams_every_arm_into_its_column_and_logs_each(fake_lab):
+    fake_lab.fake.default = "Ticket filed for the missing order"
+    outs = list(tab_compare.answer(fake_lab, "My order never arrived", "tickets", "fake",
+                                   ["zero-shot", "few-shot"], None, None, 64))
+    partial = [o for o in outs if _column(o, "zero-shot")[0] and "logged" not in _column(o, "zero-shot")[1]]
+    assert partial, "the answer should appear piece by piece before it is done"
+    final = outs[-1]
+    for arm in ("zero-shot", "few-shot"):
+        answer, stats, _ = _column(final, arm)
+        assert answer == "Ticket filed for the missing order"
+        assert "tokens in" in stats and "per 1,000 such requests" in stats
+        row = fake_lab.store.db["generations"].get(final[0][arm])
+        assert row["arm"] == arm and "My order never arrived" in row["messages_json"]
+    few = json.loads(fake_lab.store.db["generations"].get(final[0]["few-shot"])["messages_json"])
+    assert sum(m["role"] == "assistant" for m in few) >= 1  # the task's few-shot pool went in
+    assert _column(final, "rag") == ("", "", "")  # an arm not asked for stays empty
+
+
+def test_compare_shows_a_missing_prerequisite_in_that_column_only(fake_lab):
+    final = _last(tab_compare.answer(fake_lab, "hello", tab_compare.NO_TASK, "fake",
+                                     ["zero-shot", "few-shot", "tune"], None, None, 32))
+    assert _column(final, "zero-shot")[0] == "fake answer"
+    assert "pick a task" in _column(final, "few-shot")[1]
+    assert "no adapter chosen" in _column(final, "tune")[1]
+
+
+def test_compare_refuses_an_empty_question(fake_lab):
+    with pytest.raises(gr.Error, match="question"):
+        _last(tab_compare.answer(fake_lab, "  ", "tickets", "fake", ["zero-shot"], None, None, 32))
+
+
+def test_rating_is_saved_against_the_generation(fake_lab):
+    final = _last(tab_compare.answer(fake_lab, "hi", tab_compare.NO_TASK, "fake", ["zero-shot"], None, None, 16))
+    assert "Saved: worse" in tab_compare.rate(fake_lab, final[0], "zero-shot", "worse")
+    rating = fake_lab.store.ratings(1)[0]
+    assert rating["generation_id"] == final[0]["zero-shot"] and rating["verdict"] == "worse"
+    with pytest.raises(gr.Error):
+        tab_compare.rate(fake_lab, final[0], "rag", "better")
+
+
+def test_compare_setup_offers_the_demo_adapter_when_there_is_none(fake_lab, monkeypatch):
+    monkeypatch.setattr(bridge, "can_train", lambda: True)
+    task, model, corpus, adapter, note, button = tab_compare.setup(fake_lab)
+    assert task["value"] == "acme-facts" and model["value"] == "fake"
+    assert dict((v, k) for k, v in corpus["choices"])[corpus["value"]] == "acme"
+    assert note["visible"] and "demo adapter" in note["value"] and "min" in note["value"]
+
+
+def test_picking_an_example_fills_the_question(fake_lab):
+    examples, corpus, _ = tab_compare.task_changed(fake_lab, "acme-facts")
+    label, ex_id = examples["choices"][0]
+    assert corpus["value"].endswith("acme")
+    question = tab_compare.pick_example("acme-facts", ex_id)["value"]
+    assert question and question in label
+
+
+# ---- Evaluate -----------------------------------------------------------------------------------
+
+def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
+    jobs = tab_evaluate.Jobs()
+    outs = list(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot", "few-shot"], 2, None, "fixed", False))
+    assert any("lab-progress" in str(o[0]) for o in outs[1:-1])
+    status, scoreboard, plot, significance, failures, table = outs[-1]
+    assert "4 results" in status
+    assert "zero-shot" in scoreboard and "[95% CI]" in scoreboard
+    assert "few-shot vs zero-shot" in significance and "significant" in significance
+    assert "output invalid" in failures
+    assert plot is not None
+    assert jobs.cancel is None  # nothing left running
+    run = fake_lab.store.eval_runs(1)[0]
+    assert run["task"] == "tickets" and run["results"] == 4
+
+
+def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
+    jobs = tab_evaluate.Jobs()
+    gen = tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 5, None, "fixed", False)
+    next(gen)  # started
+    next(gen)  # one result in
+    assert "Cancelling" in tab_evaluate.cancel(jobs)
+    status = _last(gen)[0]
+    assert "cancelled" in status and "resume" in status
+    done = fake_lab.store.eval_runs(1)[0]["results"]
+    assert 1 <= done < 5
+    final = _last(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 5, None, "fixed", False))
+    runs = fake_lab.store.eval_runs(10)
+    assert len(runs) == 1 and runs[0]["results"] == 5  # same run, continued, no duplicates
+    assert "5 results" in final[0]
+
+
+def test_a_stored_run_can_be_shown_again(fake_lab):
+    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "specialty", ["zero-shot"], 2, None, "fixed", False))
+    run_id = fake_lab.store.eval_runs(1)[0]["id"]
+    out = tab_evaluate.show_run(fake_lab, run_id)
+    assert f"Run #{run_id}" in out[0] and "specialty" in out[1]
+
+
+# ---- History ------------------------------------------------------------------------------------
+
+def test_history_filters_and_exports(fake_lab):
+    fake_lab.ask("What is the refund window?")
+    fake_lab.ask("Something else entirely")
+    table, note = tab_history.show(fake_lab, "Generations", tab_history.ANY, "refund", 10)
+    assert "1 row(s)" in note and "refund window" in str(table["value"])
+    path = tab_history.export(fake_lab, "Generations", tab_history.ANY, "refund", 10, "json")["value"]
+    rows = json.loads(open(path).read())
+    assert len(rows) == 1 and rows[0]["arm"] == "prompt" and "messages_json" in rows[0]
+    with open(tab_history.export(fake_lab, "Generations", "prompt", "", 10, "csv")["value"], newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 and table[0]["question"] == "Something else entirely"
+
+
+def test_history_lists_eval_and_training_runs(fake_lab):
+    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot"], 1, None, "fixed", False))
+    table, _ = tab_history.show(fake_lab, "Evaluation runs", tab_history.ANY, "tickets", 10)
+    assert table["value"][0][2] == "tickets"
+    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running"})
+    table, _ = tab_history.show(fake_lab, "Training runs", tab_history.ANY, "", 10)
+    assert table["value"][0][2] == "demo"
+
+
+# ---- Knowledge ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def corpus_lab(fake_lab):
+    folder = fake_lab.home.corpora / "notes"
+    folder.mkdir(parents=True)
+    (folder / "a.md").write_text("# Refunds\nRefunds within 30 days.\n")
+    return fake_lab
+
+
+def test_knowledge_lists_corpora_and_their_index_state(corpus_lab):
+    choices, table = tab_knowledge.setup(corpus_lab)
+    assert ("notes", "notes") in choices["choices"]
+    assert "notes" in table and "not indexed" in table
+
+
+def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
+    docs, _, _ = tab_knowledge.documents(corpus_lab, "notes")
+    assert "a.md" in docs["choices"]
+    name, text = tab_knowledge.open_doc(corpus_lab, "notes", "a.md")
+    assert "30 days" in text
+    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "a.md", text.replace("30", "45"))
+    assert "Saved" in msg and "45 days" in (corpus_lab.home.corpora / "notes" / "a.md").read_text()
+    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
+    assert "Added" in msg and (corpus_lab.home.corpora / "notes" / "sub" / "new.txt").exists()
+    for bad in ("../escape.md", "/etc/passwd.md", "notes.exe", ".hidden.md"):
+        with pytest.raises(gr.Error):
+            tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
+
+
+def test_probe_info_names_the_edit():
+    assert "acme-facts" in tab_knowledge.probe_tasks()
+    text = tab_knowledge.probe_info("acme-facts")
+    assert "Question" in text and "→" in text
+
+
+# ---- Advisor ------------------------------------------------------------------------------------
+
+def test_advisor_from_the_questionnaire_names_the_next_experiment(fake_lab):
+    out = tab_advisor.advise(fake_lab, 0, True, tab_advisor.UNKNOWN, True, False, 40, False, False)
+    assert "Recommendation: RAG" in out and "provisional" in out and "Next" in out
+
+
+def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
+    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None,
+                           "fixed", False))
+    run_id = fake_lab.store.eval_runs(1)[0]["id"]
+    out = tab_advisor.advise(fake_lab, run_id, True, "no", False, True, 300, False, False)
+    assert f"eval run {run_id}" in out and "The numbers" in out and "quality [95% CI]" in out
+
+
+# ---- Train --------------------------------------------------------------------------------------
+
+def test_train_setup_defaults_to_the_demo_dataset(fake_lab):
+    dataset, name, instruction, base, note, run, timer = tab_train.setup(fake_lab)
+    assert dataset["value"].endswith("tickets/train.jsonl") and name["value"] == "tickets"
+    assert "cpu" in note or "cuda" in note or "not available yet" in note
+    name, instruction = tab_train.dataset_changed(dataset["value"])
+    assert name["value"] == "tickets" and "JSON" in instruction["value"]
+
+
+def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypatch):
+    from lab.tuning.config import load_train_config
+
+    started = {}
+
+    class FakePopen:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            started.update(cmd=cmd, **kw)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(bridge, "can_train", lambda: True)
+    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", 'Say "JSON"\nonly.', "auto", 8, 16, 1e-3,
+              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    msg, runs, timer, log = tab_train.start(fake_lab, True, False, *values)
+    assert "process 4242" in msg and timer.active
+    cmd = started["cmd"]
+    assert cmd[:3] == [sys.executable, "-m", "lab.cli"] and "train" in cmd and "--overwrite" in cmd
+    assert started["start_new_session"]  # closing the page or stopping the app leaves it running
+    cfg = load_train_config(cmd[cmd.index("--config") + 1])
+    assert cfg.name == "tickets" and cfg.max_steps == 5 and cfg.instruction == 'Say "JSON"\nonly.'
+    assert cfg.target_modules == ["q_proj", "v_proj"]
+
+
+def test_without_lab_train_the_tab_says_training_is_not_available(fake_lab, monkeypatch):
+    monkeypatch.setattr(bridge, "can_train", lambda: False)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
+    assert "not available yet" in tab_train.setup(fake_lab)[4]
+    assert "not available yet" in bridge.demo_training_offer(fake_lab)
+    with pytest.raises(bridge.AppError, match="not available yet"):
+        bridge.start_demo_training(fake_lab)
+
+
+def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, monkeypatch):
+    monkeypatch.setattr(bridge, "can_train", lambda: True)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
+    values = [bridge.train_datasets()[-1][1], None, "bad name!", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1,
+              256, "q_proj", False]
+    with pytest.raises(Exception, match="name"):
+        tab_train.start(fake_lab, True, False, *values)
+
+
+def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
+    run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
+                                                     "device": "cpu", "total_steps": 10})
+    for step, loss in enumerate([2.0, 1.5, 1.1], 1):
+        fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "loss": loss, "tokens_per_s": 300.0,
+                                                 "eta_s": 7.0 * (10 - step)}, pk=("run_id", "step"))
+    run, plot, status, tail, timer = tab_train.poll(fake_lab, run_id, None)
+    assert "step 3 of 10" in status and "loss 1.100" in status and "ETA" in status
+    assert plot is not None and timer.active
+    fake_lab.store.update("training_runs", run_id, {"status": "done", "wall_s": 30.0})
+    *_, timer = tab_train.poll(fake_lab, run_id, None)
+    assert not timer.active  # a finished run stops the polling
+
+
+def test_stop_sends_sigterm_to_the_training_process(fake_lab):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
+                                                         "pid": proc.pid})
+        assert "Stopping" in tab_train.stop(fake_lab, run_id)
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        proc.kill()
+
+
+def test_the_demo_offer_gives_an_estimate(fake_lab, monkeypatch):
+    monkeypatch.setattr(bridge, "can_train", lambda: True)
+    text = bridge.demo_training_offer(fake_lab)
+    assert "tickets" in text and "min" in text and "background" in text
+    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu"})
+    fake_lab.store.upsert("training_steps", {"run_id": 1, "step": 1, "tokens_per_s": 10.0}, pk=("run_id", "step"))
+    assert "earlier training runs" in bridge.demo_training_offer(fake_lab)
+
+
+# ---- serving ------------------------------------------------------------------------------------
+
+def test_serving_beyond_loopback_needs_a_login(tmp_path):
+    check_host("127.0.0.1", None)
+    check_host("localhost", None)
+    check_host("::1", None)
+    with pytest.raises(ServeError, match="--auth"):
+        check_host("0.0.0.0", None)
+    check_host("0.0.0.0", [("a", "b")])
+    f = tmp_path / "users"
+    f.write_text("# team\nann:s3cret\nbob:pa:ss\n")
+    assert read_auth(None, str(f)) == [("ann", "s3cret"), ("bob", "pa:ss")]
+    assert read_auth("me:pw") == [("me", "pw")]
+    f.write_text("ann\n")
+    with pytest.raises(ServeError, match=r"users:1: expected user:password"):
+        read_auth(None, str(f))
+
+
+def test_lab_serve_refuses_a_public_interface_without_auth(tmp_path):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "serve", "--host", "0.0.0.0"], obj={})
+    assert result.exit_code == 2 and "without a login" in result.output
+
+
+def test_reopening_a_tab_refreshes_lists_but_keeps_the_users_choices(fake_lab):
+    task, model, corpus, adapter, note, button = tab_compare.refresh(fake_lab, None)
+    assert "value" not in task and "value" not in corpus and "tickets" in task["choices"]
+    task, adapters, runs = tab_evaluate.refresh(fake_lab)
+    assert "value" not in task and "value" not in runs

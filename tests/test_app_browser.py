@@ -1,0 +1,186 @@
+"""The real page in a real browser: `lab serve` on the real default model, driven by Playwright
+with Debian's Chromium. Every request the page makes is routed through the test: one that
+leaves localhost fails it (fonts, analytics, CDNs...). Screenshots of each tab land in
+test-output/screenshots/ (look at them)."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+LOCAL = {"127.0.0.1", "localhost", "::1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`lab serve` in a fresh lab home holding only a link to the sample corpus."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (make install-test installs it)")
+    home = tmp_path_factory.mktemp("app-home")
+    (home / "corpora").mkdir()
+    os.symlink(ROOT / "corpora" / "acme", home / "corpora" / "acme")
+    port = _free_port()
+    log = open(home / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"lab serve did not come up:\n{(home / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url, home
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _home = server
+    outside: list[str] = []
+
+    def guard(route):
+        if urlparse(route.request.url).hostname not in LOCAL:
+            outside.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    def seen(request):
+        if urlparse(request.url).hostname not in LOCAL and not request.url.startswith(("data:", "blob:")):
+            outside.append(request.url)
+
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.route("**/*", guard)
+        pg = context.new_page()
+        pg.on("request", seen)
+        pg.set_default_timeout(60_000)
+        pg.goto(url)
+        pg.outside = outside
+        yield pg
+        browser.close()
+    assert not outside, f"the page made requests outside localhost: {sorted(set(outside))}"
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _open(page, tab: str) -> None:
+    page.get_by_role("tab", name=tab, exact=True).click()
+
+
+def test_first_launch_indexes_the_sample_corpus(page):
+    page.wait_for_selector("#lab-banner:has-text('chunks from')", timeout=300_000)
+    assert "acme" in page.inner_text("#lab-banner")
+    # no adapter yet: the Tune column says so and offers the demo adapter with an estimate
+    page.wait_for_selector("#tune-offer:has-text('No adapter')")
+    assert "min" in page.inner_text("#tune-offer")
+    page.wait_for_selector("#train-demo", state="visible")
+
+
+def test_compare_answers_in_every_column(page):
+    _open(page, "Compare")
+    page.wait_for_function("document.querySelector('#compare-task input')?.value === 'acme-facts'")
+    page.locator("#compare-arms").get_by_label("Tune (LoRA)").uncheck()
+    page.fill("#compare-question textarea", "What warranty period does the FL-200 come with?")
+    page.click("#compare-ask")
+    for arm in ("zero-shot", "few-shot", "rag"):
+        page.wait_for_selector(f"#stats-{arm}:has-text('logged as')", timeout=300_000)
+        assert page.input_value(f"#answer-{arm} textarea").strip(), f"{arm} gave no answer"
+        assert "per 1,000" in page.inner_text(f"#stats-{arm}")
+    assert ".md" in page.inner_text("#col-rag") or ".txt" in page.inner_text("#col-rag")  # cited sources
+    _shot(page, "1-compare")
+
+
+def test_a_tiny_evaluation_shows_the_scoreboard(page):
+    _open(page, "Evaluate")
+    page.wait_for_function("document.querySelector('#eval-task input')?.value === 'tickets'")
+    page.fill("#eval-limit input", "2")
+    page.click("#eval-run")
+    page.wait_for_selector("#eval-scoreboard:has-text('95% CI')", timeout=600_000)
+    board = page.inner_text("#eval-scoreboard")
+    assert "zero-shot" in board and "few-shot" in board
+    assert "4 results" in page.inner_text("#eval-status")
+    _shot(page, "2-evaluate")
+
+
+def test_history_finds_those_rows(page):
+    _open(page, "History")
+    page.click("#history-refresh")
+    page.wait_for_selector("#history-table:has-text('few-shot')")
+    table = page.inner_text("#history-table")
+    assert "zero-shot" in table and "rag" in table and "FL-200" in table
+    _shot(page, "6-history")
+    page.locator("#history-view").get_by_label("Evaluation runs").check()
+    page.wait_for_selector("#history-table:has-text('tickets')")
+
+
+def test_the_other_tabs_render(page):
+    from playwright.sync_api import expect
+
+    _open(page, "Knowledge")
+    page.wait_for_selector("#knowledge-corpora:has-text('up to date')")
+    page.fill("#knowledge-query textarea", "How long is the warranty?")
+    page.click("#knowledge-search")
+    page.wait_for_selector("#knowledge-hits:has-text('.md')")
+    page.get_by_text("Documents: add or edit").click()
+    page.locator("#knowledge-doc input").click()
+    page.get_by_role("option", name="policies/warranty.md").click()
+    page.wait_for_selector("#knowledge-text:has-text('Warranty')")
+    _shot(page, "4-knowledge")
+    _open(page, "Advisor")
+    page.wait_for_function("document.querySelector('#advisor-run input')?.value.startsWith('#')")
+    page.click("#advisor-go")
+    page.wait_for_selector("#advisor-out:has-text('The numbers')")
+    _shot(page, "5-advisor")
+    _open(page, "Train")
+    expect(page.locator("#train-name").get_by_role("textbox")).to_have_value("tickets", timeout=60_000)
+    _shot(page, "3-train")
+
+
+def test_the_log_holds_the_rows(server, page):
+    from lab.store import Store
+
+    store = Store(Path(server[1]) / "lab.db")
+    arms = {r["arm"] for r in store.recent_generations(50)}
+    assert {"zero-shot", "few-shot", "rag"} <= arms
+    assert store.eval_runs(5)[0]["results"] == 4
+
+
+def test_no_request_left_localhost(page):
+    assert not page.outside, f"the page made requests outside localhost: {sorted(set(page.outside))}"
