@@ -1,5 +1,5 @@
 # The lab's two commands (see README "Quick start"):
-#   make run    install what is needed, then run the lab on the embedded default model
+#   make run    install what is needed, then open the lab (Gradio, http://127.0.0.1:7860) on the embedded default model
 #   make test   install what is needed (test extras too), then run the whole test suite
 #
 # Why make: every step leaves a stamp in .venv, so a second run only re-does what
@@ -20,7 +20,7 @@ LLAMA_SPEC ?= llama-cpp-python==0.3.36
 # any prompt longer than one token; the portable AVX2 build is safe everywhere.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 EXTRAS ?=
-QUESTION ?= In one sentence: when should a team fine-tune a model instead of improving the prompt?
+PORT ?= 7860
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -29,7 +29,7 @@ LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_SPEC) $(LLAMA_CMAKE_ARGS)' |
 .PHONY: run test install install-test clean
 
 run: install
-	$(BIN)/lab ask "$(QUESTION)"
+	$(BIN)/lab serve --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

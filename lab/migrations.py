@@ -63,22 +63,22 @@ def m004_ratings_embeddings(db: sqlite_utils.Database):
 
 
 @migration
-def m007_eval_results_error_extra(db: sqlite_utils.Database):
-    # A failed request is still a result (it counts as wrong); extra_json keeps what the
-    # scores came from: retrieved passages, the few-shot k actually used, the repeat's seed.
-    db["eval_results"].add_column("error", str)
-    db["eval_results"].add_column("extra_json", str)
-    db["eval_runs"].create_index(["task", "task_hash"])
-
-
-@migration
-def m006_tuning_run_details(db: sqlite_utils.Database):
+def m005_tuning_run_details(db: sqlite_utils.Database):
     # What the app needs to draw a live run and the adapter it produced: the step count to
     # expect, how it trained, where the data and the adapter are, the final losses.
     for column, kind in [("total_steps", int), ("method", str), ("engine", str), ("dataset_path", str),
                          ("adapter_path", str), ("adapter_sha", str), ("train_loss", float),
                          ("val_loss", float)]:
         db["training_runs"].add_column(column, kind)
+
+
+@migration
+def m006_eval_results_error_extra(db: sqlite_utils.Database):
+    # A failed request is still a result (it counts as wrong); extra_json keeps what the
+    # scores came from: retrieved passages, the few-shot k actually used, the repeat's seed.
+    db["eval_results"].add_column("error", str)
+    db["eval_results"].add_column("extra_json", str)
+    db["eval_runs"].create_index(["task", "task_hash"])
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
