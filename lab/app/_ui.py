@@ -100,6 +100,11 @@ def secs(x: float | None) -> str:
     return f"{x / 60:.0f} min" if x < 5400 else f"{x / 3600:.1f} h"
 
 
+def quality_ci(q) -> str:
+    """A mean with its 95% interval, as every scoreboard shows it."""
+    return "—" if q.mean is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]"
+
+
 def money(x: float | None) -> str:
     if x is None:
         return "—"

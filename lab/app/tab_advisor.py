@@ -44,9 +44,8 @@ def render(rec, board=None) -> str:
     if board is not None:
         rows = []
         for a in board.arms:
-            q = a.quality
-            rows.append([LABELS.get(a.arm, a.arm), a.n,
-                         "—" if q.mean is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]",
+                rows.append([LABELS.get(a.arm, a.arm), a.n,
+                         _ui.quality_ci(a.quality),
                          "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
                          _ui.money(a.cost.per_1k) if a.cost else "—",
                          str(a.break_even) if a.break_even else "—"])

@@ -145,9 +145,8 @@ def summarize(lab, run_id: int):
             "p50", "p95", "tokens in", "tokens out", "cost / 1k requests", "training", "break-even"]
     rows = []
     for a in board.arms:
-        q = a.quality
         rows.append([LABELS.get(a.arm, a.arm), a.n,
-                     "—" if q.mean is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]",
+                     _ui.quality_ci(a.quality),
                      "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
                      _ui.secs(a.latency_p50), _ui.secs(a.latency_p95), _num(a.prompt_tokens),
                      _num(a.completion_tokens), f"{_ui.money(a.cost.per_1k)} ({a.cost.basis})" if a.cost else "—",
