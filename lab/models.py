@@ -237,15 +237,21 @@ def file_sha256(home: LabHome, path: Path) -> str:
     hit = cache.get(str(path))
     if hit and hit["size"] == st.st_size and hit["mtime_ns"] == st.st_mtime_ns:
         return hit["sha256"]
+    digest = sha256_of(path)
+    _remember_hash(home, path, digest)
+    return digest
+
+
+def sha256_of(path: str | Path) -> str:
+    """sha256 of a file (or of a folder's files in sorted order), read in 1 MB blocks."""
+    path = Path(path)
     h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
-    digest = h.hexdigest()
-    _remember_hash(home, path, digest)
-    return digest
+    return h.hexdigest()
 
 
 def model_sha256(home: LabHome, info: ModelInfo) -> str:

@@ -6,7 +6,6 @@ in a temporary folder renamed into place), so it is never listed or served.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,14 +74,6 @@ class AdapterInfo:
                 "steps": self.metrics.get("steps"), "size_bytes": self.size_bytes,
                 "gguf": self.gguf_path is not None, "created": m.get("created"),
                 "sha256": self.sha256[:12], "path": str(self.path)}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_adapter(folder: Path) -> AdapterInfo:

@@ -10,12 +10,13 @@ assistant tokens only, rendered with the model's own chat template (`encode`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..models import sha256_of
 
 FORMATS = ("chat", "prompt-completion", "alpaca", "input-output")
 MIN_EXAMPLES = 20  # below this, refuse unless forced
@@ -39,10 +40,6 @@ class TrainExample:
     messages: list[dict]  # ends with the assistant turn to learn
     line: int  # 1-based line in the file
     weights: list[int] = field(default_factory=list)  # per assistant turn: 0 = no loss (OpenAI "weight")
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def detect_format(obj: dict) -> str | None:
@@ -306,7 +303,7 @@ def prepare(path: str | Path, tokenizer=None, *, max_seq_len: int = 512, val_fra
     if len(unique) < count:
         warnings.append(f"{count - len(unique)} exact duplicate examples dropped")
     train_idx, val_idx = split_indices(len(unique), val_fraction, seed)
-    report = DatasetReport(str(path), fmt, file_sha256(path), count, count - len(unique),
+    report = DatasetReport(str(path), fmt, sha256_of(path), count, count - len(unique),
                            len(train_idx), len(val_idx), max_seq_len, warnings=warnings)
     if tokenizer is None:
         return PreparedData(report, [], [])

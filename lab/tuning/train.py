@@ -33,7 +33,8 @@ from typing import Callable
 from .. import __version__
 from ..models import ModelInfo
 from ..store import now
-from .adapters import MANIFEST, AdapterInfo, read_adapter, sha256_file
+from ..models import sha256_of
+from .adapters import MANIFEST, AdapterInfo, read_adapter
 from .config import TrainConfig
 from .datasets import IGNORE, DatasetReport, Encoded, prepare
 
@@ -386,7 +387,7 @@ def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[di
             changed = sorted(k for k, v in _comparable(config.to_json()).items() if state["config"].get(k) != v)
             raise TrainingError(f"the checkpoint in {ckpt} was made with different settings ({', '.join(changed)}): "
                                 f"resume with the same ones, or delete {runs_dir(lab, config.name)} to start afresh")
-        if state["base_sha"] != base_sha or state["dataset_sha"] != sha256_file(Path(config.data)):
+        if state["base_sha"] != base_sha or state["dataset_sha"] != sha256_of(Path(config.data)):
             raise TrainingError(f"the base model or the data changed since the checkpoint in {ckpt}: delete "
                                 f"{runs_dir(lab, config.name)} to start afresh")
     elif not resume:
@@ -545,13 +546,13 @@ def _finish(lab, model, info, base_sha, config, report, method, engine, device, 
     if info.kind == "gguf":
         from .export_gguf import export_gguf
 
-        gguf_sha = sha256_file(export_gguf(tmp, info.path))
+        gguf_sha = sha256_of(export_gguf(tmp, info.path))
         files["gguf"] = "adapter.gguf"
     manifest = {
         "format": "lab-adapter/1", "name": config.name, "created": now(), "lab_version": __version__,
         "base_model": {"id": info.id, "kind": info.kind, "path": str(info.path), "sha256": base_sha,
                        "architecture": info.architecture},
-        "adapter": {"sha256": sha256_file(tmp / "adapter_model.safetensors"), "gguf_sha256": gguf_sha,
+        "adapter": {"sha256": sha256_of(tmp / "adapter_model.safetensors"), "gguf_sha256": gguf_sha,
                     "files": files, "rank": config.rank, "alpha": config.alpha,
                     "target_modules": config.target_modules},
         "dataset": report.as_dict(), "config": config.to_json(), "method": method, "engine": engine,
