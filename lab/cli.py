@@ -588,12 +588,9 @@ def _size(n: int) -> str:
 
 
 def _table(headers, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    click.echo(fmt.format(*headers))
-    click.echo(fmt.format(*("-" * w for w in widths)))
-    for r in rows:
-        click.echo(fmt.format(*(str(x) for x in r)))
+    from .evaluation.summary import text_table
+
+    click.echo("\n".join(text_table(headers, rows)))
 
 
 def main():

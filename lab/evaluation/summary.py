@@ -82,7 +82,7 @@ class Scoreboard:
                          _pct(a.format_valid), _num(a.latency_p50, 2), _num(a.latency_p95, 2),
                          _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
                          f"{a.cost.per_1k:.4f} ({a.cost.basis})" if a.cost else "n/a"])
-        lines += _table(head, rows)
+        lines += text_table(head, rows)
         for a in self.arms:
             if a.training_cost is not None or a.adapter:
                 lines.append(f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
@@ -94,7 +94,7 @@ class Scoreboard:
             lines += ["", "Paired bootstrap (difference in the primary metric, 95% CI):"]
             lines += [f"  {c}" for c in self.comparisons]
         lines += ["", "Why answers were wrong (per arm):"]
-        lines += _table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
+        lines += text_table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
                                              for a in self.arms])
         disagree = [e for e in self.examples if e["disagree"]]
         lines += ["", f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
@@ -113,8 +113,10 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{v:.0%}"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+def text_table(head: list[str], rows: list[list]) -> list[str]:
+    """A plain left-aligned table as lines (the CLI prints its lists with it too)."""
+    rows = [[str(x) for x in r] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
 
