@@ -70,7 +70,10 @@ def loaded_index(lab, corpus: str | Path, progress: bool = False) -> LoadedIndex
 
 def search(lab, corpus: str | Path, query: str, k: int = 4, progress: bool = False) -> list[Passage]:
     """The k chunks of `corpus` closest to `query` (cosine), best first."""
-    idx = loaded_index(lab, corpus, progress=progress)
+    return _search(lab, loaded_index(lab, corpus, progress=progress), query, k)
+
+
+def _search(lab, idx: LoadedIndex, query: str, k: int) -> list[Passage]:
     embedder = lab.embedder()
     if idx.manifest["embedder"] != embedder.id:
         raise RetrievalError(f"the index of '{idx.manifest['corpus']}' was built with {idx.manifest['embedder']} "
@@ -91,8 +94,8 @@ def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k:
     """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
     generate, and log the corpus, index hash and retrieved chunks with the generation.
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
-    retrieved = search(lab, corpus, question, k)
-    idx = loaded_index(lab, corpus)
+    idx = loaded_index(lab, corpus)  # one version for both the passages and the logged index hash
+    retrieved = _search(lab, idx, question, k)
     backend = lab.backend(model, kind)
     options = options or lab.options()
     messages, kept = pack_passages(backend, question, retrieved, instruction=system,
