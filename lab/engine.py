@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import backends, models
-from .arms import zero_shot
+from .prompts import zero_shot
 from .backends.base import Generation, OnText
 from .config import GenerationOptions, LabConfig, load_config
 from .home import LabHome

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from lab.arms import few_shot
+from lab.prompts import few_shot
 from lab.engine import Lab
 from lab.evaluation import arms as A
 from lab.evaluation import run_eval, summarize

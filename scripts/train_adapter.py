@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab.arms import zero_shot  # noqa: E402
+from lab.prompts import zero_shot  # noqa: E402
 from lab.engine import Lab  # noqa: E402
 from lab.tasks import load_task  # noqa: E402
 from lab.tuning import (DatasetError, TrainConfigError, TrainingError, TrainingInterrupted,  # noqa: E402

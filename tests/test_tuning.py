@@ -294,7 +294,7 @@ def test_llamacpp_serves_the_gguf_adapter_on_the_same_model(trained):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_llamacpp_adapter_matches_hf_peft_within_quantisation_noise(trained):
-    from lab.arms import zero_shot
+    from lab.prompts import zero_shot
     from lab.tuning.parity import compare
 
     lab, adapter, _, _ = trained

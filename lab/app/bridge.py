@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..arms import ARMS
+from ..prompts import ARMS
 
 
 class AppError(ValueError):

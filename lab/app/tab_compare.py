@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from ..arms import ARMS
+from ..prompts import ARMS
 from . import _ui, bridge
 
 NO_TASK = "(no task: a free question)"

@@ -11,7 +11,7 @@ import threading
 
 import gradio as gr
 
-from ..arms import ARMS
+from ..prompts import ARMS
 from . import _ui, bridge
 from .tab_compare import LABELS
 

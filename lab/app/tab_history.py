@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..arms import ARMS
+from ..prompts import ARMS
 from . import _ui
 
 VIEWS = ["Generations", "Evaluation runs", "Training runs", "Ratings"]

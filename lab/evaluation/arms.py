@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..arms import ARMS, few_shot, zero_shot
+from ..prompts import ARMS, few_shot, zero_shot
 from ..backends.base import Generation
 
 RAG_ARMS = {"rag", "tune+rag"}

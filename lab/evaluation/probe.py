@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass, field
 
-from ..arms import zero_shot
+from ..prompts import zero_shot
 from . import arms as A
 from .scorers import contains_fact
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..arms import ARMS
+from ..prompts import ARMS
 from . import arms as A
 from . import costs, stats
 from .scorers import CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name

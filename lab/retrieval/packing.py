@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
-from ..arms import with_passages
+from ..prompts import with_passages
 from ..backends.base import ContextTooLong
 from .chunking import context_line
 

@@ -7,7 +7,7 @@ arms). Either way the generation is logged with the adapter's name and sha256.
 from __future__ import annotations
 
 from .. import backends
-from ..arms import zero_shot
+from ..prompts import zero_shot
 from .adapters import AdapterInfo, check_fits, resolve_adapter
 
 

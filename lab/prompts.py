@@ -1,4 +1,4 @@
-"""How each arm of the ladder turns a question into chat messages.
+"""How each arm of the ladder turns a question into chat messages (the prompt builders).
 
 The few-shot arm puts the system prompt and the k examples *first*, identical for every
 question, so the backend can keep that shared prefix in its KV cache between requests.
