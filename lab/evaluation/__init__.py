@@ -8,6 +8,6 @@ Modules: `runner` (resumable runs), `scorers`, `stats` (bootstrap), `costs`, `su
 (the scoreboard), `probe` (the staleness probe), `arms` (the only bridge to tasks,
 retrieval and tuning).
 """
-from .prompts import EvalError  # noqa: F401
+from .arms import EvalError  # noqa: F401
 from .runner import latest_run, run_eval  # noqa: F401
 from .summary import Scoreboard, summarize  # noqa: F401
