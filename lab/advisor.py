@@ -336,9 +336,8 @@ def questionnaire_fields() -> list[str]:
 
 def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
     """The advice for a summarised eval run, with the task's training-set size and corpus."""
-    from .evaluation import arms as A
     from .evaluation.summary import load_run, task_of_run
 
     task = task_of_run(load_run(lab, board.run["id"]))
-    return advise_from_scoreboard(board, answers, train_examples=len(A.examples(task, "train")),
-                                  has_corpus=bool(A.corpus_of(task)))
+    return advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
+                                  has_corpus=bool(task.corpus))

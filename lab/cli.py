@@ -12,7 +12,7 @@ import click
 from .app.access import ServeError
 from .backends import BackendError
 from .config import ConfigError
-from .evaluation.arms import EvalError
+from .ladder import ArmError
 from .evaluation.probe import ProbeError
 from .evaluation.scorers import ScorerError
 from .gguf_meta import GGUFError
@@ -25,7 +25,7 @@ from .tuning.datasets import DatasetError
 from .tuning.train import TrainingError
 
 # Errors a user can fix: print the message (it names the path, line or field), exit 2, no traceback.
-USER_ERRORS = (ModelNotFound, GGUFError, BackendError, ConfigError, FileNotFoundError, EvalError, ProbeError,
+USER_ERRORS = (ModelNotFound, GGUFError, BackendError, ConfigError, FileNotFoundError, ArmError, ProbeError,
                ScorerError, TaskError, ServeError, RetrievalError, AdapterError, TrainConfigError, DatasetError,
                TrainingError)
 
@@ -98,42 +98,26 @@ def models(ctx, as_json):
 @click.option("--adapter", help="Answer with this LoRA adapter on (the tune arm; with --rag: tune+rag).")
 @click.pass_context
 def ask(ctx, question, model, system, kind, schema_file, max_tokens, temperature, seed, corpus, top_k, adapter):
-    """Ask a model QUESTION; the answer streams out and is logged to lab.db."""
+    """Ask a model QUESTION; the answer streams out and is logged to lab.db.
+
+    The arm follows from the flags: zero-shot by default, rag with --rag, tune with --adapter,
+    tune+rag with both (the same arms `lab eval` scores)."""
     lab = _lab(ctx)
     schema = json.loads(Path(schema_file).read_text()) if schema_file else None
     options = lab.options(max_tokens=max_tokens, temperature=temperature, seed=seed, json_schema=schema)
-    echo = lambda piece: click.echo(piece, nl=False)  # noqa: E731
-    tuned = None
-    if adapter:
-        from .tuning import resolve_adapter
-
-        tuned = resolve_adapter(lab, adapter, model)
-        model = model or tuned.base_model
-        system = system if system is not None else tuned.instruction
-    if adapter and not corpus:
-        from .tuning import tune_answer
-
-        gen, row_id = tune_answer(lab, question, tuned, model=model, kind=kind, system=system,
-                                  options=options, on_text=echo)
-    elif corpus:
-        from .retrieval import ask_rag
-
-        tune_kw = {}
-        if tuned is not None:  # tune+rag: the retrieval arm's messages, the adapter on
-            from .backends import default_backend_for
-
-            served_by = kind or default_backend_for(lab.model_info(model))
-            tune_kw = dict(adapter=tuned.serve_path(served_by), adapter_sha=tuned.sha256, arm="tune+rag")
-        gen, row_id, passages = ask_rag(lab, corpus, question, model=model, k=top_k, system=system,
-                                        options=options, on_text=echo, kind=kind, **tune_kw)
+    arm = {(False, False): "zero-shot", (True, False): "rag", (False, True): "tune",
+           (True, True): "tune+rag"}[(bool(corpus), bool(adapter))]
+    ans = lab.answer(arm, question, corpus=corpus, adapter=adapter, model=model, kind=kind, system=system,
+                     options=options, rag_k=top_k, on_text=lambda piece: click.echo(piece, nl=False))
+    if ans.passages is not None:
         click.echo("\n\nSources:")
-        for i, p in enumerate(passages, 1):
+        for i, p in enumerate(ans.passages, 1):
             click.echo(f"  [{i}] {p.source}  (score {p.score:.3f})")
-    else:
-        gen, row_id = lab.ask(question, model=model, system=system, kind=kind, options=options, on_text=echo)
     click.echo("")
-    click.secho(f"[{gen.model_id} · {gen.prompt_tokens} prompt + {gen.completion_tokens} completion tokens · "
-                f"{gen.total_s:.2f}s · logged as generation {row_id}]", fg="bright_black", err=True)
+    gen = ans.generation
+    click.secho(f"[{ans.arm} · {gen.model_id}" + (f" + {ans.adapter.name}" if ans.adapter else "")
+                + f" · {gen.prompt_tokens} prompt + {gen.completion_tokens} completion tokens · "
+                f"{gen.total_s:.2f}s · logged as generation {ans.row_id}]", fg="bright_black", err=True)
 
 
 @cli.group(invoke_without_command=True)
@@ -217,7 +201,7 @@ def tasks_cmd(ctx):
 def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, as_json):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from .evaluation import run_eval, summarize
-    from .evaluation.arms import load_task
+    from .tasks import load_task
 
     lab = _lab(ctx)
     t = load_task(task)
@@ -283,7 +267,7 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
     """Which rung to use: from TASK's latest evaluation when there is one, else from a questionnaire."""
     from .advisor import advise_from_answers, recommend_for_run
     from .evaluation import latest_run, summarize
-    from .evaluation.arms import load_task
+    from .tasks import load_task
 
     lab = _lab(ctx)
     t = load_task(task) if task else None
@@ -312,14 +296,14 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
 def report(ctx, task, output, run_id):
     """Write TASK's latest evaluation as one self-contained HTML file (opens offline)."""
     from .evaluation import latest_run
-    from .evaluation.arms import load_task
+    from .tasks import load_task
     from .report import write_report
 
     lab = _lab(ctx)
     t = load_task(task)
     run = {"id": run_id} if run_id else latest_run(lab, t.name)
     if run is None:
-        raise EvalError(f"no evaluation of '{t.name}' in {lab.store.path} yet: run `lab eval {task}` first")
+        raise ArmError(f"no evaluation of '{t.name}' in {lab.store.path} yet: run `lab eval {task}` first")
     path = write_report(lab, run["id"], output or f"{t.name}-report.html")
     click.echo(f"wrote {path}")
 

@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import backends, models
-from .prompts import zero_shot
+from . import backends, ladder, models
 from .backends.base import Generation, OnText
 from .config import GenerationOptions, LabConfig, load_config
 from .home import LabHome
@@ -93,6 +92,7 @@ class Lab:
         """Run one request and log it. `log` carries the arm's context for the row
         (corpus, index_hash, retrieved, eval_run_id, example_id). `adapter` is the file or
         folder the backend loads; `adapter_id` (e.g. the adapter's name) is what the log shows."""
+        ladder.check_arms([arm])  # every generation row is one of the ladder's arms
         backend = self.backend(model, kind)
         options = options or self.options()
         try:
@@ -109,9 +109,7 @@ class Lab:
             **(log or {}))
         return gen, row_id
 
-    def ask(self, question: str, *, model: str | None = None, system: str | None = None,
-            kind: str | None = None, options: GenerationOptions | None = None,
-            on_text: OnText | None = None) -> tuple[Generation, int]:
-        """The `prompt` rung: the base model, the question, an optional system prompt."""
-        return self.generate(zero_shot(question, system), arm="prompt", model=model, kind=kind,
-                             options=options, on_text=on_text)
+    def answer(self, arm: str, question: str, **kw: Any) -> ladder.Answer:
+        """`question` through one arm of the ladder, logged: see `lab.ladder.answer` for the
+        arguments (task, corpus, adapter, options, on_text...). Every face asks through here."""
+        return ladder.answer(self, arm, question, **kw)

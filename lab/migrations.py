@@ -81,6 +81,13 @@ def m006_eval_results_error_extra(db: sqlite_utils.Database):
     db["eval_runs"].create_index(["task", "task_hash"])
 
 
+@migration
+def m007_app_errors(db: sqlite_utils.Database):
+    # What went wrong in the app (a failed callback) is not a generation: its own table, so
+    # every generation row's arm is one of the ladder's arms.
+    db["app_errors"].create({"id": int, "ts": str, "place": str, "model_id": str, "error": str}, pk="id")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -78,6 +78,13 @@ class Store:
         return self.insert("generations", {"ts": now(), "arm": arm, "model_id": model_id,
                                            "messages_json": _json(messages), "error": error})
 
+    def log_app_error(self, place: str, error: str, model_id: str | None = None) -> int:
+        """A callback of the app that failed (`place` names the tab and action)."""
+        return self.insert("app_errors", {"ts": now(), "place": place, "model_id": model_id, "error": error})
+
+    def app_errors(self, n: int = 50) -> list[dict]:
+        return self.query("select * from app_errors order by id desc limit ?", [n])
+
     # -- reads --------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable | dict = ()) -> list[dict]:
         with self.lock:
@@ -122,6 +129,16 @@ class Store:
             "(select val_loss from training_steps s where s.run_id = r.id and val_loss is not null "
             " order by step desc limit 1) as last_val_loss "
             f"from training_runs r {clause} order by r.id desc limit :n", {"adapter": adapter, "n": n})
+
+    def training_run(self, run_id: int) -> dict | None:
+        rows = self.query("select * from training_runs where id = ?", [run_id])
+        return rows[0] if rows else None
+
+    def cpu_training_tokens_per_s(self) -> float | None:
+        """The mean tokens/s of this lab's CPU training steps (time estimates), None if none yet."""
+        rows = self.query("select avg(s.tokens_per_s) as tps from training_steps s join training_runs r "
+                          "on r.id = s.run_id where r.device = 'cpu' and s.tokens_per_s is not null")
+        return rows[0]["tps"] if rows and rows[0]["tps"] else None
 
     def training_steps(self, run_id: int) -> list[dict]:
         return self.query("select * from training_steps where run_id = ? order by step", [run_id])

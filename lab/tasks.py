@@ -257,7 +257,10 @@ def find_task_file(name_or_path: str | os.PathLike) -> Path:
                     f"{', '.join(builtin_tasks()) or '(none)'}; or pass a path to a {TASK_FILE} or its folder")
 
 
-def load_task(name_or_path: str | os.PathLike) -> Task:
+def load_task(name_or_path: "str | os.PathLike | Task") -> Task:
+    """A task by built-in name or task.toml path (a Task is returned as it is)."""
+    if isinstance(name_or_path, Task):
+        return name_or_path
     path = find_task_file(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -78,13 +78,10 @@ def compare(client, arms: list[str], corpus: str | None, adapter: str | None, ma
 def tiny_adapter(lab) -> str | None:
     """A 3-step LoRA adapter for the default model, so the tune arm can be one of the three
     (its quality is beside the point here: it is the memory of serving it that is measured)."""
-    from lab.app import bridge
+    from lab.tasks import load_task
+    from lab.tuning import make_config, train
 
-    try:
-        from lab.tuning import make_config, train
-    except ImportError:
-        return None
-    task = bridge.load_task("tickets")
+    task = load_task("tickets")
     print("training a 3-step adapter for the tune arm (bench-tiny)...", flush=True)
     cfg = make_config("bench", name="bench-tiny", data=str(task.train), system=task.instruction, max_steps=3,
                       batch_size=2, max_seq_len=256, eval_every=3, save_every=100)
@@ -107,6 +104,7 @@ def main() -> None:
 
     from lab.app import bridge
     from lab.engine import Lab
+    from lab.tasks import load_task
 
     tmp = None
     if args.home:
@@ -137,8 +135,8 @@ def main() -> None:
     # 3: overhead. The machine may be busy, so requests through the app and straight to the
     # engine (in this process) alternate, and each side's overhead is its wall time minus the
     # model's own generation time (total_s in the log row), which is what load disturbs.
-    task = bridge.load_task(TASK).model_copy(update={"max_tokens": args.max_tokens})
-    bridge.answer_one(lab, "zero-shot", task, QUESTION)  # load the model here too, warm its prefix cache
+    task = load_task(TASK).model_copy(update={"max_tokens": args.max_tokens})
+    lab.answer("zero-shot", QUESTION, task=task)  # load the model here too, warm its prefix cache
     app_wall, app_model, eng_wall, eng_model, same = [], [], [], [], True
     for _ in range(args.requests):
         t0 = time.perf_counter()
@@ -146,7 +144,7 @@ def main() -> None:
         app_wall.append(time.perf_counter() - t0)
         app_model.append(lab.store.db["generations"].get(row_id(out[1]))["total_s"])
         t0 = time.perf_counter()
-        gen, _row, _ = bridge.answer_one(lab, "zero-shot", task, QUESTION)
+        gen = lab.answer("zero-shot", QUESTION, task=task).generation
         eng_wall.append(time.perf_counter() - t0)
         eng_model.append(gen.total_s)
         same = same and gen.text == out[0]

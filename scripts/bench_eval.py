@@ -23,21 +23,22 @@ import time
 
 from lab.prompts import few_shot
 from lab.engine import Lab
-from lab.evaluation import arms as A
+from lab import ladder
+from lab.tasks import load_task
 from lab.evaluation import run_eval, summarize
 
 
 def bench_reuse(lab: Lab, task_name: str, k: int, n: int) -> dict:
-    task = A.load_task(task_name)
+    task = load_task(task_name)
     backend = lab.backend()
-    pool = A.few_shot_pool(task)
-    examples = A.examples(task, "eval")[:n + 1]  # +1: a warm-up that is not timed
-    shots = A.fixed_shots(pool, k)
+    pool = ladder.few_shot_pool(task)
+    examples = task.examples("eval")[:n + 1]  # +1: a warm-up that is not timed
+    shots = ladder.fixed_shots(pool, k)
     opts = lab.options(max_tokens=task.max_tokens, temperature=0.0, seed=0)
 
     def one(ex, reuse: bool):
         backend.reuse_prefix = reuse
-        s = A.fit_shots(lab, None, ex.input, shots, task.instruction, task.max_tokens)
+        s = ladder.fit_shots(lab, None, ex.input, shots, task.instruction, task.max_tokens)
         t0 = time.perf_counter()
         gen = backend.generate(few_shot(ex.input, s, task.instruction), opts)
         return time.perf_counter() - t0, gen, len(s)
@@ -63,7 +64,7 @@ def bench_reuse(lab: Lab, task_name: str, k: int, n: int) -> dict:
 def available_arms(lab: Lab, task) -> list[str]:
     arms = ["zero-shot", "few-shot"] + (["rag"] if task.corpus else [])
     try:
-        A.resolve_adapter(lab, task.name)
+        ladder.resolve_adapter(lab, task.name)
         arms += ["tune"] + (["tune+rag"] if task.corpus else [])
     except Exception as e:  # noqa: BLE001
         print(f"  (no tune arms for {task.name}: {e})", file=sys.stderr)
@@ -71,7 +72,7 @@ def available_arms(lab: Lab, task) -> list[str]:
 
 
 def timed_eval(lab: Lab, task_name: str, limit: int | None, arms: list[str] | None = None):
-    task = A.load_task(task_name)
+    task = load_task(task_name)
     arms = arms or available_arms(lab, task)
     t0 = time.perf_counter()
     run_id = run_eval(lab, task, arms, limit=limit, fresh=True)

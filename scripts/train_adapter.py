@@ -19,11 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab.prompts import zero_shot  # noqa: E402
 from lab.engine import Lab  # noqa: E402
 from lab.tasks import load_task  # noqa: E402
 from lab.tuning import (DatasetError, TrainConfigError, TrainingError, TrainingInterrupted,  # noqa: E402
-                        make_config, train, tune_answer)
+                        make_config, train)
 
 
 def main() -> int:
@@ -65,8 +64,8 @@ def main() -> int:
 
     example = task.examples("eval")[0]
     options = lab.options(max_tokens=task.max_tokens)
-    base, _ = lab.generate(zero_shot(example.input, task.instruction), arm="zero-shot", options=options)
-    tuned, _ = tune_answer(lab, example.input, adapter, options=options)
+    base = lab.answer("zero-shot", example.input, task=task, options=options).generation
+    tuned = lab.answer("tune", example.input, task=task, adapter=adapter, options=options).generation
     flat = lambda text: " ".join(text.split())[:160]  # noqa: E731
     print(f"\none held-out email:\n  expected: {example.output}\n  base:     {flat(base.text)}\n"
           f"  tuned:    {flat(tuned.text)}")

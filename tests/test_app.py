@@ -3,6 +3,7 @@
 The browser test (test_app_browser.py) drives the real page on the real model; these check the
 logic behind each button quickly."""
 import csv
+import re
 import json
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from lab.app import bridge, tab_advisor, tab_compare, tab_evaluate, tab_history,
 from lab.app._ui import guard
 from lab.app.access import ServeError, check_host, read_auth
 from lab.app.app import build_app
+from lab.tuning import TrainConfigError
 
 
 def _last(gen):
@@ -47,8 +49,11 @@ def test_a_failing_callback_shows_a_message_and_logs_a_row(fake_lab):
     with pytest.raises(gr.Error) as e:
         guard(fake_lab, "knowledge", broken)()
     assert "corpora/nope" in str(e.value) and "Traceback" not in str(e.value)
-    row = fake_lab.store.recent_generations(1)[0]
-    assert row["arm"] == "app:knowledge" and "FileNotFoundError" in row["error"]
+    row = fake_lab.store.app_errors(1)[0]
+    assert row["place"] == "knowledge" and "FileNotFoundError" in row["error"]
+    assert fake_lab.store.recent_generations(1) == []  # an app error is not a generation
+    table, _note = tab_history.show(fake_lab, "App errors", tab_history.ANY, "", 10)
+    assert "corpora/nope" in str(table["value"])
 
 
 def test_a_failing_streaming_callback_too(fake_lab):
@@ -103,7 +108,6 @@ def test_rating_is_saved_against_the_generation(fake_lab):
 
 
 def test_compare_setup_offers_the_demo_adapter_when_there_is_none(fake_lab, monkeypatch):
-    monkeypatch.setattr(bridge, "can_train", lambda: True)
     task, model, corpus, adapter, note, button = tab_compare.setup(fake_lab)
     assert task["value"] == "acme-facts" and model["value"] == "fake"
     assert dict((v, k) for k, v in corpus["choices"])[corpus["value"]] == "acme"
@@ -161,14 +165,14 @@ def test_a_stored_run_can_be_shown_again(fake_lab):
 # ---- History ------------------------------------------------------------------------------------
 
 def test_history_filters_and_exports(fake_lab):
-    fake_lab.ask("What is the refund window?")
-    fake_lab.ask("Something else entirely")
+    fake_lab.answer("zero-shot", "What is the refund window?")
+    fake_lab.answer("zero-shot", "Something else entirely")
     table, note = tab_history.show(fake_lab, "Generations", tab_history.ANY, "refund", 10)
     assert "1 row(s)" in note and "refund window" in str(table["value"])
     path = tab_history.export(fake_lab, "Generations", tab_history.ANY, "refund", 10, "json")["value"]
     rows = json.loads(open(path).read())
-    assert len(rows) == 1 and rows[0]["arm"] == "prompt" and "messages_json" in rows[0]
-    with open(tab_history.export(fake_lab, "Generations", "prompt", "", 10, "csv")["value"], newline="") as f:
+    assert len(rows) == 1 and rows[0]["arm"] == "zero-shot" and "messages_json" in rows[0]
+    with open(tab_history.export(fake_lab, "Generations", "zero-shot", "", 10, "csv")["value"], newline="") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 2 and table[0]["question"] == "Something else entirely"
 
@@ -238,13 +242,13 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
 def test_train_setup_defaults_to_the_demo_dataset(fake_lab):
     dataset, name, instruction, base, note, run, timer = tab_train.setup(fake_lab)
     assert dataset["value"].endswith("tickets/train.jsonl") and name["value"] == "tickets"
-    assert "cpu" in note or "cuda" in note or "not available yet" in note
+    assert re.search(r"\*\*(cpu|cuda)\*\*", note)  # the defaults of this machine's device
     name, instruction = tab_train.dataset_changed(dataset["value"])
     assert name["value"] == "tickets" and "JSON" in instruction["value"]
 
 
 def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypatch):
-    from lab.tuning.config import load_train_config
+    from lab.tuning.config import make_config
 
     started = {}
 
@@ -258,34 +262,24 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(bridge, "can_train", lambda: True)
-    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", 'Say "JSON"\nonly.', "auto", 8, 16, 1e-3,
+    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", 'Say "JSON"\nonly. 🙂', "auto", 8, 16, 1e-3,
               1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
     msg, runs, timer, log = tab_train.start(fake_lab, True, False, *values)
     assert "process 4242" in msg and timer.active
     cmd = started["cmd"]
-    assert cmd[:3] == [sys.executable, "-m", "lab.cli"] and "train" in cmd and "--overwrite" in cmd
+    assert cmd[:3] == [sys.executable, "-m", "lab.tuning"] and "--overwrite" in cmd
     assert started["start_new_session"]  # closing the page or stopping the app leaves it running
-    cfg = load_train_config(cmd[cmd.index("--config") + 1])
-    assert cfg.name == "tickets" and cfg.max_steps == 5 and cfg.instruction == 'Say "JSON"\nonly.'
+    config_file = cmd[cmd.index("--config") + 1]
+    cfg = make_config(config_file, **json.loads(open(config_file, encoding="utf-8").read()))
+    assert cfg.name == "tickets" and cfg.max_steps == 5 and cfg.instruction == 'Say "JSON"\nonly. 🙂'
     assert cfg.target_modules == ["q_proj", "v_proj"]
 
 
-def test_without_lab_train_the_tab_says_training_is_not_available(fake_lab, monkeypatch):
-    monkeypatch.setattr(bridge, "can_train", lambda: False)
-    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
-    assert "not available yet" in tab_train.setup(fake_lab)[4]
-    assert "not available yet" in bridge.demo_training_offer(fake_lab)
-    with pytest.raises(bridge.AppError, match="not available yet"):
-        bridge.start_demo_training(fake_lab)
-
-
 def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, monkeypatch):
-    monkeypatch.setattr(bridge, "can_train", lambda: True)
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
     values = [bridge.train_datasets()[-1][1], None, "bad name!", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1,
               256, "q_proj", False]
-    with pytest.raises(Exception, match="name"):
+    with pytest.raises(TrainConfigError, match="field 'name'"):
         tab_train.start(fake_lab, True, False, *values)
 
 
@@ -314,8 +308,7 @@ def test_stop_sends_sigterm_to_the_training_process(fake_lab):
         proc.kill()
 
 
-def test_the_demo_offer_gives_an_estimate(fake_lab, monkeypatch):
-    monkeypatch.setattr(bridge, "can_train", lambda: True)
+def test_the_demo_offer_gives_an_estimate(fake_lab):
     text = bridge.demo_training_offer(fake_lab)
     assert "tickets" in text and "min" in text and "background" in text
     fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu"})

@@ -128,7 +128,8 @@ def test_openai_compatible_server_backend(tmp_path):
         lab = Lab(home=tmp_path)
         spec = f"openai:http://127.0.0.1:{server.server_port}/v1#tiny"
         pieces = []
-        gen, row_id = lab.ask("Capital of France?", model=spec, on_text=pieces.append)
+        ans = lab.answer("zero-shot", "Capital of France?", model=spec, on_text=pieces.append)
+        gen, row_id = ans.generation, ans.row_id
         assert gen.text == "Paris." and pieces == ["Par", "is."]
         assert (gen.prompt_tokens, gen.completion_tokens) == (21, 2)
         assert seen["path"] == "/v1/chat/completions" and seen["body"]["model"] == "tiny"

@@ -54,7 +54,7 @@ def test_ask_streams_and_logs_a_row(tmp_path):
     rows = json.loads(log.stdout)
     assert len(rows) == 1
     row = rows[0]
-    assert row["arm"] == "prompt" and row["model_id"] == "smollm2-135m-instruct"
+    assert row["arm"] == "zero-shot" and row["model_id"] == "smollm2-135m-instruct"
     assert "Paris" in row["output"] and row["messages"][-1]["content"].startswith("What is the capital")
     assert len(row["model_sha"]) == 64 and row["prompt_tokens"] > 10 and row["completion_tokens"] > 1
     assert row["options"]["temperature"] == 0.0 and row["total_s"] > 0

@@ -7,12 +7,12 @@ from lab.backends.fake import FakeBackend
 from lab.engine import Lab
 
 
-def test_ask_logs_one_row_per_generation(fake_lab):
+def test_answer_logs_one_row_per_generation(fake_lab):
     fake_lab.fake.queue("Paris.")
-    gen, row_id = fake_lab.ask("Capital of France?", system="Be brief.")
-    row = fake_lab.store.db["generations"].get(row_id)
-    assert gen.text == row["output"] == "Paris."
-    assert row["arm"] == "prompt" and row["model_id"] == "fake"
+    ans = fake_lab.answer("zero-shot", "Capital of France?", system="Be brief.")
+    row = fake_lab.store.db["generations"].get(ans.row_id)
+    assert ans.text == row["output"] == "Paris."
+    assert row["arm"] == "zero-shot" and row["model_id"] == "fake"
     assert fake_lab.fake.calls[0]["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
@@ -20,7 +20,7 @@ def test_failed_generation_is_logged_and_raised(tmp_path):
     lab = Lab(home=tmp_path, default_model="tiny")
     lab.add_backend(FakeBackend(model_id="tiny", n_ctx=4))
     with pytest.raises(ContextTooLong):
-        lab.ask("a question far longer than four tokens")
+        lab.answer("zero-shot", "a question far longer than four tokens")
     row = lab.store.recent_generations(1)[0]
     assert "ContextTooLong" in row["error"] and row["output"] is None
 

@@ -19,7 +19,8 @@ import pytest
 
 from lab.backends.fake import FakeBackend
 from lab.engine import Lab
-from lab.evaluation import EvalError, run_eval, summarize
+from lab.evaluation import run_eval, summarize
+from lab.ladder import ArmError
 from lab.evaluation import costs, scorers as S, stats
 from lab.tasks import load_task
 
@@ -331,9 +332,9 @@ def test_a_failed_request_is_a_wrong_answer_row(tmp_path, label_task):
 
 
 def test_bad_arms_and_missing_corpus_fail_before_any_row(fake_lab, label_task):
-    with pytest.raises(EvalError, match="unknown arm"):
+    with pytest.raises(ArmError, match="unknown arm"):
         run_eval(fake_lab, label_task, ["zero-shot", "rlhf"], progress=False)
-    with pytest.raises(EvalError, match="names no corpus"):
+    with pytest.raises(ArmError, match="names no corpus"):
         run_eval(fake_lab, label_task, ["rag"], progress=False)
     assert fake_lab.store.query("select count(*) n from eval_runs")[0]["n"] == 0
 
@@ -458,10 +459,8 @@ def tiny_adapter(shared_home):
     """A one-step LoRA adapter on 24 acme-facts examples, in the shared home (trained once per
     session: ~1-3 min on 2 CPU cores). Too little training to learn facts; enough to exercise
     the tune arms and the probe's adapter half (its answer cannot follow a document edit)."""
-    try:
-        from lab.tuning import make_config, train
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"lab.tuning is not ready: {e}")
+    from lab.tuning import make_config, train  # a broken lab.tuning fails these tests, never skips them
+
     lab = Lab(home=shared_home)
     name = "eval-tiny"
     if not (lab.home.adapters / name / "lab_adapter.json").exists():
@@ -513,7 +512,7 @@ def test_tune_arms_end_to_end_with_the_real_model(shared_home, tiny_adapter):
 @pytest.mark.slow
 def test_staleness_probe_flips(shared_home, tiny_adapter):
     from lab.evaluation.probe import run_probe
-    from lab.evaluation.arms import REPO_CORPORA
+    from lab.ladder import REPO_CORPORA
 
     shipped = (REPO_CORPORA / "acme" / "products" / "ax-220.md").read_text()
     lab = Lab(home=shared_home)
@@ -533,7 +532,7 @@ def test_staleness_probe_flips(shared_home, tiny_adapter):
 @pytest.mark.integration
 def test_probe_edits_a_scratch_copy_and_reindexes(fake_lab):
     """The probe's mechanics with a real index and a fake model: scratch copy, edit, re-index."""
-    from lab.evaluation.arms import REPO_CORPORA
+    from lab.ladder import REPO_CORPORA
     from lab.evaluation.probe import ProbeError, run_probe
 
     fake_lab.fake.queue("It costs $649 [1].", "It costs $729 [1].")
@@ -551,7 +550,7 @@ def test_probe_edits_a_scratch_copy_and_reindexes(fake_lab):
 def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
     """few_shot_mode='similar': the k pool examples nearest each question (real MiniLM embedder),
     the nearest last, next to the question."""
-    from lab.evaluation.arms import similar_shots
+    from lab.ladder import similar_shots
     from lab.tasks import Example
 
     pool = [Example("a", "acne on my back", "Dermatologist"), Example("b", "palpitations", "Cardiologist"),

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from lab.cli import cli
 from lab.engine import Lab
 from lab.tuning import (AdapterError, DatasetError, TrainConfigError, TrainingError, load_train_config,
-                        make_config, prepare, read_examples, resolve_adapter, train, tune_answer)
+                        make_config, prepare, read_examples, resolve_adapter, train)
 from lab.tuning.datasets import split_indices
 from lab.tuning.train import checkpoint_dir, lr_at, pick_method
 
@@ -263,7 +263,8 @@ def test_peft_adapter_loads_and_changes_the_answer(trained):
     options = lab.options(max_tokens=12)
     base, _ = lab.generate([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
                            arm="zero-shot", kind="hf", options=options)
-    tuned, row_id = tune_answer(lab, question, "tiny", kind="hf", options=options)
+    ans = lab.answer("tune", question, adapter="tiny", kind="hf", options=options)
+    tuned, row_id = ans.generation, ans.row_id
     assert tuned.text != base.text
     assert tuned.text.startswith('{"label"'), tuned.text
     row = lab.store.query("select * from generations where id = ?", [row_id])[0]
@@ -279,13 +280,14 @@ def test_llamacpp_serves_the_gguf_adapter_on_the_same_model(trained):
     lab, adapter, _, _ = trained
     question = "Urgent: vpn problem since Monday."
     options = lab.options(max_tokens=12)
-    base, _ = lab.ask(question, system=INSTRUCTION, options=options)
+    base = lab.answer("zero-shot", question, system=INSTRUCTION, options=options).generation
     backend = lab.backend()
     llm = backend.llm
-    tuned, row_id = tune_answer(lab, question, "tiny", options=options)
+    ans = lab.answer("tune", question, adapter="tiny", options=options)
+    tuned, row_id = ans.generation, ans.row_id
     assert backend.llm is llm  # the same Llama: not loaded twice
     assert tuned.text != base.text and tuned.text.startswith('{"label"'), (base.text, tuned.text)
-    again, _ = lab.ask(question, system=INSTRUCTION, options=options)
+    again = lab.answer("zero-shot", question, system=INSTRUCTION, options=options).generation
     assert again.text == base.text  # switched off again
     row = lab.store.query("select * from generations where id = ?", [row_id])[0]
     assert row["adapter_id"] == "tiny" and row["adapter_sha"] == adapter.sha256 and row["backend"] == "llamacpp"

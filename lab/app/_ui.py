@@ -20,12 +20,16 @@ def error_text(e: BaseException) -> str:
     return text if type(e).__module__.startswith("lab") else f"{type(e).__name__}: {text}"
 
 
-def _fail(lab, where: str, e: BaseException) -> gr.Error:
-    try:  # the log keeps what went wrong; a broken log must not hide the message
-        lab.store.log_error(arm=f"app:{where}", model_id=lab.config.default_model, messages=None,
-                            error=f"{type(e).__name__}: {e}")
+def log_error(lab, where: str, e: BaseException) -> None:
+    """The one place the app logs what went wrong (History > App errors)."""
+    try:  # a broken log must not hide the message
+        lab.store.log_app_error(where, f"{type(e).__name__}: {e}", model_id=lab.config.default_model)
     except Exception:
         pass
+
+
+def _fail(lab, where: str, e: BaseException) -> gr.Error:
+    log_error(lab, where, e)
     return gr.Error(error_text(e), title=f"{where.capitalize()} failed", print_exception=False)
 
 

@@ -82,7 +82,7 @@ class Startup:
                 lines.append(f"Corpus **{report.corpus}**: {report.chunks} chunks from {report.files} files, "
                              f"ready ({report.embedded} embedded now, {report.seconds:.1f} s).")
             except Exception as e:
-                bridge.log_app_error(self.lab, "startup", e)
+                _ui.log_error(self.lab, "startup", e)
                 lines.append(f"Corpus **{Path(ref).name}** could not be indexed: {_ui.error_text(e)}")
         lines.append(f"Default model **{self.lab.config.default_model}** · lab home `{self.lab.home.root}`")
         return " · ".join(lines)

@@ -10,11 +10,12 @@ import queue
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import gradio as gr
 
+from ..evaluation.costs import per_1k_requests
 from ..prompts import ARMS
+from ..tasks import Cost, Task, builtin_tasks, load_task
 from . import _ui, bridge
 
 NO_TASK = "(no task: a free question)"
@@ -28,7 +29,7 @@ DEFAULT_QUESTION = "What is the warranty period of the Acme product you know bes
 
 def setup(lab):
     """Tasks, models, corpora and adapters as they are now, with defaults (on page load)."""
-    tasks = [NO_TASK] + bridge.task_names()
+    tasks = [NO_TASK] + builtin_tasks()
     default_task = next((t for t in ("acme-facts", "tickets") if t in tasks), NO_TASK)
     models = bridge.model_names(lab)
     corpora = bridge.corpora(lab)  # name -> what retrieval is handed (a name, or the sample's folder)
@@ -44,7 +45,7 @@ def refresh(lab, adapter: str | None):
     """When the tab is opened again: new adapters, corpora, models; the user's choices stay."""
     corpora = bridge.corpora(lab)
     adapters = bridge.adapter_names(lab)
-    return (gr.update(choices=[NO_TASK] + bridge.task_names()), gr.update(choices=bridge.model_names(lab)),
+    return (gr.update(choices=[NO_TASK] + builtin_tasks()), gr.update(choices=bridge.model_names(lab)),
             gr.update(choices=list(corpora.items())),
             gr.update(choices=adapters, value=adapter if adapter in adapters else (adapters or [None])[0]),
             *tune_offer(lab, adapters))
@@ -56,14 +57,14 @@ def tune_offer(lab, adapters: list[str]):
         return gr.update(value="", visible=False), gr.update(visible=False)
     text = (f"**No adapter for {lab.config.default_model} yet.** The tune arms need one. "
             + bridge.demo_training_offer(lab))
-    return gr.update(value=text, visible=True), gr.update(visible=bridge.can_train())
+    return gr.update(value=text, visible=True), gr.update(visible=True)
 
 
 def task_changed(lab, task_name: str):
     """Examples of the task's held-out set, and the task's corpus and adapter as defaults."""
     if not task_name or task_name == NO_TASK:
         return gr.update(choices=[], value=None), gr.update(), gr.update()
-    task = bridge.load_task(task_name)
+    task = load_task(task_name)
     examples = task.examples("eval")[:200]
     choices = [(f"{e.id}: {e.input[:70]}", e.id) for e in examples]
     adapters = bridge.adapter_names(lab)
@@ -75,7 +76,7 @@ def task_changed(lab, task_name: str):
 def pick_example(task_name: str, example_id: str):
     if not example_id or task_name == NO_TASK:
         return gr.update()
-    task = bridge.load_task(task_name)
+    task = load_task(task_name)
     ex = next((e for e in task.examples("eval") if e.id == example_id), None)
     return gr.update(value=ex.input) if ex else gr.update()
 
@@ -86,19 +87,15 @@ def show_columns(arms: list[str]):
 
 # ---- answering -----------------------------------------------------------------------------
 
-def _task_for(task_name: str, corpus: str | None, max_tokens: int):
-    """The task the arms read their instruction, few-shot pool, corpus and costs from; a free
-    question gets a bare stand-in (no instruction, no few-shot pool)."""
-    if task_name and task_name != NO_TASK:
-        task = bridge.load_task(task_name)
-        return task.model_copy(update={"corpus": corpus or task.corpus, "max_tokens": int(max_tokens)})
-    return SimpleNamespace(name="compare", instruction="", corpus=corpus, max_tokens=int(max_tokens),
-                           cost=bridge.default_cost(), few_shot_k=0,
-                           examples=lambda split: [])
+def _task_for(task_name: str) -> Task | None:
+    """The task the arms read their instruction, few-shot pool and costs from; None for a free
+    question (no instruction, no few-shot pool)."""
+    return load_task(task_name) if task_name and task_name != NO_TASK else None
 
 
-def _stats(lab, gen, task) -> str:
-    cost = bridge.cost_per_1k(task, gen)
+def _stats(gen, task: Task | None) -> str:
+    cost = per_1k_requests(task.cost if task else Cost(), gen.prompt_tokens, gen.completion_tokens,
+                           gen.total_s, "cpu")
     rate = f"{gen.tokens_per_s:.0f} tok/s · " if gen.tokens_per_s else ""
     return (f"**{_ui.secs(gen.total_s)}** total · first token {_ui.secs(gen.ttft_s)} · {rate}"
             f"{gen.prompt_tokens} tokens in / {gen.completion_tokens} out · "
@@ -133,7 +130,8 @@ def answer(lab, question: str, task_name: str, model: str, arms: list[str], corp
     arms = [a for a in ARMS if a in (arms or [])]
     if not arms:
         raise gr.Error("Choose at least one arm.")
-    task = _task_for(task_name, corpus, max_tokens)
+    task = _task_for(task_name)
+    options = lab.options(max_tokens=int(max_tokens))
     text = {a: "" for a in ARMS}
     stats = {a: "" for a in ARMS}
     sources = {a: "" for a in ARMS}
@@ -145,12 +143,12 @@ def answer(lab, question: str, task_name: str, model: str, arms: list[str], corp
 
     def work(arm: str):
         try:
-            gen, row_id, passages = bridge.answer_one(
-                lab, arm, task, question, model=model, adapter=adapter,
-                on_text=lambda piece: events.put((arm, "piece", piece)))
-            events.put((arm, "done", (gen, row_id, passages)))
+            ans = lab.answer(arm, question, task=task, corpus=corpus or None, adapter=adapter or None,
+                             model=model, options=options,
+                             on_text=lambda piece: events.put((arm, "piece", piece)))
+            events.put((arm, "done", ans))
         except Exception as e:  # shown in that column; the other arms go on
-            bridge.log_app_error(lab, f"compare/{arm}", e)
+            _ui.log_error(lab, f"compare/{arm}", e)
             events.put((arm, "error", e))
 
     def work_all():
@@ -177,11 +175,10 @@ def answer(lab, question: str, task_name: str, model: str, arms: list[str], corp
                 stats[arm] = "_generating…_"
             text[arm] += value
         elif kind == "done":
-            gen, row_id, passages = value
-            text[arm] = gen.text or "(empty answer)"
-            stats[arm] = _stats(lab, gen, task) + f" · logged as #{row_id}"
-            sources[arm] = _sources(passages)
-            row_ids[arm] = row_id
+            text[arm] = value.text or "(empty answer)"
+            stats[arm] = _stats(value.generation, task) + f" · logged as #{value.row_id}"
+            sources[arm] = _sources(value.passages)
+            row_ids[arm] = value.row_id
             pending.discard(arm)
         else:
             stats[arm] = f"⚠️ **{_ui.error_text(value)}**"
@@ -208,7 +205,7 @@ def build(lab) -> None:
                 "Climb only as far as you must: prompt → RAG → tune.", elem_classes="lab-lead")
     with gr.Row():
         task = gr.Dropdown(allow_custom_value=True, label="Task (instruction, few-shot pool, costs)",
-                           choices=[NO_TASK, *bridge.task_names()], value=NO_TASK,
+                           choices=[NO_TASK, *builtin_tasks()], value=NO_TASK,
                            scale=2, elem_id="compare-task")
         example = gr.Dropdown(label="Example from the task's held-out set", choices=[], scale=3,
                               elem_id="compare-example")

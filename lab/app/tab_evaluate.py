@@ -12,6 +12,7 @@ import threading
 import gradio as gr
 
 from ..prompts import ARMS
+from ..tasks import builtin_tasks, load_task
 from . import _ui, bridge
 from .tab_compare import LABELS
 
@@ -26,7 +27,7 @@ class Jobs:
 
 
 def setup(lab):
-    tasks = bridge.task_names()
+    tasks = builtin_tasks()
     adapters = bridge.adapter_names(lab)
     runs = run_choices(lab)
     return (gr.update(choices=tasks, value=DEFAULT_TASK if DEFAULT_TASK in tasks else (tasks or [None])[0]),
@@ -35,7 +36,7 @@ def setup(lab):
 
 
 def refresh(lab):
-    return (gr.update(choices=bridge.task_names()), gr.update(choices=bridge.adapter_names(lab)),
+    return (gr.update(choices=builtin_tasks()), gr.update(choices=bridge.adapter_names(lab)),
             gr.update(choices=run_choices(lab)))
 
 
@@ -53,7 +54,7 @@ def _arms(run: dict) -> list[str]:
 def task_info(task_name: str) -> str:
     if not task_name:
         return ""
-    task = bridge.load_task(task_name)
+    task = load_task(task_name)
     n_eval = len(task.examples("eval"))
     return (f"**{task.name}** · {task.output_format} output · primary metric **{task.primary_metric}**, "
             f"target {task.target:.0%} · {n_eval} held-out examples"
@@ -73,7 +74,7 @@ def run(lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | None, a
         raise gr.Error("Choose at least one arm.")
     if jobs.cancel is not None and not jobs.cancel.is_set():
         raise gr.Error("An evaluation is already running: cancel it first.")
-    task = bridge.load_task(task_name)
+    task = load_task(task_name)
     limit = int(limit) if limit else None
     n = min(limit or 10**9, len(task.examples("eval")))
     total = n * len(arms)

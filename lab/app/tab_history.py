@@ -12,7 +12,7 @@ import gradio as gr
 from ..prompts import ARMS
 from . import _ui
 
-VIEWS = ["Generations", "Evaluation runs", "Training runs", "Ratings"]
+VIEWS = ["Generations", "Evaluation runs", "Training runs", "Ratings", "App errors"]
 ANY = "(any)"
 GEN_COLUMNS = ["id", "ts", "arm", "model_id", "adapter_id", "question", "output", "tokens in/out", "total_s",
                "eval_run_id", "error"]
@@ -22,6 +22,7 @@ EVAL_COLUMNS = ["id", "ts", "task", "model_id", "arms_json", "results", "status"
 TRAIN_COLUMNS = ["id", "ts", "adapter_name", "base_model", "status", "device", "steps", "last_loss",
                  "last_val_loss", "wall_s", "peak_mem", "error"]
 RATING_COLUMNS = ["id", "ts", "verdict", "generation_id", "arm", "model_id", "adapter_id", "output"]
+ERROR_COLUMNS = ["id", "ts", "place", "model_id", "error"]
 
 
 def _question(row: dict) -> str:
@@ -53,6 +54,8 @@ def rows(lab, view: str, arm: str | None, search: str | None, n: float | None) -
         return TRAIN_COLUMNS, [r for r in lab.store.training_runs(n) if _matches(r, search)]
     if view == "Ratings":
         return RATING_COLUMNS, [r for r in lab.store.ratings(n) if _matches(r, search) and (not arm or r["arm"] == arm)]
+    if view == "App errors":
+        return ERROR_COLUMNS, [r for r in lab.store.app_errors(n) if _matches(r, search)]
     raise ValueError(f"unknown view '{view}': choose one of {', '.join(VIEWS)}")
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..retrieval import index_state
+from ..tasks import builtin_tasks, load_task
 from . import _ui, bridge
 
 DOC_TYPES = (".md", ".txt", ".html", ".jsonl")
@@ -28,7 +30,7 @@ def corpus_table(lab) -> str:
     rows = []
     for name, ref in bridge.corpora(lab).items():
         try:
-            s = bridge.index_state(lab, ref)
+            s = index_state(lab, ref)
         except Exception as e:
             rows.append([name, "", "", f"unreadable: {_ui.error_text(e)}", "", "", ""])
             continue
@@ -114,9 +116,9 @@ def search(lab, ref: str, query: str, k: float):
 
 def probe_tasks() -> list[str]:
     names = []
-    for name in bridge.task_names():
+    for name in builtin_tasks():
         try:
-            if bridge.load_task(name).probe:
+            if load_task(name).probe:
                 names.append(name)
         except Exception:
             continue
@@ -126,7 +128,7 @@ def probe_tasks() -> list[str]:
 def probe_info(task_name: str) -> str:
     if not task_name:
         return "_No built-in task has a staleness probe._"
-    p = bridge.load_task(task_name).probe
+    p = load_task(task_name).probe
     return (f"**Question:** {_ui.html.escape(p.question)}<br>**Document:** `{p.doc}` · "
             f"**fact now:** “{_ui.html.escape(p.old)}” → **after the edit:** “{_ui.html.escape(p.new)}”")
 

@@ -1,7 +1,7 @@
 """Train: choose or upload a dataset, read its validation report, set hyperparameters (with
 defaults for this machine), start and stop a LoRA run, and watch its loss curve and ETA.
 
-Training runs as its own process (`lab train --config ...`), writing every step to lab.db;
+Training runs as its own process (`lab.tuning.jobs`), writing every step to lab.db;
 the page only polls that table, so closing the page does not stop it, and a run started
 from the terminal shows up here too. A finished adapter appears in Compare and Evaluate.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..tuning import jobs
 from . import _ui, bridge
 
 UPLOAD = "(uploaded file)"
@@ -28,9 +29,7 @@ def setup(lab):
             gr.update(value=first[2] if first else ""),
             gr.update(choices=bridge.model_names(lab), value=lab.config.default_model),
             (f"Defaults for this machine: **{d['device']}** — {d['method']} on `{d['target_modules']}`, "
-             f"rank {d['rank']}, batch {d['batch_size']}.") if bridge.can_train() else
-            "⚠️ **Training is not available yet** in this build (the `lab train` command is missing): "
-            "datasets can be validated, runs started elsewhere are still shown.",
+             f"rank {d['rank']}, batch {d['batch_size']}."),
             gr.update(choices=runs, value=running["id"] if running else (runs[0][1] if runs else None)),
             gr.Timer(active=running is not None))
 
@@ -98,21 +97,21 @@ def start(lab, overwrite: bool, resume: bool, *values):
     config = _config(*values)
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
-    pid, log = bridge.start_training(lab, config, overwrite=bool(overwrite), resume=bool(resume))
-    note = (f"Started `lab train` as process {pid} (log: `{log}`). The curve below updates every few seconds; "
-            "you can close the page.")
-    return note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), str(log)
+    job = bridge.start_training(lab, config, overwrite=bool(overwrite), resume=bool(resume))
+    note = (f"Started training `{job.name}` as process {job.pid} (log: `{job.log_path}`). The curve below "
+            "updates every few seconds; you can close the page.")
+    return note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), str(job.log_path)
 
 
 def stop(lab, run_id) -> str:
     if not run_id:
         raise gr.Error("Pick the run to stop.")
-    return bridge.stop_training(lab, int(run_id))
+    return jobs.stop(lab, int(run_id))
 
 
 def poll(lab, run_id, log_path: str | None):
     """The run's curve, status and ETA from lab.db; the timer stops once the run has ended."""
-    bridge.reap()
+    jobs.reap()
     runs = lab.store.training_runs(50)
     if not run_id and runs and log_path:  # just started: the newest run is ours once it exists
         run_id = runs[0]["id"]

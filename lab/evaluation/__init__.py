@@ -5,9 +5,7 @@
     print(board.to_text())
 
 Modules: `runner` (resumable runs), `scorers`, `stats` (bootstrap), `costs`, `summary`
-(the scoreboard), `probe` (the staleness probe), `arms` (the only bridge to tasks,
-retrieval and tuning).
+(the scoreboard), `probe` (the staleness probe). How each arm answers is `lab.ladder`.
 """
-from .arms import EvalError  # noqa: F401
-from .runner import latest_run, run_eval  # noqa: F401
+from .runner import EvalError, latest_run, run_eval  # noqa: F401
 from .summary import Scoreboard, summarize  # noqa: F401

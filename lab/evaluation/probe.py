@@ -8,10 +8,12 @@ corpus is never modified, and every run starts again from the original text.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
-from ..prompts import zero_shot
-from . import arms as A
+from .. import ladder
+from ..retrieval import index_corpus
+from ..tasks import load_task
 from .scorers import contains_fact
 
 
@@ -119,11 +121,12 @@ def _answer(lab, gen, row_id, old: str, new: str, passages=None) -> Answer:
 def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | None = None,
               k: int = 4, progress: bool = False) -> ProbeResult:
     """Ask the probe question with RAG (and the adapter, if any) before and after the edit."""
-    task = A.load_task(task)
+    task = load_task(task)
     probe = getattr(task, "probe", None)
     if probe is None:
         raise ProbeError(f"task '{task.name}' has no [probe] table (doc, old, new, question) in its task.toml")
-    folder = A.corpus_folder(lab, task)
+    folder = Path(ladder.task_corpus(lab, task))
+    folder = folder if folder.is_absolute() else lab.home.corpora / folder
     scratch = lab.home.state / "probe" / f"{folder.name}-probe"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.parent.mkdir(parents=True, exist_ok=True)
@@ -137,23 +140,22 @@ def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | N
 
     options = lab.options(max_tokens=task.max_tokens)
     system = task.instruction or None
-    tuned = A.resolve_adapter(lab, adapter) if adapter else None
+    tuned = ladder.resolve_adapter(lab, adapter, model) if adapter else None
 
     def ask_both():
-        gen, row_id, passages = A.rag_answer(lab, scratch, probe.question, model=model, k=k, system=system,
-                                             options=options)
-        rag = _answer(lab, gen, row_id, probe.old, probe.new, passages)
+        ans = lab.answer("rag", probe.question, corpus=scratch, model=model, rag_k=k, system=system,
+                         options=options)
+        rag = _answer(lab, ans.generation, ans.row_id, probe.old, probe.new, ans.passages)
         tune = None
         if tuned is not None:
-            gen, row_id = lab.generate(zero_shot(probe.question, system), arm="tune", model=model,
-                                       options=options, adapter=tuned.path, adapter_sha=tuned.sha)
-            tune = _answer(lab, gen, row_id, probe.old, probe.new)
+            ans = lab.answer("tune", probe.question, adapter=tuned, model=model, options=options)
+            tune = _answer(lab, ans.generation, ans.row_id, probe.old, probe.new)
         return rag, tune
 
-    A.index_corpus(lab, scratch, progress=progress)
+    index_corpus(lab, scratch, progress=progress)
     rag_before, tune_before = ask_both()
     doc.write_text(text.replace(probe.old, probe.new), encoding="utf-8")
-    report = A.index_corpus(lab, scratch, progress=progress)
+    report = index_corpus(lab, scratch, progress=progress)
     rag_after, tune_after = ask_both()
     return ProbeResult(task.name, probe.question, probe.doc, probe.old, probe.new, str(scratch), rag_before,
                        rag_after, adapter, tune_before, tune_after,

@@ -16,10 +16,20 @@ import json
 import threading
 from typing import Callable, Sequence
 
+from .. import ladder
 from ..backends.base import BackendError
+from ..ladder import ArmError
 from ..store import now
-from . import arms as A
+from ..tasks import load_task
 from .scorers import check_task, score_example
+
+
+class EvalError(ArmError):
+    """An evaluation cannot run as asked (unknown arm, no corpus, no adapter...); says why."""
+
+
+def dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 DETERMINISTIC = {"temperature": 0.0, "seed": 0}
 SAMPLING_TEMPERATURE = 0.7
@@ -64,26 +74,26 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     `repeats` > 1 samples at temperature 0.7 with one seed per repeat (a stability check).
     `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
     called after each row is written. `fresh=True` starts a new run instead of resuming."""
-    task = A.load_task(task)
-    arms = A.check_arms(arms)
+    task = load_task(task)
+    arms = ladder.check_arms(arms)
     check_task(task)
     if repeats < 1:
-        raise A.EvalError(f"repeats must be at least 1 (got {repeats})")
+        raise EvalError(f"repeats must be at least 1 (got {repeats})")
     if few_shot_mode not in ("fixed", "similar"):
-        raise A.EvalError(f"few_shot_mode must be 'fixed' or 'similar' (got {few_shot_mode!r})")
+        raise EvalError(f"few_shot_mode must be 'fixed' or 'similar' (got {few_shot_mode!r})")
     k = task.few_shot_k if k is None else k
-    corpus = A.corpus_ref(lab, task) if set(arms) & A.RAG_ARMS else None  # fails early without one
-    pool = A.few_shot_pool(task) if "few-shot" in arms else []
+    corpus = ladder.task_corpus(lab, task) if set(arms) & ladder.RAG_ARMS else None  # fails early without one
+    pool = ladder.few_shot_pool(task) if "few-shot" in arms else []
     if "few-shot" in arms and k > 0 and not pool:
-        raise A.EvalError(f"task '{task.name}' has no few-shot pool (fewshot or train file) for the few-shot arm")
-    fixed = A.fixed_shots(pool, k)
+        raise EvalError(f"task '{task.name}' has no few-shot pool (fewshot or train file) for the few-shot arm")
+    fixed = ladder.fixed_shots(pool, k)
     info = lab.backend(model).info  # loads the model once, up front
     the_adapter = None
-    if set(arms) & A.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
-        the_adapter = A.resolve_adapter(lab, adapter or task.name, info.id)
+    if set(arms) & ladder.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
+        the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
     model_sha = lab.model_sha(info)
     identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
-    task_hash = A.task_hash(task)
+    task_hash = task.hash()
     run = None if fresh else find_run(lab, task.name, task_hash, info.id, identity)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
     if run is not None and adapter_rec:
@@ -94,22 +104,24 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         config = {**identity, "adapter": adapter_rec, "model": info.id,
                   "task_source": str(task.source) if task.source else None}
         run_id = lab.store.insert("eval_runs", {
-            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": A.dumps(arms),
-            "model_id": info.id, "config_json": A.dumps(config), "status": "running"})
+            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": dumps(arms),
+            "model_id": info.id, "config_json": dumps(config), "status": "running"})
     else:
         run_id = run["id"]
         config = json.loads(run["config_json"])
         if adapter_rec:
             config["adapter"] = adapter_rec
-        all_arms = A.check_arms(json.loads(run["arms_json"] or "[]") + arms)
-        lab.store.update("eval_runs", run_id, {"arms_json": A.dumps(all_arms),
-                                               "config_json": A.dumps(config), "status": "running"})
+        all_arms = ladder.check_arms(json.loads(run["arms_json"] or "[]") + arms)
+        lab.store.update("eval_runs", run_id, {"arms_json": dumps(all_arms),
+                                               "config_json": dumps(config), "status": "running"})
 
-    held_out = A.examples(task, "eval")
+    held_out = task.examples("eval")
     if limit is not None:
         held_out = held_out[:limit]
     if corpus:  # bring the index up to date with the documents (incremental: cheap when it is)
-        A.index_corpus(lab, corpus, progress=progress)
+        from ..retrieval import index_corpus
+
+        index_corpus(lab, corpus, progress=progress)
     done = done_keys(lab, run_id)
     todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out
             if (ex.id, arm, r) not in done]
@@ -134,7 +146,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     finally:
         bar.close()
     if status == "running":
-        total = len(A.examples(task, "eval")) * len(json.loads(
+        total = len(task.examples("eval")) * len(json.loads(
             lab.store.query("select arms_json from eval_runs where id = ?", [run_id])[0]["arms_json"])) * repeats
         complete = len(done_keys(lab, run_id)) >= total
         status = "finished" if complete else "partial"
@@ -150,28 +162,26 @@ def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None
                           temperature=SAMPLING_TEMPERATURE if sampling else 0.0,
                           seed=1000 + repeat if sampling else 0)
     extra: dict = {"seed": options.seed}
-    if arm == "few-shot":
-        if shots is None:
-            shots = A.similar_shots(lab, pool, ex.input, k)
-        shots = A.fit_shots(lab, model, ex.input, shots, task.instruction, task.max_tokens)
-        extra["k_used"] = len(shots)
+    if arm == "few-shot" and shots is None:
+        shots = ladder.similar_shots(lab, pool, ex.input, k)
     log = {"eval_run_id": run_id, "example_id": ex.id}
     gen_id, error, passages = None, None, None
     try:
-        gen, gen_id, passages = A.run_arm(lab, arm, task, ex, model=model, options=options,
-                                          shots=shots, adapter=adapter, rag_k=rag_k, log=log,
-                                          corpus=corpus)
-        output = gen.text
+        ans = lab.answer(arm, ex.input, task=task, model=model, options=options, shots=shots,
+                         adapter=adapter, corpus=corpus, rag_k=rag_k, log=log)
+        output, gen_id, passages = ans.text, ans.row_id, ans.passages
+        if ans.shots is not None:
+            extra["k_used"] = ans.shots
     except BackendError as e:  # context too long, adapter failed to load...: a failed answer
         output, error = "", f"{type(e).__name__}: {e}"
     scores = score_example(task, ex, output, passages)
     if error:
         scores.update({"primary": 0.0, "format_valid": 0.0 if scores.get("format_valid") is not None else None})
     if passages is not None:
-        extra["passages"] = [{k_: v for k_, v in A.passage_dict(p).items() if k_ != "text"} for p in passages]
+        extra["passages"] = [{"source": p.source, "chunk_id": p.chunk_id, "score": p.score} for p in passages]
     row = {"eval_run_id": run_id, "example_id": ex.id, "arm": arm, "repeat": repeat,
-           "generation_id": gen_id, "scores_json": A.dumps(scores), "ts": now(), "error": error,
-           "extra_json": A.dumps(extra)}
+           "generation_id": gen_id, "scores_json": dumps(scores), "ts": now(), "error": error,
+           "extra_json": dumps(extra)}
     lab.store.insert("eval_results", row, ignore=True)  # the pk makes a duplicate a no-op
     return {**row, "scores": scores, "output": output}
 

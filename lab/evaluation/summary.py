@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import ladder
 from ..prompts import ARMS
-from . import arms as A
+from ..tasks import load_task
 from . import costs, stats
 from .scorers import CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
@@ -126,7 +127,7 @@ def text_table(head: list[str], rows: list[list]) -> list[str]:
 def load_run(lab, eval_run_id: int) -> dict:
     rows = lab.store.query("select * from eval_runs where id = ?", [eval_run_id])
     if not rows:
-        raise A.EvalError(f"no eval run {eval_run_id} in {lab.store.path}")
+        raise ladder.ArmError(f"no eval run {eval_run_id} in {lab.store.path}")
     run = rows[0]
     run["config"] = json.loads(run.get("config_json") or "{}")
     run["arms"] = json.loads(run.get("arms_json") or "[]")
@@ -135,7 +136,7 @@ def load_run(lab, eval_run_id: int) -> dict:
 
 def task_of_run(run: dict):
     src = run["config"].get("task_source")
-    return A.load_task(src if src and Path(src).exists() else run["task"])
+    return load_task(src if src and Path(src).exists() else run["task"])
 
 
 def result_rows(lab, eval_run_id: int) -> list[dict]:
@@ -169,7 +170,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     task = task or task_of_run(run)
     metric = primary_name(task)
     rows = result_rows(lab, eval_run_id)
-    held_out = A.examples(task, "eval")
+    held_out = task.examples("eval")
     by_id = {e.id: e for e in held_out}
     present = [a for a in ARMS if any(r["arm"] == a for r in rows)] or run["arms"]
 
@@ -252,21 +253,31 @@ def _add_training_costs(lab, run: dict, task, summaries: list[ArmSummary]) -> No
     if not rec:
         return
     try:
-        adapter = A.resolve_adapter(lab, rec["name"], run["model_id"])
+        adapter = ladder.resolve_adapter(lab, rec["name"], run["model_id"])
     except Exception:  # adapter deleted since: report without the training cost
         adapter = None
     if adapter is not None and rec.get("sha") and adapter.sha != rec["sha"]:
         adapter = None  # retrained since: its training run is not the one evaluated
     by_arm = {s.arm: s for s in summaries}
     for s in summaries:
-        if s.arm not in A.TUNE_ARMS:
+        if s.arm not in ladder.TUNE_ARMS:
             continue
         s.adapter = rec["name"]
         if adapter is None:
             continue
-        s.training_wall_s, s.training_device = adapter.training_wall_s, adapter.training_device
-        s.training_cost = costs.training_cost(task.cost, adapter.training_wall_s, adapter.training_device)
+        s.training_wall_s, s.training_device = _training_wall_and_device(lab, adapter)
+        s.training_cost = costs.training_cost(task.cost, s.training_wall_s, s.training_device)
         base_name = "rag" if s.arm == "tune+rag" else ("few-shot" if "few-shot" in by_arm else "zero-shot")
         base = by_arm.get(base_name)
         if base and base.cost and s.cost:
             s.break_even = costs.break_even(task.cost, s.training_cost, base.cost.per_1k, s.cost.per_1k, base_name)
+
+
+def _training_wall_and_device(lab, adapter) -> tuple[float | None, str | None]:
+    """What training the adapter took and where; older manifests lack them, their run row has them."""
+    wall, device = adapter.wall_s, adapter.device
+    if adapter.run_id and (wall is None or device is None):
+        run = lab.store.training_run(adapter.run_id)
+        if run:
+            wall, device = wall if wall is not None else run["wall_s"], device or run["device"]
+    return wall, device

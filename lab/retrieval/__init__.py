@@ -15,12 +15,12 @@ import warnings
 import weakref
 from pathlib import Path
 
-from .corpus import CorpusWarning, RetrievalError, resolve_corpus
-from .index import IndexReport, IndexSettings, LoadedIndex, build_index, current_dir
+from .corpus import CorpusWarning, RetrievalError, resolve_corpus, scan
+from .index import IndexReport, IndexSettings, LoadedIndex, build_index, current_dir, read_manifest
 from .packing import Passage, pack_passages
 
 __all__ = ["index_corpus", "search", "ask_rag", "IndexReport", "IndexSettings", "Passage",
-           "RetrievalError", "CorpusWarning", "pack_passages", "loaded_index"]
+           "RetrievalError", "CorpusWarning", "pack_passages", "loaded_index", "index_state"]
 
 _LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # lab -> {corpus: LoadedIndex}
 _LOCK = threading.Lock()
@@ -40,6 +40,24 @@ def index_corpus(lab, corpus: str | Path, progress: bool = True, *, M: int | Non
     for message in report.skipped:
         warnings.warn(message, CorpusWarning, stacklevel=2)
     return report
+
+
+def index_state(lab, corpus: str | Path) -> dict:
+    """What the index of `corpus` holds and how many of its files changed since it was built
+    (`stale`: new, edited or deleted files; a missing index counts every file)."""
+    name, folder = resolve_corpus(lab.home, corpus, lab.home.indexes)
+    m = read_manifest(lab.home.indexes / name)
+    files, _skipped = scan(folder) if folder else ([], [])
+    state = {"corpus": name, "folder": str(folder) if folder else None, "files": len(files)}
+    if m is None:
+        return {**state, "indexed": False, "chunks": 0, "stale": len(files), "built_at": None, "version": None}
+    known = m.get("files", {})
+    stale = sum(1 for f in files if f.rel not in known or known[f.rel].get("size") != f.size
+                or known[f.rel].get("mtime_ns") != f.mtime_ns)
+    stale += sum(1 for rel in known if rel not in {f.rel for f in files})
+    return {**state, "indexed": True, "chunks": len(m.get("chunks", {})), "stale": stale,
+            "built_at": m.get("built_at"), "version": m.get("version"), "embedder": m.get("embedder"),
+            "index_hash": m.get("manifest_hash")}
 
 
 def loaded_index(lab, corpus: str | Path, progress: bool = False) -> LoadedIndex:
@@ -90,7 +108,7 @@ def _search(lab, idx: LoadedIndex, query: str, k: int) -> list[Passage]:
 def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k: int = 4,
             system: str | None = None, options=None, on_text=None, adapter: str | None = None,
             arm: str = "rag", log_extra: dict | None = None, kind: str | None = None,
-            adapter_sha: str | None = None):
+            adapter_sha: str | None = None, adapter_id: str | None = None):
     """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
     generate, and log the corpus, index hash and retrieved chunks with the generation.
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
@@ -106,5 +124,6 @@ def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k:
                           "in_prompt": p.chunk_id in in_prompt} for p in retrieved],
            **(log_extra or {})}
     gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options,
-                               adapter=adapter, adapter_sha=adapter_sha, on_text=on_text, log=log)
+                               adapter=adapter, adapter_sha=adapter_sha, adapter_id=adapter_id,
+                               on_text=on_text, log=log)
     return gen, row_id, kept

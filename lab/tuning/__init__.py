@@ -1,11 +1,11 @@
-"""The tune rung: datasets, LoRA training, adapters (PEFT and GGUF), and serving them.
+"""The tune rung: datasets, LoRA training, adapters (PEFT and GGUF). How a tuned arm answers
+is `lab.ladder` (the adapter switched on in the loaded model).
 
   datasets.py    formats, validation, the report, loss-masked encoding
   config.py      TrainConfig (flags, TOML, code)
   train.py       train(config, lab) -> AdapterInfo
   export_gguf.py PEFT adapter -> adapter.gguf for llama.cpp
   adapters.py    list / find / resolve adapters, base-model checks
-  serve.py       tune_answer(): the tune and tune+rag arms
   parity.py      llama.cpp + adapter.gguf vs transformers + PEFT, measured (`lab adapters check`)
 
 Importing this package imports neither torch nor transformers (they load when training starts).
@@ -13,5 +13,4 @@ Importing this package imports neither torch nor transformers (they load when tr
 from .adapters import AdapterError, AdapterInfo, list_adapters, resolve_adapter  # noqa: F401
 from .config import TrainConfig, TrainConfigError, load_train_config, make_config  # noqa: F401
 from .datasets import DatasetError, DatasetReport, prepare, read_examples  # noqa: F401
-from .serve import tune_answer  # noqa: F401
 from .train import TrainingError, TrainingInterrupted, train, validate  # noqa: F401

@@ -1,0 +1,4 @@
+"""`python -m lab ...` is the `lab` command."""
+from .cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""One question through one rung of the ladder: the only place that decides how an arm answers.
+
+    lab.answer("zero-shot", "My invoice is wrong", task=tickets)
+    lab.answer("few-shot", question, task=tickets)               # the task's first k examples
+    lab.answer("rag", "What does the FL-200 cost?", corpus="acme")
+    lab.answer("tune+rag", question, task=facts, adapter="acme-facts")
+
+The CLI's `lab ask`, the app's Compare tab, the evaluation runner and the probe all call
+`answer` (through `Lab.answer`), so an arm answers the same way wherever it is asked, and
+every generation is logged under one of `ARMS` by `Lab.generate`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .backends import default_backend_for
+from .backends.base import Generation, OnText
+from .prompts import ARMS, few_shot, zero_shot
+
+if TYPE_CHECKING:  # typing only: the tuning package loads lazily
+    from .tasks import Task
+    from .tuning.adapters import AdapterInfo
+
+RAG_ARMS = {"rag", "tune+rag"}
+TUNE_ARMS = {"tune", "tune+rag"}
+REPO_CORPORA = Path(__file__).resolve().parents[1] / "corpora"  # the checkout's sample corpora
+
+
+class ArmError(ValueError):
+    """An arm cannot answer as asked (unknown arm, no corpus, no adapter...); says why."""
+
+
+@dataclass
+class Answer:
+    arm: str
+    generation: Generation
+    row_id: int  # the `generations` row it was logged as
+    passages: list | None = None  # rag arms: the passages in the prompt, in citation order
+    adapter: "AdapterInfo | None" = None  # tune arms: the adapter that was served
+    shots: int | None = None  # few-shot: examples that fitted the context
+
+    @property
+    def text(self) -> str:
+        return self.generation.text
+
+
+def check_arms(arms: Sequence[str]) -> list[str]:
+    """The chosen arms in ladder order, without repeats; unknown names are an error."""
+    arms = [a.strip() for a in arms if a and a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ArmError(f"unknown arm(s) {', '.join(unknown)}: choose from {', '.join(ARMS)}")
+    if not arms:
+        raise ArmError(f"no arms chosen: choose from {', '.join(ARMS)}")
+    return sorted(dict.fromkeys(arms), key=ARMS.index)
+
+
+# ---- few-shot examples ----------------------------------------------------------------------
+
+def few_shot_pool(task) -> list:
+    """The examples few-shot prompts draw from: the task's few-shot file, else its training set."""
+    return task.examples("fewshot") or task.examples("train")
+
+
+def fixed_shots(pool: Sequence, k: int) -> list[tuple[str, str]]:
+    """The first k examples of the pool: the same for every question, so the prompt prefix
+    (system + k examples) is shared and stays in the model's KV cache."""
+    return [(e.input, e.output) for e in list(pool)[:k]]
+
+
+def similar_shots(lab, pool: Sequence, question: str, k: int) -> list[tuple[str, str]]:
+    """The k pool examples most similar to the question (cosine of the lab's embedder), the
+    most similar last, next to the question."""
+    import numpy as np
+
+    if k <= 0 or not pool:
+        return []
+    cache = lab.__dict__.setdefault("_pool_vectors", {})
+    key = tuple(e.id for e in pool)
+    if key not in cache:
+        cache[key] = _unit(lab.embedder().encode([e.input for e in pool]))
+    q = _unit(lab.embedder().encode([question]))[0]
+    order = np.argsort(-(cache[key] @ q))[:k][::-1]
+    return [(pool[i].input, pool[i].output) for i in order]
+
+
+def _unit(vectors):
+    import numpy as np
+
+    v = np.asarray(vectors, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def fit_shots(lab, model: str | None, question: str, shots: list, instruction: str | None,
+              max_tokens: int, kind: str | None = None) -> list:
+    """Drop examples from the end until the prompt and the answer fit the context window
+    (the front stays, so the shared prefix of the other questions is still reused)."""
+    backend = lab.backend(model, kind)
+    while shots:
+        n = backend.count_tokens(backend.render(few_shot(question, shots, instruction)))
+        if n + max_tokens <= backend.n_ctx - 8:
+            break
+        shots = shots[:-1]
+    return shots
+
+
+# ---- corpora and adapters ---------------------------------------------------------------------
+
+def task_corpus(lab, task) -> str:
+    """What to hand the retrieval API for the task's corpus: its name when <home>/corpora/<name>
+    exists, else the checkout's sample folder of that name (a lab home elsewhere still finds
+    `acme`), else the name as a path."""
+    name = getattr(task, "corpus", None)
+    if not name:
+        raise ArmError(f"task '{task.name}' names no corpus (add corpus = \"NAME\" to its task.toml)")
+    if (lab.home.corpora / name).is_dir():
+        return name
+    for folder in (REPO_CORPORA / name, Path(name).expanduser()):
+        if folder.is_dir():
+            return str(folder.resolve())
+    raise ArmError(f"task '{task.name}': corpus '{name}' not found in {lab.home.corpora} or {REPO_CORPORA}")
+
+
+def resolve_adapter(lab, name: str, model: str | None = None) -> "AdapterInfo":
+    """The adapter `name`, checked against the model that will serve it."""
+    from .tuning.adapters import AdapterError, resolve_adapter as _resolve
+
+    try:
+        return _resolve(lab, name, model)
+    except AdapterError as e:
+        raise ArmError(f"the tune arms need an adapter: {e}") from e
+
+
+# ---- one question through one arm -------------------------------------------------------------
+
+def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: str | Path | None = None,
+           adapter: "str | AdapterInfo | None" = None, model: str | None = None, kind: str | None = None,
+           options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
+           rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None) -> Answer:
+    """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
+    pool, the corpus and the answer length; explicit arguments win over it.
+
+    few-shot: `shots` as (input, output) pairs, else the task's first `k` (default its few_shot_k),
+    trimmed to fit the context. rag arms: `corpus` (default: the task's), `rag_k` passages.
+    tune arms: `adapter` (a name or an AdapterInfo), served with the instruction it was trained
+    with unless `system` is given. `log` adds context to the generation row (eval_run_id, ...)."""
+    check_arms([arm])
+    instruction = system if system is not None else ((task.instruction or None) if task else None)
+    if options is None:
+        options = lab.options(max_tokens=task.max_tokens) if task else lab.options()
+    tuned = None
+    if arm in TUNE_ARMS:
+        if adapter is None:
+            raise ArmError(f"no adapter chosen for the {arm} arm: train one (`lab train`, or the Train tab) "
+                           "and pick it")
+        tuned = resolve_adapter(lab, adapter, model) if isinstance(adapter, str) else adapter
+        model = model or tuned.base_model
+        if system is None and tuned.instruction is not None:
+            instruction = tuned.instruction  # serve with what it was trained with
+    served = _adapter_kw(lab, tuned, model, kind)
+    if arm in RAG_ARMS:
+        from .retrieval import ask_rag
+
+        where = corpus or (task_corpus(lab, task) if task else None)
+        if not where:
+            raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
+        gen, row_id, passages = ask_rag(lab, where, question, model=model, k=rag_k, system=instruction,
+                                        options=options, on_text=on_text, kind=kind, arm=arm,
+                                        log_extra=log, **served)
+        return Answer(arm, gen, row_id, list(passages), tuned)
+    used = None
+    if arm == "few-shot":
+        if shots is None:
+            if task is None:
+                raise ArmError("the few-shot arm needs example answers: pick a task (its few-shot pool is used)")
+            shots = fixed_shots(few_shot_pool(task), task.few_shot_k if k is None else k)
+        max_tokens = options.max_tokens
+        shots = fit_shots(lab, model, question, list(shots), instruction, max_tokens, kind)
+        messages, used = few_shot(question, shots, instruction), len(shots)
+    else:  # zero-shot and tune: the instruction and the question only
+        messages = zero_shot(question, instruction)
+    gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options, log=log,
+                               on_text=on_text, **served)
+    return Answer(arm, gen, row_id, None, tuned, used)
+
+
+def _adapter_kw(lab, tuned, model: str | None, kind: str | None) -> dict[str, Any]:
+    """What `Lab.generate` needs to serve the adapter: the file this backend loads (adapter.gguf
+    for llama.cpp, the PEFT folder for transformers), its sha256 and name for the log."""
+    if tuned is None:
+        return {}
+    from .tuning.adapters import AdapterError
+
+    served_by = kind or default_backend_for(lab.backend(model, kind).info)
+    try:
+        path = tuned.serve_path(served_by)
+    except AdapterError as e:
+        raise ArmError(str(e)) from e
+    return {"adapter": path, "adapter_sha": tuned.sha256, "adapter_id": tuned.name}
