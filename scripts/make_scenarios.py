@@ -9,26 +9,42 @@ Three scenarios, one per rung the seeds predict:
   specialty   symptoms in lay words -> which specialist (narrow classifier: few-shot vs tune)
   acme-facts  questions about a company no model has heard of (knowledge: RAG territory)
 
-Everything comes from tables in this file and `random.Random(seed)`, so two runs give
-byte-identical files and the acme questions can never disagree with the acme documents:
-both are rendered from the same fact table. Standard library only.
+The words live in scripts/scenario_data/: vocabularies, templates and the Acme fact table
+(acme/products.toml, acme/facts.toml, and acme/docs/ with one template per corpus document).
+This script only combines them with `random.Random(seed)`, so two runs give byte-identical
+files, and the acme questions can never disagree with the acme documents: both are rendered
+from the same fact table. Standard library only.
 """
-from __future__ import annotations
-
 import argparse
+import datetime
 import json
 import random
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "scenario_data"
 SEED = 20240611
+SPLITS = ("train", "eval", "fewshot")
+CORPUS_SUFFIXES = (".md", ".txt", ".html", ".jsonl")  # what the lab's corpus reader reads
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
 
 
-# ======================================================================================
-# Small helpers
-# ======================================================================================
+# ---- small helpers ---------------------------------------------------------------------
+
+def load_toml(name: str) -> dict:
+    return tomllib.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+def require(ok: bool, message: str) -> None:
+    # The data files are meant to be edited: say what is wrong in them, without a traceback.
+    if not ok:
+        raise SystemExit(f"scenario data: {message}")
+
 
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,10 +56,6 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def compact(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def toml_str(s: str) -> str:
     # JSON string escapes are a subset of TOML basic-string escapes.
     return json.dumps(s, ensure_ascii=False)
@@ -53,11 +65,15 @@ def dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
+def cap(s: str) -> str:
+    return s[0].upper() + s[1:] if s else s
 
 
-# Answers and the variants a grader should accept for them.
+def bullets(items: list[str]) -> str:
+    return "\n".join(f"- {x}" for x in items)
+
+
+# ---- answers and the variants a grader should accept for them --------------------------
 
 def money(amount: str) -> tuple[str, list[str]]:
     digits = amount.replace("$", "").replace(",", "")
@@ -65,33 +81,40 @@ def money(amount: str) -> tuple[str, list[str]]:
                            f"{digits} dollars", f"USD {digits}"])
 
 
-def qty(value: str, unit: str, *extra: str) -> tuple[str, list[str]]:
+def qty(value: str, unit: str) -> tuple[str, list[str]]:
     words = {"kg": "kilograms", "g": "grams", "h": "hours", "W": "watts", "kW": "kilowatts",
              "m": "meters", "GB": "gigabytes", "V": "volts"}
     answer = f"{value} {unit}"
     aliases = [f"{value}{unit}", f"{value} {words[unit]}"] if unit in words else []
     if unit in ("hours", "days", "months", "weeks", "seconds"):
         aliases.append(f"{value}-{unit[:-1]}")
-    return answer, dedupe(aliases + list(extra))
+    return answer, aliases
 
 
 def pct(value: str) -> tuple[str, list[str]]:
     return f"{value}%", [f"{value} percent", f"{value} per cent"]
 
 
-def date(y: int, m: int, d: int) -> tuple[str, list[str]]:
-    name = MONTHS[m - 1]
+def date(day: datetime.date) -> tuple[str, list[str]]:
+    name, y, m, d = MONTHS[day.month - 1], day.year, day.month, day.day
     return f"{name} {d}, {y}", [f"{d} {name} {y}", f"{y}-{m:02d}-{d:02d}", f"{name[:3]} {d}, {y}",
                                 f"{name} {d} {y}"]
 
 
-def plain(answer: str, *aliases: str) -> tuple[str, list[str]]:
-    return answer, list(aliases)
+ANSWER_FORMS = {"money": money, "qty": lambda value_unit: qty(*value_unit), "pct": pct, "date": date}
 
 
-# ======================================================================================
-# The Acme fact table. Every fact lives in exactly one document, the one named here.
-# ======================================================================================
+def answer_of(key: str, entry: dict) -> tuple[str, list[str]]:
+    """The answer and aliases of one facts.toml entry, whichever way it states them."""
+    forms = [k for k in ("answer", *ANSWER_FORMS) if k in entry]
+    require(len(forms) == 1 and set(entry) <= {"doc", "questions", "aliases", *forms},
+            f"acme/facts.toml [{key}] needs doc, questions and one of answer, {', '.join(ANSWER_FORMS)}")
+    if forms[0] == "answer":
+        return entry["answer"], list(entry.get("aliases", []))
+    return ANSWER_FORMS[forms[0]](entry[forms[0]])
+
+
+# ---- the Acme data: every fact lives in exactly one document ----------------------------
 
 @dataclass
 class Fact:
@@ -104,1142 +127,110 @@ class Fact:
 
 @dataclass
 class Product:
+    """One [[products]] entry of acme/products.toml. The nested tables are namespaces so that the
+    page templates in acme/pages.toml can say {p.weight.value}."""
     model: str
     name: str
     kind: str
     price: str
-    weight: tuple[str, str]  # (value, unit)
-    power: tuple[str, str, str]  # (label, value, unit): battery life or power draw
+    weight: SimpleNamespace  # value, unit
+    power: SimpleNamespace  # label ("battery life" or "power consumption"), value, unit
     warranty_months: int
-    launch: tuple[int, int, int]
-    spec: tuple[str, str, list[str]]  # (label, answer, aliases): one spec only this kind has
+    launch: datetime.date
+    spec: SimpleNamespace  # label, answer, aliases: the one spec only this kind of product has
     tagline: str
     features: list[str]
     box: list[str]
-    firmware: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)  # newest first
-
-    @property
-    def slug(self) -> str:
-        return self.model.lower()
+    firmware: list[SimpleNamespace] = field(default_factory=list)  # version, date; newest first
 
     @property
     def doc(self) -> str:
-        return f"products/{self.slug}.md"
+        return f"products/{self.model.lower()}.md"
+
+    @property
+    def firmware_doc(self) -> str:
+        return f"releases/{self.model.lower()}-firmware.md"
 
 
-PRODUCTS = [
-    Product("AX-220", "Skylark", "star tracker", "$649", ("2.3", "kg"), ("battery life", "11", "hours"), 24,
-            (2022, 4, 12), ("payload capacity", "5.5 kg", ["5.5kg", "5.5 kilograms"]),
-            "A backpack-sized star tracker for wide-field astrophotography from dark sites.",
-            ["Quiet harmonic drive that tracks at sidereal, solar and lunar rates",
-             "Illuminated polar scope with a built-in inclinometer",
-             "USB-C charging, so a power bank keeps it running all night"],
-            ["AX-220 tracker head", "Declination bracket", "USB-C cable", "Quick start card"],
-            [("4.2.1", (2024, 5, 14)), ("4.2.0", (2024, 2, 2)), ("4.1.3", (2023, 9, 28))]),
-    Product("AX-340", "Kestrel", "equatorial mount", "$1,390", ("8.9", "kg"), ("battery life", "7", "hours"), 36,
-            (2023, 2, 7), ("payload capacity", "14 kg", ["14kg", "14 kilograms"]),
-            "A go-to equatorial mount for observatories that have to fit in a car boot.",
-            ["Belt-driven axes with under 3 arcseconds of periodic error",
-             "A hand controller with the Acme Sky Catalog built in",
-             "Through-the-mount cabling for camera, focuser and dew heater"],
-            ["AX-340 mount head", "Stainless counterweight bar", "Hand controller", "Carrying strap"],
-            [("2.8.0", (2024, 7, 9)), ("2.7.4", (2024, 1, 16)), ("2.7.0", (2023, 8, 21))]),
-    Product("RT-90", "Halyard", "antenna rotator", "$485", ("4.1", "kg"), ("power consumption", "36", "W"), 24,
-            (2021, 9, 21), ("rotation speed", "6 degrees per second", ["6°/s", "6 deg/s"]),
-            "An azimuth-elevation rotator that points a small Yagi at passing satellites.",
-            ["Closed-loop positioning with absolute encoders",
-             "Weatherproof housing rated for year-round rooftop use",
-             "Speaks the common rotator control protocols out of the box"],
-            ["RT-90 rotator", "Mast clamp set", "Control cable (20 m)", "Power supply"],
-            [("1.9.2", (2024, 4, 30)), ("1.9.0", (2023, 12, 5)), ("1.8.1", (2023, 6, 13))]),
-    Product("RT-150", "Bowline", "antenna rotator", "$1,120", ("11.6", "kg"), ("power consumption", "95", "W"), 36,
-            (2023, 10, 3), ("maximum antenna load", "45 kg", ["45kg", "45 kilograms"]),
-            "A heavy-duty rotator for dish and array setups at club and university ground stations.",
-            ["Dual worm gears that hold position with the power off",
-             "Network control port with a built-in web page",
-             "Cable-wrap protection that stops before the coax twists"],
-            ["RT-150 rotator", "Heavy mast clamp", "Network controller", "Mounting hardware kit"]),
-    Product("SDR-7", "Lumen", "software-defined radio", "$329", ("0.42", "kg"), ("battery life", "6.5", "hours"), 18,
-            (2022, 11, 15), ("frequency range", "24 MHz to 3.8 GHz", ["24 MHz-3.8 GHz", "24 MHz - 3.8 GHz"]),
-            "A pocket receiver for weather satellites, telemetry beacons and the ham bands.",
-            ["Internal battery for portable passes in the field",
-             "A low-noise amplifier with a bypass switch",
-             "Works with Mission Control and the usual open-source SDR tools"],
-            ["SDR-7 receiver", "Telescopic antenna", "USB-C cable", "Soft pouch"],
-            [("3.3.0", (2024, 6, 25)), ("3.2.2", (2024, 1, 30)), ("3.2.0", (2023, 7, 18))]),
-    Product("SDR-12", "Corona", "software-defined radio", "$879", ("0.78", "kg"), ("power consumption", "14", "W"), 24,
-            (2024, 3, 19), ("frequency range", "9 kHz to 6.2 GHz", ["9 kHz-6.2 GHz", "9 kHz - 6.2 GHz"]),
-            "A two-channel transceiver for ground stations that need to talk back to their satellite.",
-            ["Two receive and two transmit channels with a shared clock",
-             "GPS-disciplined oscillator input for timing-critical links",
-             "Aluminium case with passive cooling fins"],
-            ["SDR-12 transceiver", "GPS antenna", "12 V power supply", "SMA adapter set"],
-            [("1.4.1", (2024, 9, 10)), ("1.4.0", (2024, 6, 4)), ("1.3.0", (2024, 3, 19))]),
-    Product("GS-1", "Waypoint", "ground station kit", "$2,450", ("19.5", "kg"), ("power consumption", "120", "W"), 36,
-            (2020, 6, 30), ("dish diameter", "1.2 m", ["1.2m", "1.2 meters", "120 cm"]),
-            "Everything a school or club needs to receive its first satellite, in two boxes.",
-            ["Pre-aligned dish and feed, no RF tools needed",
-             "Rotator, receiver and control computer already configured",
-             "Lesson plans for a term of satellite tracking"],
-            ["Dish and feed", "Rotator and mast adapter", "Receiver", "Control computer", "Cabling kit"]),
-    Product("CB-3U", "Tessera", "CubeSat development board", "$1,875", ("0.36", "kg"), ("power consumption", "4.5", "W"), 12,
-            (2023, 5, 23), ("flash storage", "64 GB", ["64GB", "64 gigabytes"]),
-            "A flight-like on-board computer for prototyping 3U CubeSat missions on the bench.",
-            ["Radiation-tolerant memory with error correction",
-             "PC/104 stack connector that matches common CubeSat kits",
-             "A bench harness with test points for every bus"],
-            ["CB-3U board", "Bench harness", "Debug probe", "Standoff kit"]),
-    Product("TD-45", "Vernier", "torque driver", "$219", ("0.61", "kg"), ("battery life", "9", "hours"), 24,
-            (2021, 3, 9), ("torque range", "0.4 to 4.5 Nm", ["0.4-4.5 Nm", "0.4 to 4.5 newton metres"]),
-            "A digital torque driver for the small fasteners on satellite structures.",
-            ["Logs every fastener with time, torque and operator",
-             "Audible and haptic cue when the set torque is reached",
-             "Comes with a calibration certificate"],
-            ["TD-45 driver", "Bit set, 24 pieces", "Charging dock", "Calibration certificate"]),
-    Product("BT-8", "Cirrus", "balloon tracker", "$189", ("95", "g"), ("battery life", "30", "hours"), 12,
-            (2020, 10, 6), ("GPS update rate", "5 Hz", ["5Hz", "5 times per second"]),
-            "A featherweight tracker that reports a high-altitude balloon's position all the way up and down.",
-            ["Works above 18 km where consumer GPS units give up",
-             "Long-range telemetry on licence-free bands",
-             "Cold-rated lithium cells"],
-            ["BT-8 tracker", "Antenna", "Mounting ties", "Battery pack"],
-            [("5.0.2", (2024, 3, 12)), ("5.0.0", (2023, 11, 7)), ("4.6.1", (2023, 5, 2))]),
-    Product("TV-2", "Coldwell", "thermal vacuum chamber", "$14,900", ("68", "kg"), ("power consumption", "2.2", "kW"), 12,
-            (2022, 8, 16), ("temperature range", "-70 °C to 150 °C", ["-70 to 150 °C", "-70 to 150 degrees Celsius"]),
-            "A benchtop chamber for testing small satellite parts in vacuum and temperature cycles.",
-            ["Reaches working vacuum in about twenty minutes",
-             "Programmable temperature profiles with data export",
-             "Feedthroughs for power, data and thermocouples"],
-            ["TV-2 chamber", "Vacuum pump", "Controller", "Feedthrough kit"]),
-    Product("SP-60", "Heliograph", "solar panel tester", "$540", ("1.4", "kg"), ("battery life", "14", "hours"), 24,
-            (2021, 11, 2), ("maximum input voltage", "150 V", ["150V", "150 volts"]),
-            "A handheld IV-curve tracer for checking satellite and ground solar panels.",
-            ["Traces a full IV curve in under a second",
-             "Built-in irradiance and temperature sensor",
-             "Saves curves as CSV for later comparison"],
-            ["SP-60 tester", "Irradiance sensor", "Test leads", "Hard case"]),
-    Product("OC-5", "Pathfinder", "orbit calculator", "$129", ("0.21", "kg"), ("battery life", "40", "hours"), 12,
-            (2019, 10, 8), ("display size", "3.5 inches", ["3.5 inch", "3.5in", "3.5\""]),
-            "A handheld that predicts satellite passes anywhere, with no phone and no signal.",
-            ["Updates its orbital elements from a USB stick",
-             "Pass alarms with azimuth and elevation",
-             "Red night-vision display mode"],
-            ["OC-5 calculator", "Lanyard", "USB cable"]),
-    Product("ML-4", "Meridian", "mission data logger", "$395", ("0.33", "kg"), ("battery life", "21", "days"), 24,
-            (2022, 1, 25), ("number of channels", "16 channels", ["16"]),
-            "A rugged logger that records temperature, vibration and power during environmental tests.",
-            ["Synchronises several loggers to one clock",
-             "Triggers recording on shock or threshold events",
-             "Sealed case for outdoor campaigns"],
-            ["ML-4 logger", "Sensor lead set", "Mounting plate", "USB-C cable"]),
-    Product("CAM-11", "Nightjar", "astronomy camera", "$1,049", ("0.68", "kg"), ("power consumption", "18", "W"), 24,
-            (2023, 7, 11), ("sensor resolution", "26 megapixels", ["26 MP", "26MP"]),
-            "A cooled colour camera for deep-sky imaging and satellite streak photography.",
-            ["Two-stage cooling with anti-dew heater",
-             "Global shutter mode for timing satellite passes",
-             "Tilt adapter for perfect focus across the frame"],
-            ["CAM-11 camera", "Power cable", "USB 3 cable", "Tilt adapter"],
-            [("2.2.0", (2024, 8, 6)), ("2.1.1", (2024, 2, 27)), ("2.1.0", (2023, 10, 24))]),
-    Product("FL-200", "Firefly", "red field lamp", "$59", ("0.18", "kg"), ("battery life", "30", "hours"), 12,
-            (2020, 2, 18), ("brightness", "320 lumens", ["320 lm", "320"]),
-            "A dimmable red lamp that keeps your night vision intact at the eyepiece.",
-            ["Stepless dimming down to a faint glow",
-             "Magnetic base and clip for tripod legs",
-             "Splash resistant"],
-            ["FL-200 lamp", "Clip", "USB-C cable"]),
-]
-
-# Non-product facts: key -> (doc, (answer, aliases), questions). The documents below use
-# {key} placeholders, and a check makes sure each key appears in its own document only.
-OTHER_FACTS = {
-    # -- company --
-    "founded_year": ("company/about.md", plain("2011"), [
-        "In what year was Acme Orbital Tools founded?", "When was Acme Orbital Tools established?",
-        "What year did Acme Orbital Tools start out?", "Since which year has Acme Orbital Tools existed?"]),
-    "founders": ("company/about.md", plain("Inés Carvajal and Theo Brandt-Lund", "Ines Carvajal and Theo Brandt-Lund",
-                                           "Theo Brandt-Lund and Inés Carvajal"), [
-        "Who founded Acme Orbital Tools?", "Who are the founders of Acme Orbital Tools?",
-        "Which two people started Acme Orbital Tools?"]),
-    "countries": ("company/about.md", plain("64 countries", "64"), [
-        "In how many countries does Acme Orbital Tools have customers?",
-        "How many countries are Acme's customers spread across?",
-        "Acme Orbital Tools has customers in how many countries?"]),
-    "ceo": ("company/leadership.md", plain("Priya Halvorsen-Ade", "Priya Halvorsen Ade"), [
-        "Who is the CEO of Acme Orbital Tools?", "Who runs Acme Orbital Tools as chief executive?",
-        "Name the chief executive officer of Acme Orbital Tools."]),
-    "cto": ("company/leadership.md", plain("Jonah Mbeki-Strand", "Jonah Mbeki Strand"), [
-        "Who is Acme Orbital Tools' CTO?", "Who is the chief technology officer at Acme Orbital Tools?",
-        "Which person leads engineering at Acme as CTO?"]),
-    "head_support": ("company/leadership.md", plain("Dana Oyelaran-Fisk", "Dana Oyelaran Fisk"), [
-        "Who heads customer support at Acme Orbital Tools?", "Who is Acme's vice president of customer support?",
-        "Which executive is in charge of support at Acme?"]),
-    "hq_city": ("company/offices.md", plain("Tarrow Falls, Oregon", "Tarrow Falls"), [
-        "Where is Acme Orbital Tools headquartered?", "In which city is Acme's head office?",
-        "Where is the Acme Orbital Tools HQ?"]),
-    "eu_office": ("company/offices.md", plain("Porto", "Porto, Portugal"), [
-        "Where is Acme's European office?", "Which city hosts Acme Orbital Tools' European office?",
-        "Where does Acme have its office in Europe?"]),
-    "apac_office": ("company/offices.md", plain("Christchurch", "Christchurch, New Zealand"), [
-        "Where is Acme's Asia-Pacific office?", "Which city is home to Acme Orbital Tools' Asia-Pacific team?",
-        "In what city does Acme run its APAC office?"]),
-    "employees": ("company/careers.md", plain("312 employees", "312", "312 people"), [
-        "How many people work at Acme Orbital Tools?", "How many employees does Acme have?",
-        "What is Acme Orbital Tools' headcount?"]),
-    "careers_email": ("company/careers.md", plain("careers@acme.example"), [
-        "What email address should I send a job application to at Acme?",
-        "What's Acme Orbital Tools' careers email address?", "Where do I email my CV if I want to work at Acme?"]),
-    "internship": ("company/careers.md", qty("14", "weeks"), [
-        "How long is the Acme summer internship?", "How many weeks does Acme's internship last?",
-        "What is the length of an internship at Acme Orbital Tools?"]),
-    "recycled_packaging": ("company/sustainability.md", pct("87"), [
-        "What share of Acme's packaging is recycled material?",
-        "How much of Acme Orbital Tools' packaging is made from recycled material?",
-        "What percentage of recycled content is in Acme packaging?"]),
-    "carbon_neutral_year": ("company/sustainability.md", plain("2031"), [
-        "By what year does Acme plan to be carbon neutral?", "When will Acme Orbital Tools reach carbon neutrality?",
-        "What is Acme's carbon-neutral target year?"]),
-    "press_email": ("company/press.md", plain("press@acme.example"), [
-        "What email should journalists use to contact Acme?", "What is Acme Orbital Tools' press contact address?",
-        "How do I reach Acme's press team by email?"]),
-    "brand_color": ("company/press.md", plain("Signal Orange"), [
-        "What is the name of Acme's brand colour?", "Which colour is Acme Orbital Tools' official brand colour?",
-        "What is Acme's signature colour called?"]),
-    "first_product": ("company/history.md", plain("AX-100 Wayfarer", "AX-100", "Wayfarer"), [
-        "What was Acme Orbital Tools' first product?", "Which product did Acme launch first?",
-        "What did Acme Orbital Tools sell as its very first product?"]),
-    "former_name": ("company/history.md", plain("Brandt Carvajal Instruments"), [
-        "What was Acme Orbital Tools called before it was renamed?", "What was Acme's original company name?",
-        "Under which name did Acme Orbital Tools trade before its rebrand?"]),
-    "grant_amount": ("company/grants.md", money("$5,000"), [
-        "How much is the Acme Night Sky Grant worth?", "What is the value of the Night Sky Grant?",
-        "How much money does the Acme Night Sky Grant award?"]),
-    "grant_deadline": ("company/grants.md", plain("October 31", "31 October", "Oct 31"), [
-        "When is the deadline for the Night Sky Grant?", "By what date must Night Sky Grant applications be in?",
-        "What's the application deadline for Acme's Night Sky Grant?"]),
-    "founders_day": ("company/holiday-schedule.txt", plain("September 19", "19 September", "Sept 19", "Sep 19"), [
-        "On what date is Acme closed for Founders' Day?", "When is Acme's Founders' Day holiday?",
-        "Which day does Acme shut for Founders' Day?"]),
-    "winter_shutdown": ("company/holiday-schedule.txt", plain("December 24 to January 1", "24 December to 1 January",
-                                                              "Dec 24 to Jan 1"), [
-        "When is Acme's winter shutdown?", "Which dates does Acme close over the winter holidays?",
-        "From when to when is Acme Orbital Tools closed at the end of the year?"]),
-    # -- policies --
-    "refund_window": ("policies/returns.md", qty("45", "days"), [
-        "How many days do I have to return a product to Acme?", "What is Acme's return window?",
-        "How long after delivery can I return an Acme product for a refund?",
-        "What's the refund window at Acme Orbital Tools?"]),
-    "restocking_fee": ("policies/returns.md", pct("8"), [
-        "What restocking fee does Acme charge on opened items?",
-        "How much is the restocking fee for an opened Acme product?",
-        "Is there a restocking fee at Acme, and how much is it?"]),
-    "refund_processing": ("policies/returns.md", qty("6", "business days"), [
-        "How long does Acme take to process a refund?",
-        "After Acme receives my return, how long until the refund is processed?",
-        "How many business days does a refund take at Acme?"]),
-    "careplus_price": ("policies/warranty.md", plain("$39 per year", "$39", "39 dollars a year", "$39/year", "39"), [
-        "How much does Acme CarePlus cost?", "What is the yearly price of CarePlus?",
-        "How much do I pay per year for Acme CarePlus coverage?"]),
-    "careplus_extension": ("policies/warranty.md", qty("18", "months"), [
-        "By how many months does CarePlus extend the warranty?", "How much extra coverage does CarePlus add?",
-        "How long is the extension you get with Acme CarePlus?"]),
-    "claim_response": ("policies/warranty.md", qty("3", "business days"), [
-        "How quickly does Acme respond to a warranty claim?",
-        "Within how many business days will Acme answer my warranty claim?",
-        "How long do I wait for a reply after filing a warranty claim with Acme?"]),
-    "free_shipping": ("policies/shipping.md", money("$75"), [
-        "What is the minimum order for free shipping at Acme?", "Above what order value is Acme shipping free?",
-        "How much do I have to spend to get free shipping from Acme?"]),
-    "express_fee": ("policies/shipping.md", money("$18"), [
-        "How much does express shipping cost at Acme?", "What's Acme's express delivery fee?",
-        "What does Acme charge for express shipping?"]),
-    "standard_delivery": ("policies/shipping.md", plain("4 to 7 business days", "4-7 business days",
-                                                        "four to seven business days"), [
-        "How long does standard delivery from Acme take?", "What is Acme's standard shipping time?",
-        "How many business days does standard shipping from Acme take?"]),
-    "telemetry_retention": ("policies/privacy.md", qty("90", "days"), [
-        "How long does Acme keep device telemetry?", "What is the retention period for telemetry data at Acme?",
-        "After how many days does Acme delete telemetry?"]),
-    "privacy_email": ("policies/privacy.md", plain("privacy@acme.example"), [
-        "Which email address handles privacy requests at Acme?", "Where do I send a data deletion request to Acme?",
-        "What is Acme Orbital Tools' privacy contact address?"]),
-    "tradein_credit": ("policies/trade-in.md", pct("30"), [
-        "What is the maximum trade-in credit Acme offers?",
-        "How much credit can I get at most by trading in an old Acme device?",
-        "Up to what percentage of the new price does Acme's trade-in program pay?"]),
-    "quote_valid": ("policies/trade-in.md", qty("14", "days"), [
-        "How long is an Acme trade-in quote valid?", "For how many days does a trade-in quote stay valid?",
-        "When does my Acme trade-in quote expire?"]),
-    "edu_discount": ("policies/education.md", pct("22"), [
-        "How big is Acme's education discount?", "What discount do students and teachers get at Acme?",
-        "What percentage off is the Acme education discount?"]),
-    "edu_limit": ("policies/education.md", plain("2 products per year", "two products per year", "2 products"), [
-        "How many discounted products can a student buy from Acme each year?",
-        "What is the yearly limit on education-discount purchases?",
-        "How many items per year can I buy with the Acme education discount?"]),
-    "price_match_window": ("policies/price-match.md", qty("21", "days"), [
-        "How long after purchase can I ask Acme for a price match?", "What is Acme's price-match window?",
-        "Within how many days must I request a price match from Acme?"]),
-    "points_per_dollar": ("policies/loyalty.md", plain("5 Orbit Points", "5 points", "five points"), [
-        "How many Orbit Points do I earn per dollar?", "What is the earn rate of the Orbit Points program?",
-        "How many loyalty points does Acme give for each dollar spent?"]),
-    "points_value": ("policies/loyalty.md", money("$10"), [
-        "How much is 1,000 Orbit Points worth?", "What is the cash value of 1,000 Orbit Points?",
-        "If I redeem 1,000 Orbit Points, how much credit do I get?"]),
-    "large_print": ("policies/accessibility.html", qty("10", "business days"), [
-        "How long does it take to get a large-print manual from Acme?",
-        "How soon does Acme send out large-print manuals?",
-        "Within how many business days are Acme's large-print manuals delivered?"]),
-    "access_email": ("policies/accessibility.html", plain("access@acme.example"), [
-        "Which email address handles accessibility requests at Acme?",
-        "Where do I write to Acme about accessibility?", "What is Acme's accessibility contact email?"]),
-    # -- support --
-    "support_hours": ("support/contact.md", plain("07:30 to 18:30 Pacific Time", "7:30 to 18:30", "07:30 to 18:30",
-                                                   "7:30 am to 6:30 pm", "07:30-18:30"), [
-        "What are Acme's support hours?", "When is Acme customer support open?",
-        "At what times of day can I reach Acme support?"]),
-    "support_days": ("support/contact.md", plain("Monday to Saturday", "Monday through Saturday", "Mon-Sat"), [
-        "On which days is Acme support open?", "Which days of the week can I contact Acme support?",
-        "Is Acme support open on weekends, which days exactly?"]),
-    "support_email": ("support/contact.md", plain("help@acme.example"), [
-        "What is Acme's support email address?", "Which email do I use to contact Acme customer support?",
-        "How do I email Acme support?"]),
-    "support_phone": ("support/contact.md", plain("+1 541 555 0142", "541 555 0142", "+1-541-555-0142", "(541) 555-0142"), [
-        "What is Acme's support phone number?", "Which number do I call for Acme customer support?",
-        "How can I phone Acme support?"]),
-    "callback_time": ("support/phone-menu.txt", qty("2", "hours"), [
-        "If I request a callback from Acme, how soon will they call me back?",
-        "How long does an Acme support callback take?", "Within how many hours does Acme return a callback request?"]),
-    "voice_assistant": ("support/phone-menu.txt", plain("Nova"), [
-        "What is the name of the voice assistant on Acme's phone line?",
-        "Who answers first when I call Acme support?",
-        "What's Acme's automated phone assistant called?"]),
-    "repair_turnaround": ("support/repairs.md", qty("9", "business days"), [
-        "How long does an Acme repair take?", "What is the typical turnaround for a repair at Acme?",
-        "How many business days does Acme need to repair a device?"]),
-    "bench_fee": ("support/repairs.md", money("$49"), [
-        "How much is Acme's out-of-warranty bench fee?",
-        "What does Acme charge to inspect a device that's out of warranty?",
-        "What is the diagnostic fee for out-of-warranty repairs at Acme?"]),
-    "ax_reset": ("support/troubleshooting-ax.md", qty("12", "seconds"), [
-        "How long do I hold the power button to factory reset an AX-series device?",
-        "How many seconds does it take to reset an AX mount to factory settings?",
-        "For a factory reset on the AX series, how long should the button be held?"]),
-    "ax_e41": ("support/troubleshooting-ax.md", plain("polar alignment lost", "lost polar alignment"), [
-        "What does error E-41 mean on an AX-series device?", "What is error code E-41 on the AX-220?",
-        "My AX mount shows E-41. What does that indicate?"]),
-    "rt_calibration": ("support/troubleshooting-rt.md", qty("90", "seconds"), [
-        "How long does an RT rotator calibration take?", "How many seconds does the RT-series calibration run?",
-        "How long should I wait for my RT-90 to finish calibrating?"]),
-    "rt_r07": ("support/troubleshooting-rt.md", plain("motor stall detected", "motor stall"), [
-        "What does error R-07 mean on an RT rotator?", "My RT-150 shows R-07. What's wrong?",
-        "What is rotator error code R-07?"]),
-    "sdr_ip": ("support/troubleshooting-sdr.md", plain("192.168.77.1"), [
-        "What is the default IP address of an Acme SDR?",
-        "Which IP address does an SDR-12 use out of the box?",
-        "At what address can I reach my Acme radio's web page by default?"]),
-    "sdr_overheat_led": ("support/troubleshooting-sdr.md", plain("amber"), [
-        "What colour does the SDR status light turn when the radio is overheating?",
-        "If my SDR-7's LED is blinking, which colour means it's too hot?",
-        "Which LED colour warns of overheating on Acme SDRs?"]),
-    "cam_recovery": ("support/troubleshooting-cam.md", qty("8", "seconds"), [
-        "How long do I hold the buttons to put the CAM-11 into recovery mode?",
-        "How many seconds to enter recovery mode on the CAM-11?",
-        "To start CAM-11 recovery mode, how long should I hold shutter and power?"]),
-    "cam_cooling": ("support/troubleshooting-cam.md", plain("35 °C below ambient", "35 degrees below ambient", "35 °C"), [
-        "How far below ambient can the CAM-11 cool its sensor?", "What is the CAM-11's cooling delta?",
-        "How much colder than the air can a CAM-11 keep its sensor?"]),
-    "forum_address": ("support/community-forum.md", plain("forum.acme.example"), [
-        "What is the address of the Acme community forum?", "Where is Acme's user forum online?",
-        "Which web address hosts the Acme community?"]),
-    "moderator_response": ("support/community-forum.md", qty("48", "hours"), [
-        "How quickly do Acme forum moderators reply to reports?",
-        "Within how many hours does an Acme moderator look at a flagged post?",
-        "What is the moderator response time on the Acme forum?"]),
-    "mc_ram": ("support/mission-control-faq.md", plain("8 GB of RAM", "8 GB", "8GB"), [
-        "How much RAM does Mission Control need?", "What is the memory requirement for Acme Mission Control?",
-        "How much memory should my computer have to run Mission Control?"]),
-    "mc_macos": ("support/mission-control-faq.md", plain("macOS 13", "macOS Ventura", "macOS 13 or later"), [
-        "What is the oldest macOS version Mission Control supports?",
-        "Which macOS release do I need at least for Mission Control?",
-        "What is the minimum macOS version for Acme Mission Control?"]),
-    "storage_charge": ("support/battery-care.md", pct("55"), [
-        "At what charge level should I store an Acme battery?",
-        "What state of charge does Acme recommend for long-term battery storage?",
-        "How full should an Acme battery be when I put it away for months?"]),
-    "battery_cycles": ("support/battery-care.md", plain("500 charge cycles", "500 cycles", "500"), [
-        "After how many cycles should an Acme battery be replaced?",
-        "How many charge cycles is an Acme battery rated for?",
-        "When should I replace my Acme battery, in charge cycles?"]),
-    "remote_pin": ("support/kb-articles.jsonl", plain("4417"), [
-        "What is the pairing PIN for the Acme wireless remote?", "Which PIN pairs the Acme remote?",
-        "What code do I enter to pair my Acme remote?"]),
-    "sdr_sample_rate": ("support/kb-articles.jsonl", plain("2.4 MS/s", "2.4 megasamples per second", "2.4 Msps"), [
-        "What is the default sample rate of the SDR-7?", "Which sample rate does the SDR-7 start with?",
-        "Out of the box, what sample rate does an SDR-7 use?"]),
-    # -- releases --
-    "mc_latest": ("releases/mission-control.md", plain("3.7.2", "version 3.7.2", "v3.7.2"), [
-        "What is the latest version of Acme Mission Control?", "Which Mission Control release is current?",
-        "What version number is the newest Mission Control?"]),
-    "mc_latest_date": ("releases/mission-control.md", date(2024, 8, 27), [
-        "When was the latest Mission Control version released?",
-        "What is the release date of the current Mission Control?",
-        "When did the newest Mission Control update come out?"]),
-    "mc_dark_mode": ("releases/mission-control.md", plain("3.5.0", "version 3.5.0", "v3.5.0"), [
-        "Which Mission Control version added dark mode?", "In what release did Mission Control get a dark theme?",
-        "Since which version does Mission Control have dark mode?"]),
-    "catalog_objects": ("releases/sky-catalog.md", plain("41,580 objects", "41580", "41,580"), [
-        "How many objects are in the current Acme Sky Catalog?",
-        "How many objects does the latest Sky Catalog contain?", "What's the object count of Acme's Sky Catalog?"]),
-    "catalog_version": ("releases/sky-catalog.md", plain("2024.3"), [
-        "What is the current version of the Acme Sky Catalog?", "Which Sky Catalog edition is the latest?",
-        "What's the newest Sky Catalog release called?"]),
-}
+def load_product(d: dict) -> Product:
+    ns = SimpleNamespace
+    return Product(**{**d, "weight": ns(**d["weight"]), "power": ns(**d["power"]), "spec": ns(**d["spec"]),
+                      "firmware": [ns(**release) for release in d.get("firmware", [])]})
 
 
-# Product questions: several phrasings per attribute; {ref} is how the asker names the product.
-PRODUCT_QUESTIONS = {
-    "price": ["How much does the {ref} cost?", "What is the list price of the {ref}?",
-              "What's the price of Acme's {ref}?", "How much is the {ref}?", "What does the {ref} sell for?",
-              "{ref}: what is the retail price?"],
-    "weight": ["How much does the {ref} weigh?", "What is the weight of the {ref}?", "How heavy is the {ref}?",
-               "What does the {ref} weigh?", "{ref} weight?"],
-    "battery life": ["What is the battery life of the {ref}?", "How long does the {ref} run on a full charge?",
-                     "How long does the {ref}'s battery last?", "How long will a charged {ref} keep going?"],
-    "power consumption": ["How much power does the {ref} draw?", "What is the power consumption of the {ref}?",
-                          "How many watts does the {ref} use?", "What's the {ref}'s power draw?"],
-    "warranty": ["How long is the warranty on the {ref}?", "What warranty period does the {ref} come with?",
-                 "How many months of warranty does the {ref} have?", "What's the warranty length for the {ref}?"],
-    "launch": ["When was the {ref} released?", "What is the release date of the {ref}?",
-               "When did the {ref} go on sale?", "When did Acme launch the {ref}?"],
-    "spec": ["What is the {label} of the {ref}?", "What {label} does the {ref} have?",
-             "Tell me the {label} of the {ref}.", "{ref}: what's its {label}?"],
-    "model": ["What is the model number of the {name} {kind}?", "Which model number does Acme use for the {name}?",
-              "What's the {name} {kind}'s model number?", "The {name}: what is its model number?"],
-    "fw_version": ["What is the latest firmware version for the {model}?", "Which firmware is current on the {model}?",
-                   "What's the newest {model} firmware release?", "What firmware version should my {model} be on?"],
-    "fw_date": ["When was the latest {model} firmware released?", "What is the date of the newest {model} firmware?",
-                "When did the current {model} firmware come out?"],
-}
+ACME_PRODUCTS = load_toml("acme/products.toml")
+PRODUCTS = [load_product(d) for d in ACME_PRODUCTS["products"]]
+PAGES = load_toml("acme/pages.toml")
+OTHER_FACTS = load_toml("acme/facts.toml")  # key -> doc, answer, questions
+DOC_TEMPLATES = DATA / "acme" / "docs"  # one per corpus document, {fact_key} placeholders
 
 
 def product_facts(p: Product, rng: random.Random) -> list[Fact]:
     refs = [p.model, f"{p.name} {p.kind}", f"{p.model} {p.name}"]
 
     def asks(attr: str, **kw) -> list[str]:
-        qs = [t.format(ref=r, **kw) for t in PRODUCT_QUESTIONS[attr] for r in refs]
-        qs = [q[0].upper() + q[1:] for q in dedupe(qs)]
+        qs = [t.format(ref=r, **kw) for t in ACME_PRODUCTS["questions"][attr] for r in refs]
+        qs = [cap(q) for q in dedupe(qs)]
         rng.shuffle(qs)
         return qs[:5]
 
-    label, value, unit = p.power
     facts = [
         Fact(f"{p.model}.price", p.doc, *money(p.price), asks("price")),
-        Fact(f"{p.model}.weight", p.doc, *qty(*p.weight), asks("weight")),
-        Fact(f"{p.model}.power", p.doc, *qty(value, unit), asks(label)),
+        Fact(f"{p.model}.weight", p.doc, *qty(p.weight.value, p.weight.unit), asks("weight")),
+        Fact(f"{p.model}.power", p.doc, *qty(p.power.value, p.power.unit), asks(p.power.label)),
         Fact(f"{p.model}.warranty", p.doc, *qty(str(p.warranty_months), "months"), asks("warranty")),
-        Fact(f"{p.model}.launch", p.doc, *date(*p.launch), asks("launch")),
-        Fact(f"{p.model}.spec", p.doc, p.spec[1], p.spec[2], asks("spec", label=p.spec[0])),
+        Fact(f"{p.model}.launch", p.doc, *date(p.launch), asks("launch")),
+        Fact(f"{p.model}.spec", p.doc, p.spec.answer, p.spec.aliases, asks("spec", label=p.spec.label)),
         Fact(f"{p.model}.model", p.doc, p.model, [p.model.replace("-", ""), p.model.replace("-", " ")],
              asks("model", name=p.name, kind=p.kind)),
     ]
     if p.firmware:
-        fw_doc = f"releases/{p.slug}-firmware.md"
-        facts.append(Fact(f"{p.model}.fw_version", fw_doc, p.firmware[0][0],
-                          [f"version {p.firmware[0][0]}", f"v{p.firmware[0][0]}"], asks("fw_version", model=p.model)))
-        facts.append(Fact(f"{p.model}.fw_date", fw_doc, *date(*p.firmware[0][1]), asks("fw_date", model=p.model)))
+        latest = p.firmware[0]
+        facts.append(Fact(f"{p.model}.fw_version", p.firmware_doc, latest.version,
+                          [f"version {latest.version}", f"v{latest.version}"], asks("fw_version", model=p.model)))
+        facts.append(Fact(f"{p.model}.fw_date", p.firmware_doc, *date(latest.date), asks("fw_date", model=p.model)))
     return facts
 
 
-# ======================================================================================
-# The Acme documents
-# ======================================================================================
-
-def spec_rows(p: Product) -> list[tuple[str, str]]:
-    label, value, unit = p.power
-    return [("Model number", p.model), ("List price (USD)", p.price), ("Weight", f"{p.weight[0]} {p.weight[1]}"),
-            (label.capitalize(), f"{value} {unit}"), (p.spec[0].capitalize(), p.spec[1]),
-            ("Warranty", f"{p.warranty_months} months"), ("Release date", date(*p.launch)[0])]
-
-
 def product_doc(i: int, p: Product, rng: random.Random) -> str:
-    # Three layouts, as real product pages differ: overview + table, datasheet, FAQ.
-    others = [q.model for q in PRODUCTS if q is not p]
-    related = rng.sample(others, 2)
-    label, value, unit = p.power
-    kind_title = " ".join(w[0].upper() + w[1:] for w in p.kind.split())
-    launch = date(*p.launch)[0]
-    fw = ("Firmware updates and their release notes are published in the release notes section."
-          if p.firmware else "This product has no user-updatable firmware.")
-    if i % 3 == 0:
-        rows = "\n".join(f"| {k} | {v} |" for k, v in spec_rows(p))
-        return f"""# {p.model} {p.name} {kind_title}
-
-{p.tagline}
-
-## Overview
-
-The {p.name} was designed with the people who use it every week: observers, ground station
-operators and lab engineers. It is built and tested in our own workshop, and every unit is
-checked before it ships.
-
-## Key features
-
-{chr(10).join(f"- {f}" for f in p.features)}
-
-## Specifications
-
-| Specification | Value |
-|---|---|
-{rows}
-
-## In the box
-
-{chr(10).join(f"- {b}" for b in p.box)}
-
-## See also
-
-- {related[0]}
-- {related[1]}
-
-## Firmware
-
-{fw}
-"""
-    if i % 3 == 1:
-        rev = rng.choice(["B", "C", "D"])
-        bullets = "\n".join(f"- **{k}:** {v}" for k, v in spec_rows(p))
-        return f"""# {p.name} {kind_title} ({p.model})
-
-*Datasheet, revision {rev}*
-
-{p.tagline} {p.features[0]}.
-
-## At a glance
-
-{bullets}
-
-## Highlights
-
-{chr(10).join(f"- {f}" for f in p.features[1:])}
-
-## What ships with it
-
-{", ".join(p.box)}.
-
-## Care and handling
-
-Keep the {p.model} dry and store it at room temperature when it is not in use. Clean the
-housing with a soft, dry cloth; do not use solvents. {fw}
-"""
-    if label == "battery life":
-        runtime = f"### How long does the battery last?\n\nOn a full charge the {p.model} runs for {value} {unit} in typical use."
-    else:
-        runtime = f"### How much power does it use?\n\nIn normal operation the {p.model} draws {value} {unit}."
-    return f"""# {p.model} {p.name}: product guide and FAQ
-
-{p.tagline}
-
-## About the {p.name}
-
-The {p.model} {p.name} is our {p.kind}. {p.features[0]}. {p.features[1]}. {p.features[2]}.
-
-## Frequently asked questions
-
-### How much does it cost?
-
-The {p.name} lists at {p.price} in the Acme online store. Prices for bundles and refurbished
-units vary.
-
-### How heavy is it?
-
-It weighs {p.weight[0]} {p.weight[1]} without accessories.
-
-{runtime}
-
-### What is its {p.spec[0]}?
-
-The {p.spec[0]} is {p.spec[1]}.
-
-### What warranty does it have?
-
-Every new unit carries a limited warranty of {p.warranty_months} months from the date of delivery.
-
-### When did it come out?
-
-It went on sale on {launch}.
-
-### What comes in the box?
-
-{", ".join(p.box)}.
-
-### Where can I get help?
-
-See the support guides and the community forum. Owners often also use the {related[0]} and the
-{related[1]}.
-"""
-
-
-FW_NOTES = ["Improved start-up time", "Fixed a rare freeze when the cable is unplugged during an update",
-            "Better error messages in Mission Control", "Lower power use in standby",
-            "Fixed wrong time zone in exported logs", "New diagnostic page for support",
-            "Security fixes", "Smoother motion at low speeds", "Fixed a Bluetooth pairing issue",
-            "Updated translations", "More accurate battery indicator", "Faster reconnect after Wi-Fi drops"]
+    related = rng.sample([q.model for q in PRODUCTS if q is not p], 2)
+    layout = i % len(PAGES["product_layouts"])
+    # Only datasheets (layout 1) draw a revision letter; the others must not use up a random number.
+    revision = rng.choice(PAGES["datasheet_revisions"]) if layout == 1 else ""
+    launch = date(p.launch)[0]
+    row_fields = dict(p=p, launch=launch, power_label=p.power.label.capitalize(),
+                      spec_label=p.spec.label.capitalize())
+    rows = [(label.format(**row_fields), value.format(**row_fields)) for label, value in PAGES["spec_rows"]]
+    return PAGES["product_layouts"][layout].format(
+        p=p, related=related, revision=revision, launch=launch,
+        kind_title=" ".join(cap(w) for w in p.kind.split()),
+        firmware_sentence=PAGES["firmware_sentence"]["updatable" if p.firmware else "none"],
+        feature_bullets=bullets(p.features), highlight_bullets=bullets(p.features[1:]),
+        box_bullets=bullets(p.box), box_list=", ".join(p.box),
+        spec_table="\n".join(f"| {k} | {v} |" for k, v in rows),
+        spec_bullets="\n".join(f"- **{k}:** {v}" for k, v in rows),
+        runtime=PAGES["faq_runtime"][p.power.label].format(p=p))
 
 
 def firmware_doc(p: Product, rng: random.Random) -> str:
-    parts = [f"# {p.model} firmware release notes\n",
-             f"Firmware for the {p.model}, newest first. Update with Mission Control or from a USB stick; "
-             "your settings are kept.\n"]
-    for n, (version, when) in enumerate(p.firmware):
-        tag = " (current release)" if n == 0 else ""
-        notes = "\n".join(f"- {x}" for x in rng.sample(FW_NOTES, rng.randint(2, 4)))
-        parts.append(f"## Version {version}{tag}\n\nReleased {date(*when)[0]}.\n\n{notes}\n")
-    parts.append("## Known issues\n\nNone at this time. Report problems through the support form.\n")
-    return "\n".join(parts)
-
-
-# Documents that are not product pages: text with {fact_key} placeholders.
-DOCS = {
-    "company/about.md": """# About Acme Orbital Tools
-
-Acme Orbital Tools makes instruments for people who look up: amateur astronomers, satellite
-ground stations, schools and small space labs. We were founded in {founded_year} by
-{founders}, who met while building a student satellite and could not find tools they could
-afford.
-
-## What we do
-
-We design, build and support trackers, rotators, radios, test equipment and software. Most
-products are assembled and tested by hand in our own workshop.
-
-## Who we serve
-
-Today we have customers in {countries}, from backyard observers to university space labs.
-
-## Our values
-
-- Make it repairable: spare parts are sold for every current product.
-- Tell the truth in datasheets: every number is measured, not estimated.
-- Answer the phone: real people, in our own support team.
-""",
-    "company/leadership.md": """# Leadership team
-
-Acme Orbital Tools is led by a small team that still spends time at the workbench.
-
-## Executive team
-
-- **Chief Executive Officer:** {ceo}. Joined in 2016 from the aerospace test industry.
-- **Chief Technology Officer:** {cto}. Leads hardware, firmware and software engineering.
-- **Vice President, Customer Support:** {head_support}. Built the support team from three people.
-
-## Board
-
-The board meets four times a year. Minutes of the annual customer meeting are published
-on the company blog.
-""",
-    "company/offices.md": """# Offices
-
-## Headquarters
-
-Our headquarters and main workshop are in {hq_city}. Design, assembly, testing and the
-repair centre are all under one roof.
-
-## Europe
-
-The European office is in {eu_office}. It handles sales, distribution and warranty returns
-for customers in Europe, the Middle East and Africa.
-
-## Asia-Pacific
-
-Our Asia-Pacific office in {apac_office} covers customers from Japan to Australia.
-
-## Visiting us
-
-Visits are by appointment only. Please contact the office you want to visit at least a week
-in advance.
-""",
-    "company/careers.md": """# Careers at Acme Orbital Tools
-
-We are a team of {employees} across three offices. We hire engineers, technicians,
-support specialists and people who like explaining things.
-
-## How to apply
-
-Send your CV and a short note about something you built to {careers_email}. We reply to
-every application.
-
-## Internships
-
-Our summer internship lasts {internship}. Interns work on a real product with a mentor and
-present their work at the end.
-
-## Benefits
-
-- A telescope loan scheme for every employee
-- Flexible hours around night-time observing
-- Learning budget for courses and conferences
-""",
-    "company/sustainability.md": """# Sustainability
-
-Instruments should last for decades, and so should the planet they point away from.
-
-## Packaging
-
-{recycled_packaging} of our packaging by weight is made from recycled material, and we
-removed single-use plastic foam from all product boxes.
-
-## Climate
-
-We have committed to being carbon neutral by {carbon_neutral_year}. Our workshop already
-runs on a renewable electricity contract.
-
-## Repair and take-back
-
-We sell spare parts for every current product and take back old Acme equipment for free
-recycling.
-""",
-    "company/press.md": """# Press and media
-
-## Contact
-
-Journalists can reach our communications team at {press_email}. We aim to reply within
-one working day.
-
-## Brand assets
-
-Logos, product photos and executive portraits are available in the press kit. Our brand
-colour is called {brand_color}; please do not recolour the logo.
-
-## Review units
-
-We lend review units for up to six weeks. Tell us which product and publication you write for.
-""",
-    "company/history.md": """# Our history
-
-## The early years
-
-The company was founded under the name {former_name}. The first product was the
-{first_product}, a simple tracking head sold mostly to astronomy clubs.
-
-## Growing up
-
-Antenna rotators and radios followed as customers began to track satellites as well as
-stars. The company took its current name when the product range reached orbit-related
-tools of every kind.
-
-## Today
-
-We now design hardware, firmware and software, and we still repair the oldest products we
-ever made.
-""",
-    "company/grants.md": """# Acme Night Sky Grant
-
-Every year we fund projects that bring the night sky to more people.
-
-## What the grant offers
-
-The Acme Night Sky Grant is worth {grant_amount} in cash plus equipment on loan.
-
-## Who can apply
-
-Schools, astronomy clubs, libraries and community groups anywhere in the world.
-
-## How to apply
-
-Send a two-page proposal through the grant form. The deadline is {grant_deadline} each year,
-and winners are announced in December.
-""",
-    "company/holiday-schedule.txt": """Acme Orbital Tools: office and support holiday schedule
-
-All offices and phone support close on the following days. Email to support is still
-answered on the next working day.
-
-Founders' Day: {founders_day}. The company celebrates its founding with a workshop open day.
-Winter shutdown: {winter_shutdown}. Orders placed during the shutdown ship on the first
-working day after it.
-
-Local public holidays also apply at each office.
-""",
-    "policies/returns.md": """# Returns and refunds
-
-We want you to be happy with your purchase. If you are not, you can send it back.
-
-## Return window
-
-You can return any product bought from the Acme online store within {refund_window} of
-delivery, in its original packaging.
-
-## Opened items
-
-Opened items in like-new condition are accepted, with a restocking fee of {restocking_fee}
-of the purchase price. Unopened items have no fee.
-
-## Refunds
-
-Once the return reaches our warehouse and passes inspection, the refund is processed within
-{refund_processing} to the original payment method.
-
-## Items that cannot be returned
-
-- Custom-built ground station kits after configuration has started
-- Software licences that have been activated
-""",
-    "policies/warranty.md": """# Warranty and CarePlus
-
-Each product's limited warranty period is listed on its product page. This page covers how
-to make a claim and the optional CarePlus plan.
-
-## Making a claim
-
-Open a claim through the support form with your order number and a description of the
-fault. We respond to warranty claims within {claim_response}.
-
-## CarePlus
-
-CarePlus is an optional plan that extends the warranty by {careplus_extension} and adds
-accidental damage cover. It costs {careplus_price} per product and can be added up to
-60 days after purchase.
-
-## What is not covered
-
-- Damage from using a power supply that does not match the product's rating
-- Cosmetic wear
-- Products modified with non-Acme firmware
-""",
-    "policies/shipping.md": """# Shipping
-
-## Costs
-
-Standard shipping is free on orders over {free_shipping}. Below that, a flat rate applies at
-checkout. Express shipping costs {express_fee} per order.
-
-## Delivery times
-
-Standard delivery takes {standard_delivery} after dispatch. Express orders placed before
-noon Pacific Time ship the same day.
-
-## International orders
-
-We ship worldwide. Import duties and taxes are shown at checkout where we can collect them.
-
-## Tracking
-
-Every order gets a tracking link by email when it leaves the warehouse.
-""",
-    "policies/privacy.md": """# Privacy notice
-
-We collect as little data as we can and never sell it.
-
-## Device telemetry
-
-If you switch on diagnostics, connected products send anonymous telemetry such as firmware
-version and error codes. Telemetry is kept for {telemetry_retention} and then deleted.
-
-## Your account
-
-Your account holds your name, addresses, orders and registered devices. You can export or
-delete it at any time.
-
-## Requests
-
-Send privacy requests, including access and deletion requests, to {privacy_email}.
-""",
-    "policies/trade-in.md": """# Trade-in program
-
-Upgrade and get credit for your old Acme equipment.
-
-## How much you get
-
-Depending on condition, the trade-in program pays credit of up to {tradein_credit} of the
-price of the new product.
-
-## How it works
-
-1. Request a quote in your account.
-2. Send the old device with the prepaid label.
-3. We inspect it and apply the credit to your order.
-
-A trade-in quote is valid for {quote_valid}.
-""",
-    "policies/education.md": """# Education pricing
-
-Students, teachers and schools get a discount of {edu_discount} on most products.
-
-## Eligibility
-
-Current students and staff of schools, colleges and universities, verified through their
-institution email address.
-
-## Limits
-
-Each verified person can buy {edu_limit} at the education price. Schools buying for a
-classroom should contact sales for a quote instead.
-""",
-    "policies/price-match.md": """# Price match promise
-
-If an authorised Acme retailer lowers the price of a product you bought from us, we will
-refund the difference.
-
-## Conditions
-
-- Ask within {price_match_window} of your purchase.
-- The product must be new, in stock and identical.
-- Clearance, auction and bundle prices are excluded.
-""",
-    "policies/loyalty.md": """# Orbit Points loyalty program
-
-Orbit Points is our free rewards program for registered customers.
-
-## Earning
-
-You earn {points_per_dollar} for every dollar spent in the Acme online store, including
-on spare parts and CarePlus.
-
-## Redeeming
-
-1,000 Orbit Points can be redeemed for {points_value} off your next order. Points expire
-after two years without activity.
-""",
-    "policies/accessibility.html": """<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Accessibility statement</title></head>
-<body>
-<h1>Accessibility statement</h1>
-<p>We want every customer to be able to use our website, manuals and products.</p>
-<h2>Manuals</h2>
-<p>Large-print and screen-reader friendly manuals are available for every current product.
-Large-print manuals are posted within {large_print} of the request.</p>
-<h2>Contact</h2>
-<p>Tell us about any barrier you meet by writing to {access_email}.</p>
-<ul>
-<li>Our website aims to meet WCAG 2.2 level AA.</li>
-<li>Product displays offer a high-contrast mode.</li>
-</ul>
-</body>
-</html>
-""",
-    "support/contact.md": """# Contact support
-
-## Hours
-
-Our support team answers from {support_hours}, {support_days}. Messages that arrive
-outside these hours are answered the next working day.
-
-## Email
-
-Write to {support_email} with your order number or the serial number of the device.
-
-## Phone
-
-Call {support_phone}. Have the device with you if you can; we may ask you to read the
-status screen.
-
-## Before you contact us
-
-Many problems are solved by the troubleshooting guides and the community forum.
-""",
-    "support/phone-menu.txt": """Acme support phone line: how the call menu works
-
-When you call, the voice assistant {voice_assistant} asks what your call is about and sends
-you to the right team: orders, technical help, repairs or accounts.
-
-If all agents are busy, you can ask for a callback instead of waiting. Callbacks are made
-within {callback_time} during support hours.
-
-Calls may be recorded for training. Say "no recording" at any time to turn it off.
-""",
-    "support/repairs.md": """# Repairs
-
-## Sending a device in
-
-Start a repair in your account to get a repair number and a prepaid label. Pack the device
-in its original box if you still have it.
-
-## Turnaround
-
-A typical repair takes {repair_turnaround} from the day the device reaches the repair centre.
-
-## Costs
-
-Repairs under warranty are free. Devices out of warranty pay a bench fee of {bench_fee} for
-diagnosis, which is deducted from the repair price if you go ahead.
-""",
-    "support/troubleshooting-ax.md": """# Troubleshooting the AX series
-
-This guide covers the AX-220 and AX-340.
-
-## Factory reset
-
-Hold the power button for {ax_reset} until the status light blinks white. All settings,
-including alignment data, return to factory defaults.
-
-## Error codes
-
-| Code | Meaning | What to do |
-|---|---|---|
-| E-12 | Battery low | Charge or connect external power |
-| E-41 | {ax_e41} | Redo the alignment routine |
-| E-57 | Motor overload | Check the balance of your payload |
-
-## The mount does not move
-
-Check that the clutches are locked and that the hand controller cable is fully inserted.
-""",
-    "support/troubleshooting-rt.md": """# Troubleshooting the RT rotators
-
-This guide covers the RT-90 and RT-150.
-
-## Calibration
-
-After installation, run the calibration from the controller menu. The rotator moves to both
-end stops; calibration takes about {rt_calibration}. Keep clear of the antenna while it runs.
-
-## Error codes
-
-- **R-03**: end stop not found. Check that nothing blocks the rotation.
-- **R-07**: {rt_r07}. Check for ice, wind load or a jammed mast clamp, then restart.
-- **R-11**: encoder mismatch. Run calibration again.
-""",
-    "support/troubleshooting-sdr.md": """# Troubleshooting the SDR radios
-
-This guide covers the SDR-7 and SDR-12.
-
-## Network setup
-
-Out of the box the radios answer on {sdr_ip}. Connect with a network cable and open that
-address in a browser to change the settings.
-
-## Status light
-
-- Green: receiving
-- Blue: transmitting (SDR-12 only)
-- Blinking {sdr_overheat_led}: too hot. Improve airflow and the radio will recover on its own.
-
-## No signal
-
-Check the antenna connection and that the gain is not set to zero.
-""",
-    "support/troubleshooting-cam.md": """# Troubleshooting the CAM-11
-
-## Recovery mode
-
-If an update fails, hold the shutter and power buttons together for {cam_recovery}. The
-camera starts in recovery mode and Mission Control can reinstall the firmware.
-
-## Cooling
-
-The cooler can hold the sensor at {cam_cooling}. If it cannot reach the set temperature,
-check that the fan is not blocked and that the power supply is the one supplied.
-
-## Frost on the window
-
-Switch on the anti-dew heater and keep the desiccant cartridge fresh.
-""",
-    "support/community-forum.md": """# Community forum
-
-The Acme community forum at {forum_address} is where customers share setups, images and
-fixes. Acme engineers read it every day.
-
-## Rules
-
-- Be kind and stay on topic.
-- No selling of used equipment outside the marketplace board.
-
-## Moderation
-
-Flagged posts are reviewed by a moderator within {moderator_response}.
-""",
-    "support/mission-control-faq.md": """# Mission Control: frequently asked questions
-
-Mission Control is our free desktop app for controlling Acme devices and planning passes.
-
-## What computer do I need?
-
-A 64-bit computer with at least {mc_ram}. On a Mac, {mc_macos} or later is required; on
-Windows, Windows 10 or later.
-
-## Does it work offline?
-
-Yes. Pass predictions use the orbital elements you last downloaded.
-
-## Is it free?
-
-Yes, for all Acme customers.
-""",
-    "support/battery-care.md": """# Battery care
-
-Most portable Acme products use lithium batteries. A little care makes them last years.
-
-## Storage
-
-For storage longer than a month, charge or discharge the battery to about {storage_charge}
-and keep it somewhere cool and dry.
-
-## Lifetime
-
-Batteries are rated for {battery_cycles}. After that, capacity drops noticeably and a
-replacement battery from the spare parts store is recommended.
-
-## Cold weather
-
-Keep spare batteries in an inside pocket on cold nights.
-""",
-    "releases/mission-control.md": """# Mission Control release notes
-
-## Version {mc_latest} (current)
-
-Released {mc_latest_date}.
-
-- Faster pass predictions for large satellite lists
-- Fixed a crash when exporting an empty log
-
-## Version 3.6.0
-
-- New device dashboard
-- Support for the SDR-12
-
-## Version {mc_dark_mode}
-
-- Dark mode for night sessions
-- Red-light display option
-""",
-    "releases/sky-catalog.md": """# Sky Catalog updates
-
-The Acme Sky Catalog ships with the AX-340 hand controller and Mission Control.
-
-## Catalog {catalog_version} (current)
-
-The current catalog contains {catalog_objects}, including updated positions for
-bright comets and new variable stars.
-
-## Updating
-
-Mission Control downloads new catalogs automatically when you are online.
-""",
-}
-
-# One JSONL file, one knowledge-base article per line (the corpus reader's jsonl format).
-KB_ARTICLES = [
-    ("kb-001", "Pairing the Acme wireless remote",
-     "Hold the remote's pair button until the light flashes, then enter the PIN {remote_pin} in "
-     "the device menu. One remote can be paired with up to four devices."),
-    ("kb-002", "SDR-7 default settings",
-     "The SDR-7 starts with a sample rate of {sdr_sample_rate} and automatic gain. Settings are "
-     "saved when you close Mission Control."),
-    ("kb-003", "Cleaning optics",
-     "Blow loose dust off first, then use a lens tissue with a drop of lens cleaner. Never "
-     "wipe a dry lens."),
-    ("kb-004", "Using a power bank",
-     "Portable products can run from a USB-C power bank that supports power delivery. Use the "
-     "cable supplied with the product."),
-    ("kb-005", "Exporting logs",
-     "In Mission Control, open the device page, choose Logs and then Export. Logs are saved as "
-     "plain text files."),
-]
+    page = PAGES["firmware_page"]
+    releases = [page["release"].format(version=r.version, current=page["current"] if n == 0 else "",
+                                       date=date(r.date)[0],
+                                       notes=bullets(rng.sample(ACME_PRODUCTS["firmware_notes"], rng.randint(2, 4))))
+                for n, r in enumerate(p.firmware)]
+    return page["page"].format(p=p, releases="\n".join(releases))
+
+
+def fill_doc(path: str, template: str, answers: dict[str, str]) -> str:
+    if not path.endswith(".jsonl"):
+        return template.format_map(answers)
+    records = [json.loads(line) for line in template.splitlines()]  # one KB article per line
+    return "".join(json.dumps({**r, "text": r["text"].format_map(answers)}, ensure_ascii=False) + "\n"
+                   for r in records)
 
 
 def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
-    """All corpus files (path -> text) and all facts, from the tables above."""
+    """All corpus files (path -> text) and all facts, from the Acme data files."""
     rng = random.Random(f"{seed}:acme")
     facts: list[Fact] = []
     files: dict[str, str] = {}
@@ -1247,25 +238,27 @@ def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
         facts += product_facts(p, rng)
         files[p.doc] = product_doc(i, p, rng)
         if p.firmware:
-            files[f"releases/{p.slug}-firmware.md"] = firmware_doc(p, rng)
-    answers = {key: answer for key, (_, (answer, _), _) in OTHER_FACTS.items()}
-    for path, template in DOCS.items():
-        files[path] = template.format_map(answers)
-    files["support/kb-articles.jsonl"] = "".join(
-        json.dumps({"id": i, "title": t, "text": x.format_map(answers)}, ensure_ascii=False) + "\n"
-        for i, t, x in KB_ARTICLES)
-    for key, (doc, (answer, aliases), questions) in OTHER_FACTS.items():
-        facts.append(Fact(key, doc, answer, aliases, list(questions)))
+            files[p.firmware_doc] = firmware_doc(p, rng)
+    templates = {t.relative_to(DOC_TEMPLATES).as_posix(): t.read_text(encoding="utf-8")
+                 for t in sorted(DOC_TEMPLATES.rglob("*")) if t.suffix in CORPUS_SUFFIXES}
+    answers = {key: answer_of(key, entry)[0] for key, entry in OTHER_FACTS.items()}
+    for path, template in templates.items():
+        files[path] = fill_doc(path, template, answers)
+    for key, entry in OTHER_FACTS.items():
+        facts.append(Fact(key, entry["doc"], *answer_of(key, entry), list(entry["questions"])))
 
     # One fact, one document: each placeholder is used by its own document and by no other.
-    templates = dict(DOCS, **{"support/kb-articles.jsonl": " ".join(x for _, _, x in KB_ARTICLES)})
-    for key, (doc, _, _) in OTHER_FACTS.items():
+    for key, entry in OTHER_FACTS.items():
         users = [path for path, t in templates.items() if "{" + key + "}" in t]
-        assert users == [doc], f"fact {key} should be in {doc} only, found in {users}"
+        require(users == [entry["doc"]], f"fact {key} should be in {entry['doc']} only, found in {users}")
     for f in facts:
-        assert f.answer in files[f.doc], f"answer of {f.key} not in {f.doc}"
-        assert len(f.questions) >= 3, f"fact {f.key} needs at least 3 questions"
+        require(f.answer in files.get(f.doc, ""), f"answer of {f.key} not in {f.doc}")
+        require(len(f.questions) >= 3, f"fact {f.key} needs at least 3 questions")
     return files, facts
+
+
+def compact(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 # ======================================================================================
@@ -1769,10 +762,6 @@ CONTEXT = ["I'm otherwise healthy.", "I work night shifts.", "I run three times 
            "I'm on no regular medication.", "My dad had something similar.", "I travel a lot for work.", "", "", ""]
 ASKS = ["Who should I see?", "What kind of doctor do I need?", "Which specialist would you recommend?",
         "Should I be worried?", "Where should I go with this?", "", ""]
-
-
-def cap(s: str) -> str:
-    return s[0].upper() + s[1:] if s else s
 
 
 def make_complaint(rng: random.Random, label: str) -> str:
