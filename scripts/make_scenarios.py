@@ -257,10 +257,6 @@ def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
     return files, facts
 
 
-def compact(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 # ======================================================================================
 # Scenario: acme-facts
 # ======================================================================================
@@ -307,253 +303,21 @@ def make_acme_facts(seed: int, facts: list[Fact], files: dict[str, str]) -> dict
     return {"train": train, "eval": evals, "fewshot": fewshot, "probe": probe}
 
 
-# ======================================================================================
-# Scenario: tickets (customer email -> JSON ticket)
-# ======================================================================================
+# ---- splitting rows into train, eval and the few-shot pool ------------------------------
 
-PRIORITIES = ["low", "medium", "high", "urgent"]
-CATEGORIES = ["billing", "technical", "account", "shipping", "feature_request", "other"]
-
-# (category, priority) -> [(email body, summary)]. The body alone decides both labels:
-# urgent = something is down, unsafe, compromised or losing money right now;
-# high = the customer is blocked or out of pocket and needs it today;
-# medium = a real problem with a workaround, or a request that needs action;
-# low = a question, a cosmetic issue or a nice-to-have.
-ISSUES = {
-    ("billing", "urgent"): [
-        ("Your system has charged my card {n} times for the same order {order}, {amount} each time, and my "
-         "account is now overdrawn. Please stop the charges and reverse them right now.",
-         "Card charged {n} times for order {order}"),
-        ("There are {n} charges from Acme on our company card that nobody here made, {amount} each. It looks "
-         "like fraud and new ones keep appearing.", "Unrecognised repeated Acme charges on company card"),
-    ],
-    ("billing", "high"): [
-        ("I was charged twice for order {order}. Both charges of {amount} are on my statement and I need one "
-         "of them refunded.", "Double charge of {amount} on order {order}"),
-        ("I cancelled my Mission Control Pro subscription on {date} but I was still billed {amount} this month.",
-         "Billed {amount} after cancelling Pro subscription"),
-    ],
-    ("billing", "medium"): [
-        ("I returned the {product} {weeks} weeks ago and still haven't seen the refund of {amount}. Can you "
-         "check where it is?", "Refund for returned {product} not received"),
-        ("The invoice for order {order} shows {amount}, but the checkout said my education discount would "
-         "be applied.", "Education discount missing on order {order}"),
-    ],
-    ("billing", "low"): [
-        ("Could you send me a VAT invoice for order {order}? Our accounts team needs it for their records.",
-         "VAT invoice request for order {order}"),
-        ("Is it possible to switch my subscription from monthly to yearly billing at the next renewal?",
-         "Switch subscription to yearly billing"),
-        ("Which payment methods do you accept for orders shipped to {country}?",
-         "Accepted payment methods for {country}"),
-    ],
-    ("technical", "urgent"): [
-        ("Our {product} stopped responding during a live satellite pass and the whole ground station is down. "
-         "The next pass is in {hours} hours.", "{product} down, ground station offline before next pass"),
-        ("My {product} started smoking and smelled of burnt plastic while charging. I unplugged it. Is it safe?",
-         "{product} smoking while charging, safety issue"),
-    ],
-    ("technical", "high"): [
-        ("The {product} crashes with error {code} every time I start it. I've restarted it several times and "
-         "I can't work.", "{product} crashes with error {code} on start"),
-        ("Since the firmware update last night my {product} won't connect to Mission Control at all.",
-         "{product} cannot connect after firmware update"),
-    ],
-    ("technical", "medium"): [
-        ("The {product} loses its alignment after about an hour, so I have to redo it. Annoying, but I can "
-         "work around it.", "{product} loses alignment after an hour"),
-        ("Exports from Mission Control are very slow, a small log takes {n} minutes. It does finish eventually.",
-         "Slow log exports in Mission Control"),
-    ],
-    ("technical", "low"): [
-        ("There's a small typo in the {product} settings screen: 'Calibraton' instead of 'Calibration'.",
-         "Typo on {product} settings screen"),
-        ("The status light on my {product} is a slightly different colour than in the manual photos. Is that "
-         "normal?", "{product} status light colour differs from manual"),
-    ],
-    ("account", "urgent"): [
-        ("Someone logged into my Acme account from {city} and changed my password and email address. It was "
-         "not me. Please lock the account now.", "Account compromised, password and email changed"),
-        ("All {n} users on our team account are locked out and we have a launch window today.",
-         "All {n} team users locked out on launch day"),
-    ],
-    ("account", "high"): [
-        ("I lost my phone and can't get my two-factor codes, so I can't log in to my account.",
-         "Locked out after losing two-factor phone"),
-        ("The password reset email never arrives. I've tried {n} times and I need access today.",
-         "Password reset email not arriving"),
-    ],
-    ("account", "medium"): [
-        ("Please delete my Acme account and all the data linked to it.", "Delete account and linked data"),
-        ("I want to move my registered devices from my personal account to my company account.",
-         "Move registered devices to company account"),
-    ],
-    ("account", "low"): [
-        ("How do I change the email address on my account?", "How to change account email address"),
-        ("Can I change the display name on my forum profile?", "Change forum display name"),
-    ],
-    ("shipping", "urgent"): [
-        ("The box for order {order} arrived crushed and the battery in the {product} is swollen and hot. What "
-         "do I do with it?", "Crushed delivery, {product} battery swollen and hot"),
-        ("Order {order} is the flight hardware for our balloon launch this {weekday} and tracking hasn't moved "
-         "in {n} days. We can't launch without it.", "Order {order} stuck, needed for launch {weekday}"),
-    ],
-    ("shipping", "high"): [
-        ("Tracking for order {order} says delivered but nothing arrived. I've asked the neighbours.",
-         "Order {order} marked delivered but not received"),
-        ("I need to change the delivery address for order {order} before it ships, I've moved to {city}.",
-         "Change delivery address for order {order}"),
-    ],
-    ("shipping", "medium"): [
-        ("I ordered the {product} but received a {product2} instead (order {order}).",
-         "Received {product2} instead of {product}"),
-        ("Order {order} is {n} days later than the delivery estimate. Any update?",
-         "Order {order} late, asking for update"),
-    ],
-    ("shipping", "low"): [
-        ("Do you ship to {country}, and roughly how long does it take?", "Shipping to {country} and delivery time"),
-        ("Could order {order} come without the plastic wrap? Just a preference.",
-         "Plastic-free packaging for order {order}"),
-    ],
-    ("feature_request", "medium"): [
-        ("We run {n} {product} units and it would save us hours if Mission Control could update the firmware "
-         "on all of them at once.", "Bulk firmware updates in Mission Control"),
-        ("Please add CSV export for tracking logs, we need it for our monthly reports.",
-         "CSV export for tracking logs"),
-    ],
-    ("feature_request", "low"): [
-        ("It would be nice to have a dark mode in the Mission Control mobile app for night sessions.",
-         "Dark mode for Mission Control mobile app"),
-        ("Could the {product} show the battery percentage instead of just bars?",
-         "Battery percentage display on {product}"),
-        ("Any plans for a Linux version of Mission Control?", "Linux version of Mission Control"),
-    ],
-    ("other", "medium"): [
-        ("Our university club would like to partner with Acme on a student CubeSat project. Who should we talk "
-         "to?", "University club CubeSat partnership inquiry"),
-        ("I'm writing an article about amateur satellite tracking for a magazine. Could I interview someone "
-         "from Acme?", "Magazine interview request"),
-    ],
-    ("other", "low"): [
-        ("Just wanted to say the {product} is brilliant, I got amazing photos of the Orion nebula with it.",
-         "Praise for the {product}"),
-        ("Are you hiring firmware engineers in {city}?", "Firmware engineering jobs in {city}"),
-    ],
-}
-
-# Extra sentences that agree with the priority; "" keeps some emails free of cue words.
-PRIORITY_CUES = {
-    "urgent": ["This is urgent.", "Please treat this as an emergency.", "I need someone on this immediately.",
-               "PLEASE HELP ASAP.", "Every hour this goes on costs us money.", ""],
-    "high": ["I need this sorted today if possible.", "This is blocking my work.", "Please get back to me soon.",
-             "I'd appreciate a quick reply.", ""],
-    "medium": ["Whenever you get a chance this week is fine.", "Not urgent, but I'd like it fixed.",
-               "Let me know what you find.", ""],
-    "low": ["No rush at all.", "Just curious.", "Whenever you have time.", "No hurry on this one.", ""],
-}
-CATEGORY_WEIGHTS = {"billing": 90, "technical": 90, "account": 90, "shipping": 90, "feature_request": 50, "other": 50}
-SUBJECTS = {
-    "billing": ["Charge on my card", "Billing question", "Invoice", "Payment"],
-    "technical": ["Problem with my device", "Help", "Device issue", "Not working properly"],
-    "account": ["My account", "Login problem", "Account question"],
-    "shipping": ["My order", "Delivery", "Order status", "Shipping question"],
-    "feature_request": ["Suggestion", "Idea for Mission Control", "Feature request"],
-    "other": ["Hello", "Question", "Quick note"],
-}
-GREETINGS = ["Hi,", "Hello,", "Hello Acme team,", "Dear Support,", "hey", "Good morning,", "Hi there,",
-             "To whom it may concern,", "Dear Acme Orbital Tools,", ""]
-OPENERS = ["I hope you're well.", "I've been a customer for {years} years.", "Long time user here.",
-           "First time contacting support.", "Thanks for reading this.", "Sorry to bother you.", ""]
-TONES = ["This is really frustrating.", "Honestly I'm disappointed.", "Thanks for your help in advance.",
-         "I appreciate any help.", "I'm not very technical, sorry.", "", "", ""]
-DETAILS = ["I bought it from your online store in {month}.", "My order number is {order}.",
-           "The serial number is {serial}.", "I'm on the latest version of Mission Control.", "", "", ""]
-# Neutral background some people add; makes a share of the emails two or three times longer.
-BACKSTORY = ["We use it for our school's astronomy club, and the kids were really looking forward to the next session.",
-             "I've already tried turning things off and on again and I read the FAQ on your website.",
-             "Last time I contacted you the agent was very helpful, so I hope this is just as easy.",
-             "For context, we are a small team and this is our only setup.",
-             "I bought a second unit for my brother last year and he is very happy with his.",
-             "Our club meets every second Thursday and we had planned to use it at the next meeting.",
-             "I'm writing from my work email because my personal one is playing up."]
-CLOSINGS = ["Thanks,", "Best regards,", "Cheers,", "Thank you in advance,", "Regards,", "Many thanks,", "Best,"]
-FIRST = ["Maria", "James", "Aiko", "Tomasz", "Fatima", "Liam", "Priyanka", "Carlos", "Nadia", "Erik", "Chen",
-         "Olu", "Sofia", "Ravi", "Hannah", "Mateo", "Yuki", "Grace", "Andrei", "Leila"]
-LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Kowalski", "Haddad", "Nguyen", "Silva", "Brennan",
-        "Fischer", "Adeyemi", "Rossi", "Patel", "Novak", "Duarte", "Kim"]
-ORGS = ["Ridgeview Astronomy Club", "Northfield University Space Lab", "Kestrel Aerospace Ltd",
-        "Harbor High School Science Dept", "Bluegum Satellite Society", "Orion Outreach Trust"]
-CITIES = ["Denver", "Leeds", "Osaka", "Kraków", "Montreal", "Nairobi", "Valencia", "Perth", "Tallinn", "Austin"]
-COUNTRIES = ["Iceland", "Chile", "Kenya", "Vietnam", "Portugal", "Canada", "Japan", "Poland", "Mexico", "Norway"]
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-ERROR_CODES = ["E-12", "E-41", "E-57", "R-03", "R-07", "R-11"]
-TICKET_PRODUCTS = [f"{p.model} {p.kind}" for p in PRODUCTS] + [p.model for p in PRODUCTS] + [
-    f"{p.name} {p.kind}" for p in PRODUCTS]
-
-
-def typos(text: str, rng: random.Random, n: int) -> str:
-    # Swap two letters in a few long lowercase words; model numbers and cue words in caps survive.
-    words = text.split(" ")
-    spots = [i for i, w in enumerate(words) if w.isalpha() and w.islower() and len(w) > 4]
-    for i in rng.sample(spots, min(n, len(spots))):
-        w = words[i]
-        j = rng.randrange(1, len(w) - 2)
-        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
-    return " ".join(words)
-
-
-def make_email(rng: random.Random, category: str) -> tuple[str, dict]:
-    priority = rng.choice([p for p in PRIORITIES if (category, p) in ISSUES])
-    body, summary = rng.choice(ISSUES[(category, priority)])
-    product, product2 = rng.sample(TICKET_PRODUCTS, 2)
-    slots = {
-        "product": product, "product2": product2, "order": f"ACM-{rng.randint(100000, 999999)}",
-        "amount": f"${rng.randint(19, 1900)}.{rng.choice(['00', '00', '99', '50'])}", "n": rng.randint(2, 6),
-        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}", "weeks": rng.randint(2, 6),
-        "hours": rng.randint(2, 9), "code": rng.choice(ERROR_CODES), "city": rng.choice(CITIES),
-        "country": rng.choice(COUNTRIES), "weekday": rng.choice(WEEKDAYS), "years": rng.randint(2, 9),
-        "month": rng.choice(MONTHS), "serial": f"{rng.choice('ABCDEFGH')}{rng.randint(1000000, 9999999)}",
-    }
-    summary = summary.format(**slots)
-    summary = summary[0].upper() + summary[1:]
-    assert len(summary.split()) <= 12, summary
-
-    backstory = rng.sample(BACKSTORY, rng.choice([0, 0, 0, 1, 2]))
-    sentences = [rng.choice(OPENERS), *backstory, body, rng.choice(DETAILS), rng.choice(TONES),
-                 rng.choice(PRIORITY_CUES[priority])]
-    sentences = [s.format(**slots) for s in sentences if s]
-    if len(sentences) > 2 and rng.random() < 0.4:  # some people write in paragraphs
-        cut = rng.randint(1, len(sentences) - 1)
-        text = " ".join(sentences[:cut]) + "\n\n" + " ".join(sentences[cut:])
-    else:
-        text = " ".join(sentences)
-    if rng.random() < 0.35:
-        text = typos(text, rng, rng.randint(1, 3))
-    if rng.random() < 0.1:
-        text = text.lower()
-
-    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-    signature = rng.choice([name, name.split()[0], f"{name}\n{rng.choice(ORGS)}", f"{name}\nSent from my phone"])
-    greeting = rng.choice(GREETINGS)
-    parts = ([f"Subject: {rng.choice(SUBJECTS[category])}"] if rng.random() < 0.5 else [])
-    parts += ([greeting] if greeting else []) + [text, f"{rng.choice(CLOSINGS)}\n{signature}"]
-    ticket = {"priority": priority, "category": category, "summary": summary}
-    return "\n\n".join(parts), ticket
-
-
-def stratified_split(items: dict[str, list], n_eval: dict[str, int], n_fewshot: dict[str, int], sub=None):
-    """Per class: the first n_eval items go to eval, n_fewshot to the few-shot pool, the rest to train.
+def stratified_split(items: dict[str, list], sizes: dict[str, dict], sub=None):
+    """Per class: the first `eval` items go to eval, `fewshot` to the few-shot pool, the rest to train.
 
     `sub(row)` names a sub-class (a ticket's priority): the few-shot pool takes them in turn,
     so a 4-example prompt can show every priority instead of whatever came first.
     """
     train, evals, fewshot = [], [], []
     for cls, rows in items.items():
-        evals += rows[:n_eval[cls]]
-        rest = rows[n_eval[cls]:]
+        evals += rows[:sizes[cls]["eval"]]
+        rest = rows[sizes[cls]["eval"]:]
         subs = dedupe([sub(r) if sub else "" for r in rest])
         picked = []
-        while len(picked) < n_fewshot[cls]:
+        while len(picked) < sizes[cls]["fewshot"]:
             want = subs[len(picked) % len(subs)]
             picked.append(next(r for r in rest if (sub(r) if sub else "") == want and r not in picked))
         fewshot += picked
@@ -578,216 +342,131 @@ def spread(rows: list[dict], key) -> list[dict]:
     return out
 
 
-def make_tickets(seed: int) -> dict:
-    rng = random.Random(f"{seed}:tickets")
+def make_splits(rng: random.Random, sizes: dict[str, dict], make_row, spread_key, sub=None) -> dict:
+    """Rows for every class (sizes: class -> examples, eval, fewshot) with inputs unique across all
+    splits; split per class, shuffled, and the few-shot pool spread out by spread_key."""
     seen: set[str] = set()
     items: dict[str, list] = {}
-    for category, count in CATEGORY_WEIGHTS.items():
-        rows = items.setdefault(category, [])
-        while len(rows) < count:
-            email, ticket = make_email(rng, category)
-            if email not in seen:  # inputs are unique across every split
-                seen.add(email)
-                rows.append({"input": email, "output": compact(ticket)})
-    n_eval = {c: (16 if w == 90 else 8) for c, w in CATEGORY_WEIGHTS.items()}
-    train, evals, fewshot = stratified_split(items, n_eval, {c: 4 for c in CATEGORY_WEIGHTS},
-                                             sub=lambda r: json.loads(r["output"])["priority"])
+    for cls, size in sizes.items():
+        rows = items.setdefault(cls, [])
+        while len(rows) < size["examples"]:
+            row = make_row(cls)
+            if row["input"] not in seen:
+                seen.add(row["input"])
+                rows.append(row)
+    train, evals, fewshot = stratified_split(items, sizes, sub)
     for rows in (train, evals, fewshot):
         rng.shuffle(rows)
-    fewshot = spread(fewshot, lambda r: (json.loads(r["output"])["category"], json.loads(r["output"])["priority"]))
-    return {"train": train, "eval": evals, "fewshot": fewshot}
+    return {"train": train, "eval": evals, "fewshot": spread(fewshot, spread_key)}
 
 
-TICKET_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Support ticket",
-    "description": "A customer email turned into a ticket. summary: at most 12 words.",
-    "type": "object",
-    "properties": {
-        "priority": {"type": "string", "enum": PRIORITIES},
-        "category": {"type": "string", "enum": CATEGORIES},
-        "summary": {"type": "string", "minLength": 1, "maxLength": 100},
-    },
-    "required": ["priority", "category", "summary"],
-    "additionalProperties": False,
-}
+# ---- scenario: tickets (customer email -> JSON ticket) ----------------------------------
+
+TICKETS = load_toml("tickets.toml")
+TICKET_SCHEMA = json.loads((DATA / "ticket_schema.json").read_text(encoding="utf-8"))
+PRIORITIES = TICKET_SCHEMA["properties"]["priority"]["enum"]
+ISSUES = TICKETS["issues"]  # category -> priority -> [{body, summary}]
+TICKET_PRODUCTS = [f"{p.model} {p.kind}" for p in PRODUCTS] + [p.model for p in PRODUCTS] + [
+    f"{p.name} {p.kind}" for p in PRODUCTS]
 
 
-# ======================================================================================
-# Scenario: specialty (symptoms in lay words -> which specialist)
-# ======================================================================================
+def typos(text: str, rng: random.Random, n: int) -> str:
+    # Swap two letters in a few long lowercase words; model numbers and cue words in caps survive.
+    words = text.split(" ")
+    spots = [i for i, w in enumerate(words) if w.isalpha() and w.islower() and len(w) > 4]
+    for i in rng.sample(spots, min(n, len(spots))):
+        w = words[i]
+        j = rng.randrange(1, len(w) - 2)
+        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    return " ".join(words)
 
-# Per specialty: "primary" complaints only that specialist would own, and "secondary" ones
-# that are vague or shared with other specialties. The label follows the primary complaints;
-# a secondary one from a different specialty is mixed in sometimes to make it non-trivial.
-SPECIALTIES = {
-    "Cardiologist": (
-        ["my heart races or pounds for no reason, even when I'm sitting still",
-         "I get a crushing pressure in my chest when I walk uphill that goes away when I rest",
-         "my heartbeat feels irregular, like it skips and then thumps",
-         "I nearly fainted twice and my pulse felt really fast right before",
-         "there's a tight squeezing feeling in the middle of my chest that spreads to my left arm",
-         "my ankles swell up by the evening and I have to sleep propped up on pillows to breathe",
-         "my blood pressure at the pharmacy machine was 170 over 100",
-         "my heart flutters like a bird in my chest a few times a day"],
-        ["I get a bit short of breath", "I've felt more tired than usual", "I feel lightheaded sometimes"]),
-    "Dermatologist": (
-        ["I have a mole on my back that has grown and changed colour",
-         "there's a red, scaly patch on my elbows that flakes off",
-         "I keep getting painful pimples and cysts along my jaw",
-         "a spot on my nose bleeds, scabs over and never fully heals",
-         "my scalp is covered in flaky, itchy patches",
-         "my toenails have turned yellow, thick and crumbly",
-         "I've got a ring-shaped rash on my arm that is slowly getting bigger",
-         "patches of my skin have lost their colour and gone white",
-         "I'm losing hair in round, coin-sized bald patches"],
-        ["it itches at night", "it's worse after hot showers", "I'm a bit self-conscious about it"]),
-    "Neurologist": (
-        ["I get pins and needles and numbness down one side of my body",
-         "I have pounding headaches with flashing zigzag lights beforehand",
-         "my hand shakes when it's resting and it's getting worse",
-         "for a few minutes my face drooped and my words came out jumbled",
-         "I blank out for a few seconds and people say I stare into space",
-         "my legs feel weak and I keep tripping over my own feet",
-         "I've been forgetting words and getting lost on routes I've driven for years",
-         "I had a seizure last week, my first one ever",
-         "I get electric-shock pains shooting across my face when I chew"],
-        ["I feel dizzy at times", "I've had trouble concentrating", "I've been more tired than usual"]),
-    "Ophthalmologist": (
-        ["my vision has gone blurry in one eye over the past few weeks",
-         "I suddenly see lots of floaters and flashes of light in my right eye",
-         "it looks like a dark curtain is coming down over part of my vision",
-         "my eye is red and painful, and bright light really hurts it",
-         "straight lines like door frames look wavy to me",
-         "I see halos around headlights when I drive at night",
-         "one eye feels gritty, like there's sand in it, and it's red",
-         "I've lost part of the side vision in my left eye",
-         "there's a cloudy whitish spot in the middle of my eye"],
-        ["I get headaches after reading", "my eyes water a lot", "I've been squinting more"]),
-    "Gastroenterologist": (
-        ["I get burning pain in my upper stomach that's worse after meals",
-         "there's been blood in my stool a few times",
-         "I've had diarrhoea on and off for weeks with cramping",
-         "food feels like it gets stuck on the way down when I swallow",
-         "I'm bloated and constipated most of the week",
-         "I have heartburn almost every night and it wakes me up",
-         "my stools have turned black and sticky like tar",
-         "the whites of my eyes look yellow and my pee is dark",
-         "I get sharp cramps low in my belly that ease after I go to the toilet"],
-        ["I've lost a bit of weight without trying", "I feel a bit nauseous", "my appetite is down"]),
-    "Orthopedist": (
-        ["my knee gives way and clicks when I go down stairs",
-         "I twisted my ankle a month ago and it's still swollen and hurts to walk on",
-         "my shoulder hurts when I lift my arm above my head",
-         "I have a sharp pain in my heel with the first steps in the morning",
-         "my wrist has been painful and swollen since I fell on it",
-         "my hip aches deep in the joint and it's hard to put my socks on",
-         "my thumb joint is stiff and painful when I open jars",
-         "I felt a pop in my knee playing football and it swelled up",
-         "my lower back hurts after lifting boxes and it's stiff in the morning"],
-        ["it's worse in the mornings", "painkillers only help a little", "it stops me exercising"]),
-    "Pulmonologist": (
-        ["I've had a cough for three months that brings up phlegm",
-         "I wheeze when I breathe out, especially at night",
-         "I coughed up some blood-streaked mucus",
-         "I get out of breath just walking to the mailbox, and I smoked for thirty years",
-         "there's a sharp pain in my side when I take a deep breath",
-         "I have a dry cough that won't go away and my chest feels tight",
-         "I can't take a full breath and my lips look a bit blue",
-         "my chest X-ray showed a spot on my lung"],
-        ["I get a bit short of breath", "I feel tired all the time", "I sleep badly"]),
-    "Endocrinologist": (
-        ["I'm thirsty all the time, peeing a lot, and I've lost weight without trying",
-         "there's a lump at the front of my neck that moves when I swallow",
-         "my hands shake, I sweat a lot and I'm losing weight even though I eat loads",
-         "I feel cold all the time, my skin is dry and I've gained weight without eating more",
-         "my blood sugar on my home meter keeps reading over 250",
-         "the skin on the back of my neck has gone dark and velvety",
-         "my face has become round and puffy and I bruise really easily",
-         "I broke a bone in a small fall and my calcium level came back high"],
-        ["I'm tired all the time", "I've been moody", "my heart pounds sometimes"]),
-    "Otolaryngologist": (
-        ["my ears ring constantly and I can't hear well in my left ear",
-         "I've had a blocked nose and pressure in my face for over three months",
-         "my voice has been hoarse for six weeks",
-         "the room spins for a minute whenever I roll over in bed",
-         "I have a sore throat on one side and a lump in my neck",
-         "I keep getting nosebleeds from the same side",
-         "my ear is painful and there's fluid coming out of it",
-         "I've lost my sense of smell since the winter",
-         "it feels like there's always something stuck in my throat"],
-        ["I feel a bit dizzy", "I get headaches", "I snore"]),
-    "Psychiatrist": (
-        ["I've felt low and lost interest in everything for months",
-         "I get sudden panic attacks where I think I'm dying",
-         "I can't stop checking the locks and the stove, over and over",
-         "I've been hearing voices that other people don't hear",
-         "I go days with barely any sleep feeling on top of the world, then I crash",
-         "I have nightmares and flashbacks about my car accident",
-         "I can't control my worrying, it's about everything",
-         "I've had thoughts that everyone would be better off without me",
-         "I've been drinking every night to calm down and I can't stop"],
-        ["I've been more tired than usual", "my heart pounds sometimes", "I'm not sleeping well"]),
-    "Allergist": (
-        ["I sneeze and my eyes itch every spring when the trees bloom",
-         "my lips swelled up after I ate peanuts",
-         "I break out in hives whenever I'm around cats",
-         "my throat felt tight after a bee sting",
-         "I get a stuffy, runny nose and itchy eyes whenever I dust the house",
-         "I get an itchy rash wherever my metal watch strap touches my skin",
-         "my mouth itches when I eat raw apples",
-         "I got hives all over after taking penicillin",
-         "I wheeze and sneeze every time I visit my friend who has a dog"],
-        ["my eyes water", "I feel a bit run down", "it's worse outdoors"]),
-    "Urologist": (
-        ["it burns when I pee and I have to go all the time",
-         "I've seen blood in my pee, but it doesn't hurt",
-         "I have a terrible pain in my side that comes in waves and goes down to my groin",
-         "I get up four or five times a night to pee and the stream is weak",
-         "I have trouble starting to pee and I dribble afterwards",
-         "I've noticed a painless lump in one testicle",
-         "I leak urine when I cough or laugh",
-         "I keep getting bladder infections, this is the fourth this year",
-         "I have trouble getting and keeping an erection"],
-        ["I feel tired", "my lower back aches a bit", "I've had a low fever"]),
-}
-DURATIONS = ["a few days", "about a week", "two weeks", "a month", "six weeks", "a couple of months",
-             "half a year", "ages"]
-PATIENT_OPENERS = ["Hi!", "Hello doctor.", "Not sure who to ask.", "Quick question.", "Hi, hoping you can help.",
-                   "I'm {age} and", "I'm a {age}-year-old {who} and", "", "", ""]
-# (who, youngest, oldest): keeps "a 79-year-old student" out of the data.
-WHO = [("teacher", 24, 66), ("nurse", 22, 66), ("retired engineer", 62, 84), ("student", 18, 27),
-       ("mum of two", 26, 48), ("bus driver", 25, 66), ("chef", 20, 64), ("office worker", 21, 66)]
-CONTEXT = ["I'm otherwise healthy.", "I work night shifts.", "I run three times a week.", "I don't smoke.",
-           "I'm on no regular medication.", "My dad had something similar.", "I travel a lot for work.", "", "", ""]
-ASKS = ["Who should I see?", "What kind of doctor do I need?", "Which specialist would you recommend?",
-        "Should I be worried?", "Where should I go with this?", "", ""]
+
+def email_slots(rng: random.Random) -> dict:
+    """Made-up details for an email's {placeholders}; the order of the draws is part of the seed."""
+    t = TICKETS
+    product, product2 = rng.sample(TICKET_PRODUCTS, 2)
+    return {
+        "product": product, "product2": product2, "order": f"ACM-{rng.randint(100000, 999999)}",
+        "amount": f"${rng.randint(19, 1900)}.{rng.choice(['00', '00', '99', '50'])}", "n": rng.randint(2, 6),
+        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}", "weeks": rng.randint(2, 6),
+        "hours": rng.randint(2, 9), "code": rng.choice(t["error_codes"]), "city": rng.choice(t["cities"]),
+        "country": rng.choice(t["countries"]), "weekday": rng.choice(t["weekdays"]), "years": rng.randint(2, 9),
+        "month": rng.choice(MONTHS), "serial": f"{rng.choice('ABCDEFGH')}{rng.randint(1000000, 9999999)}",
+    }
+
+
+def make_email(rng: random.Random, category: str) -> tuple[str, dict]:
+    t = TICKETS
+    priority = rng.choice([p for p in PRIORITIES if p in ISSUES[category]])
+    issue = rng.choice(ISSUES[category][priority])
+    slots = email_slots(rng)
+    summary = cap(issue["summary"].format(**slots))
+    require(len(summary.split()) <= 12, f"tickets.toml: summary over 12 words: {summary}")
+
+    backstory = rng.sample(t["backstory"], rng.choice([0, 0, 0, 1, 2]))
+    sentences = [rng.choice(t["openers"]), *backstory, issue["body"], rng.choice(t["details"]),
+                 rng.choice(t["tones"]), rng.choice(t["priority_cues"][priority])]
+    sentences = [s.format(**slots) for s in sentences if s]
+    if len(sentences) > 2 and rng.random() < 0.4:  # some people write in paragraphs
+        cut = rng.randint(1, len(sentences) - 1)
+        text = " ".join(sentences[:cut]) + "\n\n" + " ".join(sentences[cut:])
+    else:
+        text = " ".join(sentences)
+    if rng.random() < 0.35:
+        text = typos(text, rng, rng.randint(1, 3))
+    if rng.random() < 0.1:
+        text = text.lower()
+
+    name = f"{rng.choice(t['first_names'])} {rng.choice(t['last_names'])}"
+    signature = rng.choice([name, name.split()[0], f"{name}\n{rng.choice(t['orgs'])}", f"{name}\nSent from my phone"])
+    greeting = rng.choice(t["greetings"])
+    parts = ([f"Subject: {rng.choice(t['subjects'][category])}"] if rng.random() < 0.5 else [])
+    parts += ([greeting] if greeting else []) + [text, f"{rng.choice(t['closings'])}\n{signature}"]
+    ticket = {"priority": priority, "category": category, "summary": summary}
+    return "\n\n".join(parts), ticket
+
+
+def make_tickets(seed: int) -> dict:
+    rng = random.Random(f"{seed}:tickets")
+    categories = TICKETS["categories"]  # category -> examples, eval, fewshot
+    require(list(categories) == TICKET_SCHEMA["properties"]["category"]["enum"],
+            "tickets.toml [categories] must list the categories of ticket_schema.json, in order")
+
+    def ticket_row(category: str) -> dict:
+        email, ticket = make_email(rng, category)
+        return {"input": email, "output": json.dumps(ticket, ensure_ascii=False, separators=(",", ":"))}
+
+    def label(row: dict, key: str) -> str:
+        return json.loads(row["output"])[key]
+
+    # The few-shot pool takes the priorities in turn and then spreads categories and priorities.
+    return make_splits(rng, categories, ticket_row, spread_key=lambda r: (label(r, "category"), label(r, "priority")),
+                       sub=lambda r: label(r, "priority"))
+
+
+# ---- scenario: specialty (symptoms in lay words -> which specialist) --------------------
+
+SPECIALTY = load_toml("specialty.toml")
+SPECIALTIES = SPECIALTY["specialties"]  # label -> primary, secondary complaints
 
 
 def make_complaint(rng: random.Random, label: str) -> str:
-    primary, secondary = SPECIALTIES[label]
-    p1, p2 = rng.sample(primary, 2)
-    dur = rng.choice(DURATIONS)
-    form = rng.randrange(4)
-    if form == 0:
-        main = f"For {dur} {p1}."
-    elif form == 1:
-        main = f"{cap(p1)}, and {p2}."
-    elif form == 2:
-        main = f"It started {dur} ago: {p1}. Also {p2}."
-    else:
-        main = f"{cap(p1)}. It's been like this for {dur}."
+    s = SPECIALTY
+    first, second = rng.sample(SPECIALTIES[label]["primary"], 2)
+    duration = rng.choice(s["durations"])
+    main = rng.choice(s["forms"]).format(first=first, First=cap(first), second=second, duration=duration)
     extras = []
     if rng.random() < 0.5:
-        extras.append(cap(rng.choice(secondary)) + ".")
+        extras.append(cap(rng.choice(SPECIALTIES[label]["secondary"])) + ".")
     if rng.random() < 0.35:  # a vague complaint that belongs to another specialty
         other = rng.choice([k for k in SPECIALTIES if k != label])
-        extras.append(f"{rng.choice(['Also', 'And', 'Oh and'])} {rng.choice(SPECIALTIES[other][1])}.")
-    who, lo, hi = rng.choice(WHO)
-    opener = rng.choice(PATIENT_OPENERS).format(age=rng.randint(lo, hi), who=who)
+        extras.append(f"{rng.choice(s['also'])} {rng.choice(SPECIALTIES[other]['secondary'])}.")
+    patient = rng.choice(s["patients"])
+    opener = rng.choice(s["openers"]).format(age=rng.randint(patient["youngest"], patient["oldest"]),
+                                             who=patient["who"])
     if opener.endswith(" and") and not re.match(r"I\b", main):
         main = main[0].lower() + main[1:]
-    parts = [opener, main, *extras, rng.choice(CONTEXT), rng.choice(ASKS)]
+    parts = [opener, main, *extras, rng.choice(s["contexts"]), rng.choice(s["asks"])]
     text = " ".join(p for p in parts if p)
     if rng.random() < 0.25:
         text = typos(text, rng, rng.randint(1, 2))
@@ -798,20 +477,10 @@ def make_complaint(rng: random.Random, label: str) -> str:
 
 def make_specialty(seed: int) -> dict:
     rng = random.Random(f"{seed}:specialty")
-    seen: set[str] = set()
-    items: dict[str, list] = {}
-    for label in SPECIALTIES:
-        rows = items.setdefault(label, [])
-        while len(rows) < 40:
-            text = make_complaint(rng, label)
-            if text not in seen:
-                seen.add(text)
-                rows.append({"input": text, "output": label})
-    train, evals, fewshot = stratified_split(items, {k: 7 for k in SPECIALTIES}, {k: 2 for k in SPECIALTIES})
-    for rows in (train, evals, fewshot):
-        rng.shuffle(rows)
-    fewshot = spread(fewshot, lambda r: (r["output"],))  # the first 12: one per specialty
-    return {"train": train, "eval": evals, "fewshot": fewshot}
+    sizes = dict.fromkeys(SPECIALTIES, SPECIALTY["split"])
+    # spread_key: the first 12 few-shot examples are one per specialty.
+    return make_splits(rng, sizes, lambda label: {"input": make_complaint(rng, label), "output": label},
+                       spread_key=lambda r: (r["output"],))
 
 
 # ======================================================================================
