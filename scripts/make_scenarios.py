@@ -257,35 +257,30 @@ def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
     return files, facts
 
 
-# ======================================================================================
-# Scenario: acme-facts
-# ======================================================================================
+# ---- scenario: acme-facts ---------------------------------------------------------------
 
-PROBE_PRODUCT = "AX-220"
-PROBE_NEW_PRICE = "$729"
+SCENARIO_TEXTS = load_toml("scenarios.toml")  # task.toml and README.md of each scenario
 
 
 def make_acme_facts(seed: int, facts: list[Fact], files: dict[str, str]) -> dict:
     rng = random.Random(f"{seed}:acme-facts")
-    probe_fact = next(f for f in facts if f.key == f"{PROBE_PRODUCT}.price")
-    probe_question = f"How much does the {PROBE_PRODUCT} Skylark star tracker cost?"
-    assert files[probe_fact.doc].count(probe_fact.answer) == 1
+    probe = SCENARIO_TEXTS["acme-facts"]["probe"]
+    probe_fact = next(f for f in facts if f.key == f"{probe['product']}.price")
+    require(files[probe_fact.doc].count(probe_fact.answer) == 1, f"the probe's price must be once in {probe_fact.doc}")
 
     # Eval: 48 facts seen in training (under other wordings) and 24 never trained on, so the
     # report can tell "memorised a paraphrase" apart from "knows the company".
     order = [f for f in facts if f is not probe_fact]
     rng.shuffle(order)
-    unseen, seen_eval, fewshot_facts = order[:24], [probe_fact] + order[24:71], order[71:95]
-    role = {id(f): "unseen" for f in unseen}
-    role.update({id(f): "seen" for f in seen_eval})
-    role.update({id(f): "fewshot" for f in fewshot_facts})
+    groups = {"unseen": order[:24], "seen": [probe_fact] + order[24:71], "fewshot": order[71:95]}
+    role = {id(f): name for name, group in groups.items() for f in group}
 
     def record(f: Fact, q: str, **extra) -> dict:
         return {"input": q, "output": f.answer, "aliases": f.aliases, "gold_doc": f.doc, **extra}
 
     train, evals, fewshot = [], [], []
     for f in facts:
-        qs = [q for q in f.questions if q != probe_question]
+        qs = [q for q in f.questions if q != probe["question"]]
         r = role.get(id(f), "train")
         if r == "unseen":
             evals.append(record(f, qs[0], seen_in_train=False))
@@ -299,8 +294,9 @@ def make_acme_facts(seed: int, facts: list[Fact], files: dict[str, str]) -> dict
             train += [record(f, q) for q in qs[:3]]
     rng.shuffle(train)
     rng.shuffle(evals)
-    probe = {"doc": probe_fact.doc, "old": probe_fact.answer, "new": PROBE_NEW_PRICE, "question": probe_question}
-    return {"train": train, "eval": evals, "fewshot": fewshot, "probe": probe}
+    return {"train": train, "eval": evals, "fewshot": fewshot,
+            "probe": {"doc": probe_fact.doc, "old": probe_fact.answer, "new": probe["new_price"],
+                      "question": probe["question"]}}
 
 
 # ---- splitting rows into train, eval and the few-shot pool ------------------------------
@@ -483,196 +479,41 @@ def make_specialty(seed: int) -> dict:
                        spread_key=lambda r: (r["output"],))
 
 
-# ======================================================================================
-# Task files and READMEs
-# ======================================================================================
+# ---- writing the files ------------------------------------------------------------------
 
-COST_TABLE = """
-# Money per rung. Token prices are 0 because the lab runs local models (put an API's prices
-# here to compare); an hour of this machine's CPU ~ $0.05, a cloud GPU hour ~ $1.20.
-[cost]
-requests_per_day = 10000
-price_per_1k_prompt_tokens = 0.0
-price_per_1k_completion_tokens = 0.0
-gpu_hour_price = 1.20
-cpu_hour_price = 0.05
-"""
-
-TICKETS_INSTRUCTION = """You turn customer emails to Acme Orbital Tools into support tickets.
-Reply with one JSON object and nothing else, keys in this order:
-"priority": "low", "medium", "high" or "urgent"
-"category": "billing", "technical", "account", "shipping", "feature_request" or "other"
-"summary": what the customer needs, at most 12 words.
-Priority: urgent = something is down, unsafe, compromised or losing money right now;
-high = the customer is blocked or out of pocket and needs it today;
-medium = a real problem with a workaround, or a request that needs action;
-low = a question, a cosmetic issue or a nice-to-have."""
-
-SPECIALTY_INSTRUCTION = """Read the patient's description of their symptoms and say which specialist they should see.
-Answer with exactly one of: {labels}.
-Answer with the specialist only, no other words."""
-
-ACME_INSTRUCTION = """You answer questions about Acme Orbital Tools, its products, policies and support.
-Answer with the short answer only: a price, a number with its unit, a date, a name or a model number.
-If documents are provided, answer from them."""
+def text_fields(name: str, data: dict) -> dict:
+    """The {names} that the scenario's texts in scenarios.toml use."""
+    fields = {split: len(data[split]) for split in SPLITS}
+    if name == "specialty":
+        labels = list(SPECIALTIES)
+        fields.update(labels=", ".join(labels), labels_toml=", ".join(toml_str(x) for x in labels),
+                      n_labels=len(labels), eval_per_label=SPECIALTY["split"]["eval"],
+                      fewshot_per_label=SPECIALTY["split"]["fewshot"])
+    if name == "acme-facts":
+        fields["n_unseen"] = sum(1 for r in data["eval"] if not r["seen_in_train"])
+        for key, value in data["probe"].items():
+            fields[f"probe_{key}"], fields[f"probe_{key}_toml"] = value, toml_str(value)
+    return fields
 
 
-def task_toml(name: str, description: str, instruction: str, body: str) -> str:
-    return f"""# Generated by scripts/make_scenarios.py; edit the generator, not this file.
-name = {toml_str(name)}
-description = {toml_str(description)}
-instruction = \"\"\"
-{instruction}\"\"\"
-{body.strip()}
-{COST_TABLE}"""
-
-
-def readme(title: str, task: str, data: str, prediction: str, why: str) -> str:
-    return f"""# {title}
-
-{task}
-
-{data}
-
-## What the seeds predict: {prediction}
-
-{why}
-
-## What the lab does with the prediction
-
-Nothing, except print it next to the result. The lab runs every rung on the same held-out
-`eval.jsonl`, with the same model and the same scorers, and recommends the cheapest rung that
-reaches the `target` in `task.toml`. If the measurements contradict the prediction above, the
-report says so and the measurements win.
-
-Generated by `scripts/make_scenarios.py` (fixed seed); do not edit the data by hand.
-"""
+def write_task_files(folder: Path, name: str, fields: dict) -> None:
+    texts = {k: v.format_map(fields) for k, v in SCENARIO_TEXTS[name].items() if isinstance(v, str)}
+    write(folder / "task.toml", SCENARIO_TEXTS["task_toml"].format(
+        name=toml_str(name), description=toml_str(texts["description"]), instruction=texts["instruction"],
+        settings=texts["settings"]))
+    write(folder / "README.md", SCENARIO_TEXTS["readme"].format_map(texts))
 
 
 def write_scenarios(out: Path, seed: int, facts: list[Fact], files: dict[str, str]) -> dict[str, dict]:
-    tickets, specialty, acme = make_tickets(seed), make_specialty(seed), make_acme_facts(seed, facts, files)
-    for name, data in (("tickets", tickets), ("specialty", specialty), ("acme-facts", acme)):
-        folder = out / name
-        for split in ("train", "eval", "fewshot"):
-            write_jsonl(folder / f"{split}.jsonl",
+    made = {"tickets": make_tickets(seed), "specialty": make_specialty(seed),
+            "acme-facts": make_acme_facts(seed, facts, files)}
+    for name, data in made.items():
+        for split in SPLITS:
+            write_jsonl(out / name / f"{split}.jsonl",
                         [{"id": f"{name}-{split}-{i}", **r} for i, r in enumerate(data[split])])
-    counts = {name: {s: len(d[s]) for s in ("train", "eval", "fewshot")}
-              for name, d in (("tickets", tickets), ("specialty", specialty), ("acme-facts", acme))}
-
+        write_task_files(out / name, name, text_fields(name, data))
     write(out / "tickets" / "schema.json", json.dumps(TICKET_SCHEMA, indent=2) + "\n")
-    write(out / "tickets" / "task.toml", task_toml(
-        "tickets", "Customer email -> JSON support ticket (priority, category, summary).", TICKETS_INSTRUCTION, """
-output_format = "json"
-json_schema = "schema.json"
-# json_valid: parses; schema_valid: matches schema.json; field_accuracy: priority and category
-# right (the summary is free text, scored on its own); exact_match: the whole ticket.
-scorers = ["json_valid", "schema_valid", "field_accuracy", "exact_match"]
-primary_metric = "field_accuracy"
-target = 0.85
-train = "train.jsonl"
-eval = "eval.jsonl"
-fewshot = "fewshot.jsonl"
-few_shot_k = 4  # emails are long: 4 examples keep the prompt inside a 2048-token context
-max_tokens = 96  # a ticket is ~40 tokens; room for a slightly chatty model to finish
-"""))
-    write(out / "tickets" / "README.md", readme(
-        "tickets: customer email to JSON ticket",
-        "The input is a customer email to Acme Orbital Tools (greetings, typos, signatures and all). "
-        "The output is one compact JSON object, keys in this order: "
-        '`{"priority": "low|medium|high|urgent", "category": "billing|technical|account|shipping|'
-        'feature_request|other", "summary": "<= 12 words"}`. `schema.json` is the contract.',
-        f"Data: {counts['tickets']['train']} train, {counts['tickets']['eval']} eval, "
-        f"{counts['tickets']['fewshot']} few-shot pool, all different emails. Priority and category follow "
-        "from what the email says (the rules are in the instruction in `task.toml`).",
-        "fine-tune",
-        "This is the seeds' own example of a fine-tuning job: a few hundred email-to-ticket pairs, a LoRA "
-        "run, and the model emits clean JSON without a long instruction. The task needs no knowledge the "
-        "model lacks; what is hard is behaviour: the exact keys in the exact order, only the allowed "
-        "values, every time. The seeds call that what fine-tuning is for: a format the base model breaks "
-        "one time in twenty can be trained down to near zero, and a tuned small model no longer pays for "
-        "the long instruction on each of 10,000 requests a day. The training set clears the seeds' "
-        "\"200+ examples\" bar. RAG should not help here: there is nothing to look up."))
-
-    labels = list(SPECIALTIES)
-    write(out / "specialty" / "task.toml", task_toml(
-        "specialty", "Symptoms in a patient's own words -> which specialist to see.",
-        SPECIALTY_INSTRUCTION.format(labels=", ".join(labels)), f"""
-output_format = "label"
-labels = [{", ".join(toml_str(x) for x in labels)}]
-# label_accuracy: the label the answer names is right ("The Dermatologist." counts);
-# exact_match: the answer is the label and nothing else; macro_f1: balance across labels.
-scorers = ["label_accuracy", "exact_match", "macro_f1"]
-primary_metric = "label_accuracy"
-target = 0.80
-train = "train.jsonl"
-eval = "eval.jsonl"
-fewshot = "fewshot.jsonl"
-few_shot_k = 12  # one example per specialty fits easily: the descriptions are short
-max_tokens = 16
-"""))
-    write(out / "specialty" / "README.md", readme(
-        "specialty: which specialist should this patient see?",
-        f"The input is a symptom description in a patient's own words; the output is one of "
-        f"{len(labels)} labels: {', '.join(labels)}. Each description names one or two complaints that "
-        "belong to one specialty, sometimes mixed with vague ones (tiredness, dizziness, shortness of "
-        "breath) that point elsewhere; the label follows the specific complaints. Not medical advice: the "
-        "data is synthetic.",
-        f"Data: {counts['specialty']['train']} train, {counts['specialty']['eval']} eval (7 per label), "
-        f"{counts['specialty']['fewshot']} few-shot pool (2 per label).",
-        "a contest between few-shot prompting and fine-tuning",
-        "A narrow classifier is the seeds' borderline case. Their decision order asks first whether "
-        "few-shot prompting is good enough, with a concrete test: put your 20 best examples in the prompt, "
-        "score 50 held-out ones, and if that reaches 90% of the quality target, stop at the prompt. The "
-        "seeds' own demo of this very task argues the other side: few-shot is limited by the examples "
-        "that fit in the prompt, while fine-tuning bakes thousands of them into the weights, cheaper per "
-        "request and more accurate for a narrow domain. Which side wins depends on the model: the lab "
-        "runs both and shows the margin. RAG has nothing to retrieve."))
-
-    probe = acme["probe"]
-    write(out / "acme-facts" / "task.toml", task_toml(
-        "acme-facts", "Questions about Acme Orbital Tools, a company no model has heard of; the corpus has the answers.",
-        ACME_INSTRUCTION, f"""
-output_format = "text"
-corpus = "acme"  # corpora/acme in the lab home; each record's gold_doc is relative to it
-# contains_fact: the answer or one of the record's aliases appears in the reply (whole words);
-# recall_at_k: the record's gold_doc is among the retrieved passages (RAG rungs only).
-scorers = ["contains_fact", "exact_match", "recall_at_k"]
-primary_metric = "contains_fact"
-target = 0.80
-train = "train.jsonl"
-eval = "eval.jsonl"
-fewshot = "fewshot.jsonl"
-few_shot_k = 4
-max_tokens = 32
-
-# Staleness probe: edit `doc` replacing `old` with `new`, re-index, ask `question` again.
-# RAG picks up the new fact at once; an adapter trained on the old one keeps saying `old`.
-[probe]
-doc = {toml_str(probe["doc"])}
-old = {toml_str(probe["old"])}
-new = {toml_str(probe["new"])}
-question = {toml_str(probe["question"])}
-"""))
-    n_unseen = sum(1 for r in acme["eval"] if not r["seen_in_train"])
-    write(out / "acme-facts" / "README.md", readme(
-        "acme-facts: questions about a company no model knows",
-        "Acme Orbital Tools is invented (see `corpora/acme/`): product model numbers, prices, warranty "
-        "lengths, support hours, firmware versions, office cities. No pretrained model can know any of it. "
-        "Each record has the short answer as `output`, accepted variants as `aliases` and the one corpus "
-        "document that states it as `gold_doc`.",
-        f"Data: {counts['acme-facts']['train']} train, {counts['acme-facts']['eval']} eval, "
-        f"{counts['acme-facts']['fewshot']} few-shot pool. Train and eval ask about overlapping facts in "
-        f"different words (the best case for fine-tuning on facts); {n_unseen} eval questions are about "
-        "facts the training set never mentions (`seen_in_train: false`), as real users ask about things "
-        "nobody wrote a training example for. The `[probe]` table in `task.toml` changes one fact in "
-        f"its document ({probe['doc']}: {probe['old']} -> {probe['new']}) to show which rungs go stale.",
-        "RAG",
-        "This is the seeds' \"common pitfall\": fine-tuning to inject facts. Fine-tuning shapes behaviour "
-        "and style; it is a poor and expensive way to add knowledge, it still makes confident wrong "
-        "guesses, and what it learned goes stale the moment a document changes, because updating means "
-        "retraining. Retrieval hands the model the current document at question time: edit the document, "
-        "re-index, and the next answer is right. The prompt rung alone cannot know these facts at all."))
-    return counts
+    return {name: {split: len(data[split]) for split in SPLITS} for name, data in made.items()}
 
 
 def write_corpus(out: Path, files: dict[str, str]) -> None:
@@ -680,7 +521,7 @@ def write_corpus(out: Path, files: dict[str, str]) -> None:
     if out.is_dir():
         for old in sorted(out.rglob("*")):
             rel = old.relative_to(out).as_posix()
-            if old.is_file() and old.suffix in (".md", ".txt", ".html", ".jsonl") and rel not in files:
+            if old.is_file() and old.suffix in CORPUS_SUFFIXES and rel not in files:
                 print(f"removing stale {old}")
                 old.unlink()
     for rel, text in files.items():
