@@ -1,0 +1,69 @@
+"""Training jobs (lab/tuning/jobs.py): the app's way to train, `python -m lab.tuning` in its own
+process. A real one-step LoRA job on the embedded model, a bad config refused with exit 2, the
+time estimate."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lab.engine import Lab
+from lab.tasks import load_task
+from lab.tuning import jobs, make_config
+
+
+def _wait(proc_pid: int, timeout: float) -> int:
+    """The exit code of our own child job (reaped through jobs' list of children)."""
+    child = next(p for p in jobs._CHILDREN if p.pid == proc_pid)
+    return child.wait(timeout=timeout)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_job_trains_in_its_own_process_and_logs_to_the_lab(shared_home):
+    lab = Lab(home=shared_home)
+    task = load_task("tickets")
+    config = make_config("test", name="job-tiny", data=str(task.train), system=task.instruction + " 🙂",
+                         max_steps=1, batch_size=2, max_seq_len=96, eval_every=5, save_every=5)
+    job = jobs.start(lab, config, overwrite=True)
+    assert job.config_path.suffix == ".json"
+    assert json.loads(job.config_path.read_text(encoding="utf-8"))["instruction"].endswith("🙂")
+    code = _wait(job.pid, timeout=900)
+    log = job.log_path.read_text(encoding="utf-8", errors="replace")
+    assert code == 0, log
+    assert "adapter 'job-tiny'" in log
+    run = lab.store.training_runs(1, adapter="job-tiny")[0]
+    assert run["status"] == "done" and run["steps"] == 1
+    assert (lab.home.adapters / "job-tiny" / "lab_adapter.json").exists()
+    jobs.reap()
+    assert all(p.pid != job.pid for p in jobs._CHILDREN)
+
+
+def test_a_bad_config_exits_2_naming_the_field(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"input": "a", "output": "b"}\n')
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"name": "bad", "data": str(data), "rank": -1}))
+    proc = subprocess.run([sys.executable, "-m", "lab.tuning", "--home", str(tmp_path), "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "run.json: field 'rank'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "adapters" / "bad").exists()
+
+
+def test_stopping_a_run_that_is_not_running_says_so(tmp_path):
+    lab = Lab(home=tmp_path)
+    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done"})
+    assert "not running (done)" in jobs.stop(lab, run_id)
+
+
+def test_the_estimate_uses_this_labs_own_training_speed(tmp_path):
+    lab = Lab(home=tmp_path)
+    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
+    assert "scaled to this machine" in basis and secs > 60
+    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu"})
+    lab.store.upsert("training_steps", {"run_id": run_id, "step": 1, "tokens_per_s": 400.0}, pk=("run_id", "step"))
+    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
+    assert "earlier training runs" in basis and secs == pytest.approx(10 * 4 * 100 / 400 + 60)
