@@ -11,7 +11,7 @@ settings that do. Assumptions (bytes; h hidden, I intermediate, V vocab, L layer
   `prepare_model_for_kbit_training` upcasts every non-4-bit parameter. lora: all weights in
   `dtype` (bf16 unless told).
 - LoRA: r*(in+out) per targeted linear per layer, kept in fp32 (PEFT casts adapters to fp32;
-  Unsloth too): 4 B weight + 4 B gradient + 8 B AdamW moments = 16 B/param.
+  assumed the same for Unsloth): 4 B weight + 4 B gradient + 8 B AdamW moments = 16 B/param.
 - Activations, per token. Without gradient checkpointing every layer keeps what its backward
   needs (norm inputs/outputs, q/k/v, attention output, the MLP's gate/up products, LoRA-A outputs,
   dropout copies). With it, HF keeps each layer's input (L*h) and recomputes one layer at a time;
@@ -20,13 +20,17 @@ settings that do. Assumptions (bytes; h hidden, I intermediate, V vocab, L layer
   (upcast norms/embeddings; bitsandbytes returns the input dtype), so those count 4 B/element;
   Unsloth and 16-bit LoRA 2 B (4 B for dtype fp32).
 - Logits: PEFT materialises them for every position: logits, log-softmax and their gradients,
-  16 B * V per token (12 B when the logits are already fp32, as with 4-bit PEFT) (the lab's loop keeps only answer positions, so this is an upper bound
-  there). Unsloth's fused / Cut Cross-Entropy never builds them: ~0.
+  16 B * V per token (12 B when already fp32, as with 4-bit PEFT). The lab's loop keeps only the
+  answer positions, so there this is an upper bound. Unsloth's fused / Cut Cross-Entropy never
+  builds them: ~0.
 - Attention: SDPA / flash keep O(T) (a logsumexp per head); eager keeps the softmax (fp32) and
   the probabilities for each layer: O(batch * heads * seq^2). Unsloth always uses a fused kernel.
 - Workspace: for 4-bit, the dequantised bf16 copy of the largest weight (its transpose is a view).
 - CUDA overhead: 0.5 GiB context + 5 % of the per-step memory (activations, logits, attention,
   workspace) for the caching allocator's slack; weights are allocated once, in exact blocks.
+- Not counted: a multimodal model's vision tower (only `text_config` is read), CPU-side memory.
+`vram_gb` is GiB, as GPU makers' "GB" are (an 80 GB A100 has 81,920 MiB). Calibrated against
+Unsloth's published Llama-3.1-8B context lengths (within 10 % above 12 GB; see tests/test_vram.py).
 """
 from __future__ import annotations
 
@@ -40,7 +44,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 GIB = 1 << 30
 CUDA_CONTEXT_BYTES = GIB // 2
 ALLOCATOR_SLACK = 0.05
-LORA_BYTES_PER_PARAM = 4 + 4 + 8  # fp32 weight + fp32 gradient + AdamW exp_avg, exp_avg_sq
 NF4_BYTES_PER_PARAM = 0.5
 QUANT_CONST_BYTES_PER_PARAM = {True: 1 / 64 + 4 / (64 * 256), False: 4 / 64}  # double quant or not
 # Per position and vocab entry, PEFT's loss keeps the logits, an fp32 log-softmax and their
