@@ -449,9 +449,12 @@ Examples:
 @click.option("--force", is_flag=True, default=None, help="Train even on fewer than 20 examples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter of this name.")
 @click.option("--validate-only", is_flag=True, help="Check the data and print its report; train nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the GPU memory plan for these settings (from the model's "
+                                               "config alone, no weights loaded) and whether it fits; train nothing.")
+@click.option("--vram", "vram_gb", type=float, help="Plan for a GPU with this many GB (default: the GPU visible here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report / manifest as JSON.")
 @click.pass_context
-def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, as_json, **flags):
+def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run, vram_gb, as_json, **flags):
     """Train a LoRA adapter on your examples for a base model (CPU: lora; CUDA: qlora)."""
     from .tuning import TrainingInterrupted, load_train_config, make_config, train, validate
 
@@ -468,6 +471,13 @@ def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, as_json,
     cfg = load_train_config(config_file, **flags) if config_file else make_config("lab train", **flags)
     if "base_model" not in cfg.model_fields_set:
         cfg = cfg.model_copy(update={"base_model": lab.config.default_model})
+    if dry_run:
+        from .tuning.vram import plan_for_config
+
+        info = lab.model_info(cfg.base_model)
+        plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path, vram_gb=vram_gb)
+        click.echo(f"{cfg.name} on {info.id}\n{plan.to_text()}")
+        return
     if validate_only:
         report = validate(lab, cfg)
         click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())

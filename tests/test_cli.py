@@ -70,3 +70,24 @@ def test_ask_with_json_schema(tmp_path):
     proc = run_lab(tmp_path, "ask", "Capital of France as JSON", "--json-schema", str(schema), "--max-tokens", "30")
     assert proc.returncode == 0, proc.stderr
     assert "city" in json.loads(proc.stdout.strip())
+
+
+def test_train_dry_run_plans_gpu_memory_from_a_config_alone(tmp_path):
+    """An 8B model the lab only knows by its config.json: the plan needs no weights."""
+    folder = tmp_path / "models" / "llama-3.1-8b"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072}))
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"input": "a", "output": "b"}\n')
+    args = ["--home", str(tmp_path), "train", "--data", str(data), "--name", "big", "--base", str(folder),
+            "--dry-run", "--method", "qlora", "--qlora-engine", "bitsandbytes", "--rank", "32",
+            "--target-modules", "all-linear", "--batch-size", "1"]
+    fits = CliRunner().invoke(cli, args + ["--vram", "16", "--max-seq-len", "2048"])
+    assert fits.exit_code == 0, fits.output
+    assert "8.03 B params" in fits.output and "fits: yes" in fits.output
+    too_long = CliRunner().invoke(cli, args + ["--vram", "16", "--max-seq-len", "16384"])
+    assert too_long.exit_code == 0 and "fits: NO" in too_long.output and "nearest that fits" in too_long.output
+    assert not (tmp_path / "adapters" / "big").exists()

@@ -558,3 +558,20 @@ def _gguf_tensor_names(path: Path) -> set[str]:
             return names
     except (struct.error, UnicodeDecodeError) as e:
         raise VRAMError(f"{path}: truncated or corrupt GGUF tensor list ({e})") from e
+
+
+def plan_for_config(config, model_path: str | Path, *, vram_gb: float | None = None) -> Plan:
+    """The plan for a TrainConfig on the model at `model_path` (an HF folder, config.json or GGUF):
+    method `auto` means qlora when a GPU is planned for (one is visible, or `vram_gb` is given),
+    the engine is Unsloth when it is installed, as `lab train` would choose."""
+    import importlib.util
+
+    gpu = vram_gb is not None or detect_gpu() is not None
+    method = config.method if config.method != "auto" else ("qlora" if gpu else "lora")
+    unsloth = importlib.util.find_spec("unsloth") is not None
+    engine = "unsloth" if method == "qlora" and config.qlora_engine != "bitsandbytes" and unsloth else "peft"
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else method == "qlora"
+    return plan(read_model_config(model_path), vram_gb=vram_gb, method=method, engine=engine, rank=config.rank,
+                target_modules=config.target_modules, seq_len=config.max_seq_len, batch_size=config.batch_size,
+                gradient_checkpointing=checkpointing, dtype="bf16" if gpu else "fp32",
+                lora_dropout=config.dropout)
