@@ -348,3 +348,14 @@ def test_reopening_a_tab_refreshes_lists_but_keeps_the_users_choices(fake_lab):
     assert "value" not in task and "value" not in corpus and "tickets" in task["choices"]
     task, adapters, runs = tab_evaluate.refresh(fake_lab)
     assert "value" not in task and "value" not in runs
+
+
+@pytest.mark.integration
+def test_validate_shows_the_dataset_report_and_the_gpu_memory_plan(shared_home):
+    from lab.engine import Lab
+
+    lab = Lab(home=shared_home)
+    values = [bridge.train_datasets()[-1][1], None, "tickets", lab.config.default_model, "", "auto", 8, 16, 1e-3,
+              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    text = tab_train.validate(lab, *values)
+    assert "examples" in text and "GPU memory plan" in text and "VRAM estimate: llama" in text

@@ -79,9 +79,14 @@ def validate(lab, *values) -> str:
     from ..tuning import make_config
     from ..tuning import validate as _validate
 
+    from ..tuning.vram import plan_for_config
+
     config = _config(*values)
     config["name"] = config["name"] or "check"
-    report = _validate(lab, make_config("the Train tab", **config))
+    cfg = make_config("the Train tab", **config)
+    report = _validate(lab, cfg)
+    info = lab.model_info(cfg.base_model)
+    plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path)
     ln = report.lengths or {}
     rows = [["examples", report.count], ["format", report.format], ["duplicates dropped", report.duplicates],
             ["train / validation", f"{report.n_train} / {report.n_val}"],
@@ -90,7 +95,8 @@ def validate(lab, *values) -> str:
             [f"longer than max_seq_len {report.max_seq_len}", report.truncated],
             ["sha256", report.sha256[:16]]]
     warnings = "".join(f"\n- ⚠️ {_ui.html.escape(w)}" for w in report.warnings) or "\n- no warnings"
-    return f"**{_ui.html.escape(Path(report.path).name)}**\n\n" + _ui.md_table(["", ""], rows) + "\n" + warnings
+    return (f"**{_ui.html.escape(Path(report.path).name)}**\n\n" + _ui.md_table(["", ""], rows) + "\n" + warnings
+            + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n" + plan.to_text() + "\n```")
 
 
 def start(lab, overwrite: bool, resume: bool, *values):
