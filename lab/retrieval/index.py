@@ -186,45 +186,16 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
     with _build_lock(index_root):
         old = read_manifest(index_root)
         s = settings or settings_for(old, **given)
-        if s.M < 2 or s.ef_construction < 1 or s.ef < 1:
-            raise RetrievalError(f"HNSW settings must be positive: M={s.M}, ef_construction={s.ef_construction}, ef={s.ef}")
-        if s.chunk_tokens > embedder.max_seq_length:
-            raise RetrievalError(f"chunk_tokens {s.chunk_tokens} is more than the embedder {embedder.id} "
-                                 f"reads ({embedder.max_seq_length} tokens)")
+        _check_settings(s, embedder)
         reason = _rebuild_reason(old, embedder.id, s, root)
         report = IndexReport(corpus=corpus, rebuilt_reason=reason, path=str(index_root))
         files, skipped = scan(root)
         report.skipped.extend(skipped)
         old_files = {} if reason else old["files"]
         old_chunks = {} if reason else {int(k): v for k, v in old["chunks"].items()}
-
-        # 1. Which files changed: size and mtime first, the content hash when they differ or
-        #    when the file was modified so close to the last scan that its mtime cannot be trusted.
         scanned_ns = time.time_ns()
-        racy_ns = (old or {}).get("scanned_ns", 0) - 2_000_000_000
-        new_files: dict[str, dict] = {}
-        changed: dict[str, bytes] = {}
-        for sf in files:
-            prev = old_files.get(sf.rel)
-            if (prev and prev["size"] == sf.size and prev["mtime_ns"] == sf.mtime_ns
-                    and sf.mtime_ns < racy_ns):
-                new_files[sf.rel] = prev
-                continue
-            try:
-                data = sf.path.read_bytes()
-            except OSError as e:
-                report.skipped.append(f"{sf.path}: skipped, unreadable ({e.strerror or e})")
-                continue
-            sha = file_sha256(data)
-            if prev and prev["sha256"] == sha:
-                new_files[sf.rel] = {**prev, "size": sf.size, "mtime_ns": sf.mtime_ns}
-                continue
-            new_files[sf.rel] = {"sha256": sha, "size": sf.size, "mtime_ns": sf.mtime_ns, "labels": []}
-            changed[sf.rel] = data
+        new_files, changed = _changed_files(files, old_files, (old or {}).get("scanned_ns", 0), report)
         removed_files = [rel for rel in old_files if rel not in new_files]
-        for rel, entry in new_files.items():
-            if entry.get("skipped") and rel not in changed:
-                report.skipped.append(entry["skipped"])
 
         ef_changed = old is not None and not reason and old["hnsw"]["ef"] != s.ef
         if ef_changed:
@@ -233,69 +204,20 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
             if any(new_files[r] != old_files[r] for r in new_files):
                 _refresh_manifest(current_dir(index_root), old, new_files, scanned_ns)
             report.unchanged = report.chunks = len(old["chunks"])
-            report.files = sum(1 for e in new_files.values() if not e.get("skipped"))
-            report.index_hash = old["manifest_hash"]
-            report.seconds = time.perf_counter() - t0
-            return report
+            return _done(report, new_files, old["manifest_hash"], t0)
 
-        # 2. Read and chunk the changed files.
-        by_sf = {sf.rel: sf for sf in files}
-        fresh: dict[str, list[Chunk]] = {}
-        for rel, data in changed.items():
-            try:
-                docs = read_documents(by_sf[rel], data, warn=report.skipped.append)
-            except SkipFile as e:
-                report.skipped.append(str(e))
-                new_files[rel]["skipped"] = str(e)
-                continue
-            fresh[rel] = [c for d in docs
-                          for c in chunk_document(d, embedder.count_tokens, s.chunk_tokens, s.overlap)]
-
-        # 3. Match new chunks to old ones of the same file by (source, hash): those keep their label.
+        fresh = _chunk_files(files, changed, new_files, embedder, s, report)
         next_label = 0 if reason else old["next_label"]
-        chunks = dict(old_chunks)
-        to_add: list[tuple[int, Chunk]] = []
-        gone: list[int] = []
-        for rel in removed_files:
-            gone.extend(old_files[rel]["labels"])
-            report.removed += len(old_files[rel]["labels"])
-        for rel in changed:
-            pool: dict[tuple[str, str], list[int]] = {}
-            for label in (old_files.get(rel) or {}).get("labels", []):
-                c = old_chunks[label]
-                pool.setdefault((c["source"], c["hash"]), []).append(label)
-            labels, new_count = [], 0
-            for c in fresh.get(rel, []):
-                match = pool.get((c.source, c.hash))
-                if match:
-                    label = match.pop(0)
-                    chunks[label] = _chunk_entry(c, chunks[label]["id"])  # same vector, maybe a new span
-                    report.unchanged += 1
-                else:
-                    label, next_label = next_label, next_label + 1
-                    to_add.append((label, c))
-                    new_count += 1
-                labels.append(label)
-            left = [label for ls in pool.values() for label in ls]
-            gone.extend(left)
-            both = min(new_count, len(left))
-            report.changed += both
-            report.added += new_count - both
-            report.removed += len(left) - both
-            new_files[rel]["labels"] = labels
-        report.unchanged += sum(len(e.get("labels", [])) for rel, e in new_files.items() if rel not in changed)
-        for label in gone:
-            chunks.pop(label, None)
-        _assign_ids(chunks, to_add)
+        chunks, to_add, gone, next_label = _match_chunks(old_files, old_chunks, removed_files, changed, fresh,
+                                                         new_files, next_label, report)
         report.files_changed = len(changed) + len(removed_files)
-
         live = sum(len(e.get("labels", [])) for e in new_files.values())
         if live == 0:
             problems = "".join(f"\n  {w}" for w in report.skipped)
             raise RetrievalError(f"corpus {root} has no readable documents (.md, .txt, .html, .jsonl)"
                                  + problems)
 
-        # 4. Embed what is new (the cache answers for text seen before), then write a new version.
+        # Embed what is new (the cache answers for text seen before), then write a new version.
         misses = embedder.misses
         vectors = embedder.embed([c.embed_text for _, c in to_add], progress=progress)
         report.embedded = embedder.misses - misses
@@ -319,10 +241,109 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
         if reason:  # everything counts as added in a rebuild
             report.added, report.changed, report.removed, report.unchanged = live, 0, 0, 0
         report.chunks = live
-        report.files = sum(1 for e in new_files.values() if not e.get("skipped"))
-        report.index_hash = manifest["manifest_hash"]
-        report.seconds = time.perf_counter() - t0
-        return report
+        return _done(report, new_files, manifest["manifest_hash"], t0)
+
+
+def _check_settings(s: IndexSettings, embedder) -> None:
+    if s.M < 2 or s.ef_construction < 1 or s.ef < 1:
+        raise RetrievalError(f"HNSW settings must be positive: M={s.M}, ef_construction={s.ef_construction}, ef={s.ef}")
+    if s.chunk_tokens > embedder.max_seq_length:
+        raise RetrievalError(f"chunk_tokens {s.chunk_tokens} is more than the embedder {embedder.id} "
+                             f"reads ({embedder.max_seq_length} tokens)")
+
+
+def _done(report: IndexReport, new_files: dict, index_hash: str, t0: float) -> IndexReport:
+    report.files = sum(1 for e in new_files.values() if not e.get("skipped"))
+    report.index_hash = index_hash
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _changed_files(files: list, old_files: dict, last_scan_ns: int,
+                   report: IndexReport) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """(every file's manifest entry, the bytes of the new or changed ones). Size and mtime first,
+    the content hash when they differ or when the file was modified so close to the last scan
+    that its mtime cannot be trusted."""
+    racy_ns = last_scan_ns - 2_000_000_000
+    new_files: dict[str, dict] = {}
+    changed: dict[str, bytes] = {}
+    for sf in files:
+        prev = old_files.get(sf.rel)
+        if prev and prev["size"] == sf.size and prev["mtime_ns"] == sf.mtime_ns and sf.mtime_ns < racy_ns:
+            new_files[sf.rel] = prev
+            continue
+        try:
+            data = sf.path.read_bytes()
+        except OSError as e:
+            report.skipped.append(f"{sf.path}: skipped, unreadable ({e.strerror or e})")
+            continue
+        sha = file_sha256(data)
+        if prev and prev["sha256"] == sha:
+            new_files[sf.rel] = {**prev, "size": sf.size, "mtime_ns": sf.mtime_ns}
+            continue
+        new_files[sf.rel] = {"sha256": sha, "size": sf.size, "mtime_ns": sf.mtime_ns, "labels": []}
+        changed[sf.rel] = data
+    for rel, entry in new_files.items():
+        if entry.get("skipped") and rel not in changed:
+            report.skipped.append(entry["skipped"])
+    return new_files, changed
+
+
+def _chunk_files(files: list, changed: dict[str, bytes], new_files: dict, embedder, s: IndexSettings,
+                 report: IndexReport) -> dict[str, list[Chunk]]:
+    """Read and chunk the changed files; an unreadable one is marked skipped in its entry."""
+    by_sf = {sf.rel: sf for sf in files}
+    fresh: dict[str, list[Chunk]] = {}
+    for rel, data in changed.items():
+        try:
+            docs = read_documents(by_sf[rel], data, warn=report.skipped.append)
+        except SkipFile as e:
+            report.skipped.append(str(e))
+            new_files[rel]["skipped"] = str(e)
+            continue
+        fresh[rel] = [c for d in docs for c in chunk_document(d, embedder.count_tokens, s.chunk_tokens, s.overlap)]
+    return fresh
+
+
+def _match_chunks(old_files: dict, old_chunks: dict[int, dict], removed_files: list[str], changed: dict,
+                  fresh: dict[str, list[Chunk]], new_files: dict, next_label: int, report: IndexReport):
+    """Match new chunks to old ones of the same file by (source, hash): those keep their label
+    (and vector). Returns (chunks by label, (label, chunk) pairs to embed, labels gone, next label)."""
+    chunks = dict(old_chunks)
+    to_add: list[tuple[int, Chunk]] = []
+    gone: list[int] = []
+    for rel in removed_files:
+        gone.extend(old_files[rel]["labels"])
+        report.removed += len(old_files[rel]["labels"])
+    for rel in changed:
+        pool: dict[tuple[str, str], list[int]] = {}
+        for label in (old_files.get(rel) or {}).get("labels", []):
+            c = old_chunks[label]
+            pool.setdefault((c["source"], c["hash"]), []).append(label)
+        labels, new_count = [], 0
+        for c in fresh.get(rel, []):
+            match = pool.get((c.source, c.hash))
+            if match:
+                label = match.pop(0)
+                chunks[label] = _chunk_entry(c, chunks[label]["id"])  # same vector, maybe a new span
+                report.unchanged += 1
+            else:
+                label, next_label = next_label, next_label + 1
+                to_add.append((label, c))
+                new_count += 1
+            labels.append(label)
+        left = [label for ls in pool.values() for label in ls]
+        gone.extend(left)
+        both = min(new_count, len(left))
+        report.changed += both
+        report.added += new_count - both
+        report.removed += len(left) - both
+        new_files[rel]["labels"] = labels
+    report.unchanged += sum(len(e.get("labels", [])) for rel, e in new_files.items() if rel not in changed)
+    for label in gone:
+        chunks.pop(label, None)
+    _assign_ids(chunks, to_add)
+    return chunks, to_add, gone, next_label
 
 
 def _chunk_entry(c: Chunk, chunk_id: str) -> dict:
