@@ -93,27 +93,8 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
     model_sha = lab.model_sha(info)
     identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
-    task_hash = task.hash()
-    run = None if fresh else find_run(lab, task.name, task_hash, info.id, identity)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
-    if run is not None and adapter_rec:
-        old = json.loads(run["config_json"]).get("adapter")
-        if old and old != adapter_rec:
-            run = None  # another adapter: its tune rows would not be comparable, start afresh
-    if run is None:
-        config = {**identity, "adapter": adapter_rec, "model": info.id,
-                  "task_source": str(task.source) if task.source else None}
-        run_id = lab.store.insert("eval_runs", {
-            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": dumps(arms),
-            "model_id": info.id, "config_json": dumps(config), "status": "running"})
-    else:
-        run_id = run["id"]
-        config = json.loads(run["config_json"])
-        if adapter_rec:
-            config["adapter"] = adapter_rec
-        all_arms = ladder.check_arms(json.loads(run["arms_json"] or "[]") + arms)
-        lab.store.update("eval_runs", run_id, {"arms_json": dumps(all_arms),
-                                               "config_json": dumps(config), "status": "running"})
+    run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
 
     held_out = task.examples("eval")
     if limit is not None:
@@ -151,6 +132,33 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         complete = len(done_keys(lab, run_id)) >= total
         status = "finished" if complete else "partial"
     lab.store.update("eval_runs", run_id, {"status": status, "finished_ts": now()})
+    return run_id
+
+
+def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None,
+              fresh: bool) -> int:
+    """The eval_runs row to write into: the matching run (resumed, with any new arms joining it),
+    else a new one. Another adapter than the run's starts afresh: its rows would not compare."""
+    task_hash = task.hash()
+    run = None if fresh else find_run(lab, task.name, task_hash, model_id, identity)
+    if run is not None and adapter_rec:
+        old = json.loads(run["config_json"]).get("adapter")
+        if old and old != adapter_rec:
+            run = None  # another adapter: its tune rows would not be comparable, start afresh
+    if run is None:
+        config = {**identity, "adapter": adapter_rec, "model": model_id,
+                  "task_source": str(task.source) if task.source else None}
+        run_id = lab.store.insert("eval_runs", {
+            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": dumps(arms),
+            "model_id": model_id, "config_json": dumps(config), "status": "running"})
+    else:
+        run_id = run["id"]
+        config = json.loads(run["config_json"])
+        if adapter_rec:
+            config["adapter"] = adapter_rec
+        all_arms = ladder.check_arms(json.loads(run["arms_json"] or "[]") + arms)
+        lab.store.update("eval_runs", run_id, {"arms_json": dumps(all_arms),
+                                               "config_json": dumps(config), "status": "running"})
     return run_id
 
 
