@@ -68,3 +68,71 @@ def _read_value(f, vtype: int, keep_arrays: bool):
             return f"<array of {count}>"
         return [_read_value(f, item_type, keep_arrays) for _ in range(count)]
     raise GGUFError(f"unknown GGUF value type {vtype}")
+
+
+# GGUF architecture names that differ from transformers' model_type.
+HF_MODEL_TYPES = {"gemma3": "gemma3_text"}
+
+
+def hf_config(path: str | Path) -> dict:
+    """The transformers-style config fields of a GGUF model (model_type, hidden_size,
+    num_hidden_layers, intermediate_size, heads, vocab_size, tie_word_embeddings, head_dim),
+    from its header alone: what the VRAM planner and the HF/GGUF pair check compare."""
+    path = Path(path)
+    meta = read_metadata(path)
+    arch = meta.get("general.architecture")
+    if not arch:
+        raise GGUFError(f"{path}: GGUF metadata has no 'general.architecture'")
+
+    def field(key: str, required: bool = True):
+        value = meta.get(f"{arch}.{key}")
+        if value is None and required:
+            raise GGUFError(f"{path}: GGUF metadata field '{arch}.{key}' is missing")
+        return value
+
+    vocab = field("vocab_size", required=False) or _array_length(meta.get("tokenizer.ggml.tokens"))
+    if not vocab:
+        raise GGUFError(f"{path}: GGUF metadata has neither '{arch}.vocab_size' nor 'tokenizer.ggml.tokens'")
+    config = {
+        "model_type": HF_MODEL_TYPES.get(arch, arch),
+        "hidden_size": field("embedding_length"),
+        "num_hidden_layers": field("block_count"),
+        "intermediate_size": field("feed_forward_length"),
+        "num_attention_heads": field("attention.head_count"),
+        "num_key_value_heads": field("attention.head_count_kv", required=False) or field("attention.head_count"),
+        "vocab_size": vocab,
+        # llama.cpp writes no output.weight when the lm_head is the embedding matrix
+        "tie_word_embeddings": "output.weight" not in tensor_names(path),
+    }
+    head_dim = field("attention.key_length", required=False)
+    if head_dim:
+        config["head_dim"] = head_dim
+    return config
+
+
+def _array_length(value) -> int | None:
+    """read_metadata shortens long arrays to '<array of N>'."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, str) and value.startswith("<array of "):
+        return int(value[len("<array of "):-1])
+    return None
+
+
+def tensor_names(path: str | Path) -> set[str]:
+    """Tensor names from the GGUF header (gguf.GGUFReader maps every tensor and takes seconds;
+    this milliseconds): after the key/values come, per tensor, its name, dims, type and offset."""
+    try:
+        with open(path, "rb") as f:
+            _magic, _version, n_tensors, n_kv = struct.unpack("<4sIQQ", f.read(24))
+            for _ in range(n_kv):
+                _read_str(f)
+                _read_value(f, struct.unpack("<I", f.read(4))[0], False)
+            names = set()
+            for _ in range(n_tensors):
+                names.add(_read_str(f))
+                (n_dims,) = struct.unpack("<I", f.read(4))
+                f.seek(8 * n_dims + 4 + 8, 1)  # dims, type, offset
+            return names
+    except (struct.error, UnicodeDecodeError) as e:
+        raise GGUFError(f"{path}: truncated or corrupt GGUF tensor list ({e})") from e

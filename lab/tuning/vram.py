@@ -487,77 +487,15 @@ def read_model_config(path: str | Path) -> dict:
     return config
 
 
-_GGUF_MODEL_TYPES = {"gemma3": "gemma3_text", "phi3": "phi3", "qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama"}
-
-
 def _gguf_config(path: Path) -> dict:
-    from ..gguf_meta import GGUFError, read_metadata
+    from ..gguf_meta import GGUFError, hf_config
 
     try:
-        meta = read_metadata(path)
+        config = hf_config(path)
     except GGUFError as e:
         raise VRAMError(str(e)) from e
-    arch = meta.get("general.architecture")
-    if not arch:
-        raise VRAMError(f"{path}: GGUF metadata has no 'general.architecture'")
-
-    def field(key: str, required: bool = True):
-        value = meta.get(f"{arch}.{key}")
-        if value is None and required:
-            raise VRAMError(f"{path}: GGUF metadata field '{arch}.{key}' is missing")
-        return value
-
-    vocab = field("vocab_size", required=False) or _array_length(meta.get("tokenizer.ggml.tokens"))
-    if not vocab:
-        raise VRAMError(f"{path}: GGUF metadata has neither '{arch}.vocab_size' nor 'tokenizer.ggml.tokens'")
-    config = {
-        "model_type": _GGUF_MODEL_TYPES.get(arch, arch),
-        "hidden_size": field("embedding_length"),
-        "num_hidden_layers": field("block_count"),
-        "intermediate_size": field("feed_forward_length"),
-        "num_attention_heads": field("attention.head_count"),
-        "num_key_value_heads": field("attention.head_count_kv", required=False) or field("attention.head_count"),
-        "vocab_size": vocab,
-        # llama.cpp writes no output.weight when the lm_head is the embedding matrix
-        "tie_word_embeddings": "output.weight" not in _gguf_tensor_names(path),
-    }
-    head_dim = field("attention.key_length", required=False)
-    if head_dim:
-        config["head_dim"] = head_dim
     model_shape(config, str(path))
     return config
-
-
-def _array_length(value: Any) -> int | None:
-    """read_metadata shortens long arrays to '<array of N>'."""
-    if isinstance(value, list):
-        return len(value)
-    if isinstance(value, str) and value.startswith("<array of "):
-        return int(value[len("<array of "):-1])
-    return None
-
-
-def _gguf_tensor_names(path: Path) -> set[str]:
-    """Tensor names from the GGUF header (gguf.GGUFReader takes seconds; this milliseconds):
-    after the key/values come, per tensor, its name, dims, type and offset."""
-    import struct
-
-    from ..gguf_meta import _read_str, _read_value  # the header walker read_metadata uses
-
-    try:
-        with open(path, "rb") as f:
-            _magic, _version, n_tensors, n_kv = struct.unpack("<4sIQQ", f.read(24))
-            for _ in range(n_kv):
-                _read_str(f)
-                _read_value(f, struct.unpack("<I", f.read(4))[0], False)
-            names = set()
-            for _ in range(n_tensors):
-                names.add(_read_str(f))
-                (n_dims,) = struct.unpack("<I", f.read(4))
-                f.seek(8 * n_dims + 4 + 8, 1)  # dims, type, offset
-            return names
-    except (struct.error, UnicodeDecodeError) as e:
-        raise VRAMError(f"{path}: truncated or corrupt GGUF tensor list ({e})") from e
 
 
 def plan_for_config(config, model_path: str | Path, *, vram_gb: float | None = None) -> Plan:
