@@ -202,7 +202,7 @@ def describe_server(spec: str) -> ModelInfo:
 # ---- what each rung can do with a model ------------------------------------------------------
 
 # Dequantising a GGUF for LoRA needs ~4 bytes per weight in float32: fine for the small models
-# (the 250 MB SmolLM2 becomes ~0.5 GB), not for a 7B model (~28 GB). Above this GGUF size the lab
+# (the 100 MB SmolLM2 GGUF becomes ~0.5 GB), not for a 7B model (~28 GB). Above this GGUF size the lab
 # asks for the HF weights instead.
 DEQUANTISE_MAX_BYTES = 2_000_000_000
 
@@ -221,16 +221,20 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
     """What the lab can do with a model's parts, as data (the CLI and app format it):
     parts; serve (prompt and RAG rungs); serve_hf (`--backend hf`, also the parity check);
     train (the tune rung, in words) and train_from ("hf", "hf-4bit", "gguf-dequantised" or None:
-    what the trainer loads); adapters (how a trained adapter is served). None: not possible."""
+    what the trainer loads), train_note (why not, when train is None); adapters (how a trained
+    adapter is served). Every key is always there; None: not possible."""
+    caps: dict[str, str | None] = dict.fromkeys(
+        ("parts", "serve", "serve_hf", "train", "train_from", "train_note", "adapters"))
     if info.kind == "openai":
-        return {"parts": "remote server", "serve": f"OpenAI-compatible server ({info.extra.get('url')})",
-                "serve_hf": None, "train": None, "train_from": None, "adapters": None}
+        caps.update(parts="remote server", serve=f"OpenAI-compatible server ({info.extra.get('url')})",
+                    train_note="the weights live on the server")
+        return caps
     parts = []
     if info.gguf_path is not None:
         parts.append("GGUF")
     if info.hf_path is not None:
         parts.append(f"HF {_hf_dtype(info)}")
-    caps: dict[str, str | None] = {"parts": " + ".join(parts) or info.kind}
+    caps["parts"] = " + ".join(parts) or info.kind
     if info.gguf_path is not None:
         caps["serve"] = "llama.cpp (GGUF)"
         caps["adapters"] = "exported to a GGUF LoRA, switched on the served llama.cpp model"
@@ -251,9 +255,6 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
         caps["train_from"] = "gguf-dequantised"
     else:
         gb = info.size_bytes / 1e9
-        caps["serve_hf"] = None
-        caps["train"] = None
-        caps["train_from"] = None
         caps["train_note"] = (f"the {gb:.1f} GB GGUF is too big to dequantise for training: put the HF "
                               "weights beside it (see models/README.md)")
     return caps

@@ -229,3 +229,30 @@ def test_models_does_not_import_the_backends():
             "assert not [k for k in sys.modules if k.startswith('lab.backends')], sys.modules.keys();"
             "import lab.backends.openai_compat as o; assert not hasattr(o, 'describe')")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_gguf_and_its_transformers_conversion_are_a_matching_pair(home, shared_home):
+    """The real thing: the HF folder transformers writes from the SmolLM2 GGUF (config, tokenizer,
+    chat template) pairs with that GGUF, and the pair trains/serves from the HF weights directly."""
+    from lab.backends.hf import load_hf_model
+
+    shared = LabHome.resolve(shared_home).ensure()
+    gguf_info = models.resolve(shared, None)
+    cache = shared.state / "hf" / f"{gguf_info.id}-{models.model_sha256(shared, gguf_info)[:12]}"
+    if not (cache / "config.json").exists():  # the conversion the HF backend test also uses
+        load_hf_model(gguf_info, cache_dir=cache)
+    folder = home.models / "smol-pair"
+    folder.mkdir(parents=True)
+    (folder / "smollm2.gguf").symlink_to(gguf_info.path)
+    (folder / "hf").symlink_to(cache, target_is_directory=True)
+    info = models.resolve(home, "smol-pair")
+    checked = info.extra["pair_check"]
+    assert info.kind == "gguf" and info.hf_path == folder / "hf", checked
+    assert checked["tokenizer"] == "same tokens" and checked["chat template"] == "same text", checked
+    assert checked["not_checked"] == [] and checked["vocabulary size"] == 49152
+    assert models.capabilities(info)["train_from"] == "hf"
+    model, tok = load_hf_model(info)  # from the HF weights: no GGUF to dequantise
+    assert model.config.num_hidden_layers == 30 and model.dtype.is_floating_point
+    assert tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False).startswith("<|im_start|>")
