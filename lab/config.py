@@ -29,6 +29,9 @@ class LabConfig(BaseModel):
     default_model: str = "smollm2-135m-instruct"
     n_ctx: int = Field(2048, ge=256)  # context window requested from llama.cpp
     n_threads: int | None = None  # None: one per physical core
+    # Layers llama.cpp offloads to the GPU. None: all (-1) when llama.cpp was built with GPU
+    # offload (CUDA, Metal, ...), else 0; -1: all; 0: CPU only; N: the first N layers.
+    n_gpu_layers: int | None = Field(None, ge=-1)
     embedder: str = "all-MiniLM-L6-v2"
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
 

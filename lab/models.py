@@ -2,7 +2,14 @@
 
 A model is described by `ModelInfo`; nothing here generates text (that is `lab.backends`).
 Ids are short and stable: the embedded ones have fixed ids, user models take their file or
-folder name, and an explicit path is always accepted wherever an id is.
+folder name, and an explicit path is always accepted wherever an id is; so is a server spec
+`openai:http://host:port/v1#model-name` (any OpenAI-compatible server).
+
+A model can be a pair: the same model as HF weights (to train) and as a GGUF (to serve), in one
+folder of `models/` (the layout and the optional `model.toml` are in `lab.model_pairs`). Then
+`kind`/`path` say what it is served from (the GGUF), `hf_path` what it is trained from, and the
+two are checked to be the same model before either is used (`ModelPairError` otherwise).
+`capabilities(info)` says what each rung can do with a model's parts.
 """
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from pathlib import Path
 
 from .gguf_meta import GGUFError, read_metadata
 from .home import LabHome
+from .model_pairs import ModelPairError, check_pair, find_parts, is_bnb_4bit, read_hf_config
+
+__all__ = ["ModelInfo", "ModelNotFound", "ModelPairError", "capabilities", "describe_path",
+           "describe_server", "list_models", "resolve"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 ALIASES = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "default": DEFAULT_MODEL}
@@ -37,10 +48,14 @@ class ModelInfo:
     description: str = ""
     ready: bool = True  # False: embedded model not yet assembled (it will be on first use)
     extra: dict = field(default_factory=dict)
+    hf_path: Path | None = None  # HF weights folder (what LoRA/QLoRA trains), if the model has one
+    gguf_path: Path | None = None  # GGUF file (what llama.cpp serves), if the model has one
+    quantized_4bit: bool = False  # hf_path is a bitsandbytes 4-bit folder (QLoRA on CUDA only)
 
     def as_row(self) -> dict:
         row = asdict(self)
-        row["path"] = str(self.path)
+        for key in ("path", "hf_path", "gguf_path"):
+            row[key] = str(row[key]) if row[key] is not None else None
         row.pop("extra")
         return row
 
@@ -79,7 +94,7 @@ def _gemma3(home: LabHome) -> ModelInfo | None:
     size = sum(p.stat().st_size for p in pkg.chunk_paths() if p.exists())
     return ModelInfo("gemma3-270m", "gguf", target, "embedded", size, "gemma3", None, False,
                      desc + "; assembled into the lab home on first use", ready=False,
-                     extra={"sha256": pkg.EXPECTED_SHA256})
+                     extra={"sha256": pkg.EXPECTED_SHA256}, gguf_path=target)
 
 
 def assemble_gemma3(home: LabHome) -> Path:
@@ -111,15 +126,15 @@ def _describe_gguf(path: Path, model_id: str, source: str, description: str = ""
         id=model_id, kind="gguf", path=path, source=source, size_bytes=path.stat().st_size,
         architecture=arch, context_length=meta.get(f"{arch}.context_length"),
         chat_template=bool(meta.get("tokenizer.chat_template")),
-        description=description or str(meta.get("general.name") or ""),
+        description=description or str(meta.get("general.name") or ""), gguf_path=path,
     )
 
 
 def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelNotFound(f"{folder}: not a Hugging Face model folder (config.json unreadable: {e})") from e
+        config = read_hf_config(folder)
+    except ModelPairError as e:
+        raise ModelNotFound(f"{folder}: not a Hugging Face model folder ({e})") from e
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or sum(
         p.stat().st_size for p in folder.glob("*.bin"))
     template = False
@@ -135,12 +150,32 @@ def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
         id=model_id, kind="hf", path=folder, source=source, size_bytes=size,
         architecture=archs[0] if archs else None,
         context_length=config.get("max_position_embeddings"), chat_template=template,
-        description=config.get("_name_or_path", ""),
+        description=config.get("_name_or_path", ""), hf_path=folder, quantized_4bit=is_bnb_4bit(config),
     )
 
 
+def _describe_folder(folder: Path, source: str) -> ModelInfo:
+    """A model folder: HF weights, a GGUF, or both (checked to be the same model)."""
+    parts = find_parts(folder)
+    if parts.hf is None and parts.gguf is None:
+        raise ModelNotFound(f"{folder} is a folder with neither an HF model (config.json) nor a .gguf file")
+    if parts.gguf is None:
+        info = _describe_hf(parts.hf, folder.name, source)
+    else:
+        info = _describe_gguf(parts.gguf, folder.name, source)
+        if parts.hf is not None:
+            pair = check_pair(parts.hf, parts.gguf)
+            hf = _describe_hf(parts.hf, folder.name, source)
+            info.hf_path, info.quantized_4bit = hf.hf_path, hf.quantized_4bit
+            info.chat_template = info.chat_template or hf.chat_template
+            info.extra["pair_check"] = pair
+    if parts.description:
+        info.description = parts.description
+    return info
+
+
 def describe_path(path: str | Path, source: str = "user") -> ModelInfo:
-    """Describe a model given as a path: a .gguf file or a Hugging Face folder."""
+    """Describe a model given as a path: a .gguf file, an HF folder, or a folder holding both."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelNotFound(
@@ -148,13 +183,81 @@ def describe_path(path: str | Path, source: str = "user") -> ModelInfo:
             "or pass the right path (see `lab models`)."
         )
     if p.is_dir():
-        if (p / "config.json").exists():
-            return _describe_hf(p, p.name, source)
-        ggufs = sorted(p.glob("*.gguf"))
-        if len(ggufs) == 1:
-            return _describe_gguf(ggufs[0], p.name, source)
-        raise ModelNotFound(f"{p} is a folder with neither config.json nor exactly one .gguf file")
+        return _describe_folder(p, source)
     return _describe_gguf(p, p.stem, source)
+
+
+OPENAI_PREFIX = "openai:"
+
+
+def describe_server(spec: str) -> ModelInfo:
+    """`openai:http://host:port/v1` or `openai:http://host:port/v1#model-name` -> ModelInfo."""
+    url, _, model = spec[len(OPENAI_PREFIX):].partition("#")
+    url = url.rstrip("/")
+    return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", kind="openai", path=Path(url), source="server",
+                     chat_template=True, description=f"OpenAI-compatible server at {url}",
+                     extra={"url": url, "model": model or "default"})
+
+
+# ---- what each rung can do with a model ------------------------------------------------------
+
+# Dequantising a GGUF for LoRA needs ~4 bytes per weight in float32: fine for the small models
+# (the 100 MB SmolLM2 GGUF becomes ~0.5 GB), not for a 7B model (~28 GB). Above this GGUF size the lab
+# asks for the HF weights instead.
+DEQUANTISE_MAX_BYTES = 2_000_000_000
+
+
+def _hf_dtype(info: ModelInfo) -> str:
+    if info.quantized_4bit:
+        return "bnb 4-bit"
+    try:
+        config = read_hf_config(info.hf_path)
+    except ModelPairError:
+        return "weights"
+    return str(config.get("torch_dtype") or config.get("dtype") or "weights")
+
+
+def capabilities(info: ModelInfo) -> dict[str, str | None]:
+    """What the lab can do with a model's parts, as data (the CLI and app format it):
+    parts; serve (prompt and RAG rungs); serve_hf (`--backend hf`, also the parity check);
+    train (the tune rung, in words) and train_from ("hf", "hf-4bit", "gguf-dequantised" or None:
+    what the trainer loads), train_note (why not, when train is None); adapters (how a trained
+    adapter is served). Every key is always there; None: not possible."""
+    caps: dict[str, str | None] = dict.fromkeys(
+        ("parts", "serve", "serve_hf", "train", "train_from", "train_note", "adapters"))
+    if info.kind == "openai":
+        caps.update(parts="remote server", serve=f"OpenAI-compatible server ({info.extra.get('url')})",
+                    train_note="the weights live on the server")
+        return caps
+    parts = []
+    if info.gguf_path is not None:
+        parts.append("GGUF")
+    if info.hf_path is not None:
+        parts.append(f"HF {_hf_dtype(info)}")
+    caps["parts"] = " + ".join(parts) or info.kind
+    if info.gguf_path is not None:
+        caps["serve"] = "llama.cpp (GGUF)"
+        caps["adapters"] = "exported to a GGUF LoRA, switched on the served llama.cpp model"
+    else:
+        caps["serve"] = "transformers (HF, 4-bit: CUDA only)" if info.quantized_4bit else "transformers (HF folder)"
+        caps["adapters"] = "PEFT adapter on transformers"
+    if info.hf_path is not None:
+        caps["serve_hf"] = caps["serve"] if info.gguf_path is None else (
+            "transformers (HF folder" + (", 4-bit: CUDA only)" if info.quantized_4bit else ")"))
+        if info.quantized_4bit:
+            caps["train"], caps["train_from"] = "QLoRA from the 4-bit folder (CUDA only)", "hf-4bit"
+        else:
+            caps["train"] = "LoRA from the HF weights (bf16 on CUDA, float32 on CPU); QLoRA on CUDA"
+            caps["train_from"] = "hf"
+    elif info.size_bytes <= DEQUANTISE_MAX_BYTES:
+        caps["serve_hf"] = "transformers (GGUF dequantised, cached once)"
+        caps["train"] = "LoRA after dequantising the GGUF (small models only)"
+        caps["train_from"] = "gguf-dequantised"
+    else:
+        gb = info.size_bytes / 1e9
+        caps["train_note"] = (f"the {gb:.1f} GB GGUF is too big to dequantise for training: put the HF "
+                              "weights beside it (see models/README.md)")
+    return caps
 
 
 def list_models(home: LabHome) -> tuple[list[ModelInfo], list[str]]:
@@ -175,7 +278,7 @@ def list_models(home: LabHome) -> tuple[list[ModelInfo], list[str]]:
             if p.is_dir() or p.suffix == ".gguf":
                 try:
                     models.append(describe_path(p))
-                except (ModelNotFound, GGUFError, OSError) as e:
+                except (ModelNotFound, ModelPairError, GGUFError, OSError) as e:
                     problems.append(str(e))
     return models, problems
 
@@ -183,10 +286,8 @@ def list_models(home: LabHome) -> tuple[list[ModelInfo], list[str]]:
 def resolve(home: LabHome, name: str | None) -> ModelInfo:
     """An id, alias or path -> ModelInfo, assembling an embedded model on first use."""
     name = ALIASES.get(name or DEFAULT_MODEL, name or DEFAULT_MODEL)
-    if name.startswith("openai:"):
-        from .backends.openai_compat import describe
-
-        return describe(name)
+    if name.startswith(OPENAI_PREFIX):
+        return describe_server(name)
     if name in EMBEDDED:
         info = EMBEDDED[name](home)
         if info is None:
@@ -201,9 +302,10 @@ def resolve(home: LabHome, name: str | None) -> ModelInfo:
     as_path = Path(name).expanduser()
     if as_path.exists() or os.sep in name or name.endswith(".gguf"):
         return describe_path(as_path)
-    for info in list_models(home)[0]:
-        if info.id == name:
-            return info
+    # A user model by id: describe it directly, so a broken pair says why instead of "no model".
+    for candidate in (home.models / name, home.models / f"{name}.gguf"):
+        if candidate.exists():
+            return describe_path(candidate)
     known = ", ".join(m.id for m in list_models(home)[0])
     raise ModelNotFound(f"no model '{name}' (known: {known}); give an id from `lab models` or a path")
 

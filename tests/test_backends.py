@@ -98,6 +98,103 @@ def test_transformers_backend_loads_the_same_gguf_and_agrees(llama, shared_home)
     assert gen.text.split()[:4] == same.text.split()[:4]
 
 
+# ---- where the model runs: n_gpu_layers and dtype ----------------------------------------------
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def test_n_gpu_layers_is_every_layer_with_gpu_offload_else_none(monkeypatch):
+    import llama_cpp
+
+    from lab.backends.llamacpp import resolve_gpu_layers
+
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: True)
+    assert resolve_gpu_layers(None) == -1
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: False)
+    assert resolve_gpu_layers(None) == 0
+    assert resolve_gpu_layers(7) == 7 and resolve_gpu_layers(0) == 0 and resolve_gpu_layers(-1) == -1
+
+
+def test_placement_says_where_the_layers_run():
+    from lab.backends.llamacpp import placement
+
+    assert placement(0, 30, offload=True) == "cpu"
+    assert placement(-1, 30, offload=True) == placement(99, 30, offload=True) == "gpu (all 30 layers)"
+    assert placement(12, 30, offload=True) == "gpu (12/30 layers)"
+    assert placement(0, 30, offload=False) == "cpu"
+    assert placement(-1, 30, offload=False) == "cpu (this llama.cpp has no GPU offload; n_gpu_layers=-1 ignored)"
+
+
+@pytest.mark.integration
+def test_llamacpp_gets_n_gpu_layers_and_reports_placement(llama):
+    from lab.backends.llamacpp import gpu_offload_supported
+
+    if gpu_offload_supported():
+        assert llama.n_gpu_layers == -1 and llama.placement == "gpu (all 30 layers)"
+        return
+    assert llama.n_gpu_layers == 0 and llama.llm.model_params.n_gpu_layers == 0 and llama.placement == "cpu"
+    three = backend_class("llamacpp")(llama.info, n_ctx=256, n_gpu_layers=3)
+    assert three.llm.model_params.n_gpu_layers == 3 and "n_gpu_layers=3 ignored" in three.placement
+    gen = three.generate([{"role": "user", "content": "Hi"}], GenerationOptions(max_tokens=3))
+    assert gen.extra["placement"] == three.placement
+
+
+@pytest.mark.gpu
+@pytest.mark.integration
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+def test_llamacpp_puts_every_layer_on_the_gpu(llama):
+    from lab.backends.llamacpp import gpu_offload_supported
+
+    if not gpu_offload_supported():
+        pytest.skip("this llama.cpp was built without GPU offload (CPU wheel)")
+    assert llama.placement == "gpu (all 30 layers)"
+    assert "paris" in llama.generate(QUESTION, GenerationOptions(max_tokens=30)).text.lower()
+
+
+def test_hf_dtype_follows_the_device(monkeypatch):
+    from lab.backends import hf
+
+    assert hf.resolve_dtype(None, "cpu") == "float32" and hf.resolve_dtype("float16", "cpu") == "float16"
+    monkeypatch.setattr(hf, "cpu_supports_bf16", lambda: True)
+    assert hf.resolve_dtype("auto", "cpu") == "bfloat16" and hf.resolve_dtype(None, "cpu") == "float32"
+    monkeypatch.setattr(hf, "cpu_supports_bf16", lambda: False)
+    assert hf.resolve_dtype("auto", "cpu") == "float32"
+
+
+def test_dequantised_cache_keeps_float32_and_other_dtypes_apart(tmp_path):
+    """A float32 consumer (parity checks, LoRA training) never loads a bf16 copy of the GGUF."""
+    from lab.backends.hf import _source, dequantised_dir
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    info = models.ModelInfo("m", "gguf", gguf, "user", gguf_path=gguf)
+    cache = tmp_path / "hf" / "m-abc"
+    assert dequantised_dir(cache, "float32") == cache and dequantised_dir(cache, "bfloat16").name == "m-abc-bfloat16"
+    # nothing cached: dequantise the GGUF, save under the dtype's own folder
+    assert _source(info, "bfloat16", cache) == (str(tmp_path), {"gguf_file": "m.gguf"}, tmp_path / "hf" / "m-abc-bfloat16")
+    # a bf16 copy in the float32 folder (written by an older lab) is rebuilt, not used
+    cache.mkdir(parents=True)
+    (cache / "config.json").write_text(json.dumps({"dtype": "bfloat16"}))
+    assert _source(info, "float32", cache) == (str(tmp_path), {"gguf_file": "m.gguf"}, cache)
+    # the float32 copy serves any dtype (cast on load); a dtype's own copy is preferred
+    (cache / "config.json").write_text(json.dumps({"dtype": "float32"}))
+    assert _source(info, "float32", cache) == (str(cache), {}, None)
+    assert _source(info, "bfloat16", cache) == (str(cache), {}, None)
+    own = dequantised_dir(cache, "bfloat16")
+    own.mkdir()
+    (own / "config.json").write_text(json.dumps({"torch_dtype": "bfloat16"}))
+    assert _source(info, "bfloat16", cache) == (str(own), {}, None)
+    # a model with its own HF weights loads them: no GGUF, no cache
+    paired = models.ModelInfo("p", "gguf", gguf, "user", gguf_path=gguf, hf_path=tmp_path / "weights")
+    assert _source(paired, "float32", cache) == (str(tmp_path / "weights"), {}, None)
+
+
 def test_openai_compatible_server_backend(tmp_path):
     """A real HTTP round trip to a loopback server speaking the OpenAI streaming protocol."""
     import http.server

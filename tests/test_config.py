@@ -20,3 +20,14 @@ def test_bad_config_names_the_field(tmp_path):
     cfg.write_text("n_ctx = = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(cfg)
+
+
+def test_n_gpu_layers_defaults_to_automatic_and_is_checked(tmp_path):
+    assert load_config(None).n_gpu_layers is None  # None: all layers when llama.cpp can offload
+    cfg = tmp_path / "lab.toml"
+    cfg.write_text("n_gpu_layers = 12\n")
+    assert load_config(cfg).n_gpu_layers == 12
+    assert load_config(cfg, n_gpu_layers=-1).n_gpu_layers == -1
+    cfg.write_text("n_gpu_layers = -2\n")
+    with pytest.raises(ConfigError, match="n_gpu_layers"):
+        load_config(cfg)

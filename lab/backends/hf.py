@@ -1,8 +1,11 @@
-"""Hugging Face models through transformers: HF folders, and the embedded GGUF files loaded
-with transformers' GGUF support (dequantised to float32), so LoRA adapters are trained on the
-same weights the llama.cpp arms run. PEFT adapters are switched on the one loaded model."""
+"""Hugging Face models through transformers: HF folders (a model's `hf_path`), and GGUF-only
+models loaded with transformers' GGUF support (dequantised, cached once), so LoRA adapters are
+trained on the same weights the llama.cpp arms run. PEFT adapters are switched on the one loaded
+model. On CUDA the weights load in bf16 straight onto the GPU (`device_map`); on the CPU in float32.
+"""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -12,39 +15,93 @@ from ..models import ModelInfo
 from .base import PLAIN_STOPS, BackendError, ContextTooLong, Generation, plain_render
 
 
+def cpu_supports_bf16() -> bool:
+    """Native bf16 arithmetic on this CPU (AVX512-BF16 or AMX): without it bf16 is emulated, slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """None: bf16 on a GPU that has it (else float16), float32 on the CPU (what the parity checks
+    were measured with). "auto": the same, but bf16 also on a CPU with native bf16."""
+    if dtype not in (None, "auto"):
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if dtype == "auto" and cpu_supports_bf16() else "float32"
+
+
+def dequantised_dir(cache_dir: Path, dtype: str) -> Path:
+    """Where a GGUF dequantised to `dtype` is cached. float32 (lossless) is `cache_dir` itself, the
+    folder LoRA training reads; other dtypes sit beside it with the dtype in the name, so a float32
+    consumer never gets rounded weights."""
+    cache_dir = Path(cache_dir)
+    return cache_dir if dtype == "float32" else cache_dir.with_name(f"{cache_dir.name}-{dtype}")
+
+
+def saved_dtype(folder: Path) -> str | None:
+    """The dtype a saved HF folder's weights are in (config.json), or None without one."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return config.get("dtype") or config.get("torch_dtype")
+
+
+def _source(info: ModelInfo, dtype: str, cache_dir: Path | None) -> tuple[str, dict, Path | None]:
+    """(folder to load, extra from_pretrained kwargs, folder to save the dequantised GGUF in)."""
+    hf_folder = info.hf_path or (Path(info.path) if info.kind == "hf" else None)
+    if hf_folder is not None:  # the model's own HF weights: nothing to dequantise
+        return str(hf_folder), {}, None
+    path = Path(info.path)
+    if cache_dir is None:
+        return str(path.parent), {"gguf_file": path.name}, None
+    own = dequantised_dir(cache_dir, dtype)
+    if saved_dtype(own) == dtype:
+        return str(own), {}, None
+    if saved_dtype(cache_dir) == "float32":  # the lossless copy serves any dtype
+        return str(cache_dir), {}, None
+    return str(path.parent), {"gguf_file": path.name}, own
+
+
 def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = None,
                   cache_dir: Path | None = None):
-    """(model, tokenizer) for an HF folder or a GGUF file. Shared with `lab.tuning`.
+    """(model, tokenizer) for a model's HF folder, or its GGUF dequantised. Shared with `lab.tuning`.
 
-    Dequantising a GGUF through transformers takes ~20-40 s; with `cache_dir` the result is
-    saved there once as an ordinary HF folder (safetensors) and later loads take ~1 s."""
+    dtype: a torch dtype name, or "auto" (see resolve_dtype). On CUDA the weights are placed with
+    `device_map` (needed for bitsandbytes 4-bit folders). Dequantising a GGUF through transformers
+    takes ~20-40 s; with `cache_dir` the result is saved once as an ordinary HF folder (see
+    dequantised_dir) and later loads take ~1 s. A model with HF weights ignores cache_dir."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(info.path)
+    path = Path(info.hf_path or info.path)
     if not path.exists():
         raise BackendError(f"model path {path} does not exist (see `lab models`)")
-    kwargs = {"local_files_only": True}
-    if info.kind == "gguf" and cache_dir is not None and (cache_dir / "config.json").exists():
-        src = str(cache_dir)
-    elif info.kind == "gguf":
-        src, kwargs["gguf_file"] = str(path.parent), path.name
-    else:
-        src = str(path)
+    dtype = resolve_dtype(dtype, device or "cpu")
+    src, kwargs, save_to = _source(info, dtype, cache_dir)
+    kwargs["local_files_only"] = True
+    on_gpu = bool(device) and device.startswith("cuda")
     try:
         tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype), **kwargs)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise BackendError(f"transformers could not load {path}: {e}") from e
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype),
+                                                     device_map=device if on_gpu else None, **kwargs)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        raise BackendError(f"transformers could not load {src}: {e}") from e
     # Configs converted from GGUF lack `architectures`; the GGUF LoRA export needs it.
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]
     _forget_gguf_quantizer(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if info.kind == "gguf" and cache_dir is not None and "gguf_file" in kwargs:
-        _save_atomically(model, tokenizer, cache_dir)
-    if device:
+    if save_to is not None:
+        _save_atomically(model, tokenizer, save_to)
+    if device and not on_gpu:
         model.to(device)
     model.eval()
     return model, tokenizer
@@ -108,13 +165,15 @@ class _Streamer:
 
 class HFBackend:
     def __init__(self, info: ModelInfo, n_ctx: int = 2048, device: str | None = None,
-                 dtype: str = "float32", cache_dir: Path | None = None):
+                 dtype: str | None = None, cache_dir: Path | None = None):
         import torch
 
         self.info = info
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, self.tokenizer = load_hf_model(info, dtype=dtype, device=self.device,
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model, self.tokenizer = load_hf_model(info, dtype=self.dtype, device=self.device,
                                                    cache_dir=cache_dir)
+        self.placement = f"{self.device} ({self.dtype})"
         self.n_ctx = min(n_ctx, info.context_length or n_ctx)
         self.lock = threading.Lock()
         self._peft_names: dict[str, str] = {}  # adapter folder -> PEFT adapter name
@@ -186,5 +245,5 @@ class HFBackend:
             text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new_ids),
             ttft_s=streamer.ttft or total, total_s=total, prompt_text=prompt_text,
             finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"device": self.device, "constrained": False},
+            extra={"device": self.device, "dtype": self.dtype, "constrained": False},
         )

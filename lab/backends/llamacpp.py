@@ -1,4 +1,7 @@
-"""GGUF models through llama.cpp (llama-cpp-python): the fast path every arm runs on."""
+"""GGUF models through llama.cpp (llama-cpp-python): the fast path every arm runs on.
+
+On a llama.cpp built with GPU offload (CUDA, Metal, ...) every layer goes to the GPU unless
+`n_gpu_layers` says otherwise; `placement` says where the model actually runs."""
 from __future__ import annotations
 
 import contextlib
@@ -33,9 +36,37 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+def gpu_offload_supported() -> bool:
+    """True when this llama.cpp can put layers on a GPU (built with CUDA/Metal/... and one is seen)."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def resolve_gpu_layers(requested: int | None, offload: bool | None = None) -> int:
+    """The n_gpu_layers given to llama.cpp: None means all layers (-1) when it can offload, else 0."""
+    if requested is not None:
+        return requested
+    offload = gpu_offload_supported() if offload is None else offload
+    return -1 if offload else 0
+
+
+def placement(n_gpu_layers: int, n_layers: int | None, offload: bool) -> str:
+    """Where the model runs, in words: "cpu", "gpu (all 30 layers)", "gpu (12/30 layers)"."""
+    if n_gpu_layers == 0:
+        return "cpu"
+    if not offload:  # llama.cpp ignores n_gpu_layers then: say so rather than claim a GPU
+        return f"cpu (this llama.cpp has no GPU offload; n_gpu_layers={n_gpu_layers} ignored)"
+    if n_layers is None:
+        return "gpu (all layers)" if n_gpu_layers < 0 else f"gpu ({n_gpu_layers} layers)"
+    if n_gpu_layers < 0 or n_gpu_layers >= n_layers:
+        return f"gpu (all {n_layers} layers)"
+    return f"gpu ({n_gpu_layers}/{n_layers} layers)"
+
+
 class LlamaCppBackend:
     def __init__(self, info: ModelInfo, n_ctx: int = 2048, n_threads: int | None = None,
-                 seed: int = 0, verbose: bool = False):
+                 seed: int = 0, verbose: bool = False, n_gpu_layers: int | None = None):
         from llama_cpp import Llama, llama_chat_format
 
         from ..config import default_threads
@@ -44,12 +75,19 @@ class LlamaCppBackend:
         path = Path(info.path)
         if not path.is_file():
             raise BackendError(f"model file {path} does not exist (see `lab models`)")
-        read_metadata(path)  # fails fast, naming the path, on a file that is not GGUF
+        meta = read_metadata(path)  # fails fast, naming the path, on a file that is not GGUF
         self.n_threads = n_threads or default_threads()
+        offload = gpu_offload_supported()
+        self.n_gpu_layers = resolve_gpu_layers(n_gpu_layers, offload)
+        self.n_layers = meta.get(f"{meta.get('general.architecture')}.block_count")
+        self.placement = placement(self.n_gpu_layers, self.n_layers, offload)
+        # Adapters are attached later through llama_adapter_lora_init, not Llama(lora_path=...):
+        # the latter turns mmap off, so the weights would be read into RAM as well.
         try:
             with (contextlib.nullcontext() if verbose else _quiet_stderr()):
                 self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
-                                 n_threads_batch=self.n_threads, seed=seed, verbose=verbose)
+                                 n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                                 seed=seed, verbose=verbose)
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {path}: {e} (corrupt or unsupported GGUF?)") from e
         self.n_ctx = self.llm.n_ctx()
@@ -166,5 +204,6 @@ class LlamaCppBackend:
             text=text.strip(), prompt_tokens=len(tokens), completion_tokens=n_completion,
             ttft_s=ttft if ttft is not None else total, total_s=total, prompt_text=prompt_text,
             finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"n_threads": self.n_threads, "constrained": grammar is not None},
+            extra={"n_threads": self.n_threads, "placement": self.placement,
+                   "constrained": grammar is not None},
         )

@@ -2,7 +2,8 @@
 who outgrow one machine. Standard library only; the server is whatever URL the user names, so
 the lab itself still reaches nothing on its own.
 
-Model spec: `openai:http://127.0.0.1:8080/v1` or `openai:http://host:port/v1#model-name`.
+Model spec: `openai:http://127.0.0.1:8080/v1` or `openai:http://host:port/v1#model-name`
+(parsed by `lab.models.describe_server`: naming models is the models module's job).
 """
 from __future__ import annotations
 
@@ -11,21 +12,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from ..config import GenerationOptions
 from ..models import ModelInfo
 from .base import BackendError, Generation
-
-PREFIX = "openai:"
-
-
-def describe(spec: str) -> ModelInfo:
-    url, _, model = spec[len(PREFIX):].partition("#")
-    url = url.rstrip("/")
-    return ModelInfo(id=f"{PREFIX}{model or url}", kind="openai", path=Path(url), source="server",
-                     chat_template=True, description=f"OpenAI-compatible server at {url}",
-                     extra={"url": url, "model": model or "default"})
 
 
 class OpenAICompatBackend:
