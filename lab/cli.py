@@ -16,7 +16,7 @@ from .ladder import ArmError
 from .evaluation.probe import ProbeError
 from .evaluation.scorers import ScorerError
 from .gguf_meta import GGUFError
-from .models import ModelNotFound
+from .models import ModelNotFound, ModelPairError
 from .retrieval.corpus import RetrievalError
 from .tasks import TaskError
 from .tuning.adapters import AdapterError
@@ -25,7 +25,7 @@ from .tuning.datasets import DatasetError
 from .tuning.train import TrainingError
 
 # Errors a user can fix: print the message (it names the path, line or field), exit 2, no traceback.
-USER_ERRORS = (ModelNotFound, GGUFError, BackendError, ConfigError, FileNotFoundError, ArmError, ProbeError,
+USER_ERRORS = (ModelNotFound, ModelPairError, GGUFError, BackendError, ConfigError, FileNotFoundError, ArmError, ProbeError,
                ScorerError, TaskError, ServeError, RetrievalError, AdapterError, TrainConfigError, DatasetError,
                TrainingError)
 
@@ -67,17 +67,29 @@ def cli(ctx, home):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def models(ctx, as_json):
-    """List every model the lab can run: embedded defaults and models/ (GGUF files, HF folders)."""
+    """List every model the lab can run (embedded defaults and models/: GGUF files, HF folders,
+    or both for one model), where it runs, and what each rung can do with it."""
+    from .backends.llamacpp import gpu_offload_supported, placement, resolve_gpu_layers
+    from .models import capabilities
+
     lab = _lab(ctx)
     found, problems = lab.list_models()
+    offload = gpu_offload_supported()
+    where = placement(resolve_gpu_layers(lab.config.n_gpu_layers, offload), None, offload)
     if as_json:
-        click.echo(json.dumps([m.as_row() for m in found], indent=2))
-    else:
-        rows = [(m.id, m.kind, _size(m.size_bytes), m.architecture or "?", m.context_length or "?",
-                 "yes" if m.chat_template else "no", m.source + ("" if m.ready else " (assembled on first use)"))
-                for m in found]
-        _table(["id", "kind", "size", "arch", "context", "chat template", "source"], rows)
-        click.echo(f"\ndefault: {lab.config.default_model}   (add your own: a .gguf file or HF folder in {lab.home.models})")
+        click.echo(json.dumps([dict(m.as_row(), capabilities=capabilities(m)) for m in found], indent=2))
+        return
+    rows = [(m.id, capabilities(m)["parts"], _size(m.size_bytes), m.architecture or "?", m.context_length or "?",
+             "yes" if m.chat_template else "no", m.source + ("" if m.ready else " (assembled on first use)"))
+            for m in found]
+    _table(["id", "parts", "size", "arch", "context", "chat template", "source"], rows)
+    click.echo("\nwhat each rung can do:")
+    for m in found:
+        caps = capabilities(m)
+        on = f", {where}" if caps["serve"] and caps["serve"].startswith("llama.cpp") else ""
+        click.echo(f"  {m.id}\n    prompt, rag: {caps['serve']}{on}\n    tune: {caps['train'] or caps['train_note']}")
+    click.echo(f"\ndefault: {lab.config.default_model}   (add your own: a .gguf file, an HF folder, or both in "
+               f"one folder, in {lab.home.models})")
     for p in problems:
         click.secho(f"warning: {p}", fg="yellow", err=True)
 

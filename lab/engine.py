@@ -46,6 +46,7 @@ class Lab:
                 kw: dict[str, Any] = {"n_ctx": self.config.n_ctx}
                 if kind == "llamacpp":
                     kw["n_threads"] = self.config.n_threads
+                    kw["n_gpu_layers"] = self.config.n_gpu_layers
                 if kind == "hf" and info.kind == "gguf":
                     kw["cache_dir"] = self.hf_cache_dir(info)
                 self._backends[key] = cls(info, **kw)

@@ -90,7 +90,7 @@ def hf_config(path: str | Path) -> dict:
             raise GGUFError(f"{path}: GGUF metadata field '{arch}.{key}' is missing")
         return value
 
-    vocab = field("vocab_size", required=False) or _array_length(meta.get("tokenizer.ggml.tokens"))
+    vocab = field("vocab_size", required=False) or array_length(meta.get("tokenizer.ggml.tokens"))
     if not vocab:
         raise GGUFError(f"{path}: GGUF metadata has neither '{arch}.vocab_size' nor 'tokenizer.ggml.tokens'")
     config = {
@@ -110,7 +110,7 @@ def hf_config(path: str | Path) -> dict:
     return config
 
 
-def _array_length(value) -> int | None:
+def array_length(value) -> int | None:
     """read_metadata shortens long arrays to '<array of N>'."""
     if isinstance(value, list):
         return len(value)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .gguf_meta import read_metadata
+from .gguf_meta import array_length, read_metadata
 
 # GGUF `general.architecture` -> the HF `model_type`s converted to it (llama.cpp's converter
 # writes Mistral as llama; Gemma 3 text-only checkpoints say gemma3_text).
@@ -180,12 +180,7 @@ def _text_config(config: dict) -> dict:
 
 
 def _gguf_vocab_size(meta: dict, arch: str) -> int | None:
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if isinstance(tokens, list):
-        return len(tokens)
-    if isinstance(tokens, str) and tokens.startswith("<array of "):  # read_metadata's stand-in
-        return int(tokens[len("<array of "):-1])
-    return meta.get(f"{arch}.vocab_size")
+    return array_length(meta.get("tokenizer.ggml.tokens")) or meta.get(f"{arch}.vocab_size")
 
 
 # ---- the check ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ LAB = Path(__file__).resolve().parents[1] / "lab"
 
 # The layers, bottom first; a unit is lab.<first name> (a module or a package).
 LAYERS = [
-    {"lab", "home", "config", "gguf_meta", "migrations", "prompts"},  # foundations
+    {"lab", "home", "config", "gguf_meta", "migrations", "prompts", "model_pairs"},  # foundations
     {"store", "models"},  # the run log; which models there are (no generation)
     {"backends"},  # one interface per engine: llama.cpp, transformers, OpenAI-compatible
     {"tasks", "retrieval", "tuning"},  # the rungs' own machinery, handed a Lab

@@ -84,7 +84,8 @@ class Startup:
             except Exception as e:
                 _ui.log_error(self.lab, "startup", e)
                 lines.append(f"Corpus **{Path(ref).name}** could not be indexed: {_ui.error_text(e)}")
-        lines.append(f"Default model **{self.lab.config.default_model}** · lab home `{self.lab.home.root}`")
+        lines.append(f"Default model **{self.lab.config.default_model}** (runs on {bridge.placement(self.lab)}) · "
+                     f"lab home `{self.lab.home.root}`")
         return " · ".join(lines)
 
 
