@@ -10,8 +10,9 @@ LAB = Path(__file__).resolve().parents[1] / "lab"
 
 # The layers, bottom first; a unit is lab.<first name> (a module or a package).
 LAYERS = [
-    {"lab", "home", "config", "gguf_meta", "migrations", "prompts", "model_pairs"},  # foundations
-    {"store", "models"},  # the run log; which models there are (no generation)
+    {"lab", "home", "config", "gguf_meta", "migrations", "prompts"},  # foundations
+    {"store", "model_pairs"},  # the run log; HF folder + GGUF pair checks
+    {"models"},  # which models there are (no generation)
     {"backends"},  # one interface per engine: llama.cpp, transformers, OpenAI-compatible
     {"tasks", "retrieval", "tuning"},  # the rungs' own machinery, handed a Lab
     {"ladder"},  # one question through one arm
