@@ -10,8 +10,9 @@ Plus the "signs you should not fine-tune": requirements that change often, no cl
 criteria; and the one sign for it beyond quality: per-request cost/latency at volume.
 
 With a scoreboard the advisor names the cheapest rung (zero-shot < few-shot < rag < tune <
-tune+rag) that meets the target, with its numbers, and says "fine-tuning helped" only when the
-paired bootstrap says the gain is significant.
+tune+rag) that meets the target, with its numbers, and says "fine-tuning helped" only when
+`lab.evaluation.stats.compare` calls the gain significant: Holm-corrected across the scoreboard's
+comparisons, and never on fewer than 6 examples (then it says "too few examples to tell").
 """
 from __future__ import annotations
 
@@ -174,15 +175,18 @@ def advise_from_answers(q: Questionnaire, task: str = "TASK") -> Recommendation:
 # ---- with evaluation evidence ------------------------------------------------------------------
 
 def _interval(c) -> str:
-    if c.lo is None:
-        return f"{c.diff:+.3f} (too few examples for an interval)"
+    """The difference, its interval, the raw and the Holm-corrected p, and n."""
     from .evaluation.stats import format_p
 
-    return f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}], {format_p(c.p_value)}"
+    ci = " (no interval)" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]"
+    holm = f", Holm {format_p(c.p_adjusted)}" if c.p_adjusted != c.p_value else ""
+    return f"{c.diff:+.3f}{ci}, {format_p(c.p_value)}{holm}, n={c.n}"
 
 
 def _fmt(a) -> str:
-    cost = f", {a.cost.per_1k:.4g}/1k requests ({a.cost.basis})" if a.cost else ""
+    from .evaluation.summary import money
+
+    cost = f", {money(a.cost.per_1k)} per 1,000 requests ({a.cost.basis} basis)" if a.cost else ""
     return f"{a.arm} {a.quality}{cost}"
 
 
@@ -231,7 +235,8 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
                 reasons.append(f"But {_fmt(a)} reaches {a.quality.mean / target:.0%} of the target and "
                                f"{chosen.arm}'s gain over it ({_interval(c)}) is not significant: "
                                f"the cheaper {a.arm} is the better buy.")
-                steps.append("add held-out examples to tell the two apart (the interval is wide)")
+                steps.append("add held-out examples to tell the two apart (the interval is wide)"
+                             + (f": about {c.needed} in all for the observed difference" if c.needed else ""))
                 chosen = a
                 break
         if chosen.quality.lo is not None and chosen.quality.lo < target <= (chosen.quality.hi or 0):
@@ -253,6 +258,9 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
             reasons.append(f"{what[0].upper() + what[1:]} helped: {upper} vs {lower} {interval} (significant).")
         elif c.significant:
             reasons.append(f"{what[0].upper() + what[1:]} hurt: {upper} vs {lower} {interval} (significant).")
+        elif c.too_few:
+            reasons.append(f"Whether {what} made a difference cannot be told yet ({upper} vs {lower} "
+                           f"{interval}): {c.reading()}")
         else:
             reasons.append(f"The evidence does not show that {what} helped: {upper} vs {lower} {interval} "
                            "(not significant).")
@@ -291,8 +299,9 @@ def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reas
     fails = {f: chosen.failures.get(f, 0) for f in ("output invalid", "retrieval missed", "answer wrong",
                                                      "request failed")}
     total = sum(fails.values()) or 1
-    reasons.append("Why the best rung's answers were wrong: " + ", ".join(
-        f"{k} {v}" for k, v in fails.items() if v) + ".")
+    if any(fails.values()):
+        reasons.append("Why the best rung's answers were wrong: " + ", ".join(
+            f"{k} {v}" for k, v in fails.items() if v) + ".")
     if fails["output invalid"] / total >= 0.5:
         reasons.append("Most failures are format failures: a behaviour problem, which tuning addresses "
                        "(flowchart step 3).")

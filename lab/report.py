@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .advisor import LADDER, Recommendation
 from .evaluation.stats import format_p
+from .evaluation.summary import FAILURES, method_note, money
 
 COLORS = {"zero-shot": "#6b7280", "few-shot": "#2563eb", "rag": "#059669", "tune": "#d97706",
           "tune+rag": "#7c3aed"}
@@ -27,12 +28,16 @@ def _e(v) -> str:
     return html.escape("" if v is None else str(v))
 
 
+def _p(p) -> str:
+    return format_p(p).removeprefix("p=")
+
+
 def _n(v, digits=3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def _money(v) -> str:
-    return "n/a" if v is None else f"{v:.4g}"
+    return money(v)
 
 
 def chart_svg(board, width: int = 640, height: int = 360) -> str:
@@ -76,7 +81,7 @@ def chart_svg(board, width: int = 640, height: int = 360) -> str:
                    f'<text x="{X(x) + 9:.1f}" y="{ly:.1f}" font-size="12" fill="{c}">{_e(a.arm)} '
                    f'{a.quality.mean:.2f}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
-               f'requests ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
+               f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
                f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>')
     return "".join(out)
 
@@ -119,7 +124,7 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
                      "n/a" if a.format_valid is None else f"{a.format_valid:.0%}",
                      _n(a.latency_p50, 2), _n(a.latency_p95, 2), _n(a.prompt_tokens, 0),
                      _n(a.completion_tokens, 0),
-                     f"{_money(a.cost.per_1k)} <span class=small>({a.cost.basis})</span>" if a.cost else "n/a",
+                     f"{_money(a.cost.per_1k)} <span class=small>({a.cost.basis} basis)</span>" if a.cost else "n/a",
                      str(a.errors)])
     parts.append(_table(["arm", "n", f"{board.primary_metric} [95% CI]", "meets target", "format valid",
                          "latency p50 s", "p95 s", "prompt tokens", "completion tokens", "cost / 1k requests",
@@ -134,12 +139,12 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
               _money(a.training_cost), _e(a.break_even or "n/a")] for a in tuned]))
 
     if board.comparisons:
-        parts.append("<h2>Arm against arm (paired bootstrap)</h2>" + _table(
-            ["comparison", "difference", "95% CI", "p", "significant", "n"],
-            [[f"{_e(c.b)} vs {_e(c.a)}", _n(c.diff), f"[{_n(c.lo)}, {_n(c.hi)}]", _e(format_p(c.p_value).removeprefix("p=")),
-              "<b>yes</b>" if c.significant else "no", str(c.n)] for c in board.comparisons], {1, 3, 5}))
-
-    from .evaluation.summary import FAILURES
+        parts.append("<h2>Arm against arm</h2>"
+                     f"<p class=small>{_e(method_note(board))}.</p>" + _table(
+            ["comparison", "difference", "95% CI", "p", "Holm p", "verdict", "n", "in plain words"],
+            [[f"{_e(c.b)} vs {_e(c.a)}", _n(c.diff), f"[{_n(c.lo)}, {_n(c.hi)}]", _e(_p(c.p_value)),
+              _e(_p(c.p_adjusted)), f"<b>{_e(c.verdict)}</b>" if c.significant else _e(c.verdict), str(c.n),
+              _e(c.reading())] for c in board.comparisons], {1, 3, 4, 6}))
 
     parts.append("<h2>Why answers were wrong</h2>" + _table(
         ["arm", *FAILURES], [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
@@ -163,10 +168,12 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
                      + _examples_table(agree[:max_examples], arms) + "</details>")
     parts.append("<h2>Cost assumptions</h2>" + _table(
         ["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()]))
-    parts.append("<p class=small>Quality intervals: percentile bootstrap over examples (repeats averaged per example). "
-                 "Differences: paired bootstrap; significant when the 95% interval excludes zero. Latency is the model's "
-                 "time per request (retrieval not included); time-basis costs are that latency x the hour price.</p>"
-                 "</body></html>")
+    parts.append("<p class=small>Quality intervals: Wilson for 0/1 scores, BCa bootstrap over examples for graded "
+                 "ones (repeats averaged per example). Differences: exact McNemar (sign) test on the examples where "
+                 "the arms disagree for 0/1 scores, a paired sign-flip permutation test for graded ones; "
+                 "significant when the Holm-corrected p is below 0.05 on at least 6 examples. Latency is the "
+                 "model's time per request (retrieval not included); time-basis costs are that latency x the "
+                 "hour price.</p></body></html>")
     return "".join(parts)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from lab.advisor import LADDER, Questionnaire, advise, advise_from_answers, advise_from_scoreboard
 from lab.evaluation.costs import BreakEven, RequestCost
-from lab.evaluation.stats import Estimate, Paired
+from lab.evaluation.stats import Comparison, Estimate, compare, compare_all, mean_ci
 from lab.evaluation.summary import ArmSummary, Scoreboard
 
 Q = Questionnaire
@@ -90,7 +90,7 @@ def board(arms, comparisons, target=0.8):
 
 
 def P(a, b, diff, lo, hi, p):
-    return Paired(a, b, diff, lo, hi, p, 60)
+    return Comparison(a, b, diff, lo, hi, p, 60)
 
 
 def test_evidence_cheapest_rung_meeting_target():
@@ -121,6 +121,37 @@ def test_fine_tuning_helped_only_when_significant():
     assert r.rung == "few-shot"
     assert not any("Fine-tuning helped" in x for x in r.reasons)
     assert any("does not show that fine-tuning helped" in x for x in r.reasons)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("pattern", ["all favour tune", "all equal", "ties and one win"])
+def test_small_n_never_says_fine_tuning_helped(n, pattern):
+    """Boards built from real compare() results: on fewer than 6 examples the advisor says it
+    cannot tell, whatever the scores, and never that fine-tuning (or anything) helped."""
+    few = [0.0] * n
+    tune = {"all favour tune": [1.0] * n, "all equal": list(few), "ties and one win": [1.0] + [0.0] * (n - 1)}[pattern]
+    ids = [f"e{i}" for i in range(n)]
+    comps = compare_all({"few-shot": dict(zip(ids, few)), "tune": dict(zip(ids, tune))})
+    q_few, q_tune = mean_ci(few), mean_ci(tune)
+    arms = [ArmSummary("few-shot", n, q_few, q_few.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"),
+                       {}, 0),
+            ArmSummary("tune", n, q_tune, q_tune.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"),
+                       {}, 0)]
+    r = advise_from_scoreboard(board(arms, comps))
+    text = r.to_text().lower()
+    assert "helped" not in text.replace("does not show that", "") and "(significant)" not in text
+    assert comps[0].verdict == "too few examples to tell"
+    assert any("cannot be told yet" in x and f"{n} example" in x for x in r.reasons)
+
+
+def test_a_raw_p_below_alpha_that_holm_lifts_is_not_called_help():
+    c = compare([0.0] * 60, [1.0] * 6 + [0.0] * 54, name_a="few-shot", name_b="tune")
+    assert c.p_value < 0.05 and c.significant
+    c.p_adjusted = 3 * c.p_value  # three comparisons on the board
+    b = board([arm("few-shot", 0.0, 0.0, 0.06), arm("tune", 0.1, 0.05, 0.2)], [c])
+    r = advise_from_scoreboard(b)
+    assert not any("Fine-tuning helped" in x for x in r.reasons)
+    assert any("does not show that fine-tuning helped" in x and "Holm p=0.094" in x for x in r.reasons)
 
 
 def test_nothing_meets_target_diagnoses_format_failures_and_points_to_tuning():

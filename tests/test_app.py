@@ -103,7 +103,7 @@ def test_rating_is_saved_against_the_generation(fake_lab):
     assert "Saved: worse" in tab_compare.rate(fake_lab, final[0], "zero-shot", "worse")
     rating = fake_lab.store.ratings(1)[0]
     assert rating["generation_id"] == final[0]["zero-shot"] and rating["verdict"] == "worse"
-    with pytest.raises(gr.Error):
+    with pytest.raises(gr.Error, match="no rag answer to rate"):
         tab_compare.rate(fake_lab, final[0], "rag", "better")
 
 
@@ -131,12 +131,24 @@ def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
     status, scoreboard, plot, significance, failures, table = outs[-1]
     assert "4 results" in status
     assert "zero-shot" in scoreboard and "[95% CI]" in scoreboard
-    assert "few-shot vs zero-shot" in significance and "significant" in significance
+    assert "$" in scoreboard and "(time basis)" in scoreboard  # a cost says its currency and basis
+    # two examples are never evidence: the verdict says so, whatever the scores
+    assert "few-shot vs zero-shot" in significance and "too few examples to tell" in significance
+    assert "**significant**" not in significance and "2 examples are too few to tell" in significance
     assert "output invalid" in failures
     assert plot is not None
     assert jobs.cancel is None  # nothing left running
     run = fake_lab.store.eval_runs(1)[0]
     assert run["task"] == "tickets" and run["results"] == 4
+
+
+def test_evaluate_with_one_example_shows_no_interval_instead_of_crashing(fake_lab):
+    outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None,
+                                 "fixed", False))
+    status, scoreboard, plot, significance, failures, table = outs[-1]
+    assert "2 results" in status and plot is not None
+    assert "1 example is too few to tell few-shot and zero-shot apart" in significance
+    assert "[—]" in scoreboard  # a graded score on one example has no interval
 
 
 def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
@@ -211,8 +223,9 @@ def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
     assert "Saved" in msg and "45 days" in (corpus_lab.home.corpora / "notes" / "a.md").read_text()
     msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
     assert "Added" in msg and (corpus_lab.home.corpora / "notes" / "sub" / "new.txt").exists()
-    for bad in ("../escape.md", "/etc/passwd.md", "notes.exe", ".hidden.md"):
-        with pytest.raises(gr.Error):
+    for bad, why in [("../escape.md", "stay inside the corpus"), ("/etc/passwd.md", "stay inside the corpus"),
+                     ("notes.exe", "use one of"), (".hidden.md", "hidden files")]:
+        with pytest.raises(gr.Error, match=why):
             tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
 
 

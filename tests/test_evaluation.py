@@ -1,6 +1,6 @@
-"""Evaluation: scorers on hand-made cases, the bootstrap on known distributions, costs, the
+"""Evaluation: scorers on hand-made cases, costs, the
 resumable runner (including a real process killed mid-run), the scoreboard, and end-to-end
-runs of every arm with the real default model."""
+runs of every arm with the real default model. The statistics are in tests/test_stats.py."""
 from __future__ import annotations
 
 import json
@@ -14,14 +14,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lab.backends.fake import FakeBackend
 from lab.engine import Lab
 from lab.evaluation import run_eval, summarize
 from lab.ladder import ArmError
-from lab.evaluation import costs, scorers as S, stats
+from lab.evaluation import costs, scorers as S
 from lab.tasks import load_task
 
 LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
@@ -199,48 +198,6 @@ def test_every_builtin_scenario_names_known_scorers():
         S.check_task(load_task(name))
 
 
-# ---- statistics -----------------------------------------------------------------------------
-
-def test_bootstrap_interval_covers_the_true_mean():
-    rng = np.random.default_rng(1)
-    covered = 0
-    for trial in range(100):
-        x = (rng.random(80) < 0.7).astype(float)  # Bernoulli(0.7): accuracy-like scores
-        e = stats.mean_ci(x, n_boot=1000, seed=trial)
-        covered += e.lo <= 0.7 <= e.hi
-        assert e.lo <= e.mean <= e.hi
-    assert covered >= 88  # nominal 95%; a percentile bootstrap on n=80 runs a little under
-
-
-def test_paired_bootstrap_real_difference_is_significant_zero_is_not():
-    rng = np.random.default_rng(0)
-    a = (rng.random(60) < 0.5).astype(float)
-    better = a.copy()
-    better[np.flatnonzero(a == 0)[:15]] = 1.0  # b fixes 15 of a's misses, breaks none
-    p = stats.paired_bootstrap(a, better, "a", "b")
-    assert p.significant and p.diff == pytest.approx(0.25) and p.lo > 0 and p.p_value < 0.01
-    same = stats.paired_bootstrap(a, a.copy())
-    assert not same.significant and same.diff == 0 and same.p_value == 1.0
-    # equal quality, different mistakes: no difference on average, should not be significant
-    shuffled = a.copy()
-    swap = np.flatnonzero(a == 1)[:5], np.flatnonzero(a == 0)[:5]
-    shuffled[swap[0]], shuffled[swap[1]] = 0.0, 1.0
-    noise = stats.paired_bootstrap(a, shuffled)
-    assert noise.diff == 0 and not noise.significant
-    # seeded: the same call gives the same interval
-    assert stats.paired_bootstrap(a, better, seed=3).as_dict() == stats.paired_bootstrap(a, better, seed=3).as_dict()
-
-
-def test_stats_skip_none_and_percentiles():
-    assert stats.mean_ci([None, None]).mean is None
-    assert stats.mean_ci([1.0, None, 0.0]).n == 2
-    assert stats.percentile([1, 2, 3, 4, 5], 50) == 3
-    assert stats.percentile([1.0] * 19 + [10.0], 95) == pytest.approx(1.45)
-    assert stats.paired_bootstrap([1.0], [0.0]).lo is None  # one example: no interval
-    with pytest.raises(ValueError):
-        stats.paired_bootstrap([1, 2], [1])
-
-
 # ---- costs -----------------------------------------------------------------------------------
 
 def test_costs_tokens_time_training_and_break_even():
@@ -352,9 +309,15 @@ def test_scoreboard_failures_disagreements_and_paired_tests(fake_lab, label_task
     assert f.metrics["macro_f1"] == 1.0 and z.metrics["macro_f1"] < 1
     c = board.comparison("zero-shot", "few-shot")
     assert c.diff == pytest.approx(0.5) and c.n == 6
+    # 0/1 scores: the exact McNemar test on the 3 examples only few-shot got right, Wilson per arm
+    assert board.score_kind == "binary" and c.kind == "binary" and (c.wins, c.losses) == (3, 0)
+    assert c.p_value == pytest.approx(0.25) and c.verdict == "not significant"
+    assert z.quality.method == "Wilson" and z.quality.lo > 0.15 and f.quality.hi == 1.0 and f.quality.lo < 1
     assert sum(e["disagree"] for e in board.examples) == 3
     text = board.to_text()
     assert "few-shot vs zero-shot" in text and "output invalid" in text
+    assert "exact McNemar" in text and "few-shot beat zero-shot on 3 of 6 examples and lost on 0" in text
+    assert "(time basis)" in text and "$" in text  # a cost says its unit
     json.dumps(board.as_dict(), default=str)  # serialisable for --json
 
 

@@ -105,13 +105,34 @@ def secs(x: float | None) -> str:
 
 
 def quality_ci(q) -> str:
-    """A mean with its 95% interval, as every scoreboard shows it."""
-    return "—" if q.mean is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]"
+    """A mean with its 95% interval, as every scoreboard shows it (one example: no interval)."""
+    if q.mean is None:
+        return "—"
+    return f"{q.mean:.3f} [—]" if q.lo is None else f"{q.mean:.3f} [{q.lo:.3f}, {q.hi:.3f}]"
+
+
+def p_value(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def comparison(c) -> str:
+    """One `stats.Comparison` as a line: b vs a, the difference with its interval, the raw and the
+    Holm-corrected p, the verdict (bold when significant) and n. Missing parts show as —."""
+    if c.diff is None:
+        return f"{c.b} vs {c.a}: no examples in common"
+    ci = "" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]"
+    holm = f", Holm-corrected p = {p_value(c.p_adjusted)}" if c.p_adjusted != c.p_value else ""
+    verdict = f"**{c.verdict}**" if c.significant else c.verdict
+    return f"{c.b} vs {c.a}: {c.diff:+.3f}{ci}, p = {p_value(c.p_value)}{holm} — {verdict} (n = {c.n})"
 
 
 def money(x: float | None) -> str:
     if x is None:
         return "—"
+    if 0 < x < 0.0001:
+        return "< $0.0001"
     return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
 

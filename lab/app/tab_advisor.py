@@ -47,14 +47,16 @@ def render(rec, board=None) -> str:
                 rows.append([LABELS.get(a.arm, a.arm), a.n,
                          _ui.quality_ci(a.quality),
                          "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
-                         _ui.money(a.cost.per_1k) if a.cost else "—",
+                         f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
                          str(a.break_even) if a.break_even else "—"])
         out += ["", f"**The numbers** (task {board.task}, {board.primary_metric}, target {board.target:.0%})", "",
                 _ui.md_table(["arm", "n", "quality [95% CI]", "meets target", "format valid", "cost / 1k",
                               "tuning break-even"], rows)]
-        sig = [str(c) for c in board.comparisons]
-        if sig:
-            out += ["", "**Paired differences**"] + [f"- {s}" for s in sig]
+        if board.comparisons:
+            from ..evaluation.summary import method_note
+
+            out += ["", f"**Arm against arm** ({method_note(board)})"]
+            out += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(c.reading())}_" for c in board.comparisons]
     if rec.next_steps:
         out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
     if rec.would_change_if:

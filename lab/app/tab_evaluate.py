@@ -139,7 +139,7 @@ def show_run(lab, run_id: int | None):
 def summarize(lab, run_id: int):
     """(scoreboard, chart, significance, failures, disagreements) for one run."""
     from ..evaluation import summarize as _summarize
-    from ..evaluation.summary import FAILURES
+    from ..evaluation.summary import FAILURES, method_note
 
     board = _summarize(lab, run_id)
     head = ["arm", "n", f"{board.primary_metric} [95% CI]", f"meets {board.target:.0%}", "format valid",
@@ -150,21 +150,15 @@ def summarize(lab, run_id: int):
                      _ui.quality_ci(a.quality),
                      "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
                      _ui.secs(a.latency_p50), _ui.secs(a.latency_p95), _num(a.prompt_tokens),
-                     _num(a.completion_tokens), f"{_ui.money(a.cost.per_1k)} ({a.cost.basis})" if a.cost else "—",
+                     _num(a.completion_tokens), f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
                      f"{_ui.secs(a.training_wall_s)} on {a.training_device} = {_ui.money(a.training_cost)}"
                      if a.training_cost is not None else "—",
                      str(a.break_even) if a.break_even else "—"])
     title = (f"**{board.task}** · run #{board.run['id']} · model {board.run['model_id']} · "
              f"{'complete' if board.complete else 'partial'} ({board.n_examples} held-out examples)\n\n")
     scoreboard = title + _ui.md_table(head, rows)
-    sig = ["**Is the difference real?** Paired bootstrap, 95% interval of b − a:"]
-    for c in board.comparisons:
-        if c.diff is None:
-            sig.append(f"- {c.b} vs {c.a}: n/a")
-            continue
-        verdict = "**significant**" if c.significant else "not significant"
-        sig.append(f"- {c.b} vs {c.a}: {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}], p = {c.p_value:.3f} — "
-                   f"{verdict} (n = {c.n})")
+    sig = [f"**Is the difference real?** {method_note(board)}:", ""]
+    sig += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(c.reading())}_" for c in board.comparisons]
     significance = "\n".join(sig) if board.comparisons else "_One arm only: nothing to compare._"
     failures = _ui.md_table(["arm", *FAILURES, "errors"],
                             [[a.arm, *(a.failures.get(f, 0) for f in FAILURES), a.errors] for a in board.arms])
@@ -191,7 +185,8 @@ def chart(board):
         if a.quality.mean is None:
             continue
         x = a.cost.per_1k if use_cost else (a.latency_p50 or 0.0)
-        yerr = [[a.quality.mean - a.quality.lo], [a.quality.hi - a.quality.mean]]
+        lo, hi = (a.quality.mean, a.quality.mean) if a.quality.lo is None else (a.quality.lo, a.quality.hi)
+        yerr = [[a.quality.mean - lo], [hi - a.quality.mean]]  # one example: no interval to draw
         ax.errorbar([x], [a.quality.mean], yerr=yerr, fmt="o", capsize=4, label=a.arm)
         ax.annotate(a.arm, (x, a.quality.mean), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.axhline(board.target, linestyle="--", color="grey", linewidth=1)
@@ -234,7 +229,8 @@ def _cell(o: dict | None) -> str:
 def build(lab) -> None:
     jobs = Jobs()
     gr.Markdown("The same held-out examples through every arm you tick, scored, with 95% intervals. "
-                "“Fine-tuning helped” is only said when the paired difference is significant.",
+                "“Fine-tuning helped” is only said when the paired difference is significant after "
+                "Holm's correction, and never on fewer than 6 examples.",
                 elem_classes="lab-lead")
     with gr.Row():
         task = gr.Dropdown(allow_custom_value=True, label="Task", choices=[], scale=2, elem_id="eval-task")

@@ -4,7 +4,8 @@
     board = summarize(lab, run_id)
     print(board.to_text())
 
-Modules: `runner` (resumable runs), `scorers`, `stats` (bootstrap), `costs`, `summary`
+Modules: `runner` (resumable runs), `scorers`, `stats` (`compare`: exact McNemar
+or sign-flip permutation tests, Wilson/BCa intervals, Holm), `costs`, `summary`
 (the scoreboard), `probe` (the staleness probe). How each arm answers is `lab.ladder`.
 """
 from .runner import EvalError, latest_run, run_eval  # noqa: F401

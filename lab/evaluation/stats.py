@@ -1,25 +1,49 @@
-"""Honest statistics for small evaluation sets: bootstrap intervals and paired comparisons.
+"""Honest statistics for small evaluation sets, from established tests (scipy).
 
-With 60 held-out examples a 5-point difference can be noise. The paired bootstrap resamples
-*examples* (both arms' scores on the same example move together), which is the right test
-when two arms answered the same questions. Everything is seeded, so a report is reproducible.
+One entry point, `compare(a, b, kind)`: arm b against arm a on the same examples (a[i] and b[i]
+belong to example i). The scoreboard, the advisor, the app, the report and the tests all use it.
+
+- binary scores (every value 0 or 1: exact match, label accuracy, contains-the-fact): the exact
+  McNemar test, i.e. a two-sided sign test on the discordant pairs (`scipy.stats.binomtest`);
+  each arm's rate gets a Wilson interval, the difference Newcombe's Wilson-based paired interval.
+- graded scores (field accuracy, F1, ROUGE-L, or repeats averaged per example): a paired sign-flip
+  permutation test (`scipy.stats.permutation_test`, exact up to 13 pairs) and a paired BCa
+  bootstrap interval (`scipy.stats.bootstrap`).
+- `compare_all` makes every pairwise comparison of one scoreboard and applies Holm's correction;
+  "significant" always means after the correction.
+- Fewer than MIN_PAIRS pairs is never significant: "too few examples to tell", with a simple
+  power estimate of how many examples the observed difference would need.
+
+Everything random is seeded, so a report is reproducible.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
-N_BOOT = 5000
+Kind = Literal["binary", "graded"]
+KINDS = ("binary", "graded")
+N_BOOT = 5000  # bootstrap resamples
+N_PERM = 9999  # sign-flip resamples; below 2**13 pairs the test enumerates every flip exactly
+ALPHA = 0.05
+POWER = 0.8  # for "how many examples would be needed"
+MIN_PAIRS = 6  # fewer paired examples are never "significant" (a sign test cannot reach p<0.05 with 5)
+TOO_FEW = "too few examples to tell"
 
 
 @dataclass
 class Estimate:
+    """One arm's mean score and its interval (Wilson for binary scores, BCa bootstrap for graded)."""
     mean: float | None
     lo: float | None
     hi: float | None
     n: int
+    method: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -27,36 +51,84 @@ class Estimate:
     def __str__(self) -> str:
         if self.mean is None:
             return "n/a"
+        if self.lo is None:
+            return f"{self.mean:.3f} [n/a]"
         return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
 
 
 @dataclass
-class Paired:
+class Comparison:
     """b minus a over the examples both arms scored."""
     a: str
     b: str
     diff: float | None
-    lo: float | None
+    lo: float | None  # the interval of the difference (not corrected for multiple comparisons)
     hi: float | None
-    p_value: float | None
-    n: int
+    p_value: float | None  # raw, two-sided
+    n: int  # pairs
+    p_adjusted: float | None = None  # Holm across the scoreboard's comparisons; None: a family of one
+    kind: str = "graded"
+    wins: int = 0  # examples where b scored higher than a
+    losses: int = 0  # ... lower
+    needed: int | None = None  # examples needed to detect the observed difference (80% power)
+    test: str = ""
+    alpha: float = ALPHA
+
+    def __post_init__(self):
+        if self.p_adjusted is None:
+            self.p_adjusted = self.p_value
+
+    @property
+    def ties(self) -> int:
+        return self.n - self.wins - self.losses
+
+    @property
+    def too_few(self) -> bool:
+        return self.n < MIN_PAIRS
 
     @property
     def significant(self) -> bool:
-        """The 95% interval of the difference excludes zero."""
-        return self.lo is not None and (self.lo > 0 or self.hi < 0)
+        """Holm-corrected p below alpha, on at least MIN_PAIRS examples."""
+        return not self.too_few and self.p_adjusted is not None and self.p_adjusted < self.alpha
+
+    @property
+    def verdict(self) -> str:
+        if self.diff is None:
+            return "no examples in common"
+        if self.too_few:
+            return TOO_FEW
+        return "significant" if self.significant else "not significant"
+
+    def reading(self) -> str:
+        """One plain sentence for people who do not read p-values."""
+        if self.diff is None:
+            return f"{self.b} and {self.a} have no scored example in common."
+        points = f"{abs(self.diff) * 100:.3g}-point"
+        same = self.wins == 0 and self.losses == 0
+        if self.too_few:
+            need = (f": about {self.needed} would be needed to see a {points} difference" if self.needed
+                    else " (no difference seen)")
+            return f"{self.n} example{'s are' if self.n != 1 else ' is'} too few to tell {self.b} and {self.a} apart{need}."
+        if same:
+            return f"{self.b} and {self.a} scored the same on all {self.n} examples."
+        record = f"{self.b} beat {self.a} on {self.wins} of {self.n} examples and lost on {self.losses}"
+        if self.significant:
+            return f"{record}; a difference this large would rarely happen by chance."
+        more = (f"; about {self.needed} examples would be needed to tell a {points} difference from chance"
+                if self.needed and self.needed > self.n else "")
+        return f"{record}; a difference this large could easily be chance{more}."
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "significant": self.significant}
+        return {**asdict(self), "ties": self.ties, "significant": self.significant, "verdict": self.verdict,
+                "reading": self.reading()}
 
     def __str__(self) -> str:
         if self.diff is None:
             return f"{self.b} vs {self.a}: n/a"
-        verdict = "significant" if self.significant else "not significant"
-        if self.lo is None:
-            return f"{self.b} vs {self.a}: {self.diff:+.3f} (n={self.n}: too few for an interval)"
-        return (f"{self.b} vs {self.a}: {self.diff:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}], "
-                f"{format_p(self.p_value)} ({verdict}, n={self.n})")
+        interval = "" if self.lo is None else f" [{self.lo:+.3f}, {self.hi:+.3f}]"
+        holm = f", Holm {format_p(self.p_adjusted)}" if self.p_adjusted != self.p_value else ""
+        return (f"{self.b} vs {self.a}: {self.diff:+.3f}{interval}, {format_p(self.p_value)}{holm} "
+                f"({self.verdict}, n={self.n})")
 
 
 def format_p(p: float | None) -> str:
@@ -69,46 +141,169 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
     return np.array([v for v in values if v is not None], dtype=float)
 
 
-def mean_ci(values: Sequence[float | None], n_boot: int = N_BOOT, seed: int = 0,
-            level: float = 0.95) -> Estimate:
-    """The mean and its percentile-bootstrap interval; None values are skipped."""
+def kind_of(*value_lists: Sequence[float | None], graded_metric: bool = False) -> Kind:
+    """"binary" when every value is 0 or 1 and the metric is not a graded one (the scoreboard
+    passes graded_metric for token_f1, rouge_l and field_accuracy); else "graded". Repeats
+    averaged per example (0.5, ...) make a binary metric graded."""
+    if graded_metric:
+        return "graded"
+    values = np.concatenate([_clean(v) for v in value_lists]) if value_lists else np.array([])
+    return "binary" if np.isin(values, (0.0, 1.0)).all() else "graded"
+
+
+def _check_kind(kind: str | None, *values: np.ndarray) -> Kind:
+    if kind is None:
+        return kind_of(*values)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "binary" and not all(np.isin(v, (0.0, 1.0)).all() for v in values):
+        raise ValueError("kind='binary' needs every score to be 0 or 1")
+    return kind
+
+
+# ---- one arm ----------------------------------------------------------------------------------
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    ci = sps.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _bootstrap(data: tuple, statistic, level: float, seed: int, n_boot: int, paired: bool) -> tuple:
+    """BCa interval; the percentile one where BCa is undefined; (None, None) where both are.
+    Scores with no spread give the point itself (there is nothing to resample)."""
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # degenerate data: scipy warns and returns nan
+            try:
+                res = sps.bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=n_boot,
+                                    confidence_level=level, method=method, rng=np.random.default_rng(seed))
+            except ValueError:  # fewer than two observations
+                return None, None
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if not (math.isnan(lo) or math.isnan(hi)):
+            return lo, hi
+    point = float(statistic(*data, axis=-1))
+    return point, point
+
+
+def mean_ci(values: Sequence[float | None], kind: str | None = None, level: float = 0.95,
+            seed: int = 0, n_boot: int = N_BOOT) -> Estimate:
+    """The mean and its interval; None values are skipped. Binary scores: Wilson (never [0, 0]
+    for 0 of n); graded: BCa bootstrap (none for a single example)."""
     x = _clean(values)
     if len(x) == 0:
         return Estimate(None, None, None, 0)
-    if len(x) == 1 or np.all(x == x[0]):
-        return Estimate(float(x.mean()), float(x.mean()), float(x.mean()), len(x))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return Estimate(float(x.mean()), float(lo), float(hi), len(x))
+    kind = _check_kind(kind, x)
+    if kind == "binary":
+        lo, hi = wilson(int(x.sum()), len(x), level)
+        return Estimate(float(x.mean()), lo, hi, len(x), "Wilson")
+    lo, hi = _bootstrap((x,), np.mean, level, seed, n_boot, paired=False)
+    return Estimate(float(x.mean()), lo, hi, len(x), "BCa bootstrap")
 
 
-def paired_bootstrap(a: Sequence[float | None], b: Sequence[float | None], name_a: str = "a",
-                     name_b: str = "b", n_boot: int = N_BOOT, seed: int = 0,
-                     level: float = 0.95) -> Paired:
-    """Compare arm b with arm a on the same examples (a[i] and b[i] belong to example i).
+# ---- arm against arm --------------------------------------------------------------------------
 
-    Returns mean(b - a), its bootstrap interval, and a two-sided p-value: how often the
-    resampled difference falls on the other side of zero (doubled), floored at 1/n_boot."""
+def newcombe_paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) interval for the difference of two paired proportions,
+    mean(b) - mean(a), built from each arm's Wilson interval and the correlation of the pairs."""
+    n = len(a)
+    both, only_a = int(np.sum((a == 1) & (b == 1))), int(np.sum((a == 1) & (b == 0)))
+    only_b, neither = int(np.sum((a == 0) & (b == 1))), int(np.sum((a == 0) & (b == 0)))
+    pa, pb = (both + only_a) / n, (both + only_b) / n
+    la, ua = wilson(both + only_a, n, level)
+    lb, ub = wilson(both + only_b, n, level)
+    denom = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(denom) if denom else 0.0
+    diff = pb - pa
+    down = math.sqrt(max(0.0, (pb - lb) ** 2 - 2 * phi * (pb - lb) * (ua - pa) + (ua - pa) ** 2))
+    up = math.sqrt(max(0.0, (ub - pb) ** 2 - 2 * phi * (ub - pb) * (pa - la) + (pa - la) ** 2))
+    return max(-1.0, diff - down), min(1.0, diff + up)
+
+
+def examples_needed(d: np.ndarray, kind: str, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Roughly how many paired examples would detect the observed mean difference (two-sided
+    alpha, given power), at least MIN_PAIRS. Binary: Connor's (1987) McNemar sample size, and
+    enough discordant pairs for the exact test; graded: the normal approximation for a paired
+    mean, with the observed spread. None when there is no difference (or no spread to measure)."""
+    diff = float(d.mean()) if len(d) else 0.0
+    if diff == 0:
+        return None
+    za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
+    if kind == "binary":
+        discordant = float(np.mean(d != 0))
+        n = (za * math.sqrt(discordant) + zb * math.sqrt(max(0.0, discordant - diff ** 2))) ** 2 / diff ** 2
+        n = max(n, MIN_PAIRS / discordant)
+    else:
+        if len(d) < 2:
+            return None
+        n = ((za + zb) * float(np.std(d, ddof=1)) / abs(diff)) ** 2
+    return max(MIN_PAIRS, math.ceil(n))
+
+
+def _mean_diff(x, y, axis=-1):
+    return np.mean(y - x, axis=axis)
+
+
+def compare(a: Sequence[float | None], b: Sequence[float | None], kind: str | None = None,
+            name_a: str = "a", name_b: str = "b", level: float = 0.95, seed: int = 0,
+            n_boot: int = N_BOOT, n_perm: int = N_PERM, alpha: float = ALPHA) -> Comparison:
+    """Arm b against arm a on the same examples: mean(b - a), its interval, the raw two-sided p
+    and the verdict (a family of one: p_adjusted = p_value; `compare_all` applies Holm).
+    Pairs with a missing score on either side are dropped. kind None: decided by `kind_of`."""
     if len(a) != len(b):
         raise ValueError(f"paired scores differ in length: {len(a)} vs {len(b)}")
-    d = np.array([y - x for x, y in zip(a, b) if x is not None and y is not None], dtype=float)
-    if len(d) == 0:
-        return Paired(name_a, name_b, None, None, None, None, 0)
-    diff = float(d.mean())
-    if len(d) < 2:  # one example is no evidence either way
-        return Paired(name_a, name_b, diff, None, None, None, len(d))
-    if np.all(d == d[0]):  # no spread: the interval is the point; zero means no evidence
-        return Paired(name_a, name_b, diff, diff, diff, 1.0 if diff == 0 else 0.0, len(d))
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(boots, [tail, 100 - tail])
-    p = 2 * min((boots <= 0).mean(), (boots >= 0).mean())
-    p = float(min(1.0, max(p, 1.0 / n_boot)))
-    return Paired(name_a, name_b, diff, float(lo), float(hi), p, len(d))
+    keep = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    xa, xb = np.array([k[0] for k in keep], dtype=float), np.array([k[1] for k in keep], dtype=float)
+    kind = _check_kind(kind, xa, xb)
+    base = dict(a=name_a, b=name_b, n=len(keep), kind=kind, alpha=alpha)
+    if not keep:
+        return Comparison(diff=None, lo=None, hi=None, p_value=None, **base)
+    d = xb - xa
+    wins, losses = int(np.sum(d > 0)), int(np.sum(d < 0))
+    if kind == "binary":
+        test = "exact McNemar (sign test on the discordant pairs)"
+        p = sps.binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
+        lo, hi = newcombe_paired(xa, xb, level)
+    else:
+        test = "paired sign-flip permutation test"
+        p = 1.0 if len(d) < 2 else sps.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
+                                 n_resamples=n_perm, alternative="two-sided",
+                                 rng=np.random.default_rng(seed)).pvalue
+        lo, hi = _bootstrap((xa, xb), _mean_diff, level, seed, n_boot, paired=True)
+    return Comparison(diff=float(d.mean()), lo=lo, hi=hi, p_value=float(min(1.0, p)), wins=wins, losses=losses,
+                      needed=examples_needed(d, kind, alpha), test=test, **base)
 
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (None stays None and does not count)."""
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - rank) * p))
+        out[i] = running
+    return out
+
+
+def compare_all(per_arm: Mapping[str, Mapping[str, float | None]], kind: str | None = None,
+                **options) -> list[Comparison]:
+    """Every pair of arms (in the mapping's order, b later than a) over the examples both
+    scored ({arm: {example id: score}}), with Holm's correction across all of them."""
+    arms = list(per_arm)
+    if kind is None:
+        kind = kind_of(*(list(v.values()) for v in per_arm.values()))
+    out = []
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            common = sorted(set(per_arm[a]) & set(per_arm[b]))
+            out.append(compare([per_arm[a][e] for e in common], [per_arm[b][e] for e in common], kind,
+                               name_a=a, name_b=b, **options))
+    for c, p in zip(out, holm([c.p_value for c in out])):
+        c.p_adjusted = p
+    return out
+
+
+# ---- plain summaries --------------------------------------------------------------------------
 
 def percentile(values: Sequence[float | None], q: float) -> float | None:
     x = _clean(values)

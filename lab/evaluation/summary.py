@@ -1,6 +1,7 @@
 """The scoreboard of one evaluation run: per arm quality with its interval, format validity,
-latency, tokens and cost; arm against arm with a paired bootstrap; why each wrong answer was
-wrong; and the examples where the arms disagree."""
+latency, tokens and cost; arm against arm (`stats.compare_all`: exact McNemar or a sign-flip
+permutation test, Holm-corrected); why each wrong answer was wrong; and the examples where the
+arms disagree."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from .. import ladder
 from ..prompts import ARMS
 from ..tasks import load_task
 from . import costs, stats
-from .scorers import CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
+from .scorers import CONTINUOUS, CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
 FAILURES = ["request failed", "output invalid", "retrieval missed", "answer wrong"]
 
@@ -51,16 +52,17 @@ class Scoreboard:
     primary_metric: str
     target: float
     arms: list[ArmSummary]
-    comparisons: list[stats.Paired]
+    comparisons: list[stats.Comparison]  # Holm-corrected across this list
     examples: list[dict]  # id, input, expected, outputs {arm: {output, primary, failure}}, disagree
     n_examples: int  # held-out examples in the task
     complete: bool
     cost_assumptions: dict = field(default_factory=dict)
+    score_kind: str = "binary"  # stats.kind_of the per-example primary scores: which tests apply
 
     def arm(self, name: str) -> ArmSummary | None:
         return next((a for a in self.arms if a.arm == name), None)
 
-    def comparison(self, a: str, b: str) -> stats.Paired | None:
+    def comparison(self, a: str, b: str) -> stats.Comparison | None:
         return next((c for c in self.comparisons if c.a == a and c.b == b), None)
 
     def as_dict(self) -> dict:
@@ -68,7 +70,7 @@ class Scoreboard:
                 "target": self.target, "arms": [a.as_dict() for a in self.arms],
                 "comparisons": [c.as_dict() for c in self.comparisons], "examples": self.examples,
                 "n_examples": self.n_examples, "complete": self.complete,
-                "cost_assumptions": self.cost_assumptions}
+                "cost_assumptions": self.cost_assumptions, "score_kind": self.score_kind}
 
     def to_text(self) -> str:
         r = self.run
@@ -82,18 +84,18 @@ class Scoreboard:
             rows.append([a.arm, str(a.n), str(a.quality), "yes" if a.meets_target else "no",
                          _pct(a.format_valid), _num(a.latency_p50, 2), _num(a.latency_p95, 2),
                          _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
-                         f"{a.cost.per_1k:.4f} ({a.cost.basis})" if a.cost else "n/a"])
+                         cost_cell(a.cost)])
         lines += text_table(head, rows)
         for a in self.arms:
             if a.training_cost is not None or a.adapter:
                 lines.append(f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
-                             f"{a.training_device or '?'} = {_num(a.training_cost, 4)}; break-even: "
+                             f"{a.training_device or '?'} = {money(a.training_cost)}; break-even: "
                              f"{a.break_even if a.break_even else 'n/a'}")
             if a.stability is not None:
                 lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
         if self.comparisons:
-            lines += ["", "Paired bootstrap (difference in the primary metric, 95% CI):"]
-            lines += [f"  {c}" for c in self.comparisons]
+            lines += ["", f"Arm against arm ({method_note(self)}):"]
+            lines += [f"  {c}\n    {c.reading()}" for c in self.comparisons]
         lines += ["", "Why answers were wrong (per arm):"]
         lines += text_table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
                                              for a in self.arms])
@@ -104,6 +106,30 @@ class Scoreboard:
             marks = "  ".join(f"{arm}={_num(o['primary'], 2)}" for arm, o in e["outputs"].items())
             lines.append(f"  {e['id']}: {marks}")
         return "\n".join(lines)
+
+
+def method_note(board: Scoreboard) -> str:
+    """Which tests the comparisons used, in one line (the text, the app and the report say it)."""
+    test = ("exact McNemar test on the discordant pairs, Newcombe interval" if board.score_kind == "binary"
+            else "paired sign-flip permutation test, BCa bootstrap interval")
+    m = len([c for c in board.comparisons if c.p_value is not None])
+    holm = f"; p Holm-corrected across {m} comparisons" if m > 1 else ""
+    return (f"b - a in {board.primary_metric}, 95% CI; {test}{holm}; "
+            f"never significant below {stats.MIN_PAIRS} examples")
+
+
+def money(v: float | None) -> str:
+    """A price with its currency (the task's [cost] prices are in dollars)."""
+    if v is None:
+        return "n/a"
+    if 0 < v < 0.0001:
+        return "<$0.0001"
+    return f"${v:,.2f}" if v >= 1 else f"${v:.4g}"
+
+
+def cost_cell(cost: costs.RequestCost | None) -> str:
+    """Cost of 1,000 requests with its unit and basis: "$0.0029 (time basis)"."""
+    return "n/a" if cost is None else f"{money(cost.per_1k)} ({cost.basis} basis)"
 
 
 def _num(v, digits: int) -> str:
@@ -174,16 +200,18 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     by_id = {e.id: e for e in held_out}
     present = [a for a in ARMS if any(r["arm"] == a for r in rows)] or run["arms"]
 
-    # per arm, per example: the mean primary score over repeats (the unit of the bootstrap)
-    per_example: dict[str, dict[str, float | None]] = {}
+    # per arm, per example: the primary scores of the repeats, and their mean (the unit of every test)
+    repeats: dict[str, dict[str, list]] = {arm: {} for arm in present}
+    for r in rows:
+        if r["arm"] in repeats:
+            repeats[r["arm"]].setdefault(r["example_id"], []).append(r["scores"].get("primary"))
+    per_example = {arm: {ex: stats.mean(v) for ex, v in repeats[arm].items()} for arm in present}
+    # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
+    kind = stats.kind_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
     summaries = []
     for arm in present:
         arm_rows = [r for r in rows if r["arm"] == arm]
-        scores_by_ex: dict[str, list] = {}
-        for r in arm_rows:
-            scores_by_ex.setdefault(r["example_id"], []).append(r["scores"].get("primary"))
-        per_example[arm] = {ex: stats.mean(v) for ex, v in scores_by_ex.items()}
-        quality = stats.mean_ci(list(per_example[arm].values()))
+        scores_by_ex = repeats[arm]
         keys = sorted({k for r in arm_rows for k in r["scores"] if k != "primary"})
         metrics = {k: stats.mean([r["scores"].get(k) for r in arm_rows]) for k in keys}
         if "macro_f1" in {canonical(x) for x in (task.scorers or [])} & CORPUS_LEVEL:
@@ -204,6 +232,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         stability = None
         if any(len(v) > 1 for v in scores_by_ex.values()):
             stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
+        quality = stats.mean_ci(list(per_example[arm].values()), kind)
         summaries.append(ArmSummary(
             arm=arm, n=len(scores_by_ex), quality=quality,
             meets_target=quality.mean is not None and quality.mean >= task.target,
@@ -215,12 +244,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             failures=fails, errors=sum(1 for r in arm_rows if r.get("error")), stability=stability))
 
     _add_training_costs(lab, run, task, summaries)
-    comparisons = []
-    for i, a in enumerate(present):
-        for b in present[i + 1:]:
-            common = sorted(set(per_example[a]) & set(per_example[b]))
-            comparisons.append(stats.paired_bootstrap(
-                [per_example[a][e] for e in common], [per_example[b][e] for e in common], a, b))
+    comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, kind)
 
     examples = []
     ids = list(dict.fromkeys(r["example_id"] for r in rows))
@@ -243,7 +267,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     return Scoreboard(run={k: v for k, v in run.items() if not k.endswith("_json")}, task=task.name,
                       primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
                       examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
-                      cost_assumptions=cost_table)
+                      cost_assumptions=cost_table, score_kind=kind)
 
 
 def _add_training_costs(lab, run: dict, task, summaries: list[ArmSummary]) -> None:
