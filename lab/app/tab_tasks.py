@@ -73,8 +73,9 @@ def create(lab, upload, name, input_column, output_column, fmt, eval_size, seed,
     task_import.check_name(name, lab.home, bool(force))
     plan = _plan(upload, name, input_column, output_column, fmt, eval_size, seed, instruction)
     task_import.write_task(plan, lab.home, force=bool(force))
-    return (f"✅ Created task **{plan.name}** in `{plan.path.parent}`. Open **Evaluate**, pick `{plan.name}` "
-            f"and press Run (or `lab eval {plan.name}`).\n\n" + render(plan))
+    return (f"**Created task {plan.name}** in `{plan.path.parent}`: train {len(plan.train)} · eval {len(plan.eval)} · "
+            f"few-shot {len(plan.fewshot)}. Open **Evaluate**, pick `{plan.name}` and press Run "
+            f"(or `lab eval {plan.name}`).")
 
 
 def build(lab) -> None:

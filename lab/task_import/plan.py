@@ -99,7 +99,8 @@ def default_instruction(fmt: str, input_column: str, output_column: str, labels:
     inp, out = input_column.replace("_", " "), output_column.replace("_", " ")
     if fmt == "label":
         head = given or f"Read the {inp} and answer with its {out}."
-        return f"{head}\nAnswer with exactly one of: {', '.join(labels or [])}.\nAnswer with the {out} only, no other words."
+        return (f"{head}\nAnswer with exactly one of: {', '.join(labels or [])}.\n"
+                f"Answer with the {out} only, no other words.")
     if fmt == "json":
         lines = []
         for key, prop in (schema or {}).get("properties", {}).items():
@@ -146,14 +147,16 @@ class TaskPlan:
         return {label: tuple(c[label] for c in per) for label in (self.labels or [])}
 
     def summary(self) -> str:
-        inferred = "inferred" if self.output_format == self.inferred_format else f"chosen; inferred {self.inferred_format}"
+        inferred = ("inferred" if self.output_format == self.inferred_format
+                    else f"chosen; inferred {self.inferred_format}")
         out = [f"from {self.source.name} ({self.kind}" + (f", {self.shape} rows" if self.shape != "records" else "")
                + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
                f"format: {self.output_format} ({inferred})"
                + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
                + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
                f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric})",
-               f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · few-shot {len(self.fewshot)}"]
+               f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · "
+               f"few-shot {len(self.fewshot)}"]
         if self.labels:
             width = max(len(x) for x in self.labels + ["label"])
             out.append(f"  {'label':<{width}}  train  eval  few-shot")
