@@ -180,18 +180,66 @@ def log_path(ctx):
 
 
 @cli.command("tasks")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.pass_context
-def tasks_cmd(ctx):
-    """List the built-in scenarios (run one with `lab eval NAME`)."""
-    from .tasks import builtin_tasks, load_task
+def tasks_cmd(ctx, paths):
+    """List the built-in scenarios, the lab home's own tasks (tasks/) and any task PATHS given."""
+    from .home import LabHome
+    from .tasks import builtin_tasks, home_tasks, home_tasks_dir, load_task
 
+    home = LabHome.resolve(ctx.find_root().obj.get("home"))
     rows = []
-    for name in builtin_tasks():
-        t = load_task(name)
-        rows.append((name, t.output_format, len(t.examples("train")), len(t.examples("eval")),
-                     f"{t.primary_metric} >= {t.target:.2f}", t.corpus or "-", (t.description or "")[:60]))
-    _table(["task", "format", "train", "eval", "target", "corpus", "description"], rows)
-    click.echo("\nyour own: a task.toml (see lab/tasks.py) -> `lab eval path/to/task.toml`")
+    for where, refs in (("built-in", builtin_tasks()), ("home", home_tasks(home)), ("path", paths)):
+        for ref in refs:
+            t = load_task(home_tasks_dir(home) / ref if where == "home" else ref, home=home)
+            rows.append((t.name, where, t.output_format, len(t.examples("train")), len(t.examples("eval")),
+                         f"{t.primary_metric} >= {t.target:.2f}", t.corpus or "-", (t.description or "")[:60]))
+    _table(["task", "where", "format", "train", "eval", "target", "corpus", "description"], rows)
+    click.echo("\nyour own: `lab task new NAME --from data.csv` (into the lab home's tasks/), "
+               "or a task.toml (see lab/tasks.py) -> `lab eval path/to/task.toml`")
+
+
+@cli.group("task")
+def task_group():
+    """Make your own task from a file you have (see `lab task new -h`)."""
+
+
+@task_group.command("new")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(dir_okay=False),
+              help="CSV, TSV, JSONL/JSON (records, chat messages, prompt/completion, Alpaca) or Parquet.")
+@click.option("--input", "input_column", help="The input column (guessed: text, input, prompt, question).")
+@click.option("--output", "output_column", help="The output column (guessed: label, output, completion, answer).")
+@click.option("--eval-size", help="Held-out examples: a count (50) or a fraction (0.2); default 20%, at most 500.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--format", "output_format", type=click.Choice(["label", "json", "text"]),
+              help="Override the inferred output format.")
+@click.option("--labels", help="Comma-separated labels (a label task's allowed answers, in this order).")
+@click.option("--instruction", help="The system prompt (default: one written from the format).")
+@click.option("--force", is_flag=True, help="Replace tasks/NAME if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.pass_context
+def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
+    """Make task NAME in the lab home (tasks/NAME/) from the examples in a file.
+
+    \b
+    The output format is inferred: label (a small repeating set), json (JSON objects: a schema
+    is derived) or text; the split is seeded (stratified for labels) and training examples that
+    share a held-out input are removed. Then: lab eval NAME
+    """
+    from .home import LabHome
+    from .task_import import import_task, parse_eval_size
+
+    home = LabHome.resolve(ctx.find_root().obj.get("home"))
+    plan = import_task(source, name, home, force=force, eval_size=parse_eval_size(eval_size),
+                       labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None, **options)
+    if as_json:
+        click.echo(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"task '{plan.name}' -> {plan.path}\n{plan.summary()}")
+    for w in plan.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    click.echo(f"next: lab eval {plan.name} --limit 20   (edit {plan.path.name} to change the instruction or scorers)")
 
 
 @cli.command("eval")
@@ -213,10 +261,14 @@ def tasks_cmd(ctx):
 def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, as_json):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from .evaluation import run_eval, summarize
+    from .task_import import leakage
     from .tasks import load_task
 
     lab = _lab(ctx)
-    t = load_task(task)
+    t = load_task(task, home=lab.home)
+    if leaked := leakage(t):
+        click.secho(f"warning: {leaked} held-out example(s) of '{t.name}' share their (normalised) input with a "
+                    "train or few-shot example: the few-shot and tuned scores are inflated", fg="yellow", err=True)
     chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
     try:
         run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
@@ -282,7 +334,7 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
     from .tasks import load_task
 
     lab = _lab(ctx)
-    t = load_task(task) if task else None
+    t = load_task(task, home=lab.home) if task else None
     if no_metric:
         flags["clear_success_metric"] = False
     run = {"id": run_id} if run_id else (latest_run(lab, t.name) if t else None)
@@ -312,7 +364,7 @@ def report(ctx, task, output, run_id):
     from .report import write_report
 
     lab = _lab(ctx)
-    t = load_task(task)
+    t = load_task(task, home=lab.home)
     run = {"id": run_id} if run_id else latest_run(lab, t.name)
     if run is None:
         raise ArmError(f"no evaluation of '{t.name}' in {lab.store.path} yet: run `lab eval {task}` first")
@@ -474,7 +526,7 @@ def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run,
     if task:
         from .tasks import load_task
 
-        t = load_task(task)
+        t = load_task(task, home=lab.home)
         if t.train is None:
             raise TaskError(f"task '{t.name}' has no training set (train = \"...\" in its task.toml)")
         flags["data"] = flags["data"] or str(t.train)

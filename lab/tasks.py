@@ -10,8 +10,9 @@
     [cost]
     requests_per_day = 10000
 
-`load_task("tickets")` finds a built-in scenario (lab/scenarios/<name>/task.toml);
-`load_task("path/to/task.toml")` or `load_task("path/to/folder")` loads your own.
+`load_task("tickets")` finds a built-in scenario (lab/scenarios/<name>/task.toml), then a task
+in the lab home (<home>/tasks/<name>/task.toml, made by `lab task new`, see lab.task_import);
+`load_task("path/to/task.toml")` or `load_task("path/to/folder")` loads any other.
 Every problem is a `TaskError` naming the file and the field (or the JSONL line), so a
 typo in a task file is a one-line fix, not a stack trace.
 """
@@ -30,9 +31,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
 from pydantic import field_validator, model_validator
 
+from .home import LabHome
+
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 TASK_FILE = "task.toml"
 SPLITS = ("train", "eval", "fewshot")
+HOME_TASKS = "tasks"  # <lab home>/tasks/<name>/task.toml: tasks made with `lab task new`
 
 
 class TaskError(ValueError):
@@ -241,8 +245,31 @@ def builtin_tasks() -> list[str]:
     return sorted(p.parent.name for p in SCENARIOS_DIR.glob(f"*/{TASK_FILE}"))
 
 
-def find_task_file(name_or_path: str | os.PathLike) -> Path:
-    """A built-in name, a task.toml, or a folder holding one -> the task.toml's path."""
+def home_tasks_dir(home: "str | os.PathLike | LabHome | None" = None) -> Path:
+    """<lab home>/tasks: where `lab task new` writes (home: a path, a LabHome, or None for
+    LAB_HOME / the current directory, as the Lab resolves it)."""
+    root = home.root if isinstance(home, LabHome) else LabHome.resolve(home).root
+    return root / HOME_TASKS
+
+
+def home_tasks(home: "str | os.PathLike | LabHome | None" = None) -> list[str]:
+    """Names of the tasks in the lab home's tasks/ folder (each a folder holding a task.toml)."""
+    folder = home_tasks_dir(home)
+    if not folder.is_dir():
+        return []
+    return sorted(p.parent.name for p in folder.glob(f"*/{TASK_FILE}") if not p.parent.name.startswith("."))
+
+
+def task_names(home: "str | os.PathLike | LabHome | None" = None) -> list[str]:
+    """Every task a bare name can load: the built-in scenarios, then the lab home's own
+    (a home task named like a built-in is shadowed by it, so it is not listed twice)."""
+    builtins = builtin_tasks()
+    return builtins + [n for n in home_tasks(home) if n not in builtins]
+
+
+def find_task_file(name_or_path: str | os.PathLike, home: "str | os.PathLike | LabHome | None" = None) -> Path:
+    """A built-in name, a task in the lab home's tasks/, a task.toml, or a folder holding one
+    -> the task.toml's path."""
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path.resolve()
@@ -251,17 +278,24 @@ def find_task_file(name_or_path: str | os.PathLike) -> Path:
     name = str(name_or_path)
     if name in builtin_tasks():
         return SCENARIOS_DIR / name / TASK_FILE
+    own = home_tasks_dir(home) / name / TASK_FILE
+    if own.is_file() and os.sep not in name:
+        return own
     if path.exists() or os.sep in name or name.endswith(".toml"):
         raise TaskError(f"no {TASK_FILE} at {path}")
-    raise TaskError(f"unknown scenario '{name}': built-in scenarios are "
-                    f"{', '.join(builtin_tasks()) or '(none)'}; or pass a path to a {TASK_FILE} or its folder")
+    mine = home_tasks(home)
+    raise TaskError(f"unknown task '{name}': built-in scenarios are {', '.join(builtin_tasks()) or '(none)'}; "
+                    + (f"tasks in {home_tasks_dir(home)}: {', '.join(mine)}; " if mine else
+                       f"none in {home_tasks_dir(home)} (make one with `lab task new`); ")
+                    + f"or pass a path to a {TASK_FILE} or its folder")
 
 
-def load_task(name_or_path: "str | os.PathLike | Task") -> Task:
-    """A task by built-in name or task.toml path (a Task is returned as it is)."""
+def load_task(name_or_path: "str | os.PathLike | Task", home: "str | os.PathLike | LabHome | None" = None) -> Task:
+    """A task by built-in name, by name in the lab home's tasks/, or by task.toml path
+    (a Task is returned as it is)."""
     if isinstance(name_or_path, Task):
         return name_or_path
-    path = find_task_file(name_or_path)
+    path = find_task_file(name_or_path, home)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:

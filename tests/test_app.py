@@ -37,9 +37,9 @@ def _column(out, arm):
 def test_build_app_has_every_tab_and_named_endpoints(fake_lab):
     demo = build_app(fake_lab)
     labels = {b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)}
-    assert labels == {"Compare", "Evaluate", "Train", "Knowledge", "Advisor", "History"}
+    assert labels == {"Compare", "New task", "Evaluate", "Train", "Knowledge", "Advisor", "History"}
     api = {fn.api_name for fn in demo.fns.values()}
-    assert {"compare", "evaluate", "search", "advise"} <= api
+    assert {"compare", "evaluate", "search", "advise", "new_task"} <= api
 
 
 def test_a_failing_callback_shows_a_message_and_logs_a_row(fake_lab):
@@ -118,7 +118,7 @@ def test_picking_an_example_fills_the_question(fake_lab):
     examples, corpus, _ = tab_compare.task_changed(fake_lab, "acme-facts")
     label, ex_id = examples["choices"][0]
     assert corpus["value"].endswith("acme")
-    question = tab_compare.pick_example("acme-facts", ex_id)["value"]
+    question = tab_compare.pick_example(fake_lab, "acme-facts", ex_id)["value"]
     assert question and question in label
 
 
@@ -229,9 +229,9 @@ def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
             tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
 
 
-def test_probe_info_names_the_edit():
-    assert "acme-facts" in tab_knowledge.probe_tasks()
-    text = tab_knowledge.probe_info("acme-facts")
+def test_probe_info_names_the_edit(fake_lab):
+    assert "acme-facts" in tab_knowledge.probe_tasks(fake_lab)
+    text = tab_knowledge.probe_info(fake_lab, "acme-facts")
     assert "Question" in text and "→" in text
 
 
@@ -256,7 +256,7 @@ def test_train_setup_defaults_to_the_demo_dataset(fake_lab):
     dataset, name, instruction, base, note, run, timer = tab_train.setup(fake_lab)
     assert dataset["value"].endswith("tickets/train.jsonl") and name["value"] == "tickets"
     assert re.search(r"\*\*(cpu|cuda)\*\*", note)  # the defaults of this machine's device
-    name, instruction = tab_train.dataset_changed(dataset["value"])
+    name, instruction = tab_train.dataset_changed(fake_lab, dataset["value"])
     assert name["value"] == "tickets" and "JSON" in instruction["value"]
 
 
@@ -372,3 +372,30 @@ def test_validate_shows_the_dataset_report_and_the_gpu_memory_plan(shared_home):
               1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
     text = tab_train.validate(lab, *values)
     assert "examples" in text and "GPU memory plan" in text and "VRAM estimate: llama" in text
+
+
+# ---- New task -----------------------------------------------------------------------------------
+
+def test_new_task_tab_previews_plans_and_creates_a_task_the_pickers_list(fake_lab, tmp_path):
+    from lab.app import tab_tasks
+
+    data = tmp_path / "Support Mail.csv"
+    rows = [(f"mail {i}: my {kind} is broken again", kind) for i in range(18) for kind in ("printer", "screen")]
+    with data.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
+    preview, inp, out, name = tab_tasks.load_file(str(data))
+    assert preview["headers"] == ["text", "label"] and len(preview["value"]) == 8
+    assert (inp["value"], out["value"], name["value"]) == ("text", "label", "support-mail")
+    plan, instruction = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "", 0)
+    assert "Format: label" in plan and "printer, screen" in instruction["value"]
+    wrong, _ = tab_tasks.show_plan(str(data), "mail", "text", "text", "infer", "", 0)
+    assert "both 'text'" in wrong  # a bad pick is shown in place, not raised
+    assert "mail" not in bridge.task_names(fake_lab)
+    done = tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "6", 0, "Say the part.", False)
+    assert "Created task mail" in done and "eval 6" in done
+    assert bridge.task(fake_lab, "mail").instruction == "Say the part."
+    assert "mail" in bridge.task_names(fake_lab)
+    assert "mail" in tab_compare.refresh(fake_lab, None)[0]["choices"]  # the picker lists it when reopened
+    assert any(path.endswith("mail/train.jsonl") for _, path, _ in bridge.train_datasets(fake_lab))
+    with pytest.raises(Exception, match="already exists"):
+        tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "", 0, "", False)

@@ -15,6 +15,7 @@ LAYERS = [
     {"models"},  # which models there are (no generation)
     {"backends"},  # one interface per engine: llama.cpp, transformers, OpenAI-compatible
     {"tasks", "retrieval", "tuning"},  # the rungs' own machinery, handed a Lab
+    {"task_import"},  # a file you have -> a task in the lab home (reads task files through tasks)
     {"ladder"},  # one question through one arm
     {"engine"},  # Lab: home, log, loaded models, `answer`
     {"evaluation"},  # runs, scores, statistics, the probe

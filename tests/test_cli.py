@@ -91,3 +91,76 @@ def test_train_dry_run_plans_gpu_memory_from_a_config_alone(tmp_path):
     too_long = CliRunner().invoke(cli, args + ["--vram", "16", "--max-seq-len", "16384"])
     assert too_long.exit_code == 0 and "fits: NO" in too_long.output and "nearest that fits" in too_long.output
     assert not (tmp_path / "adapters" / "big").exists()
+
+
+# ---- your own task: `lab task new`, `lab tasks` --------------------------------------------------
+
+def _labelled_csv(path, extra=()):
+    """Made-up support messages and the team each goes to (a BOM and CRLF, as spreadsheets save)."""
+    import csv
+
+    teams = {"billing": "I was charged twice for invoice {i}", "tech": "The app crashes when I open report {i}",
+             "sales": "Can I get a quote for {i} more seats"}
+    rows = [(text.format(i=i), team) for i in range(10) for team, text in teams.items()]
+    rows += [("Please delete my account number 7", "privacy"), *extra]
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, lineterminator="\r\n").writerows([("text", "label"), *rows])
+    return path
+
+
+def test_task_new_prints_what_it_did_and_lab_tasks_lists_it(tmp_path):
+    data = _labelled_csv(tmp_path / "messages.csv", extra=[("I was charged twice for invoice 3", "billing")])
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data),
+                                 "--eval-size", "6", "--seed", "1"], obj={})
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert "tasks/support/task.toml" in out and "format: label (inferred), 4 labels" in out
+    assert "4 labels: billing, sales, tech, privacy" in out  # most frequent first
+    assert "train" in out and "eval 6" in out and "duplicates dropped: 1" in out
+    assert "leakage check: no held-out input" in out
+    assert "warning: label 'privacy' has only 1 example(s)" in out
+    assert "warning: label 'privacy' has no held-out example" in out
+    assert "lab eval support" in out
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "tasks"], obj={})
+    assert r.exit_code == 0 and "support" in r.output and "home" in r.output and "tickets" in r.output
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "tasks" / "support").rename(elsewhere)
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "tasks", str(elsewhere)], obj={})
+    assert r.exit_code == 0 and "support" in r.output and "path" in r.output
+    (elsewhere).rename(tmp_path / "tasks" / "support")
+    again = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data)], obj={})
+    assert again.exit_code == 2 and "already exists: pass --force" in again.output
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data), "--force",
+                                 "--json", "--format", "text"], obj={})
+    assert r.exit_code == 0 and json.loads(r.output)["output_format"] == "text"
+
+
+def test_task_new_bad_input_exits_2_naming_file_and_row(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"text,label\nfine,a\nnot, fine,b\n")
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "x", "--from", str(bad)], obj={})
+    assert r.exit_code == 2 and "bad.csv: line 3: 3 fields" in r.output and "Traceback" not in r.output
+    bad.write_bytes(b"text,label\nfine,a\nfine too,b\n")
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "x", "--from", str(bad), "--input", "txt"],
+                           obj={})
+    assert r.exit_code == 2 and "no column 'txt'" in r.output and "its columns are: text, label" in r.output
+    assert not (tmp_path / "tasks" / "x").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_from_a_csv_to_a_scoreboard_in_two_commands(tmp_path):
+    """The issue's 'done': `lab task new`, then `lab eval NAME` (real model, two examples), with the
+    balance warnings shown, and `lab eval` warning when the task's files leak."""
+    data = _labelled_csv(tmp_path / "messages.csv")
+    made = run_lab(tmp_path, "task", "new", "support", "--from", str(data), "--eval-size", "6")
+    assert made.returncode == 0, made.stderr
+    assert "warning: label 'privacy'" in made.stderr
+    task_dir = tmp_path / "tasks" / "support"
+    held = json.loads((task_dir / "eval.jsonl").read_text().splitlines()[0])
+    with (task_dir / "train.jsonl").open("a") as f:  # a hand edit that leaks a held-out example
+        f.write(json.dumps({"id": "leak", "input": held["input"].lower(), "output": held["output"]}) + "\n")
+    ev = run_lab(tmp_path, "eval", "support", "--limit", "2", "--arms", "zero-shot,few-shot")
+    assert ev.returncode == 0, ev.stderr
+    assert "warning: 1 held-out example(s) of 'support' share their (normalised) input" in ev.stderr
+    assert "zero-shot" in ev.stdout and "few-shot" in ev.stdout and "label_accuracy" in ev.stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab.tasks import (SCENARIOS_DIR, DataError, Example, Task, TaskError, builtin_tasks, load_task,
-                       read_examples)
+from lab.tasks import (SCENARIOS_DIR, DataError, Example, Task, TaskError, builtin_tasks, home_tasks,
+                       home_tasks_dir, load_task, read_examples, task_names)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpora" / "acme"
@@ -210,3 +210,27 @@ def test_task_model_validates_in_code(tmp_path):
     task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})
     assert task.eval == (tmp_path / "e.jsonl").resolve() and task.source is None
     assert len(task.hash()) == 64
+
+
+# ---- tasks in the lab home ---------------------------------------------------------------------
+
+def test_home_tasks_load_by_name(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    assert home_tasks(home) == [] and task_names(home) == BUILTINS
+    write_task(home_tasks_dir(home) / "mine", 'name = "mine"\neval = "eval.jsonl"\n')
+    write_task(home_tasks_dir(home) / "tickets", 'name = "shadowed"\neval = "eval.jsonl"\n')
+    (home_tasks_dir(home) / "not-a-task").mkdir()
+    assert home_tasks(home) == ["mine", "tickets"]
+    assert task_names(home) == BUILTINS + ["mine"]  # a built-in's name stays the built-in
+    task = load_task("mine", home=home)
+    assert task.name == "mine" and task.source == home / "tasks" / "mine" / "task.toml"
+    assert load_task("tickets", home=home).source == SCENARIOS_DIR / "tickets" / "task.toml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAB_HOME", raising=False)
+    msg = error_for("mine")  # the default home is the current directory, which has no tasks/
+    assert "unknown task 'mine'" in msg and "lab task new" in msg
+    monkeypatch.setenv("LAB_HOME", str(home))  # ...or LAB_HOME, as for the Lab
+    assert load_task("mine").name == "mine"
+    with pytest.raises(TaskError) as e:
+        load_task("nope", home=home)
+    assert "mine" in str(e.value) and all(name in str(e.value) for name in BUILTINS)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_train
+from . import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_tasks, tab_train
 from .access import check_host
 
-TABS = [("Compare", tab_compare), ("Evaluate", tab_evaluate), ("Train", tab_train),
+TABS = [("Compare", tab_compare), ("New task", tab_tasks), ("Evaluate", tab_evaluate), ("Train", tab_train),
         ("Knowledge", tab_knowledge), ("Advisor", tab_advisor), ("History", tab_history)]
 
 # Plain font names only: gr.themes.GoogleFont would load from fonts.googleapis.com; a plain

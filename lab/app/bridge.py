@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import ladder
-from ..tasks import builtin_tasks, load_task
+from .. import tasks
+from ..tasks import load_task
 from ..tuning import jobs
 from ..tuning.config import make_config
 
@@ -19,6 +20,17 @@ class AppError(ValueError):
 
 
 # ---- tasks, models, corpora ------------------------------------------------------------------
+
+def task_names(lab) -> list[str]:
+    """Every task a picker offers: the built-in scenarios, then the lab home's own (tasks/,
+    made in the New task tab or by `lab task new`), read afresh so a new one shows at once."""
+    return tasks.task_names(lab.home)
+
+
+def task(lab, name: str) -> "tasks.Task":
+    """A task by the name a picker gave (a built-in or one of the lab home's), or by path."""
+    return load_task(name, home=lab.home)
+
 
 def model_names(lab) -> list[str]:
     found, _problems = lab.list_models()
@@ -54,11 +66,11 @@ def corpora(lab) -> dict[str, str]:
     """name -> what to hand the retrieval API: the home's corpora/<name>, plus the corpus each
     built-in task names (the checkout's sample `acme` when the home has none)."""
     refs = {name: name for name in corpus_names(lab)}
-    for name in builtin_tasks():
+    for name in task_names(lab):
         try:
-            task = load_task(name)
-            if task.corpus and task.corpus not in refs:
-                refs[task.corpus] = ladder.task_corpus(lab, task)
+            t = task(lab, name)
+            if t.corpus and t.corpus not in refs:
+                refs[t.corpus] = ladder.task_corpus(lab, t)
         except Exception:  # a broken task or a missing corpus shows up where it is used
             continue
     return refs
@@ -107,17 +119,17 @@ def device_defaults(cuda: bool | None = None) -> dict:
             "target_modules": "q_proj,v_proj"}
 
 
-def train_datasets() -> list[tuple[str, str, str]]:
-    """(label, path, instruction) for the training split of every built-in task."""
+def train_datasets(lab=None) -> list[tuple[str, str, str]]:
+    """(label, path, instruction) for the training split of every task (the lab home's too, with a lab)."""
     out = []
-    for name in builtin_tasks():
+    for name in task_names(lab) if lab is not None else tasks.builtin_tasks():
         try:
-            task = load_task(name)
+            t = task(lab, name) if lab is not None else load_task(name)
         except Exception:
             continue
-        if task.train is not None:
-            n = len(task.examples("train"))
-            out.append((f"{name}: {task.train.name} ({n} examples)", str(task.train), task.instruction or ""))
+        if t.train is not None:
+            n = len(t.examples("train"))
+            out.append((f"{name}: {t.train.name} ({n} examples)", str(t.train), t.instruction or ""))
     return out
 
 

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..evaluation.costs import per_1k_requests
 from ..prompts import ARMS
-from ..tasks import Cost, Task, builtin_tasks, load_task
+from ..tasks import Cost, Task
 from . import _ui, bridge
 
 NO_TASK = "(no task: a free question)"
@@ -29,7 +29,7 @@ DEFAULT_QUESTION = "What is the warranty period of the Acme product you know bes
 
 def setup(lab):
     """Tasks, models, corpora and adapters as they are now, with defaults (on page load)."""
-    tasks = [NO_TASK] + builtin_tasks()
+    tasks = [NO_TASK] + bridge.task_names(lab)
     default_task = next((t for t in ("acme-facts", "tickets") if t in tasks), NO_TASK)
     models = bridge.model_names(lab)
     corpora = bridge.corpora(lab)  # name -> what retrieval is handed (a name, or the sample's folder)
@@ -45,7 +45,7 @@ def refresh(lab, adapter: str | None):
     """When the tab is opened again: new adapters, corpora, models; the user's choices stay."""
     corpora = bridge.corpora(lab)
     adapters = bridge.adapter_names(lab)
-    return (gr.update(choices=[NO_TASK] + builtin_tasks()), gr.update(choices=bridge.model_names(lab)),
+    return (gr.update(choices=[NO_TASK] + bridge.task_names(lab)), gr.update(choices=bridge.model_names(lab)),
             gr.update(choices=list(corpora.items())),
             gr.update(choices=adapters, value=adapter if adapter in adapters else (adapters or [None])[0]),
             *tune_offer(lab, adapters))
@@ -64,7 +64,7 @@ def task_changed(lab, task_name: str):
     """Examples of the task's held-out set, and the task's corpus and adapter as defaults."""
     if not task_name or task_name == NO_TASK:
         return gr.update(choices=[], value=None), gr.update(), gr.update()
-    task = load_task(task_name)
+    task = bridge.task(lab, task_name)
     examples = task.examples("eval")[:200]
     choices = [(f"{e.id}: {e.input[:70]}", e.id) for e in examples]
     adapters = bridge.adapter_names(lab)
@@ -73,10 +73,10 @@ def task_changed(lab, task_name: str):
             gr.update(value=task.name) if task.name in adapters else gr.update())
 
 
-def pick_example(task_name: str, example_id: str):
+def pick_example(lab, task_name: str, example_id: str):
     if not example_id or task_name == NO_TASK:
         return gr.update()
-    task = load_task(task_name)
+    task = bridge.task(lab, task_name)
     ex = next((e for e in task.examples("eval") if e.id == example_id), None)
     return gr.update(value=ex.input) if ex else gr.update()
 
@@ -87,10 +87,10 @@ def show_columns(arms: list[str]):
 
 # ---- answering -----------------------------------------------------------------------------
 
-def _task_for(task_name: str) -> Task | None:
+def _task_for(lab, task_name: str) -> Task | None:
     """The task the arms read their instruction, few-shot pool and costs from; None for a free
     question (no instruction, no few-shot pool)."""
-    return load_task(task_name) if task_name and task_name != NO_TASK else None
+    return bridge.task(lab, task_name) if task_name and task_name != NO_TASK else None
 
 
 def _stats(gen, task: Task | None) -> str:
@@ -130,7 +130,7 @@ def answer(lab, question: str, task_name: str, model: str, arms: list[str], corp
     arms = [a for a in ARMS if a in (arms or [])]
     if not arms:
         raise gr.Error("Choose at least one arm.")
-    task = _task_for(task_name)
+    task = _task_for(lab, task_name)
     options = lab.options(max_tokens=int(max_tokens))
     text = {a: "" for a in ARMS}
     stats = {a: "" for a in ARMS}
@@ -205,7 +205,7 @@ def build(lab) -> None:
                 "Climb only as far as you must: prompt → RAG → tune.", elem_classes="lab-lead")
     with gr.Row():
         task = gr.Dropdown(allow_custom_value=True, label="Task (instruction, few-shot pool, costs)",
-                           choices=[NO_TASK, *builtin_tasks()], value=NO_TASK,
+                           choices=[NO_TASK, *bridge.task_names(lab)], value=NO_TASK,
                            scale=2, elem_id="compare-task")
         example = gr.Dropdown(label="Example from the task's held-out set", choices=[], scale=3,
                               elem_id="compare-example")
@@ -250,7 +250,7 @@ def build(lab) -> None:
     _ui.on_select(lab, "compare", refresh, [task, model, corpus, adapter, tune_note, train_demo], lab,
                   inputs=[adapter])
     task.change(_ui.wire(lab, "compare", task_changed, lab), task, [example, corpus, adapter])
-    example.change(_ui.wire(lab, "compare", pick_example), [task, example], question)
+    example.change(_ui.wire(lab, "compare", pick_example, lab), [task, example], question)
     arms.change(show_columns, arms, columns, show_progress="hidden")
     run = _ui.wire(lab, "compare", answer, lab)
     inputs = [question, task, model, arms, corpus, adapter, max_tokens]

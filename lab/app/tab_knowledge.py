@@ -8,7 +8,6 @@ from pathlib import Path
 import gradio as gr
 
 from ..retrieval import index_state
-from ..tasks import builtin_tasks, load_task
 from . import _ui, bridge
 
 DOC_TYPES = (".md", ".txt", ".html", ".jsonl")
@@ -114,21 +113,21 @@ def search(lab, ref: str, query: str, k: float):
 
 # ---- the staleness probe -------------------------------------------------------------------
 
-def probe_tasks() -> list[str]:
+def probe_tasks(lab) -> list[str]:
     names = []
-    for name in builtin_tasks():
+    for name in bridge.task_names(lab):
         try:
-            if load_task(name).probe:
+            if bridge.task(lab, name).probe:
                 names.append(name)
         except Exception:
             continue
     return names
 
 
-def probe_info(task_name: str) -> str:
+def probe_info(lab, task_name: str) -> str:
     if not task_name:
-        return "_No built-in task has a staleness probe._"
-    p = load_task(task_name).probe
+        return "_No task has a staleness probe._"
+    p = bridge.task(lab, task_name).probe
     return (f"**Question:** {_ui.html.escape(p.question)}<br>**Document:** `{p.doc}` · "
             f"**fact now:** “{_ui.html.escape(p.old)}” → **after the edit:** “{_ui.html.escape(p.new)}”")
 
@@ -142,7 +141,7 @@ def run_probe(lab, task_name: str, adapter: str | None, progress=gr.Progress(tra
     if not adapter and task_name in bridge.adapter_names(lab):
         adapter = task_name
     progress(0, desc="Asking, editing, re-indexing, asking again")
-    return render_probe(_run_probe(lab, task_name, adapter or None, progress=True))
+    return render_probe(_run_probe(lab, bridge.task(lab, task_name), adapter or None, progress=True))
 
 
 def render_probe(r) -> str:
@@ -199,7 +198,7 @@ def build(lab) -> None:
         with gr.Row():
             save = gr.Button("Save document", variant="primary")
         saved = gr.Markdown()
-    with_probe = probe_tasks()
+    with_probe = probe_tasks(lab)
     with gr.Accordion("Staleness probe", open=False):
         with gr.Row():
             probe_task = gr.Dropdown(allow_custom_value=True, label="Task", choices=with_probe,
@@ -207,17 +206,18 @@ def build(lab) -> None:
             probe_adapter = gr.Dropdown(allow_custom_value=True, label="Adapter (default: the task's)",
                                         choices=[], scale=1)
             probe_go = gr.Button("Run the probe", variant="primary", scale=1)
-        probe_about = gr.Markdown(probe_info(with_probe[0]) if with_probe else probe_info(""))
+        probe_about = gr.Markdown(probe_info(lab, with_probe[0]) if with_probe else probe_info(lab, ""))
         probe_out = gr.Markdown(elem_id="knowledge-probe")
 
     _ui.on_load(lab, "knowledge", setup, [corpus, table], lab)
     _ui.on_select(lab, "knowledge", refresh, [corpus, table], lab)
     _ui.on_show(lab, "knowledge", lambda: gr.update(choices=bridge.adapter_names(lab)), [probe_adapter])
+    _ui.on_select(lab, "knowledge", lambda: gr.update(choices=probe_tasks(lab)), [probe_task])  # new home tasks
     corpus.change(_ui.wire(lab, "knowledge", documents, lab), corpus, [doc, name, text])
     doc.change(_ui.wire(lab, "knowledge", open_doc, lab), [corpus, doc], [name, text])
     save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, table])
     reindex_btn.click(_ui.wire(lab, "knowledge", reindex, lab), corpus, [index_note, table])
     go.click(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits, api_name="search")
     query.submit(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits)
-    probe_task.change(_ui.wire(lab, "knowledge", probe_info), probe_task, probe_about)
+    probe_task.change(_ui.wire(lab, "knowledge", probe_info, lab), probe_task, probe_about)
     probe_go.click(_ui.wire(lab, "knowledge", run_probe, lab), [probe_task, probe_adapter], probe_out)

@@ -18,13 +18,12 @@ UPLOAD = "(uploaded file)"
 
 
 def setup(lab):
-    datasets = bridge.train_datasets()
+    datasets = bridge.train_datasets(lab)
     d = bridge.device_defaults()
     first = next((d for d in datasets if d[0].startswith(f"{bridge.DEMO_TASK}:")), datasets[0] if datasets else None)
     runs = run_choices(lab)
     running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
-    return (gr.update(choices=[(label, path) for label, path, _ in datasets] + [(UPLOAD, UPLOAD)],
-                      value=first[1] if first else UPLOAD),
+    return (gr.update(choices=dataset_choices(datasets), value=first[1] if first else UPLOAD),
             gr.update(value=first[0].split(":")[0] if first else ""),
             gr.update(value=first[2] if first else ""),
             gr.update(choices=bridge.model_names(lab), value=lab.config.default_model),
@@ -32,6 +31,10 @@ def setup(lab):
              f"rank {d['rank']}, batch {d['batch_size']}."),
             gr.update(choices=runs, value=running["id"] if running else (runs[0][1] if runs else None)),
             gr.Timer(active=running is not None))
+
+
+def dataset_choices(datasets: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    return [(label, path) for label, path, _ in datasets] + [(UPLOAD, UPLOAD)]
 
 
 def refresh(lab, run_id):
@@ -48,10 +51,10 @@ def run_choices(lab) -> list[tuple[str, int]]:
             for r in lab.store.training_runs(50)]
 
 
-def dataset_changed(dataset: str):
+def dataset_changed(lab, dataset: str):
     """A built-in task's training set: name the adapter after the task (Evaluate's tune arm
     looks for that name) and train with the task's instruction."""
-    for label, path, instruction in bridge.train_datasets():
+    for label, path, instruction in bridge.train_datasets(lab):
         if path == dataset:
             return gr.update(value=label.split(":")[0]), gr.update(value=instruction)
     return gr.update(), gr.update()
@@ -234,9 +237,10 @@ def build(lab) -> None:
               accum, max_seq_len, targets, force]
     _ui.on_load(lab, "train", setup, [dataset, name, instruction, base, device_note, run, timer], lab)
     _ui.on_select(lab, "train", refresh, [base, run, timer], lab, inputs=[run])
+    _ui.on_select(lab, "train", lambda: gr.update(choices=dataset_choices(bridge.train_datasets(lab))), [dataset])
     _ui.on_load(lab, "train", lambda: [gr.update(value=v) for v in _defaults_row()],
                 [rank, alpha, lr, targets, epochs, max_steps, batch, accum, max_seq_len])
-    dataset.input(_ui.wire(lab, "train", dataset_changed), dataset, [name, instruction])
+    dataset.input(_ui.wire(lab, "train", dataset_changed, lab), dataset, [name, instruction])
     check.click(_ui.wire(lab, "train", validate, lab), values, report)
     go.click(_ui.wire(lab, "train", start, lab), [overwrite, resume, *values], [started, run, timer, log_path])
     halt.click(_ui.wire(lab, "train", stop, lab), run, started)

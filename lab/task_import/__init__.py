@@ -1,0 +1,26 @@
+"""Your own task from the file you already have: CSV, TSV, JSONL/JSON or Parquet -> <home>/tasks/NAME/.
+
+    plan = plan_task("mail.csv", "mail")          # read, guess the columns, infer the format, split
+    print(plan.summary())                          # counts, labels, warnings, the leakage check
+    write_task(plan, home)                         # tasks/mail/{task.toml,train,eval,fewshot.jsonl}
+
+JSONL/JSON may hold plain records, OpenAI chat `messages`, prompt/completion or Alpaca rows.
+The output format follows from the outputs: `label` when they come from a small set that
+repeats, `json` when every one is a JSON object (a schema is derived from them), `text`
+otherwise; scorers and the primary metric follow from the format. The split is seeded,
+stratified for labels, with a few-shot pool that covers every label; a training example whose
+normalised input also appears in the held-out set is removed (leakage inflates a tuned arm's
+score). Every bad input is a TaskImportError naming the file and the row, and nothing is
+written until everything is checked: the folder is built aside and renamed into place.
+"""
+from __future__ import annotations
+
+from .plan import (FORMATS, TaskPlan, check_name, default_instruction, derive_schema, eval_count, import_task,
+                   infer_format, leakage, normalise, parse_eval_size, plan_task, remove_leaks, split, task_toml,
+                   write_task)
+from .read import KINDS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
+
+__all__ = ["FORMATS", "KINDS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",
+           "derive_schema", "eval_count", "guess_columns", "import_task", "infer_format", "leakage", "normalise",
+           "parse_eval_size", "pick_columns", "plan_task", "preview", "read_table", "remove_leaks", "split",
+           "task_toml", "write_task"]

@@ -1,0 +1,424 @@
+"""From a Table to a task: the format, the instruction, the seeded split, the leakage check,
+and the all-or-nothing write of <home>/tasks/NAME/."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..tasks import TASK_FILE, builtin_tasks, home_tasks_dir, load_task
+from .read import Table, TaskImportError, pick_columns, read_table
+
+MAX_LABELS = 30  # more distinct answers than this is not a label set
+LABEL_CHARS = 60  # a label is a short single line
+FEWSHOT = 8  # few-shot pool size (for labels: at least one per label)
+FORMATS = ("label", "json", "text")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# ---- the format ----------------------------------------------------------------------
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _as_text(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return str(v).strip()
+
+
+def _as_object(text: str) -> dict | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _small_set(counts: Counter, n: int) -> bool:
+    """A set of answers that repeats: 2..30 distinct values, each seen twice on average."""
+    return 2 <= len(counts) <= MAX_LABELS and len(counts) * 2 <= n
+
+
+def infer_format(outputs: list[str]) -> tuple[str, list[str] | None, dict | None]:
+    """(format, labels, schema) from the outputs alone."""
+    objects = [_as_object(o) for o in outputs]
+    if outputs and all(o is not None for o in objects):
+        return "json", None, derive_schema(objects)
+    counts = Counter(outputs)
+    if _small_set(counts, len(outputs)) and all(len(o) <= LABEL_CHARS and "\n" not in o for o in counts):
+        return "label", [label for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))], None
+    return "text", None, None
+
+
+_TYPES = [(bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+          (dict, "object"), (type(None), "null")]
+
+
+def _json_type(v: Any) -> str:
+    return next(name for cls, name in _TYPES if isinstance(v, cls))
+
+
+def derive_schema(objects: list[dict]) -> dict:
+    """A JSON schema the objects all satisfy: their keys (required when every object has one),
+    each key's types, and an enum for a string key whose values are a small repeating set."""
+    keys = list(dict.fromkeys(k for o in objects for k in o))
+    props = {}
+    for key in keys:
+        values = [o[key] for o in objects if key in o]
+        types = sorted({_json_type(v) for v in values})
+        if "integer" in types and "number" in types:
+            types.remove("integer")
+        prop: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+        counts = Counter(values) if types == ["string"] else Counter()
+        if counts and _small_set(counts, len(values)):
+            prop["enum"] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        props[key] = prop
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": props,
+            "required": [k for k in keys if all(k in o for o in objects)], "additionalProperties": False}
+
+
+def _scorers(fmt: str) -> tuple[list[str], str]:
+    return {"label": (["label_accuracy", "exact_match", "macro_f1"], "label_accuracy"),
+            "json": (["json_valid", "schema_valid", "field_accuracy", "exact_match"], "field_accuracy"),
+            "text": (["token_f1", "exact_match", "rouge_l"], "token_f1")}[fmt]
+
+
+def default_instruction(fmt: str, input_column: str, output_column: str, labels: list[str] | None = None,
+                        schema: dict | None = None, given: str | None = None) -> str:
+    """What the model is told: the file's own instruction when it has one, else one from the format."""
+    inp, out = input_column.replace("_", " "), output_column.replace("_", " ")
+    if fmt == "label":
+        head = given or f"Read the {inp} and answer with its {out}."
+        return (f"{head}\nAnswer with exactly one of: {', '.join(labels or [])}.\n"
+                f"Answer with the {out} only, no other words.")
+    if fmt == "json":
+        lines = []
+        for key, prop in (schema or {}).get("properties", {}).items():
+            kind = prop.get("type")
+            what = (" or ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"]) if "enum" in prop
+                    else {"string": "text", "integer": "a whole number", "number": "a number",
+                          "boolean": "true or false", "array": "a list", "object": "an object"}.get(kind, "a value"))
+            lines.append(f'"{key}": {what}')
+        head = given or f"Read the {inp} and reply with one JSON object and nothing else."
+        return head + ("\nKeys, in this order:\n" + "\n".join(lines) if lines else "")
+    return given or f"Read the {inp} and reply with the {out} only."
+
+
+# ---- the plan: examples, format, split -----------------------------------------------
+
+@dataclass
+class TaskPlan:
+    name: str
+    source: Path
+    kind: str
+    shape: str
+    input_column: str
+    output_column: str
+    output_format: str
+    inferred_format: str
+    labels: list[str] | None
+    schema: dict | None
+    instruction: str
+    scorers: list[str]
+    primary_metric: str
+    seed: int
+    rows: int
+    train: list[dict] = field(default_factory=list)
+    eval: list[dict] = field(default_factory=list)
+    fewshot: list[dict] = field(default_factory=list)
+    duplicates: int = 0
+    leaked: int = 0
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None  # the task.toml, once written
+
+    def label_counts(self) -> dict[str, tuple[int, int, int]]:
+        """label -> (train, eval, few-shot) counts."""
+        per = [Counter(e["output"] for e in split) for split in (self.train, self.eval, self.fewshot)]
+        return {label: tuple(c[label] for c in per) for label in (self.labels or [])}
+
+    def summary(self) -> str:
+        inferred = ("inferred" if self.output_format == self.inferred_format
+                    else f"chosen; inferred {self.inferred_format}")
+        out = [f"from {self.source.name} ({self.kind}" + (f", {self.shape} rows" if self.shape != "records" else "")
+               + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
+               f"format: {self.output_format} ({inferred})"
+               + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
+               + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
+               f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric})",
+               f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · "
+               f"few-shot {len(self.fewshot)}"]
+        if self.labels:
+            width = max(len(x) for x in self.labels + ["label"])
+            out.append(f"  {'label':<{width}}  train  eval  few-shot")
+            out += [f"  {label:<{width}}  {a:>5}  {b:>4}  {c:>8}" for label, (a, b, c) in self.label_counts().items()]
+        out.append(f"duplicates dropped: {self.duplicates}")
+        out.append("leakage check: " + (f"{self.leaked} example(s) shared their normalised input with a held-out "
+                                        "one: removed from train/few-shot" if self.leaked else
+                                        "no held-out input appears in train or few-shot"))
+        return "\n".join(out)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path) if self.path else None, "source": str(self.source),
+                "input_column": self.input_column, "output_column": self.output_column,
+                "output_format": self.output_format, "inferred_format": self.inferred_format, "labels": self.labels,
+                "schema": self.schema, "scorers": self.scorers, "primary_metric": self.primary_metric,
+                "counts": {"rows": self.rows, "train": len(self.train), "eval": len(self.eval),
+                           "fewshot": len(self.fewshot)}, "label_counts": self.label_counts(),
+                "duplicates": self.duplicates, "leaked": self.leaked, "warnings": self.warnings}
+
+
+def normalise(text: str) -> str:
+    """The leakage check's key: case, accents' forms, punctuation and spacing ignored."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def plan_task(source: str | Path | Table, name: str, *, input_column: str | None = None,
+              output_column: str | None = None, eval_size: int | float | None = None, seed: int = 0,
+              output_format: str | None = None, labels: list[str] | None = None,
+              instruction: str | None = None) -> TaskPlan:
+    """Read the file and decide everything `write_task` writes; nothing is written here."""
+    table = source if isinstance(source, Table) else read_table(source)
+    inp, out = pick_columns(table, input_column, output_column)
+    examples, duplicates = _examples(table, inp, out, name)
+    outputs = [e["output"] for e in examples]
+    inferred, found_labels, schema = infer_format(outputs)
+    fmt = output_format or inferred
+    if fmt not in FORMATS:
+        raise TaskImportError(f"output format '{fmt}': use one of {', '.join(FORMATS)}")
+    if fmt == "label":
+        found_labels = labels or found_labels or sorted(set(outputs))
+        _check_labels(table, examples, found_labels)
+    elif fmt == "json":
+        schema = schema or _check_json(table, examples)
+    scorers, primary = _scorers(fmt)
+    train, evals, fewshot = split(examples, fmt, eval_size, seed, table.path)
+    train, fewshot, leaked = remove_leaks(train, evals, fewshot)
+    plan = TaskPlan(name, table.path, table.kind, table.shape, inp, out, fmt, inferred,
+                    found_labels if fmt == "label" else None, schema if fmt == "json" else None,
+                    instruction or default_instruction(fmt, inp, out, found_labels, schema, table.instruction),
+                    scorers, primary, seed, len(table.rows), train, evals, fewshot, duplicates, leaked)
+    plan.warnings = _warnings(plan)
+    return plan
+
+
+def _examples(table: Table, inp: str, out: str, name: str) -> tuple[list[dict], int]:
+    """{"id", "input", "output"} per row (ids carry the row), exact duplicates dropped."""
+    examples, seen, duplicates = [], set(), 0
+    for i, row in enumerate(table.rows):
+        for col in (inp, out):
+            if _missing(row.get(col)):
+                what = "output" if col == out else "input"
+                raise TaskImportError(f"{table.where(i)}: the {what} column '{col}' is "
+                                      f"{'missing' if col not in row else 'empty'}")
+        x, y = _as_text(row[inp]), _as_text(row[out])
+        if (x, y) in seen:
+            duplicates += 1
+            continue
+        seen.add((x, y))
+        examples.append({"id": f"{name}-{table.places[i]}", "input": x, "output": y, "_row": i})
+    return examples, duplicates
+
+
+def _check_labels(table: Table, examples: list[dict], labels: list[str]) -> None:
+    if len(labels) != len(set(labels)):
+        raise TaskImportError("the labels given have duplicates")
+    for e in examples:
+        if e["output"] not in labels:
+            raise TaskImportError(f"{table.where(e['_row'])}: output '{e['output'][:60]}' is not one of the labels "
+                                  f"({', '.join(labels)})")
+
+
+def _check_json(table: Table, examples: list[dict]) -> dict:
+    objects = []
+    for e in examples:
+        obj = _as_object(e["output"])
+        if obj is None:
+            raise TaskImportError(f"{table.where(e['_row'])}: the output is not a JSON object, so the task "
+                                  "cannot be 'json': choose label or text")
+        objects.append(obj)
+    return derive_schema(objects)
+
+
+def parse_eval_size(value: str | None) -> int | float | None:
+    """'50' -> 50, '0.2' -> 0.2, '' or None -> None (the default), as typed in a flag or a form."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return float(value) if "." in value else int(value)
+    except ValueError:
+        raise TaskImportError(f"held-out size '{value}': give a count (50) or a fraction (0.2)") from None
+
+
+def eval_count(n: int, eval_size: int | float | None) -> int:
+    """Held-out examples: an int, a fraction of n, or 20% by default (at least 1, at most 500)."""
+    if eval_size is None:
+        k = min(max(1, round(0.2 * n)), 500)
+    elif 0 < eval_size < 1:
+        k = max(1, round(eval_size * n))
+    elif float(eval_size).is_integer() and eval_size >= 1:
+        k = int(eval_size)
+    else:
+        raise TaskImportError(f"--eval-size {eval_size}: give a count (e.g. 50) or a fraction between 0 and 1")
+    if not 1 <= k < n:
+        raise TaskImportError(f"--eval-size {eval_size}: {k} held-out examples of {n} leaves "
+                              f"{'none' if k >= n else 'them all'} for {'training' if k >= n else 'evaluation'}")
+    return k
+
+
+def split(examples: list[dict], fmt: str, eval_size: int | float | None, seed: int,
+          path: Path | str = "data") -> tuple[list[dict], list[dict], list[dict]]:
+    """(train, eval, few-shot), seeded; stratified by label for label tasks, and the few-shot
+    pool then starts with one example of every label."""
+    if len(examples) < 2:
+        raise TaskImportError(f"{path}: {len(examples)} example(s) after dropping duplicates: a task needs at least 2")
+    rng = random.Random(seed)
+    n_eval = eval_count(len(examples), eval_size)
+    if fmt != "label":
+        order = examples[:]
+        rng.shuffle(order)
+        rest = order[n_eval:]
+        n_few = min(FEWSHOT, len(rest) // 2)
+        return rest[n_few:], order[:n_eval], rest[:n_few]
+    groups: dict[str, list[dict]] = {}
+    for e in examples:
+        groups.setdefault(e["output"], []).append(e)
+    for g in groups.values():
+        rng.shuffle(g)
+    exact = {label: n_eval * len(g) / len(examples) for label, g in groups.items()}
+    quota = {label: int(x) for label, x in exact.items()}
+    for label in sorted(exact, key=lambda k: quota[k] - exact[k])[:n_eval - sum(quota.values())]:
+        quota[label] += 1  # largest remainders first
+    evals = [e for label, g in groups.items() for e in g[:quota[label]]]
+    rest = {label: g[quota[label]:] for label, g in groups.items()}
+    fewshot = [g[0] for g in rest.values() if g]  # one of every label that has one left
+    pool = [e for g in rest.values() for e in g[1:]]
+    rng.shuffle(pool)
+    n_more = max(0, min(FEWSHOT, sum(map(len, rest.values())) // 2) - len(fewshot))
+    fewshot += pool[:n_more]
+    return pool[n_more:], evals, fewshot
+
+
+def remove_leaks(train: list[dict], evals: list[dict], fewshot: list[dict]) -> tuple[list[dict], list[dict], int]:
+    """Drop train and few-shot examples whose normalised input is also held out; how many."""
+    held = {normalise(e["input"]) for e in evals}
+    kept_train = [e for e in train if normalise(e["input"]) not in held]
+    kept_few = [e for e in fewshot if normalise(e["input"]) not in held]
+    return kept_train, kept_few, len(train) - len(kept_train) + len(fewshot) - len(kept_few)
+
+
+def leakage(task) -> int:
+    """How many of a task's held-out examples share their normalised input with a train or
+    few-shot example (0 is the only good answer: a leak inflates every tuned or few-shot score)."""
+    seen = {normalise(e.input) for s in ("train", "fewshot") for e in task.examples(s)}
+    return sum(normalise(e.input) in seen for e in task.examples("eval"))
+
+
+def _warnings(plan: TaskPlan) -> list[str]:
+    out = []
+    for label, (a, b, c) in plan.label_counts().items():
+        if a + b + c < 3:
+            out.append(f"label '{label}' has only {a + b + c} example(s) (fewer than 3): add more or merge it")
+        if b == 0:
+            out.append(f"label '{label}' has no held-out example: its accuracy is not measured")
+    if plan.leaked:
+        out.append(f"leakage: {plan.leaked} example(s) had the same normalised input as a held-out one and were "
+                   "removed from train/few-shot")
+    if len(plan.train) < 20:
+        out.append(f"only {len(plan.train)} training examples: `lab train` wants 20 or more (or --force)")
+    return out
+
+
+# ---- writing -------------------------------------------------------------------------
+
+def check_name(name: str, home=None, force: bool = False) -> Path:
+    """The task's folder in the lab home, once the name is usable and free (or --force)."""
+    if not NAME.match(name or ""):
+        raise TaskImportError(f"task name '{name}': use letters, digits, '-', '_' or '.' (64 at most)")
+    if name in builtin_tasks():
+        raise TaskImportError(f"'{name}' is a built-in task: pick another name")
+    folder = home_tasks_dir(home) / name
+    if folder.exists() and not force:
+        raise TaskImportError(f"{folder} already exists: pass --force to replace it")
+    return folder
+
+
+def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
+    """Write tasks/NAME/ in the lab home, all or nothing: built in a scratch folder, loaded back
+    (so the task.toml is known to be valid), then renamed into place. Returns the task.toml."""
+    folder = check_name(plan.name, home, force)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", dir=folder.parent))
+    try:
+        for split_name in ("train", "eval", "fewshot"):
+            rows = getattr(plan, split_name)
+            if rows:
+                text = "".join(json.dumps({k: e[k] for k in ("id", "input", "output")}, ensure_ascii=False) + "\n"
+                               for e in rows)
+                (scratch / f"{split_name}.jsonl").write_text(text, encoding="utf-8")
+        if plan.schema:
+            (scratch / "schema.json").write_text(json.dumps(plan.schema, indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
+        (scratch / TASK_FILE).write_text(task_toml(plan), encoding="utf-8")
+        load_task(scratch)  # a task file the lab cannot load is never put in place
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{plan.name}.old-{scratch.name}"
+            folder.rename(old)
+        scratch.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    plan.path = folder / TASK_FILE
+    return plan.path
+
+
+def import_task(source: str | Path, name: str, home=None, force: bool = False, **options) -> TaskPlan:
+    """plan_task + write_task; the name is checked first, so a taken name fails before any reading."""
+    check_name(name, home, force)
+    plan = plan_task(source, name, **options)
+    write_task(plan, home, force)
+    return plan
+
+
+def _string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")  # a JSON string is a TOML basic string
+
+
+def _multiline(s: str) -> str:
+    plain = '"""' not in s and "\\" not in s and not s.endswith('"') and all(c >= " " or c in "\n\t" for c in s)
+    return f'"""\n{s}"""' if plain and s.strip() else _string(s)
+
+
+def task_toml(plan: TaskPlan) -> str:
+    k = min(len(plan.fewshot), max(FEWSHOT, len(plan.labels or [])))
+    longest = max((len(e["output"]) for e in plan.train + plan.eval + plan.fewshot), default=0)
+    max_tokens = 16 if plan.output_format == "label" else min(512, max(32, longest // 3 + 24))
+    lines = [f"# Made by `lab task new` from {plan.source.name}; edit freely (output_format, scorers, "
+             "instruction...).",
+             f"name = {_string(plan.name)}",
+             f"description = {_string(f'{plan.input_column} -> {plan.output_column}, from {plan.source.name}.')}",
+             f"instruction = {_multiline(plan.instruction)}",
+             f"output_format = {_string(plan.output_format)}"]
+    if plan.labels:
+        lines.append(f"labels = {json.dumps(plan.labels, ensure_ascii=False)}")
+    if plan.schema:
+        lines.append('json_schema = "schema.json"')
+    lines += [f"scorers = {json.dumps(plan.scorers)}", f"primary_metric = {_string(plan.primary_metric)}",
+              "target = 0.80"]
+    lines += [f'{s} = "{s}.jsonl"' for s in ("train", "eval", "fewshot") if getattr(plan, s)]
+    lines += [f"few_shot_k = {k}", f"max_tokens = {max_tokens}", ""]
+    return "\n".join(lines)

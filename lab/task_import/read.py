@@ -1,0 +1,259 @@
+"""Reading the file a task is made from: CSV, TSV, JSONL, JSON or Parquet -> a Table of rows.
+
+Chat (`messages`) and Alpaca rows are flattened to input/output columns; every problem is a
+TaskImportError naming the file and the line, record or row.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..tasks import TaskError
+
+KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+         ".parquet": "parquet", ".pq": "parquet"}
+PAIRS = [("text", "label"), ("input", "output"), ("prompt", "completion"), ("question", "answer")]
+
+
+class TaskImportError(TaskError):
+    """The file cannot become a task; the message names the file and the row (or the column)."""
+
+
+# ---- reading -------------------------------------------------------------------------
+
+@dataclass
+class Table:
+    path: Path
+    kind: str  # csv, tsv, jsonl, json, parquet
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    places: list[int]  # where each row is: a line (text files), a record or row number
+    unit: str = "line"
+    shape: str = "records"  # records, chat, alpaca (flattened to input/output columns)
+    instruction: str | None = None  # a system prompt or Alpaca instruction every row shares
+
+    def where(self, i: int) -> str:
+        return f"{self.path.name}: {self.unit} {self.places[i]}"
+
+
+def read_table(path: str | Path) -> Table:
+    """Every row of a CSV/TSV/JSONL/JSON/Parquet file as a dict; chat and Alpaca rows flattened."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskImportError(f"{path}: no such file")
+    kind = KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise TaskImportError(f"{path}: unknown file type '{path.suffix}': use .csv, .tsv, .jsonl, .json or .parquet")
+    if kind == "parquet":
+        table = _read_parquet(path)
+    else:
+        text = _decode(path)
+        if not text.strip():
+            raise TaskImportError(f"{path}: the file is empty")
+        read = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json}[kind]
+        table = read(path, text, kind)
+    if not table.rows:
+        raise TaskImportError(f"{path}: the file has no rows" + (" (only a header)" if table.columns else ""))
+    return _flatten(table)
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise TaskImportError(f"{path}: the file is UTF-16: save it as UTF-8")
+    encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise TaskImportError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (tried UTF-8 "
+                              "and UTF-8 with a BOM): save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')") from None
+
+
+def _read_delimited(path: Path, text: str, kind: str) -> Table:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",")
+    header: list[str] | None = None
+    rows, places, start = [], [], 1
+    try:
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line
+            if header is None:
+                header = [h.strip() for h in record]
+                _check_header(path, header)
+                continue
+            if len(record) != len(header):
+                raise TaskImportError(f"{path}: line {line}: {len(record)} fields, but the header has {len(header)} "
+                                      f"({', '.join(header)}); a value with a "
+                                      f"{'tab' if kind == 'tsv' else 'comma'} in it needs \"quotes\"")
+            rows.append(dict(zip(header, record)))
+            places.append(line)
+    except csv.Error as e:
+        raise TaskImportError(f"{path}: line {reader.line_num}: {e}") from None
+    return Table(path, kind, header or [], rows, places)
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    for i, name in enumerate(header, 1):
+        if not name:
+            raise TaskImportError(f"{path}: line 1: column {i} of the header has no name")
+    dupes = [n for n, c in Counter(header).items() if c > 1]
+    if dupes:
+        raise TaskImportError(f"{path}: line 1: the header names {', '.join(dupes)} more than once")
+
+
+def _read_jsonl(path: Path, text: str, kind: str) -> Table:
+    rows, places = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        rows.append(_record(path, f"line {n}", line))
+        places.append(n)
+    return Table(path, kind, _columns(rows), rows, places)
+
+
+def _record(path: Path, where: str, text: str) -> dict:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskImportError(f"{path}: {where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise TaskImportError(f"{path}: {where}: each row must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _read_json(path: Path, text: str, kind: str) -> Table:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskImportError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    if isinstance(data, dict):  # {"data": [...]}: the one list of records inside
+        lists = [v for v in data.values() if isinstance(v, list)]
+        data = lists[0] if len(lists) == 1 else data
+    if not isinstance(data, list):
+        raise TaskImportError(f"{path}: expected a list of records (or JSONL: one object per line)")
+    for i, obj in enumerate(data, 1):
+        if not isinstance(obj, dict):
+            raise TaskImportError(f"{path}: record {i}: each record must be a JSON object, got {type(obj).__name__}")
+    return Table(path, kind, _columns(data), data, list(range(1, len(data) + 1)), unit="record")
+
+
+def _read_parquet(path: Path) -> Table:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as e:
+        raise TaskImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {e}") from None
+    except Exception as e:  # pyarrow's ArrowInvalid and friends: not a Parquet file
+        raise TaskImportError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    if frame.empty and len(frame.columns):
+        raise TaskImportError(f"{path}: the file has no rows (only columns: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise TaskImportError(f"{path}: the file is empty")
+    rows = [{str(k): _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return Table(path, "parquet", [str(c) for c in frame.columns], rows, list(range(1, len(rows) + 1)), unit="row")
+
+
+def _plain(v: Any) -> Any:
+    """numpy/pandas values -> plain Python (arrays to lists, NaN and NA to None)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    try:
+        return None if v != v else v  # NaN
+    except (TypeError, ValueError):  # pandas.NA refuses comparison
+        return None
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def _flatten(t: Table) -> Table:
+    """Chat rows -> input (the last user turn) / output (the final assistant turn); Alpaca rows ->
+    input / output, their shared instruction kept as the task's instruction."""
+    cols = set(t.columns)
+    if "messages" in cols and all(isinstance(r.get("messages"), list) for r in t.rows):
+        rows, systems = [], []
+        for i, r in enumerate(t.rows):
+            msgs = [m for m in r["messages"] if isinstance(m, dict)]
+            if not msgs or msgs[-1].get("role") != "assistant":
+                raise TaskImportError(f"{t.where(i)}: 'messages' must end with the assistant's answer")
+            user = [m for m in msgs if m.get("role") == "user"]
+            if not user:
+                raise TaskImportError(f"{t.where(i)}: 'messages' has no user turn (the input)")
+            systems.append(next((m.get("content") for m in msgs if m.get("role") in ("system", "developer")), None))
+            rows.append({"input": user[-1].get("content"), "output": msgs[-1].get("content")})
+        shared = systems[0] if len(set(systems)) == 1 else None
+        return Table(t.path, t.kind, ["input", "output"], rows, t.places, t.unit, "chat", shared)
+    if {"instruction", "output"} <= cols:
+        instructions = {str(r.get("instruction") or "").strip() for r in t.rows}
+        shared = next(iter(instructions)) if len(instructions) == 1 and "input" in cols else None
+        rows = [{"input": r.get("input") if shared else _join(r.get("instruction"), r.get("input")),
+                 "output": r.get("output")} for r in t.rows]
+        return Table(t.path, t.kind, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None)
+    return t
+
+
+def _join(*parts: Any) -> str:
+    return "\n\n".join(str(p).strip() for p in parts if p is not None and str(p).strip())
+
+
+# ---- columns -------------------------------------------------------------------------
+
+def guess_columns(columns: list[str]) -> tuple[str | None, str | None]:
+    """The (input, output) columns when they are obvious (text/label, input/output,
+    prompt/completion, question/answer, case-insensitive), else (None, None)."""
+    lower = {c.lower(): c for c in columns}
+    for a, b in PAIRS:
+        if a in lower and b in lower:
+            return lower[a], lower[b]
+    return None, None
+
+
+def pick_columns(table: Table, input_column: str | None = None,
+                 output_column: str | None = None) -> tuple[str, str]:
+    """The columns named (checked against the file's) or guessed; a wrong name lists the columns."""
+    cols = table.columns
+    lower = {c.lower(): c for c in cols}
+
+    def named(name: str, flag: str) -> str:
+        found = name if name in cols else lower.get(name.lower())
+        if found is None:
+            raise TaskImportError(f"{table.path}: no column '{name}' ({flag}); its columns are: {', '.join(cols)}")
+        return found
+
+    inp = named(input_column, "--input") if input_column else None
+    out = named(output_column, "--output") if output_column else None
+    guess_in, guess_out = guess_columns(cols)
+    inp, out = inp or guess_in, out or guess_out
+    rest = [c for c in cols if c not in (inp, out) and c.lower() != "id"]
+    if bool(inp) != bool(out) and len(rest) == 1:  # one named, one column left: that one
+        inp, out = inp or rest[0], out or rest[0]
+    if not inp or not out:
+        raise TaskImportError(f"{table.path}: which columns are the input and the output? Name them with "
+                              f"--input COL --output COL; its columns are: {', '.join(cols)}")
+    if inp == out:
+        raise TaskImportError(f"{table.path}: the input and output columns are both '{inp}'")
+    return inp, out
+
+
+def preview(table: Table, n: int = 8, width: int = 80) -> tuple[list[str], list[list[str]]]:
+    """(headers, the first n rows as short strings) to show a file before importing it."""
+    def cell(v):
+        s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        return s if len(s) <= width else s[:width - 1] + "…"
+    return table.columns, [[cell(r.get(c, "")) for c in table.columns] for r in table.rows[:n]]
+
+

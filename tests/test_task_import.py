@@ -1,0 +1,276 @@
+"""`lab task new`'s engine: real files of every supported kind through the real reader, the
+format inference, the seeded split, the leakage check and the all-or-nothing write."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+
+from lab.task_import import (TaskImportError, derive_schema, import_task, infer_format, leakage, normalise,
+                             plan_task, read_table, write_task)
+from lab.tasks import load_task
+
+PARTS = ["printer", "screen", "keyboard"]
+
+
+def mails(n_per_label: int = 12, labels=PARTS) -> list[tuple[str, str]]:
+    """Small made-up labelled messages (each input unique)."""
+    return [(f"Ticket {i}-{label}: the {label} in room {i} stopped working, please help", label)
+            for i in range(n_per_label) for label in labels]
+
+
+def write_csv(path, rows, header=("text", "label"), **kw):
+    with path.open("w", newline="", encoding=kw.pop("encoding", "utf-8")) as f:
+        csv.writer(f, **kw).writerows([header, *rows])
+    return path
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def files_in(home):
+    folder = home / "tasks"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ---- reading every kind of file -----------------------------------------------------------
+
+def test_csv_with_a_bom_and_crlf_becomes_a_label_task(tmp_path):
+    data = write_csv(tmp_path / "mail.csv", mails(), encoding="utf-8-sig", lineterminator="\r\n")
+    assert data.read_bytes().startswith(b"\xef\xbb\xbf") and b"\r\n" in data.read_bytes()
+    plan = import_task(data, "mail", tmp_path)
+    assert (plan.input_column, plan.output_column) == ("text", "label")  # no BOM stuck to 'text'
+    assert plan.output_format == "label" and sorted(plan.labels) == sorted(PARTS)
+    task = load_task("mail", home=tmp_path)
+    assert task.output_format == "label" and task.primary_metric == "label_accuracy"
+    assert "printer" in task.instruction and "exactly one of" in task.instruction
+    assert "macro_f1" in task.scorers
+    examples = task.examples("train") + task.examples("eval") + task.examples("fewshot")
+    assert len(examples) == 36 and not any("\r" in e.input or "\r" in e.output for e in examples)
+    assert len({e.id for e in examples}) == 36
+
+
+def test_tsv_is_read_with_tabs(tmp_path):
+    rows = [(f"What is {i} plus {i}?", str(2 * i) + " apples") for i in range(30)]
+    data = write_csv(tmp_path / "sums.tsv", rows, header=("question", "answer"), delimiter="\t")
+    plan = plan_task(data, "sums")
+    assert (plan.input_column, plan.output_column, plan.output_format) == ("question", "answer", "text")
+    assert plan.primary_metric == "token_f1"
+
+
+@pytest.mark.parametrize("shape", ["records", "chat", "prompt-completion", "alpaca", "json-array"])
+def test_jsonl_in_every_supported_shape(tmp_path, shape):
+    pairs = mails(8)
+    if shape == "chat":
+        records = [{"messages": [{"role": "system", "content": "Route the ticket."},
+                                 {"role": "user", "content": x}, {"role": "assistant", "content": y}]}
+                   for x, y in pairs]
+    elif shape == "prompt-completion":
+        records = [{"prompt": x, "completion": y} for x, y in pairs]
+    elif shape == "alpaca":
+        records = [{"instruction": "Route the ticket.", "input": x, "output": y} for x, y in pairs]
+    else:
+        records = [{"id": i, "input": x, "output": y, "extra": i} for i, (x, y) in enumerate(pairs)]
+    if shape == "json-array":
+        data = tmp_path / "mail.json"
+        data.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    else:
+        data = write_jsonl(tmp_path / "mail.jsonl", records)
+    plan = import_task(data, "mail", tmp_path)
+    task = load_task("mail", home=tmp_path)
+    assert task.output_format == "label" and sorted(task.labels) == sorted(PARTS)
+    inputs = {e.input for s in ("train", "eval", "fewshot") for e in task.examples(s)}
+    assert inputs == {x for x, _ in pairs}
+    if shape in ("chat", "alpaca"):  # the instruction every row shares becomes the task's
+        assert plan.shape == shape and task.instruction.startswith("Route the ticket.")
+
+
+def test_parquet_through_pyarrow(tmp_path):
+    import pandas as pd  # pyarrow writes and reads the file: a dependency, not optional
+
+    data = tmp_path / "mail.parquet"
+    pd.DataFrame(mails(), columns=["body", "part"]).to_parquet(data)
+    plan = import_task(data, "mail", tmp_path, input_column="body", output_column="part")
+    assert plan.kind == "parquet" and plan.output_format == "label" and plan.rows == 36
+
+
+def test_json_outputs_get_a_derived_schema(tmp_path):
+    records = [{"input": f"Order {i} arrived broken, I want my money back ({i} EUR)",
+                "output": {"priority": ["low", "high"][i % 2], "refund": i, "summary": f"broken order {i}"}}
+               for i in range(20)]
+    records += [{"input": f"Order {i} is late", "output": json.dumps({"priority": "low", "refund": 0.5,
+                                                                     "summary": f"late order {i}"})}
+                for i in range(20, 30)]  # JSON as text in the file: the same thing
+    plan = import_task(write_jsonl(tmp_path / "orders.jsonl", records), "orders", tmp_path)
+    task = load_task("orders", home=tmp_path)
+    assert task.output_format == "json" and task.primary_metric == "field_accuracy"
+    schema = task.schema()
+    assert schema["properties"]["priority"] == {"type": "string", "enum": ["low", "high"]}
+    assert schema["properties"]["refund"] == {"type": "number"}
+    assert "enum" not in schema["properties"]["summary"]  # free text
+    assert schema["required"] == ["priority", "refund", "summary"]
+    assert '"priority": "low" or "high"' in plan.instruction
+
+
+# ---- inference ------------------------------------------------------------------------------
+
+def test_infer_label_json_text():
+    assert infer_format(["spam", "ham", "spam", "ham"]) == ("label", ["ham", "spam"], None)
+    fmt, labels, schema = infer_format(['{"a": 1}', '{"a": 2, "b": true}'])
+    assert fmt == "json" and labels is None and schema["required"] == ["a"]
+    assert schema["properties"]["b"] == {"type": "boolean"}
+    assert infer_format(["Paris", "Berlin", "Rome", "Madrid"])[0] == "text"  # nothing repeats
+    assert infer_format(["a long answer\nover two lines", "short"] * 3)[0] == "text"
+    assert infer_format(['{"a": 1}', "not json"])[0] == "text"
+
+
+def test_derive_schema_types_and_enums():
+    schema = derive_schema([{"k": "x", "n": 1, "l": [1]}, {"k": "x", "n": 2.5}, {"k": "y", "n": None}, {"k": "y"}])
+    props = schema["properties"]
+    assert props["k"] == {"type": "string", "enum": ["x", "y"]}
+    assert props["n"]["type"] == ["null", "number"] and props["l"] == {"type": "array"}
+    assert schema["required"] == ["k"] and schema["additionalProperties"] is False
+
+
+def test_flags_override_the_inference(tmp_path):
+    data = write_csv(tmp_path / "mail.csv", mails(4))
+    plan = plan_task(data, "mail", output_format="text", instruction="Say the part.")
+    assert plan.output_format == "text" and plan.inferred_format == "label" and plan.labels is None
+    assert plan.instruction == "Say the part." and plan.primary_metric == "token_f1"
+    with pytest.raises(TaskImportError, match="not one of the labels"):
+        plan_task(data, "mail", labels=["printer", "screen"])
+    with pytest.raises(TaskImportError, match="line 2: the output is not a JSON object"):
+        plan_task(data, "mail", output_format="json")
+
+
+# ---- the split -------------------------------------------------------------------------------
+
+def test_stratified_split_and_few_shot_covering_every_label(tmp_path):
+    rows = mails(30, ["printer"]) + mails(12, ["screen"]) + mails(6, ["keyboard"]) + mails(2, ["mouse"])
+    plan = plan_task(write_csv(tmp_path / "mail.csv", rows), "mail", eval_size=0.4, seed=3)
+    assert len(plan.eval) == 20  # 40% of 50 rows, shared out by label: 12, 4.8, 2.4, 0.8 -> largest remainders
+    assert Counter(e["output"] for e in plan.eval) == {"printer": 12, "screen": 5, "keyboard": 2, "mouse": 1}
+    assert {e["output"] for e in plan.fewshot} == {"printer", "screen", "keyboard", "mouse"}
+    assert [e["output"] for e in plan.fewshot[:4]] == ["printer", "screen", "keyboard", "mouse"]  # covered first
+    ids = [e["id"] for e in plan.train + plan.eval + plan.fewshot]
+    assert len(ids) == len(set(ids)) == 50
+    assert any("'mouse' has only 2 example(s)" in w for w in plan.warnings)
+    again = plan_task(write_csv(tmp_path / "mail.csv", rows), "mail", eval_size=0.4, seed=3)
+    assert [e["id"] for e in again.eval] == [e["id"] for e in plan.eval]  # seeded
+    other = plan_task(write_csv(tmp_path / "mail.csv", rows), "mail", eval_size=0.4, seed=4)
+    assert {e["id"] for e in other.eval} != {e["id"] for e in plan.eval}
+
+
+def test_a_label_missing_from_eval_is_warned(tmp_path):
+    rows = mails(20, ["printer"]) + mails(20, ["screen"]) + [("the mouse squeaks", "mouse")] * 1
+    plan = plan_task(write_csv(tmp_path / "mail.csv", rows), "mail", eval_size=4)
+    assert any("'mouse' has no held-out example" in w for w in plan.warnings)
+
+
+def test_eval_size_as_count_or_fraction(tmp_path):
+    data = write_csv(tmp_path / "mail.csv", mails(10))
+    assert len(plan_task(data, "m", eval_size=7).eval) == 7
+    assert len(plan_task(data, "m", eval_size=0.5).eval) == 15
+    assert len(plan_task(data, "m").eval) == 6  # 20% by default
+    for bad in (30, 0, -1, 1.5):
+        with pytest.raises(TaskImportError, match="--eval-size"):
+            plan_task(data, "m", eval_size=bad)
+
+
+def test_duplicates_are_dropped_and_leaks_removed_from_train(tmp_path):
+    rows = []
+    for i in range(40):  # each question twice, written differently, with conflicting answers
+        rows.append((f"Is device {i} covered by the warranty?", "yes"))
+        rows.append((f"is DEVICE {i} covered by the warranty", "no"))
+    rows += rows[:6]  # exact repeats
+    plan = plan_task(write_csv(tmp_path / "w.csv", rows, header=("question", "answer")), "w", eval_size=20)
+    assert plan.duplicates == 6
+    held = {normalise(e["input"]) for e in plan.eval}
+    assert not held & {normalise(e["input"]) for e in plan.train + plan.fewshot}
+    assert plan.leaked > 0 and len(plan.train) + len(plan.fewshot) + len(plan.eval) + plan.leaked == 80
+    assert any("leakage" in w for w in plan.warnings)
+    write_task(plan, tmp_path)
+    assert leakage(load_task("w", home=tmp_path)) == 0
+
+
+def test_leakage_counts_held_out_inputs_seen_in_training(tmp_path):
+    write_task(plan_task(write_csv(tmp_path / "mail.csv", mails()), "mail"), tmp_path)
+    task = load_task("mail", home=tmp_path)
+    assert leakage(task) == 0
+    first = task.examples("eval")[0]
+    with task.train.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "copy", "input": first.input.upper() + " !", "output": first.output}) + "\n")
+    assert leakage(load_task("mail", home=tmp_path)) == 1
+    for name in ("acme-facts", "specialty", "tickets"):
+        assert leakage(load_task(name)) == 0
+
+
+# ---- bad input: a clear error naming the file and row, nothing left behind ------------------------
+
+def _fails(tmp_path, filename: str, content: bytes, *match: str, **options):
+    data = tmp_path / filename
+    data.write_bytes(content)
+    home = tmp_path / "home"
+    with pytest.raises(TaskImportError) as e:
+        import_task(data, "bad", home, **options)
+    for m in (filename, *match):
+        assert m in str(e.value), str(e.value)
+    assert files_in(home) == []  # nothing half-written
+    return str(e.value)
+
+
+def test_empty_files(tmp_path):
+    _fails(tmp_path, "empty.csv", b"", "the file is empty")
+    _fails(tmp_path, "blank.jsonl", b"\n  \n", "the file is empty")
+    _fails(tmp_path, "header.csv", b"text,label\r\n", "no rows (only a header)")
+
+
+def test_a_row_without_its_output(tmp_path):
+    _fails(tmp_path, "gap.csv", b"text,label\nfine,a\nfine too,a\nno label here,\nlast,b\n", "line 4",
+           "output column 'label' is empty")
+    _fails(tmp_path, "gap.jsonl", b'{"input": "a", "output": "x"}\n\n{"input": "b"}\n', "line 3",
+           "output column 'output' is missing")
+
+
+def test_undecodable_bytes_name_the_line_and_the_encodings_tried(tmp_path):
+    msg = _fails(tmp_path, "latin.csv", "text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"), "line 3",
+                 "not UTF-8", "UTF-8 with a BOM")
+    assert "0xe9" in msg
+    _fails(tmp_path, "wide.csv", "text,label\n".encode("utf-16"), "UTF-16")
+
+
+def test_ragged_csv_rows(tmp_path):
+    _fails(tmp_path, "ragged.csv", b"text,label\r\nok,a\r\nhello, world,b\r\nfine,b\r\n", "line 3",
+           "3 fields, but the header has 2", "quotes")
+    _fails(tmp_path, "short.tsv", b"text\tlabel\nok\ta\nalone\n", "line 3", "1 fields")
+
+
+def test_bad_json_and_wrong_columns(tmp_path):
+    _fails(tmp_path, "broken.jsonl", b'{"input": "a", "output": "x"}\n{"input": \n', "line 2", "invalid JSON")
+    _fails(tmp_path, "cols.csv", b"body,part\nx,a\ny,b\n", "which columns", "body, part")
+    _fails(tmp_path, "named.csv", b"body,part\nx,a\ny,b\n", "no column 'txt'", "its columns are: body, part",
+           input_column="txt", output_column="part")
+    _fails(tmp_path, "data.xlsx", b"PK", "unknown file type")
+    _fails(tmp_path, "bad.parquet", b"not parquet at all", "not a readable Parquet file")
+
+
+def test_names_and_force(tmp_path):
+    data = write_csv(tmp_path / "mail.csv", mails(4))
+    import_task(data, "mail", tmp_path)
+    with pytest.raises(TaskImportError, match="already exists: pass --force"):
+        import_task(data, "mail", tmp_path)
+    plan = import_task(data, "mail", tmp_path, force=True, instruction="Replaced.")
+    assert load_task("mail", home=tmp_path).instruction == "Replaced." and plan.path.parent.name == "mail"
+    assert files_in(tmp_path) == ["mail"]  # no scratch or old folders left
+    for bad in ("tickets", "../up", "a b", ""):
+        with pytest.raises(TaskImportError):
+            import_task(data, bad, tmp_path)
+
+
+def test_reading_keeps_row_numbers(tmp_path):
+    table = read_table(write_csv(tmp_path / "q.csv", [("a", "x"), ("multi\nline", "y")]))
+    assert table.places == [2, 3] and table.where(1) == "q.csv: line 3"
