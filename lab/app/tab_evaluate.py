@@ -12,7 +12,6 @@ import threading
 import gradio as gr
 
 from ..prompts import ARMS
-from ..tasks import builtin_tasks, load_task
 from . import _ui, bridge
 from .tab_compare import LABELS
 
@@ -27,7 +26,7 @@ class Jobs:
 
 
 def setup(lab):
-    tasks = builtin_tasks()
+    tasks = bridge.task_names(lab)
     adapters = bridge.adapter_names(lab)
     runs = run_choices(lab)
     return (gr.update(choices=tasks, value=DEFAULT_TASK if DEFAULT_TASK in tasks else (tasks or [None])[0]),
@@ -36,7 +35,7 @@ def setup(lab):
 
 
 def refresh(lab):
-    return (gr.update(choices=builtin_tasks()), gr.update(choices=bridge.adapter_names(lab)),
+    return (gr.update(choices=bridge.task_names(lab)), gr.update(choices=bridge.adapter_names(lab)),
             gr.update(choices=run_choices(lab)))
 
 
@@ -51,10 +50,10 @@ def _arms(run: dict) -> list[str]:
     return json.loads(run.get("arms_json") or "[]")
 
 
-def task_info(task_name: str) -> str:
+def task_info(lab, task_name: str) -> str:
     if not task_name:
         return ""
-    task = load_task(task_name)
+    task = bridge.task(lab, task_name)
     n_eval = len(task.examples("eval"))
     return (f"**{task.name}** · {task.output_format} output · primary metric **{task.primary_metric}**, "
             f"target {task.target:.0%} · {n_eval} held-out examples"
@@ -74,7 +73,7 @@ def run(lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | None, a
         raise gr.Error("Choose at least one arm.")
     if jobs.cancel is not None and not jobs.cancel.is_set():
         raise gr.Error("An evaluation is already running: cancel it first.")
-    task = load_task(task_name)
+    task = bridge.task(lab, task_name)
     limit = int(limit) if limit else None
     n = min(limit or 10**9, len(task.examples("eval")))
     total = n * len(arms)
@@ -262,7 +261,7 @@ def build(lab) -> None:
     outputs = [status, scoreboard, plot, significance, failures, disagreements]
     _ui.on_load(lab, "evaluate", setup, [task, adapter, past], lab)
     _ui.on_select(lab, "evaluate", refresh, [task, adapter, past], lab)
-    task.change(_ui.wire(lab, "evaluate", task_info), task, about)
+    task.change(_ui.wire(lab, "evaluate", task_info, lab), task, about)
     start.click(_ui.wire(lab, "evaluate", run, lab, jobs), [task, arms, limit, adapter, mode, fresh], outputs,
                 api_name="evaluate", concurrency_limit=1).then(
         _ui.wire(lab, "evaluate", lambda: gr.update(choices=run_choices(lab))), None, past)

@@ -121,7 +121,7 @@ def _answer(lab, gen, row_id, old: str, new: str, passages=None) -> Answer:
 def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | None = None,
               k: int = 4, progress: bool = False) -> ProbeResult:
     """Ask the probe question with RAG (and the adapter, if any) before and after the edit."""
-    task = load_task(task)
+    task = load_task(task, home=lab.home)
     probe = getattr(task, "probe", None)
     if probe is None:
         raise ProbeError(f"task '{task.name}' has no [probe] table (doc, old, new, question) in its task.toml")

@@ -74,7 +74,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     `repeats` > 1 samples at temperature 0.7 with one seed per repeat (a stability check).
     `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
     called after each row is written. `fresh=True` starts a new run instead of resuming."""
-    task = load_task(task)
+    task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
     if repeats < 1:
