@@ -1,0 +1,4 @@
+"""`python -m lab.cli ...` is the `lab` command."""
+from . import main
+
+main()

@@ -1,0 +1,221 @@
+"""lab tasks, task new, eval, advise, report, probe: tasks, evaluation and the advice."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..ladder import ArmError
+from .common import cli, lab_of, table
+
+
+# ---- evaluation, advice, report, probe (lab.evaluation, lab.advisor, lab.report) ----------------
+
+
+@cli.command("tasks")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.pass_context
+def tasks_cmd(ctx, paths):
+    """List the built-in scenarios, the lab home's own tasks (tasks/) and any task PATHS given."""
+    from ..home import LabHome
+    from ..tasks import builtin_tasks, home_tasks, home_tasks_dir, load_task
+
+    home = LabHome.resolve(ctx.find_root().obj.get("home"))
+    rows = []
+    for where, refs in (("built-in", builtin_tasks()), ("home", home_tasks(home)), ("path", paths)):
+        for ref in refs:
+            t = load_task(home_tasks_dir(home) / ref if where == "home" else ref, home=home)
+            rows.append((t.name, where, t.output_format, len(t.examples("train")), len(t.examples("eval")),
+                         f"{t.primary_metric} >= {t.target:.2f}", t.corpus or "-", (t.description or "")[:60]))
+    table(["task", "where", "format", "train", "eval", "target", "corpus", "description"], rows)
+    click.echo("\nyour own: `lab task new NAME --from data.csv` (into the lab home's tasks/), "
+               "or a task.toml (see lab/tasks.py) -> `lab eval path/to/task.toml`")
+
+
+@cli.group("task")
+def task_group():
+    """Make your own task from a file you have (see `lab task new -h`)."""
+
+
+@task_group.command("new")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(dir_okay=False),
+              help="CSV, TSV, JSONL/JSON (records, chat messages, prompt/completion, Alpaca) or Parquet.")
+@click.option("--input", "input_column", help="The input column (guessed: text, input, prompt, question).")
+@click.option("--output", "output_column", help="The output column (guessed: label, output, completion, answer).")
+@click.option("--eval-size", help="Held-out examples: a count (50) or a fraction (0.2); default 20%, at most 500.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--format", "output_format", type=click.Choice(["label", "json", "text"]),
+              help="Override the inferred output format.")
+@click.option("--labels", help="Comma-separated labels (a label task's allowed answers, in this order).")
+@click.option("--instruction", help="The system prompt (default: one written from the format).")
+@click.option("--force", is_flag=True, help="Replace tasks/NAME if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.pass_context
+def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
+    """Make task NAME in the lab home (tasks/NAME/) from the examples in a file.
+
+    \b
+    The output format is inferred: label (a small repeating set), json (JSON objects: a schema
+    is derived) or text; the split is seeded (stratified for labels) and training examples that
+    share a held-out input are removed. Then: lab eval NAME
+    """
+    from ..home import LabHome
+    from ..task_import import import_task, parse_eval_size
+
+    home = LabHome.resolve(ctx.find_root().obj.get("home"))
+    plan = import_task(source, name, home, force=force, eval_size=parse_eval_size(eval_size),
+                       labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None, **options)
+    if as_json:
+        click.echo(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"task '{plan.name}' -> {plan.path}\n{plan.summary()}")
+    for w in plan.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    click.echo(f"next: lab eval {plan.name} --limit 20   (edit {plan.path.name} to change the instruction or scorers)")
+
+
+@cli.command("eval")
+@click.argument("task")
+@click.option("--arms", help="Comma-separated, from zero-shot,few-shot,rag,tune,tune+rag "
+                             "(default: zero-shot,few-shot, plus rag when the task has a corpus).")
+@click.option("--limit", type=int, help="Only the first N held-out examples (run again without it to finish).")
+@click.option("--repeats", type=int, default=1, show_default=True,
+              help="R > 1 samples each example R times (temperature 0.7, one seed per repeat).")
+@click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
+@click.option("--adapter", help="Adapter for the tune arms (default: the one named after the task).")
+@click.option("--k", "k", type=int, help="Few-shot examples (default: the task's few_shot_k).")
+@click.option("--rag-k", type=int, default=4, show_default=True, help="Passages per question for the rag arms.")
+@click.option("--similar", is_flag=True, help="Few-shot examples most similar to each question (by embedding) "
+                                              "instead of a fixed set (no shared-prefix cache then).")
+@click.option("--fresh", is_flag=True, help="Start a new run instead of resuming the matching one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scoreboard as JSON.")
+@click.pass_context
+def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, as_json):
+    """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
+    from ..evaluation import run_eval, summarize
+    from ..task_import import leakage
+    from ..tasks import load_task
+
+    lab = lab_of(ctx)
+    t = load_task(task, home=lab.home)
+    if leaked := leakage(t):
+        click.secho(f"warning: {leaked} held-out example(s) of '{t.name}' share their (normalised) input with a "
+                    "train or few-shot example: the few-shot and tuned scores are inflated", fg="yellow", err=True)
+    chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
+    try:
+        run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
+                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh)
+    except KeyboardInterrupt:
+        click.secho(f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
+                    "options again to resume", fg="yellow", err=True)
+        sys.exit(130)
+    board = summarize(lab, run_id, task=t)
+    if as_json:
+        click.echo(json.dumps(board.as_dict(), indent=2, default=str))
+        return
+    click.echo(board.to_text())
+    click.secho(f"\nnext: `lab advise {task}` for the recommendation, `lab report {task}` for the HTML report",
+                fg="bright_black", err=True)
+
+
+def _questionnaire(lab, task, flags: dict, interactive: bool):
+    """Answers from flags; the ones not given are asked when interactive (defaults from the task)."""
+    from ..advisor import QUESTIONS, Questionnaire
+
+    defaults: dict = {}
+    if task is not None:
+        defaults = {"good_examples": len(task.examples("train")), "lacks_knowledge": bool(task.corpus),
+                    "behaviour_problem": task.output_format in ("json", "label")}
+    answers = {**defaults, **{k: v for k, v in flags.items() if v is not None}}
+    if interactive:
+        for name, question in QUESTIONS:
+            if flags.get(name) is not None:
+                continue
+            if name == "good_examples":
+                answers[name] = click.prompt(question, type=int, default=answers.get(name, 0))
+            elif name == "few_shot_reaches_90pct":
+                v = click.prompt(question, type=click.Choice(["yes", "no", "unknown"]), default="unknown")
+                answers[name] = {"yes": True, "no": False}.get(v)
+            else:
+                answers[name] = click.confirm(question, default=bool(answers.get(name, name == "clear_success_metric")))
+    return Questionnaire(**answers)
+
+
+@cli.command()
+@click.argument("task", required=False)
+@click.option("--run", "run_id", type=int, help="Advise from this eval run (default: TASK's latest).")
+@click.option("--few-shot-ok/--few-shot-short", "few_shot_reaches_90pct", default=None,
+              help="Few-shot reaches (or falls short of) 90%% of the target.")
+@click.option("--knowledge/--no-knowledge", "lacks_knowledge", default=None, help="The model lacks knowledge.")
+@click.option("--behaviour/--no-behaviour", "behaviour_problem", default=None,
+              help="The problem is behaviour/format/style.")
+@click.option("--examples", "good_examples", type=int, help="How many good examples you have.")
+@click.option("--changing/--stable", "requirements_change_often", default=None,
+              help="Requirements change often (or not).")
+@click.option("--cost-pressure/--no-cost-pressure", "cost_or_latency_pressure", default=None,
+              help="Per-request cost or latency is a pressure.")
+@click.option("--no-metric", "no_metric", is_flag=True, help="You cannot yet say what a good output is.")
+@click.option("-i/-I", "--interactive/--no-interactive", default=None,
+              help="Ask the questions not given as flags (default: when nothing is measured and stdin is a terminal).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
+    """Which rung to use: from TASK's latest evaluation when there is one, else from a questionnaire."""
+    from ..advisor import advise_from_answers, recommend_for_run
+    from ..evaluation import latest_run, summarize
+    from ..tasks import load_task
+
+    lab = lab_of(ctx)
+    t = load_task(task, home=lab.home) if task else None
+    if no_metric:
+        flags["clear_success_metric"] = False
+    run = {"id": run_id} if run_id else (latest_run(lab, t.name) if t else None)
+    if run is not None:
+        board = summarize(lab, run["id"])
+        answers = _questionnaire(lab, t, flags, bool(interactive)) if any(
+            v is not None for v in flags.values()) or interactive else None
+        rec = recommend_for_run(lab, board, answers)
+    else:
+        ask = interactive if interactive is not None else (sys.stdin.isatty() and all(v is None for v in flags.values()))
+        if not ask and all(v is None for v in flags.values()):
+            click.secho("no evaluation yet and no answers given: answering with defaults "
+                        "(give answers as flags, see `lab advise -h`, or use -i)", fg="yellow", err=True)
+        rec = advise_from_answers(_questionnaire(lab, t, flags, ask), t.name if t else "TASK")
+    click.echo(json.dumps(rec.as_dict(), indent=2, default=str) if as_json else rec.to_text())
+
+
+@cli.command()
+@click.argument("task")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML file (default: TASK-report.html).")
+@click.option("--run", "run_id", type=int, help="Report this eval run (default: TASK's latest).")
+@click.pass_context
+def report(ctx, task, output, run_id):
+    """Write TASK's latest evaluation as one self-contained HTML file (opens offline)."""
+    from ..evaluation import latest_run
+    from ..tasks import load_task
+    from ..report import write_report
+
+    lab = lab_of(ctx)
+    t = load_task(task, home=lab.home)
+    run = {"id": run_id} if run_id else latest_run(lab, t.name)
+    if run is None:
+        raise ArmError(f"no evaluation of '{t.name}' in {lab.store.path} yet: run `lab eval {task}` first")
+    path = write_report(lab, run["id"], output or f"{t.name}-report.html")
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("task", default="acme-facts")
+@click.option("--adapter", help="Also ask this adapter (trained on the old documents).")
+@click.option("-m", "--model", help="Model id or path.")
+@click.option("-k", "top_k", type=int, default=4, show_default=True, help="Passages to retrieve.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def probe(ctx, task, adapter, model, top_k, as_json):
+    """The staleness probe: change a fact in a scratch copy of the corpus, re-index, ask again."""
+    from ..evaluation.probe import run_probe
+
+    result = run_probe(lab_of(ctx), task, adapter=adapter, model=model, k=top_k)
+    click.echo(json.dumps(result.as_dict(), indent=2, default=str) if as_json else result.to_text())

@@ -1,0 +1,184 @@
+"""lab train, adapters: the tune rung."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..tasks import TaskError
+from ..tuning.adapters import AdapterError
+from .common import cli, lab_of, size, table
+
+
+# ---- tuning (lab.tuning) ------------------------------------------------------------------------
+
+TRAIN_EPILOG = """\b
+Exit codes (for scripts):
+  0    the adapter is in adapters/NAME/ (or, with --validate-only, the data is fine)
+  2    bad input: data file, config, model or name (nothing was trained)
+  130  interrupted (Ctrl-C / SIGTERM): the last checkpoint is kept, run again with --resume
+  1    anything else (a bug: please report it)
+\b
+Examples:
+  lab train --task tickets --name tickets-demo --max-steps 60
+  lab train --data mail.jsonl --base smollm2 --name mail --system "Reply in JSON."
+  lab train --config run.toml --resume
+"""
+
+
+@cli.command("train", epilog=TRAIN_EPILOG)
+@click.option("--data", type=click.Path(dir_okay=False),
+              help="JSONL: chat {messages}, {prompt, completion}, Alpaca, or {input, output}.")
+@click.option("--task", help="Train on a task's training set with its instruction (e.g. tickets).")
+@click.option("--base", "base_model", help="Base model id or path (default: the lab's default model).")
+@click.option("--name", help="Adapter name: it goes to adapters/NAME/ (default with --task: the task's name).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="A TOML file of these settings (top level or [train]); flags override it.")
+@click.option("--method", type=click.Choice(["auto", "lora", "qlora"]),
+              help="auto (default): qlora on a CUDA GPU, lora on the CPU.")
+@click.option("--qlora-engine", type=click.Choice(["auto", "unsloth", "bitsandbytes"]),
+              help="qlora with Unsloth (default when installed) or PEFT + bitsandbytes.")
+@click.option("--rank", type=int, help="LoRA rank r (default 8).")
+@click.option("--alpha", type=float, help="LoRA alpha (default 16).")
+@click.option("--dropout", type=float, help="LoRA dropout (default 0.05).")
+@click.option("--target-modules", help="Comma-separated module names (default q_proj,v_proj) or all-linear.")
+@click.option("--lr", "learning_rate", type=float, help="Peak learning rate (default 2e-4).")
+@click.option("--epochs", type=float, help="Passes over the training set (default 3).")
+@click.option("--max-steps", type=int, help="Optimizer steps; overrides --epochs.")
+@click.option("--batch-size", type=int, help="Examples per micro-batch (default 4).")
+@click.option("--grad-accum", type=int, help="Micro-batches per optimizer step (default 1).")
+@click.option("--max-seq-len", type=int, help="Tokens per example; longer ones are cut (default 512).")
+@click.option("--seed", type=int, help="Seed for the split, the order and the LoRA init (default 0).")
+@click.option("--val-fraction", type=float, help="Held out for validation loss (default 0.1).")
+@click.option("--eval-every", type=int, help="Validation loss every N steps (default 10).")
+@click.option("--save-every", type=int, help="Checkpoint every N steps (default 10).")
+@click.option("--packing/--no-packing", default=None, help="Pack short examples into max-seq-len blocks.")
+@click.option("-s", "--system", "instruction", help="System prompt for examples without one (served with it too).")
+@click.option("--threads", type=int, help="CPU threads for torch (default: lab.toml n_threads, else all cores).")
+@click.option("--resume", is_flag=True, help="Continue from this name's last checkpoint.")
+@click.option("--force", is_flag=True, default=None, help="Train even on fewer than 20 examples.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing adapter of this name.")
+@click.option("--validate-only", is_flag=True, help="Check the data and print its report; train nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the GPU memory plan for these settings (from the model's "
+                                               "config alone, no weights loaded) and whether it fits; train nothing.")
+@click.option("--vram", "vram_gb", type=float, help="Plan for a GPU with this many GB (default: the GPU visible here).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report / manifest as JSON.")
+@click.pass_context
+def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run, vram_gb, as_json, **flags):
+    """Train a LoRA adapter on your examples for a base model (CPU: lora; CUDA: qlora)."""
+    from ..tuning import TrainingInterrupted, load_train_config, make_config, train, validate
+
+    lab = lab_of(ctx)
+    if task:
+        from ..tasks import load_task
+
+        t = load_task(task, home=lab.home)
+        if t.train is None:
+            raise TaskError(f"task '{t.name}' has no training set (train = \"...\" in its task.toml)")
+        flags["data"] = flags["data"] or str(t.train)
+        flags["instruction"] = flags["instruction"] or t.instruction or None
+        flags["name"] = flags["name"] or t.name
+    cfg = load_train_config(config_file, **flags) if config_file else make_config("lab train", **flags)
+    if "base_model" not in cfg.model_fields_set:
+        cfg = cfg.model_copy(update={"base_model": lab.config.default_model})
+    if dry_run:
+        from ..tuning.vram import plan_for_config
+
+        info = lab.model_info(cfg.base_model)
+        plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path, vram_gb=vram_gb)
+        click.echo(f"{cfg.name} on {info.id}\n{plan.to_text()}")
+        return
+    if validate_only:
+        report = validate(lab, cfg)
+        click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
+        return
+    try:
+        adapter = train(cfg, lab, resume=resume, overwrite=overwrite, progress=True,
+                        log=lambda msg: click.echo(msg, err=True))
+    except TrainingInterrupted as e:
+        click.secho(str(e), fg="yellow", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.secho("interrupted before training started: nothing saved", fg="yellow", err=True)
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(adapter.manifest, indent=2, ensure_ascii=False))
+        return
+    m = adapter.metrics
+    val = f", val loss {m['val_loss']:.3f}" if m.get("val_loss") is not None else ""
+    click.echo(f"adapter '{adapter.name}' -> {adapter.path}\n"
+               f"  {m['steps']} steps, loss {m['first_loss']:.3f} -> {m['train_loss']:.3f}{val}; "
+               f"{adapter.wall_s:.0f} s on {adapter.device}, peak memory {size(adapter.manifest['peak_mem_bytes'])}")
+    click.echo(f"try it: lab ask --adapter {adapter.name} \"...\"")
+
+
+@cli.group("adapters", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows (with the full manifests).")
+@click.pass_context
+def adapters_cmd(ctx, as_json):
+    """List trained adapters: base model, data, size, losses."""
+    if ctx.invoked_subcommand:
+        return
+    from ..tuning import list_adapters
+
+    lab = lab_of(ctx)
+    found, problems = list_adapters(lab.home.adapters)
+    if as_json:
+        click.echo(json.dumps([dict(a.as_row(), manifest=a.manifest) for a in found], indent=2, ensure_ascii=False))
+    else:
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        rows = [(a.name, a.base_model, a.as_row()["data"], a.as_row()["examples"], a.metrics.get("steps"),
+                 fmt(a.metrics.get("train_loss")), fmt(a.metrics.get("val_loss")), size(a.size_bytes),
+                 "yes" if a.gguf_path else "no") for a in found]
+        table(["name", "base model", "data", "examples", "steps", "train loss", "val loss", "size", "gguf"], rows)
+        if not found:
+            click.echo(f"\nno adapters in {lab.home.adapters} yet: see `lab train --help`")
+    for p in problems:
+        click.secho(f"warning: {p}", fg="yellow", err=True)
+
+
+@adapters_cmd.command("check")
+@click.argument("name")
+@click.option("-n", "count", default=3, show_default=True, help="Prompts from the adapter's own training file.")
+@click.option("--max-tokens", default=24, show_default=True, help="Tokens per answer compared.")
+@click.pass_context
+def adapters_check(ctx, name, count, max_tokens):
+    """Compare llama.cpp + adapter.gguf with transformers + PEFT on the same prompts (temperature 0)."""
+    from ..tuning import read_examples, resolve_adapter
+    from ..tuning.parity import compare
+
+    lab = lab_of(ctx)
+    adapter = resolve_adapter(lab, name)
+    data = adapter.manifest.get("dataset", {}).get("path")
+    _, examples = read_examples(data, adapter.instruction)
+    r = compare(lab, adapter, [e.messages[:-1] for e in examples[:count]], max_tokens=max_tokens)
+    click.echo(f"{r['prompts']} prompts from {data}; HF = transformers (GGUF dequantised to float32), "
+               f"llama = llama.cpp on the GGUF itself")
+    click.echo(f"  top-1 agreement HF vs llama: base {r['top1_agree_base']:.3f}, with the adapter "
+               f"{r['top1_agree_tuned']:.3f}")
+    click.echo(f"  KL(HF || llama):             base {r['kl_base']:.4f}, with the adapter {r['kl_tuned']:.4f}")
+    click.echo(f"  the adapter's effect on the logits differs between the engines by "
+               f"{100 * r['adapter_effect_rel_err']:.1f}% (a wrong export is ~35%+)")
+    click.echo(f"  the adapter changes the top-1 token at {100 * (1 - r['top1_same_as_base_hf']):.0f}% of positions")
+    click.echo(f"  identical greedy answers: {r['same_text']} of {r['prompts']}")
+    for a in r["answers"]:
+        if not a["same_text"]:
+            click.echo(f"    HF:    {a['hf_tuned'][:100]!r}\n    llama: {a['llama_tuned'][:100]!r}")
+
+
+@adapters_cmd.command("export")
+@click.argument("name")
+@click.pass_context
+def adapters_export(ctx, name):
+    """(Re)write adapters/NAME/adapter.gguf from its PEFT files, for llama.cpp."""
+    from ..tuning.adapters import find_adapter
+    from ..tuning.export_gguf import export_gguf
+
+    lab = lab_of(ctx)
+    adapter = find_adapter(lab.home.adapters, name)
+    info = lab.model_info(adapter.base_model)
+    if info.kind != "gguf":
+        raise AdapterError(f"adapter '{name}' is for {info.id}, an HF model: it is served by transformers, "
+                           "no GGUF needed")
+    click.echo(export_gguf(adapter.path, info.path))
