@@ -13,11 +13,11 @@ HIDDEN, FFN, LAYERS = 64, 128, 2
 # The first tokens of SmolLM2's BPE vocabulary (and the merges among them): a real tokenizer that
 # llama.cpp and transformers both load, small enough that reading it from a GGUF takes no time.
 VOCAB = 2048
-ARCHS = ("llama", "mistral", "qwen2", "gemma3", "phi3")
+ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
 # PEFT target modules per architecture: every linear layer of the blocks.
 TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
            "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
-TARGETS["mistral"] = TARGETS["qwen2"] = TARGETS["gemma3"] = TARGETS["llama"]
+TARGETS["mistral"] = TARGETS["qwen2"] = TARGETS["qwen3"] = TARGETS["gemma3"] = TARGETS["llama"]
 
 
 def hf_config(arch: str, vocab_size: int):
@@ -32,6 +32,10 @@ def hf_config(arch: str, vocab_size: int):
         return tf.MistralConfig(num_attention_heads=4, num_key_value_heads=1, head_dim=32, **common)
     if arch == "qwen2":
         return tf.Qwen2Config(num_attention_heads=4, num_key_value_heads=2, **common)
+    if arch == "qwen3":
+        # transformers does not read a qwen3 GGUF's key_length and assumes head_dim 128 (as in
+        # every released Qwen3): the tiny model has to match.
+        return tf.Qwen3Config(num_attention_heads=4, num_key_value_heads=2, head_dim=128, **common)
     if arch == "gemma3":
         # transformers cannot read query_pre_attn_scalar from a GGUF and defaults it to 256;
         # llama.cpp scales by 1/sqrt(head_dim): head_dim 256 keeps both honest.
