@@ -145,13 +145,13 @@ def test_llamacpp_with_the_export_matches_transformers_peft(arch, tmp_path, smol
 
 # ---- the real embedded models (Q4 GGUFs, dequantised for transformers) -------------------------------
 
-def _parity_on_real_model(home, model_id: str, wrong_rows) -> tuple[dict, dict]:
+def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tuple[dict, dict]:
     """compare() (what `lab adapters check` runs) on a random attention LoRA, exported right and wrong."""
     lab = Lab(home=home)
     hf = lab.backend(model_id, "hf")
     base = lab.model_info(model_id).path
     peft_dir = random_lora(hf.model, home / f"random-lora-{model_id}", ["q_proj", "k_proj", "v_proj", "o_proj"],
-                           rank=8, alpha=16, b_std=0.1)
+                           rank=8, alpha=16, b_std=b_std)
     prompts = [[{"role": "user", "content": "Can you help with the printer? It is not printing."}],
                [{"role": "user", "content": "Write one sentence about the sea."}]]
     right = AdapterInfo("random", peft_dir, model_id, "", "", gguf_path=export_gguf(peft_dir, base))
@@ -170,11 +170,14 @@ def _parity_on_real_model(home, model_id: str, wrong_rows) -> tuple[dict, dict]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.parametrize("model_id, wrong_rows", [("smollm2-135m-instruct", _skip_permutation),
-                                                  ("gemma3-270m", _permute_as_llama)])
-def test_real_model_adapter_parity(shared_home, model_id, wrong_rows):
-    good, bad = _parity_on_real_model(shared_home, model_id, wrong_rows)
+# B's scale: an adapter that changes some answers without wrecking the model (Gemma 3 with B at 0.1
+# changes every top-1 token and the engines' Q4 noise then diverges: rel. error 0.49).
+@pytest.mark.parametrize("model_id, b_std, wrong_rows", [("smollm2-135m-instruct", 0.1, _skip_permutation),
+                                                         ("gemma3-270m", 0.02, _permute_as_llama)])
+def test_real_model_adapter_parity(shared_home, model_id, b_std, wrong_rows):
+    good, bad = _parity_on_real_model(shared_home, model_id, b_std, wrong_rows)
     assert good["top1_same_as_base_hf"] < 0.95  # the adapter changes the model
     assert good["top1_agree_tuned"] >= good["top1_agree_base"] - 0.1
+    # measured: SmolLM2 0.15 (wrong export 1.16), Gemma 3 0.18 (wrong 0.51); the floor is Q4 noise
     assert good["adapter_effect_rel_err"] < 0.25
     assert bad["adapter_effect_rel_err"] > 1.5 * good["adapter_effect_rel_err"]
