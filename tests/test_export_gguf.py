@@ -121,6 +121,7 @@ def test_refuses_an_architecture_it_does_not_know(tmp_path):
 
 # ---- tiny models: float32, every architecture ----------------------------------------------------
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 def test_llamacpp_with_the_export_matches_transformers_peft(arch, tmp_path, smollm2, monkeypatch):
     base = write_gguf(random_hf_model(arch, VOCAB), arch, tmp_path / f"tiny-{arch}.gguf", smollm2)
