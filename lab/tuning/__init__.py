@@ -1,8 +1,9 @@
 """The tune rung: datasets, LoRA training, adapters (PEFT and GGUF), and serving them.
 
   datasets.py    formats, validation, the report, loss-masked encoding
-  config.py      TrainConfig (flags, TOML, code)
-  train.py       train(config, lab) -> AdapterInfo
+  config.py      TrainConfig (flags, TOML, code), device_defaults(device)
+  train.py       train(config, lab) -> AdapterInfo; its parts: run.py (the run's state),
+                 loading.py + qlora.py + targets.py (the model), loop.py, checkpoint.py, finish.py
   export_gguf.py PEFT adapter -> adapter.gguf for llama.cpp
   adapters.py    list / find / resolve adapters, base-model checks
   serve.py       tune_answer(): the tune and tune+rag arms
@@ -11,7 +12,7 @@
 Importing this package imports neither torch nor transformers (they load when training starts).
 """
 from .adapters import AdapterError, AdapterInfo, list_adapters, resolve_adapter  # noqa: F401
-from .config import TrainConfig, TrainConfigError, load_train_config, make_config  # noqa: F401
+from .config import TrainConfig, TrainConfigError, device_defaults, load_train_config, make_config  # noqa: F401
 from .datasets import DatasetError, DatasetReport, prepare, read_examples  # noqa: F401
 from .serve import tune_answer  # noqa: F401
 from .train import TrainingError, TrainingInterrupted, train, validate  # noqa: F401
