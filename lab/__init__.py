@@ -15,4 +15,12 @@ for _name, _value in {
 }.items():
     _os.environ.setdefault(_name, _value)
 
+# peft imports bitsandbytes whenever it is installed (and transformers and sentence-transformers
+# import peft), and bitsandbytes then tries to fetch a CPU kernel from the hub and warns that it
+# cannot: always, offline. Drop that one message.
+import logging as _logging
+
+_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: "kernels-community" not in record.getMessage())
+
 __version__ = "0.1.0"

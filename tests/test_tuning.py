@@ -121,10 +121,36 @@ def test_config_from_toml_and_flags(tmp_path):
         make_config(name="no spaces please", data="x")
 
 
+def test_device_defaults_in_one_place(tmp_path):
+    from lab.tuning import TrainConfig, device_defaults
+
+    cpu, cuda = device_defaults("cpu"), device_defaults("cuda:0")
+    assert (cpu["method"], cpu["rank"], cpu["alpha"], cpu["dropout"], cpu["target_modules"]) == \
+        ("lora", 8, 16, 0.05, ["q_proj", "v_proj"])
+    assert (cpu["learning_rate"], cpu["epochs"], cpu["batch_size"], cpu["grad_accum"], cpu["max_seq_len"]) == \
+        (1e-3, 1.0, 4, 1, 512)
+    assert (cuda["method"], cuda["rank"], cuda["alpha"], cuda["dropout"], cuda["target_modules"]) == \
+        ("qlora", 16, 32, 0.0, "all-linear")
+    assert (cuda["learning_rate"], cuda["epochs"], cuda["batch_size"], cuda["grad_accum"], cuda["max_seq_len"],
+            cuda["gradient_checkpointing"]) == (2e-4, 2.0, 8, 2, 1024, True)
+    cpu["target_modules"].append("k_proj")
+    assert device_defaults("cpu")["target_modules"] == ["q_proj", "v_proj"]  # a copy each time
+    cfg = TrainConfig.for_device("cuda", name="t", data="d.jsonl", rank=4, dropout=None)
+    assert cfg.rank == 4 and cfg.dropout == 0.0 and cfg.method == "qlora" and cfg.batch_size == 8
+    assert make_config(device="cpu", name="t", data="d.jsonl").learning_rate == 1e-3
+    assert make_config(name="t", data="d.jsonl").learning_rate == 2e-4  # no device: the field defaults
+    with pytest.raises(TrainConfigError, match="arguments: field 'rank'"):
+        TrainConfig.for_device("cpu", name="t", data="d.jsonl", rank=0)
+    with pytest.raises(TrainConfigError, match="device 'tpu'"):
+        device_defaults("tpu")
+    write_jsonl(tmp_path / "d.jsonl", ticket_rows(25))
+    (tmp_path / "run.toml").write_text('name = "t"\ndata = "d.jsonl"\nrank = 4\n')
+    cfg = load_train_config(tmp_path / "run.toml", device="cuda", alpha=8)
+    assert (cfg.rank, cfg.alpha, cfg.batch_size, cfg.target_modules) == (4, 8, 8, "all-linear")  # flags > TOML > device
+
+
 def test_method_choice_and_lr_schedule():
     assert pick_method("auto", cuda=False) == "lora" and pick_method("auto", cuda=True) == "qlora"
-    with pytest.raises(TrainingError, match="qlora needs a CUDA GPU"):
-        pick_method("qlora", cuda=False)
     lrs = [lr_at(s, 10, 2, 1.0) for s in range(10)]
     assert lrs[0] < lrs[1] < lrs[2] == 1.0 and lrs[-1] > 0 and lrs[2:] == sorted(lrs[2:], reverse=True)
 

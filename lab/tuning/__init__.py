@@ -2,8 +2,9 @@
 is `lab.ladder` (the adapter switched on in the loaded model).
 
   datasets.py    formats, validation, the report, loss-masked encoding
-  config.py      TrainConfig (flags, TOML, code)
-  train.py       train(config, lab) -> AdapterInfo
+  config.py      TrainConfig (flags, TOML, code), device_defaults(device)
+  train.py       train(config, lab) -> AdapterInfo; its parts: run.py (the run's state),
+                 loading.py + qlora.py + targets.py (the model), loop.py, checkpoint.py, finish.py
   export_gguf.py PEFT adapter -> adapter.gguf for llama.cpp
   adapters.py    list / find / resolve adapters, base-model checks
   parity.py      llama.cpp + adapter.gguf vs transformers + PEFT, measured (`lab adapters check`)
@@ -11,6 +12,6 @@ is `lab.ladder` (the adapter switched on in the loaded model).
 Importing this package imports neither torch nor transformers (they load when training starts).
 """
 from .adapters import AdapterError, AdapterInfo, list_adapters, resolve_adapter  # noqa: F401
-from .config import TrainConfig, TrainConfigError, load_train_config, make_config  # noqa: F401
+from .config import TrainConfig, TrainConfigError, device_defaults, load_train_config, make_config  # noqa: F401
 from .datasets import DatasetError, DatasetReport, prepare, read_examples  # noqa: F401
 from .train import TrainingError, TrainingInterrupted, train, validate  # noqa: F401

@@ -1,0 +1,83 @@
+"""Checkpoints of a run in `adapters/.runs/<name>/checkpoint/`: adapter weights, optimizer, RNG
+and position, swapped in whole (written beside, then renamed), so a kill at any moment leaves
+the last complete one; `resume=True` continues from it with the same batches."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..models import sha256_of
+from ..store import now
+from .run import TrainingError, TrainRun, checkpoint_dir, runs_dir
+
+# Settings that may change between a checkpoint and its resumption (how long, how often).
+_RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "save_every", "force", "threads"}
+
+
+def find_checkpoint(lab, name: str) -> Path | None:
+    """The last complete checkpoint of run `name` (the current one, or the one being replaced)."""
+    for folder in (checkpoint_dir(lab, name), checkpoint_dir(lab, name).with_name("checkpoint.old")):
+        if (folder / "state.json").exists():
+            return folder
+    return None
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in _RESUMABLE_CHANGES}
+
+
+def read_resumable(run: TrainRun, folder: Path) -> dict:
+    """The checkpoint's state.json, once it is known to fit this run's settings, model and data."""
+    state = json.loads((folder / "state.json").read_text())
+    ours = _comparable(run.config.to_json())
+    if _comparable(state["config"]) != ours:
+        changed = sorted(k for k, v in ours.items() if state["config"].get(k) != v)
+        raise TrainingError(f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
+                            f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh")
+    if state["base_sha"] != run.base_sha or state["dataset_sha"] != sha256_of(Path(run.config.data)):
+        raise TrainingError(f"the base model or the data changed since the checkpoint in {folder}: delete "
+                            f"{runs_dir(run.lab, run.name)} to start afresh")
+    return state
+
+
+def save_checkpoint(run: TrainRun) -> None:
+    """Checkpoint the run at its current step."""
+    import torch
+
+    folder = checkpoint_dir(run.lab, run.name)
+    tmp, old = folder.with_name("checkpoint.partial"), folder.with_name("checkpoint.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    run.model.save_pretrained(str(tmp))
+    saved = {"optimizer": run.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    if run.precision.scaler is not None:
+        saved["scaler"] = run.precision.scaler.state_dict()
+    torch.save(saved, tmp / "trainer_state.pt")
+    state = {"step": run.step, "run_id": run.run_id, "config": run.config.to_json(), "base_sha": run.base_sha,
+             "dataset_sha": run.data.report.sha256, "first_loss": run.first_loss, "wall_s": run.wall_s(),
+             "ts": now()}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    run.ckpt_step = run.step
+
+
+def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
+    """Put the adapter weights, optimizer, RNG and position of checkpoint `folder` into the run."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(run.model, load_file(str(folder / "adapter_model.safetensors"), device=run.device))
+    saved = torch.load(folder / "trainer_state.pt", map_location=run.device, weights_only=False)
+    run.optimizer.load_state_dict(saved["optimizer"])
+    if run.precision.scaler is not None and "scaler" in saved:
+        run.precision.scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["torch_rng"])
+    run.step = run.ckpt_step = state["step"]
+    run.run_id, run.wall_before = state["run_id"], state.get("wall_s", 0.0)
+    run.first_loss = state.get("first_loss")
