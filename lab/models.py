@@ -247,11 +247,11 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
         if info.quantized_4bit:
             caps["train"], caps["train_from"] = "QLoRA from the 4-bit folder (CUDA only)", "hf-4bit"
         else:
-            caps["train"] = "LoRA from the HF weights (bf16 on CUDA, float32 on CPU); QLoRA on CUDA"
+            caps["train"] = "LoRA from the HF weights (bf16 on CUDA, float32 on CPU); QLoRA (CUDA, or CPU: slower)"
             caps["train_from"] = "hf"
     elif info.size_bytes <= DEQUANTISE_MAX_BYTES:
         caps["serve_hf"] = "transformers (GGUF dequantised, cached once)"
-        caps["train"] = "LoRA after dequantising the GGUF (small models only)"
+        caps["train"] = "LoRA or QLoRA after dequantising the GGUF (small models only)"
         caps["train_from"] = "gguf-dequantised"
     else:
         gb = info.size_bytes / 1e9

@@ -98,25 +98,19 @@ def adapter_names(lab, base_model: str | None = None) -> list[str]:
     return [a.name for a in found if a.base_model == base]
 
 
-def cuda_available() -> bool:
-    try:
-        from ..tuning.train import cuda_available as _cuda
-    except ImportError:
-        return False
-    return _cuda()
+def device_defaults(device: str | None = None) -> dict:
+    """This machine's training defaults (lab.tuning's: the CLI uses the same) as the Train tab's
+    form shows them: targets as text, max_steps 0 (= train by epochs), and which device."""
+    from ..tuning.config import device_defaults as for_device
 
+    if device is None:
+        import torch
 
-def device_defaults(cuda: bool | None = None) -> dict:
-    """Hyperparameters that suit the machine: a CPU trains a small LoRA on q/v in minutes;
-    a CUDA GPU takes QLoRA on every linear layer, bigger batches and longer sequences."""
-    cuda = cuda_available() if cuda is None else cuda
-    if cuda:
-        return {"device": "cuda", "method": "auto", "rank": 16, "alpha": 32.0, "learning_rate": 2e-4,
-                "epochs": 2.0, "max_steps": 0, "batch_size": 8, "grad_accum": 2, "max_seq_len": 1024,
-                "target_modules": "all-linear"}
-    return {"device": "cpu", "method": "lora", "rank": 8, "alpha": 16.0, "learning_rate": 1e-3,
-            "epochs": 1.0, "max_steps": 60, "batch_size": 4, "grad_accum": 1, "max_seq_len": 512,
-            "target_modules": "q_proj,v_proj"}
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    d = for_device(device)
+    targets = d["target_modules"]
+    return {**d, "device": device, "max_steps": 0,
+            "target_modules": targets if isinstance(targets, str) else ",".join(targets)}
 
 
 def train_datasets(lab=None) -> list[tuple[str, str, str]]:
@@ -134,14 +128,17 @@ def train_datasets(lab=None) -> list[tuple[str, str, str]]:
 
 
 DEMO_TASK = "tickets"  # format and behaviour: where tuning is expected to win (seeds)
+DEMO_CPU_STEPS = 60  # ~15 min for SmolLM2-135M on 2 cores (README)
 
 
 def demo_config(lab) -> dict:
     """The built-in demo adapter: the `tickets` scenario's training set, CPU-sized."""
     task = load_task(DEMO_TASK)
     d = device_defaults()
-    return {**{k: v for k, v in d.items() if k != "device"}, "name": DEMO_TASK, "data": str(task.train),
-            "system": task.instruction or None, "base_model": lab.config.default_model}
+    steps = DEMO_CPU_STEPS if d["device"] == "cpu" else 0  # a CPU demo is sized in minutes, not epochs
+    return {**{k: v for k, v in d.items() if k not in ("device", "gradient_checkpointing")}, "max_steps": steps,
+            "name": DEMO_TASK, "data": str(task.train), "system": task.instruction or None,
+            "base_model": lab.config.default_model}
 
 
 def demo_training_offer(lab) -> str:
@@ -159,7 +156,8 @@ def start_training(lab, config: dict, overwrite: bool = False, resume: bool = Fa
     """Validate the form's values (a bad one fails here, named, before any process starts) and
     start the run in the background."""
     values = {k: v for k, v in config.items() if v not in (None, "") and not (k == "max_steps" and not v)}
-    return jobs.start(lab, make_config("the Train tab", **values), overwrite=overwrite, resume=resume)
+    config = make_config("the Train tab", device="auto", **values)  # what the form lacks: this machine's defaults
+    return jobs.start(lab, config, overwrite=overwrite, resume=resume)
 
 
 def start_demo_training(lab) -> str:

@@ -191,7 +191,7 @@ def _tail(path: str | None, n: int = 12) -> str:
 
 
 def build(lab) -> None:
-    d = bridge.device_defaults(cuda=False)  # placeholders; setup() puts this machine's defaults in
+    d = bridge.device_defaults("cpu")  # placeholders; setup() puts this machine's defaults in
     gr.Markdown("Tune for format and behaviour, not for facts. The seeds' rule of thumb: 200+ good examples; "
                 "under 20 the lab refuses unless you force it.", elem_classes="lab-lead")
     with gr.Row():

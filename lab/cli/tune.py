@@ -36,19 +36,19 @@ Examples:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="A TOML file of these settings (top level or [train]); flags override it.")
 @click.option("--method", type=click.Choice(["auto", "lora", "qlora"]),
-              help="auto (default): qlora on a CUDA GPU, lora on the CPU.")
+              help="auto (default): qlora on a CUDA GPU, lora on the CPU. qlora runs on the CPU too (bitsandbytes 4-bit, slower).")
 @click.option("--qlora-engine", type=click.Choice(["auto", "unsloth", "bitsandbytes"]),
               help="qlora with Unsloth (default when installed) or PEFT + bitsandbytes.")
-@click.option("--rank", type=int, help="LoRA rank r (default 8).")
-@click.option("--alpha", type=float, help="LoRA alpha (default 16).")
-@click.option("--dropout", type=float, help="LoRA dropout (default 0.05).")
-@click.option("--target-modules", help="Comma-separated module names (default q_proj,v_proj) or all-linear.")
-@click.option("--lr", "learning_rate", type=float, help="Peak learning rate (default 2e-4).")
-@click.option("--epochs", type=float, help="Passes over the training set (default 3).")
+@click.option("--rank", type=int, help="LoRA rank r (CPU default 8, CUDA 16).")
+@click.option("--alpha", type=float, help="LoRA alpha (CPU 16, CUDA 32).")
+@click.option("--dropout", type=float, help="LoRA dropout (CPU 0.05; CUDA 0, which Unsloth's fast kernels need).")
+@click.option("--target-modules", help="Comma-separated module names or all-linear: every linear layer, named per architecture (CPU default q_proj,v_proj; CUDA all-linear).")
+@click.option("--lr", "learning_rate", type=float, help="Peak learning rate (CPU 1e-3, CUDA 2e-4).")
+@click.option("--epochs", type=float, help="Passes over the training set (CPU 1, CUDA 2).")
 @click.option("--max-steps", type=int, help="Optimizer steps; overrides --epochs.")
-@click.option("--batch-size", type=int, help="Examples per micro-batch (default 4).")
-@click.option("--grad-accum", type=int, help="Micro-batches per optimizer step (default 1).")
-@click.option("--max-seq-len", type=int, help="Tokens per example; longer ones are cut (default 512).")
+@click.option("--batch-size", type=int, help="Examples per micro-batch (CPU 4, CUDA 8).")
+@click.option("--grad-accum", type=int, help="Micro-batches per optimizer step (CPU 1, CUDA 2).")
+@click.option("--max-seq-len", type=int, help="Tokens per example; longer ones are cut (CPU 512, CUDA 1024).")
 @click.option("--seed", type=int, help="Seed for the split, the order and the LoRA init (default 0).")
 @click.option("--val-fraction", type=float, help="Held out for validation loss (default 0.1).")
 @click.option("--eval-every", type=int, help="Validation loss every N steps (default 10).")
@@ -79,7 +79,11 @@ def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run,
         flags["data"] = flags["data"] or str(t.train)
         flags["instruction"] = flags["instruction"] or t.instruction or None
         flags["name"] = flags["name"] or t.name
-    cfg = load_train_config(config_file, **flags) if config_file else make_config("lab train", **flags)
+    # Settings not given come from this machine's defaults (lab.tuning.config.device_defaults, as
+    # in the app); planning with --vram means planning for a GPU.
+    device = "cuda" if vram_gb is not None else "auto"
+    cfg = (load_train_config(config_file, device=device, **flags) if config_file
+           else make_config("lab train", device=device, **flags))
     if "base_model" not in cfg.model_fields_set:
         cfg = cfg.model_copy(update={"base_model": lab.config.default_model})
     if dry_run:
