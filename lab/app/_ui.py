@@ -8,10 +8,13 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TYPE_CHECKING
 
 import gradio as gr
 from gradio.context import Context, get_render_context
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 
 def error_text(e: BaseException) -> str:
@@ -20,7 +23,7 @@ def error_text(e: BaseException) -> str:
     return text if type(e).__module__.startswith("lab") else f"{type(e).__name__}: {text}"
 
 
-def log_error(lab, where: str, e: BaseException) -> None:
+def log_error(lab: Lab, where: str, e: BaseException) -> None:
     """The one place the app logs what went wrong (History > App errors)."""
     try:  # a broken log must not hide the message
         lab.store.log_app_error(where, f"{type(e).__name__}: {e}", model_id=lab.config.default_model)
@@ -28,12 +31,12 @@ def log_error(lab, where: str, e: BaseException) -> None:
         pass
 
 
-def _fail(lab, where: str, e: BaseException) -> gr.Error:
+def _fail(lab: Lab, where: str, e: BaseException) -> gr.Error:
     log_error(lab, where, e)
     return gr.Error(error_text(e), title=f"{where.capitalize()} failed", print_exception=False)
 
 
-def guard(lab, where: str, fn: Callable) -> Callable:
+def guard(lab: Lab, where: str, fn: Callable) -> Callable:
     """Wrap a callback so an exception becomes a readable message in the page (gr.Error: a
     toast, no stack trace) and a row in the log; the app stays up."""
     if inspect.isgeneratorfunction(fn):
@@ -58,19 +61,19 @@ def guard(lab, where: str, fn: Callable) -> Callable:
     return plain
 
 
-def wire(lab, where: str, fn: Callable, *bound: Any) -> Callable:
+def wire(lab: Lab, where: str, fn: Callable, *bound: Any) -> Callable:
     """`fn(lab-side args..., ui inputs...)` with its first arguments bound, guarded."""
     return guard(lab, where, functools.partial(fn, *bound) if bound else fn)
 
 
-def on_load(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+def on_load(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
     """Run `fn` when the page loads (defaults and lists as they are now)."""
     if Context.root_block is not None:
         Context.root_block.load(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs,
                                 show_progress="hidden")
 
 
-def on_select(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+def on_select(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
     """Run `fn` each time the enclosing tab is opened, so what another tab or a subprocess made
     (adapters, runs, documents) shows up without a reload."""
     tab = get_render_context()
@@ -78,7 +81,7 @@ def on_select(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs:
         tab.select(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs, show_progress="hidden")
 
 
-def on_show(lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
+def on_show(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
     """Both: on page load and when the tab is opened."""
     on_load(lab, where, fn, outputs, *bound, inputs=inputs)
     on_select(lab, where, fn, outputs, *bound, inputs=inputs)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_tasks, tab_train
 from .access import check_host
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 TABS = [("Compare", tab_compare), ("New task", tab_tasks), ("Evaluate", tab_evaluate), ("Train", tab_train),
         ("Knowledge", tab_knowledge), ("Advisor", tab_advisor), ("History", tab_history)]
@@ -91,7 +95,7 @@ class Startup:
 
 # ---- the page -----------------------------------------------------------------------------------
 
-def build_app(lab) -> gr.Blocks:
+def build_app(lab: Lab) -> gr.Blocks:
     startup = Startup(lab)
     with gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
@@ -111,7 +115,7 @@ def launch_kwargs(host: str, port: int, auth, open_browser: bool) -> dict:
                 quiet=False, app_kwargs={"docs_url": None, "redoc_url": None})
 
 
-def serve(lab, host: str = "127.0.0.1", port: int = 7860, auth=None, open_browser: bool = False,
+def serve(lab: Lab, host: str = "127.0.0.1", port: int = 7860, auth=None, open_browser: bool = False,
           block: bool = True) -> gr.Blocks:
     """Start the app. `auth`: None, ("user", "password") or a list of such pairs.
     `block=False` returns the running app (tests, benchmarks); `.close()` stops it."""

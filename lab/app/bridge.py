@@ -6,12 +6,16 @@ retrieval or training code lives here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import ladder
 from .. import tasks
 from ..tasks import load_task
 from ..tuning import jobs
 from ..tuning.config import make_config
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 
 
@@ -21,24 +25,24 @@ class AppError(ValueError):
 
 # ---- tasks, models, corpora ------------------------------------------------------------------
 
-def task_names(lab) -> list[str]:
+def task_names(lab: Lab) -> list[str]:
     """Every task a picker offers: the built-in scenarios, then the lab home's own (tasks/,
     made in the New task tab or by `lab task new`), read afresh so a new one shows at once."""
     return tasks.task_names(lab.home)
 
 
-def task(lab, name: str) -> "tasks.Task":
+def task(lab: Lab, name: str) -> "tasks.Task":
     """A task by the name a picker gave (a built-in or one of the lab home's), or by path."""
     return load_task(name, home=lab.home)
 
 
-def model_names(lab) -> list[str]:
+def model_names(lab: Lab) -> list[str]:
     found, _problems = lab.list_models()
     names = [m.id for m in found]
     return names if lab.config.default_model in names else [lab.config.default_model, *names]
 
 
-def placement(lab) -> str:
+def placement(lab: Lab) -> str:
     """Where the default model runs, before it is loaded: llama.cpp's GPU offload and n_gpu_layers."""
     from ..backends.llamacpp import gpu_offload_supported, placement as where, resolve_gpu_layers
 
@@ -46,7 +50,7 @@ def placement(lab) -> str:
     return where(resolve_gpu_layers(lab.config.n_gpu_layers, offload), None, offload)
 
 
-def model_id(lab, name: str | None = None) -> str:
+def model_id(lab: Lab, name: str | None = None) -> str:
     """The canonical id of a model name or alias (a name no file backs, e.g. a test's fake, as is)."""
     from ..models import ModelNotFound
 
@@ -56,13 +60,13 @@ def model_id(lab, name: str | None = None) -> str:
         return name or lab.config.default_model
 
 
-def corpus_names(lab) -> list[str]:
+def corpus_names(lab: Lab) -> list[str]:
     """Folders under <home>/corpora/ (each one a corpus)."""
     root = lab.home.corpora
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
 
 
-def corpora(lab) -> dict[str, str]:
+def corpora(lab: Lab) -> dict[str, str]:
     """name -> what to hand the retrieval API: the home's corpora/<name>, plus the corpus each
     built-in task names (the checkout's sample `acme` when the home has none)."""
     refs = {name: name for name in corpus_names(lab)}
@@ -76,7 +80,7 @@ def corpora(lab) -> dict[str, str]:
     return refs
 
 
-def corpus_folder(lab, ref: str) -> Path:
+def corpus_folder(lab: Lab, ref: str) -> Path:
     from ..retrieval.corpus import resolve_corpus
 
     name, folder = resolve_corpus(lab.home, ref, lab.home.indexes)
@@ -87,7 +91,7 @@ def corpus_folder(lab, ref: str) -> Path:
 
 # ---- adapters and training --------------------------------------------------------------------
 
-def adapter_names(lab, base_model: str | None = None) -> list[str]:
+def adapter_names(lab: Lab, base_model: str | None = None) -> list[str]:
     """Finished adapters in <home>/adapters/ trained for `base_model` (default: the lab's model)."""
     try:
         from ..tuning.adapters import list_adapters
@@ -131,7 +135,7 @@ DEMO_TASK = "tickets"  # format and behaviour: where tuning is expected to win (
 DEMO_CPU_STEPS = 60  # ~15 min for SmolLM2-135M on 2 cores (README)
 
 
-def demo_config(lab) -> dict:
+def demo_config(lab: Lab) -> dict:
     """The built-in demo adapter: the `tickets` scenario's training set, CPU-sized."""
     task = load_task(DEMO_TASK)
     d = device_defaults()
@@ -141,7 +145,7 @@ def demo_config(lab) -> dict:
             "base_model": lab.config.default_model}
 
 
-def demo_training_offer(lab) -> str:
+def demo_training_offer(lab: Lab) -> str:
     cfg = demo_config(lab)
     tokens = jobs.tokens_per_example(cfg["data"], cfg["system"], int(cfg["max_seq_len"]))
     secs, basis = jobs.estimate_seconds(lab, int(cfg["max_steps"] or 60), int(cfg["batch_size"]), tokens)
@@ -152,7 +156,7 @@ def demo_training_offer(lab) -> str:
 
 # ---- training jobs ---------------------------------------------------------------------------
 
-def start_training(lab, config: dict, overwrite: bool = False, resume: bool = False) -> "jobs.Job":
+def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False) -> "jobs.Job":
     """Validate the form's values (a bad one fails here, named, before any process starts) and
     start the run in the background."""
     values = {k: v for k, v in config.items() if v not in (None, "") and not (k == "max_steps" and not v)}
@@ -160,7 +164,7 @@ def start_training(lab, config: dict, overwrite: bool = False, resume: bool = Fa
     return jobs.start(lab, config, overwrite=overwrite, resume=resume)
 
 
-def start_demo_training(lab) -> str:
+def start_demo_training(lab: Lab) -> str:
     running = [r for r in lab.store.training_runs(5, adapter=DEMO_TASK) if r["status"] == "running"]
     if running:
         return f"The demo adapter is already training (run #{running[0]['id']}): see the Train tab."

@@ -3,23 +3,28 @@ rests on. With an evaluation run it speaks from evidence; without one, from the 
 and says which experiment to run next."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
 from . import _ui
 from .tab_compare import LABELS
 from .tab_evaluate import run_choices
 
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
+
 UNKNOWN = "don't know yet"
 RUNG_TITLES = {"zero-shot": "Prompt (zero-shot)", "few-shot": "Prompt (few-shot)", "rag": "RAG",
                "tune": "Fine-tune (LoRA)", "tune+rag": "Fine-tune + RAG", "revisit": "Revisit the problem"}
 
 
-def setup(lab):
+def setup(lab: Lab):
     runs = run_choices(lab)
     return gr.update(choices=[("(none: questionnaire only)", 0), *runs], value=runs[0][1] if runs else 0)
 
 
-def advise(lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge: bool, behaviour: bool,
+def advise(lab: Lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge: bool, behaviour: bool,
            examples: float | None, changes_often: bool, cost_pressure: bool, task_name: str = "TASK") -> str:
     from ..advisor import Questionnaire, advise_from_answers, recommend_for_run
 
@@ -64,7 +69,7 @@ def render(rec, board=None) -> str:
     return "\n".join(out)
 
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     gr.Markdown("Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
                 "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
                 "your bar — from your own evaluation when there is one.", elem_classes="lab-lead")

@@ -10,6 +10,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -17,6 +18,9 @@ from ..evaluation.costs import per_1k_requests
 from ..prompts import ARMS
 from ..tasks import Cost, Task
 from . import _ui, bridge
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 NO_TASK = "(no task: a free question)"
 LABELS = {"zero-shot": "Prompt · zero-shot", "few-shot": "Prompt · few-shot", "rag": "RAG",
@@ -27,7 +31,7 @@ DEFAULT_QUESTION = "What is the warranty period of the Acme product you know bes
 
 # ---- choices -------------------------------------------------------------------------------
 
-def setup(lab):
+def setup(lab: Lab):
     """Tasks, models, corpora and adapters as they are now, with defaults (on page load)."""
     tasks = [NO_TASK] + bridge.task_names(lab)
     default_task = next((t for t in ("acme-facts", "tickets") if t in tasks), NO_TASK)
@@ -41,7 +45,7 @@ def setup(lab):
             *tune_offer(lab, adapters))
 
 
-def refresh(lab, adapter: str | None):
+def refresh(lab: Lab, adapter: str | None):
     """When the tab is opened again: new adapters, corpora, models; the user's choices stay."""
     corpora = bridge.corpora(lab)
     adapters = bridge.adapter_names(lab)
@@ -51,7 +55,7 @@ def refresh(lab, adapter: str | None):
             *tune_offer(lab, adapters))
 
 
-def tune_offer(lab, adapters: list[str]):
+def tune_offer(lab: Lab, adapters: list[str]):
     """With no adapter yet, the Tune column says so and offers to train the demo adapter."""
     if adapters:
         return gr.update(value="", visible=False), gr.update(visible=False)
@@ -60,7 +64,7 @@ def tune_offer(lab, adapters: list[str]):
     return gr.update(value=text, visible=True), gr.update(visible=True)
 
 
-def task_changed(lab, task_name: str):
+def task_changed(lab: Lab, task_name: str):
     """Examples of the task's held-out set, and the task's corpus and adapter as defaults."""
     if not task_name or task_name == NO_TASK:
         return gr.update(choices=[], value=None), gr.update(), gr.update()
@@ -73,7 +77,7 @@ def task_changed(lab, task_name: str):
             gr.update(value=task.name) if task.name in adapters else gr.update())
 
 
-def pick_example(lab, task_name: str, example_id: str):
+def pick_example(lab: Lab, task_name: str, example_id: str):
     if not example_id or task_name == NO_TASK:
         return gr.update()
     task = bridge.task(lab, task_name)
@@ -87,7 +91,7 @@ def show_columns(arms: list[str]):
 
 # ---- answering -----------------------------------------------------------------------------
 
-def _task_for(lab, task_name: str) -> Task | None:
+def _task_for(lab: Lab, task_name: str) -> Task | None:
     """The task the arms read their instruction, few-shot pool and costs from; None for a free
     question (no instruction, no few-shot pool)."""
     return bridge.task(lab, task_name) if task_name and task_name != NO_TASK else None
@@ -120,7 +124,7 @@ def _sources(passages) -> str:
     return "\n".join(lines)
 
 
-def answer(lab, question: str, task_name: str, model: str, arms: list[str], corpus: str | None,
+def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str], corpus: str | None,
            adapter: str | None, max_tokens: int):
     """Stream every chosen arm's answer into its column. Yields (row ids, then per arm:
     answer, stats, sources)."""
@@ -190,7 +194,7 @@ def answer(lab, question: str, task_name: str, model: str, arms: list[str], corp
     yield outputs()
 
 
-def rate(lab, row_ids: dict, arm: str, verdict: str) -> str:
+def rate(lab: Lab, row_ids: dict, arm: str, verdict: str) -> str:
     row_id = (row_ids or {}).get(arm)
     if row_id is None:
         raise gr.Error(f"Ask a question first: there is no {arm} answer to rate yet.")
@@ -200,7 +204,7 @@ def rate(lab, row_ids: dict, arm: str, verdict: str) -> str:
 
 # ---- layout --------------------------------------------------------------------------------
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     gr.Markdown("Ask once; every rung you tick answers the same question on the same base model. "
                 "Climb only as far as you must: prompt → RAG → tune.", elem_classes="lab-lead")
     with gr.Row():

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from ..prompts import ARMS
 from . import _ui, bridge
 from .tab_compare import LABELS
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 DEFAULT_TASK = "tickets"
 
@@ -25,7 +29,7 @@ class Jobs:
         self.cancel: threading.Event | None = None
 
 
-def setup(lab):
+def setup(lab: Lab):
     tasks = bridge.task_names(lab)
     adapters = bridge.adapter_names(lab)
     runs = run_choices(lab)
@@ -34,12 +38,12 @@ def setup(lab):
             gr.update(choices=runs, value=None))
 
 
-def refresh(lab):
+def refresh(lab: Lab):
     return (gr.update(choices=bridge.task_names(lab)), gr.update(choices=bridge.adapter_names(lab)),
             gr.update(choices=run_choices(lab)))
 
 
-def run_choices(lab) -> list[tuple[str, int]]:
+def run_choices(lab: Lab) -> list[tuple[str, int]]:
     return [(f"#{r['id']} {r['task']} · {', '.join(_arms(r))} · {r['results']} results · {r['status']}", r["id"])
             for r in lab.store.eval_runs(50)]
 
@@ -50,7 +54,7 @@ def _arms(run: dict) -> list[str]:
     return json.loads(run.get("arms_json") or "[]")
 
 
-def task_info(lab, task_name: str) -> str:
+def task_info(lab: Lab, task_name: str) -> str:
     if not task_name:
         return ""
     task = bridge.task(lab, task_name)
@@ -61,7 +65,7 @@ def task_info(lab, task_name: str) -> str:
             + (f"<br>{_ui.html.escape(task.description)}" if task.description else ""))
 
 
-def run(lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | None, adapter: str | None,
+def run(lab: Lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | None, adapter: str | None,
         few_shot_mode: str, fresh: bool):
     """Start (or resume) the run; yield progress, then the scoreboard."""
     from ..evaluation import run_eval
@@ -126,7 +130,7 @@ def cancel(jobs: Jobs) -> str:
     return "Cancelling after the example in flight… (Run again resumes.)"
 
 
-def show_run(lab, run_id: int | None):
+def show_run(lab: Lab, run_id: int | None):
     if not run_id:
         return ("", *_empty_board())
     status = lab.store.eval_run(int(run_id))
@@ -135,7 +139,7 @@ def show_run(lab, run_id: int | None):
 
 # ---- the scoreboard ------------------------------------------------------------------------
 
-def summarize(lab, run_id: int):
+def summarize(lab: Lab, run_id: int):
     """(scoreboard, chart, significance, failures, disagreements) for one run."""
     from ..evaluation import summarize as _summarize
     from ..evaluation.summary import FAILURES, method_note
@@ -225,7 +229,7 @@ def _cell(o: dict | None) -> str:
 
 # ---- layout --------------------------------------------------------------------------------
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     jobs = Jobs()
     gr.Markdown("The same held-out examples through every arm you tick, scored, with 95% intervals. "
                 "“Fine-tuning helped” is only said when the paired difference is significant after "

@@ -6,11 +6,15 @@ import csv
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from ..prompts import ARMS
 from . import _ui
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 VIEWS = ["Generations", "Evaluation runs", "Training runs", "Ratings", "App errors"]
 ANY = "(any)"
@@ -37,7 +41,7 @@ def _matches(row: dict, search: str) -> bool:
     return not search or any(search.lower() in str(v).lower() for v in row.values() if v is not None)
 
 
-def rows(lab, view: str, arm: str | None, search: str | None, n: float | None) -> tuple[list[str], list[dict]]:
+def rows(lab: Lab, view: str, arm: str | None, search: str | None, n: float | None) -> tuple[list[str], list[dict]]:
     """The rows of one view, newest first, with the filters applied."""
     n = int(n or 100)
     search = (search or "").strip()
@@ -59,7 +63,7 @@ def rows(lab, view: str, arm: str | None, search: str | None, n: float | None) -
     raise ValueError(f"unknown view '{view}': choose one of {', '.join(VIEWS)}")
 
 
-def show(lab, view, arm, search, n):
+def show(lab: Lab, view, arm, search, n):
     columns, found = rows(lab, view, arm, search, n)
     table = [[_short(_cell(r, c)) for c in columns] for r in found]
     note = f"{len(found)} row(s) from `{lab.store.path}`" + ("" if found else " — nothing logged yet for this view.")
@@ -67,7 +71,7 @@ def show(lab, view, arm, search, n):
     return gr.update(value=table or [[""] * len(columns)], headers=columns, column_widths=widths), note
 
 
-def export(lab, view, arm, search, n, fmt: str):
+def export(lab: Lab, view, arm, search, n, fmt: str):
     """The filtered rows, every column, as a CSV or JSON file to download."""
     _columns, found = rows(lab, view, arm, search, n)
     folder = Path(tempfile.mkdtemp(prefix="lab-export-"))
@@ -99,7 +103,7 @@ def _short(v, width: int = 160):
     return v
 
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     gr.Markdown("Everything the lab did, from the SQLite log (open it yourself with `sqlite-utils` or "
                 f"`datasette`: `{lab.store.path}`).", elem_classes="lab-lead")
     with gr.Row():

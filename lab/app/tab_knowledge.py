@@ -4,28 +4,32 @@ edit a fact, re-index, and watch RAG follow it while a tuned adapter does not.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from ..retrieval import index_state
 from . import _ui, bridge
 
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
+
 DOC_TYPES = (".md", ".txt", ".html", ".jsonl")
 NEW_DOC = "(new document)"
 
 
-def setup(lab):
+def setup(lab: Lab):
     refs = bridge.corpora(lab)
     choices = [(name, ref) for name, ref in refs.items()]
     value = refs.get("acme") or (choices[0][1] if choices else None)
     return gr.update(choices=choices, value=value), corpus_table(lab)
 
 
-def refresh(lab):
+def refresh(lab: Lab):
     return gr.update(choices=list(bridge.corpora(lab).items())), corpus_table(lab)
 
 
-def corpus_table(lab) -> str:
+def corpus_table(lab: Lab) -> str:
     rows = []
     for name, ref in bridge.corpora(lab).items():
         try:
@@ -42,13 +46,13 @@ def corpus_table(lab) -> str:
     return _ui.md_table(["corpus", "folder", "files", "index", "chunks", "version", "built"], rows)
 
 
-def _folder(lab, ref: str) -> Path:
+def _folder(lab: Lab, ref: str) -> Path:
     if not ref:
         raise gr.Error("Pick a corpus.")
     return bridge.corpus_folder(lab, ref)
 
 
-def documents(lab, ref: str):
+def documents(lab: Lab, ref: str):
     folder = _folder(lab, ref)
     docs = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                   if p.is_file() and p.suffix.lower() in DOC_TYPES
@@ -71,14 +75,14 @@ def _doc_path(folder: Path, rel: str) -> Path:
     return path
 
 
-def open_doc(lab, ref: str, rel: str):
+def open_doc(lab: Lab, ref: str, rel: str):
     if not rel or rel == NEW_DOC:
         return "", ""
     path = _doc_path(_folder(lab, ref), rel)
     return rel, path.read_text(encoding="utf-8", errors="replace")
 
 
-def save_doc(lab, ref: str, rel: str, text: str):
+def save_doc(lab: Lab, ref: str, rel: str, text: str):
     folder = _folder(lab, ref)
     path = _doc_path(folder, rel)
     existed = path.exists()
@@ -90,7 +94,7 @@ def save_doc(lab, ref: str, rel: str, text: str):
     return msg, corpus_table(lab)
 
 
-def reindex(lab, ref: str, progress=gr.Progress(track_tqdm=True)):
+def reindex(lab: Lab, ref: str, progress=gr.Progress(track_tqdm=True)):
     from ..retrieval import index_corpus
 
     _folder(lab, ref)
@@ -100,7 +104,7 @@ def reindex(lab, ref: str, progress=gr.Progress(track_tqdm=True)):
     return f"**{_ui.html.escape(report.summary())}**{skipped}", corpus_table(lab)
 
 
-def search(lab, ref: str, query: str, k: float):
+def search(lab: Lab, ref: str, query: str, k: float):
     from ..retrieval import search as _search
 
     if not (query or "").strip():
@@ -113,7 +117,7 @@ def search(lab, ref: str, query: str, k: float):
 
 # ---- the staleness probe -------------------------------------------------------------------
 
-def probe_tasks(lab) -> list[str]:
+def probe_tasks(lab: Lab) -> list[str]:
     names = []
     for name in bridge.task_names(lab):
         try:
@@ -124,7 +128,7 @@ def probe_tasks(lab) -> list[str]:
     return names
 
 
-def probe_info(lab, task_name: str) -> str:
+def probe_info(lab: Lab, task_name: str) -> str:
     if not task_name:
         return "_No task has a staleness probe._"
     p = bridge.task(lab, task_name).probe
@@ -132,7 +136,7 @@ def probe_info(lab, task_name: str) -> str:
             f"**fact now:** “{_ui.html.escape(p.old)}” → **after the edit:** “{_ui.html.escape(p.new)}”")
 
 
-def run_probe(lab, task_name: str, adapter: str | None, progress=gr.Progress(track_tqdm=True)):
+def run_probe(lab: Lab, task_name: str, adapter: str | None, progress=gr.Progress(track_tqdm=True)):
     """Ask with RAG (and the adapter) before and after the edit, on a scratch copy of the corpus."""
     from ..evaluation.probe import run_probe as _run_probe
 
@@ -174,7 +178,7 @@ def render_probe(r) -> str:
         "| arm | before the edit | after the edit |", "|---|---|---|", *rows, "", " ".join(verdict)])
 
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     gr.Markdown("Facts belong in retrieval: edit a document, re-index, and the RAG arm answers with the new "
                 "fact at once; an adapter trained on the old facts keeps the old one.", elem_classes="lab-lead")
     table = gr.Markdown(elem_id="knowledge-corpora")

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from .. import task_import
 from . import _ui
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
 
 INFER = "infer"
 FILE_TYPES = sorted(task_import.KINDS)
@@ -66,7 +70,7 @@ def show_plan(upload, name, input_column, output_column, fmt, eval_size, seed):
     return render(plan), gr.update(value=plan.instruction)
 
 
-def create(lab, upload, name, input_column, output_column, fmt, eval_size, seed, instruction, force):
+def create(lab: Lab, upload, name, input_column, output_column, fmt, eval_size, seed, instruction, force):
     if not _path(upload):
         raise gr.Error("Upload a CSV, TSV, JSONL or Parquet file first.")
     name = (name or "").strip()
@@ -78,7 +82,7 @@ def create(lab, upload, name, input_column, output_column, fmt, eval_size, seed,
             f"(or `lab eval {plan.name}`).")
 
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     gr.Markdown("Your own task from a file you have: one row per example, an input column and an output "
                 "column. The output format, labels and a seeded train/eval/few-shot split are worked out for you; "
                 "training rows that repeat a held-out input are dropped.", elem_classes="lab-lead")

@@ -8,16 +8,20 @@ from the terminal shows up here too. A finished adapter appears in Compare and E
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from ..tuning import jobs
 from . import _ui, bridge
 
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
+
 UPLOAD = "(uploaded file)"
 
 
-def setup(lab):
+def setup(lab: Lab):
     datasets = bridge.train_datasets(lab)
     d = bridge.device_defaults()
     first = next((d for d in datasets if d[0].startswith(f"{bridge.DEMO_TASK}:")), datasets[0] if datasets else None)
@@ -37,7 +41,7 @@ def dataset_choices(datasets: list[tuple[str, str, str]]) -> list[tuple[str, str
     return [(label, path) for label, path, _ in datasets] + [(UPLOAD, UPLOAD)]
 
 
-def refresh(lab, run_id):
+def refresh(lab: Lab, run_id):
     """When the tab is opened again: new runs (one started from the terminal too); the form stays."""
     running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
     runs = run_choices(lab)
@@ -46,12 +50,12 @@ def refresh(lab, run_id):
             gr.Timer(active=running is not None))
 
 
-def run_choices(lab) -> list[tuple[str, int]]:
+def run_choices(lab: Lab) -> list[tuple[str, int]]:
     return [(f"#{r['id']} {r['adapter_name']} · {r['status']} · {r['steps']} steps", r["id"])
             for r in lab.store.training_runs(50)]
 
 
-def dataset_changed(lab, dataset: str):
+def dataset_changed(lab: Lab, dataset: str):
     """A built-in task's training set: name the adapter after the task (Evaluate's tune arm
     looks for that name) and train with the task's instruction."""
     for label, path, instruction in bridge.train_datasets(lab):
@@ -77,7 +81,7 @@ def _config(dataset, upload, name, base, instruction, method, rank, alpha, lr, e
             "target_modules": targets, "force": bool(force)}
 
 
-def validate(lab, *values) -> str:
+def validate(lab: Lab, *values) -> str:
     """The dataset report with the base model's tokenizer: counts, duplicates, lengths, warnings."""
     from ..tuning import make_config
     from ..tuning import validate as _validate
@@ -102,7 +106,7 @@ def validate(lab, *values) -> str:
             + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n" + plan.to_text() + "\n```")
 
 
-def start(lab, overwrite: bool, resume: bool, *values):
+def start(lab: Lab, overwrite: bool, resume: bool, *values):
     config = _config(*values)
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
@@ -112,13 +116,13 @@ def start(lab, overwrite: bool, resume: bool, *values):
     return note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), str(job.log_path)
 
 
-def stop(lab, run_id) -> str:
+def stop(lab: Lab, run_id) -> str:
     if not run_id:
         raise gr.Error("Pick the run to stop.")
     return jobs.stop(lab, int(run_id))
 
 
-def poll(lab, run_id, log_path: str | None):
+def poll(lab: Lab, run_id, log_path: str | None):
     """The run's curve, status and ETA from lab.db; the timer stops once the run has ended."""
     jobs.reap()
     runs = lab.store.training_runs(50)
@@ -190,7 +194,7 @@ def _tail(path: str | None, n: int = 12) -> str:
     return "\n".join([line for line in text.splitlines() if line.strip()][-n:])
 
 
-def build(lab) -> None:
+def build(lab: Lab) -> None:
     d = bridge.device_defaults("cpu")  # placeholders; setup() puts this machine's defaults in
     gr.Markdown("Tune for format and behaviour, not for facts. The seeds' rule of thumb: 200+ good examples; "
                 "under 20 the lab refuses unless you force it.", elem_classes="lab-lead")
