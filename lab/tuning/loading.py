@@ -70,7 +70,7 @@ def paired_hf_folder(info: ModelInfo) -> Path | None:
 def estimate_gguf_params(path: str | Path) -> int:
     """Parameters of the model in a GGUF file, from its header (layers x widths + vocabulary),
     else from its size and quantisation type. Reads the header only."""
-    from ..gguf_meta import read_metadata
+    from ..gguf_meta import array_length, read_metadata
 
     path = Path(path)
     meta = read_metadata(path)
@@ -83,20 +83,12 @@ def estimate_gguf_params(path: str | Path) -> int:
         kv = get("attention.head_count_kv") or heads
         kv = max(kv) if isinstance(kv, list) else kv
         head_dim = get("attention.key_length") or d // heads
-        vocab = get("vocab_size") or _array_len(meta.get("tokenizer.ggml.tokens")) or 32000
+        vocab = get("vocab_size") or array_length(meta.get("tokenizer.ggml.tokens")) or 32000
         attention = 2 * d * heads * head_dim + 2 * d * kv * head_dim
         mlp = 3 * d * ff * (get("expert_count") or 1)
         return int(layers * (attention + mlp) + vocab * d)
     bits = {0: 32, 1: 16, 32: 16, 7: 8.5}.get(meta.get("general.file_type"), 5.0)
     return int(path.stat().st_size * 8 / bits)
-
-
-def _array_len(value) -> int | None:
-    if isinstance(value, list):
-        return len(value)
-    if isinstance(value, str) and value.startswith("<array of "):
-        return int(value[len("<array of "):-1])
-    return None
 
 
 def check_trainable_base(lab, info: ModelInfo) -> None:
