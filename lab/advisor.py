@@ -115,6 +115,12 @@ def advise_from_answers(q: Questionnaire, task: str = "TASK") -> Recommendation:
     else:
         reasons.append("Few-shot prompting falls short of 90% of the target (flowchart step 1: no).")
 
+    return _knowledge_behaviour_examples(q, task, reasons, steps, change, provisional)
+
+
+def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, steps: list, change: list,
+                                  provisional: bool) -> Recommendation:
+    """Flowchart steps 2-4, once few-shot prompting falls short (or is not measured yet)."""
     # 2. Lack of knowledge?
     if q.lacks_knowledge:
         reasons.append("The main problem is missing knowledge: retrieval puts your documents in the prompt; "
@@ -220,6 +226,38 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         if len(allowed) < len(measured):
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
+    chosen = _choose(board, allowed, reasons, steps, change)
+    _what_each_step_bought(board, reasons)
+
+    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change)
+
+    # Cost: when tuning pays for itself.
+    for a in measured:
+        if a.arm in TUNE_RUNGS and a.break_even is not None:
+            be = a.break_even
+            if be.requests is None:
+                change.append(f"{a.arm} is not cheaper per request than {be.baseline} here, so its training never pays back")
+            else:
+                change.append(f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
+                              "with more requests per day, tuning gets cheaper relative to prompting")
+    higher = [a for a in measured if LADDER.index(a.arm) > LADDER.index(chosen.arm)
+              and (c := cmp(chosen.arm, a.arm)) is not None and c.significant and c.diff > 0]
+    if higher:
+        change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
+    if answers and answers.requirements_change_often and chosen.arm not in TUNE_RUNGS:
+        change.append("the requirements stopped changing: tuned arms would be back in the running")
+    return Recommendation(chosen.arm, reasons, evidence, steps, change, source=f"eval run {board.run['id']}",
+                          meets_target=chosen.meets_target)
+
+
+def _choose(board, allowed: list, reasons: list, steps: list, change: list):
+    """The cheapest allowed rung that meets the target (or a cheaper one the evidence cannot tell
+    apart from it), else the best one."""
+    target = board.target
+
+    def cmp(a: str, b: str):
+        return board.comparison(a, b)
+
     meeting = [a for a in allowed if a.meets_target]
     if meeting:
         chosen = meeting[0]
@@ -246,11 +284,15 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         chosen = max(allowed, key=lambda a: (a.quality.mean, -LADDER.index(a.arm)))
         reasons.append(f"No measured rung meets the target {target:.2f}; the best is {_fmt(chosen)}.")
 
-    # Say what each step up the ladder bought, significant or not.
+    return chosen
+
+
+def _what_each_step_bought(board, reasons: list) -> None:
+    """Say what each step up the ladder bought, significant or not."""
     for lower, upper, what in [("zero-shot", "few-shot", "few-shot examples"), ("few-shot", "rag", "retrieval"),
                                ("zero-shot", "rag", "retrieval"), ("few-shot", "tune", "fine-tuning"),
                                ("zero-shot", "tune", "fine-tuning"), ("rag", "tune+rag", "fine-tuning on top of RAG")]:
-        c = cmp(lower, upper)
+        c = board.comparison(lower, upper)
         if c is None or c.diff is None:
             continue
         interval = _interval(c)
@@ -265,25 +307,6 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
             reasons.append(f"The evidence does not show that {what} helped: {upper} vs {lower} {interval} "
                            "(not significant).")
 
-    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change)
-
-    # Cost: when tuning pays for itself.
-    for a in measured:
-        if a.arm in TUNE_RUNGS and a.break_even is not None:
-            be = a.break_even
-            if be.requests is None:
-                change.append(f"{a.arm} is not cheaper per request than {be.baseline} here, so its training never pays back")
-            else:
-                change.append(f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
-                              "with more requests per day, tuning gets cheaper relative to prompting")
-    higher = [a for a in measured if LADDER.index(a.arm) > LADDER.index(chosen.arm)
-              and (c := cmp(chosen.arm, a.arm)) is not None and c.significant and c.diff > 0]
-    if higher:
-        change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
-    if answers and answers.requirements_change_often and chosen.arm not in TUNE_RUNGS:
-        change.append("the requirements stopped changing: tuned arms would be back in the running")
-    return Recommendation(chosen.arm, reasons, evidence, steps, change, source=f"eval run {board.run['id']}",
-                          meets_target=chosen.meets_target)
 
 
 def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change) -> None:
