@@ -137,7 +137,7 @@ def test_qlora_on_the_cpu_trains_exports_and_llamacpp_serves_it(shared_home, mon
     from test_tuning import INSTRUCTION, ticket_rows, tiny_config, write_jsonl
 
     import lab.tuning.qlora as qlora
-    from lab.tuning import tune_answer, train
+    from lab.tuning import train
 
     layers = []
     real_keep = qlora.keep_trainable_layout
@@ -158,8 +158,9 @@ def test_qlora_on_the_cpu_trains_exports_and_llamacpp_serves_it(shared_home, mon
                       "peak_rss_mb": m["peak_rss_bytes"] / 1e6}))
     question = "Urgent: vpn problem since Monday."
     options = lab.options(max_tokens=12)
-    base, _ = lab.ask(question, system=INSTRUCTION, options=options)
-    tuned, row_id = tune_answer(lab, question, "qlora-cpu", options=options)
+    base = lab.answer("zero-shot", question, system=INSTRUCTION, options=options).generation
+    ans = lab.answer("tune", question, adapter="qlora-cpu", options=options)
+    tuned, row_id = ans.generation, ans.row_id
     assert tuned.text != base.text, tuned.text
     row = lab.store.query("select * from generations where id = ?", [row_id])[0]
     assert row["adapter_id"] == "qlora-cpu" and row["adapter_sha"] == adapter.sha256 and row["backend"] == "llamacpp"
