@@ -399,3 +399,29 @@ def test_new_task_tab_previews_plans_and_creates_a_task_the_pickers_list(fake_la
     assert any(path.endswith("mail/train.jsonl") for _, path, _ in bridge.train_datasets(fake_lab))
     with pytest.raises(Exception, match="already exists"):
         tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "", 0, "", False)
+
+
+def test_the_train_tab_trains_from_an_uploaded_csv(fake_lab, monkeypatch, tmp_path):
+    """A CSV upload becomes the input/output JSONL the trainer reads (same reader as `lab task new`)."""
+    started = {}
+
+    class FakePopen:
+        pid = 4343
+
+        def __init__(self, cmd, **kw):
+            started.update(cmd=cmd)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    csv_file = tmp_path / "mail.csv"
+    csv_file.write_text("text,label\n" + "".join(f"message {i},{'a' if i % 2 else 'b'}\n" for i in range(30)))
+    values = [tab_train.UPLOAD, str(csv_file), "mail", "fake", "", "lora", 8, 16, 1e-3,
+              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    tab_train.start(fake_lab, False, False, *values)
+    cmd = started["cmd"]
+    config = json.loads(open(cmd[cmd.index("--config") + 1], encoding="utf-8").read())
+    rows = [json.loads(line) for line in open(config["data"], encoding="utf-8")]
+    assert config["data"].endswith("mail.jsonl") and len(rows) == 30
+    assert rows[0] == {"input": "message 0", "output": "b"}

@@ -64,17 +64,23 @@ def dataset_changed(lab: Lab, dataset: str):
     return gr.update(), gr.update()
 
 
-def _data_path(dataset: str, upload) -> str:
+def _data_path(lab: Lab, dataset: str, upload) -> str:
     if dataset == UPLOAD or not dataset:
+        if upload and not str(upload if isinstance(upload, str) else upload.name).endswith(".jsonl"):
+            from ..task_import import training_file  # a CSV/TSV/JSON/Parquet table: input/output JSONL
+
+            return str(training_file(upload if isinstance(upload, str) else upload.name,
+                                     lab.home.state / "training" / "uploads"))
         if not upload:
-            raise gr.Error("Upload a JSONL file (chat messages, prompt/completion, Alpaca, or input/output).")
+            raise gr.Error("Upload a file: JSONL (chat messages, prompt/completion, Alpaca, input/output), "
+                           "or a CSV/TSV/JSON/Parquet table with input and output columns.")
         return upload if isinstance(upload, str) else upload.name
     return dataset
 
 
-def _config(dataset, upload, name, base, instruction, method, rank, alpha, lr, epochs, max_steps, batch,
+def _config(lab: Lab, dataset, upload, name, base, instruction, method, rank, alpha, lr, epochs, max_steps, batch,
             accum, max_seq_len, targets, force) -> dict:
-    return {"name": (name or "").strip(), "data": _data_path(dataset, upload), "base_model": base,
+    return {"name": (name or "").strip(), "data": _data_path(lab, dataset, upload), "base_model": base,
             "system": instruction or None, "method": method, "rank": int(rank), "alpha": float(alpha),
             "learning_rate": float(lr), "epochs": float(epochs), "max_steps": int(max_steps or 0) or None,
             "batch_size": int(batch), "grad_accum": int(accum), "max_seq_len": int(max_seq_len),
@@ -88,7 +94,7 @@ def validate(lab: Lab, *values) -> str:
 
     from ..tuning.vram import plan_for_config
 
-    config = _config(*values)
+    config = _config(lab, *values)
     config["name"] = config["name"] or "check"
     cfg = make_config("the Train tab", **config)
     report = _validate(lab, cfg)
@@ -107,7 +113,7 @@ def validate(lab: Lab, *values) -> str:
 
 
 def start(lab: Lab, overwrite: bool, resume: bool, *values):
-    config = _config(*values)
+    config = _config(lab, *values)
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
     job = bridge.start_training(lab, config, overwrite=bool(overwrite), resume=bool(resume))
@@ -200,7 +206,8 @@ def build(lab: Lab) -> None:
                 "under 20 the lab refuses unless you force it.", elem_classes="lab-lead")
     with gr.Row():
         dataset = gr.Dropdown(allow_custom_value=True, label="Dataset", choices=[], scale=3, elem_id="train-dataset")
-        upload = gr.File(label="…or upload a JSONL file", file_types=[".jsonl"], type="filepath", scale=2,
+        upload = gr.File(label="…or upload a file (JSONL, CSV, TSV, JSON, Parquet)",
+                             file_types=[".jsonl", ".csv", ".tsv", ".json", ".parquet"], type="filepath", scale=2,
                          height=110)
     with gr.Row():
         name = gr.Textbox(label="Adapter name", placeholder="tickets", scale=1, elem_id="train-name")

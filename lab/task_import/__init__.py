@@ -15,12 +15,12 @@ written until everything is checked: the folder is built aside and renamed into 
 """
 from __future__ import annotations
 
-from .plan import (FORMATS, TaskPlan, check_name, default_instruction, derive_schema, eval_count, import_task,
+from .plan import (FORMATS, TaskPlan, check_name, training_file, default_instruction, derive_schema, eval_count, import_task,
                    infer_format, leakage, normalise, parse_eval_size, plan_task, remove_leaks, split, task_toml,
                    write_task)
 from .read import KINDS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
 
-__all__ = ["FORMATS", "KINDS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",
+__all__ = ["training_file", "FORMATS", "KINDS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",
            "derive_schema", "eval_count", "guess_columns", "import_task", "infer_format", "leakage", "normalise",
            "parse_eval_size", "pick_columns", "plan_task", "preview", "read_table", "remove_leaks", "split",
            "task_toml", "write_task"]

@@ -422,3 +422,22 @@ def task_toml(plan: TaskPlan) -> str:
     lines += [f'{s} = "{s}.jsonl"' for s in ("train", "eval", "fewshot") if getattr(plan, s)]
     lines += [f"few_shot_k = {k}", f"max_tokens = {max_tokens}", ""]
     return "\n".join(lines)
+
+
+def training_file(source: str | Path, out_dir: Path) -> Path:
+    """A file `lab train` reads: a JSONL as it is (its own formats: chat, prompt/completion, Alpaca,
+    input/output), any other table (CSV, TSV, JSON, Parquet) as input/output JSONL from its guessed
+    columns, written to `out_dir` (the Train tab's uploads)."""
+    source = Path(source)
+    if source.suffix.lower() == ".jsonl":
+        return source
+    table = read_table(source)
+    inp, out = pick_columns(table)
+    examples, _duplicates = _examples(table, inp, out, source.stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{source.stem}.jsonl"
+    tmp = target.with_suffix(".partial")
+    tmp.write_text("".join(json.dumps({"input": e["input"], "output": e["output"]}, ensure_ascii=False) + "\n"
+                           for e in examples), encoding="utf-8")
+    tmp.replace(target)
+    return target
