@@ -296,6 +296,35 @@ def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, mon
         tab_train.start(fake_lab, True, False, *values)
 
 
+def test_start_with_a_checkpoint_asks_for_resume_and_resume_passes_it_on(fake_lab, monkeypatch):
+    from lab.tuning.run import checkpoint_dir
+
+    started = []
+
+    class FakePopen:
+        pid = 4243
+
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    ckpt = checkpoint_dir(fake_lab, "tickets")
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text('{"step": 4}')
+    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256,
+              "q_proj", False]
+    with pytest.raises(bridge.AppError, match=r"checkpoint .*\(Resume\)"):
+        tab_train.start(fake_lab, True, False, *values)
+    assert started == [] and (ckpt / "state.json").exists()  # nothing started, nothing deleted
+    tab_train.start(fake_lab, True, True, *values)
+    assert "--resume" in started[-1] and "--restart" not in started[-1]
+    bridge.start_training(fake_lab, tab_train._config(*values), restart=True)
+    assert "--restart" in started[-1] and "--resume" not in started[-1]
+
+
 def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
     run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
                                                      "device": "cpu", "total_steps": 10})

@@ -31,7 +31,8 @@ class Job:
     log_path: Path
 
 
-def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False) -> Job:
+def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
+          restart: bool = False) -> Job:
     """Start training `config` in a background process; returns at once."""
     folder = lab.home.state / "training"
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = F
     config_path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     log_path = folder / f"{config.name}-{stamp}.log"
     args = [sys.executable, "-m", "lab.tuning", "--home", str(lab.home.root), "--config", str(config_path)]
-    args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else [])
+    args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else []) + (["--restart"] if restart else [])
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(lab.home.root), env=_child_env(), start_new_session=True)

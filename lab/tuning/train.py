@@ -78,12 +78,25 @@ def _sigterm_as_interrupt():
 
 # ---- the stages of a run ------------------------------------------------------------------------
 
-def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say) -> tuple[TrainRun, Path | None, dict]:
+def _check_checkpoint(lab, name: str, resume: bool, restart: bool) -> None:
+    """A run's checkpoint is work done: never drop it unasked."""
+    if resume and restart:
+        raise TrainingError("--resume continues the checkpoint, --restart deletes it: pass one of them")
+    ckpt = find_checkpoint(lab, name)
+    if ckpt is not None and not (resume or restart):
+        step = json.loads((ckpt / "state.json").read_text()).get("step")
+        raise TrainingError(f"'{name}' has a checkpoint at step {step} in {ckpt}: pass --resume to continue "
+                            "from it, or --restart to delete it and start from the beginning")
+
+
+def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say,
+           restart: bool = False) -> tuple[TrainRun, Path | None, dict]:
     """Check everything cheap before anything slow -> (run, checkpoint to resume or None, its state)."""
     final_dir = lab.home.adapters / config.name
     if final_dir.exists() and not overwrite:
         raise TrainingError(f"adapter '{config.name}' already exists in {final_dir}: choose another --name "
                             "or pass --overwrite")
+    _check_checkpoint(lab, config.name, resume, restart)
     info = lab.model_info(config.base_model)
     _check_data(config)  # a bad line stops here, and nothing is trained
     cuda = cuda_available()
@@ -97,7 +110,7 @@ def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say) -> tupl
     if resume and ckpt is None:
         say(f"no checkpoint for '{config.name}' to resume: starting from the beginning")
     state = read_resumable(run, ckpt) if ckpt else {}
-    if not resume:
+    if not resume:  # no checkpoint (a partial one at most), or --restart: start afresh
         shutil.rmtree(runs_dir(lab, config.name), ignore_errors=True)
     return run, ckpt, state
 
@@ -151,15 +164,17 @@ def _interrupted(run: TrainRun) -> TrainingInterrupted:
 
 def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[dict], None] | None = None,
           resume: bool = False, overwrite: bool = False,
-          log: Callable[[str], None] | None = None) -> AdapterInfo:
+          log: Callable[[str], None] | None = None, restart: bool = False) -> AdapterInfo:
     """Train the LoRA adapter `config` describes; return the finished adapter.
 
     Raises DatasetError (bad data: nothing trained), TrainingError (cannot train as asked),
-    TrainingInterrupted (Ctrl-C / SIGTERM: checkpoint kept, `resume=True` continues)."""
+    TrainingInterrupted (Ctrl-C / SIGTERM: checkpoint kept, `resume=True` continues).
+    A checkpoint of this name is never dropped unasked: `resume=True` continues it,
+    `restart=True` deletes it; neither is a TrainingError."""
     import torch
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
-    run, ckpt, state = _start(config, lab, resume, overwrite, say)
+    run, ckpt, state = _start(config, lab, resume, overwrite, say, restart)
     run.progress, run.on_step = progress, on_step
     threads = config.threads or lab.config.n_threads
     if threads:
