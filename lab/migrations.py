@@ -88,6 +88,13 @@ def m007_app_errors(db: sqlite_utils.Database):
     db["app_errors"].create({"id": int, "ts": str, "place": str, "model_id": str, "error": str}, pk="id")
 
 
+@migration
+def m008_training_pid_started(db: sqlite_utils.Database):
+    # A pid alone is not a process: once the trainer dies its pid can be reused. The start
+    # time (psutil's create_time) says whether the process at that pid is still the trainer.
+    db["training_runs"].add_column("pid_started", float)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

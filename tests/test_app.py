@@ -17,6 +17,7 @@ from lab.app._ui import guard
 from lab.app.access import ServeError, check_host, read_auth
 from lab.app.app import build_app
 from lab.tuning import TrainConfigError
+from lab.tuning.run import process_started
 
 
 def _last(gen):
@@ -343,11 +344,25 @@ def test_stop_sends_sigterm_to_the_training_process(fake_lab):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                         "pid": proc.pid})
+                                                         "pid": proc.pid, "pid_started": process_started(proc.pid)})
         assert "Stopping" in tab_train.stop(fake_lab, run_id)
         assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
         proc.kill()
+
+
+def test_the_train_tab_shows_a_run_killed_from_outside_as_died(fake_lab):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
+                                                     "device": "cpu", "total_steps": 10, "pid": proc.pid,
+                                                     "pid_started": process_started(proc.pid)})
+    fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": 4, "loss": 1.0}, pk=("run_id", "step"))
+    *_, timer = tab_train.poll(fake_lab, run_id, None)
+    assert timer.active  # alive: still polled
+    proc.kill()
+    proc.wait(timeout=10)
+    _, _, status, _, timer = tab_train.poll(fake_lab, run_id, None)
+    assert "died" in status and "last step 4" in status and "no checkpoint" in status and not timer.active
 
 
 def test_the_demo_offer_gives_an_estimate(fake_lab):

@@ -172,6 +172,7 @@ def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool
 
 
 def start_demo_training(lab: Lab) -> str:
+    jobs.refresh_run_status(lab)  # a demo run killed from outside is not "already training"
     running = [r for r in lab.store.training_runs(5, adapter=DEMO_TASK) if r["status"] == "running"]
     if running:
         return f"The demo adapter is already training (run #{running[0]['id']}): see the Train tab."

@@ -39,7 +39,7 @@ from .loading import (check_trainable_base, cuda_available, hf_source, load_mode
                       pick_method, pick_precision, unsloth_available)
 from .loop import lr_at, pack, run_loop  # noqa: F401
 from .qlora import import_unsloth_first, unsloth_wanted
-from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, runs_dir  # noqa: F401
+from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
 
 
@@ -135,19 +135,21 @@ def _register(run: TrainRun, ckpt: Path | None, state: dict) -> None:
     run.optimizer = torch.optim.AdamW(run.params, lr=run.config.learning_rate,
                                       weight_decay=run.config.weight_decay)
     store = run.lab.store
+    # who to stop, and (with its start time) how to tell later that it died
+    trainer = {"pid": os.getpid(), "pid_started": process_started(os.getpid())}
     if ckpt:
         restore_checkpoint(run, ckpt, state)
         store.db.execute("delete from training_steps where run_id = ? and step > ?", [run.run_id, run.step])
         store.db.conn.commit()
-        store.update("training_runs", run.run_id, {"status": "running", "pid": os.getpid(),
-                                                   "total_steps": run.total, "error": None})
+        store.update("training_runs", run.run_id, {"status": "running", **trainer, "total_steps": run.total,
+                                                   "error": None, "finished_ts": None})
         run.say(f"resuming '{run.name}' from step {run.step} of {run.total}")
         return
     run.run_id = store.insert("training_runs", {
         "ts": now(), "adapter_name": run.name, "base_model": run.info.id, "base_sha": run.base_sha,
         "dataset_sha": run.data.report.sha256, "dataset_path": str(Path(run.config.data).resolve()),
         "config_json": json.dumps(run.config.to_json()), "status": "running", "device": run.device,
-        "method": run.method, "engine": run.engine, "pid": os.getpid(), "total_steps": run.total})
+        "method": run.method, "engine": run.engine, **trainer, "total_steps": run.total})
 
 
 def _interrupted(run: TrainRun) -> TrainingInterrupted:
