@@ -29,7 +29,7 @@ def test_a_job_trains_in_its_own_process_and_logs_to_the_lab(shared_home):
     lab = Lab(home=shared_home)
     task = load_task("tickets")
     config = make_config("test", name="job-tiny", data=str(task.train), system=task.instruction + " 🙂",
-                         max_steps=1, batch_size=2, max_seq_len=96, eval_every=5, save_every=5)
+                         max_steps=1, batch_size=2, max_seq_len=256, eval_every=5, save_every=5)
     job = jobs.start(lab, config, overwrite=True)
     assert job.config_path.suffix == ".json"
     assert json.loads(job.config_path.read_text(encoding="utf-8"))["instruction"].endswith("🙂")
