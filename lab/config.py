@@ -5,16 +5,19 @@ same thing everywhere.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class GenerationOptions(BaseModel):
     """Decoding options shared by every backend. Deterministic by default (greedy, fixed seed)."""
+
+    model_config = ConfigDict(extra="forbid")  # a typo in lab.toml is an error, not a silent default
 
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0.0)
@@ -26,6 +29,7 @@ class GenerationOptions(BaseModel):
 
 
 class LabConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     default_model: str = "smollm2-135m-instruct"
     n_ctx: int = Field(2048, ge=256)  # context window requested from llama.cpp
     n_threads: int | None = None  # None: one per physical core
@@ -63,4 +67,22 @@ def load_config(config_path: Path | None = None, **overrides: Any) -> LabConfig:
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{config_path or 'config'}: field '{field}': {err['msg']}") from e
+        where = config_path or "config"
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}: unknown key '{field}'{_did_you_mean(err['loc'])}") from e
+        raise ConfigError(f"{where}: field '{field}': {err['msg']}") from e
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """', did you mean 'n_ctx'?' for a misspelt key: the closest valid key at the same level."""
+    model: type[BaseModel] = LabConfig
+    for part in loc[:-1]:  # walk down to the model the unknown key sits in
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    prefix = ".".join(str(p) for p in loc[:-1])
+    valid = ", ".join(model.model_fields)
+    return (f", did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close
+            else f" (valid keys: {valid})")

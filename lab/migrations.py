@@ -88,18 +88,38 @@ def m007_app_errors(db: sqlite_utils.Database):
     db["app_errors"].create({"id": int, "ts": str, "place": str, "model_id": str, "error": str}, pk="id")
 
 
+@migration
+def m008_training_pid_started(db: sqlite_utils.Database):
+    # A pid alone is not a process: once the trainer dies its pid can be reused. The start
+    # time (psutil's create_time) says whether the process at that pid is still the trainer.
+    db["training_runs"].add_column("pid_started", float)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():
-        db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+        db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
     done = {row["name"] for row in db["_migrations"].rows}
-    applied = []
-    for fn in MIGRATIONS:
-        if fn.__name__ in done:
-            continue
-        with db.conn:  # each migration and its record commit together, or not at all
-            fn(db)
-            db["_migrations"].insert({"name": fn.__name__,
-                                      "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
-        applied.append(fn.__name__)
-    return applied
+    return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in done and _apply(db, fn)]
+
+
+def _apply(db: sqlite_utils.Database, fn) -> bool:
+    """Run one migration and write its `_migrations` row in one explicit transaction, so a
+    migration that fails or is killed halfway leaves nothing behind and simply runs again.
+    (`with conn:` is not enough: Python's sqlite3 opens no transaction for DDL, so each
+    CREATE would commit on its own.) IMMEDIATE takes the write lock first, and the row is
+    checked again under it, so two processes opening one lab.db apply a migration once."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        if db["_migrations"].count_where("name = ?", [fn.__name__]):
+            db.conn.execute("ROLLBACK")  # another process applied it meanwhile
+            return False
+        fn(db)  # sqlite-utils sees the open transaction and nests its writes in it (savepoints)
+        db["_migrations"].insert({"name": fn.__name__,
+                                  "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+    return True

@@ -130,6 +130,11 @@ class Store:
             " order by step desc limit 1) as last_val_loss "
             f"from training_runs r {clause} order by r.id desc limit :n", {"adapter": adapter, "n": n})
 
+    def running_training_runs(self) -> list[dict]:
+        """Runs marked running, with their last logged step (to tell whether their trainer lives)."""
+        return self.query("select r.*, (select max(step) from training_steps s where s.run_id = r.id) as last_step "
+                          "from training_runs r where r.status = 'running' order by r.id")
+
     def training_run(self, run_id: int) -> dict | None:
         rows = self.query("select * from training_runs where id = ?", [run_id])
         return rows[0] if rows else None

@@ -17,6 +17,7 @@ from lab.app._ui import guard
 from lab.app.access import ServeError, check_host, read_auth
 from lab.app.app import build_app
 from lab.tuning import TrainConfigError
+from lab.tuning.run import process_started
 
 
 def _last(gen):
@@ -296,6 +297,35 @@ def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, mon
         tab_train.start(fake_lab, True, False, *values)
 
 
+def test_start_with_a_checkpoint_asks_for_resume_and_resume_passes_it_on(fake_lab, monkeypatch):
+    from lab.tuning.run import checkpoint_dir
+
+    started = []
+
+    class FakePopen:
+        pid = 4243
+
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    ckpt = checkpoint_dir(fake_lab, "tickets")
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text('{"step": 4}')
+    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256,
+              "q_proj", False]
+    with pytest.raises(bridge.AppError, match=r"checkpoint .*\(Resume\)"):
+        tab_train.start(fake_lab, True, False, *values)
+    assert started == [] and (ckpt / "state.json").exists()  # nothing started, nothing deleted
+    tab_train.start(fake_lab, True, True, *values)
+    assert "--resume" in started[-1] and "--restart" not in started[-1]
+    bridge.start_training(fake_lab, tab_train._config(*values), restart=True)
+    assert "--restart" in started[-1] and "--resume" not in started[-1]
+
+
 def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
     run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
                                                      "device": "cpu", "total_steps": 10})
@@ -314,11 +344,25 @@ def test_stop_sends_sigterm_to_the_training_process(fake_lab):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                         "pid": proc.pid})
+                                                         "pid": proc.pid, "pid_started": process_started(proc.pid)})
         assert "Stopping" in tab_train.stop(fake_lab, run_id)
         assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
         proc.kill()
+
+
+def test_the_train_tab_shows_a_run_killed_from_outside_as_died(fake_lab):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
+                                                     "device": "cpu", "total_steps": 10, "pid": proc.pid,
+                                                     "pid_started": process_started(proc.pid)})
+    fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": 4, "loss": 1.0}, pk=("run_id", "step"))
+    *_, timer = tab_train.poll(fake_lab, run_id, None)
+    assert timer.active  # alive: still polled
+    proc.kill()
+    proc.wait(timeout=10)
+    _, _, status, _, timer = tab_train.poll(fake_lab, run_id, None)
+    assert "died" in status and "last step 4" in status and "no checkpoint" in status and not timer.active
 
 
 def test_the_demo_offer_gives_an_estimate(fake_lab):

@@ -4,14 +4,17 @@ time estimate."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from lab.engine import Lab
 from lab.tasks import load_task
 from lab.tuning import jobs, make_config
+from lab.tuning.run import checkpoint_dir, process_started
 
 
 def _wait(proc_pid: int, timeout: float) -> int:
@@ -36,6 +39,7 @@ def test_a_job_trains_in_its_own_process_and_logs_to_the_lab(shared_home):
     assert "adapter 'job-tiny'" in log
     run = lab.store.training_runs(1, adapter="job-tiny")[0]
     assert run["status"] == "done" and run["steps"] == 1
+    assert run["pid"] == job.pid and run["pid_started"]  # the trainer recorded its start time
     assert (lab.home.adapters / "job-tiny" / "lab_adapter.json").exists()
     jobs.reap()
     assert all(p.pid != job.pid for p in jobs._CHILDREN)
@@ -67,3 +71,56 @@ def test_the_estimate_uses_this_labs_own_training_speed(tmp_path):
     lab.store.upsert("training_steps", {"run_id": run_id, "step": 1, "tokens_per_s": 400.0}, pk=("run_id", "step"))
     secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
     assert "earlier training runs" in basis and secs == pytest.approx(10 * 4 * 100 / 400 + 60)
+
+
+def _sleeper() -> subprocess.Popen:
+    """A plain process standing in for a trainer (or for whatever took a dead trainer's pid)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def _running_row(lab, pid: int, started: float | None, steps: int = 0) -> int:
+    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "running",
+                                                "pid": pid, "pid_started": started})
+    for step in range(1, steps + 1):
+        lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "loss": 1.0}, pk=("run_id", "step"))
+    return run_id
+
+
+def test_a_trainer_killed_with_sigkill_is_marked_died_with_its_last_step_and_checkpoint(tmp_path):
+    lab = Lab(home=tmp_path)
+    proc = _sleeper()
+    try:
+        run_id = _running_row(lab, proc.pid, process_started(proc.pid), steps=7)
+        ckpt = checkpoint_dir(lab, "x")
+        ckpt.mkdir(parents=True)
+        (ckpt / "state.json").write_text(json.dumps({"step": 6}))
+        assert jobs.refresh_run_status(lab) == []  # alive: left running
+        assert lab.store.training_run(run_id)["status"] == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert jobs.refresh_run_status(lab) == [run_id]
+        run = lab.store.training_run(run_id)
+        assert run["status"] == "died" and run["finished_ts"]
+        assert "last step 7" in run["error"] and f"checkpoint at step 6 in {ckpt}" in run["error"]
+        assert "already died" in jobs.stop(lab, run_id)
+        assert jobs.refresh_run_status(lab) == []  # once
+    finally:
+        proc.kill()
+
+
+def test_stop_never_signals_a_process_that_is_not_the_trainer(tmp_path):
+    lab = Lab(home=tmp_path)
+    other = _sleeper()  # holds the pid the row names, but started at another time: the pid was reused
+    try:
+        run_id = _running_row(lab, other.pid, process_started(other.pid) - 30.0, steps=2)
+        message = jobs.stop(lab, run_id)
+        assert "Stopping" not in message and "already died" in message and "last step 2" in message
+        assert lab.store.training_run(run_id)["status"] == "died"
+        legacy = _running_row(lab, other.pid, None)  # a row with no start time cannot vouch for the pid
+        assert "not signalling" in jobs.stop(lab, legacy)
+        assert lab.store.training_run(legacy)["status"] == "running"
+        time.sleep(0.3)
+        assert other.poll() is None  # never signalled
+    finally:
+        other.kill()
+        other.wait(timeout=10)

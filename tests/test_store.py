@@ -4,6 +4,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+import sqlite_utils
+
 from lab.backends.base import Generation
 from lab.migrations import MIGRATIONS, migrate
 from lab.store import Store
@@ -69,3 +72,54 @@ def test_recent_generations_filters(tmp_path):
     assert [r["output"] for r in store.recent_generations(10)] == ["berlin", "paris"]
     assert [r["output"] for r in store.recent_generations(10, arm="prompt")] == ["paris"]
     assert [r["output"] for r in store.recent_generations(10, search="germ")] == ["berlin"]
+
+
+def _half_migration(fail):
+    """A migration that creates one table, then (when `fail` says so) dies before its second DDL."""
+    def m999_half(db):
+        db["half_first"].create({"id": int}, pk="id")
+        fail()
+        db["half_second"].create({"id": int}, pk="id")
+    return m999_half
+
+
+def _migrated(path):
+    db = sqlite_utils.Database(sqlite3.connect(str(path)))
+    return set(db.table_names()), [r["name"] for r in db["_migrations"].rows]
+
+
+def test_a_migration_that_fails_halfway_leaves_nothing_and_runs_again(tmp_path, monkeypatch):
+    Store(tmp_path / "lab.db").close()
+
+    def boom():
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS + [_half_migration(boom)])
+    with pytest.raises(RuntimeError, match="disk full"):
+        Store(tmp_path / "lab.db")
+    tables, names = _migrated(tmp_path / "lab.db")
+    assert "half_first" not in tables and "m999_half" not in names  # the DDL and the row, rolled back
+    monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS + [_half_migration(lambda: None)])
+    assert Store(tmp_path / "lab.db").applied == ["m999_half"]
+    tables, names = _migrated(tmp_path / "lab.db")
+    assert {"half_first", "half_second"} <= tables and names[-1] == "m999_half"
+
+
+def test_a_migration_killed_halfway_reruns_cleanly(tmp_path, monkeypatch):
+    """SIGKILL between a migration's two DDL statements (no Python cleanup runs at all)."""
+    db = tmp_path / "lab.db"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from lab import migrations
+        from lab.store import Store
+        def m999_half(db):
+            db["half_first"].create({{"id": int}}, pk="id")
+            os.kill(os.getpid(), signal.SIGKILL)
+        migrations.MIGRATIONS.append(m999_half)
+        Store({str(db)!r})
+    """)
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    tables, names = _migrated(db)
+    assert "generations" in tables and "half_first" not in tables and "m999_half" not in names
+    monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS + [_half_migration(lambda: None)])
+    assert Store(db).applied == ["m999_half"]

@@ -165,6 +165,23 @@ def test_cli_bad_data_exits_2_naming_the_line(tmp_path):
     assert "130" in CliRunner().invoke(cli, ["train", "--help"], obj={}).output
 
 
+def test_a_checkpoint_is_never_dropped_unasked(tmp_path):
+    """Without --resume or --restart, a run's checkpoint stops `lab train` (exit 2) and is kept."""
+    data = write_jsonl(tmp_path / "d.jsonl", ticket_rows(25))
+    ckpt = checkpoint_dir(Lab(home=tmp_path), "half")
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"step": 6}))
+    args = ["--home", str(tmp_path), "train", "--data", str(data), "--name", "half"]
+    result = CliRunner().invoke(cli, args, obj={})
+    assert result.exit_code == 2, result.output
+    assert f"'half' has a checkpoint at step 6 in {ckpt}" in result.output
+    assert "--resume" in result.output and "--restart" in result.output
+    assert (ckpt / "state.json").exists()
+    result = CliRunner().invoke(cli, args + ["--resume", "--restart"], obj={})
+    assert result.exit_code == 2 and "pass one of them" in result.output
+    assert (ckpt / "state.json").exists()
+
+
 def _fake_adapter(home: Path, name: str, base_id: str, base_sha: str) -> Path:
     folder = home / "adapters" / name
     folder.mkdir(parents=True)
@@ -374,6 +391,8 @@ def test_killed_run_leaves_no_adapter_and_resume_continues(trained):
     assert state["step"] >= 2
     config = tiny_config(data, "killed", max_steps=state["step"] + 2, eval_every=100, save_every=2,
                          target_modules=["q_proj", "v_proj"])
+    with pytest.raises(TrainingError, match="--resume.*--restart"):  # never dropped unasked
+        train(config, lab, progress=False)
     adapter = train(config, lab, progress=False, resume=True)
     assert adapter.run_id == state["run_id"] and adapter.metrics["steps"] == state["step"] + 2
     steps = [r["step"] for r in lab.store.query("select step from training_steps where run_id = ? order by step",
@@ -396,6 +415,11 @@ def test_sigterm_stops_cleanly_with_exit_130_and_a_checkpoint(trained):
     state = json.loads((checkpoint_dir(lab, "stopped") / "state.json").read_text())
     run = lab.store.query("select status from training_runs where id = ?", [state["run_id"]])[0]
     assert run["status"] == "interrupted" and state["step"] >= 1
+    # --restart drops that checkpoint and trains a new run from step 1
+    adapter = train(tiny_config(data, "stopped", max_steps=2, eval_every=100, save_every=100), lab,
+                    progress=False, restart=True)
+    assert adapter.run_id != state["run_id"] and adapter.metrics["steps"] == 2
+    assert not checkpoint_dir(lab, "stopped").exists()
 
 
 @pytest.mark.integration

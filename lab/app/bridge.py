@@ -12,6 +12,7 @@ from .. import ladder
 from .. import tasks
 from ..tasks import load_task
 from ..tuning import jobs
+from ..tuning.checkpoint import find_checkpoint
 from ..tuning.config import make_config
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -156,18 +157,26 @@ def demo_training_offer(lab: Lab) -> str:
 
 # ---- training jobs ---------------------------------------------------------------------------
 
-def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False) -> "jobs.Job":
+def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False,
+                   restart: bool = False) -> "jobs.Job":
     """Validate the form's values (a bad one fails here, named, before any process starts) and
-    start the run in the background."""
+    start the run in the background. A checkpoint of this name is never dropped unasked."""
     values = {k: v for k, v in config.items() if v not in (None, "") and not (k == "max_steps" and not v)}
     config = make_config("the Train tab", device="auto", **values)  # what the form lacks: this machine's defaults
-    return jobs.start(lab, config, overwrite=overwrite, resume=resume)
+    ckpt = find_checkpoint(lab, config.name)
+    if ckpt is not None and not (resume or restart):
+        raise AppError(f"'{config.name}' has a checkpoint of an unfinished run ({ckpt}): tick **resume from the "
+                       "last checkpoint** (Resume) to continue it, or choose another adapter name "
+                       "(`lab train --restart` deletes it and starts afresh)")
+    return jobs.start(lab, config, overwrite=overwrite, resume=resume, restart=restart)
 
 
 def start_demo_training(lab: Lab) -> str:
+    jobs.refresh_run_status(lab)  # a demo run killed from outside is not "already training"
     running = [r for r in lab.store.training_runs(5, adapter=DEMO_TASK) if r["status"] == "running"]
     if running:
         return f"The demo adapter is already training (run #{running[0]['id']}): see the Train tab."
-    job = start_training(lab, demo_config(lab), overwrite=True)
+    config = demo_config(lab)  # a demo stopped halfway continues where it stopped
+    job = start_training(lab, config, overwrite=True, resume=find_checkpoint(lab, config["name"]) is not None)
     return (f"Training the demo adapter in the background (process {job.pid}). Watch the loss curve in the "
             f"**Train** tab; it appears here when done. Log: `{job.log_path}`")

@@ -25,6 +25,7 @@ def setup(lab: Lab):
     datasets = bridge.train_datasets(lab)
     d = bridge.device_defaults()
     first = next((d for d in datasets if d[0].startswith(f"{bridge.DEMO_TASK}:")), datasets[0] if datasets else None)
+    jobs.refresh_run_status(lab)  # a trainer killed from outside is not "running"
     runs = run_choices(lab)
     running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
     return (gr.update(choices=dataset_choices(datasets), value=first[1] if first else UPLOAD),
@@ -43,6 +44,7 @@ def dataset_choices(datasets: list[tuple[str, str, str]]) -> list[tuple[str, str
 
 def refresh(lab: Lab, run_id):
     """When the tab is opened again: new runs (one started from the terminal too); the form stays."""
+    jobs.refresh_run_status(lab)
     running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
     runs = run_choices(lab)
     return (gr.update(choices=bridge.model_names(lab)),
@@ -131,6 +133,7 @@ def stop(lab: Lab, run_id) -> str:
 def poll(lab: Lab, run_id, log_path: str | None):
     """The run's curve, status and ETA from lab.db; the timer stops once the run has ended."""
     jobs.reap()
+    jobs.refresh_run_status(lab)  # a trainer killed from outside shows as died, with its last step
     runs = lab.store.training_runs(50)
     if not run_id and runs and log_path:  # just started: the newest run is ours once it exists
         run_id = runs[0]["id"]

@@ -57,6 +57,8 @@ Examples:
 @click.option("-s", "--system", "instruction", help="System prompt for examples without one (served with it too).")
 @click.option("--threads", type=int, help="CPU threads for torch (default: lab.toml n_threads, else all cores).")
 @click.option("--resume", is_flag=True, help="Continue from this name's last checkpoint.")
+@click.option("--restart", is_flag=True, help="Delete this name's checkpoint and start from the beginning "
+                                              "(without --resume or --restart, a checkpoint is an error).")
 @click.option("--force", is_flag=True, default=None, help="Train even on fewer than 20 examples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter of this name.")
 @click.option("--validate-only", is_flag=True, help="Check the data and print its report; train nothing.")
@@ -65,7 +67,7 @@ Examples:
 @click.option("--vram", "vram_gb", type=float, help="Plan for a GPU with this many GB (default: the GPU visible here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report / manifest as JSON.")
 @click.pass_context
-def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run, vram_gb, as_json, **flags):
+def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only, dry_run, vram_gb, as_json, **flags):
     """Train a LoRA adapter on your examples for a base model (CPU: lora; CUDA: qlora)."""
     from ..tuning import TrainingInterrupted, load_train_config, make_config, train, validate
 
@@ -98,7 +100,7 @@ def train_cmd(ctx, config_file, task, resume, overwrite, validate_only, dry_run,
         click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
         return
     try:
-        adapter = train(cfg, lab, resume=resume, overwrite=overwrite, progress=True,
+        adapter = train(cfg, lab, resume=resume, restart=restart, overwrite=overwrite, progress=True,
                         log=lambda msg: click.echo(msg, err=True))
     except TrainingInterrupted as e:
         click.secho(str(e), fg="yellow", err=True)

@@ -3,7 +3,8 @@ demo adapter). `lab train` trains in the foreground; a job is the same `train()`
 process, started as `python -m lab.tuning --home HOME --config RUN.json` (see __main__.py).
 
 The job runs in its own process session, so closing the page or stopping the app does not stop
-it. It writes every step to lab.db (`training_runs`, `training_steps`), which the page polls,
+it. Its row records the trainer's pid and start time: a run whose trainer was killed from
+outside is marked died (`refresh_run_status`), and Stop signals only that very process. It writes every step to lab.db (`training_runs`, `training_steps`), which the page polls,
 and its output to a log file beside its config. The config travels as JSON (a real writer, so
 any text in a system prompt survives the trip).
 """
@@ -18,7 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..store import now
+from .checkpoint import find_checkpoint
 from .config import TrainConfig, TrainConfigError
+from .run import process_started
 
 _CHILDREN: list[subprocess.Popen] = []  # reaped when polled, so no zombie is left
 
@@ -31,7 +35,8 @@ class Job:
     log_path: Path
 
 
-def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False) -> Job:
+def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
+          restart: bool = False) -> Job:
     """Start training `config` in a background process; returns at once."""
     folder = lab.home.state / "training"
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,7 +47,7 @@ def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = F
     config_path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     log_path = folder / f"{config.name}-{stamp}.log"
     args = [sys.executable, "-m", "lab.tuning", "--home", str(lab.home.root), "--config", str(config_path)]
-    args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else [])
+    args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else []) + (["--restart"] if restart else [])
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(lab.home.root), env=_child_env(), start_new_session=True)
@@ -50,18 +55,64 @@ def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = F
     return Job(proc.pid, config.name, config_path, log_path)
 
 
+def trainer_alive(run: dict) -> bool | None:
+    """Whether the process that trains `run` still runs: True, False (gone, or its pid now
+    names another process), or None when the row cannot tell (no pid or no start time)."""
+    if not run.get("pid"):
+        return None
+    started = process_started(int(run["pid"]))
+    if started is None:
+        return False
+    if run.get("pid_started") is None:
+        return None  # a row from before start times were recorded
+    return abs(started - run["pid_started"]) < 0.01  # psutil's create_time: 1/100 s ticks
+
+
+def refresh_run_status(lab) -> list[int]:
+    """Mark the runs whose trainer is gone (OOM killer, kill -9, a reboot) as died, with their
+    last step and checkpoint in `error`, so none stays "running" forever. Returns their ids."""
+    died = []
+    for run in lab.store.running_training_runs():
+        if trainer_alive(run) is not False:
+            continue
+        ckpt = find_checkpoint(lab, run["adapter_name"])
+        ckpt_step = json.loads((ckpt / "state.json").read_text()).get("step") if ckpt else None
+        where = (f"checkpoint at step {ckpt_step} in {ckpt}: start it again with resume" if ckpt
+                 else "no checkpoint")
+        lab.store.update("training_runs", run["id"], {
+            "status": "died", "finished_ts": now(),
+            "error": f"the trainer (process {run['pid']}) ended without finishing, killed from outside "
+                     f"(out of memory? kill -9?); last step {run['last_step'] or 0}, {where}"})
+        died.append(run["id"])
+    return died
+
+
 def stop(lab, run_id: int) -> str:
-    """SIGTERM: the trainer stops at a step boundary and keeps a checkpoint (resumable)."""
-    run = lab.store.training_run(run_id)
-    if run is None:
+    """SIGTERM: the trainer stops at a step boundary and keeps a checkpoint (resumable). Only
+    the trainer is signalled: never a process that took its pid after it died."""
+    import psutil
+
+    if lab.store.training_run(run_id) is None:
         raise TrainConfigError(f"no training run #{run_id}")
+    reap()
+    refresh_run_status(lab)
+    run = lab.store.training_run(run_id)
+    if run["status"] == "died":
+        return f"Run #{run_id} had already died: {run['error']}."
     if run["status"] != "running" or not run.get("pid"):
         return f"Run #{run_id} is not running ({run['status']})."
+    if run.get("pid_started") is None:
+        return (f"Run #{run_id}: not signalling process {run['pid']}: this run recorded no start time, so "
+                "there is no telling that the process is still its trainer.")
     try:
-        os.kill(int(run["pid"]), signal.SIGTERM)
-    except ProcessLookupError:
-        lab.store.update("training_runs", run_id, {"status": "failed", "error": "process gone"})
-        return f"Run #{run_id}: its process {run['pid']} is gone; marked failed."
+        process = psutil.Process(int(run["pid"]))
+        if abs(process.create_time() - run["pid_started"]) >= 0.01:
+            raise psutil.NoSuchProcess(process.pid)
+        process.send_signal(signal.SIGTERM)  # psutil checks again that the pid is still this process
+    except psutil.NoSuchProcess:  # it ended between the check and the signal
+        refresh_run_status(lab)
+        return (f"Run #{run_id}: its process {run['pid']} has just ended (or is no longer the trainer); "
+                "nothing signalled.")
     return f"Stopping run #{run_id} at the next step boundary (a checkpoint is kept; start again with resume)."
 
 

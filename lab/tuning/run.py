@@ -25,6 +25,19 @@ class TrainingInterrupted(Exception):
         super().__init__(f"training '{name}' interrupted ({where}); run it again with --resume to continue")
 
 
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (psutil's create_time), None if there is none (or only its
+    zombie). With the pid it names one process: a pid is reused once its process is gone, a
+    start time is not."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
 def runs_dir(lab, name: str) -> Path:
     return lab.home.adapters / ".runs" / name
 

@@ -39,7 +39,7 @@ from .loading import (check_trainable_base, cuda_available, hf_source, load_mode
                       pick_method, pick_precision, unsloth_available)
 from .loop import lr_at, pack, run_loop  # noqa: F401
 from .qlora import import_unsloth_first, unsloth_wanted
-from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, runs_dir  # noqa: F401
+from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
 
 
@@ -78,12 +78,25 @@ def _sigterm_as_interrupt():
 
 # ---- the stages of a run ------------------------------------------------------------------------
 
-def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say) -> tuple[TrainRun, Path | None, dict]:
+def _check_checkpoint(lab, name: str, resume: bool, restart: bool) -> None:
+    """A run's checkpoint is work done: never drop it unasked."""
+    if resume and restart:
+        raise TrainingError("--resume continues the checkpoint, --restart deletes it: pass one of them")
+    ckpt = find_checkpoint(lab, name)
+    if ckpt is not None and not (resume or restart):
+        step = json.loads((ckpt / "state.json").read_text()).get("step")
+        raise TrainingError(f"'{name}' has a checkpoint at step {step} in {ckpt}: pass --resume to continue "
+                            "from it, or --restart to delete it and start from the beginning")
+
+
+def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say,
+           restart: bool = False) -> tuple[TrainRun, Path | None, dict]:
     """Check everything cheap before anything slow -> (run, checkpoint to resume or None, its state)."""
     final_dir = lab.home.adapters / config.name
     if final_dir.exists() and not overwrite:
         raise TrainingError(f"adapter '{config.name}' already exists in {final_dir}: choose another --name "
                             "or pass --overwrite")
+    _check_checkpoint(lab, config.name, resume, restart)
     info = lab.model_info(config.base_model)
     _check_data(config)  # a bad line stops here, and nothing is trained
     cuda = cuda_available()
@@ -97,7 +110,7 @@ def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say) -> tupl
     if resume and ckpt is None:
         say(f"no checkpoint for '{config.name}' to resume: starting from the beginning")
     state = read_resumable(run, ckpt) if ckpt else {}
-    if not resume:
+    if not resume:  # no checkpoint (a partial one at most), or --restart: start afresh
         shutil.rmtree(runs_dir(lab, config.name), ignore_errors=True)
     return run, ckpt, state
 
@@ -122,19 +135,21 @@ def _register(run: TrainRun, ckpt: Path | None, state: dict) -> None:
     run.optimizer = torch.optim.AdamW(run.params, lr=run.config.learning_rate,
                                       weight_decay=run.config.weight_decay)
     store = run.lab.store
+    # who to stop, and (with its start time) how to tell later that it died
+    trainer = {"pid": os.getpid(), "pid_started": process_started(os.getpid())}
     if ckpt:
         restore_checkpoint(run, ckpt, state)
         store.db.execute("delete from training_steps where run_id = ? and step > ?", [run.run_id, run.step])
         store.db.conn.commit()
-        store.update("training_runs", run.run_id, {"status": "running", "pid": os.getpid(),
-                                                   "total_steps": run.total, "error": None})
+        store.update("training_runs", run.run_id, {"status": "running", **trainer, "total_steps": run.total,
+                                                   "error": None, "finished_ts": None})
         run.say(f"resuming '{run.name}' from step {run.step} of {run.total}")
         return
     run.run_id = store.insert("training_runs", {
         "ts": now(), "adapter_name": run.name, "base_model": run.info.id, "base_sha": run.base_sha,
         "dataset_sha": run.data.report.sha256, "dataset_path": str(Path(run.config.data).resolve()),
         "config_json": json.dumps(run.config.to_json()), "status": "running", "device": run.device,
-        "method": run.method, "engine": run.engine, "pid": os.getpid(), "total_steps": run.total})
+        "method": run.method, "engine": run.engine, **trainer, "total_steps": run.total})
 
 
 def _interrupted(run: TrainRun) -> TrainingInterrupted:
@@ -151,15 +166,17 @@ def _interrupted(run: TrainRun) -> TrainingInterrupted:
 
 def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[dict], None] | None = None,
           resume: bool = False, overwrite: bool = False,
-          log: Callable[[str], None] | None = None) -> AdapterInfo:
+          log: Callable[[str], None] | None = None, restart: bool = False) -> AdapterInfo:
     """Train the LoRA adapter `config` describes; return the finished adapter.
 
     Raises DatasetError (bad data: nothing trained), TrainingError (cannot train as asked),
-    TrainingInterrupted (Ctrl-C / SIGTERM: checkpoint kept, `resume=True` continues)."""
+    TrainingInterrupted (Ctrl-C / SIGTERM: checkpoint kept, `resume=True` continues).
+    A checkpoint of this name is never dropped unasked: `resume=True` continues it,
+    `restart=True` deletes it; neither is a TrainingError."""
     import torch
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
-    run, ckpt, state = _start(config, lab, resume, overwrite, say)
+    run, ckpt, state = _start(config, lab, resume, overwrite, say, restart)
     run.progress, run.on_step = progress, on_step
     threads = config.threads or lab.config.n_threads
     if threads:
