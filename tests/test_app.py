@@ -322,7 +322,7 @@ def test_start_with_a_checkpoint_asks_for_resume_and_resume_passes_it_on(fake_la
     assert started == [] and (ckpt / "state.json").exists()  # nothing started, nothing deleted
     tab_train.start(fake_lab, True, True, *values)
     assert "--resume" in started[-1] and "--restart" not in started[-1]
-    bridge.start_training(fake_lab, tab_train._config(*values), restart=True)
+    bridge.start_training(fake_lab, tab_train._config(fake_lab, *values), restart=True)
     assert "--restart" in started[-1] and "--resume" not in started[-1]
 
 
