@@ -89,15 +89,20 @@ class Lab:
                  kind: str | None = None, options: GenerationOptions | None = None,
                  adapter: str | None = None, adapter_sha: str | None = None,
                  on_text: OnText | None = None, log: dict | None = None,
-                 adapter_id: str | None = None) -> tuple[Generation, int]:
+                 adapter_id: str | None = None,
+                 cancel: threading.Event | None = None) -> tuple[Generation, int]:
         """Run one request and log it. `log` carries the arm's context for the row
         (corpus, index_hash, retrieved, eval_run_id, example_id). `adapter` is the file or
-        folder the backend loads; `adapter_id` (e.g. the adapter's name) is what the log shows."""
+        folder the backend loads, `adapter_sha` its content's sha256 (the backend's cache key);
+        `adapter_id` (e.g. the adapter's name) is what the log shows. The row's adapter_sha is
+        the one the backend reports it served. Once `cancel` is set the backend stops at the next
+        token and the partial answer is logged with finish_reason "cancelled"."""
         ladder.check_arms([arm])  # every generation row is one of the ladder's arms
         backend = self.backend(model, kind)
         options = options or self.options()
         try:
-            gen = backend.generate(messages, options, on_text=on_text, adapter=adapter)
+            gen = backend.generate(messages, options, on_text=on_text, adapter=adapter,
+                                   adapter_sha=adapter_sha, cancel=cancel)
         except Exception as e:
             self.store.log_error(arm=arm, model_id=backend.info.id, messages=messages,
                                  error=f"{type(e).__name__}: {e}")
@@ -106,7 +111,7 @@ class Lab:
             gen.adapter_id = adapter_id
         row_id = self.store.log_generation(
             gen, arm=arm, messages=messages, options=options, model_sha=self.model_sha(backend.info),
-            adapter_sha=adapter_sha, backend=kind or backends.default_backend_for(backend.info),
+            adapter_sha=gen.extra.get("adapter_sha256", adapter_sha), backend=kind or backends.default_backend_for(backend.info),
             **(log or {}))
         return gen, row_id
 

@@ -20,6 +20,8 @@ from .backends.base import Generation, OnText
 from .prompts import ARMS, few_shot, zero_shot
 
 if TYPE_CHECKING:  # typing only: the tuning package loads lazily
+    import threading
+
     from .tasks import Task
     from .tuning.adapters import AdapterInfo
 
@@ -138,7 +140,8 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> "AdapterInfo":
 def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: str | Path | None = None,
            adapter: "str | AdapterInfo | None" = None, model: str | None = None, kind: str | None = None,
            options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
-           rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None) -> Answer:
+           rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None,
+           cancel: "threading.Event | None" = None) -> Answer:
     """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
     pool, the corpus and the answer length; explicit arguments win over it.
 
@@ -168,7 +171,7 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
             raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
         gen, row_id, passages = ask_rag(lab, where, question, model=model, k=rag_k, system=instruction,
                                         options=options, on_text=on_text, kind=kind, arm=arm,
-                                        log_extra=log, **served)
+                                        log_extra=log, cancel=cancel, **served)
         return Answer(arm, gen, row_id, list(passages), tuned)
     used = None
     if arm == "few-shot":
@@ -182,7 +185,7 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
     else:  # zero-shot and tune: the instruction and the question only
         messages = zero_shot(question, instruction)
     gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options, log=log,
-                               on_text=on_text, **served)
+                               on_text=on_text, cancel=cancel, **served)
     return Answer(arm, gen, row_id, None, tuned, used)
 
 

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import gradio as gr
 import pytest
@@ -16,6 +17,7 @@ from lab.app import bridge, tab_advisor, tab_compare, tab_evaluate, tab_history,
 from lab.app._ui import guard
 from lab.app.access import ServeError, check_host, read_auth
 from lab.app.app import build_app
+from lab.backends.fake import FakeBackend
 from lab.tuning import TrainConfigError
 from lab.tuning.run import process_started
 
@@ -469,3 +471,35 @@ def test_the_train_tab_trains_from_an_uploaded_csv(fake_lab, monkeypatch, tmp_pa
     rows = [json.loads(line) for line in open(config["data"], encoding="utf-8")]
     assert config["data"].endswith("mail.jsonl") and len(rows) == 30
     assert rows[0] == {"input": "message 0", "output": "b"}
+
+
+class _UntilCancelled(FakeBackend):
+    """Streams until its cancel event is set (a long answer holding the one model lock)."""
+
+    def generate(self, messages, options=None, on_text=None, adapter=None, adapter_sha=None, cancel=None):
+        self.cancel = cancel
+        deadline = time.monotonic() + 10
+        while not cancel.is_set() and time.monotonic() < deadline:
+            on_text("more ")
+            time.sleep(0.02)
+        return super().generate(messages, options, adapter=adapter, cancel=cancel)
+
+
+def test_closing_the_compare_stream_cancels_the_generation_and_logs_it(tmp_path):
+    from lab.engine import Lab
+
+    lab = Lab(home=tmp_path, default_model="fake")
+    lab.add_backend(backend := _UntilCancelled(model_id="fake"))
+    outs = tab_compare.answer(lab, "My order never arrived", "tickets", "fake",
+                              ["zero-shot", "few-shot"], None, None, 512)
+    while "more" not in _column(next(outs), "zero-shot")[0]:
+        pass
+    t0 = time.monotonic()
+    outs.close()  # what Gradio does when the page closes or Stop is pressed
+    assert backend.cancel.wait(1)
+    deadline = time.monotonic() + 2
+    while not (rows := lab.store.recent_generations(5)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert time.monotonic() - t0 < 2 and [r["finish_reason"] for r in rows] == ["cancelled"]
+    assert len(rows) == 1  # the few-shot arm, not yet asked, never ran
+    lab.store.close()

@@ -1,9 +1,14 @@
+import hashlib
 import json
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from lab import models
 from lab.backends import ContextTooLong, backend_class, stream
+from lab.backends.base import AdapterCache, content_sha256
 from lab.backends.fake import FakeBackend
 from lab.config import GenerationOptions
 from lab.home import LabHome
@@ -235,3 +240,84 @@ def test_openai_compatible_server_backend(tmp_path):
         assert row["model_id"] == "openai:tiny" and row["backend"] == "openai"
     finally:
         server.shutdown()
+
+
+# ---- cancelling, and adapters cached by content ---------------------------------------------------
+
+def test_fake_backend_stops_at_the_next_token_once_cancelled():
+    cancel = threading.Event()
+    pieces = []
+
+    def on_text(piece):
+        pieces.append(piece)
+        cancel.set()  # a page closed after the first token
+
+    gen = FakeBackend(["one two three four"]).generate(QUESTION, on_text=on_text, cancel=cancel)
+    assert gen.finish_reason == "cancelled" and gen.text == "one" and pieces == ["one "]
+    assert FakeBackend(["one two"]).generate(QUESTION, cancel=threading.Event()).finish_reason == "stop"
+
+
+class Endless(FakeBackend):
+    """Generates until cancelled (or 10 s): a model that would hold its lock for long."""
+
+    def generate(self, messages, options=None, on_text=None, adapter=None, adapter_sha=None, cancel=None):
+        self.cancel = cancel
+        t0 = time.monotonic()
+        while not cancel.is_set() and time.monotonic() - t0 < 10:
+            on_text("word ")
+            time.sleep(0.01)
+        return super().generate(messages, options, adapter=adapter, cancel=cancel)
+
+
+def test_leaving_a_stream_early_cancels_the_generation():
+    backend = Endless()
+    items = stream(backend, QUESTION)
+    assert next(items) == "word "
+    items.close()  # the reader went away
+    assert backend.cancel.wait(1)
+
+
+def test_adapter_cache_reloads_and_frees_a_retrained_adapter(tmp_path):
+    loads, freed = [], []
+    cache = AdapterCache(lambda path: loads.append(Path(path).read_bytes()) or len(loads), freed.append)
+    path = tmp_path / "adapter.gguf"
+    path.write_bytes(b"first training")
+    first = cache.get(str(path))
+    assert first.sha256 == hashlib.sha256(b"first training").hexdigest() and first.handle == 1
+    assert cache.get(str(path)) is first and len(loads) == 1  # unchanged: loaded once
+    tmp = tmp_path / "new.gguf"  # retrained: a new file renamed over the old one, as training does
+    tmp.write_bytes(b"second training, other data")
+    tmp.replace(path)
+    second = cache.get(str(path))
+    assert loads == [b"first training", b"second training, other data"] and freed == [first]
+    assert second.sha256 == hashlib.sha256(b"second training, other data").hexdigest()
+    assert cache.get(str(path), sha=second.sha256) is second
+    third = cache.get(str(path), sha="given-by-the-manifest")  # a caller naming other content reloads
+    assert third.sha256 == "given-by-the-manifest" and freed == [first, second]
+
+
+def test_peft_folders_are_hashed_by_their_weights(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights")
+    assert content_sha256(tmp_path) == hashlib.sha256(b"weights").hexdigest()
+
+
+@pytest.mark.integration
+def test_llamacpp_cancel_stops_at_the_next_token_and_frees_the_lock(llama):
+    cancel = threading.Event()
+    first = []
+
+    def on_text(piece):
+        first.append(time.perf_counter())
+        cancel.set()
+
+    story = [{"role": "user", "content": "Write a very long story about a dragon, in many chapters."}]
+    llama.generate(story, GenerationOptions(max_tokens=2))  # warm (the first run pays page-ins)
+    gen = llama.generate(story, GenerationOptions(max_tokens=400), on_text=on_text, cancel=cancel)
+    assert gen.finish_reason == "cancelled" and len(first) == 1
+    assert time.perf_counter() - first[0] < 2.0, "stopped at the next token, not after 400"
+    assert gen.completion_tokens <= 3  # (the prompt's own evaluation is not interruptible)
+    assert llama.lock.acquire(timeout=0.1)  # free for the next request
+    llama.lock.release()
+    again = llama.generate(QUESTION, GenerationOptions(max_tokens=16))  # the model still answers
+    assert again.text and again.finish_reason in ("stop", "length")

@@ -127,7 +127,9 @@ def _sources(passages) -> str:
 def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str], corpus: str | None,
            adapter: str | None, max_tokens: int):
     """Stream every chosen arm's answer into its column. Yields (row ids, then per arm:
-    answer, stats, sources)."""
+    answer, stats, sources). Gradio closes this generator when the page is closed or Stop is
+    pressed; the worker's cancel event is set then, so the model (and its lock) is free at the
+    next token instead of finishing answers nobody reads."""
     question = (question or "").strip()
     if not question:
         raise gr.Error("Type a question (or pick an example from a task) first.")
@@ -141,6 +143,7 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
     sources = {a: "" for a in ARMS}
     row_ids: dict[str, int] = {}
     events: queue.Queue = queue.Queue()
+    cancel = threading.Event()
     for arm in arms:
         stats[arm] = "_waiting for the model…_"
     model = model or None
@@ -148,7 +151,7 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
     def work(arm: str):
         try:
             ans = lab.answer(arm, question, task=task, corpus=corpus or None, adapter=adapter or None,
-                             model=model, options=options,
+                             model=model, options=options, cancel=cancel,
                              on_text=lambda piece: events.put((arm, "piece", piece)))
             events.put((arm, "done", ans))
         except Exception as e:  # shown in that column; the other arms go on
@@ -160,7 +163,10 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
         # after another in ladder order; a retrieval embedding running beside a generation would
         # only fight it for the same cores.
         for arm in arms:
-            work(arm)
+            if cancel.is_set():  # stopped: the arms not yet asked are not asked
+                events.put((arm, "error", RuntimeError("stopped before this arm was asked")))
+            else:
+                work(arm)
 
     threading.Thread(target=work_all, daemon=True, name="compare").start()
 
@@ -170,17 +176,33 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
             out += [text[a], stats[a], sources[a]]
         return out
 
+    try:
+        yield from _stream_columns(events, arms, task, text, stats, sources, row_ids, outputs)
+    finally:  # finished, failed, or closed by Gradio (page closed, Stop): free the model
+        cancel.set()
+
+
+IDLE_YIELD_S = 0.5  # while no text arrives, yield this often so Gradio can close the generator
+
+
+def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, text: dict, stats: dict,
+                    sources: dict, row_ids: dict, outputs):
     yield outputs()
     pending, last = set(arms), 0.0
     while pending:
-        arm, kind, value = events.get()  # every worker ends with "done" or "error"
+        try:
+            arm, kind, value = events.get(timeout=IDLE_YIELD_S)  # every worker ends with "done" or "error"
+        except queue.Empty:  # (a generator blocked here could not be closed until the next event)
+            yield outputs()
+            continue
         if kind == "piece":
             if not text[arm]:
                 stats[arm] = "_generating…_"
             text[arm] += value
         elif kind == "done":
             text[arm] = value.text or "(empty answer)"
-            stats[arm] = _stats(value.generation, task) + f" · logged as #{value.row_id}"
+            stopped = " · **stopped**" if value.generation.finish_reason == "cancelled" else ""
+            stats[arm] = _stats(value.generation, task) + stopped + f" · logged as #{value.row_id}"
             sources[arm] = _sources(value.passages)
             row_ids[arm] = value.row_id
             pending.discard(arm)
@@ -224,7 +246,9 @@ def build(lab: Lab) -> None:
         adapter = gr.Dropdown(allow_custom_value=True, label="Adapter (tune arms)", choices=[], scale=1,
                               elem_id="compare-adapter")
         max_tokens = gr.Slider(16, 512, value=128, step=16, label="Max answer tokens", scale=1)
-    ask = gr.Button("Ask every arm", variant="primary", elem_id="compare-ask")
+    with gr.Row():
+        ask = gr.Button("Ask every arm", variant="primary", elem_id="compare-ask", scale=4)
+        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop", scale=1)
     row_ids = gr.State({})
 
     columns, outs, rate_buttons = [], [], []
@@ -258,8 +282,10 @@ def build(lab: Lab) -> None:
     arms.change(show_columns, arms, columns, show_progress="hidden")
     run = _ui.wire(lab, "compare", answer, lab)
     inputs = [question, task, model, arms, corpus, adapter, max_tokens]
-    ask.click(run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
-    question.submit(run, inputs, [row_ids, *outs], concurrency_limit=2)
+    asked = ask.click(run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
+    submitted = question.submit(run, inputs, [row_ids, *outs], concurrency_limit=2)
+    # Cancelling closes the answer generator, whose finally sets the model's cancel event.
+    stop.click(None, None, None, cancels=[asked, submitted])
     for arm, better, worse, rated in rate_buttons:
         better.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("better")], rated)
         worse.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("worse")], rated)

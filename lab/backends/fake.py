@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..config import GenerationOptions
 from ..models import ModelInfo
-from .base import ContextTooLong, Generation, plain_render
+from .base import ContextTooLong, Generation, cancelled, content_sha256, plain_render
 
 
 class FakeBackend:
@@ -28,18 +28,28 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, messages, options=None, on_text=None, adapter=None) -> Generation:
+    def generate(self, messages, options=None, on_text=None, adapter=None, adapter_sha=None,
+                 cancel=None) -> Generation:
         options = options or GenerationOptions()
         t0 = time.perf_counter()
         prompt = self.render(messages)
         n_prompt = self.count_tokens(prompt)
         if n_prompt > self.n_ctx:
             raise ContextTooLong(n_prompt, self.n_ctx, self.info.id)
-        self.calls.append({"messages": messages, "options": options, "adapter": adapter})
+        self.calls.append({"messages": messages, "options": options, "adapter": adapter,
+                           "adapter_sha": adapter_sha})
+        served = (adapter_sha or content_sha256(adapter)) if adapter else None
         text = self.answers.pop(0) if self.answers else self.default
-        for word in text.split(" "):
+        words, finish = [], "stop"
+        for word in text.split(" "):  # one "token" per word; a set cancel event stops before the next
+            if cancelled(cancel):
+                finish = "cancelled"
+                break
+            words.append(word)
             if on_text:
                 on_text(word + " ")
         total = time.perf_counter() - t0
+        text = " ".join(words)
         return Generation(text, n_prompt, self.count_tokens(text), total / 2, total, prompt,
-                          model_id=self.info.id, adapter_id=adapter)
+                          finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
+                          extra={"adapter_sha256": served})

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..config import GenerationOptions
 from ..models import ModelInfo
-from .base import PLAIN_STOPS, BackendError, ContextTooLong, Generation, plain_render
+from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
+                   cancelled, plain_render)
 
 
 def cpu_supports_bf16() -> bool:
@@ -176,7 +177,8 @@ class HFBackend:
         self.placement = f"{self.device} ({self.dtype})"
         self.n_ctx = min(n_ctx, info.context_length or n_ctx)
         self.lock = threading.Lock()
-        self._peft_names: dict[str, str] = {}  # adapter folder -> PEFT adapter name
+        self._adapters = AdapterCache(self._load_peft, self._free_peft)  # handle: the PEFT adapter name
+        self._n_loaded = 0
 
     def render(self, messages) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -186,32 +188,41 @@ class HFBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _use_adapter(self, adapter: str | None):
-        """Load a PEFT adapter folder once; enable it, or run with adapters disabled."""
+    def _load_peft(self, adapter: str) -> str:
+        from peft import PeftModel
+
+        name = f"a{self._n_loaded}"  # never reused: a retrained adapter gets a new name
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(adapter, adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name)
+        self.model.eval()
+        self._n_loaded += 1
+        return name
+
+    def _free_peft(self, entry: LoadedAdapter) -> None:
+        self.model.delete_adapter(entry.handle)
+
+    def _use_adapter(self, adapter: str | None, sha: str | None = None):
+        """(context to generate in, the adapter served): a PEFT adapter folder loaded once per
+        content (see AdapterCache) and enabled, or the base model with adapters disabled."""
         import contextlib
 
         if adapter is None:
             if hasattr(self.model, "disable_adapter"):
-                return self.model.disable_adapter()
-            return contextlib.nullcontext()
-        from peft import PeftModel
-
-        if adapter not in self._peft_names:
-            name = f"a{len(self._peft_names)}"
-            if not Path(adapter, "adapter_config.json").exists():
-                raise BackendError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(adapter, adapter_name=name)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name)
-            self.model.eval()
-            self._peft_names[adapter] = name
-        self.model.set_adapter(self._peft_names[adapter])
-        return contextlib.nullcontext()
+                return self.model.disable_adapter(), None
+            return contextlib.nullcontext(), None
+        if not Path(adapter, "adapter_config.json").exists():
+            raise BackendError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
+        entry = self._adapters.get(adapter, sha)
+        self.model.set_adapter(entry.handle)
+        return contextlib.nullcontext(), entry
 
     def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None) -> Generation:
+                 adapter: str | None = None, adapter_sha: str | None = None,
+                 cancel: threading.Event | None = None) -> Generation:
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
 
         options = options or GenerationOptions()
         prompt_text = self.render(messages)
@@ -228,22 +239,39 @@ class HFBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        stopped = []  # set when the cancel event stopped generation
+
+        class Cancelled(StoppingCriteria):  # checked after every token
+            def __call__(self, input_ids, scores, **kw):
+                if cancelled(cancel):
+                    stopped.append(True)
+                return torch.full((input_ids.shape[0],), bool(stopped), dtype=torch.bool,
+                                  device=input_ids.device)
+
         with self.lock:
             torch.manual_seed(options.seed)
             t0 = time.perf_counter()
             streamer = _Streamer(self.tokenizer, on_text, t0)
-            with self._use_adapter(adapter), torch.no_grad():
-                out = self.model.generate(**enc, streamer=streamer, **kwargs)
+            context, served = self._use_adapter(adapter, adapter_sha)
+            if cancelled(cancel):
+                stopped.append(True)
+                out = enc["input_ids"]
+            else:
+                with context, torch.no_grad():
+                    out = self.model.generate(**enc, streamer=streamer,
+                                              stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs)
             total = time.perf_counter() - t0
         new_ids = out[0, n_prompt:].tolist()
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         for s in stops:  # generate() stops *after* the stop string; cut it like llama.cpp does
             if s in text:
                 text = text[: text.index(s)]
-        finish = "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop"
+        finish = ("cancelled" if stopped else
+                  "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop")
         return Generation(
             text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new_ids),
             ttft_s=streamer.ttft or total, total_s=total, prompt_text=prompt_text,
             finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"device": self.device, "dtype": self.dtype, "constrained": False},
+            extra={"device": self.device, "dtype": self.dtype, "constrained": False,
+                   "adapter_sha256": served.sha256 if served else None},
         )

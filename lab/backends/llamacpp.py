@@ -15,7 +15,8 @@ from pathlib import Path
 from ..config import GenerationOptions
 from ..gguf_meta import read_metadata
 from ..models import ModelInfo
-from .base import PLAIN_STOPS, BackendError, ContextTooLong, Generation, plain_render
+from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
+                   cancelled, plain_render)
 
 
 @contextlib.contextmanager
@@ -93,8 +94,8 @@ class LlamaCppBackend:
         self.n_ctx = self.llm.n_ctx()
         self.lock = threading.Lock()  # one llama.cpp context runs one generation at a time
         self.reuse_prefix = True  # keep the KV cache of a shared prompt prefix between calls
-        self._adapters: dict[str, object] = {}  # adapter path -> llama_adapter_lora pointer
-        self._active_adapter: str | None = None
+        self._adapters = AdapterCache(self._load_lora, self._free_lora)
+        self._active_adapter: LoadedAdapter | None = None
 
         template = self.llm.metadata.get("tokenizer.chat_template")
         self._bos = self._token_text(self.llm.token_bos())
@@ -133,32 +134,50 @@ class LlamaCppBackend:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     # -- adapters (LoRA in GGUF form, switched on the one loaded model) -------------------
-    def _set_adapter(self, adapter: str | None) -> None:
-        if adapter == self._active_adapter:
-            return
+    def _load_lora(self, adapter: str):
+        import llama_cpp
+
+        ptr = llama_cpp.llama_adapter_lora_init(self.llm._model.model, adapter.encode("utf-8"))
+        if not ptr:
+            raise BackendError(f"llama.cpp could not load the LoRA adapter {adapter}")
+        return ptr
+
+    def _free_lora(self, entry: LoadedAdapter) -> None:
+        import llama_cpp
+
+        if self._active_adapter is entry:  # never leave a freed adapter attached to the context
+            self._attach(None)
+        llama_cpp.llama_adapter_lora_free(entry.handle)
+
+    def _attach(self, entry: LoadedAdapter | None) -> None:
         import llama_cpp
 
         ctx = self.llm._ctx.ctx
-        if adapter is None:
+        if entry is None:
             llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
         else:
-            if adapter not in self._adapters:
-                if not Path(adapter).is_file():
-                    raise BackendError(f"GGUF LoRA adapter {adapter} does not exist")
-                ptr = llama_cpp.llama_adapter_lora_init(self.llm._model.model, adapter.encode("utf-8"))
-                if not ptr:
-                    raise BackendError(f"llama.cpp could not load the LoRA adapter {adapter}")
-                self._adapters[adapter] = ptr
-            arr = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter])
+            arr = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(entry.handle)
             scales = (llama_cpp.ctypes.c_float * 1)(1.0)
             llama_cpp.llama_set_adapters_lora(ctx, arr, 1, scales)
         # The KV cache was computed with the other weights: drop it.
         self.llm.reset()
-        self._active_adapter = adapter
+        self._active_adapter = entry
+
+    def _set_adapter(self, adapter: str | None, sha: str | None = None) -> LoadedAdapter | None:
+        """Attach the adapter at `adapter` as its content is now (see AdapterCache); None: the base model."""
+        entry = None
+        if adapter is not None:
+            if not Path(adapter).is_file():
+                raise BackendError(f"GGUF LoRA adapter {adapter} does not exist")
+            entry = self._adapters.get(adapter, sha)
+        if entry is not self._active_adapter:
+            self._attach(entry)
+        return entry
 
     # -- generation ------------------------------------------------------------------
     def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None) -> Generation:
+                 adapter: str | None = None, adapter_sha: str | None = None,
+                 cancel: threading.Event | None = None) -> Generation:
         options = options or GenerationOptions()
         prompt_text = self.render(messages)
         tokens = self.tokenize(prompt_text)
@@ -172,19 +191,23 @@ class LlamaCppBackend:
             grammar = (LlamaGrammar.from_string(options.grammar, verbose=False) if options.grammar
                        else LlamaGrammar.from_json_schema(json.dumps(options.json_schema), verbose=False))
         with self.lock:
-            self._set_adapter(adapter)
+            served = self._set_adapter(adapter, adapter_sha)
             if not self.reuse_prefix:
                 self.llm.reset()
             t0 = time.perf_counter()
             ttft = None
             pieces: list[str] = []
             n_completion = 0
-            finish = "stop"
-            for chunk in self.llm.create_completion(
+            finish = "cancelled" if cancelled(cancel) else "stop"
+            chunks = self.llm.create_completion(
                 prompt=tokens, max_tokens=max_tokens, temperature=options.temperature,
                 top_p=options.top_p, seed=options.seed, stop=self._stops(options) or None,
                 grammar=grammar, stream=True,
-            ):
+            )
+            for chunk in ([] if finish == "cancelled" else chunks):
+                if cancelled(cancel):  # checked between tokens: the lock is free at once
+                    finish = "cancelled"
+                    break
                 choice = chunk["choices"][0]
                 piece = choice["text"]
                 if piece:
@@ -196,6 +219,7 @@ class LlamaCppBackend:
                         on_text(piece)
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
+            chunks.close()  # a generator left early: end llama.cpp's sampling now, under the lock
             total = time.perf_counter() - t0
         text = "".join(pieces)
         # Stream chunks are ~one token each; the exact count comes from the tokenizer.
@@ -205,5 +229,6 @@ class LlamaCppBackend:
             ttft_s=ttft if ttft is not None else total, total_s=total, prompt_text=prompt_text,
             finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
             extra={"n_threads": self.n_threads, "placement": self.placement,
-                   "constrained": grammar is not None},
+                   "constrained": grammar is not None,
+                   "adapter_sha256": served.sha256 if served else None},
         )

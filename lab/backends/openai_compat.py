@@ -33,7 +33,8 @@ class OpenAICompatBackend:
         return max(1, len(text) // 4)  # no tokenizer here: a rough estimate (~4 chars/token)
 
     def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None) -> Generation:
+                 adapter: str | None = None, adapter_sha: str | None = None,
+                 cancel=None) -> Generation:
         options = options or GenerationOptions()
         if adapter:
             raise BackendError("adapters are not served through an OpenAI-compatible server by the lab")
@@ -59,6 +60,9 @@ class OpenAICompatBackend:
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        break
+                    if cancel is not None and cancel.is_set():  # closing the stream stops the server
+                        finish = "cancelled"
                         break
                     chunk = json.loads(data)
                     usage = chunk.get("usage") or usage

@@ -108,7 +108,7 @@ def _search(lab, idx: LoadedIndex, query: str, k: int) -> list[Passage]:
 def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k: int = 4,
             system: str | None = None, options=None, on_text=None, adapter: str | None = None,
             arm: str = "rag", log_extra: dict | None = None, kind: str | None = None,
-            adapter_sha: str | None = None, adapter_id: str | None = None):
+            adapter_sha: str | None = None, adapter_id: str | None = None, cancel=None):
     """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
     generate, and log the corpus, index hash and retrieved chunks with the generation.
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
@@ -125,5 +125,5 @@ def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k:
            **(log_extra or {})}
     gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options,
                                adapter=adapter, adapter_sha=adapter_sha, adapter_id=adapter_id,
-                               on_text=on_text, log=log)
+                               on_text=on_text, log=log, cancel=cancel)
     return gen, row_id, kept
