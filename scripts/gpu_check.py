@@ -28,8 +28,9 @@ Here (internet), download the wheels the box lacks for its Python (3.12 below) a
         --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux2014_x86_64 \\
         --platform any -d . unsloth==2026.10.9 unsloth_zoo==2026.10.9 bitsandbytes==0.50.2 \\
         trl==1.15.0 datasets==4.8.5 torchao==0.18.0 cut_cross_entropy tyro msgspec dill multiprocess \\
-        gguf sqlite-utils hnswlib
-    # (bitsandbytes' wheel is tagged manylinux_2_24: without that --platform pip finds none)
+        gguf sqlite-utils sqlite-fts4 click-default-group
+    # (bitsandbytes' wheel is tagged manylinux_2_24: without that --platform pip finds none; hnswlib,
+    # which the check does not use, may have no wheel for the box and is left out)
     # unsloth without studio/ (27 -> 2.1 MB; the library never imports it): rewrite the zip and its RECORD
     python - <<'EOF'
     import glob, zipfile, os
