@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from lab.tuning.synthetic import finish_gguf, write_arch_metadata, write_tensors
 
 HIDDEN, FFN, LAYERS = 64, 128, 2
 # The first tokens of SmolLM2's BPE vocabulary (and the merges among them): a real tokenizer that
@@ -64,33 +64,6 @@ def random_hf_model(arch: str, vocab_size: int, seed: int = 0):
     return model.eval()
 
 
-def _permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
-    """llama.cpp's convert_hf_to_gguf.py LlamaModel.permute (HF q/k rows -> GGUF order)."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def _metadata(writer, arch: str, cfg) -> None:
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    writer.add_context_length(cfg.max_position_embeddings)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_block_count(cfg.num_hidden_layers)
-    writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(cfg.num_key_value_heads)
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    rope = getattr(cfg, "rope_parameters", None) or {}
-    rope = rope.get("full_attention", rope)
-    writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))))
-    if arch in ("llama", "phi3"):
-        writer.add_rope_dimension_count(head_dim)
-    if arch == "gemma3":
-        writer.add_sliding_window(cfg.sliding_window)
-    if arch == "phi3":
-        writer.add_rope_scaling_orig_ctx_len(cfg.original_max_position_embeddings)
-
-
 def _copy_tokenizer(writer, tokenizer_gguf: Path, n_vocab: int) -> None:
     """tokenizer.* metadata of `tokenizer_gguf`, cut to its first `n_vocab` tokens."""
     import gguf
@@ -127,27 +100,10 @@ def write_gguf(model, arch: str, path: Path, tokenizer_gguf: Path) -> Path:
     # LlamaForCausalLM, the same computation, which is what the lab trains on. llama.cpp's
     # vocabulary loader wants Phi-3's own special tokens when the name contains "phi3".
     writer.add_name(f"Tiny {arch.capitalize()} (lab test)" if arch != "phi3" else "Tiny P3 (lab test)")
-    _metadata(writer, gguf_arch, cfg)
+    write_arch_metadata(writer, gguf_arch, cfg)
     _copy_tokenizer(writer, tokenizer_gguf, cfg.vocab_size)
-    arch_enum = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[gguf_arch]
-    name_map = gguf.get_tensor_name_map(arch_enum, cfg.num_hidden_layers)
-    for hf_name, tensor in model.state_dict().items():
-        if hf_name == "lm_head.weight":
-            continue  # tied: llama.cpp uses token_embd
-        data = tensor.float().numpy().copy()
-        if gguf_arch == "llama" and hf_name.endswith("q_proj.weight"):
-            data = _permute_qk(data, cfg.num_attention_heads)
-        elif gguf_arch == "llama" and hf_name.endswith("k_proj.weight"):
-            data = _permute_qk(data, cfg.num_key_value_heads)
-        if gguf_arch == "gemma3" and "norm" in hf_name:
-            data = data + 1.0  # Gemma3RMSNorm scales by (1 + w); llama.cpp stores 1 + w
-        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        assert gguf_name, f"no GGUF name for {hf_name}"
-        writer.add_tensor(gguf_name, np.ascontiguousarray(data, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_tensors(writer, model, gguf_arch, "f32")
+    finish_gguf(writer)
     return path
 
 
