@@ -31,8 +31,10 @@ def _kl(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
 def _hf_logits(hf, ids: list[int], n_prompt: int, adapter: str | None) -> np.ndarray:
     import torch
 
-    with hf.lock, hf._use_adapter(adapter), torch.no_grad():
-        out = hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits[0]
+    with hf.lock:
+        context, _served = hf._use_adapter(adapter)
+        with context, torch.no_grad():
+            out = hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits[0]
     return out[n_prompt - 1:len(ids) - 1].float().cpu().numpy()
 
 
