@@ -17,7 +17,7 @@ It is meant to finish in well under 10 minutes on one H100 with the defaults.
 
     python scripts/gpu_check.py                       # CUDA: unsloth + bitsandbytes, GPU vs CPU serving
     python scripts/gpu_check.py --random --out gpu_check.md
-    python scripts/gpu_check.py --cpu --random --layers 2 --steps 2 --seq-len 64 --batch-size 2
+    python scripts/gpu_check.py --cpu --random --layers 2 --steps 2 --seq-len 1024 --batch-size 2
 
 Carrying it to a GPU box with no internet
 -----------------------------------------
