@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -164,3 +165,24 @@ def test_from_a_csv_to_a_scoreboard_in_two_commands(tmp_path):
     assert ev.returncode == 0, ev.stderr
     assert "warning: 1 held-out example(s) of 'support' share their (normalised) input" in ev.stderr
     assert "zero-shot" in ev.stdout and "few-shot" in ev.stdout and "label_accuracy" in ev.stdout
+
+
+def test_n_gpu_layers_flag_reaches_the_lab_config(tmp_path):
+    """`lab --n-gpu-layers N` overrides lab.toml; -1 (all) and 0 (CPU) are accepted, -2 is not."""
+    from lab.cli.common import lab_of
+
+    (tmp_path / "lab.toml").write_text("n_gpu_layers = 0\n")
+
+    @cli.command("show-gpu-layers")
+    @click.pass_context
+    def show(ctx):
+        click.echo(lab_of(ctx).config.n_gpu_layers)
+
+    try:
+        assert CliRunner().invoke(cli, ["--home", str(tmp_path), "show-gpu-layers"]).output.strip() == "0"
+        out = CliRunner().invoke(cli, ["--home", str(tmp_path), "--n-gpu-layers", "-1", "show-gpu-layers"])
+        assert out.exit_code == 0 and out.output.strip() == "-1"
+        bad = CliRunner().invoke(cli, ["--home", str(tmp_path), "--n-gpu-layers", "-2", "show-gpu-layers"])
+        assert bad.exit_code == 2 and "n-gpu-layers" in bad.output
+    finally:
+        cli.commands.pop("show-gpu-layers")

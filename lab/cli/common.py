@@ -33,7 +33,7 @@ def lab_of(ctx: click.Context, **overrides):
 
     obj = ctx.find_root().obj
     if obj.get("lab") is None:
-        obj["lab"] = Lab(obj.get("home"), **overrides)
+        obj["lab"] = Lab(obj.get("home"), n_gpu_layers=obj.get("n_gpu_layers"), **overrides)
     return obj["lab"]
 
 
@@ -49,9 +49,12 @@ class LabGroup(click.Group):
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False), envvar="LAB_HOME",
               help="Lab home: models/, adapters/, corpora/ and lab.db live here (default: current dir).")
+@click.option("--n-gpu-layers", type=click.IntRange(min=-1), envvar="LAB_N_GPU_LAYERS",
+              help="llama.cpp layers on the GPU: -1 all, 0 CPU (default: lab.toml, else all when llama.cpp "
+                   "was built with CUDA).")
 @click.version_option(package_name="ladder-lab")
 @click.pass_context
-def cli(ctx, home):
+def cli(ctx, home, n_gpu_layers):
     """The Ladder Lab: prompt it, retrieve for it, or fine-tune it?
 
     Runs one task through the escalation ladder (prompt -> RAG -> LoRA) on a local model,
@@ -59,6 +62,7 @@ def cli(ctx, home):
     """
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
+    ctx.obj["n_gpu_layers"] = n_gpu_layers
 
 
 def size(n: int) -> str:
