@@ -73,6 +73,7 @@ class Startup:
         return self.summary
 
     def _index(self, progress) -> str:
+        from ..backends.llamacpp import planned_placement
         from ..retrieval import index_corpus
 
         lines = []
@@ -88,7 +89,8 @@ class Startup:
             except Exception as e:
                 _ui.log_error(self.lab, "startup", e)
                 lines.append(f"Corpus **{Path(ref).name}** could not be indexed: {_ui.error_text(e)}")
-        lines.append(f"Default model **{self.lab.config.default_model}** (runs on {bridge.placement(self.lab)}) · "
+        where = planned_placement(self.lab.config.n_gpu_layers)
+        lines.append(f"Default model **{self.lab.config.default_model}** (runs on {where}) · "
                      f"lab home `{self.lab.home.root}`")
         return " · ".join(lines)
 

@@ -43,14 +43,6 @@ def model_names(lab: Lab) -> list[str]:
     return names if lab.config.default_model in names else [lab.config.default_model, *names]
 
 
-def placement(lab: Lab) -> str:
-    """Where the default model runs, before it is loaded: llama.cpp's GPU offload and n_gpu_layers."""
-    from ..backends.llamacpp import gpu_offload_supported, placement as where, resolve_gpu_layers
-
-    offload = gpu_offload_supported()
-    return where(resolve_gpu_layers(lab.config.n_gpu_layers, offload), None, offload)
-
-
 def model_id(lab: Lab, name: str | None = None) -> str:
     """The canonical id of a model name or alias (a name no file backs, e.g. a test's fake, as is)."""
     from ..models import ModelNotFound

@@ -52,6 +52,13 @@ def resolve_gpu_layers(requested: int | None, offload: bool | None = None) -> in
     return -1 if offload else 0
 
 
+def planned_placement(requested: int | None) -> str:
+    """Where a model would run with this n_gpu_layers setting, before it is loaded (`lab models`,
+    the app's banner)."""
+    offload = gpu_offload_supported()
+    return placement(resolve_gpu_layers(requested, offload), None, offload)
+
+
 def placement(n_gpu_layers: int, n_layers: int | None, offload: bool) -> str:
     """Where the model runs, in words: "cpu", "gpu (all 30 layers)", "gpu (12/30 layers)"."""
     if n_gpu_layers == 0:

@@ -15,13 +15,12 @@ from .common import cli, lab_of, size, table
 def models(ctx, as_json):
     """List every model the lab can run (embedded defaults and models/: GGUF files, HF folders,
     or both for one model), where it runs, and what each rung can do with it."""
-    from ..backends.llamacpp import gpu_offload_supported, placement, resolve_gpu_layers
+    from ..backends.llamacpp import planned_placement
     from ..models import capabilities
 
     lab = lab_of(ctx)
     found, problems = lab.list_models()
-    offload = gpu_offload_supported()
-    where = placement(resolve_gpu_layers(lab.config.n_gpu_layers, offload), None, offload)
+    where = planned_placement(lab.config.n_gpu_layers)
     if as_json:
         click.echo(json.dumps([dict(m.as_row(), capabilities=capabilities(m)) for m in found], indent=2))
         return
