@@ -11,12 +11,19 @@ Prints, in one run and side by side:
       uniform         i.i.d. Gaussian directions: every point is almost equally far from a
                       query, so no graph index can find the exact top 10 quickly (the worst case).
 
+  * --real: real MiniLM embeddings of text generated from what ships with the lab (sentences of the
+    sample corpora and the scenarios' examples, recombined), at 1k, 10k and 100k vectors: the
+    ef the lab's own calibration (lab/retrieval/calibrate.py) picks and the recall@10 it reaches on
+    held-out queries, HNSW vs exact latency, and the crossover size below which exact search wins
+    (what calibrate.EXACT_BELOW is set from). Embeddings are cached in ~/.cache/ladder-lab-bench.
+
 Targets (issue 3): recall@10 >= 0.98 with p50 < 1 ms at 100k on 2 cores, >= 50x faster than brute
 force there, and a no-change re-index of the sample corpus under 1 s.
 
     .venv/bin/python scripts/bench_retrieval.py     # everything; the two 100k HNSW builds dominate
                                                     # (10-20 min each on a busy 2-core machine)
     .venv/bin/python scripts/bench_retrieval.py --n 20000 --data embedding-like
+    .venv/bin/python scripts/bench_retrieval.py --real 1000,10000,100000 --no-corpus --data ""
 """
 from __future__ import annotations
 
@@ -179,6 +186,85 @@ class _Relabel:
         return np.asarray([[self.row[int(x)] for x in labels[0]]]), dists
 
 
+def generated_texts(n: int, seed: int = 0) -> list[str]:
+    """n distinct passages of two or three sentences drawn from the lab's own shipped texts."""
+    import random
+    import re
+
+    sentences = set()
+    for path in [*(REPO / "corpora").rglob("*.md"), *(REPO / "lab" / "scenarios").rglob("*.jsonl")]:
+        for part in re.split(r"(?<=[.!?])\s+|\n+|\\n|\"", path.read_text(encoding="utf-8", errors="ignore")):
+            part = part.strip(" #-*{}:,")
+            if 25 <= len(part) <= 220 and not part.startswith(("input", "output", "label")):
+                sentences.add(part)
+    pool, rng, out, seen = sorted(sentences), random.Random(seed), [], set()
+    while len(out) < n:
+        text = " ".join(rng.sample(pool, rng.choice((2, 3))))
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def real_embeddings(n: int) -> np.ndarray:
+    """MiniLM embeddings of generated_texts(n), cached on disk (embedding 100k texts takes a while)."""
+    cache = Path.home() / ".cache" / "ladder-lab-bench" / f"minilm-{n}.npy"
+    if cache.exists():
+        return np.load(cache)
+    from lab.retrieval.embed import Embedder
+
+    embedder = Embedder()
+    texts = generated_texts(n)
+    parts, step, t = [], 2048, time.perf_counter()
+    for b in range(0, n, step):
+        parts.append(embedder.encode(texts[b:b + step]))
+        done = b + len(parts[-1])
+        print(f"  embedded {done:,}/{n:,} ({done / (time.perf_counter() - t):.0f}/s)", end="\r", flush=True)
+    print()
+    X = np.concatenate(parts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, X)
+    return X
+
+
+def bench_real(sizes: list[int], args) -> dict:
+    """The lab's calibration on real embeddings: chosen ef, recall on held-out queries, latencies."""
+    import hnswlib
+
+    from lab.retrieval.calibrate import calibrate, exact_topk
+
+    held_out = 300
+    A = real_embeddings(max(sizes) + held_out)
+    Q, pool = A[:held_out], A[held_out:]
+    grid = sorted({*sizes, *[s for s in (250, 500, 1000, 2000, 4000, 8000, 16000) if s <= max(sizes)]})
+    out = {}
+    for n in grid:
+        X = pool[:n]
+        index = hnswlib.Index(space="ip", dim=X.shape[1])
+        index.init_index(max_elements=n, M=args.M, ef_construction=args.ef_construction, random_seed=100)
+        t = time.perf_counter()
+        index.add_items(X, np.arange(n))
+        build = time.perf_counter() - t
+        index.set_num_threads(1)
+        cal = calibrate(index, np.arange(n), X, exact_below=0)  # always HNSW: measure both sides
+        truth = exact_topk(X, Q, 10)
+        index.set_ef(cal.ef)
+        found, _ = index.knn_query(Q, k=10)
+        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found.tolist(), truth.tolist())]))
+        hnsw = [timed(lambda: index.knn_query(q.reshape(1, -1), k=10))[2] for q in Q[:200]]
+        exact = [timed(lambda: exact_topk(X, q.reshape(1, -1), 10))[2] for q in Q[:200]]
+        out[n] = {"build_s": build, "ef": cal.ef, "calib_recall": cal.recall_at_10, "heldout_recall": recall,
+                  "hnsw_p50_ms": pct(hnsw, 50), "exact_p50_ms": pct(exact, 50)}
+        m = out[n]
+        print(f"{n:>8,} {m['build_s']:>8.1f}s {m['ef']:>5} {m['calib_recall']:>9.3f} {m['heldout_recall']:>9.3f} "
+              f"{m['hnsw_p50_ms']:>9.3f} {m['exact_p50_ms']:>9.3f} {m['exact_p50_ms'] / m['hnsw_p50_ms']:>7.1f}x",
+              flush=True)
+    wins = [n for n in grid if out[n]["hnsw_p50_ms"] < out[n]["exact_p50_ms"]]
+    first = next((n for n in grid if all(m in wins for m in grid if m >= n)), None)
+    out["crossover"] = first
+    return out
+
+
 def _load() -> str:
     try:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -204,6 +290,8 @@ def main():
     ap.add_argument("--corpus", default=str(REPO / "corpora" / "acme"))
     ap.add_argument("--questions", type=Path, default=REPO / "lab" / "scenarios" / "acme-facts" / "eval.jsonl")
     ap.add_argument("--no-corpus", action="store_true", help="skip the sample-corpus part")
+    ap.add_argument("--real", default="", help="comma list of sizes for the real-embedding part, e.g. "
+                    "1000,10000,100000 (off by default: embedding 100k texts takes many minutes)")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = ap.parse_args()
 
@@ -234,6 +322,14 @@ def main():
                   f"{m['hnsw_p99_ms']:>6.3f}ms {m['brute_p50_ms']:>7.2f} [{m['brute_wall_p50_ms']:>6.2f}] ms "
                   f"{m['brute_p99_ms']:>6.2f}ms {m['speedup']:>5.1f}x [{m['speedup_wall']:>5.1f}x]"
                   + ("  <- ef used" if ef == args.ef else ""))
+    if args.real:
+        sizes = [int(x) for x in args.real.split(",") if x.strip()]
+        print(f"\n== real MiniLM embeddings of generated text, the lab's calibration (load average {_load()}) ==")
+        print(f"{'vectors':>8} {'build':>9} {'ef':>5} {'recall@10':>9} {'held-out':>9} {'hnsw p50':>9} "
+              f"{'exact p50':>9} {'speed-up':>8}   (ms: CPU time per query, one thread)")
+        r = results["real"] = bench_real(sizes, args)
+        print(f"crossover: HNSW beats exact search from {r['crossover']:,} vectors on (calibrate.EXACT_BELOW)"
+              if r["crossover"] else "crossover: exact search won at every size measured")
     print(f"\n== targets (load average now {_load()}) ==")
     for kind in ("embedding-like", "uniform"):
         if kind in results:

@@ -389,10 +389,43 @@ def test_cli_index_and_search(lab):
     obj = {"lab": lab, "home": str(lab.home.root)}
     result = runner.invoke(cli, ["index", str(lab.home.corpora / "acme"), "--ef", "80"], obj=obj)
     assert result.exit_code == 0, result.output
-    assert re.search(r"acme: no change \(\d+ chunks\); ef \d+ -> 80", result.output)  # query-time: no rebuild
+    # query-time: no re-embedding; a given ef overrides the calibrated (here: exact) search
+    assert re.search(r"acme: no change \(\d+ chunks\); search settings changed: ef \d+ -> 80", result.output)
+    assert "search: HNSW ef=80, recall@10" in result.output and "ef=80 given" in result.output
     result = runner.invoke(cli, ["search", "acme", "What does the TD-45 weigh?", "-k", "2", "--json"], obj=obj)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert len(rows) == 2 and rows[0]["source"] == "products/td-45.md" and set(rows[0]) >= {"score", "span", "chunk_id"}
     result = runner.invoke(cli, ["search", "no-such-corpus", "x"], obj=obj)
     assert result.exit_code == 2 and "no corpus 'no-such-corpus'" in result.output
+
+
+@needs_acme
+@pytest.mark.integration
+def test_small_corpus_is_searched_exactly_and_a_big_one_through_calibrated_hnsw(lab, tmp_path, monkeypatch):
+    from lab.retrieval import calibrate as calibration
+    from lab.retrieval.index import read_manifest
+
+    m = read_manifest(lab.home.indexes / "acme")
+    assert m["search"]["mode"] == "exact" and m["search"]["recall_at_10"] == 1.0  # 78 chunks < EXACT_BELOW
+    # The same documents with the threshold below their size: HNSW, with a calibrated beam.
+    monkeypatch.setattr(calibration, "EXACT_BELOW", 10)
+    shutil.copytree(lab.home.corpora / "acme", tmp_path / "acme-big")
+    report = index_corpus(lab, tmp_path / "acme-big", progress=False)
+    big = read_manifest(lab.home.indexes / "acme-big")
+    assert big["search"]["mode"] == "hnsw" and big["search"]["recall_at_10"] >= 0.98
+    assert big["hnsw"]["ef"] in calibration.EF_LADDER and "HNSW ef=" in report.summary()
+    for question in ("How much does the AX-220 Skylark star tracker cost?", "How long do I have to return an item?"):
+        exact = [(p.chunk_id, round(p.score, 4)) for p in search(lab, "acme", question, k=5)]
+        graph = [(p.chunk_id, round(p.score, 4)) for p in search(lab, "acme-big", question, k=5)]
+        assert exact == graph  # both are cosine over the same unit vectors
+
+
+@pytest.mark.gpu
+def test_the_embedder_runs_on_the_gpu_when_there_is_one():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from lab.retrieval.embed import Embedder
+
+    assert Embedder().model.device.type == "cuda"

@@ -15,11 +15,14 @@ from .common import cli, lab_of
 @click.argument("corpus")
 @click.option("--M", "hnsw_m", type=int, help="HNSW links per node (default 32; changing it rebuilds).")
 @click.option("--ef-construction", type=int, help="HNSW build-time beam (default 200; changing it rebuilds).")
-@click.option("--ef", type=int, help="HNSW query-time beam (default 96; no rebuild).")
+@click.option("--ef", type=int, help="HNSW query-time beam (default: the smallest that reaches --recall, "
+              "measured at each build; a given ef is kept until --ef 0; no rebuild).")
+@click.option("--recall", "recall_target", type=click.FloatRange(0, 1, min_open=True),
+              help="recall@10 the calibrated beam must reach on sampled chunks (default 0.98).")
 @click.option("--chunk-tokens", type=int, help="Most embedder tokens per chunk (default 160; changing it rebuilds).")
 @click.option("--overlap", type=int, help="Tokens of a chunk's tail repeated in the next one (default 32).")
 @click.pass_context
-def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, chunk_tokens, overlap):
+def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tokens, overlap):
     """Index CORPUS (a folder, or a name under corpora/) for retrieval; re-runs embed only what changed."""
     import warnings
 
@@ -29,7 +32,7 @@ def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, chunk_tokens, overlap):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists skipped files; print them once, below
         report = index_corpus(lab, corpus, progress=True, M=hnsw_m, ef_construction=ef_construction,
-                              ef=ef, chunk_tokens=chunk_tokens, overlap=overlap)
+                              ef=ef, chunk_tokens=chunk_tokens, overlap=overlap, recall_target=recall_target)
     for message in report.skipped:
         click.secho(f"warning: {message}", fg="yellow", err=True)
     click.echo(report.summary())

@@ -28,7 +28,8 @@ _LOCK = threading.Lock()
 
 def index_corpus(lab, corpus: str | Path, progress: bool = True, *, M: int | None = None,
                  ef_construction: int | None = None, ef: int | None = None,
-                 chunk_tokens: int | None = None, overlap: int | None = None) -> IndexReport:
+                 chunk_tokens: int | None = None, overlap: int | None = None,
+                 recall_target: float | None = None) -> IndexReport:
     """Build or update the index of `corpus`: embeds only new or changed chunks, marks removed
     ones deleted, rebuilds everything (saying why) when the embedder or settings change.
     Settings left None keep the existing index's (or the defaults)."""
@@ -36,7 +37,8 @@ def index_corpus(lab, corpus: str | Path, progress: bool = True, *, M: int | Non
     if root is None:
         raise RetrievalError(f"the folder of corpus '{name}' is gone; pass the path of its documents")
     report = build_index(lab.home.indexes / name, name, root, lab.embedder(), progress=progress, M=M,
-                         ef_construction=ef_construction, ef=ef, chunk_tokens=chunk_tokens, overlap=overlap)
+                         ef_construction=ef_construction, ef=ef, chunk_tokens=chunk_tokens, overlap=overlap,
+                         recall_target=recall_target)
     for message in report.skipped:
         warnings.warn(message, CorpusWarning, stacklevel=2)
     return report

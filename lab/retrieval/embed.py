@@ -54,13 +54,13 @@ def embedder_id(name: str, path: Path) -> str:
 
 class Embedder:
     def __init__(self, name: str = DEFAULT_EMBEDDER, home=None, store=None, batch_size: int = 64,
-                 device: str = "cpu"):
+                 device: str | None = None):
         self.name = name
         self.path = embedder_path(name, home)
         self.id = embedder_id(name, self.path)
         self.store = store  # lab.store.Store holding the `embeddings` cache table, or None
         self.batch_size = batch_size
-        self.device = device
+        self.device = device  # None: sentence-transformers picks CUDA (or MPS) when there is one, else CPU
         self._model = None
         self._tokenizer = None
         self._lock = threading.RLock()

@@ -9,6 +9,8 @@ A build writes a whole new version folder under a temporary name, renames it int
 replaces CURRENT; a build killed at any point leaves CURRENT naming a complete, older version.
 The manifest records the embedder, chunking and HNSW settings, and every file's hash and chunk
 labels, so a re-run reads only the files that changed and embeds only chunks it has not seen.
+Every new version is calibrated (`calibrate.py`): exact search below a measured size, else HNSW
+with the smallest beam that reaches the recall target; the manifest's "search" says which and why.
 """
 from __future__ import annotations
 
@@ -23,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
+from .calibrate import RECALL_TARGET, calibrate, exact_topk
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_document
 from .corpus import RetrievalError, SkipFile, file_sha256, read_documents, scan
 
 FORMAT = 1
 # Picked with scripts/bench_retrieval.py on 100k embedding-like 384-d vectors: M=32 beats 16 and 24
-# (at equal cost it reaches a higher recall), and ef=96 is the smallest beam with recall@10 >= 0.98.
-# ef is a query-time setting (no rebuild when it changes); corpora of a few thousand chunks reach
-# ~1.0 recall with it.
+# (at equal cost it reaches a higher recall). The query-time beam ef is calibrated per build
+# (calibrate.py) unless given; DEFAULT_EF is what an index from before calibration queries with.
 DEFAULT_M = 32
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF = 96
@@ -42,7 +44,8 @@ class IndexSettings:
     overlap: int = DEFAULT_OVERLAP
     M: int = DEFAULT_M
     ef_construction: int = DEFAULT_EF_CONSTRUCTION
-    ef: int = DEFAULT_EF
+    ef: int | None = None  # None: calibrated to reach recall_target
+    recall_target: float = RECALL_TARGET
 
 
 @dataclass
@@ -59,6 +62,7 @@ class IndexReport:
     files_changed: int = 0
     embedded: int = 0  # chunks that went through the embedding model (the rest came from the cache)
     note: str = ""  # a setting changed without a rebuild (ef)
+    search: str = ""  # exact or HNSW, and why (calibrate.Calibration.summary)
     skipped: list[str] = field(default_factory=list)  # warnings naming skipped files
     index_hash: str = ""
     path: str = ""
@@ -72,7 +76,8 @@ class IndexReport:
             what += f"; {self.note}"
         return (f"{self.corpus}: {what}; {self.chunks} chunks from {self.files} files, "
                 f"{self.embedded} embedded, in {self.seconds:.2f}s"
-                + (f" (full rebuild: {self.rebuilt_reason})" if self.rebuilt_reason else ""))
+                + (f" (full rebuild: {self.rebuilt_reason})" if self.rebuilt_reason else "")
+                + (f"\n{self.search}" if self.search else ""))
 
 
 # ---- reading the live version ------------------------------------------------------------
@@ -106,6 +111,10 @@ class LoadedIndex:
         self.index = hnswlib.Index(space="ip", dim=m["dim"])
         self.index.load_index(str(folder / "index.bin"), max_elements=max(1, m["next_label"]))
         self.index.set_ef(m["hnsw"]["ef"])
+        self.exact = (m.get("search") or {}).get("mode") == "exact"
+        if self.exact:  # small corpus: one matrix product beats the graph (calibrate.py)
+            self.labels = np.asarray(sorted(int(k) for k in m["chunks"]), dtype=np.int64)
+            self.matrix = np.asarray(self.index.get_items(self.labels), dtype=np.float32)
 
     @property
     def hash(self) -> str:
@@ -116,6 +125,9 @@ class LoadedIndex:
         k = min(k, live)
         if k <= 0:
             return []
+        if self.exact:
+            rows = exact_topk(self.matrix, vector.reshape(1, -1), k)[0]
+            return [(int(self.labels[r]), float(self.matrix[r] @ vector)) for r in rows]
         self.index.set_ef(max(self.manifest["hnsw"]["ef"], k))
         labels, dists = self.index.knn_query(vector.reshape(1, -1), k=k)
         return [(int(lbl), 1.0 - float(d)) for lbl, d in zip(labels[0], dists[0])]  # ip distance = 1 - cos
@@ -140,6 +152,7 @@ def _build_lock(index_root: Path):
 def manifest_hash(m: dict) -> str:
     """What the index answers from: embedder, settings and chunk contents (not labels or times)."""
     core = {"embedder": m["embedder"], "dim": m["dim"], "chunking": m["chunking"], "hnsw": m["hnsw"],
+            "search": (m.get("search") or {}).get("mode"),
             "chunks": sorted((c["id"], c["hash"]) for c in m["chunks"].values())}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -170,12 +183,16 @@ def _rebuild_reason(old: dict | None, embedder_id: str, s: IndexSettings, root: 
 def settings_for(old: dict | None, **given) -> IndexSettings:
     """Settings given explicitly win; otherwise keep the existing index's, else the defaults."""
     s = IndexSettings()
-    if old is not None:
-        s = IndexSettings(old["chunking"]["chunk_tokens"], old["chunking"]["overlap"],
-                          old["hnsw"]["M"], old["hnsw"]["ef_construction"], old["hnsw"]["ef"])
+    if old is not None:  # an ef the user gave is kept; a calibrated one is measured again
+        h = old["hnsw"]
+        s = IndexSettings(old["chunking"]["chunk_tokens"], old["chunking"]["overlap"], h["M"],
+                          h["ef_construction"], h["ef"] if h.get("ef_given") else None,
+                          (old.get("search") or {}).get("target", RECALL_TARGET))
     for k, v in given.items():
         if v is not None:
             setattr(s, k, v)
+    if s.ef == 0:  # `--ef 0`: back to the calibrated beam
+        s.ef = None
     return s
 
 
@@ -197,13 +214,14 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
         new_files, changed = _changed_files(files, old_files, (old or {}).get("scanned_ns", 0), report)
         removed_files = [rel for rel in old_files if rel not in new_files]
 
-        ef_changed = old is not None and not reason and old["hnsw"]["ef"] != s.ef
+        ef_changed = old is not None and not reason and _search_changed(old, s)
         if ef_changed:
-            report.note = f"ef {old['hnsw']['ef']} -> {s.ef}"
+            report.note = f"search settings changed: {_search_changed(old, s)}"
         if old is not None and not reason and not changed and not removed_files and not ef_changed:
             if any(new_files[r] != old_files[r] for r in new_files):
                 _refresh_manifest(current_dir(index_root), old, new_files, scanned_ns)
             report.unchanged = report.chunks = len(old["chunks"])
+            report.search = _search_summary(old)
             return _done(report, new_files, old["manifest_hash"], t0)
 
         fresh = _chunk_files(files, changed, new_files, embedder, s, report)
@@ -225,27 +243,51 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
             "format": FORMAT, "corpus": corpus, "corpus_root": str(root), "embedder": embedder.id,
             "dim": int(vectors.shape[1]) if len(to_add) else old["dim"],
             "chunking": {"chunk_tokens": s.chunk_tokens, "overlap": s.overlap},
-            "hnsw": {"space": "ip", "M": s.M, "ef_construction": s.ef_construction, "ef": s.ef},
+            "hnsw": {"space": "ip", "M": s.M, "ef_construction": s.ef_construction, "ef": s.ef,
+                     "ef_given": s.ef is not None},
             "files": new_files, "chunks": {str(k): v for k, v in sorted(chunks.items())},
             "deleted": sorted(set([] if reason else old["deleted"]) | set(gone)),
             "next_label": next_label, "version": (old or {}).get("version", 0) + 1, "scanned_ns": scanned_ns,
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        manifest["manifest_hash"] = manifest_hash(manifest)
         texts = {} if reason else json.loads((current_dir(index_root) / "texts.json").read_text())
         for label in gone:
             texts.pop(str(label), None)
         texts.update({str(label): c.text for label, c in to_add})
         _write_version(index_root, None if reason else current_dir(index_root), manifest, texts,
                        [label for label, _ in to_add], vectors, gone, s)
+        report.search = _search_summary(manifest)
         if reason:  # everything counts as added in a rebuild
             report.added, report.changed, report.removed, report.unchanged = live, 0, 0, 0
         report.chunks = live
         return _done(report, new_files, manifest["manifest_hash"], t0)
 
 
+def _search_changed(old: dict, s: IndexSettings) -> str:
+    """What changed in the query-time settings (a new version, no re-embedding), or ''."""
+    h, cal = old["hnsw"], old.get("search") or {}
+    if s.ef is not None and (s.ef != h["ef"] or not h.get("ef_given")):
+        return f"ef {h['ef']} -> {s.ef}"
+    if s.ef is None and h.get("ef_given"):
+        return f"ef {h['ef']} -> calibrated"
+    if s.ef is None and cal and abs(cal.get("target", s.recall_target) - s.recall_target) > 1e-9:
+        return f"recall target {cal.get('target')} -> {s.recall_target}"
+    return ""
+
+
+def _search_summary(manifest: dict) -> str:
+    cal = manifest.get("search")
+    if not cal:
+        return f"search: HNSW ef={manifest['hnsw']['ef']} (built before calibration)"
+    from .calibrate import Calibration
+
+    return Calibration(**cal).summary()
+
+
 def _check_settings(s: IndexSettings, embedder) -> None:
-    if s.M < 2 or s.ef_construction < 1 or s.ef < 1:
+    if not 0 < s.recall_target <= 1:
+        raise RetrievalError(f"the recall target must be in (0, 1], not {s.recall_target}")
+    if s.M < 2 or s.ef_construction < 1 or (s.ef is not None and s.ef < 0):
         raise RetrievalError(f"HNSW settings must be positive: M={s.M}, ef_construction={s.ef_construction}, ef={s.ef}")
     if s.chunk_tokens > embedder.max_seq_length:
         raise RetrievalError(f"chunk_tokens {s.chunk_tokens} is more than the embedder {embedder.id} "
@@ -399,7 +441,13 @@ def _write_version(index_root: Path, base: Path | None, manifest: dict, texts: d
     for label in gone:
         with contextlib.suppress(RuntimeError):  # already deleted
             index.mark_deleted(label)
-    index.set_ef(s.ef)
+    live = np.asarray(sorted(int(k) for k in manifest["chunks"]), dtype=np.int64)
+    vectors = np.asarray(index.get_items(live), dtype=np.float32) if len(live) else np.zeros((0, manifest["dim"]))
+    cal = calibrate(index, live, vectors, target=s.recall_target, ef=s.ef)
+    manifest["search"] = cal.as_dict()
+    manifest["hnsw"]["ef"] = cal.ef or s.ef or DEFAULT_EF
+    manifest["manifest_hash"] = manifest_hash(manifest)
+    index.set_ef(manifest["hnsw"]["ef"])
     index.save_index(str(tmp / "index.bin"))
     _write_json(tmp / "texts.json", texts)
     _write_json(tmp / "manifest.json", manifest)
