@@ -131,27 +131,42 @@ def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
     jobs = tab_evaluate.Jobs()
     outs = list(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot", "few-shot"], 2, None, "fixed", False))
     assert any("lab-progress" in str(o[0]) for o in outs[1:-1])
-    status, scoreboard, plot, significance, failures, table = outs[-1]
-    assert "4 results" in status
+    status, scoreboard, plot, significance, failures, title, table = outs[-1]
+    assert "2 of " in status and "complete as asked" in status and "4 results: 2 examples × 2 arms" in status
+    assert "partial" not in status + scoreboard
     assert "zero-shot" in scoreboard and "[95% CI]" in scoreboard
     assert "$" in scoreboard and "(time basis)" in scoreboard  # a cost says its currency and basis
+    assert "time basis: the measured seconds per request" in scoreboard  # ... and what the basis means
     # two examples are never evidence: the verdict says so, whatever the scores
     assert "few-shot vs zero-shot" in significance and "too few examples to tell" in significance
-    assert "**significant**" not in significance and "2 examples are too few to tell" in significance
-    assert "output invalid" in failures
-    assert plot is not None
-    assert jobs.cancel is None  # nothing left running
+    assert "**significant**" not in significance
+    assert "output invalid" in failures and "not in the required format" in failures  # explained
+    assert plot is not None and plot.axes[0].get_xlim()[0] == 0 and plot.axes[0].get_ylim()[0] == 0
+    assert not jobs.running  # nothing left running
     run = fake_lab.store.eval_runs(1)[0]
     assert run["task"] == "tickets" and run["results"] == 4
+
+
+def test_when_every_arm_fails_everywhere_the_page_says_so_and_shows_the_outputs(fake_lab):
+    fake_lab.fake.default = "I'm not sure what you mean"  # never a valid ticket
+    outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None,
+                                 "fixed", False))
+    live = [o for o in outs[1:-1] if isinstance(o[-1], dict) and o[-1].get("value")]
+    assert live and "I'm not sure" in live[-1][-1]["value"][0][2]  # the live table: text, not HTML entities
+    assert "&#x27;" not in str(live[-1][-1]["value"])
+    _status, _board, _plot, significance, _failures, title, table = outs[-1]
+    assert "agree on every example" not in title and "Every arm failed on every example" in title
+    assert len(table["value"]) == 2 and "I'm not sure" in table["value"][0][3]
+    assert "Both few-shot and zero-shot failed on every one of the 2 examples" in significance
 
 
 def test_evaluate_with_one_example_shows_no_interval_instead_of_crashing(fake_lab):
     outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None,
                                  "fixed", False))
-    status, scoreboard, plot, significance, failures, table = outs[-1]
+    status, scoreboard, plot, significance, failures, title, table = outs[-1]
     assert "2 results" in status and plot is not None
-    assert "1 example is too few to tell few-shot and zero-shot apart" in significance
     assert "[—]" in scoreboard  # a graded score on one example has no interval
+    assert "1 example" in significance
 
 
 def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
@@ -161,7 +176,7 @@ def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
     next(gen)  # one result in
     assert "Cancelling" in tab_evaluate.cancel(jobs)
     status = _last(gen)[0]
-    assert "cancelled" in status and "resume" in status
+    assert "cancelled" in status and "resumes" in status
     done = fake_lab.store.eval_runs(1)[0]["results"]
     assert 1 <= done < 5
     final = _last(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 5, None, "fixed", False))
@@ -170,11 +185,38 @@ def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
     assert "5 results" in final[0]
 
 
+def test_each_page_owns_its_evaluation(fake_lab, monkeypatch):
+    """Page A's Cancel does not stop page B's run; a second Run on a page is refused with a
+    message (not queued), and so is the same task from another page."""
+    generate = fake_lab.fake.generate
+
+    def slowly(*args, **kwargs):  # long enough that page A is still running when it cancels
+        time.sleep(0.3)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(fake_lab.fake, "generate", slowly)
+    jobs = tab_evaluate.Jobs()
+    a = tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 4, None, "fixed", False, "page-a")
+    b = tab_evaluate.run(fake_lab, jobs, "specialty", ["zero-shot"], 4, None, "fixed", False, "page-b")
+    next(a), next(b)
+    again = list(tab_evaluate.run(fake_lab, jobs, "specialty", ["zero-shot"], 4, None, "fixed", False, "page-a"))
+    assert len(again) == 1 and "This page's evaluation of <b>tickets</b>" in again[0][0]
+    same_task = list(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 4, None, "fixed", False, "page-c"))
+    assert "Another page is evaluating <b>tickets</b>" in same_task[0][0]
+    assert all(isinstance(x, dict) and set(x) <= {"__type__"} for x in again[0][1:])  # the board is left alone
+    assert "no evaluation running" in tab_evaluate.cancel(jobs, "page-c")
+    assert "Cancelling" in tab_evaluate.cancel(jobs, "page-a")
+    assert "cancelled" in _last(a)[0]
+    final_b = _last(b)[0]
+    assert "4 of" in final_b and "complete as asked" in final_b and "cancelled" not in final_b
+    assert not jobs.running
+
+
 def test_a_stored_run_can_be_shown_again(fake_lab):
     _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "specialty", ["zero-shot"], 2, None, "fixed", False))
     run_id = fake_lab.store.eval_runs(1)[0]["id"]
     out = tab_evaluate.show_run(fake_lab, run_id)
-    assert f"Run #{run_id}" in out[0] and "specialty" in out[1]
+    assert f"Run #{run_id}" in out[0] and "specialty" in out[1] and len(out) == 7
 
 
 # ---- History ------------------------------------------------------------------------------------
