@@ -264,14 +264,72 @@ def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
     assert "a.md" in docs["choices"]
     name, text = tab_knowledge.open_doc(corpus_lab, "notes", "a.md")
     assert "30 days" in text
-    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "a.md", text.replace("30", "45"))
+    msg, _, _ = tab_knowledge.save_doc(corpus_lab, "notes", "a.md", text.replace("30", "45"))
     assert "Saved" in msg and "45 days" in (corpus_lab.home.corpora / "notes" / "a.md").read_text()
-    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
+    msg, _, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
     assert "Added" in msg and (corpus_lab.home.corpora / "notes" / "sub" / "new.txt").exists()
     for bad, why in [("../escape.md", "stay inside the corpus"), ("/etc/passwd.md", "stay inside the corpus"),
                      ("notes.exe", "use one of"), (".hidden.md", "hidden files")]:
         with pytest.raises(gr.Error, match=why):
             tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_with_an_empty_home_editing_the_sample_corpus_edits_a_copy_in_the_home(fake_lab):
+    from lab.ladder import REPO_CORPORA
+
+    before = _tree(REPO_CORPORA)
+    choices, _table = tab_knowledge.setup(fake_lab)
+    sample = choices["value"]
+    assert sample == str((REPO_CORPORA / "acme").resolve())  # the home has none: the checkout's is offered
+    msg, picker, table = tab_knowledge.save_doc(fake_lab, sample, "policies/new.md", "# New\nA new policy.\n")
+    copy = fake_lab.home.corpora / "acme"
+    assert (copy / "policies" / "new.md").is_file() and str(copy) in msg
+    assert picker["value"] == "acme" and ("acme", "acme") in picker["choices"]  # the picker moves to the copy
+    assert (copy / "policies" / "warranty.md").is_file()  # the whole sample was copied first
+    # the next edit, from the old choice too, lands in the same copy
+    tab_knowledge.save_doc(fake_lab, sample, "policies/new.md", "# New\nChanged.\n")
+    assert "Changed" in (copy / "policies" / "new.md").read_text()
+    assert _tree(REPO_CORPORA) == before  # the checkout is untouched
+
+
+def test_knowledge_creates_a_corpus_uploads_into_it_and_deletes_a_document(fake_lab, tmp_path):
+    msg, picker, table = tab_knowledge.create(fake_lab, "handbook")
+    assert "Created corpus `handbook`" in msg and picker["value"] == "handbook" and "handbook" in table
+    with pytest.raises(gr.Error, match="already exists"):
+        tab_knowledge.create(fake_lab, "handbook")
+    with pytest.raises(gr.Error, match="letters, digits"):
+        tab_knowledge.create(fake_lab, "../up")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "leave.md").write_text("# Leave\n25 days a year.\n")
+    (uploads / "tool.exe").write_bytes(b"MZ")
+    msg, _picker, _table = tab_knowledge.upload(fake_lab, "handbook", [str(uploads / "leave.md"),
+                                                                      str(uploads / "tool.exe")], "hr")
+    assert "`hr/leave.md`" in msg and "tool.exe" in msg and "skipped" in msg
+    folder = fake_lab.home.corpora / "handbook"
+    assert (folder / "hr" / "leave.md").read_text().startswith("# Leave") and not (folder / "hr" / "tool.exe").exists()
+    assert "hr/leave.md" in tab_knowledge.documents(fake_lab, "handbook")[0]["choices"]
+    out = tab_knowledge.delete_doc(fake_lab, "handbook", "hr/leave.md")
+    assert "Deleted `hr/leave.md`" in out[0] and not (folder / "hr").exists()  # its emptied folder too
+    assert out[3]["choices"] == [tab_knowledge.NEW_DOC]
+    with pytest.raises(gr.Error, match="no such document"):
+        tab_knowledge.delete_doc(fake_lab, "handbook", "hr/leave.md")
+    with pytest.raises(gr.Error, match="inside the corpus"):
+        tab_knowledge.delete_doc(fake_lab, "handbook", "../../lab.db.md")
+
+
+def test_a_home_corpus_that_links_outside_the_home_is_never_written(fake_lab, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")  # fake_lab's home is tmp_path: this is outside it
+    (outside / "a.md").write_text("# A\n")
+    fake_lab.home.corpora.mkdir(exist_ok=True)
+    (fake_lab.home.corpora / "linked").symlink_to(outside)
+    with pytest.raises(gr.Error, match="outside the lab home"):
+        tab_knowledge.save_doc(fake_lab, "linked", "b.md", "x")
+    assert sorted(p.name for p in outside.iterdir()) == ["a.md"]
 
 
 def test_probe_info_names_the_edit(fake_lab):
