@@ -243,6 +243,24 @@ def test_history_lists_eval_and_training_runs(fake_lab):
     assert table["value"][0][2] == "demo"
 
 
+def test_history_arm_filter_applies_only_where_it_can_and_says_when_it_hides_rows(fake_lab):
+    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot"], 1, None, "fixed", False))
+    # an arm left over from the Generations view does not empty the training runs or app errors
+    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running"})
+    table, note = tab_history.show(fake_lab, "Training runs", "prompt", "", 10)
+    assert table["value"][0][2] == "demo" and "1 row(s)" in note
+    # where it does apply and hides every row, the note says so instead of "nothing logged yet"
+    table, note = tab_history.show(fake_lab, "Evaluation runs", "rag", "", 10)
+    assert "none match the filters (arm **rag**)" in note and "1 without them" in note
+    assert "nothing logged yet" not in note
+    assert "nothing logged yet" in tab_history.show(fake_lab, "Ratings", tab_history.ANY, "", 10)[1]
+    # changing the view resets the filter, and hides it where it does not apply
+    assert tab_history.arm_filter("App errors") == {"__type__": "update", "choices": [tab_history.ANY],
+                                                     "value": tab_history.ANY, "visible": False}
+    assert "prompt" not in tab_history.arm_filter("Evaluation runs")["choices"]
+    assert tab_history.arm_filter("Generations")["visible"]
+
+
 # ---- Knowledge ----------------------------------------------------------------------------------
 
 @pytest.fixture
