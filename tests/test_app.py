@@ -369,6 +369,7 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
     run_id = fake_lab.store.eval_runs(1)[0]["id"]
     out = tab_advisor.advise(fake_lab, run_id, True, "no", False, True, 300, False, False)
     assert f"eval run {run_id}" in out and "The numbers" in out and "quality [95% CI]" in out
+    assert "evidence too thin" in out and "The evidence is too thin: only 2 examples per arm" in out
 
 
 # ---- Train --------------------------------------------------------------------------------------
