@@ -49,11 +49,11 @@ class Jobs:
         with self.lock:
             mine = self.running.get(page)
             if mine is not None:
-                return (f"This page's evaluation of <b>{_ui.html.escape(mine.task)}</b> (started {mine.started}) "
+                return (f"This page's evaluation of {mine.task} (started {mine.started}) "
                         "is still running: wait for it to finish, or Cancel it first.")
             other = next((r for r in self.running.values() if r.task == task), None)
             if other is not None:
-                return (f"Another page is evaluating <b>{_ui.html.escape(task)}</b> right now (started "
+                return (f"Another page is evaluating {task} right now (started "
                         f"{other.started}): wait for it to finish (only that page can cancel it), or pick "
                         "another task.")
             run = self.running[page] = Running(task, threading.Event(), time.strftime("%H:%M:%S"))
@@ -133,8 +133,9 @@ def run(lab: Lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | No
         raise gr.Error("Choose at least one arm.")
     task = bridge.task(lab, task_name)
     cancel = jobs.start(page or THIS_PAGE, task.name)
-    if isinstance(cancel, str):  # refused: say why in the status line, leave the board as it is
-        yield cancel, *([gr.update()] * (len(_empty_board())))
+    if isinstance(cancel, str):  # refused: say why (a toast, and the status line), leave the board as it is
+        gr.Warning(cancel)
+        yield _ui.html.escape(cancel), *([gr.update()] * (len(_empty_board())))
         return
     try:
         yield from _run(lab, task, arms, limit, adapter, few_shot_mode, fresh, cancel, run_eval)
@@ -251,6 +252,8 @@ def examples_table(board, most: int = 50):
         title = f"**Where the arms disagree**: {len(disagree)} of {len(board.examples)} examples"
     elif not board.examples:
         title = "**No example scored yet.**"
+    elif len(arms) == 1:
+        title = f"**{arms[0]}'s answers** ({len(board.examples)} examples)"
     else:
         means = {a.quality.mean for a in board.arms}
         n = len(board.examples)
@@ -369,7 +372,7 @@ def build(lab: Lab) -> None:
     # No queue limit: a second Run must be answered at once ("already running"), not wait its turn
     # silently behind the first; Jobs allows one evaluation per page, never the same task twice.
     start.click(_ui.wire(lab, "evaluate", run, lab, jobs), [task, arms, limit, adapter, mode, fresh, page], outputs,
-                api_name="evaluate", concurrency_limit=None).then(
+                api_name="evaluate", concurrency_limit=None, trigger_mode="multiple").then(
         _ui.wire(lab, "evaluate", lambda: gr.update(choices=run_choices(lab))), None, past)
     stop.click(_ui.wire(lab, "evaluate", cancel, jobs), page, status, concurrency_limit=None)
     past.change(_ui.wire(lab, "evaluate", show_run, lab), past, outputs)

@@ -133,7 +133,7 @@ def build(lab: Lab) -> None:
         refresh = gr.Button("Refresh", variant="primary", elem_id="history-refresh")
         as_csv = gr.Button("Export CSV")
         as_json = gr.Button("Export JSON")
-    note = gr.Markdown()
+    note = gr.Markdown(elem_id="history-note")
     table = gr.Dataframe(interactive=False, wrap=True, max_height=600, elem_id="history-table")
     download = gr.File(label="Export", interactive=False, visible=False, elem_id="history-export")
 

@@ -106,7 +106,7 @@ def upload(lab: Lab, ref: str, files, into: str):
     msg = (f"Added {len(added)} file(s) to `{folder}`: " + ", ".join(f"`{a}`" for a in added)
            + ". Re-index to make RAG see them." if added else "No file added.")
     msg += "".join(f"\n- skipped {_ui.html.escape(s)}" for s in skipped)
-    return msg, *_edited(lab, folder)
+    return msg, *_edited(lab, folder), gr.update(choices=_doc_choices(lab, str(folder)))
 
 
 def delete_doc(lab: Lab, ref: str, rel: str):
@@ -270,7 +270,7 @@ def build(lab: Lab) -> list:
         save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, corpus, table]),
         delete.click(_ui.wire(lab, "knowledge", delete_doc, lab), [corpus, doc],
                      [saved, corpus, table, doc, name, text]),
-        files.upload(_ui.wire(lab, "knowledge", upload, lab), [corpus, files, into], [saved, corpus, table]),
+        files.upload(_ui.wire(lab, "knowledge", upload, lab), [corpus, files, into], [saved, corpus, table, doc]),
         create_btn.click(_ui.wire(lab, "knowledge", create, lab), new_name, [saved, corpus, table]),
         reindex_btn.click(_ui.wire(lab, "knowledge", reindex, lab), corpus, [index_note, table]),
     ]
