@@ -111,7 +111,7 @@ class Startup:
                 continue
             state = ("not indexed yet" if not s["indexed"] else "ready" if not s["stale"]
                      else f"{s['stale']} file(s) changed since: re-index")
-            lines.append(f"Corpus **{name}**: {s['chunks']} chunks from {s['files']} files, {state}.")
+            lines.append(f"Corpus **{name}**: {s['chunks']} chunks from {s['files']} file{'s' if s['files'] != 1 else ''}, {state}.")
         return " · ".join(lines + [self.model_line()])
 
 
