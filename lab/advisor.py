@@ -24,6 +24,7 @@ TUNE_RUNGS = {"tune", "tune+rag"}
 MIN_EXAMPLES = 200  # seeds: "typically 200+ examples minimum"
 OVERFIT_BELOW = 100  # seeds: "fewer than 100 high-quality examples ... likely to overfit"
 PROMPT_SHARE = 0.9  # seeds: "If the few-shot approach achieves 90%+ of your quality target"
+THIN_EVIDENCE = 20  # fewer examples per arm behind an evaluation: the advice says the evidence is too thin
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Recommendation:
     source: str = "questionnaire"  # or "evaluation"
     provisional: bool = False  # no measurement backs it yet
     meets_target: bool | None = None  # evaluation: does the named rung reach the target? (None: not measured)
+    thin_evidence: str | None = None  # evaluation on too few examples: why this is only a first look
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,9 +70,10 @@ class Recommendation:
         title = {"zero-shot": "prompt (zero-shot)", "few-shot": "prompt (few-shot)", "rag": "RAG",
                  "tune": "fine-tune (LoRA)", "tune+rag": "fine-tune + RAG",
                  "revisit": "revisit the problem definition"}.get(self.rung, self.rung)
+        thin = " (evidence too thin: a first look, not a recommendation)" if self.thin_evidence else ""
         if self.meets_target is False:
-            return f"Recommendation: no measured rung meets the target yet; the best so far is {title}"
-        return f"Recommendation: {title}" + (" (provisional: nothing measured yet)" if self.provisional else "")
+            return f"Recommendation: no measured rung meets the target yet; the best so far is {title}{thin}"
+        return f"Recommendation: {title}{thin}" + (" (provisional: nothing measured yet)" if self.provisional else "")
 
     def to_text(self) -> str:
         lines = [self.headline(), f"  based on: {self.source}", "", "Why:"]
@@ -246,8 +249,40 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
     if answers and answers.requirements_change_often and chosen.arm not in TUNE_RUNGS:
         change.append("the requirements stopped changing: tuned arms would be back in the running")
-    return Recommendation(chosen.arm, reasons, evidence, steps, change, source=f"eval run {board.run['id']}",
-                          meets_target=chosen.meets_target)
+    return flag_thin_evidence(board, Recommendation(chosen.arm, reasons, evidence, steps, change,
+                                                    source=f"eval run {board.run['id']}",
+                                                    meets_target=chosen.meets_target))
+
+
+def examples_to_run(board) -> int:
+    """How many examples to evaluate next: enough to see the differences observed (the power
+    estimate), at least THIN_EVIDENCE, at most what the task holds out."""
+    needed = max([THIN_EVIDENCE] + [c.needed for c in board.comparisons if c.needed])
+    return min(needed, board.n_examples) if board.n_examples else needed
+
+
+def thin_evidence(board) -> str | None:
+    """Why a scoreboard is too small to recommend from (fewer than THIN_EVIDENCE examples per
+    arm); None when it is not."""
+    n = max((a.n for a in board.arms), default=0)
+    if n >= THIN_EVIDENCE:
+        return None
+    more = (f"evaluate about {examples_to_run(board)} examples" if n < board.n_examples else
+            f"add held-out examples (the task has only {board.n_examples})")
+    return (f"The evidence is too thin: only {n} example{'s' if n != 1 else ''} per arm were scored, so the "
+            f"ranking below could be chance. Treat this as a first look, not a recommendation, and {more}.")
+
+
+def flag_thin_evidence(board, rec: Recommendation) -> Recommendation:
+    """Put the thin-evidence warning first in the reasons and the next steps (and in the headline)."""
+    warning = thin_evidence(board)
+    if warning:
+        rec.thin_evidence = warning
+        rec.reasons.insert(0, warning)
+        if max((a.n for a in board.arms), default=0) < board.n_examples:
+            rec.next_steps.insert(0, f"evaluate more examples before acting on this: "
+                                     f"`lab eval {board.task} --limit {examples_to_run(board)}`")
+    return rec
 
 
 def _choose(board, allowed: list, reasons: list, steps: list, change: list):

@@ -95,6 +95,24 @@ def m008_training_pid_started(db: sqlite_utils.Database):
     db["training_runs"].add_column("pid_started", float)
 
 
+@migration
+def m009_app_errors_out_of_generations(db: sqlite_utils.Database):
+    # Before m007 a failed app callback was logged as a generation with arm "app:<tab>", and
+    # some twice (two handlers logged the same failure): move them to app_errors, once each, so
+    # History's Generations view holds only answers.
+    if "generations" not in db.table_names():
+        return
+    rows = list(db.query("select ts, arm, model_id, error from generations where arm like 'app:%' order by id"))
+    last = None
+    for r in rows:
+        key = (r["arm"], r["error"], (r["ts"] or "")[:19])  # the same failure in the same second
+        if key != last:
+            db.execute("insert into app_errors (ts, place, model_id, error) values (?, ?, ?, ?)",
+                       [r["ts"], r["arm"][len("app:"):], r["model_id"], r["error"]])
+        last = key
+    db.execute("delete from generations where arm like 'app:%'")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -144,7 +144,7 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
             ["comparison", "difference", "95% CI", "p", "Holm p", "verdict", "n", "in plain words"],
             [[f"{_e(c.b)} vs {_e(c.a)}", _n(c.diff), f"[{_n(c.lo)}, {_n(c.hi)}]", _e(_p(c.p_value)),
               _e(_p(c.p_adjusted)), f"<b>{_e(c.verdict)}</b>" if c.significant else _e(c.verdict), str(c.n),
-              _e(c.reading())] for c in board.comparisons], {1, 3, 4, 6}))
+              _e(board.sentence(c))] for c in board.comparisons], {1, 3, 4, 6}))
 
     parts.append("<h2>Why answers were wrong</h2>" + _table(
         ["arm", *FAILURES], [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],

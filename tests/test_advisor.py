@@ -196,3 +196,31 @@ def test_changing_requirements_exclude_tuned_arms_from_the_choice():
 
 def test_ladder_order_is_cheapest_first():
     assert LADDER == ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+
+
+def test_a_thin_run_is_called_a_first_look_not_a_recommendation():
+    """5 examples per arm: the advice leads with "the evidence is too thin" and how many to run."""
+    few = [0.0] * 5
+    tune = [1.0] * 5
+    ids = [f"e{i}" for i in range(5)]
+    comps = compare_all({"few-shot": dict(zip(ids, few)), "tune": dict(zip(ids, tune))})
+    arms = [ArmSummary("few-shot", 5, mean_ci(few), False, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"), {}, 0),
+            ArmSummary("tune", 5, mean_ci(tune), True, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"), {}, 0)]
+    b = board(arms, comps)
+    b.n_examples = 84
+    r = advise_from_scoreboard(b)
+    assert r.thin_evidence and r.reasons[0].startswith("The evidence is too thin: only 5 examples per arm")
+    assert "evaluate about 20 examples" in r.reasons[0]
+    assert r.next_steps[0] == "evaluate more examples before acting on this: `lab eval t --limit 20`"
+    assert "evidence too thin" in r.headline() and "evidence too thin" in r.to_text()
+    b.n_examples = 5  # the whole held-out set is this small: more held-out examples are what is missing
+    r = advise_from_scoreboard(b)
+    assert "add held-out examples (the task has only 5)" in r.reasons[0]
+    assert not any("--limit" in s for s in r.next_steps)
+
+
+def test_a_run_of_twenty_or_more_examples_is_not_called_thin():
+    b = board([arm("zero-shot", 0.5, 0.4, 0.6), arm("few-shot", 0.85, 0.76, 0.93)],
+              [P("zero-shot", "few-shot", 0.35, 0.2, 0.5, 0.001)])
+    r = advise_from_scoreboard(b)
+    assert r.thin_evidence is None and "too thin" not in r.to_text()

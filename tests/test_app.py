@@ -131,27 +131,42 @@ def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
     jobs = tab_evaluate.Jobs()
     outs = list(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot", "few-shot"], 2, None, "fixed", False))
     assert any("lab-progress" in str(o[0]) for o in outs[1:-1])
-    status, scoreboard, plot, significance, failures, table = outs[-1]
-    assert "4 results" in status
+    status, scoreboard, plot, significance, failures, title, table = outs[-1]
+    assert "2 of " in status and "complete as asked" in status and "4 results: 2 examples × 2 arms" in status
+    assert "partial" not in status + scoreboard
     assert "zero-shot" in scoreboard and "[95% CI]" in scoreboard
     assert "$" in scoreboard and "(time basis)" in scoreboard  # a cost says its currency and basis
+    assert "time basis: the measured seconds per request" in scoreboard  # ... and what the basis means
     # two examples are never evidence: the verdict says so, whatever the scores
     assert "few-shot vs zero-shot" in significance and "too few examples to tell" in significance
-    assert "**significant**" not in significance and "2 examples are too few to tell" in significance
-    assert "output invalid" in failures
-    assert plot is not None
-    assert jobs.cancel is None  # nothing left running
+    assert "**significant**" not in significance
+    assert "output invalid" in failures and "not in the required format" in failures  # explained
+    assert plot is not None and plot.axes[0].get_xlim()[0] == 0 and plot.axes[0].get_ylim()[0] == 0
+    assert not jobs.running  # nothing left running
     run = fake_lab.store.eval_runs(1)[0]
     assert run["task"] == "tickets" and run["results"] == 4
+
+
+def test_when_every_arm_fails_everywhere_the_page_says_so_and_shows_the_outputs(fake_lab):
+    fake_lab.fake.default = "I'm not sure what you mean"  # never a valid ticket
+    outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None,
+                                 "fixed", False))
+    live = [o for o in outs[1:-1] if isinstance(o[-1], dict) and o[-1].get("value")]
+    assert live and "I'm not sure" in live[-1][-1]["value"][0][2]  # the live table: text, not HTML entities
+    assert "&#x27;" not in str(live[-1][-1]["value"])
+    _status, _board, _plot, significance, _failures, title, table = outs[-1]
+    assert "agree on every example" not in title and "Every arm failed on every example" in title
+    assert len(table["value"]) == 2 and "I'm not sure" in table["value"][0][3]
+    assert "Both few-shot and zero-shot failed on every one of the 2 examples" in significance
 
 
 def test_evaluate_with_one_example_shows_no_interval_instead_of_crashing(fake_lab):
     outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None,
                                  "fixed", False))
-    status, scoreboard, plot, significance, failures, table = outs[-1]
+    status, scoreboard, plot, significance, failures, title, table = outs[-1]
     assert "2 results" in status and plot is not None
-    assert "1 example is too few to tell few-shot and zero-shot apart" in significance
     assert "[—]" in scoreboard  # a graded score on one example has no interval
+    assert "1 example" in significance
 
 
 def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
@@ -161,7 +176,7 @@ def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
     next(gen)  # one result in
     assert "Cancelling" in tab_evaluate.cancel(jobs)
     status = _last(gen)[0]
-    assert "cancelled" in status and "resume" in status
+    assert "cancelled" in status and "resumes" in status
     done = fake_lab.store.eval_runs(1)[0]["results"]
     assert 1 <= done < 5
     final = _last(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 5, None, "fixed", False))
@@ -170,11 +185,38 @@ def test_evaluate_cancel_stops_and_run_again_resumes(fake_lab):
     assert "5 results" in final[0]
 
 
+def test_each_page_owns_its_evaluation(fake_lab, monkeypatch):
+    """Page A's Cancel does not stop page B's run; a second Run on a page is refused with a
+    message (not queued), and so is the same task from another page."""
+    generate = fake_lab.fake.generate
+
+    def slowly(*args, **kwargs):  # long enough that page A is still running when it cancels
+        time.sleep(0.3)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(fake_lab.fake, "generate", slowly)
+    jobs = tab_evaluate.Jobs()
+    a = tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 4, None, "fixed", False, "page-a")
+    b = tab_evaluate.run(fake_lab, jobs, "specialty", ["zero-shot"], 4, None, "fixed", False, "page-b")
+    next(a), next(b)
+    again = list(tab_evaluate.run(fake_lab, jobs, "specialty", ["zero-shot"], 4, None, "fixed", False, "page-a"))
+    assert len(again) == 1 and "This page&#x27;s evaluation of tickets" in again[0][0]
+    same_task = list(tab_evaluate.run(fake_lab, jobs, "tickets", ["zero-shot"], 4, None, "fixed", False, "page-c"))
+    assert "Another page is evaluating tickets" in same_task[0][0]
+    assert all(isinstance(x, dict) and set(x) <= {"__type__"} for x in again[0][1:])  # the board is left alone
+    assert "no evaluation running" in tab_evaluate.cancel(jobs, "page-c")
+    assert "Cancelling" in tab_evaluate.cancel(jobs, "page-a")
+    assert "cancelled" in _last(a)[0]
+    final_b = _last(b)[0]
+    assert "4 of" in final_b and "complete as asked" in final_b and "cancelled" not in final_b
+    assert not jobs.running
+
+
 def test_a_stored_run_can_be_shown_again(fake_lab):
     _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "specialty", ["zero-shot"], 2, None, "fixed", False))
     run_id = fake_lab.store.eval_runs(1)[0]["id"]
     out = tab_evaluate.show_run(fake_lab, run_id)
-    assert f"Run #{run_id}" in out[0] and "specialty" in out[1]
+    assert f"Run #{run_id}" in out[0] and "specialty" in out[1] and len(out) == 7
 
 
 # ---- History ------------------------------------------------------------------------------------
@@ -201,6 +243,24 @@ def test_history_lists_eval_and_training_runs(fake_lab):
     assert table["value"][0][2] == "demo"
 
 
+def test_history_arm_filter_applies_only_where_it_can_and_says_when_it_hides_rows(fake_lab):
+    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot"], 1, None, "fixed", False))
+    # an arm left over from the Generations view does not empty the training runs or app errors
+    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running"})
+    table, note = tab_history.show(fake_lab, "Training runs", "prompt", "", 10)
+    assert table["value"][0][2] == "demo" and "1 row(s)" in note
+    # where it does apply and hides every row, the note says so instead of "nothing logged yet"
+    table, note = tab_history.show(fake_lab, "Evaluation runs", "rag", "", 10)
+    assert "none match the filters (arm **rag**)" in note and "1 without them" in note
+    assert "nothing logged yet" not in note
+    assert "nothing logged yet" in tab_history.show(fake_lab, "Ratings", tab_history.ANY, "", 10)[1]
+    # changing the view resets the filter, and hides it where it does not apply
+    assert tab_history.arm_filter("App errors") == {"__type__": "update", "choices": [tab_history.ANY],
+                                                     "value": tab_history.ANY, "visible": False}
+    assert "prompt" not in tab_history.arm_filter("Evaluation runs")["choices"]
+    assert tab_history.arm_filter("Generations")["visible"]
+
+
 # ---- Knowledge ----------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -222,14 +282,72 @@ def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
     assert "a.md" in docs["choices"]
     name, text = tab_knowledge.open_doc(corpus_lab, "notes", "a.md")
     assert "30 days" in text
-    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "a.md", text.replace("30", "45"))
+    msg, _, _ = tab_knowledge.save_doc(corpus_lab, "notes", "a.md", text.replace("30", "45"))
     assert "Saved" in msg and "45 days" in (corpus_lab.home.corpora / "notes" / "a.md").read_text()
-    msg, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
+    msg, _, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
     assert "Added" in msg and (corpus_lab.home.corpora / "notes" / "sub" / "new.txt").exists()
     for bad, why in [("../escape.md", "stay inside the corpus"), ("/etc/passwd.md", "stay inside the corpus"),
                      ("notes.exe", "use one of"), (".hidden.md", "hidden files")]:
         with pytest.raises(gr.Error, match=why):
             tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_with_an_empty_home_editing_the_sample_corpus_edits_a_copy_in_the_home(fake_lab):
+    from lab.ladder import REPO_CORPORA
+
+    before = _tree(REPO_CORPORA)
+    choices, _table = tab_knowledge.setup(fake_lab)
+    sample = choices["value"]
+    assert sample == str((REPO_CORPORA / "acme").resolve())  # the home has none: the checkout's is offered
+    msg, picker, table = tab_knowledge.save_doc(fake_lab, sample, "policies/new.md", "# New\nA new policy.\n")
+    copy = fake_lab.home.corpora / "acme"
+    assert (copy / "policies" / "new.md").is_file() and str(copy) in msg
+    assert picker["value"] == "acme" and ("acme", "acme") in picker["choices"]  # the picker moves to the copy
+    assert (copy / "policies" / "warranty.md").is_file()  # the whole sample was copied first
+    # the next edit, from the old choice too, lands in the same copy
+    tab_knowledge.save_doc(fake_lab, sample, "policies/new.md", "# New\nChanged.\n")
+    assert "Changed" in (copy / "policies" / "new.md").read_text()
+    assert _tree(REPO_CORPORA) == before  # the checkout is untouched
+
+
+def test_knowledge_creates_a_corpus_uploads_into_it_and_deletes_a_document(fake_lab, tmp_path):
+    msg, picker, table = tab_knowledge.create(fake_lab, "handbook")
+    assert "Created corpus `handbook`" in msg and picker["value"] == "handbook" and "handbook" in table
+    with pytest.raises(gr.Error, match="already exists"):
+        tab_knowledge.create(fake_lab, "handbook")
+    with pytest.raises(gr.Error, match="letters, digits"):
+        tab_knowledge.create(fake_lab, "../up")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "leave.md").write_text("# Leave\n25 days a year.\n")
+    (uploads / "tool.exe").write_bytes(b"MZ")
+    msg, _picker, _table, docs = tab_knowledge.upload(fake_lab, "handbook", [str(uploads / "leave.md"),
+                                                                      str(uploads / "tool.exe")], "hr")
+    assert "`hr/leave.md`" in msg and "tool.exe" in msg and "skipped" in msg
+    folder = fake_lab.home.corpora / "handbook"
+    assert (folder / "hr" / "leave.md").read_text().startswith("# Leave") and not (folder / "hr" / "tool.exe").exists()
+    assert "hr/leave.md" in docs["choices"] and "hr/leave.md" in tab_knowledge.documents(fake_lab, "handbook")[0]["choices"]
+    out = tab_knowledge.delete_doc(fake_lab, "handbook", "hr/leave.md")
+    assert "Deleted `hr/leave.md`" in out[0] and not (folder / "hr").exists()  # its emptied folder too
+    assert out[3]["choices"] == [tab_knowledge.NEW_DOC]
+    with pytest.raises(gr.Error, match="no such document"):
+        tab_knowledge.delete_doc(fake_lab, "handbook", "hr/leave.md")
+    with pytest.raises(gr.Error, match="inside the corpus"):
+        tab_knowledge.delete_doc(fake_lab, "handbook", "../../lab.db.md")
+
+
+def test_a_home_corpus_that_links_outside_the_home_is_never_written(fake_lab, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")  # fake_lab's home is tmp_path: this is outside it
+    (outside / "a.md").write_text("# A\n")
+    fake_lab.home.corpora.mkdir(exist_ok=True)
+    (fake_lab.home.corpora / "linked").symlink_to(outside)
+    with pytest.raises(gr.Error, match="outside the lab home"):
+        tab_knowledge.save_doc(fake_lab, "linked", "b.md", "x")
+    assert sorted(p.name for p in outside.iterdir()) == ["a.md"]
 
 
 def test_probe_info_names_the_edit(fake_lab):
@@ -251,6 +369,7 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
     run_id = fake_lab.store.eval_runs(1)[0]["id"]
     out = tab_advisor.advise(fake_lab, run_id, True, "no", False, True, 300, False, False)
     assert f"eval run {run_id}" in out and "The numbers" in out and "quality [95% CI]" in out
+    assert "evidence too thin" in out and "The evidence is too thin: only 2 examples per arm" in out
 
 
 # ---- Train --------------------------------------------------------------------------------------

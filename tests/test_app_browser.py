@@ -2,7 +2,8 @@
 with Debian's Chromium. Every request the page makes is routed through the test: one that
 leaves localhost fails it (fonts, analytics, CDNs...). Screenshots of each tab land in
 test-output/screenshots/ (look at them)."""
-import os
+import hashlib
+import re
 import shutil
 import socket
 import subprocess
@@ -32,12 +33,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`lab serve` in a fresh lab home holding only a link to the sample corpus."""
+    """`lab serve` in an empty lab home: the sample corpus is read from the checkout (and copied
+    into the home on the first edit; the checkout is never written)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (make install-test installs it)")
     home = tmp_path_factory.mktemp("app-home")
-    (home / "corpora").mkdir()
-    os.symlink(ROOT / "corpora" / "acme", home / "corpora" / "acme")
     port = _free_port()
     log = open(home / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
@@ -221,3 +221,136 @@ def test_a_new_task_from_an_uploaded_csv_then_its_evaluation(server, page):
     board = page.inner_text("#eval-scoreboard")
     assert "95% CI" in board and "zero-shot" in board and "few-shot" in board and "label_accuracy" in board
     _shot(page, "8-evaluate-new-task")
+
+
+# ---- Evaluate, Knowledge and History (issue 15) ---------------------------------------------------
+
+def _second_page(page, url):
+    """Another browser's page: its own context (cookies, Gradio session), the same offline guard."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+
+    def guard(route):
+        if urlparse(route.request.url).hostname not in LOCAL:
+            page.outside.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    other = context.new_page()
+    other.set_default_timeout(60_000)
+    other.goto(url)
+    return other
+
+
+def _start_eval(pg, task: str, limit: int) -> None:
+    _open(pg, "Evaluate")
+    pg.wait_for_function("document.querySelector('#eval-task input')?.value")  # the page has loaded its tasks
+    pg.locator("#eval-task input").click()
+    pg.get_by_role("option", name=task, exact=True).click()
+    pg.wait_for_function(f"document.querySelector('#eval-task input')?.value === '{task}'")
+    pg.locator("#eval-arms").get_by_label("Prompt · few-shot").uncheck()
+    pg.fill("#eval-limit input", str(limit))
+    pg.click("#eval-run")
+
+
+def test_each_browser_owns_its_evaluation(server, page):
+    """Two browsers, one evaluation each: Cancel in one leaves the other running; a second Run
+    says so at once; the finished run is labelled in words, its outputs shown as text."""
+    url, home = server
+    page.wait_for_selector("#lab-banner:has-text('chunks from')", timeout=300_000)
+    other = _second_page(page, url)
+    try:
+        _start_eval(page, "tickets", 6)
+        page.wait_for_selector("#eval-status .lab-progress-label:has-text('run #')", timeout=300_000)
+        _start_eval(other, "acme-facts", 3)
+        page.click("#eval-run")  # a second Run on the busy page: answered, not queued
+        page.wait_for_selector("#eval-status:has-text('still running')", timeout=30_000)
+        page.click("#eval-cancel")
+        page.wait_for_selector("#eval-status:has-text('cancelled')", timeout=300_000)
+        other.wait_for_selector("#eval-status:has-text('complete as asked')", timeout=600_000)
+        status = other.inner_text("#eval-status")
+        assert "3 of" in status and "partial" not in status and "cancelled" not in status
+        board = other.inner_text("#eval-scoreboard")
+        assert "complete as asked" in board and "time basis: the measured seconds" in board
+        assert "too few to tell" in other.inner_text("#eval-significance") or "One arm" in other.inner_text(
+            "#eval-significance")
+        shown = other.inner_text("#eval-disagree") + other.inner_text("#eval-examples-title")
+        assert "&#x27;" not in shown and "&amp;" not in shown and "&quot;" not in shown
+        assert "agree on every example" not in shown
+        _shot(other, "9-evaluate-second-browser")
+        _shot(page, "9-evaluate-cancelled")
+    finally:
+        other.context.close()
+    from lab.store import Store
+
+    runs = {r["task"]: r for r in Store(Path(home) / "lab.db").eval_runs(10)}
+    assert runs["tickets"]["status"] == "cancelled" and runs["tickets"]["results"] < 6
+    assert runs["acme-facts"]["status"] == "partial" and runs["acme-facts"]["results"] == 3
+
+
+def _tree(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _chunks(page) -> int:
+    return int(re.search(r"acme: (\d+) chunks", page.inner_text("#lab-banner")).group(1))
+
+
+def test_knowledge_writes_only_inside_the_lab_home(server, page, tmp_path):
+    """Save, create, upload, delete in Knowledge: every write lands in the lab home (the sample
+    corpus is copied there first); the checkout's corpora/ is byte for byte what it was; the
+    banner's chunk count follows the re-index."""
+    from playwright.sync_api import expect
+
+    _url, home = server
+    checkout = _tree(ROOT / "corpora")
+    page.wait_for_selector("#lab-banner:has-text('chunks from')", timeout=300_000)
+    before = _chunks(page)
+    _open(page, "Knowledge")
+    page.wait_for_selector("#knowledge-corpora:has-text('acme')")
+    page.get_by_text("Documents: add, upload, edit, delete").click()
+    page.locator("#knowledge-name textarea").fill("policies/points-club.md")
+    page.locator("#knowledge-text .cm-content").click()
+    page.keyboard.type("# Loyalty programme\n\nMembers earn one point per dollar spent on FL-200 filters. "
+                       "Points never expire and can be redeemed for spare parts.\n")
+    page.click("#knowledge-save")
+    page.wait_for_selector("#knowledge-saved:has-text('Added')")
+    assert (Path(home) / "corpora" / "acme" / "policies" / "points-club.md").is_file()
+    page.wait_for_selector("#lab-banner:has-text('changed since: re-index')")  # the banner follows the edit
+    page.click("#knowledge-reindex")
+    expect(page.locator("#lab-banner")).not_to_contain_text(f"acme: {before} chunks", timeout=120_000)
+    assert _chunks(page) > before
+
+    page.locator("#knowledge-new-corpus textarea").fill("handbook")
+    page.click("#knowledge-create")
+    page.wait_for_selector("#knowledge-saved:has-text('Created corpus')")
+    upload = tmp_path / "leave.md"
+    upload.write_text("# Leave\n\nEveryone gets 25 days of paid leave a year.\n")
+    page.locator("#knowledge-upload input[type=file]").set_input_files(str(upload))
+    page.wait_for_selector("#knowledge-saved:has-text('Added 1 file')", timeout=120_000)
+    assert (Path(home) / "corpora" / "handbook" / "leave.md").is_file()
+    page.locator("#knowledge-doc input").click()
+    page.get_by_role("option", name="leave.md").click()
+    page.wait_for_selector("#knowledge-text:has-text('25 days')")
+    _shot(page, "10-knowledge-edits")
+    page.click("#knowledge-delete")
+    page.wait_for_selector("#knowledge-saved:has-text('Deleted')")
+    assert not (Path(home) / "corpora" / "handbook" / "leave.md").exists()
+    assert _tree(ROOT / "corpora") == checkout  # nothing outside the lab home changed
+
+
+def test_history_filters_apply_where_they_can(page):
+    _open(page, "History")
+    page.locator("#history-view").get_by_label("Generations").check()
+    page.click("#history-refresh")
+    page.wait_for_selector("#history-table:has-text('zero-shot')", timeout=120_000)
+    page.locator("#history-arm input").click()
+    page.get_by_role("option", name="rag", exact=True).click()
+    page.locator("#history-view").get_by_label("Evaluation runs").check()
+    page.wait_for_selector("#history-table:has-text('acme-facts')")  # the arm did not carry over
+    assert "nothing logged yet" not in page.inner_text("#history-note")
+    page.locator("#history-view").get_by_label("App errors").check()
+    page.wait_for_selector("#history-arm", state="hidden")
+    _shot(page, "11-history")

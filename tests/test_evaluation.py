@@ -524,3 +524,49 @@ def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
     run_id = run_eval(fake_lab, label_task, ["few-shot"], k=1, few_shot_mode="similar", limit=3, progress=False)
     assert count(fake_lab, run_id) == 3
     assert fake_lab.fake.calls[0]["messages"][1]["content"] == "acne on my back"  # rash -> acne
+
+
+# ---- the scoreboard in plain words ------------------------------------------------------------------
+
+def test_coverage_says_how_much_of_the_task_a_run_covers(fake_lab, label_task):
+    from lab.evaluation.summary import coverage, results_note
+
+    cancel = threading.Event()
+    run_id = run_eval(fake_lab, label_task, ["zero-shot"], progress=False, cancel=cancel,
+                      on_result=lambda row: cancel.set())
+    assert coverage(summarize(fake_lab, run_id)) == "1 of 6 examples so far (cancelled: Run again resumes)"
+    run_id = run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], limit=2, progress=False)
+    board = summarize(fake_lab, run_id)
+    assert coverage(board) == "2 of 6 examples, complete as asked"  # a --limit run is not "partial"
+    assert results_note(board) == "4 results: 2 examples × 2 arms"
+    assert "2 of 6 examples, complete as asked" in board.to_text()
+    board = summarize(fake_lab, run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], progress=False))
+    assert coverage(board) == "all 6 examples, complete"
+    text = board.to_text()
+    assert "time basis: the measured seconds per request" in text  # the cost basis, explained
+    assert "output invalid: the answer is not in the required format" in text  # the failure kind, explained
+    assert "Both few-shot and zero-shot failed on every one of the 6 examples" in text  # not "agree"
+
+
+def test_plain_sentence_for_every_kind_of_comparison():
+    from types import SimpleNamespace
+
+    from lab.evaluation.stats import Estimate, compare
+    from lab.evaluation.summary import plain_sentence
+
+    def arm(scores):
+        return SimpleNamespace(quality=Estimate(sum(scores) / len(scores), None, None, len(scores)))
+
+    zeros, ones = [0.0] * 8, [1.0] * 8
+    assert plain_sentence(compare(zeros, zeros, name_a="zero-shot", name_b="few-shot"), arm(zeros), arm(zeros)) == \
+        ("Both few-shot and zero-shot failed on every one of the 8 examples (score 0): nothing to choose between "
+         "them yet; read their outputs to see why.")
+    assert "got every one of the 8 examples right" in plain_sentence(compare(ones, ones), arm(ones), arm(ones))
+    a, b = [0.0] * 5, [1.0, 1.0, 0.0, 0.0, 0.0]
+    five = plain_sentence(compare(a, b, name_a="zero-shot", name_b="few-shot"), arm(a), arm(b))
+    assert five.startswith("5 examples are too few to tell few-shot and zero-shot apart: about ")
+    assert "would be needed to see a 40-point difference" in five
+    a, b = [0.0] * 26 + [1.0] * 2 + [0.0] * 12, [1.0] * 12 + [0.0] * 14 + [0.0] * 2 + [0.0] * 12
+    forty = plain_sentence(compare(a, b, name_a="zero-shot", name_b="few-shot"), arm(a), arm(b))
+    assert forty == ("few-shot beat zero-shot on 12 of 40 examples and lost on 2; a difference this large "
+                     "would rarely happen by chance.")

@@ -430,3 +430,46 @@ def test_the_embedder_runs_on_the_gpu_when_there_is_one():
     from lab.retrieval.embed import Embedder
 
     assert Embedder().model.device.type == "cuda"
+
+# ---- editing a corpus: only inside the lab home ---------------------------------------------------
+
+def test_corpus_edits_copy_an_outside_corpus_into_the_home_first(tmp_path_factory):
+    from lab.home import LabHome
+    from lab.retrieval.corpus import add_files, delete_document, home_corpus, write_document
+
+    home = LabHome(tmp_path_factory.mktemp("home"))
+    sample = tmp_path_factory.mktemp("checkout") / "acme"
+    (sample / "policies").mkdir(parents=True)
+    (sample / "policies" / "warranty.md").write_text("# Warranty\nTwo years.\n")
+    before = (sample / "policies" / "warranty.md").stat().st_mtime_ns
+    path, existed = write_document(home, str(sample), "policies/warranty.md", "# Warranty\nThree years.\n")
+    assert existed and path.read_text().endswith("Three years.\n")  # the copy had it
+    assert path == (home.corpora / "acme" / "policies" / "warranty.md").resolve()
+    assert (sample / "policies" / "warranty.md").read_text() == "# Warranty\nTwo years.\n"  # original untouched
+    assert (sample / "policies" / "warranty.md").stat().st_mtime_ns == before
+    assert home_corpus(home, str(sample)) == home_corpus(home, "acme") == (home.corpora / "acme").resolve()
+    extra = tmp_path_factory.mktemp("uploads") / "notes.txt"
+    extra.write_text("A note.")
+    added, skipped = add_files(home, "acme", [extra], into="misc")
+    assert added == ["misc/notes.txt"] and not skipped
+    delete_document(home, "acme", "misc/notes.txt")
+    assert not (home.corpora / "acme" / "misc").exists() and sorted(p.name for p in sample.rglob("*")) == \
+        ["policies", "warranty.md"]
+
+
+def test_corpus_names_and_document_paths_are_checked(tmp_path):
+    from lab.home import LabHome
+    from lab.retrieval.corpus import RetrievalError, create_corpus, document_path
+
+    home = LabHome(tmp_path)
+    folder = create_corpus(home, "hand_book-2")
+    assert folder == home.corpora / "hand_book-2" and folder.is_dir()
+    for bad in ["", "a b", "../x", ".hidden", "x/y"]:
+        with pytest.raises(RetrievalError, match="corpus name"):
+            create_corpus(home, bad)
+    with pytest.raises(RetrievalError, match="already exists"):
+        create_corpus(home, "hand_book-2")
+    assert document_path(folder, "a/b.md") == (folder / "a" / "b.md").resolve()
+    for bad, why in [("../b.md", "inside the corpus"), ("b.exe", "use one of"), (".b.md", "hidden"), ("", "file name")]:
+        with pytest.raises(RetrievalError, match=why):
+            document_path(folder, bad)

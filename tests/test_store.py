@@ -123,3 +123,22 @@ def test_a_migration_killed_halfway_reruns_cleanly(tmp_path, monkeypatch):
     assert "generations" in tables and "half_first" not in tables and "m999_half" not in names
     monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS + [_half_migration(lambda: None)])
     assert Store(db).applied == ["m999_half"]
+
+
+def test_old_app_error_generation_rows_move_to_app_errors_once_each(tmp_path, monkeypatch):
+    """Before m007 the app logged a failed callback as a generation "app:<tab>", some twice."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(tmp_path / "lab.db")
+    before = [m for m in MIGRATIONS if m.__name__ < "m009"]
+    monkeypatch.setattr("lab.migrations.MIGRATIONS", before)
+    migrate(db)
+    rows = [("2026-01-01T10:00:00.1", "app:evaluate", "boom"), ("2026-01-01T10:00:00.4", "app:evaluate", "boom"),
+            ("2026-01-01T10:05:00.0", "app:knowledge", "no such corpus"), ("2026-01-01T10:06:00.0", "zero-shot", None)]
+    for ts, arm, error in rows:
+        db["generations"].insert({"ts": ts, "arm": arm, "model_id": "m", "error": error})
+    monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS)
+    assert migrate(db) == ["m009_app_errors_out_of_generations"]
+    assert [r["arm"] for r in db["generations"].rows] == ["zero-shot"]
+    assert [(r["place"], r["error"]) for r in db["app_errors"].rows] == [("evaluate", "boom"),
+                                                                         ("knowledge", "no such corpus")]

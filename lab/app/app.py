@@ -73,7 +73,6 @@ class Startup:
         return self.summary
 
     def _index(self, progress) -> str:
-        from ..backends.llamacpp import planned_placement
         from ..retrieval import index_corpus
 
         lines = []
@@ -89,10 +88,31 @@ class Startup:
             except Exception as e:
                 _ui.log_error(self.lab, "startup", e)
                 lines.append(f"Corpus **{Path(ref).name}** could not be indexed: {_ui.error_text(e)}")
-        where = planned_placement(self.lab.config.n_gpu_layers)
-        lines.append(f"Default model **{self.lab.config.default_model}** (runs on {where}) · "
-                     f"lab home `{self.lab.home.root}`")
+        lines.append(self.model_line())
         return " · ".join(lines)
+
+    def model_line(self) -> str:
+        from ..backends.llamacpp import planned_placement
+
+        where = planned_placement(self.lab.config.n_gpu_layers)
+        return f"Default model **{self.lab.config.default_model}** (runs on {where}) · lab home `{self.lab.home.root}`"
+
+    def current(self) -> str:
+        """The banner as the corpora are now (after an edit or a re-index in Knowledge): chunk
+        counts read from each index, nothing re-indexed."""
+        from ..retrieval import index_state
+
+        lines = []
+        for name, ref in bridge.corpora(self.lab).items():
+            try:
+                s = index_state(self.lab, ref)
+            except Exception as e:
+                lines.append(f"Corpus **{name}** could not be read: {_ui.error_text(e)}")
+                continue
+            state = ("not indexed yet" if not s["indexed"] else "ready" if not s["stale"]
+                     else f"{s['stale']} file(s) changed since: re-index")
+            lines.append(f"Corpus **{name}**: {s['chunks']} chunks from {s['files']} file{'s' if s['files'] != 1 else ''}, {state}.")
+        return " · ".join(lines + [self.model_line()])
 
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -105,7 +125,9 @@ def build_app(lab: Lab) -> gr.Blocks:
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}"):
-                    module.build(lab)
+                    made = module.build(lab)
+                for event in made or []:  # Knowledge's edits and re-index: the banner's counts follow
+                    event.then(_ui.guard(lab, "startup", startup.current), None, banner, show_progress="hidden")
         demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
     return demo
 

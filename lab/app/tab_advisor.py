@@ -43,7 +43,9 @@ def advise(lab: Lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge:
 
 def render(rec, board=None) -> str:
     out = [f"## Recommendation: {RUNG_TITLES.get(rec.rung, rec.rung)}"
-           + (" *(provisional: nothing measured yet)*" if rec.provisional else ""),
+           + (" *(provisional: nothing measured yet)*" if rec.provisional else "")
+           + (" *(evidence too thin: a first look, not a recommendation)*" if rec.thin_evidence
+              else ""),
            f"Based on: **{rec.source}**", "", "**Why**"]
     out += [f"- {r}" for r in rec.reasons]
     if board is not None:
@@ -61,7 +63,7 @@ def render(rec, board=None) -> str:
             from ..evaluation.summary import method_note
 
             out += ["", f"**Arm against arm** ({method_note(board)})"]
-            out += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(c.reading())}_" for c in board.comparisons]
+            out += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(board.sentence(c))}_" for c in board.comparisons]
     if rec.next_steps:
         out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
     if rec.would_change_if:

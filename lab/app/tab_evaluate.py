@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -20,13 +23,65 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 DEFAULT_TASK = "tickets"
+THIS_PAGE = "this page"  # the page id when a callback is called without one (tests, the API)
+
+
+@dataclass
+class Running:
+    """One page's evaluation in flight."""
+    task: str
+    cancel: threading.Event
+    started: str  # wall-clock time, for the message another page sees
 
 
 class Jobs:
-    """The evaluation running now in this app (one at a time) and how to stop it."""
+    """The evaluations running in this app. Each belongs to the page that started it (a Gradio
+    session): only that page's Cancel stops it, and a page runs one at a time. Two pages may
+    evaluate different tasks side by side (the model answers them in turn); the same task
+    twice would resume the same run twice, so the second page is told to wait."""
 
     def __init__(self):
-        self.cancel: threading.Event | None = None
+        self.lock = threading.Lock()
+        self.running: dict[str, Running] = {}  # page -> its evaluation
+
+    def start(self, page: str, task: str) -> threading.Event | str:
+        """The cancel flag of this page's new evaluation, or why it cannot start now."""
+        with self.lock:
+            mine = self.running.get(page)
+            if mine is not None:
+                return (f"This page's evaluation of {mine.task} (started {mine.started}) "
+                        "is still running: wait for it to finish, or Cancel it first.")
+            other = next((r for r in self.running.values() if r.task == task), None)
+            if other is not None:
+                return (f"Another page is evaluating {task} right now (started "
+                        f"{other.started}): wait for it to finish (only that page can cancel it), or pick "
+                        "another task.")
+            run = self.running[page] = Running(task, threading.Event(), time.strftime("%H:%M:%S"))
+            return run.cancel
+
+    def finish(self, page: str, cancel: threading.Event) -> None:
+        cancel.set()
+        with self.lock:
+            if page in self.running and self.running[page].cancel is cancel:
+                del self.running[page]
+
+    def cancel(self, page: str) -> str:
+        with self.lock:
+            mine = self.running.get(page)
+        if mine is None:
+            others = len(self.running)
+            return ("This page has no evaluation running." +
+                    (f" ({others} started on another page: only that page can cancel it.)" if others else ""))
+        mine.cancel.set()
+        return "Cancelling after the example in flight… (Run again resumes.)"
+
+    def busy(self, page: str) -> bool:
+        return page in self.running
+
+
+def new_page_id() -> str:
+    """A fresh id for each page that loads (gr.State calls it per session)."""
+    return uuid.uuid4().hex
 
 
 def setup(lab: Lab):
@@ -66,8 +121,9 @@ def task_info(lab: Lab, task_name: str) -> str:
 
 
 def run(lab: Lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | None, adapter: str | None,
-        few_shot_mode: str, fresh: bool):
-    """Start (or resume) the run; yield progress, then the scoreboard."""
+        few_shot_mode: str, fresh: bool, page: str = THIS_PAGE):
+    """Start (or resume) the run; yield progress, then the scoreboard. `page`: the page that
+    asks (its evaluation is its own); a page that already has one running is told so."""
     from ..evaluation import run_eval
 
     if not task_name:
@@ -75,13 +131,22 @@ def run(lab: Lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | No
     arms = [a for a in ARMS if a in (arms or [])]
     if not arms:
         raise gr.Error("Choose at least one arm.")
-    if jobs.cancel is not None and not jobs.cancel.is_set():
-        raise gr.Error("An evaluation is already running: cancel it first.")
     task = bridge.task(lab, task_name)
+    cancel = jobs.start(page or THIS_PAGE, task.name)
+    if isinstance(cancel, str):  # refused: say why (a toast, and the status line), leave the board as it is
+        gr.Warning(cancel)
+        yield _ui.html.escape(cancel), *([gr.update()] * (len(_empty_board())))
+        return
+    try:
+        yield from _run(lab, task, arms, limit, adapter, few_shot_mode, fresh, cancel, run_eval)
+    finally:
+        jobs.finish(page or THIS_PAGE, cancel)  # ended, failed, or the page went away: nothing left running
+
+
+def _run(lab: Lab, task, arms, limit, adapter, few_shot_mode, fresh, cancel, run_eval):
     limit = int(limit) if limit else None
     n = min(limit or 10**9, len(task.examples("eval")))
     total = n * len(arms)
-    cancel = jobs.cancel = threading.Event()
     results: queue.Queue = queue.Queue()
     outcome: dict = {}
 
@@ -98,53 +163,51 @@ def run(lab: Lab, jobs: Jobs, task_name: str, arms: list[str], limit: float | No
     threading.Thread(target=work, daemon=True, name="lab-eval").start()
     empty = _empty_board()
     yield _ui.progress_bar(0, total, "starting…"), *empty
-    done, recent, run_id = None, [], None
-    try:
-        while True:
-            row = results.get()
-            if row is None:
-                break
-            run_id = row["eval_run_id"]
-            done = lab.store.eval_run(run_id)["results"] if run_id else 0
-            recent.append([row["example_id"], row["arm"], _ui.html.escape((row.get("output") or "")[:80]),
-                           _score(row["scores"].get("primary"))])
-            label = f"run #{run_id} · {row['arm']} · {row['example_id']}"
-            yield _ui.progress_bar(min(done, total), total, label), *empty[:-1], _recent_table(recent)
-    finally:
-        cancel.set()  # the page went away or the run ended: nothing left running
-        jobs.cancel = None
+    recent, run_id = [], None
+    while True:
+        row = results.get()
+        if row is None:
+            break
+        run_id = row["eval_run_id"]
+        done = lab.store.eval_run(run_id)["results"] if run_id else 0
+        # a Dataframe shows text as text: escaping it here would show "&#x27;" for an apostrophe
+        recent.append([row["example_id"], row["arm"], " ".join((row.get("output") or "").split())[:120],
+                       _score(row["scores"].get("primary"))])
+        label = f"run #{run_id} · {row['arm']} · {row['example_id']}"
+        yield _ui.progress_bar(min(done, total), total, label), *empty[:-2], *_recent_table(recent)
     if "error" in outcome:
         raise outcome["error"]
-    run_id = outcome.get("run_id", run_id)
-    board = summarize(lab, run_id)
-    status = lab.store.eval_run(run_id)
-    note = (f"Run #{run_id}: <b>{status['status']}</b> — {status['results']} results."
-            + (" Cancelled: press Run to resume where it stopped." if status["status"] == "cancelled" else ""))
-    yield note, *board
+    yield show_run(lab, outcome.get("run_id", run_id))
 
 
-def cancel(jobs: Jobs) -> str:
-    if jobs.cancel is None:
-        return "Nothing is running."
-    jobs.cancel.set()
-    return "Cancelling after the example in flight… (Run again resumes.)"
+def status_note(board) -> str:
+    """"Run #3: 5 of 84 examples, complete as asked — 10 results: 5 examples × 2 arms."""
+    from ..evaluation.summary import coverage, results_note
+
+    return (f"Run #{board.run['id']}: <b>{_ui.html.escape(coverage(board))}</b> — "
+            f"{_ui.html.escape(results_note(board))}.")
+
+
+def cancel(jobs: Jobs, page: str = THIS_PAGE) -> str:
+    return jobs.cancel(page or THIS_PAGE)
 
 
 def show_run(lab: Lab, run_id: int | None):
+    """(status, scoreboard, chart, significance, failures, examples title, examples) of a run."""
+    from ..evaluation import summarize as _summarize
+
     if not run_id:
         return ("", *_empty_board())
-    status = lab.store.eval_run(int(run_id))
-    return (f"Run #{run_id}: <b>{status['status']}</b> — {status['results']} results.", *summarize(lab, int(run_id)))
+    board = _summarize(lab, int(run_id))
+    return (status_note(board), *board_outputs(board))
 
 
 # ---- the scoreboard ------------------------------------------------------------------------
 
-def summarize(lab: Lab, run_id: int):
-    """(scoreboard, chart, significance, failures, disagreements) for one run."""
-    from ..evaluation import summarize as _summarize
-    from ..evaluation.summary import FAILURES, method_note
+def board_outputs(board):
+    """(scoreboard, chart, significance, failures, examples title, examples table) for one run."""
+    from ..evaluation.summary import COST_BASIS_NOTES, FAILURE_NOTES, FAILURES, coverage, method_note
 
-    board = _summarize(lab, run_id)
     head = ["arm", "n", f"{board.primary_metric} [95% CI]", f"meets {board.target:.0%}", "format valid",
             "p50", "p95", "tokens in", "tokens out", "cost / 1k requests", "training", "break-even"]
     rows = []
@@ -158,25 +221,57 @@ def summarize(lab: Lab, run_id: int):
                      if a.training_cost is not None else "—",
                      str(a.break_even) if a.break_even else "—"])
     title = (f"**{board.task}** · run #{board.run['id']} · model {board.run['model_id']} · "
-             f"{'complete' if board.complete else 'partial'} ({board.n_examples} held-out examples)\n\n")
-    scoreboard = title + _ui.md_table(head, rows)
+             f"{coverage(board)} ({board.n_examples} held-out examples in the task)\n\n")
+    bases = sorted({a.cost.basis for a in board.arms if a.cost})
+    basis = "".join(f"\n\n_Cost, {COST_BASIS_NOTES[b]}._" for b in bases if b in COST_BASIS_NOTES)
+    scoreboard = title + _ui.md_table(head, rows) + basis
     sig = [f"**Is the difference real?** {method_note(board)}:", ""]
-    sig += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(c.reading())}_" for c in board.comparisons]
+    sig += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(board.sentence(c))}_" for c in board.comparisons]
     significance = "\n".join(sig) if board.comparisons else "_One arm only: nothing to compare._"
     failures = _ui.md_table(["arm", *FAILURES, "errors"],
                             [[a.arm, *(a.failures.get(f, 0) for f in FAILURES), a.errors] for a in board.arms])
+    seen = [f for f in FAILURES if any(a.failures.get(f) for a in board.arms)]
+    failures += "".join(f"\n\n**{f}**: {_ui.html.escape(FAILURE_NOTES[f])}." for f in seen)
+    return (scoreboard, chart(board), significance, failures, *examples_table(board))
+
+
+def summarize(lab: Lab, run_id: int):
+    """board_outputs of a stored run."""
+    from ..evaluation import summarize as _summarize
+
+    return board_outputs(_summarize(lab, run_id))
+
+
+def examples_table(board, most: int = 50):
+    """(title, table): the examples where the arms disagree; where they agree on every example,
+    every example's outputs, and the title says whether they all failed or all succeeded."""
     arms = [a.arm for a in board.arms]
-    disagree = [[e["id"], e["input"][:120], e["expected"][:80],
-                 *(_cell(e["outputs"].get(arm)) for arm in arms)]
-                for e in board.examples if e["disagree"]]
-    table = gr.update(value=disagree or [["—", "the arms agree on every example", "", *([""] * len(arms))]],
+    disagree = [e for e in board.examples if e["disagree"]]
+    shown = disagree or board.examples
+    if disagree:
+        title = f"**Where the arms disagree**: {len(disagree)} of {len(board.examples)} examples"
+    elif not board.examples:
+        title = "**No example scored yet.**"
+    elif len(arms) == 1:
+        title = f"**{arms[0]}'s answers** ({len(board.examples)} examples)"
+    else:
+        means = {a.quality.mean for a in board.arms}
+        n = len(board.examples)
+        title = ("**Every arm failed on every example**" if means == {0.0} else
+                 "**Every arm got every example right**" if means == {1.0} else
+                 "**The arms scored the same on every example**") + f" ({n}): their outputs"
+    title += " (score ✓/✗ and the start of each answer)" if shown else ""
+    rows = [[e["id"], e["input"][:120], e["expected"][:80], *(_cell(e["outputs"].get(arm)) for arm in arms)]
+            for e in shown[:most]]
+    table = gr.update(value=rows or [["—", "", "", *([""] * len(arms))]],
                       headers=["example", "input", "expected", *arms],
                       column_widths=[120, 320, 220, *([260] * len(arms))])
-    return scoreboard, chart(board), significance, failures, table
+    return title, table
 
 
 def chart(board):
-    """Quality against cost per 1,000 requests, one point per arm with its 95% interval."""
+    """Quality against cost per 1,000 requests, one point per arm with its 95% interval. Both
+    axes start at zero, so a few milliseconds of latency noise does not look like a gap."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,19 +279,24 @@ def chart(board):
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     use_cost = all(a.cost for a in board.arms)
+    xs = []
     for a in board.arms:
         if a.quality.mean is None:
             continue
         x = a.cost.per_1k if use_cost else (a.latency_p50 or 0.0)
+        xs.append(x)
         lo, hi = (a.quality.mean, a.quality.mean) if a.quality.lo is None else (a.quality.lo, a.quality.hi)
         yerr = [[a.quality.mean - lo], [hi - a.quality.mean]]  # one example: no interval to draw
         ax.errorbar([x], [a.quality.mean], yerr=yerr, fmt="o", capsize=4, label=a.arm)
         ax.annotate(a.arm, (x, a.quality.mean), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlim(0, 1.25 * max(xs) if xs and max(xs) > 0 else 1.0)
     ax.axhline(board.target, linestyle="--", color="grey", linewidth=1)
-    ax.text(ax.get_xlim()[0], board.target, f" target {board.target:.0%}", va="bottom", fontsize=8, color="grey")
-    ax.set_xlabel("cost per 1,000 requests" if use_cost else "latency p50 (s)")
+    ax.text(0, board.target, f" target {board.target:.0%}", va="bottom", fontsize=8, color="grey")
+    basis = sorted({a.cost.basis for a in board.arms if a.cost})
+    ax.set_xlabel(f"cost per 1,000 requests, $ ({' / '.join(basis)} basis: see below the table)" if use_cost
+                  else "latency p50 (s)")
     ax.set_ylabel(board.primary_metric)
-    ax.set_ylim(-0.02, 1.05)
+    ax.set_ylim(0, 1.05)
     ax.set_title("Quality vs cost (cheaper and higher is better)", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -205,11 +305,12 @@ def chart(board):
 
 
 def _empty_board():
-    return ["", None, "", "", gr.update(value=[], headers=["example", "input", "expected"])]
+    return ["", None, "", "", "", gr.update(value=[], headers=["example", "input", "expected"])]
 
 
-def _recent_table(recent: list) -> object:
-    return gr.update(value=recent[-12:][::-1], headers=["example", "arm", "output", "score"])
+def _recent_table(recent: list) -> tuple:
+    return ("**Latest results** (newest first)",
+            gr.update(value=recent[-12:][::-1], headers=["example", "arm", "output", "score"]))
 
 
 def _score(v) -> str:
@@ -231,6 +332,7 @@ def _cell(o: dict | None) -> str:
 
 def build(lab: Lab) -> None:
     jobs = Jobs()
+    page = gr.State(new_page_id)  # one id per page load: whose evaluation is whose
     gr.Markdown("The same held-out examples through every arm you tick, scored, with 95% intervals. "
                 "“Fine-tuning helped” is only said when the paired difference is significant after "
                 "Holm's correction, and never on fewer than 6 examples.",
@@ -258,16 +360,19 @@ def build(lab: Lab) -> None:
             significance = gr.Markdown(elem_id="eval-significance")
             gr.Markdown("**Why answers were wrong**")
             failures = gr.Markdown(elem_id="eval-failures")
-    gr.Markdown("**Where the arms disagree** (score ✓/✗ and the start of each answer)")
+    examples_title = gr.Markdown("**Where the arms disagree** (score ✓/✗ and the start of each answer)",
+                                 elem_id="eval-examples-title")
     disagreements = gr.Dataframe(interactive=False, wrap=True, max_height=420, elem_id="eval-disagree")
     past = gr.Dropdown(allow_custom_value=True, label="Show a stored run", choices=[], elem_id="eval-past")
 
-    outputs = [status, scoreboard, plot, significance, failures, disagreements]
+    outputs = [status, scoreboard, plot, significance, failures, examples_title, disagreements]
     _ui.on_load(lab, "evaluate", setup, [task, adapter, past], lab)
     _ui.on_select(lab, "evaluate", refresh, [task, adapter, past], lab)
     task.change(_ui.wire(lab, "evaluate", task_info, lab), task, about)
-    start.click(_ui.wire(lab, "evaluate", run, lab, jobs), [task, arms, limit, adapter, mode, fresh], outputs,
-                api_name="evaluate", concurrency_limit=1).then(
+    # No queue limit: a second Run must be answered at once ("already running"), not wait its turn
+    # silently behind the first; Jobs allows one evaluation per page, never the same task twice.
+    start.click(_ui.wire(lab, "evaluate", run, lab, jobs), [task, arms, limit, adapter, mode, fresh, page], outputs,
+                api_name="evaluate", concurrency_limit=None, trigger_mode="multiple").then(
         _ui.wire(lab, "evaluate", lambda: gr.update(choices=run_choices(lab))), None, past)
-    stop.click(_ui.wire(lab, "evaluate", cancel, jobs), None, status, concurrency_limit=None)
+    stop.click(_ui.wire(lab, "evaluate", cancel, jobs), page, status, concurrency_limit=None)
     past.change(_ui.wire(lab, "evaluate", show_run, lab), past, outputs)

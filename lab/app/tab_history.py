@@ -27,6 +27,8 @@ TRAIN_COLUMNS = ["id", "ts", "adapter_name", "base_model", "status", "device", "
                  "last_val_loss", "wall_s", "peak_mem", "error"]
 RATING_COLUMNS = ["id", "ts", "verdict", "generation_id", "arm", "model_id", "adapter_id", "output"]
 ERROR_COLUMNS = ["id", "ts", "place", "model_id", "error"]
+# The views the Arm filter applies to, and the arms each can hold ("prompt": `lab ask` without a task).
+ARM_CHOICES = {"Generations": [ANY, "prompt", *ARMS], "Evaluation runs": [ANY, *ARMS], "Ratings": [ANY, *ARMS]}
 
 
 def _question(row: dict) -> str:
@@ -42,10 +44,11 @@ def _matches(row: dict, search: str) -> bool:
 
 
 def rows(lab: Lab, view: str, arm: str | None, search: str | None, n: float | None) -> tuple[list[str], list[dict]]:
-    """The rows of one view, newest first, with the filters applied."""
+    """The rows of one view, newest first, with the filters applied (the Arm filter only where
+    the view has arms)."""
     n = int(n or 100)
     search = (search or "").strip()
-    arm = None if arm in (None, "", ANY) else arm
+    arm = None if arm in (None, "", ANY) or view not in ARM_CHOICES else arm
     if view == "Generations":
         found = lab.store.recent_generations(n, arm=arm, search=search or None)
         for r in found:
@@ -66,9 +69,24 @@ def rows(lab: Lab, view: str, arm: str | None, search: str | None, n: float | No
 def show(lab: Lab, view, arm, search, n):
     columns, found = rows(lab, view, arm, search, n)
     table = [[_short(_cell(r, c)) for c in columns] for r in found]
-    note = f"{len(found)} row(s) from `{lab.store.path}`" + ("" if found else " — nothing logged yet for this view.")
+    note = f"{len(found)} row(s) from `{lab.store.path}`"
+    if not found:
+        unfiltered = len(rows(lab, view, ANY, "", n)[1])
+        used = []
+        if view in ARM_CHOICES and arm not in (None, "", ANY):
+            used.append(f"arm **{arm}**")
+        if (search or "").strip():
+            used.append(f"containing “{_ui.html.escape(search.strip())}”")
+        note += (f" — none match the filters ({', '.join(used)}); {unfiltered} without them." if unfiltered
+                 else " — nothing logged yet for this view.")
     widths = [WIDTHS.get(c, 110) for c in columns]
     return gr.update(value=table or [[""] * len(columns)], headers=columns, column_widths=widths), note
+
+
+def arm_filter(view: str):
+    """The Arm filter for a view: shown only where it applies, and reset when the view changes
+    (an arm picked for generations does not carry over to training runs or app errors)."""
+    return gr.update(choices=ARM_CHOICES.get(view, [ANY]), value=ANY, visible=view in ARM_CHOICES)
 
 
 def export(lab: Lab, view, arm, search, n, fmt: str):
@@ -108,21 +126,23 @@ def build(lab: Lab) -> None:
                 f"`datasette`: `{lab.store.path}`).", elem_classes="lab-lead")
     with gr.Row():
         view = gr.Radio(VIEWS, value="Generations", label="Show", scale=3, elem_id="history-view")
-        arm = gr.Dropdown([ANY, "prompt", *ARMS], value=ANY, label="Arm", scale=1)
+        arm = gr.Dropdown(ARM_CHOICES["Generations"], value=ANY, label="Arm", scale=1, elem_id="history-arm")
         search = gr.Textbox(label="Contains", placeholder="a word of the question, answer, task…", scale=2)
         n = gr.Number(value=100, precision=0, minimum=1, label="Rows", scale=1)
     with gr.Row():
         refresh = gr.Button("Refresh", variant="primary", elem_id="history-refresh")
         as_csv = gr.Button("Export CSV")
         as_json = gr.Button("Export JSON")
-    note = gr.Markdown()
+    note = gr.Markdown(elem_id="history-note")
     table = gr.Dataframe(interactive=False, wrap=True, max_height=600, elem_id="history-table")
     download = gr.File(label="Export", interactive=False, visible=False, elem_id="history-export")
 
     inputs = [view, arm, search, n]
     show_cb = _ui.wire(lab, "history", show, lab)
     _ui.on_show(lab, "history", show, [table, note], lab, inputs=inputs)
-    for trigger in (refresh.click, view.change, arm.change, search.submit):
+    view.change(_ui.wire(lab, "history", arm_filter), view, arm, show_progress="hidden").then(
+        show_cb, inputs, [table, note])
+    for trigger in (refresh.click, arm.input, search.submit):  # arm.input: the user's pick, not the reset
         trigger(show_cb, inputs, [table, note])
     as_csv.click(_ui.wire(lab, "history", export, lab), [*inputs, gr.State("csv")], download)
     as_json.click(_ui.wire(lab, "history", export, lab), [*inputs, gr.State("json")], download)

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..retrieval import index_state
+from ..retrieval.corpus import (EDITABLE, RetrievalError, add_files, create_corpus, delete_document, document_path,
+                                home_corpus, write_document)
 from . import _ui, bridge
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
-DOC_TYPES = (".md", ".txt", ".html", ".jsonl")
 NEW_DOC = "(new document)"
 
 
@@ -42,8 +43,16 @@ def corpus_table(lab: Lab) -> str:
         rows.append([name, s["folder"], s["files"], state, s["chunks"], s.get("version") or "—",
                      s.get("built_at") or "—"])
     if not rows:
-        return f"No corpus yet: put a folder of .md/.txt/.html/.jsonl files under `{lab.home.corpora}`."
+        return f"No corpus yet: create one below, or put a folder of .md/.txt/.html/.jsonl files under `{lab.home.corpora}`."
     return _ui.md_table(["corpus", "folder", "files", "index", "chunks", "version", "built"], rows)
+
+
+def _user_fixable(fn, *args):
+    """The engine's corpus errors (a bad name, a path outside the corpus) as a message in the page."""
+    try:
+        return fn(*args)
+    except RetrievalError as e:
+        raise gr.Error(str(e), title="Knowledge", print_exception=False) from None
 
 
 def _folder(lab: Lab, ref: str) -> Path:
@@ -52,46 +61,71 @@ def _folder(lab: Lab, ref: str) -> Path:
     return bridge.corpus_folder(lab, ref)
 
 
-def documents(lab: Lab, ref: str):
+def _doc_choices(lab: Lab, ref: str) -> list[str]:
     folder = _folder(lab, ref)
-    docs = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in DOC_TYPES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return gr.update(choices=[NEW_DOC, *docs], value=NEW_DOC), "", ""
+    return [NEW_DOC, *sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                             if p.is_file() and p.suffix.lower() in EDITABLE
+                             and not any(part.startswith(".") for part in p.relative_to(folder).parts))]
 
 
-def _doc_path(folder: Path, rel: str) -> Path:
-    """A document path inside the corpus folder, never outside it."""
-    rel = (rel or "").strip()
-    if not rel:
-        raise gr.Error("Give the document a file name, e.g. notes/new-policy.md")
-    path = (folder / rel).resolve()
-    if folder.resolve() not in path.parents:
-        raise gr.Error(f"{rel}: a document must stay inside the corpus folder {folder}")
-    if path.suffix.lower() not in DOC_TYPES:
-        raise gr.Error(f"{rel}: use one of {', '.join(DOC_TYPES)}")
-    if any(part.startswith(".") for part in Path(rel).parts):
-        raise gr.Error(f"{rel}: hidden files are not indexed")
-    return path
+def documents(lab: Lab, ref: str):
+    return gr.update(choices=_doc_choices(lab, ref), value=NEW_DOC), "", ""
 
 
 def open_doc(lab: Lab, ref: str, rel: str):
     if not rel or rel == NEW_DOC:
         return "", ""
-    path = _doc_path(_folder(lab, ref), rel)
+    path = _user_fixable(document_path, _folder(lab, ref), rel)
     return rel, path.read_text(encoding="utf-8", errors="replace")
 
 
+def _edited(lab: Lab, folder: Path):
+    """After a write: the corpus picker pointing at the home copy that was written, and the table."""
+    return gr.update(choices=list(bridge.corpora(lab).items()), value=folder.name), corpus_table(lab)
+
+
 def save_doc(lab: Lab, ref: str, rel: str, text: str):
-    folder = _folder(lab, ref)
-    path = _doc_path(folder, rel)
-    existed = path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # never a half-written document
-    msg = f"{'Saved' if existed else 'Added'} `{rel}` ({len(text):,} characters). Re-index to make RAG see it."
-    return msg, corpus_table(lab)
+    """Write the document into the corpus's copy in the lab home (made on the first edit)."""
+    if not ref:
+        raise gr.Error("Pick a corpus.")
+    path, existed = _user_fixable(write_document, lab.home, ref, rel, text)
+    msg = (f"{'Saved' if existed else 'Added'} `{rel}` ({len(text):,} characters) in `{path.parent}`. "
+           "Re-index to make RAG see it.")
+    return msg, *_edited(lab, _user_fixable(home_corpus, lab.home, ref))
+
+
+def upload(lab: Lab, ref: str, files, into: str):
+    """Copy uploaded files into the corpus (its lab-home copy), under the optional sub-folder."""
+    if not ref:
+        raise gr.Error("Pick a corpus.")
+    paths = [getattr(f, "name", f) for f in (files or [])]
+    if not paths:
+        raise gr.Error("Choose one or more files to add.")
+    added, skipped = _user_fixable(add_files, lab.home, ref, paths, into or "")
+    folder = _user_fixable(home_corpus, lab.home, ref)
+    msg = (f"Added {len(added)} file(s) to `{folder}`: " + ", ".join(f"`{a}`" for a in added)
+           + ". Re-index to make RAG see them." if added else "No file added.")
+    msg += "".join(f"\n- skipped {_ui.html.escape(s)}" for s in skipped)
+    return msg, *_edited(lab, folder), gr.update(choices=_doc_choices(lab, str(folder)))
+
+
+def delete_doc(lab: Lab, ref: str, rel: str):
+    if not ref:
+        raise gr.Error("Pick a corpus.")
+    if not rel or rel == NEW_DOC:
+        raise gr.Error("Pick the document to delete.")
+    path = _user_fixable(delete_document, lab.home, ref, rel)
+    folder = _user_fixable(home_corpus, lab.home, ref)
+    table_update = _edited(lab, folder)
+    return (f"Deleted `{rel}` from `{folder}`. Re-index to drop it from RAG.", *table_update,
+            gr.update(choices=_doc_choices(lab, str(folder)), value=NEW_DOC), "", "")
+
+
+def create(lab: Lab, name: str):
+    """A new, empty corpus in the lab home, picked at once (add documents, then re-index)."""
+    folder = _user_fixable(create_corpus, lab.home, name)
+    return (f"Created corpus `{folder.name}` in `{folder}`: add documents to it, then Re-index.",
+            *_edited(lab, folder))
 
 
 def reindex(lab: Lab, ref: str, progress=gr.Progress(track_tqdm=True)):
@@ -178,7 +212,7 @@ def render_probe(r) -> str:
         "| arm | before the edit | after the edit |", "|---|---|---|", *rows, "", " ".join(verdict)])
 
 
-def build(lab: Lab) -> None:
+def build(lab: Lab) -> list:
     gr.Markdown("Facts belong in retrieval: edit a document, re-index, and the RAG arm answers with the new "
                 "fact at once; an adapter trained on the old facts keeps the old one.", elem_classes="lab-lead")
     table = gr.Markdown(elem_id="knowledge-corpora")
@@ -194,14 +228,27 @@ def build(lab: Lab) -> None:
             go = gr.Button("Search", scale=1, elem_id="knowledge-search")
         hits = gr.Dataframe(headers=["#", "score", "source", "section", "text"], interactive=False, wrap=True,
                             max_height=420, column_widths=[40, 70, 190, 200, 620], elem_id="knowledge-hits")
-    with gr.Accordion("Documents: add or edit", open=False):
+    with gr.Accordion("Documents: add, upload, edit, delete", open=False):
+        gr.Markdown("Edits are written to the corpus's folder in the lab home; a corpus the lab found "
+                    "elsewhere (the checkout's sample `acme`) is copied there on the first edit, and the "
+                    "original stays as it was.", elem_classes="lab-lead")
         with gr.Row():
             doc = gr.Dropdown(label="Document", choices=[NEW_DOC], value=NEW_DOC, scale=2, elem_id="knowledge-doc")
-            name = gr.Textbox(label="File name (inside the corpus)", placeholder="policies/new-policy.md", scale=2)
+            name = gr.Textbox(label="File name (inside the corpus)", placeholder="policies/new-policy.md", scale=2,
+                              elem_id="knowledge-name")
         text = gr.Code(label="Text", language="markdown", lines=14, elem_id="knowledge-text")
         with gr.Row():
-            save = gr.Button("Save document", variant="primary")
-        saved = gr.Markdown()
+            save = gr.Button("Save document", variant="primary", elem_id="knowledge-save")
+            delete = gr.Button("Delete document", variant="stop", elem_id="knowledge-delete")
+        with gr.Row():
+            files = gr.File(label="Upload files into this corpus (.md, .txt, .html, .jsonl, .pdf)",
+                            file_count="multiple", scale=3, elem_id="knowledge-upload")
+            into = gr.Textbox(label="Sub-folder (optional)", placeholder="policies", scale=1)
+        with gr.Row():
+            new_name = gr.Textbox(label="New corpus", placeholder="e.g. handbook", scale=3,
+                                  elem_id="knowledge-new-corpus")
+            create_btn = gr.Button("Create corpus", scale=1, elem_id="knowledge-create")
+        saved = gr.Markdown(elem_id="knowledge-saved")
     with_probe = probe_tasks(lab)
     with gr.Accordion("Staleness probe", open=False):
         with gr.Row():
@@ -219,9 +266,16 @@ def build(lab: Lab) -> None:
     _ui.on_select(lab, "knowledge", lambda: gr.update(choices=probe_tasks(lab)), [probe_task])  # new home tasks
     corpus.change(_ui.wire(lab, "knowledge", documents, lab), corpus, [doc, name, text])
     doc.change(_ui.wire(lab, "knowledge", open_doc, lab), [corpus, doc], [name, text])
-    save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, table])
-    reindex_btn.click(_ui.wire(lab, "knowledge", reindex, lab), corpus, [index_note, table])
+    edits = [
+        save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, corpus, table]),
+        delete.click(_ui.wire(lab, "knowledge", delete_doc, lab), [corpus, doc],
+                     [saved, corpus, table, doc, name, text]),
+        files.upload(_ui.wire(lab, "knowledge", upload, lab), [corpus, files, into], [saved, corpus, table, doc]),
+        create_btn.click(_ui.wire(lab, "knowledge", create, lab), new_name, [saved, corpus, table]),
+        reindex_btn.click(_ui.wire(lab, "knowledge", reindex, lab), corpus, [index_note, table]),
+    ]
     go.click(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits, api_name="search")
     query.submit(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits)
     probe_task.change(_ui.wire(lab, "knowledge", probe_info, lab), probe_task, probe_about)
     probe_go.click(_ui.wire(lab, "knowledge", run_probe, lab), [probe_task, probe_adapter], probe_out)
+    return edits  # app.py refreshes the page's banner (corpus chunk counts) after each

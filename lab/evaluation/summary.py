@@ -15,6 +15,21 @@ from . import costs, stats
 from .scorers import CONTINUOUS, CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
 FAILURES = ["request failed", "output invalid", "retrieval missed", "answer wrong"]
+# What each failure kind means, for people who did not write the scorers (tooltips, report, text).
+FAILURE_NOTES = {
+    "request failed": "the model gave no answer: the request itself failed (prompt too long, adapter would not load)",
+    "output invalid": "the answer is not in the required format (not valid JSON, not one of the labels, a schema "
+                      "field missing), so it could not be scored as right",
+    "retrieval missed": "RAG arms: none of the retrieved passages came from the document that holds the answer",
+    "answer wrong": "a well-formed answer with the wrong content",
+}
+# What a cost's basis means (the scoreboard shows "(time basis)" beside every cost).
+COST_BASIS_NOTES = {
+    "time": "time basis: the measured seconds per request × what an hour of this machine costs "
+            "(the task's cpu_hour_price / gpu_hour_price), so latency differences are cost differences",
+    "tokens": "tokens basis: the mean prompt and completion tokens per request × the task's API prices per "
+              "1,000 tokens",
+}
 
 
 @dataclass
@@ -72,10 +87,13 @@ class Scoreboard:
                 "n_examples": self.n_examples, "complete": self.complete,
                 "cost_assumptions": self.cost_assumptions, "score_kind": self.score_kind}
 
+    def sentence(self, c: stats.Comparison) -> str:
+        """The comparison in one plain sentence (`plain_sentence`), with this board's arms."""
+        return plain_sentence(c, self.arm(c.a), self.arm(c.b))
+
     def to_text(self) -> str:
         r = self.run
-        done = "complete" if self.complete else f"partial: {max((a.n for a in self.arms), default=0)} of {self.n_examples} examples"
-        lines = [f"Eval run {r['id']} · task {self.task} · model {r['model_id']} · {r['status']} ({done})",
+        lines = [f"Eval run {r['id']} · task {self.task} · model {r['model_id']} · {coverage(self)}",
                  f"Primary metric: {self.primary_metric}, target {self.target:.2f}", ""]
         head = ["arm", "n", f"{self.primary_metric} [95% CI]", "meets", "format", "p50 s", "p95 s",
                 "prompt tok", "compl tok", "cost/1k req"]
@@ -86,6 +104,8 @@ class Scoreboard:
                          _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
                          cost_cell(a.cost)])
         lines += text_table(head, rows)
+        lines += [f"Cost, {COST_BASIS_NOTES[b]}." for b in sorted({a.cost.basis for a in self.arms if a.cost})
+                  if b in COST_BASIS_NOTES]
         for a in self.arms:
             if a.training_cost is not None or a.adapter:
                 lines.append(f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
@@ -95,10 +115,12 @@ class Scoreboard:
                 lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
         if self.comparisons:
             lines += ["", f"Arm against arm ({method_note(self)}):"]
-            lines += [f"  {c}\n    {c.reading()}" for c in self.comparisons]
+            lines += [f"  {c}\n    {self.sentence(c)}" for c in self.comparisons]
         lines += ["", "Why answers were wrong (per arm):"]
         lines += text_table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
                                              for a in self.arms])
+        lines += [f"  {kind}: {FAILURE_NOTES[kind]}" for kind in FAILURES
+                  if any(a.failures.get(kind) for a in self.arms)]
         disagree = [e for e in self.examples if e["disagree"]]
         lines += ["", f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
                   + (" (first 10):" if disagree else ".")]
@@ -106,6 +128,47 @@ class Scoreboard:
             marks = "  ".join(f"{arm}={_num(o['primary'], 2)}" for arm, o in e["outputs"].items())
             lines.append(f"  {e['id']}: {marks}")
         return "\n".join(lines)
+
+
+def plain_sentence(c: stats.Comparison, a: ArmSummary | None = None, b: ArmSummary | None = None) -> str:
+    """One sentence a non-statistician understands, for every face (app, text, report): the
+    comparison's own reading (wins and losses, chance or not, or how many examples it would
+    take), except where both arms scored the same on every example: then whether they both
+    failed or both succeeded, which "the arms agree" would hide."""
+    if c.diff is not None and c.n and c.ties == c.n and a is not None and b is not None:
+        both = {a.quality.mean, b.quality.mean}
+        if both == {0.0}:
+            return (f"Both {c.b} and {c.a} failed on every one of the {c.n} example{'s' if c.n != 1 else ''} "
+                    "(score 0): nothing to choose between them yet; read their outputs to see why.")
+        if both == {1.0}:
+            return f"Both {c.b} and {c.a} got every one of the {c.n} examples right: they cannot be told apart here."
+    return c.reading()
+
+
+def coverage(board: Scoreboard) -> str:
+    """How much of the task the run covers, in words: "5 of 84 examples, complete as asked",
+    "all 84 examples", "3 of 84 examples so far (cancelled: Run resumes)"."""
+    done = max((a.n for a in board.arms), default=0)
+    status = board.run.get("status")
+    of = f"{done} of {board.n_examples} examples"
+    if board.complete:
+        return f"all {board.n_examples} examples, complete"
+    if status == "partial":  # the runner finished every example it was asked for (a --limit)
+        return f"{of}, complete as asked"
+    if status == "running":
+        return f"{of} so far (running)"
+    if status in ("cancelled", "interrupted", "failed"):
+        why = {"cancelled": "cancelled", "interrupted": "interrupted", "failed": "stopped by an error"}[status]
+        return f"{of} so far ({why}: Run again resumes)"
+    return f"{of} ({status})"
+
+
+def results_note(board: Scoreboard) -> str:
+    """"10 results: 5 examples × 2 arms" (a result is one example through one arm)."""
+    n = sum(len(e["outputs"]) for e in board.examples)
+    per = max((a.n for a in board.arms), default=0)
+    return f"{n} result{'s' if n != 1 else ''}: {per} example{'s' if per != 1 else ''} × {len(board.arms)} arm" \
+           + ("s" if len(board.arms) != 1 else "")
 
 
 def method_note(board: Scoreboard) -> str:

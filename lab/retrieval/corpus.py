@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -222,3 +223,103 @@ def html_to_text(html: str) -> tuple[str, str]:
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
     title = " ".join((parser.title or parser.first_h1).split())
     return title, text
+
+
+# ---- editing a corpus: only ever inside the lab home ------------------------------------------
+
+EDITABLE = (".md", ".txt", ".html", ".jsonl")  # what the app edits as text
+CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    path, root = path.resolve(), root.resolve()
+    return path == root or root in path.parents
+
+
+def home_corpus(home, ref: str | Path) -> Path:
+    """The folder inside the lab home where edits of corpus `ref` go. A corpus outside the home
+    (the checkout's sample `acme` when the home has none, or a path) is first copied into
+    <home>/corpora/<name>: the lab never writes outside its home, and the original stays as it was."""
+    name, folder = resolve_corpus(home, ref, home.indexes)
+    if folder is not None and _inside(folder, home.root):
+        return folder
+    target = home.corpora / name
+    if target.is_dir() and _inside(target, home.root):  # copied before: edit the copy
+        return target.resolve()
+    if target.exists() or target.is_symlink():
+        raise RetrievalError(f"{target} leads to {target.resolve()}, outside the lab home {home.root}: the lab "
+                             "does not write there (replace the link with a copy of the folder)")
+    if folder is None:
+        raise RetrievalError(f"corpus '{name}' has an index but no folder: nothing to copy into {target}")
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".*"), symlinks=False)
+    return target.resolve()
+
+
+def create_corpus(home, name: str) -> Path:
+    """A new, empty corpus folder <home>/corpora/<name>."""
+    name = (name or "").strip()
+    if not CORPUS_NAME.fullmatch(name):
+        raise RetrievalError(f"corpus name '{name}': use letters, digits, '-' and '_' (up to 64, no spaces)")
+    target = home.corpora / name
+    if target.exists() or target.is_symlink():
+        raise RetrievalError(f"{target} already exists: pick another name")
+    target.mkdir(parents=True)
+    return target
+
+
+def document_path(folder: Path, rel: str, types=EDITABLE) -> Path:
+    """A document path inside the corpus folder, never outside it, of a type the lab reads."""
+    rel = (rel or "").strip()
+    if not rel:
+        raise RetrievalError("give the document a file name, e.g. notes/new-policy.md")
+    path = (folder / rel).resolve()
+    if not _inside(path, folder) or path == folder.resolve():
+        raise RetrievalError(f"{rel}: a document must stay inside the corpus folder {folder}")
+    if path.suffix.lower() not in types:
+        raise RetrievalError(f"{rel}: use one of {', '.join(types)}")
+    if any(part.startswith(".") for part in Path(rel).parts):
+        raise RetrievalError(f"{rel}: hidden files are not indexed")
+    return path
+
+
+def write_document(home, ref: str | Path, rel: str, text: str) -> tuple[Path, bool]:
+    """Write one text document into the corpus (its home copy); (path, whether it existed)."""
+    path = document_path(home_corpus(home, ref), rel)
+    existed = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # never a half-written document
+    return path, existed
+
+
+def add_files(home, ref: str | Path, files, into: str = "") -> tuple[list[str], list[str]]:
+    """Copy files (uploads) into the corpus, under the sub-folder `into`: (added paths relative
+    to the corpus, skipped files with why). A file of the same name is replaced."""
+    folder = home_corpus(home, ref)
+    added, skipped = [], []
+    for src in map(Path, files):
+        rel = (Path(into.strip().strip("/")) / src.name).as_posix() if into and into.strip() else src.name
+        try:
+            dest = document_path(folder, rel, tuple(sorted(SUPPORTED)))
+        except RetrievalError as e:
+            skipped.append(str(e))
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        added.append(dest.relative_to(folder).as_posix())
+    return added, skipped
+
+
+def delete_document(home, ref: str | Path, rel: str) -> Path:
+    """Delete one document from the corpus (its home copy); empty folders it leaves go too."""
+    folder = home_corpus(home, ref)
+    path = document_path(folder, rel, tuple(sorted(SUPPORTED)))
+    if not path.is_file():
+        raise RetrievalError(f"{rel}: no such document in {folder}")
+    path.unlink()
+    parent = path.parent
+    while parent != folder and _inside(parent, folder) and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+    return path
