@@ -431,6 +431,7 @@ def test_the_embedder_runs_on_the_gpu_when_there_is_one():
 
     assert Embedder().model.device.type == "cuda"
 
+
 # ---- editing a corpus: only inside the lab home ---------------------------------------------------
 
 def test_corpus_edits_copy_an_outside_corpus_into_the_home_first(tmp_path_factory):
