@@ -152,3 +152,23 @@ def test_advisor_judges_tuning_against_the_best_prompt_config_and_names_it(fake_
     assert "the best measured prompt configuration (few-shot, 2 similar examples, 0.750, eval run" in text
     assert "tune vs few-shot" not in text  # not judged against this run's weaker few-shot
     assert rec.evidence["best_prompt"]["label"] == "few-shot, 2 similar examples"
+
+
+def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
+    from click.testing import CliRunner
+
+    from lab import ladder
+    from lab.cli import cli
+
+    monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: ladder.fixed_shots(pool, k)[::-1])
+    fake_lab.fake.default = "Cardiologist"
+    obj = {"lab": fake_lab, "home": str(fake_lab.home.root)}
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "2,9", "--limit", "4",
+                                 "--constrain"], obj=obj)
+    assert r.exit_code == 0, r.output
+    assert "few-shot, 2 similar examples, constrained" in r.output and "k capped at 6" in r.output
+    assert "best prompt configuration: zero-shot, constrained (0.250 on 4 examples)" in r.output
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--limit", "2", "--constrain"], obj=obj)
+    assert r.exit_code == 0 and "Constrained decoding" in r.output, r.output
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "two"], obj=obj)
+    assert r.exit_code == 2 and "--ks takes comma-separated whole numbers" in r.output
