@@ -395,9 +395,8 @@ def questionnaire_fields() -> list[str]:
 
 def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
     """The advice for a summarised eval run, with the task's training-set size and corpus."""
-    from .evaluation.summary import load_run, task_of_run
-
     from .evaluation.prompt_rung import best_prompt_for_run
+    from .evaluation.summary import load_run, task_of_run
 
     run = load_run(lab, board.run["id"])
     task = task_of_run(run)

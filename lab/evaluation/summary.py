@@ -128,8 +128,8 @@ def constrained_note(board: Scoreboard) -> str | None:
     marks = [f"{a.arm} {'yes' if a.constrained else 'NO'}" for a in board.arms]
     line = "Constrained decoding (answers held to the task's labels or schema): " + ", ".join(marks)
     if any(a.constrained is False for a in board.arms):
-        line += ("\n  NO: the backend could not enforce it (transformers has no JSON-schema constraint "
-                 "in this environment); those answers are unconstrained")
+        line += ("\n  NO: the backend did not enforce it (e.g. transformers has no JSON-schema constraint "
+                 "in this environment): those answers are unconstrained")
     return line
 
 
