@@ -200,8 +200,10 @@ def _fmt(a) -> str:
 
 
 def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_examples: int | None = None,
-                           has_corpus: bool = False) -> Recommendation:
-    """The cheapest measured rung that meets the target, with the numbers and the tests behind it."""
+                           has_corpus: bool = False, best_prompt=None) -> Recommendation:
+    """The cheapest measured rung that meets the target, with the numbers and the tests behind it.
+    `best_prompt` (a `prompt_rung.BestPrompt`): the tuned arm against the best measured prompt
+    configuration; "fine-tuning helped" is then judged against that one."""
     task, target = board.task, board.target
     measured = [a for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm)) if a.quality.mean is not None]
     if not measured:
@@ -230,7 +232,9 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
     chosen = _choose(board, allowed, reasons, steps, change)
-    _what_each_step_bought(board, reasons)
+    _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
+    if best_prompt is not None:
+        _tuning_against_best_prompt(best_prompt, reasons, evidence)
 
     _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change)
 
@@ -322,13 +326,14 @@ def _choose(board, allowed: list, reasons: list, steps: list, change: list):
     return chosen
 
 
-def _what_each_step_bought(board, reasons: list) -> None:
-    """Say what each step up the ladder bought, significant or not."""
+def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
+    """Say what each step up the ladder bought, significant or not (tune against the prompt arms
+    of this run is skipped when it is measured against the best prompt configuration instead)."""
     for lower, upper, what in [("zero-shot", "few-shot", "few-shot examples"), ("few-shot", "rag", "retrieval"),
                                ("zero-shot", "rag", "retrieval"), ("few-shot", "tune", "fine-tuning"),
                                ("zero-shot", "tune", "fine-tuning"), ("rag", "tune+rag", "fine-tuning on top of RAG")]:
         c = board.comparison(lower, upper)
-        if c is None or c.diff is None:
+        if c is None or c.diff is None or (skip_tune_vs_prompt and upper == "tune" and lower in PROMPT_RUNGS):
             continue
         interval = _interval(c)
         if c.significant and c.diff > 0:
@@ -342,6 +347,28 @@ def _what_each_step_bought(board, reasons: list) -> None:
             reasons.append(f"The evidence does not show that {what} helped: {upper} vs {lower} {interval} "
                            "(not significant).")
 
+
+
+def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
+    """Did fine-tuning help, against the best prompt configuration measured (not merely this run's
+    few-shot)? Names the configuration; one test, not Holm-corrected with the scoreboard's."""
+    c, cfg = best.comparison, best.config
+    name = (f"the best measured prompt configuration ({cfg.label()}, {cfg.score:.3f}, eval run "
+            f"{cfg.eval_run_id}; best of {best.candidates})")
+    evidence["best_prompt"] = {**cfg.as_dict(), "candidates": best.candidates, "comparison": c.as_dict()}
+    if c.diff is None:
+        return
+    interval = _interval(c)
+    if c.significant and c.diff > 0:
+        reasons.append(f"Fine-tuning helped over {name}: {c.b} vs it {interval} (significant).")
+    elif c.significant:
+        reasons.append(f"Fine-tuning hurt against {name}: {c.b} vs it {interval} (significant).")
+    elif c.too_few:
+        reasons.append(f"Whether fine-tuning beats {name} cannot be told yet ({c.b} vs it {interval}): "
+                       f"{c.reading()}")
+    else:
+        reasons.append(f"The evidence does not show that fine-tuning helped over {name}: {c.b} vs it "
+                       f"{interval} (not significant).")
 
 
 def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change) -> None:
@@ -403,8 +430,11 @@ def questionnaire_fields() -> list[str]:
 
 def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
     """The advice for a summarised eval run, with the task's training-set size and corpus."""
+    from .evaluation.prompt_rung import best_prompt_for_run
     from .evaluation.summary import load_run, task_of_run
 
-    task = task_of_run(load_run(lab, board.run["id"]))
+    run = load_run(lab, board.run["id"])
+    task = task_of_run(run)
+    best = best_prompt_for_run(lab, run, "tune", board.score_kind) if board.arm("tune") else None
     return advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
-                                  has_corpus=bool(task.corpus))
+                                  has_corpus=bool(task.corpus), best_prompt=best)

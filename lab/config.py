@@ -26,6 +26,7 @@ class GenerationOptions(BaseModel):
     stop: list[str] = Field(default_factory=list)
     json_schema: dict[str, Any] | None = None  # constrain output to this JSON schema
     grammar: str | None = None  # or a GBNF grammar (llama.cpp only)
+    choices: list[str] | None = None  # or exactly one of these strings (a label task's labels)
 
 
 class LabConfig(BaseModel):

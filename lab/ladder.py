@@ -108,6 +108,31 @@ def fit_shots(lab, model: str | None, question: str, shots: list, instruction: s
     return shots
 
 
+# ---- constrained output ------------------------------------------------------------------------
+
+def constraint_options(task) -> dict[str, Any]:
+    """What constrained decoding restricts a task's answers to, as GenerationOptions fields: a
+    label task's labels, a JSON task's schema (any JSON object without one); {} for free text."""
+    if task.output_format == "label" and task.labels:
+        return {"choices": list(task.labels)}
+    if task.output_format == "json":
+        return {"json_schema": task.schema() or {"type": "object"}}
+    return {}
+
+
+def constrained(lab, task, options, model: str | None, kind: str | None):
+    """`options` with the task's constraint on; refused where the backend cannot honour it."""
+    if task is None:
+        raise ArmError("constrained output needs a task: its labels or JSON schema say what to allow")
+    update = constraint_options(task)
+    if not update:
+        raise ArmError(f"task '{task.name}' is free text: there is no label set or schema to constrain to")
+    if "choices" in update and lab.backend(model, kind).info.kind == "openai":
+        raise ArmError("an OpenAI-compatible server cannot be held to a label set by the lab "
+                       "(only a JSON schema, as response_format): evaluate without --constrain")
+    return options.model_copy(update=update)
+
+
 # ---- corpora and adapters ---------------------------------------------------------------------
 
 def task_corpus(lab, task) -> str:
@@ -141,18 +166,21 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
            adapter: "str | AdapterInfo | None" = None, model: str | None = None, kind: str | None = None,
            options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
            rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None,
-           cancel: "threading.Event | None" = None) -> Answer:
+           cancel: "threading.Event | None" = None, constrain: bool = False) -> Answer:
     """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
     pool, the corpus and the answer length; explicit arguments win over it.
 
     few-shot: `shots` as (input, output) pairs, else the task's first `k` (default its few_shot_k),
     trimmed to fit the context. rag arms: `corpus` (default: the task's), `rag_k` passages.
     tune arms: `adapter` (a name or an AdapterInfo), served with the instruction it was trained
-    with unless `system` is given. `log` adds context to the generation row (eval_run_id, ...)."""
+    with unless `system` is given. `log` adds context to the generation row (eval_run_id, ...).
+    `constrain`: the answer is held to the task's labels or JSON schema (constrained decoding)."""
     check_arms([arm])
     instruction = system if system is not None else ((task.instruction or None) if task else None)
     if options is None:
         options = lab.options(max_tokens=task.max_tokens) if task else lab.options()
+    if constrain:
+        options = constrained(lab, task, options, model, kind)
     tuned = None
     if arm in TUNE_ARMS:
         if adapter is None:

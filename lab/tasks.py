@@ -108,6 +108,9 @@ class Task(BaseModel):
     fewshot: Path | None = None
     few_shot_k: int = Field(8, ge=0)  # examples put in a few-shot prompt
     max_tokens: int = Field(64, ge=1)  # completion budget per answer
+    # Constrained decoding for every arm alike: a label task's answers restricted to its labels,
+    # a JSON task's to its schema (`lab eval --constrain/--no-constrain` overrides it per run).
+    constrain: bool = False
     cost: Cost = Field(default_factory=Cost)
     probe: Probe | None = None
 
@@ -127,6 +130,13 @@ class Task(BaseModel):
             raise ValueError("a 'label' task needs a non-empty list of labels")
         if v is not None and len(set(v)) != len(v):
             raise ValueError("has duplicates")
+        return v
+
+    @field_validator("constrain")
+    @classmethod
+    def _something_to_constrain_to(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("output_format") == "text":
+            raise ValueError("a 'text' task has no label set or schema to constrain its answers to")
         return v
 
     @field_validator("json_schema", "train", "eval", "fewshot")

@@ -14,6 +14,7 @@ from ..config import GenerationOptions
 from ..models import ModelInfo
 from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
                    cancelled, plain_render)
+from .constrain import LabelTrie, end_token_ids
 
 
 def cpu_supports_bf16() -> bool:
@@ -239,6 +240,9 @@ class HFBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        if options.choices:  # a label set: a trie over the labels' tokens (no JSON-schema library here)
+            trie = LabelTrie.for_tokenizer(self.tokenizer, options.choices, end_token_ids(self.model, self.tokenizer))
+            kwargs["prefix_allowed_tokens_fn"] = trie.prefix_fn(n_prompt)
         stopped = []  # set when the cancel event stopped generation
 
         class Cancelled(StoppingCriteria):  # checked after every token
@@ -272,6 +276,6 @@ class HFBackend:
             text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new_ids),
             ttft_s=streamer.ttft or total, total_s=total, prompt_text=prompt_text,
             finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"device": self.device, "dtype": self.dtype, "constrained": False,
+            extra={"device": self.device, "dtype": self.dtype, "constrained": bool(options.choices),
                    "adapter_sha256": served.sha256 if served else None},
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import threading
 import time
@@ -17,6 +16,7 @@ from ..gguf_meta import read_metadata
 from ..models import ModelInfo
 from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
                    cancelled, plain_render)
+from .constrain import llama_grammar
 
 
 @contextlib.contextmanager
@@ -191,12 +191,7 @@ class LlamaCppBackend:
         if len(tokens) >= self.n_ctx - 8:
             raise ContextTooLong(len(tokens), self.n_ctx, self.info.id)
         max_tokens = min(options.max_tokens, self.n_ctx - len(tokens))
-        grammar = None
-        if options.json_schema is not None or options.grammar:
-            from llama_cpp import LlamaGrammar
-
-            grammar = (LlamaGrammar.from_string(options.grammar, verbose=False) if options.grammar
-                       else LlamaGrammar.from_json_schema(json.dumps(options.json_schema), verbose=False))
+        grammar = llama_grammar(options)  # a GBNF string, a label set or a JSON schema, else None
         with self.lock:
             served = self._set_adapter(adapter, adapter_sha)
             if not self.reuse_prefix:

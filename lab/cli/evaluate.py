@@ -90,9 +90,16 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
 @click.option("--similar", is_flag=True, help="Few-shot examples most similar to each question (by embedding) "
                                               "instead of a fixed set (no shared-prefix cache then).")
 @click.option("--fresh", is_flag=True, help="Start a new run instead of resuming the matching one.")
+@click.option("--constrain/--no-constrain", default=None,
+              help="Hold every arm's answers to the task's labels or JSON schema (constrained decoding); "
+                   "default: the task's `constrain`.")
+@click.option("--best-prompt", is_flag=True, help="Compare the prompt rung's configurations instead (zero-shot; "
+                                                  "few-shot fixed vs similar at several k) and name the best.")
+@click.option("--ks", help="With --best-prompt: comma-separated few-shot k values (default: 2,4,8 and the task's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scoreboard as JSON.")
 @click.pass_context
-def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, as_json):
+def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, constrain, best_prompt,
+             ks, as_json):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from ..evaluation import run_eval, summarize
     from ..task_import import leakage
@@ -103,10 +110,13 @@ def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar,
     if leaked := leakage(t):
         click.secho(f"warning: {leaked} held-out example(s) of '{t.name}' share their (normalised) input with a "
                     "train or few-shot example: the few-shot and tuned scores are inflated", fg="yellow", err=True)
+    if best_prompt:
+        return _best_prompt(lab, t, limit=limit, model=model, constrain=constrain, ks=ks, as_json=as_json)
     chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
     try:
         run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
-                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh)
+                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh,
+                          constrain=constrain)
     except KeyboardInterrupt:
         click.secho(f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
                     "options again to resume", fg="yellow", err=True)
@@ -118,6 +128,32 @@ def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar,
     click.echo(board.to_text())
     click.secho(f"\nnext: `lab advise {task}` for the recommendation, `lab report {task}` for the HTML report",
                 fg="bright_black", err=True)
+
+
+def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
+    """`lab eval TASK --best-prompt`: every prompt configuration on the same examples, and the best."""
+    from ..evaluation.prompt_rung import best_prompt_config, measure_prompt_rung
+
+    try:
+        k_values = [int(x) for x in ks.split(",") if x.strip()] if ks else None
+    except ValueError:
+        raise click.BadParameter(f"--ks takes comma-separated whole numbers (got {ks!r})") from None
+    try:
+        configs = measure_prompt_rung(lab, task, limit=limit, ks=k_values, constrain=constrain, model=model,
+                                      progress=not as_json, on_note=lambda n: click.secho(n, fg="yellow", err=True))
+    except KeyboardInterrupt:
+        click.secho("\ninterrupted: finished examples are saved; run the same command again to resume",
+                    fg="yellow", err=True)
+        sys.exit(130)
+    best = best_prompt_config(configs)
+    if as_json:
+        click.echo(json.dumps({"configs": [c.as_dict() for c in configs], "best": best.as_dict()}, indent=2))
+        return
+    table(["configuration", "score", "n", "eval run"],
+          [(c.label() + ("  <- best" if c is best else ""), "n/a" if c.score is None else f"{c.score:.3f}", c.n,
+            c.eval_run_id) for c in configs])
+    click.echo(f"\nbest prompt configuration: {best.label()} ({best.score:.3f} on {best.n} examples); "
+               f"`lab advise {task.name}` measures the tuned arm against it")
 
 
 def _questionnaire(lab, task, flags: dict, interactive: bool):

@@ -36,11 +36,17 @@ SAMPLING_TEMPERATURE = 0.7
 
 
 def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
-              rag_k: int) -> dict:
+              rag_k: int, constrain: bool = False) -> dict:
     """What makes two evaluations comparable row for row (the run is resumed when it matches)."""
     return {"model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
             "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,
-            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE}}
+            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE},
+            "constrain": constrain}
+
+
+# Identity keys added later, with the value every older run had (runs before constrained
+# decoding were unconstrained), so those runs still resume and never mix with new ones.
+IDENTITY_DEFAULTS = {"constrain": False}
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -48,7 +54,7 @@ def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict)
             "select * from eval_runs where task = ? and task_hash = ? and model_id = ? order by id desc",
             [task_name, task_hash, model_id]):
         config = json.loads(run["config_json"] or "{}")
-        if {k: config.get(k) for k in identity} == identity:
+        if {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in identity} == identity:
             return run
     return None
 
@@ -67,13 +73,16 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
              repeats: int = 1, model: str | None = None, adapter: str | None = None,
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
              progress: bool = True, cancel: threading.Event | None = None,
-             on_result: Callable[[dict], None] | None = None, fresh: bool = False) -> int:
+             on_result: Callable[[dict], None] | None = None, fresh: bool = False,
+             constrain: bool | None = None) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
     `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
     `repeats` > 1 samples at temperature 0.7 with one seed per repeat (a stability check).
     `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
-    called after each row is written. `fresh=True` starts a new run instead of resuming."""
+    called after each row is written. `fresh=True` starts a new run instead of resuming.
+    `constrain` (default: the task's `constrain`) holds every arm's answers to the task's labels or
+    JSON schema; constrained and unconstrained runs are separate runs."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -82,6 +91,9 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     if few_shot_mode not in ("fixed", "similar"):
         raise EvalError(f"few_shot_mode must be 'fixed' or 'similar' (got {few_shot_mode!r})")
     k = task.few_shot_k if k is None else k
+    constrain = task.constrain if constrain is None else bool(constrain)
+    if constrain and not ladder.constraint_options(task):
+        raise EvalError(f"task '{task.name}' is free text: there is no label set or schema to constrain to")
     corpus = ladder.task_corpus(lab, task) if set(arms) & ladder.RAG_ARMS else None  # fails early without one
     pool = ladder.few_shot_pool(task) if "few-shot" in arms else []
     if "few-shot" in arms and k > 0 and not pool:
@@ -92,7 +104,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     if set(arms) & ladder.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
     model_sha = lab.model_sha(info)
-    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
+    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
     run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
 
@@ -116,7 +128,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
             bar.set_postfix_str(arm, refresh=False)
             row = _one(lab, task, arm, repeat, ex, run_id=run_id, model=model, repeats=repeats,
                        shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
-                       rag_k=rag_k, adapter=the_adapter, corpus=corpus)
+                       rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
             bar.update(1)
             if on_result:
                 on_result(row)
@@ -163,7 +175,7 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
 
 
 def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None, repeats: int,
-         shots, pool, k: int, rag_k: int, adapter, corpus: str | None) -> dict:
+         shots, pool, k: int, rag_k: int, adapter, corpus: str | None, constrain: bool = False) -> dict:
     """One (example, arm, repeat): generate, score, write the row."""
     sampling = repeats > 1
     options = lab.options(max_tokens=task.max_tokens,
@@ -176,8 +188,10 @@ def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None
     gen_id, error, passages = None, None, None
     try:
         ans = lab.answer(arm, ex.input, task=task, model=model, options=options, shots=shots,
-                         adapter=adapter, corpus=corpus, rag_k=rag_k, log=log)
+                         adapter=adapter, corpus=corpus, rag_k=rag_k, log=log, constrain=constrain)
         output, gen_id, passages = ans.text, ans.row_id, ans.passages
+        if constrain:  # what the backend actually enforced (transformers has no JSON-schema constraint)
+            extra["constrained"] = bool(ans.generation.extra.get("constrained"))
         if ans.shots is not None:
             extra["k_used"] = ans.shots
     except BackendError as e:  # context too long, adapter failed to load...: a failed answer

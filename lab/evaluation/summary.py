@@ -53,6 +53,7 @@ class ArmSummary:
     training_device: str | None = None
     break_even: costs.BreakEven | None = None
     adapter: str | None = None
+    constrained: bool | None = None  # constrained decoding enforced on every answer (None: not asked)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -113,6 +114,8 @@ class Scoreboard:
                              f"{a.break_even if a.break_even else 'n/a'}")
             if a.stability is not None:
                 lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
+        if note := constrained_note(self):
+            lines += ["", note]
         if self.comparisons:
             lines += ["", f"Arm against arm ({method_note(self)}):"]
             lines += [f"  {c}\n    {self.sentence(c)}" for c in self.comparisons]
@@ -179,6 +182,18 @@ def method_note(board: Scoreboard) -> str:
     holm = f"; p Holm-corrected across {m} comparisons" if m > 1 else ""
     return (f"b - a in {board.primary_metric}, 95% CI; {test}{holm}; "
             f"never significant below {stats.MIN_PAIRS} examples")
+
+
+def constrained_note(board: Scoreboard) -> str | None:
+    """Which arms' answers were held to the label set / JSON schema, when the run asked for it."""
+    if not board.run.get("config", {}).get("constrain"):
+        return None
+    marks = [f"{a.arm} {'yes' if a.constrained else 'NO'}" for a in board.arms]
+    line = "Constrained decoding (answers held to the task's labels or schema): " + ", ".join(marks)
+    if any(a.constrained is False for a in board.arms):
+        line += ("\n  NO: the backend did not enforce it (e.g. transformers has no JSON-schema constraint "
+                 "in this environment): those answers are unconstrained")
+    return line
 
 
 def money(v: float | None) -> str:
@@ -304,7 +319,8 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             latency_p95=stats.percentile([r["total_s"] for r in ok], 95),
             prompt_tokens=pt, completion_tokens=ct,
             cost=costs.per_1k_requests(task.cost, pt, ct, secs, device),
-            failures=fails, errors=sum(1 for r in arm_rows if r.get("error")), stability=stability))
+            failures=fails, errors=sum(1 for r in arm_rows if r.get("error")), stability=stability,
+            constrained=_constrained(run, ok)))
 
     _add_training_costs(lab, run, task, summaries)
     comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, kind)
@@ -331,6 +347,13 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
                       primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
                       examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
                       cost_assumptions=cost_table, score_kind=kind)
+
+
+def _constrained(run: dict, ok_rows: list[dict]) -> bool | None:
+    """True when the run asked for constrained decoding and the backend enforced it on every answer."""
+    if not run["config"].get("constrain"):
+        return None
+    return bool(ok_rows) and all(r["extra"].get("constrained") for r in ok_rows)
 
 
 def _add_training_costs(lab, run: dict, task, summaries: list[ArmSummary]) -> None:

@@ -1,0 +1,200 @@
+"""The prompt rung at its best: zero-shot and few-shot configurations (fixed vs similar-by-embedding
+examples, several k) measured once on the same held-out examples, so "the prompt rung" in a
+comparison with tuning means the best of those measured, not whichever few-shot setting ran first.
+
+    configs = measure_prompt_rung(lab, "specialty", limit=40)     # runs or resumes each config
+    best = best_prompt_config(configs)                              # e.g. few-shot, 8 similar examples
+    print(best.label(), best.score)
+
+Each configuration is one evaluation run through `runner.run_eval` (its identity holds the mode,
+k and `constrain`), so a second call reuses the finished runs and `lab eval` with the same
+settings shares them. The advisor's tune-vs-prompt comparison uses `best_prompt_for_run`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .. import ladder
+from ..prompts import few_shot
+from ..tasks import load_task
+from . import stats
+from .runner import IDENTITY_DEFAULTS, EvalError, run_eval
+
+MODES = ("fixed", "similar")
+DEFAULT_KS = (2, 4, 8)  # besides the task's own few_shot_k
+
+
+@dataclass
+class PromptConfig:
+    arm: str  # "zero-shot" | "few-shot"
+    mode: str  # "fixed" | "similar" (zero-shot: "fixed", unused)
+    k: int  # few-shot examples asked for (zero-shot: 0)
+    constrain: bool
+    eval_run_id: int
+    score: float | None  # mean primary score over the held-out examples measured (None: none yet)
+    n: int  # held-out examples scored
+    per_example: dict[str, float] = field(default_factory=dict, repr=False)  # example id -> primary score
+
+    def label(self) -> str:
+        """"few-shot, 8 similar examples, constrained"; "zero-shot"."""
+        what = "zero-shot" if self.arm == "zero-shot" else f"few-shot, {self.k} {self.mode} examples"
+        return what + (", constrained" if self.constrain else "")
+
+    def as_dict(self) -> dict:
+        return {"arm": self.arm, "mode": self.mode, "k": self.k, "constrain": self.constrain,
+                "eval_run_id": self.eval_run_id, "score": self.score, "n": self.n, "label": self.label()}
+
+
+# ---- which k to try ---------------------------------------------------------------------------
+
+def candidate_ks(lab, task, held_out: Sequence, model: str | None = None,
+                 ks: Sequence[int] | None = None) -> tuple[list[int], list[str]]:
+    """The few-shot k values to measure (default: 2, 4, 8 and the task's few_shot_k), each capped
+    at the few-shot pool's size and at what fits the context with the longest held-out question
+    (fixed examples; per question the ladder still trims to fit). Returns (ks, notes on capping)."""
+    wanted = sorted({k for k in (ks if ks is not None else (*DEFAULT_KS, task.few_shot_k)) if k > 0})
+    pool = ladder.few_shot_pool(task)
+    if not pool:
+        return [], [f"task '{task.name}' has no few-shot pool: zero-shot only"]
+    fits = min(len(pool), _k_that_fits(lab, task, pool, held_out, model))
+    notes = []
+    if wanted and wanted[-1] > fits:
+        over = [k for k in wanted if k > fits]
+        why = ("the few-shot pool has only " + str(len(pool)) + " examples" if fits == len(pool)
+               else f"only {fits} examples fit the context with the longest question")
+        notes.append(f"k capped at {fits}: {why} (asked for {', '.join(map(str, over))})")
+    return sorted({min(k, fits) for k in wanted if min(k, fits) > 0}), notes
+
+
+def _k_that_fits(lab, task, pool, held_out, model: str | None) -> int:
+    """The largest k whose fixed few-shot prompt, with the longest question and the answer budget,
+    fits the model's context."""
+    backend = lab.backend(model)
+    longest = max((e.input for e in held_out), key=len, default="")
+    instruction = task.instruction or None
+    k = len(pool)
+    while k > 0:
+        prompt = backend.render(few_shot(longest, ladder.fixed_shots(pool, k), instruction))
+        if backend.count_tokens(prompt) + task.max_tokens <= backend.n_ctx - 8:
+            break
+        k -= 1
+    return k
+
+
+# ---- measuring --------------------------------------------------------------------------------
+
+def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int] | None = None,
+                        modes: Sequence[str] = MODES, constrain: bool | None = None, progress: bool = False,
+                        cancel: threading.Event | None = None, model: str | None = None,
+                        on_note: Callable[[str], None] | None = None) -> list[PromptConfig]:
+    """Run (or resume) zero-shot and every few-shot (mode, k) configuration on the same held-out
+    examples (the first `limit`); returns each one's score. `constrain` (default: the task's) applies
+    to every configuration alike. `on_note` hears which k were capped and why. Stops early, with
+    what it has, once `cancel` is set."""
+    task = load_task(task, home=lab.home)
+    constrain = task.constrain if constrain is None else bool(constrain)
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise EvalError(f"few-shot mode(s) {', '.join(bad)}: choose from {', '.join(MODES)}")
+    held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
+    ks, notes = candidate_ks(lab, task, held_out, model, ks)
+    for note in notes:
+        (on_note or (lambda s: None))(note)
+    ids = [e.id for e in held_out]
+    common = dict(limit=limit, model=model, constrain=constrain, progress=progress, cancel=cancel)
+    # zero-shot joins the run `lab eval TASK` makes by default (fixed, the task's k)
+    plan = [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks]
+    configs = []
+    for arm, mode, k in plan:
+        if cancel is not None and cancel.is_set():
+            break
+        run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, **common)
+        configs.append(_config(lab, run_id, arm, mode, k, constrain, ids))
+    return configs
+
+
+def _config(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool, ids: Sequence[str]) -> PromptConfig:
+    per_example = run_scores(lab, run_id, arm, ids)
+    return PromptConfig(arm, mode, k, constrain, run_id, stats.mean(list(per_example.values())),
+                        len(per_example), per_example)
+
+
+def run_scores(lab, run_id: int, arm: str, ids: Sequence[str] | None = None) -> dict[str, float]:
+    """{example id: primary score} of one arm in one run (repeats averaged), on `ids` when given."""
+    rows = lab.store.query("select example_id, scores_json from eval_results where eval_run_id = ? and arm = ?",
+                           [run_id, arm])
+    keep = set(ids) if ids is not None else None
+    scores: dict[str, list] = {}
+    for r in rows:
+        if keep is None or r["example_id"] in keep:
+            scores.setdefault(r["example_id"], []).append(json.loads(r["scores_json"] or "{}").get("primary"))
+    means = {ex: stats.mean(v) for ex, v in scores.items()}
+    return {ex: v for ex, v in means.items() if v is not None}
+
+
+def best_prompt_config(configs: Sequence[PromptConfig]) -> PromptConfig:
+    """The highest-scoring configuration; on a tie the cheaper one (zero-shot, then fewer examples,
+    then fixed examples, whose shared prefix stays in the KV cache)."""
+    scored = [c for c in configs if c.score is not None]
+    if not scored:
+        raise EvalError("no prompt configuration has a score yet: measure them first")
+    return max(scored, key=lambda c: (c.score, c.arm == "zero-shot", -c.k, c.mode == "fixed"))
+
+
+# ---- the advisor's question: did tuning beat the best prompt? ----------------------------------
+
+def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptConfig]:
+    """Every prompt configuration already measured (nothing is run) that compares with eval run
+    `run` (a `summary.load_run` dict): same task files, model, repeats and `constrain`, and scored on
+    every one of `ids`."""
+    config = run["config"]
+    want = {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in ("model_sha", "repeats", "constrain", "max_tokens")}
+    found = []
+    for other in lab.store.query("select id, config_json from eval_runs where task = ? and task_hash = ? "
+                                 "and model_id = ? order by id", [run["task"], run["task_hash"], run["model_id"]]):
+        oc = json.loads(other["config_json"] or "{}")
+        if {k: oc.get(k, IDENTITY_DEFAULTS.get(k)) for k in want} != want:
+            continue
+        for arm in ("zero-shot", "few-shot"):
+            per_example = run_scores(lab, other["id"], arm, ids)
+            if ids and len(per_example) == len(set(ids)):
+                k = int(oc.get("few_shot_k") or 0) if arm == "few-shot" else 0
+                mode = (oc.get("few_shot_mode") or "fixed") if arm == "few-shot" else "fixed"
+                found.append(PromptConfig(arm, mode, k, bool(want["constrain"]), other["id"],
+                                          stats.mean(list(per_example.values())), len(per_example), per_example))
+    return _distinct(found)
+
+
+def _distinct(configs: list[PromptConfig]) -> list[PromptConfig]:
+    """One entry per (arm, mode, k): zero-shot is in many runs; keep the latest run's."""
+    by_key: dict = {}
+    for c in configs:
+        by_key[(c.arm, c.mode if c.arm == "few-shot" else "", c.k)] = c
+    return list(by_key.values())
+
+
+@dataclass
+class BestPrompt:
+    """The best measured prompt configuration and the tuned arm measured against it."""
+    config: PromptConfig
+    comparison: stats.Comparison  # b = the tuned arm, a = the best prompt configuration
+    candidates: int  # prompt configurations it was the best of
+
+
+def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", kind: str | None = None) -> BestPrompt | None:
+    """The tuned arm of eval run `run` against the best prompt configuration measured on the same
+    examples (None when the prompt-rung comparison was not run: fewer than two few-shot configs)."""
+    tuned = run_scores(lab, run["id"], tune_arm)
+    if not tuned:
+        return None
+    ids = sorted(tuned)
+    configs = measured_prompt_configs(lab, run, ids)
+    if sum(c.arm == "few-shot" for c in configs) < 2:
+        return None
+    best = best_prompt_config(configs)
+    comparison = stats.compare([best.per_example[i] for i in ids], [tuned[i] for i in ids], kind,
+                               name_a=best.label(), name_b=tune_arm)
+    return BestPrompt(best, comparison, len(configs))

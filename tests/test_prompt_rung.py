@@ -1,0 +1,174 @@
+"""The prompt rung at its best (lab/evaluation/prompt_rung.py): configurations measured once and
+reused, k capped to what fits, the best chosen, constrained runs kept apart from unconstrained
+ones, and the advisor judging fine-tuning against the best prompt configuration."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lab.advisor import recommend_for_run
+from lab.evaluation import run_eval, summarize
+from lab.evaluation.prompt_rung import (PromptConfig, best_prompt_config, best_prompt_for_run, candidate_ks,
+                                        measure_prompt_rung)
+from lab.evaluation.runner import EvalError
+from lab.tasks import load_task
+
+LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
+EVAL = [("itchy rash on my arm", "Dermatologist"), ("chest pain when climbing stairs", "Cardiologist"),
+        ("constant headaches and numb fingers", "Neurologist"), ("dark spot on my skin", "Dermatologist"),
+        ("my heart races at night", "Cardiologist"), ("I keep forgetting words", "Neurologist"),
+        ("a mole that changed colour", "Dermatologist"), ("short of breath and chest tightness", "Cardiologist")]
+POOL = [("acne on my back", "Dermatologist"), ("palpitations", "Cardiologist"), ("numbness in my leg", "Neurologist"),
+        ("eczema flare", "Dermatologist"), ("high blood pressure", "Cardiologist"), ("migraines", "Neurologist")]
+
+
+def _jsonl(path: Path, pairs, prefix: str) -> None:
+    path.write_text("".join(json.dumps({"id": f"{prefix}{i}", "input": a, "output": b}) + "\n"
+                            for i, (a, b) in enumerate(pairs)))
+
+
+@pytest.fixture
+def task(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "task.toml").write_text(textwrap.dedent(f"""
+        name = "docs"
+        instruction = "Name the doctor specialty."
+        output_format = "label"
+        labels = {json.dumps(LABELS)}
+        scorers = ["label_accuracy"]
+        primary_metric = "label_accuracy"
+        eval = "eval.jsonl"
+        fewshot = "fewshot.jsonl"
+        train = "fewshot.jsonl"
+        few_shot_k = 4
+        max_tokens = 8
+    """))
+    _jsonl(folder / "eval.jsonl", EVAL, "e")
+    _jsonl(folder / "fewshot.jsonl", POOL, "f")
+    return load_task(folder / "task.toml")
+
+
+def test_constrained_and_unconstrained_runs_never_mix(fake_lab, task):
+    plain = run_eval(fake_lab, task, ["zero-shot"], limit=3, progress=False)
+    held = run_eval(fake_lab, task, ["zero-shot"], limit=3, progress=False, constrain=True)
+    assert plain != held
+    calls = len(fake_lab.fake.calls)
+    # each resumes its own run: nothing is generated again
+    assert run_eval(fake_lab, task, ["zero-shot"], limit=3, progress=False, constrain=True) == held
+    assert run_eval(fake_lab, task, ["zero-shot"], limit=3, progress=False) == plain
+    assert len(fake_lab.fake.calls) == calls
+    assert fake_lab.fake.calls[-1]["options"].choices == LABELS
+    # a run logged before `constrain` existed counts as unconstrained: it resumes, never the constrained one
+    row = fake_lab.store.query("select config_json from eval_runs where id = ?", [plain])[0]
+    config = json.loads(row["config_json"])
+    del config["constrain"]
+    fake_lab.store.update("eval_runs", plain, {"config_json": json.dumps(config)})
+    assert run_eval(fake_lab, task, ["zero-shot"], limit=3, progress=False) == plain
+    # the fake backend enforces nothing, and the scoreboard says so
+    assert summarize(fake_lab, held).arm("zero-shot").constrained is False
+    assert "zero-shot NO" in summarize(fake_lab, held).to_text()
+    assert summarize(fake_lab, plain).arm("zero-shot").constrained is None
+
+
+def test_constrain_on_a_free_text_task_is_refused(fake_lab):
+    with pytest.raises(EvalError, match="free text"):
+        run_eval(fake_lab, "acme-facts", ["zero-shot"], limit=1, progress=False, constrain=True)
+
+
+def test_measure_runs_each_config_once_and_picks_the_best(fake_lab, task):
+    # The fake answers "Cardiologist" to every question: 3 of 8 held-out examples are right.
+    fake_lab.fake.default = "Cardiologist"
+    notes = []
+    configs = measure_prompt_rung(fake_lab, task, ks=[2, 4, 9], modes=("fixed",), on_note=notes.append)
+    assert [c.label() for c in configs] == ["zero-shot", "few-shot, 2 fixed examples", "few-shot, 4 fixed examples",
+                                            "few-shot, 6 fixed examples"]
+    assert notes == ["k capped at 6: the few-shot pool has only 6 examples (asked for 9)"]
+    assert all(c.n == 8 and c.score == pytest.approx(3 / 8) for c in configs)
+    # zero-shot and the task's own k share the run `lab eval TASK` makes by default
+    assert configs[0].eval_run_id == configs[2].eval_run_id
+    calls = len(fake_lab.fake.calls)
+    again = measure_prompt_rung(fake_lab, task, ks=[2, 4, 9], modes=("fixed",))
+    assert len(fake_lab.fake.calls) == calls  # finished runs are reused
+    assert [c.eval_run_id for c in again] == [c.eval_run_id for c in configs]
+    # all tied: the cheapest wins (zero-shot)
+    assert best_prompt_config(configs).arm == "zero-shot"
+
+
+def test_best_config_breaks_ties_toward_the_cheaper_one():
+    def cfg(arm, mode, k, score):
+        return PromptConfig(arm, mode, k, False, 1, score, 10)
+
+    configs = [cfg("few-shot", "similar", 4, 0.6), cfg("few-shot", "fixed", 8, 0.6), cfg("few-shot", "fixed", 4, 0.6),
+               cfg("few-shot", "similar", 8, 0.5), cfg("zero-shot", "fixed", 0, None)]
+    assert best_prompt_config(configs).label() == "few-shot, 4 fixed examples"
+    with pytest.raises(EvalError):
+        best_prompt_config([cfg("zero-shot", "fixed", 0, None)])
+
+
+def test_ks_are_capped_at_what_fits_the_context(fake_lab, task):
+    fake_lab.fake.n_ctx = 45  # the fake counts words: with the longest question only 3 examples fit
+    ks, notes = candidate_ks(fake_lab, task, task.examples("eval"), ks=[2, 4, 8])
+    assert ks == [2, 3]  # 4 and 8 become the k that fits
+    assert notes == ["k capped at 3: only 3 examples fit the context with the longest question (asked for 4, 8)"]
+
+
+def test_advisor_judges_tuning_against_the_best_prompt_config_and_names_it(fake_lab, task, monkeypatch):
+    """Tune beats every prompt config; the advisor's "fine-tuning helped" names the best one
+    (similar examples, k=2, answering right on 6 of 8) rather than this run's few-shot."""
+    from lab import ladder
+
+    right = dict(EVAL)
+    best_gets = {q for q, _ in EVAL[:6]}  # similar examples, k=2, get the first six right
+    real = ladder.answer
+
+    def fake_answer(lab, arm, question, **kw):
+        shots = kw.get("shots") or []
+        similar = bool(shots) and shots[0][0] == "SIMILAR"
+        good = arm == "tune" or (similar and len(shots) == 2 and question in best_gets)
+        fake_lab.fake.queue(right[question] if good else "Neurologist")
+        if arm == "tune":  # no adapter to serve: answer as zero-shot, scored under the tune arm
+            kw.pop("adapter", None)
+            return real(lab, "zero-shot", question, **kw)
+        return real(lab, arm, question, **kw)
+
+    adapter = type("Adapter", (), {"name": "docs", "sha": "x", "base_model": None, "instruction": None,
+                                   "wall_s": 1.0, "device": "cpu", "run_id": None})()
+    monkeypatch.setattr(ladder, "answer", fake_answer)
+    monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: [("SIMILAR", "x")] * k)
+    monkeypatch.setattr(ladder, "resolve_adapter", lambda lab, name, model=None: adapter)
+    configs = measure_prompt_rung(fake_lab, task, ks=[2, 4])
+    best = best_prompt_config(configs)
+    assert best.label() == "few-shot, 2 similar examples" and best.score == pytest.approx(6 / 8)
+    run_id = run_eval(fake_lab, task, ["few-shot", "tune"], progress=False)  # the task's k=4, fixed
+    board = summarize(fake_lab, run_id)
+    found = best_prompt_for_run(fake_lab, board.run, "tune", board.score_kind)
+    assert found.config.label() == best.label() and found.comparison.diff == pytest.approx(2 / 8)
+    rec = recommend_for_run(fake_lab, board)
+    text = rec.to_text()
+    assert "the best measured prompt configuration (few-shot, 2 similar examples, 0.750, eval run" in text
+    assert "tune vs few-shot" not in text  # not judged against this run's weaker few-shot
+    assert rec.evidence["best_prompt"]["label"] == "few-shot, 2 similar examples"
+
+
+def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
+    from click.testing import CliRunner
+
+    from lab import ladder
+    from lab.cli import cli
+
+    monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: ladder.fixed_shots(pool, k)[::-1])
+    fake_lab.fake.default = "Cardiologist"
+    obj = {"lab": fake_lab, "home": str(fake_lab.home.root)}
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "2,9", "--limit", "4",
+                                 "--constrain"], obj=obj)
+    assert r.exit_code == 0, r.output
+    assert "few-shot, 2 similar examples, constrained" in r.output and "k capped at 6" in r.output
+    assert "best prompt configuration: zero-shot, constrained (0.250 on 4 examples)" in r.output
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--limit", "2", "--constrain"], obj=obj)
+    assert r.exit_code == 0 and "Constrained decoding" in r.output, r.output
+    r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "two"], obj=obj)
+    assert r.exit_code == 2 and "--ks takes comma-separated whole numbers" in r.output
