@@ -1,0 +1,183 @@
+"""The offline demo (lab/demo.py): the plan's done/not-done detection and estimates on a fake model,
+then a real tiny prepare (one scenario, two held-out examples, a one-step adapter) whose rerun
+does nothing, and a prepare cancelled mid-training that a rerun resumes from its checkpoint."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from lab import demo
+from lab.engine import Lab
+from lab.evaluation import run_eval
+from lab.tasks import load_task
+from lab.tuning.run import checkpoint_dir
+
+
+def _by(steps, kind, name=None):
+    return [s for s in steps if s.kind == kind and (name is None or s.name == name or s.task == name)]
+
+
+def _fake_adapter(lab, name: str, config, dataset_sha: str, base_sha: str = "fake") -> None:
+    folder = lab.home.adapters / name
+    folder.mkdir(parents=True)
+    (folder / "lab_adapter.json").write_text(json.dumps({
+        "base_model": {"id": "fake", "sha256": base_sha}, "adapter": {"sha256": "0" * 64},
+        "dataset": {"sha256": dataset_sha}, "config": config.to_json()}))
+
+
+def _dataset_sha(task_name: str) -> str:
+    from lab.models import sha256_of
+
+    return sha256_of(load_task(task_name).train)
+
+
+# ---- the plan (fake model) ------------------------------------------------------------------------
+
+def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
+    steps = demo.plan(fake_lab, limit=5)
+    assert [s.kind for s in steps] == ["index"] + ["eval"] * 3 + ["train"] * 3 + ["eval"] * 3
+    assert not any(s.done for s in steps)
+    assert all(s.seconds > 0 and s.basis and s.why for s in steps)
+    assert demo.total_seconds(steps) == pytest.approx(sum(s.seconds for s in steps))
+    # the tune evaluations use the adapters the train steps make, all arms of each scenario covered
+    facts = _by(steps, "eval", "acme-facts")
+    assert facts[0].arms == ["zero-shot", "few-shot", "rag"] and facts[1].arms == ["tune", "tune+rag"]
+    assert facts[1].adapter == "acme-facts" and _by(steps, "eval", "tickets")[0].arms == ["zero-shot", "few-shot"]
+    assert all(s.todo == 5 * len(s.arms) for s in _by(steps, "eval"))
+    # no answer logged yet: three probe answers were timed (and logged) for the estimate
+    assert "probe" in _by(steps, "eval")[0].basis
+    assert len(fake_lab.store.recent_generations(10)) == 3
+    text = demo.describe(steps)
+    assert "0 of 10 steps done" in text and "train the demo adapter 'tickets'" in text
+
+
+def test_a_stored_evaluation_counts_as_done_and_a_partial_one_as_what_is_left(fake_lab):
+    run_eval(fake_lab, "specialty", ["zero-shot", "few-shot"], limit=3, progress=False)
+    step = _by(demo.plan(fake_lab, limit=3, only=["specialty"]), "eval")[0]
+    assert step.done and step.seconds == 0 and step.todo == 0
+    step = _by(demo.plan(fake_lab, limit=5, only=["specialty"]), "eval")[0]
+    assert not step.done and step.todo == 4 and step.state == "6 of 10 answered"
+    assert step.basis == "this lab's earlier answers for the scenario"  # its own timings, from the log
+
+
+def test_an_adapter_with_the_same_data_and_config_is_reused(fake_lab):
+    config = demo.train_config(fake_lab, load_task("tickets"))
+    _fake_adapter(fake_lab, "tickets", config, _dataset_sha("tickets"))
+    train, tune_eval = _by(demo.plan(fake_lab, only=["tickets"]), "train")[0], _by(demo.plan(
+        fake_lab, only=["tickets"]), "eval")[1]
+    assert train.done and train.name == "tickets" and train.seconds == 0
+    assert tune_eval.adapter == "tickets" and not tune_eval.done
+
+
+@pytest.mark.parametrize("change", ["data", "config", "base"])
+def test_another_adapter_of_the_scenarios_name_is_kept_and_the_demo_trains_its_own(fake_lab, change):
+    config = demo.train_config(fake_lab, load_task("tickets"))
+    if change == "config":
+        config = config.model_copy(update={"rank": 4})
+    _fake_adapter(fake_lab, "tickets", config, "x" if change == "data" else _dataset_sha("tickets"),
+                  base_sha="other" if change == "base" else "fake")
+    steps = demo.plan(fake_lab, only=["tickets"])
+    train = _by(steps, "train")[0]
+    assert not train.done and train.name == "tickets-demo" and "'tickets' holds another" in train.state
+    assert _by(steps, "eval")[1].adapter == "tickets-demo"
+
+
+def _checkpoint(lab, name: str, step: int, config, dataset_sha: str) -> None:
+    folder = checkpoint_dir(lab, name)
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({"step": step, "config": config.to_json(), "base_sha": "fake",
+                                                   "dataset_sha": dataset_sha}))
+
+
+def test_a_checkpoint_of_the_demo_config_is_resumed_and_counted(fake_lab):
+    config = demo.train_config(fake_lab, load_task("specialty"), max_steps=30)
+    _checkpoint(fake_lab, "specialty", 20, config, _dataset_sha("specialty"))
+    train = _by(demo.plan(fake_lab, only=["specialty"], max_steps=30), "train")[0]
+    assert train.name == "specialty" and train.todo == 10 and train.state == "checkpoint at step 20 of 30"
+    longer = _by(demo.plan(fake_lab, only=["specialty"], max_steps=60), "train")[0]  # the trainer resumes it too
+    assert longer.name == "specialty" and longer.todo == 40 and longer.seconds > train.seconds
+
+
+def test_a_checkpoint_of_other_settings_is_left_alone(fake_lab):
+    config = demo.train_config(fake_lab, load_task("specialty")).model_copy(update={"rank": 4})
+    _checkpoint(fake_lab, "specialty", 20, config, _dataset_sha("specialty"))
+    train = _by(demo.plan(fake_lab, only=["specialty"]), "train")[0]
+    assert train.name == "specialty-demo" and train.todo == demo.CPU_STEPS and "'specialty' holds another" in train.state
+
+
+def test_needed_only_while_the_home_lacks_adapters_or_evaluations(fake_lab):
+    assert demo.needed(fake_lab)
+    run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
+    assert demo.needed(fake_lab)  # still no adapter
+    _fake_adapter(fake_lab, "tickets", demo.train_config(fake_lab, load_task("tickets")), "x")
+    assert not demo.needed(fake_lab)
+
+
+def test_an_unknown_scenario_is_an_error_naming_the_built_ins(fake_lab):
+    from lab.tasks import TaskError
+
+    with pytest.raises(TaskError, match="not a built-in scenario: nope.*tickets"):
+        demo.plan(fake_lab, only=["nope"])
+
+
+# ---- real model, real index, real training ---------------------------------------------------------
+
+def _counts(lab) -> dict:
+    q = lambda sql: lab.store.query(sql)[0]["n"]  # noqa: E731
+    return {"generations": q("select count(*) as n from generations"),
+            "eval_results": q("select count(*) as n from eval_results"),
+            "training_runs": q("select count(*) as n from training_runs"),
+            "training_steps": q("select count(*) as n from training_steps")}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_tiny_real_prepare_builds_everything_and_a_rerun_does_nothing(tmp_path):
+    lab = Lab(home=tmp_path)
+    events = []
+    result = demo.prepare(lab, only=["tickets"], limit=2, max_steps=1, on_progress=events.append)
+    assert result.status == "done", result
+    assert [s.kind for s in result.steps] == ["eval", "train", "eval"] and all(s.done for s in result.steps)
+    assert (lab.home.adapters / "tickets" / "adapter.gguf").exists()
+    board = lab.store.query("select arm, count(*) as n from eval_results group by arm order by arm")
+    assert {r["arm"]: r["n"] for r in board} == {"few-shot": 2, "tune": 2, "zero-shot": 2}
+    assert lab.store.query("select count(*) as n from eval_runs")[0]["n"] == 1  # the tune arm joined the run
+    assert events[-1]["fraction"] == 1.0 and events[-1]["step"] == 3
+    row = lab.store.query("select * from demo_runs where id = ?", [result.run_id])[0]
+    assert row["status"] == "done" and row["step"] == 3 and row["wall_s"] > 0
+
+    before = _counts(lab)
+    again = demo.plan(lab, only=["tickets"], limit=2, max_steps=1)
+    assert all(s.done for s in again), demo.describe(again)
+    rerun = demo.prepare(lab, only=["tickets"], limit=2, max_steps=1)
+    assert rerun.status == "done" and _counts(lab) == before  # nothing generated, trained or scored twice
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(tmp_path):
+    lab = Lab(home=tmp_path)
+    cancel = threading.Event()
+
+    def cancel_after_first_step(event):
+        if event["kind"] == "train" and "step 1 of" in event["message"]:
+            cancel.set()
+
+    first = demo.prepare(lab, only=["specialty"], limit=1, max_steps=2, cancel=cancel,
+                         on_progress=cancel_after_first_step)
+    assert first.status == "cancelled"
+    assert [s.done for s in first.steps] == [True, False, False]
+    assert (checkpoint_dir(lab, "specialty") / "state.json").exists()
+    assert not (lab.home.adapters / "specialty").exists()
+    train = _by(demo.plan(lab, only=["specialty"], limit=1, max_steps=2), "train")[0]
+    assert train.state == "checkpoint at step 1 of 2" and train.todo == 1
+
+    second = demo.prepare(lab, only=["specialty"], limit=1, max_steps=2)
+    assert second.status == "done" and [s.done for s in second.steps] == [True, True, True]
+    runs = lab.store.training_runs(5, adapter="specialty")
+    assert len(runs) == 1 and runs[0]["status"] == "done"  # the same run, continued
+    steps = lab.store.query("select step from training_steps where run_id = ? order by step", [runs[0]["id"]])
+    assert [r["step"] for r in steps] == [1, 2]  # step 1 was not trained twice
+    assert lab.store.query("select count(*) as n from eval_results")[0]["n"] == 3  # zero-shot, few-shot, tune x 1
