@@ -122,6 +122,67 @@ def test_an_unknown_scenario_is_an_error_naming_the_built_ins(fake_lab):
         demo.plan(fake_lab, only=["nope"])
 
 
+# ---- the job and the app's first-launch block ----------------------------------------------------
+
+def _sleeper():
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def _row(lab, proc, **values) -> int:
+    from lab.tuning.run import process_started
+
+    return lab.store.insert("demo_runs", {"ts": "t", "pid": proc.pid, "pid_started": process_started(proc.pid),
+                                          "status": "running", "step": 2, "steps": 10, "fraction": 0.5,
+                                          "message": "evaluating tickets", "estimate_s": 600.0, **values})
+
+
+def test_stop_signals_the_running_preparation_and_a_dead_one_is_marked_died(fake_lab):
+    proc = _sleeper()
+    try:
+        _row(fake_lab, proc)
+        assert demo.latest_run(fake_lab)["status"] == "running"
+        assert demo.stop_job(fake_lab).startswith("Stopping")
+        assert proc.wait(timeout=10) != 0  # SIGTERM
+        assert demo.latest_run(fake_lab)["status"] == "died"
+        assert demo.stop_job(fake_lab) == "No demo preparation is running."
+    finally:
+        proc.kill()
+
+
+def test_the_first_launch_block_offers_the_demo_with_an_estimate_then_hides(fake_lab):
+    from lab.app import demo_block
+
+    block, note, button, cancel, status, timer = demo_block.offer(fake_lab)
+    assert block["visible"] and "First launch" in note and not cancel["visible"]
+    assert button["value"].startswith("Prepare the demo (≈ ") and button["value"].endswith(" min)")
+    assert fake_lab.store.recent_generations(5) == []  # no probe answers from a page load
+    run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
+    _fake_adapter(fake_lab, "tickets", demo.train_config(fake_lab, load_task("tickets")), "x")
+    assert demo_block.offer(fake_lab)[0]["visible"] is False
+
+
+def test_the_block_shows_a_running_preparations_progress_and_its_end(fake_lab, monkeypatch):
+    from lab.app import demo_block
+
+    proc = _sleeper()
+    try:
+        monkeypatch.setattr(demo, "start_job", lambda lab: proc)
+        text, button, cancel, _timer = demo_block.start(fake_lab)
+        assert f"process {proc.pid}" in text and not button["visible"] and cancel["visible"]
+        run_id = _row(fake_lab, proc)
+        status, button, cancel, _timer = demo_block.poll(fake_lab)
+        assert "step 2 of 10: evaluating tickets" in status and "10 min left" in status and cancel["visible"]
+        assert "Already preparing" in demo_block.start(fake_lab)[0]
+        fake_lab.store.update("demo_runs", run_id, {"status": "done"})
+        status, button, cancel, _timer = demo_block.poll(fake_lab)
+        assert "The demo is ready" in status and not button["visible"] and not cancel["visible"]
+    finally:
+        proc.kill()
+
+
 # ---- real model, real index, real training ---------------------------------------------------------
 
 def _counts(lab) -> dict:
