@@ -64,6 +64,7 @@ class Step:
     adapter: str | None = None
     todo: int = 0  # answers (eval) or training steps (train) left
     limit: int | None = None  # eval: held-out examples
+    corpus: str | None = None  # index: what `ladder.task_corpus` names
     config: TrainConfig | None = None
 
     def as_dict(self) -> dict:
@@ -177,7 +178,7 @@ def _index_steps(lab, tasks: list[Task]) -> list[Step]:
                           f"the RAG arms of {t.name} retrieve from it", seconds, done,
                           "a rough figure for the embedder on 2 cores (the embeddings are cached)",
                           "" if done else (f"{state['stale']} files new or changed" if state["indexed"] else "no index yet"),
-                          task=t.name, adapter=ref))
+                          task=t.name, corpus=ref))
     return steps
 
 
@@ -323,17 +324,24 @@ def _prompt_tokens(task: Task, arm: str) -> float:
 
 
 def _eval_step(lab, task: Task, arms: list[str], adapter_step: Step | None, limit: int, speed) -> Step:
+    """Evaluating `arms` of `task` on its first `limit` held-out examples into the run `run_eval`
+    resumes. The tune arms join the run that holds the prompt arms' rows, unless that run was
+    made with another adapter (or another training of it): then run_eval starts a new run, and
+    every arm is evaluated again in it, so the scoreboard compares rows of one run."""
     held_out = task.examples("eval")[:limit]
-    wanted = {(ex.id, arm, 0) for ex in held_out for arm in arms}
     run = matching_run(lab, task)
-    have = done_keys(lab, run["id"]) & wanted if run else set()
     adapter = adapter_step.adapter if adapter_step else None
-    if run and adapter and have:  # tune rows count only when they came from this very adapter
-        stored = (json.loads(run["config_json"] or "{}").get("adapter") or {}).get("name")
-        have = have if stored == adapter and adapter_step.done else set()
+    run_arms, counted = arms, arms  # what run_eval is asked for; what this step must answer
+    if adapter:
+        run_arms = arms_for(task, False) + arms
+        ours = _adapter_record(lab, adapter) if adapter_step.done else None
+        if run and (json.loads(run["config_json"] or "{}").get("adapter") or ours) != ours:
+            run, counted = None, run_arms  # a new run: the prompt arms are answered again in it
+    wanted = {(ex.id, arm, 0) for ex in held_out for arm in counted}
+    have = done_keys(lab, run["id"]) & wanted if run else set()
     missing = wanted - have
     seconds, bases = 0.0, set()
-    for arm in arms:
+    for arm in counted:
         per_answer, basis = speed.seconds(task, arm) if missing else (0.0, "")
         seconds += per_answer * sum(1 for key in missing if key[1] == arm)
         bases.add(basis)
@@ -345,7 +353,14 @@ def _eval_step(lab, task: Task, arms: list[str], adapter_step: Step | None, limi
     return Step("eval", task.name, f"evaluate {task.name} on {', '.join(arms)}{tuned}: {len(held_out)} held-out "
                 f"examples", why, seconds, not missing, "; ".join(sorted(b for b in bases if b)),
                 f"{len(wanted) - len(missing)} of {len(wanted)} answered" if have else "",
-                task=task.name, arms=arms, adapter=adapter, todo=len(missing), limit=limit)
+                task=task.name, arms=run_arms, adapter=adapter, todo=len(missing), limit=limit)
+
+
+def _adapter_record(lab, name: str) -> dict:
+    """How an evaluation run records the adapter its tune rows came from (as run_eval does)."""
+    from .tuning.adapters import read_adapter
+
+    return {"name": name, "sha": read_adapter(lab.home.adapters / name).sha256}
 
 
 # ---- doing it -----------------------------------------------------------------------------------
@@ -407,7 +422,7 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
 def _run_index(lab, step: Step, cancel, report, progress: bool) -> bool:
     from .retrieval import index_corpus
 
-    r = index_corpus(lab, step.adapter, progress=progress)  # step.adapter: what task_corpus named
+    r = index_corpus(lab, step.corpus, progress=progress)
     report(1.0, r.summary())
     return True
 
