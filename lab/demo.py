@@ -98,17 +98,17 @@ def arms_for(task: Task, tuned: bool) -> list[str]:
     return [a for a in arms if task.corpus or a not in ladder.RAG_ARMS]
 
 
-def plan(lab, *, limit: int = DEFAULT_LIMIT, max_steps: int | None = None, probe: bool = True,
+def plan(lab, *, limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None, probe: bool = True,
          only: list[str] | None = None) -> list[Step]:
     """What the demo needs, in the order `prepare` does it, each step with its estimate and
     whether it is done. `probe`: with no answer speed in the run log yet, time one short answer
-    (loads the model); without it a rough figure stands in. `max_steps` overrides the adapters'
-    training length (tests); `only`: some of the built-in scenarios."""
+    (loads the model); without it a rough figure stands in. `train_overrides`: TrainConfig
+    fields over the demo adapters' (tests train a step or two); `only`: some of the built-in scenarios."""
     tasks = scenarios(only)
     model = _model_info(lab)
     speed = _AnswerSpeed(lab, model.id, probe)
     steps = _index_steps(lab, tasks)
-    adapters = {t.name: _adapter_plan(lab, t, model, max_steps) for t in tasks if t.train is not None}
+    adapters = {t.name: _adapter_plan(lab, t, model, train_overrides) for t in tasks if t.train is not None}
     steps += [_eval_step(lab, t, arms_for(t, False), None, limit, speed) for t in tasks]
     steps += list(adapters.values())
     steps += [_eval_step(lab, t, arms_for(t, True), adapters[t.name], limit, speed) for t in tasks
@@ -174,23 +174,24 @@ def _index_steps(lab, tasks: list[Task]) -> list[Step]:
         # ~4 characters a token, 128 new tokens a chunk; ~20 chunks/s for all-MiniLM-L6-v2 on 2
         # cores, plus loading it
         seconds = 0.0 if done else 15 + chars / 4 / 128 / 20
-        steps.append(Step("index", state["corpus"], f"index the sample corpus '{state['corpus']}' ({state['files']} files)",
-                          f"the RAG arms of {t.name} retrieve from it", seconds, done,
-                          "a rough figure for the embedder on 2 cores (the embeddings are cached)",
-                          "" if done else (f"{state['stale']} files new or changed" if state["indexed"] else "no index yet"),
+        left = "" if done else (f"{state['stale']} files new or changed" if state["indexed"] else "no index yet")
+        steps.append(Step("index", state["corpus"], f"index the sample corpus '{state['corpus']}' "
+                          f"({state['files']} files)", f"the RAG arms of {t.name} retrieve from it", seconds, done,
+                          "a rough figure for the embedder on 2 cores (the embeddings are cached)", left,
                           task=t.name, corpus=ref))
     return steps
 
 
 # ---- adapters -----------------------------------------------------------------------------------
 
-def train_config(lab, task: Task, max_steps: int | None = None, name: str | None = None) -> TrainConfig:
+def train_config(lab, task: Task, overrides: dict | None = None, name: str | None = None) -> TrainConfig:
     """The demo adapter of `task`: its training set and instruction at this machine's training
     defaults (the Train tab's and `lab train --task`'s), CPU_STEPS steps on a CPU."""
     config = make_config("the demo", device="auto", name=name or task.name, data=str(task.train),
                          instruction=task.instruction or None, base_model=lab.config.default_model)
-    steps = max_steps or (CPU_STEPS if config.method == "lora" and config.batch_size == 4 else None)
-    return config.model_copy(update={"max_steps": steps}) if steps else config
+    if config.method == "lora" and config.batch_size == 4:  # the CPU defaults: sized in steps
+        config = config.model_copy(update={"max_steps": CPU_STEPS})
+    return make_config("the demo", **{**config.to_json(), **(overrides or {})}) if overrides else config
 
 
 def adapter_matches(adapter, config: TrainConfig, model_sha: str) -> bool:
@@ -219,7 +220,7 @@ def _checkpoint_step(lab, config: TrainConfig, model_sha: str) -> int | None:
     return int(state.get("step") or 0) if fits else -1
 
 
-def _adapter_plan(lab, task: Task, model, max_steps: int | None) -> Step:
+def _adapter_plan(lab, task: Task, model, overrides: dict | None) -> Step:
     from .tuning.adapters import AdapterError, read_adapter
 
     sha = lab.model_sha(model)
@@ -229,13 +230,13 @@ def _adapter_plan(lab, task: Task, model, max_steps: int | None) -> Step:
         folder = lab.home.adapters / name
         if (folder / "lab_adapter.json").exists():
             try:
-                if adapter_matches(read_adapter(folder), train_config(lab, task, max_steps, name), sha):
+                if adapter_matches(read_adapter(folder), train_config(lab, task, overrides, name), sha):
                     return Step("train", name, f"train the demo adapter '{name}'", why, 0.0, True,
                                 state="trained", task=task.name, adapter=name)
             except AdapterError:
                 continue
     for name in names:  # the scenario's own name when free; never overwrite someone's adapter
-        config = train_config(lab, task, max_steps, name)
+        config = train_config(lab, task, overrides, name)
         ckpt_step = _checkpoint_step(lab, config, sha)
         if not (lab.home.adapters / name).exists() and ckpt_step != -1:
             break
@@ -369,14 +370,14 @@ Progress = Callable[[dict], None]
 
 
 def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress | None = None,
-            limit: int = DEFAULT_LIMIT, max_steps: int | None = None, progress: bool = False,
+            limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None, progress: bool = False,
             only: list[str] | None = None) -> PrepareResult:
     """Do the steps of `plan` that are not done, recording the run (a `demo_runs` row) as it goes.
     `cancel` (set from another thread) stops at the next answer or training step; Ctrl-C and
     SIGTERM stop the same way. Either way what is finished stays (a checkpoint, the answers so
     far) and the next `prepare` continues. `on_progress(event)` gets {step, steps, kind, name,
     message, fraction, remaining_s, elapsed_s}. `progress`: terminal progress bars."""
-    steps = plan(lab, limit=limit, max_steps=max_steps, only=only)
+    steps = plan(lab, limit=limit, train_overrides=train_overrides, only=only)
     t0 = time.perf_counter()
     run_id = lab.store.insert("demo_runs", {
         "ts": now(), "pid": os.getpid(), "pid_started": jobs.process_started(os.getpid()), "status": "running",

@@ -61,7 +61,8 @@ def status(run: dict | None) -> str:
     if run is None:
         return ""
     if run["status"] == "running":
-        label = f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; about {_ui.secs(run['estimate_s'])} left"
+        label = (f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "
+                 f"about {_ui.secs(run['estimate_s'])} left")
         return _ui.progress_bar(max(0, (run["step"] or 1) - 1) + (run["fraction"] or 0.0), run["steps"] or 1, label)
     return ENDED.get(run["status"], run["status"]).format(error=run.get("error") or "")
 

@@ -32,7 +32,8 @@ def prepare_cmd(ctx, limit, dry_run, only, max_steps, as_json):
 
     lab = lab_of(ctx)
     limit = limit or demo.DEFAULT_LIMIT
-    steps = demo.plan(lab, limit=limit, max_steps=max_steps, only=list(only) or None)
+    overrides = {"max_steps": max_steps} if max_steps else None
+    steps = demo.plan(lab, limit=limit, train_overrides=overrides, only=list(only) or None)
     if as_json and dry_run:
         click.echo(json.dumps([s.as_dict() for s in steps], indent=2, default=str))
         return
@@ -48,7 +49,7 @@ def prepare_cmd(ctx, limit, dry_run, only, max_steps, as_json):
 
     # SIGTERM (the app's Cancel) stops like Ctrl-C: at the next answer or training step, work kept.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = demo.prepare(lab, limit=limit, max_steps=max_steps, on_progress=on_progress, progress=True,
+    result = demo.prepare(lab, limit=limit, train_overrides=overrides, on_progress=on_progress, progress=True,
                           only=list(only) or None)
     if as_json:
         click.echo(json.dumps({"status": result.status, "wall_s": result.wall_s, "run_id": result.run_id,
