@@ -1,5 +1,6 @@
 # The lab's two commands (see README "Quick start"):
 #   make run    install what is needed, then open the lab (Gradio, http://127.0.0.1:7860) on the embedded default model
+#   make demo   install, build everything an offline demo needs (lab demo prepare, resumable), then open the lab
 #   make test   install what is needed (test extras too), then run the whole test suite
 #
 # Why make: every step leaves a stamp in .venv, so a second run only re-does what
@@ -26,9 +27,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_SPEC) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: run test install install-test clean
+.PHONY: run demo test install install-test clean
 
 run: install
+	$(BIN)/lab serve --port $(PORT)
+
+# Everything an offline demo shows (sample index, demo adapters, stored evaluations; resumable:
+# Ctrl-C and run it again), then the app. DEMO_ARGS="--limit 20" evaluates more examples.
+DEMO_ARGS ?=
+demo: install
+	$(BIN)/lab demo prepare $(DEMO_ARGS)
 	$(BIN)/lab serve --port $(PORT)
 
 test: install-test

@@ -113,6 +113,17 @@ def m009_app_errors_out_of_generations(db: sqlite_utils.Database):
     db.execute("delete from generations where arm like 'app:%'")
 
 
+@migration
+def m010_demo_runs(db: sqlite_utils.Database):
+    # `lab demo prepare` (and the app's "Prepare the demo" job): one row per run, its progress
+    # updated as it goes, so the page can poll it and a killed job can be told from a live one.
+    db["demo_runs"].create({
+        "id": int, "ts": str, "pid": int, "pid_started": float, "status": str, "step": int, "steps": int,
+        "message": str, "fraction": float, "estimate_s": float, "wall_s": float, "error": str,
+        "finished_ts": str, "plan_json": str,
+    }, pk="id")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

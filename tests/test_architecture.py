@@ -19,7 +19,7 @@ LAYERS = [
     {"ladder"},  # one question through one arm
     {"engine"},  # Lab: home, log, loaded models, `answer`
     {"evaluation"},  # runs, scores, statistics, the probe
-    {"advisor"},
+    {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
     {"report"},
     {"cli", "app", "__main__", "tuning.__main__"},  # the faces (entry points)
 ]

@@ -138,7 +138,7 @@ def test_old_app_error_generation_rows_move_to_app_errors_once_each(tmp_path, mo
     for ts, arm, error in rows:
         db["generations"].insert({"ts": ts, "arm": arm, "model_id": "m", "error": error})
     monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS)
-    assert migrate(db) == ["m009_app_errors_out_of_generations"]
+    assert migrate(db)[0] == "m009_app_errors_out_of_generations"
     assert [r["arm"] for r in db["generations"].rows] == ["zero-shot"]
     assert [(r["place"], r["error"]) for r in db["app_errors"].rows] == [("evaluate", "boom"),
                                                                          ("knowledge", "no such corpus")]

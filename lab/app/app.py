@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from . import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_tasks, tab_train
+from . import (_ui, bridge, demo_block, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge,
+               tab_tasks, tab_train)
 from .access import check_host
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -122,6 +123,7 @@ def build_app(lab: Lab) -> gr.Blocks:
     with gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
         banner = gr.Markdown("Getting the sample corpus ready…", elem_id="lab-banner")
+        demo_block.build(lab)  # first launch: "Prepare the demo (≈ N min)"
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}"):

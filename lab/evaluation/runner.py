@@ -69,6 +69,22 @@ def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
         "select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])}
 
 
+
+def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_shot_mode: str = "fixed",
+                 k: int | None = None, rag_k: int = 4) -> dict | None:
+    """The stored run that `run_eval` with these settings would resume (None: it would start
+    one), found without loading the model; `lab demo` uses it to tell what is already done."""
+    from ..models import ModelNotFound
+
+    task = load_task(task, home=lab.home)
+    try:
+        info = lab.model_info(model)
+    except ModelNotFound:  # a backend registered by hand (a test's fake) has no file to resolve
+        info = lab.backend(model).info
+    k = task.few_shot_k if k is None else k
+    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k)
+    return find_run(lab, task.name, task.hash(), info.id, identity)
+
 def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
              repeats: int = 1, model: str | None = None, adapter: str | None = None,
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,

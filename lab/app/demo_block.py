@@ -1,0 +1,90 @@
+"""First launch: a lab home with no adapter or no stored evaluation offers "Prepare the demo (≈ N
+min)", which runs `lab demo prepare` as a background job (`lab.demo.start_job`): the index, the
+demo adapters and a stored evaluation of each built-in scenario, so Compare, Evaluate and Advisor
+show the whole ladder. The block polls the job's `demo_runs` row; Cancel stops it keeping what is
+done, and pressing the button again continues."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from .. import demo
+from . import _ui
+
+if TYPE_CHECKING:  # the faces are typed by the engine's real class
+    from ..engine import Lab
+
+ENDED = {"done": "The demo is ready: open **Compare**, **Evaluate** or **Advisor**.",
+         "interrupted": "Stopped; what was done is kept. Press the button to continue.",
+         "cancelled": "Stopped; what was done is kept. Press the button to continue.",
+         "died": "The preparation ended without finishing (killed?); what was done is kept. "
+                 "Press the button to continue.",
+         "failed": "The preparation failed: {error}"}
+
+
+def offer(lab: Lab):
+    """(block, note, prepare button, cancel button, status, timer) as the home is now: hidden when
+    the demo is not needed and nothing runs; while a preparation runs, its progress."""
+    run = demo.latest_run(lab)
+    running = run is not None and run["status"] == "running"
+    if not running and not demo.needed(lab):
+        return (gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False))
+    # No probe answers on a page load (they would land in the run log): speeds from the log, else a
+    # rough figure; `lab demo prepare --dry-run` times a few answers for a measured estimate.
+    steps = demo.plan(lab, probe=False)
+    left = [s for s in steps if not s.done]
+    note = (f"**First launch?** This lab home has no adapter or stored evaluation yet. One button prepares "
+            f"the whole demo in the background: {len(left)} of {len(steps)} steps to go "
+            f"(index, {sum(s.kind == 'train' for s in left)} demo adapters, evaluations of "
+            f"{demo.DEFAULT_LIMIT} held-out examples per scenario). `lab demo prepare --dry-run` shows the plan.")
+    label = f"Prepare the demo (≈ {max(1, round(demo.total_seconds(steps) / 60))} min)"
+    return (gr.update(visible=True), note, gr.update(value=label, visible=not running),
+            gr.update(visible=running), status(run), gr.Timer(active=running))
+
+
+def start(lab: Lab):
+    run = demo.latest_run(lab)
+    if run is not None and run["status"] == "running":
+        return "Already preparing (see the progress below).", gr.update(visible=False), gr.update(visible=True), \
+            gr.Timer(active=True)
+    proc = demo.start_job(lab)
+    return (f"Preparing the demo in the background (process {proc.pid}); you can close the page.",
+            gr.update(visible=False), gr.update(visible=True), gr.Timer(active=True))
+
+
+def cancel(lab: Lab) -> str:
+    return demo.stop_job(lab)
+
+
+def status(run: dict | None) -> str:
+    if run is None:
+        return ""
+    if run["status"] == "running":
+        label = (f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "
+                 f"about {_ui.secs(run['estimate_s'])} left")
+        return _ui.progress_bar(max(0, (run["step"] or 1) - 1) + (run["fraction"] or 0.0), run["steps"] or 1, label)
+    return ENDED.get(run["status"], run["status"]).format(error=run.get("error") or "")
+
+
+def poll(lab: Lab):
+    """(status, prepare button, cancel button, timer): the timer stops once the job has ended."""
+    run = demo.latest_run(lab)
+    running = run is not None and run["status"] == "running"
+    return status(run), gr.update(visible=not running and (run or {}).get("status") != "done"), \
+        gr.update(visible=running), gr.Timer(active=running)
+
+
+def build(lab: Lab) -> None:
+    """The block, hidden until the page load finds the demo is needed (or being prepared)."""
+    with gr.Group(visible=False, elem_id="demo-offer") as block:
+        note = gr.Markdown()
+        with gr.Row():
+            prepare = gr.Button("Prepare the demo", variant="primary", elem_id="demo-prepare", scale=3)
+            stop = gr.Button("Cancel", variant="stop", visible=False, elem_id="demo-cancel", scale=1)
+        progress = gr.HTML(elem_id="demo-status")
+    timer = gr.Timer(2.0, active=False)
+    _ui.on_load(lab, "demo", offer, [block, note, prepare, stop, progress, timer], lab)
+    prepare.click(_ui.wire(lab, "demo", start, lab), None, [progress, prepare, stop, timer])
+    stop.click(_ui.wire(lab, "demo", cancel, lab), None, progress)
+    timer.tick(_ui.wire(lab, "demo", poll, lab), None, [progress, prepare, stop, timer], show_progress="hidden")
