@@ -154,3 +154,16 @@ def test_a_real_climb_on_the_embedded_model(shared_home):
     assert result.decision["outcome"] in {"up-to", "meets", "not-significant"}
     again = climb(lab, "specialty", limit=6, up_to="prompt", progress=False, say=lambda m: None)
     assert again.path[0]["estimate_s"] == 0  # everything reused, nothing to answer
+
+
+def test_the_app_block_plans_climbs_live_and_cancels(fake_lab, task_dir):
+    from lab.app import tab_advisor
+
+    fake_lab.fake.default = "Urologist"
+    plan = tab_advisor.climb_plan(fake_lab, str(task_dir), None, 5, "tune", 6)
+    assert "prompt: always first" in plan and "rag: if the prompt rung misses: skipped" in plan and "budget: 5" in plan
+    job = tab_advisor.ClimbJob()
+    frames = list(tab_advisor.climb_run(fake_lab, job, str(task_dir), None, None, "tune", 6))
+    assert any("Step 1: prompt" in f for f in frames[:-1]) and frames[-1].startswith("### Climb #")
+    assert "Recommendation" in frames[-1] and job.cancel is None
+    assert tab_advisor.climb_cancel(job) == "Nothing is climbing."

@@ -7,4 +7,4 @@
   record.py  the `climbs` table: a climb's path, so a rerun continues it and the report draws it
 """
 from .decide import RULE, ArmResult, Decision, Situation, next_step  # noqa: F401
-from .run import ClimbResult, climb, path_text  # noqa: F401
+from .run import ClimbResult, climb, path_text, plan_text  # noqa: F401

@@ -11,6 +11,7 @@ still match, resumed from its checkpoint when training stopped halfway.
 """
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -331,3 +332,35 @@ def _now() -> str:
     from ..store import now
 
     return now()
+
+
+def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", limit: int | None = None,
+              train_steps: int | None = None, min_train: int = 200, model: str | None = None) -> str:
+    """What a climb would do and how long each step is expected to take here, before it runs
+    (the app shows it beside the Climb button). Loads the model (its id and sha name the run)."""
+    from ..tasks import load_task
+
+    task = load_task(task, home=lab.home)
+    info = lab.backend(model).info
+    options = {"target": task.target if target is None else float(target), "up_to": up_to, "limit": limit,
+               "train_steps": train_steps, "min_train": min_train, "model": info.id}
+    rows = lab.store.query("select eval_run_id from climbs where task = ? and options_json = ? "
+                           "order by id desc limit 1", [task.name, json.dumps(options, sort_keys=True)])
+    run_id = rows[0]["eval_run_id"] if rows else None
+    held_out = task.examples("eval")
+    ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
+    n_train = len(task.examples("train"))
+    s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
+                  has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))
+    cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
+    est = _estimates(lab, task, s, run_id, ids, info.id, cfg)
+    when = {"prompt": "always first",
+            "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
+            "tune": (f"if the rungs below miss on behaviour/format ({n_train} training examples"
+                     + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)"))}
+    lines = [f"Climb '{task.name}' on {info.id}: target {options['target']:.2f} on {task.primary_metric}, "
+             f"{len(ids)} held-out examples, up to {up_to}.", f"Rule: {RULE}."]
+    for step in STEPS[:STEPS.index(up_to) + 1]:
+        secs, basis = est[step]
+        lines.append(f"- {step}: {when[step]}; ~{_mins(secs)} ({basis})")
+    return "\n".join(lines)
