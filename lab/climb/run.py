@@ -124,9 +124,10 @@ def _arms_through(step: str, has_corpus: bool) -> list[str]:
     return [a for a in arms if has_corpus or a not in ("rag", "tune+rag")]
 
 
+# the lead swaps this for prompt_rung.best_prompt_config after merge
 def _prompt_step(lab, task, *, limit, model, progress, cancel) -> int:
-    """The prompt rung: zero-shot and few-shot through the runner; the decision takes the better.
-    # the lead swaps this for prompt_rung.best_prompt_config after merge"""
+    """The prompt rung: zero-shot and few-shot through the runner; `decide.best_of` takes the
+    better of the two (the prompt rung's best measured configuration)."""
     from ..evaluation import run_eval
 
     return run_eval(lab, task, ["zero-shot", "few-shot"], limit=limit, model=model, progress=progress,
