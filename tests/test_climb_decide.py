@@ -132,3 +132,9 @@ def test_graded_scores_use_the_bootstrap_interval():
     est = stats.mean_ci([0.9, 1.0, 0.95, 1.0, 0.92, 0.97, 1.0, 0.99] * 3, "graded")
     graded = ArmResult("few-shot", est.mean, est.lo, est.hi, est.n)
     assert judge(graded, 0.85) == "meets" and judge(graded, 0.97) != "meets"
+
+
+def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
+    est = stats.mean_ci([1.0, 1.0, 1.0], "graded")  # no spread: the bootstrap interval is the point
+    assert est.lo == 1.0
+    assert judge(ArmResult("tune", est.mean, est.lo, est.hi, est.n), 0.85) == "not-significant"

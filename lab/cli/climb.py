@@ -21,9 +21,9 @@ rung that meets the target.
 
 \b
 Meets the target: the lower end of the rung's 95% interval (Wilson for 0/1 scores, BCa
-bootstrap for graded ones) is at or above the target. A mean above the target whose interval
-reaches below it is "not significant": with --limit leaving examples unused, the climb stops
-and asks for more of them.
+bootstrap for graded ones) is at or above the target, on at least 6 examples. A mean above
+the target whose interval reaches below it is "not significant": with --limit leaving examples
+unused, the climb stops and asks for more of them.
 
 \b
 Before each step it prints what it will do, why, and the time it expects from this lab's

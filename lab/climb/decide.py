@@ -11,8 +11,8 @@ The seeds' order (prompt -> RAG -> fine-tune, stop at the first that works) and 
 
 "Meets the target" means meets it *significantly enough to trust*: the lower end of the arm's
 95% interval (Wilson for 0/1 scores, BCa bootstrap for graded ones: `lab.evaluation.stats`)
-is at or above the target. A mean above the target whose interval still reaches below it is
-"not significant": with held-out examples left unused (--limit) the climb stops and asks for
+is at or above the target, on at least 6 examples (the lab's floor for "significant"). A mean
+above the target whose interval still reaches below it is "not significant": with held-out examples left unused (--limit) the climb stops and asks for
 more of them; with none left, it climbs on.
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ STEP_ARMS = {"prompt": ("zero-shot", "few-shot"), "rag": ("rag",), "tune": ("tun
 MIN_TRAIN = 200  # seeds: "typically 200+ examples minimum"
 TRAINER_MINIMUM = 20  # lab.tuning.datasets.MIN_EXAMPLES: the trainer refuses fewer
 FORMAT_SHARE = 0.5  # failures that are mostly "output invalid" are a format (behaviour) problem
+MIN_N = 6  # lab.evaluation.stats.MIN_PAIRS: fewer examples are never "significant"
 RULE = ("a rung meets the target when the lower end of its 95% interval (Wilson for 0/1 scores, "
-        "BCa bootstrap for graded ones) is at or above the target")
+        f"BCa bootstrap for graded ones) is at or above the target, on at least {MIN_N} examples")
 
 
 @dataclass
@@ -94,7 +95,8 @@ def judge(arm: ArmResult, target: float) -> str:
     end does not) or 'misses'."""
     if arm.mean is None or arm.mean < target:
         return "misses"
-    return "meets" if arm.lo is not None and arm.lo >= target else "not-significant"
+    trusted = arm.lo is not None and arm.lo >= target and arm.n >= MIN_N
+    return "meets" if trusted else "not-significant"
 
 
 def best_of(s: Situation, step: str) -> ArmResult | None:
