@@ -143,16 +143,16 @@ def test_the_report_draws_the_climb(fake_lab, task_dir, tmp_path):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_real_climb_on_the_embedded_model(shared_home):
-    """specialty, 6 held-out examples, up to the prompt rung: real answers, a real decision."""
+    """specialty, 4 held-out examples, up to the prompt rung: real answers, a real decision."""
     from lab.engine import Lab
 
     lab = Lab(home=shared_home)
     lines = []
-    result = climb(lab, "specialty", limit=6, up_to="prompt", progress=False, say=lines.append)
+    result = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lines.append)
     assert result.status == "finished" and [s["step"] for s in result.path] == ["prompt"]
-    assert result.path[0]["results"]["few-shot"]["n"] == 6
+    assert result.path[0]["results"]["few-shot"]["n"] == 4
     assert result.decision["outcome"] in {"up-to", "meets", "not-significant"}
-    again = climb(lab, "specialty", limit=6, up_to="prompt", progress=False, say=lambda m: None)
+    again = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lambda m: None)
     assert again.path[0]["estimate_s"] == 0  # everything reused, nothing to answer
 
 
