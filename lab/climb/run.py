@@ -248,8 +248,8 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                 say(f"  skipped: {sk}")
             emit("step", step=d.step, reason=d.reason, estimate_s=secs, n=n)
             earlier = next((x for x in steps if x["step"] == d.step), {})  # a stopped attempt's time counts
-            entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "estimate_s": secs,
-                     "estimate_basis": basis, "status": "running"}
+            entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "status": "running",  # first estimate kept
+                     "estimate_s": earlier.get("estimate_s", secs), "estimate_basis": earlier.get("estimate_basis", basis)}
             record.save(lab, rec, steps=record.put_step(steps, entry))
             steps = rec["steps"]
             t_step = time.perf_counter()
