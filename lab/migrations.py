@@ -124,6 +124,17 @@ def m010_demo_runs(db: sqlite_utils.Database):
     }, pk="id")
 
 
+@migration
+def m011_climbs(db: sqlite_utils.Database):
+    # `lab climb`: one row per climb up the ladder; steps_json is its path (step, why, estimate,
+    # wall time, results, decision), so a rerun continues it and the report draws it.
+    db["climbs"].create({"id": int, "ts": str, "task": str, "model_id": str, "options_json": str,
+                         "status": str, "eval_run_id": int, "adapter": str, "steps_json": str,
+                         "decision_json": str, "recommendation_json": str, "wall_s": float,
+                         "finished_ts": str}, pk="id")
+    db["climbs"].create_index(["task"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

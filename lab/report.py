@@ -94,7 +94,7 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset
 
 
 def render_html(board, rec: Recommendation | None = None, max_examples: int = 300,
-                prediction: str | None = None) -> str:
+                prediction: str | None = None, climb: dict | None = None) -> str:
     r = board.run
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Ladder Lab · {_e(board.task)} · "
              f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
@@ -115,6 +115,8 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
                         + "".join(f"<li>{_e(x)}</li>" for x in rec.would_change_if) + "</ul>"
                         if rec.would_change_if else "") + "</div>")
 
+    if climb:
+        parts.append(climb_html(climb))
     parts.append("<h2>Scoreboard</h2>")
     rows = []
     for a in board.arms:
@@ -177,6 +179,28 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
     return "".join(parts)
 
 
+def climb_html(climb: dict) -> str:
+    """`lab climb`'s path: one row per rung climbed (why, result, time), then where it stopped."""
+    from .climb.decide import RULE
+
+    rows = []
+    for i, st in enumerate(climb.get("steps") or [], 1):
+        results = "<br>".join(
+            f"{_e(arm)} {_n(r['mean'])} <span class=small>[{_n(r['lo'])}, {_n(r['hi'])}] n={r['n']}</span>"
+            for arm, r in (st.get("results") or {}).items()) or _e(st.get("status"))
+        decision = st.get("decision") or {}
+        rows.append([str(i), f"<b>{_e(st['step'])}</b>", _e(st.get("why")), results, _e(st.get("verdict") or ""),
+                     f"{st.get('wall_s', 0):.0f} s <span class=small>(expected {st.get('estimate_s', 0):.0f} s)</span>",
+                     f"<b>{_e(decision.get('outcome', ''))}</b> {_e(decision.get('reason', ''))}"])
+    end = climb.get("decision") or {}
+    skipped = "".join(f"<li>{_e(x)}</li>" for x in end.get("skipped") or [])
+    return (f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s)</h2>"
+            f"<p class=small>Rule: {_e(RULE)}.</p>"
+            + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], rows, {0})
+            + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
+            + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else ""))
+
+
 def _examples_table(examples: list[dict], arms: list[str]) -> str:
     rows = []
     for e in examples:
@@ -208,7 +232,10 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
     rec = recommend_for_run(lab, board, answers)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(board, rec, prediction=seeds_prediction(lab, eval_run_id)), encoding="utf-8")
+    from .climb.record import climb_of_run
+
+    path.write_text(render_html(board, rec, prediction=seeds_prediction(lab, eval_run_id),
+                                climb=climb_of_run(lab, eval_run_id)), encoding="utf-8")
     return path
 
 

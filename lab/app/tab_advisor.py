@@ -98,3 +98,105 @@ def build(lab: Lab) -> None:
     go.click(_ui.wire(lab, "advisor", advise, lab),
              [run, clear_metric, few_shot, lacks_knowledge, behaviour, examples, changes, pressure], out,
              api_name="advise")
+    build_climb(lab)
+
+
+# ---- Climb: `lab climb` from the page -------------------------------------------------------------
+
+class ClimbJob:
+    """The climb running now in this app (one at a time) and how to cancel it."""
+
+    def __init__(self):
+        self.cancel = None
+
+
+def climb_plan(lab: Lab, task_name: str, target, budget, up_to: str, limit) -> str:
+    from ..climb import plan_text
+
+    if not task_name:
+        return "Pick a task."
+    text = plan_text(lab, task_name, target=target or None, up_to=up_to or "tune", limit=int(limit) if limit else None)
+    if budget:
+        text += f"\n- budget: {float(budget):g} min; a step that would not fit is skipped"
+    return text.replace("\n", "  \n")
+
+
+def climb_run(lab: Lab, job: ClimbJob, task_name: str, target, budget, up_to: str, limit):
+    """Run the climb in a worker thread; yield its log as it grows, then the path and the advice."""
+    import queue
+    import threading
+
+    from ..climb import climb, path_text
+
+    if not task_name:
+        raise gr.Error("Pick a task.")
+    if job.cancel is not None and not job.cancel.is_set():
+        raise gr.Error("A climb is already running: cancel it first.")
+    cancel = job.cancel = threading.Event()
+    lines: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["result"] = climb(lab, task_name, target=target or None, up_to=up_to or "tune",
+                                      budget_min=float(budget) if budget else None,
+                                      limit=int(limit) if limit else None, progress=False, cancel=cancel,
+                                      say=lines.put)
+        except BaseException as e:  # shown on the page; the climb's record says where it stopped
+            outcome["error"] = e
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=work, daemon=True, name="lab-climb").start()
+    log: list[str] = []
+    try:
+        while (line := lines.get()) is not None:
+            log.append(line)
+            yield "```\n" + "\n".join(log)[-6000:] + "\n```"
+    finally:
+        cancel.set()  # the page went away or the climb ended: nothing left running
+        job.cancel = None
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    out = [f"### Climb #{result.climb_id}: {result.status} ({result.wall_s:.0f} s)", "```", path_text(result), "```"]
+    if result.recommendation is not None:
+        from ..evaluation import summarize
+
+        out.append(render(result.recommendation, summarize(lab, result.eval_run_id)))
+    elif result.status == "cancelled":
+        out.append("Cancelled: press Climb again to continue where it stopped.")
+    yield "\n".join(out)
+
+
+def climb_cancel(job: ClimbJob) -> str:
+    if job.cancel is None:
+        return "Nothing is climbing."
+    job.cancel.set()
+    return "Cancelling at the next safe point (the example in flight, or the training step)… Climb again continues."
+
+
+def build_climb(lab: Lab) -> None:
+    """The Climb block: the plan with its time estimate, Climb, live progress, Cancel, the advice."""
+    from . import bridge
+
+    job = ClimbJob()
+    gr.Markdown("### Climb the ladder\nPrompt first, then RAG (with a corpus), then tune (with 200+ examples), "
+                "stopping at the first rung whose 95% interval clears the target.")
+    with gr.Row():
+        with gr.Column(scale=2):
+            task = gr.Dropdown(choices=bridge.task_names(lab), label="Task", elem_id="climb-task")
+            target = gr.Number(None, label="Target (empty: the task's own)", minimum=0, maximum=1)
+            up_to = gr.Radio(["prompt", "rag", "tune"], value="tune", label="Up to")
+            limit = gr.Number(None, precision=0, minimum=1, label="Held-out examples (empty: all)")
+            budget = gr.Number(None, minimum=0, label="Budget, minutes (empty: none)")
+            with gr.Row():
+                plan = gr.Button("Plan", elem_id="climb-plan")
+                go = gr.Button("Climb", variant="primary", elem_id="climb-go")
+                stop = gr.Button("Cancel", variant="stop", elem_id="climb-cancel")
+        with gr.Column(scale=3):
+            out = gr.Markdown(elem_id="climb-out")
+    inputs = [task, target, budget, up_to, limit]
+    plan.click(_ui.wire(lab, "climb", climb_plan, lab), inputs, out)
+    go.click(_ui.wire(lab, "climb", climb_run, lab, job), inputs, out)
+    stop.click(_ui.wire(lab, "climb", climb_cancel, job), None, out, concurrency_limit=None)

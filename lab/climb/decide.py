@@ -1,0 +1,202 @@
+"""The climb's decisions, as one pure function: given what has been measured so far, the next
+step up the ladder or where to stop, and why. No model, no store: the runner (`run.py`) feeds
+it the scoreboard and its time estimates, and the tests feed it synthetic ones.
+
+The seeds' order (prompt -> RAG -> fine-tune, stop at the first that works) and their rules:
+- "Can few-shot prompting solve the task adequately? yes -> stop."
+- "Is the main problem a lack of knowledge? yes -> RAG, stop." Fine-tuning "changes behaviour,
+  not knowledge": a knowledge gap RAG does not close is not handed to tuning.
+- "Do you have 200+ high-quality examples? yes -> fine-tune; no -> collect more data" (and the
+  trainer refuses under 20).
+
+"Meets the target" means meets it *significantly enough to trust*: the lower end of the arm's
+95% interval (Wilson for 0/1 scores, BCa bootstrap for graded ones: `lab.evaluation.stats`)
+is at or above the target, on at least 6 examples (the lab's floor for "significant"). A mean
+above the target whose interval still reaches below it is "not significant": with held-out examples left unused (--limit) the climb stops and asks for
+more of them; with none left, it climbs on.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+STEPS = ["prompt", "rag", "tune"]
+STEP_ARMS = {"prompt": ("zero-shot", "few-shot"), "rag": ("rag",), "tune": ("tune", "tune+rag")}
+MIN_TRAIN = 200  # seeds: "typically 200+ examples minimum"
+TRAINER_MINIMUM = 20  # lab.tuning.datasets.MIN_EXAMPLES: the trainer refuses fewer
+FORMAT_SHARE = 0.5  # failures that are mostly "output invalid" are a format (behaviour) problem
+MIN_N = 6  # lab.evaluation.stats.MIN_PAIRS: fewer examples are never "significant"
+RULE = ("a rung meets the target when the lower end of its 95% interval (Wilson for 0/1 scores, "
+        f"BCa bootstrap for graded ones) is at or above the target, on at least {MIN_N} examples")
+
+
+@dataclass
+class ArmResult:
+    """One measured arm, as the scoreboard has it."""
+    arm: str
+    mean: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        if self.mean is None:
+            return f"{self.arm}: nothing scored"
+        ci = "" if self.lo is None else f" [{self.lo:.3f}, {self.hi:.3f}]"
+        return f"{self.arm} {self.mean:.3f}{ci} (n={self.n})"
+
+
+@dataclass
+class Situation:
+    """Everything a decision reads."""
+    task: str
+    target: float
+    output_format: str  # label, json or text
+    has_corpus: bool
+    train_examples: int
+    eval_examples: int  # held-out examples the task has
+    limit: int | None = None  # the climb evaluates only the first `limit` of them
+    up_to: str = "tune"  # the highest step the climb may take
+    min_train: int = MIN_TRAIN
+    budget_left_s: float | None = None  # None: no budget
+    done: list[str] = field(default_factory=list)  # steps finished, in order
+    results: dict[str, ArmResult] = field(default_factory=dict)  # by arm
+    estimates: dict[str, float] = field(default_factory=dict)  # step -> expected seconds
+
+
+@dataclass
+class Decision:
+    action: str  # "run" or "stop"
+    step: str | None  # the step to run next (action "run")
+    outcome: str  # why: see OUTCOMES
+    reason: str
+    skipped: list[str] = field(default_factory=list)  # steps passed over, each with its reason
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+OUTCOMES = {
+    "start": "the ladder starts at its cheapest rung",
+    "climb": "the rung below misses the target",
+    "meets": "a rung meets the target significantly",
+    "not-significant": "a rung's mean meets the target but its interval does not",
+    "knowledge": "the failures are missing knowledge, which tuning does not fix",
+    "no-corpus": "the failures look like missing knowledge and the task has no corpus",
+    "too-few": "too few training examples to tune",
+    "up-to": "--up-to stops the climb here",
+    "budget": "the next step would not fit the time budget",
+    "top": "the top of the ladder is reached",
+}
+
+
+def judge(arm: ArmResult, target: float) -> str:
+    """'meets' (the interval's lower end >= target), 'not-significant' (the mean does, the lower
+    end does not) or 'misses'."""
+    if arm.mean is None or arm.mean < target:
+        return "misses"
+    trusted = arm.lo is not None and arm.lo >= target and arm.n >= MIN_N
+    return "meets" if trusted else "not-significant"
+
+
+def best_of(s: Situation, step: str) -> ArmResult | None:
+    """The step's best measured arm (the cheaper one on a tie)."""
+    arms = [s.results[a] for a in STEP_ARMS[step] if a in s.results and s.results[a].mean is not None]
+    return max(reversed(arms), key=lambda a: a.mean) if arms else None
+
+
+def failure_text(arm: ArmResult) -> str:
+    fails = {k: v for k, v in arm.failures.items() if v}
+    return ", ".join(f"{k} {v}" for k, v in fails.items()) or "none"
+
+
+def knowledge_shaped(arm: ArmResult, output_format: str) -> bool:
+    """Failures that look like missing facts: a free-text task whose wrong answers are mostly
+    well-formed but wrong (or retrieval missed), not format failures. Label and JSON tasks fail
+    on behaviour (the shape and the judgement), which is what tuning shapes."""
+    if output_format != "text":
+        return False
+    total = sum(arm.failures.values())
+    return total == 0 or arm.failures.get("output invalid", 0) / total < FORMAT_SHARE
+
+
+def next_step(s: Situation) -> Decision:
+    """The next step of the climb, or where it stops and why."""
+    if not s.done:
+        return _go(s, "prompt", "start", "The ladder starts at its cheapest rung: zero-shot and few-shot "
+                   "prompting on the held-out examples.")
+    last = s.done[-1]
+    best = best_of(s, last)
+    if best is None:
+        return Decision("stop", None, "top", f"The {last} step scored nothing: nothing to climb from.")
+    verdict = judge(best, s.target)
+    measured = f"{best.text()} against the target {s.target:.2f}"
+    if verdict == "meets":
+        return Decision("stop", None, "meets", f"{measured}: the lower end of its 95% interval is at or above "
+                        f"the target, so the {last} rung meets it; stop at the cheapest rung that works.")
+    note = ""
+    if verdict == "not-significant":
+        if s.limit is not None and s.limit < s.eval_examples:
+            return Decision("stop", None, "not-significant", f"{measured}: the mean meets the target but the "
+                            f"interval reaches below it ({best.n} examples). Evaluate more held-out examples "
+                            f"before climbing: rerun with a larger --limit (of {s.eval_examples}; finished "
+                            "examples are reused).")
+        note = (" Its mean meets the target but its interval reaches below it, on every held-out example "
+                "the task has, so the next rung is worth measuring.")
+    else:
+        note = f" It misses (failures: {failure_text(best)})."
+    evidence = f"The best {last} configuration is {measured}.{note}"
+    if last == "prompt":
+        return _after_prompt(s, best, evidence)
+    if last == "rag":
+        if knowledge_shaped(best, s.output_format):
+            return Decision("stop", None, "knowledge", f"{evidence} The remaining failures are wrong or "
+                            "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge (seeds), "
+                            "so the climb stops at RAG. Better retrieval (more passages, other chunking), more "
+                            "documents or a larger model are the levers.")
+        return _tune(s, evidence + " The remaining failures are behaviour/format: tuning is next.", [])
+    return Decision("stop", None, "top", f"{evidence} The tune rung is the top of the ladder.")
+
+
+def _after_prompt(s: Situation, best: ArmResult, evidence: str) -> Decision:
+    if s.has_corpus:
+        return _go(s, "rag", "climb", f"{evidence} The task has a corpus: retrieval is the next rung "
+                   "(knowledge belongs in retrieval).")
+    if knowledge_shaped(best, s.output_format):
+        return Decision("stop", None, "no-corpus", f"{evidence} The wrong answers are well-formed but wrong: "
+                        "that looks like missing knowledge, and the task has no corpus to retrieve from. "
+                        "Give it one (corpus = \"NAME\" in task.toml) to try RAG; fine-tuning does not add facts.")
+    skipped = ["rag: the task has no corpus, and its failures are behaviour/format, not missing knowledge"]
+    return _tune(s, evidence + " No corpus, and the failures are behaviour/format: RAG is skipped.", skipped)
+
+
+def _tune(s: Situation, evidence: str, skipped: list[str]) -> Decision:
+    if s.train_examples < TRAINER_MINIMUM:
+        return Decision("stop", None, "too-few", f"{evidence} Only {s.train_examples} training examples: "
+                        f"the trainer refuses fewer than {TRAINER_MINIMUM} (a fine-tune would overfit or change "
+                        f"nothing). Collect toward {MIN_TRAIN}.", skipped + ["tune: too few training examples"])
+    if s.train_examples < s.min_train:
+        return Decision("stop", None, "too-few", f"{evidence} {s.train_examples} training examples is below "
+                        f"the {s.min_train} the climb asks for before tuning (seeds: 200+): collect about "
+                        f"{s.min_train - s.train_examples} more, prompt meanwhile (--min-train lowers the bar, "
+                        f"not below {TRAINER_MINIMUM}).", skipped + ["tune: too few training examples"])
+    return _go(s, "tune", "climb", f"{evidence} With {s.train_examples} training examples (seeds: 200+), "
+               "train an adapter and measure tune" + (" and tune+rag." if s.has_corpus else "."), skipped)
+
+
+def _go(s: Situation, step: str, outcome: str, reason: str, skipped: list[str] | None = None) -> Decision:
+    """Run `step`, unless --up-to or the budget stops the climb before it."""
+    skipped = list(skipped or [])
+    if STEPS.index(step) > STEPS.index(s.up_to):
+        return Decision("stop", None, "up-to", f"{reason} But --up-to {s.up_to} stops the climb before {step}.",
+                        skipped + [f"{step}: beyond --up-to {s.up_to}"])
+    need = s.estimates.get(step)
+    if s.budget_left_s is not None and need is not None and need > s.budget_left_s:
+        return Decision("stop", None, "budget", f"{reason} But it would take about {_mins(need)} and "
+                        f"{_mins(s.budget_left_s)} of the budget is left: skipped.",
+                        skipped + [f"{step}: needs ~{_mins(need)}, {_mins(s.budget_left_s)} left"])
+    return Decision("run", step, outcome, reason, skipped)
+
+
+def _mins(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -1,0 +1,74 @@
+"""The climb's record in lab.db (`climbs`, migration m009): one row per climb, its path as JSON.
+
+Why a table and not a file: everything else the lab does (generations, evaluations, training)
+is logged in lab.db, the report and the app already read from it, and a row is updated in one
+transaction, so a killed climb never leaves half a record. The path is small JSON (a few steps),
+so one column holds it. A rerun with the same options continues the latest unfinished climb.
+"""
+from __future__ import annotations
+
+import json
+
+from ..store import now
+
+
+def _row(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    for key in ("options", "steps", "decision", "recommendation"):
+        row[key] = json.loads(row.get(f"{key}_json") or ("[]" if key == "steps" else "null"))
+    return row
+
+
+def open_climb(lab, task: str, model_id: str, options: dict) -> dict:
+    """The latest unfinished climb of `task` with these options (continued), else a new one."""
+    options_json = json.dumps(options, sort_keys=True)
+    rows = lab.store.query("select * from climbs where task = ? and model_id = ? and options_json = ? "
+                           "order by id desc limit 1", [task, model_id, options_json])
+    if rows and rows[0]["status"] != "finished":
+        row = _row(rows[0])
+        lab.store.update("climbs", row["id"], {"status": "running"})
+        row["continued"] = True
+        return row
+    climb_id = lab.store.insert("climbs", {"ts": now(), "task": task, "model_id": model_id,
+                                           "options_json": options_json, "status": "running",
+                                           "steps_json": "[]", "wall_s": 0.0})
+    return get_climb(lab, climb_id)
+
+
+def get_climb(lab, climb_id: int) -> dict | None:
+    rows = lab.store.query("select * from climbs where id = ?", [climb_id])
+    return _row(rows[0]) if rows else None
+
+
+def save(lab, climb: dict, **values) -> None:
+    """Write the climb's path and any other columns given (steps/decision/recommendation as JSON)."""
+    update = {}
+    for key, value in values.items():
+        if key in ("steps", "decision", "recommendation", "options"):
+            update[f"{key}_json"] = json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            update[key] = value
+        climb[key] = value
+    lab.store.update("climbs", climb["id"], update)
+
+
+def put_step(steps: list[dict], entry: dict) -> list[dict]:
+    """The path with `entry` in place of the same step's earlier attempt and anything after it
+    (a continued climb redoes its steps in order; finished work inside them is reused)."""
+    from .decide import STEPS
+
+    return [s for s in steps if STEPS.index(s["step"]) < STEPS.index(entry["step"])] + [entry]
+
+
+def latest_climb(lab, task: str) -> dict | None:
+    rows = lab.store.query("select * from climbs where task = ? order by id desc limit 1", [task])
+    return _row(rows[0]) if rows else None
+
+
+def climb_of_run(lab, eval_run_id: int) -> dict | None:
+    """The latest climb whose evidence is eval run `eval_run_id` (the report draws its path)."""
+    if "climbs" not in lab.store.db.table_names():
+        return None
+    rows = lab.store.query("select * from climbs where eval_run_id = ? order by id desc limit 1", [eval_run_id])
+    return _row(rows[0]) if rows else None

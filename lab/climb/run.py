@@ -1,0 +1,378 @@
+"""`lab climb`: run the ladder in the seeds' order on a task's held-out set, one step at a time,
+stopping where `decide.next_step` says, then ask the advisor.
+
+Every step goes through the existing machinery: `evaluation.run_eval` (resumable, one row per
+example, Ctrl-C safe) and `tuning.train` (checkpoints, resume). All steps write into one eval run
+(the runner resumes the run whose settings match, and new arms join it), so the final scoreboard
+pairs every rung on the same examples and the advisor reads it as it reads `lab eval`'s.
+Rerunning `lab climb` with the same options continues the climb: finished evaluations are
+skipped, and the climb's adapter (`<task>-climb`) is reused when its data, config and base model
+still match, resumed from its checkpoint when training stopped halfway.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from . import record
+from .decide import RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, next_step
+
+DEFAULT_ANSWER_S = 5.0  # seconds per answer when this lab has measured none for the model yet
+
+
+class ClimbCancelled(Exception):
+    """Cancel was pressed: the step in flight stopped at a safe point; a rerun continues."""
+
+
+@dataclass
+class ClimbResult:
+    climb_id: int
+    task: str
+    status: str  # finished, cancelled
+    eval_run_id: int | None
+    path: list[dict]
+    decision: dict
+    recommendation: object | None  # advisor.Recommendation
+    wall_s: float
+    skipped: list[str] = field(default_factory=list)
+
+
+# ---- estimates from this machine's measured speeds ---------------------------------------------
+
+def seconds_per_answer(lab, task: str, arm: str, model_id: str) -> tuple[float, str]:
+    """Mean seconds per answer of `arm` from the run log: this task's evaluations first, then any
+    of the model's answers for the arm, then any of its answers, else DEFAULT_ANSWER_S."""
+    queries = [
+        ("this task's earlier answers", "select avg(total_s) as s from (select g.total_s from generations g join "
+         "eval_runs e on e.id = g.eval_run_id where e.task = ? and g.arm = ? and g.model_id = ? and g.error is "
+         "null order by g.id desc limit 100)", [task, arm, model_id]),
+        ("this model's earlier answers", "select avg(total_s) as s from (select total_s from generations where "
+         "arm = ? and model_id = ? and error is null order by id desc limit 100)", [arm, model_id]),
+        ("this model's earlier answers (any arm)", "select avg(total_s) as s from (select total_s from "
+         "generations where model_id = ? and error is null order by id desc limit 100)", [model_id]),
+    ]
+    for basis, sql, params in queries:
+        rows = lab.store.query(sql, params)
+        if rows and rows[0]["s"]:
+            return float(rows[0]["s"]), basis
+    return DEFAULT_ANSWER_S, "a default guess (nothing measured on this model yet)"
+
+
+def eval_seconds(lab, task, arms, run_id: int | None, ids: list[str], model_id: str) -> tuple[float, str]:
+    """Seconds to answer the examples of `arms` that run `run_id` has not scored yet."""
+    from ..evaluation.runner import done_keys
+
+    done = done_keys(lab, run_id) if run_id else set()
+    total, bases = 0.0, set()
+    for arm in arms:
+        todo = sum(1 for i in ids if (i, arm, 0) not in done)
+        if todo:
+            per, basis = seconds_per_answer(lab, task.name, arm, model_id)
+            total += todo * per
+            bases.add(basis)
+    return total, "; ".join(sorted(bases)) or "already evaluated"
+
+
+def train_config(lab, task, steps: int | None, model: str | None):
+    from pathlib import Path
+
+    from ..tasks import TaskError
+    from ..tuning import make_config
+
+    if task.train is None:
+        raise TaskError(f"task '{task.name}' has no training set (train = \"...\" in its task.toml)")
+    return make_config("lab climb", device="auto", name=f"{task.name}-climb", data=str(Path(task.train).resolve()),
+                       instruction=task.instruction or None, base_model=model or lab.config.default_model,
+                       max_steps=steps)
+
+
+def reusable_adapter(lab, cfg):
+    """The climb's adapter when it was trained on this very data, config and base model, else None."""
+    from ..models import sha256_of
+    from ..tuning.adapters import AdapterError, find_adapter
+
+    try:
+        adapter = find_adapter(lab.home.adapters, cfg.name)
+    except (AdapterError, OSError, KeyError):
+        return None
+    same_data = (adapter.manifest.get("dataset") or {}).get("sha256") == sha256_of(cfg.data)
+    same_base = adapter.base_sha == lab.model_sha(lab.model_info(cfg.base_model))
+    return adapter if same_data and same_base and adapter.manifest.get("config") == cfg.to_json() else None
+
+
+def train_seconds(lab, cfg, n_train: int) -> tuple[float, str]:
+    from ..tuning.jobs import estimate_seconds, tokens_per_example
+
+    if reusable_adapter(lab, cfg) is not None:
+        return 0.0, "adapter already trained on this data and config"
+    steps = cfg.max_steps or math.ceil(math.ceil(n_train * (1 - cfg.val_fraction) / cfg.batch_size)
+                                       / cfg.grad_accum * cfg.epochs)
+    secs, basis = estimate_seconds(lab, steps, cfg.batch_size, tokens_per_example(cfg.data, cfg.instruction,
+                                                                                  cfg.max_seq_len))
+    return secs, f"{steps} training steps, {basis}"
+
+
+# ---- the steps ---------------------------------------------------------------------------------
+
+def _arms_through(step: str, has_corpus: bool) -> list[str]:
+    """Every arm of the steps up to `step` (all go into one eval run, so they stay paired)."""
+    arms = [a for s in STEPS[:STEPS.index(step) + 1] for a in STEP_ARMS[s]]
+    return [a for a in arms if has_corpus or a not in ("rag", "tune+rag")]
+
+
+# the lead swaps this for prompt_rung.best_prompt_config after merge
+def _prompt_step(lab, task, *, limit, model, progress, cancel) -> int:
+    """The prompt rung: zero-shot and few-shot through the runner; `decide.best_of` takes the
+    better of the two (the prompt rung's best measured configuration)."""
+    from ..evaluation import run_eval
+
+    return run_eval(lab, task, ["zero-shot", "few-shot"], limit=limit, model=model, progress=progress,
+                    cancel=cancel)
+
+
+def _eval_step(lab, task, arms, *, limit, model, adapter, progress, cancel) -> int:
+    from ..evaluation import run_eval
+
+    return run_eval(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel)
+
+
+def _train_step(lab, cfg, *, progress, cancel, say):
+    """Train the climb's adapter (or reuse it); a checkpoint left by a stopped climb is resumed."""
+    from ..tuning import train
+    from ..tuning.checkpoint import find_checkpoint
+
+    adapter = reusable_adapter(lab, cfg)
+    if adapter is not None:
+        say(f"  reusing adapter '{cfg.name}': trained on the same data and config")
+        return adapter
+
+    def on_step(row: dict) -> None:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt  # the trainer stops at this step boundary and keeps a checkpoint
+
+    resume = find_checkpoint(lab, cfg.name) is not None
+    return train(cfg, lab, progress=progress, resume=resume, overwrite=True, log=lambda m: say(f"  {m}"),
+                 on_step=on_step)
+
+
+# ---- the climb ---------------------------------------------------------------------------------
+
+def matching_run(lab, task, info) -> int | None:
+    """The eval run the climb's evaluations will resume (the runner's own match, with its
+    defaults: deterministic, fixed few-shot of the task's k, 4 passages), None if none yet."""
+    from ..evaluation.runner import _identity, find_run
+
+    identity = _identity(task, info.id, lab.model_sha(info), 1, "fixed", task.few_shot_k, 4)
+    run = find_run(lab, task.name, task.hash(), info.id, identity)
+    return run["id"] if run else None
+
+
+def results_of(board) -> dict[str, ArmResult]:
+    if board is None:
+        return {}
+    return {a.arm: ArmResult(a.arm, a.quality.mean, a.quality.lo, a.quality.hi, a.n, dict(a.failures))
+            for a in board.arms}
+
+
+def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg) -> dict[str, tuple[float, str]]:
+    out = {}
+    for step in STEPS:
+        secs, basis = eval_seconds(lab, task, [a for a in STEP_ARMS[step] if situation.has_corpus
+                                               or a not in ("rag", "tune+rag")], run_id, ids, model_id)
+        if step == "tune" and cfg is not None:
+            t_secs, t_basis = train_seconds(lab, cfg, situation.train_examples)
+            secs, basis = secs + t_secs, f"{t_basis}; answers from {basis}"
+        out[step] = (secs, basis)
+    return out
+
+
+def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget_min: float | None = None,
+          limit: int | None = None, train_steps: int | None = None, min_train: int = 200,
+          model: str | None = None, progress: bool = True, cancel: threading.Event | None = None,
+          say: Callable[[str], None] = print, on_event: Callable[[dict], None] | None = None) -> ClimbResult:
+    """Climb TASK's ladder; returns the path and the advisor's recommendation.
+
+    Raises KeyboardInterrupt on Ctrl-C (the climb is recorded as interrupted; a rerun continues)."""
+    from ..evaluation.summary import summarize
+    from ..tasks import load_task
+
+    t0 = time.perf_counter()
+    task = load_task(task, home=lab.home)
+    target = task.target if target is None else float(target)
+    judged = task.model_copy(update={"target": target})  # the scoreboard and advice against --target
+    info = lab.backend(model).info
+    options = {"target": target, "up_to": up_to, "limit": limit, "train_steps": train_steps,
+               "min_train": min_train, "model": info.id}
+    rec = record.open_climb(lab, task.name, info.id, options)
+    held_out = task.examples("eval")
+    ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
+    s = Situation(task=task.name, target=target, output_format=task.output_format, has_corpus=bool(task.corpus),
+                  train_examples=len(task.examples("train")), eval_examples=len(held_out), limit=limit,
+                  up_to=up_to, min_train=min_train)
+    cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
+    run_id = rec.get("eval_run_id") or matching_run(lab, task, info)
+    steps, wall_before = list(rec["steps"]), float(rec.get("wall_s") or 0.0)
+    say(f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
+        f"{len(ids)} of {len(held_out)} held-out examples"
+        + (f", budget {budget_min:g} min" if budget_min is not None else "")
+        + (f" (continuing climb #{rec['id']})" if rec.get("continued") else f" (climb #{rec['id']})") + ".")
+    say(f"Rule: {RULE}.")
+
+    def emit(kind: str, **data):
+        if on_event:
+            on_event({"kind": kind, "climb_id": rec["id"], **data})
+
+    status, adapter_name = "running", None
+    try:
+        while True:
+            board = summarize(lab, run_id, task=judged) if run_id else None
+            s.results = results_of(board)
+            est = _estimates(lab, task, s, run_id, ids, info.id, cfg)
+            s.estimates = {k: v[0] for k, v in est.items()}
+            s.budget_left_s = None if budget_min is None else budget_min * 60 - (time.perf_counter() - t0)
+            d = next_step(s)
+            if steps and s.done:
+                steps[-1]["decision"] = {"outcome": d.outcome, "reason": d.reason}
+            if d.action == "stop":
+                break
+            n = len(s.done) + 1
+            secs, basis = est[d.step]
+            step_arms = [a for a in STEP_ARMS[d.step] if s.has_corpus or a not in ("rag", "tune+rag")]
+            say(f"\nStep {n}: {d.step} ({', '.join(step_arms)})"
+                f"\n  why: {d.reason}\n  expected: ~{_mins(secs)} ({basis})")
+            for sk in d.skipped:
+                say(f"  skipped: {sk}")
+            emit("step", step=d.step, reason=d.reason, estimate_s=secs, n=n)
+            earlier = next((x for x in steps if x["step"] == d.step), {})  # a stopped attempt's time counts
+            entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "status": "running",  # first estimate kept
+                     "estimate_s": earlier.get("estimate_s", secs), "estimate_basis": earlier.get("estimate_basis", basis)}
+            record.save(lab, rec, steps=record.put_step(steps, entry))
+            steps = rec["steps"]
+            t_step = time.perf_counter()
+            try:
+                new_run, adapter_name = _run_step(lab, task, d.step, s, cfg, limit=limit, model=model,
+                                                  progress=progress, cancel=cancel, say=say)
+                run_id = new_run or run_id  # None: cancelled inside training, before any evaluation
+            finally:
+                entry["wall_s"] = round(earlier.get("wall_s", 0.0) + time.perf_counter() - t_step, 1)
+                record.save(lab, rec, steps=steps, eval_run_id=run_id, adapter=adapter_name,
+                            wall_s=wall_before + time.perf_counter() - t0)
+            if cancel is not None and cancel.is_set():
+                entry["status"] = "cancelled"
+                raise ClimbCancelled()
+            board = summarize(lab, run_id, task=judged)
+            s.results = results_of(board)
+            s.done.append(d.step)
+            best = best_of(s, d.step)
+            entry.update(status="done", results={a: asdict(r) for a, r in s.results.items()
+                                                 if a in STEP_ARMS[d.step]},
+                         best=best.arm if best else None, verdict=judge(best, target) if best else None)
+            say(f"  result ({entry['wall_s']:.0f} s): " + "; ".join(
+                r.text() for a, r in s.results.items() if a in STEP_ARMS[d.step]))
+            emit("result", step=d.step, results=entry["results"], wall_s=entry["wall_s"])
+    except (KeyboardInterrupt, ClimbCancelled, Exception) as e:
+        status = {KeyboardInterrupt: "interrupted", ClimbCancelled: "cancelled"}.get(type(e), "failed")
+        record.save(lab, rec, steps=steps, status=status, wall_s=wall_before + time.perf_counter() - t0)
+        if isinstance(e, ClimbCancelled):
+            say(f"\nCancelled: what finished is kept; run the climb again to continue (climb #{rec['id']}).")
+            return ClimbResult(rec["id"], task.name, "cancelled", run_id, steps, {}, None,
+                               wall_before + time.perf_counter() - t0)
+        raise
+    return _finish(lab, rec, task, judged, run_id, s, d, steps, wall_before + time.perf_counter() - t0, say, emit)
+
+
+def _run_step(lab, task, step, s: Situation, cfg, *, limit, model, progress, cancel, say):
+    """One step: its evaluations (and, for tune, the training first). -> (eval run id, adapter name)."""
+    adapter = None
+    if step == "prompt":
+        return _prompt_step(lab, task, limit=limit, model=model, progress=progress, cancel=cancel), None
+    if step == "tune":
+        from ..tuning import TrainingInterrupted
+
+        try:
+            adapter = _train_step(lab, cfg, progress=progress, cancel=cancel, say=say).name
+        except TrainingInterrupted as e:
+            if cancel is not None and cancel.is_set():
+                say(f"  {e}")
+                return None, cfg.name  # cancelled: the checkpoint is kept, a rerun resumes it
+            raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
+    arms = [a for a in _arms_through(step, s.has_corpus)]
+    return _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress,
+                      cancel=cancel), adapter
+
+
+def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, steps, wall_s, say, emit) -> ClimbResult:
+    from ..advisor import advise_from_scoreboard
+    from ..evaluation.summary import summarize
+
+    say(f"\nStop: {d.reason}")
+    for sk in d.skipped:
+        say(f"  skipped: {sk}")
+    recommendation = None
+    if run_id:
+        board = summarize(lab, run_id, task=judged)
+        recommendation = advise_from_scoreboard(board, train_examples=s.train_examples, has_corpus=s.has_corpus)
+    decision = d.as_dict()
+    record.save(lab, rec, steps=steps, decision=decision, status="finished", wall_s=wall_s,
+                recommendation=recommendation.as_dict() if recommendation else None, finished_ts=_now())
+    emit("done", decision=decision)
+    return ClimbResult(rec["id"], task.name, "finished", run_id, steps, decision, recommendation, wall_s,
+                       skipped=d.skipped)
+
+
+def path_text(result_or_climb) -> str:
+    """The climb as a path, one line per rung: rung, result, decision."""
+    steps = result_or_climb.path if isinstance(result_or_climb, ClimbResult) else result_or_climb["steps"]
+    lines = []
+    for i, st in enumerate(steps, 1):
+        res = st.get("results") or {}
+        shown = "; ".join(ArmResult(**r).text() for r in res.values()) or st.get("status", "")
+        after = (st.get("decision") or {}).get("outcome", "")
+        lines.append(f"{i}. {st['step']:<6} {shown}  [{st.get('wall_s', 0):.0f} s] -> {after or '...'}")
+    return "\n".join(lines)
+
+
+def _mins(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _now() -> str:
+    from ..store import now
+
+    return now()
+
+
+def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", limit: int | None = None,
+              train_steps: int | None = None, min_train: int = 200, model: str | None = None) -> str:
+    """What a climb would do and how long each step is expected to take here, before it runs
+    (the app shows it beside the Climb button). Loads the model (its id and sha name the run)."""
+    from ..tasks import load_task
+
+    task = load_task(task, home=lab.home)
+    info = lab.backend(model).info
+    options = {"target": task.target if target is None else float(target), "up_to": up_to, "limit": limit,
+               "train_steps": train_steps, "min_train": min_train, "model": info.id}
+    rows = lab.store.query("select eval_run_id from climbs where task = ? and options_json = ? "
+                           "order by id desc limit 1", [task.name, json.dumps(options, sort_keys=True)])
+    run_id = (rows[0]["eval_run_id"] if rows else None) or matching_run(lab, task, info)
+    held_out = task.examples("eval")
+    ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
+    n_train = len(task.examples("train"))
+    s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
+                  has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))
+    cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
+    est = _estimates(lab, task, s, run_id, ids, info.id, cfg)
+    when = {"prompt": "always first",
+            "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
+            "tune": (f"if the rungs below miss on behaviour/format ({n_train} training examples"
+                     + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)"))}
+    lines = [f"Climb '{task.name}' on {info.id}: target {options['target']:.2f} on {task.primary_metric}, "
+             f"{len(ids)} held-out examples, up to {up_to}.", f"Rule: {RULE}."]
+    for step in STEPS[:STEPS.index(up_to) + 1]:
+        secs, basis = est[step]
+        lines.append(f"- {step}: {when[step]}; ~{_mins(secs)} ({basis})")
+    return "\n".join(lines)

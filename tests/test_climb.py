@@ -1,0 +1,169 @@
+"""`lab climb` end to end on a fake model (the logic: steps, record, resume, cancel, budget), and
+one real climb on the embedded model (integration)."""
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lab.climb import climb, path_text
+from lab.climb import record
+from lab.cli import cli
+
+LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
+CASES = [("itchy rash", "Dermatologist"), ("chest pain", "Cardiologist"), ("headaches", "Neurologist")]
+
+
+def _jsonl(path: Path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def task_dir(tmp_path) -> Path:
+    """A label task: 12 held-out examples, 3 few-shot, 25 training examples, no corpus."""
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "task.toml").write_text(textwrap.dedent("""
+        name = "mini"
+        instruction = "Name the doctor specialty."
+        output_format = "label"
+        labels = ["Dermatologist", "Cardiologist", "Neurologist"]
+        scorers = ["label_accuracy"]
+        primary_metric = "label_accuracy"
+        target = 0.8
+        eval = "eval.jsonl"
+        fewshot = "fewshot.jsonl"
+        train = "train.jsonl"
+        few_shot_k = 2
+        max_tokens = 8
+    """))
+    _jsonl(folder / "eval.jsonl", [{"id": f"e{i}", "input": CASES[i % 3][0] + f" {i}", "output": CASES[i % 3][1]}
+                                   for i in range(12)])
+    _jsonl(folder / "fewshot.jsonl", [{"id": f"f{i}", "input": t, "output": o} for i, (t, o) in enumerate(CASES)])
+    _jsonl(folder / "train.jsonl", [{"id": f"t{i}", "input": CASES[i % 3][0] + f" t{i}", "output": CASES[i % 3][1]}
+                                    for i in range(25)])
+    return folder / "task.toml"
+
+
+def rows(lab) -> int:
+    return lab.store.query("select count(*) n from eval_results")[0]["n"]
+
+
+def test_a_prompt_rung_that_meets_significantly_stops_the_climb(fake_lab, task_dir):
+    fake_lab.fake.queue(*[c[1] for c in [CASES[i % 3] for i in range(12)]] * 2)  # every answer right
+    lines = []
+    result = climb(fake_lab, str(task_dir), target=0.7, progress=False, say=lines.append)
+    assert result.status == "finished" and result.decision["outcome"] == "meets"
+    assert [s["step"] for s in result.path] == ["prompt"] and result.path[0]["verdict"] == "meets"
+    assert result.recommendation.rung == "zero-shot"
+    text = "\n".join(lines)
+    assert "Step 1: prompt" in text and "why:" in text and "expected:" in text and "lower end" in text
+    saved = record.latest_climb(fake_lab, "mini")
+    assert saved["status"] == "finished" and saved["eval_run_id"] == result.eval_run_id
+    assert saved["steps"][0]["decision"]["outcome"] == "meets" and saved["recommendation"]["rung"] == "zero-shot"
+    assert "prompt" in path_text(saved) and "-> meets" in path_text(saved)
+
+
+def test_a_miss_with_too_few_training_examples_stops_before_tuning(fake_lab, task_dir):
+    fake_lab.fake.default = "Urologist"  # every answer wrong
+    result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    assert result.decision["outcome"] == "too-few" and "25 training examples" in result.decision["reason"]
+    assert any(s.startswith("rag: the task has no corpus") for s in result.skipped)
+    assert result.recommendation is not None and result.recommendation.meets_target is False
+
+
+def test_budget_exhausted_before_the_first_step(fake_lab, task_dir):
+    result = climb(fake_lab, str(task_dir), budget_min=0.01, progress=False, say=lambda m: None)
+    assert result.decision["outcome"] == "budget" and result.path == [] and rows(fake_lab) == 0
+    assert "skipped" not in result.decision["reason"] or result.skipped
+
+
+def test_cancel_then_rerun_continues_the_same_climb(fake_lab, task_dir):
+    fake_lab.fake.default = "Urologist"
+    cancel = threading.Event()
+
+    def say(line):
+        if line.startswith("\nStep 1"):
+            cancel.set()  # pressed Cancel as the first step starts
+
+    first = climb(fake_lab, str(task_dir), progress=False, cancel=cancel, say=say)
+    assert first.status == "cancelled" and record.get_climb(fake_lab, first.climb_id)["status"] == "cancelled"
+    lines = []
+    second = climb(fake_lab, str(task_dir), progress=False, say=lines.append)
+    assert second.climb_id == first.climb_id and "continuing climb" in lines[0]
+    assert second.status == "finished" and rows(fake_lab) == 24  # 12 examples x 2 arms, no duplicates
+
+
+def test_resume_after_a_kill_reuses_the_finished_answers(fake_lab, task_dir):
+    fake_lab.fake.default = "Urologist"
+    real = fake_lab.fake.generate
+    calls = {"n": 0}
+
+    def dies_on_the_fifth(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) in the middle of the prompt step
+        return real(*a, **kw)
+
+    fake_lab.fake.generate = dies_on_the_fifth
+    with pytest.raises(KeyboardInterrupt):
+        climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    assert record.latest_climb(fake_lab, "mini")["status"] == "interrupted" and rows(fake_lab) == 4
+    fake_lab.fake.generate = real
+    before = len(fake_lab.fake.calls)
+    result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    assert result.status == "finished" and rows(fake_lab) == 24
+    assert len(fake_lab.fake.calls) - before == 20  # only what was not answered before the kill
+
+
+def test_the_cli_prints_the_plan_the_path_and_the_advice(fake_lab, task_dir, monkeypatch):
+    monkeypatch.setattr("lab.cli.climb.lab_of", lambda ctx: fake_lab)
+    fake_lab.fake.default = "Urologist"
+    out = CliRunner().invoke(cli, ["climb", str(task_dir), "--up-to", "prompt"], obj={})
+    assert out.exit_code == 0, out.output
+    assert "Step 1: prompt" in out.output and "The climb (#" in out.output and "Recommendation" in out.output
+    assert "--help" not in out.output
+    helped = CliRunner().invoke(cli, ["climb", "--help"], obj={})
+    assert "lower end of the rung's 95% interval" in helped.output
+
+
+def test_the_report_draws_the_climb(fake_lab, task_dir, tmp_path):
+    from lab.report import write_report
+
+    fake_lab.fake.default = "Urologist"
+    result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    html = write_report(fake_lab, result.eval_run_id, tmp_path / "r.html").read_text()
+    assert "The climb" in html and "too-few" in html and "prompt" in html
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_real_climb_on_the_embedded_model(shared_home):
+    """specialty, 4 held-out examples, up to the prompt rung: real answers, a real decision."""
+    from lab.engine import Lab
+
+    lab = Lab(home=shared_home)
+    lines = []
+    result = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lines.append)
+    assert result.status == "finished" and [s["step"] for s in result.path] == ["prompt"]
+    assert result.path[0]["results"]["few-shot"]["n"] == 4
+    assert result.decision["outcome"] in {"up-to", "meets", "not-significant"}
+    again = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lambda m: None)
+    assert again.path[0]["estimate_s"] == 0  # everything reused, nothing to answer
+
+
+def test_the_app_block_plans_climbs_live_and_cancels(fake_lab, task_dir):
+    from lab.app import tab_advisor
+
+    fake_lab.fake.default = "Urologist"
+    plan = tab_advisor.climb_plan(fake_lab, str(task_dir), None, 5, "tune", 6)
+    assert "prompt: always first" in plan and "rag: if the prompt rung misses: skipped" in plan and "budget: 5" in plan
+    job = tab_advisor.ClimbJob()
+    frames = list(tab_advisor.climb_run(fake_lab, job, str(task_dir), None, None, "tune", 6))
+    assert any("Step 1: prompt" in f for f in frames[:-1]) and frames[-1].startswith("### Climb #")
+    assert "Recommendation" in frames[-1] and job.cancel is None
+    assert tab_advisor.climb_cancel(job) == "Nothing is climbing."

@@ -1,0 +1,140 @@
+"""The climb's decision at each rung, on synthetic scoreboards: every branch of `next_step`."""
+from __future__ import annotations
+
+import pytest
+
+from lab.climb.decide import ArmResult, Situation, judge, knowledge_shaped, next_step
+from lab.evaluation import stats
+
+
+def arm(name: str, hits: int, n: int, **failures) -> ArmResult:
+    """A binary arm with its real Wilson interval (what the scoreboard computes)."""
+    est = stats.mean_ci([1.0] * hits + [0.0] * (n - hits), "binary")
+    fails = failures or {"answer wrong": n - hits}
+    return ArmResult(name, est.mean, est.lo, est.hi, n, {k.replace("_", " "): v for k, v in fails.items()})
+
+
+def situation(**kw) -> Situation:
+    base = dict(task="t", target=0.8, output_format="label", has_corpus=False, train_examples=300,
+                eval_examples=80)
+    return Situation(**{**base, **kw})
+
+
+def test_the_climb_starts_with_the_prompt_rung():
+    d = next_step(situation())
+    assert (d.action, d.step, d.outcome) == ("run", "prompt", "start")
+
+
+def test_meets_significantly_stops_at_the_cheapest_rung():
+    s = situation(done=["prompt"], results={"zero-shot": arm("zero-shot", 10, 40), "few-shot": arm("few-shot", 39, 40)})
+    assert s.results["few-shot"].lo >= 0.8
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "meets") and "few-shot" in d.reason
+
+
+def test_mean_meets_but_interval_does_not_asks_for_more_examples_when_some_are_unused():
+    s = situation(done=["prompt"], limit=8, results={"few-shot": arm("few-shot", 7, 8)})
+    assert judge(s.results["few-shot"], 0.8) == "not-significant"
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "not-significant") and "--limit" in d.reason
+
+
+def test_not_significant_on_every_example_climbs_on():
+    s = situation(done=["prompt"], eval_examples=8, limit=None, results={"few-shot": arm("few-shot", 7, 8)})
+    d = next_step(s)
+    assert (d.action, d.step) == ("run", "tune") and "interval reaches below" in d.reason
+
+
+def test_misses_with_a_corpus_goes_to_rag():
+    s = situation(output_format="text", has_corpus=True, done=["prompt"],
+                  results={"zero-shot": arm("zero-shot", 1, 20), "few-shot": arm("few-shot", 2, 20)})
+    d = next_step(s)
+    assert (d.action, d.step, d.outcome) == ("run", "rag", "climb") and "few-shot 0.100" in d.reason
+
+
+def test_misses_without_a_corpus_on_a_format_task_skips_rag_and_tunes():
+    s = situation(output_format="json", done=["prompt"],
+                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=15, answer_wrong=3)})
+    d = next_step(s)
+    assert (d.action, d.step) == ("run", "tune") and d.skipped and d.skipped[0].startswith("rag")
+
+
+def test_knowledge_failures_without_a_corpus_stop_and_ask_for_one():
+    s = situation(output_format="text", done=["prompt"], results={"few-shot": arm("few-shot", 2, 20)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "no-corpus") and "corpus" in d.reason
+
+
+def test_rag_missing_on_knowledge_stops_at_rag():
+    s = situation(output_format="text", has_corpus=True, done=["prompt", "rag"],
+                  results={"few-shot": arm("few-shot", 1, 20), "rag": arm("rag", 6, 20, answer_wrong=8,
+                                                                            retrieval_missed=6)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "knowledge") and "behaviour, not knowledge" in d.reason
+
+
+def test_rag_missing_on_format_goes_to_tune():
+    s = situation(output_format="text", has_corpus=True, done=["prompt", "rag"],
+                  results={"rag": arm("rag", 6, 20, output_invalid=12, answer_wrong=2)})
+    assert knowledge_shaped(s.results["rag"], "json") is False
+    d = next_step(s)
+    assert (d.action, d.step) == ("run", "tune") and "tune+rag" in d.reason
+
+
+@pytest.mark.parametrize("n_train, words", [(12, "refuses fewer than 20"), (150, "below the 200")])
+def test_too_few_training_examples_stops_before_tune(n_train, words):
+    s = situation(output_format="json", train_examples=n_train, done=["prompt"],
+                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "too-few") and words in d.reason and d.skipped[-1].startswith("tune")
+
+
+def test_min_train_lowers_the_bar_but_not_the_trainers_refusal():
+    s = situation(output_format="json", train_examples=150, min_train=100, done=["prompt"],
+                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    assert next_step(s).step == "tune"
+
+
+def test_budget_exhausted_stops_before_the_step_that_would_not_fit():
+    s = situation(output_format="json", done=["prompt"], budget_left_s=300, estimates={"tune": 1200},
+                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "budget") and "20.0 min" in d.reason and d.skipped[-1].startswith("tune")
+    s.estimates["tune"] = 200
+    assert next_step(s).step == "tune"
+
+
+def test_budget_can_stop_even_the_first_step():
+    d = next_step(situation(budget_left_s=10, estimates={"prompt": 60}))
+    assert (d.action, d.outcome) == ("stop", "budget")
+
+
+def test_up_to_stops_before_a_higher_rung():
+    s = situation(has_corpus=True, up_to="prompt", done=["prompt"], results={"few-shot": arm("few-shot", 2, 20)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "up-to") and d.skipped == ["rag: beyond --up-to prompt"]
+
+
+def test_tune_missing_is_the_top():
+    s = situation(output_format="json", done=["prompt", "tune"],
+                  results={"few-shot": arm("few-shot", 2, 20), "tune": arm("tune", 10, 20)})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "top")
+
+
+def test_tune_meeting_stops_there():
+    s = situation(output_format="json", done=["prompt", "tune"],
+                  results={"few-shot": arm("few-shot", 2, 40), "tune": arm("tune", 40, 40)})
+    assert next_step(s).outcome == "meets"
+
+
+def test_graded_scores_use_the_bootstrap_interval():
+    est = stats.mean_ci([0.9, 1.0, 0.95, 1.0, 0.92, 0.97, 1.0, 0.99] * 3, "graded")
+    graded = ArmResult("few-shot", est.mean, est.lo, est.hi, est.n)
+    assert judge(graded, 0.85) == "meets" and judge(graded, 0.97) != "meets"
+
+
+def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
+    est = stats.mean_ci([1.0, 1.0, 1.0], "graded")  # no spread: the bootstrap interval is the point
+    assert est.lo == 1.0
+    assert judge(ArmResult("tune", est.mean, est.lo, est.hi, est.n), 0.85) == "not-significant"
