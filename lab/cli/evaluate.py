@@ -90,9 +90,12 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
 @click.option("--similar", is_flag=True, help="Few-shot examples most similar to each question (by embedding) "
                                               "instead of a fixed set (no shared-prefix cache then).")
 @click.option("--fresh", is_flag=True, help="Start a new run instead of resuming the matching one.")
+@click.option("--concurrency", type=click.IntRange(1, 256),
+              help="Requests at once to a model server (openai:...) (default: lab.toml's concurrency, 8); "
+                   "local models answer one at a time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scoreboard as JSON.")
 @click.pass_context
-def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, as_json):
+def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, concurrency, as_json):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from ..evaluation import run_eval, summarize
     from ..task_import import leakage
@@ -106,7 +109,8 @@ def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar,
     chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
     try:
         run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
-                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh)
+                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh,
+                          concurrency=concurrency)
     except KeyboardInterrupt:
         click.secho(f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
                     "options again to resume", fg="yellow", err=True)
