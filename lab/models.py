@@ -211,7 +211,7 @@ def describe_server(spec: str) -> ModelInfo:
                             f"(known: {', '.join(SERVER_OPTIONS)})")
     return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", kind="openai", path=Path(url), source="server",
                      chat_template=True, description=f"OpenAI-compatible server at {url}",
-                     extra={"url": url, "model": model or "default", **options})
+                     extra={"url": url, "model": model or "default", **options, "spec": spec})
 
 
 def _server_tokenizer(home: LabHome, info: ModelInfo) -> ModelInfo:

@@ -95,7 +95,8 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     workers = max(1, concurrency or lab.config.concurrency) if getattr(backend, "concurrent", False) else 1
     the_adapter = None
     if set(arms) & ladder.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
-        the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
+        served_as = info.extra.get("spec", info.id)  # a server is named by its whole spec
+        the_adapter = ladder.resolve_adapter(lab, adapter or task.name, served_as)
     model_sha = lab.model_sha(info)
     identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
