@@ -35,6 +35,13 @@ from lab.evaluation import run_eval
 from lab.tuning.serve_commands import serve_plan
 
 
+def die_with_parent() -> None:
+    """In the server's process: SIGKILL it when this script dies, whatever way."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +57,8 @@ def start_server(lab: Lab, folder: Path, n_threads: int | None) -> tuple[subproc
     config.write_text(json.dumps(plan.config))
     log = open(folder / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=die_with_parent)
     url = plan.spec.split("#")[0][len("openai:"):]
     for _ in range(360):
         if proc.poll() is not None:

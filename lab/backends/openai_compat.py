@@ -113,7 +113,10 @@ class OpenAICompatBackend:
     def _body(self, messages, options: GenerationOptions, max_tokens: int, adapter: str | None) -> dict:
         body = {"model": self.served_model, "messages": messages, "stream": True, "max_tokens": max_tokens,
                 "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed,
-                "stream_options": {"include_usage": True}}
+                "stream_options": {"include_usage": True},
+                # llama.cpp's servers default to 1.1, unlike the local backend (and vLLM): the
+                # same options must decode the same way wherever the model runs
+                "repeat_penalty": 1.0}
         if options.stop:
             body["stop"] = options.stop
         if options.grammar:
