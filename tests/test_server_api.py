@@ -26,6 +26,7 @@ class FakeServer:
     def __init__(self, models=("tiny",), delay_s=0.0, tokenize=None, loras=(), port=0, extra_entry=None):
         self.models, self.delay_s, self.tokenize, self.loras = list(models), delay_s, tokenize, list(loras)
         self.extra_entry = extra_entry or {}
+        self.json_object_only = False
         self.fail_next, self.in_flight, self.max_in_flight, self.chats = 0, 0, 0, []
         self.lock = threading.Lock()
         server = self
@@ -69,6 +70,9 @@ class FakeServer:
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
     def chat(self, handler, body):
+        shape = (body.get("response_format") or {}).get("type")
+        if self.json_object_only and shape not in (None, "json_object"):  # llama-cpp-python's server
+            return handler.reply(422, {"detail": "response_format.type: Input should be 'text' or 'json_object'"})
         with self.lock:
             failing = self.fail_next > 0
             self.fail_next -= failing
@@ -237,6 +241,15 @@ def test_streaming_still_reaches_the_caller_piece_by_piece(tmp_path, server):
     pieces = []
     ans = lab.answer("zero-shot", "Hi", model=spec, on_text=pieces.append)
     assert len(pieces) > 2 and "".join(pieces).strip() == ans.text
+
+
+def test_a_json_schema_goes_in_the_shape_the_server_takes(tmp_path, server):
+    lab, spec = server_lab(tmp_path, server)
+    server.json_object_only = True
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    for _ in range(2):  # the second request is sent in that shape at once
+        lab.answer("zero-shot", "json?", model=spec, options=lab.options(json_schema=schema))
+    assert [c["response_format"] for c in server.chats] == [{"type": "json_object", "schema": schema}] * 2
 
 
 # ---- token counts ------------------------------------------------------------------------------

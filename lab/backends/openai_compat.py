@@ -170,9 +170,10 @@ class OpenAICompatBackend:
                     raise RetryableStatus(r)
                 if r.status_code >= 400:
                     detail = r.read().decode("utf-8", errors="replace")[:300]
-                    if "response_format" in body and self._schema_style == "json_schema" and r.status_code in (400, 422):
+                    shape = body.get("response_format") or {}
+                    if shape.get("type") == "json_schema" and r.status_code in (400, 422):
                         self._schema_style = "json_object"  # the other shape of the same request
-                        body["response_format"] = self._response_format(body["response_format"]["json_schema"]["schema"])
+                        body["response_format"] = self._response_format(shape["json_schema"]["schema"])
                         return attempt()
                     raise BackendError(f"the server at {self.url} refused the request: HTTP {r.status_code}: {detail}")
                 try:
