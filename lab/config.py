@@ -38,6 +38,9 @@ class LabConfig(BaseModel):
     # offload (CUDA, Metal, ...), else 0; -1: all; 0: CPU only; N: the first N layers.
     n_gpu_layers: int | None = Field(None, ge=-1)
     embedder: str = "all-MiniLM-L6-v2"
+    # Requests the evaluation runner sends at once to a backend that takes them (a server);
+    # the local llama.cpp and transformers backends always answer one at a time.
+    concurrency: int = Field(8, ge=1, le=256)
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
 
 

@@ -52,10 +52,11 @@ class Lab:
                 self._backends[key] = cls(info, **kw)
             return self._backends[key]
 
-    def add_backend(self, backend: backends.Backend, kind: str = "") -> None:
-        """Register an already-built backend (tests use a FakeBackend this way)."""
-        self._backends[(backend.info.id, kind)] = backend
-        self._shas.setdefault(backend.info.id, "fake")
+    def add_backend(self, backend: backends.Backend, kind: str = "", name: str | None = None) -> None:
+        """Register an already-built backend under `name` (default: its id); tests use a
+        FakeBackend this way, or a server backend built with their own retry settings."""
+        self._backends[(name or backend.info.id, kind)] = backend
+        self._shas.setdefault(backend.info.id, "server" if backend.info.kind == "openai" else "fake")
 
     def model_sha(self, info: ModelInfo) -> str:
         if info.id not in self._shas:

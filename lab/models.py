@@ -190,13 +190,39 @@ def describe_path(path: str | Path, source: str = "user") -> ModelInfo:
 OPENAI_PREFIX = "openai:"
 
 
+SERVER_OPTIONS = ("tokenizer", "base")
+
+
 def describe_server(spec: str) -> ModelInfo:
-    """`openai:http://host:port/v1` or `openai:http://host:port/v1#model-name` -> ModelInfo."""
-    url, _, model = spec[len(OPENAI_PREFIX):].partition("#")
+    """`openai:http://host:port/v1`, `openai:http://host:port/v1#model-name`, and options after the
+    name: `#model-name?tokenizer=ID&base=ID`. `tokenizer`: a lab model id or path whose tokenizer
+    and chat template are the server's (exact token counts when the server has no /tokenize);
+    `base`: the lab model id the server's model is (default: its name), which adapters are checked
+    against."""
+    from urllib.parse import parse_qsl
+
+    url, _, fragment = spec[len(OPENAI_PREFIX):].partition("#")
+    model, _, query = fragment.partition("?")
     url = url.rstrip("/")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(SERVER_OPTIONS))
+    if unknown:
+        raise ModelNotFound(f"model spec {spec!r}: unknown option(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(SERVER_OPTIONS)})")
     return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", kind="openai", path=Path(url), source="server",
                      chat_template=True, description=f"OpenAI-compatible server at {url}",
-                     extra={"url": url, "model": model or "default"})
+                     extra={"url": url, "model": model or "default", **options, "spec": spec})
+
+
+def _server_tokenizer(home: LabHome, info: ModelInfo) -> ModelInfo:
+    """Resolve the spec's `tokenizer=` (a lab model id or a path) to the file or folder to read."""
+    name = info.extra.get("tokenizer")
+    if name:
+        local = resolve(home, name)
+        if local.kind == "openai":
+            raise ModelNotFound(f"tokenizer={name}: name a local model (an id from `lab models` or a path)")
+        info.extra["tokenizer_path"] = str(local.gguf_path or local.hf_path or local.path)
+    return info
 
 
 # ---- what each rung can do with a model ------------------------------------------------------
@@ -287,7 +313,7 @@ def resolve(home: LabHome, name: str | None) -> ModelInfo:
     """An id, alias or path -> ModelInfo, assembling an embedded model on first use."""
     name = ALIASES.get(name or DEFAULT_MODEL, name or DEFAULT_MODEL)
     if name.startswith(OPENAI_PREFIX):
-        return describe_server(name)
+        return _server_tokenizer(home, describe_server(name))
     if name in EMBEDDED:
         info = EMBEDDED[name](home)
         if info is None:

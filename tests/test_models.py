@@ -181,7 +181,8 @@ def test_single_part_models_say_what_each_rung_can_do(home, pair):
     big = models.ModelInfo("big", "gguf", gguf, "user", size_bytes=5_000_000_000, gguf_path=gguf)
     assert models.capabilities(big)["train_from"] is None and "too big" in models.capabilities(big)["train_note"]
     server = models.resolve(home, "openai:http://127.0.0.1:9/v1#tiny")
-    assert server.kind == "openai" and server.extra == {"url": "http://127.0.0.1:9/v1", "model": "tiny"}
+    assert server.kind == "openai" and server.extra == {"url": "http://127.0.0.1:9/v1", "model": "tiny",
+                                                     "spec": "openai:http://127.0.0.1:9/v1#tiny"}
     assert models.capabilities(server)["train"] is None
 
 

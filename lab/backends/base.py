@@ -19,6 +19,11 @@ class BackendError(RuntimeError):
     """A model could not be loaded or could not run; the message says which and what to do."""
 
 
+class ServerUnavailable(BackendError):
+    """A model server could not be reached, or kept failing after the retries: nothing was answered.
+    The evaluation runner stops on it (a rerun resumes) rather than scoring an empty answer."""
+
+
 class ContextTooLong(BackendError):
     def __init__(self, prompt_tokens: int, n_ctx: int, model_id: str):
         self.prompt_tokens, self.n_ctx = prompt_tokens, n_ctx

@@ -96,10 +96,13 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
 @click.option("--best-prompt", is_flag=True, help="Compare the prompt rung's configurations instead (zero-shot; "
                                                   "few-shot fixed vs similar at several k) and name the best.")
 @click.option("--ks", help="With --best-prompt: comma-separated few-shot k values (default: 2,4,8 and the task's).")
+@click.option("--concurrency", type=click.IntRange(1, 256),
+              help="Requests at once to a model server (openai:...) (default: lab.toml's concurrency, 8); "
+                   "local models answer one at a time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scoreboard as JSON.")
 @click.pass_context
 def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, constrain, best_prompt,
-             ks, as_json):
+             ks, concurrency, as_json):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from ..evaluation import run_eval, summarize
     from ..task_import import leakage
@@ -116,7 +119,7 @@ def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar,
     try:
         run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
                           rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh,
-                          constrain=constrain)
+                          constrain=constrain, concurrency=concurrency)
     except KeyboardInterrupt:
         click.secho(f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
                     "options again to resume", fg="yellow", err=True)

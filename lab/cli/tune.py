@@ -188,3 +188,28 @@ def adapters_export(ctx, name):
         raise AdapterError(f"adapter '{name}' is for {info.id}, an HF model: it is served by transformers, "
                            "no GGUF needed")
     click.echo(export_gguf(adapter.path, info.path))
+
+
+@adapters_cmd.command("serve")
+@click.option("--engine", type=click.Choice(["vllm", "llama-server", "llama-cpp-python"]), required=True,
+              help="The server engine the command line is for.")
+@click.option("-m", "--base", help="The base model the adapters were trained on (default: the lab's default model).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the server listens on.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--n-ctx", type=int, help="Context per request (default: lab.toml's n_ctx).")
+@click.option("--write-config", type=click.Path(dir_okay=False),
+              help="llama-cpp-python: write its config file here (and name it in the command).")
+@click.pass_context
+def adapters_serve(ctx, engine, base, host, port, n_ctx, write_config):
+    """Print the command line that serves BASE and the lab's adapters trained on it, each under its
+    lab name, and the model spec that evaluates against it (`lab eval --model openai:...`)."""
+    from ..tuning.serve_commands import serve_plan
+
+    lab = lab_of(ctx)
+    plan = serve_plan(lab, engine, base, host=host, port=port, n_ctx=n_ctx,
+                      config_path=write_config or "llama-cpp-server.json")
+    if write_config and plan.config is not None:
+        from pathlib import Path
+
+        Path(write_config).write_text(json.dumps(plan.config, indent=2))
+    click.echo(plan.text())

@@ -17,7 +17,7 @@ import threading
 from typing import Callable, Sequence
 
 from .. import ladder
-from ..backends.base import BackendError
+from ..backends.base import BackendError, ServerUnavailable
 from ..ladder import ArmError
 from ..store import now
 from ..tasks import load_task
@@ -90,7 +90,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
              progress: bool = True, cancel: threading.Event | None = None,
              on_result: Callable[[dict], None] | None = None, fresh: bool = False,
-             constrain: bool | None = None) -> int:
+             constrain: bool | None = None, concurrency: int | None = None) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
     `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
@@ -98,7 +98,9 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
     called after each row is written. `fresh=True` starts a new run instead of resuming.
     `constrain` (default: the task's `constrain`) holds every arm's answers to the task's labels or
-    JSON schema; constrained and unconstrained runs are separate runs."""
+    JSON schema; constrained and unconstrained runs are separate runs.
+    `concurrency` (default: lab.toml's): requests in flight at once, for a backend that takes
+    them (`backend.concurrent`, a server); local backends answer one at a time."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -115,10 +117,13 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     if "few-shot" in arms and k > 0 and not pool:
         raise EvalError(f"task '{task.name}' has no few-shot pool (fewshot or train file) for the few-shot arm")
     fixed = ladder.fixed_shots(pool, k)
-    info = lab.backend(model).info  # loads the model once, up front
+    backend = lab.backend(model)  # loads the model once, up front
+    info = backend.info
+    workers = max(1, concurrency or lab.config.concurrency) if getattr(backend, "concurrent", False) else 1
     the_adapter = None
     if set(arms) & ladder.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
-        the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
+        served_as = info.extra.get("spec", info.id)  # a server is named by its whole spec
+        the_adapter = ladder.resolve_adapter(lab, adapter or task.name, served_as)
     model_sha = lab.model_sha(info)
     identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
@@ -134,20 +139,21 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     done = done_keys(lab, run_id)
     todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out
             if (ex.id, arm, r) not in done]
-    status = "running"
     bar = _bar(len(todo), progress, task.name)
+
+    def work(arm, repeat, ex):
+        return _one(lab, task, arm, repeat, ex, run_id=run_id, model=model, repeats=repeats,
+                    shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
+                    rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
+
+    def finished(row):
+        bar.set_postfix_str(row["arm"], refresh=False)
+        bar.update(1)
+        if on_result:
+            on_result(row)
+
     try:
-        for arm, repeat, ex in todo:
-            if cancel is not None and cancel.is_set():
-                status = "cancelled"
-                break
-            bar.set_postfix_str(arm, refresh=False)
-            row = _one(lab, task, arm, repeat, ex, run_id=run_id, model=model, repeats=repeats,
-                       shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
-                       rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
-            bar.update(1)
-            if on_result:
-                on_result(row)
+        status = run_all(todo, work, finished, workers, cancel)
     except BaseException as e:  # Ctrl-C included: the rows written so far stay, a rerun resumes
         lab.store.update("eval_runs", run_id, {"status": "interrupted" if isinstance(e, KeyboardInterrupt)
                                                else "failed"})
@@ -161,6 +167,46 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         status = "finished" if complete else "partial"
     lab.store.update("eval_runs", run_id, {"status": status, "finished_ts": now()})
     return run_id
+
+
+def run_all(todo: list[tuple], work: Callable[..., dict], finished: Callable[[dict], None], workers: int,
+            cancel: threading.Event | None) -> str:
+    """`work(*item)` for every item, at most `workers` at once, `finished(row)` in this thread as
+    each one ends (in the order they end). Stops taking new items once `cancel` is set
+    ("cancelled") or an item fails (re-raised after the ones in flight have ended: their rows are
+    written); returns "running" when every item was done."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    items = iter(todo)
+    if workers <= 1:
+        for item in items:
+            if cancel is not None and cancel.is_set():
+                return "cancelled"
+            finished(work(*item))
+        return "running"
+    status, failure = "running", None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval") as executor:
+        in_flight: set = set()
+        while True:
+            while failure is None and status == "running" and len(in_flight) < workers:
+                if cancel is not None and cancel.is_set():
+                    status = "cancelled"
+                    break
+                item = next(items, None)
+                if item is None:
+                    break
+                in_flight.add(executor.submit(work, *item))
+            if not in_flight:
+                break
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                else:
+                    finished(future.result())
+    if failure is not None:
+        raise failure
+    return status
 
 
 def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None,
@@ -210,6 +256,8 @@ def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None
             extra["constrained"] = bool(ans.generation.extra.get("constrained"))
         if ans.shots is not None:
             extra["k_used"] = ans.shots
+    except ServerUnavailable:  # nothing was answered: stop the run (a rerun resumes), score nothing
+        raise
     except BackendError as e:  # context too long, adapter failed to load...: a failed answer
         output, error = "", f"{type(e).__name__}: {e}"
     scores = score_example(task, ex, output, passages)

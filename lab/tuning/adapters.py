@@ -139,5 +139,18 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:
         if model or not stored:
             raise
         info = lab.model_info(stored)  # a user model given by path when it was trained
+    if info.kind == "openai":  # the weights live on the server: it checks its base model (name, hash)
+        check_served(lab, adapter, model or info.id)
+        return adapter
     check_fits(adapter, info, lab.model_sha(info))
     return adapter
+
+
+def check_served(lab, adapter: AdapterInfo, spec: str) -> None:
+    """Refuse an adapter the server at `spec` does not serve, or serves on another base."""
+    from ..backends.base import BackendError
+
+    try:
+        lab.backend(spec).check_adapter(adapter.name, adapter.base_model, adapter.base_sha)
+    except BackendError as e:
+        raise AdapterError(str(e)) from e

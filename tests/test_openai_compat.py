@@ -1,0 +1,178 @@
+"""The server backend against a real OpenAI-compatible server on loopback: llama-cpp-python's own
+(`python -m llama_cpp.server`), serving the default GGUF and, as a second alias, the same GGUF with a
+LoRA adapter, from the config `lab adapters serve --engine llama-cpp-python` writes. Same weights,
+same engine as the local llama.cpp backend: every arm must answer and score the same."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from lab.backends.base import ServerUnavailable
+from lab.engine import Lab
+from lab.evaluation.runner import run_eval
+from lab.tuning.serve_commands import serve_plan
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TASK, ADAPTER = "acme-facts", "acme-facts"  # the tune arms use the adapter named after the task
+ARMS = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+
+
+def die_with_parent() -> None:
+    """In the server's process: SIGKILL it when the test process dies, even without cleanup."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def random_adapter(lab: Lab, name: str, rank: int = 4, b_std: float = 0.3) -> Path:
+    """A LoRA adapter (PEFT files, adapter.gguf, manifest) on the default model's attention q/v with
+    random weights: no training, yet strong enough to change the answers, so the alias with the
+    adapter is told apart from the base."""
+    from safetensors.numpy import save_file
+
+    from lab.gguf_meta import read_metadata
+    from lab.models import sha256_of
+    from lab.tuning.export_gguf import export_gguf
+
+    info = lab.model_info()
+    meta = read_metadata(info.path)
+    arch = meta["general.architecture"]
+    n_layer, d = meta[f"{arch}.block_count"], meta[f"{arch}.embedding_length"]
+    d_kv = d // meta[f"{arch}.attention.head_count"] * meta[f"{arch}.attention.head_count_kv"]
+    folder = lab.home.adapters / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for i in range(n_layer):
+        for proj, n_out in (("q_proj", d), ("v_proj", d_kv)):
+            prefix = f"base_model.model.model.layers.{i}.self_attn.{proj}"
+            tensors[f"{prefix}.lora_A.weight"] = (rng.standard_normal((rank, d)) / d ** 0.5).astype(np.float32)
+            tensors[f"{prefix}.lora_B.weight"] = (rng.standard_normal((n_out, rank)) * b_std).astype(np.float32)
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, "target_modules": ["q_proj", "v_proj"]}))
+    export_gguf(folder, info.path)
+    (folder / "lab_adapter.json").write_text(json.dumps({
+        "base_model": {"id": info.id, "sha256": lab.model_sha(info), "path": str(info.path)},
+        "adapter": {"sha256": sha256_of(folder / "adapter_model.safetensors")}, "config": {}}))
+    return folder
+
+
+class Server:
+    def __init__(self, config: dict, folder: Path):
+        self.config_file = folder / "llama-cpp-server.json"
+        self.config_file.write_text(json.dumps(config))
+        self.log = folder / "server.log"
+        self.url = f"http://{config['host']}:{config['port']}/v1"
+        self.proc = None
+
+    def start(self, wait_s: float = 180) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file",
+                                          str(self.config_file)], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=die_with_parent)
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the server did not answer in {wait_s} s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only this server
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serving-home")
+    lab = Lab(home=home)
+    random_adapter(lab, ADAPTER)
+    plan = serve_plan(lab, "llama-cpp-python", port=free_port())
+    assert [m["model_alias"] for m in plan.config["models"]] == ["smollm2-135m-instruct", ADAPTER]
+    server = Server(plan.config, home)
+    server.start()
+    spec = plan.spec + "?tokenizer=smollm2-135m-instruct"  # its template and tokenizer: exact counts
+    try:
+        yield lab, spec, server
+    finally:
+        server.kill()
+        lab.store.close()
+
+
+def answers(lab, run_id) -> dict:
+    rows = lab.store.query("select r.example_id, r.arm, r.scores_json, r.error, g.output from eval_results r "
+                           "left join generations g on g.id = r.generation_id where r.eval_run_id = ?", [run_id])
+    return {(r["example_id"], r["arm"]): (r["output"], json.loads(r["scores_json"]), r["error"]) for r in rows}
+
+
+def test_every_arm_answers_and_scores_the_same_as_the_local_backend(served):
+    lab, spec, _ = served
+    local = answers(lab, run_eval(lab, TASK, ARMS, limit=2, progress=False, fresh=True))
+    remote = answers(lab, run_eval(lab, TASK, ARMS, limit=2, model=spec, progress=False, fresh=True, concurrency=2))
+    assert len(local) == len(remote) == 10 and set(local) == set(remote)
+    assert not [k for k, v in local.items() if v[2]] and not [k for k, v in remote.items() if v[2]]
+    differ = {k: (local[k][0], remote[k][0]) for k in local if local[k] != remote[k]}
+    assert not differ
+    tuned = [local[(ex, "tune")][0] != local[(ex, "zero-shot")][0] for ex, arm in local if arm == "tune"]
+    assert any(tuned)  # the adapter alias really serves the adapter
+    served_models = {r["model_id"] for r in lab.store.query(
+        "select distinct model_id from generations where arm = 'tune'")}
+    assert served_models == {"smollm2-135m-instruct", "openai:smollm2-135m-instruct"}
+
+
+def test_token_counts_through_the_servers_tokenize_are_exact(served):
+    lab, spec, _ = served
+    remote = lab.backend(spec.split("?")[0])  # no local tokenizer: the server's /extras/tokenize
+    local = lab.backend()
+    assert remote.token_counts == "server"
+    for text in ["What is the list price of the FL-200?", "<|im_start|>user\nHi<|im_end|>\n", "é ü 東京 🚀", ""]:
+        assert remote.count_tokens(text) == local.count_tokens(text), text
+
+
+def test_concurrency_4_loses_and_duplicates_nothing_and_a_killed_server_resumes(served):
+    lab, spec, server = served
+    rows = []
+
+    def kill_after_two(row):
+        rows.append(row)
+        if len(rows) == 2:
+            server.kill()
+
+    backend = lab.backend(spec)
+    backend.client.retries, backend.client.backoff_s = 1, 0.05  # fail fast once it is gone
+    with pytest.raises(ServerUnavailable, match="is it running"):
+        run_eval(lab, "specialty", ["zero-shot"], limit=8, model=spec, progress=False, concurrency=4,
+                 on_result=kill_after_two)
+    run = lab.store.query("select * from eval_runs where task = 'specialty' order by id desc limit 1")[0]
+    first = lab.store.query("select example_id from eval_results where eval_run_id = ?", [run["id"]])
+    assert run["status"] == "failed" and 2 <= len(first) < 8
+    server.start()
+    run_id = run_eval(lab, "specialty", ["zero-shot"], limit=8, model=spec, progress=False, concurrency=4)
+    keys = [r["example_id"] for r in lab.store.query(
+        "select example_id from eval_results where eval_run_id = ?", [run_id])]
+    assert run_id == run["id"] and len(keys) == len(set(keys)) == 8
+    gens = lab.store.query("select count(*) as n from generations where eval_run_id = ? and error is null", [run_id])
+    assert gens[0]["n"] == 8  # one logged answer per example: nothing asked twice
