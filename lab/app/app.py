@@ -102,11 +102,13 @@ def build_app(lab: Lab) -> gr.Blocks:
     with gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
         banner = gr.Markdown("Getting the sample corpus ready…", elem_id="lab-banner")
+        built = {}
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}"):
-                    module.build(lab)
-        demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
+                    built[label] = module.build(lab)
+        started = demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
+        tab_compare.when_ready(started, built["Compare"])  # Ask stays disabled until the corpus is indexed
     return demo
 
 
