@@ -226,7 +226,9 @@ def poll(lab: Lab, run_id, job, name: str):
     if run is None:
         return gr.update(), None, "", "", gr.Timer(active=False), *resume_offer(lab, name)
     steps = lab.store.training_steps(run["id"])
-    running = run["status"] == "running"
+    # a stopped trainer writes its checkpoint and exits a moment after its row says so: poll on
+    # until it has, so Resume is offered once it can be
+    running = run["status"] == "running" or bool(job and jobs.job_running(job))
     return (gr.update(choices=run_choices(lab), value=run["id"]), curve(run, steps), status(run, steps),
             _tail(job.get("log")) if job else "", gr.Timer(active=running),
             *(hidden if running else resume_offer(lab, name)))
@@ -337,9 +339,10 @@ def build(lab: Lab) -> None:
             epochs = gr.Number(d["epochs"], label="epochs")
             max_steps = gr.Number(d["max_steps"], precision=0, label="max steps (0 = by epochs)",
                                   elem_id="train-max-steps")
-            batch = gr.Number(d["batch_size"], precision=0, label="batch size")
+            batch = gr.Number(d["batch_size"], precision=0, label="batch size", elem_id="train-batch")
             accum = gr.Number(d["grad_accum"], precision=0, label="gradient accumulation")
-            max_seq_len = gr.Number(d["max_seq_len"], precision=0, label="max sequence length")
+            max_seq_len = gr.Number(d["max_seq_len"], precision=0, label="max sequence length",
+                                    elem_id="train-max-seq-len")
         with gr.Row():
             force = gr.Checkbox(False, label="force (train on fewer than 20 examples)")
             restart = gr.Checkbox(False, label="start over (delete an unfinished run's checkpoint)")
