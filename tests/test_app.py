@@ -327,7 +327,7 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
     msg, runs, timer, job, progress, resume, _ = tab_train.start(fake_lab, True, False, *values)
     assert "process 4242" in msg and timer.active
     assert job["pid"] == 4242 and "loading the model" in progress  # the page follows it from now on
-    assert "5 steps" in msg and "very few" in msg  # said before the run
+    assert "5 steps" in msg and "steps is very few" in msg  # said before the run
     cmd = started["cmd"]
     assert cmd[:3] == [sys.executable, "-m", "lab.tuning"] and "--overwrite" in cmd
     assert started["start_new_session"]  # closing the page or stopping the app leaves it running
@@ -397,7 +397,7 @@ def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
     fake_lab.store.update("training_runs", run_id, {"status": "done", "wall_s": 30.0})
     _, _, status, _, timer, *_ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert not timer.active  # a finished run stops the polling
-    assert "very few" in status  # 10 steps: said after the run too
+    assert "steps is very few" in status  # 10 steps: said after the run too
 
 
 def test_stop_sends_sigterm_to_the_training_process(fake_lab):

@@ -286,17 +286,17 @@ def build(lab: Lab) -> None:
     row_ids = gr.State({})
     ready = gr.State(False)  # set once the page's startup (indexing the sample corpus) is done
 
+    # no adapter yet: the offer stands above the columns (the Tune column is not ticked then)
+    with gr.Row(equal_height=True):
+        tune_note = gr.Markdown(visible=False, elem_id="tune-offer")
+        train_demo = gr.Button("Train the demo adapter", visible=False, size="sm", elem_id="train-demo", scale=0)
+    train_status = gr.Markdown()
     columns, outs, rate_buttons = [], [], []
     with gr.Row(equal_height=False):
         for arm in ARMS:
             with gr.Column(visible=arm in DEFAULT_ARMS, min_width=220, elem_classes="lab-arm",
                            elem_id=f"col-{arm.replace('+', '-')}") as col:
                 gr.Markdown(f"### {LABELS[arm]}")
-                if arm == "tune":
-                    tune_note = gr.Markdown(visible=False, elem_id="tune-offer")
-                    train_demo = gr.Button("Train the demo adapter", visible=False, size="sm",
-                                           elem_id="train-demo")
-                    train_status = gr.Markdown()
                 answer_box = gr.Textbox(label=f"{arm} answer", show_label=False, lines=6, max_lines=18,
                                         interactive=False, elem_id=f"answer-{arm.replace('+', '-')}")
                 stats = gr.Markdown(elem_classes="lab-stats", elem_id=f"stats-{arm.replace('+', '-')}")

@@ -117,7 +117,6 @@ def _config(lab: Lab, dataset, upload, name, base, instruction, method, rank, al
 def validate(lab: Lab, *values) -> str:
     """The dataset report with the base model's tokenizer: counts, duplicates, lengths, warnings,
     the number of steps and how long they take here. A bad file is shown here, named, not raised."""
-    from ..tuning import DatasetError, TrainConfigError
     from ..tuning import validate as _validate
 
     from ..tuning.vram import plan_for_config
@@ -127,7 +126,7 @@ def validate(lab: Lab, *values) -> str:
         config["name"] = config["name"] or "check"
         cfg = bridge.train_config(config)
         report = _validate(lab, cfg)
-    except (DatasetError, TrainConfigError, bridge.AppError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # the lab's data and config errors: name the file and line
         _ui.log_error(lab, "train", e)
         return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_ui.error_text(e))}"
     info = lab.model_info(cfg.base_model)
