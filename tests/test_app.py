@@ -128,7 +128,8 @@ def test_ask_is_refused_until_the_lab_is_ready_and_shows_a_question_runs():
     with pytest.raises(gr.Error, match="getting ready"):
         tab_compare.busy(False)
     assert tab_compare.busy(True) == gr.update(interactive=False, value="Answering…")
-    assert tab_compare.idle()["interactive"] is True
+    assert tab_compare.idle(True)["interactive"] is True
+    assert tab_compare.idle(False)["interactive"] is False  # Stop during the first launch enables nothing
 
 
 def test_a_mistyped_task_keeps_the_controls_and_clears_the_answers(fake_lab, monkeypatch):

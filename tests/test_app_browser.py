@@ -293,12 +293,14 @@ def _train_follow_stop_resume(server, page) -> None:
 
     from playwright.sync_api import expect
 
-    page.locator("#train-dataset input").click()
-    page.get_by_role("option", name=re.compile(r"^tickets: ")).click()
-    expect(page.locator("#train-instruction textarea")).not_to_have_value("")
+    if not page.input_value("#train-dataset input").startswith("tickets: "):  # after the upload journey
+        page.locator("#train-dataset input").click()
+        page.get_by_role("option", name=re.compile(r"^tickets: ")).click()
+        # the pick fills the name and instruction the upload cleared: type the name only after that
+        expect(page.locator("#train-instruction textarea")).not_to_have_value("")
     page.locator("#train-name").get_by_role("textbox").fill("browser-tiny")
     page.get_by_text("Hyperparameters").click()
-    for field, value in (("#train-max-steps", "40"), ("#train-batch", "2"), ("#train-max-seq-len", "192")):
+    for field, value in (("#train-max-steps", "40"), ("#train-batch", "2"), ("#train-max-seq-len", "384")):
         page.locator(f"{field} input").fill(value)
         page.locator(f"{field} input").blur()
     page.click("#train-start")
@@ -312,8 +314,9 @@ def _train_follow_stop_resume(server, page) -> None:
 
     page.click("#train-start")
     page.wait_for_selector("#train-status:has-text('loading the model')")
-    page.wait_for_function("/step ([2-9]|\\d\\d+) of 40/.test(document.querySelector('#train-status').innerText)",
-                           timeout=600_000)
+    page.wait_for_function("/step ([2-9]|\\d\\d+) of 40|ended before/.test("
+                           "document.querySelector('#train-status').innerText)", timeout=600_000)
+    assert "ended before" not in page.inner_text("#train-status"), page.input_value("#train-log textarea")
     assert "ETA" in page.inner_text("#train-status")
     assert "gemm_4bit" not in page.input_value("#train-log textarea")  # no bitsandbytes noise
     _shot(page, "10-train-following")

@@ -322,9 +322,9 @@ def build(lab: Lab) -> None:
     submitted = question.submit(busy, ready, ask, queue=False, show_progress="hidden").success(
         run, inputs, [row_ids, *outs], concurrency_limit=2)
     for event in (asked, submitted):
-        event.then(idle, None, ask, show_progress="hidden")
+        event.then(idle, ready, ask, show_progress="hidden")
     # Cancelling closes the answer generator, whose finally sets the model's cancel event.
-    stop.click(None, None, None, cancels=[asked, submitted]).then(idle, None, ask, show_progress="hidden")
+    stop.click(None, None, None, cancels=[asked, submitted]).then(idle, ready, ask, show_progress="hidden")
     for arm, better, worse, rated in rate_buttons:
         better.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("better")], rated)
         worse.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("worse")], rated)
@@ -344,8 +344,9 @@ def busy(ready: bool):
     return gr.update(interactive=False, value="Answering…")
 
 
-def idle():
-    return gr.update(interactive=True, value=ASK)
+def idle(ready: bool):
+    """After a question (or Stop): Ask again, unless the lab is still getting ready."""
+    return gr.update(interactive=True, value=ASK) if ready else gr.update(interactive=False, value=NOT_READY)
 
 
 def when_ready(startup, controls) -> None:
