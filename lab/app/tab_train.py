@@ -225,9 +225,9 @@ def poll(lab: Lab, run_id, job, name: str):
     if run is None:
         return gr.update(), None, "", "", gr.Timer(active=False), *resume_offer(lab, name)
     steps = lab.store.training_steps(run["id"])
-    # a stopped trainer writes its checkpoint and exits a moment after its row says so: poll on
-    # until it has, so Resume is offered once it can be
-    running = run["status"] == "running" or bool(job and jobs.job_running(job))
+    # a stopped trainer writes its checkpoint and lets go of its lock a moment after its row
+    # says so: poll on until it has, so Resume is offered once it can be
+    running = run["status"] == "running" or any(j["name"] == run["adapter_name"] for j in jobs.active_jobs(lab))
     return (gr.update(choices=run_choices(lab), value=run["id"]), curve(run, steps), status(run, steps),
             _tail(job.get("log")) if job else "", gr.Timer(active=running),
             *(hidden if running else resume_offer(lab, name)))

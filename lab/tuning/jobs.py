@@ -43,10 +43,7 @@ class Job:
 def check_not_training(lab, name: str) -> None:
     """TrainingError when adapter `name` is being trained now: by a trainer holding its lock, or
     by a job this process started that has not taken the lock yet (still importing torch)."""
-    held = trainer_lock.holder(lab, name)
-    if held is None:
-        child = next((p for p in _CHILDREN if getattr(p, "lab_name", None) == name and p.poll() is None), None)
-        held = child and {"name": name, "pid": child.pid, "log": getattr(child, "lab_log", None)}
+    held = trainer_lock.holder(lab, name) or next((j for j in _starting(lab) if j["name"] == name), None)
     if held:
         raise TrainingError(f"{trainer_lock.describe(held)}: wait for it to finish or stop it first (two trainers "
                             "on one adapter would overwrite each other)")
@@ -79,11 +76,22 @@ def active_jobs(lab) -> list[dict]:
     """The trainers working now ({name, pid, pid_started, log}), a run still loading its model
     (no training_runs row yet) included: what a freshly loaded page follows."""
     found = {h["name"]: h for h in trainer_lock.holders(lab) if h.get("pid")}
-    for proc in _CHILDREN:
-        if proc.poll() is None and getattr(proc, "lab_name", None) not in found:
-            found[proc.lab_name] = {"name": proc.lab_name, "pid": proc.pid, "log": proc.lab_log,
-                                    "pid_started": process_started(proc.pid)}
+    for job in _starting(lab):
+        found.setdefault(job["name"], job)
     return list(found.values())
+
+
+def _starting(lab) -> list[dict]:
+    """Jobs this process started that live but hold no lock yet (still importing torch). One
+    whose run has ended (it released its lock and is exiting) is not one."""
+    out = []
+    for proc in _CHILDREN:
+        if proc.poll() is None and getattr(proc, "lab_name", None):
+            job = {"name": proc.lab_name, "pid": proc.pid, "log": proc.lab_log, "pid_started": process_started(proc.pid)}
+            run = run_of(lab, job)
+            if run is None or run["status"] == "running":
+                out.append(job)
+    return out
 
 
 def job_running(job: dict) -> bool:
