@@ -111,14 +111,59 @@ def test_rating_is_saved_against_the_generation(fake_lab):
 
 
 def test_compare_setup_offers_the_demo_adapter_when_there_is_none(fake_lab, monkeypatch):
-    task, model, corpus, adapter, note, button = tab_compare.setup(fake_lab)
+    task, model, corpus, adapter, note, button, arms = tab_compare.setup(fake_lab)
     assert task["value"] == "acme-facts" and model["value"] == "fake"
     assert dict((v, k) for k, v in corpus["choices"])[corpus["value"]] == "acme"
     assert note["visible"] and "demo adapter" in note["value"] and "min" in note["value"]
+    assert arms["value"] == ["zero-shot", "few-shot", "rag"]  # no adapter: the tune arm is not ticked
+
+
+def test_compare_ticks_only_the_arms_that_can_answer():
+    assert tab_compare.answerable_arms(True, True, True) == ["zero-shot", "few-shot", "rag", "tune"]
+    assert tab_compare.answerable_arms(False, False, False) == ["zero-shot"]
+    assert tab_compare.answerable_arms(True, False, True) == ["zero-shot", "few-shot", "tune"]
+
+
+def test_ask_is_refused_until_the_lab_is_ready_and_shows_a_question_runs():
+    with pytest.raises(gr.Error, match="getting ready"):
+        tab_compare.busy(False)
+    assert tab_compare.busy(True) == gr.update(interactive=False, value="Answering…")
+    assert tab_compare.idle(True)["interactive"] is True
+    assert tab_compare.idle(False)["interactive"] is False  # Stop during the first launch enables nothing
+
+
+def test_a_mistyped_task_keeps_the_controls_and_clears_the_answers(fake_lab, monkeypatch):
+    warned = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *a, **k: warned.append(message))
+    example, corpus, adapter, row_ids, *answers = tab_compare.task_changed(fake_lab, "tickts")
+    assert example == corpus == adapter == gr.update()  # left as they were, no error badge
+    assert row_ids == {} and answers == [""] * 3 * len(tab_compare.ARMS)
+    assert warned and "tickts" in warned[0]
+    example, *_ = tab_compare.task_changed(fake_lab, "tickets")
+    assert example["choices"]  # a real task still fills the examples
+
+
+def test_a_compare_answer_says_it_is_queued_behind_a_running_evaluation(fake_lab, monkeypatch):
+    import queue as queue_mod
+
+    assert tab_compare.queued_note(fake_lab) is None
+    run_id = fake_lab.store.insert("eval_runs", {"ts": "t", "task": "tickets", "status": "running"})
+    assert f"evaluation run #{run_id}" in tab_compare.queued_note(fake_lab)
+    monkeypatch.setattr(tab_compare, "QUEUED_AFTER_S", 0.0)
+    monkeypatch.setattr(tab_compare, "IDLE_YIELD_S", 0.01)
+    events = queue_mod.Queue()
+    text, stats, sources = ({a: "" for a in tab_compare.ARMS} for _ in range(3))
+    stats["zero-shot"] = tab_compare.WAITING
+    stream = tab_compare._stream_columns(events, ["zero-shot"], None, text, stats, sources, {},
+                                         lambda: dict(stats), waiting=lambda: tab_compare.queued_note(fake_lab))
+    next(stream)
+    assert "queued behind evaluation" in next(stream)["zero-shot"]
+    events.put(("zero-shot", "piece", "Hi"))
+    assert next(stream)["zero-shot"] == "_generating…_"
 
 
 def test_picking_an_example_fills_the_question(fake_lab):
-    examples, corpus, _ = tab_compare.task_changed(fake_lab, "acme-facts")
+    examples, corpus, *_ = tab_compare.task_changed(fake_lab, "acme-facts")
     label, ex_id = examples["choices"][0]
     assert corpus["value"].endswith("acme")
     question = tab_compare.pick_example(fake_lab, "acme-facts", ex_id)["value"]
@@ -375,7 +420,7 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
 # ---- Train --------------------------------------------------------------------------------------
 
 def test_train_setup_defaults_to_the_demo_dataset(fake_lab):
-    dataset, name, instruction, base, note, run, timer = tab_train.setup(fake_lab)
+    dataset, name, instruction, base, note, run, timer, job = tab_train.setup(fake_lab)
     assert dataset["value"].endswith("tickets/train.jsonl") and name["value"] == "tickets"
     assert re.search(r"\*\*(cpu|cuda)\*\*", note)  # the defaults of this machine's device
     name, instruction = tab_train.dataset_changed(fake_lab, dataset["value"])
@@ -399,8 +444,10 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", 'Say "JSON"\nonly. 🙂', "auto", 8, 16, 1e-3,
               1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
-    msg, runs, timer, log = tab_train.start(fake_lab, True, False, *values)
+    msg, runs, timer, job, progress, resume, _ = tab_train.start(fake_lab, True, False, *values)
     assert "process 4242" in msg and timer.active
+    assert job["pid"] == 4242 and "loading the model" in progress  # the page follows it from now on
+    assert "5 steps" in msg and "steps is very few" in msg  # said before the run
     cmd = started["cmd"]
     assert cmd[:3] == [sys.executable, "-m", "lab.tuning"] and "--overwrite" in cmd
     assert started["start_new_session"]  # closing the page or stopping the app leaves it running
@@ -418,7 +465,8 @@ def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, mon
         tab_train.start(fake_lab, True, False, *values)
 
 
-def test_start_with_a_checkpoint_asks_for_resume_and_resume_passes_it_on(fake_lab, monkeypatch):
+def test_start_with_a_checkpoint_offers_the_resume_button_and_resume_passes_it_on(fake_lab, monkeypatch):
+    from lab.models import sha256_of
     from lab.tuning.run import checkpoint_dir
 
     started = []
@@ -433,18 +481,28 @@ def test_start_with_a_checkpoint_asks_for_resume_and_resume_passes_it_on(fake_la
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
-    ckpt = checkpoint_dir(fake_lab, "tickets")
-    ckpt.mkdir(parents=True)
-    (ckpt / "state.json").write_text('{"step": 4}')
     values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256,
               "q_proj", False]
-    with pytest.raises(bridge.AppError, match=r"checkpoint .*\(Resume\)"):
+    assert tab_train.resume_offer(fake_lab, "tickets")[0] == gr.update(visible=False)  # no checkpoint yet
+    cfg = bridge.train_config(tab_train._config(fake_lab, *values))
+    saved = cfg.to_json() | {"data": str(cfg.data.resolve())}
+    ckpt = checkpoint_dir(fake_lab, "tickets")
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"step": 4, "config": saved, "dataset_sha": sha256_of(cfg.data)}))
+    button, note = tab_train.resume_offer(fake_lab, "tickets")
+    assert button == gr.update(value="Resume from step 4", visible=True) and note == ""
+    with pytest.raises(bridge.AppError, match=r"Resume from step 4"):
         tab_train.start(fake_lab, True, False, *values)
     assert started == [] and (ckpt / "state.json").exists()  # nothing started, nothing deleted
-    tab_train.start(fake_lab, True, True, *values)
-    assert "--resume" in started[-1] and "--restart" not in started[-1]
-    bridge.start_training(fake_lab, tab_train._config(fake_lab, *values), restart=True)
+    msg, *_ = tab_train.resume(fake_lab, True, "tickets", 6)
+    assert "Resumed" in msg and "--resume" in started[-1] and "--restart" not in started[-1]
+    resumed = json.loads(open(started[-1][started[-1].index("--config") + 1], encoding="utf-8").read())
+    assert resumed["max_steps"] == 6 and resumed["target_modules"] == ["q_proj"]  # its own settings, longer
+    tab_train.start(fake_lab, True, True, *values)  # "start over" ticked
     assert "--restart" in started[-1] and "--resume" not in started[-1]
+    (ckpt / "state.json").write_text(json.dumps({"step": 4, "config": saved, "dataset_sha": "other"}))
+    button, note = tab_train.resume_offer(fake_lab, "tickets")
+    assert not button["visible"] and "data changed" in note
 
 
 def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
@@ -453,12 +511,13 @@ def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
     for step, loss in enumerate([2.0, 1.5, 1.1], 1):
         fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "loss": loss, "tokens_per_s": 300.0,
                                                  "eta_s": 7.0 * (10 - step)}, pk=("run_id", "step"))
-    run, plot, status, tail, timer = tab_train.poll(fake_lab, run_id, None)
+    run, plot, status, tail, timer, resume, _ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert "step 3 of 10" in status and "loss 1.100" in status and "ETA" in status
     assert plot is not None and timer.active
     fake_lab.store.update("training_runs", run_id, {"status": "done", "wall_s": 30.0})
-    *_, timer = tab_train.poll(fake_lab, run_id, None)
+    _, _, status, _, timer, *_ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert not timer.active  # a finished run stops the polling
+    assert "steps is very few" in status  # 10 steps: said after the run too
 
 
 def test_stop_sends_sigterm_to_the_training_process(fake_lab):
@@ -466,7 +525,7 @@ def test_stop_sends_sigterm_to_the_training_process(fake_lab):
     try:
         run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
                                                          "pid": proc.pid, "pid_started": process_started(proc.pid)})
-        assert "Stopping" in tab_train.stop(fake_lab, run_id)
+        assert "Stopping" in tab_train.stop(fake_lab, None, run_id)
         assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
         proc.kill()
@@ -478,20 +537,124 @@ def test_the_train_tab_shows_a_run_killed_from_outside_as_died(fake_lab):
                                                      "device": "cpu", "total_steps": 10, "pid": proc.pid,
                                                      "pid_started": process_started(proc.pid)})
     fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": 4, "loss": 1.0}, pk=("run_id", "step"))
-    *_, timer = tab_train.poll(fake_lab, run_id, None)
+    timer = tab_train.poll(fake_lab, run_id, None, "demo")[4]
     assert timer.active  # alive: still polled
     proc.kill()
     proc.wait(timeout=10)
-    _, _, status, _, timer = tab_train.poll(fake_lab, run_id, None)
+    _, _, status, _, timer, *_ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert "died" in status and "last step 4" in status and "no checkpoint" in status and not timer.active
 
 
 def test_the_demo_offer_gives_an_estimate(fake_lab):
     text = bridge.demo_training_offer(fake_lab)
-    assert "tickets" in text and "min" in text and "background" in text
-    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu"})
-    fake_lab.store.upsert("training_steps", {"run_id": 1, "step": 1, "tokens_per_s": 10.0}, pk=("run_id", "step"))
-    assert "earlier training runs" in bridge.demo_training_offer(fake_lab)
+    assert "tickets" in text and "min" in text and "background" in text and "first guess" in text
+    cfg = bridge.demo_config(fake_lab)
+    run_id = fake_lab.store.insert("training_runs", {
+        "ts": "t", "adapter_name": "x", "status": "done", "device": "cpu", "dataset_path": cfg["data"],
+        "config_json": json.dumps({"batch_size": 4, "grad_accum": 1, "max_seq_len": cfg["max_seq_len"],
+                                   "instruction": cfg["system"]})})
+    for step in range(1, 5):  # a minute a step, measured here
+        fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "ts": f"2026-01-01T00:0{step}:00+00:00"},
+                              pk=("run_id", "step"))
+    text = bridge.demo_training_offer(fake_lab)
+    assert "3 steps measured on this machine, validation included" in text
+    assert "about **61 min**" in text  # 60 steps x 60 s + a minute to load
+
+
+def test_uploading_selects_the_upload_and_clears_name_instruction_and_replace(fake_lab):
+    dataset, name, instruction, replace, note = tab_train.upload_changed("/tmp/broken.jsonl")
+    assert dataset["value"] == tab_train.UPLOAD and name["value"] == "" and instruction["value"] == ""
+    assert replace["value"] is False and "name the adapter" in note
+    assert tab_train.upload_changed(None)[0] == gr.update()  # cleared: nothing changes
+    name, instruction = tab_train.dataset_changed(fake_lab, tab_train.UPLOAD)
+    assert name["value"] == "" and instruction["value"] == ""
+
+
+def test_validate_shows_a_broken_upload_in_the_report_not_the_built_in_set(fake_lab, tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"input": "a", "output": "b"}\n{"input": "c", oops}\n')
+    values = [tab_train.UPLOAD, str(broken), "", None, "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256, "q_proj", True]
+    report = tab_train.validate(fake_lab, *values)
+    assert "cannot be trained on" in report and "broken.jsonl:2" in report
+
+
+def test_start_never_replaces_an_adapter_unless_ticked(fake_lab, monkeypatch):
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
+    (fake_lab.home.adapters / "tickets").mkdir(parents=True)
+    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1,
+              256, "q_proj", False]
+    with pytest.raises(bridge.AppError, match="already exists.*replace"):
+        tab_train.start(fake_lab, False, False, *values)
+
+
+def _sleeping_job(fake_lab, name="demo") -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    return proc, {"pid": proc.pid, "pid_started": process_started(proc.pid), "name": name, "log": None}
+
+
+def test_the_page_follows_its_job_while_the_model_loads_and_stop_stops_it(fake_lab):
+    old = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "old", "status": "done"})
+    proc, job = _sleeping_job(fake_lab)
+    try:
+        run, plot, status, _, timer, resume, _ = tab_train.poll(fake_lab, old, job, "demo")
+        assert "loading the model" in status and timer.active and plot is None  # not the old run
+        assert "while it was loading the model" in tab_train.stop(fake_lab, job, None)  # not 'pick the run'
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+        _, _, status, _, timer, *_ = tab_train.poll(fake_lab, None, job, "demo")
+        assert "ended before its first step" in status and not timer.active
+    finally:
+        proc.kill()
+
+
+def test_the_page_follows_its_job_into_its_run_row(fake_lab):
+    proc, job = _sleeping_job(fake_lab)
+    try:
+        run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
+                                                         "total_steps": 50, "pid": proc.pid,
+                                                         "pid_started": job["pid_started"]})
+        run, _, status, _, timer, *_ = tab_train.poll(fake_lab, None, job, "demo")
+        assert run["value"] == run_id and f"#{run_id} demo" in status and timer.active
+        assert "Stopping run" in tab_train.stop(fake_lab, job, run_id)
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        proc.kill()
+
+
+def test_a_reloaded_page_follows_a_trainer_still_loading_its_model(fake_lab):
+    from lab.tuning import trainer_lock
+
+    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "old", "status": "done"})
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(fake_lab.home.root), "demo"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        *_, run, timer, job = tab_train.setup(fake_lab)
+        assert job["pid"] == holder.pid and job["name"] == "demo" and timer.active and run["value"] is None
+        assert trainer_lock.holder(fake_lab, "demo")["pid"] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert trainer_lock.holder(fake_lab, "demo") is None  # killed: the lock went with it
+
+
+HOLD_LOCK = """
+import sys, time
+from lab.engine import Lab
+from lab.tuning import trainer_lock
+lock = trainer_lock.acquire(Lab(home=sys.argv[1]), sys.argv[2], log="demo.log")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_eta_counts_down_and_says_when_the_trainer_is_finishing():
+    import datetime
+
+    ts = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    last = {"step": 5, "eta_s": 60.0, "ts": ts.isoformat()}
+    assert tab_train.eta_text(last, 10, now=ts.timestamp() + 15) == "ETA **45.0 s** (validation included)"
+    assert "any moment" in tab_train.eta_text(last, 10, now=ts.timestamp() + 120)
+    assert "finishing" in tab_train.eta_text(dict(last, step=10), 10, now=ts.timestamp())
 
 
 # ---- serving ------------------------------------------------------------------------------------

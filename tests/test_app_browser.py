@@ -105,7 +105,22 @@ def _open(page, tab: str) -> None:
 
 
 def test_first_launch_indexes_the_sample_corpus(page):
+    from playwright.sync_api import expect
+
+    # while the sample corpus is being indexed, Ask cannot be pressed (the other arms would fail)
+    page.wait_for_selector("#compare-ask")
+    banner, disabled = page.evaluate("() => [document.querySelector('#lab-banner').innerText, "
+                                     "document.querySelector('#compare-ask').disabled]")
+    assert "chunks from" not in banner, "indexing ended before the page could be looked at"
+    assert disabled, "Ask is clickable while the lab is not ready"
+    _shot(page, "0-compare-first-launch")
     page.wait_for_selector("#lab-banner:has-text('chunks from')", timeout=300_000)
+    expect(page.locator("#compare-ask")).to_be_enabled()
+    expect(page.locator("#compare-ask")).to_have_text("Ask every arm")
+    # no adapter in the home: the Tune arm is not ticked, so a first answer carries no warning
+    arms = page.locator("#compare-arms")
+    expect(arms.get_by_label("Tune (LoRA)")).not_to_be_checked()
+    expect(arms.get_by_label("RAG", exact=True)).to_be_checked()
     assert "acme" in page.inner_text("#lab-banner")
     # no adapter yet: the Tune column says so and offers the demo adapter with an estimate
     page.wait_for_selector("#tune-offer:has-text('No adapter')")
@@ -116,7 +131,6 @@ def test_first_launch_indexes_the_sample_corpus(page):
 def test_compare_answers_in_every_column(page):
     _open(page, "Compare")
     page.wait_for_function("document.querySelector('#compare-task input')?.value === 'acme-facts'")
-    page.locator("#compare-arms").get_by_label("Tune (LoRA)").uncheck()
     page.fill("#compare-question textarea", "What warranty period does the FL-200 come with?")
     page.click("#compare-ask")
     for arm in ("zero-shot", "few-shot", "rag"):
@@ -354,3 +368,103 @@ def test_history_filters_apply_where_they_can(page):
     page.locator("#history-view").get_by_label("App errors").check()
     page.wait_for_selector("#history-arm", state="hidden")
     _shot(page, "11-history")
+
+
+# ---- the Train tab: journeys a user takes (real training, a few steps) --------------------------------
+
+def test_a_broken_upload_is_what_gets_validated_and_replaces_nothing(server, page):
+    from playwright.sync_api import expect
+
+    broken = Path(server[1]) / "upload" / "broken.jsonl"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(25)) + '{"input": oops}\n')
+    _open(page, "Train")
+    expect(page.locator("#train-name").get_by_role("textbox")).to_have_value("tickets", timeout=60_000)
+    page.locator("#train-upload input[type=file]").set_input_files(str(broken))
+    expect(page.locator("#train-dataset input")).to_have_value("(uploaded file)")
+    expect(page.locator("#train-name").get_by_role("textbox")).to_have_value("")
+    expect(page.locator("#train-instruction textarea")).to_have_value("")
+    expect(page.locator("#train-overwrite input")).not_to_be_checked()
+    page.click("#train-validate")
+    page.wait_for_selector("#train-report:has-text('cannot be trained on')", timeout=120_000)
+    assert "broken.jsonl:26" in page.inner_text("#train-report")  # the upload's own error, its line
+    _shot(page, "9-train-broken-upload")
+
+
+def test_a_run_started_from_the_page_is_followed_stopped_refused_twice_and_resumed(server, page):
+    """Start: the page follows the new run at once (its model loading), a second Start for the
+    same adapter is refused naming the first, Stop works while the model loads; started again
+    and stopped after a few steps, Resume is a button, and the resumed run ends done."""
+    _open(page, "Train")
+    page.wait_for_selector("text=Defaults for this machine", timeout=60_000)  # the page's defaults are in
+    try:
+        _train_follow_stop_resume(server, page)
+    finally:  # a trainer runs in its own session: one left by a failure must not outlive the test
+        _stop_trainers(Path(server[1]))
+
+
+def _stop_trainers(home: Path) -> None:
+    import signal
+
+    from lab.engine import Lab
+    from lab.tuning import jobs
+
+    for job in jobs.active_jobs(Lab(home=home)):
+        try:
+            os.kill(int(job["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _train_follow_stop_resume(server, page) -> None:
+    import re
+
+    from playwright.sync_api import expect
+
+    if not page.input_value("#train-dataset input").startswith("tickets: "):  # after the upload journey
+        page.locator("#train-dataset input").click()
+        page.get_by_role("option", name=re.compile(r"^tickets: ")).click()
+        # the pick fills the name and instruction the upload cleared: type the name only after that
+        expect(page.locator("#train-instruction textarea")).not_to_have_value("")
+    page.locator("#train-name").get_by_role("textbox").fill("browser-tiny")
+    page.get_by_text("Hyperparameters").click()
+    for field, value in (("#train-max-steps", "40"), ("#train-batch", "2"), ("#train-max-seq-len", "384")):
+        page.locator(f"{field} input").fill(value)
+        page.locator(f"{field} input").blur()
+    page.click("#train-start")
+    page.wait_for_selector("#train-status:has-text('loading the model')")
+    assert "steps is very few" not in page.inner_text("#train-started")  # 40 steps: nothing to warn about
+    page.click("#train-start")  # a second trainer for the same adapter
+    expect(page.get_by_text(re.compile("'browser-tiny' is already being trained by process"))).to_be_visible()
+    page.click("#train-stop")  # while its model loads
+    page.wait_for_selector("#train-started:has-text('while it was loading the model')")
+    page.wait_for_selector("#train-status:has-text('ended before its first step')", timeout=60_000)
+
+    page.click("#train-start")
+    page.wait_for_selector("#train-status:has-text('loading the model')")
+    page.wait_for_function("/step ([2-9]|\\d\\d+) of 40|ended before/.test("
+                           "document.querySelector('#train-status').innerText)", timeout=600_000)
+    assert "ended before" not in page.inner_text("#train-status"), page.input_value("#train-log textarea")
+    assert "ETA" in page.inner_text("#train-status")
+    assert "gemm_4bit" not in page.input_value("#train-log textarea")  # no bitsandbytes noise
+    _shot(page, "10-train-following")
+    page.click("#train-stop")
+    page.wait_for_selector("#train-status:has-text('interrupted')", timeout=120_000)
+    resume = page.locator("#train-resume")
+    expect(resume).to_have_text(re.compile(r"Resume from step \d+"), timeout=30_000)
+    step = int(re.search(r"\d+", resume.inner_text()).group())
+    assert step >= 2
+    page.locator("#train-max-steps input").fill(str(step + 1))  # one step more, to finish quickly
+    page.locator("#train-max-steps input").blur()
+    resume.click()
+    page.wait_for_selector("#train-started:has-text('Resumed training')")
+    page.wait_for_selector("#train-status:has-text('· done')", timeout=600_000)
+    status = page.inner_text("#train-status")
+    assert f"step {step + 1} of {step + 1}" in status and "ready in Compare" in status
+    assert "steps is very few" in status  # said after the run too
+    expect(resume).to_be_hidden()
+    _shot(page, "11-train-resumed")
+    from lab.store import Store
+
+    runs = Store(Path(server[1]) / "lab.db").training_runs(5, adapter="browser-tiny")
+    assert len(runs) == 1 and runs[0]["status"] == "done"  # resumed: the same run, not a new one

@@ -63,14 +63,114 @@ def test_stopping_a_run_that_is_not_running_says_so(tmp_path):
     assert "not running (done)" in jobs.stop(lab, run_id)
 
 
-def test_the_estimate_uses_this_labs_own_training_speed(tmp_path):
+def test_the_estimate_uses_steps_measured_here_validation_included(tmp_path):
     lab = Lab(home=tmp_path)
     secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
-    assert "scaled to this machine" in basis and secs > 60
-    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu"})
-    lab.store.upsert("training_steps", {"run_id": run_id, "step": 1, "tokens_per_s": 400.0}, pk=("run_id", "step"))
-    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
-    assert "earlier training runs" in basis and secs == pytest.approx(10 * 4 * 100 / 400 + 60)
+    assert "first guess" in basis and secs > jobs.LOAD_S
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join('{"input": "%s", "output": "b"}\n' % ("x" * 371) for _ in range(10)))  # 400 chars: 100 tokens
+    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu",
+                                                "dataset_path": str(data),
+                                                "config_json": json.dumps({"batch_size": 2, "max_seq_len": 512})})
+    # 10 s a step, one step 20 s (a validation pass): counted; a 2-hour gap (stopped, resumed): not
+    for step, t in enumerate([0, 10, 30, 40, 7240, 7250], 1):
+        lab.store.upsert("training_steps", {"run_id": run_id, "step": step,
+                                            "ts": f"2026-01-01T{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}+00:00"},
+                         pk=("run_id", "step"))
+    assert jobs.tokens_per_example(data, None, 512) == 100
+    per_token, n = jobs.measured_seconds_per_token(lab)
+    assert n == 4 and per_token == pytest.approx(50 / (4 * 2 * 100))
+    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=2, tokens=100)
+    assert "4 steps measured on this machine, validation included" in basis
+    assert secs == pytest.approx(10 * 12.5 + jobs.LOAD_S)
+
+
+def test_the_planned_steps_and_a_word_when_they_are_too_few(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(40)))
+    config = make_config("test", name="x", data=str(data), batch_size=4, epochs=2.0, val_fraction=0.1)
+    assert jobs.planned_steps(config) == 18  # 36 training examples, 9 batches, 2 epochs
+    assert jobs.planned_steps(config.model_copy(update={"max_steps": 5})) == 5
+    assert "5 steps is very few" in jobs.few_steps_warning(5) and "echo" in jobs.few_steps_warning(5)
+    assert jobs.few_steps_warning(60) is None
+
+
+def test_the_eta_counts_the_validation_passes_to_come():
+    from types import SimpleNamespace
+
+    from lab.tuning.loop import eta_seconds, validations_left
+
+    assert validations_left(5, 10, 10) == 1 and validations_left(10, 10, 10) == 0
+    assert validations_left(3, 25, 10) == 3 and validations_left(20, 25, 10) == 1
+    run = SimpleNamespace(steps_this_session=4, val_s=20.0, val_passes=1, step=10, total=20, loop_s=lambda: 60.0,
+                          config=SimpleNamespace(eval_every=10, batch_size=4, grad_accum=1),
+                          data=SimpleNamespace(val=[1] * 8))
+    assert eta_seconds(run) == pytest.approx(10 * 10 + 20)  # 10 steps of 10 s, then the last validation
+    run.val_passes, run.val_s = 0, 0.0  # before the first pass: a third of a step per batch of 4
+    assert eta_seconds(run) == pytest.approx(10 * 15 + 15 * 8 / 4 / 3)
+
+
+HOLD_LOCK = """
+import sys, time
+from lab.engine import Lab
+from lab.tuning import trainer_lock
+lock = trainer_lock.acquire(Lab(home=sys.argv[1]), sys.argv[2], log="first.log")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_trainer_for_one_adapter_is_refused_naming_the_first(tmp_path, monkeypatch):
+    from lab.tuning import TrainingError, train
+    from lab.tuning import trainer_lock
+
+    lab = Lab(home=tmp_path)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(30)))
+    config = make_config("test", name="same", data=str(data), max_steps=1)
+    first = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path), "same"], stdout=subprocess.PIPE,
+                             text=True)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a second trainer must not start"))
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        with pytest.raises(TrainingError, match=rf"'same' is already being trained by process {first.pid}"):
+            jobs.start(lab, config)  # the app's Start
+        with pytest.raises(TrainingError, match=rf"process {first.pid}, log first.log"):
+            train(config, lab)  # `lab train` and the job itself
+        trainer_lock.release(trainer_lock.acquire(lab, "other"))  # another adapter is free
+        assert [h["name"] for h in jobs.active_jobs(lab)] == ["same"]
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    assert trainer_lock.holder(lab, "same") is None and jobs.active_jobs(lab) == []
+
+
+def test_a_job_not_yet_holding_its_lock_is_refused_too(tmp_path, monkeypatch):
+    from lab.tuning import TrainingError
+
+    lab = Lab(home=tmp_path)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(30)))
+    config = make_config("test", name="early", data=str(data), max_steps=1)
+    sleeper = _sleeper()  # stands in for a job still importing torch
+    sleeper.lab_name, sleeper.lab_log = "early", "early.log"
+    jobs._CHILDREN.append(sleeper)
+    try:
+        with pytest.raises(TrainingError, match=f"process {sleeper.pid}"):
+            jobs.start(lab, config)
+        assert jobs.active_jobs(lab)[0]["pid"] == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=10)
+        jobs.reap()
+
+
+def test_the_bitsandbytes_kernel_download_warning_is_silenced():
+    import logging
+
+    import lab.tuning.train  # noqa: F401  (the import silences it)
+
+    assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() >= logging.ERROR
 
 
 def _sleeper() -> subprocess.Popen:

@@ -124,13 +124,15 @@ def build_app(lab: Lab) -> gr.Blocks:
         gr.Markdown(HEADER)
         banner = gr.Markdown("Getting the sample corpus ready…", elem_id="lab-banner")
         demo_block.build(lab)  # first launch: "Prepare the demo (≈ N min)"
+        built = {}
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}"):
-                    made = module.build(lab)
-                for event in made or []:  # Knowledge's edits and re-index: the banner's counts follow
-                    event.then(_ui.guard(lab, "startup", startup.current), None, banner, show_progress="hidden")
-        demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
+                    built[label] = module.build(lab)
+        for event in built.get("Knowledge") or []:  # Knowledge's edits and re-index: the banner's counts follow
+            event.then(_ui.guard(lab, "startup", startup.current), None, banner, show_progress="hidden")
+        started = demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
+        tab_compare.when_ready(started, built["Compare"])  # Ask stays disabled until the corpus is indexed
     return demo
 
 

@@ -12,7 +12,7 @@ from .. import ladder
 from .. import tasks
 from ..tasks import load_task
 from ..tuning import jobs
-from ..tuning.checkpoint import find_checkpoint
+from ..tuning.checkpoint import checkpoint_config, find_checkpoint, resumable
 from ..tuning.config import make_config
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -141,7 +141,8 @@ def demo_config(lab: Lab) -> dict:
 def demo_training_offer(lab: Lab) -> str:
     cfg = demo_config(lab)
     tokens = jobs.tokens_per_example(cfg["data"], cfg["system"], int(cfg["max_seq_len"]))
-    secs, basis = jobs.estimate_seconds(lab, int(cfg["max_steps"] or 60), int(cfg["batch_size"]), tokens)
+    secs, basis = jobs.estimate_seconds(lab, int(cfg["max_steps"] or 60), int(cfg["batch_size"]), tokens,
+                                        int(cfg.get("grad_accum") or 1))
     return (f"Train the built-in demo adapter **{cfg['name']}** ({cfg['max_steps']} LoRA steps on the "
             f"`{DEMO_TASK}` scenario): about **{max(1, round(secs / 60))} min** on this machine ({basis}). "
             "It runs in the background: you can close the page.")
@@ -149,18 +150,56 @@ def demo_training_offer(lab: Lab) -> str:
 
 # ---- training jobs ---------------------------------------------------------------------------
 
+def train_config(config: dict):
+    """The form's values as a TrainConfig (a bad one fails here, named); what the form lacks:
+    this machine's defaults."""
+    values = {k: v for k, v in config.items() if v not in (None, "") and not (k == "max_steps" and not v)}
+    return make_config("the Train tab", device="auto", **values)
+
+
 def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False,
                    restart: bool = False) -> "jobs.Job":
     """Validate the form's values (a bad one fails here, named, before any process starts) and
-    start the run in the background. A checkpoint of this name is never dropped unasked."""
-    values = {k: v for k, v in config.items() if v not in (None, "") and not (k == "max_steps" and not v)}
-    config = make_config("the Train tab", device="auto", **values)  # what the form lacks: this machine's defaults
+    start the run in the background. A checkpoint of this name is never dropped unasked, and a
+    second trainer for an adapter being trained is refused, naming the first."""
+    config = train_config(config)
+    jobs.refresh_run_status(lab)
+    jobs.check_not_training(lab, config.name)
     ckpt = find_checkpoint(lab, config.name)
     if ckpt is not None and not (resume or restart):
-        raise AppError(f"'{config.name}' has a checkpoint of an unfinished run ({ckpt}): tick **resume from the "
-                       "last checkpoint** (Resume) to continue it, or choose another adapter name "
-                       "(`lab train --restart` deletes it and starts afresh)")
+        step, why = resume_offer(lab, config.name)
+        how = f"press **Resume from step {step}** to continue it, " if step is not None else (f"({why}) " if why else "")
+        raise AppError(f"'{config.name}' has a checkpoint of an unfinished run ({ckpt}): {how}tick **start over** "
+                       "(under Hyperparameters) to delete it, or choose another adapter name")
+    if (lab.home.adapters / config.name).exists() and not overwrite:
+        raise AppError(f"an adapter '{config.name}' already exists: choose another name, or tick **replace an "
+                       "adapter of the same name**")
     return jobs.start(lab, config, overwrite=overwrite, resume=resume, restart=restart)
+
+
+def resume_offer(lab: Lab, name: str | None) -> tuple[int | None, str]:
+    """(the step adapter `name`'s checkpoint can be resumed from, with the settings it was made
+    with, or None; a line saying why not). None while the adapter is being trained."""
+    name = (name or "").strip()
+    saved = checkpoint_config(lab, name) if name else None
+    if saved is None or any(j["name"] == name for j in jobs.active_jobs(lab)):
+        return None, ""
+    try:
+        return resumable(lab, make_config("the checkpoint", **saved))
+    except Exception as e:  # a checkpoint from an older lab, its data gone...
+        return None, f"the checkpoint of '{name}' cannot be resumed: {e}"
+
+
+def resume_training(lab: Lab, name: str, max_steps: int | None = None, overwrite: bool = False) -> "jobs.Job":
+    """Continue adapter `name`'s checkpoint with the settings it was made with (a longer or
+    shorter run: `max_steps`); the Resume button."""
+    step, why = resume_offer(lab, name)
+    if step is None:
+        raise AppError(f"'{name}': nothing to resume: {why or 'no checkpoint, or it is training now'}")
+    saved = checkpoint_config(lab, name) | ({"max_steps": int(max_steps)} if max_steps else {})
+    config = make_config("the checkpoint", **saved)
+    jobs.check_not_training(lab, name)
+    return jobs.start(lab, config, overwrite=overwrite, resume=True)
 
 
 def start_demo_training(lab: Lab) -> str:

@@ -42,7 +42,15 @@ def setup(lab: Lab):
             gr.update(choices=models, value=lab.config.default_model),
             gr.update(choices=list(corpora.items()), value=corpora.get("acme") or next(iter(corpora.values()), None)),
             gr.update(choices=adapters, value=adapters[0] if adapters else None),
-            *tune_offer(lab, adapters))
+            *tune_offer(lab, adapters),
+            gr.update(value=answerable_arms(default_task != NO_TASK, bool(corpora), bool(adapters))))
+
+
+def answerable_arms(task: bool, corpus: bool, adapter: bool) -> list[str]:
+    """The default arms ticked: only those that can answer (few-shot needs a task, RAG a corpus,
+    tune an adapter), so a first question carries no warning."""
+    can = {"zero-shot": True, "few-shot": task, "rag": corpus, "tune": adapter}
+    return [arm for arm in DEFAULT_ARMS if can[arm]]
 
 
 def refresh(lab: Lab, adapter: str | None):
@@ -65,16 +73,23 @@ def tune_offer(lab: Lab, adapters: list[str]):
 
 
 def task_changed(lab: Lab, task_name: str):
-    """Examples of the task's held-out set, and the task's corpus and adapter as defaults."""
+    """Examples of the task's held-out set, and the task's corpus and adapter as defaults. The
+    answers on screen belong to the task before: cleared. A name that is no task (mistyped)
+    leaves the controls as they were, with a warning."""
+    cleared = [{}] + ["", "", ""] * len(ARMS)
     if not task_name or task_name == NO_TASK:
-        return gr.update(choices=[], value=None), gr.update(), gr.update()
-    task = bridge.task(lab, task_name)
+        return gr.update(choices=[], value=None), gr.update(), gr.update(), *cleared
+    try:
+        task = bridge.task(lab, task_name)
+    except Exception as e:  # a mistyped name: say so, keep the rest of the form as it was
+        gr.Warning(f"No task '{task_name}': {_ui.error_text(e)}. Pick one from the list.")
+        return gr.update(), gr.update(), gr.update(), *cleared
     examples = task.examples("eval")[:200]
     choices = [(f"{e.id}: {e.input[:70]}", e.id) for e in examples]
     adapters = bridge.adapter_names(lab)
     return (gr.update(choices=choices, value=None),
             gr.update(value=bridge.corpora(lab).get(task.corpus, task.corpus)) if task.corpus else gr.update(),
-            gr.update(value=task.name) if task.name in adapters else gr.update())
+            gr.update(value=task.name) if task.name in adapters else gr.update(), *cleared)
 
 
 def pick_example(lab: Lab, task_name: str, example_id: str):
@@ -145,7 +160,7 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
     events: queue.Queue = queue.Queue()
     cancel = threading.Event()
     for arm in arms:
-        stats[arm] = "_waiting for the model…_"
+        stats[arm] = WAITING
     model = model or None
 
     def work(arm: str):
@@ -177,22 +192,40 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
         return out
 
     try:
-        yield from _stream_columns(events, arms, task, text, stats, sources, row_ids, outputs)
+        yield from _stream_columns(events, arms, task, text, stats, sources, row_ids, outputs,
+                                   waiting=lambda: queued_note(lab))
     finally:  # finished, failed, or closed by Gradio (page closed, Stop): free the model
         cancel.set()
 
 
 IDLE_YIELD_S = 0.5  # while no text arrives, yield this often so Gradio can close the generator
+WAITING = "_waiting for the model…_"
+QUEUED_AFTER_S = 1.0  # an arm that has waited this long for the model says what it waits behind
+
+
+def queued_note(lab: Lab) -> str | None:
+    """What a Compare answer waits behind: an evaluation running (it takes the one model for
+    each example in turn), or None."""
+    running = next((r for r in lab.store.eval_runs(5) if r["status"] == "running"), None)
+    if running is None:
+        return None
+    return (f"_queued behind evaluation run #{running['id']} ({running['task']}): the model answers its "
+            "examples one at a time, this question gets its turn between two of them…_")
 
 
 def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, text: dict, stats: dict,
-                    sources: dict, row_ids: dict, outputs):
+                    sources: dict, row_ids: dict, outputs, waiting=lambda: None):
     yield outputs()
-    pending, last = set(arms), 0.0
+    pending, last, t0 = set(arms), 0.0, time.monotonic()
     while pending:
         try:
             arm, kind, value = events.get(timeout=IDLE_YIELD_S)  # every worker ends with "done" or "error"
         except queue.Empty:  # (a generator blocked here could not be closed until the next event)
+            if time.monotonic() - t0 > QUEUED_AFTER_S:
+                note = waiting()
+                for a in arms:
+                    if a in pending and not text[a] and stats[a].startswith(("_waiting", "_queued")):
+                        stats[a] = note or WAITING
             yield outputs()
             continue
         if kind == "piece":
@@ -247,21 +280,23 @@ def build(lab: Lab) -> None:
                               elem_id="compare-adapter")
         max_tokens = gr.Slider(16, 512, value=128, step=16, label="Max answer tokens", scale=1)
     with gr.Row():
-        ask = gr.Button("Ask every arm", variant="primary", elem_id="compare-ask", scale=4)
+        # disabled until the lab is ready (first launch: indexing) and while a question runs
+        ask = gr.Button(NOT_READY, variant="primary", elem_id="compare-ask", scale=4, interactive=False)
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop", scale=1)
     row_ids = gr.State({})
+    ready = gr.State(False)  # set once the page's startup (indexing the sample corpus) is done
 
+    # no adapter yet: the offer stands above the columns (the Tune column is not ticked then)
+    with gr.Row(equal_height=True):
+        tune_note = gr.Markdown(visible=False, elem_id="tune-offer")
+        train_demo = gr.Button("Train the demo adapter", visible=False, size="sm", elem_id="train-demo", scale=0)
+    train_status = gr.Markdown()
     columns, outs, rate_buttons = [], [], []
     with gr.Row(equal_height=False):
         for arm in ARMS:
             with gr.Column(visible=arm in DEFAULT_ARMS, min_width=220, elem_classes="lab-arm",
                            elem_id=f"col-{arm.replace('+', '-')}") as col:
                 gr.Markdown(f"### {LABELS[arm]}")
-                if arm == "tune":
-                    tune_note = gr.Markdown(visible=False, elem_id="tune-offer")
-                    train_demo = gr.Button("Train the demo adapter", visible=False, size="sm",
-                                           elem_id="train-demo")
-                    train_status = gr.Markdown()
                 answer_box = gr.Textbox(label=f"{arm} answer", show_label=False, lines=6, max_lines=18,
                                         interactive=False, elem_id=f"answer-{arm.replace('+', '-')}")
                 stats = gr.Markdown(elem_classes="lab-stats", elem_id=f"stats-{arm.replace('+', '-')}")
@@ -274,19 +309,48 @@ def build(lab: Lab) -> None:
             outs += [answer_box, stats, sources]
             rate_buttons.append((arm, better, worse, rated))
 
-    _ui.on_load(lab, "compare", setup, [task, model, corpus, adapter, tune_note, train_demo], lab)
+    _ui.on_load(lab, "compare", setup, [task, model, corpus, adapter, tune_note, train_demo, arms], lab)
     _ui.on_select(lab, "compare", refresh, [task, model, corpus, adapter, tune_note, train_demo], lab,
                   inputs=[adapter])
-    task.change(_ui.wire(lab, "compare", task_changed, lab), task, [example, corpus, adapter])
+    task.change(_ui.wire(lab, "compare", task_changed, lab), task, [example, corpus, adapter, row_ids, *outs])
     example.change(_ui.wire(lab, "compare", pick_example, lab), [task, example], question)
     arms.change(show_columns, arms, columns, show_progress="hidden")
     run = _ui.wire(lab, "compare", answer, lab)
     inputs = [question, task, model, arms, corpus, adapter, max_tokens]
-    asked = ask.click(run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
-    submitted = question.submit(run, inputs, [row_ids, *outs], concurrency_limit=2)
+    asked = ask.click(busy, ready, ask, queue=False, show_progress="hidden").success(
+        run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
+    submitted = question.submit(busy, ready, ask, queue=False, show_progress="hidden").success(
+        run, inputs, [row_ids, *outs], concurrency_limit=2)
+    for event in (asked, submitted):
+        event.then(idle, ready, ask, show_progress="hidden")
     # Cancelling closes the answer generator, whose finally sets the model's cancel event.
-    stop.click(None, None, None, cancels=[asked, submitted])
+    stop.click(None, None, None, cancels=[asked, submitted]).then(idle, ready, ask, show_progress="hidden")
     for arm, better, worse, rated in rate_buttons:
         better.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("better")], rated)
         worse.click(_ui.wire(lab, "rating", rate, lab), [row_ids, gr.State(arm), gr.State("worse")], rated)
     train_demo.click(_ui.wire(lab, "train", bridge.start_demo_training, lab), None, train_status)
+    return ask, ready
+
+
+ASK = "Ask every arm"
+NOT_READY = "Getting the lab ready…"
+
+
+def busy(ready: bool):
+    """The first step of Ask: refused until the lab is ready; the button shows a question runs."""
+    if not ready:
+        raise gr.Error("The lab is still getting ready (indexing the sample corpus): ask once the banner "
+                       "above says it is done.")
+    return gr.update(interactive=False, value="Answering…")
+
+
+def idle(ready: bool):
+    """After a question (or Stop): Ask again, unless the lab is still getting ready."""
+    return gr.update(interactive=True, value=ASK) if ready else gr.update(interactive=False, value=NOT_READY)
+
+
+def when_ready(startup, controls) -> None:
+    """Once the page's startup event (`startup`: the first-launch indexing) is done, Ask works."""
+    ask, ready = controls
+    startup.then(lambda: (gr.update(interactive=True, value=ASK), True), None, [ask, ready],
+                 show_progress="hidden")

@@ -26,30 +26,44 @@ def setup(lab: Lab):
     d = bridge.device_defaults()
     first = next((d for d in datasets if d[0].startswith(f"{bridge.DEMO_TASK}:")), datasets[0] if datasets else None)
     jobs.refresh_run_status(lab)  # a trainer killed from outside is not "running"
-    runs = run_choices(lab)
-    running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
+    job, run_id, active = following(lab, None)
     return (gr.update(choices=dataset_choices(datasets), value=first[1] if first else UPLOAD),
             gr.update(value=first[0].split(":")[0] if first else ""),
             gr.update(value=first[2] if first else ""),
             gr.update(choices=bridge.model_names(lab), value=lab.config.default_model),
             (f"Defaults for this machine: **{d['device']}** — {d['method']} on `{d['target_modules']}`, "
              f"rank {d['rank']}, batch {d['batch_size']}."),
-            gr.update(choices=runs, value=running["id"] if running else (runs[0][1] if runs else None)),
-            gr.Timer(active=running is not None))
+            gr.update(choices=run_choices(lab), value=run_id), gr.Timer(active=active), job)
+
+
+def following(lab: Lab, run_id) -> tuple[dict | None, int | None, bool]:
+    """What a page (freshly loaded, or reopened) follows: a trainer working now, even one still
+    loading its model (no run row yet), else a run marked running, else `run_id` or the newest
+    run -> (the job or None, the run id to show, whether to poll)."""
+    active = jobs.active_jobs(lab)
+    if active:
+        run = jobs.run_of(lab, active[0])
+        return active[0], run["id"] if run else None, True
+    runs = lab.store.training_runs(20)
+    running = next((r for r in runs if r["status"] == "running"), None)
+    if running:
+        return None, running["id"], True
+    return None, run_id if run_id else (runs[0]["id"] if runs else None), False
 
 
 def dataset_choices(datasets: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     return [(label, path) for label, path, _ in datasets] + [(UPLOAD, UPLOAD)]
 
 
-def refresh(lab: Lab, run_id):
+def refresh(lab: Lab, run_id, job):
     """When the tab is opened again: new runs (one started from the terminal too); the form stays."""
     jobs.refresh_run_status(lab)
-    running = next((r for r in lab.store.training_runs(20) if r["status"] == "running"), None)
-    runs = run_choices(lab)
-    return (gr.update(choices=bridge.model_names(lab)),
-            gr.update(choices=runs, value=running["id"] if running else run_id),
-            gr.Timer(active=running is not None))
+    if job is None or not jobs.job_running(job):
+        job, run_id, active = following(lab, run_id)
+    else:
+        active = True  # the job the page started, still working: keep following it
+    return (gr.update(choices=bridge.model_names(lab)), gr.update(choices=run_choices(lab), value=run_id),
+            gr.Timer(active=active), job)
 
 
 def run_choices(lab: Lab) -> list[tuple[str, int]]:
@@ -59,11 +73,22 @@ def run_choices(lab: Lab) -> list[tuple[str, int]]:
 
 def dataset_changed(lab: Lab, dataset: str):
     """A built-in task's training set: name the adapter after the task (Evaluate's tune arm
-    looks for that name) and train with the task's instruction."""
+    looks for that name) and train with the task's instruction. The upload: a blank name and
+    instruction, for the user to fill (never a built-in task's, whose adapter it would replace)."""
     for label, path, instruction in bridge.train_datasets(lab):
         if path == dataset:
             return gr.update(value=label.split(":")[0]), gr.update(value=instruction)
+    if dataset == UPLOAD:
+        return gr.update(value=""), gr.update(value="")
     return gr.update(), gr.update()
+
+
+def upload_changed(upload):
+    """A file was uploaded: train on it, under a name the user gives, replacing nothing unasked."""
+    if not upload:
+        return gr.update(), gr.update(), gr.update(), gr.update(), ""
+    return (gr.update(value=UPLOAD), gr.update(value=""), gr.update(value=""), gr.update(value=False),
+            "Uploaded: **Validate dataset** checks it; name the adapter before you start.")
 
 
 def _data_path(lab: Lab, dataset: str, upload) -> str:
@@ -90,16 +115,20 @@ def _config(lab: Lab, dataset, upload, name, base, instruction, method, rank, al
 
 
 def validate(lab: Lab, *values) -> str:
-    """The dataset report with the base model's tokenizer: counts, duplicates, lengths, warnings."""
-    from ..tuning import make_config
+    """The dataset report with the base model's tokenizer: counts, duplicates, lengths, warnings,
+    the number of steps and how long they take here. A bad file is shown here, named, not raised."""
     from ..tuning import validate as _validate
 
     from ..tuning.vram import plan_for_config
 
-    config = _config(lab, *values)
-    config["name"] = config["name"] or "check"
-    cfg = make_config("the Train tab", **config)
-    report = _validate(lab, cfg)
+    try:
+        config = _config(lab, *values)
+        config["name"] = config["name"] or "check"
+        cfg = bridge.train_config(config)
+        report = _validate(lab, cfg)
+    except (ValueError, FileNotFoundError) as e:  # the lab's data and config errors: name the file and line
+        _ui.log_error(lab, "train", e)
+        return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_ui.error_text(e))}"
     info = lab.model_info(cfg.base_model)
     plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path)
     ln = report.lengths or {}
@@ -111,40 +140,101 @@ def validate(lab: Lab, *values) -> str:
             ["sha256", report.sha256[:16]]]
     warnings = "".join(f"\n- ⚠️ {_ui.html.escape(w)}" for w in report.warnings) or "\n- no warnings"
     return (f"**{_ui.html.escape(Path(report.path).name)}**\n\n" + _ui.md_table(["", ""], rows) + "\n" + warnings
+            + "\n\n" + plan_line(lab, cfg)
             + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n" + plan.to_text() + "\n```")
 
 
-def start(lab: Lab, overwrite: bool, resume: bool, *values):
-    config = _config(lab, *values)
+def plan_line(lab: Lab, cfg) -> str:
+    """How many steps, about how long here (validation included), and a word when too few."""
+    steps = jobs.planned_steps(cfg)
+    tokens = jobs.tokens_per_example(cfg.data, cfg.instruction, cfg.max_seq_len)
+    secs, basis = jobs.estimate_seconds(lab, steps, cfg.batch_size, tokens, cfg.grad_accum)
+    few = jobs.few_steps_warning(steps)
+    return (f"**{steps} steps**, about **{_ui.secs(secs)}** on this machine ({basis})."
+            + (f"\n\n⚠️ {few}" if few else ""))
+
+
+def start(lab: Lab, overwrite: bool, restart: bool, *values):
+    """Start a run; the page follows it from this moment (its model still loading)."""
+    return _launch(lab, _config(lab, *values), overwrite=bool(overwrite), restart=bool(restart))
+
+
+def resume(lab: Lab, overwrite: bool, name: str, max_steps):
+    """Continue the adapter's checkpoint as it was made (the Resume button, shown when one fits);
+    max steps from the form, when set, makes the run longer or shorter."""
+    job = bridge.resume_training(lab, (name or "").strip(), int(max_steps or 0) or None, overwrite=bool(overwrite))
+    return _following(lab, job, f"Resumed training `{job.name}` from its checkpoint")
+
+
+def _launch(lab: Lab, config: dict, **how):
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
-    job = bridge.start_training(lab, config, overwrite=bool(overwrite), resume=bool(resume))
-    note = (f"Started training `{job.name}` as process {job.pid} (log: `{job.log_path}`). The curve below "
-            "updates every few seconds; you can close the page.")
-    return note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), str(job.log_path)
+    job = bridge.start_training(lab, config, **how)
+    return _following(lab, job, f"Started training `{job.name}`", plan_line(lab, bridge.train_config(config)))
 
 
-def stop(lab: Lab, run_id) -> str:
+def _following(lab: Lab, job, what: str, plan: str = ""):
+    note = (f"{what} as process {job.pid} (log: `{job.log_path}`). {plan}\n\nThe page follows this run; "
+            "the curve below updates every few seconds; you can close the page.")
+    return (note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), job.to_dict(),
+            f"Training `{job.name}`: loading the model…", gr.update(visible=False), "")
+
+
+def stop(lab: Lab, job, run_id) -> str:
+    """Stop the run the page follows (its model may still be loading), or the run picked."""
+    if job and (not run_id or (jobs.run_of(lab, job) or {}).get("id") == run_id):
+        return jobs.stop_job(lab, job)
     if not run_id:
-        raise gr.Error("Pick the run to stop.")
+        raise gr.Error("No training run to stop: start one, or pick a running one.")
     return jobs.stop(lab, int(run_id))
 
 
-def poll(lab: Lab, run_id, log_path: str | None):
-    """The run's curve, status and ETA from lab.db; the timer stops once the run has ended."""
+def pick_run(lab: Lab, run_id, job):
+    """Picking a run in the list shows it; the page stops following its own job unless it is that run."""
+    if job and (jobs.run_of(lab, job) or {}).get("id") != run_id:
+        job = None
+    return job
+
+
+def resume_offer(lab: Lab, name: str):
+    """The Resume button, shown when adapter `name` has a checkpoint that can be continued."""
+    step, why = bridge.resume_offer(lab, name)
+    if step is not None:
+        return gr.update(value=f"Resume from step {step}", visible=True), ""
+    return gr.update(visible=False), (f"Resume: {_ui.html.escape(why)}" if why else "")
+
+
+def poll(lab: Lab, run_id, job, name: str):
+    """The followed run's curve, status and ETA from lab.db (the job the page started, from the
+    moment it starts: while it loads its model there is no run row yet); the timer stops once
+    the run has ended, and Resume is offered when a checkpoint can be continued."""
     jobs.reap()
     jobs.refresh_run_status(lab)  # a trainer killed from outside shows as died, with its last step
-    runs = lab.store.training_runs(50)
-    if not run_id and runs and log_path:  # just started: the newest run is ours once it exists
-        run_id = runs[0]["id"]
-    run = next((r for r in runs if r["id"] == run_id), None) if run_id else None
-    tail = _tail(log_path)
+    hidden = (gr.update(visible=False), "")
+    if job:
+        run = jobs.run_of(lab, job)
+        if run is None:
+            tail = _tail(job.get("log"))
+            if jobs.job_running(job):
+                return (gr.update(), None, f"Training `{job['name']}` (process {job['pid']}): loading the model…",
+                        tail, gr.Timer(active=True), *hidden)
+            return (gr.update(), None, f"Training `{job['name']}` ended before its first step: the trainer's "
+                    "output below says why.", tail, gr.Timer(active=False), *resume_offer(lab, name))
+        run_id = run["id"]
+    run = _run(lab, run_id)
     if run is None:
-        return (gr.update(), None, "Waiting for the training process to load the model…" if log_path else "",
-                tail, gr.Timer(active=bool(log_path)))
+        return gr.update(), None, "", "", gr.Timer(active=False), *resume_offer(lab, name)
     steps = lab.store.training_steps(run["id"])
-    return (gr.update(choices=run_choices(lab), value=run["id"]), curve(run, steps), status(run, steps), tail,
-            gr.Timer(active=run["status"] == "running"))
+    # a stopped trainer writes its checkpoint and lets go of its lock a moment after its row
+    # says so: poll on until it has, so Resume is offered once it can be
+    running = run["status"] == "running" or any(j["name"] == run["adapter_name"] for j in jobs.active_jobs(lab))
+    return (gr.update(choices=run_choices(lab), value=run["id"]), curve(run, steps), status(run, steps),
+            _tail(job.get("log")) if job else "", gr.Timer(active=running),
+            *(hidden if running else resume_offer(lab, name)))
+
+
+def _run(lab: Lab, run_id) -> dict | None:
+    return next((r for r in lab.store.training_runs(50) if r["id"] == run_id), None) if run_id else None
 
 
 def status(run: dict, steps: list[dict]) -> str:
@@ -161,15 +251,34 @@ def status(run: dict, steps: list[dict]) -> str:
         if last.get("tokens_per_s"):
             bits.append(f"{last['tokens_per_s']:.0f} tokens/s")
         if run["status"] == "running" and last.get("eta_s") is not None:
-            bits.append(f"ETA **{_ui.secs(last['eta_s'])}**")
+            bits.append(eta_text(last, total))
     if run.get("wall_s"):
         bits.append(f"wall {_ui.secs(run['wall_s'])}")
     if run.get("error"):
         bits.append(f"⚠️ {_ui.html.escape(run['error'])}")
-    if run["status"] in ("done", "finished", "succeeded", "complete"):
+    done = run["status"] in ("done", "finished", "succeeded", "complete")
+    if done:
         bits.append(f"adapter `{run['adapter_name']}` is ready in Compare and Evaluate")
+    few = jobs.few_steps_warning(total) if total and (done or run["status"] == "running") else None
     head = _ui.progress_bar(last.get("step", 0), total, "") if total else ""
-    return head + "\n\n" + " · ".join(bits)
+    return head + "\n\n" + " · ".join(bits) + (f"\n\n⚠️ {few}" if few else "")
+
+
+def eta_text(last: dict, total: int, now: float | None = None) -> str:
+    """The time left, counted down from the last step's row; past it, what the trainer is doing."""
+    import datetime
+    import time
+
+    try:
+        since = (now or time.time()) - datetime.datetime.fromisoformat(last["ts"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        since = 0.0
+    left = last["eta_s"] - max(0.0, since)
+    if last["step"] >= total:
+        return "**finishing**: the last validation pass, then writing the adapter"
+    if left <= 0:
+        return "ETA: any moment (a validation pass or the last step takes longer)"
+    return f"ETA **{_ui.secs(left)}** (validation included)"
 
 
 def curve(run: dict, steps: list[dict]):
@@ -210,13 +319,14 @@ def build(lab: Lab) -> None:
     with gr.Row():
         dataset = gr.Dropdown(allow_custom_value=True, label="Dataset", choices=[], scale=3, elem_id="train-dataset")
         upload = gr.File(label="…or upload a file (JSONL, CSV, TSV, JSON, Parquet)",
-                             file_types=[".jsonl", ".csv", ".tsv", ".json", ".parquet"], type="filepath", scale=2,
-                         height=110)
+                         file_types=[".jsonl", ".csv", ".tsv", ".json", ".parquet"], type="filepath", scale=2,
+                         height=110, elem_id="train-upload")
     with gr.Row():
         name = gr.Textbox(label="Adapter name", placeholder="tickets", scale=1, elem_id="train-name")
         base = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[], scale=1)
         method = gr.Radio(["auto", "lora", "qlora"], value="auto", label="Method", scale=1)
-    instruction = gr.Textbox(label="Instruction (system prompt for examples without one)", lines=2)
+    instruction = gr.Textbox(label="Instruction (system prompt for examples without one)", lines=2,
+                             elem_id="train-instruction")
     device_note = gr.Markdown()
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
@@ -226,41 +336,52 @@ def build(lab: Lab) -> None:
             targets = gr.Textbox(d["target_modules"], label="target modules (or all-linear)")
         with gr.Row():
             epochs = gr.Number(d["epochs"], label="epochs")
-            max_steps = gr.Number(d["max_steps"], precision=0, label="max steps (0 = by epochs)")
-            batch = gr.Number(d["batch_size"], precision=0, label="batch size")
+            max_steps = gr.Number(d["max_steps"], precision=0, label="max steps (0 = by epochs)",
+                                  elem_id="train-max-steps")
+            batch = gr.Number(d["batch_size"], precision=0, label="batch size", elem_id="train-batch")
             accum = gr.Number(d["grad_accum"], precision=0, label="gradient accumulation")
-            max_seq_len = gr.Number(d["max_seq_len"], precision=0, label="max sequence length")
+            max_seq_len = gr.Number(d["max_seq_len"], precision=0, label="max sequence length",
+                                    elem_id="train-max-seq-len")
         with gr.Row():
             force = gr.Checkbox(False, label="force (train on fewer than 20 examples)")
-            overwrite = gr.Checkbox(True, label="replace an adapter of the same name")
-            resume = gr.Checkbox(False, label="resume from the last checkpoint")
+            restart = gr.Checkbox(False, label="start over (delete an unfinished run's checkpoint)")
+    overwrite = gr.Checkbox(False, label="replace an adapter of the same name", elem_id="train-overwrite")
     with gr.Row():
         check = gr.Button("Validate dataset", elem_id="train-validate")
         go = gr.Button("Start training", variant="primary", elem_id="train-start")
+        again = gr.Button("Resume", variant="primary", visible=False, elem_id="train-resume")
         halt = gr.Button("Stop", variant="stop", elem_id="train-stop")
+    resume_note = gr.Markdown(elem_id="train-resume-note")
     report = gr.Markdown(elem_id="train-report")
-    started = gr.Markdown()
+    started = gr.Markdown(elem_id="train-started")
     run = gr.Dropdown(allow_custom_value=True, label="Training run", choices=[], elem_id="train-run")
     progress = gr.Markdown(elem_id="train-status")
     plot = gr.Plot(label="Loss")
-    log_path = gr.State(None)
-    log = gr.Textbox(label="Trainer output (last lines)", lines=6, max_lines=12, interactive=False)
+    job = gr.State(None)  # the run this page started (or found training): the page follows it
+    log = gr.Textbox(label="Trainer output (last lines)", lines=6, max_lines=12, interactive=False,
+                     elem_id="train-log")
     timer = gr.Timer(2.0, active=False)
 
     values = [dataset, upload, name, base, instruction, method, rank, alpha, lr, epochs, max_steps, batch,
               accum, max_seq_len, targets, force]
-    _ui.on_load(lab, "train", setup, [dataset, name, instruction, base, device_note, run, timer], lab)
-    _ui.on_select(lab, "train", refresh, [base, run, timer], lab, inputs=[run])
+    offer = _ui.wire(lab, "train", resume_offer, lab)
+    watch = _ui.wire(lab, "train", poll, lab)
+    watched = [run, plot, progress, log, timer, again, resume_note]
+    _ui.on_load(lab, "train", setup, [dataset, name, instruction, base, device_note, run, timer, job], lab)
+    _ui.on_select(lab, "train", refresh, [base, run, timer, job], lab, inputs=[run, job])
     _ui.on_select(lab, "train", lambda: gr.update(choices=dataset_choices(bridge.train_datasets(lab))), [dataset])
     _ui.on_load(lab, "train", lambda: [gr.update(value=v) for v in _defaults_row()],
                 [rank, alpha, lr, targets, epochs, max_steps, batch, accum, max_seq_len])
     dataset.input(_ui.wire(lab, "train", dataset_changed, lab), dataset, [name, instruction])
+    upload.upload(upload_changed, upload, [dataset, name, instruction, overwrite, report])
+    name.change(offer, name, [again, resume_note], show_progress="hidden")
     check.click(_ui.wire(lab, "train", validate, lab), values, report)
-    go.click(_ui.wire(lab, "train", start, lab), [overwrite, resume, *values], [started, run, timer, log_path])
-    halt.click(_ui.wire(lab, "train", stop, lab), run, started)
-    watch = _ui.wire(lab, "train", poll, lab)
-    timer.tick(watch, [run, log_path], [run, plot, progress, log, timer], show_progress="hidden")
-    run.input(watch, [run, log_path], [run, plot, progress, log, timer])
+    launched = [started, run, timer, job, progress, again, resume_note]
+    go.click(_ui.wire(lab, "train", start, lab), [overwrite, restart, *values], launched)
+    again.click(_ui.wire(lab, "train", resume, lab), [overwrite, name, max_steps], launched)
+    halt.click(_ui.wire(lab, "train", stop, lab), [job, run], started).then(watch, [run, job, name], watched)
+    timer.tick(watch, [run, job, name], watched, show_progress="hidden")
+    run.input(_ui.wire(lab, "train", pick_run, lab), [run, job], job).then(watch, [run, job, name], watched)
 
 
 def _defaults_row() -> list:

@@ -81,3 +81,31 @@ def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     run.step = run.ckpt_step = state["step"]
     run.run_id, run.wall_before = state["run_id"], state.get("wall_s", 0.0)
     run.first_loss = state.get("first_loss")
+
+
+def resumable(lab, config) -> tuple[int | None, str]:
+    """Whether `config` can continue adapter `config.name`'s checkpoint (the checks `resume`
+    makes, but the base model's hash): (its step, "") when it can; (None, why not) when the
+    checkpoint was made with other settings or data; (None, "") when there is none."""
+    folder = find_checkpoint(lab, config.name)
+    if folder is None:
+        return None, ""
+    state = json.loads((folder / "state.json").read_text())
+    ours = config.to_json()
+    ours["data"] = str(Path(config.data).resolve())  # as the job writes it
+    theirs, ours = _comparable(state.get("config") or {}), _comparable(ours)
+    changed = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
+    if changed:
+        return None, (f"the checkpoint at step {state.get('step')} was made with other settings "
+                      f"({', '.join(changed)}): put them back to resume it")
+    if state.get("dataset_sha") != sha256_of(Path(config.data)):
+        return None, f"the data changed since the checkpoint at step {state.get('step')}"
+    return state.get("step"), ""
+
+
+def checkpoint_config(lab, name: str) -> dict | None:
+    """The settings adapter `name`'s checkpoint was made with (TrainConfig fields), None if none."""
+    folder = find_checkpoint(lab, name)
+    if folder is None:
+        return None
+    return json.loads((folder / "state.json").read_text()).get("config")

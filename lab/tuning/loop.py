@@ -138,6 +138,26 @@ def val_loss(run: TrainRun) -> float | None:
 
 
 # ---- one step, and the loop ---------------------------------------------------------------------
+def validations_left(step: int, total: int, eval_every: int) -> int:
+    """The validation passes after step `step`: every `eval_every` steps, and at the last one."""
+    if step >= total:
+        return 0
+    return total // eval_every - step // eval_every + (total % eval_every != 0)
+
+
+def eta_seconds(run: TrainRun) -> float:
+    """The time left: the remaining steps at this session's pace, plus the validation passes
+    still to come (the last step's included), each as long as those measured, or, before the
+    first, a forward pass over the validation set at a third of a training step's cost."""
+    steps = max(1, run.steps_this_session)
+    train_s = max(0.0, run.loop_s() - run.val_s) / steps
+    if run.val_passes:
+        val_each = run.val_s / run.val_passes
+    else:
+        examples_per_step = run.config.batch_size * run.config.grad_accum
+        val_each = train_s * len(run.data.val or []) / examples_per_step / 3
+    left = validations_left(run.step, run.total, run.config.eval_every) if run.data.val else 0
+    return train_s * (run.total - run.step) + val_each * left
 
 class Peak:
     """Peak memory while training: RSS sampled every step (and the process's own max RSS),
@@ -219,8 +239,11 @@ def _record(run: TrainRun, step_loss: float, n_input: int, lr: float, dt: float,
         run.first_loss = step_loss
     val = None
     if run.data.val and (run.step % run.config.eval_every == 0 or run.step == run.total):
+        t0 = time.perf_counter()
         val = run.val_loss = val_loss(run)
-    eta = run.loop_s() / run.steps_this_session * (run.total - run.step)
+        run.val_s += time.perf_counter() - t0
+        run.val_passes += 1
+    eta = eta_seconds(run)
     row = {"run_id": run.run_id, "step": run.step, "loss": step_loss, "val_loss": val, "lr": lr,
            "tokens_per_s": n_input / dt if dt > 0 else None,
            "epoch": run.step / run.steps_per_epoch, "eta_s": eta, "ts": now()}

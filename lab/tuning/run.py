@@ -101,6 +101,8 @@ class TrainRun:
     val_loss: float | None = None
     tokens_seen: int = 0  # input tokens this session
     steps_this_session: int = 0
+    val_s: float = 0.0  # seconds of validation passes this session (the ETA counts them)
+    val_passes: int = 0
     in_update: bool = False  # inside optimizer.step(): an interrupt there must not be checkpointed
     wall_before: float = 0.0  # wall seconds of earlier sessions (resumed runs)
     t_start: float = field(default_factory=time.perf_counter)

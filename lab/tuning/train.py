@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -41,6 +42,12 @@ from .loop import lr_at, pack, run_loop  # noqa: F401
 from .qlora import import_unsloth_first, unsloth_wanted
 from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
+from . import trainer_lock
+
+# bitsandbytes' CPU backend tries to fetch an optional kernel from a hub at import and warns
+# "Failed to load CPU gemm_4bit_forward ... pip install kernels" when it cannot: offline, by
+# design, and it trains without it; that line must not open every trainer's output.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def validate(lab, config: TrainConfig) -> DatasetReport:
@@ -172,10 +179,21 @@ def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[di
     Raises DatasetError (bad data: nothing trained), TrainingError (cannot train as asked),
     TrainingInterrupted (Ctrl-C / SIGTERM: checkpoint kept, `resume=True` continues).
     A checkpoint of this name is never dropped unasked: `resume=True` continues it,
-    `restart=True` deletes it; neither is a TrainingError."""
+    `restart=True` deletes it; neither is a TrainingError. A second trainer for the same
+    adapter name (another process) is a TrainingError naming the first."""
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    # one trainer per adapter, held until this process ends or training does (a job names its log)
+    lock = trainer_lock.acquire(lab, config.name, log=os.environ.get("LAB_JOB_LOG"))
+    try:
+        return _train(config, lab, say, progress, on_step, resume, overwrite, restart)
+    finally:
+        trainer_lock.release(lock)
+
+
+def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool, overwrite: bool,
+           restart: bool) -> AdapterInfo:
     import torch
 
-    say = log or (lambda msg: print(msg, file=sys.stderr))
     run, ckpt, state = _start(config, lab, resume, overwrite, say, restart)
     run.progress, run.on_step = progress, on_step
     threads = config.threads or lab.config.n_threads

@@ -1,0 +1,84 @@
+"""One trainer per adapter: a lock file per adapter name in `.lab/training/locks/`, held (flock)
+for as long as the trainer process lives, whoever started it (`lab train`, the app's job).
+
+Two trainers writing one adapter's checkpoint and folder would overwrite each other, so the
+second one is refused, naming the first. The lock is the kernel's: a trainer killed with -9
+releases it at once, no stale file to clean up. The file also records who holds it (pid,
+start time, log), which is how the app finds a run that is still loading its model.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from .run import TrainingError, process_started
+
+
+def lock_path(lab, name: str) -> Path:
+    return lab.home.state / "training" / "locks" / f"{name}.lock"
+
+
+def holder(lab, name: str) -> dict | None:
+    """Who trains adapter `name` now ({pid, pid_started, ...}), None when no process does."""
+    path = lock_path(lab, name)
+    if not path.exists():
+        return None
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                return json.loads(f.read() or "{}") | {"name": name}
+            except json.JSONDecodeError:  # the holder is writing it this very moment
+                return {"name": name}
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def holders(lab) -> list[dict]:
+    """Every adapter being trained now, with its holder."""
+    folder = lab.home.state / "training" / "locks"
+    found = [holder(lab, p.stem) for p in sorted(folder.glob("*.lock"))] if folder.is_dir() else []
+    return [h for h in found if h is not None]
+
+
+def describe(held: dict) -> str:
+    pid = f"process {held['pid']}" if held.get("pid") else "another process"
+    log = f", log {held['log']}" if held.get("log") else ""
+    return f"'{held['name']}' is already being trained by {pid}{log}"
+
+
+def acquire(lab, name: str, log: str | None = None):
+    """Take adapter `name`'s lock for this process (returns the open file: keep it, `release`
+    it when done); TrainingError naming the trainer that holds it."""
+    path = lock_path(lab, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        try:
+            held = json.loads(f.read() or "{}") | {"name": name}
+        except json.JSONDecodeError:
+            held = {"name": name}
+        f.close()
+        raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
+                            "on one adapter would overwrite each other)") from None
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "pid_started": process_started(os.getpid()), "log": log}))
+    f.flush()
+    return f
+
+
+def release(f) -> None:
+    if f is None or f.closed:
+        return
+    f.seek(0)
+    f.truncate()
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
