@@ -170,7 +170,10 @@ class Task(BaseModel):
         path = getattr(self, split)
         if path is None:
             return []
-        return read_examples(path, self.input_field, self.output_field)
+        examples = read_examples(path, self.input_field, self.output_field)
+        if split == "eval" and not examples:  # else an evaluation of nothing "finishes" and is logged
+            raise DataError(f"{_show(path)}: no examples (the held-out set is empty or only blank lines)")
+        return examples
 
     def hash(self) -> str:
         """sha256 over the task file and every data file: the eval log's proof of what was run."""
@@ -207,7 +210,7 @@ def read_examples(path: str | os.PathLike, input_field: str = "input",
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     examples, seen = [], {}
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # a BOM (Windows editors write one) is not line 1's text
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

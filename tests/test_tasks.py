@@ -205,6 +205,19 @@ def test_read_examples_fields_and_extras(tmp_path):
         read_examples(tmp_path / "missing.jsonl")
 
 
+def test_a_utf8_bom_is_not_part_of_the_first_line(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "input": "q", "output": "x"}\n')
+    assert [e.id for e in read_examples(path)] == ["a"]
+
+
+def test_an_eval_file_of_blank_lines_is_an_error_not_an_empty_evaluation(tmp_path):
+    (tmp_path / "e.jsonl").write_text("\n   \n\n")
+    task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})
+    with pytest.raises(DataError, match="e.jsonl: no examples"):
+        task.examples("eval")
+
+
 def test_task_model_validates_in_code(tmp_path):
     (tmp_path / "e.jsonl").write_text("")
     task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})
