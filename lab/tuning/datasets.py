@@ -127,7 +127,7 @@ def read_examples(path: str | Path, instruction: str | None = None) -> tuple[str
     examples: list[TrainExample] = []
     fmt, fmt_line = None, 0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a leading BOM is not text
     except UnicodeDecodeError as e:
         raise DatasetError(path, [(None, f"not UTF-8 text ({e})")]) from e
     for n, raw in enumerate(lines, 1):
