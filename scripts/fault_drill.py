@@ -266,13 +266,11 @@ def run_status(home: Path, run_ids: set[int]) -> list[str]:
 
 
 def checkpoint_step(home: Path, name: str) -> int | None:
+    from types import SimpleNamespace
+
     from lab.tuning.checkpoint import find_checkpoint
 
-    class _L:  # find_checkpoint needs only lab.home.adapters
-        class home:
-            adapters = home / "adapters"
-
-    ckpt = find_checkpoint(_L, name)
+    ckpt = find_checkpoint(SimpleNamespace(home=SimpleNamespace(adapters=home / "adapters")), name)
     return json.loads((ckpt / "state.json").read_text())["step"] if ckpt else None
 
 
@@ -282,6 +280,8 @@ def drill_train(home: Path, kills: int, rng: random.Random, window: tuple[float,
     data = small_dataset(home)
     number, name = 0, "drill-0"
     for i in range(kills + 1):  # the last one runs to the end
+        if (home / "adapters" / name / "lab_adapter.json").exists():  # finished (maybe killed just after)
+            number, name = number + 1, f"drill-{number + 1}"
         step = checkpoint_step(home, name)
         log = home / f"train-{i}.log"
         proc = spawn(home, log, "train", "--data", data, "--name", name, "--resume", *TRAIN_ARGS)
@@ -302,10 +302,8 @@ def drill_train(home: Path, kills: int, rng: random.Random, window: tuple[float,
                         % ",".join(map(str, ids or {0})))
         if not killed and [s for _, s in steps] != list(range(1, len(steps) + 1)):
             problems.append(f"training_steps of the finished run are not 1..n once each: {[s for _, s in steps]}")
-        if not killed:
-            if not (home / "adapters" / name / "lab_adapter.json").exists():
-                problems.append(f"the finished run left no adapter in adapters/{name}")
-            number, name = number + 1, f"drill-{number + 1}"
+        if not killed and not (home / "adapters" / name / "lab_adapter.json").exists():
+            problems.append(f"the finished run left no adapter in adapters/{name}")
         label = f"kill {i + 1}" if i < kills else "final resume"
         out.add(problems, label + ("" if killed or i == kills else " (finished before the kill)"))
     out.tried -= 1  # the final resume is a check, not a kill
