@@ -99,7 +99,7 @@ def test_a_killed_reindex_leaves_the_previous_version_serving(home):
 def test_killed_training_leaves_no_half_adapter_is_marked_died_and_resumes(home):
     out = drill.drill_train(home, 2, random.Random(0), window=(6.0, 20.0))
     assert (out.tried, out.problems) == (2, [])
-    assert (home / "adapters" / "drill-0" / "lab_adapter.json").exists()
+    assert list((home / "adapters").glob("drill-*/lab_adapter.json"))  # the final resume finished one
 
 
 @pytest.mark.integration
