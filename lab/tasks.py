@@ -210,11 +210,16 @@ def read_examples(path: str | os.PathLike, input_field: str = "input",
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     examples, seen = [], {}
-    with path.open(encoding="utf-8-sig") as f:  # a BOM (Windows editors write one) is not line 1's text
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:  # decoded line by line, so a bad byte is reported with its line
+        for lineno, raw in enumerate(f, 1):
+            where = f"{_show(path)}:{lineno}"
+            try:  # a BOM (Windows editors write one) is not line 1's text
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not UTF-8 text: "
+                                "save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{_show(path)}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
