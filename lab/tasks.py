@@ -304,8 +304,13 @@ def load_task(name_or_path: "str | os.PathLike | Task", home: "str | os.PathLike
     if isinstance(name_or_path, Task):
         return name_or_path
     path = find_task_file(name_or_path, home)
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TaskError(f"{_show(path)}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text: "
+                        "save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise TaskError(f"{_show(path)}: not valid TOML: {e}") from e
     try:

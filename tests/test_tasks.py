@@ -218,6 +218,13 @@ def test_a_line_that_is_not_utf8_is_a_data_error_naming_it(tmp_path):
         read_examples(path)
 
 
+def test_a_task_file_that_is_not_utf8_is_a_task_error(tmp_path):
+    (tmp_path / "e.jsonl").write_text('{"input": "q", "output": "x"}\n')
+    (tmp_path / "task.toml").write_bytes(b'eval = "e.jsonl"\nname = "caf\xe9"\n')
+    with pytest.raises(TaskError, match=r"task.toml: line 2: byte 0xe9 is not UTF-8"):
+        load_task(tmp_path / "task.toml")
+
+
 def test_an_eval_file_of_blank_lines_is_an_error_not_an_empty_evaluation(tmp_path):
     (tmp_path / "e.jsonl").write_text("\n   \n\n")
     task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})
