@@ -349,7 +349,11 @@ def check_case(home: Path, case: BadCase, folder: Path) -> list[str]:
     return problems
 
 
-def drill_bad_inputs(home: Path, base: Path, sample: int | None = None, seed: int = 0) -> Outcome:
+def drill_bad_inputs(home: Path, base: Path, sample: int | None = None, seed: int = 0, workers: int = 1) -> Outcome:
+    """Every malformed input through the CLI, each in its own copy of `home` (so `workers` run at
+    once and each one's "nothing written" is its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Outcome("bad inputs")
     run_lab(home, "log", "-n", "1")  # creates lab.db, so the snapshot has tables to count
     model = json.loads(run_lab(home, "models", "--json").stdout)
@@ -357,13 +361,20 @@ def drill_bad_inputs(home: Path, base: Path, sample: int | None = None, seed: in
     cases = bad_cases(gguf, seed=seed)
     if sample is not None:
         cases = random.Random(seed).sample(cases, min(sample, len(cases)))
-    for i, case in enumerate(cases):
-        folder = base / f"case-{i:03d}"
+
+    def one(i: int) -> list[str]:
+        folder, own_home = base / f"case-{i:03d}", base / f"home-{i:03d}"
         folder.mkdir(parents=True)
-        problems = check_case(home, case, folder)
-        out.add(problems, case.name)
-        print(f"    [{i + 1}/{len(cases)}] {'ok' if not problems else 'NOT CLEAN'}  {case.name}", file=sys.stderr,
-              flush=True)
+        shutil.copytree(home, own_home, symlinks=True)
+        problems = check_case(own_home, cases[i], folder)
+        shutil.rmtree(own_home, ignore_errors=True)
+        print(f"    [{i + 1}/{len(cases)}] {'ok' if not problems else 'NOT CLEAN'}  {cases[i].name}"
+              + "".join(f"\n        ! {p}" for p in problems), file=sys.stderr, flush=True)
+        return problems
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for case, problems in zip(cases, pool.map(one, range(len(cases)))):
+            out.add(problems, case.name)
     return out
 
 
@@ -490,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 kills per job, a sample of 12 bad inputs, 4 requests")
     ap.add_argument("--requests", type=int, default=8, help="concurrent Compare requests (default 8)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="bad inputs run at once (default 1)")
     ap.add_argument("--only", choices=["kills", "bad", "load"], help="run one part only")
     ap.add_argument("--keep", action="store_true", help="keep the temporary lab homes (their path is printed)")
     args = ap.parse_args(argv)
@@ -511,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "bad"):
             print("\nBad inputs (each through the CLI: exit 2, names the file and line/field, no traceback, "
                   "nothing written): handled cleanly / tried")
-            o = drill_bad_inputs(make_home(base), base / "cases", sample=sample, seed=args.seed)
+            o = drill_bad_inputs(make_home(base), base / "cases", sample=sample, seed=args.seed,
+                                 workers=args.workers)
             print_outcome(o, "handled cleanly")
             failed += bool(o.problems)
         if args.only in (None, "load"):
