@@ -128,9 +128,9 @@ def jsonl_cases(rng: random.Random) -> list[BadCase]:
                   BadCase(f"training data: {what}", {"train.jsonl": data}, train_cmd, [("train.jsonl",), where]),
                   BadCase(f"task new JSONL: {what}", {"data.jsonl": data}, new_cmd, [("data.jsonl",), where])]
     bom = b"\xef\xbb\xbf" + jsonl_with(b"", 1).lstrip(b"\n")
-    cases += [BadCase("eval.jsonl: a UTF-8 BOM (taken, or refused naming line 1)",
-                      {"task.toml": TASK_TOML, "train.jsonl": good, "eval.jsonl": bom}, eval_cmd,
-                      [("eval.jsonl",)], codes=(0, 2)),
+    cases += [BadCase("eval.jsonl: a UTF-8 BOM (taken: `lab tasks` reads it)",
+                      {"task.toml": TASK_TOML, "train.jsonl": good, "eval.jsonl": bom}, ["tasks", "{dir}/task.toml"],
+                      [], codes=(0,)),
               BadCase("training data: a UTF-8 BOM plus a truncated line 7",
                       {"train.jsonl": b"\xef\xbb\xbf" + jsonl_with(b'{"inp', 7)}, train_cmd,
                       [("train.jsonl",), (":7:", "line 7")]),
@@ -209,7 +209,7 @@ def task_cases(rng: random.Random, n: int = 10) -> list[BadCase]:
     full = TASK_TOML.decode()
     cut = rng.randint(5, len(full) - 2)
     cases += [
-        BadCase("task.toml: invalid TOML (cut short)", {**files, "task.toml": (full[:cut] + ' = "\n').encode()}, cmd,
+        BadCase("task.toml: invalid TOML (cut short)", {**files, "task.toml": (full[:cut] + '\n[[[\n').encode()}, cmd,
                 [("task.toml",), ("line",)]),
         BadCase("task.json: a JSON task file", {**files, "task.json": json.dumps(
             {"name": "drill", "eval": "eval.jsonl"}).encode()}, ["eval", "{dir}/task.json", "--limit", "1"],
