@@ -16,6 +16,10 @@ class GGUFError(ValueError):
     pass
 
 
+class _Corrupt(GGUFError):
+    """A value in the header cannot be right; the caller adds the file's name."""
+
+
 def read_metadata(path: str | Path, keep_arrays: bool = False) -> dict:
     """Return the header key/values. Long arrays (vocabularies) are replaced by their length
     unless keep_arrays is set."""
@@ -36,7 +40,7 @@ def read_metadata(path: str | Path, keep_arrays: bool = False) -> dict:
                 key = _read_str(f)
                 (vtype,) = struct.unpack("<I", f.read(4))
                 meta[key] = _read_value(f, vtype, keep_arrays)
-        except (struct.error, UnicodeDecodeError, MemoryError) as e:
+        except (struct.error, UnicodeDecodeError, MemoryError, _Corrupt) as e:
             raise GGUFError(f"{path}: truncated or corrupt GGUF header ({e})") from e
     return meta
 
@@ -44,7 +48,7 @@ def read_metadata(path: str | Path, keep_arrays: bool = False) -> dict:
 def _read_str(f) -> str:
     (n,) = struct.unpack("<Q", f.read(8))
     if n > 1 << 28:
-        raise GGUFError(f"implausible string length {n}")
+        raise _Corrupt(f"implausible string length {n}")
     data = f.read(n)
     if len(data) != n:
         raise struct.error("unexpected end of file")
@@ -67,7 +71,7 @@ def _read_value(f, vtype: int, keep_arrays: bool):
                     _read_value(f, item_type, False)
             return f"<array of {count}>"
         return [_read_value(f, item_type, keep_arrays) for _ in range(count)]
-    raise GGUFError(f"unknown GGUF value type {vtype}")
+    raise _Corrupt(f"unknown GGUF value type {vtype}")
 
 
 # GGUF architecture names that differ from transformers' model_type.
@@ -134,5 +138,5 @@ def tensor_names(path: str | Path) -> set[str]:
                 (n_dims,) = struct.unpack("<I", f.read(4))
                 f.seek(8 * n_dims + 4 + 8, 1)  # dims, type, offset
             return names
-    except (struct.error, UnicodeDecodeError) as e:
+    except (struct.error, UnicodeDecodeError, _Corrupt) as e:
         raise GGUFError(f"{path}: truncated or corrupt GGUF tensor list ({e})") from e

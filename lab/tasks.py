@@ -180,7 +180,10 @@ class Task(BaseModel):
         path = getattr(self, split)
         if path is None:
             return []
-        return read_examples(path, self.input_field, self.output_field)
+        examples = read_examples(path, self.input_field, self.output_field)
+        if split == "eval" and not examples:  # else an evaluation of nothing "finishes" and is logged
+            raise DataError(f"{_show(path)}: no examples (the held-out set is empty or only blank lines)")
+        return examples
 
     def hash(self) -> str:
         """sha256 over the task file and every data file: the eval log's proof of what was run."""
@@ -217,11 +220,16 @@ def read_examples(path: str | os.PathLike, input_field: str = "input",
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     examples, seen = [], {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:  # decoded line by line, so a bad byte is reported with its line
+        for lineno, raw in enumerate(f, 1):
+            where = f"{_show(path)}:{lineno}"
+            try:  # a BOM (Windows editors write one) is not line 1's text
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not UTF-8 text: "
+                                "save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{_show(path)}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
@@ -306,8 +314,13 @@ def load_task(name_or_path: "str | os.PathLike | Task", home: "str | os.PathLike
     if isinstance(name_or_path, Task):
         return name_or_path
     path = find_task_file(name_or_path, home)
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TaskError(f"{_show(path)}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text: "
+                        "save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise TaskError(f"{_show(path)}: not valid TOML: {e}") from e
     try:

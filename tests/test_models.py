@@ -44,6 +44,11 @@ def test_missing_and_corrupt_models_name_the_path(home, tmp_path):
     bad.write_bytes(b"GGUF\x03\x00\x00\x00")  # right magic, truncated header
     with pytest.raises(GGUFError, match=str(bad)):
         read_metadata(bad)
+    implausible = tmp_path / "kv.gguf"  # right magic and version, a key length of 2**62
+    implausible.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+                            + (2 ** 62).to_bytes(8, "little"))
+    with pytest.raises(GGUFError, match=f"{implausible}: truncated or corrupt GGUF header .implausible string"):
+        read_metadata(implausible)
     with pytest.raises(models.ModelNotFound, match="known:"):
         models.resolve(home, "no-such-model")
 

@@ -205,6 +205,33 @@ def test_read_examples_fields_and_extras(tmp_path):
         read_examples(tmp_path / "missing.jsonl")
 
 
+def test_a_utf8_bom_is_not_part_of_the_first_line(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "input": "q", "output": "x"}\n')
+    assert [e.id for e in read_examples(path)] == ["a"]
+
+
+def test_a_line_that_is_not_utf8_is_a_data_error_naming_it(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"id": "a", "input": "q", "output": "x"}\n{"id": "b", "input": "caf\xe9", "output": "x"}\n')
+    with pytest.raises(DataError, match=r"latin.jsonl:2: byte 0xe9 at column 26 is not UTF-8"):
+        read_examples(path)
+
+
+def test_a_task_file_that_is_not_utf8_is_a_task_error(tmp_path):
+    (tmp_path / "e.jsonl").write_text('{"input": "q", "output": "x"}\n')
+    (tmp_path / "task.toml").write_bytes(b'eval = "e.jsonl"\nname = "caf\xe9"\n')
+    with pytest.raises(TaskError, match=r"task.toml: line 2: byte 0xe9 is not UTF-8"):
+        load_task(tmp_path / "task.toml")
+
+
+def test_an_eval_file_of_blank_lines_is_an_error_not_an_empty_evaluation(tmp_path):
+    (tmp_path / "e.jsonl").write_text("\n   \n\n")
+    task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})
+    with pytest.raises(DataError, match="e.jsonl: no examples"):
+        task.examples("eval")
+
+
 def test_task_model_validates_in_code(tmp_path):
     (tmp_path / "e.jsonl").write_text("")
     task = Task.model_validate({"name": "x", "eval": "e.jsonl"}, context={"root": tmp_path})

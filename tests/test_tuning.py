@@ -64,6 +64,20 @@ def test_detects_the_four_formats(tmp_path):
     assert ex[0].messages[0]["content"] == "S"  # an example's own system turn wins
 
 
+def test_a_training_file_with_a_utf8_bom_reads(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"prompt": "a", "completion": "b"}\n')
+    fmt, examples = read_examples(path)
+    assert fmt == "prompt-completion" and examples[0].line == 1
+
+
+def test_a_training_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"prompt": "a", "completion": "b"}\n{"prompt": "caf\xe9", "completion": "b"}\n')
+    with pytest.raises(DatasetError, match=f"{path}:2: not UTF-8 text"):
+        read_examples(path)
+
+
 def test_malformed_lines_are_named_with_their_number(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [
         {"prompt": "a", "completion": "b"}, "", '{"prompt": "a", completion}',

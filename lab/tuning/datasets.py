@@ -126,10 +126,12 @@ def read_examples(path: str | Path, instruction: str | None = None) -> tuple[str
     problems: list[tuple[int | None, str]] = []
     examples: list[TrainExample] = []
     fmt, fmt_line = None, 0
+    data = path.read_bytes()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = data.decode("utf-8-sig").splitlines()  # a leading BOM is not text
     except UnicodeDecodeError as e:
-        raise DatasetError(path, [(None, f"not UTF-8 text ({e})")]) from e
+        line = data[:e.start].count(b"\n") + 1  # the line, for the user to find it
+        raise DatasetError(path, [(line, f"not UTF-8 text ({e.reason}: byte 0x{data[e.start]:02x})")]) from None
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
