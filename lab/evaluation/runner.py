@@ -36,11 +36,13 @@ SAMPLING_TEMPERATURE = 0.7
 
 
 def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
-              rag_k: int) -> dict:
-    """What makes two evaluations comparable row for row (the run is resumed when it matches)."""
+              rag_k: int, tag: str | None = None) -> dict:
+    """What makes two evaluations comparable row for row (the run is resumed when it matches).
+    `tag` keeps a run apart from every other (a learning curve's points: `lab curve`); runs
+    logged before tags existed have none, which matches None."""
     return {"model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
             "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,
-            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE}}
+            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE}, "tag": tag}
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -54,7 +56,9 @@ def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict)
 
 
 def latest_run(lab, task_name: str) -> dict | None:
-    rows = lab.store.query("select * from eval_runs where task = ? order by id desc limit 1", [task_name])
+    """The task's newest evaluation, leaving out tagged runs (a learning curve's points)."""
+    rows = lab.store.query("select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
+                           "order by id desc limit 1", [task_name])
     return rows[0] if rows else None
 
 
@@ -67,13 +71,15 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
              repeats: int = 1, model: str | None = None, adapter: str | None = None,
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
              progress: bool = True, cancel: threading.Event | None = None,
-             on_result: Callable[[dict], None] | None = None, fresh: bool = False) -> int:
+             on_result: Callable[[dict], None] | None = None, fresh: bool = False,
+             tag: str | None = None) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
     `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
     `repeats` > 1 samples at temperature 0.7 with one seed per repeat (a stability check).
     `cancel` (set from another thread) stops after the example in flight; `on_result(row)` is
-    called after each row is written. `fresh=True` starts a new run instead of resuming."""
+    called after each row is written. `fresh=True` starts a new run instead of resuming.
+    `tag` names a run that only a call with the same tag resumes (a learning curve's point)."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -92,7 +98,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     if set(arms) & ladder.TUNE_ARMS:  # fails early if the adapter is missing or was trained on other weights
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, info.id)
     model_sha = lab.model_sha(info)
-    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k)
+    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, tag)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
     run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
 

@@ -1,0 +1,142 @@
+"""The learning curve (lab.evaluation.curve): subsets, plan, crossover and slope on synthetic
+score tables; the runner glue (curve_run) with a fake model and fake adapters; the chart."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from lab.evaluation.curve import (CurveError, build_curve, find_crossover, last_slope, mean_over_seeds,
+                                  nested_order, parse_ks, parse_sizes, steps_for, subset)
+
+
+# ---- subsets --------------------------------------------------------------------------------
+
+LABELS = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+
+
+def test_subsets_are_nested_for_every_seed():
+    for seed in range(3):
+        order = nested_order(LABELS, seed)
+        assert sorted(order) == list(range(len(LABELS)))  # a permutation: nothing lost or repeated
+        previous: set = set()
+        for n in (5, 10, 25, 50, 100):
+            now = set(subset(order, n))
+            assert len(now) == n and previous <= now
+            previous = now
+
+
+def test_subsets_keep_each_labels_share():
+    order = nested_order(LABELS, seed=7)
+    for n in (10, 20, 37, 50, 80):
+        counts = Counter(LABELS[i] for i in subset(order, n))
+        for label, share in (("a", 0.6), ("b", 0.3), ("c", 0.1)):
+            assert abs(counts[label] - share * n) <= 1.0, (n, label, counts)
+
+
+def test_unstratified_order_is_a_seeded_shuffle():
+    a, b = nested_order(LABELS, 1, stratify=False), nested_order(LABELS, 1, stratify=False)
+    assert a == b and a != nested_order(LABELS, 2, stratify=False)
+    assert a != list(range(len(LABELS)))
+
+
+def test_seeds_draw_different_subsets():
+    assert subset(nested_order(LABELS, 0), 20) != subset(nested_order(LABELS, 1), 20)
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+def test_parse_sizes_resolves_all_and_caps():
+    assert parse_sizes("100,25,all,50", 372) == ([25, 50, 100, 372], [])
+    sizes, notes = parse_sizes("25,500", 372)
+    assert sizes == [25, 372] and "500" in notes[0]
+    for bad in ("25,x", "0", ""):
+        with pytest.raises(CurveError, match="--sizes"):
+            parse_sizes(bad, 100)
+
+
+def test_parse_ks_caps_at_the_pool():
+    assert parse_ks("0,1,2,4,8,16", 24) == ([0, 1, 2, 4, 8, 16], [])
+    ks, notes = parse_ks("4,30", 24)
+    assert ks == [4, 24] and "capped to 24" in notes[0]
+    with pytest.raises(CurveError, match="--k"):
+        parse_ks("-1", 24)
+
+
+def test_epoch_budget_scales_steps_with_size():
+    assert steps_for(25, 2, 4) == 14 and steps_for(100, 2, 4) == 50
+    assert steps_for(100, 2, 4, grad_accum=2) == 26
+    assert steps_for(400, 2, 4, max_steps=60) == 60
+    assert steps_for(1, 0.1, 4) == 1
+
+
+# ---- crossover and slope on synthetic score tables ---------------------------------------------
+
+IDS = [f"e{i}" for i in range(40)]
+
+
+def table(rate: float, offset: int = 0) -> dict:
+    """0/1 scores: the first round(rate * 40) examples (shifted by offset) right."""
+    right = {IDS[(i + offset) % 40] for i in range(round(rate * 40))}
+    return {e: float(e in right) for e in IDS}
+
+
+def test_crossover_is_the_smallest_significant_size():
+    few = {0: table(0.05), 4: table(0.2), 8: table(0.15)}
+    tuned = {25: table(0.25), 50: table(0.6), 100: table(0.8), 200: table(0.85)}
+    c = find_crossover(few, tuned)
+    assert c.best_k == 4 and c.best.mean == pytest.approx(0.2)
+    assert not c.comparisons[25].significant
+    assert c.at_n == 50 and c.comparisons[50].significant and c.comparisons[50].diff > 0
+
+
+def test_never_crosses():
+    few = {4: table(0.5)}
+    tuned = {25: table(0.3), 50: table(0.45), 100: table(0.5)}
+    c = find_crossover(few, tuned)
+    assert c.at_n is None and c.best_k == 4
+    assert 25 in c.beaten_by_few_shot()  # few-shot is significantly better than the smallest adapter
+
+
+def test_crossover_holm_corrects_across_sizes():
+    """A gain barely significant alone is not, once tested among several sizes."""
+    few = {4: table(0.0)}
+    one = find_crossover(few, {50: table(0.175)})  # 7 wins, 0 losses: p = 0.0156
+    assert one.at_n == 50
+    many = find_crossover(few, {25: table(0.0), 50: table(0.175), 100: table(0.0), 200: table(0.0)})
+    assert many.comparisons[50].p_adjusted > many.comparisons[50].p_value and many.at_n is None
+
+
+def test_still_rising_and_flat():
+    rising = last_slope({50: table(0.3), 100: table(0.5), 200: table(0.8)})
+    assert (rising.n_from, rising.n_to) == (100, 200) and rising.rising
+    assert rising.per_100 == pytest.approx(0.3)
+    lo, hi = rising.interval_per_100
+    assert 0 < lo < 0.3 < hi
+    flat = last_slope({100: table(0.5), 200: table(0.525)})
+    assert not flat.rising and flat.per_100 == pytest.approx(0.025)
+    assert last_slope({100: table(0.5)}) is None
+
+
+def test_seeds_average_per_example_and_spread():
+    s0, s1 = table(0.5), table(0.5, offset=10)
+    both = mean_over_seeds([s0, s1])
+    assert set(both.values()) == {0.0, 0.5, 1.0}
+    curve = build_curve("t", "label_accuracy", 0.8, 300, {4: table(0.2)}, {50: [s0, s1], 100: [table(0.9), table(0.7)]})
+    p = curve.tuned[1]
+    assert p.spread == (pytest.approx(0.7), pytest.approx(0.9)) and p.quality.mean == pytest.approx(0.8)
+    assert p.quality.method == "BCa bootstrap"  # averaged seeds are graded scores
+    assert curve.crossover.at_n == 50 and curve.slope.rising
+
+
+def test_curve_text_says_crossover_slope_and_capping():
+    from lab.evaluation.curve import FewShotPoint
+
+    curve = build_curve("t", "label_accuracy", 0.8, 300, {0: table(0.1), 8: table(0.2)},
+                        {100: [table(0.3)], 200: [table(0.9)]}, k_used={8: 5})
+    assert curve.few_shot[1].capped and isinstance(curve.few_shot[1], FewShotPoint)
+    text = curve.to_text()
+    assert "5 (asked 8, capped by the context)" in text
+    assert "from n = 200 examples" in text and "the task has 300" in text
+    assert "still rising" in text
+    assert curve.as_dict()["crossover"]["at_n"] == 200
