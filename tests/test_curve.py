@@ -140,3 +140,133 @@ def test_curve_text_says_crossover_slope_and_capping():
     assert "from n = 200 examples" in text and "the task has 300" in text
     assert "still rising" in text
     assert curve.as_dict()["crossover"]["at_n"] == 200
+
+
+# ---- the runner glue: resume, cancel, no duplicates (a fake model, fake adapters) ----------------
+
+@pytest.fixture
+def curve_lab(fake_lab, monkeypatch):
+    """The fake lab, with `_train` writing an adapter folder whose manifest matches the config
+    (training itself is tested in test_tuning); every call is recorded."""
+    import hashlib
+    import json
+
+    from lab import ladder
+    from lab.evaluation import curve_run
+    from lab.models import sha256_of
+    from lab.tuning.adapters import find_adapter
+
+    trained = []
+
+    def fake_train(lab, cfg, cancel, progress, say):
+        folder = lab.home.adapters / cfg.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "adapter.gguf").write_bytes(cfg.name.encode())
+        (folder / "lab_adapter.json").write_text(json.dumps({
+            "base_model": {"id": "fake", "sha256": "fake"},
+            "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
+            "config": cfg.to_json(), "dataset": {"sha256": sha256_of(cfg.data)}}))
+        trained.append(cfg.name)
+
+    monkeypatch.setattr(curve_run, "_train", fake_train)
+    monkeypatch.setattr(ladder, "resolve_adapter", lambda lab, name, model=None: find_adapter(lab.home.adapters, name))
+    fake_lab.trained = trained
+    return fake_lab
+
+
+def _counts(lab) -> tuple[int, int]:
+    return (lab.store.query("select count(*) as n from eval_results")[0]["n"],
+            lab.store.query("select count(*) as n from generations")[0]["n"])
+
+
+def test_curve_runs_every_point_and_a_rerun_redoes_nothing(curve_lab):
+    from lab.evaluation.curve_run import latest_curve, load_curve, plan_settings, run_curve
+    from lab.evaluation.runner import latest_run
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    settings, _ = plan_settings(task, "8,16", "0,2", limit=3, epochs=1)
+    curve_id = run_curve(curve_lab, task, settings, progress=False, say=lambda m: None)
+    assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"]
+    curve = load_curve(curve_lab, curve_id)
+    assert [p.k for p in curve.few_shot] == [0, 2] and [p.n for p in curve.tuned] == [8, 16]
+    assert curve.complete and curve.n_eval == 3 and curve.status == "finished"
+    assert _counts(curve_lab)[0] == 4 * 3
+    subset_16 = (curve_lab.home.state / "curves" / "specialty" / "train-n16s0.jsonl").read_text()
+    assert (curve_lab.home.state / "curves" / "specialty" / "train-n8s0.jsonl").read_text().splitlines()[0] \
+        in subset_16.splitlines()  # nested on disk too
+    before = _counts(curve_lab)
+    assert run_curve(curve_lab, task, settings, progress=False, say=lambda m: None) == curve_id
+    assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"] and _counts(curve_lab) == before
+    assert latest_curve(curve_lab, "specialty").curve_id == curve_id
+    assert latest_run(curve_lab, "specialty") is None  # a curve's points are not "the latest evaluation"
+
+
+def test_cancel_mid_curve_then_rerun_resumes_without_retraining_or_duplicates(curve_lab):
+    import threading
+
+    from lab.evaluation.curve_run import CurveInterrupted, curve_progress, load_curve, plan_settings, run_curve
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    settings, _ = plan_settings(task, "8,16", "0,2", limit=3, epochs=1)
+    cancel = threading.Event()
+
+    def say(msg):
+        if msg.startswith("[4/4]"):  # the second adapter: cancel before it is evaluated
+            cancel.set()
+
+    with pytest.raises(CurveInterrupted, match="run the same command again"):
+        run_curve(curve_lab, task, settings, progress=False, cancel=cancel, say=say)
+    rows = curve_lab.store.query("select * from curves")
+    assert len(rows) == 1 and rows[0]["status"] == "interrupted"
+    assert curve_progress(curve_lab, rows[0]["id"])["done"] == 3
+    assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"]  # the training step ended before the check
+    partial = load_curve(curve_lab, rows[0]["id"])
+    assert not partial.complete and [p.n for p in partial.tuned] == [8]
+    results_before = _counts(curve_lab)[0]
+    assert results_before == 3 * 3
+
+    curve_id = run_curve(curve_lab, task, settings, progress=False, say=lambda m: None)
+    assert curve_id == rows[0]["id"]
+    assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"]  # nothing retrained
+    assert _counts(curve_lab)[0] == 4 * 3  # only the missing point was scored
+    dup = curve_lab.store.query("select eval_run_id, example_id, arm, count(*) as c from eval_results "
+                                "group by 1, 2, 3 having c > 1")
+    assert dup == []
+    assert load_curve(curve_lab, curve_id).complete
+
+
+def test_changed_training_settings_retrain(curve_lab):
+    from lab.evaluation.curve_run import plan_settings, run_curve
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    for epochs in (1, 2):
+        settings, _ = plan_settings(task, "8", "0", limit=2, epochs=epochs)
+        run_curve(curve_lab, task, settings, progress=False, say=lambda m: None)
+    assert curve_lab.trained == ["specialty-n8s0", "specialty-n8s0"]
+
+
+def test_estimate_counts_what_is_left(curve_lab):
+    from lab.evaluation.curve_run import estimate, plan_settings, run_curve
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    settings, _ = plan_settings(task, "8", "0", limit=2, epochs=1)
+    secs, basis = estimate(curve_lab, task, settings)
+    assert secs > 60 and "4 answers" in basis and "training" in basis  # one adapter to train, 2 x 2 answers
+    run_curve(curve_lab, task, settings, progress=False, say=lambda m: None)
+    secs, basis = estimate(curve_lab, task, settings)
+    assert secs == 0 and "0 answers" in basis and "nothing left to train" in basis
+
+
+def test_chart_is_inline_svg_with_both_curves(tmp_path):
+    from lab.evaluation.curve_chart import render_svg, write_chart
+
+    curve = build_curve("t", "label_accuracy", 0.8, 300, {0: table(0.1), 4: table(0.2)},
+                        {50: [table(0.3), table(0.4)], 100: [table(0.9), table(0.8)]})
+    svg = render_svg(curve)
+    assert svg.startswith("<svg") and "http://" not in svg.replace("http://www.w3.org", "")
+    assert render_svg(curve) == svg  # reproducible
+    assert write_chart(curve, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -5,6 +5,7 @@ its text as paths, so the report embeds it inline and it opens anywhere, offline
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from .curve import Curve
@@ -59,14 +60,20 @@ def figure(curve: Curve):
     return fig
 
 
-def render_svg(curve: Curve) -> str:
-    """The chart as SVG text without the XML prolog (ready to inline in HTML)."""
+def render_svg(curve: Curve, inline: bool = False) -> str:
+    """The chart as SVG text without the XML prolog. `inline`: for an HTML page, without the
+    namespace declarations (HTML needs none), so the page names no URL at all."""
     import matplotlib
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "lab-curve", "svg.fonttype": "path"}):
         figure(curve).savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
+    # the RDF metadata block names creativecommons/purl namespaces: drop it (only w3.org ones stay)
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r'\s+xmlns:(dc|cc|rdf)="[^"]*"', "", text)
+    if inline:
+        text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
     return text[text.index("<svg"):]
 
 
