@@ -270,3 +270,27 @@ def test_chart_is_inline_svg_with_both_curves(tmp_path):
     assert svg.startswith("<svg") and "http://" not in svg.replace("http://www.w3.org", "")
     assert render_svg(curve) == svg  # reproducible
     assert write_chart(curve, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- the app's "How many examples?" section (lab/app/tab_advisor.py) -----------------------------
+
+def test_app_curve_section_confirms_runs_cancels_and_draws(curve_lab):
+    from lab.app import tab_advisor
+
+    args = ("specialty", "8,16", "0,2", 1, 3, 1)
+    note = tab_advisor.curve_estimate(curve_lab, *args)
+    assert note.startswith("**About") and "n = 8: 2 steps" in note
+    tab_advisor.CONFIRM_ABOVE_S = 0  # any estimate asks for a second press
+    try:
+        msg, key, timer = tab_advisor.curve_run(curve_lab, *args, "")
+        assert "press **Run** again" in msg and key and tab_advisor._CURVES.get("specialty") is None
+        msg, key, timer = tab_advisor.curve_run(curve_lab, *args, key)
+        assert msg.startswith("Started")
+        thread, _cancel = tab_advisor._CURVES["specialty"]
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        tab_advisor.CONFIRM_ABOVE_S = 300
+    table, chart, timer = tab_advisor.curve_watch(curve_lab, "specialty")
+    assert "Learning curve · task specialty" in table and "<svg" in chart and "finished" in chart
+    assert "No curve of this task is running" in tab_advisor.curve_cancel(curve_lab, "specialty")
