@@ -294,3 +294,30 @@ def test_app_curve_section_confirms_runs_cancels_and_draws(curve_lab):
     table, chart, timer = tab_advisor.curve_watch(curve_lab, "specialty")
     assert "Learning curve · task specialty" in table and "<svg" in chart and "finished" in chart
     assert "No curve of this task is running" in tab_advisor.curve_cancel(curve_lab, "specialty")
+
+
+# ---- the real model: a tiny curve end to end -------------------------------------------------------
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_tiny_real_curve_trains_scores_and_resumes(shared_home):
+    from lab.engine import Lab
+    from lab.evaluation.curve_run import load_curve, plan_settings, run_curve
+    from lab.tasks import load_task
+
+    lab = Lab(home=shared_home)
+    task = load_task("specialty")
+    settings, _ = plan_settings(task, "4,8", "0,1", limit=4, epochs=1, batch_size=4, max_seq_len=256, threads=1)
+    curve_id = run_curve(lab, task, settings, progress=False, say=lambda m: None)
+    curve = load_curve(lab, curve_id)
+    assert curve.complete and curve.n_eval == 4 and [p.n for p in curve.tuned] == [4, 8]
+    assert all(p.quality.mean is not None for p in (*curve.few_shot, *curve.tuned))
+    for n in (4, 8):
+        assert (lab.home.adapters / f"specialty-n{n}s0" / "adapter.gguf").exists()
+    runs = lab.store.query("select count(*) as n from training_runs where adapter_name like 'specialty-n%s0'")[0]["n"]
+    rows = lab.store.query("select count(*) as n from eval_results")[0]["n"]
+    assert run_curve(lab, task, settings, progress=False, say=lambda m: None) == curve_id  # a rerun: nothing to do
+    assert lab.store.query("select count(*) as n from training_runs where adapter_name like 'specialty-n%s0'")[0]["n"] == runs
+    assert lab.store.query("select count(*) as n from eval_results")[0]["n"] == rows
+    assert "Crossover" in curve.to_text() or "No crossover" in curve.to_text()
+    lab.store.close()
