@@ -181,32 +181,24 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
     curve_id = open_curve(lab, task, settings, estimate_s)
     plan = steps(settings)
     wall_before = lab.store.query("select wall_s from curves where id = ?", [curve_id])[0]["wall_s"] or 0.0
-    t0, i = time.perf_counter(), 0
+    t0, at = time.perf_counter(), [0]  # the step in flight, for the message when it stops
 
     def note(i: int, doing: str, status: str = "running") -> None:
+        at[0] = i
         lab.store.update("curves", curve_id, {"status": status, "wall_s": wall_before + time.perf_counter() - t0,
                                               "progress_json": json.dumps({"done": i, "total": len(plan),
                                                                            "doing": doing})})
+
+    from ..tuning.train import _sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
+
     try:
-        for i, step in enumerate(plan):
-            if cancel is not None and cancel.is_set():
-                raise CurveInterrupted
-            note(i, step.describe(task.name))
-            say(f"[{i + 1}/{len(plan)}] {step.describe(task.name)}")
-            adapter = None
-            if step.arm == "tune":
-                cfg = train_config(lab, task, settings, step.x, step.seed)
-                if not finished_adapter(lab, cfg):
-                    _train(lab, cfg, cancel, progress, say)
-                adapter = cfg.name
-            run_eval(lab, task, [step.arm], limit=settings.limit, k=step.x if step.arm == "few-shot" else None,
-                     adapter=adapter, tag=step.tag(task.name), progress=progress, cancel=cancel)
-        if cancel is not None and cancel.is_set():
-            raise CurveInterrupted
+        with _sigterm_as_interrupt():
+            _run_steps(lab, task, settings, plan, cancel, progress, say, note)
     except BaseException as e:
         from ..tuning.run import TrainingInterrupted
 
         stopped = isinstance(e, (KeyboardInterrupt, TrainingInterrupted, CurveInterrupted))
+        i = at[0]
         note(i, "stopped" if stopped else f"failed: {e}", "interrupted" if stopped else "failed")
         if stopped:
             raise CurveInterrupted(f"curve of '{task.name}' stopped at step {i + 1} of {len(plan)}: what is "
@@ -216,6 +208,24 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
     note(len(plan), "done", "finished")
     lab.store.update("curves", curve_id, {"finished_ts": now()})
     return curve_id
+
+
+def _run_steps(lab, task, settings: CurveSettings, plan: list[Step], cancel, progress: bool, say, note) -> None:
+    for i, step in enumerate(plan):
+        if cancel is not None and cancel.is_set():
+            raise CurveInterrupted
+        note(i, step.describe(task.name))
+        say(f"[{i + 1}/{len(plan)}] {step.describe(task.name)}")
+        adapter = None
+        if step.arm == "tune":
+            cfg = train_config(lab, task, settings, step.x, step.seed)
+            if not finished_adapter(lab, cfg):
+                _train(lab, cfg, cancel, progress, say)
+            adapter = cfg.name
+        run_eval(lab, task, [step.arm], limit=settings.limit, k=step.x if step.arm == "few-shot" else None,
+                 adapter=adapter, tag=step.tag(task.name), progress=progress, cancel=cancel)
+    if cancel is not None and cancel.is_set():
+        raise CurveInterrupted
 
 
 # ---- reading a curve back -----------------------------------------------------------------------
