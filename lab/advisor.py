@@ -410,9 +410,12 @@ def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
             reasons.append(f"The tuned curve is still rising ({gain}): more examples will likely help.")
             steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
                          f"{s.n_to},{2 * s.n_to}`")
+        elif s.comparison.diff > 0:
+            reasons.append(f"The tuned curve still rises at its end, but not significantly ({gain}): too few "
+                           "held-out examples to tell whether more training data would help.")
         else:
-            reasons.append(f"The tuned curve is not significantly rising at its end ({gain}): more examples of "
-                           "the same kind may not help much.")
+            reasons.append(f"The tuned curve is flat or falling at its end ({gain}): more examples of the same "
+                           "kind may not help much.")
     return reasons, steps
 
 

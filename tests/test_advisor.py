@@ -219,7 +219,9 @@ def test_curve_advice_names_the_crossover_and_what_you_have():
     assert reasons[0].startswith("On your data, tuning beats the best few-shot (k = 8, 0.200")
     assert "from about 100 examples; you have 60" in reasons[0]
     assert any("collect about 40 more examples" in s for s in steps)
-    assert "not significantly rising" in reasons[1]
+    assert "still rises at its end, but not significantly" in reasons[1]
+    reasons, _ = curve_advice(_curve(0.2, {25: 0.25, 100: 0.6, 200: 0.6}), have=60)
+    assert "flat or falling" in reasons[1]
 
 
 def test_curve_advice_still_rising():

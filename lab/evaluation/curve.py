@@ -299,7 +299,8 @@ class Curve:
         ci = s.interval_per_100
         interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
         verdict = ("still rising: more examples will likely help" if s.rising else
-                   "not significantly rising: more examples may not help much")
+                   "rising, but not significantly: too few held-out examples to tell whether more data helps"
+                   if s.comparison.diff > 0 else "flat or falling: more examples of the same kind may not help much")
         return (f"Slope n={s.n_from} -> {s.n_to}: {s.per_100:+.3f}{interval} {self.metric} per 100 more examples "
                 f"({stats.format_p(s.comparison.p_value)}); {verdict}.")
 

@@ -50,6 +50,7 @@ def figure(curve: Curve):
         ax.axvline(curve.crossover.at_n, color="#059669", linestyle=":", linewidth=1.5,
                    label=f"crossover n = {curve.crossover.at_n}")
     ax.set_xscale("symlog", linthresh=1)  # k = 0 and n = 400 on one axis
+    ax.set_xlim(0, max([1, *few[0], *tuned[0]]) * 1.4)  # no negative counts; room after the last point
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("number of examples (log scale)")
     ax.set_ylabel(curve.metric)
