@@ -436,5 +436,64 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
     run = load_run(lab, board.run["id"])
     task = task_of_run(run)
     best = best_prompt_for_run(lab, run, "tune", board.score_kind) if board.arm("tune") else None
-    return advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
-                                  has_corpus=bool(task.corpus), best_prompt=best)
+    rec = advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
+                                 has_corpus=bool(task.corpus), best_prompt=best)
+    add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
+    return rec
+
+
+# ---- with a learning curve (`lab curve`) -------------------------------------------------------
+
+def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
+    """What the task's learning curve says, as (reasons, next steps): where tuning overtakes the
+    best few-shot point (or that it never does), and whether more examples would likely help."""
+    reasons, steps = [], []
+    x = curve.crossover
+    if x.best_k is None or not x.comparisons:
+        return ([f"The learning curve (curve {curve.curve_id}) has no {'few-shot' if x.best_k is None else 'tuned'} "
+                 "point yet."], [f"finish it: `lab curve {curve.task}` resumes"])
+    best = f"the best few-shot (k = {x.best_k}, {x.best})"
+    largest = max(x.comparisons)
+    if x.at_n is not None:
+        c = x.comparisons[x.at_n]
+        reasons.append(f"On your data, tuning beats {best} from about {x.at_n} examples; you have {have} "
+                       f"(learning curve: tune n={x.at_n} vs few-shot {_interval(c)}).")
+        if have < x.at_n:
+            steps.append(f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile")
+    elif largest in x.beaten_by_few_shot():
+        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
+                       f"(learning curve: {_interval(x.comparisons[largest])}): stay with prompting.")
+    else:
+        reasons.append(f"Few-shot at k = {x.best_k} is within the noise of tuning (learning curve, tune n={largest} "
+                       f"vs few-shot {_interval(x.comparisons[largest])}): stay with prompting.")
+    s = curve.slope
+    if s is not None and s.per_100 is not None:
+        ci = s.interval_per_100
+        gain = f"{s.per_100:+.3f} per 100 examples between n={s.n_from} and n={s.n_to}" + (
+            f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        if s.rising:
+            reasons.append(f"The tuned curve is still rising ({gain}): more examples will likely help.")
+            steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
+                         f"{s.n_to},{2 * s.n_to}`")
+        elif s.comparison.diff > 0:
+            reasons.append(f"The tuned curve still rises at its end, but not significantly ({gain}): too few "
+                           "held-out examples to tell whether more training data would help.")
+        else:
+            reasons.append(f"The tuned curve is flat or falling at its end ({gain}): more examples of the same "
+                           "kind may not help much.")
+    return reasons, steps
+
+
+def add_curve_evidence(lab, rec: Recommendation, task: str, have: int) -> None:
+    """Add what the task's latest learning curve says, when it has one."""
+    from .evaluation.curve_run import latest_curve
+
+    curve = latest_curve(lab, task)
+    if curve is None:
+        return
+    reasons, steps = curve_advice(curve, have)
+    rec.reasons += reasons
+    rec.next_steps += steps
+    rec.evidence["curve"] = {"curve_id": curve.curve_id, "crossover_n": curve.crossover.at_n,
+                             "best_k": curve.crossover.best_k,
+                             "still_rising": bool(curve.slope and curve.slope.rising)}

@@ -135,6 +135,18 @@ def m011_climbs(db: sqlite_utils.Database):
     db["climbs"].create_index(["task"])
 
 
+@migration
+def m012_curves(db: sqlite_utils.Database):
+    # A learning curve (`lab curve`): its settings and where it has got to. Its points are
+    # eval runs tagged "curve:..." (the runner's `tag`), so they resume like any evaluation.
+    db["curves"].create({
+        "id": int, "ts": str, "task": str, "task_hash": str, "model_id": str, "settings_json": str,
+        "status": str, "progress_json": str, "estimate_s": float, "wall_s": float, "finished_ts": str,
+        "error": str,
+    }, pk="id")
+    db["curves"].create_index(["task"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -94,7 +94,7 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset
 
 
 def render_html(board, rec: Recommendation | None = None, max_examples: int = 300,
-                prediction: str | None = None, climb: dict | None = None) -> str:
+                prediction: str | None = None, climb: dict | None = None, curve=None) -> str:
     r = board.run
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Ladder Lab · {_e(board.task)} · "
              f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
@@ -132,6 +132,8 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
                          "latency p50 s", "p95 s", "prompt tokens", "completion tokens", "cost / 1k requests",
                          "errors"], rows, {1, 5, 6, 7, 8, 10}))
     parts.append(f"<h2>Quality versus cost</h2>{chart_svg(board)}")
+    if curve is not None:
+        parts.append(curve_section(curve))
 
     tuned = [a for a in board.arms if a.adapter]
     if tuned:
@@ -233,10 +235,27 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from .climb.record import climb_of_run
+    from .evaluation.curve_run import latest_curve
 
     path.write_text(render_html(board, rec, prediction=seeds_prediction(lab, eval_run_id),
-                                climb=climb_of_run(lab, eval_run_id)), encoding="utf-8")
+                                climb=climb_of_run(lab, eval_run_id), curve=latest_curve(lab, board.task)),
+                    encoding="utf-8")
     return path
+
+
+def curve_section(curve) -> str:
+    """The task's learning curve (`lab curve`): the chart, the table, the crossover and the slope."""
+    from .evaluation.curve_chart import render_svg
+
+    rows = [[f'<b style="color:{COLORS["few-shot"]}">few-shot</b>', f"k = {p.k}"
+             + (f" ({p.k_used} fitted)" if p.capped else ""), str(p.quality.n), _e(p.quality), ""]
+            for p in curve.few_shot]
+    rows += [[f'<b style="color:{COLORS["tune"]}">tune</b>', f"n = {p.n}", str(p.quality.n), _e(p.quality),
+              f"{p.spread[0]:.3f} .. {p.spread[1]:.3f}" if p.spread else ""] for p in curve.tuned]
+    return (f"<h2>How many examples? (learning curve {curve.curve_id}{'' if curve.complete else ', partial'})</h2>"
+            + render_svg(curve, inline=True)
+            + _table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
+            + f"<p>{_e(curve.crossover_text())}<br>{_e(curve.slope_text())}</p>")
 
 
 def seeds_prediction(lab, eval_run_id: int) -> str | None:

@@ -224,3 +224,54 @@ def test_a_run_of_twenty_or_more_examples_is_not_called_thin():
               [P("zero-shot", "few-shot", 0.35, 0.2, 0.5, 0.001)])
     r = advise_from_scoreboard(b)
     assert r.thin_evidence is None and "too thin" not in r.to_text()
+
+
+# ---- with a learning curve ---------------------------------------------------------------------
+
+def _curve(few_rate: float, tuned_rates: dict, seeds: int = 1):
+    from lab.evaluation.curve import build_curve
+
+    ids = [f"e{i}" for i in range(40)]
+
+    def scores(rate):
+        return {e: float(i < round(rate * 40)) for i, e in enumerate(ids)}
+
+    return build_curve("tickets", "exact_match", 0.8, 356, {0: scores(0.0), 8: scores(few_rate)},
+                       {n: [scores(r)] for n, r in tuned_rates.items()}, curve_id=3)
+
+
+def test_curve_advice_names_the_crossover_and_what_you_have():
+    from lab.advisor import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.2, {25: 0.25, 100: 0.6, 200: 0.65}), have=60)
+    assert reasons[0].startswith("On your data, tuning beats the best few-shot (k = 8, 0.200")
+    assert "from about 100 examples; you have 60" in reasons[0]
+    assert any("collect about 40 more examples" in s for s in steps)
+    assert "still rises at its end, but not significantly" in reasons[1]
+    reasons, _ = curve_advice(_curve(0.2, {25: 0.25, 100: 0.6, 200: 0.6}), have=60)
+    assert "flat or falling" in reasons[1]
+
+
+def test_curve_advice_still_rising():
+    from lab.advisor import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.2, {50: 0.3, 100: 0.5, 200: 0.9}), have=356)
+    assert "from about 100 examples; you have 356" in reasons[0] and not any("collect about" in s for s in steps)
+    assert "The tuned curve is still rising" in reasons[1] and "more examples will likely help" in reasons[1]
+    assert any("--sizes 200,400" in s for s in steps)
+
+
+def test_curve_advice_within_the_noise_and_beaten():
+    from lab.advisor import curve_advice
+
+    reasons, _ = curve_advice(_curve(0.5, {50: 0.45, 100: 0.55}), have=356)
+    assert reasons[0].startswith("Few-shot at k = 8 is within the noise of tuning") and "stay with prompting" in reasons[0]
+    reasons, _ = curve_advice(_curve(0.6, {50: 0.1, 100: 0.2}), have=356)
+    assert reasons[0].startswith("Few-shot at k = 8 beats tuning at every size measured, up to 100 examples")
+
+
+def test_curve_advice_without_tuned_points():
+    from lab.advisor import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.5, {}), have=10)
+    assert "no tuned point yet" in reasons[0] and "lab curve tickets" in steps[0]

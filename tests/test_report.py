@@ -93,3 +93,18 @@ def test_render_without_recommendation_and_partial_runs(fake_lab, finished_run):
     lab, run_id = finished_run
     html = render_html(summarize(lab, run_id), None)
     assert "Recommendation" not in html and "Scoreboard" in html
+
+
+def test_report_includes_the_learning_curve_inline(finished_run):
+    from lab.evaluation.curve import build_curve
+
+    lab, run_id = finished_run
+    ids = [f"e{i}" for i in range(20)]
+    few = {0: {e: 0.0 for e in ids}, 4: {e: float(i < 4) for i, e in enumerate(ids)}}
+    tuned = {50: [{e: float(i < 5) for i, e in enumerate(ids)}], 100: [{e: float(i < 18) for i, e in enumerate(ids)}]}
+    curve = build_curve("mini", "exact_match", 0.75, 120, few, tuned, curve_id=7)
+    html = render_html(summarize(lab, run_id), curve=curve)
+    assert "How many examples? (learning curve 7)" in html and html.count("<svg") == 2
+    assert "from n = 100 examples" in html and "still rising" in html
+    assert not re.search(r"https?://", html)  # the matplotlib chart inlined without any namespace URL
+    assert "How many examples" not in render_html(summarize(lab, run_id))  # no curve, no section

@@ -71,6 +71,122 @@ def render(rec, board=None) -> str:
     return "\n".join(out)
 
 
+# ---- "How many examples?": the learning curve (lab.evaluation.curve_run) -----------------------
+
+CONFIRM_ABOVE_S = 300  # a curve estimated above this asks for a second press of Run
+_CURVES: dict[str, tuple] = {}  # task -> (thread, cancel event): one curve per task at a time
+
+
+def _curve_settings(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epochs):
+    from ..evaluation.curve_run import plan_settings
+    from . import bridge
+
+    task = bridge.task(lab, task_name)
+    return task, *plan_settings(task, sizes, ks, int(seeds or 1), int(limit) if limit else None,
+                                float(epochs) if epochs else None)
+
+
+def curve_estimate(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epochs) -> str:
+    from ..evaluation.curve_run import estimate, step_counts
+
+    task, settings, notes = _curve_settings(lab, task_name, sizes, ks, seeds, limit, epochs)
+    secs, basis = estimate(lab, task, settings)
+    counts = ", ".join(f"n = {n}: {s} steps" for n, (s, _) in step_counts(lab, task, settings).items())
+    return "\n".join([f"**About {_ui.secs(secs)}** on this machine ({basis}).",
+                      f"Few-shot at k = {', '.join(map(str, settings.ks))}; one adapter per size and seed "
+                      f"({counts}; {settings.epochs:g} epochs each)."] + [f"- note: {n}" for n in notes])
+
+
+def curve_run(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epochs, confirmed: str):
+    """Start the curve in a background thread (one per task); returns (message, confirmation
+    key, timer). Above a few minutes the first press only says how long and asks for a second."""
+    import threading
+
+    from ..evaluation.curve_run import CurveInterrupted, estimate, run_curve
+
+    task, settings, _ = _curve_settings(lab, task_name, sizes, ks, seeds, limit, epochs)
+    running = _CURVES.get(task.name)
+    if running and running[0].is_alive():
+        return "A curve of this task is already running: Cancel it first.", "", gr.Timer(active=True)
+    secs, _basis = estimate(lab, task, settings)
+    key = settings.model_dump_json()
+    if secs > CONFIRM_ABOVE_S and confirmed != key:
+        return (f"This curve takes about **{_ui.secs(secs)}** here: press **Run** again to start it.", key,
+                gr.Timer(active=False))
+    cancel = threading.Event()
+
+    def work():
+        try:
+            run_curve(lab, task, settings, progress=False, cancel=cancel, say=lambda m: None, estimate_s=secs)
+        except CurveInterrupted:
+            pass
+        except Exception as e:  # shown by the progress poll (the curves row says failed)
+            _ui.log_error(lab, "advisor curve", e)
+
+    thread = threading.Thread(target=work, name=f"curve-{task.name}", daemon=True)
+    _CURVES[task.name] = (thread, cancel)
+    thread.start()
+    return f"Started (about {_ui.secs(secs)}); Cancel stops it, Run again resumes.", "", gr.Timer(active=True)
+
+
+def curve_cancel(lab: Lab, task_name: str) -> str:
+    running = _CURVES.get(task_name)
+    if not running or not running[0].is_alive():
+        return "No curve of this task is running."
+    running[1].set()
+    return "Stopping after the step in flight (an adapter in training keeps a checkpoint); Run resumes."
+
+
+def curve_watch(lab: Lab, task_name: str):
+    """The task's latest curve: progress, chart and table; the timer stops when nothing runs."""
+    from ..evaluation.curve_chart import render_svg
+    from ..evaluation.curve_run import curve_progress, latest_curve
+
+    running = _CURVES.get(task_name)
+    alive = bool(running and running[0].is_alive())
+    curve = latest_curve(lab, task_name) if task_name else None
+    if curve is None:
+        return ("No learning curve for this task yet." if not alive else "Starting…"), "", gr.Timer(active=alive)
+    p = curve_progress(lab, curve.curve_id)
+    bar = _ui.progress_bar(p.get("done", 0), p.get("total", 0), f"{p.get('status', '')}: {p.get('doing', '')}")
+    text = "\n".join([f"```\n{curve.to_text()}\n```"])
+    return text, bar + render_svg(curve, inline=True), gr.Timer(active=alive)
+
+
+def build_curve_section(lab: Lab) -> None:
+    from ..evaluation.curve import DEFAULT_EPOCHS, DEFAULT_KS, DEFAULT_SIZES
+    from . import bridge
+
+    with gr.Accordion("How many examples? The learning curve of few-shot against tuning", open=False):
+        gr.Markdown("Trains one adapter per training-set size (nested subsets, stratified by label) and scores "
+                    "few-shot at each k on the same held-out examples: where does tuning overtake prompting on "
+                    "your data, and is it still rising? Resumable: Cancel, then Run again.")
+        with gr.Row():
+            task = gr.Dropdown(bridge.task_names(lab), label="Task", elem_id="curve-task")
+            sizes = gr.Textbox(DEFAULT_SIZES, label="Training-set sizes", elem_id="curve-sizes")
+            ks = gr.Textbox(DEFAULT_KS, label="Few-shot k", elem_id="curve-k")
+        with gr.Row():
+            seeds = gr.Number(1, precision=0, minimum=1, label="Seeds per size")
+            limit = gr.Number(20, precision=0, minimum=1, label="Held-out examples (limit)")
+            epochs = gr.Number(DEFAULT_EPOCHS, minimum=0.1, label="Epochs per adapter")
+        with gr.Row():
+            est = gr.Button("Estimate", elem_id="curve-estimate")
+            run = gr.Button("Run", variant="primary", elem_id="curve-run")
+            stop = gr.Button("Cancel", variant="stop", elem_id="curve-cancel")
+        confirmed = gr.State("")
+        note = gr.Markdown(elem_id="curve-note")
+        chart = gr.HTML(elem_id="curve-chart")
+        table = gr.Markdown(elem_id="curve-table")
+        timer = gr.Timer(3.0, active=False)
+    inputs = [task, sizes, ks, seeds, limit, epochs]
+    est.click(_ui.wire(lab, "advisor curve", curve_estimate, lab), inputs, note)
+    run.click(_ui.wire(lab, "advisor curve", curve_run, lab), [*inputs, confirmed], [note, confirmed, timer])
+    stop.click(_ui.wire(lab, "advisor curve", curve_cancel, lab), [task], note)
+    watch = _ui.wire(lab, "advisor curve", curve_watch, lab)
+    timer.tick(watch, [task], [table, chart, timer], show_progress="hidden")
+    task.change(watch, [task], [table, chart, timer], show_progress="hidden")
+
+
 def build(lab: Lab) -> None:
     gr.Markdown("Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
                 "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
@@ -98,6 +214,7 @@ def build(lab: Lab) -> None:
     go.click(_ui.wire(lab, "advisor", advise, lab),
              [run, clear_metric, few_shot, lacks_knowledge, behaviour, examples, changes, pressure], out,
              api_name="advise")
+    build_curve_section(lab)
     build_climb(lab)
 
 

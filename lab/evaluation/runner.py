@@ -36,17 +36,19 @@ SAMPLING_TEMPERATURE = 0.7
 
 
 def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
-              rag_k: int, constrain: bool = False) -> dict:
-    """What makes two evaluations comparable row for row (the run is resumed when it matches)."""
+              rag_k: int, constrain: bool = False, tag: str | None = None) -> dict:
+    """What makes two evaluations comparable row for row (the run is resumed when it matches).
+    `tag` keeps a run apart from every other (a learning curve's points: `lab curve`)."""
     return {"model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
             "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,
             "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE},
-            "constrain": constrain}
+            "constrain": constrain, "tag": tag}
 
 
 # Identity keys added later, with the value every older run had (runs before constrained
-# decoding were unconstrained), so those runs still resume and never mix with new ones.
-IDENTITY_DEFAULTS = {"constrain": False}
+# decoding were unconstrained, runs before curves untagged), so those runs still resume and
+# never mix with new ones.
+IDENTITY_DEFAULTS = {"constrain": False, "tag": None}
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -60,7 +62,9 @@ def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict)
 
 
 def latest_run(lab, task_name: str) -> dict | None:
-    rows = lab.store.query("select * from eval_runs where task = ? order by id desc limit 1", [task_name])
+    """The task's newest evaluation, leaving out tagged runs (a learning curve's points)."""
+    rows = lab.store.query("select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
+                           "order by id desc limit 1", [task_name])
     return rows[0] if rows else None
 
 
@@ -90,7 +94,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
              progress: bool = True, cancel: threading.Event | None = None,
              on_result: Callable[[dict], None] | None = None, fresh: bool = False,
-             constrain: bool | None = None, concurrency: int | None = None) -> int:
+             constrain: bool | None = None, concurrency: int | None = None, tag: str | None = None) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
     `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
@@ -100,7 +104,8 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     `constrain` (default: the task's `constrain`) holds every arm's answers to the task's labels or
     JSON schema; constrained and unconstrained runs are separate runs.
     `concurrency` (default: lab.toml's): requests in flight at once, for a backend that takes
-    them (`backend.concurrent`, a server); local backends answer one at a time."""
+    them (`backend.concurrent`, a server); local backends answer one at a time.
+    `tag` names a run that only a call with the same tag resumes (a learning curve's point)."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -125,7 +130,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         served_as = info.extra.get("spec", info.id)  # a server is named by its whole spec
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, served_as)
     model_sha = lab.model_sha(info)
-    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain)
+    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain, tag)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
     run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
 
