@@ -321,3 +321,23 @@ def test_a_tiny_real_curve_trains_scores_and_resumes(shared_home):
     assert lab.store.query("select count(*) as n from eval_results")[0]["n"] == rows
     assert "Crossover" in curve.to_text() or "No crossover" in curve.to_text()
     lab.store.close()
+
+
+def test_a_constrained_curve_keeps_its_points_apart_from_an_unconstrained_one(curve_lab):
+    import json
+
+    from lab.evaluation.curve_run import load_curve, plan_settings, run_curve
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    free, _ = plan_settings(task, "8", "0", limit=2, epochs=1)
+    held, _ = plan_settings(task, "8", "0", limit=2, epochs=1, constrain=True)
+    assert (free.constrain, held.constrain) == (task.constrain, True)
+    run_curve(curve_lab, task, free, progress=False, say=lambda m: None)
+    curve_id = run_curve(curve_lab, task, held, progress=False, say=lambda m: None)
+    runs = curve_lab.store.query("select config_json from eval_runs order by id")
+    configs = [json.loads(r["config_json"]) for r in runs]
+    assert [(c["tag"], c["constrain"]) for c in configs] == [
+        ("curve:k0", False), ("curve:specialty-n8s0", False),
+        ("curve:k0+constrained", True), ("curve:specialty-n8s0+constrained", True)]
+    assert load_curve(curve_lab, curve_id).complete

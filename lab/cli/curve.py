@@ -30,11 +30,15 @@ CONFIRM_ABOVE_S = 300  # ask before starting a curve estimated to take longer th
 @click.option("--rank", type=int, help="LoRA rank r.")
 @click.option("--threads", type=int, help="CPU threads for torch.")
 @click.option("--chart", type=click.Path(dir_okay=False), help="Chart file (.svg or .png; default TASK-curve.svg).")
+@click.option("--constrain/--no-constrain", default=None,
+              help="Hold every point's answers (few-shot and tuned alike) to the task's labels or JSON schema; "
+                   "default: the task's `constrain`.")
 @click.option("-y", "--yes", is_flag=True, help="Start without asking, however long the estimate.")
 @click.option("--estimate-only", is_flag=True, help="Print the plan and the time estimate; run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the curve as JSON.")
 @click.pass_context
-def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, yes, estimate_only, as_json, **train):
+def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, constrain, yes, estimate_only, as_json,
+              **train):
     """The learning curve of TASK: few-shot at each k against an adapter per training-set size.
 
     \b
@@ -49,14 +53,15 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, yes,
 
     lab = lab_of(ctx)
     t = load_task(task, home=lab.home)
-    settings, notes = plan_settings(t, sizes, ks, seeds, limit, epochs, max_steps, **train)
+    settings, notes = plan_settings(t, sizes, ks, seeds, limit, epochs, max_steps, constrain, **train)
     for n in notes:
         click.secho(f"note: {n}", fg="yellow", err=True)
     secs, basis = estimate(lab, t, settings)
     click.echo(f"plan: few-shot k = {', '.join(map(str, settings.ks))}; tune n = "
                f"{', '.join(map(str, settings.sizes))} x {settings.seeds} seed(s), {settings.epochs:g} epochs"
                + (f" (at most {settings.max_steps} steps each)" if settings.max_steps else "")
-               + f"; {len(t.examples('eval')[:limit])} held-out examples; {len(steps(settings))} points", err=True)
+               + f"; {len(t.examples('eval')[:limit])} held-out examples; {len(steps(settings))} points"
+               + ("; answers constrained to the task's labels/schema" if settings.constrain else ""), err=True)
     counts = step_counts(lab, t, settings)
     click.echo("steps per adapter: " + ", ".join(f"n={n}: {s}" + (" (capped by --max-steps)" if capped else "")
                                                  for n, (s, capped) in counts.items()), err=True)

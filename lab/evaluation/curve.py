@@ -48,6 +48,7 @@ class CurveSettings(BaseModel):
     epochs: float = Field(DEFAULT_EPOCHS, gt=0)
     max_steps: int | None = Field(None, ge=1)  # a cap per adapter (said when it bites)
     train: dict[str, Any] = Field(default_factory=dict)  # other TrainConfig values (lr, batch size...)
+    constrain: bool = False  # every point's answers held to the labels/schema (few-shot and tuned alike)
 
 
 def parse_sizes(text: str, n_train: int) -> tuple[list[int], list[str]]:

@@ -39,8 +39,9 @@ class Step:
     x: int  # k or n
     seed: int = 0
 
-    def tag(self, task: str) -> str:
-        return TAG + (f"k{self.x}" if self.arm == "few-shot" else adapter_name(task, self.x, self.seed))
+    def tag(self, task: str, constrain: bool = False) -> str:
+        return (TAG + (f"k{self.x}" if self.arm == "few-shot" else adapter_name(task, self.x, self.seed))
+                + ("+constrained" if constrain else ""))
 
     def describe(self, task: str) -> str:
         return (f"few-shot k = {self.x}" if self.arm == "few-shot"
@@ -48,8 +49,10 @@ class Step:
 
 
 def plan_settings(task, sizes: str, ks: str, seeds: int = 1, limit: int | None = None, epochs: float | None = None,
-                  max_steps: int | None = None, **train) -> tuple[CurveSettings, list[str]]:
-    """The settings from the options as typed, with notes on what was capped."""
+                  max_steps: int | None = None, constrain: bool | None = None,
+                  **train) -> tuple[CurveSettings, list[str]]:
+    """The settings from the options as typed, with notes on what was capped. `constrain`
+    (default: the task's) holds every point's answers to the task's labels or schema."""
     n_train = len(task.examples("train"))
     if not n_train:
         raise CurveError(f"task '{task.name}' has no training set: a curve needs examples to train on")
@@ -57,7 +60,8 @@ def plan_settings(task, sizes: str, ks: str, seeds: int = 1, limit: int | None =
     size_list, notes = parse_sizes(sizes, n_train)
     k_list, k_notes = parse_ks(ks, pool)
     values = {"sizes": size_list, "ks": k_list, "seeds": seeds, "limit": limit, "max_steps": max_steps,
-              "train": {k: v for k, v in train.items() if v is not None}}
+              "train": {k: v for k, v in train.items() if v is not None},
+              "constrain": task.constrain if constrain is None else bool(constrain)}
     if epochs is not None:
         values["epochs"] = epochs
     return CurveSettings.model_validate(values), notes + k_notes
@@ -223,7 +227,8 @@ def _run_steps(lab, task, settings: CurveSettings, plan: list[Step], cancel, pro
                 _train(lab, cfg, cancel, progress, say)
             adapter = cfg.name
         run_eval(lab, task, [step.arm], limit=settings.limit, k=step.x if step.arm == "few-shot" else None,
-                 adapter=adapter, tag=step.tag(task.name), progress=progress, cancel=cancel)
+                 adapter=adapter, tag=step.tag(task.name, settings.constrain), constrain=settings.constrain,
+                 progress=progress, cancel=cancel)
     if cancel is not None and cancel.is_set():
         raise CurveInterrupted
 
@@ -263,7 +268,7 @@ def load_curve(lab, curve_id: int) -> Curve:
     few, k_used, tuned = {}, {}, {}
     complete = True
     for step in steps(settings):
-        run = tagged_run(lab, task, row["model_id"], step.tag(task.name))
+        run = tagged_run(lab, task, row["model_id"], step.tag(task.name, settings.constrain))
         scores, used = point_scores(lab, run["id"], step.arm, ids) if run else ({}, None)
         complete = complete and len(scores) == len(ids)
         if not scores:
@@ -334,7 +339,7 @@ def estimate(lab, task, settings: CurveSettings) -> tuple[float, str]:
                 train_s += secs
                 fresh = False  # a new adapter starts a new eval run
         if fresh:
-            run = tagged_run(lab, task, model_id, step.tag(task.name))
+            run = tagged_run(lab, task, model_id, step.tag(task.name, settings.constrain))
         done = lab.store.query("select count(*) as n from eval_results where eval_run_id = ?", [run["id"]])[0]["n"] \
             if run else 0
         answers[step.arm] += max(0, n_ids - done)
