@@ -167,12 +167,13 @@ def test_history_finds_those_rows(page):
 def test_the_other_tabs_render(page):
     from playwright.sync_api import expect
 
+    page.wait_for_selector("#lab-banner:has-text('chunks from')", timeout=300_000)  # first launch indexes
     _open(page, "Knowledge")
     page.wait_for_selector("#knowledge-corpora:has-text('up to date')")
     page.fill("#knowledge-query textarea", "How long is the warranty?")
     page.click("#knowledge-search")
     page.wait_for_selector("#knowledge-hits:has-text('.md')")
-    page.get_by_text("Documents: add or edit").click()
+    page.get_by_text("Documents: add, upload, edit, delete").click()
     page.locator("#knowledge-doc input").click()
     page.get_by_role("option", name="policies/warranty.md").click()
     page.wait_for_selector("#knowledge-text:has-text('Warranty')")
@@ -299,7 +300,7 @@ def test_each_browser_owns_its_evaluation(server, page):
     from lab.store import Store
 
     runs = {r["task"]: r for r in Store(Path(home) / "lab.db").eval_runs(10)}
-    assert runs["tickets"]["status"] == "cancelled" and runs["tickets"]["results"] < 6
+    assert runs["tickets"]["status"] == "cancelled" and runs["tickets"]["results"] < 6 * 2  # 6 examples x 2 arms
     assert runs["acme-facts"]["status"] == "partial" and runs["acme-facts"]["results"] == 3
 
 

@@ -11,6 +11,7 @@ import pytest
 from lab import demo
 from lab.engine import Lab
 from lab.evaluation import run_eval
+from lab.evaluation.runner import matching_run
 from lab.tasks import load_task
 from lab.tuning.run import checkpoint_dir
 
@@ -212,7 +213,7 @@ def test_a_tiny_real_prepare_builds_everything_and_a_rerun_does_nothing(shared_h
     assert result.status == "done", result
     assert [s.kind for s in result.steps] == ["eval", "train", "eval"] and all(s.done for s in result.steps)
     assert (lab.home.adapters / "tickets" / "adapter.gguf").exists()
-    run = lab.store.eval_runs(1, task="tickets")[0]  # the tune arm joined the run of the prompt arms
+    run = matching_run(lab, "tickets")  # the tune arm joined the run of the prompt arms
     board = lab.store.query("select arm, count(*) as n from eval_results where eval_run_id = ? group by arm",
                             [run["id"]])
     assert {r["arm"] for r in board} == {"few-shot", "tune", "zero-shot"} and all(r["n"] >= 2 for r in board)
@@ -252,6 +253,6 @@ def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(shared_hom
     assert len(runs) == 1 and runs[0]["status"] == "done"  # the same run, continued
     steps = lab.store.query("select step from training_steps where run_id = ? order by step", [runs[0]["id"]])
     assert [r["step"] for r in steps] == [1, 2]  # step 1 was not trained twice
-    run = lab.store.eval_runs(1, task="specialty")[0]
+    run = matching_run(lab, "specialty")  # the demo's run (the shared home holds other tests' runs too)
     assert {r["arm"] for r in lab.store.query("select arm from eval_results where eval_run_id = ?", [run["id"]])} \
         == {"zero-shot", "few-shot", "tune"}

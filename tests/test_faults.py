@@ -105,6 +105,6 @@ def test_killed_training_leaves_no_half_adapter_is_marked_died_and_resumes(home)
 @pytest.mark.integration
 @pytest.mark.slow
 def test_the_app_answers_concurrent_compares_while_a_trainer_writes(home):
-    out, figures = drill.drill_load(home, requests=4, max_tokens=8)
+    out, figures = drill.drill_load(home, requests=4, max_tokens=16)  # the Compare slider's minimum
     assert out.problems == []
     assert figures["answered"] == figures["rows_logged"] == 4
