@@ -164,6 +164,13 @@ def test_history_finds_those_rows(page):
     page.wait_for_selector("#history-table:has-text('tickets')")
 
 
+def _open_documents(page):
+    """Open Knowledge's documents accordion (the page is shared by tests: a click on an open one closes it)."""
+    if not page.locator("#knowledge-name textarea").is_visible():
+        page.get_by_text("Documents: add, upload, edit, delete").click()
+    page.locator("#knowledge-name textarea").wait_for(state="visible")
+
+
 def test_the_other_tabs_render(page):
     from playwright.sync_api import expect
 
@@ -173,7 +180,7 @@ def test_the_other_tabs_render(page):
     page.fill("#knowledge-query textarea", "How long is the warranty?")
     page.click("#knowledge-search")
     page.wait_for_selector("#knowledge-hits:has-text('.md')")
-    page.get_by_text("Documents: add, upload, edit, delete").click()
+    _open_documents(page)
     page.locator("#knowledge-doc input").click()
     page.get_by_role("option", name="policies/warranty.md").click()
     page.wait_for_selector("#knowledge-text:has-text('Warranty')")
@@ -325,7 +332,7 @@ def test_knowledge_writes_only_inside_the_lab_home(server, page, tmp_path):
     before = _chunks(page)
     _open(page, "Knowledge")
     page.wait_for_selector("#knowledge-corpora:has-text('acme')")
-    page.get_by_text("Documents: add, upload, edit, delete").click()
+    _open_documents(page)
     page.locator("#knowledge-name textarea").fill("policies/points-club.md")
     page.locator("#knowledge-text .cm-content").click()
     page.keyboard.type("# Loyalty programme\n\nMembers earn one point per dollar spent on FL-200 filters. "
