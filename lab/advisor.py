@@ -335,18 +335,22 @@ def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = Fal
         c = board.comparison(lower, upper)
         if c is None or c.diff is None or (skip_tune_vs_prompt and upper == "tune" and lower in PROMPT_RUNGS):
             continue
-        interval = _interval(c)
-        if c.significant and c.diff > 0:
-            reasons.append(f"{what[0].upper() + what[1:]} helped: {upper} vs {lower} {interval} (significant).")
-        elif c.significant:
-            reasons.append(f"{what[0].upper() + what[1:]} hurt: {upper} vs {lower} {interval} (significant).")
-        elif c.too_few:
-            reasons.append(f"Whether {what} made a difference cannot be told yet ({upper} vs {lower} "
-                           f"{interval}): {c.reading()}")
-        else:
-            reasons.append(f"The evidence does not show that {what} helped: {upper} vs {lower} {interval} "
-                           "(not significant).")
+        reasons.append(_verdict(c, what, f"{upper} vs {lower}"))
 
+
+def _verdict(c, what: str, pair: str, against: str = "") -> str:
+    """One paired comparison in words: helped, hurt, cannot be told yet, or not shown; `against`
+    names what it was measured against when that is not the pair's lower arm."""
+    interval, cap = _interval(c), what[0].upper() + what[1:]
+    over = f" over {against}" if against else ""
+    if c.significant and c.diff > 0:
+        return f"{cap} helped{over}: {pair} {interval} (significant)."
+    if c.significant:
+        return f"{cap} hurt{f' against {against}' if against else ''}: {pair} {interval} (significant)."
+    if c.too_few:
+        return (f"Whether {what} {f'beats {against}' if against else 'made a difference'} cannot be told yet "
+                f"({pair} {interval}): {c.reading()}")
+    return f"The evidence does not show that {what} helped{over}: {pair} {interval} (not significant)."
 
 
 def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
@@ -358,17 +362,7 @@ def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
     evidence["best_prompt"] = {**cfg.as_dict(), "candidates": best.candidates, "comparison": c.as_dict()}
     if c.diff is None:
         return
-    interval = _interval(c)
-    if c.significant and c.diff > 0:
-        reasons.append(f"Fine-tuning helped over {name}: {c.b} vs it {interval} (significant).")
-    elif c.significant:
-        reasons.append(f"Fine-tuning hurt against {name}: {c.b} vs it {interval} (significant).")
-    elif c.too_few:
-        reasons.append(f"Whether fine-tuning beats {name} cannot be told yet ({c.b} vs it {interval}): "
-                       f"{c.reading()}")
-    else:
-        reasons.append(f"The evidence does not show that fine-tuning helped over {name}: {c.b} vs it "
-                       f"{interval} (not significant).")
+    reasons.append(_verdict(c, "fine-tuning", f"{c.b} vs it", against=name))
 
 
 def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change) -> None:
