@@ -54,47 +54,40 @@ class CurveSettings(BaseModel):
 def parse_sizes(text: str, n_train: int) -> tuple[list[int], list[str]]:
     """"25,50,all" -> ([25, 50, n_train], notes). Sizes above the training set become "all"
     (with a note); duplicates go; ascending."""
-    sizes, notes = [], []
-    for part in (p.strip() for p in str(text).split(",")):
-        if not part:
-            continue
-        if part.lower() == "all":
-            sizes.append(n_train)
-            continue
-        try:
-            n = int(part)
-        except ValueError:
-            raise CurveError(f"--sizes: '{part}' is not a number or 'all'") from None
-        if n < 1:
-            raise CurveError(f"--sizes: {n} must be at least 1")
-        if n > n_train:
-            notes.append(f"size {n} is more than the {n_train} training examples: using all {n_train}")
-            n = n_train
-        sizes.append(n)
-    if not sizes:
-        raise CurveError("--sizes: give at least one size (e.g. 25,50,100,all)")
-    return sorted(set(sizes)), notes
+    return _parse_counts(text, "--sizes", "a number or 'all'", 1, n_train, "25,50,100,all", "size", all_value=n_train,
+                         cap_note="size {n} is more than the {cap} training examples: using all {cap}")
 
 
 def parse_ks(text: str, pool: int) -> tuple[list[int], list[str]]:
     """"0,1,4,8" -> ([0, 1, 4, 8], notes); a k above the few-shot pool is capped to it (said)."""
-    ks, notes = [], []
+    return _parse_counts(text, "--k", "a number", 0, pool, "0,2,4,8", "k",
+                         cap_note="k = {n} is more than the {cap} examples in the few-shot pool: capped to {cap}")
+
+
+def _parse_counts(text: str, flag: str, kind: str, lowest: int, cap: int, example: str, one: str,
+                  cap_note: str, all_value: int | None = None) -> tuple[list[int], list[str]]:
+    """A comma list of counts, each at least `lowest`, above `cap` capped to it (with a note);
+    duplicates go; ascending."""
+    values, notes = [], []
     for part in (p.strip() for p in str(text).split(",")):
         if not part:
             continue
+        if all_value is not None and part.lower() == "all":
+            values.append(all_value)
+            continue
         try:
-            k = int(part)
+            n = int(part)
         except ValueError:
-            raise CurveError(f"--k: '{part}' is not a number") from None
-        if k < 0:
-            raise CurveError(f"--k: {k} must be 0 or more")
-        if k > pool:
-            notes.append(f"k = {k} is more than the {pool} examples in the few-shot pool: capped to {pool}")
-            k = pool
-        ks.append(k)
-    if not ks:
-        raise CurveError("--k: give at least one k (e.g. 0,2,4,8)")
-    return sorted(set(ks)), notes
+            raise CurveError(f"{flag}: '{part}' is not {kind}") from None
+        if n < lowest:
+            raise CurveError(f"{flag}: {n} must be {'at least 1' if lowest == 1 else f'{lowest} or more'}")
+        if n > cap:
+            notes.append(cap_note.format(n=n, cap=cap))
+            n = cap
+        values.append(n)
+    if not values:
+        raise CurveError(f"{flag}: give at least one {one} (e.g. {example})")
+    return sorted(set(values)), notes
 
 
 # ---- nested, stratified subsets ----------------------------------------------------------------
