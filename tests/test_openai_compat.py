@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,22 +21,12 @@ from lab.engine import Lab
 from lab.evaluation.runner import run_eval
 from lab.tuning.serve_commands import serve_plan
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.bench_serving import die_with_parent, free_port  # noqa: E402  (the bench starts servers the same way)
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TASK, ADAPTER = "acme-facts", "acme-facts"  # the tune arms use the adapter named after the task
 ARMS = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
-
-
-def die_with_parent() -> None:
-    """In the server's process: SIGKILL it when the test process dies, even without cleanup."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def random_adapter(lab: Lab, name: str, rank: int = 4, b_std: float = 0.3) -> Path:
