@@ -161,13 +161,12 @@ def _train_step(lab, cfg, *, progress, cancel, say):
 
 # ---- the climb ---------------------------------------------------------------------------------
 
-def matching_run(lab, task, info) -> int | None:
+def resumed_run(lab, task, model) -> int | None:
     """The eval run the climb's evaluations will resume (the runner's own match, with its
-    defaults: deterministic, fixed few-shot of the task's k, 4 passages), None if none yet."""
-    from ..evaluation.runner import _identity, find_run
+    defaults), None if none yet."""
+    from ..evaluation.runner import matching_run
 
-    identity = _identity(task, info.id, lab.model_sha(info), 1, "fixed", task.few_shot_k, 4)
-    run = find_run(lab, task.name, task.hash(), info.id, identity)
+    run = matching_run(lab, task, model)
     return run["id"] if run else None
 
 
@@ -214,7 +213,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                   train_examples=len(task.examples("train")), eval_examples=len(held_out), limit=limit,
                   up_to=up_to, min_train=min_train)
     cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
-    run_id = rec.get("eval_run_id") or matching_run(lab, task, info)
+    run_id = rec.get("eval_run_id") or resumed_run(lab, task, model)
     steps, wall_before = list(rec["steps"]), float(rec.get("wall_s") or 0.0)
     say(f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
         f"{len(ids)} of {len(held_out)} held-out examples"
@@ -358,7 +357,7 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
                "train_steps": train_steps, "min_train": min_train, "model": info.id}
     rows = lab.store.query("select eval_run_id from climbs where task = ? and options_json = ? "
                            "order by id desc limit 1", [task.name, json.dumps(options, sort_keys=True)])
-    run_id = (rows[0]["eval_run_id"] if rows else None) or matching_run(lab, task, info)
+    run_id = (rows[0]["eval_run_id"] if rows else None) or resumed_run(lab, task, model)
     held_out = task.examples("eval")
     ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
     n_train = len(task.examples("train"))

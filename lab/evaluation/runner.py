@@ -86,7 +86,8 @@ def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_s
     except ModelNotFound:  # a backend registered by hand (a test's fake) has no file to resolve
         info = lab.backend(model).info
     k = task.few_shot_k if k is None else k
-    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k)
+    # constrain as run_eval's default (the task's own setting), or a constrained task never matches
+    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, task.constrain)
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
 def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
