@@ -188,7 +188,7 @@ def climb_html(climb: dict) -> str:
     rows = []
     for i, st in enumerate(climb.get("steps") or [], 1):
         results = "<br>".join(
-            f"{_e(arm)} {_n(r['mean'])} <span class=small>[{_n(r['lo'])}, {_n(r['hi'])}] n={r['n']}</span>"
+            f"{'<b>' + _e(arm) + '</b>' if arm == st.get('best') else _e(arm)} {_n(r['mean'])} <span class=small>[{_n(r['lo'])}, {_n(r['hi'])}] n={r['n']}</span>"
             for arm, r in (st.get("results") or {}).items()) or _e(st.get("status"))
         decision = st.get("decision") or {}
         rows.append([str(i), f"<b>{_e(st['step'])}</b>", _e(st.get("why")), results, _e(st.get("verdict") or ""),

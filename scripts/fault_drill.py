@@ -315,8 +315,8 @@ def drill_train(home: Path, kills: int, rng: random.Random, window: tuple[float,
 
 def snapshot(home: Path) -> tuple[set, dict]:
     """What a run could have written: every file under the home (lab.db aside) and the rows."""
-    files = {(str(p.relative_to(home)), p.stat().st_size) for p in home.rglob("*")  # (an empty
-             if p.is_file() and not p.name.startswith("lab.db") and p.suffix != ".lock"}  # flock file is no output)
+    files = {(str(p.relative_to(home)), p.stat().st_size) for p in home.rglob("*")
+             if p.is_file() and not p.name.startswith("lab.db")}
     tables = [r[0] for r in db_rows(home, "select name from sqlite_master where type = 'table'")]
     return files, {t: db_rows(home, f'select count(*) from "{t}"')[0][0] for t in tables}
 

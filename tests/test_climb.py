@@ -53,6 +53,17 @@ def rows(lab) -> int:
     return lab.store.query("select count(*) n from eval_results")[0]["n"]
 
 
+def distinct_rows(lab) -> int:
+    return lab.store.query("select count(*) n from (select distinct eval_run_id, example_id, arm, repeat "
+                           "from eval_results)")[0]["n"]
+
+
+# The prompt rung on `mini` (12 held-out, a pool of 3, task k 2) when every answer is wrong: zero-shot;
+# few-shot fixed and similar at k 2 and 3 (4 and 8 capped to the pool); then the best, which on a
+# tie is the cheapest (zero-shot), once more constrained: 6 configurations.
+PROMPT_ROWS = 12 * 6
+
+
 def test_a_prompt_rung_that_meets_significantly_stops_the_climb(fake_lab, task_dir):
     fake_lab.fake.queue(*[c[1] for c in [CASES[i % 3] for i in range(12)]] * 2)  # every answer right
     lines = []
@@ -95,7 +106,7 @@ def test_cancel_then_rerun_continues_the_same_climb(fake_lab, task_dir):
     lines = []
     second = climb(fake_lab, str(task_dir), progress=False, say=lines.append)
     assert second.climb_id == first.climb_id and "continuing climb" in lines[0]
-    assert second.status == "finished" and rows(fake_lab) == 24  # 12 examples x 2 arms, no duplicates
+    assert second.status == "finished" and rows(fake_lab) == distinct_rows(fake_lab) == PROMPT_ROWS  # no duplicates
 
 
 def test_resume_after_a_kill_reuses_the_finished_answers(fake_lab, task_dir):
@@ -116,8 +127,8 @@ def test_resume_after_a_kill_reuses_the_finished_answers(fake_lab, task_dir):
     fake_lab.fake.generate = real
     before = len(fake_lab.fake.calls)
     result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
-    assert result.status == "finished" and rows(fake_lab) == 24
-    assert len(fake_lab.fake.calls) - before == 20  # only what was not answered before the kill
+    assert result.status == "finished" and rows(fake_lab) == distinct_rows(fake_lab) == PROMPT_ROWS
+    assert len(fake_lab.fake.calls) - before == PROMPT_ROWS - 4  # only what was not answered before the kill
 
 
 def test_the_cli_prints_the_plan_the_path_and_the_advice(fake_lab, task_dir, monkeypatch):
@@ -167,3 +178,21 @@ def test_the_app_block_plans_climbs_live_and_cancels(fake_lab, task_dir):
     assert any("Step 1: prompt" in f for f in frames[:-1]) and frames[-1].startswith("### Climb #")
     assert "Recommendation" in frames[-1] and job.cancel is None
     assert tab_advisor.climb_cancel(job) == "Nothing is climbing."
+
+
+def test_the_prompt_rung_is_its_best_measured_configuration(fake_lab, task_dir):
+    """Similar examples at k=3 (the fifth configuration measured) answer every question right, the
+    others none: the climb stops at the prompt rung on that configuration and the advice names it."""
+    right = [CASES[i % 3][1] for i in range(12)]
+    fake_lab.fake.default = "Urologist"
+    fake_lab.fake.queue(*["Urologist"] * 48, *right)  # zero-shot, fixed 2, fixed 3, similar 2: wrong
+    lines = []
+    result = climb(fake_lab, str(task_dir), target=0.7, progress=False, say=lines.append)
+    assert result.decision["outcome"] == "meets" and "few-shot (3 similar)" in result.decision["reason"]
+    step = result.path[0]
+    assert step["best"] == "few-shot (3 similar)" and step["verdict"] == "meets"
+    assert {"zero-shot", "few-shot", "few-shot (2 similar)", "few-shot (3 fixed)",
+            "few-shot (3 similar, constrained)", "zero-shot (constrained)"} <= set(step["results"])
+    assert "the best of 7 configurations" in path_text(result)
+    assert any("few-shot (3 similar) 1.000" in r for r in result.recommendation.reasons)
+    assert "measuring it with constrained output" in "\n".join(lines)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.climb.decide import ArmResult, Situation, judge, knowledge_shaped, next_step
+from lab.climb.decide import ArmResult, Situation, best_of, judge, knowledge_shaped, next_step, step_of
 from lab.evaluation import stats
 
 
@@ -138,3 +138,18 @@ def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
     est = stats.mean_ci([1.0, 1.0, 1.0], "graded")  # no spread: the bootstrap interval is the point
     assert est.lo == 1.0
     assert judge(ArmResult("tune", est.mean, est.lo, est.hi, est.n), 0.85) == "not-significant"
+
+
+def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheaper():
+    assert step_of("few-shot (8 similar)") == "prompt" and step_of("zero-shot (constrained)") == "prompt"
+    assert step_of("tune+rag") == "tune" and step_of("rag") == "rag"
+    tie = situation(done=["prompt"], results={"zero-shot": arm("zero-shot", 20, 40), "few-shot": arm("few-shot", 20, 40),
+                                              "few-shot (8 similar)": arm("few-shot (8 similar)", 20, 40)})
+    assert best_of(tie, "prompt").arm == "zero-shot"  # the cheapest of equals
+    tie.results["few-shot (8 similar)"] = arm("few-shot (8 similar)", 39, 40)
+    d = next_step(tie)
+    assert best_of(tie, "prompt").arm == "few-shot (8 similar)"
+    assert (d.action, d.outcome) == ("stop", "meets") and "few-shot (8 similar)" in d.reason
+    tune_tie = situation(done=["prompt", "rag", "tune"], results={"tune": arm("tune", 30, 40),
+                                                                   "tune+rag": arm("tune+rag", 30, 40)})
+    assert best_of(tune_tie, "tune").arm == "tune"

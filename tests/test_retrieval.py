@@ -130,6 +130,7 @@ def test_missing_and_empty_corpora_are_clear_errors(tmp_path):
     with pytest.raises(RetrievalError) as e:  # the error lists the skipped files
         index_corpus(lab, "junk", progress=False)
     assert "a.md: skipped, binary" in str(e.value) and "b.txt: skipped, empty" in str(e.value)
+    assert not [p.name for p in lab.home.indexes.iterdir()]  # refused builds leave no index and no lock file
     assert resolve_corpus(lab.home, junk) == ("junk", junk.resolve())  # a path works too
 
 
@@ -474,3 +475,28 @@ def test_corpus_names_and_document_paths_are_checked(tmp_path):
     for bad, why in [("../b.md", "inside the corpus"), ("b.exe", "use one of"), (".b.md", "hidden"), ("", "file name")]:
         with pytest.raises(RetrievalError, match=why):
             document_path(folder, bad)
+
+
+def test_the_build_lock_serialises_builds_and_survives_its_file_being_removed(tmp_path):
+    """A second builder waits for the first; when the first removes the lock file (its build
+    left no index), the waiter notices and locks the new file, so a third cannot slip in."""
+    import threading
+
+    from lab.retrieval.index import _build_lock
+
+    root = tmp_path / "indexes" / "c"
+    order = []
+
+    def second():
+        with _build_lock(root):
+            order.append("second")
+
+    with _build_lock(root):
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive()  # waiting on the lock
+        order.append("first")
+    t.join(5)
+    assert order == ["first", "second"]
+    assert not (tmp_path / "indexes" / ".c.lock").exists()  # no index built: no lock file left

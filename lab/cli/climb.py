@@ -12,7 +12,9 @@ CLIMB_HELP = """Climb TASK's ladder in the seeds' order on its held-out set, and
 rung that meets the target.
 
 \b
-  1. prompt: zero-shot and few-shot (the better one counts);
+  1. prompt: zero-shot, and few-shot with fixed and with similar examples at k = 2, 4, 8
+     and the task's own (capped by the pool and the context); the best of them once more
+     with constrained output when the task has labels or a schema. The best one counts;
   2. rag, if the prompt rung misses and the task has a corpus (a free-text task that fails
      on facts and has no corpus stops here: give it one);
   3. tune, if it still misses, the failures are behaviour/format rather than knowledge, and

@@ -99,10 +99,20 @@ def judge(arm: ArmResult, target: float) -> str:
     return "meets" if trusted else "not-significant"
 
 
+def step_of(arm: str) -> str:
+    """The step an arm's result belongs to. Prompt configurations beyond the run's own two arms
+    are keyed by their label ("few-shot (8 similar)", "zero-shot (constrained)")."""
+    base = arm.split(" (")[0]
+    return next(step for step, arms in STEP_ARMS.items() if base in arms)
+
+
 def best_of(s: Situation, step: str) -> ArmResult | None:
-    """The step's best measured arm (the cheaper one on a tie)."""
-    arms = [s.results[a] for a in STEP_ARMS[step] if a in s.results and s.results[a].mean is not None]
-    return max(reversed(arms), key=lambda a: a.mean) if arms else None
+    """The step's best measured arm; on a tie the cheaper one (the step's own arms in ladder
+    order first, then its other configurations in the order they were measured)."""
+    own = [s.results[a] for a in STEP_ARMS[step] if a in s.results]
+    others = [r for a, r in s.results.items() if a not in STEP_ARMS[step] and step_of(a) == step]
+    arms = [r for r in own + others if r.mean is not None]
+    return max(arms, key=lambda a: a.mean) if arms else None  # max keeps the first of equals
 
 
 def failure_text(arm: ArmResult) -> str:

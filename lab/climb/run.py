@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import record
-from .decide import RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, next_step
+from .decide import RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, next_step, step_of
 
 DEFAULT_ANSWER_S = 5.0  # seconds per answer when this lab has measured none for the model yet
 
@@ -124,14 +124,56 @@ def _arms_through(step: str, has_corpus: bool) -> list[str]:
     return [a for a in arms if has_corpus or a not in ("rag", "tune+rag")]
 
 
-# the lead swaps this for prompt_rung.best_prompt_config after merge
-def _prompt_step(lab, task, *, limit, model, progress, cancel) -> int:
-    """The prompt rung: zero-shot and few-shot through the runner; `decide.best_of` takes the
-    better of the two (the prompt rung's best measured configuration)."""
-    from ..evaluation import run_eval
+def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> tuple[int, dict[str, ArmResult]]:
+    """The prompt rung at its best (`prompt_rung.measure_prompt_rung`): zero-shot, and few-shot
+    with fixed and with similar examples at several k; then, for a task with labels or a schema
+    that does not constrain already, the best of them and zero-shot once more with constrained
+    output. Returns the run the later rungs join (zero-shot and few-shot at the task's k, fixed)
+    and every other configuration's result, keyed by its label."""
+    from ..evaluation.prompt_rung import best_prompt_config, measure_prompt_rung
 
-    return run_eval(lab, task, ["zero-shot", "few-shot"], limit=limit, model=model, progress=progress,
-                    cancel=cancel)
+    def note(text: str) -> None:
+        say(f"  {text}")
+
+    common = dict(limit=limit, model=model, progress=progress, cancel=cancel, on_note=note)
+    configs = measure_prompt_rung(lab, task, **common)
+    cancelled = cancel is not None and cancel.is_set()
+    if not configs:
+        return None, {}  # cancelled before the first configuration
+    main_run = configs[0].eval_run_id  # zero-shot: the run `lab eval TASK` makes by default
+    if _can_constrain(task) and not task.constrain and not cancelled and any(c.score is not None for c in configs):
+        best = best_prompt_config(configs)
+        say(f"  best so far: {best.label()} ({best.score:.3f}); measuring it with constrained output")
+        configs += measure_prompt_rung(lab, task, constrain=True, ks=[best.k] if best.k else [],
+                                       modes=[best.mode], **common)
+    extra = {}
+    for c in configs:
+        if c.eval_run_id == main_run and not c.constrain:
+            continue  # on the main run's scoreboard already
+        board_arm = _summary(lab, c.eval_run_id, judged).arm(c.arm)
+        if board_arm is not None:
+            label = config_key(c)
+            extra[label] = ArmResult(label, board_arm.quality.mean, board_arm.quality.lo, board_arm.quality.hi,
+                                     board_arm.n, dict(board_arm.failures))
+    return main_run, extra
+
+
+def config_key(c) -> str:
+    """A prompt configuration's name on the climb's path: "few-shot (8 similar)", "zero-shot (constrained)"."""
+    parts = ([f"{c.k} {c.mode}"] if c.arm == "few-shot" else []) + (["constrained"] if c.constrain else [])
+    return f"{c.arm} ({', '.join(parts)})"
+
+
+def _can_constrain(task) -> bool:
+    from ..ladder import constraint_options
+
+    return bool(constraint_options(task))
+
+
+def _summary(lab, run_id: int, judged):
+    from ..evaluation.summary import summarize
+
+    return summarize(lab, run_id, task=judged)
 
 
 def _eval_step(lab, task, arms, *, limit, model, adapter, progress, cancel) -> int:
@@ -177,9 +219,14 @@ def results_of(board) -> dict[str, ArmResult]:
             for a in board.arms}
 
 
-def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg) -> dict[str, tuple[float, str]]:
+def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg, *, limit=None,
+               model=None) -> dict[str, tuple[float, str]]:
     out = {}
     for step in STEPS:
+        if step == "prompt":
+            out[step] = (0.0, "done") if step in situation.done else prompt_seconds(lab, task, ids, limit, model,
+                                                                                     model_id)
+            continue
         secs, basis = eval_seconds(lab, task, [a for a in STEP_ARMS[step] if situation.has_corpus
                                                or a not in ("rag", "tune+rag")], run_id, ids, model_id)
         if step == "tune" and cfg is not None:
@@ -189,6 +236,26 @@ def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg) -> d
     return out
 
 
+def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
+    """Seconds for the prompt step's configurations (`_prompt_step`) still to answer. The constrained
+    pass re-measures the best configuration, unknown before: the task's own few-shot stands in."""
+    from ..evaluation.prompt_rung import prompt_plan
+    from ..evaluation.runner import matching_run
+
+    held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
+    plan = [(arm, mode, k, task.constrain) for arm, mode, k in prompt_plan(lab, task, held_out, model)[0]]
+    if _can_constrain(task) and not task.constrain:
+        plan += [("zero-shot", "fixed", 0, True), ("few-shot", "fixed", task.few_shot_k, True)]
+    total, bases = 0.0, set()
+    for arm, mode, k, constrain in plan:
+        run = matching_run(lab, task, model, few_shot_mode=mode, k=k or task.few_shot_k, constrain=constrain)
+        secs, basis = eval_seconds(lab, task, [arm], run["id"] if run else None, ids, model_id)
+        total += secs
+        bases.add(basis)
+    bases.discard("already evaluated")
+    return total, f"{len(plan)} configurations; " + ("; ".join(sorted(bases)) or "already evaluated")
+
+
 def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget_min: float | None = None,
           limit: int | None = None, train_steps: int | None = None, min_train: int = 200,
           model: str | None = None, progress: bool = True, cancel: threading.Event | None = None,
@@ -196,7 +263,6 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     """Climb TASK's ladder; returns the path and the advisor's recommendation.
 
     Raises KeyboardInterrupt on Ctrl-C (the climb is recorded as interrupted; a rerun continues)."""
-    from ..evaluation.summary import summarize
     from ..tasks import load_task
 
     t0 = time.perf_counter()
@@ -214,7 +280,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                   up_to=up_to, min_train=min_train)
     cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
     run_id = rec.get("eval_run_id") or resumed_run(lab, task, model)
-    steps, wall_before = list(rec["steps"]), float(rec.get("wall_s") or 0.0)
+    wall_before = float(rec.get("wall_s") or 0.0)
     say(f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
         f"{len(ids)} of {len(held_out)} held-out examples"
         + (f", budget {budget_min:g} min" if budget_min is not None else "")
@@ -225,70 +291,89 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
         if on_event:
             on_event({"kind": kind, "climb_id": rec["id"], **data})
 
-    status, adapter_name = "running", None
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t0
+
+    extra: dict[str, ArmResult] = {}  # the prompt rung's configurations beyond the run's own arms
     try:
         while True:
-            board = summarize(lab, run_id, task=judged) if run_id else None
-            s.results = results_of(board)
-            est = _estimates(lab, task, s, run_id, ids, info.id, cfg)
+            s.results = results_of(_summary(lab, run_id, judged) if run_id else None) | extra
+            est = _estimates(lab, task, s, run_id, ids, info.id, cfg, limit=limit, model=model)
             s.estimates = {k: v[0] for k, v in est.items()}
             s.budget_left_s = None if budget_min is None else budget_min * 60 - (time.perf_counter() - t0)
             d = next_step(s)
-            if steps and s.done:
-                steps[-1]["decision"] = {"outcome": d.outcome, "reason": d.reason}
+            if rec["steps"] and s.done:
+                rec["steps"][-1]["decision"] = {"outcome": d.outcome, "reason": d.reason}
             if d.action == "stop":
                 break
-            n = len(s.done) + 1
-            secs, basis = est[d.step]
-            step_arms = [a for a in STEP_ARMS[d.step] if s.has_corpus or a not in ("rag", "tune+rag")]
-            say(f"\nStep {n}: {d.step} ({', '.join(step_arms)})"
-                f"\n  why: {d.reason}\n  expected: ~{_mins(secs)} ({basis})")
-            for sk in d.skipped:
-                say(f"  skipped: {sk}")
-            emit("step", step=d.step, reason=d.reason, estimate_s=secs, n=n)
-            earlier = next((x for x in steps if x["step"] == d.step), {})  # a stopped attempt's time counts
-            entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "status": "running",  # first estimate kept
-                     "estimate_s": earlier.get("estimate_s", secs), "estimate_basis": earlier.get("estimate_basis", basis)}
-            record.save(lab, rec, steps=record.put_step(steps, entry))
-            steps = rec["steps"]
-            t_step = time.perf_counter()
-            try:
-                new_run, adapter_name = _run_step(lab, task, d.step, s, cfg, limit=limit, model=model,
-                                                  progress=progress, cancel=cancel, say=say)
-                run_id = new_run or run_id  # None: cancelled inside training, before any evaluation
-            finally:
-                entry["wall_s"] = round(earlier.get("wall_s", 0.0) + time.perf_counter() - t_step, 1)
-                record.save(lab, rec, steps=steps, eval_run_id=run_id, adapter=adapter_name,
-                            wall_s=wall_before + time.perf_counter() - t0)
-            if cancel is not None and cancel.is_set():
-                entry["status"] = "cancelled"
-                raise ClimbCancelled()
-            board = summarize(lab, run_id, task=judged)
-            s.results = results_of(board)
-            s.done.append(d.step)
-            best = best_of(s, d.step)
-            entry.update(status="done", results={a: asdict(r) for a, r in s.results.items()
-                                                 if a in STEP_ARMS[d.step]},
-                         best=best.arm if best else None, verdict=judge(best, target) if best else None)
-            say(f"  result ({entry['wall_s']:.0f} s): " + "; ".join(
-                r.text() for a, r in s.results.items() if a in STEP_ARMS[d.step]))
+            entry = _announce(lab, rec, d, s, est[d.step], say, emit)
+            run_id, extra = _climb_step(lab, rec, entry, task, judged, d.step, s, cfg, run_id, extra, wall,
+                                        limit=limit, model=model, progress=progress, cancel=cancel, say=say)
             emit("result", step=d.step, results=entry["results"], wall_s=entry["wall_s"])
     except (KeyboardInterrupt, ClimbCancelled, Exception) as e:
         status = {KeyboardInterrupt: "interrupted", ClimbCancelled: "cancelled"}.get(type(e), "failed")
-        record.save(lab, rec, steps=steps, status=status, wall_s=wall_before + time.perf_counter() - t0)
+        record.save(lab, rec, steps=rec["steps"], status=status, wall_s=wall())
         if isinstance(e, ClimbCancelled):
             say(f"\nCancelled: what finished is kept; run the climb again to continue (climb #{rec['id']}).")
-            return ClimbResult(rec["id"], task.name, "cancelled", run_id, steps, {}, None,
-                               wall_before + time.perf_counter() - t0)
+            return ClimbResult(rec["id"], task.name, "cancelled", run_id, rec["steps"], {}, None, wall())
         raise
-    return _finish(lab, rec, task, judged, run_id, s, d, steps, wall_before + time.perf_counter() - t0, say, emit)
+    return _finish(lab, rec, task, judged, run_id, s, d, wall(), say, emit)
 
 
-def _run_step(lab, task, step, s: Situation, cfg, *, limit, model, progress, cancel, say):
-    """One step: its evaluations (and, for tune, the training first). -> (eval run id, adapter name)."""
+def _announce(lab, rec, d: Decision, s: Situation, estimate: tuple[float, str], say, emit) -> dict:
+    """Say what the next step does, why and how long it should take; record it as running."""
+    n = len(s.done) + 1
+    secs, basis = estimate
+    step_arms = [a for a in STEP_ARMS[d.step] if s.has_corpus or a not in ("rag", "tune+rag")]
+    what = "zero-shot and few-shot configurations" if d.step == "prompt" else ", ".join(step_arms)
+    say(f"\nStep {n}: {d.step} ({what})\n  why: {d.reason}\n  expected: ~{_mins(secs)} ({basis})")
+    for sk in d.skipped:
+        say(f"  skipped: {sk}")
+    emit("step", step=d.step, reason=d.reason, estimate_s=secs, n=n)
+    earlier = next((x for x in rec["steps"] if x["step"] == d.step), {})  # a stopped attempt's time counts
+    entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "status": "running",  # first estimate kept
+             "estimate_s": earlier.get("estimate_s", secs), "estimate_basis": earlier.get("estimate_basis", basis),
+             "wall_s": earlier.get("wall_s", 0.0)}
+    record.save(lab, rec, steps=record.put_step(rec["steps"], entry))
+    return entry
+
+
+def _climb_step(lab, rec, entry, task, judged, step, s: Situation, cfg, run_id, extra, wall, *, limit, model,
+                progress, cancel, say) -> tuple[int | None, dict]:
+    """Run one step, record its time and results on `entry`; -> (eval run id, prompt configurations)."""
+    t_step, wall_before = time.perf_counter(), entry["wall_s"]
+    adapter_name = None
+    try:
+        new_run, adapter_name, new_extra = _run_step(lab, task, judged, step, s, cfg, limit=limit, model=model,
+                                                     progress=progress, cancel=cancel, say=say)
+        run_id = new_run or run_id  # None: cancelled inside training, before any evaluation
+        extra = extra | new_extra
+    finally:
+        entry["wall_s"] = round(wall_before + time.perf_counter() - t_step, 1)
+        record.save(lab, rec, steps=rec["steps"], eval_run_id=run_id, wall_s=wall(),
+                    **({"adapter": adapter_name} if adapter_name else {}))
+    if cancel is not None and cancel.is_set():
+        entry["status"] = "cancelled"
+        raise ClimbCancelled()
+    s.results = results_of(_summary(lab, run_id, judged)) | extra
+    s.done.append(step)
+    best = best_of(s, step)
+    mine = {a: r for a, r in s.results.items() if step_of(a) == step}
+    entry.update(status="done", results={a: asdict(r) for a, r in mine.items()},
+                 best=best.arm if best else None, verdict=judge(best, s.target) if best else None)
+    record.save(lab, rec, steps=rec["steps"])
+    say(f"  result ({entry['wall_s']:.0f} s): " + ";\n    ".join(r.text() for r in mine.values()))
+    return run_id, extra
+
+
+def _run_step(lab, task, judged, step, s: Situation, cfg, *, limit, model, progress, cancel, say):
+    """One step: its evaluations (and, for tune, the training first).
+    -> (eval run id, adapter name, the prompt rung's other configurations)."""
     adapter = None
     if step == "prompt":
-        return _prompt_step(lab, task, limit=limit, model=model, progress=progress, cancel=cancel), None
+        run_id, extra = _prompt_step(lab, task, judged, limit=limit, model=model, progress=progress,
+                                     cancel=cancel, say=say)
+        return run_id, None, extra
     if step == "tune":
         from ..tuning import TrainingInterrupted
 
@@ -297,29 +382,32 @@ def _run_step(lab, task, step, s: Situation, cfg, *, limit, model, progress, can
         except TrainingInterrupted as e:
             if cancel is not None and cancel.is_set():
                 say(f"  {e}")
-                return None, cfg.name  # cancelled: the checkpoint is kept, a rerun resumes it
+                return None, cfg.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
             raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
     arms = [a for a in _arms_through(step, s.has_corpus)]
     return _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress,
-                      cancel=cancel), adapter
+                      cancel=cancel), adapter, {}
 
 
-def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, steps, wall_s, say, emit) -> ClimbResult:
-    from ..advisor import advise_from_scoreboard
-    from ..evaluation.summary import summarize
+def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, say, emit) -> ClimbResult:
+    from ..advisor import recommend_for_run
 
     say(f"\nStop: {d.reason}")
     for sk in d.skipped:
         say(f"  skipped: {sk}")
     recommendation = None
-    if run_id:
-        board = summarize(lab, run_id, task=judged)
-        recommendation = advise_from_scoreboard(board, train_examples=s.train_examples, has_corpus=s.has_corpus)
+    if run_id:  # the advisor judges tuning against the prompt rung's best measured configuration
+        recommendation = recommend_for_run(lab, _summary(lab, run_id, judged))
+        best = best_of(s, "prompt") if "prompt" in s.done else None
+        if best is not None and best.arm not in STEP_ARMS["prompt"]:
+            recommendation.reasons.append(
+                f"The prompt rung's best measured configuration is {best.text()}: use it if you prompt "
+                "(the scoreboard above shows the task's own few-shot setting).")
     decision = d.as_dict()
-    record.save(lab, rec, steps=steps, decision=decision, status="finished", wall_s=wall_s,
+    record.save(lab, rec, steps=rec["steps"], decision=decision, status="finished", wall_s=wall_s,
                 recommendation=recommendation.as_dict() if recommendation else None, finished_ts=_now())
     emit("done", decision=decision)
-    return ClimbResult(rec["id"], task.name, "finished", run_id, steps, decision, recommendation, wall_s,
+    return ClimbResult(rec["id"], task.name, "finished", run_id, rec["steps"], decision, recommendation, wall_s,
                        skipped=d.skipped)
 
 
@@ -329,7 +417,10 @@ def path_text(result_or_climb) -> str:
     lines = []
     for i, st in enumerate(steps, 1):
         res = st.get("results") or {}
-        shown = "; ".join(ArmResult(**r).text() for r in res.values()) or st.get("status", "")
+        if len(res) > 2 and st.get("best") in res:  # the prompt rung: its best of many configurations
+            shown = f"{ArmResult(**res[st['best']]).text()}, the best of {len(res)} configurations"
+        else:
+            shown = "; ".join(ArmResult(**r).text() for r in res.values()) or st.get("status", "")
         after = (st.get("decision") or {}).get("outcome", "")
         lines.append(f"{i}. {st['step']:<6} {shown}  [{st.get('wall_s', 0):.0f} s] -> {after or '...'}")
     return "\n".join(lines)
@@ -364,8 +455,9 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
     s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
                   has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))
     cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
-    est = _estimates(lab, task, s, run_id, ids, info.id, cfg)
-    when = {"prompt": "always first",
+    est = _estimates(lab, task, s, run_id, ids, info.id, cfg, limit=limit, model=model)
+    when = {"prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
+                      + (", the best also constrained" if _can_constrain(task) and not task.constrain else ""),
             "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
             "tune": (f"if the rungs below miss on behaviour/format ({n_train} training examples"
                      + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)"))}

@@ -100,13 +100,11 @@ def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int
     if bad:
         raise EvalError(f"few-shot mode(s) {', '.join(bad)}: choose from {', '.join(MODES)}")
     held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
-    ks, notes = candidate_ks(lab, task, held_out, model, ks)
+    plan, notes = prompt_plan(lab, task, held_out, model, ks, modes)
     for note in notes:
         (on_note or (lambda s: None))(note)
     ids = [e.id for e in held_out]
     common = dict(limit=limit, model=model, constrain=constrain, progress=progress, cancel=cancel)
-    # zero-shot joins the run `lab eval TASK` makes by default (fixed, the task's k)
-    plan = [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks]
     configs = []
     for arm, mode, k in plan:
         if cancel is not None and cancel.is_set():
@@ -114,6 +112,14 @@ def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int
         run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, **common)
         configs.append(_config(lab, run_id, arm, mode, k, constrain, ids))
     return configs
+
+
+def prompt_plan(lab, task, held_out: Sequence, model: str | None = None, ks: Sequence[int] | None = None,
+                modes: Sequence[str] = MODES) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """The (arm, mode, k) configurations `measure_prompt_rung` runs, and the notes on capped k.
+    Zero-shot comes first and joins the run `lab eval TASK` makes by default (fixed, the task's k)."""
+    ks, notes = candidate_ks(lab, task, held_out, model, ks)
+    return [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks], notes
 
 
 def _config(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool, ids: Sequence[str]) -> PromptConfig:

@@ -75,7 +75,7 @@ def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
 
 
 def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_shot_mode: str = "fixed",
-                 k: int | None = None, rag_k: int = 4) -> dict | None:
+                 k: int | None = None, rag_k: int = 4, constrain: bool | None = None) -> dict | None:
     """The stored run that `run_eval` with these settings would resume (None: it would start
     one), found without loading the model; `lab demo` uses it to tell what is already done."""
     from ..models import ModelNotFound
@@ -86,8 +86,9 @@ def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_s
     except ModelNotFound:  # a backend registered by hand (a test's fake) has no file to resolve
         info = lab.backend(model).info
     k = task.few_shot_k if k is None else k
-    # constrain as run_eval's default (the task's own setting), or a constrained task never matches
-    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, task.constrain)
+    # constrain defaults as run_eval's does (the task's own setting), or a constrained task never matches
+    constrain = task.constrain if constrain is None else bool(constrain)
+    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, constrain)
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
 def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
