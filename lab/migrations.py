@@ -147,6 +147,15 @@ def m012_curves(db: sqlite_utils.Database):
     db["curves"].create_index(["task"])
 
 
+@migration
+def m013_generation_token_counts(db: sqlite_utils.Database):
+    # How the lab counted a request's tokens for its context check and RAG packing: "model" (the
+    # local engine's own tokenizer), "tokenizer" (a local tokenizer named in a server's spec),
+    # "server" (its /tokenize) or "estimated" (~4 characters a token: a server with neither).
+    # Rows logged before this column existed say nothing (null).
+    db["generations"].add_column("token_counts", str)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

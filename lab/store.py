@@ -71,6 +71,8 @@ class Store:
             "options_json": _json(options), "backend": backend,
             "error": gen.extra.get("error") if gen.extra else None,
             "eval_run_id": eval_run_id, "example_id": example_id,
+            # local engines count with the model's own tokenizer; a server backend says how it counted
+            "token_counts": (gen.extra or {}).get("token_counts", "model"),
         })
 
     def log_error(self, *, arm: str, model_id: str, messages: list[dict] | None, error: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import os
 import subprocess
 import sys
 import time
@@ -138,6 +139,7 @@ def test_a_second_trainer_for_one_adapter_is_refused_naming_the_first(tmp_path, 
         with pytest.raises(TrainingError, match=rf"process {first.pid}, log first.log"):
             train(config, lab)  # `lab train` and the job itself
         trainer_lock.release(trainer_lock.acquire(lab, "other"))  # another adapter is free
+        assert not trainer_lock.lock_path(lab, "other").exists()  # and a finished trainer leaves no file
         assert [h["name"] for h in jobs.active_jobs(lab)] == ["same"]
     finally:
         first.kill()
@@ -224,3 +226,22 @@ def test_stop_never_signals_a_process_that_is_not_the_trainer(tmp_path):
     finally:
         other.kill()
         other.wait(timeout=10)
+
+
+def test_a_lock_removed_by_the_trainer_before_is_taken_afresh(tmp_path):
+    """A trainer that opened the lock file just as the one before removed it locks the path's new
+    file, not the removed one (else a third trainer could start beside it)."""
+    from lab.tuning import TrainingError
+    from lab.tuning import trainer_lock
+
+    lab = Lab(home=tmp_path)
+    first = trainer_lock.acquire(lab, "a")
+    stale = open(trainer_lock.lock_path(lab, "a"), "a+")  # opened before the first lets go
+    trainer_lock.release(first)
+    second = trainer_lock.acquire(lab, "a")
+    assert os.fstat(second.fileno()).st_ino != os.fstat(stale.fileno()).st_ino
+    with pytest.raises(TrainingError):
+        trainer_lock.acquire(lab, "a")
+    trainer_lock.release(second)
+    stale.close()
+    assert trainer_lock.holder(lab, "a") is None and not trainer_lock.lock_path(lab, "a").exists()

@@ -272,8 +272,10 @@ def test_without_a_tokenize_route_counts_are_estimated_and_logged(tmp_path, serv
     with caplog.at_level(logging.WARNING):
         assert backend.count_tokens("x" * 40) == 10
     assert backend.token_counts == "estimated" and "estimated" in caplog.text and "tokenizer=" in caplog.text
-    gen = lab.answer("zero-shot", "Hi", model=spec).generation
-    assert gen.extra["token_counts"] == "estimated"
+    answer = lab.answer("zero-shot", "Hi", model=spec)
+    assert answer.generation.extra["token_counts"] == "estimated"
+    row = lab.store.query("select token_counts from generations where id = ?", [answer.row_id])[0]
+    assert row["token_counts"] == "estimated"  # the log says the count was estimated
 
 
 # ---- adapters by name --------------------------------------------------------------------------

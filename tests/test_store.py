@@ -43,6 +43,7 @@ def test_log_generation_roundtrip(tmp_path):
     assert row["output"] == "A." and row["arm"] == "prompt" and row["model_sha"] == "abc"
     assert json.loads(row["messages_json"]) == msgs
     assert json.loads(row["retrieved_json"])[0]["chunk_id"] == 1
+    assert row["token_counts"] == "model"  # a local engine's own count (a server backend says how it counted)
     # readable by a plain sqlite3 connection (another process, datasette...)
     assert sqlite3.connect(tmp_path / "lab.db").execute("select count(*) from generations").fetchone()[0] == 1
 

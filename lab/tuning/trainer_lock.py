@@ -3,8 +3,11 @@ for as long as the trainer process lives, whoever started it (`lab train`, the a
 
 Two trainers writing one adapter's checkpoint and folder would overwrite each other, so the
 second one is refused, naming the first. The lock is the kernel's: a trainer killed with -9
-releases it at once, no stale file to clean up. The file also records who holds it (pid,
-start time, log), which is how the app finds a run that is still loading its model.
+releases it at once, and a stale file is harmless (the next trainer locks it). A trainer that
+ends removes its file (while still holding it), so a refused `lab train` leaves nothing behind;
+one that opened the file just before it was removed sees the path changed and opens it again.
+The file also records who holds it (pid, start time, log), which is how the app finds a run
+that is still loading its model.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ def lock_path(lab, name: str) -> Path:
 
 def holder(lab, name: str) -> dict | None:
     """Who trains adapter `name` now ({pid, pid_started, ...}), None when no process does."""
-    path = lock_path(lab, name)
-    if not path.exists():
+    try:
+        f = open(lock_path(lab, name), encoding="utf-8")  # never created here: only a trainer makes it
+    except FileNotFoundError:
         return None
-    with open(path, "a+", encoding="utf-8") as f:
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,18 +60,22 @@ def acquire(lab, name: str, log: str | None = None):
     it when done); TrainingError naming the trainer that holds it."""
     path = lock_path(lab, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
+    while True:
+        f = open(path, "a+", encoding="utf-8")
         try:
-            held = json.loads(f.read() or "{}") | {"name": name}
-        except json.JSONDecodeError:
-            held = {"name": name}
-        f.close()
-        raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
-                            "on one adapter would overwrite each other)") from None
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                held = json.loads(f.read() or "{}") | {"name": name}
+            except json.JSONDecodeError:
+                held = {"name": name}
+            f.close()
+            raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
+                                "on one adapter would overwrite each other)") from None
+        if _same_file(f, path):
+            break
+        f.close()  # the trainer before us removed it as we opened it: lock the path's file
     f.seek(0)
     f.truncate()
     f.write(json.dumps({"pid": os.getpid(), "pid_started": process_started(os.getpid()), "log": log}))
@@ -75,10 +83,18 @@ def acquire(lab, name: str, log: str | None = None):
     return f
 
 
+def _same_file(f, path: Path) -> bool:
+    try:
+        return os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def release(f) -> None:
+    """Remove the lock file, then let go of it (in that order: no one locks a file on its way out)."""
     if f is None or f.closed:
         return
-    f.seek(0)
-    f.truncate()
+    if _same_file(f, Path(f.name)):
+        Path(f.name).unlink()
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
