@@ -34,7 +34,7 @@ from .evaluation.runner import done_keys, matching_run, run_eval
 from .store import now
 from .tasks import Task, builtin_tasks, load_task
 from .tuning import jobs
-from .tuning.checkpoint import _comparable, find_checkpoint
+from .tuning.checkpoint import comparable_config, find_checkpoint
 from .tuning.config import TrainConfig, make_config
 
 # Held-out examples per scenario: enough for a scoreboard to show the ladder's shape, few enough
@@ -217,8 +217,8 @@ def _checkpoint_step(lab, config: TrainConfig, model_sha: str) -> int | None:
     if ckpt is None:
         return None
     state = json.loads((ckpt / "state.json").read_text())
-    fits = (_comparable(state["config"]) == _comparable(config.to_json()) and state.get("base_sha") == model_sha
-            and state.get("dataset_sha") == sha256_of(Path(config.data)))
+    fits = (comparable_config(state["config"]) == comparable_config(config.to_json())
+            and state.get("base_sha") == model_sha and state.get("dataset_sha") == sha256_of(Path(config.data)))
     return int(state.get("step") or 0) if fits else -1
 
 
@@ -478,11 +478,7 @@ def start_job(lab, limit: int = DEFAULT_LIMIT) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"prepare-{time.strftime('%Y%m%d-%H%M%S')}.log"
     args = [sys.executable, "-m", "lab", "--home", str(lab.home.root), "demo", "prepare", "--limit", str(limit)]
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(lab.home.root), env=jobs._child_env(), start_new_session=True)
-    jobs._CHILDREN.append(proc)  # reaped with the training jobs, so no zombie is left
-    return proc
+    return jobs.spawn(lab, args, log_path)  # reaped with the training jobs, so no zombie is left
 
 
 def latest_run(lab) -> dict | None:

@@ -143,14 +143,14 @@ def finished_adapter(lab, cfg) -> bool:
 
 def _train(lab, cfg, cancel: threading.Event | None, progress: bool, say: Callable[[str], None]) -> None:
     """Train (or continue) one adapter; Cancel stops it at the next step boundary with a checkpoint."""
-    from ..tuning.checkpoint import _comparable, find_checkpoint
+    from ..tuning.checkpoint import comparable_config, find_checkpoint
     from ..tuning.train import train
 
     ckpt = find_checkpoint(lab, cfg.name)
     resume = False
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
-        resume = _comparable(state["config"]) == _comparable(cfg.to_json())
+        resume = comparable_config(state["config"]) == comparable_config(cfg.to_json())
 
     def on_step(row: dict) -> None:
         if cancel is not None and cancel.is_set():
@@ -193,10 +193,10 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
                                               "progress_json": json.dumps({"done": i, "total": len(plan),
                                                                            "doing": doing})})
 
-    from ..tuning.train import _sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
+    from ..tuning.train import sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
 
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             _run_steps(lab, task, settings, plan, cancel, progress, say, note)
     except BaseException as e:
         from ..tuning.run import TrainingInterrupted

@@ -24,15 +24,15 @@ def find_checkpoint(lab, name: str) -> Path | None:
     return None
 
 
-def _comparable(cfg: dict) -> dict:
+def comparable_config(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in _RESUMABLE_CHANGES}
 
 
 def read_resumable(run: TrainRun, folder: Path) -> dict:
     """The checkpoint's state.json, once it is known to fit this run's settings, model and data."""
     state = json.loads((folder / "state.json").read_text())
-    ours = _comparable(run.config.to_json())
-    if _comparable(state["config"]) != ours:
+    ours = comparable_config(run.config.to_json())
+    if comparable_config(state["config"]) != ours:
         changed = sorted(k for k, v in ours.items() if state["config"].get(k) != v)
         raise TrainingError(f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
                             f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh")
@@ -93,7 +93,7 @@ def resumable(lab, config) -> tuple[int | None, str]:
     state = json.loads((folder / "state.json").read_text())
     ours = config.to_json()
     ours["data"] = str(Path(config.data).resolve())  # as the job writes it
-    theirs, ours = _comparable(state.get("config") or {}), _comparable(ours)
+    theirs, ours = comparable_config(state.get("config") or {}), comparable_config(ours)
     changed = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
     if changed:
         return None, (f"the checkpoint at step {state.get('step')} was made with other settings "

@@ -64,11 +64,8 @@ def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = F
     log_path = folder / f"{config.name}-{stamp}.log"
     args = [sys.executable, "-m", "lab.tuning", "--home", str(lab.home.root), "--config", str(config_path)]
     args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else []) + (["--restart"] if restart else [])
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(lab.home.root), env=_child_env(log_path), start_new_session=True)
+    proc = spawn(lab, args, log_path, job_log=True)
     proc.lab_name, proc.lab_log = config.name, str(log_path)
-    _CHILDREN.append(proc)
     return Job(proc.pid, config.name, config_path, log_path, process_started(proc.pid))
 
 
@@ -195,6 +192,18 @@ def reap() -> None:
     for proc in list(_CHILDREN):
         if proc.poll() is not None:
             _CHILDREN.remove(proc)
+
+
+def spawn(lab, args: list[str], log_path: Path, job_log: bool = False) -> subprocess.Popen:
+    """Start a lab command as a background job: its own process session (closing the page does
+    not stop it), output to `log_path`, reaped by `reap` (no zombie left). `job_log`: the child
+    records its log in the trainer's lock, so a reloaded page finds the output."""
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(lab.home.root), env=_child_env(log_path if job_log else None),
+                                start_new_session=True)
+    _CHILDREN.append(proc)
+    return proc
 
 
 def _child_env(log_path: Path | None = None) -> dict:

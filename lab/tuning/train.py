@@ -67,7 +67,7 @@ def _check_data(config: TrainConfig) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """SIGTERM (the app's Stop button, a job scheduler) stops training like Ctrl-C does."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -205,7 +205,7 @@ def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool,
     _plan(run)
     _register(run, ckpt, state)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             run_loop(run)
             return finish(run)
     except KeyboardInterrupt:
