@@ -238,20 +238,33 @@ def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg, *, l
 
 def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
     """Seconds for the prompt step's configurations (`_prompt_step`) still to answer. The constrained
-    pass re-measures the best configuration, unknown before: the task's own few-shot stands in."""
-    from ..evaluation.prompt_rung import prompt_plan
+    pass re-measures the best configuration: known once the others are all measured, until then
+    the task's own few-shot stands in."""
+    from ..evaluation.prompt_rung import PromptConfig, best_prompt_config, prompt_plan, run_scores
     from ..evaluation.runner import matching_run
 
     held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
-    plan = [(arm, mode, k, task.constrain) for arm, mode, k in prompt_plan(lab, task, held_out, model)[0]]
-    if _can_constrain(task) and not task.constrain:
-        plan += [("zero-shot", "fixed", 0, True), ("few-shot", "fixed", task.few_shot_k, True)]
-    total, bases = 0.0, set()
-    for arm, mode, k, constrain in plan:
+    plan = prompt_plan(lab, task, held_out, model)[0]
+    total, bases, measured = 0.0, set(), []
+
+    def add(arm, mode, k, constrain) -> None:
+        nonlocal total
         run = matching_run(lab, task, model, few_shot_mode=mode, k=k or task.few_shot_k, constrain=constrain)
         secs, basis = eval_seconds(lab, task, [arm], run["id"] if run else None, ids, model_id)
         total += secs
         bases.add(basis)
+        scores = list(run_scores(lab, run["id"], arm, ids).values()) if run and not secs else []
+        if scores:
+            measured.append(PromptConfig(arm, mode, k, constrain, run["id"], sum(scores) / len(scores), len(scores)))
+
+    for arm, mode, k in plan:
+        add(arm, mode, k, task.constrain)
+    if _can_constrain(task) and not task.constrain:
+        best = best_prompt_config(measured) if len(measured) == len(plan) and measured else None
+        best_k = best.k if best else task.few_shot_k
+        add("zero-shot", "fixed", 0, True)
+        if best_k:
+            add("few-shot", best.mode if best else "fixed", best_k, True)
     bases.discard("already evaluated")
     return total, f"{len(plan)} configurations; " + ("; ".join(sorted(bases)) or "already evaluated")
 
