@@ -153,8 +153,9 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
                     shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
                     rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
 
-    def finished(row):
-        bar.set_postfix_str(row["arm"], refresh=False)
+    def finished(row):  # the bar names the configuration: a prompt-rung sweep runs several
+        shown = row["arm"] + (f" ({k} {few_shot_mode})" if row["arm"] == "few-shot" else "")
+        bar.set_postfix_str(shown + (", constrained" if constrain else ""), refresh=False)
         bar.update(1)
         if on_result:
             on_result(row)
