@@ -232,6 +232,8 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
     chosen = _choose(board, allowed, reasons, steps, change)
+    from_prompt_config = _best_prompt_instead(board, chosen, best_prompt, reasons)
+    chosen = from_prompt_config or chosen
     _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
     if best_prompt is not None:
         _tuning_against_best_prompt(best_prompt, reasons, evidence)
@@ -247,7 +249,7 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
             else:
                 change.append(f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
                               "with more requests per day, tuning gets cheaper relative to prompting")
-    higher = [a for a in measured if LADDER.index(a.arm) > LADDER.index(chosen.arm)
+    higher = [a for a in measured if not from_prompt_config and LADDER.index(a.arm) > LADDER.index(chosen.arm)
               and (c := cmp(chosen.arm, a.arm)) is not None and c.significant and c.diff > 0]
     if higher:
         change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
@@ -324,6 +326,26 @@ def _choose(board, allowed: list, reasons: list, steps: list, change: list):
         reasons.append(f"No measured rung meets the target {target:.2f}; the best is {_fmt(chosen)}.")
 
     return chosen
+
+
+def _best_prompt_instead(board, chosen, best, reasons: list):
+    """The best measured prompt configuration's arm when it, not the tuned rung `_choose` took, is
+    the better buy: tuning is not significantly better than it, and it scores higher (no rung meets
+    the target) or reaches 90% of the target (the seeds' tip). None: keep `chosen`."""
+    if best is None or best.arm is None or chosen.arm not in TUNE_RUNGS:
+        return None
+    c, cfg, mean = best.comparison, best.config, best.arm.quality.mean
+    if mean is None or (c.significant and (c.diff or 0) > 0):
+        return None
+    name = f"the prompt rung's best measured configuration, {cfg.label()} ({best.arm.quality}, eval run {cfg.eval_run_id})"
+    if chosen.meets_target and mean >= PROMPT_SHARE * board.target:
+        reasons.append(f"But {name} reaches {mean / board.target:.0%} of the target and {chosen.arm}'s gain over "
+                       f"it ({_interval(c)}) is not significant: prompting with it is the better buy.")
+    elif not chosen.meets_target and mean > (chosen.quality.mean or 0):
+        reasons.append(f"Better still than {chosen.arm} is {name}: the best so far is prompting with it.")
+    else:
+        return None
+    return best.arm
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
@@ -425,11 +447,14 @@ def questionnaire_fields() -> list[str]:
 def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
     """The advice for a summarised eval run, with the task's training-set size and corpus."""
     from .evaluation.prompt_rung import best_prompt_for_run
-    from .evaluation.summary import load_run, task_of_run
+    from .evaluation.summary import load_run, summarize, task_of_run
 
     run = load_run(lab, board.run["id"])
     task = task_of_run(run)
     best = best_prompt_for_run(lab, run, "tune", board.score_kind) if board.arm("tune") else None
+    if best is not None and best.config.eval_run_id != board.run["id"]:  # scored against this board's target
+        judged = task.model_copy(update={"target": board.target})
+        best.arm = summarize(lab, best.config.eval_run_id, task=judged).arm(best.config.arm)
     rec = advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
                                  has_corpus=bool(task.corpus), best_prompt=best)
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))

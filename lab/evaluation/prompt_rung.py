@@ -188,6 +188,7 @@ class BestPrompt:
     config: PromptConfig
     comparison: stats.Comparison  # b = the tuned arm, a = the best prompt configuration
     candidates: int  # prompt configurations it was the best of
+    arm: object | None = None  # its scoreboard arm (summary.ArmSummary) when it is another run's
 
 
 def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", kind: str | None = None) -> BestPrompt | None:
