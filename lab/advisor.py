@@ -341,8 +341,9 @@ def _best_prompt_instead(board, chosen, best, reasons: list):
     if chosen.meets_target and mean >= PROMPT_SHARE * board.target:
         reasons.append(f"But {name} reaches {mean / board.target:.0%} of the target and {chosen.arm}'s gain over "
                        f"it ({_interval(c)}) is not significant: prompting with it is the better buy.")
-    elif not chosen.meets_target and mean > (chosen.quality.mean or 0):
-        reasons.append(f"Better still than {chosen.arm} is {name}: the best so far is prompting with it.")
+    elif not chosen.meets_target and mean > (chosen.quality.mean or 0):  # in place of _choose's "the best is"
+        reasons[-1] = (f"No measured rung meets the target {board.target:.2f}; the best is {name}, above "
+                       f"{_fmt(chosen)}: prompt with that configuration.")
     else:
         return None
     return best.arm

@@ -163,14 +163,15 @@ def test_advisor_judges_tuning_against_the_best_prompt_config_and_names_it(fake_
 
 
 def test_a_better_prompt_config_than_tune_is_recommended_over_it(fake_lab, task, monkeypatch):
-    """Tune right on 2 of 8, this run's few-shot on none, the best prompt config on 6: the best so far
+    """Tune right on 4 of 8 (2 asked, and 2 whose answer is the wrong-answer label), this run's few-shot on 2,
+    the best prompt config on 6: the best so far
     is prompting with that configuration, not tune (which beats only this run's few-shot)."""
     board, best = _prompt_configs_then_tune(fake_lab, task, monkeypatch, tune_gets={q for q, _ in EVAL[:2]})
     rec = recommend_for_run(fake_lab, board)
     assert board.arm("tune").quality.mean > board.arm("few-shot").quality.mean  # on this run's board tune leads
     assert rec.rung == "few-shot" and rec.meets_target is False
-    assert "Better still than tune is the prompt rung's best measured configuration, few-shot, 2 similar " \
-           "examples (0.750" in rec.to_text()
+    assert "the best is the prompt rung's best measured configuration, few-shot, 2 similar examples (0.750" \
+           in rec.to_text() and "above tune 0.500" in rec.to_text()
 
 
 def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
