@@ -157,15 +157,18 @@ def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tupl
                [{"role": "user", "content": "Write one sentence about the sea."}]]
     right = AdapterInfo("random", peft_dir, model_id, "", "", gguf_path=export_gguf(peft_dir, base))
     good = compare(lab, right, prompts, max_tokens=12)
-    original = export.gguf_rows
-    export.gguf_rows = wrong_rows
-    try:
-        wrong_file = export_gguf(peft_dir, base, peft_dir / "wrong.gguf")
-    finally:
-        export.gguf_rows = original
-    bad = compare(lab, AdapterInfo("wrong", peft_dir, model_id, "", "", gguf_path=wrong_file), prompts, max_tokens=12)
+    bad = None
+    if wrong_rows is not None:
+        original = export.gguf_rows
+        export.gguf_rows = wrong_rows
+        try:
+            wrong_file = export_gguf(peft_dir, base, peft_dir / "wrong.gguf")
+        finally:
+            export.gguf_rows = original
+        bad = compare(lab, AdapterInfo("wrong", peft_dir, model_id, "", "", gguf_path=wrong_file), prompts,
+                      max_tokens=12)
     print(model_id, json.dumps({k: v for k, v in good.items() if k != "answers"}),
-          "wrong:", bad["adapter_effect_rel_err"])
+          "wrong:", bad and bad["adapter_effect_rel_err"])
     return good, bad
 
 
@@ -173,12 +176,15 @@ def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tupl
 @pytest.mark.slow
 # B's scale: an adapter that changes some answers without wrecking the model (Gemma 3 with B at 0.1
 # changes every top-1 token and the engines' Q4 noise then diverges: rel. error 0.49).
+# A wrong export is caught on the real SmolLM2 here; for gemma3 the float32 tiny-model test above
+# catches the same q/k permutation rule (the real Gemma pass cost 35 s of a suite near its bar).
 @pytest.mark.parametrize("model_id, b_std, wrong_rows", [("smollm2-135m-instruct", 0.1, _skip_permutation),
-                                                         ("gemma3-270m", 0.02, _permute_as_llama)])
+                                                         ("gemma3-270m", 0.02, None)])
 def test_real_model_adapter_parity(shared_home, model_id, b_std, wrong_rows):
     good, bad = _parity_on_real_model(shared_home, model_id, b_std, wrong_rows)
     assert good["top1_same_as_base_hf"] < 0.95  # the adapter changes the model
     assert good["top1_agree_tuned"] >= good["top1_agree_base"] - 0.1
     # measured: SmolLM2 0.15 (wrong export 1.16), Gemma 3 0.18 (wrong 0.51); the floor is Q4 noise
     assert good["adapter_effect_rel_err"] < 0.25
-    assert bad["adapter_effect_rel_err"] > 1.5 * good["adapter_effect_rel_err"]
+    if bad is not None:
+        assert bad["adapter_effect_rel_err"] > 1.5 * good["adapter_effect_rel_err"]

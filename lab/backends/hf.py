@@ -5,6 +5,7 @@ model. On CUDA the weights load in bf16 straight onto the GPU (`device_map`); on
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -90,9 +91,10 @@ def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = 
     kwargs["local_files_only"] = True
     on_gpu = bool(device) and device.startswith("cuda")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype),
-                                                     device_map=device if on_gpu else None, **kwargs)
+        with _gguf_read_once(active="gguf_file" in kwargs):
+            tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype),
+                                                         device_map=device if on_gpu else None, **kwargs)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         raise BackendError(f"transformers could not load {src}: {e}") from e
     # Configs converted from GGUF lack `architectures`; the GGUF LoRA export needs it.
@@ -107,6 +109,35 @@ def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = 
         model.to(device)
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _gguf_read_once(active: bool = True):
+    """One GGUF reader per file during one load. transformers opens a GGUF three times (config,
+    tokenizer, weights), and `gguf.GGUFReader` parses every metadata entry each time: for Gemma
+    3's 262k-token vocabulary that is ~18 s a parse here, 55 s of a first load. The reader is
+    read-only over a memmap, so the three can share it; transformers imports the class from
+    `gguf` at each call, which is where it is swapped (and put back after)."""
+    try:
+        import gguf
+    except ImportError:
+        gguf = None
+    if not active or gguf is None:
+        yield
+        return
+    original, readers = gguf.GGUFReader, {}
+
+    def shared(path, mode="r"):
+        key = (str(path), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
 
 
 def _forget_gguf_quantizer(model) -> None:
