@@ -196,3 +196,21 @@ def test_the_prompt_rung_is_its_best_measured_configuration(fake_lab, task_dir):
     assert "the best of 7 configurations" in path_text(result)
     assert any("few-shot (3 similar) 1.000" in r for r in result.recommendation.reasons)
     assert "measuring it with constrained output" in "\n".join(lines)
+
+
+def test_report_and_advise_default_to_the_climbs_own_run(fake_lab, task_dir, tmp_path, monkeypatch):
+    """The prompt sweep writes a run per configuration after the climb's own; `lab report TASK` and
+    `lab advise TASK` still mean the climb's run, until an evaluation starts after the climb ended."""
+    from lab.climb.record import report_run
+    from lab.evaluation import latest_run, run_eval
+
+    fake_lab.fake.default = "Urologist"
+    result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    assert latest_run(fake_lab, "mini")["id"] != result.eval_run_id  # the newest is a sweep's run
+    assert report_run(fake_lab, "mini") == result.eval_run_id
+    monkeypatch.setattr("lab.cli.evaluate.lab_of", lambda ctx: fake_lab)
+    out = CliRunner().invoke(cli, ["report", str(task_dir), "-o", str(tmp_path / "r.html")], obj={})
+    assert out.exit_code == 0, out.output
+    assert "The climb" in (tmp_path / "r.html").read_text()
+    later = run_eval(fake_lab, str(task_dir), ["zero-shot"], limit=2, progress=False, fresh=True)
+    assert report_run(fake_lab, "mini") == later  # the user's own evaluation after the climb

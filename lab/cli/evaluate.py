@@ -203,16 +203,17 @@ def _questionnaire(lab, task, flags: dict, interactive: bool):
 def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
     """Which rung to use: from TASK's latest evaluation when there is one, else from a questionnaire."""
     from ..advisor import advise_from_answers, recommend_for_run
-    from ..evaluation import latest_run, summarize
+    from ..climb.record import report_run
+    from ..evaluation import summarize
     from ..tasks import load_task
 
     lab = lab_of(ctx)
     t = load_task(task, home=lab.home) if task else None
     if no_metric:
         flags["clear_success_metric"] = False
-    run = {"id": run_id} if run_id else (latest_run(lab, t.name) if t else None)
-    if run is not None:
-        board = summarize(lab, run["id"])
+    run_id = run_id or (report_run(lab, t.name) if t else None)
+    if run_id is not None:
+        board = summarize(lab, run_id)
         answers = _questionnaire(lab, t, flags, bool(interactive)) if any(
             v is not None for v in flags.values()) or interactive else None
         rec = recommend_for_run(lab, board, answers)
@@ -228,20 +229,22 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
 @cli.command()
 @click.argument("task")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML file (default: TASK-report.html).")
-@click.option("--run", "run_id", type=int, help="Report this eval run (default: TASK's latest).")
+@click.option("--run", "run_id", type=int, help="Report this eval run (default: TASK's latest, or the "
+              "latest climb's own run when the climb made it).")
 @click.pass_context
 def report(ctx, task, output, run_id):
-    """Write TASK's latest evaluation as one self-contained HTML file (opens offline)."""
-    from ..evaluation import latest_run
+    """Write TASK's latest evaluation (a climb's own run when the climb made it) as one
+    self-contained HTML file (opens offline)."""
+    from ..climb.record import report_run
     from ..tasks import load_task
     from ..report import write_report
 
     lab = lab_of(ctx)
     t = load_task(task, home=lab.home)
-    run = {"id": run_id} if run_id else latest_run(lab, t.name)
-    if run is None:
+    run_id = run_id or report_run(lab, t.name)
+    if run_id is None:
         raise ArmError(f"no evaluation of '{t.name}' in {lab.store.path} yet: run `lab eval {task}` first")
-    path = write_report(lab, run["id"], output or f"{t.name}-report.html")
+    path = write_report(lab, run_id, output or f"{t.name}-report.html")
     click.echo(f"wrote {path}")
 
 

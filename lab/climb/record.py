@@ -66,6 +66,18 @@ def latest_climb(lab, task: str) -> dict | None:
     return _row(rows[0]) if rows else None
 
 
+def report_run(lab, task: str) -> int | None:
+    """The eval run `lab report TASK` and `lab advise TASK` mean by default: the task's latest,
+    unless it started before the latest climb finished. A climb's prompt sweep writes a run per
+    configuration, and the climb's own run (every rung on the same examples) is its scoreboard."""
+    from ..evaluation.runner import latest_run
+
+    run, climb = latest_run(lab, task), latest_climb(lab, task)
+    if climb and climb.get("eval_run_id") and run and (climb.get("finished_ts") or "") >= run["ts"]:
+        return climb["eval_run_id"]
+    return run["id"] if run else None
+
+
 def climb_of_run(lab, eval_run_id: int) -> dict | None:
     """The latest climb whose evidence is eval run `eval_run_id` (the report draws its path)."""
     if "climbs" not in lab.store.db.table_names():
