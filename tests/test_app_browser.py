@@ -399,6 +399,28 @@ def test_a_broken_upload_is_what_gets_validated_and_replaces_nothing(server, pag
     _shot(page, "9-train-broken-upload")
 
 
+def test_climb_plans_then_stops_at_its_budget(page):
+    """Advisor tab, Climb the ladder: Plan shows each rung with its time estimate; Climb with a budget
+    too small for the first step says so and ends with a finished climb (a real climb of the ladder
+    runs in tests/test_climb.py; here, the page's wiring)."""
+    import re
+
+    _open(page, "Advisor")
+    page.locator("#climb-task input").click()
+    page.get_by_role("option", name=re.compile(r"^tickets")).click()
+    page.click("#climb-plan")  # the untouched form (0 for "not set") is valid
+    page.wait_for_selector("#climb-out:has-text('prompt: always first')", timeout=120_000)
+    plan = page.inner_text("#climb-out")
+    assert "configurations" in plan and "tune:" in plan and "rag: if the prompt rung misses: skipped" in plan
+    page.locator("#climb-budget input").fill("0.01")
+    page.locator("#climb-budget input").blur()
+    page.click("#climb-go")
+    page.wait_for_selector("#climb-out h3:has-text('Climb #')", timeout=120_000)
+    out = page.inner_text("#climb-out")
+    assert "finished" in out and "Stopped (budget)" in out and "of the budget is left: skipped" in out, out
+    _shot(page, "12-climb-budget")
+
+
 def test_a_run_started_from_the_page_is_followed_stopped_refused_twice_and_resumed(server, page):
     """Start: the page follows the new run at once (its model loading), a second Start for the
     same adapter is refused naming the first, Stop works while the model loads; started again

@@ -276,7 +276,12 @@ def climb_run(lab: Lab, job: ClimbJob, task_name: str, target, budget, up_to: st
     if "error" in outcome:
         raise outcome["error"]
     result = outcome["result"]
-    out = [f"### Climb #{result.climb_id}: {result.status} ({result.wall_s:.0f} s)", "```", path_text(result), "```"]
+    out = [f"### Climb #{result.climb_id}: {result.status} ({result.wall_s:.0f} s)"]
+    if result.path:
+        out += ["```", path_text(result), "```"]
+    if result.decision:  # why it stopped where it did, and what it passed over
+        out.append(f"**Stopped ({result.decision['outcome']}):** {result.decision['reason']}")
+        out += [f"- skipped: {sk}" for sk in result.skipped]
     if result.recommendation is not None:
         from ..evaluation import summarize
 
@@ -303,10 +308,12 @@ def build_climb(lab: Lab) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             task = gr.Dropdown(choices=bridge.task_names(lab), label="Task", elem_id="climb-task")
-            target = gr.Number(None, label="Target (empty: the task's own)", minimum=0, maximum=1)
+            # 0 means "not set": Gradio shows an empty Number as 0, and a minimum of 1 then made the
+            # untouched form invalid, so Plan and Climb silently did nothing in a real browser
+            target = gr.Number(0, label="Target (0: the task's own)", minimum=0, maximum=1)
             up_to = gr.Radio(["prompt", "rag", "tune"], value="tune", label="Up to")
-            limit = gr.Number(None, precision=0, minimum=1, label="Held-out examples (empty: all)")
-            budget = gr.Number(None, minimum=0, label="Budget, minutes (empty: none)")
+            limit = gr.Number(0, precision=0, minimum=0, label="Held-out examples (0: all)")
+            budget = gr.Number(0, minimum=0, label="Budget, minutes (0: none)", elem_id="climb-budget")
             with gr.Row():
                 plan = gr.Button("Plan", elem_id="climb-plan")
                 go = gr.Button("Climb", variant="primary", elem_id="climb-go")

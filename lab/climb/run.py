@@ -478,5 +478,6 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
              f"{len(ids)} held-out examples, up to {up_to}.", f"Rule: {RULE}."]
     for step in STEPS[:STEPS.index(up_to) + 1]:
         secs, basis = est[step]
-        lines.append(f"- {step}: {when[step]}; ~{_mins(secs)} ({basis})")
+        skipped = step == "rag" and not task.corpus
+        lines.append(f"- {step}: {when[step]}" + ("" if skipped else f"; ~{_mins(secs)} ({basis})"))
     return "\n".join(lines)
