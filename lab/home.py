@@ -56,3 +56,42 @@ class LabHome:
         for folder in (self.root, self.state):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+# ---- lock files ---------------------------------------------------------------------------------
+
+def lock_file(path: Path, wait: bool = True):
+    """Open `path` (made if missing) holding its exclusive flock: the kernel's lock, so a process
+    killed with -9 lets go at once. `wait=False`: BlockingIOError while another process holds it.
+    A holder may remove the file on its way out (`unlock_file(f, remove=True)`); whoever locked
+    the removed file meanwhile sees the path changed and opens it again (unlink-safe flock)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        f = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.close()
+            raise
+        if _same_file(f, path):
+            return f
+        f.close()
+
+
+def unlock_file(f, remove: bool = False) -> None:
+    """Let go of a `lock_file` lock; `remove` deletes the file first, while still holding it."""
+    import fcntl
+
+    if remove and _same_file(f, Path(f.name)):
+        Path(f.name).unlink()
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
+
+
+def _same_file(f, path: Path) -> bool:
+    try:
+        return os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False

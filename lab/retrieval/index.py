@@ -140,29 +140,19 @@ def _build_lock(index_root: Path):
     """One build per corpus at a time (a second one waits), across processes. A build that
     leaves no index (an empty or unreadable corpus) removes the lock file too, so a refused
     `lab index` writes nothing; a waiter that then locks the unlinked file sees the path
-    changed and opens it afresh (the usual unlink-safe flock loop)."""
+    changed and opens it afresh (`home.lock_file`)."""
+    from ..home import lock_file, unlock_file
+
     try:
-        import fcntl
+        import fcntl  # noqa: F401
     except ImportError:  # Windows: no cross-process lock
         yield
         return
-    index_root.parent.mkdir(parents=True, exist_ok=True)
-    path = index_root.parent / f".{index_root.name}.lock"
-    while True:
-        fh = open(path, "a")
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        fh.close()
+    fh = lock_file(index_root.parent / f".{index_root.name}.lock")
     try:
         yield
     finally:
-        if not index_root.exists():
-            path.unlink(missing_ok=True)
-        fh.close()
+        unlock_file(fh, remove=not index_root.exists())
 
 
 def manifest_hash(m: dict) -> str:

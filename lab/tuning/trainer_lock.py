@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+from ..home import lock_file, unlock_file
 from .run import TrainingError, process_started
 
 
@@ -58,24 +59,12 @@ def describe(held: dict) -> str:
 def acquire(lab, name: str, log: str | None = None):
     """Take adapter `name`'s lock for this process (returns the open file: keep it, `release`
     it when done); TrainingError naming the trainer that holds it."""
-    path = lock_path(lab, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        f = open(path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            try:
-                held = json.loads(f.read() or "{}") | {"name": name}
-            except json.JSONDecodeError:
-                held = {"name": name}
-            f.close()
-            raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
-                                "on one adapter would overwrite each other)") from None
-        if _same_file(f, path):
-            break
-        f.close()  # the trainer before us removed it as we opened it: lock the path's file
+    try:
+        f = lock_file(lock_path(lab, name), wait=False)
+    except BlockingIOError:
+        held = holder(lab, name) or {"name": name}
+        raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
+                            "on one adapter would overwrite each other)") from None
     f.seek(0)
     f.truncate()
     f.write(json.dumps({"pid": os.getpid(), "pid_started": process_started(os.getpid()), "log": log}))
@@ -83,18 +72,8 @@ def acquire(lab, name: str, log: str | None = None):
     return f
 
 
-def _same_file(f, path: Path) -> bool:
-    try:
-        return os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
-    except FileNotFoundError:
-        return False
-
-
 def release(f) -> None:
     """Remove the lock file, then let go of it (in that order: no one locks a file on its way out)."""
     if f is None or f.closed:
         return
-    if _same_file(f, Path(f.name)):
-        Path(f.name).unlink()
-    fcntl.flock(f, fcntl.LOCK_UN)
-    f.close()
+    unlock_file(f, remove=True)
