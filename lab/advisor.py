@@ -231,9 +231,8 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         if len(allowed) < len(measured):
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
-    chosen = _choose(board, allowed, reasons, steps, change)
-    from_prompt_config = _best_prompt_instead(board, chosen, best_prompt, reasons)
-    chosen = from_prompt_config or chosen
+    chosen = _choose(board, allowed, reasons, steps, change, best_prompt)
+    from_prompt_config = best_prompt is not None and chosen is best_prompt.arm
     _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
     if best_prompt is not None:
         _tuning_against_best_prompt(best_prompt, reasons, evidence)
@@ -291,9 +290,10 @@ def flag_thin_evidence(board, rec: Recommendation) -> Recommendation:
     return rec
 
 
-def _choose(board, allowed: list, reasons: list, steps: list, change: list):
+def _choose(board, allowed: list, reasons: list, steps: list, change: list, best_prompt=None):
     """The cheapest allowed rung that meets the target (or a cheaper one the evidence cannot tell
-    apart from it), else the best one."""
+    apart from it), else the best one; the best measured prompt configuration (another run's arm)
+    instead of a tuned rung when it is the better buy (`_best_prompt_instead`)."""
     target = board.target
 
     def cmp(a: str, b: str):
@@ -321,17 +321,24 @@ def _choose(board, allowed: list, reasons: list, steps: list, change: list):
         if chosen.quality.lo is not None and chosen.quality.lo < target <= (chosen.quality.hi or 0):
             change.append(f"more held-out examples: {chosen.arm}'s interval [{chosen.quality.lo:.3f}, "
                           f"{chosen.quality.hi:.3f}] straddles the target")
+        instead = _best_prompt_instead(board, chosen, best_prompt)
+        if instead:
+            chosen = instead[0]
+            reasons.append(instead[1])
     else:
         chosen = max(allowed, key=lambda a: (a.quality.mean, -LADDER.index(a.arm)))
-        reasons.append(f"No measured rung meets the target {target:.2f}; the best is {_fmt(chosen)}.")
+        instead = _best_prompt_instead(board, chosen, best_prompt)
+        reasons.append(instead[1] if instead else f"No measured rung meets the target {target:.2f}; "
+                       f"the best is {_fmt(chosen)}.")
+        chosen = instead[0] if instead else chosen
 
     return chosen
 
 
-def _best_prompt_instead(board, chosen, best, reasons: list):
-    """The best measured prompt configuration's arm when it, not the tuned rung `_choose` took, is
-    the better buy: tuning is not significantly better than it, and it scores higher (no rung meets
-    the target) or reaches 90% of the target (the seeds' tip). None: keep `chosen`."""
+def _best_prompt_instead(board, chosen, best) -> tuple | None:
+    """(the best measured prompt configuration's arm, why) when it, not the tuned rung `chosen`,
+    is the better buy: tuning is not significantly better than it, and it scores higher (no rung
+    meets the target) or reaches 90% of the target (the seeds' tip). None: keep `chosen`."""
     if best is None or best.arm is None or chosen.arm not in TUNE_RUNGS:
         return None
     c, cfg, mean = best.comparison, best.config, best.arm.quality.mean
@@ -339,14 +346,12 @@ def _best_prompt_instead(board, chosen, best, reasons: list):
         return None
     name = f"the prompt rung's best measured configuration, {cfg.label()} ({best.arm.quality}, eval run {cfg.eval_run_id})"
     if chosen.meets_target and mean >= PROMPT_SHARE * board.target:
-        reasons.append(f"But {name} reaches {mean / board.target:.0%} of the target and {chosen.arm}'s gain over "
-                       f"it ({_interval(c)}) is not significant: prompting with it is the better buy.")
-    elif not chosen.meets_target and mean > (chosen.quality.mean or 0):  # in place of _choose's "the best is"
-        reasons[-1] = (f"No measured rung meets the target {board.target:.2f}; the best is {name}, above "
-                       f"{_fmt(chosen)}: prompt with that configuration.")
-    else:
-        return None
-    return best.arm
+        return best.arm, (f"But {name} reaches {mean / board.target:.0%} of the target and {chosen.arm}'s gain "
+                          f"over it ({_interval(c)}) is not significant: prompting with it is the better buy.")
+    if not chosen.meets_target and mean > (chosen.quality.mean or 0):
+        return best.arm, (f"No measured rung meets the target {board.target:.2f}; the best is {name}, above "
+                          f"{_fmt(chosen)}: prompt with that configuration.")
+    return None
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
