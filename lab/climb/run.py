@@ -240,7 +240,7 @@ def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
     """Seconds for the prompt step's configurations (`_prompt_step`) still to answer. The constrained
     pass re-measures the best configuration: known once the others are all measured, until then
     the task's own few-shot stands in."""
-    from ..evaluation.prompt_rung import PromptConfig, best_prompt_config, prompt_plan, run_scores
+    from ..evaluation.prompt_rung import best_prompt_config, config_of_run, prompt_plan
     from ..evaluation.runner import matching_run
 
     held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
@@ -253,9 +253,9 @@ def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
         secs, basis = eval_seconds(lab, task, [arm], run["id"] if run else None, ids, model_id)
         total += secs
         bases.add(basis)
-        scores = list(run_scores(lab, run["id"], arm, ids).values()) if run and not secs else []
-        if scores:
-            measured.append(PromptConfig(arm, mode, k, constrain, run["id"], sum(scores) / len(scores), len(scores)))
+        config = config_of_run(lab, run["id"], arm, mode, k, constrain, ids) if run and not secs else None
+        if config is not None and config.score is not None:
+            measured.append(config)
 
     for arm, mode, k in plan:
         add(arm, mode, k, task.constrain)

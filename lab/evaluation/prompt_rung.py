@@ -110,7 +110,7 @@ def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int
         if cancel is not None and cancel.is_set():
             break
         run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, **common)
-        configs.append(_config(lab, run_id, arm, mode, k, constrain, ids))
+        configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids))
     return configs
 
 
@@ -122,7 +122,9 @@ def prompt_plan(lab, task, held_out: Sequence, model: str | None = None, ks: Seq
     return [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks], notes
 
 
-def _config(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool, ids: Sequence[str]) -> PromptConfig:
+def config_of_run(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool,
+                  ids: Sequence[str]) -> PromptConfig:
+    """One configuration's score on `ids`, from the rows eval run `run_id` holds for `arm`."""
     per_example = run_scores(lab, run_id, arm, ids)
     return PromptConfig(arm, mode, k, constrain, run_id, stats.mean(list(per_example.values())),
                         len(per_example), per_example)
