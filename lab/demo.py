@@ -31,6 +31,7 @@ from typing import Callable
 
 from . import ladder
 from .evaluation.runner import done_keys, matching_run, run_eval
+from .evaluation.sample import held_out as sampled
 from .store import now
 from .tasks import Task, builtin_tasks, load_task
 from .tuning import jobs
@@ -327,11 +328,11 @@ def _prompt_tokens(task: Task, arm: str) -> float:
 
 
 def _eval_step(lab, task: Task, arms: list[str], adapter_step: Step | None, limit: int, speed) -> Step:
-    """Evaluating `arms` of `task` on its first `limit` held-out examples into the run `run_eval`
+    """Evaluating `arms` of `task` on `limit` held-out examples (`sampled`) into the run `run_eval`
     resumes. The tune arms join the run that holds the prompt arms' rows, unless that run was
     made with another adapter (or another training of it): then run_eval starts a new run, and
     every arm is evaluated again in it, so the scoreboard compares rows of one run."""
-    held_out = task.examples("eval")[:limit]
+    held_out = sampled(task, limit)
     run = matching_run(lab, task)
     adapter = adapter_step.adapter if adapter_step else None
     run_arms, counted = arms, arms  # what run_eval is asked for; what this step must answer

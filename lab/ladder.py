@@ -72,9 +72,14 @@ def fixed_shots(pool: Sequence, k: int) -> list[tuple[str, str]]:
     return [(e.input, e.output) for e in list(pool)[:k]]
 
 
+class SimilarShots(list):
+    """Examples ordered least to most similar (the most similar next to the question): `answer`
+    trims them from the front, so a short context drops the least similar first."""
+
+
 def similar_shots(lab, pool: Sequence, question: str, k: int) -> list[tuple[str, str]]:
     """The k pool examples most similar to the question (cosine of the lab's embedder), the
-    most similar last, next to the question."""
+    most similar last, next to the question (a `SimilarShots`)."""
     import numpy as np
 
     if k <= 0 or not pool:
@@ -85,7 +90,7 @@ def similar_shots(lab, pool: Sequence, question: str, k: int) -> list[tuple[str,
         cache[key] = _unit(lab.embedder().encode([e.input for e in pool]))
     q = _unit(lab.embedder().encode([question]))[0]
     order = np.argsort(-(cache[key] @ q))[:k][::-1]
-    return [(pool[i].input, pool[i].output) for i in order]
+    return SimilarShots((pool[i].input, pool[i].output) for i in order)
 
 
 def _unit(vectors):
@@ -96,16 +101,43 @@ def _unit(vectors):
 
 
 def fit_shots(lab, model: str | None, question: str, shots: list, instruction: str | None,
-              max_tokens: int, kind: str | None = None) -> list:
-    """Drop examples from the end until the prompt and the answer fit the context window
-    (the front stays, so the shared prefix of the other questions is still reused)."""
+              max_tokens: int, kind: str | None = None, trim_front: bool = False) -> list:
+    """Drop examples until the prompt and the answer fit the context window: from the end for
+    fixed examples (the front stays, so the shared prefix of the other questions is still
+    reused), from the front with `trim_front` (similar examples: the least similar go first)."""
     backend = lab.backend(model, kind)
     while shots:
         n = backend.count_tokens(backend.render(few_shot(question, shots, instruction)))
         if n + max_tokens <= backend.n_ctx - 8:
             break
-        shots = shots[:-1]
+        shots = shots[1:] if trim_front else shots[:-1]
     return shots
+
+
+# ---- the answer's token budget -----------------------------------------------------------------
+
+# Tokens beyond the longest label's own length: the end-of-turn token (llama.cpp stops with
+# "length" when the label's last token fills max_tokens) and a leading space or so.
+LABEL_ALLOWANCE = 4
+
+
+def answer_budget(lab, task, model: str | None = None, kind: str | None = None, constrain: bool = False) -> int:
+    """The completion budget for an answer to `task`: its max_tokens, raised for a label task to
+    fit the longest label plus LABEL_ALLOWANCE, since a label cut short is always wrong, whatever
+    the model knew. The label's length: its token count by the model's own tokenizer; constrained,
+    its UTF-8 bytes, because a grammar lets the model spell a label in any split of tokens (SmolLM2
+    wrote a 17-token label in 29), and the grammar ends the answer with the label anyway."""
+    labels = task.labels if task.output_format == "label" else None
+    if not labels:
+        return task.max_tokens
+    if constrain:  # every token is at least one byte
+        return max(task.max_tokens, max(len(x.encode("utf-8")) for x in labels) + LABEL_ALLOWANCE)
+    backend = lab.backend(model, kind)  # loads the model, to count with its tokenizer
+    cache = lab.__dict__.setdefault("_label_tokens", {})  # counted once per model and label set
+    key = (backend.info.id, kind, tuple(labels))
+    if key not in cache:
+        cache[key] = max(backend.count_tokens(label) for label in labels)
+    return max(task.max_tokens, cache[key] + LABEL_ALLOWANCE)
 
 
 # ---- constrained output ------------------------------------------------------------------------
@@ -190,6 +222,9 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
         model = model or tuned.base_model
         if system is None and tuned.instruction is not None:
             instruction = tuned.instruction  # serve with what it was trained with
+    if task is not None:  # never below what the longest label needs, whoever set the options
+        budget = max(options.max_tokens, answer_budget(lab, task, model, kind, constrain))
+        options = options.model_copy(update={"max_tokens": budget})
     served = _adapter_kw(lab, tuned, model, kind)
     if arm in RAG_ARMS:
         from .retrieval import ask_rag
@@ -207,8 +242,8 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
             if task is None:
                 raise ArmError("the few-shot arm needs example answers: pick a task (its few-shot pool is used)")
             shots = fixed_shots(few_shot_pool(task), task.few_shot_k if k is None else k)
-        max_tokens = options.max_tokens
-        shots = fit_shots(lab, model, question, list(shots), instruction, max_tokens, kind)
+        shots = fit_shots(lab, model, question, list(shots), instruction, options.max_tokens, kind,
+                          trim_front=isinstance(shots, SimilarShots))
         messages, used = few_shot(question, shots, instruction), len(shots)
     else:  # zero-shot and tune: the instruction and the question only
         messages = zero_shot(question, instruction)

@@ -54,6 +54,15 @@ def test_csv_with_a_bom_and_crlf_becomes_a_label_task(tmp_path):
     assert len({e.id for e in examples}) == 36
 
 
+def test_a_label_task_gets_room_for_its_longest_label(tmp_path):
+    long = "balance_not_updated_after_cheque_or_cash_deposit"  # 17 tokens on a real tokenizer
+    data = write_csv(tmp_path / "bank.csv", mails(labels=[long, "card_arrival", "top_up"]))
+    import_task(data, "bank", tmp_path)
+    assert load_task("bank", home=tmp_path).max_tokens >= 24  # ~3 characters a token, + the end of turn
+    import_task(write_csv(tmp_path / "mail.csv", mails()), "mail", tmp_path)
+    assert load_task("mail", home=tmp_path).max_tokens == 16  # short labels: as before
+
+
 def test_tsv_is_read_with_tabs(tmp_path):
     rows = [(f"What is {i} plus {i}?", str(2 * i) + " apples") for i in range(30)]
     data = write_csv(tmp_path / "sums.tsv", rows, header=("question", "answer"), delimiter="\t")
@@ -163,6 +172,17 @@ def test_stratified_split_and_few_shot_covering_every_label(tmp_path):
     assert [e["id"] for e in again.eval] == [e["id"] for e in plan.eval]  # seeded
     other = plan_task(write_csv(tmp_path / "mail.csv", rows), "mail", eval_size=0.4, seed=4)
     assert {e["id"] for e in other.eval} != {e["id"] for e in plan.eval}
+
+
+def test_eval_file_is_not_grouped_by_label(tmp_path):
+    """The held-out set stays the stratified one, written in a seeded order: its first rows are not
+    all one label (a first-N reader would have scored one label only)."""
+    data = write_csv(tmp_path / "mail.csv", mails(10, [f"part{i}" for i in range(6)]))
+    plan = import_task(data, "mail", tmp_path, eval_size=30, seed=1)
+    outputs = [e.output for e in load_task("mail", home=tmp_path).examples("eval")]
+    assert Counter(outputs) == {f"part{i}": 5 for i in range(6)} == Counter(e["output"] for e in plan.eval)
+    runs = 1 + sum(a != b for a, b in zip(outputs, outputs[1:]))  # blocks of one label in a row
+    assert runs > 12 and len(set(outputs[:6])) > 2, outputs
 
 
 def test_a_label_missing_from_eval_is_warned(tmp_path):

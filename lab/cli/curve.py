@@ -20,7 +20,7 @@ CONFIRM_ABOVE_S = 300  # ask before starting a curve estimated to take longer th
               help="Few-shot examples for the prompt arm (capped by the pool and by what fits the context).")
 @click.option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Train each size N times, each seed with its own subsets and initialisation.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N held-out examples.")
+@click.option("--limit", type=click.IntRange(min=1), help="A seeded, label-stratified sample of N held-out examples.")
 @click.option("--epochs", type=float, default=DEFAULT_EPOCHS, show_default=True,
               help="Training budget in epochs, the same for every size (each example seen as often).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Cap the steps of any one adapter (said when it bites).")
@@ -49,6 +49,7 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, cons
     """
     from ..evaluation.curve_run import (CurveInterrupted, estimate, load_curve, plan_settings, run_curve,
                                         step_counts, steps)
+    from ..evaluation.sample import held_out
     from ..tasks import load_task
 
     lab = lab_of(ctx)
@@ -60,7 +61,7 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, cons
     click.echo(f"plan: few-shot k = {', '.join(map(str, settings.ks))}; tune n = "
                f"{', '.join(map(str, settings.sizes))} x {settings.seeds} seed(s), {settings.epochs:g} epochs"
                + (f" (at most {settings.max_steps} steps each)" if settings.max_steps else "")
-               + f"; {len(t.examples('eval')[:limit])} held-out examples; {len(steps(settings))} points"
+               + f"; {len(held_out(t, limit))} held-out examples; {len(steps(settings))} points"
                + ("; answers constrained to the task's labels/schema" if settings.constrain else ""), err=True)
     counts = step_counts(lab, t, settings)
     click.echo("steps per adapter: " + ", ".join(f"n={n}: {s}" + (" (capped by --max-steps)" if capped else "")

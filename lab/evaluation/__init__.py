@@ -6,7 +6,8 @@
 
 Modules: `runner` (resumable runs), `scorers`, `stats` (`compare`: exact McNemar
 or sign-flip permutation tests, Wilson/BCa intervals, Holm), `costs`, `summary`
-(the scoreboard), `probe` (the staleness probe). How each arm answers is `lab.ladder`.
+(the scoreboard), `probe` (the staleness probe), `sample` (which held-out examples a
+limit scores). How each arm answers is `lab.ladder`.
 """
 from .runner import EvalError, latest_run, run_eval  # noqa: F401
 from .summary import Scoreboard, summarize  # noqa: F401

@@ -21,7 +21,8 @@ from ..store import now
 from ..tasks import load_task
 from .curve import (Curve, CurveError, CurveSettings, Scores, adapter_name, build_curve, nested_order, parse_ks,
                     parse_sizes, steps_for, subset)
-from .runner import run_eval
+from .runner import IDENTITY_DEFAULTS, run_eval
+from .sample import SAMPLE, held_out
 from .scorers import CONTINUOUS, primary_name
 
 TAG = "curve:"
@@ -236,9 +237,12 @@ def _run_steps(lab, task, settings: CurveSettings, plan: list[Step], cancel, pro
 # ---- reading a curve back -----------------------------------------------------------------------
 
 def tagged_run(lab, task, model_id: str, tag: str) -> dict | None:
+    """The point's newest run whose examples were chosen as `held_out` chooses them: a point
+    measured on the first N rows (before sampling; no "sample" key) is not read as this one."""
     rows = lab.store.query("select * from eval_runs where task = ? and task_hash = ? and model_id = ? and "
-                           "json_extract(config_json, '$.tag') = ? order by id desc limit 1",
-                           [task.name, task.hash(), model_id, tag])
+                           "json_extract(config_json, '$.tag') = ? and "
+                           "coalesce(json_extract(config_json, '$.sample'), ?) = ? order by id desc limit 1",
+                           [task.name, task.hash(), model_id, tag, IDENTITY_DEFAULTS["sample"], SAMPLE])
     return rows[0] if rows else None
 
 
@@ -264,7 +268,7 @@ def load_curve(lab, curve_id: int) -> Curve:
     row = row[0]
     settings = CurveSettings.model_validate(json.loads(row["settings_json"]))
     task = load_task(row["task"], home=lab.home)
-    ids = [e.id for e in task.examples("eval")][: settings.limit]
+    ids = [e.id for e in held_out(task, settings.limit)]
     few, k_used, tuned = {}, {}, {}
     complete = True
     for step in steps(settings):
@@ -325,7 +329,7 @@ def estimate(lab, task, settings: CurveSettings) -> tuple[float, str]:
 
     task = load_task(task, home=lab.home)
     write_subsets(lab, task, settings)
-    n_ids = len(task.examples("eval")[: settings.limit])
+    n_ids = len(held_out(task, settings.limit))
     model_id = model_id_of(lab)
     train_s, answers, basis = 0.0, {"few-shot": 0, "tune": 0}, ""
     for step in steps(settings):

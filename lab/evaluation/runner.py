@@ -21,6 +21,7 @@ from ..backends.base import BackendError, ServerUnavailable
 from ..ladder import ArmError
 from ..store import now
 from ..tasks import load_task
+from .sample import SAMPLE, held_out as sampled
 from .scorers import check_task, score_example
 
 
@@ -38,17 +39,18 @@ SAMPLING_TEMPERATURE = 0.7
 def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
               rag_k: int, constrain: bool = False, tag: str | None = None) -> dict:
     """What makes two evaluations comparable row for row (the run is resumed when it matches).
-    `tag` keeps a run apart from every other (a learning curve's points: `lab curve`)."""
-    return {"model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
-            "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,
+    `tag` keeps a run apart from every other (a learning curve's points: `lab curve`); `sample`
+    says how a limit chose its examples (`sample.held_out`)."""
+    return {"sample": SAMPLE, "model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
+            "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,  # callers: the effective budget
             "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE},
             "constrain": constrain, "tag": tag}
 
 
 # Identity keys added later, with the value every older run had (runs before constrained
-# decoding were unconstrained, runs before curves untagged), so those runs still resume and
-# never mix with new ones.
-IDENTITY_DEFAULTS = {"constrain": False, "tag": None}
+# decoding were unconstrained, runs before curves untagged, runs before `sample.held_out` scored
+# the first N rows of the file), so those runs keep their meaning and never mix with new ones.
+IDENTITY_DEFAULTS = {"constrain": False, "tag": None, "sample": "first"}
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -77,7 +79,8 @@ def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
 def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_shot_mode: str = "fixed",
                  k: int | None = None, rag_k: int = 4, constrain: bool | None = None) -> dict | None:
     """The stored run that `run_eval` with these settings would resume (None: it would start
-    one), found without loading the model; `lab demo` uses it to tell what is already done."""
+    one), found without loading the model (except for an unconstrained label task: its answer
+    budget is counted with the model's tokenizer); `lab demo` uses it to tell what is already done."""
     from ..models import ModelNotFound
 
     task = load_task(task, home=lab.home)
@@ -89,6 +92,7 @@ def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_s
     # constrain defaults as run_eval's does (the task's own setting), or a constrained task never matches
     constrain = task.constrain if constrain is None else bool(constrain)
     identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, constrain)
+    identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)  # as run_eval's
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
 def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
@@ -133,12 +137,13 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, served_as)
     model_sha = lab.model_sha(info)
     identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain, tag)
+    # the budget the answers get (raised to fit a label task's longest label): a run made under
+    # another budget is not resumed, its answers were cut at another length
+    identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
     run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
 
-    held_out = task.examples("eval")
-    if limit is not None:
-        held_out = held_out[:limit]
+    held_out = sampled(task, limit)
     if corpus:  # bring the index up to date with the documents (incremental: cheap when it is)
         from ..retrieval import index_corpus
 

@@ -307,6 +307,9 @@ def split(examples: list[dict], fmt: str, eval_size: int | float | None, seed: i
     rng.shuffle(pool)
     n_more = max(0, min(FEWSHOT, sum(map(len, rest.values())) // 2) - len(fewshot))
     fewshot += pool[:n_more]
+    # eval.jsonl in a seeded order, not grouped by label, so its first rows are not all one label;
+    # shuffled last, so the train and few-shot files stay what this seed always gave
+    rng.shuffle(evals)
     return pool[n_more:], evals, fewshot
 
 
@@ -406,7 +409,12 @@ def _multiline(s: str) -> str:
 def task_toml(plan: TaskPlan) -> str:
     k = min(len(plan.fewshot), max(FEWSHOT, len(plan.labels or [])))
     longest = max((len(e["output"]) for e in plan.train + plan.eval + plan.fewshot), default=0)
-    max_tokens = 16 if plan.output_format == "label" else min(512, max(32, longest // 3 + 24))
+    # No tokenizer here (no model is chosen yet): ~3 characters a token, an estimate. A label task
+    # gets room for its longest label (+ the end-of-turn token); at run time the ladder raises it
+    # to what the longest label needs on the model anyway (ladder.answer_budget).
+    longest_label = max((len(x) for x in plan.labels or []), default=0)
+    max_tokens = (max(16, longest_label // 3 + 8) if plan.output_format == "label"
+                  else min(512, max(32, longest // 3 + 24)))
     lines = [f"# Made by `lab task new` from {plan.source.name}; edit freely (output_format, scorers, "
              "instruction...).",
              f"name = {_string(plan.name)}",
