@@ -62,6 +62,8 @@ class Recommendation:
     provisional: bool = False  # no measurement backs it yet
     meets_target: bool | None = None  # evaluation: does the named rung reach the target? (None: not measured)
     thin_evidence: str | None = None  # evaluation on too few examples: why this is only a first look
+    verdict: str | None = None  # evaluation: the pick's `rung_choice.choose` state (meets, maybe, misses, as-good)
+    name: str | None = None  # the pick as measured: "few-shot, 8 similar examples, constrained"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +73,12 @@ class Recommendation:
                  "tune": "fine-tune (LoRA)", "tune+rag": "fine-tune + RAG",
                  "revisit": "revisit the problem definition"}.get(self.rung, self.rung)
         thin = " (evidence too thin: a first look, not a recommendation)" if self.thin_evidence else ""
+        if self.name and self.name not in (self.rung, title):
+            title = f"{title}: {self.name}"
+        if self.verdict == "maybe":
+            return f"Recommendation: {title} may meet the target; more held-out examples would tell{thin}"
+        if self.verdict == "as-good":
+            return f"Recommendation: {title}, as good as a rung that meets the target, and cheaper{thin}"
         if self.meets_target is False:
             return f"Recommendation: no measured rung meets the target yet; the best so far is {title}{thin}"
         return f"Recommendation: {title}{thin}" + (" (provisional: nothing measured yet)" if self.provisional else "")
@@ -184,12 +192,9 @@ def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, st
 # ---- with evaluation evidence ------------------------------------------------------------------
 
 def _interval(c) -> str:
-    """The difference, its interval, the raw and the Holm-corrected p, and n."""
-    from .evaluation.stats import format_p
+    from .evaluation.verdict import interval_text
 
-    ci = " (no interval)" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]"
-    holm = f", Holm {format_p(c.p_adjusted)}" if c.p_adjusted != c.p_value else ""
-    return f"{c.diff:+.3f}{ci}, {format_p(c.p_value)}{holm}, n={c.n}"
+    return interval_text(c)
 
 
 def _fmt(a) -> str:
@@ -231,13 +236,21 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         if len(allowed) < len(measured):
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
-    chosen = _choose(board, allowed, reasons, steps, change, best_prompt)
+    choice = _choose(board, allowed, best_prompt)
+    reasons += choice.reasons
+    steps += choice.steps
+    change += choice.change
+    chosen = choice.rung.row
     from_prompt_config = best_prompt is not None and chosen is best_prompt.arm
+    evidence["choice"] = {"arm": choice.rung.arm, "name": choice.rung.name, "verdict": choice.state,
+                          "candidates": choice.rung.candidates, "margin": _margin(board),
+                          "as_good": choice.as_good.as_dict() if choice.as_good is not None else None}
     _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
-    if best_prompt is not None:
+    if best_prompt is not None and best_prompt.comparison is not None:
         _tuning_against_best_prompt(best_prompt, reasons, evidence)
 
-    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change)
+    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
+              met=choice.state in ("meets", "as-good"))
 
     # Cost: when tuning pays for itself.
     for a in measured:
@@ -256,7 +269,8 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         change.append("the requirements stopped changing: tuned arms would be back in the running")
     return flag_thin_evidence(board, Recommendation(chosen.arm, reasons, evidence, steps, change,
                                                     source=f"eval run {board.run['id']}",
-                                                    meets_target=chosen.meets_target))
+                                                    meets_target=choice.state in ("meets", "as-good"),
+                                                    verdict=choice.state, name=choice.rung.name))
 
 
 def examples_to_run(board) -> int:
@@ -290,68 +304,32 @@ def flag_thin_evidence(board, rec: Recommendation) -> Recommendation:
     return rec
 
 
-def _choose(board, allowed: list, reasons: list, steps: list, change: list, best_prompt=None):
-    """The cheapest allowed rung that meets the target (or a cheaper one the evidence cannot tell
-    apart from it), else the best one; the best measured prompt configuration (another run's arm)
-    instead of a tuned rung when it is the better buy (`_best_prompt_instead`)."""
-    target = board.target
+def _margin(board) -> float:
+    from .evaluation.verdict import MARGIN
 
-    def cmp(a: str, b: str):
-        return board.comparison(a, b)
-
-    meeting = [a for a in allowed if a.meets_target]
-    if meeting:
-        chosen = meeting[0]
-        reasons.append(f"{_fmt(chosen)} meets the target {target:.2f} on {board.primary_metric}; "
-                       "it is the cheapest measured rung that does.")
-        # A cheaper rung within 90% of the target that the chosen one does not significantly beat
-        # is the better buy (seeds' practical tip: 90%+ of the target -> prompting may be sufficient).
-        for a in allowed:
-            if LADDER.index(a.arm) >= LADDER.index(chosen.arm):
-                break
-            c = cmp(a.arm, chosen.arm)
-            if a.quality.mean >= PROMPT_SHARE * target and c is not None and not c.significant:
-                reasons.append(f"But {_fmt(a)} reaches {a.quality.mean / target:.0%} of the target and "
-                               f"{chosen.arm}'s gain over it ({_interval(c)}) is not significant: "
-                               f"the cheaper {a.arm} is the better buy.")
-                steps.append("add held-out examples to tell the two apart (the interval is wide)"
-                             + (f": about {c.needed} in all for the observed difference" if c.needed else ""))
-                chosen = a
-                break
-        if chosen.quality.lo is not None and chosen.quality.lo < target <= (chosen.quality.hi or 0):
-            change.append(f"more held-out examples: {chosen.arm}'s interval [{chosen.quality.lo:.3f}, "
-                          f"{chosen.quality.hi:.3f}] straddles the target")
-        instead = _best_prompt_instead(board, chosen, best_prompt)
-        if instead:
-            chosen = instead[0]
-            reasons.append(instead[1])
-    else:
-        chosen = max(allowed, key=lambda a: (a.quality.mean, -LADDER.index(a.arm)))
-        instead = _best_prompt_instead(board, chosen, best_prompt)
-        reasons.append(instead[1] if instead else f"No measured rung meets the target {target:.2f}; "
-                       f"the best is {_fmt(chosen)}.")
-        chosen = instead[0] if instead else chosen
-
-    return chosen
+    return float(getattr(board, "margin", None) or MARGIN)
 
 
-def _best_prompt_instead(board, chosen, best) -> tuple | None:
-    """(the best measured prompt configuration's arm, why) when it, not the tuned rung `chosen`,
-    is the better buy: tuning is not significantly better than it, and it scores higher (no rung
-    meets the target) or reaches 90% of the target (the seeds' tip). None: keep `chosen`."""
-    if best is None or best.arm is None or chosen.arm not in TUNE_RUNGS:
-        return None
-    c, cfg, mean = best.comparison, best.config, best.arm.quality.mean
-    if mean is None or (c.significant and (c.diff or 0) > 0):
-        return None
-    name = f"the prompt rung's best measured configuration, {cfg.label()} ({best.arm.quality}, eval run {cfg.eval_run_id})"
-    if chosen.meets_target and mean >= PROMPT_SHARE * board.target:
-        return best.arm, (f"But {name} reaches {mean / board.target:.0%} of the target and {chosen.arm}'s gain "
-                          f"over it ({_interval(c)}) is not significant: prompting with it is the better buy.")
-    if not chosen.meets_target and mean > (chosen.quality.mean or 0):
-        return best.arm, (f"No measured rung meets the target {board.target:.2f}; the best is {name}, above "
-                          f"{_fmt(chosen)}: prompt with that configuration.")
-    return None
+def board_scores(board, arm: str) -> dict:
+    """{example id: primary score} of one scoreboard arm (repeats averaged)."""
+    return {e["id"]: e["outputs"][arm]["primary"] for e in board.examples
+            if arm in e["outputs"] and e["outputs"][arm]["primary"] is not None}
+
+
+def _choose(board, allowed: list, best_prompt=None):
+    """`rung_choice.choose` over the allowed arms; the prompt rung is its best measured configuration
+    (judged as the best of N) when the sweep measured several, else this run's prompt arms."""
+    from .evaluation.rung_choice import Rung, choose
+
+    rungs = [Rung(a.arm, a.arm, a.quality.mean, a.n, board_scores(board, a.arm), row=a) for a in allowed]
+    if best_prompt is not None and best_prompt.arm is not None and best_prompt.arm.quality.mean is not None:
+        cfg = best_prompt.config
+        rungs = [r for r in rungs if r.arm not in PROMPT_RUNGS]
+        name = f"{cfg.label()} (the prompt rung's best of {best_prompt.candidates} configurations"
+        rungs.append(Rung(cfg.arm, name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}")
+                          + ")", cfg.score, cfg.n, dict(cfg.per_example), candidates=best_prompt.candidates,
+                          row=best_prompt.arm))
+    return choose(rungs, board.target, _margin(board), board.score_kind)
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
@@ -367,18 +345,9 @@ def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = Fal
 
 
 def _verdict(c, what: str, pair: str, against: str = "") -> str:
-    """One paired comparison in words: helped, hurt, cannot be told yet, or not shown; `against`
-    names what it was measured against when that is not the pair's lower arm."""
-    interval, cap = _interval(c), what[0].upper() + what[1:]
-    over = f" over {against}" if against else ""
-    if c.significant and c.diff > 0:
-        return f"{cap} helped{over}: {pair} {interval} (significant)."
-    if c.significant:
-        return f"{cap} hurt{f' against {against}' if against else ''}: {pair} {interval} (significant)."
-    if c.too_few:
-        return (f"Whether {what} {f'beats {against}' if against else 'made a difference'} cannot be told yet "
-                f"({pair} {interval}): {c.reading()}")
-    return f"The evidence does not show that {what} helped{over}: {pair} {interval} (not significant)."
+    from .evaluation.verdict import helped_text
+
+    return helped_text(c, what, pair, against)
 
 
 def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
@@ -393,22 +362,25 @@ def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
     reasons.append(_verdict(c, "fine-tuning", f"{c.b} vs it", against=name))
 
 
-def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change) -> None:
+def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
+              met: bool = False) -> None:
     """When the target is not met: which rung to try next, by why the answers were wrong."""
     arms = {a.arm for a in measured}
     task = board.task
-    if chosen.meets_target:
+    if met:
         if not arms & TUNE_RUNGS and answers and answers.cost_or_latency_pressure \
                 and (train_examples or 0) >= MIN_EXAMPLES:
             steps.append(f"cost pressure: measure whether a tuned model's shorter prompts pay back its training: "
                          f"`lab train --task {task}`, `lab eval {task} --arms tune`")
         return
-    fails = {f: chosen.failures.get(f, 0) for f in ("output invalid", "retrieval missed", "answer wrong",
-                                                     "request failed")}
+    fails = {f: chosen.failures.get(f, 0) for f in ("output invalid", "truncated", "retrieval missed",
+                                                     "answer wrong", "request failed")}
     total = sum(fails.values()) or 1
     if any(fails.values()):
         reasons.append("Why the best rung's answers were wrong: " + ", ".join(
             f"{k} {v}" for k, v in fails.items() if v) + ".")
+    if fails["truncated"]:  # no rung fixes an answer cut off by the budget
+        steps.append(f"raise max_tokens in {task}'s task.toml: {fails['truncated']} answers ran into the budget")
     if fails["output invalid"] / total >= 0.5:
         reasons.append("Most failures are format failures: a behaviour problem, which tuning addresses "
                        "(flowchart step 3).")
@@ -435,7 +407,10 @@ def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reas
     if not steps:
         steps.append("no rung reaches the target: a larger base model (`lab models`), a lower target, or "
                      "more training data")
-    change.append(f"the target were lowered to {chosen.quality.mean:.2f}: {chosen.arm} would meet it")
+    bound = chosen.verdict.bound if getattr(chosen, "verdict", None) is not None else None
+    if bound is not None and bound > 0:  # the rule itself: the interval's lower end, not the mean
+        change.append(f"the target were lowered to {bound:.2f} (the lower end of {chosen.arm}'s interval): "
+                      f"{chosen.arm} would meet it")
 
 
 def advise(board=None, answers: Questionnaire | None = None, task: str = "TASK",
@@ -457,10 +432,16 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
 
     run = load_run(lab, board.run["id"])
     task = task_of_run(run)
-    best = best_prompt_for_run(lab, run, "tune", board.score_kind) if board.arm("tune") else None
-    if best is not None and best.config.eval_run_id != board.run["id"]:  # scored against this board's target
+    best = best_prompt_for_run(lab, run, "tune", board.score_kind)
+    if best is not None:  # its row, scored against this board's target
         judged = task.model_copy(update={"target": board.target})
-        best.arm = summarize(lab, best.config.eval_run_id, task=judged).arm(best.config.arm)
+        best.arm = (board.arm(best.config.arm) if best.config.eval_run_id == board.run["id"] else
+                    summarize(lab, best.config.eval_run_id, task=judged).arm(best.config.arm))
+    if best is not None and best.arm is not None and best.config.eval_run_id != board.run["id"]:
+        from dataclasses import replace  # a row and a point like any arm, named by its configuration
+
+        board.others = [replace(best.arm, arm=f"{best.config.label()} (best of {best.candidates}, run "
+                                              f"{best.config.eval_run_id})")]
     rec = advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
                                  has_corpus=bool(task.corpus), best_prompt=best)
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
@@ -485,27 +466,25 @@ def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
                        f"(learning curve: tune n={x.at_n} vs few-shot {_interval(c)}).")
         if have < x.at_n:
             steps.append(f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile")
-    elif largest in x.beaten_by_few_shot():
+    elif set(x.comparisons) <= set(x.beaten_by_few_shot()):
         reasons.append(f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
+                       f"(learning curve, largest: {_interval(x.comparisons[largest])}): stay with prompting.")
+    elif largest in x.beaten_by_few_shot():
+        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at the largest size measured, {largest} examples "
                        f"(learning curve: {_interval(x.comparisons[largest])}): stay with prompting.")
     else:
-        reasons.append(f"Few-shot at k = {x.best_k} is within the noise of tuning (learning curve, tune n={largest} "
-                       f"vs few-shot {_interval(x.comparisons[largest])}): stay with prompting.")
+        reasons.append(f"Tuning is not shown to beat few-shot at k = {x.best_k} at any size measured (learning "
+                       f"curve, tune n={largest} vs few-shot {_interval(x.comparisons[largest])}): stay with "
+                       "prompting unless more examples show otherwise.")
     s = curve.slope
     if s is not None and s.per_100 is not None:
         ci = s.interval_per_100
         gain = f"{s.per_100:+.3f} per 100 examples between n={s.n_from} and n={s.n_to}" + (
             f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        reasons.append(f"The tuned curve ({gain}): {s.reading()}.")
         if s.rising:
-            reasons.append(f"The tuned curve is still rising ({gain}): more examples will likely help.")
             steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
                          f"{s.n_to},{2 * s.n_to}`")
-        elif s.comparison.diff > 0:
-            reasons.append(f"The tuned curve still rises at its end, but not significantly ({gain}): too few "
-                           "held-out examples to tell whether more training data would help.")
-        else:
-            reasons.append(f"The tuned curve is flat or falling at its end ({gain}): more examples of the same "
-                           "kind may not help much.")
     return reasons, steps
 
 

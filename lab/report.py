@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .advisor import LADDER, Recommendation
 from .evaluation.stats import format_p
-from .evaluation.summary import FAILURES, method_note, money
+from .evaluation.summary import FAILURES, beyond_note, method_note, money
 
 COLORS = {"zero-shot": "#6b7280", "few-shot": "#2563eb", "rag": "#059669", "tune": "#d97706",
           "tune+rag": "#7c3aed"}
@@ -42,7 +42,7 @@ def _money(v) -> str:
 
 def chart_svg(board, width: int = 640, height: int = 360) -> str:
     """Quality (with its 95% interval) against cost per 1,000 requests, the target as a line."""
-    arms = [a for a in board.arms if a.quality.mean is not None]
+    arms = [a for a in board.arms + board.others if a.quality.mean is not None]
     left, right, top, bottom = 60, 20, 20, 50
     pw, ph = width - left - right, height - top - bottom
     xs = [a.cost.per_1k if a.cost else 0.0 for a in arms]
@@ -100,7 +100,7 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
              f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
              f"<h1>Ladder Lab report: {_e(board.task)}</h1>",
              f"<p class=meta>eval run {r['id']} · model {_e(r['model_id'])} · {_e(r['status'])}, "
-             f"{max((a.n for a in board.arms), default=0)} of {board.n_examples} held-out examples scored · "
+             f"{max((a.n + a.beyond for a in board.arms), default=0)} of {board.n_examples} held-out examples scored · "
              f"primary metric <b>{_e(board.primary_metric)}</b>, target <b>{board.target:.2f}</b> · "
              f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
     if prediction:
@@ -119,10 +119,10 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
         parts.append(climb_html(climb))
     parts.append("<h2>Scoreboard</h2>")
     rows = []
-    for a in board.arms:
+    for a in board.arms + board.others:
         rows.append([f'<b style="color:{COLORS.get(a.arm, "#111")}">{_e(a.arm)}</b>', str(a.n),
                      f"{_n(a.quality.mean)} <span class=small>[{_n(a.quality.lo)}, {_n(a.quality.hi)}]</span>",
-                     "yes" if a.meets_target else "no",
+                     a.meets_cell(),
                      "n/a" if a.format_valid is None else f"{a.format_valid:.0%}",
                      _n(a.latency_p50, 2), _n(a.latency_p95, 2), _n(a.prompt_tokens, 0),
                      _n(a.completion_tokens, 0),
@@ -131,6 +131,8 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
     parts.append(_table(["arm", "n", f"{board.primary_metric} [95% CI]", "meets target", "format valid",
                          "latency p50 s", "p95 s", "prompt tokens", "completion tokens", "cost / 1k requests",
                          "errors"], rows, {1, 5, 6, 7, 8, 10}))
+    if note := beyond_note(board):
+        parts.append(f"<p class=small>{_e(note)}</p>")
     parts.append(f"<h2>Quality versus cost</h2>{chart_svg(board)}")
     if curve is not None:
         parts.append(curve_section(curve))
@@ -152,7 +154,7 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
 
     parts.append("<h2>Why answers were wrong</h2>" + _table(
         ["arm", *FAILURES], [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
-        {1, 2, 3, 4}))
+        set(range(1, len(FAILURES) + 1))))
     keys = sorted({k for a in board.arms for k in a.metrics})
     if keys:
         parts.append("<h2>All metrics (mean per arm)</h2>" + _table(
@@ -172,8 +174,9 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
                      + _examples_table(agree[:max_examples], arms) + "</details>")
     parts.append("<h2>Cost assumptions</h2>" + _table(
         ["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()]))
-    parts.append("<p class=small>Quality intervals: Wilson for 0/1 scores, BCa bootstrap over examples for graded "
-                 "ones (repeats averaged per example). Differences: exact McNemar (sign) test on the examples where "
+    parts.append("<p class=small>Quality intervals: Clopper-Pearson over examples, for 0/1 and graded scores "
+                 "alike (repeats averaged per example); an arm meets the target when the interval's lower end "
+                 "is at or above it, 'maybe' when only its mean is. Differences: exact McNemar (sign) test on the examples where "
                  "the arms disagree for 0/1 scores, a paired sign-flip permutation test for graded ones; "
                  "significant when the Holm-corrected p is below 0.05 on at least 6 examples. Latency is the "
                  "model's time per request (retrieval not included); time-basis costs are that latency x the "

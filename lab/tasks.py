@@ -102,6 +102,8 @@ class Task(BaseModel):
     scorers: list[str] = Field(default_factory=lambda: ["exact_match"], min_length=1)
     primary_metric: str = Field("exact_match", min_length=1)  # the metric `target` is about
     target: float = 0.8  # the quality bar on primary_metric, 0..1
+    # "as good as": a cheaper rung may be at most this much worse (a non-inferiority test's margin)
+    margin: float = Field(0.05, gt=0.0, le=0.5)
     corpus: str | None = None  # a corpus name under the lab home's corpora/ (RAG tasks)
     train: Path | None = None
     eval: Path

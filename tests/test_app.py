@@ -205,12 +205,13 @@ def test_when_every_arm_fails_everywhere_the_page_says_so_and_shows_the_outputs(
     assert "Both few-shot and zero-shot failed on every one of the 2 examples" in significance
 
 
-def test_evaluate_with_one_example_shows_no_interval_instead_of_crashing(fake_lab):
+def test_evaluate_with_one_example_shows_a_wide_interval_instead_of_crashing(fake_lab):
     outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None,
                                  "fixed", False))
     status, scoreboard, plot, significance, failures, title, table = outs[-1]
     assert "2 results" in status and plot is not None
-    assert "[—]" in scoreboard  # a graded score on one example has no interval
+    # one graded score still gets an interval, as wide as one example deserves (issue 21: no zero widths)
+    assert "[—]" not in scoreboard and "| no |" in scoreboard
     assert "1 example" in significance
 
 

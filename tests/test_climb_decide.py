@@ -8,7 +8,7 @@ from lab.evaluation import stats
 
 
 def arm(name: str, hits: int, n: int, **failures) -> ArmResult:
-    """A binary arm with its real Wilson interval (what the scoreboard computes)."""
+    """A binary arm with its real interval (what the scoreboard computes)."""
     est = stats.mean_ci([1.0] * hits + [0.0] * (n - hits), "binary")
     fails = failures or {"answer wrong": n - hits}
     return ArmResult(name, est.mean, est.lo, est.hi, n, {k.replace("_", " "): v for k, v in fails.items()})
@@ -32,11 +32,22 @@ def test_meets_significantly_stops_at_the_cheapest_rung():
     assert (d.action, d.outcome) == ("stop", "meets") and "few-shot" in d.reason
 
 
-def test_mean_meets_but_interval_does_not_asks_for_more_examples_when_some_are_unused():
+def test_a_maybe_with_unused_examples_evaluates_more_of_them_itself():
+    # issue 21: the climb stopped with "rerun with a larger --limit" although 70 examples were unused
     s = situation(done=["prompt"], limit=8, results={"few-shot": arm("few-shot", 7, 8)})
-    assert judge(s.results["few-shot"], 0.8) == "not-significant"
+    assert judge(s.results["few-shot"], 0.8) == "maybe"
     d = next_step(s)
-    assert (d.action, d.outcome) == ("stop", "not-significant") and "--limit" in d.reason
+    assert (d.action, d.step, d.outcome, d.limit) == ("more", "prompt", "maybe", 16)
+    assert "evaluating 16" in d.reason
+
+
+def test_a_maybe_stops_only_when_evaluating_more_would_not_fit_the_budget():
+    s = situation(done=["prompt"], limit=40, results={"few-shot": arm("few-shot", 35, 40)},
+                  budget_left_s=30.0, estimates={"more": 300.0})
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "maybe") and "budget" in d.reason
+    s.estimates["more"] = 10.0
+    assert next_step(s).action == "more" and next_step(s).limit == 80
 
 
 def test_not_significant_on_every_example_climbs_on():
@@ -128,16 +139,29 @@ def test_tune_meeting_stops_there():
     assert next_step(s).outcome == "meets"
 
 
-def test_graded_scores_use_the_bootstrap_interval():
+def test_graded_scores_use_the_clopper_pearson_interval():
     est = stats.mean_ci([0.9, 1.0, 0.95, 1.0, 0.92, 0.97, 1.0, 0.99] * 3, "graded")
     graded = ArmResult("few-shot", est.mean, est.lo, est.hi, est.n)
-    assert judge(graded, 0.85) == "meets" and judge(graded, 0.97) != "meets"
+    assert judge(graded, 0.8) == "meets" and judge(graded, 0.85) == "maybe" and judge(graded, 0.97) == "misses"
 
 
 def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
-    est = stats.mean_ci([1.0, 1.0, 1.0], "graded")  # no spread: the bootstrap interval is the point
-    assert est.lo == 1.0
-    assert judge(ArmResult("tune", est.mean, est.lo, est.hi, est.n), 0.85) == "not-significant"
+    est = stats.mean_ci([1.0] * 6, "graded")  # no spread, yet the interval reflects n (issue 21)
+    assert est.lo < 0.6
+    assert judge(ArmResult("tune", est.mean, est.lo, est.hi, est.n), 0.85) == "maybe"
+
+
+def test_the_best_of_many_prompt_configurations_pays_for_the_pick():
+    # 19 of 20 meets 0.75 alone (lower end 0.751), but not as the best of 11 configurations
+    results = {"zero-shot": arm("zero-shot", 10, 20), "few-shot": arm("few-shot", 12, 20)}
+    results |= {f"few-shot ({k} similar)": arm(f"few-shot ({k} similar)", 12, 20) for k in range(2, 10)}
+    results["few-shot (8 similar, constrained)"] = arm("few-shot (8 similar, constrained)", 19, 20)
+    alone = arm("x", 19, 20)
+    assert judge(alone, 0.75) == "meets"
+    best = best_of(situation(done=["prompt"], results=results), "prompt")
+    assert best.candidates == 11 and judge(best, 0.75) == "maybe"
+    d = next_step(situation(done=["prompt"], target=0.75, limit=20, results=results))
+    assert d.action == "more" and "best of 11" in d.reason
 
 
 def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheaper():

@@ -125,7 +125,7 @@ def test_seeds_average_per_example_and_spread():
     curve = build_curve("t", "label_accuracy", 0.8, 300, {4: table(0.2)}, {50: [s0, s1], 100: [table(0.9), table(0.7)]})
     p = curve.tuned[1]
     assert p.spread == (pytest.approx(0.7), pytest.approx(0.9)) and p.quality.mean == pytest.approx(0.8)
-    assert p.quality.method == "BCa bootstrap"  # averaged seeds are graded scores
+    assert p.quality.method == "Clopper-Pearson on the mean of [0, 1] scores"  # averaged seeds are graded
     assert curve.crossover.at_n == 50 and curve.slope.rising
 
 
@@ -235,6 +235,28 @@ def test_cancel_mid_curve_then_rerun_resumes_without_retraining_or_duplicates(cu
                                 "group by 1, 2, 3 having c > 1")
     assert dup == []
     assert load_curve(curve_lab, curve_id).complete
+
+
+def test_points_measured_before_sampling_are_measured_again_not_read(curve_lab):
+    """A point's run without the identity's "sample" key scored the first N rows: the curve reads
+    only runs on `held_out`'s sample, and a rerun scores them without training again."""
+    import json
+
+    from lab.evaluation.curve_run import load_curve, plan_settings, run_curve
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    settings, _ = plan_settings(task, "8", "0", limit=2, epochs=1)
+    curve_id = run_curve(curve_lab, task, settings, progress=False, say=lambda m: None)
+    for run in curve_lab.store.query("select id, config_json from eval_runs"):
+        config = json.loads(run["config_json"])
+        del config["sample"]  # as a run made before
+        curve_lab.store.update("eval_runs", run["id"], {"config_json": json.dumps(config)})
+    old = load_curve(curve_lab, curve_id)
+    assert not old.complete and not old.few_shot and not old.tuned
+    assert run_curve(curve_lab, task, settings, progress=False, say=lambda m: None) == curve_id
+    assert curve_lab.trained == ["specialty-n8s0"] and load_curve(curve_lab, curve_id).complete
+    assert curve_lab.store.query("select count(*) as n from eval_runs")[0]["n"] == 4
 
 
 def test_changed_training_settings_retrain(curve_lab):

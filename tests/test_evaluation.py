@@ -251,6 +251,47 @@ def test_limit_then_full_continues_and_new_arms_join(fake_lab, label_task):
     assert other != run_id and count(fake_lab, other) == 6
 
 
+def test_a_limit_evaluates_the_seeded_stratified_sample(fake_lab, label_task):
+    from lab.evaluation.sample import held_out
+
+    run_id = run_eval(fake_lab, label_task, ["zero-shot"], limit=3, progress=False)
+    scored = [r["example_id"] for r in fake_lab.store.query(
+        "select example_id from eval_results where eval_run_id = ? order by rowid", [run_id])]
+    sample = held_out(load_task(label_task), 3)
+    assert scored == [e.id for e in sample] and len({e.output for e in sample}) == 3  # one of each label
+
+
+def test_every_arm_is_judged_on_the_examples_all_of_them_scored(fake_lab, label_task):
+    """issue 21: a run filled to 6 examples for zero-shot and 4 for few-shot showed n = 6 beside n = 4;
+    both are judged on the same 4, and the text says what was left out."""
+    run_id = run_eval(fake_lab, label_task, ["zero-shot"], limit=6, progress=False)
+    assert run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], limit=4, progress=False) == run_id
+    board = summarize(fake_lab, run_id)
+    z, f = board.arm("zero-shot"), board.arm("few-shot")
+    assert (z.n, z.beyond, f.n, f.beyond) == (4, 2, 4, 0) and z.quality.n == 4
+    assert "judged on the 4 examples all of them scored; left out, scored by some arms only: zero-shot 2" \
+        in board.to_text()
+    from lab.evaluation.summary import coverage
+
+    assert coverage(board).startswith("6 of 6 examples")
+
+
+def test_a_run_from_before_sampling_is_never_resumed_by_a_sampled_call(fake_lab, label_task):
+    """A run whose identity lacks "sample" scored the file's first N rows: a limited call now scores
+    another sample, so it starts its own run and the old one keeps its meaning."""
+    from lab.evaluation.runner import matching_run
+
+    old = run_eval(fake_lab, label_task, ["zero-shot"], limit=2, progress=False)
+    config = json.loads(fake_lab.store.query("select config_json from eval_runs where id = ?", [old])[0]["config_json"])
+    assert config.pop("sample") == "stratified-v1"
+    fake_lab.store.update("eval_runs", old, {"config_json": json.dumps(config)})  # as a run made before
+    assert matching_run(fake_lab, label_task) is None
+    new = run_eval(fake_lab, label_task, ["zero-shot"], limit=2, progress=False)
+    assert new != old and count(fake_lab, old) == 2 and count(fake_lab, new) == 2
+    assert matching_run(fake_lab, label_task)["id"] == new
+    assert run_eval(fake_lab, label_task, ["zero-shot"], limit=4, progress=False) == new  # a larger limit extends it
+
+
 def test_repeats_sample_with_a_seed_per_repeat(fake_lab, label_task):
     run_id = run_eval(fake_lab, label_task, ["zero-shot"], repeats=3, progress=False)
     assert count(fake_lab, run_id) == 18
@@ -297,28 +338,54 @@ def test_bad_arms_and_missing_corpus_fail_before_any_row(fake_lab, label_task):
 
 
 def test_scoreboard_failures_disagreements_and_paired_tests(fake_lab, label_task):
+    from lab.evaluation.sample import held_out
+
     # zero-shot: 3 right, 1 wrong label, 2 not a label; few-shot: all right
-    fake_lab.fake.queue("Dermatologist", "Neurologist", "Neurologist", "I cannot tell", "Cardiologist", "hmm",
-                        "Dermatologist", "Cardiologist", "Neurologist", "Dermatologist", "Cardiologist", "Neurologist")
+    zero = {"e0": "Dermatologist", "e1": "Neurologist", "e2": "Neurologist", "e3": "I cannot tell",
+            "e4": "Cardiologist", "e5": "hmm"}
+    order = held_out(load_task(label_task))  # the order the runner asks them in, arm by arm
+    fake_lab.fake.queue(*[zero[e.id] for e in order], *[e.output for e in order])
     run_id = run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], progress=False)
     board = summarize(fake_lab, run_id)
     z, f = board.arm("zero-shot"), board.arm("few-shot")
     assert z.quality.mean == pytest.approx(0.5) and f.quality.mean == 1.0
-    assert z.failures == {"request failed": 0, "output invalid": 2, "retrieval missed": 0, "answer wrong": 1}
-    assert z.format_valid == pytest.approx(4 / 6) and f.meets_target and not z.meets_target
+    assert z.failures == {"request failed": 0, "truncated": 0, "output invalid": 2, "retrieval missed": 0,
+                          "answer wrong": 1}
+    # 6 of 6 only *may* meet 0.8: the interval's lower end is 0.54 (one verdict: `verdict.meets`)
+    assert z.format_valid == pytest.approx(4 / 6) and f.verdict.state == "maybe" and not f.meets_target
+    assert z.verdict.state == "misses" and f.meets_cell() == "maybe" and "maybe" in board.to_text()
     assert f.metrics["macro_f1"] == 1.0 and z.metrics["macro_f1"] < 1
     c = board.comparison("zero-shot", "few-shot")
     assert c.diff == pytest.approx(0.5) and c.n == 6
-    # 0/1 scores: the exact McNemar test on the 3 examples only few-shot got right, Wilson per arm
+    # 0/1 scores: the exact McNemar test on the 3 examples only few-shot got right
     assert board.score_kind == "binary" and c.kind == "binary" and (c.wins, c.losses) == (3, 0)
     assert c.p_value == pytest.approx(0.25) and c.verdict == "not significant"
-    assert z.quality.method == "Wilson" and z.quality.lo > 0.15 and f.quality.hi == 1.0 and f.quality.lo < 1
+    assert z.quality.method == "Clopper-Pearson" and z.quality.lo > 0.1 and f.quality.hi == 1.0 and f.quality.lo < 1
     assert sum(e["disagree"] for e in board.examples) == 3
     text = board.to_text()
     assert "few-shot vs zero-shot" in text and "output invalid" in text
     assert "exact McNemar" in text and "few-shot beat zero-shot on 3 of 6 examples and lost on 0" in text
     assert "(time basis)" in text and "$" in text  # a cost says its unit
     json.dumps(board.as_dict(), default=str)  # serialisable for --json
+
+
+def test_an_answer_cut_off_by_the_token_budget_is_truncated_not_invalid(fake_lab, label_task, monkeypatch):
+    """finish_reason "length" (stored in `generations`): the scoreboard blames the budget, not the model."""
+    real = fake_lab.fake.generate
+
+    def cut_short(*args, **kw):
+        gen = real(*args, **kw)
+        if gen.text == "Dermatol":  # what a budget too small for the label leaves
+            gen.finish_reason = "length"
+        return gen
+
+    monkeypatch.setattr(fake_lab.fake, "generate", cut_short)
+    fake_lab.fake.queue("Dermatol", "hmm", "Neurologist", "Dermatologist", "Cardiologist", "Neurologist")
+    board = summarize(fake_lab, run_eval(fake_lab, label_task, ["zero-shot"], progress=False))
+    z = board.arm("zero-shot")
+    assert z.failures["truncated"] == 1 and z.failures["output invalid"] == 1
+    assert board.examples[0]["outputs"]["zero-shot"]["failure"] == "truncated"
+    assert "truncated: the answer ran into the token budget (max_tokens) before it finished" in board.to_text()
 
 
 KILL_SCRIPT = """
@@ -513,6 +580,7 @@ def test_probe_edits_a_scratch_copy_and_reindexes(fake_lab):
 def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
     """few_shot_mode='similar': the k pool examples nearest each question (real MiniLM embedder),
     the nearest last, next to the question."""
+    from lab.evaluation.sample import held_out
     from lab.ladder import similar_shots
     from lab.tasks import Example
 
@@ -523,7 +591,12 @@ def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
     fake_lab.fake.default = "Dermatologist"
     run_id = run_eval(fake_lab, label_task, ["few-shot"], k=1, few_shot_mode="similar", limit=3, progress=False)
     assert count(fake_lab, run_id) == 3
-    assert fake_lab.fake.calls[0]["messages"][1]["content"] == "acne on my back"  # rash -> acne
+    asked = [c["messages"][-1]["content"] for c in fake_lab.fake.calls]
+    assert asked == [e.input for e in held_out(load_task(label_task), 3)]  # the sample, in its order
+    assert run_eval(fake_lab, label_task, ["few-shot"], k=1, few_shot_mode="similar", progress=False) == run_id
+    shots = {c["messages"][-1]["content"]: c["messages"][1]["content"] for c in fake_lab.fake.calls}
+    assert len(shots) == count(fake_lab, run_id) == 6  # all of them: the rest added to the run
+    assert shots["itchy rash on my arm"] == "acne on my back"  # rash -> acne
 
 
 # ---- the scoreboard in plain words ------------------------------------------------------------------

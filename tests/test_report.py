@@ -35,7 +35,10 @@ def finished_run(fake_lab, tmp_path):
     (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     # zero-shot: always Dermatologist (half right, a <script> in one answer); few-shot: all right
     zero = ["Dermatologist"] * 7 + ["<script>alert(1)</script>"]
-    fake_lab.fake.queue(*zero, *[r["output"] for r in rows])
+    from lab.evaluation.sample import held_out
+    from lab.tasks import load_task
+
+    fake_lab.fake.queue(*zero, *[e.output for e in held_out(load_task(str(folder / "task.toml")))])
     run_id = run_eval(fake_lab, folder, ["zero-shot", "few-shot"], progress=False)
     return fake_lab, run_id
 

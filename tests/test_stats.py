@@ -122,10 +122,31 @@ def test_graded_interval_is_scipys_paired_bca_bootstrap():
     ref = sps.bootstrap((a, b), lambda x, y, axis=-1: np.mean(y - x, axis=axis), paired=True, method="BCa",
                         n_resamples=stats.N_BOOT, rng=np.random.default_rng(11)).confidence_interval
     assert (c.lo, c.hi) == pytest.approx((ref.low, ref.high))
-    e = stats.mean_ci(a, seed=2)
-    ref = sps.bootstrap((a,), np.mean, method="BCa", n_resamples=stats.N_BOOT,
-                        rng=np.random.default_rng(2)).confidence_interval
-    assert e.method == "BCa bootstrap" and (e.lo, e.hi) == pytest.approx((ref.low, ref.high))
+
+
+def test_graded_mean_gets_the_clopper_pearson_interval_of_its_fractional_sum():
+    a = np.random.default_rng(6).random(30)
+    e = stats.mean_ci(a)
+    s = a.sum()
+    assert e.method.startswith("Clopper-Pearson")
+    assert (e.lo, e.hi) == pytest.approx((sps.beta.ppf(0.025, s, 30 - s + 1), sps.beta.ppf(0.975, s + 1, 30 - s)))
+
+
+def test_graded_scores_with_no_spread_still_get_an_interval_that_reflects_n():
+    # issue 21: six perfect field-accuracy scores had a zero-width interval and "met" any target
+    e = stats.mean_ci([1.0] * 6, "graded")
+    assert e.hi == 1.0 and e.lo == pytest.approx(0.025 ** (1 / 6)) and e.lo < 0.55
+    assert stats.mean_ci([1.0] * 60, "graded").lo > 0.9  # more examples, a tighter bound
+
+
+@pytest.mark.parametrize("n", [8, 12, 20])
+def test_the_lower_bound_keeps_its_promise_at_small_n(n):
+    # issue 21: BCa's lower bound lay above the true mean 8.0% of the time at n = 8 (nominal 2.5%).
+    # Exactly, over every outcome of n Bernoulli(p) scores: Clopper-Pearson never exceeds 2.5%.
+    k = np.arange(n + 1)
+    for p in (0.5, 0.7, 0.75, 0.9):
+        lows = np.array([stats.mean_ci([1.0] * i + [0.0] * (n - i)).lo for i in k])
+        assert sps.binom.pmf(k, n, p)[lows > p].sum() <= 0.025
 
 
 def _wilson_by_hand(k, n):
@@ -136,12 +157,13 @@ def _wilson_by_hand(k, n):
 
 
 @pytest.mark.parametrize("k,n", [(0, 36), (36, 36), (7, 20), (1, 1)])
-def test_binary_rate_has_a_wilson_interval(k, n):
+def test_binary_rate_has_the_exact_clopper_pearson_interval(k, n):
     e = stats.mean_ci([1.0] * k + [0.0] * (n - k))
-    assert e.method == "Wilson" and e.mean == pytest.approx(k / n)
-    assert (e.lo, e.hi) == pytest.approx(_wilson_by_hand(k, n))
+    assert e.method == "Clopper-Pearson" and e.mean == pytest.approx(k / n)
+    ref = sps.binomtest(k, n).proportion_ci(method="exact")
+    assert (e.lo, e.hi) == pytest.approx((ref.low, ref.high))
     if k == 0:
-        assert e.lo == 0 and e.hi == pytest.approx(Z * Z / (n + Z * Z))  # 0 of 36: [0, 0.096], not [0, 0]
+        assert e.lo == 0 and e.hi == pytest.approx(1 - 0.025 ** (1 / n))  # 0 of 36: [0, 0.097], not [0, 0]
 
 
 def test_newcombe_interval_reduces_to_the_textbook_formula_when_pairs_are_uncorrelated():
@@ -246,6 +268,36 @@ def test_seeded_and_serialisable():
 def test_summaries_skip_none_and_percentiles():
     assert stats.mean_ci([None, None]).mean is None
     assert stats.mean_ci([1.0, None, 0.0]).n == 2
-    assert str(stats.mean_ci([0.4])) == "0.400 [n/a]"  # one graded score: no interval
+    assert stats.mean_ci([0.4]).lo < 0.05 and stats.mean_ci([0.4]).hi > 0.95  # one score: nearly no information
     assert stats.percentile([1, 2, 3, 4, 5], 50) == 3
     assert stats.percentile([1.0] * 19 + [10.0], 95) == pytest.approx(1.45)
+
+
+# ---- non-inferiority ("as good as") ------------------------------------------------------------
+
+def test_noninferiority_is_shown_only_when_the_bound_clears_the_margin():
+    same = np.array([1.0] * 180 + [0.0] * 20)
+    ni = stats.noninferior(same, same, 0.05, "binary")
+    assert ni.shown and ni.diff == 0 and ni.lo > -0.05
+    few = stats.noninferior(same[:20], same[:20], 0.05, "binary")
+    assert not few.shown and few.needed and few.needed > 20  # 20 identical pairs cannot show it yet
+
+
+def test_not_significantly_better_is_not_as_good():
+    # issue 21: n = 20, few-shot 0.70, tune 0.85: tune's gain is not significant, yet few-shot is not
+    # shown to be within 5 points of it either
+    few = np.array([1.0] * 14 + [0.0] * 6)
+    tune = np.array([1.0] * 14 + [1.0] * 3 + [0.0] * 3)
+    assert not stats.compare(few, tune).significant
+    assert not stats.noninferior(few, tune, 0.05).shown
+
+
+def test_graded_noninferiority_uses_a_one_sided_t_bound():
+    rng = np.random.default_rng(3)
+    cheap = rng.random(40)
+    costly = np.clip(cheap + rng.normal(0, 0.02, 40), 0, 1)
+    ni = stats.noninferior(cheap, costly, 0.05, "graded")
+    d = cheap - costly
+    expect = d.mean() - sps.t.ppf(0.95, 39) * d.std(ddof=1) / math.sqrt(40)
+    assert ni.lo == pytest.approx(expect) and ni.shown
+    assert stats.noninferior(cheap, costly, 0.05, "graded", candidates=11).lo < ni.lo  # the best of 11 pays

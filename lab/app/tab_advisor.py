@@ -15,8 +15,6 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 UNKNOWN = "don't know yet"
-RUNG_TITLES = {"zero-shot": "Prompt (zero-shot)", "few-shot": "Prompt (few-shot)", "rag": "RAG",
-               "tune": "Fine-tune (LoRA)", "tune+rag": "Fine-tune + RAG", "revisit": "Revisit the problem"}
 
 
 def setup(lab: Lab):
@@ -42,18 +40,15 @@ def advise(lab: Lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge:
 
 
 def render(rec, board=None) -> str:
-    out = [f"## Recommendation: {RUNG_TITLES.get(rec.rung, rec.rung)}"
-           + (" *(provisional: nothing measured yet)*" if rec.provisional else "")
-           + (" *(evidence too thin: a first look, not a recommendation)*" if rec.thin_evidence
-              else ""),
+    out = [f"## {rec.headline()}",  # the advisor's own words: one verdict, every face
            f"Based on: **{rec.source}**", "", "**Why**"]
     out += [f"- {r}" for r in rec.reasons]
     if board is not None:
         rows = []
-        for a in board.arms:
+        for a in board.arms + board.others:
                 rows.append([LABELS.get(a.arm, a.arm), a.n,
                          _ui.quality_ci(a.quality),
-                         "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
+                         a.meets_cell(), _ui.pct(a.format_valid),
                          f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
                          str(a.break_even) if a.break_even else "—"])
         out += ["", f"**The numbers** (task {board.task}, {board.primary_metric}, target {board.target:.0%})", "",

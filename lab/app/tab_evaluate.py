@@ -214,7 +214,7 @@ def board_outputs(board):
     for a in board.arms:
         rows.append([LABELS.get(a.arm, a.arm), a.n,
                      _ui.quality_ci(a.quality),
-                     "yes" if a.meets_target else "no", _ui.pct(a.format_valid),
+                     a.meets_cell(), _ui.pct(a.format_valid),
                      _ui.secs(a.latency_p50), _ui.secs(a.latency_p95), _num(a.prompt_tokens),
                      _num(a.completion_tokens), f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
                      f"{_ui.secs(a.training_wall_s)} on {a.training_device} = {_ui.money(a.training_cost)}"

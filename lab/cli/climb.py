@@ -22,10 +22,11 @@ rung that meets the target.
      the adapter TASK-climb, then evaluate tune (and tune+rag with a corpus).
 
 \b
-Meets the target: the lower end of the rung's 95% interval (Wilson for 0/1 scores, BCa
-bootstrap for graded ones) is at or above the target, on at least 6 examples. A mean above
-the target whose interval reaches below it is "not significant": with --limit leaving examples
-unused, the climb stops and asks for more of them.
+Meets the target: the lower end of the rung's 95% interval (Clopper-Pearson) is at or above
+the target, on at least 6 examples; the prompt rung's best of N configurations is held to the
+interval at 1 - 0.05/N, so picking the best does not flatter it. A mean above the target whose
+interval reaches below it is "maybe": with --limit leaving held-out examples unused, the climb
+evaluates more of them (the limit doubles, finished examples are reused) and decides again.
 
 \b
 Before each step it prints what it will do, why, and the time it expects from this lab's
@@ -43,7 +44,7 @@ Then: lab report TASK draws the path.
                                                                           "would not fit in what is left.")
 @click.option("--up-to", type=click.Choice(["prompt", "rag", "tune"]), default="tune", show_default=True,
               help="The highest rung to climb to.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N held-out examples.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate a seeded, label-stratified sample of N held-out examples (doubled while a verdict is 'maybe').")
 @click.option("--train-steps", type=click.IntRange(min=1),
               help="Optimizer steps for the adapter (default: one epoch, this machine's defaults).")
 @click.option("--min-train", type=click.IntRange(min=20), default=200, show_default=True,

@@ -80,7 +80,8 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
 @click.argument("task")
 @click.option("--arms", help="Comma-separated, from zero-shot,few-shot,rag,tune,tune+rag "
                              "(default: zero-shot,few-shot, plus rag when the task has a corpus).")
-@click.option("--limit", type=int, help="Only the first N held-out examples (run again without it to finish).")
+@click.option("--limit", type=int, help="A seeded, label-stratified sample of N held-out examples, the same every run "
+              "(a larger N extends it; run again without it to finish).")
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="R > 1 samples each example R times (temperature 0.7, one seed per repeat).")
 @click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
@@ -152,11 +153,17 @@ def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
     if as_json:
         click.echo(json.dumps({"configs": [c.as_dict() for c in configs], "best": best.as_dict()}, indent=2))
         return
+    from ..evaluation.verdict import meets
+    from ..tasks import load_task
+
     table(["configuration", "score", "n", "eval run"],
-          [(c.label() + ("  <- best" if c is best else ""), "n/a" if c.score is None else f"{c.score:.3f}", c.n,
-            c.eval_run_id) for c in configs])
-    click.echo(f"\nbest prompt configuration: {best.label()} ({best.score:.3f} on {best.n} examples); "
-               f"`lab advise {task.name}` measures the tuned arm against it")
+          [(c.label() + ("  <- best" if c is best else "  (dropped by the race)" if c.dropped else ""),
+            "n/a" if c.score is None else f"{c.score:.3f}", c.n, c.eval_run_id) for c in configs])
+    target = load_task(task, home=lab.home).target
+    judged = meets(best.score, best.n, target, candidates=len(configs))
+    click.echo(f"\nbest prompt configuration: {best.label()} ({best.score:.3f} on {best.n} examples, the best of "
+               f"{len(configs)}). {judged.text(best.label())}\n`lab advise {getattr(task, 'name', task)}` measures "
+               "the tuned arm against it")
 
 
 def _questionnaire(lab, task, flags: dict, interactive: bool):

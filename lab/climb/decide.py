@@ -9,24 +9,26 @@ The seeds' order (prompt -> RAG -> fine-tune, stop at the first that works) and 
 - "Do you have 200+ high-quality examples? yes -> fine-tune; no -> collect more data" (and the
   trainer refuses under 20).
 
-"Meets the target" means meets it *significantly enough to trust*: the lower end of the arm's
-95% interval (Wilson for 0/1 scores, BCa bootstrap for graded ones: `lab.evaluation.stats`)
-is at or above the target, on at least 6 examples (the lab's floor for "significant"). A mean
-above the target whose interval still reaches below it is "not significant": with held-out examples left unused (--limit) the climb stops and asks for
-more of them; with none left, it climbs on.
+"Meets the target" is `lab.evaluation.verdict.meets`, the one verdict every face uses: the lower
+end of the rung's 95% interval at or above the target, on at least 6 examples; the prompt rung's
+best of N configurations is held to the Bonferroni-adjusted interval (1 - 0.05/N), so picking the
+best does not inflate it. A mean above the target whose bound is below it is "maybe": with
+held-out examples left unused (--limit) the climb evaluates more of them itself (the limit
+doubles; the sample is nested, so finished examples are reused) and decides again; with none
+left, it climbs on.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+
+from ..evaluation import verdict
 
 STEPS = ["prompt", "rag", "tune"]
 STEP_ARMS = {"prompt": ("zero-shot", "few-shot"), "rag": ("rag",), "tune": ("tune", "tune+rag")}
 MIN_TRAIN = 200  # seeds: "typically 200+ examples minimum"
 TRAINER_MINIMUM = 20  # lab.tuning.datasets.MIN_EXAMPLES: the trainer refuses fewer
 FORMAT_SHARE = 0.5  # failures that are mostly "output invalid" are a format (behaviour) problem
-MIN_N = 6  # lab.evaluation.stats.MIN_PAIRS: fewer examples are never "significant"
-RULE = ("a rung meets the target when the lower end of its 95% interval (Wilson for 0/1 scores, "
-        f"BCa bootstrap for graded ones) is at or above the target, on at least {MIN_N} examples")
+RULE = verdict.RULE
 
 
 @dataclass
@@ -38,12 +40,15 @@ class ArmResult:
     hi: float | None
     n: int
     failures: dict[str, int] = field(default_factory=dict)
+    candidates: int = 1  # the best of this many configurations (its verdict's bound is adjusted)
+    dropped: bool = False  # a prompt configuration the race left behind: a candidate, never the pick
 
     def text(self) -> str:
         if self.mean is None:
             return f"{self.arm}: nothing scored"
         ci = "" if self.lo is None else f" [{self.lo:.3f}, {self.hi:.3f}]"
-        return f"{self.arm} {self.mean:.3f}{ci} (n={self.n})"
+        best = f", the best of {self.candidates}" if self.candidates > 1 else ""
+        return f"{self.arm} {self.mean:.3f}{ci} (n={self.n}{best})"
 
 
 @dataclass
@@ -55,7 +60,7 @@ class Situation:
     has_corpus: bool
     train_examples: int
     eval_examples: int  # held-out examples the task has
-    limit: int | None = None  # the climb evaluates only the first `limit` of them
+    limit: int | None = None  # the climb evaluates only `limit` of them (`sample.held_out`)
     up_to: str = "tune"  # the highest step the climb may take
     min_train: int = MIN_TRAIN
     budget_left_s: float | None = None  # None: no budget
@@ -66,11 +71,12 @@ class Situation:
 
 @dataclass
 class Decision:
-    action: str  # "run" or "stop"
-    step: str | None  # the step to run next (action "run")
+    action: str  # "run", "more" (the last step again on more held-out examples) or "stop"
+    step: str | None  # the step to run next (action "run" or "more")
     outcome: str  # why: see OUTCOMES
     reason: str
     skipped: list[str] = field(default_factory=list)  # steps passed over, each with its reason
+    limit: int | None = None  # action "more": the held-out examples to evaluate now
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +86,7 @@ OUTCOMES = {
     "start": "the ladder starts at its cheapest rung",
     "climb": "the rung below misses the target",
     "meets": "a rung meets the target significantly",
-    "not-significant": "a rung's mean meets the target but its interval does not",
+    "maybe": "a rung's mean meets the target but its interval does not",
     "knowledge": "the failures are missing knowledge, which tuning does not fix",
     "no-corpus": "the failures look like missing knowledge and the task has no corpus",
     "too-few": "too few training examples to tune",
@@ -91,12 +97,16 @@ OUTCOMES = {
 
 
 def judge(arm: ArmResult, target: float) -> str:
-    """'meets' (the interval's lower end >= target), 'not-significant' (the mean does, the lower
-    end does not) or 'misses'."""
-    if arm.mean is None or arm.mean < target:
-        return "misses"
-    trusted = arm.lo is not None and arm.lo >= target and arm.n >= MIN_N
-    return "meets" if trusted else "not-significant"
+    """'meets', 'maybe' or 'misses' (`verdict.meets`, adjusted for the best of arm.candidates)."""
+    return verdict.meets(arm.mean, arm.n, target, arm.candidates).state
+
+
+def more_limit(s: Situation) -> int | None:
+    """The held-out examples to evaluate when a verdict is 'maybe': double the limit, at most all
+    of them; None when the climb already evaluates every one."""
+    if s.limit is None or s.limit >= s.eval_examples:
+        return None
+    return min(s.eval_examples, 2 * s.limit)
 
 
 def step_of(arm: str) -> str:
@@ -112,7 +122,11 @@ def best_of(s: Situation, step: str) -> ArmResult | None:
     own = [s.results[a] for a in STEP_ARMS[step] if a in s.results]
     others = [r for a, r in s.results.items() if a not in STEP_ARMS[step] and step_of(a) == step]
     arms = [r for r in own + others if r.mean is not None]
-    return max(arms, key=lambda a: a.mean) if arms else None  # max keeps the first of equals
+    if not [a for a in arms if not a.dropped]:
+        return None
+    best = max((a for a in arms if not a.dropped), key=lambda a: a.mean)  # max keeps the first of equals
+    # the prompt rung picks among its configurations: its verdict pays for the pick
+    return replace(best, candidates=len(arms)) if step == "prompt" else best
 
 
 def failure_text(arm: ArmResult) -> str:
@@ -139,18 +153,21 @@ def next_step(s: Situation) -> Decision:
     best = best_of(s, last)
     if best is None:
         return Decision("stop", None, "top", f"The {last} step scored nothing: nothing to climb from.")
-    verdict = judge(best, s.target)
+    judged = verdict.meets(best.mean, best.n, s.target, best.candidates)
     measured = f"{best.text()} against the target {s.target:.2f}"
-    if verdict == "meets":
-        return Decision("stop", None, "meets", f"{measured}: the lower end of its 95% interval is at or above "
-                        f"the target, so the {last} rung meets it; stop at the cheapest rung that works.")
-    note = ""
-    if verdict == "not-significant":
-        if s.limit is not None and s.limit < s.eval_examples:
-            return Decision("stop", None, "not-significant", f"{measured}: the mean meets the target but the "
-                            f"interval reaches below it ({best.n} examples). Evaluate more held-out examples "
-                            f"before climbing: rerun with a larger --limit (of {s.eval_examples}; finished "
-                            "examples are reused).")
+    if judged.state == "meets":
+        return Decision("stop", None, "meets", f"{judged.text(best.arm)} So the {last} rung meets it; stop at "
+                        "the cheapest rung that works.")
+    if judged.state == "maybe":
+        more = more_limit(s)
+        need = s.estimates.get("more")
+        if more is not None and (s.budget_left_s is None or need is None or need <= s.budget_left_s):
+            return Decision("more", last, "maybe", f"{judged.text(best.arm)} {s.eval_examples - s.limit} held-out "
+                            f"examples are unused: evaluating {more} of them before deciding.", limit=more)
+        if more is not None:
+            return Decision("stop", None, "maybe", f"{judged.text(best.arm)} Evaluating {more} held-out examples "
+                            f"would take about {_mins(need)} and {_mins(s.budget_left_s)} of the budget is left: "
+                            "rerun with a larger budget or --limit (finished examples are reused).")
         note = (" Its mean meets the target but its interval reaches below it, on every held-out example "
                 "the task has, so the next rung is worth measuring.")
     else:

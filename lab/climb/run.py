@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import record
-from .decide import RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, next_step, step_of
+from .decide import (RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, more_limit, next_step,
+                     step_of)
 
 DEFAULT_ANSWER_S = 5.0  # seconds per answer when this lab has measured none for the model yet
 
@@ -131,6 +132,7 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
     output. Returns the run the later rungs join (zero-shot and few-shot at the task's k, fixed)
     and every other configuration's result, keyed by its label."""
     from ..evaluation.prompt_rung import best_prompt_config, measure_prompt_rung
+    from ..evaluation.stats import proportion_interval
 
     def note(text: str) -> None:
         say(f"  {text}")
@@ -153,8 +155,9 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
         board_arm = _summary(lab, c.eval_run_id, judged).arm(c.arm)
         if board_arm is not None:
             label = config_key(c)
-            extra[label] = ArmResult(label, board_arm.quality.mean, board_arm.quality.lo, board_arm.quality.hi,
-                                     board_arm.n, dict(board_arm.failures))
+            # the configuration's own score on the climb's examples (its run may hold more of them)
+            lo, hi = proportion_interval(c.score, c.n) if c.score is not None else (None, None)
+            extra[label] = ArmResult(label, c.score, lo, hi, c.n, dict(board_arm.failures), dropped=c.dropped)
     return main_run, extra
 
 
@@ -236,14 +239,26 @@ def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg, *, l
     return out
 
 
+def _more_seconds(lab, task, step: str, s: Situation, run_id, limit: int, model, model_id) -> float:
+    """Seconds to evaluate `step` on the first `limit` of the sample (what is done is reused)."""
+    from ..evaluation.sample import held_out as sampled
+
+    ids = [e.id for e in sampled(task, limit)]
+    if step == "prompt":
+        return prompt_seconds(lab, task, ids, limit, model, model_id)[0]
+    arms = [a for a in _arms_through(step, s.has_corpus)]
+    return eval_seconds(lab, task, arms, run_id, ids, model_id)[0]
+
+
 def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
     """Seconds for the prompt step's configurations (`_prompt_step`) still to answer. The constrained
     pass re-measures the best configuration: known once the others are all measured, until then
     the task's own few-shot stands in."""
     from ..evaluation.prompt_rung import best_prompt_config, config_of_run, prompt_plan
     from ..evaluation.runner import matching_run
+    from ..evaluation.sample import held_out as sampled
 
-    held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
+    held_out = sampled(task, limit)
     plan = prompt_plan(lab, task, held_out, model)[0]
     total, bases, measured = 0.0, set(), []
 
@@ -276,6 +291,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     """Climb TASK's ladder; returns the path and the advisor's recommendation.
 
     Raises KeyboardInterrupt on Ctrl-C (the climb is recorded as interrupted; a rerun continues)."""
+    from ..evaluation.sample import held_out as sampled
     from ..tasks import load_task
 
     t0 = time.perf_counter()
@@ -287,7 +303,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                "min_train": min_train, "model": info.id}
     rec = record.open_climb(lab, task.name, info.id, options)
     held_out = task.examples("eval")
-    ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
+    ids = [e.id for e in sampled(task, limit)]
     s = Situation(task=task.name, target=target, output_format=task.output_format, has_corpus=bool(task.corpus),
                   train_examples=len(task.examples("train")), eval_examples=len(held_out), limit=limit,
                   up_to=up_to, min_train=min_train)
@@ -313,12 +329,20 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
             s.results = results_of(_summary(lab, run_id, judged) if run_id else None) | extra
             est = _estimates(lab, task, s, run_id, ids, info.id, cfg, limit=limit, model=model)
             s.estimates = {k: v[0] for k, v in est.items()}
+            if s.done and more_limit(s) is not None:  # what a 'maybe' would cost to settle
+                s.estimates["more"] = _more_seconds(lab, task, s.done[-1], s, run_id, more_limit(s), model, info.id)
             s.budget_left_s = None if budget_min is None else budget_min * 60 - (time.perf_counter() - t0)
             d = next_step(s)
             if rec["steps"] and s.done:
                 rec["steps"][-1]["decision"] = {"outcome": d.outcome, "reason": d.reason}
             if d.action == "stop":
                 break
+            if d.action == "more":  # the same step again on more held-out examples (nested: none redone)
+                limit = s.limit = d.limit
+                ids = [e.id for e in sampled(task, limit)]
+                s.done.pop()
+                est[d.step] = (s.estimates["more"], "the added examples")
+                say(f"\n{d.reason}")
             entry = _announce(lab, rec, d, s, est[d.step], say, emit)
             run_id, extra = _climb_step(lab, rec, entry, task, judged, d.step, s, cfg, run_id, extra, wall,
                                         limit=limit, model=model, progress=progress, cancel=cancel, say=say)
@@ -410,12 +434,8 @@ def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, s
         say(f"  skipped: {sk}")
     recommendation = None
     if run_id:  # the advisor judges tuning against the prompt rung's best measured configuration
+        # the advisor names the prompt rung by its best measured configuration, judged as the best of N
         recommendation = recommend_for_run(lab, _summary(lab, run_id, judged))
-        best = best_of(s, "prompt") if "prompt" in s.done else None
-        if best is not None and best.arm not in STEP_ARMS["prompt"]:
-            recommendation.reasons.append(
-                f"The prompt rung's best measured configuration is {best.text()}: use it if you prompt "
-                "(the scoreboard above shows the task's own few-shot setting).")
     decision = d.as_dict()
     record.save(lab, rec, steps=rec["steps"], decision=decision, status="finished", wall_s=wall_s,
                 recommendation=recommendation.as_dict() if recommendation else None, finished_ts=_now())
@@ -453,6 +473,7 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
               train_steps: int | None = None, min_train: int = 200, model: str | None = None) -> str:
     """What a climb would do and how long each step is expected to take here, before it runs
     (the app shows it beside the Climb button). Loads the model (its id and sha name the run)."""
+    from ..evaluation.sample import held_out as sampled
     from ..tasks import load_task
 
     task = load_task(task, home=lab.home)
@@ -463,7 +484,7 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
                            "order by id desc limit 1", [task.name, json.dumps(options, sort_keys=True)])
     run_id = (rows[0]["eval_run_id"] if rows else None) or resumed_run(lab, task, model)
     held_out = task.examples("eval")
-    ids = [e.id for e in (held_out[:limit] if limit is not None else held_out)]
+    ids = [e.id for e in sampled(task, limit)]
     n_train = len(task.examples("train"))
     s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
                   has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))

@@ -18,7 +18,6 @@ no model: the plan, the nested training subsets, the table, the crossover and th
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -26,7 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import stats
 from .runner import EvalError
+from .sample import nested_order  # noqa: F401  (one order for training subsets and held-out limits)
 
+FLAT = 0.05  # a slope whose whole interval lies within +-5 points per 100 examples is "flat"
 DEFAULT_SIZES = "25,50,100,200,all"
 DEFAULT_KS = "0,1,2,4,8,16"
 DEFAULT_EPOCHS = 2.0
@@ -44,7 +45,7 @@ class CurveSettings(BaseModel):
     sizes: list[int] = Field(min_length=1)  # training-set sizes, ascending, "all" resolved
     ks: list[int] = Field(min_length=1)  # few-shot examples
     seeds: int = Field(1, ge=1, le=20)
-    limit: int | None = Field(None, ge=1)  # held-out examples (the first N)
+    limit: int | None = Field(None, ge=1)  # held-out examples (`sample.held_out`'s first N)
     epochs: float = Field(DEFAULT_EPOCHS, gt=0)
     max_steps: int | None = Field(None, ge=1)  # a cap per adapter (said when it bites)
     train: dict[str, Any] = Field(default_factory=dict)  # other TrainConfig values (lr, batch size...)
@@ -91,29 +92,6 @@ def _parse_counts(text: str, flag: str, kind: str, lowest: int, cap: int, exampl
 
 
 # ---- nested, stratified subsets ----------------------------------------------------------------
-
-def nested_order(labels: Sequence[str | None], seed: int, stratify: bool = True) -> list[int]:
-    """An order of the examples (indices) whose every prefix is a subset to train on: the 50
-    hold the 25. Stratified: each label's examples are shuffled and spread evenly over the
-    order (the i-th of a label's m examples sits at (i + u) / m, u random in [0, 1)), so any
-    prefix keeps every label's share to within about one example."""
-    rng = random.Random(seed)
-    n = len(labels)
-    if not stratify:
-        order = list(range(n))
-        rng.shuffle(order)
-        return order
-    groups: dict[str | None, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(label, []).append(i)
-    keyed = []
-    for label in sorted(groups, key=str):
-        members = groups[label]
-        rng.shuffle(members)
-        m = len(members)
-        keyed += [((j + rng.random()) / m, rng.random(), i) for j, i in enumerate(members)]
-    return [i for _, _, i in sorted(keyed)]
-
 
 def subset(order: Sequence[int], n: int) -> list[int]:
     """The first n of the order, in file order (the training file keeps its own order)."""
@@ -198,6 +176,20 @@ class Slope:
     def rising(self) -> bool:
         c = self.comparison
         return c.significant and c.diff > 0
+
+    def reading(self) -> str:
+        """What the slope says about more training data, no more than its interval allows: a
+        significant rise or fall, flat (the whole interval within FLAT points per 100), else too
+        few held-out examples to tell."""
+        c, ci = self.comparison, self.interval_per_100
+        if self.rising:
+            return "still rising: more examples will likely help"
+        if c.significant:
+            return "falling: more examples of the same kind are unlikely to help"
+        if ci is not None and -FLAT <= ci[0] and ci[1] <= FLAT:
+            return "flat: more examples of the same kind may not help much"
+        lean = "rising, but not significantly" if (c.diff or 0) > 0 else "no rise seen"
+        return f"{lean}: the interval is too wide to tell whether more training data would help"
 
 
 def mean_over_seeds(per_seed: Sequence[Scores]) -> Scores:
@@ -292,9 +284,7 @@ class Curve:
             return f"Slope n={s.n_from} -> {s.n_to}: no examples in common."
         ci = s.interval_per_100
         interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-        verdict = ("still rising: more examples will likely help" if s.rising else
-                   "rising, but not significantly: too few held-out examples to tell whether more data helps"
-                   if s.comparison.diff > 0 else "flat or falling: more examples of the same kind may not help much")
+        verdict = s.reading()
         return (f"Slope n={s.n_from} -> {s.n_to}: {s.per_100:+.3f}{interval} {self.metric} per 100 more examples "
                 f"({stats.format_p(s.comparison.p_value)}); {verdict}.")
 

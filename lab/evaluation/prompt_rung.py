@@ -22,6 +22,7 @@ from ..prompts import few_shot
 from ..tasks import load_task
 from . import stats
 from .runner import IDENTITY_DEFAULTS, EvalError, run_eval
+from .sample import held_out as sampled
 
 MODES = ("fixed", "similar")
 DEFAULT_KS = (2, 4, 8)  # besides the task's own few_shot_k
@@ -37,6 +38,7 @@ class PromptConfig:
     score: float | None  # mean primary score over the held-out examples measured (None: none yet)
     n: int  # held-out examples scored
     per_example: dict[str, float] = field(default_factory=dict, repr=False)  # example id -> primary score
+    dropped: bool = False  # the race left it behind after a slice (`racing_drops`): not a pick, still a candidate
 
     def label(self) -> str:
         """"few-shot, 8 similar examples, constrained"; "zero-shot"."""
@@ -45,7 +47,8 @@ class PromptConfig:
 
     def as_dict(self) -> dict:
         return {"arm": self.arm, "mode": self.mode, "k": self.k, "constrain": self.constrain,
-                "eval_run_id": self.eval_run_id, "score": self.score, "n": self.n, "label": self.label()}
+                "eval_run_id": self.eval_run_id, "score": self.score, "n": self.n, "label": self.label(),
+                "dropped": self.dropped}
 
 
 # ---- which k to try ---------------------------------------------------------------------------
@@ -75,10 +78,13 @@ def _k_that_fits(lab, task, pool, held_out, model: str | None) -> int:
     backend = lab.backend(model)
     longest = max((e.input for e in held_out), key=len, default="")
     instruction = task.instruction or None
+    # what the ladder keeps free for the answer (unconstrained: per question the ladder still
+    # trims to fit a constrained answer's larger budget)
+    budget = ladder.answer_budget(lab, task, model)
     k = len(pool)
     while k > 0:
         prompt = backend.render(few_shot(longest, ladder.fixed_shots(pool, k), instruction))
-        if backend.count_tokens(prompt) + task.max_tokens <= backend.n_ctx - 8:
+        if backend.count_tokens(prompt) + budget <= backend.n_ctx - 8:
             break
         k -= 1
     return k
@@ -89,29 +95,76 @@ def _k_that_fits(lab, task, pool, held_out, model: str | None) -> int:
 def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int] | None = None,
                         modes: Sequence[str] = MODES, constrain: bool | None = None, progress: bool = False,
                         cancel: threading.Event | None = None, model: str | None = None,
-                        on_note: Callable[[str], None] | None = None) -> list[PromptConfig]:
+                        on_note: Callable[[str], None] | None = None, race: bool = True) -> list[PromptConfig]:
     """Run (or resume) zero-shot and every few-shot (mode, k) configuration on the same held-out
-    examples (the first `limit`); returns each one's score. `constrain` (default: the task's) applies
-    to every configuration alike. `on_note` hears which k were capped and why. Stops early, with
-    what it has, once `cancel` is set."""
+    examples (`sample.held_out`: a seeded, stratified `limit` of them); returns each one's score.
+    `constrain` (default: the task's) applies to every configuration alike. `race`: every
+    configuration first answers a slice (`race_slice`); those clearly behind the leader there are
+    dropped (`racing_drops`, marked `dropped`, still counted as candidates) and the rest answer all.
+    `on_note` hears which k were capped, and what was dropped and why. Stops early, with what it
+    has, once `cancel` is set."""
     task = load_task(task, home=lab.home)
     constrain = task.constrain if constrain is None else bool(constrain)
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise EvalError(f"few-shot mode(s) {', '.join(bad)}: choose from {', '.join(MODES)}")
-    held_out = task.examples("eval")[:limit] if limit is not None else task.examples("eval")
+    held_out = sampled(task, limit)
     plan, notes = prompt_plan(lab, task, held_out, model, ks, modes)
-    for note in notes:
-        (on_note or (lambda s: None))(note)
-    ids = [e.id for e in held_out]
-    common = dict(limit=limit, model=model, constrain=constrain, progress=progress, cancel=cancel)
+    note = on_note or (lambda s: None)
+    for text in notes:
+        note(text)
+    first = race_slice(len(held_out)) if race and len(plan) > 2 else None
+    configs = _measure(lab, task, plan, first or limit, constrain, model, progress, cancel)
+    if first is None:
+        return configs
+    drops = racing_drops(configs)
+    for c, leader in drops:
+        note(f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} "
+             f"({_score_ci(leader)}): its interval ends below the leader's")
+    keep = [(c.arm, c.mode, c.k) for c in configs if c not in dict(drops)]
+    full = {(c.arm, c.mode, c.k): c for c in _measure(lab, task, keep, limit, constrain, model, progress, cancel)}
+    for c, _ in drops:
+        c.dropped = True
+    return [full.get((c.arm, c.mode, c.k), c) for c in configs]
+
+
+def _measure(lab, task, plan, limit, constrain, model, progress, cancel) -> list[PromptConfig]:
+    """Each (arm, mode, k) of `plan` through the runner on `limit` sampled examples."""
+    ids = [e.id for e in sampled(task, limit)]
     configs = []
     for arm, mode, k in plan:
         if cancel is not None and cancel.is_set():
             break
-        run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, **common)
+        run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, limit=limit, model=model,
+                          constrain=constrain, progress=progress, cancel=cancel)
         configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids))
     return configs
+
+
+RACE_MIN = 12  # examples every configuration answers before any is dropped
+
+
+def race_slice(n: int) -> int | None:
+    """How many of n held-out examples every configuration answers before the race drops any:
+    a quarter, at least RACE_MIN; None when n is too small to race (under 2 * RACE_MIN)."""
+    return max(RACE_MIN, n // 4) if n >= 2 * RACE_MIN else None
+
+
+def racing_drops(configs: Sequence[PromptConfig]) -> list[tuple[PromptConfig, PromptConfig]]:
+    """(dropped, leader) pairs: configurations whose 95% interval's upper end lies below the
+    leader's lower end on the slice. Dropping only changes what is measured further: the pick's
+    verdict still counts every configuration tried (`BestPrompt.candidates`)."""
+    scored = [c for c in configs if c.score is not None]
+    if len(scored) < 2:
+        return []
+    leader = best_prompt_config(scored)
+    floor = stats.proportion_interval(leader.score, leader.n)[0]
+    return [(c, leader) for c in scored if c is not leader and stats.proportion_interval(c.score, c.n)[1] < floor]
+
+
+def _score_ci(c: PromptConfig) -> str:
+    lo, hi = stats.proportion_interval(c.score, c.n)
+    return f"{c.score:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def prompt_plan(lab, task, held_out: Sequence, model: str | None = None, ks: Sequence[int] | None = None,
@@ -146,7 +199,7 @@ def run_scores(lab, run_id: int, arm: str, ids: Sequence[str] | None = None) -> 
 def best_prompt_config(configs: Sequence[PromptConfig]) -> PromptConfig:
     """The highest-scoring configuration; on a tie the cheaper one (zero-shot, then fewer examples,
     then fixed examples, whose shared prefix stays in the KV cache)."""
-    scored = [c for c in configs if c.score is not None]
+    scored = [c for c in configs if c.score is not None and not c.dropped]
     if not scored:
         raise EvalError("no prompt configuration has a score yet: measure them first")
     return max(scored, key=lambda c: (c.score, c.arm == "zero-shot", -c.k, c.mode == "fixed"))
@@ -156,10 +209,13 @@ def best_prompt_config(configs: Sequence[PromptConfig]) -> PromptConfig:
 
 def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptConfig]:
     """Every prompt configuration already measured (nothing is run) that compares with eval run
-    `run` (a `summary.load_run` dict): same task files, model, repeats and `constrain`, and scored on
-    every one of `ids`."""
+    `run` (a `summary.load_run` dict): same task files, model, repeats and sample, untagged (a
+    learning curve's points are not the sweep's), constrained or not and whatever their answer
+    budget (both are part of a configuration: the climb measures the best one constrained). Scored on every one of `ids`: a candidate for the pick; on some of them only (a
+    race dropped it): `dropped`, counted as a candidate but never picked."""
     config = run["config"]
-    want = {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in ("model_sha", "repeats", "constrain", "max_tokens")}
+    want = {k: config.get(k, IDENTITY_DEFAULTS.get(k))
+            for k in ("model_sha", "repeats", "tag", "sample")}
     found = []
     for other in lab.store.query("select id, config_json from eval_runs where task = ? and task_hash = ? "
                                  "and model_id = ? order by id", [run["task"], run["task_hash"], run["model_id"]]):
@@ -168,42 +224,48 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
             continue
         for arm in ("zero-shot", "few-shot"):
             per_example = run_scores(lab, other["id"], arm, ids)
-            if ids and len(per_example) == len(set(ids)):
+            if ids and per_example:
                 k = int(oc.get("few_shot_k") or 0) if arm == "few-shot" else 0
                 mode = (oc.get("few_shot_mode") or "fixed") if arm == "few-shot" else "fixed"
-                found.append(PromptConfig(arm, mode, k, bool(want["constrain"]), other["id"],
-                                          stats.mean(list(per_example.values())), len(per_example), per_example))
+                found.append(PromptConfig(arm, mode, k, bool(oc.get("constrain", False)), other["id"],
+                                          stats.mean(list(per_example.values())), len(per_example), per_example,
+                                          dropped=len(per_example) < len(set(ids))))
     return _distinct(found)
 
 
 def _distinct(configs: list[PromptConfig]) -> list[PromptConfig]:
-    """One entry per (arm, mode, k): zero-shot is in many runs; keep the latest run's."""
+    """One entry per (arm, mode, k, constrain): zero-shot is in many runs; keep the latest run's
+    complete one."""
     by_key: dict = {}
     for c in configs:
-        by_key[(c.arm, c.mode if c.arm == "few-shot" else "", c.k)] = c
+        key = (c.arm, c.mode if c.arm == "few-shot" else "", c.k, c.constrain)
+        if key not in by_key or not c.dropped or by_key[key].dropped:
+            by_key[key] = c
     return list(by_key.values())
 
 
 @dataclass
 class BestPrompt:
-    """The best measured prompt configuration and the tuned arm measured against it."""
+    """The best measured prompt configuration (and the tuned arm measured against it, if any)."""
     config: PromptConfig
-    comparison: stats.Comparison  # b = the tuned arm, a = the best prompt configuration
-    candidates: int  # prompt configurations it was the best of
+    comparison: stats.Comparison | None  # b = the tuned arm, a = the best prompt configuration
+    candidates: int  # prompt configurations it was the best of: its verdict pays for the pick
     arm: object | None = None  # its scoreboard arm (summary.ArmSummary) when it is another run's
 
 
 def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", kind: str | None = None) -> BestPrompt | None:
-    """The tuned arm of eval run `run` against the best prompt configuration measured on the same
-    examples (None when the prompt-rung comparison was not run: fewer than two few-shot configs)."""
+    """The best prompt configuration measured on the examples eval run `run` scored (those its tuned
+    arm scored, when it has one), with the tuned arm against it. None when fewer than two few-shot
+    configurations were measured there (no sweep to pick from)."""
     tuned = run_scores(lab, run["id"], tune_arm)
-    if not tuned:
+    ids = sorted(tuned) if tuned else sorted(max((run_scores(lab, run["id"], a) for a in ("zero-shot", "few-shot")),
+                                                 key=len))
+    if not ids:
         return None
-    ids = sorted(tuned)
     configs = measured_prompt_configs(lab, run, ids)
-    if sum(c.arm == "few-shot" for c in configs) < 2:
+    if sum(c.arm == "few-shot" for c in configs) < 2 or all(c.dropped for c in configs):
         return None
     best = best_prompt_config(configs)
     comparison = stats.compare([best.per_example[i] for i in ids], [tuned[i] for i in ids], kind,
-                               name_a=best.label(), name_b=tune_arm)
+                               name_a=best.label(), name_b=tune_arm) if tuned else None
     return BestPrompt(best, comparison, len(configs))

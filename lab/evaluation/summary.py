@@ -11,13 +11,14 @@ from pathlib import Path
 from .. import ladder
 from ..prompts import ARMS
 from ..tasks import load_task
-from . import costs, stats
+from . import costs, stats, verdict
 from .scorers import CONTINUOUS, CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
-FAILURES = ["request failed", "output invalid", "retrieval missed", "answer wrong"]
+FAILURES = ["request failed", "truncated", "output invalid", "retrieval missed", "answer wrong"]
 # What each failure kind means, for people who did not write the scorers (tooltips, report, text).
 FAILURE_NOTES = {
     "request failed": "the model gave no answer: the request itself failed (prompt too long, adapter would not load)",
+    "truncated": "the answer ran into the token budget (max_tokens) before it finished: raise max_tokens",
     "output invalid": "the answer is not in the required format (not valid JSON, not one of the labels, a schema "
                       "field missing), so it could not be scored as right",
     "retrieval missed": "RAG arms: none of the retrieved passages came from the document that holds the answer",
@@ -54,11 +55,17 @@ class ArmSummary:
     break_even: costs.BreakEven | None = None
     adapter: str | None = None
     constrained: bool | None = None  # constrained decoding enforced on every answer (None: not asked)
+    verdict: verdict.Meets | None = None  # does it meet the target (`verdict.meets`); meets_target is its .ok
+    beyond: int = 0  # examples this arm scored that not every arm did: left out of n, quality and verdict
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["quality"] = self.quality.as_dict()
         return d
+
+    def meets_cell(self) -> str:
+        """yes / maybe / no, as every face shows it."""
+        return self.verdict.cell() if self.verdict else ("yes" if self.meets_target else "no")
 
 
 @dataclass
@@ -74,6 +81,10 @@ class Scoreboard:
     complete: bool
     cost_assumptions: dict = field(default_factory=dict)
     score_kind: str = "binary"  # stats.kind_of the per-example primary scores: which tests apply
+    margin: float = verdict.MARGIN  # the task's non-inferiority margin ("as good as")
+    # rows measured in other runs of the same prompt sweep, shown beside the arms (the prompt rung's
+    # best configuration, named by it: `advisor.recommend_for_run` adds it); never compared here
+    others: list[ArmSummary] = field(default_factory=list)
 
     def arm(self, name: str) -> ArmSummary | None:
         return next((a for a in self.arms if a.arm == name), None)
@@ -86,7 +97,7 @@ class Scoreboard:
                 "target": self.target, "arms": [a.as_dict() for a in self.arms],
                 "comparisons": [c.as_dict() for c in self.comparisons], "examples": self.examples,
                 "n_examples": self.n_examples, "complete": self.complete,
-                "cost_assumptions": self.cost_assumptions, "score_kind": self.score_kind}
+                "cost_assumptions": self.cost_assumptions, "score_kind": self.score_kind, "margin": self.margin}
 
     def sentence(self, c: stats.Comparison) -> str:
         """The comparison in one plain sentence (`plain_sentence`), with this board's arms."""
@@ -99,12 +110,14 @@ class Scoreboard:
         head = ["arm", "n", f"{self.primary_metric} [95% CI]", "meets", "format", "p50 s", "p95 s",
                 "prompt tok", "compl tok", "cost/1k req"]
         rows = []
-        for a in self.arms:
-            rows.append([a.arm, str(a.n), str(a.quality), "yes" if a.meets_target else "no",
+        for a in self.arms + self.others:
+            rows.append([a.arm, str(a.n), str(a.quality), a.meets_cell(),
                          _pct(a.format_valid), _num(a.latency_p50, 2), _num(a.latency_p95, 2),
                          _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
                          cost_cell(a.cost)])
         lines += text_table(head, rows)
+        if note := beyond_note(self):
+            lines.append(note)
         lines += [f"Cost, {COST_BASIS_NOTES[b]}." for b in sorted({a.cost.basis for a in self.arms if a.cost})
                   if b in COST_BASIS_NOTES]
         for a in self.arms:
@@ -148,10 +161,20 @@ def plain_sentence(c: stats.Comparison, a: ArmSummary | None = None, b: ArmSumma
     return c.reading()
 
 
+def beyond_note(board: Scoreboard) -> str | None:
+    """Which arms scored examples the others did not (left out so every arm is judged on the same ones)."""
+    extra = [f"{a.arm} {a.beyond}" for a in board.arms if a.beyond]
+    if not extra:
+        return None
+    n = min((a.n for a in board.arms), default=0)
+    return (f"Every arm is judged on the {n} examples all of them scored; left out, scored by some arms only: "
+            + ", ".join(extra) + " (evaluate the other arms on them to use them).")
+
+
 def coverage(board: Scoreboard) -> str:
     """How much of the task the run covers, in words: "5 of 84 examples, complete as asked",
     "all 84 examples", "3 of 84 examples so far (cancelled: Run resumes)"."""
-    done = max((a.n for a in board.arms), default=0)
+    done = max((a.n + a.beyond for a in board.arms), default=0)
     status = board.run.get("status")
     of = f"{done} of {board.n_examples} examples"
     if board.complete:
@@ -169,7 +192,7 @@ def coverage(board: Scoreboard) -> str:
 def results_note(board: Scoreboard) -> str:
     """"10 results: 5 examples × 2 arms" (a result is one example through one arm)."""
     n = sum(len(e["outputs"]) for e in board.examples)
-    per = max((a.n for a in board.arms), default=0)
+    per = max((a.n + a.beyond for a in board.arms), default=0)
     return f"{n} result{'s' if n != 1 else ''}: {per} example{'s' if per != 1 else ''} × {len(board.arms)} arm" \
            + ("s" if len(board.arms) != 1 else "")
 
@@ -178,6 +201,7 @@ def method_note(board: Scoreboard) -> str:
     """Which tests the comparisons used, in one line (the text, the app and the report say it)."""
     test = ("exact McNemar test on the discordant pairs, Newcombe interval" if board.score_kind == "binary"
             else "paired sign-flip permutation test, BCa bootstrap interval")
+    test += "; each arm's interval Clopper-Pearson; meets = its lower end at or above the target"
     m = len([c for c in board.comparisons if c.p_value is not None])
     holm = f"; p Holm-corrected across {m} comparisons" if m > 1 else ""
     return (f"b - a in {board.primary_metric}, 95% CI; {test}{holm}; "
@@ -245,7 +269,8 @@ def task_of_run(run: dict):
 
 def result_rows(lab, eval_run_id: int) -> list[dict]:
     rows = lab.store.query(
-        "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id "
+        "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id, "
+        "g.finish_reason "
         "from eval_results r left join generations g on g.id = r.generation_id "
         "where r.eval_run_id = ? order by r.rowid", [eval_run_id])
     for r in rows:
@@ -255,13 +280,16 @@ def result_rows(lab, eval_run_id: int) -> list[dict]:
 
 
 def failure_of(row: dict, metric: str) -> str | None:
-    """Why a wrong answer was wrong: the request failed, the output was not in the required
-    format, retrieval never found the gold document, or the answer itself was wrong."""
+    """Why a wrong answer was wrong: the request failed, the answer was cut off by the token
+    budget, the output was not in the required format, retrieval never found the gold document,
+    or the answer itself was wrong."""
     s = row["scores"]
     if not is_wrong(s.get("primary"), metric):
         return None
     if row.get("error"):
         return "request failed"
+    if row.get("finish_reason") == "length":  # cut short: the budget, not the model, may be at fault
+        return "truncated"
     if s.get("format_valid") == 0:
         return "output invalid"
     if s.get("recall_at_k") == 0:
@@ -284,6 +312,10 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         if r["arm"] in repeats:
             repeats[r["arm"]].setdefault(r["example_id"], []).append(r["scores"].get("primary"))
     per_example = {arm: {ex: stats.mean(v) for ex, v in repeats[arm].items()} for arm in present}
+    # every arm is judged on the same examples: those all of them scored (a run that an earlier, larger
+    # `lab eval` filled for some arms would otherwise put n = 44 beside n = 30); the rest are counted
+    common = set.intersection(*(set(v) for v in per_example.values())) if per_example else set()
+    judged_on = {arm: {ex: s for ex, s in v.items() if ex in common} for arm, v in per_example.items()}
     # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
     kind = stats.kind_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
     summaries = []
@@ -310,10 +342,11 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         stability = None
         if any(len(v) > 1 for v in scores_by_ex.values()):
             stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
-        quality = stats.mean_ci(list(per_example[arm].values()), kind)
+        quality = stats.mean_ci(list(judged_on[arm].values()), kind)
+        judged = verdict.meets_arm(quality, task.target)
         summaries.append(ArmSummary(
-            arm=arm, n=len(scores_by_ex), quality=quality,
-            meets_target=quality.mean is not None and quality.mean >= task.target,
+            arm=arm, n=len(judged_on[arm]), quality=quality, verdict=judged, meets_target=judged.ok,
+            beyond=len(scores_by_ex) - len(judged_on[arm]),
             format_valid=metrics.get("format_valid"), metrics=metrics,
             latency_p50=stats.percentile([r["total_s"] for r in ok], 50),
             latency_p95=stats.percentile([r["total_s"] for r in ok], 95),
@@ -346,7 +379,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     return Scoreboard(run={k: v for k, v in run.items() if not k.endswith("_json")}, task=task.name,
                       primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
                       examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
-                      cost_assumptions=cost_table, score_kind=kind)
+                      cost_assumptions=cost_table, score_kind=kind, margin=task.margin)
 
 
 def _constrained(run: dict, ok_rows: list[dict]) -> bool | None:

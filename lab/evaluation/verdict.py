@@ -1,0 +1,162 @@
+"""The lab's verdicts, decided in one place: does a rung meet the target, did a step up help, is a
+cheaper rung as good as a costlier one. Every face (scoreboard, advisor, climb, curve, report, app)
+reads its words from here, and `scripts/bench_verdicts.py` measures how often each one is wrong.
+
+- meets: the lower end of the rung's 95% interval (Clopper-Pearson: `stats.proportion_interval`)
+  at or above the target, on at least `stats.MIN_PAIRS` examples. A rung picked as the best of N
+  configurations measured on the same examples is judged by a Bonferroni bound (the interval at
+  1 - 0.05 / N), so picking the best does not inflate its verdict (the winner's curse).
+  "maybe": the mean meets the target, the bound does not; `more` says about how many more
+  examples would tell, were the mean to hold.
+- helped: the paired test says the gain is significant (Holm-corrected across a scoreboard:
+  `stats.compare_all`).
+- as good as: a one-sided non-inferiority test (`stats.noninferior`) shows the cheaper rung is worse
+  by less than the margin (the task's `margin`, default MARGIN). "Not significantly better" is
+  never read as "as good".
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import stats
+
+MARGIN = 0.05  # the default non-inferiority margin: "as good as" means at most 5 points worse
+LEVEL = 0.95
+MEETS, MAYBE, MISSES, UNMEASURED = "meets", "maybe", "misses", "unmeasured"
+RULE = ("a rung meets the target when the lower end of its 95% interval (Clopper-Pearson) is at or above "
+        f"the target, on at least {stats.MIN_PAIRS} examples; the best of N configurations is held to the "
+        "interval at 1 - 0.05/N")
+
+
+@dataclass
+class Meets:
+    """Does one rung meet the target? state: meets, maybe, misses or unmeasured."""
+    state: str
+    mean: float | None
+    bound: float | None  # the lower end the verdict used (selection-adjusted when candidates > 1)
+    n: int
+    target: float
+    candidates: int = 1
+    more: int | None = None  # maybe: about this many more examples would tell, were the mean to hold
+
+    @property
+    def ok(self) -> bool:
+        return self.state == MEETS
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def cell(self) -> str:
+        """The scoreboard's 'meets' column: yes, maybe, no."""
+        return {MEETS: "yes", MAYBE: "maybe", MISSES: "no"}.get(self.state, "n/a")
+
+    def text(self, name: str) -> str:
+        """One sentence: 'few-shot meets the target 0.75: ...'."""
+        best = f" (the best of {self.candidates} configurations, so its bound is adjusted for the pick)" \
+            if self.candidates > 1 else ""
+        t = f"{self.target:.2f}"
+        if self.state == MEETS:
+            return (f"{name} meets the target {t}: the lower end of its interval, {self.bound:.3f}, is at or "
+                    f"above it{best}.")
+        if self.state == MAYBE:
+            more = (f"; about {self.more} more held-out examples would tell, were the mean to hold"
+                    if self.more else "; more held-out examples would tell")
+            return (f"{name} may meet the target {t}: its mean {self.mean:.3f} does, but its interval reaches "
+                    f"down to {self.bound:.3f} on {self.n} examples{best}{more}.")
+        if self.state == MISSES:
+            return f"{name} misses the target {t} (mean {self.mean:.3f} on {self.n} examples)."
+        return f"{name} has no scored example yet."
+
+
+def bound(mean: float, n: int, candidates: int = 1) -> float:
+    """The lower end of the interval a verdict uses: 95%, Bonferroni-adjusted for the best of N."""
+    return stats.proportion_interval(mean, n, 1 - (1 - LEVEL) / max(1, candidates))[0]
+
+
+def meets(mean: float | None, n: int, target: float, candidates: int = 1) -> Meets:
+    """The one decision of "meets the target" (see the module's doc)."""
+    if mean is None or n == 0:
+        return Meets(UNMEASURED, None, None, 0, target, candidates)
+    lo = bound(mean, n, candidates)
+    if mean < target:
+        return Meets(MISSES, mean, lo, n, target, candidates)
+    if lo >= target and n >= stats.MIN_PAIRS:
+        return Meets(MEETS, mean, lo, n, target, candidates)
+    return Meets(MAYBE, mean, lo, n, target, candidates, more=_more_to_tell(mean, n, target, candidates))
+
+
+def meets_arm(estimate: stats.Estimate, target: float, candidates: int = 1) -> Meets:
+    return meets(estimate.mean, estimate.n, target, candidates)
+
+
+def _more_to_tell(mean: float, n: int, target: float, candidates: int) -> int | None:
+    """How many more examples until the bound reaches the target at this mean (None: never, the
+    mean sits on the target, or over 100,000)."""
+    if mean <= target:
+        return None
+    lo, hi = n, max(n, stats.MIN_PAIRS)
+    while bound(mean, hi, candidates) < target:
+        lo, hi = hi, hi * 2
+        if hi > 100_000:
+            return None
+    while hi - lo > 1:  # the smallest total that tells
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if bound(mean, mid, candidates) >= target else (mid, hi)
+    return max(hi - n, 1) if hi > n else max(stats.MIN_PAIRS - n, 1)
+
+
+# ---- did a step help? -------------------------------------------------------------------------
+
+def helped(c: stats.Comparison) -> bool:
+    """The step up helped: its gain is significant (Holm-corrected where a scoreboard's)."""
+    return c.diff is not None and c.significant and c.diff > 0
+
+
+def interval_text(c: stats.Comparison) -> str:
+    """The difference, its interval, the raw and the Holm-corrected p, and n."""
+    ci = " (no interval)" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]"
+    holm = f", Holm {stats.format_p(c.p_adjusted)}" if c.p_adjusted != c.p_value else ""
+    return f"{c.diff:+.3f}{ci}, {stats.format_p(c.p_value)}{holm}, n={c.n}"
+
+
+def helped_text(c: stats.Comparison, what: str, pair: str, against: str = "") -> str:
+    """One paired comparison in words: helped, hurt, cannot be told yet, or not shown; `against`
+    names what it was measured against when that is not the pair's lower arm."""
+    interval, cap = interval_text(c), what[0].upper() + what[1:]
+    over = f" over {against}" if against else ""
+    if helped(c):
+        return f"{cap} helped{over}: {pair} {interval} (significant)."
+    if c.significant:
+        return f"{cap} hurt{f' against {against}' if against else ''}: {pair} {interval} (significant)."
+    if c.too_few:
+        return (f"Whether {what} {f'beats {against}' if against else 'made a difference'} cannot be told yet "
+                f"({pair} {interval}): {c.reading()}")
+    return (f"The evidence does not show that {what} helped{over}: {pair} {interval} (not significant; "
+            "that is not the same as no effect).")
+
+
+# ---- is the cheaper rung as good? -------------------------------------------------------------
+
+def as_good_as(cheap: dict, costly: dict, margin: float = MARGIN, kind: str | None = None, candidates: int = 1,
+               name_cheap: str = "cheap", name_costly: str = "costly") -> stats.NonInferiority:
+    """The non-inferiority test of `cheap` against `costly` ({example id: score}) on the examples
+    both scored. `candidates` > 1 when the cheaper one is the best of several picked on these examples."""
+    common = sorted(set(cheap) & set(costly))
+    return stats.noninferior([cheap[i] for i in common], [costly[i] for i in common], margin, kind,
+                             candidates=candidates, name_cheap=name_cheap, name_costly=name_costly)
+
+
+def as_good_text(ni: stats.NonInferiority) -> str:
+    """The non-inferiority result in words: shown, or cannot tell (and how many examples would)."""
+    within = f"{ni.margin * 100:.3g} points"
+    diff = "n/a" if ni.diff is None else f"{ni.diff:+.3f}"
+    low = "n/a" if ni.lo is None else f"{ni.lo:+.3f}"
+    if ni.shown:
+        return (f"{ni.cheap} is as good as {ni.costly} within {within}: {ni.cheap} - {ni.costly} = {diff}, "
+                f"one-sided 95% lower bound {low} > -{ni.margin:.2f} (n={ni.n}).")
+    more = (f"; about {ni.needed} paired examples would tell, were the difference to hold" if ni.needed
+            and ni.needed > ni.n else "")
+    if ni.needed is None and ni.diff is not None:
+        more = f"; {ni.cheap} looks worse by the margin or more"
+    return (f"It cannot be told yet whether {ni.cheap} is as good as {ni.costly} within {within} "
+            f"({ni.cheap} - {ni.costly} = {diff}, lower bound {low}, n={ni.n}){more}.")
