@@ -198,3 +198,51 @@ def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
     assert r.exit_code == 0 and "Constrained decoding" in r.output, r.output
     r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "two"], obj=obj)
     assert r.exit_code == 2 and "--ks takes comma-separated whole numbers" in r.output
+
+
+def test_racing_drops_the_configurations_clearly_behind_and_still_counts_them(fake_lab, tmp_path, monkeypatch):
+    """48 held-out examples: every configuration answers 12 first; zero-shot (always wrong) and
+    is clearly behind similar examples (always right) and stops there; the similar ones answer all
+    48. The pick's verdict still counts every configuration tried (issue 21)."""
+    from lab import ladder
+    from lab.evaluation.prompt_rung import race_slice, racing_drops
+
+    folder = tmp_path / "race"
+    folder.mkdir()
+    (folder / "task.toml").write_text(textwrap.dedent(f"""
+        name = "race"
+        output_format = "label"
+        labels = {json.dumps(LABELS)}
+        scorers = ["label_accuracy"]
+        primary_metric = "label_accuracy"
+        eval = "eval.jsonl"
+        fewshot = "fewshot.jsonl"
+        few_shot_k = 4
+        max_tokens = 8
+    """))
+    questions = [(f"{q} ({i})", a) for i in range(6) for q, a in EVAL]
+    _jsonl(folder / "eval.jsonl", questions, "e")
+    _jsonl(folder / "fewshot.jsonl", POOL, "f")
+    right, real = dict(questions), ladder.answer
+
+    def fake_answer(lab, arm, question, **kw):
+        shots = kw.get("shots") or []
+        similar = bool(shots) and shots[0][0] == "SIMILAR"
+        good = similar or (arm == "few-shot" and question.endswith(("(0)", "(1)")))  # fixed: a third
+        fake_lab.fake.queue(right[question] if good else "Urologist")
+        return real(lab, arm, question, **kw)
+
+    monkeypatch.setattr(ladder, "answer", fake_answer)
+    monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: [("SIMILAR", "x")] * k)
+    notes = []
+    configs = measure_prompt_rung(fake_lab, load_task(folder / "task.toml"), ks=[2, 4], on_note=notes.append)
+    assert race_slice(48) == 12 and race_slice(23) is None
+    by = {c.label(): c for c in configs}
+    assert by["zero-shot"].dropped and by["zero-shot"].n == 12
+    assert by["few-shot, 2 similar examples"].n == 48 and not by["few-shot, 2 similar examples"].dropped
+    assert any(n.startswith("dropped after 12 examples: zero-shot (0.000") for n in notes), notes
+    assert best_prompt_config(configs).label() == "few-shot, 2 similar examples"
+    assert racing_drops([by["few-shot, 2 similar examples"], by["few-shot, 4 similar examples"]]) == []
+    answered = fake_lab.store.query("select count(*) n from eval_results")[0]["n"]
+    dropped = sum(c.dropped for c in configs)
+    assert answered == 12 * dropped + 48 * (len(configs) - dropped) < 48 * len(configs)

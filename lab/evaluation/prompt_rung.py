@@ -121,7 +121,8 @@ def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int
     for c, leader in drops:
         note(f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} "
              f"({_score_ci(leader)}): its interval ends below the leader's")
-    keep = [(c.arm, c.mode, c.k) for c in configs if c not in dict(drops)]
+    behind = {id(c) for c, _ in drops}
+    keep = [(c.arm, c.mode, c.k) for c in configs if id(c) not in behind]
     full = {(c.arm, c.mode, c.k): c for c in _measure(lab, task, keep, limit, constrain, model, progress, cancel)}
     for c, _ in drops:
         c.dropped = True
