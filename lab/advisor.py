@@ -23,7 +23,6 @@ PROMPT_RUNGS = {"zero-shot", "few-shot"}
 TUNE_RUNGS = {"tune", "tune+rag"}
 MIN_EXAMPLES = 200  # seeds: "typically 200+ examples minimum"
 OVERFIT_BELOW = 100  # seeds: "fewer than 100 high-quality examples ... likely to overfit"
-PROMPT_SHARE = 0.9  # seeds: "If the few-shot approach achieves 90%+ of your quality target"
 THIN_EVIDENCE = 20  # fewer examples per arm behind an evaluation: the advice says the evidence is too thin
 
 
@@ -318,8 +317,11 @@ def board_scores(board, arm: str) -> dict:
 
 def _choose(board, allowed: list, best_prompt=None):
     """`rung_choice.choose` over the allowed arms; the prompt rung is its best measured configuration
-    (judged as the best of N) when the sweep measured several, else this run's prompt arms."""
-    from .evaluation.rung_choice import Rung, choose
+    (judged as the best of N) when the sweep measured several, else this run's prompt arms. The
+    scoreboard's rows are judged again with the same shares of the 5%, so its 'meets' column and
+    the advice never disagree."""
+    from .evaluation.rung_choice import Rung, choose, shared
+    from .evaluation.verdict import RUNG_OF, meets_arm
 
     rungs = [Rung(a.arm, a.arm, a.quality.mean, a.n, board_scores(board, a.arm), row=a) for a in allowed]
     if best_prompt is not None and best_prompt.arm is not None and best_prompt.arm.quality.mean is not None:
@@ -329,6 +331,10 @@ def _choose(board, allowed: list, best_prompt=None):
         rungs.append(Rung(cfg.arm, name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}")
                           + ")", cfg.score, cfg.n, dict(cfg.per_example), candidates=best_prompt.candidates,
                           row=best_prompt.arm))
+    share = {RUNG_OF[r.arm]: r.candidates for r in shared(rungs)}
+    for a in board.arms + board.others:  # others: the prompt sweep's best configuration
+        a.verdict = meets_arm(a.quality, board.target, share.get(RUNG_OF.get(a.arm, "prompt"), 1))
+        a.meets_target = a.verdict.ok
     return choose(rungs, board.target, _margin(board), board.score_kind)
 
 

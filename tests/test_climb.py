@@ -202,7 +202,7 @@ def test_the_prompt_rung_is_its_best_measured_configuration(fake_lab, task_dir):
     lines = []
     result = climb(fake_lab, str(task_dir), target=0.6, progress=False, say=lines.append)
     assert result.decision["outcome"] == "meets" and "few-shot (3 similar)" in result.decision["reason"]
-    assert "the best of 7 configurations, so its bound is adjusted for the pick" in result.decision["reason"]
+    assert "judged as one of 7 chances to meet it, so its bound is adjusted" in result.decision["reason"]
     assert result.recommendation.name.startswith("few-shot, 3 similar examples (the prompt rung's best of 7")
     step = result.path[0]
     assert step["best"] == "few-shot (3 similar)" and step["verdict"] == "meets"

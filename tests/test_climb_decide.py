@@ -161,7 +161,7 @@ def test_the_best_of_many_prompt_configurations_pays_for_the_pick():
     best = best_of(situation(done=["prompt"], results=results), "prompt")
     assert best.candidates == 11 and judge(best, 0.75) == "maybe"
     d = next_step(situation(done=["prompt"], target=0.75, limit=20, results=results))
-    assert d.action == "more" and "best of 11" in d.reason
+    assert d.action == "more" and "one of 11 chances" in d.reason
 
 
 def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheaper():

@@ -125,8 +125,12 @@ def best_of(s: Situation, step: str) -> ArmResult | None:
     if not [a for a in arms if not a.dropped]:
         return None
     best = max((a for a in arms if not a.dropped), key=lambda a: a.mean)  # max keeps the first of equals
-    # the prompt rung picks among its configurations: its verdict pays for the pick
-    return replace(best, candidates=len(arms)) if step == "prompt" else best
+    # every configuration measured so far, on every rung, is a chance to meet by luck: they share the 5%
+    sizes: dict[str, int] = {}
+    for a, r in s.results.items():
+        if r.mean is not None:
+            sizes[step_of(a)] = sizes.get(step_of(a), 0) + 1
+    return replace(best, candidates=verdict.family(sizes)[step])
 
 
 def failure_text(arm: ArmResult) -> str:

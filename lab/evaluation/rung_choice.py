@@ -3,8 +3,8 @@ rest around it, the climb's advice reads it, and `scripts/bench_verdicts.py` mea
 it is wrong. Every verdict in it comes from `verdict`.
 
 The rule:
-1. Each rung is judged by `verdict.meets` (the prompt rung at its best: the best of the N prompt
-   configurations measured, held to the Bonferroni bound for N).
+1. Each rung is judged by `verdict.meets`, the 5% shared among everything measured (`verdict.family`:
+   the prompt rung at its best is the best of N configurations, and each of them is a chance).
 2. The cheapest rung that meets the target is the pick, unless a cheaper rung reaches 90% of
    the target *and* a non-inferiority test shows it is worse by less than the margin: then the
    cheaper one is the better buy. "The costlier one is not significantly better" is not enough.
@@ -13,7 +13,7 @@ The rule:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import verdict
 
@@ -30,11 +30,21 @@ class Rung:
     mean: float
     n: int
     scores: dict  # example id -> primary score (for the paired tests)
-    candidates: int = 1  # the best of this many configurations
+    candidates: int = 1  # the best of this many configurations (before `shared` spreads the 5% over rungs)
     row: object = None  # the scoreboard row (summary.ArmSummary) it came from
 
     def judged(self, target: float) -> verdict.Meets:
         return verdict.meets(self.mean, self.n, target, self.candidates)
+
+
+def shared(rungs: list[Rung]) -> list[Rung]:
+    """The rungs with `candidates` set to their share of the 5% (`verdict.family`): each measured
+    configuration of every rung is one chance to meet the target by luck."""
+    sizes: dict[str, int] = {}
+    for r in rungs:
+        sizes[verdict.RUNG_OF[r.arm]] = sizes.get(verdict.RUNG_OF[r.arm], 0) + r.candidates
+    fam = verdict.family(sizes)
+    return [replace(r, candidates=fam[verdict.RUNG_OF[r.arm]]) for r in rungs]
 
 
 @dataclass
@@ -48,8 +58,9 @@ class Choice:
 
 
 def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, kind: str | None = None) -> Choice:
-    """The rung to recommend among `rungs` (any order), with the reasons in words."""
-    rungs = sorted(rungs, key=lambda r: LADDER.index(r.arm))
+    """The rung to recommend among `rungs` (any order; `candidates`: how many configurations each is
+    the best of), with the reasons in words."""
+    rungs = sorted(shared(rungs), key=lambda r: LADDER.index(r.arm))
     judged = {id(r): r.judged(target) for r in rungs}
     meeting = [r for r in rungs if judged[id(r)].state == verdict.MEETS]
     if meeting:

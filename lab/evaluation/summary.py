@@ -318,6 +318,9 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     judged_on = {arm: {ex: s for ex, s in v.items() if ex in common} for arm, v in per_example.items()}
     # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
     kind = stats.kind_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
+    # every arm is a chance to meet the target by luck: they share the 5% (`verdict.family`)
+    rungs = [verdict.RUNG_OF.get(a, a) for a in present]
+    share = verdict.family({r: rungs.count(r) for r in rungs})
     summaries = []
     for arm in present:
         arm_rows = [r for r in rows if r["arm"] == arm]
@@ -343,7 +346,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         if any(len(v) > 1 for v in scores_by_ex.values()):
             stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
         quality = stats.mean_ci(list(judged_on[arm].values()), kind)
-        judged = verdict.meets_arm(quality, task.target)
+        judged = verdict.meets_arm(quality, task.target, share[verdict.RUNG_OF.get(arm, arm)])
         summaries.append(ArmSummary(
             arm=arm, n=len(judged_on[arm]), quality=quality, verdict=judged, meets_target=judged.ok,
             beyond=len(scores_by_ex) - len(judged_on[arm]),

@@ -3,9 +3,12 @@ cheaper rung as good as a costlier one. Every face (scoreboard, advisor, climb, 
 reads its words from here, and `scripts/bench_verdicts.py` measures how often each one is wrong.
 
 - meets: the lower end of the rung's 95% interval (Clopper-Pearson: `stats.proportion_interval`)
-  at or above the target, on at least `stats.MIN_PAIRS` examples. A rung picked as the best of N
-  configurations measured on the same examples is judged by a Bonferroni bound (the interval at
-  1 - 0.05 / N), so picking the best does not inflate its verdict (the winner's curse).
+  at or above the target, on at least `stats.MIN_PAIRS` examples. Every configuration measured on
+  the same examples is a chance to "meet" by luck, so the 5% is shared (`family`): each rung
+  measured (prompt, rag, tune) gets an equal part, split evenly among its configurations (the
+  prompt sweep's N, tune and tune+rag), and a configuration is judged by the interval at
+  1 - 0.05 / candidates (Bonferroni). Picking the best of the sweep, or the cheapest of several
+  rungs that meets, then does not inflate the verdict (the winner's curse).
   "maybe": the mean meets the target, the bound does not; `more` says about how many more
   examples would tell, were the mean to hold.
 - helped: the paired test says the gain is significant (Holm-corrected across a scoreboard:
@@ -24,8 +27,10 @@ MARGIN = 0.05  # the default non-inferiority margin: "as good as" means at most 
 LEVEL = 0.95
 MEETS, MAYBE, MISSES, UNMEASURED = "meets", "maybe", "misses", "unmeasured"
 RULE = ("a rung meets the target when the lower end of its 95% interval (Clopper-Pearson) is at or above "
-        f"the target, on at least {stats.MIN_PAIRS} examples; the best of N configurations is held to the "
-        "interval at 1 - 0.05/N")
+        f"the target, on at least {stats.MIN_PAIRS} examples; the 5% is shared among everything measured on "
+        "the same examples (each rung an equal part, split among its configurations), so a configuration "
+        "among K is held to the interval at 1 - 0.05/K")
+RUNG_OF = {"zero-shot": "prompt", "few-shot": "prompt", "rag": "rag", "tune": "tune", "tune+rag": "tune"}
 
 
 @dataclass
@@ -52,7 +57,7 @@ class Meets:
 
     def text(self, name: str) -> str:
         """One sentence: 'few-shot meets the target 0.75: ...'."""
-        best = f" (the best of {self.candidates} configurations, so its bound is adjusted for the pick)" \
+        best = f" (judged as one of {self.candidates} chances to meet it, so its bound is adjusted)" \
             if self.candidates > 1 else ""
         t = f"{self.target:.2f}"
         if self.state == MEETS:
@@ -66,6 +71,13 @@ class Meets:
         if self.state == MISSES:
             return f"{name} misses the target {t} (mean {self.mean:.3f} on {self.n} examples)."
         return f"{name} has no scored example yet."
+
+
+def family(rung_sizes: dict[str, int]) -> dict[str, int]:
+    """{rung: candidates} for each configuration of that rung, from {rung: configurations measured}
+    (rungs as in RUNG_OF's values): R rungs share the 5% equally, a rung's configurations its part."""
+    sizes = {r: k for r, k in rung_sizes.items() if k > 0}
+    return {r: len(sizes) * k for r, k in sizes.items()}
 
 
 def bound(mean: float, n: int, candidates: int = 1) -> float:
