@@ -254,3 +254,15 @@ def test_a_maybe_evaluates_more_held_out_examples_then_decides(fake_lab, task_di
     assert result.decision["outcome"] == "meets" and [s["step"] for s in result.path] == ["prompt"]
     assert result.path[0]["results"]["zero-shot"]["n"] == 12
     assert distinct_rows(fake_lab) == rows(fake_lab)  # nothing answered twice
+
+
+def test_the_training_estimate_counts_gradient_accumulation(fake_lab, task_dir):
+    """issue 22: the climb's estimate ignored grad_accum (2 by default on CUDA), halving GPU training."""
+    from lab.climb.run import train_config, train_seconds
+    from lab.tasks import load_task
+    from lab.tuning.jobs import LOAD_S
+
+    cfg = train_config(fake_lab, load_task(str(task_dir)), 10, None)
+    one = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 1}), 25)[0] - LOAD_S
+    two = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 2}), 25)[0] - LOAD_S
+    assert one > 0 and two == pytest.approx(2 * one)

@@ -23,8 +23,10 @@ rung that meets the target.
 
 \b
 Meets the target: the lower end of the rung's 95% interval (Clopper-Pearson) is at or above
-the target, on at least 6 examples; the prompt rung's best of N configurations is held to the
-interval at 1 - 0.05/N, so picking the best does not flatter it. A mean above the target whose
+the target, on at least 6 examples. Everything measured on the same examples shares the 5%
+(each rung an equal part, split among its configurations: one of K chances is held to the
+interval at 1 - 0.05/K), so picking the best of the prompt sweep, or the cheapest rung of
+several, does not flatter it. A mean above the target whose
 interval reaches below it is "maybe": with --limit leaving held-out examples unused, the climb
 evaluates more of them (the limit doubles, finished examples are reused) and decides again.
 

@@ -10,9 +10,9 @@ The seeds' order (prompt -> RAG -> fine-tune, stop at the first that works) and 
   trainer refuses under 20).
 
 "Meets the target" is `lab.evaluation.verdict.meets`, the one verdict every face uses: the lower
-end of the rung's 95% interval at or above the target, on at least 6 examples; the prompt rung's
-best of N configurations is held to the Bonferroni-adjusted interval (1 - 0.05/N), so picking the
-best does not inflate it. A mean above the target whose bound is below it is "maybe": with
+end of the rung's 95% interval at or above the target, on at least 6 examples; every configuration
+measured so far shares the 5% (`verdict.family`), so picking the best of the prompt sweep, or
+climbing on to another rung, does not inflate it. A mean above the target whose bound is below it is "maybe": with
 held-out examples left unused (--limit) the climb evaluates more of them itself (the limit
 doubles; the sample is nested, so finished examples are reused) and decides again; with none
 left, it climbs on.

@@ -113,7 +113,7 @@ def train_seconds(lab, cfg, n_train: int) -> tuple[float, str]:
     steps = cfg.max_steps or math.ceil(math.ceil(n_train * (1 - cfg.val_fraction) / cfg.batch_size)
                                        / cfg.grad_accum * cfg.epochs)
     secs, basis = estimate_seconds(lab, steps, cfg.batch_size, tokens_per_example(cfg.data, cfg.instruction,
-                                                                                  cfg.max_seq_len))
+                                                                                  cfg.max_seq_len), cfg.grad_accum)
     return secs, f"{steps} training steps, {basis}"
 
 

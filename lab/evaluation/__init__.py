@@ -5,7 +5,8 @@
     print(board.to_text())
 
 Modules: `runner` (resumable runs), `scorers`, `stats` (`compare`: exact McNemar
-or sign-flip permutation tests, Wilson/BCa intervals, Holm), `costs`, `summary`
+or sign-flip permutation tests, Clopper-Pearson intervals, Holm), `verdict` (meets / helped /
+as good as, decided once), `rung_choice`, `costs`, `summary`
 (the scoreboard), `probe` (the staleness probe), `sample` (which held-out examples a
 limit scores). How each arm answers is `lab.ladder`.
 """

@@ -339,7 +339,7 @@ def estimate(lab, task, settings: CurveSettings) -> tuple[float, str]:
             if not finished_adapter(lab, cfg):
                 tokens = jobs.tokens_per_example(cfg.data, cfg.instruction, cfg.max_seq_len)
                 n_steps = cfg.max_steps or steps_for(step.x, cfg.epochs, cfg.batch_size, cfg.grad_accum)
-                secs, basis = jobs.estimate_seconds(lab, n_steps, cfg.batch_size, tokens)
+                secs, basis = jobs.estimate_seconds(lab, n_steps, cfg.batch_size, tokens, cfg.grad_accum)
                 train_s += secs
                 fresh = False  # a new adapter starts a new eval run
         if fresh:

@@ -50,7 +50,7 @@ def save_checkpoint(run: TrainRun) -> None:
     tmp, old = folder.with_name("checkpoint.partial"), folder.with_name("checkpoint.old")
     shutil.rmtree(tmp, ignore_errors=True)
     run.model.save_pretrained(str(tmp))
-    saved = {"optimizer": run.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    saved = {"optimizer": run.optimizer.state_dict(), **rng_states()}
     if run.precision.scaler is not None:
         saved["scaler"] = run.precision.scaler.state_dict()
     torch.save(saved, tmp / "trainer_state.pt")
@@ -66,6 +66,34 @@ def save_checkpoint(run: TrainRun) -> None:
     run.ckpt_step = run.step
 
 
+def rng_states() -> dict:
+    """The random generators' states a resume restores: the CPU's, and every CUDA device's."""
+    import torch
+
+    out = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def load_trainer_state(folder: Path) -> dict:
+    """A checkpoint's optimizer, scaler and RNG states, loaded on the CPU whatever the training
+    device: torch.set_rng_state takes only a CPU ByteTensor (loading with map_location="cuda" made
+    every resume on a GPU fail), and the optimizer moves its tensors to their parameters itself."""
+    import torch
+
+    return torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+
+
+def restore_rng(saved: dict) -> None:
+    """Put the CPU and CUDA generators back where the checkpoint left them, each on its own device."""
+    import torch
+
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda_rng"]])
+
+
 def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     """Put the adapter weights, optimizer, RNG and position of checkpoint `folder` into the run."""
     import torch
@@ -73,11 +101,11 @@ def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(run.model, load_file(str(folder / "adapter_model.safetensors"), device=run.device))
-    saved = torch.load(folder / "trainer_state.pt", map_location=run.device, weights_only=False)
-    run.optimizer.load_state_dict(saved["optimizer"])
+    saved = load_trainer_state(folder)
+    run.optimizer.load_state_dict(saved["optimizer"])  # moves each state tensor to its parameter's device
     if run.precision.scaler is not None and "scaler" in saved:
         run.precision.scaler.load_state_dict(saved["scaler"])
-    torch.set_rng_state(saved["torch_rng"])
+    restore_rng(saved)
     run.step = run.ckpt_step = state["step"]
     run.run_id, run.wall_before = state["run_id"], state.get("wall_s", 0.0)
     run.first_loss = state.get("first_loss")
