@@ -415,6 +415,7 @@ def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reas
                      "more training data")
     bound = chosen.verdict.bound if getattr(chosen, "verdict", None) is not None else None
     if bound is not None and bound > 0:  # the rule itself: the interval's lower end, not the mean
+        bound = int(bound * 100) / 100  # rounded down: at the target printed, the rule says "meets"
         change.append(f"the target were lowered to {bound:.2f} (the lower end of {chosen.arm}'s interval): "
                       f"{chosen.arm} would meet it")
 

@@ -332,3 +332,14 @@ def test_rungs_share_the_five_percent_and_the_scoreboard_agrees_with_the_advice(
     r = advise_from_scoreboard(b)
     assert r.rung == "zero-shot" and r.verdict == "maybe"
     assert b.arm("zero-shot").verdict.candidates == 4 and "one of 4 chances" in r.reasons[0]
+
+
+def test_what_would_change_the_answer_quotes_the_rule_not_the_mean():
+    # issue 21: "the answer would change if the target were lowered to 0.27: few-shot would meet it" used
+    # the mean (0.267), while the rule is the interval's lower end
+    r = advise_from_scoreboard(real_board({"zero-shot": 2, "few-shot": 8}, 30))
+    assert r.verdict == "misses" and r.rung == "few-shot"
+    lowered = [w for w in r.would_change_if if w.startswith("the target were lowered to")]
+    bound = real_board({"zero-shot": 2, "few-shot": 8}, 30).arm("few-shot").verdict.bound
+    assert lowered == [f"the target were lowered to {int(bound * 100) / 100:.2f} (the lower end of few-shot's interval): "
+                       "few-shot would meet it"] and bound < 8 / 30
