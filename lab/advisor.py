@@ -1,6 +1,6 @@
-"""The advisor: the seeds' decision procedure as code, backed by evaluation evidence when any.
+"""The advisor: the decision procedure of docs/guide.md as code, backed by evaluation evidence when any.
 
-The flowchart (seeds, "When to Fine-Tune"):
+The flowchart (docs/guide.md, "The decision flowchart"):
   1. Can few-shot prompting solve the task adequately? (the practical test: 20 good examples
      as few-shot against 50 held out; 90%+ of the quality target)  yes -> prompt, stop.
   2. Is the main problem a lack of knowledge?                        yes -> RAG, stop.
@@ -28,7 +28,7 @@ THIN_EVIDENCE = 20  # fewer examples per arm behind an evaluation: the advice sa
 
 @dataclass
 class Questionnaire:
-    """The seeds' "try it yourself" questions. None means "don't know yet"."""
+    """The flowchart's questions (docs/guide.md). None means "don't know yet"."""
     few_shot_reaches_90pct: bool | None = None  # does few-shot reach 90% of your quality target?
     lacks_knowledge: bool = False  # is the main problem missing facts (your docs, recent data)?
     behaviour_problem: bool = False  # ... or style, tone, output format, reasoning pattern?
@@ -96,13 +96,13 @@ class Recommendation:
 
 def advise_from_answers(q: Questionnaire, task: str = "TASK") -> Recommendation:
     reasons, steps, change = [], [], []
-    experiment = (f"run the seeds' experiment: your best ~20 examples as few-shot against ~50 held out: "
+    experiment = (f"run the few-shot test: your best ~20 examples as few-shot against ~50 held out: "
                   f"`lab eval {task} --arms zero-shot,few-shot --limit 50`")
 
     if not q.clear_success_metric:
         return Recommendation("few-shot", [
             "No clear evaluation criteria: without them you cannot build a dataset or tell whether "
-            "fine-tuning helped (seeds). Prompt engineering meanwhile."],
+            "fine-tuning helped (docs/guide.md: when not to fine-tune). Prompt engineering meanwhile."],
             next_steps=["define the metric first: a task.toml with a scorer and a held-out set"],
             would_change_if=["you can score outputs: then answer the questionnaire again"], provisional=True)
 
@@ -158,7 +158,7 @@ def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, st
 
     if q.requirements_change_often:
         reasons.append("But the requirements change often: retraining on every change is impractical, so stay "
-                       "with prompts (and RAG for facts) (seeds: signs you should not fine-tune).")
+                       "with prompts (and RAG for facts) (docs/guide.md: when not to fine-tune).")
         change.append("the requirements settle down: then, with 200+ examples, fine-tune")
         steps.append("keep the few-shot examples in a file you can edit as the requirements move")
         return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change,
@@ -166,8 +166,8 @@ def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, st
 
     # 4. 200+ examples?
     if q.good_examples >= MIN_EXAMPLES:
-        reasons.append(f"{q.good_examples} good examples is enough to fine-tune (the seeds' minimum is "
-                       f"{MIN_EXAMPLES}) (flowchart step 4: yes).")
+        reasons.append(f"{q.good_examples} good examples is enough to fine-tune (the rule of thumb is "
+                       f"{MIN_EXAMPLES}+) (flowchart step 4: yes).")
         if q.cost_or_latency_pressure:
             reasons.append("Cost/latency pressure favours tuning too: the instructions move into the weights, "
                            "so every request is shorter; the break-even point says when training has paid off.")

@@ -104,7 +104,8 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
              f"primary metric <b>{_e(board.primary_metric)}</b>, target <b>{board.target:.2f}</b> · "
              f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
     if prediction:
-        parts.append(f"<p class=meta>The scenario's README says the seeds predict: <b>{_e(prediction)}</b>. "
+        parts.append(f"<p class=meta>The scenario's README predicts, from the rules in docs/guide.md: "
+                     f"<b>{_e(prediction)}</b>. "
                      "The recommendation below follows the measurements, whether or not they agree.</p>")
     if rec is not None:
         parts.append(f'<div class=rec><h2>{_e(rec.headline())}</h2><ul>'
@@ -262,7 +263,7 @@ def curve_section(curve) -> str:
 
 
 def seeds_prediction(lab, eval_run_id: int) -> str | None:
-    """'## What the seeds predict: X' from the task folder's README.md, if it has one."""
+    """'## What the guide predicts: X' from the task folder's README.md, if it has one."""
     import re
 
     from .evaluation.summary import load_run, task_of_run
@@ -270,7 +271,7 @@ def seeds_prediction(lab, eval_run_id: int) -> str | None:
     try:
         task = task_of_run(load_run(lab, eval_run_id))
         readme = Path(task.source).parent / "README.md"
-        m = re.search(r"^#+\s*What the seeds predict:\s*(.+)$", readme.read_text(encoding="utf-8"), re.M)
+        m = re.search(r"^#+\s*What the guide predicts:\s*(.+)$", readme.read_text(encoding="utf-8"), re.M)
     except Exception:  # a task without a README (or source) simply has no prediction
         return None
     return m.group(1).strip() if m else None

@@ -4,7 +4,7 @@
     python scripts/make_scenarios.py                 # writes lab/scenarios/ and corpora/acme/
     python scripts/make_scenarios.py --out /tmp/s --corpus-out /tmp/acme
 
-Three scenarios, one per rung the seeds predict:
+Three scenarios, one per rung the guide (docs/guide.md) predicts:
   tickets     customer email -> JSON ticket (format/behaviour: fine-tune territory)
   specialty   symptoms in lay words -> which specialist (narrow classifier: few-shot vs tune)
   acme-facts  questions about a company no model has heard of (knowledge: RAG territory)

@@ -1,4 +1,4 @@
-"""The advisor follows the seeds' flowchart on every branch, and with evidence names the
+"""The advisor follows the guide's flowchart (docs/guide.md) on every branch, and with evidence names the
 cheapest rung that meets the target, saying "fine-tuning helped" only when it is significant."""
 from __future__ import annotations
 

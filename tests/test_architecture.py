@@ -3,6 +3,7 @@ imports inside functions count too), no import loops, and the faces on top."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -119,3 +120,38 @@ def test_the_faces_hold_no_sql():
     hits = [f"{p.name}: {line.strip()}" for p in app for line in p.read_text().splitlines()
             if any(k in line.lower() for k in ("select ", "insert into", ".execute(", "store.query("))]
     assert hits == []
+
+
+# The lab's rules come from internal notes ("the seeds") that no user has seen: what a user reads
+# cites the lab's own guide (docs/guide.md) or states the rule. Random seeds (`--seeds N`, "spread
+# across seeds") are another word and stay.
+INTERNAL_SOURCE = re.compile(r"\bseeds'|\bthe seeds\b|\(seeds\)|\bseeds:", re.I)
+ROOT = LAB.parent
+
+
+def _string_constants(path: Path):
+    """(line, text) of every string literal in the file: docstrings, help texts, the literal
+    parts of f-strings. Comments are not strings and may cite the notes."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def test_no_user_facing_text_cites_the_internal_notes():
+    hits = [f"{p.relative_to(ROOT)}:{line}: {m.group(0)!r} in {text.strip()[:80]!r}"
+            for p in sorted(LAB.rglob("*.py")) for line, text in _string_constants(p)
+            for m in [INTERNAL_SOURCE.search(text)] if m]
+    docs = [*LAB.rglob("*.md"), ROOT / "README.md", ROOT / "Makefile", ROOT / "docs" / "guide.md"]
+    hits += [f"{p.relative_to(ROOT)}:{i}: {line.strip()[:80]!r}" for p in sorted(docs)
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if INTERNAL_SOURCE.search(line)]
+    assert hits == [], "cite docs/guide.md or state the rule:\n" + "\n".join(hits)
+
+
+def test_the_guide_is_there_and_linked():
+    guide = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
+    for topic in ("prompt", "RAG", "fine-tune", "200+", "break-even", "meets", "helped", "as good as"):
+        assert topic in guide, topic
+    assert "README.md#how-the-lab-judges-one-verdict-honest-at-small-n" in guide
+    assert "### How the lab judges: one verdict, honest at small n" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/guide.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/guide.md" in (LAB / "app" / "tab_advisor.py").read_text(encoding="utf-8")

@@ -42,7 +42,7 @@ def test_builtin_loads_with_enough_disjoint_data(name):
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_has_a_readme_with_a_prediction(name):
     text = (SCENARIOS_DIR / name / "README.md").read_text()
-    assert "What the seeds predict" in text and "measurements win" in text
+    assert "What the guide predicts" in text and "measurements win" in text
 
 
 def test_tickets_outputs_match_the_schema():

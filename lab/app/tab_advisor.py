@@ -1,8 +1,9 @@
-"""Advisor: the seeds' decision procedure (the ladder and its flowchart) with the numbers it
+"""Advisor: the decision procedure of docs/guide.md (the ladder and its flowchart) with the numbers it
 rests on. With an evaluation run it speaks from evidence; without one, from the questionnaire,
 and says which experiment to run next."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -15,6 +16,12 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 UNKNOWN = "don't know yet"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"  # in a checkout of the lab
+
+
+def guide_ref() -> str:
+    """Where the lab's guide is, as text: the app is offline and serves no files, so no link."""
+    return f"`{GUIDE}`" if GUIDE.is_file() else "`docs/guide.md` in the Ladder Lab's folder"
 
 
 def setup(lab: Lab):
@@ -63,6 +70,8 @@ def render(rec, board=None) -> str:
         out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
     if rec.would_change_if:
         out += ["", "**The answer would change if**"] + [f"- {w}" for w in rec.would_change_if]
+    out += ["", f"_Why these rules (the ladder, facts in retrieval, 200+ examples, the costs): the lab's guide, "
+                f"{guide_ref()}._"]
     return "\n".join(out)
 
 
@@ -185,7 +194,8 @@ def build_curve_section(lab: Lab) -> None:
 def build(lab: Lab) -> None:
     gr.Markdown("Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
                 "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
-                "your bar — from your own evaluation when there is one.", elem_classes="lab-lead")
+                "your bar — from your own evaluation when there is one. The rules, and why: the lab's guide, "
+                f"{guide_ref()}.", elem_classes="lab-lead")
     with gr.Row():
         with gr.Column(scale=2):
             run = gr.Dropdown(allow_custom_value=True, label="Evidence: an evaluation run",

@@ -314,8 +314,9 @@ def _tail(path: str | None, n: int = 12) -> str:
 
 def build(lab: Lab) -> None:
     d = bridge.device_defaults("cpu")  # placeholders; setup() puts this machine's defaults in
-    gr.Markdown("Tune for format and behaviour, not for facts. The seeds' rule of thumb: 200+ good examples; "
-                "under 20 the lab refuses unless you force it.", elem_classes="lab-lead")
+    gr.Markdown("Tune for format and behaviour, not for facts. Rule of thumb: 200+ good examples; "
+                "under 20 the lab refuses unless you force it (docs/guide.md in the lab's folder says why).",
+                elem_classes="lab-lead")
     with gr.Row():
         dataset = gr.Dropdown(allow_custom_value=True, label="Dataset", choices=[], scale=3, elem_id="train-dataset")
         upload = gr.File(label="…or upload a file (JSONL, CSV, TSV, JSON, Parquet)",

@@ -1,4 +1,4 @@
-"""lab climb: the ladder climbed in the seeds' order until a rung meets the target."""
+"""lab climb: the ladder climbed in order (docs/guide.md) until a rung meets the target."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import click
 
 from .common import cli, lab_of
 
-CLIMB_HELP = """Climb TASK's ladder in the seeds' order on its held-out set, and stop at the first
-rung that meets the target.
+CLIMB_HELP = """Climb TASK's ladder in order (prompt, RAG, tune) on its held-out set, and stop at the
+first rung that meets the target. Why this order: docs/guide.md in the lab's folder.
 
 \b
   1. prompt: zero-shot, and few-shot with fixed and with similar examples at k = 2, 4, 8
@@ -50,7 +50,7 @@ Then: lab report TASK draws the path.
 @click.option("--train-steps", type=click.IntRange(min=1),
               help="Optimizer steps for the adapter (default: one epoch, this machine's defaults).")
 @click.option("--min-train", type=click.IntRange(min=20), default=200, show_default=True,
-              help="Training examples needed before tuning (the seeds' 200+).")
+              help="Training examples needed before tuning (rule of thumb: 200+).")
 @click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the climb (path, decision, advice) as JSON.")
 @click.pass_context

@@ -1,4 +1,4 @@
-"""`lab climb`: the ladder climbed in the seeds' order, step by step, until a rung meets the target.
+"""`lab climb`: the ladder climbed in order (docs/guide.md), step by step, until a rung meets the target.
 
   decide.py  next_step(situation) -> Decision: the pure decision at each rung (and the rule for
              "meets the target significantly")

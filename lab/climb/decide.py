@@ -2,7 +2,7 @@
 step up the ladder or where to stop, and why. No model, no store: the runner (`run.py`) feeds
 it the scoreboard and its time estimates, and the tests feed it synthetic ones.
 
-The seeds' order (prompt -> RAG -> fine-tune, stop at the first that works) and their rules:
+The guide's order (docs/guide.md: prompt -> RAG -> fine-tune, stop at the first that works) and its rules:
 - "Can few-shot prompting solve the task adequately? yes -> stop."
 - "Is the main problem a lack of knowledge? yes -> RAG, stop." Fine-tuning "changes behaviour,
   not knowledge": a knowledge gap RAG does not close is not handed to tuning.
@@ -182,9 +182,9 @@ def next_step(s: Situation) -> Decision:
     if last == "rag":
         if knowledge_shaped(best, s.output_format):
             return Decision("stop", None, "knowledge", f"{evidence} The remaining failures are wrong or "
-                            "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge (seeds), "
-                            "so the climb stops at RAG. Better retrieval (more passages, other chunking), more "
-                            "documents or a larger model are the levers.")
+                            "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge "
+                            "(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. Better retrieval "
+                            "(more passages, other chunking), more documents or a larger model are the levers.")
         return _tune(s, evidence + " The remaining failures are behaviour/format: tuning is next.", [])
     return Decision("stop", None, "top", f"{evidence} The tune rung is the top of the ladder.")
 
@@ -208,10 +208,10 @@ def _tune(s: Situation, evidence: str, skipped: list[str]) -> Decision:
                         f"nothing). Collect toward {MIN_TRAIN}.", skipped + ["tune: too few training examples"])
     if s.train_examples < s.min_train:
         return Decision("stop", None, "too-few", f"{evidence} {s.train_examples} training examples is below "
-                        f"the {s.min_train} the climb asks for before tuning (seeds: 200+): collect about "
+                        f"the {s.min_train} the climb asks for before tuning (rule of thumb: 200+): collect about "
                         f"{s.min_train - s.train_examples} more, prompt meanwhile (--min-train lowers the bar, "
                         f"not below {TRAINER_MINIMUM}).", skipped + ["tune: too few training examples"])
-    return _go(s, "tune", "climb", f"{evidence} With {s.train_examples} training examples (seeds: 200+), "
+    return _go(s, "tune", "climb", f"{evidence} With {s.train_examples} training examples (rule of thumb: 200+), "
                "train an adapter and measure tune" + (" and tune+rag." if s.has_corpus else "."), skipped)
 
 

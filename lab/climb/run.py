@@ -1,4 +1,4 @@
-"""`lab climb`: run the ladder in the seeds' order on a task's held-out set, one step at a time,
+"""`lab climb`: run the ladder in order (docs/guide.md) on a task's held-out set, one step at a time,
 stopping where `decide.next_step` says, then ask the advisor.
 
 Every step goes through the existing machinery: `evaluation.run_eval` (resumable, one row per

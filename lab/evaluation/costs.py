@@ -3,7 +3,7 @@
 Two bases, chosen by the task's `[cost]` table:
 - tokens: an API's prices per 1,000 prompt and completion tokens (when either is set);
 - time: measured local seconds per request x what an hour of the machine costs.
-The seeds' argument for tuning is "shorter prompts on every request pay for the training";
+The guide's argument for tuning (docs/guide.md) is "shorter prompts on every request pay for the training";
 `break_even` turns that into a number of requests (and days at the task's request rate).
 """
 from __future__ import annotations

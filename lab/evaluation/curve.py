@@ -38,7 +38,7 @@ class CurveError(EvalError):
 
 
 class CurveSettings(BaseModel):
-    """What one curve is: the sizes and ks, the seeds, the held-out limit and the training
+    """What one curve is: the sizes and ks, how many random seeds, the held-out limit and the training
     settings (TrainConfig fields: lab train's flags; checked by `make_config`)."""
     model_config = ConfigDict(extra="forbid")
 
