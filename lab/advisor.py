@@ -457,52 +457,15 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
 
 # ---- with a learning curve (`lab curve`) -------------------------------------------------------
 
-def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
-    """What the task's learning curve says, as (reasons, next steps): where tuning overtakes the
-    best few-shot point (or that it never does), and whether more examples would likely help."""
-    reasons, steps = [], []
-    x = curve.crossover
-    if x.best_k is None or not x.comparisons:
-        return ([f"The learning curve (curve {curve.curve_id}) has no {'few-shot' if x.best_k is None else 'tuned'} "
-                 "point yet."], [f"finish it: `lab curve {curve.task}` resumes"])
-    best = f"the best few-shot (k = {x.best_k}, {x.best})"
-    largest = max(x.comparisons)
-    if x.at_n is not None:
-        c = x.comparisons[x.at_n]
-        reasons.append(f"On your data, tuning beats {best} from about {x.at_n} examples; you have {have} "
-                       f"(learning curve: tune n={x.at_n} vs few-shot {_interval(c)}).")
-        if have < x.at_n:
-            steps.append(f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile")
-    elif set(x.comparisons) <= set(x.beaten_by_few_shot()):
-        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
-                       f"(learning curve, largest: {_interval(x.comparisons[largest])}): stay with prompting.")
-    elif largest in x.beaten_by_few_shot():
-        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at the largest size measured, {largest} examples "
-                       f"(learning curve: {_interval(x.comparisons[largest])}): stay with prompting.")
-    else:
-        reasons.append(f"Tuning is not shown to beat few-shot at k = {x.best_k} at any size measured (learning "
-                       f"curve, tune n={largest} vs few-shot {_interval(x.comparisons[largest])}): stay with "
-                       "prompting unless more examples show otherwise.")
-    s = curve.slope
-    if s is not None and s.per_100 is not None:
-        ci = s.interval_per_100
-        gain = f"{s.per_100:+.3f} per 100 examples between n={s.n_from} and n={s.n_to}" + (
-            f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-        reasons.append(f"The tuned curve ({gain}): {s.reading()}.")
-        if s.rising:
-            steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
-                         f"{s.n_to},{2 * s.n_to}`")
-    return reasons, steps
-
-
 def add_curve_evidence(lab, rec: Recommendation, task: str, have: int) -> None:
     """Add what the task's latest learning curve says, when it has one."""
+    from .evaluation.curve import curve_advice
     from .evaluation.curve_run import latest_curve
 
     curve = latest_curve(lab, task)
     if curve is None:
         return
-    reasons, steps = curve_advice(curve, have)
+    reasons, steps = curve_advice(curve, have)  # the curve's own words (evaluation/curve.py)
     rec.reasons += reasons
     rec.next_steps += steps
     rec.evidence["curve"] = {"curve_id": curve.curve_id, "crossover_n": curve.crossover.at_n,

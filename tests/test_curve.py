@@ -363,3 +363,67 @@ def test_a_constrained_curve_keeps_its_points_apart_from_an_unconstrained_one(cu
         ("curve:k0", False), ("curve:specialty-n8s0", False),
         ("curve:k0+constrained", True), ("curve:specialty-n8s0+constrained", True)]
     assert load_curve(curve_lab, curve_id).complete
+
+
+# ---- with a learning curve ---------------------------------------------------------------------
+
+def _curve(few_rate: float, tuned_rates: dict, seeds: int = 1):
+    from lab.evaluation.curve import build_curve
+
+    ids = [f"e{i}" for i in range(40)]
+
+    def scores(rate):
+        return {e: float(i < round(rate * 40)) for i, e in enumerate(ids)}
+
+    return build_curve("tickets", "exact_match", 0.8, 356, {0: scores(0.0), 8: scores(few_rate)},
+                       {n: [scores(r)] for n, r in tuned_rates.items()}, curve_id=3)
+
+
+def test_curve_advice_names_the_crossover_and_what_you_have():
+    from lab.evaluation.curve import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.2, {25: 0.25, 100: 0.6, 200: 0.65}), have=60)
+    assert reasons[0].startswith("On your data, tuning beats the best few-shot (k = 8, 0.200")
+    assert "from about 100 examples; you have 60" in reasons[0]
+    assert any("collect about 40 more examples" in s for s in steps)
+    assert "rising, but not significantly: the interval is too wide to tell" in reasons[1]
+    reasons, _ = curve_advice(_curve(0.2, {25: 0.25, 100: 0.6, 200: 0.6}), have=60)
+    assert "flat: more examples of the same kind may not help much" in reasons[1]  # [-0.018, +0.018]
+
+
+def test_a_wide_flat_slope_says_it_cannot_tell():
+    # issue 21: +0.000 [-1.140, +1.140] per 100 examples read "flat or falling: ... may not help much"
+    from lab.evaluation.curve import Slope
+    from lab.evaluation.stats import Comparison
+
+    s = Slope(25, 50, Comparison("tune n=25", "tune n=50", 0.0, -0.285, 0.285, 1.0, 12))
+    assert s.interval_per_100 == pytest.approx((-1.14, 1.14))
+    assert s.reading() == "no rise seen: the interval is too wide to tell whether more training data would help"
+
+
+def test_curve_advice_still_rising():
+    from lab.evaluation.curve import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.2, {50: 0.3, 100: 0.5, 200: 0.9}), have=356)
+    assert "from about 100 examples; you have 356" in reasons[0] and not any("collect about" in s for s in steps)
+    assert "still rising: more examples will likely help" in reasons[1]
+    assert any("--sizes 200,400" in s for s in steps)
+
+
+def test_curve_advice_within_the_noise_and_beaten():
+    from lab.evaluation.curve import curve_advice
+
+    reasons, _ = curve_advice(_curve(0.5, {50: 0.45, 100: 0.55}), have=356)
+    assert reasons[0].startswith("Tuning is not shown to beat few-shot at k = 8") and "stay with prompting" in reasons[0]
+    reasons, _ = curve_advice(_curve(0.6, {50: 0.1, 100: 0.2}), have=356)
+    assert reasons[0].startswith("Few-shot at k = 8 beats tuning at every size measured, up to 100 examples")
+    # issue 21: beaten at the largest size only is not "at every size measured"
+    reasons, _ = curve_advice(_curve(0.6, {50: 0.55, 100: 0.2}), have=356)
+    assert reasons[0].startswith("Few-shot at k = 8 beats tuning at the largest size measured, 100 examples")
+
+
+def test_curve_advice_without_tuned_points():
+    from lab.evaluation.curve import curve_advice
+
+    reasons, steps = curve_advice(_curve(0.5, {}), have=10)
+    assert "no tuned point yet" in reasons[0] and "lab curve tickets" in steps[0]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import stats
 from .runner import EvalError
+from .verdict import interval_text
 from .sample import nested_order  # noqa: F401  (one order for training subsets and held-out limits)
 
 FLAT = 0.05  # a slope whose whole interval lies within +-5 points per 100 examples is "flat"
@@ -324,3 +325,43 @@ def build_curve(task: str, metric: str, target: float, n_train: int, few: dict[i
     n_eval = max([p.quality.n for p in (*few_points, *tune_points)], default=0)
     return Curve(task, metric, target, n_train, n_eval, few_points, tune_points,
                  find_crossover(few, tuned, kind), last_slope(tuned, kind), **extra)
+
+
+# ---- what the curve says, in the advice's words ----------------------------------------------
+
+def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
+    """What the task's learning curve says, as the advice's (reasons, next steps): where tuning overtakes the
+    best few-shot point (or that it never does), and whether more examples would likely help."""
+    reasons, steps = [], []
+    x = curve.crossover
+    if x.best_k is None or not x.comparisons:
+        return ([f"The learning curve (curve {curve.curve_id}) has no {'few-shot' if x.best_k is None else 'tuned'} "
+                 "point yet."], [f"finish it: `lab curve {curve.task}` resumes"])
+    best = f"the best few-shot (k = {x.best_k}, {x.best})"
+    largest = max(x.comparisons)
+    if x.at_n is not None:
+        c = x.comparisons[x.at_n]
+        reasons.append(f"On your data, tuning beats {best} from about {x.at_n} examples; you have {have} "
+                       f"(learning curve: tune n={x.at_n} vs few-shot {interval_text(c)}).")
+        if have < x.at_n:
+            steps.append(f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile")
+    elif set(x.comparisons) <= set(x.beaten_by_few_shot()):
+        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
+                       f"(learning curve, largest: {interval_text(x.comparisons[largest])}): stay with prompting.")
+    elif largest in x.beaten_by_few_shot():
+        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at the largest size measured, {largest} examples "
+                       f"(learning curve: {interval_text(x.comparisons[largest])}): stay with prompting.")
+    else:
+        reasons.append(f"Tuning is not shown to beat few-shot at k = {x.best_k} at any size measured (learning "
+                       f"curve, tune n={largest} vs few-shot {interval_text(x.comparisons[largest])}): stay with "
+                       "prompting unless more examples show otherwise.")
+    s = curve.slope
+    if s is not None and s.per_100 is not None:
+        ci = s.interval_per_100
+        gain = f"{s.per_100:+.3f} per 100 examples between n={s.n_from} and n={s.n_to}" + (
+            f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        reasons.append(f"The tuned curve ({gain}): {s.reading()}.")
+        if s.rising:
+            steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
+                         f"{s.n_to},{2 * s.n_to}`")
+    return reasons, steps
