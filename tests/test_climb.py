@@ -266,3 +266,17 @@ def test_the_training_estimate_counts_gradient_accumulation(fake_lab, task_dir):
     one = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 1}), 25)[0] - LOAD_S
     two = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 2}), 25)[0] - LOAD_S
     assert one > 0 and two == pytest.approx(2 * one)
+
+
+def test_the_margin_of_as_good_as_comes_from_the_task_or_the_flag(fake_lab, task_dir, monkeypatch):
+    """issue 21: the non-inferiority margin is task.toml's `margin` (default 0.05) or --margin."""
+    fake_lab.fake.default = "Urologist"
+    result = climb(fake_lab, str(task_dir), up_to="prompt", margin=0.2, progress=False, say=lambda m: None)
+    assert result.recommendation.evidence["choice"]["margin"] == 0.2
+    monkeypatch.setattr("lab.cli.evaluate.lab_of", lambda ctx: fake_lab)
+    out = CliRunner().invoke(cli, ["advise", "--run", str(result.eval_run_id), "--json"], obj={})
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["evidence"]["choice"]["margin"] == 0.05
+    out = CliRunner().invoke(cli, ["advise", "--run", str(result.eval_run_id), "--margin", "0.1", "--json"], obj={})
+    assert json.loads(out.output)["evidence"]["choice"]["margin"] == 0.1
+    assert CliRunner().invoke(cli, ["advise", "--run", "1", "--margin", "0.9"], obj={}).exit_code == 2

@@ -53,15 +53,18 @@ Then: lab report TASK draws the path.
               help="Training examples needed before tuning (rule of thumb: 200+).")
 @click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the climb (path, decision, advice) as JSON.")
+@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True), help="How much worse (0-0.5) a cheaper "
+              "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
+              "task's margin, 0.05 unless task.toml says otherwise).")
 @click.pass_context
-def climb_cmd(ctx, task, target, budget_min, up_to, limit, train_steps, min_train, model, as_json):
+def climb_cmd(ctx, task, target, budget_min, up_to, limit, train_steps, min_train, model, as_json, margin):
     from ..climb import climb, path_text
 
     lab = lab_of(ctx)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
         result = climb(lab, task, target=target, up_to=up_to, budget_min=budget_min, limit=limit,
-                       train_steps=train_steps, min_train=min_train, model=model, say=say)
+                       train_steps=train_steps, min_train=min_train, model=model, say=say, margin=margin)
     except KeyboardInterrupt:
         click.secho(f"\ninterrupted: finished work is kept; run the same `lab climb {task} ...` again to "
                     "continue", fg="yellow", err=True)

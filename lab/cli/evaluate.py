@@ -205,9 +205,12 @@ def _questionnaire(lab, task, flags: dict, interactive: bool):
 @click.option("--no-metric", "no_metric", is_flag=True, help="You cannot yet say what a good output is.")
 @click.option("-i/-I", "--interactive/--no-interactive", default=None,
               help="Ask the questions not given as flags (default: when nothing is measured and stdin is a terminal).")
+@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True), help="How much worse (0-0.5) a cheaper "
+              "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
+              "task's margin, 0.05 unless task.toml says otherwise).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
+def advise(ctx, task, run_id, no_metric, interactive, as_json, margin, **flags):
     """Which rung to use: from TASK's latest evaluation when there is one, else from a questionnaire."""
     from ..advisor import advise_from_answers, recommend_for_run
     from ..climb.record import report_run
@@ -221,6 +224,7 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, **flags):
     run_id = run_id or (report_run(lab, t.name) if t else None)
     if run_id is not None:
         board = summarize(lab, run_id)
+        board.margin = board.margin if margin is None else margin
         answers = _questionnaire(lab, t, flags, bool(interactive)) if any(
             v is not None for v in flags.values()) or interactive else None
         rec = recommend_for_run(lab, board, answers)

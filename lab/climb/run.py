@@ -287,8 +287,10 @@ def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
 def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget_min: float | None = None,
           limit: int | None = None, train_steps: int | None = None, min_train: int = 200,
           model: str | None = None, progress: bool = True, cancel: threading.Event | None = None,
-          say: Callable[[str], None] = print, on_event: Callable[[dict], None] | None = None) -> ClimbResult:
-    """Climb TASK's ladder; returns the path and the advisor's recommendation.
+          say: Callable[[str], None] = print, on_event: Callable[[dict], None] | None = None,
+          margin: float | None = None) -> ClimbResult:
+    """Climb TASK's ladder; returns the path and the advisor's recommendation. `margin` (default: the
+    task's) is how much worse a cheaper rung may be and still count as good as a costlier one.
 
     Raises KeyboardInterrupt on Ctrl-C (the climb is recorded as interrupted; a rerun continues)."""
     from ..evaluation.sample import held_out as sampled
@@ -297,7 +299,8 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     t0 = time.perf_counter()
     task = load_task(task, home=lab.home)
     target = task.target if target is None else float(target)
-    judged = task.model_copy(update={"target": target})  # the scoreboard and advice against --target
+    # the scoreboard and the advice against --target and --margin (the measurements do not depend on them)
+    judged = task.model_copy(update={"target": target, "margin": task.margin if margin is None else margin})
     info = lab.backend(model).info
     options = {"target": target, "up_to": up_to, "limit": limit, "train_steps": train_steps,
                "min_train": min_train, "model": info.id}
