@@ -24,7 +24,7 @@ SES = 3  # tolerance: Monte Carlo standard errors (at 400 draws it admits ~8.3% 
 
 
 @pytest.fixture(scope="module")
-def decisions() -> list[dict]:
+def decisions() -> list[dict]:  # ~30 s on 2 cores: the tests that use it are marked slow (CI runs them)
     return bench.decision_table(ns=(20, 100), configs=(1, 11), kinds=bench.KINDS, reps=400, test_reps=80,
                                 graded_test_reps=20, seed=SEED, workers=2)
 
@@ -61,6 +61,7 @@ def test_the_speedups_change_no_decision():
     assert verdict.bound.__name__ == "bound" and not hasattr(verdict.bound, "cache_info")  # restored
 
 
+@pytest.mark.slow
 def test_false_verdicts_stay_within_five_percent(decisions):
     over = []
     for r in decisions:
@@ -74,6 +75,7 @@ def test_false_verdicts_stay_within_five_percent(decisions):
     assert cells == 8 * 8  # every row has every goal column (the paired tests ran)
 
 
+@pytest.mark.slow
 def test_a_naive_best_of_n_breaks_the_bound(decisions):
     """Judging the best of 11 configurations as one arm (candidates=1) inflates "meets": the check
     above would catch it. The adjusted verdict on the same draws stays within the bound."""
@@ -85,6 +87,7 @@ def test_a_naive_best_of_n_breaks_the_bound(decisions):
     assert lines[0].startswith("FAIL goal 1"), lines
 
 
+@pytest.mark.slow
 def test_the_paired_tests_have_power(decisions):
     """Not a goal, but a bench whose verdicts never fire would pass the false-rate goals trivially."""
     row = next(r for r in decisions if (r["kind"], r["n"], r["N"]) == ("binary", 100, 1))
