@@ -249,7 +249,7 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         _tuning_against_best_prompt(best_prompt, reasons, evidence)
 
     _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
-              met=choice.state in ("meets", "as-good"))
+              met=choice.state in ("meets", "as-good"), name=choice.rung.name)
 
     # Cost: when tuning pays for itself.
     for a in measured:
@@ -369,7 +369,7 @@ def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
 
 
 def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
-              met: bool = False) -> None:
+              met: bool = False, name: str | None = None) -> None:
     """When the target is not met: which rung to try next, by why the answers were wrong."""
     arms = {a.arm for a in measured}
     task = board.task
@@ -416,8 +416,9 @@ def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reas
     bound = chosen.verdict.bound if getattr(chosen, "verdict", None) is not None else None
     if bound is not None and bound > 0:  # the rule itself: the interval's lower end, not the mean
         bound = int(bound * 100) / 100  # rounded down: at the target printed, the rule says "meets"
-        change.append(f"the target were lowered to {bound:.2f} (the lower end of {chosen.arm}'s interval): "
-                      f"{chosen.arm} would meet it")
+        name = name or chosen.arm  # the pick as the advice names it (the sweep's best configuration)
+        change.append(f"the target were lowered to {bound:.2f} (the lower end of its interval, as judged here): "
+                      f"{name} would meet it")
 
 
 def advise(board=None, answers: Questionnaire | None = None, task: str = "TASK",

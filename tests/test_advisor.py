@@ -278,5 +278,5 @@ def test_what_would_change_the_answer_quotes_the_rule_not_the_mean():
     assert r.verdict == "misses" and r.rung == "few-shot"
     lowered = [w for w in r.would_change_if if w.startswith("the target were lowered to")]
     bound = real_board({"zero-shot": 2, "few-shot": 8}, 30).arm("few-shot").verdict.bound
-    assert lowered == [f"the target were lowered to {int(bound * 100) / 100:.2f} (the lower end of few-shot's interval): "
-                       "few-shot would meet it"] and bound < 8 / 30
+    assert lowered == [f"the target were lowered to {int(bound * 100) / 100:.2f} (the lower end of its interval, as "
+                       "judged here): few-shot would meet it"] and bound < 8 / 30
