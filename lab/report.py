@@ -76,10 +76,13 @@ def chart_svg(board, width: int = 640, height: int = 360) -> str:
         placed.append((X(x), ly))
         lo = a.quality.lo if a.quality.lo is not None else a.quality.mean
         hi = a.quality.hi if a.quality.hi is not None else a.quality.mean
+        label = f"{a.arm} {a.quality.mean:.2f}"
+        # a label that would run past the plot's right edge (a long configuration name) ends at its point
+        right = X(x) + 9 + 6.5 * len(label) > width
+        tx, anchor = (X(x) - 9, "end") if right else (X(x) + 9, "start")
         out.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
                    f'<circle cx="{X(x):.1f}" cy="{Y(a.quality.mean):.1f}" r="6" fill="{c}"/>'
-                   f'<text x="{X(x) + 9:.1f}" y="{ly:.1f}" font-size="12" fill="{c}">{_e(a.arm)} '
-                   f'{a.quality.mean:.2f}</text>')
+                   f'<text x="{tx:.1f}" y="{ly:.1f}" font-size="12" fill="{c}" text-anchor="{anchor}">{_e(label)}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
                f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
                f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>')

@@ -375,14 +375,16 @@ def test_an_answer_cut_off_by_the_token_budget_is_truncated_not_invalid(fake_lab
 
     def cut_short(*args, **kw):
         gen = real(*args, **kw)
-        if gen.text == "Dermatol":  # what a budget too small for the label leaves
+        if gen.text in ("Dermatol", "I think you should see"):  # both ran into the budget
             gen.finish_reason = "length"
         return gen
 
     monkeypatch.setattr(fake_lab.fake, "generate", cut_short)
-    fake_lab.fake.queue("Dermatol", "hmm", "Neurologist", "Dermatologist", "Cardiologist", "Neurologist")
+    fake_lab.fake.queue("Dermatol", "I think you should see", "Neurologist", "Dermatologist", "Cardiologist",
+                        "Neurologist")
     board = summarize(fake_lab, run_eval(fake_lab, label_task, ["zero-shot"], progress=False))
     z = board.arm("zero-shot")
+    # the start of a label is the budget's fault; rambling past a budget that fits every label is the model's
     assert z.failures["truncated"] == 1 and z.failures["output invalid"] == 1
     assert board.examples[0]["outputs"]["zero-shot"]["failure"] == "truncated"
     assert "truncated: the answer ran into the token budget (max_tokens) before it finished" in board.to_text()

@@ -279,16 +279,18 @@ def result_rows(lab, eval_run_id: int) -> list[dict]:
     return rows
 
 
-def failure_of(row: dict, metric: str) -> str | None:
+def failure_of(row: dict, metric: str, labels: list[str] | None = None) -> str | None:
     """Why a wrong answer was wrong: the request failed, the answer was cut off by the token
     budget, the output was not in the required format, retrieval never found the gold document,
-    or the answer itself was wrong."""
+    or the answer itself was wrong. `labels`: a label task's, whose budget fits its longest label
+    (`ladder.answer_budget`): there a cut answer is the budget's fault only when what was written
+    is the start of a label; an answer that rambled past it is the model's (output invalid)."""
     s = row["scores"]
     if not is_wrong(s.get("primary"), metric):
         return None
     if row.get("error"):
         return "request failed"
-    if row.get("finish_reason") == "length":  # cut short: the budget, not the model, may be at fault
+    if row.get("finish_reason") == "length" and _cut_short(row.get("output") or "", labels):
         return "truncated"
     if s.get("format_valid") == 0:
         return "output invalid"
@@ -297,10 +299,18 @@ def failure_of(row: dict, metric: str) -> str | None:
     return "answer wrong"
 
 
+def _cut_short(output: str, labels: list[str] | None) -> bool:
+    if not labels:
+        return True  # free text or JSON: the budget may well be at fault
+    written = output.strip()
+    return bool(written) and any(label != written and label.startswith(written) for label in labels)
+
+
 def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboard:
     run = load_run(lab, eval_run_id)
     task = task or task_of_run(run)
     metric = primary_name(task)
+    labels = list(task.labels or []) if task.output_format == "label" else None
     rows = result_rows(lab, eval_run_id)
     held_out = task.examples("eval")
     by_id = {e.id: e for e in held_out}
@@ -335,7 +345,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             metrics["macro_f1"] = macro_f1(golds, preds, labels or None)
         fails = {f: 0 for f in FAILURES}
         for r in arm_rows:
-            f = failure_of(r, metric)
+            f = failure_of(r, metric, labels)
             if f:
                 fails[f] += 1
         ok = [r for r in arm_rows if not r.get("error")]
@@ -371,7 +381,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             r = first.get((ex_id, arm))
             if r is not None:
                 outputs[arm] = {"output": r.get("output") or "", "primary": per_example[arm].get(ex_id),
-                                "failure": failure_of(r, metric), "error": r.get("error"),
+                                "failure": failure_of(r, metric, labels), "error": r.get("error"),
                                 "passages": [p.get("source") for p in r["extra"].get("passages", [])] or None}
         values = {o["primary"] for o in outputs.values()}
         examples.append({"id": ex_id, "input": ex.input if ex else "", "expected": ex.output if ex else "",
