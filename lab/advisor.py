@@ -89,7 +89,7 @@ class Recommendation:
             lines += ["", "Next:"] + [f"  - {s}" for s in self.next_steps]
         if self.would_change_if:
             lines += ["", "The answer would change if:"] + [f"  - {w}" for w in self.would_change_if]
-        return "\n".join(lines)
+        return "\n".join(lines + ["", "Why these rules: docs/guide.md in the Ladder Lab's folder."])
 
 
 # ---- without evaluation: the questionnaire ----------------------------------------------------

@@ -74,6 +74,7 @@ def test_advise_without_board_uses_the_questionnaire_and_text_renders():
     r = advise(None, Q(few_shot_reaches_90pct=False, lacks_knowledge=True), task="acme-facts")
     text = r.to_text()
     assert text.startswith("Recommendation: RAG") and "Why:" in text and "acme-facts" in text
+    assert text.endswith("Why these rules: docs/guide.md in the Ladder Lab's folder.")  # the terminal names the guide
 
 
 # ---- with evidence -----------------------------------------------------------------------------
