@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-LADDER = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+from .prompts import ARMS
+
+LADDER = ARMS  # the arms, cheapest first
 PROMPT_RUNGS = {"zero-shot", "few-shot"}
 TUNE_RUNGS = {"tune", "tune+rag"}
 MIN_EXAMPLES = 200  # seeds: "typically 200+ examples minimum"

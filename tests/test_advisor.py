@@ -102,8 +102,7 @@ def real_board(hits: dict[str, int], n: int, target: float = 0.8, margin: float 
     ids = [f"e{i}" for i in range(n)]
     scores = {a: {e: float(i < h) for i, e in enumerate(ids)} for a, h in hits.items()}
     arms = []
-    rungs = [verdict.RUNG_OF[a] for a in scores]
-    share = verdict.family({r: rungs.count(r) for r in rungs})  # as `summarize` shares the 5%
+    share = verdict.family(verdict.RUNG_OF[a] for a in scores)  # as `summarize` shares the 5%
     for a, per in scores.items():
         q = mean_ci(list(per.values()))
         v = verdict.meets_arm(q, target, share[verdict.RUNG_OF[a]])
@@ -264,7 +263,7 @@ def test_rungs_share_the_five_percent_and_the_scoreboard_agrees_with_the_advice(
     from lab.evaluation import verdict
 
     assert verdict.meets(19 / 20, 20, 0.75).state == "meets"
-    assert verdict.family({"prompt": 2, "tune": 1}) == {"prompt": 4, "tune": 2}
+    assert verdict.family(["prompt", "prompt", "tune"]) == {"prompt": 4, "tune": 2}
     b = real_board({"zero-shot": 19, "few-shot": 12, "tune": 12}, 20, target=0.75)
     assert b.arm("zero-shot").meets_cell() == "maybe"  # summarize shares it the same way
     r = advise_from_scoreboard(b)

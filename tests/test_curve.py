@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from lab.evaluation.curve import (CurveError, build_curve, find_crossover, last_slope, mean_over_seeds,
-                                  nested_order, parse_ks, parse_sizes, steps_for, subset)
+                                  parse_ks, parse_sizes, steps_for, subset)
+from lab.evaluation.sample import nested_order
 
 
 # ---- subsets --------------------------------------------------------------------------------

@@ -30,12 +30,11 @@ def _jsonl(path: Path, pairs, prefix: str) -> None:
                             for i, (a, b) in enumerate(pairs)))
 
 
-@pytest.fixture
-def task(tmp_path):
-    folder = tmp_path / "docs"
+def write_task(folder: Path, name: str, held_out) -> object:
+    """A label task named `name` in `folder`: `held_out` (question, label) pairs and the POOL."""
     folder.mkdir()
     (folder / "task.toml").write_text(textwrap.dedent(f"""
-        name = "docs"
+        name = "{name}"
         instruction = "Name the doctor specialty."
         output_format = "label"
         labels = {json.dumps(LABELS)}
@@ -47,9 +46,14 @@ def task(tmp_path):
         few_shot_k = 4
         max_tokens = 8
     """))
-    _jsonl(folder / "eval.jsonl", EVAL, "e")
+    _jsonl(folder / "eval.jsonl", held_out, "e")
     _jsonl(folder / "fewshot.jsonl", POOL, "f")
     return load_task(folder / "task.toml")
+
+
+@pytest.fixture
+def task(tmp_path):
+    return write_task(tmp_path / "docs", "docs", EVAL)
 
 
 def test_constrained_and_unconstrained_runs_never_mix(fake_lab, task):
@@ -201,28 +205,14 @@ def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
 
 
 def test_racing_drops_the_configurations_clearly_behind_and_still_counts_them(fake_lab, tmp_path, monkeypatch):
-    """48 held-out examples: every configuration answers 12 first; zero-shot (always wrong) and
+    """48 held-out examples: every configuration answers 12 first; zero-shot (always wrong)
     is clearly behind similar examples (always right) and stops there; the similar ones answer all
     48. The pick's verdict still counts every configuration tried (issue 21)."""
     from lab import ladder
     from lab.evaluation.prompt_rung import race_slice, racing_drops
 
-    folder = tmp_path / "race"
-    folder.mkdir()
-    (folder / "task.toml").write_text(textwrap.dedent(f"""
-        name = "race"
-        output_format = "label"
-        labels = {json.dumps(LABELS)}
-        scorers = ["label_accuracy"]
-        primary_metric = "label_accuracy"
-        eval = "eval.jsonl"
-        fewshot = "fewshot.jsonl"
-        few_shot_k = 4
-        max_tokens = 8
-    """))
     questions = [(f"{q} ({i})", a) for i in range(6) for q, a in EVAL]
-    _jsonl(folder / "eval.jsonl", questions, "e")
-    _jsonl(folder / "fewshot.jsonl", POOL, "f")
+    race = write_task(tmp_path / "race", "race", questions)
     right, real = dict(questions), ladder.answer
 
     def fake_answer(lab, arm, question, **kw):
@@ -235,7 +225,7 @@ def test_racing_drops_the_configurations_clearly_behind_and_still_counts_them(fa
     monkeypatch.setattr(ladder, "answer", fake_answer)
     monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: [("SIMILAR", "x")] * k)
     notes = []
-    configs = measure_prompt_rung(fake_lab, load_task(folder / "task.toml"), ks=[2, 4], on_note=notes.append)
+    configs = measure_prompt_rung(fake_lab, race, ks=[2, 4], on_note=notes.append)
     assert race_slice(48) == 12 and race_slice(23) is None
     by = {c.label(): c for c in configs}
     assert by["zero-shot"].dropped and by["zero-shot"].n == 12

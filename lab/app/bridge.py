@@ -124,7 +124,7 @@ def train_datasets(lab=None) -> list[tuple[str, str, str]]:
     return out
 
 
-DEMO_TASK = "tickets"  # format and behaviour: where tuning is expected to win (seeds)
+DEMO_TASK = "tickets"  # format and behaviour: where tuning is expected to win (docs/guide.md)
 DEMO_CPU_STEPS = 60  # ~15 min for SmolLM2-135M on 2 cores (README)
 
 

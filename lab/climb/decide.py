@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from ..evaluation import verdict
 
 STEPS = ["prompt", "rag", "tune"]
-STEP_ARMS = {"prompt": ("zero-shot", "few-shot"), "rag": ("rag",), "tune": ("tune", "tune+rag")}
+STEP_ARMS = {step: tuple(a for a, r in verdict.RUNG_OF.items() if r == step) for step in STEPS}
 MIN_TRAIN = 200  # seeds: "typically 200+ examples minimum"
 TRAINER_MINIMUM = 20  # lab.tuning.datasets.MIN_EXAMPLES: the trainer refuses fewer
 FORMAT_SHARE = 0.5  # failures that are mostly "output invalid" are a format (behaviour) problem
@@ -126,11 +126,8 @@ def best_of(s: Situation, step: str) -> ArmResult | None:
         return None
     best = max((a for a in arms if not a.dropped), key=lambda a: a.mean)  # max keeps the first of equals
     # every configuration measured so far, on every rung, is a chance to meet by luck: they share the 5%
-    sizes: dict[str, int] = {}
-    for a, r in s.results.items():
-        if r.mean is not None:
-            sizes[step_of(a)] = sizes.get(step_of(a), 0) + 1
-    return replace(best, candidates=verdict.family(sizes)[step])
+    share = verdict.family(step_of(a) for a, r in s.results.items() if r.mean is not None)
+    return replace(best, candidates=share[step])
 
 
 def failure_text(arm: ArmResult) -> str:

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import stats
 from .runner import EvalError
 from .verdict import interval_text
-from .sample import nested_order  # noqa: F401  (one order for training subsets and held-out limits)
 
 FLAT = 0.05  # a slope whose whole interval lies within +-5 points per 100 examples is "flat"
 DEFAULT_SIZES = "25,50,100,200,all"

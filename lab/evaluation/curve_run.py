@@ -19,10 +19,10 @@ from typing import Callable
 from .. import ladder
 from ..store import now
 from ..tasks import load_task
-from .curve import (Curve, CurveError, CurveSettings, Scores, adapter_name, build_curve, nested_order, parse_ks,
+from .curve import (Curve, CurveError, CurveSettings, Scores, adapter_name, build_curve, parse_ks,
                     parse_sizes, steps_for, subset)
 from .runner import IDENTITY_DEFAULTS, run_eval
-from .sample import SAMPLE, held_out
+from .sample import SAMPLE, held_out, nested_order
 from .scorers import CONTINUOUS, primary_name
 
 TAG = "curve:"

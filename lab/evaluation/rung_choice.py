@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..prompts import ARMS
 from . import verdict
 
-LADDER = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
+LADDER = ARMS  # the arms, cheapest first
 PROMPT_SHARE = 0.9  # a cheaper rung at 90%+ of the target is worth a non-inferiority test
 AS_GOOD = "as-good"  # the pick's state when it is a cheaper rung shown as good as one that meets
 
@@ -40,10 +41,7 @@ class Rung:
 def shared(rungs: list[Rung]) -> list[Rung]:
     """The rungs with `candidates` set to their share of the 5% (`verdict.family`): each measured
     configuration of every rung is one chance to meet the target by luck."""
-    sizes: dict[str, int] = {}
-    for r in rungs:
-        sizes[verdict.RUNG_OF[r.arm]] = sizes.get(verdict.RUNG_OF[r.arm], 0) + r.candidates
-    fam = verdict.family(sizes)
+    fam = verdict.family(verdict.RUNG_OF[r.arm] for r in rungs for _ in range(r.candidates))
     return [replace(r, candidates=fam[verdict.RUNG_OF[r.arm]]) for r in rungs]
 
 

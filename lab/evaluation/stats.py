@@ -206,11 +206,9 @@ def proportion_interval(mean: float, n: int, level: float = 0.95) -> tuple[float
     return lo, hi
 
 
-def mean_ci(values: Sequence[float | None], kind: str | None = None, level: float = 0.95,
-            seed: int = 0, n_boot: int = N_BOOT) -> Estimate:
+def mean_ci(values: Sequence[float | None], kind: str | None = None, level: float = 0.95) -> Estimate:
     """The mean and its Clopper-Pearson interval (`proportion_interval`); None values are skipped.
-    `kind` only checks the scores (binary ones must be 0 or 1); seed and n_boot are kept for
-    callers of the bootstrap days and unused."""
+    `kind` only checks the scores (binary ones must be 0 or 1)."""
     x = _clean(values)
     if len(x) == 0:
         return Estimate(None, None, None, 0)
@@ -346,6 +344,21 @@ def noninferior(cheap: Sequence[float | None], costly: Sequence[float | None], m
                           needed=_needed_noninferior(gain, loss, margin, a), **base)
 
 
+def smallest_n(tells, start: int, cap: int = 100_000) -> int | None:
+    """The smallest n >= start for which `tells(n)` holds, for a `tells` that stays true once true
+    (a bound that tightens as n grows): doubling, then bisection; None above `cap`."""
+    hi = start
+    while not tells(hi):
+        hi *= 2
+        if hi > cap:
+            return None
+    lo = max(start - 1, hi // 2)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if tells(mid) else (mid, hi)
+    return hi
+
+
 def _noninferior_bound(gain: float, loss: float, n: int, alpha: float) -> float:
     return proportion_interval(gain, n, 1 - alpha)[0] - proportion_interval(loss, n, 1 - alpha)[1]
 
@@ -355,16 +368,7 @@ def _needed_noninferior(gain: float, loss: float, margin: float, alpha: float) -
     are now (None when the cheaper arm looks worse by the margin or more, or over 100,000)."""
     if gain - loss <= -margin:
         return None
-    n = MIN_PAIRS
-    while _noninferior_bound(gain, loss, n, alpha) <= -margin:
-        n *= 2
-        if n > 100_000:
-            return None
-    lo, hi = n // 2, n
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if _noninferior_bound(gain, loss, mid, alpha) > -margin else (mid, hi)
-    return max(MIN_PAIRS, hi)
+    return smallest_n(lambda n: _noninferior_bound(gain, loss, n, alpha) > -margin, MIN_PAIRS)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

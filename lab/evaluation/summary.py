@@ -329,8 +329,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
     kind = stats.kind_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
     # every arm is a chance to meet the target by luck: they share the 5% (`verdict.family`)
-    rungs = [verdict.RUNG_OF.get(a, a) for a in present]
-    share = verdict.family({r: rungs.count(r) for r in rungs})
+    share = verdict.family(verdict.RUNG_OF.get(a, a) for a in present)
     summaries = []
     for arm in present:
         arm_rows = [r for r in rows if r["arm"] == arm]

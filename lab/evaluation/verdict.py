@@ -19,7 +19,9 @@ reads its words from here, and `scripts/bench_verdicts.py` measures how often ea
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 from . import stats
 
@@ -73,10 +75,10 @@ class Meets:
         return f"{name} has no scored example yet."
 
 
-def family(rung_sizes: dict[str, int]) -> dict[str, int]:
-    """{rung: candidates} for each configuration of that rung, from {rung: configurations measured}
-    (rungs as in RUNG_OF's values): R rungs share the 5% equally, a rung's configurations its part."""
-    sizes = {r: k for r, k in rung_sizes.items() if k > 0}
+def family(rungs: Iterable[str]) -> dict[str, int]:
+    """{rung: candidates} for each configuration of that rung, from one rung name (RUNG_OF's values)
+    per configuration measured: R rungs share the 5% equally, a rung's configurations its part."""
+    sizes = Counter(rungs)
     return {r: len(sizes) * k for r, k in sizes.items()}
 
 
@@ -106,15 +108,8 @@ def _more_to_tell(mean: float, n: int, target: float, candidates: int) -> int | 
     mean sits on the target, or over 100,000)."""
     if mean <= target:
         return None
-    lo, hi = n, max(n, stats.MIN_PAIRS)
-    while bound(mean, hi, candidates) < target:
-        lo, hi = hi, hi * 2
-        if hi > 100_000:
-            return None
-    while hi - lo > 1:  # the smallest total that tells
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if bound(mean, mid, candidates) >= target else (mid, hi)
-    return max(hi - n, 1) if hi > n else max(stats.MIN_PAIRS - n, 1)
+    total = stats.smallest_n(lambda k: bound(mean, k, candidates) >= target, max(n, stats.MIN_PAIRS))
+    return None if total is None else max(total - n, 1)
 
 
 # ---- did a step help? -------------------------------------------------------------------------
