@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
+
+try:  # the one place the lab picks its TOML parser: every other module imports `tomllib` from here
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # Python 3.10: tomli, the package tomllib was made from (a 3.10-only dependency)
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

@@ -23,12 +23,12 @@ both files and the field. This module knows nothing of `ModelInfo`; `lab.models`
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .config import tomllib
 from .gguf_meta import array_length, read_metadata
 
 # GGUF `general.architecture` -> the HF `model_type`s converted to it (llama.cpp's converter

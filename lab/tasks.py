@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
 from pydantic import field_validator, model_validator
 
+from .config import tomllib
 from .home import LabHome
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"

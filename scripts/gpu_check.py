@@ -83,8 +83,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Variables the pinned unsloth / unsloth_zoo really read (lab.tuning.qlora.unsloth_env cites the files);
+# the Unsloth training process adds its compile cache (UNSLOTH_COMPILE_LOCATION) in the lab home.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "UNSLOTH_DISABLE_STATISTICS": "1", "UNSLOTH_LLAMA_CPP_OFFLINE": "1"}
+           "UNSLOTH_DISABLE_STATISTICS": "1"}
 RANDOM_ID = "random-smollm2"
 SERVE_PROMPTS = 3
 
@@ -97,14 +99,19 @@ def say(msg: str) -> None:
 
 def train_one(spec: dict) -> dict:
     """Train one engine's adapter in this process; its figures and the planner's estimate."""
+    from lab.engine import Lab  # imports neither transformers nor peft
+
+    lab = Lab(spec["home"])
     if spec["engine"] == "unsloth":
-        import unsloth  # noqa: F401  (before transformers and peft: it patches them)
-    from lab.engine import Lab
+        from lab.tuning.qlora import import_unsloth_first
+
+        # Unsloth's environment first (offline, and UNSLOTH_COMPILE_LOCATION in the lab home: unsloth_zoo
+        # reads it once, on import), then unsloth itself, before transformers and peft (it patches them).
+        import_unsloth_first(lab, say)
     from lab.tasks import load_task
     from lab.tuning import make_config, train
     from lab.tuning.vram import plan_for_config
 
-    lab = Lab(spec["home"])
     task = load_task("tickets")
     config = make_config(
         device=spec["device"], name=f"gpucheck-{spec['engine']}", data=str(task.train), base_model=spec["model"],

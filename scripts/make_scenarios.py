@@ -20,10 +20,14 @@ import datetime
 import json
 import random
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+
+try:
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (lab.config does the same)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "scenario_data"

@@ -57,7 +57,8 @@ def test_unsloth_env_is_offline_with_its_cache_in_the_lab_home(tmp_path):
     lab = Lab(home=tmp_path)
     env = unsloth_env(lab)
     assert env["HF_HUB_OFFLINE"] == "1" and env["UNSLOTH_DISABLE_STATISTICS"] == "1"
-    assert env["UNSLOTH_LLAMA_CPP_OFFLINE"] == "1"
+    assert env["TRANSFORMERS_OFFLINE"] == env["HF_DATASETS_OFFLINE"] == "1"
+    assert "UNSLOTH_LLAMA_CPP_OFFLINE" not in env  # no Unsloth release reads it (issue 22)
     assert Path(env["UNSLOTH_COMPILE_LOCATION"]).parent == lab.home.state == tmp_path.resolve() / ".lab"
 
 
@@ -71,7 +72,7 @@ def test_unsloth_is_imported_before_transformers_and_peft(tmp_path):
         print("UNSLOTH-IMPORT " + json.dumps({
             "loaded": [m for m in ("transformers", "peft", "bitsandbytes") if m in sys.modules],
             "env": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "UNSLOTH_DISABLE_STATISTICS",
-                                                    "UNSLOTH_COMPILE_LOCATION", "UNSLOTH_LLAMA_CPP_OFFLINE")}}))
+                                                    "UNSLOTH_COMPILE_LOCATION", "TRANSFORMERS_OFFLINE")}}))
         raise SystemExit(0)  # stop the run here: there is no GPU to go on with
     """))
     data = tmp_path / "d.jsonl"
@@ -90,7 +91,7 @@ def test_unsloth_is_imported_before_transformers_and_peft(tmp_path):
     seen = json.loads(line.split(" ", 1)[1])
     assert seen["loaded"] == []
     assert seen["env"]["HF_HUB_OFFLINE"] == "1" and seen["env"]["UNSLOTH_DISABLE_STATISTICS"] == "1"
-    assert seen["env"]["UNSLOTH_LLAMA_CPP_OFFLINE"] == "1"
+    assert seen["env"]["TRANSFORMERS_OFFLINE"] == "1"
     assert seen["env"]["UNSLOTH_COMPILE_LOCATION"].startswith(str((tmp_path / "home" / ".lab").resolve()))
 
 

@@ -6,12 +6,12 @@ adapter says exactly how it was made.
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..config import tomllib
 from ..models import DEFAULT_MODEL
 
 
@@ -31,12 +31,19 @@ _DEVICE_DEFAULTS = {
 }
 
 
+def training_device(device: str = "auto") -> str:
+    """The device a run on `device` trains on: "auto" is this machine's ("cuda" when torch sees a
+    GPU, else "cpu"); others are returned as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def device_defaults(device: str) -> dict:
     """The training settings that suit `device`: "cpu", "cuda" (or "cuda:N"), or "auto" (this machine)."""
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = training_device(device)
     kind = device.split(":")[0]
     if kind not in _DEVICE_DEFAULTS:
         raise TrainConfigError(f"device '{device}': expected cpu, cuda or auto")
@@ -132,3 +139,20 @@ def load_train_config(path: str | Path, device: str | None = None, **overrides: 
         data["data"] = str((path.parent / data["data"]).resolve())
     data.update({k: v for k, v in overrides.items() if v is not None})
     return make_config(str(path), device=device, **data)
+
+
+# ---- what the settings mean for the model (shared by the float LoRA and the 4-bit paths) -------
+
+def gradient_checkpointing(config: TrainConfig, method: str, device: str) -> bool:
+    """The config's setting, else on for qlora on CUDA (memory is what a GPU runs out of)."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    return method == "qlora" and device == "cuda"
+
+
+def lora_config(config: TrainConfig, targets: list[str]):
+    """PEFT's LoraConfig for these settings on the resolved target modules."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM")

@@ -1,5 +1,6 @@
 """What a run trains on: the method and device, where the base weights come from, their
-precision, and the model loaded and wrapped for LoRA (the 4-bit paths are in `qlora.py`).
+precision, and the model loaded and wrapped for LoRA (the 4-bit paths are in `qlora.py`, which
+this module calls and which never imports it back; what both wrap with is in `config.py`).
 
 Base weights, in order: the model's own HF folder; for a GGUF model, the HF folder paired
 with it (`info.hf_path`), else the GGUF dequantised once into the lab's cache (shared with
@@ -13,7 +14,8 @@ import importlib.util
 from pathlib import Path
 
 from ..models import ModelInfo
-from .config import TrainConfig
+from .config import gradient_checkpointing, lora_config
+from .qlora import cpu_qlora_problem, load_qlora
 from .run import Precision, TrainingError, TrainRun
 from .targets import resolve_targets
 
@@ -34,8 +36,6 @@ def pick_method(method: str, cuda: bool) -> str:
     if method == "auto":
         return "qlora" if cuda else "lora"
     if method == "qlora" and not cuda:
-        from .qlora import cpu_qlora_problem
-
         problem = cpu_qlora_problem()
         if problem:
             raise TrainingError(f"--method qlora on the CPU needs bitsandbytes >= 0.47: {problem}. "
@@ -141,19 +141,6 @@ def load_tokenizer(lab, info: ModelInfo):
 
 # ---- loading for training -----------------------------------------------------------------------
 
-def lora_config(config: TrainConfig, targets: list[str]):
-    from peft import LoraConfig
-
-    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
-
-
-def gradient_checkpointing(config: TrainConfig, method: str, device: str) -> bool:
-    if config.gradient_checkpointing is not None:
-        return config.gradient_checkpointing
-    return method == "qlora" and device == "cuda"  # memory is what a GPU runs out of
-
-
 def _load_lora(run: TrainRun) -> None:
     """Float weights + PEFT LoRA (CPU or GPU)."""
     from peft import get_peft_model
@@ -189,8 +176,6 @@ def load_model(run: TrainRun) -> None:
     if run.method == "lora":
         _load_lora(run)
     else:
-        from .qlora import load_qlora
-
         load_qlora(run, hf_source(run.lab, run.info))
     # adapter_config.json names the float weights it was trained on (the HF folder, the paired
     # one, or the converted GGUF), so standard PEFT tools can load it too.

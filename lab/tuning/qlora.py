@@ -21,7 +21,9 @@ import os
 import sys
 from pathlib import Path
 
+from .config import gradient_checkpointing, lora_config
 from .run import TrainingError, TrainRun
+from .targets import resolve_targets
 
 CPU_MIN_BITSANDBYTES = (0, 47)
 
@@ -106,9 +108,18 @@ def unsloth_wanted(method: str, engine: str, cuda: bool) -> bool:
 
 
 def unsloth_env(lab) -> dict[str, str]:
-    """The environment Unsloth runs offline in, its compile cache inside the lab home."""
+    """The environment Unsloth runs offline in, its compile cache inside the lab home. Each variable
+    is one the pinned unsloth / unsloth_zoo read (checked in the 2026.9.1 and 2026.10.9 wheels' source):
+    - HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE: unsloth/models/_utils.py (`has_internet` answers False
+      without a socket; `get_statistics` returns before its download), unsloth/models/loader_utils.py;
+    - HF_DATASETS_OFFLINE: unsloth_zoo/__init__.py (one of the three offline flags it syncs);
+    - UNSLOTH_DISABLE_STATISTICS: unsloth/models/_utils.py `get_statistics` (presence is enough);
+    - UNSLOTH_COMPILE_LOCATION: unsloth_zoo/compiler.py, read once when it is imported, so it must
+      be set before `import unsloth`.
+    Unsloth's llama.cpp download (unsloth/save.py) runs only from its own GGUF export, which the
+    lab never calls (it exports with lab.tuning.export_gguf), so no variable is needed for it."""
     return {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "UNSLOTH_DISABLE_STATISTICS": "1", "UNSLOTH_LLAMA_CPP_OFFLINE": "1",
+            "UNSLOTH_DISABLE_STATISTICS": "1",
             "UNSLOTH_COMPILE_LOCATION": str(lab.home.state / "unsloth_compiled_cache")}
 
 
@@ -127,9 +138,6 @@ def import_unsloth_first(lab, say=None) -> None:
 def _load_unsloth(run: TrainRun, src: Path) -> None:
     from unsloth import FastLanguageModel
 
-    from .loading import gradient_checkpointing
-    from .targets import resolve_targets
-
     cfg = run.config
     model, tok = FastLanguageModel.from_pretrained(model_name=str(src), max_seq_length=cfg.max_seq_len,
                                                    dtype=None, load_in_4bit=True, local_files_only=True)
@@ -146,9 +154,6 @@ def _load_unsloth(run: TrainRun, src: Path) -> None:
 def _load_bitsandbytes(run: TrainRun, src: Path) -> None:
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    from .loading import gradient_checkpointing, lora_config
-    from .targets import resolve_targets
 
     compute = compute_dtype(run.device)
     # Double quantisation saves ~0.4 bit a weight of GPU memory; on the CPU memory is not what
