@@ -1,7 +1,7 @@
 """The offline demo in one go: what a lab home needs so the Compare, Evaluate and Advisor tabs show
 the whole ladder at once, planned with this machine's speeds and built resumably.
 
-    steps = plan(lab)                  # [Step(kind, name, what, why, seconds, done, basis, ...)]
+    steps = plan(lab)                  # [DemoStep(action, name, what, why, seconds, done, basis, ...)]
     result = prepare(lab)              # does the steps not done yet; Ctrl-C, rerun: it continues
 
 The steps, cheapest first so a stopped run already shows something: the sample corpus's index;
@@ -18,7 +18,6 @@ run by hand, counts. Each run is a `demo_runs` row in lab.db, updated as it goes
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -32,11 +31,14 @@ from typing import Callable
 from . import ladder
 from .evaluation.runner import done_keys, matching_run, run_eval
 from .evaluation.sample import held_out as sampled
+from .evaluation.speed import AnswerSpeed
 from .store import now
 from .tasks import Task, builtin_tasks, load_task
 from .tuning import jobs
-from .tuning.checkpoint import comparable_config, find_checkpoint
-from .tuning.config import TrainConfig, make_config
+from .tuning import plan as training_plan
+from .tuning.checkpoint import checkpoint_step
+from .tuning.config import TrainConfig
+from .tuning.plan import TrainPlan
 
 # Held-out examples per scenario: enough for a scoreboard to show the ladder's shape, few enough
 # that all three scenarios' evaluations take minutes on a 2-core CPU (`--limit` changes it; a
@@ -46,13 +48,11 @@ DEFAULT_LIMIT = 12
 # on 2 cores. On a CUDA GPU the device defaults train by epochs.
 CPU_STEPS = 60
 BASE_ARMS, TUNE_ARMS = ("zero-shot", "few-shot", "rag"), ("tune", "tune+rag")
-# Config fields that do not change what an adapter learns (where it lives, how often it logs).
-_NOT_LEARNED = {"name", "data", "force", "threads", "eval_every", "save_every"}
 
 
 @dataclass
-class Step:
-    kind: str  # "index", "eval" or "train"
+class DemoStep:
+    action: str  # "index", "eval" or "train"
     name: str  # the corpus, scenario or adapter
     what: str
     why: str
@@ -77,7 +77,7 @@ class Step:
 @dataclass
 class PrepareResult:
     status: str  # "done", "cancelled" (cancel set), "interrupted" (Ctrl-C / SIGTERM)
-    steps: list[Step]
+    steps: list[DemoStep]
     wall_s: float
     run_id: int
 
@@ -100,16 +100,16 @@ def arms_for(task: Task, tuned: bool) -> list[str]:
 
 
 def plan(lab, *, limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None, probe: bool = True,
-         only: list[str] | None = None) -> list[Step]:
+         only: list[str] | None = None) -> list[DemoStep]:
     """What the demo needs, in the order `prepare` does it, each step with its estimate and
     whether it is done. `probe`: with no answer speed in the run log yet, time one short answer
     (loads the model); without it a rough figure stands in. `train_overrides`: TrainConfig
     fields over the demo adapters' (tests train a step or two); `only`: some of the built-in scenarios."""
     tasks = scenarios(only)
     model = _model_info(lab)
-    speed = _AnswerSpeed(lab, model.id, probe)
+    speed = AnswerSpeed(lab, model.id, probe)
     steps = _index_steps(lab, tasks)
-    adapters = {t.name: _adapter_plan(lab, t, model, train_overrides) for t in tasks if t.train is not None}
+    adapters = {t.name: _adapter_step(lab, t, model, train_overrides) for t in tasks if t.train is not None}
     steps += [_eval_step(lab, t, arms_for(t, False), None, limit, speed) for t in tasks]
     steps += list(adapters.values())
     steps += [_eval_step(lab, t, arms_for(t, True), adapters[t.name], limit, speed) for t in tasks
@@ -117,7 +117,7 @@ def plan(lab, *, limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None
     return steps
 
 
-def total_seconds(steps: list[Step]) -> float:
+def total_seconds(steps: list[DemoStep]) -> float:
     return sum(s.seconds for s in steps if not s.done)
 
 
@@ -127,10 +127,10 @@ def needed(lab) -> bool:
     from .tuning.adapters import list_adapters
 
     found, _problems = list_adapters(lab.home.adapters)
-    return not found or not lab.store.query("select id from eval_runs limit 1")
+    return not found or not lab.store.has_eval_runs()
 
 
-def describe(steps: list[Step]) -> str:
+def describe(steps: list[DemoStep]) -> str:
     """The plan as text: one line per step with its estimate, then the total."""
     lines = []
     for i, s in enumerate(steps, 1):
@@ -161,7 +161,7 @@ def _model_info(lab):
         return lab.backend().info
 
 
-def _index_steps(lab, tasks: list[Task]) -> list[Step]:
+def _index_steps(lab, tasks: list[Task]) -> list[DemoStep]:
     from .retrieval import index_state
 
     steps, seen = [], set()
@@ -178,7 +178,7 @@ def _index_steps(lab, tasks: list[Task]) -> list[Step]:
         # cores, plus loading it
         seconds = 0.0 if done else 15 + chars / 4 / 128 / 20
         left = "" if done else (f"{state['stale']} files new or changed" if state["indexed"] else "no index yet")
-        steps.append(Step("index", state["corpus"], f"index the sample corpus '{state['corpus']}' "
+        steps.append(DemoStep("index", state["corpus"], f"index the sample corpus '{state['corpus']}' "
                           f"({state['files']} files)", f"the RAG arms of {t.name} retrieve from it", seconds, done,
                           "a rough figure for the embedder on 2 cores (the embeddings are cached)", left,
                           task=t.name, corpus=ref))
@@ -187,147 +187,46 @@ def _index_steps(lab, tasks: list[Task]) -> list[Step]:
 
 # ---- adapters -----------------------------------------------------------------------------------
 
-def train_config(lab, task: Task, overrides: dict | None = None, name: str | None = None) -> TrainConfig:
+def adapter_plan(lab, task: Task, overrides: dict | None = None, name: str | None = None) -> TrainPlan:
     """The demo adapter of `task`: its training set and instruction at this machine's training
     defaults (the Train tab's and `lab train --task`'s), CPU_STEPS steps on a CPU."""
-    config = make_config("the demo", device="auto", name=name or task.name, data=str(task.train),
-                         instruction=task.instruction or None, base_model=lab.config.default_model)
-    if config.method == "lora" and config.batch_size == 4:  # the CPU defaults: sized in steps
-        config = config.model_copy(update={"max_steps": CPU_STEPS})
-    return make_config("the demo", **{**config.to_json(), **(overrides or {})}) if overrides else config
+    plan = training_plan.for_task(lab, task, "the demo", name=name)
+    if plan.device == "cpu":  # a CPU demo is sized in minutes, not epochs
+        plan = training_plan.for_task(lab, task, "the demo", name=name, max_steps=CPU_STEPS)
+    if overrides:
+        plan = training_plan.make_plan(lab, "the demo", device=plan.device, **{**plan.config.to_json(), **overrides})
+    return plan
 
 
-def adapter_matches(adapter, config: TrainConfig, model_sha: str) -> bool:
-    """Whether a trained adapter is what `config` would train: same base weights, same data
-    (sha256), same settings."""
-    from .models import sha256_of
-
-    m = adapter.manifest
-    mine = {k: v for k, v in config.to_json().items() if k not in _NOT_LEARNED}
-    theirs = {k: v for k, v in (m.get("config") or {}).items() if k not in _NOT_LEARNED}
-    return (adapter.base_sha == model_sha and mine == theirs
-            and (m.get("dataset") or {}).get("sha256") == sha256_of(Path(config.data)))
-
-
-def _checkpoint_step(lab, config: TrainConfig, model_sha: str) -> int | None:
-    """The step of `config.name`'s checkpoint when it can be resumed with `config`; -1 when there is
-    one that cannot (other settings, data or model); None when there is none."""
-    from .models import sha256_of
-
-    ckpt = find_checkpoint(lab, config.name)
-    if ckpt is None:
-        return None
-    state = json.loads((ckpt / "state.json").read_text())
-    fits = (comparable_config(state["config"]) == comparable_config(config.to_json())
-            and state.get("base_sha") == model_sha and state.get("dataset_sha") == sha256_of(Path(config.data)))
-    return int(state.get("step") or 0) if fits else -1
-
-
-def _adapter_plan(lab, task: Task, model, overrides: dict | None) -> Step:
-    from .tuning.adapters import AdapterError, read_adapter
-
+def _adapter_step(lab, task: Task, model, overrides: dict | None) -> DemoStep:
     sha = lab.model_sha(model)
     why = f"the tune arms of {task.name} answer with it"
     names = (task.name, f"{task.name}-demo")
     for name in names:  # one trained earlier with the very same data and settings: reuse it
-        folder = lab.home.adapters / name
-        if (folder / "lab_adapter.json").exists():
-            try:
-                if adapter_matches(read_adapter(folder), train_config(lab, task, overrides, name), sha):
-                    return Step("train", name, f"train the demo adapter '{name}'", why, 0.0, True,
-                                state="trained", task=task.name, adapter=name)
-            except AdapterError:
-                continue
+        if training_plan.trained_adapter(lab, adapter_plan(lab, task, overrides, name).config) is not None:
+            return DemoStep("train", name, f"train the demo adapter '{name}'", why, 0.0, True,
+                        state="trained", task=task.name, adapter=name)
     for name in names:  # the scenario's own name when free; never overwrite someone's adapter
-        config = train_config(lab, task, overrides, name)
-        ckpt_step = _checkpoint_step(lab, config, sha)
-        if not (lab.home.adapters / name).exists() and ckpt_step != -1:
+        plan = adapter_plan(lab, task, overrides, name)
+        ckpt_step, why_not = checkpoint_step(lab, plan.config, sha)
+        if not (lab.home.adapters / name).exists() and not why_not:
             break
     else:
         ckpt_step = None  # <scenario>-demo is the demo's own: it is retrained in place
-    total = config.max_steps or _epoch_steps(task, config)
+    total = plan.steps
     left = total - (ckpt_step or 0)
-    tokens = jobs.tokens_per_example(config.data, config.instruction, config.max_seq_len)
-    seconds, basis = jobs.estimate_seconds(lab, left, config.batch_size * config.grad_accum, tokens)
+    seconds, basis = training_plan.estimate(lab, plan, left)
     state = f"checkpoint at step {ckpt_step} of {total}" if ckpt_step else ""
     if name != task.name:
         state = ", ".join(x for x in (state, f"'{task.name}' holds another adapter or checkpoint: kept") if x)
-    return Step("train", name, f"train the demo adapter '{name}' ({total} {config.method} steps on "
+    return DemoStep("train", name, f"train the demo adapter '{name}' ({total} {plan.config.method} steps on "
                 f"{task.name}'s {len(task.examples('train'))} training examples)", why, seconds, False, basis,
-                state, task=task.name, adapter=name, todo=left, config=config)
-
-
-def _epoch_steps(task: Task, config: TrainConfig) -> int:
-    n = len(task.examples("train")) * (1 - config.val_fraction)
-    return max(1, math.ceil(math.ceil(math.ceil(n / config.batch_size) / config.grad_accum) * config.epochs))
+                state, task=task.name, adapter=name, todo=left, config=plan.config)
 
 
 # ---- evaluations --------------------------------------------------------------------------------
 
-class _AnswerSpeed:
-    """Seconds one answer takes here, per scenario and arm: the run log's own timings of that
-    scenario's answers when there are some, else this model's logged prompt and answer speeds
-    (tokens/s), measured with one probe answer when the log has none."""
-
-    def __init__(self, lab, model_id: str, probe: bool):
-        self.lab, self.model_id, self.probe = lab, model_id, probe
-        self._rates: tuple[float, float, str] | None = None
-
-    def seconds(self, task: Task, arm: str) -> tuple[float, str]:
-        rows = self.lab.store.query(
-            "select count(*) as n, avg(g.total_s) as s from generations g join eval_runs r on g.eval_run_id = r.id "
-            "where r.task = ? and g.arm = ? and g.model_id = ? and g.error is null", [task.name, arm, self.model_id])
-        if rows and rows[0]["n"] >= 3:
-            return rows[0]["s"], "this lab's earlier answers for the scenario"
-        prefill, decode, basis = self.rates()
-        return _prompt_tokens(task, arm) / prefill + task.max_tokens / decode, basis
-
-    def rates(self) -> tuple[float, float, str]:
-        """(prompt tokens/s, answer tokens/s, basis)."""
-        if self._rates is None:
-            self._rates = self._logged() or (self._probe() if self.probe else None) or (
-                300.0, 30.0, "a rough figure for a 135M model on 2 cores (no answer logged yet)")
-        return self._rates
-
-    def _logged(self, basis: str = "this model's logged answer speed") -> tuple[float, float, str] | None:
-        """Medians over the model's last 200 answers: a model's first answer after loading is
-        slow (warm-up), and a prompt prefix in the KV cache is fast; neither is typical."""
-        import statistics
-
-        rows = self.lab.store.query(
-            "select prompt_tokens as p, ttft_s as t, completion_tokens as c, total_s - ttft_s as d from generations "
-            "where model_id = ? and error is null and completion_tokens > 1 and ttft_s > 0 and total_s > ttft_s "
-            "order by id desc limit 200", [self.model_id])
-        if not rows:
-            return None
-        return (statistics.median(r["p"] / r["t"] for r in rows),
-                statistics.median((r["c"] - 1) / r["d"] for r in rows), basis)
-
-    def _probe(self) -> tuple[float, float, str] | None:
-        """Three short answers (the first one after loading warms up), logged like any other, so
-        the next plan reads the speed from the log."""
-        task = scenarios()[0]
-        for ex in task.examples("eval")[:3]:
-            messages = [{"role": "system", "content": task.instruction or ""}, {"role": "user", "content": ex.input}]
-            self.lab.generate(messages, arm="zero-shot",
-                              options=self.lab.options(max_tokens=24, temperature=0.0, seed=0))
-        return self._logged("three probe answers timed just now")
-
-
-def _prompt_tokens(task: Task, arm: str) -> float:
-    """A rough prompt length (about 4 characters a token): instruction, question, and the
-    few-shot examples or the retrieved passages the arm adds."""
-    held_out = task.examples("eval")
-    chars = len(task.instruction or "") + sum(len(e.input) for e in held_out) / max(1, len(held_out))
-    if arm == "few-shot":
-        chars += sum(len(e.input) + len(e.output) for e in ladder.few_shot_pool(task)[:task.few_shot_k])
-    tokens = chars / 4
-    if arm in ladder.RAG_ARMS:
-        tokens += 4 * 160  # rag_k passages of up to 160 tokens
-    return tokens
-
-
-def _eval_step(lab, task: Task, arms: list[str], adapter_step: Step | None, limit: int, speed) -> Step:
+def _eval_step(lab, task: Task, arms: list[str], adapter_step: DemoStep | None, limit: int, speed) -> DemoStep:
     """Evaluating `arms` of `task` on `limit` held-out examples (`sampled`) into the run `run_eval`
     resumes. The tune arms join the run that holds the prompt arms' rows, unless that run was
     made with another adapter (or another training of it): then run_eval starts a new run, and
@@ -354,7 +253,7 @@ def _eval_step(lab, task: Task, arms: list[str], adapter_step: Step | None, limi
     tuned = f" with '{adapter}'" if adapter else ""
     why = (f"the Evaluate and Advisor tabs show {task.name}'s scoreboard" if not adapter else
            f"{task.name}'s scoreboard gets its tune column (the same stored run)")
-    return Step("eval", task.name, f"evaluate {task.name} on {', '.join(arms)}{tuned}: {len(held_out)} held-out "
+    return DemoStep("eval", task.name, f"evaluate {task.name} on {', '.join(arms)}{tuned}: {len(held_out)} held-out "
                 f"examples", why, seconds, not missing, "; ".join(sorted(b for b in bases if b)),
                 f"{len(wanted) - len(missing)} of {len(wanted)} answered" if have else "",
                 task=task.name, arms=run_arms, adapter=adapter, todo=len(missing), limit=limit)
@@ -382,18 +281,17 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
     message, fraction, remaining_s, elapsed_s}. `progress`: terminal progress bars."""
     steps = plan(lab, limit=limit, train_overrides=train_overrides, only=only)
     t0 = time.perf_counter()
-    run_id = lab.store.insert("demo_runs", {
-        "ts": now(), "pid": os.getpid(), "pid_started": jobs.process_started(os.getpid()), "status": "running",
-        "step": 0, "steps": len(steps), "estimate_s": total_seconds(steps),
-        "plan_json": json.dumps([s.as_dict() for s in steps], default=str)})
+    run_id = lab.store.new_demo_run({
+        "pid": os.getpid(), "pid_started": jobs.process_started(os.getpid()), "steps": len(steps),
+        "estimate_s": total_seconds(steps), "plan_json": json.dumps([s.as_dict() for s in steps], default=str)})
     status = "done"
 
-    def report(i: int, step: Step, fraction: float, message: str) -> None:
+    def report(i: int, step: DemoStep, fraction: float, message: str) -> None:
         left = step.seconds * (1 - fraction) + sum(s.seconds for s in steps[i + 1:] if not s.done)
-        event = {"step": i + 1, "steps": len(steps), "kind": step.kind, "name": step.name, "message": message,
+        event = {"step": i + 1, "steps": len(steps), "action": step.action, "name": step.name, "message": message,
                  "fraction": fraction, "remaining_s": left, "elapsed_s": time.perf_counter() - t0}
-        lab.store.update("demo_runs", run_id, {"step": i + 1, "message": message, "fraction": fraction,
-                                               "estimate_s": left, "wall_s": event["elapsed_s"]})
+        lab.store.update_demo_run(run_id, {"step": i + 1, "message": message, "fraction": fraction,
+                                           "estimate_s": left, "wall_s": event["elapsed_s"]})
         if on_progress:
             on_progress(event)
 
@@ -405,7 +303,7 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
                 status = "cancelled"
                 break
             report(i, step, 0.0, f"{step.what}...")
-            if not _RUNNERS[step.kind](lab, step, cancel, lambda f, msg, i=i, step=step: report(i, step, f, msg),
+            if not _RUNNERS[step.action](lab, step, cancel, lambda f, msg, i=i, step=step: report(i, step, f, msg),
                                        progress):
                 status = "cancelled"
                 break
@@ -414,16 +312,16 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training: the answers so far are kept
         status = "interrupted"
     except BaseException as e:
-        lab.store.update("demo_runs", run_id, {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                                               "finished_ts": now(), "wall_s": time.perf_counter() - t0})
+        lab.store.update_demo_run(run_id, {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                                           "finished_ts": now(), "wall_s": time.perf_counter() - t0})
         raise
     wall = time.perf_counter() - t0
-    lab.store.update("demo_runs", run_id, {"status": status, "finished_ts": now(), "wall_s": wall,
-                                           "estimate_s": total_seconds(steps)})
+    lab.store.update_demo_run(run_id, {"status": status, "finished_ts": now(), "wall_s": wall,
+                                       "estimate_s": total_seconds(steps)})
     return PrepareResult(status, steps, wall, run_id)
 
 
-def _run_index(lab, step: Step, cancel, report, progress: bool) -> bool:
+def _run_index(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
     from .retrieval import index_corpus
 
     r = index_corpus(lab, step.corpus, progress=progress)
@@ -431,7 +329,7 @@ def _run_index(lab, step: Step, cancel, report, progress: bool) -> bool:
     return True
 
 
-def _run_eval(lab, step: Step, cancel, report, progress: bool) -> bool:
+def _run_eval(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
     answered = [0]
 
     def on_result(row: dict) -> None:
@@ -444,22 +342,17 @@ def _run_eval(lab, step: Step, cancel, report, progress: bool) -> bool:
     return lab.store.eval_run(run_id)["status"] != "cancelled"
 
 
-def _run_train(lab, step: Step, cancel, report, progress: bool) -> bool:
-    from .tuning import TrainingInterrupted, train
+def _run_train(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
+    from .tuning import TrainingInterrupted
 
     config = step.config
-    ckpt_step = _checkpoint_step(lab, config, lab.model_sha(_model_info(lab)))
 
     def on_step(row: dict) -> None:
-        report(row["step"] / max(1, row["total_steps"]),
-               f"training '{config.name}': step {row['step']} of {row['total_steps']}, loss {row['loss']:.3f}")
-        if cancel is not None and cancel.is_set():
-            raise KeyboardInterrupt  # the trainer keeps a checkpoint of this step and stops
+        report(row["step"] / max(1, row["total_steps"] or 1), f"training '{config.name}': {jobs.step_line(row)}")
 
     try:
-        train(config, lab, progress=progress, on_step=on_step, resume=ckpt_step is not None and ckpt_step >= 0,
-              restart=ckpt_step == -1, overwrite=config.name != step.task,
-              log=lambda msg: print(msg, file=sys.stderr) if progress else None)
+        jobs.continue_or_train(lab, config, overwrite=config.name != step.task, on_step=on_step, cancel=cancel,
+                               say=(lambda msg: print(msg, file=sys.stderr)) if progress else None)
     except TrainingInterrupted:
         if cancel is not None and cancel.is_set():
             return False
@@ -485,13 +378,12 @@ def start_job(lab, limit: int = DEFAULT_LIMIT) -> subprocess.Popen:
 def latest_run(lab) -> dict | None:
     """The newest `demo_runs` row; a "running" one whose process is gone is marked died first."""
     jobs.reap()
-    rows = lab.store.query("select * from demo_runs order by id desc limit 1")
-    if not rows:
+    run = lab.store.latest_demo_run()
+    if run is None:
         return None
-    run = rows[0]
     if run["status"] == "running" and jobs.trainer_alive(run) is False:
-        lab.store.update("demo_runs", run["id"], {"status": "died", "finished_ts": now(),
-                                                  "error": f"process {run['pid']} ended without finishing"})
+        lab.store.update_demo_run(run["id"], {"status": "died", "finished_ts": now(),
+                                              "error": f"process {run['pid']} ended without finishing"})
         run = {**run, "status": "died"}
     return run
 

@@ -158,3 +158,198 @@ class Store:
         return self.query("select r.id, r.ts, r.verdict, r.generation_id, g.arm, g.model_id, g.adapter_id, "
                           "g.output from ratings r left join generations g on g.id = r.generation_id "
                           "order by r.id desc limit ?", [n])
+
+    def _first(self, sql: str, params: Iterable | dict = ()) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    # -- answer timings (time estimates) -------------------------------------------------
+    def answer_seconds(self, model_id: str, *, arm: str | None = None, task: str | None = None,
+                       last: int | None = None, timed_only: bool = False) -> tuple[float | None, int]:
+        """(mean total_s, rows counted) of the model's answers that did not fail: of `arm`, of
+        `task`'s evaluations, the `last` N only, only the timed ones (`timed_only`), as asked."""
+        join = " join eval_runs e on e.id = g.eval_run_id" if task is not None else ""
+        asked = [(c, v) for c, v in (("e.task = ?", task), ("g.arm = ?", arm), ("g.model_id = ?", model_id))
+                 if v is not None]
+        where, params = [c for c, _ in asked] + ["g.error is null"], [v for _, v in asked]
+        if timed_only:
+            where.append("g.total_s is not null")
+        rows = f"select g.total_s from generations g{join} where {' and '.join(where)}"
+        if last is not None:
+            rows, params = rows + " order by g.id desc limit ?", [*params, last]
+        row = self.query(f"select avg(total_s) as s, count(*) as n from ({rows})", params)[0]
+        return row["s"], row["n"]
+
+    def answer_speeds(self, model_id: str, last: int = 200) -> list[dict]:
+        """The model's last answers that show their speeds: prompt tokens `p` in ttft `t`,
+        completion tokens `c` in decode seconds `d` (newest first)."""
+        return self.query(
+            "select prompt_tokens as p, ttft_s as t, completion_tokens as c, total_s - ttft_s as d from generations "
+            "where model_id = ? and error is null and completion_tokens > 1 and ttft_s > 0 and total_s > ttft_s "
+            "order by id desc limit ?", [model_id, last])
+
+    # -- evaluation runs (eval_runs) and their rows (eval_results) ----------------------------
+    def new_eval_run(self, task: str, task_hash: str, arms: list[str], model_id: str, config: dict) -> int:
+        """A new evaluation run, marked running."""
+        return self.insert("eval_runs", {"ts": now(), "task": task, "task_hash": task_hash, "arms_json": _json(arms),
+                                         "model_id": model_id, "config_json": _json(config), "status": "running"})
+
+    def resume_eval_run(self, run_id: int, arms: list[str], config: dict) -> None:
+        """A matching run continued: its arms (new ones joined) and config, marked running again."""
+        self.update("eval_runs", run_id, {"arms_json": _json(arms), "config_json": _json(config),
+                                          "status": "running"})
+
+    def set_eval_run_status(self, run_id: int, status: str, *, finished: bool = False) -> None:
+        """The run's status; `finished` stamps its finished_ts too."""
+        self.update("eval_runs", run_id, {"status": status, **({"finished_ts": now()} if finished else {})})
+
+    def eval_run_row(self, run_id: int) -> dict | None:
+        """The eval_runs row as stored (`eval_run` adds its result count)."""
+        return self._first("select * from eval_runs where id = ?", [run_id])
+
+    def eval_run_arms(self, run_id: int) -> list[str]:
+        return json.loads(self.query("select arms_json from eval_runs where id = ?", [run_id])[0]["arms_json"])
+
+    def has_eval_runs(self) -> bool:
+        return bool(self.query("select id from eval_runs limit 1"))
+
+    def eval_runs_matching(self, task: str, task_hash: str, model_id: str, *, newest_first: bool = True) -> list[dict]:
+        """Every run of these task files on this model."""
+        return self.query("select * from eval_runs where task = ? and task_hash = ? and model_id = ? "
+                          f"order by id {'desc' if newest_first else 'asc'}", [task, task_hash, model_id])
+
+    def latest_untagged_eval_run(self, task: str) -> dict | None:
+        """The task's newest run that is not a learning curve's point (no `tag` in its config)."""
+        return self._first("select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
+                           "order by id desc limit 1", [task])
+
+    def latest_tagged_eval_run(self, task: str, task_hash: str, model_id: str, tag: str, sample: str,
+                               sample_default: str) -> dict | None:
+        """The newest run tagged `tag` whose config's `sample` (`sample_default` when it has none) is `sample`."""
+        return self._first("select * from eval_runs where task = ? and task_hash = ? and model_id = ? and "
+                           "json_extract(config_json, '$.tag') = ? and "
+                           "coalesce(json_extract(config_json, '$.sample'), ?) = ? order by id desc limit 1",
+                           [task, task_hash, model_id, tag, sample_default, sample])
+
+    def add_eval_result(self, row: dict) -> None:
+        """One scored (example, arm, repeat); the primary key makes a duplicate a no-op."""
+        self.insert("eval_results", row, ignore=True)
+
+    def eval_result_keys(self, run_id: int) -> set[tuple[str, str, int]]:
+        """(example_id, arm, repeat) of every row the run holds."""
+        return {(r["example_id"], r["arm"], r["repeat"]) for r in self.query(
+            "select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])}
+
+    def eval_result_count(self, run_id: int) -> int:
+        return self.query("select count(*) as n from eval_results where eval_run_id = ?", [run_id])[0]["n"]
+
+    def eval_scores(self, run_id: int, arm: str, repeat: int | None = None) -> list[dict]:
+        """example_id, scores_json, extra_json of the run's rows for `arm` (one repeat, when given)."""
+        clause, params = ("", [run_id, arm]) if repeat is None else (" and repeat = ?", [run_id, arm, repeat])
+        return self.query("select example_id, scores_json, extra_json from eval_results where eval_run_id = ? "
+                          f"and arm = ?{clause}", params)
+
+    def eval_result_rows(self, run_id: int) -> list[dict]:
+        """The run's rows in the order written, each with its generation's output, tokens and timings."""
+        return self.query(
+            "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id, "
+            "g.finish_reason "
+            "from eval_results r left join generations g on g.id = r.generation_id "
+            "where r.eval_run_id = ? order by r.rowid", [run_id])
+
+    # -- training (training_runs, training_steps) -----------------------------------------
+    def new_training_run(self, values: dict) -> int:
+        """A new training run, marked running."""
+        return self.insert("training_runs", {"ts": now(), **values, "status": "running"})
+
+    def update_training_run(self, run_id: int, values: dict) -> None:
+        self.update("training_runs", run_id, values)
+
+    def log_training_step(self, row: dict) -> None:
+        """One step's losses and speed (a step done again after a resume replaces its row)."""
+        self.upsert("training_steps", row, pk=("run_id", "step"))
+
+    def drop_training_steps_after(self, run_id: int, step: int) -> None:
+        """Forget the steps after `step` (a resumed run redoes them), committed at once."""
+        with self.lock:
+            self.db.execute("delete from training_steps where run_id = ? and step > ?", [run_id, step])
+            self.db.conn.commit()
+
+    # -- embeddings cache ----------------------------------------------------------------
+    def cached_embeddings(self, embedder_id: str, hashes: list[str]) -> dict[str, bytes]:
+        """{content hash: vector bytes} of the hashes this embedder has cached."""
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(hashes))
+        for b in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            part = unique[b:b + 500]
+            for r in self.query(f"select content_hash, vector from embeddings where embedder_id = ? "
+                                f"and content_hash in ({','.join('?' * len(part))})", [embedder_id, *part]):
+                found[r["content_hash"]] = r["vector"]
+        return found
+
+    def save_embeddings(self, embedder_id: str, vectors: Iterable[tuple[str, bytes]]) -> None:
+        """Cache (content hash, vector bytes) pairs, all in one transaction."""
+        rows = [{"content_hash": h, "embedder_id": embedder_id, "vector": v} for h, v in vectors]
+        with self.lock, self.db.conn:
+            self.db["embeddings"].insert_all(rows, replace=True)
+
+    # -- learning curves (curves) --------------------------------------------------------
+    def open_curve(self, task: str, task_hash: str, model_id: str, settings_json: str,
+                   estimate_s: float | None = None) -> int:
+        """The newest curve with these settings, marked running again (its error cleared), else a new one."""
+        row = self._first("select id from curves where task = ? and task_hash = ? and model_id = ? and "
+                          "settings_json = ? order by id desc limit 1", [task, task_hash, model_id, settings_json])
+        if row:
+            self.update_curve(row["id"], {"status": "running", "error": None})
+            return row["id"]
+        return self.insert("curves", {"ts": now(), "task": task, "task_hash": task_hash, "model_id": model_id,
+                                      "settings_json": settings_json, "status": "running",
+                                      "estimate_s": estimate_s, "wall_s": 0.0})
+
+    def curve(self, curve_id: int) -> dict | None:
+        return self._first("select * from curves where id = ?", [curve_id])
+
+    def recent_curve_ids(self, task: str, n: int = 5) -> list[int]:
+        return [r["id"] for r in self.query("select id from curves where task = ? order by id desc limit ?",
+                                            [task, n])]
+
+    def update_curve(self, curve_id: int, values: dict) -> None:
+        self.update("curves", curve_id, values)
+
+    # -- climbs (climbs) -----------------------------------------------------------------
+    def new_climb(self, task: str, model_id: str, options_json: str) -> int:
+        """A new climb, running, with an empty path."""
+        return self.insert("climbs", {"ts": now(), "task": task, "model_id": model_id, "options_json": options_json,
+                                      "status": "running", "steps_json": "[]", "wall_s": 0.0})
+
+    def climb(self, climb_id: int) -> dict | None:
+        return self._first("select * from climbs where id = ?", [climb_id])
+
+    def latest_climb(self, task: str, *, model_id: str | None = None, options_json: str | None = None) -> dict | None:
+        """The task's newest climb (on `model_id`, with `options_json`, when given)."""
+        where, params = ["task = ?"], [task]
+        for column, value in (("model_id", model_id), ("options_json", options_json)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return self._first(f"select * from climbs where {' and '.join(where)} order by id desc limit 1", params)
+
+    def latest_climb_of_run(self, eval_run_id: int) -> dict | None:
+        """The newest climb whose evidence is eval run `eval_run_id` (None in a log without climbs)."""
+        if "climbs" not in self.db.table_names():
+            return None
+        return self._first("select * from climbs where eval_run_id = ? order by id desc limit 1", [eval_run_id])
+
+    def update_climb(self, climb_id: int, values: dict) -> None:
+        self.update("climbs", climb_id, values)
+
+    # -- demo preparation (demo_runs) ----------------------------------------------------
+    def new_demo_run(self, values: dict) -> int:
+        """A new demo preparation, running, at step 0."""
+        return self.insert("demo_runs", {"ts": now(), **values, "status": "running", "step": 0})
+
+    def update_demo_run(self, run_id: int, values: dict) -> None:
+        self.update("demo_runs", run_id, values)
+
+    def latest_demo_run(self) -> dict | None:
+        return self._first("select * from demo_runs order by id desc limit 1")

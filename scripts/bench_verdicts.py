@@ -102,12 +102,12 @@ def draw(rng: np.random.Generator, n: int, means: list[float], kind: str, rho: f
 
 
 def prompt_plan(n_configs: int) -> list[tuple[str, str, int, str]]:
-    """(arm, mode, k, the climb's key) of the sweep's configurations: zero-shot and the run's
+    """(arm, mode, k, its label on the climb's path) of the sweep's configurations: zero-shot and the run's
     few-shot first, then the sweep's other (k, mode); N = 1 is the run's few-shot alone."""
     if n_configs == 1:
         return [("few-shot", "fixed", 4, "few-shot")]
     own = [("zero-shot", "fixed", 0, "zero-shot"), ("few-shot", "fixed", 4, "few-shot")]
-    extra = [("few-shot", m, k, f"few-shot ({k} {m})") for k in (1, 2, 8, 16, 4) for m in ("fixed", "similar")
+    extra = [("few-shot", m, k, f"few-shot, {k} {m} example{'s' if k != 1 else ''}") for k in (1, 2, 8, 16, 4) for m in ("fixed", "similar")
              if (k, m) != (4, "fixed")]
     return (own + extra)[:n_configs]
 
@@ -121,7 +121,8 @@ def as_configs(rows: np.ndarray, ids: list[str], plan: list) -> list[PromptConfi
 
 def climb_outcome(configs: list[PromptConfig], plan: list, target: float) -> str:
     """`next_step` after the prompt step, with every configuration in `results`."""
-    results = {key: decide.ArmResult(key, c.score, None, None, c.n) for c, (*_, key) in zip(configs, plan)}
+    results = {key: decide.ArmResult(key, c.score, None, None, c.n, ladder_arm=c.arm)
+               for c, (*_, key) in zip(configs, plan)}
     s = decide.Situation(task="sim", target=target, output_format="label", has_corpus=False, train_examples=1000,
                          eval_examples=configs[0].n, done=["prompt"], results=results)
     return decide.next_step(s).outcome

@@ -553,7 +553,7 @@ def test_the_demo_offer_gives_an_estimate(fake_lab):
     run_id = fake_lab.store.insert("training_runs", {
         "ts": "t", "adapter_name": "x", "status": "done", "device": "cpu", "dataset_path": cfg["data"],
         "config_json": json.dumps({"batch_size": 4, "grad_accum": 1, "max_seq_len": cfg["max_seq_len"],
-                                   "instruction": cfg["system"]})})
+                                   "instruction": cfg["instruction"]})})
     for step in range(1, 5):  # a minute a step, measured here
         fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "ts": f"2026-01-01T00:0{step}:00+00:00"},
                               pk=("run_id", "step"))

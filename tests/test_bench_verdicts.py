@@ -43,7 +43,7 @@ def test_the_simulation_has_the_truth_it_claims():
     rows = bench.draw(rng, 20_000, [0.75, 0.9], "binary")
     assert abs(rows[0].mean() - 0.75) < 0.01 and abs(rows[1].mean() - 0.9) < 0.01
     assert np.corrcoef(rows)[0, 1] > 0.15  # the arms share each example's difficulty
-    assert [key for *_, key in bench.prompt_plan(11)][:3] == ["zero-shot", "few-shot", "few-shot (1 fixed)"]
+    assert [key for *_, key in bench.prompt_plan(11)][:3] == ["zero-shot", "few-shot", "few-shot, 1 fixed example"]
     assert len({key for *_, key in bench.prompt_plan(11)}) == 11
 
 

@@ -97,7 +97,7 @@ def test_a_miss_with_too_few_training_examples_stops_before_tuning(fake_lab, tas
 
 
 def test_budget_exhausted_before_the_first_step(fake_lab, task_dir):
-    result = climb(fake_lab, str(task_dir), budget_min=0.01, progress=False, say=lambda m: None)
+    result = climb(fake_lab, str(task_dir), budget_min=1e-6, progress=False, say=lambda m: None)
     assert result.decision["outcome"] == "budget" and result.path == [] and rows(fake_lab) == 0
     assert "skipped" not in result.decision["reason"] or result.skipped
 
@@ -174,7 +174,7 @@ def test_a_real_climb_on_the_embedded_model(shared_home, monkeypatch):
     result = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lines.append)
     assert result.status == "finished" and [s["step"] for s in result.path] == ["prompt"]
     assert result.path[0]["results"]["few-shot"]["n"] == 4
-    assert {"few-shot (12 similar)", "zero-shot (constrained)"} <= set(result.path[0]["results"])
+    assert {"few-shot, 12 similar examples", "zero-shot, constrained"} <= set(result.path[0]["results"])
     assert result.decision["outcome"] in {"up-to", "meets", "not-significant"}
     again = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lambda m: None)
     assert again.path[0]["estimate_s"] == 0  # everything reused, nothing to answer
@@ -201,13 +201,13 @@ def test_the_prompt_rung_is_its_best_measured_configuration(fake_lab, task_dir):
     fake_lab.fake.queue(*["Urologist"] * 48, *right)  # zero-shot, fixed 2, fixed 3, similar 2: wrong
     lines = []
     result = climb(fake_lab, str(task_dir), target=0.6, progress=False, say=lines.append)
-    assert result.decision["outcome"] == "meets" and "few-shot (3 similar)" in result.decision["reason"]
+    assert result.decision["outcome"] == "meets" and "few-shot, 3 similar examples" in result.decision["reason"]
     assert "judged as one of 7 chances to meet it, so its bound is adjusted" in result.decision["reason"]
     assert result.recommendation.name.startswith("few-shot, 3 similar examples (the prompt rung's best of 7")
     step = result.path[0]
-    assert step["best"] == "few-shot (3 similar)" and step["verdict"] == "meets"
-    assert {"zero-shot", "few-shot", "few-shot (2 similar)", "few-shot (3 fixed)",
-            "few-shot (3 similar, constrained)", "zero-shot (constrained)"} <= set(step["results"])
+    assert step["best"] == "few-shot, 3 similar examples" and step["verdict"] == "meets"
+    assert {"zero-shot", "few-shot", "few-shot, 2 similar examples", "few-shot, 3 fixed examples",
+            "few-shot, 3 similar examples, constrained", "zero-shot, constrained"} <= set(step["results"])
     assert "the best of 7 configurations" in path_text(result)
     assert any(r.startswith("few-shot, 3 similar examples (the prompt rung's best of 7 configurations, eval run ")
                and "meets the target 0.60" in r for r in result.recommendation.reasons)
@@ -256,16 +256,15 @@ def test_a_maybe_evaluates_more_held_out_examples_then_decides(fake_lab, task_di
     assert distinct_rows(fake_lab) == rows(fake_lab)  # nothing answered twice
 
 
-def test_the_training_estimate_counts_gradient_accumulation(fake_lab, task_dir):
-    """issue 22: the climb's estimate ignored grad_accum (2 by default on CUDA), halving GPU training."""
-    from lab.climb.run import train_config, train_seconds
+def test_the_climb_plans_its_adapter_with_the_one_training_plan(fake_lab, task_dir):
+    """issue 22: the climb's adapter and its estimate come from lab.tuning.plan (grad_accum counted)."""
+    from lab.climb.run import train_plan, train_seconds
     from lab.tasks import load_task
-    from lab.tuning.jobs import LOAD_S
 
-    cfg = train_config(fake_lab, load_task(str(task_dir)), 10, None)
-    one = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 1}), 25)[0] - LOAD_S
-    two = train_seconds(fake_lab, cfg.model_copy(update={"grad_accum": 2}), 25)[0] - LOAD_S
-    assert one > 0 and two == pytest.approx(2 * one)
+    plan = train_plan(fake_lab, load_task(str(task_dir)), 10, None)
+    assert plan.config.name.endswith("-climb") and plan.steps == 10
+    secs, basis = train_seconds(fake_lab, plan)
+    assert secs > 0 and basis.startswith("10 training steps")
 
 
 def test_the_margin_of_as_good_as_comes_from_the_task_or_the_flag(fake_lab, task_dir, monkeypatch):

@@ -1,6 +1,8 @@
 """The climb's decision at each rung, on synthetic scoreboards: every branch of `next_step`."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lab.climb.decide import ArmResult, Situation, best_of, judge, knowledge_shaped, next_step, step_of
@@ -154,8 +156,10 @@ def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
 def test_the_best_of_many_prompt_configurations_pays_for_the_pick():
     # 19 of 20 meets 0.75 alone (lower end 0.751), but not as the best of 11 configurations
     results = {"zero-shot": arm("zero-shot", 10, 20), "few-shot": arm("few-shot", 12, 20)}
-    results |= {f"few-shot ({k} similar)": arm(f"few-shot ({k} similar)", 12, 20) for k in range(2, 10)}
-    results["few-shot (8 similar, constrained)"] = arm("few-shot (8 similar, constrained)", 19, 20)
+    results |= {f"few-shot, {k} similar examples": replace(arm(f"few-shot, {k} similar examples", 12, 20),
+                                                           ladder_arm="few-shot") for k in range(2, 10)}
+    best = "few-shot, 8 similar examples, constrained"
+    results[best] = replace(arm(best, 19, 20), ladder_arm="few-shot")
     alone = arm("x", 19, 20)
     assert judge(alone, 0.75) == "meets"
     best = best_of(situation(done=["prompt"], results=results), "prompt")
@@ -165,15 +169,16 @@ def test_the_best_of_many_prompt_configurations_pays_for_the_pick():
 
 
 def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheaper():
-    assert step_of("few-shot (8 similar)") == "prompt" and step_of("zero-shot (constrained)") == "prompt"
-    assert step_of("tune+rag") == "tune" and step_of("rag") == "rag"
+    similar = "few-shot, 8 similar examples"
+    assert step_of(replace(arm(similar, 1, 2), ladder_arm="few-shot")) == "prompt"
+    assert step_of(arm("tune+rag", 1, 2)) == "tune" and step_of(arm("rag", 1, 2)) == "rag"
     tie = situation(done=["prompt"], results={"zero-shot": arm("zero-shot", 20, 40), "few-shot": arm("few-shot", 20, 40),
-                                              "few-shot (8 similar)": arm("few-shot (8 similar)", 20, 40)})
+                                              similar: replace(arm(similar, 20, 40), ladder_arm="few-shot")})
     assert best_of(tie, "prompt").arm == "zero-shot"  # the cheapest of equals
-    tie.results["few-shot (8 similar)"] = arm("few-shot (8 similar)", 39, 40)
+    tie.results[similar] = replace(arm(similar, 39, 40), ladder_arm="few-shot")
     d = next_step(tie)
-    assert best_of(tie, "prompt").arm == "few-shot (8 similar)"
-    assert (d.action, d.outcome) == ("stop", "meets") and "few-shot (8 similar)" in d.reason
+    assert best_of(tie, "prompt").arm == similar
+    assert (d.action, d.outcome) == ("stop", "meets") and similar in d.reason
     tune_tie = situation(done=["prompt", "rag", "tune"], results={"tune": arm("tune", 30, 40),
                                                                    "tune+rag": arm("tune+rag", 30, 40)})
     assert best_of(tune_tie, "tune").arm == "tune"

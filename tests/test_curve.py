@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from lab.evaluation.curve import (CurveError, build_curve, find_crossover, last_slope, mean_over_seeds,
-                                  parse_ks, parse_sizes, steps_for, subset)
+                                  parse_ks, parse_sizes, subset)
 from lab.evaluation.sample import nested_order
 
 
@@ -62,13 +62,6 @@ def test_parse_ks_caps_at_the_pool():
     assert ks == [4, 24] and "capped to 24" in notes[0]
     with pytest.raises(CurveError, match="--k"):
         parse_ks("-1", 24)
-
-
-def test_epoch_budget_scales_steps_with_size():
-    assert steps_for(25, 2, 4) == 14 and steps_for(100, 2, 4) == 50
-    assert steps_for(100, 2, 4, grad_accum=2) == 26
-    assert steps_for(400, 2, 4, max_steps=60) == 60
-    assert steps_for(1, 0.1, 4) == 1
 
 
 # ---- crossover and slope on synthetic score tables ---------------------------------------------

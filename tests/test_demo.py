@@ -17,7 +17,7 @@ from lab.tuning.run import checkpoint_dir
 
 
 def _by(steps, kind, name=None):
-    return [s for s in steps if s.kind == kind and (name is None or s.name == name or s.task == name)]
+    return [s for s in steps if s.action == kind and (name is None or s.name == name or s.task == name)]
 
 
 def _fake_adapter(lab, name: str, config, dataset_sha: str, base_sha: str = "fake") -> None:
@@ -38,7 +38,7 @@ def _dataset_sha(task_name: str) -> str:
 
 def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
     steps = demo.plan(fake_lab, limit=5)
-    assert [s.kind for s in steps] == ["index"] + ["eval"] * 3 + ["train"] * 3 + ["eval"] * 3
+    assert [s.action for s in steps] == ["index"] + ["eval"] * 3 + ["train"] * 3 + ["eval"] * 3
     assert not any(s.done for s in steps)
     assert all(s.seconds > 0 and s.basis and s.why for s in steps)
     assert demo.total_seconds(steps) == pytest.approx(sum(s.seconds for s in steps))
@@ -63,11 +63,11 @@ def test_a_stored_evaluation_counts_as_done_and_a_partial_one_as_what_is_left(fa
     assert step.done and step.seconds == 0 and step.todo == 0
     step = _by(demo.plan(fake_lab, limit=5, only=["specialty"]), "eval")[0]
     assert not step.done and step.todo == 4 and step.state == "6 of 10 answered"
-    assert step.basis == "this lab's earlier answers for the scenario"  # its own timings, from the log
+    assert step.basis.startswith("this task's earlier")  # its own timings, from the log
 
 
 def test_an_adapter_with_the_same_data_and_config_is_reused(fake_lab):
-    config = demo.train_config(fake_lab, load_task("tickets"))
+    config = demo.adapter_plan(fake_lab, load_task("tickets")).config
     _fake_adapter(fake_lab, "tickets", config, _dataset_sha("tickets"))
     train, tune_eval = _by(demo.plan(fake_lab, only=["tickets"]), "train")[0], _by(demo.plan(
         fake_lab, only=["tickets"]), "eval")[1]
@@ -77,7 +77,7 @@ def test_an_adapter_with_the_same_data_and_config_is_reused(fake_lab):
 
 @pytest.mark.parametrize("change", ["data", "config", "base"])
 def test_another_adapter_of_the_scenarios_name_is_kept_and_the_demo_trains_its_own(fake_lab, change):
-    config = demo.train_config(fake_lab, load_task("tickets"))
+    config = demo.adapter_plan(fake_lab, load_task("tickets")).config
     if change == "config":
         config = config.model_copy(update={"rank": 4})
     _fake_adapter(fake_lab, "tickets", config, "x" if change == "data" else _dataset_sha("tickets"),
@@ -96,7 +96,7 @@ def _checkpoint(lab, name: str, step: int, config, dataset_sha: str) -> None:
 
 
 def test_a_checkpoint_of_the_demo_config_is_resumed_and_counted(fake_lab):
-    config = demo.train_config(fake_lab, load_task("specialty"), {"max_steps": 30})
+    config = demo.adapter_plan(fake_lab, load_task("specialty"), {"max_steps": 30}).config
     _checkpoint(fake_lab, "specialty", 20, config, _dataset_sha("specialty"))
     train = _by(demo.plan(fake_lab, only=["specialty"], train_overrides={"max_steps": 30}), "train")[0]
     assert train.name == "specialty" and train.todo == 10 and train.state == "checkpoint at step 20 of 30"
@@ -106,7 +106,7 @@ def test_a_checkpoint_of_the_demo_config_is_resumed_and_counted(fake_lab):
 
 
 def test_a_checkpoint_of_other_settings_is_left_alone(fake_lab):
-    config = demo.train_config(fake_lab, load_task("specialty")).model_copy(update={"rank": 4})
+    config = demo.adapter_plan(fake_lab, load_task("specialty")).config.model_copy(update={"rank": 4})
     _checkpoint(fake_lab, "specialty", 20, config, _dataset_sha("specialty"))
     train = _by(demo.plan(fake_lab, only=["specialty"]), "train")[0]
     assert train.name == "specialty-demo" and train.todo == demo.CPU_STEPS
@@ -117,7 +117,7 @@ def test_needed_only_while_the_home_lacks_adapters_or_evaluations(fake_lab):
     assert demo.needed(fake_lab)
     run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
     assert demo.needed(fake_lab)  # still no adapter
-    _fake_adapter(fake_lab, "tickets", demo.train_config(fake_lab, load_task("tickets")), "x")
+    _fake_adapter(fake_lab, "tickets", demo.adapter_plan(fake_lab, load_task("tickets")).config, "x")
     assert not demo.needed(fake_lab)
 
 
@@ -166,7 +166,7 @@ def test_the_first_launch_block_offers_the_demo_with_an_estimate_then_hides(fake
     assert button["value"].startswith("Prepare the demo (≈ ") and button["value"].endswith(" min)")
     assert fake_lab.store.recent_generations(5) == []  # no probe answers from a page load
     run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
-    _fake_adapter(fake_lab, "tickets", demo.train_config(fake_lab, load_task("tickets")), "x")
+    _fake_adapter(fake_lab, "tickets", demo.adapter_plan(fake_lab, load_task("tickets")).config, "x")
     assert demo_block.offer(fake_lab)[0]["visible"] is False
 
 
@@ -211,7 +211,7 @@ def test_a_tiny_real_prepare_builds_everything_and_a_rerun_does_nothing(shared_h
     events = []
     result = demo.prepare(lab, only=["tickets"], limit=2, train_overrides=TINY, on_progress=events.append)
     assert result.status == "done", result
-    assert [s.kind for s in result.steps] == ["eval", "train", "eval"] and all(s.done for s in result.steps)
+    assert [s.action for s in result.steps] == ["eval", "train", "eval"] and all(s.done for s in result.steps)
     assert (lab.home.adapters / "tickets" / "adapter.gguf").exists()
     run = matching_run(lab, "tickets")  # the tune arm joined the run of the prompt arms
     board = lab.store.query("select arm, count(*) as n from eval_results where eval_run_id = ? group by arm",
@@ -235,7 +235,7 @@ def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(shared_hom
     cancel = threading.Event()
 
     def cancel_after_first_step(event):
-        if event["kind"] == "train" and "step 1 of" in event["message"]:
+        if event["action"] == "train" and "step 1 of" in event["message"]:
             cancel.set()
 
     first = demo.prepare(lab, only=["specialty"], limit=1, train_overrides=TINY2, cancel=cancel,

@@ -64,38 +64,6 @@ def test_stopping_a_run_that_is_not_running_says_so(tmp_path):
     assert "not running (done)" in jobs.stop(lab, run_id)
 
 
-def test_the_estimate_uses_steps_measured_here_validation_included(tmp_path):
-    lab = Lab(home=tmp_path)
-    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=4, tokens=100)
-    assert "first guess" in basis and secs > jobs.LOAD_S
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join('{"input": "%s", "output": "b"}\n' % ("x" * 371) for _ in range(10)))  # 400 chars: 100 tokens
-    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "done", "device": "cpu",
-                                                "dataset_path": str(data),
-                                                "config_json": json.dumps({"batch_size": 2, "max_seq_len": 512})})
-    # 10 s a step, one step 20 s (a validation pass): counted; a 2-hour gap (stopped, resumed): not
-    for step, t in enumerate([0, 10, 30, 40, 7240, 7250], 1):
-        lab.store.upsert("training_steps", {"run_id": run_id, "step": step,
-                                            "ts": f"2026-01-01T{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}+00:00"},
-                         pk=("run_id", "step"))
-    assert jobs.tokens_per_example(data, None, 512) == 100
-    per_token, n = jobs.measured_seconds_per_token(lab)
-    assert n == 4 and per_token == pytest.approx(50 / (4 * 2 * 100))
-    secs, basis = jobs.estimate_seconds(lab, steps=10, batch_size=2, tokens=100)
-    assert "4 steps measured on this machine, validation included" in basis
-    assert secs == pytest.approx(10 * 12.5 + jobs.LOAD_S)
-
-
-def test_the_planned_steps_and_a_word_when_they_are_too_few(tmp_path):
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(40)))
-    config = make_config("test", name="x", data=str(data), batch_size=4, epochs=2.0, val_fraction=0.1)
-    assert jobs.planned_steps(config) == 18  # 36 training examples, 9 batches, 2 epochs
-    assert jobs.planned_steps(config.model_copy(update={"max_steps": 5})) == 5
-    assert "5 steps is very few" in jobs.few_steps_warning(5) and "echo" in jobs.few_steps_warning(5)
-    assert jobs.few_steps_warning(60) is None
-
-
 def test_the_eta_counts_the_validation_passes_to_come():
     from types import SimpleNamespace
 

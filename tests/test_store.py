@@ -143,3 +143,138 @@ def test_old_app_error_generation_rows_move_to_app_errors_once_each(tmp_path, mo
     assert [r["arm"] for r in db["generations"].rows] == ["zero-shot"]
     assert [(r["place"], r["error"]) for r in db["app_errors"].rows] == [("evaluate", "boom"),
                                                                          ("knowledge", "no such corpus")]
+
+
+# ---- the Store's named reads and writes (SQL lives in the store) --------------------------------
+
+def _run(store, task="t", model="m", config=None, h="h1"):
+    return store.new_eval_run(task, h, ["zero-shot"], model, config or {})
+
+
+def test_eval_runs_new_resumed_and_found(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    first, tagged = _run(store, config={"tag": None}), _run(store, config={"tag": "curve-1", "sample": "held_out"})
+    other = _run(store, h="h2")
+    row = store.eval_run_row(first)
+    assert row["status"] == "running" and row["ts"] and json.loads(row["arms_json"]) == ["zero-shot"]
+    assert "results" not in row and store.eval_run_row(999) is None
+    store.resume_eval_run(first, ["zero-shot", "rag"], {"tag": None, "adapter": None})
+    assert store.eval_run_arms(first) == ["zero-shot", "rag"]
+    assert [r["id"] for r in store.eval_runs_matching("t", "h1", "m")] == [tagged, first]
+    assert [r["id"] for r in store.eval_runs_matching("t", "h1", "m", newest_first=False)] == [first, tagged]
+    assert store.latest_untagged_eval_run("t")["id"] == other
+    assert store.latest_tagged_eval_run("t", "h1", "m", "curve-1", "held_out", "first")["id"] == tagged
+    assert store.latest_tagged_eval_run("t", "h1", "m", "curve-1", "first", "first") is None
+    old = _run(store, config={"tag": "curve-1"})  # a run from before `sample`: read as the default
+    assert store.latest_tagged_eval_run("t", "h1", "m", "curve-1", "first", "first")["id"] == old
+    store.set_eval_run_status(first, "failed")
+    assert store.eval_run_row(first)["status"] == "failed" and store.eval_run_row(first)["finished_ts"] is None
+    store.set_eval_run_status(first, "finished", finished=True)
+    assert store.eval_run_row(first)["finished_ts"]
+    assert store.has_eval_runs() and not Store(tmp_path / "other.db").has_eval_runs()
+
+
+def test_eval_results_rows_keys_and_scores(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    run = _run(store)
+    gen = store.log_generation(_gen("B"), arm="zero-shot", messages=[])
+    for ex, arm, repeat in (("b", "zero-shot", 0), ("a", "zero-shot", 0), ("a", "zero-shot", 1), ("a", "rag", 0)):
+        store.add_eval_result({"eval_run_id": run, "example_id": ex, "arm": arm, "repeat": repeat,
+                               "generation_id": gen if ex == "b" else None, "scores_json": json.dumps({"primary": 1.0}),
+                               "extra_json": "{}", "ts": "t"})
+    store.add_eval_result({"eval_run_id": run, "example_id": "b", "arm": "zero-shot", "repeat": 0, "ts": "again"})
+    assert store.eval_result_count(run) == 4  # the duplicate was a no-op
+    assert store.eval_result_keys(run) == {("b", "zero-shot", 0), ("a", "zero-shot", 0), ("a", "zero-shot", 1),
+                                           ("a", "rag", 0)}
+    assert sorted((r["example_id"]) for r in store.eval_scores(run, "zero-shot")) == ["a", "a", "b"]
+    assert sorted(r["example_id"] for r in store.eval_scores(run, "zero-shot", repeat=0)) == ["a", "b"]
+    rows = store.eval_result_rows(run)
+    assert [(r["example_id"], r["arm"], r["repeat"]) for r in rows][:2] == [("b", "zero-shot", 0), ("a", "zero-shot", 0)]
+    assert rows[0]["output"] == "B" and rows[1]["output"] is None and rows[0]["ts"] == "t"
+
+
+def test_answer_seconds_asks_what_the_estimates_asked(tmp_path):
+    """Same figures as the queries the time estimates ran themselves (curve_run, climb, demo)."""
+    store = Store(tmp_path / "lab.db")
+    run = _run(store, task="tickets")
+    for i in range(7):
+        g = Generation("x", 3, 2, 0.01, 0.5 + i if i != 3 else None, "p", model_id="m",
+                       extra={"error": "boom"} if i == 5 else None)
+        store.log_generation(g, arm="rag" if i % 2 else "zero-shot", messages=[], eval_run_id=run if i < 4 else None)
+    store.log_generation(Generation("y", 3, 2, 0.01, 9.0, "p", model_id="other"), arm="rag", messages=[])
+    q = store.query
+    assert store.answer_seconds("m", arm="rag", timed_only=True) == tuple(q(
+        "select avg(total_s) as s, count(*) as n from generations where arm = ? and model_id = ? and error is null "
+        "and total_s is not null", ["rag", "m"])[0].values())
+    assert store.answer_seconds("m", task="tickets", arm="rag", last=100)[0] == q(
+        "select avg(total_s) as s from (select g.total_s from generations g join eval_runs e on e.id = "
+        "g.eval_run_id where e.task = ? and g.arm = ? and g.model_id = ? and g.error is null order by g.id desc "
+        "limit 100)", ["tickets", "rag", "m"])[0]["s"]
+    assert store.answer_seconds("m", last=2) == ((0.5 + 6 + 0.5 + 4) / 2, 2)  # the newest two without errors
+    n_s = q("select count(*) as n, avg(g.total_s) as s from generations g join eval_runs r on g.eval_run_id = r.id "
+            "where r.task = ? and g.arm = ? and g.model_id = ? and g.error is null", ["tickets", "zero-shot", "m"])[0]
+    assert store.answer_seconds("m", task="tickets", arm="zero-shot") == (n_s["s"], n_s["n"])
+    assert store.answer_seconds("nobody") == (None, 0)
+    speeds = store.answer_speeds("m")
+    assert len(speeds) == 5 and speeds[0]["d"] == pytest.approx(6.5 - 0.01) and speeds[0]["p"] == 3
+
+
+def test_training_runs_and_steps(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    run = store.new_training_run({"adapter_name": "a", "device": "cpu", "total_steps": 4})
+    for step in (1, 2, 3, 3):
+        store.log_training_step({"run_id": run, "step": step, "loss": float(step), "ts": "t"})
+    store.update_training_run(run, {"status": "done"})
+    assert [s["step"] for s in store.training_steps(run)] == [1, 2, 3]
+    store.drop_training_steps_after(run, 1)
+    # committed at once: another connection (the app, a second process) sees it
+    assert sqlite3.connect(tmp_path / "lab.db").execute("select step from training_steps").fetchall() == [(1,)]
+    row = store.training_run(run)
+    assert row["status"] == "done" and row["ts"] and row["adapter_name"] == "a"
+
+
+def test_embeddings_cache_in_batches(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    pairs = [(f"h{i}", bytes([i % 256]) * 4) for i in range(1203)]
+    store.save_embeddings("e1", pairs)
+    store.save_embeddings("e2", pairs[:1])
+    found = store.cached_embeddings("e1", [h for h, _ in pairs] + ["h0", "missing"])
+    assert found == dict(pairs)
+    assert store.cached_embeddings("e2", ["h0", "h1"]) == {"h0": pairs[0][1]}
+
+
+def test_curves_open_resume_and_read(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    first = store.open_curve("t", "h", "m", '{"a": 1}', estimate_s=60.0)
+    store.update_curve(first, {"status": "failed", "error": "boom", "wall_s": 5.0})
+    assert store.open_curve("t", "h", "m", '{"a": 1}') == first  # resumed, error cleared
+    row = store.curve(first)
+    assert (row["status"], row["error"], row["wall_s"], row["estimate_s"]) == ("running", None, 5.0, 60.0)
+    other = store.open_curve("t", "h", "m", '{"a": 2}')
+    assert other != first and store.curve(other)["wall_s"] == 0.0
+    assert store.recent_curve_ids("t") == [other, first] and store.recent_curve_ids("t", 1) == [other]
+    assert store.curve(999) is None
+
+
+def test_climbs_and_demo_runs(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    a = store.new_climb("t", "m1", '{"x": 1}')
+    b = store.new_climb("t", "m2", '{"x": 1}')
+    c = store.new_climb("t", "m1", '{"x": 2}')
+    assert store.climb(a)["steps_json"] == "[]" and store.climb(a)["status"] == "running"
+    assert store.latest_climb("t")["id"] == c
+    assert store.latest_climb("t", model_id="m1", options_json='{"x": 1}')["id"] == a
+    assert store.latest_climb("t", options_json='{"x": 1}')["id"] == b
+    assert store.latest_climb("other") is None
+    store.update_climb(a, {"eval_run_id": 7, "status": "finished"})
+    assert store.latest_climb_of_run(7)["id"] == a and store.latest_climb_of_run(8) is None
+    run = store.new_demo_run({"pid": 1, "steps": 3, "estimate_s": 9.0})
+    store.update_demo_run(run, {"step": 2})
+    latest = store.latest_demo_run()
+    assert (latest["id"], latest["status"], latest["step"], latest["steps"]) == (run, "running", 2, 3)
+
+
+def test_a_log_without_climbs_has_no_climb_of_a_run(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    store.db["climbs"].drop()  # a log from before the climbs table
+    assert store.latest_climb_of_run(1) is None

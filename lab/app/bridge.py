@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from .. import ladder
 from .. import tasks
 from ..tasks import load_task
+from .. import demo
 from ..tuning import jobs
-from ..tuning.checkpoint import checkpoint_config, find_checkpoint, resumable
+from ..tuning import plan as training_plan
+from ..tuning.checkpoint import checkpoint_config, checkpoint_step, find_checkpoint
 from ..tuning.config import make_config
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -98,12 +100,10 @@ def adapter_names(lab: Lab, base_model: str | None = None) -> list[str]:
 def device_defaults(device: str | None = None) -> dict:
     """This machine's training defaults (lab.tuning's: the CLI uses the same) as the Train tab's
     form shows them: targets as text, max_steps 0 (= train by epochs), and which device."""
-    from ..tuning.config import device_defaults as for_device
+    from ..tuning.config import device_defaults as for_device, training_device
 
     if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = training_device("auto")  # the tuning layer asks torch; a face never imports it
     d = for_device(device)
     targets = d["target_modules"]
     return {**d, "device": device, "max_steps": 0,
@@ -125,26 +125,20 @@ def train_datasets(lab=None) -> list[tuple[str, str, str]]:
 
 
 DEMO_TASK = "tickets"  # format and behaviour: where tuning is expected to win (docs/guide.md)
-DEMO_CPU_STEPS = 60  # ~15 min for SmolLM2-135M on 2 cores (README)
+METHOD = {"lora": "LoRA", "qlora": "QLoRA", "auto": "LoRA"}
 
 
 def demo_config(lab: Lab) -> dict:
-    """The built-in demo adapter: the `tickets` scenario's training set, CPU-sized."""
-    task = load_task(DEMO_TASK)
-    d = device_defaults()
-    steps = DEMO_CPU_STEPS if d["device"] == "cpu" else 0  # a CPU demo is sized in minutes, not epochs
-    return {**{k: v for k, v in d.items() if k not in ("device", "gradient_checkpointing")}, "max_steps": steps,
-            "name": DEMO_TASK, "data": str(task.train), "system": task.instruction or None,
-            "base_model": lab.config.default_model}
+    """The built-in demo adapter (the demo's own plan: the `tickets` scenario's training set,
+    CPU-sized) as the Train tab's form values."""
+    return demo.adapter_plan(lab, load_task(DEMO_TASK)).config.to_json()
 
 
 def demo_training_offer(lab: Lab) -> str:
-    cfg = demo_config(lab)
-    tokens = jobs.tokens_per_example(cfg["data"], cfg["system"], int(cfg["max_seq_len"]))
-    secs, basis = jobs.estimate_seconds(lab, int(cfg["max_steps"] or 60), int(cfg["batch_size"]), tokens,
-                                        int(cfg.get("grad_accum") or 1))
-    return (f"Train the built-in demo adapter **{cfg['name']}** ({cfg['max_steps']} LoRA steps on the "
-            f"`{DEMO_TASK}` scenario): about **{max(1, round(secs / 60))} min** on this machine ({basis}). "
+    plan = demo.adapter_plan(lab, load_task(DEMO_TASK))
+    secs, basis = training_plan.estimate(lab, plan)
+    return (f"Train the built-in demo adapter **{plan.config.name}** ({plan.steps} {METHOD[plan.config.method]} steps "
+            f"on the `{DEMO_TASK}` scenario): about **{max(1, round(secs / 60))} min** on this machine ({basis}). "
             "It runs in the background: you can close the page.")
 
 
@@ -185,7 +179,7 @@ def resume_offer(lab: Lab, name: str | None) -> tuple[int | None, str]:
     if saved is None or any(j["name"] == name for j in jobs.active_jobs(lab)):
         return None, ""
     try:
-        return resumable(lab, make_config("the checkpoint", **saved))
+        return checkpoint_step(lab, make_config("the checkpoint", **saved))
     except Exception as e:  # a checkpoint from an older lab, its data gone...
         return None, f"the checkpoint of '{name}' cannot be resumed: {e}"
 

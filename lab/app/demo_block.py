@@ -36,7 +36,7 @@ def offer(lab: Lab):
     left = [s for s in steps if not s.done]
     note = (f"**First launch?** This lab home has no adapter or stored evaluation yet. One button prepares "
             f"the whole demo in the background: {len(left)} of {len(steps)} steps to go "
-            f"(index, {sum(s.kind == 'train' for s in left)} demo adapters, evaluations of "
+            f"(index, {sum(s.action == 'train' for s in left)} demo adapters, evaluations of "
             f"{demo.DEFAULT_LIMIT} held-out examples per scenario). `lab demo prepare --dry-run` shows the plan.")
     label = f"Prepare the demo (≈ {max(1, round(demo.total_seconds(steps) / 60))} min)"
     return (gr.update(visible=True), note, gr.update(value=label, visible=not running),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..tuning import jobs
+from ..tuning import plan as training_plan
 from . import _ui, bridge
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -146,12 +147,8 @@ def validate(lab: Lab, *values) -> str:
 
 def plan_line(lab: Lab, cfg) -> str:
     """How many steps, about how long here (validation included), and a word when too few."""
-    steps = jobs.planned_steps(cfg)
-    tokens = jobs.tokens_per_example(cfg.data, cfg.instruction, cfg.max_seq_len)
-    secs, basis = jobs.estimate_seconds(lab, steps, cfg.batch_size, tokens, cfg.grad_accum)
-    few = jobs.few_steps_warning(steps)
-    return (f"**{steps} steps**, about **{_ui.secs(secs)}** on this machine ({basis})."
-            + (f"\n\n⚠️ {few}" if few else ""))
+    head, _, few = training_plan.describe(lab, training_plan.plan_of(lab, cfg)).partition("\n")
+    return head + (f"\n\n⚠️ {few}" if few else "")
 
 
 def start(lab: Lab, overwrite: bool, restart: bool, *values):
@@ -259,7 +256,7 @@ def status(run: dict, steps: list[dict]) -> str:
     done = run["status"] in ("done", "finished", "succeeded", "complete")
     if done:
         bits.append(f"adapter `{run['adapter_name']}` is ready in Compare and Evaluate")
-    few = jobs.few_steps_warning(total) if total and (done or run["status"] == "running") else None
+    few = training_plan.few_steps_warning(total) if total and (done or run["status"] == "running") else None
     head = _ui.progress_bar(last.get("step", 0), total, "") if total else ""
     return head + "\n\n" + " · ".join(bits) + (f"\n\n⚠️ {few}" if few else "")
 

@@ -48,7 +48,7 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, cons
     adapters (TASK-n100s0) and scored examples are kept.
     """
     from ..evaluation.curve_run import (CurveInterrupted, estimate, load_curve, plan_settings, run_curve,
-                                        step_counts, steps)
+                                        points, step_counts)
     from ..evaluation.sample import held_out
     from ..tasks import load_task
 
@@ -61,7 +61,7 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, cons
     click.echo(f"plan: few-shot k = {', '.join(map(str, settings.ks))}; tune n = "
                f"{', '.join(map(str, settings.sizes))} x {settings.seeds} seed(s), {settings.epochs:g} epochs"
                + (f" (at most {settings.max_steps} steps each)" if settings.max_steps else "")
-               + f"; {len(held_out(t, limit))} held-out examples; {len(steps(settings))} points"
+               + f"; {len(held_out(t, limit))} held-out examples; {len(points(settings))} points"
                + ("; answers constrained to the task's labels/schema" if settings.constrain else ""), err=True)
     counts = step_counts(lab, t, settings)
     click.echo("steps per adapter: " + ", ".join(f"n={n}: {s}" + (" (capped by --max-steps)" if capped else "")

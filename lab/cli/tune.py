@@ -99,6 +99,9 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
         report = validate(lab, cfg)
         click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
         return
+    from ..tuning.plan import describe, plan_of
+
+    click.echo(f"{cfg.name}: {describe(lab, plan_of(lab, cfg, device))}", err=True)
     try:
         adapter = train(cfg, lab, resume=resume, restart=restart, overwrite=overwrite, progress=True,
                         log=lambda msg: click.echo(msg, err=True))

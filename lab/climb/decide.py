@@ -42,6 +42,7 @@ class ArmResult:
     failures: dict[str, int] = field(default_factory=dict)
     candidates: int = 1  # the best of this many configurations (its verdict's bound is adjusted)
     dropped: bool = False  # a prompt configuration the race left behind: a candidate, never the pick
+    ladder_arm: str = ""  # the ladder arm a prompt configuration uses ("few-shot"); "": `arm` is one
 
     def text(self) -> str:
         if self.mean is None:
@@ -109,24 +110,23 @@ def more_limit(s: Situation) -> int | None:
     return min(s.eval_examples, 2 * s.limit)
 
 
-def step_of(arm: str) -> str:
-    """The step an arm's result belongs to. Prompt configurations beyond the run's own two arms
-    are keyed by their label ("few-shot (8 similar)", "zero-shot (constrained)")."""
-    base = arm.split(" (")[0]
-    return next(step for step, arms in STEP_ARMS.items() if base in arms)
+def step_of(result: ArmResult) -> str:
+    """The step a result belongs to: its ladder arm's (a prompt configuration's is recorded with it)."""
+    arm = result.ladder_arm or result.arm
+    return next(step for step, arms in STEP_ARMS.items() if arm in arms)
 
 
 def best_of(s: Situation, step: str) -> ArmResult | None:
     """The step's best measured arm; on a tie the cheaper one (the step's own arms in ladder
     order first, then its other configurations in the order they were measured)."""
     own = [s.results[a] for a in STEP_ARMS[step] if a in s.results]
-    others = [r for a, r in s.results.items() if a not in STEP_ARMS[step] and step_of(a) == step]
+    others = [r for a, r in s.results.items() if a not in STEP_ARMS[step] and step_of(r) == step]
     arms = [r for r in own + others if r.mean is not None]
     if not [a for a in arms if not a.dropped]:
         return None
     best = max((a for a in arms if not a.dropped), key=lambda a: a.mean)  # max keeps the first of equals
     # every configuration measured so far, on every rung, is a chance to meet by luck: they share the 5%
-    share = verdict.family(step_of(a) for a, r in s.results.items() if r.mean is not None)
+    share = verdict.family(step_of(r) for r in s.results.values() if r.mean is not None)
     return replace(best, candidates=share[step])
 
 

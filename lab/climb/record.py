@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-from ..store import now
-
 
 def _row(row: dict | None) -> dict | None:
     if row is None:
@@ -23,22 +21,17 @@ def _row(row: dict | None) -> dict | None:
 def open_climb(lab, task: str, model_id: str, options: dict) -> dict:
     """The latest unfinished climb of `task` with these options (continued), else a new one."""
     options_json = json.dumps(options, sort_keys=True)
-    rows = lab.store.query("select * from climbs where task = ? and model_id = ? and options_json = ? "
-                           "order by id desc limit 1", [task, model_id, options_json])
-    if rows and rows[0]["status"] != "finished":
-        row = _row(rows[0])
-        lab.store.update("climbs", row["id"], {"status": "running"})
+    last = lab.store.latest_climb(task, model_id=model_id, options_json=options_json)
+    if last and last["status"] != "finished":
+        row = _row(last)
+        lab.store.update_climb(row["id"], {"status": "running"})
         row["continued"] = True
         return row
-    climb_id = lab.store.insert("climbs", {"ts": now(), "task": task, "model_id": model_id,
-                                           "options_json": options_json, "status": "running",
-                                           "steps_json": "[]", "wall_s": 0.0})
-    return get_climb(lab, climb_id)
+    return get_climb(lab, lab.store.new_climb(task, model_id, options_json))
 
 
 def get_climb(lab, climb_id: int) -> dict | None:
-    rows = lab.store.query("select * from climbs where id = ?", [climb_id])
-    return _row(rows[0]) if rows else None
+    return _row(lab.store.climb(climb_id))
 
 
 def save(lab, climb: dict, **values) -> None:
@@ -50,7 +43,7 @@ def save(lab, climb: dict, **values) -> None:
         else:
             update[key] = value
         climb[key] = value
-    lab.store.update("climbs", climb["id"], update)
+    lab.store.update_climb(climb["id"], update)
 
 
 def put_step(steps: list[dict], entry: dict) -> list[dict]:
@@ -62,8 +55,7 @@ def put_step(steps: list[dict], entry: dict) -> list[dict]:
 
 
 def latest_climb(lab, task: str) -> dict | None:
-    rows = lab.store.query("select * from climbs where task = ? order by id desc limit 1", [task])
-    return _row(rows[0]) if rows else None
+    return _row(lab.store.latest_climb(task))
 
 
 def report_run(lab, task: str) -> int | None:
@@ -80,7 +72,4 @@ def report_run(lab, task: str) -> int | None:
 
 def climb_of_run(lab, eval_run_id: int) -> dict | None:
     """The latest climb whose evidence is eval run `eval_run_id` (the report draws its path)."""
-    if "climbs" not in lab.store.db.table_names():
-        return None
-    rows = lab.store.query("select * from climbs where eval_run_id = ? order by id desc limit 1", [eval_run_id])
-    return _row(rows[0]) if rows else None
+    return _row(lab.store.latest_climb_of_run(eval_run_id))

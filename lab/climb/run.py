@@ -12,7 +12,6 @@ still match, resumed from its checkpoint when training stopped halfway.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,6 @@ from . import record
 from .decide import (RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, more_limit, next_step,
                      step_of)
 
-DEFAULT_ANSWER_S = 5.0  # seconds per answer when this lab has measured none for the model yet
 
 
 class ClimbCancelled(Exception):
@@ -44,77 +42,36 @@ class ClimbResult:
 
 # ---- estimates from this machine's measured speeds ---------------------------------------------
 
-def seconds_per_answer(lab, task: str, arm: str, model_id: str) -> tuple[float, str]:
-    """Mean seconds per answer of `arm` from the run log: this task's evaluations first, then any
-    of the model's answers for the arm, then any of its answers, else DEFAULT_ANSWER_S."""
-    queries = [
-        ("this task's earlier answers", "select avg(total_s) as s from (select g.total_s from generations g join "
-         "eval_runs e on e.id = g.eval_run_id where e.task = ? and g.arm = ? and g.model_id = ? and g.error is "
-         "null order by g.id desc limit 100)", [task, arm, model_id]),
-        ("this model's earlier answers", "select avg(total_s) as s from (select total_s from generations where "
-         "arm = ? and model_id = ? and error is null order by id desc limit 100)", [arm, model_id]),
-        ("this model's earlier answers (any arm)", "select avg(total_s) as s from (select total_s from "
-         "generations where model_id = ? and error is null order by id desc limit 100)", [model_id]),
-    ]
-    for basis, sql, params in queries:
-        rows = lab.store.query(sql, params)
-        if rows and rows[0]["s"]:
-            return float(rows[0]["s"]), basis
-    return DEFAULT_ANSWER_S, "a default guess (nothing measured on this model yet)"
-
-
 def eval_seconds(lab, task, arms, run_id: int | None, ids: list[str], model_id: str) -> tuple[float, str]:
     """Seconds to answer the examples of `arms` that run `run_id` has not scored yet."""
     from ..evaluation.runner import done_keys
+    from ..evaluation.speed import AnswerSpeed
 
     done = done_keys(lab, run_id) if run_id else set()
-    total, bases = 0.0, set()
+    total, bases, speed = 0.0, set(), AnswerSpeed(lab, model_id)
     for arm in arms:
         todo = sum(1 for i in ids if (i, arm, 0) not in done)
         if todo:
-            per, basis = seconds_per_answer(lab, task.name, arm, model_id)
+            per, basis = speed.seconds(task, arm)
             total += todo * per
             bases.add(basis)
     return total, "; ".join(sorted(bases)) or "already evaluated"
 
 
-def train_config(lab, task, steps: int | None, model: str | None):
-    from pathlib import Path
+def train_plan(lab, task, steps: int | None, model: str | None):
+    """The climb's adapter, `<task>-climb`: the task's training set at this machine's defaults."""
+    from ..tuning.plan import for_task
 
-    from ..tasks import TaskError
-    from ..tuning import make_config
-
-    if task.train is None:
-        raise TaskError(f"task '{task.name}' has no training set (train = \"...\" in its task.toml)")
-    return make_config("lab climb", device="auto", name=f"{task.name}-climb", data=str(Path(task.train).resolve()),
-                       instruction=task.instruction or None, base_model=model or lab.config.default_model,
-                       max_steps=steps)
+    return for_task(lab, task, "lab climb", name=f"{task.name}-climb", base_model=model, max_steps=steps)
 
 
-def reusable_adapter(lab, cfg):
-    """The climb's adapter when it was trained on this very data, config and base model, else None."""
-    from ..models import sha256_of
-    from ..tuning.adapters import AdapterError, find_adapter
+def train_seconds(lab, plan) -> tuple[float, str]:
+    from ..tuning.plan import estimate, trained_adapter
 
-    try:
-        adapter = find_adapter(lab.home.adapters, cfg.name)
-    except (AdapterError, OSError, KeyError):
-        return None
-    same_data = (adapter.manifest.get("dataset") or {}).get("sha256") == sha256_of(cfg.data)
-    same_base = adapter.base_sha == lab.model_sha(lab.model_info(cfg.base_model))
-    return adapter if same_data and same_base and adapter.manifest.get("config") == cfg.to_json() else None
-
-
-def train_seconds(lab, cfg, n_train: int) -> tuple[float, str]:
-    from ..tuning.jobs import estimate_seconds, tokens_per_example
-
-    if reusable_adapter(lab, cfg) is not None:
+    if trained_adapter(lab, plan.config) is not None:
         return 0.0, "adapter already trained on this data and config"
-    steps = cfg.max_steps or math.ceil(math.ceil(n_train * (1 - cfg.val_fraction) / cfg.batch_size)
-                                       / cfg.grad_accum * cfg.epochs)
-    secs, basis = estimate_seconds(lab, steps, cfg.batch_size, tokens_per_example(cfg.data, cfg.instruction,
-                                                                                  cfg.max_seq_len), cfg.grad_accum)
-    return secs, f"{steps} training steps, {basis}"
+    secs, basis = estimate(lab, plan)
+    return secs, f"{plan.steps} training steps, {basis}"
 
 
 # ---- the steps ---------------------------------------------------------------------------------
@@ -154,17 +111,11 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
             continue  # on the main run's scoreboard already
         board_arm = _summary(lab, c.eval_run_id, judged).arm(c.arm)
         if board_arm is not None:
-            label = config_key(c)
             # the configuration's own score on the climb's examples (its run may hold more of them)
             lo, hi = proportion_interval(c.score, c.n) if c.score is not None else (None, None)
-            extra[label] = ArmResult(label, c.score, lo, hi, c.n, dict(board_arm.failures), dropped=c.dropped)
+            extra[c.label()] = ArmResult(c.label(), c.score, lo, hi, c.n, dict(board_arm.failures),
+                                         dropped=c.dropped, ladder_arm=c.arm)
     return main_run, extra
-
-
-def config_key(c) -> str:
-    """A prompt configuration's name on the climb's path: "few-shot (8 similar)", "zero-shot (constrained)"."""
-    parts = ([f"{c.k} {c.mode}"] if c.arm == "few-shot" else []) + (["constrained"] if c.constrain else [])
-    return f"{c.arm} ({', '.join(parts)})"
 
 
 def _can_constrain(task) -> bool:
@@ -185,23 +136,23 @@ def _eval_step(lab, task, arms, *, limit, model, adapter, progress, cancel) -> i
     return run_eval(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel)
 
 
-def _train_step(lab, cfg, *, progress, cancel, say):
-    """Train the climb's adapter (or reuse it); a checkpoint left by a stopped climb is resumed."""
-    from ..tuning import train
-    from ..tuning.checkpoint import find_checkpoint
+def _train_step(lab, plan, *, progress, cancel, say):
+    """Train the climb's adapter in a job process (or reuse it); a checkpoint left by a stopped
+    climb is continued."""
+    from ..tuning.jobs import continue_or_train, step_line
+    from ..tuning.plan import trained_adapter
 
-    adapter = reusable_adapter(lab, cfg)
+    adapter = trained_adapter(lab, plan.config)
     if adapter is not None:
-        say(f"  reusing adapter '{cfg.name}': trained on the same data and config")
+        say(f"  reusing adapter '{plan.config.name}': trained on the same data and config")
         return adapter
+    every = max(1, plan.steps // 10)
 
     def on_step(row: dict) -> None:
-        if cancel is not None and cancel.is_set():
-            raise KeyboardInterrupt  # the trainer stops at this step boundary and keeps a checkpoint
+        if progress and (row["step"] % every == 0 or row["step"] == row.get("total_steps")):
+            say(f"  {step_line(row)}")
 
-    resume = find_checkpoint(lab, cfg.name) is not None
-    return train(cfg, lab, progress=progress, resume=resume, overwrite=True, log=lambda m: say(f"  {m}"),
-                 on_step=on_step)
+    return continue_or_train(lab, plan.config, on_step=on_step, cancel=cancel, say=lambda m: say(f"  {m}"))
 
 
 # ---- the climb ---------------------------------------------------------------------------------
@@ -222,7 +173,7 @@ def results_of(board) -> dict[str, ArmResult]:
             for a in board.arms}
 
 
-def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg, *, limit=None,
+def _estimates(lab, task, situation: Situation, run_id, ids, model_id, plan, *, limit=None,
                model=None) -> dict[str, tuple[float, str]]:
     out = {}
     for step in STEPS:
@@ -232,8 +183,8 @@ def _estimates(lab, task, situation: Situation, run_id, ids, model_id, cfg, *, l
             continue
         secs, basis = eval_seconds(lab, task, [a for a in STEP_ARMS[step] if situation.has_corpus
                                                or a not in ("rag", "tune+rag")], run_id, ids, model_id)
-        if step == "tune" and cfg is not None:
-            t_secs, t_basis = train_seconds(lab, cfg, situation.train_examples)
+        if step == "tune" and plan is not None:
+            t_secs, t_basis = train_seconds(lab, plan)
             secs, basis = secs + t_secs, f"{t_basis}; answers from {basis}"
         out[step] = (secs, basis)
     return out
@@ -310,7 +261,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     s = Situation(task=task.name, target=target, output_format=task.output_format, has_corpus=bool(task.corpus),
                   train_examples=len(task.examples("train")), eval_examples=len(held_out), limit=limit,
                   up_to=up_to, min_train=min_train)
-    cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
+    plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
     run_id = rec.get("eval_run_id") or resumed_run(lab, task, model)
     wall_before = float(rec.get("wall_s") or 0.0)
     say(f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
@@ -326,11 +277,15 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     def wall() -> float:
         return wall_before + time.perf_counter() - t0
 
+    if budget_min is not None:  # the budget decides by the estimates: on a fresh home, time three answers first
+        from ..evaluation.speed import AnswerSpeed
+
+        AnswerSpeed(lab, info.id, probe=True).rates()
     extra: dict[str, ArmResult] = {}  # the prompt rung's configurations beyond the run's own arms
     try:
         while True:
             s.results = results_of(_summary(lab, run_id, judged) if run_id else None) | extra
-            est = _estimates(lab, task, s, run_id, ids, info.id, cfg, limit=limit, model=model)
+            est = _estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
             s.estimates = {k: v[0] for k, v in est.items()}
             if s.done and more_limit(s) is not None:  # what a 'maybe' would cost to settle
                 s.estimates["more"] = _more_seconds(lab, task, s.done[-1], s, run_id, more_limit(s), model, info.id)
@@ -347,7 +302,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                 est[d.step] = (s.estimates["more"], "the added examples")
                 say(f"\n{d.reason}")
             entry = _announce(lab, rec, d, s, est[d.step], say, emit)
-            run_id, extra = _climb_step(lab, rec, entry, task, judged, d.step, s, cfg, run_id, extra, wall,
+            run_id, extra = _climb_step(lab, rec, entry, task, judged, d.step, s, plan, run_id, extra, wall,
                                         limit=limit, model=model, progress=progress, cancel=cancel, say=say)
             emit("result", step=d.step, results=entry["results"], wall_s=entry["wall_s"])
     except (KeyboardInterrupt, ClimbCancelled, Exception) as e:
@@ -378,13 +333,13 @@ def _announce(lab, rec, d: Decision, s: Situation, estimate: tuple[float, str], 
     return entry
 
 
-def _climb_step(lab, rec, entry, task, judged, step, s: Situation, cfg, run_id, extra, wall, *, limit, model,
+def _climb_step(lab, rec, entry, task, judged, step, s: Situation, plan, run_id, extra, wall, *, limit, model,
                 progress, cancel, say) -> tuple[int | None, dict]:
     """Run one step, record its time and results on `entry`; -> (eval run id, prompt configurations)."""
     t_step, wall_before = time.perf_counter(), entry["wall_s"]
     adapter_name = None
     try:
-        new_run, adapter_name, new_extra = _run_step(lab, task, judged, step, s, cfg, limit=limit, model=model,
+        new_run, adapter_name, new_extra = _run_step(lab, task, judged, step, s, plan, limit=limit, model=model,
                                                      progress=progress, cancel=cancel, say=say)
         run_id = new_run or run_id  # None: cancelled inside training, before any evaluation
         extra = extra | new_extra
@@ -398,7 +353,7 @@ def _climb_step(lab, rec, entry, task, judged, step, s: Situation, cfg, run_id, 
     s.results = results_of(_summary(lab, run_id, judged)) | extra
     s.done.append(step)
     best = best_of(s, step)
-    mine = {a: r for a, r in s.results.items() if step_of(a) == step}
+    mine = {a: r for a, r in s.results.items() if step_of(r) == step}
     entry.update(status="done", results={a: asdict(r) for a, r in mine.items()},
                  best=best.arm if best else None, verdict=judge(best, s.target) if best else None)
     record.save(lab, rec, steps=rec["steps"])
@@ -406,7 +361,7 @@ def _climb_step(lab, rec, entry, task, judged, step, s: Situation, cfg, run_id, 
     return run_id, extra
 
 
-def _run_step(lab, task, judged, step, s: Situation, cfg, *, limit, model, progress, cancel, say):
+def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, progress, cancel, say):
     """One step: its evaluations (and, for tune, the training first).
     -> (eval run id, adapter name, the prompt rung's other configurations)."""
     adapter = None
@@ -418,11 +373,11 @@ def _run_step(lab, task, judged, step, s: Situation, cfg, *, limit, model, progr
         from ..tuning import TrainingInterrupted
 
         try:
-            adapter = _train_step(lab, cfg, progress=progress, cancel=cancel, say=say).name
+            adapter = _train_step(lab, plan, progress=progress, cancel=cancel, say=say).name
         except TrainingInterrupted as e:
             if cancel is not None and cancel.is_set():
                 say(f"  {e}")
-                return None, cfg.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
+                return None, plan.config.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
             raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
     arms = [a for a in _arms_through(step, s.has_corpus)]
     return _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress,
@@ -483,16 +438,15 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
     info = lab.backend(model).info
     options = {"target": task.target if target is None else float(target), "up_to": up_to, "limit": limit,
                "train_steps": train_steps, "min_train": min_train, "model": info.id}
-    rows = lab.store.query("select eval_run_id from climbs where task = ? and options_json = ? "
-                           "order by id desc limit 1", [task.name, json.dumps(options, sort_keys=True)])
-    run_id = (rows[0]["eval_run_id"] if rows else None) or resumed_run(lab, task, model)
+    last = lab.store.latest_climb(task.name, options_json=json.dumps(options, sort_keys=True))
+    run_id = (last["eval_run_id"] if last else None) or resumed_run(lab, task, model)
     held_out = task.examples("eval")
     ids = [e.id for e in sampled(task, limit)]
     n_train = len(task.examples("train"))
     s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
                   has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))
-    cfg = train_config(lab, task, train_steps, model) if task.train is not None else None
-    est = _estimates(lab, task, s, run_id, ids, info.id, cfg, limit=limit, model=model)
+    plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
+    est = _estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
     when = {"prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
                       + (", the best also constrained" if _can_constrain(task) and not task.constrain else ""),
             "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),

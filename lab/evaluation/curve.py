@@ -17,7 +17,6 @@ no model: the plan, the nested training subsets, the table, the crossover and th
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -102,12 +101,6 @@ def adapter_name(task: str, n: int, seed: int) -> str:
     """The adapter trained on the first n examples of seed s's order: TASK-n100s0
     (adapter names allow letters, digits, '.', '_' and '-')."""
     return f"{task}-n{n}s{seed}"
-
-
-def steps_for(n: int, epochs: float, batch_size: int, grad_accum: int = 1, max_steps: int | None = None) -> int:
-    """Optimizer steps for `epochs` passes over n examples (as lab train counts them), capped."""
-    steps = max(1, math.ceil(math.ceil(math.ceil(n / batch_size) / grad_accum) * epochs))
-    return min(steps, max_steps) if max_steps else steps
 
 
 # ---- the curve's numbers -----------------------------------------------------------------------

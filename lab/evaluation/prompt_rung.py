@@ -42,7 +42,8 @@ class PromptConfig:
 
     def label(self) -> str:
         """"few-shot, 8 similar examples, constrained"; "zero-shot"."""
-        what = "zero-shot" if self.arm == "zero-shot" else f"few-shot, {self.k} {self.mode} examples"
+        plural = "s" if self.k != 1 else ""
+        what = "zero-shot" if self.arm == "zero-shot" else f"few-shot, {self.k} {self.mode} example{plural}"
         return what + (", constrained" if self.constrain else "")
 
     def as_dict(self) -> dict:
@@ -186,8 +187,7 @@ def config_of_run(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool
 
 def run_scores(lab, run_id: int, arm: str, ids: Sequence[str] | None = None) -> dict[str, float]:
     """{example id: primary score} of one arm in one run (repeats averaged), on `ids` when given."""
-    rows = lab.store.query("select example_id, scores_json from eval_results where eval_run_id = ? and arm = ?",
-                           [run_id, arm])
+    rows = lab.store.eval_scores(run_id, arm)
     keep = set(ids) if ids is not None else None
     scores: dict[str, list] = {}
     for r in rows:
@@ -218,8 +218,7 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
     want = {k: config.get(k, IDENTITY_DEFAULTS.get(k))
             for k in ("model_sha", "repeats", "tag", "sample")}
     found = []
-    for other in lab.store.query("select id, config_json from eval_runs where task = ? and task_hash = ? "
-                                 "and model_id = ? order by id", [run["task"], run["task_hash"], run["model_id"]]):
+    for other in lab.store.eval_runs_matching(run["task"], run["task_hash"], run["model_id"], newest_first=False):
         oc = json.loads(other["config_json"] or "{}")
         if {k: oc.get(k, IDENTITY_DEFAULTS.get(k)) for k in want} != want:
             continue

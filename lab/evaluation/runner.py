@@ -54,9 +54,7 @@ IDENTITY_DEFAULTS = {"constrain": False, "tag": None, "sample": "first"}
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
-    for run in lab.store.query(
-            "select * from eval_runs where task = ? and task_hash = ? and model_id = ? order by id desc",
-            [task_name, task_hash, model_id]):
+    for run in lab.store.eval_runs_matching(task_name, task_hash, model_id):
         config = json.loads(run["config_json"] or "{}")
         if {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in identity} == identity:
             return run
@@ -65,14 +63,11 @@ def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict)
 
 def latest_run(lab, task_name: str) -> dict | None:
     """The task's newest evaluation, leaving out tagged runs (a learning curve's points)."""
-    rows = lab.store.query("select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
-                           "order by id desc limit 1", [task_name])
-    return rows[0] if rows else None
+    return lab.store.latest_untagged_eval_run(task_name)
 
 
 def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
-    return {(r["example_id"], r["arm"], r["repeat"]) for r in lab.store.query(
-        "select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])}
+    return lab.store.eval_result_keys(run_id)
 
 
 
@@ -168,17 +163,15 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     try:
         status = run_all(todo, work, finished, workers, cancel)
     except BaseException as e:  # Ctrl-C included: the rows written so far stay, a rerun resumes
-        lab.store.update("eval_runs", run_id, {"status": "interrupted" if isinstance(e, KeyboardInterrupt)
-                                               else "failed"})
+        lab.store.set_eval_run_status(run_id, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
         raise
     finally:
         bar.close()
     if status == "running":
-        total = len(task.examples("eval")) * len(json.loads(
-            lab.store.query("select arms_json from eval_runs where id = ?", [run_id])[0]["arms_json"])) * repeats
+        total = len(task.examples("eval")) * len(lab.store.eval_run_arms(run_id)) * repeats
         complete = len(done_keys(lab, run_id)) >= total
         status = "finished" if complete else "partial"
-    lab.store.update("eval_runs", run_id, {"status": status, "finished_ts": now()})
+    lab.store.set_eval_run_status(run_id, status, finished=True)
     return run_id
 
 
@@ -235,17 +228,14 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
     if run is None:
         config = {**identity, "adapter": adapter_rec, "model": model_id,
                   "task_source": str(task.source) if task.source else None}
-        run_id = lab.store.insert("eval_runs", {
-            "ts": now(), "task": task.name, "task_hash": task_hash, "arms_json": dumps(arms),
-            "model_id": model_id, "config_json": dumps(config), "status": "running"})
+        run_id = lab.store.new_eval_run(task.name, task_hash, arms, model_id, config)
     else:
         run_id = run["id"]
         config = json.loads(run["config_json"])
         if adapter_rec:
             config["adapter"] = adapter_rec
         all_arms = ladder.check_arms(json.loads(run["arms_json"] or "[]") + arms)
-        lab.store.update("eval_runs", run_id, {"arms_json": dumps(all_arms),
-                                               "config_json": dumps(config), "status": "running"})
+        lab.store.resume_eval_run(run_id, all_arms, config)
     return run_id
 
 
@@ -281,7 +271,7 @@ def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None
     row = {"eval_run_id": run_id, "example_id": ex.id, "arm": arm, "repeat": repeat,
            "generation_id": gen_id, "scores_json": dumps(scores), "ts": now(), "error": error,
            "extra_json": dumps(extra)}
-    lab.store.insert("eval_results", row, ignore=True)  # the pk makes a duplicate a no-op
+    lab.store.add_eval_result(row)  # the pk makes a duplicate a no-op
     return {**row, "scores": scores, "output": output}
 
 

@@ -253,10 +253,9 @@ def text_table(head: list[str], rows: list[list]) -> list[str]:
 # ---- building the scoreboard ------------------------------------------------------------------
 
 def load_run(lab, eval_run_id: int) -> dict:
-    rows = lab.store.query("select * from eval_runs where id = ?", [eval_run_id])
-    if not rows:
+    run = lab.store.eval_run_row(eval_run_id)
+    if run is None:
         raise ladder.ArmError(f"no eval run {eval_run_id} in {lab.store.path}")
-    run = rows[0]
     run["config"] = json.loads(run.get("config_json") or "{}")
     run["arms"] = json.loads(run.get("arms_json") or "[]")
     return run
@@ -268,11 +267,7 @@ def task_of_run(run: dict):
 
 
 def result_rows(lab, eval_run_id: int) -> list[dict]:
-    rows = lab.store.query(
-        "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id, "
-        "g.finish_reason "
-        "from eval_results r left join generations g on g.id = r.generation_id "
-        "where r.eval_run_id = ? order by r.rowid", [eval_run_id])
+    rows = lab.store.eval_result_rows(eval_run_id)
     for r in rows:
         r["scores"] = json.loads(r.get("scores_json") or "{}")
         r["extra"] = json.loads(r.get("extra_json") or "{}")

@@ -148,21 +148,9 @@ class Embedder:
     def cached(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         if self.store is None or not hashes:
             return {}
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
-        for b in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            part = unique[b:b + 500]
-            rows = self.store.query(
-                f"select content_hash, vector from embeddings where embedder_id = ? "
-                f"and content_hash in ({','.join('?' * len(part))})", [self.id, *part])
-            for r in rows:
-                found[r["content_hash"]] = np.frombuffer(r["vector"], dtype="<f4")
-        return found
+        return {h: np.frombuffer(v, dtype="<f4") for h, v in self.store.cached_embeddings(self.id, hashes).items()}
 
     def _save(self, pairs) -> None:
         if self.store is None:
             return
-        rows = [{"content_hash": h, "embedder_id": self.id, "vector": np.asarray(v, "<f4").tobytes()}
-                for h, v in pairs]
-        with self.store.lock, self.store.db.conn:
-            self.store.db["embeddings"].insert_all(rows, replace=True)
+        self.store.save_embeddings(self.id, [(h, np.asarray(v, "<f4").tobytes()) for h, v in pairs])

@@ -3,6 +3,9 @@ is `lab.ladder` (the adapter switched on in the loaded model).
 
   datasets.py    formats, validation, the report, loss-masked encoding
   config.py      TrainConfig (flags, TOML, code), device_defaults(device)
+  vram.py        the GPU memory plan (model_shape.py: the model's shape; vram_estimate.py: the arithmetic)
+  plan.py        the one training plan: config, steps, epochs, adapter identity, time estimate
+  jobs.py        training in a job process (the app's; the climb, curve and demo wait for theirs)
   train.py       train(config, lab) -> AdapterInfo; its parts: run.py (the run's state),
                  loading.py + qlora.py + targets.py (the model), loop.py, checkpoint.py, finish.py
   export_gguf.py PEFT adapter -> adapter.gguf for llama.cpp

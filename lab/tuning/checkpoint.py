@@ -10,10 +10,8 @@ from pathlib import Path
 
 from ..models import sha256_of
 from ..store import now
+from .plan import resumable_settings
 from .run import TrainingError, TrainRun, checkpoint_dir, runs_dir
-
-# Settings that may change between a checkpoint and its resumption (how long, how often).
-_RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "save_every", "force", "threads"}
 
 
 def find_checkpoint(lab, name: str) -> Path | None:
@@ -24,15 +22,11 @@ def find_checkpoint(lab, name: str) -> Path | None:
     return None
 
 
-def comparable_config(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in _RESUMABLE_CHANGES}
-
-
 def read_resumable(run: TrainRun, folder: Path) -> dict:
     """The checkpoint's state.json, once it is known to fit this run's settings, model and data."""
     state = json.loads((folder / "state.json").read_text())
-    ours = comparable_config(run.config.to_json())
-    if comparable_config(state["config"]) != ours:
+    ours = resumable_settings(run.config.to_json())
+    if resumable_settings(state["config"]) != ours:
         changed = sorted(k for k, v in ours.items() if state["config"].get(k) != v)
         raise TrainingError(f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
                             f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh")
@@ -111,24 +105,25 @@ def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     run.first_loss = state.get("first_loss")
 
 
-def resumable(lab, config) -> tuple[int | None, str]:
+def checkpoint_step(lab, config, base_sha: str | None = None) -> tuple[int | None, str]:
     """Whether `config` can continue adapter `config.name`'s checkpoint (the checks `resume`
-    makes, but the base model's hash): (its step, "") when it can; (None, why not) when the
-    checkpoint was made with other settings or data; (None, "") when there is none."""
+    makes; the base weights' too when `base_sha` is given): (its step, "") when it can; (None,
+    why not) when it was made with other settings, data or base weights; (None, "") when there
+    is none."""
     folder = find_checkpoint(lab, config.name)
     if folder is None:
         return None, ""
     state = json.loads((folder / "state.json").read_text())
-    ours = config.to_json()
-    ours["data"] = str(Path(config.data).resolve())  # as the job writes it
-    theirs, ours = comparable_config(state.get("config") or {}), comparable_config(ours)
+    theirs, ours = resumable_settings(state.get("config") or {}), resumable_settings(config.to_json())
     changed = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
+    at = f"the checkpoint at step {state.get('step')}"
     if changed:
-        return None, (f"the checkpoint at step {state.get('step')} was made with other settings "
-                      f"({', '.join(changed)}): put them back to resume it")
+        return None, f"{at} was made with other settings ({', '.join(changed)}): put them back to resume it"
     if state.get("dataset_sha") != sha256_of(Path(config.data)):
-        return None, f"the data changed since the checkpoint at step {state.get('step')}"
-    return state.get("step"), ""
+        return None, f"the data changed since {at}"
+    if base_sha is not None and state.get("base_sha") != base_sha:
+        return None, f"the base model changed since {at}"
+    return int(state.get("step") or 0), ""
 
 
 def checkpoint_config(lab, name: str) -> dict | None:

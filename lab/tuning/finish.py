@@ -72,7 +72,7 @@ def finish(run: TrainRun) -> AdapterInfo:
     (tmp / MANIFEST).write_text(json.dumps(about, indent=2, ensure_ascii=False))  # last: marks it complete
     _move_into_place(run, tmp, final)
     adapter = read_adapter(final)
-    run.lab.store.update("training_runs", run.run_id, {
+    run.lab.store.update_training_run(run.run_id, {
         "status": "done", "finished_ts": now(), "wall_s": about["wall_s"], "peak_mem": about["peak_mem_bytes"],
         "adapter_path": str(final), "adapter_sha": adapter.sha256, "train_loss": run.loss,
         "val_loss": run.val_loss})

@@ -15,15 +15,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..store import now
 from . import trainer_lock
 from .checkpoint import find_checkpoint
 from .config import TrainConfig, TrainConfigError
-from .run import TrainingError, process_started
+from .run import TrainingError, TrainingInterrupted, process_started
 
 _CHILDREN: list[subprocess.Popen] = []  # reaped when polled, so no zombie is left
 
@@ -151,7 +153,7 @@ def refresh_run_status(lab) -> list[int]:
         ckpt_step = json.loads((ckpt / "state.json").read_text()).get("step") if ckpt else None
         where = (f"checkpoint at step {ckpt_step} in {ckpt}: start it again with resume" if ckpt
                  else "no checkpoint")
-        lab.store.update("training_runs", run["id"], {
+        lab.store.update_training_run(run["id"], {
             "status": "died", "finished_ts": now(),
             "error": f"the trainer (process {run['pid']}) ended without finishing, killed from outside "
                      f"(out of memory? kill -9?); last step {run['last_step'] or 0}, {where}"})
@@ -217,87 +219,113 @@ def _child_env(log_path: Path | None = None) -> dict:
     return env
 
 
-# ---- how long a run takes here ------------------------------------------------------------------
+# ---- training in a job process, waited for ------------------------------------------------------
 
-def tokens_per_example(path: str | Path, instruction: str | None, max_seq_len: int) -> int:
-    """A rough token count of one training example (about 4 characters a token), without
-    loading a tokenizer: the estimate must be instant."""
-    path = Path(path)
-    lines = sum(1 for line in path.open(encoding="utf-8") if line.strip()) or 1
-    return min(max_seq_len, int((path.stat().st_size / lines + len(instruction or "")) / 4))
+def train_in_job(lab, config: TrainConfig, *, resume: bool = False, restart: bool = False,
+                 overwrite: bool = False, on_step: Callable[[dict], None] | None = None,
+                 cancel: threading.Event | None = None, say: Callable[[str], None] | None = None,
+                 poll_s: float = 0.2):
+    """Train `config` in its own process and wait for it: how `lab climb`, `lab curve` and `lab demo`
+    train. A fresh process imports Unsloth before anything has loaded transformers (this one has,
+    for the embedder), which its patches need. Each logged step goes to `on_step` (with
+    `total_steps`), each line the trainer writes to `say`. `cancel` set, or Ctrl-C here, stops the
+    trainer at a step boundary with a checkpoint: TrainingInterrupted, as train() raises it.
+    Returns the finished AdapterInfo; a refusal or failure is a TrainingError with the trainer's words."""
+    from .adapters import read_adapter
+    from .train import sigterm_as_interrupt
+
+    job = start(lab, config, overwrite=overwrite, resume=resume, restart=restart)
+    proc = next(p for p in _CHILDREN if p.pid == job.pid)
+    watch = _JobWatch(lab, job, on_step, say)
+    stopping = False
+    try:
+        with sigterm_as_interrupt():  # a SIGTERM here stops the trainer too, as Ctrl-C does
+            _wait(proc, watch, cancel, poll_s)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        stopping = True
+    stopping = stopping or (cancel is not None and cancel.is_set())
+    watch.follow()
+    reap()
+    if proc.returncode == 0:
+        return read_adapter(lab.home.adapters / config.name)
+    if proc.returncode != 2 and (proc.returncode == 130 or stopping):
+        step, where = _checkpoint_of(lab, config.name)
+        raise TrainingInterrupted(config.name, step, where)
+    raise TrainingError(watch.last_error() or f"the trainer ended with exit code {proc.returncode}: see {job.log_path}")
 
 
-FEW_STEPS = 30  # below this a LoRA run rarely changes what the model does
+def _wait(proc: subprocess.Popen, watch: "_JobWatch", cancel: threading.Event | None, poll_s: float) -> None:
+    signalled = False
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set() and not signalled:
+            proc.send_signal(signal.SIGTERM)  # the trainer checkpoints the last whole step
+            signalled = True
+        watch.follow()
+        time.sleep(poll_s)
 
 
-def planned_steps(config: TrainConfig) -> int:
-    """The optimizer steps `config` makes: max_steps, or its epochs over the training split
-    (read without a tokenizer, so instant; packing would make it fewer)."""
-    import math
-
-    from .datasets import prepare
-
-    if config.max_steps:
-        return config.max_steps
-    report = prepare(config.data, None, max_seq_len=config.max_seq_len, val_fraction=config.val_fraction,
-                     seed=config.seed, instruction=config.instruction, force=True).report
-    per_epoch = math.ceil(math.ceil(report.n_train / config.batch_size) / config.grad_accum)
-    return max(1, math.ceil(per_epoch * config.epochs))
+def _checkpoint_of(lab, name: str) -> tuple[int, Path | None]:
+    folder = find_checkpoint(lab, name)
+    if folder is None:
+        return 0, None
+    return int(json.loads((folder / "state.json").read_text()).get("step") or 0), folder
 
 
-def few_steps_warning(steps: int) -> str | None:
-    """What to say before and after a run too short to teach the model anything."""
-    if steps >= FEW_STEPS:
-        return None
-    return (f"{steps} steps is very few: a run this short rarely changes what the model does (the adapter "
-            f"may only echo its input). The demo trains 60 steps; {FEW_STEPS}+ is the least worth evaluating.")
+class _JobWatch:
+    """What a waiting caller sees of a job: its new steps from lab.db, its new log lines."""
 
+    def __init__(self, lab, job: Job, on_step, say):
+        self.lab, self.job, self.on_step, self.say = lab, job, on_step, say
+        self.seen_step, self.offset, self.lines = 0, 0, []
 
-def measured_seconds_per_token(lab, n_runs: int = 10) -> tuple[float, int] | None:
-    """Wall seconds per training token of this lab's recent CPU runs, step to step, so the
-    validation passes between steps are counted; (seconds, steps measured) or None."""
-    total_s, total_tokens, measured = 0.0, 0.0, 0
-    for run in [r for r in lab.store.training_runs(50) if r.get("device") == "cpu" and r["steps"] >= 3][:n_runs]:
+    def follow(self) -> None:
+        self._lines()
+        run = run_of(self.lab, self.job.to_dict())
+        if run is None or self.on_step is None:
+            return
+        for row in self.lab.store.training_steps(run["id"]):
+            if row["step"] > self.seen_step:
+                self.seen_step = row["step"]
+                self.on_step(dict(row, total_steps=run.get("total_steps")))
+
+    def _lines(self) -> None:
         try:
-            cfg = json.loads(run["config_json"] or "{}")
-            tokens = tokens_per_example(run["dataset_path"], cfg.get("instruction"), int(cfg["max_seq_len"]))
-        except (OSError, KeyError, TypeError, ValueError):  # its data is gone: its steps cannot be sized
-            continue
-        stamps = [_seconds(s["ts"]) for s in lab.store.training_steps(run["id"]) if s.get("ts")]
-        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-        if not gaps:
-            continue
-        median = gaps[len(gaps) // 2]
-        gaps = [g for g in gaps if g <= 20 * median]  # a stop and a resume hours later is no step
-        total_s += sum(gaps)
-        total_tokens += len(gaps) * int(cfg.get("batch_size", 4)) * int(cfg.get("grad_accum", 1)) * tokens
-        measured += len(gaps)
-    return (total_s / total_tokens, measured) if total_tokens else None
+            with open(self.job.log_path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1  # whole lines only; the rest is read next time
+        self.offset += end
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            self.lines = (self.lines + [line])[-50:]
+            if self.say is not None and line.strip():
+                self.say(line)
+
+    def last_error(self) -> str | None:
+        """The trainer's own message ("Error: ..." on a refusal), else the last lines it wrote."""
+        errors = [line[len("Error: "):] for line in self.lines if line.startswith("Error: ")]
+        if errors:
+            return errors[-1]
+        tail = "\n".join(self.lines[-8:]).strip()
+        return f"the trainer failed (log {self.job.log_path}):\n{tail}" if tail else None
 
 
-def _seconds(ts: str) -> float:
-    import datetime
+def continue_or_train(lab, config: TrainConfig, *, overwrite: bool = True, **wait):
+    """`train_in_job`, continuing the adapter's checkpoint when it fits `config` (the same settings,
+    data and base weights) and starting afresh over one that does not: how the climb, the curve and
+    the demo pick up where a stopped run left off."""
+    from .checkpoint import checkpoint_step
+    from .plan import base_sha
 
-    return datetime.datetime.fromisoformat(ts).timestamp()
+    step, why_not = checkpoint_step(lab, config, base_sha(lab, config.base_model))
+    return train_in_job(lab, config, resume=step is not None, restart=bool(why_not), overwrite=overwrite, **wait)
 
 
-# Before any run here: SmolLM2-135M on 2 cores, 4 examples of ~100 tokens a step, about 6 s
-# with the validation passes spread over the steps (the README's 60 steps in ~15 min).
-PRIOR_S_PER_TOKEN_2_CORES = 6 / 400
-LOAD_S = 60  # loading (the first time: converting) the base model
-
-
-def estimate_seconds(lab, steps: int, batch_size: int, tokens: int, grad_accum: int = 1) -> tuple[float, str]:
-    """How long `steps` steps of `batch_size` x `grad_accum` examples of ~`tokens` tokens take
-    here, validation included: from this lab's own CPU steps when there are any, else from
-    the figure for SmolLM2-135M scaled to this machine's cores. Plus loading the model."""
-    from ..config import default_threads
-
-    measured = measured_seconds_per_token(lab)
-    if measured:
-        per_token, n = measured
-        basis = f"from {n} steps measured on this machine, validation included"
-    else:
-        per_token = PRIOR_S_PER_TOKEN_2_CORES * 2 / min(default_threads(), 16)
-        basis = "a first guess from the CPU figure for this model; measured once a run has trained here"
-    return steps * batch_size * grad_accum * tokens * per_token + LOAD_S, basis
+def step_line(row: dict) -> str:
+    """One logged step as a line: "step 12 of 60, loss 1.234 (val 1.301)"."""
+    loss = f", loss {row['loss']:.3f}" if row.get("loss") is not None else ""
+    val = f" (val {row['val_loss']:.3f})" if row.get("val_loss") is not None else ""
+    return f"step {row['step']} of {row.get('total_steps') or '?'}{loss}{val}"

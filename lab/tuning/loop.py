@@ -247,7 +247,7 @@ def _record(run: TrainRun, step_loss: float, n_input: int, lr: float, dt: float,
     row = {"run_id": run.run_id, "step": run.step, "loss": step_loss, "val_loss": val, "lr": lr,
            "tokens_per_s": n_input / dt if dt > 0 else None,
            "epoch": run.step / run.steps_per_epoch, "eta_s": eta, "ts": now()}
-    run.lab.store.upsert("training_steps", row, pk=("run_id", "step"))
+    run.lab.store.log_training_step(row)
     bar.set_postfix({"loss": f"{step_loss:.3f}", "val": "-" if run.val_loss is None else f"{run.val_loss:.3f}",
                      "lr": f"{lr:.1e}", "tok/s": f"{row['tokens_per_s'] or 0:.0f}"}, refresh=False)
     bar.update(1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..store import now
+from ..threads import threads_for_load
 from .adapters import AdapterInfo
 from .checkpoint import find_checkpoint, read_resumable, restore_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -39,6 +39,7 @@ from .finish import finish
 from .loading import (check_trainable_base, cuda_available, hf_source, load_model, load_tokenizer,  # noqa: F401
                       pick_method, pick_precision, unsloth_available)
 from .loop import lr_at, pack, run_loop  # noqa: F401
+from .plan import steps_for
 from .qlora import import_unsloth_first, unsloth_wanted
 from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
@@ -128,8 +129,8 @@ def _plan(run: TrainRun) -> None:
     run.data = _prepare(cfg, run.tokenizer)
     run.say(run.data.report.summary())
     run.train_set = pack(run.data.train, cfg.max_seq_len, cfg.seed) if cfg.packing else run.data.train
-    run.steps_per_epoch = math.ceil(math.ceil(len(run.train_set) / cfg.batch_size) / cfg.grad_accum)
-    run.total = cfg.max_steps or max(1, math.ceil(run.steps_per_epoch * cfg.epochs))
+    run.steps_per_epoch = steps_for(len(run.train_set), 1, cfg.batch_size, cfg.grad_accum)
+    run.total = cfg.max_steps or steps_for(len(run.train_set), cfg.epochs, cfg.batch_size, cfg.grad_accum)
     run.warmup = int(run.total * cfg.warmup_ratio)
     run.pad_id = run.tokenizer.pad_token_id if run.tokenizer.pad_token_id is not None else 0
 
@@ -146,16 +147,15 @@ def _register(run: TrainRun, ckpt: Path | None, state: dict) -> None:
     trainer = {"pid": os.getpid(), "pid_started": process_started(os.getpid())}
     if ckpt:
         restore_checkpoint(run, ckpt, state)
-        store.db.execute("delete from training_steps where run_id = ? and step > ?", [run.run_id, run.step])
-        store.db.conn.commit()
-        store.update("training_runs", run.run_id, {"status": "running", **trainer, "total_steps": run.total,
-                                                   "error": None, "finished_ts": None})
+        store.drop_training_steps_after(run.run_id, run.step)
+        store.update_training_run(run.run_id, {"status": "running", **trainer, "total_steps": run.total,
+                                               "error": None, "finished_ts": None})
         run.say(f"resuming '{run.name}' from step {run.step} of {run.total}")
         return
-    run.run_id = store.insert("training_runs", {
-        "ts": now(), "adapter_name": run.name, "base_model": run.info.id, "base_sha": run.base_sha,
+    run.run_id = store.new_training_run({
+        "adapter_name": run.name, "base_model": run.info.id, "base_sha": run.base_sha,
         "dataset_sha": run.data.report.sha256, "dataset_path": str(Path(run.config.data).resolve()),
-        "config_json": json.dumps(run.config.to_json()), "status": "running", "device": run.device,
+        "config_json": json.dumps(run.config.to_json()), "device": run.device,
         "method": run.method, "engine": run.engine, **trainer, "total_steps": run.total})
 
 
@@ -164,8 +164,8 @@ def _interrupted(run: TrainRun) -> TrainingInterrupted:
     if run.step > run.ckpt_step and not run.in_update and run.optimizer is not None:
         save_checkpoint(run)
     where = checkpoint_dir(run.lab, run.name) if run.ckpt_step else None
-    run.lab.store.update("training_runs", run.run_id, {"status": "interrupted", "finished_ts": now(),
-                                                       "wall_s": run.wall_s()})
+    run.lab.store.update_training_run(run.run_id, {"status": "interrupted", "finished_ts": now(),
+                                                   "wall_s": run.wall_s()})
     return TrainingInterrupted(run.name, run.ckpt_step, where)
 
 
@@ -196,9 +196,7 @@ def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool,
 
     run, ckpt, state = _start(config, lab, resume, overwrite, say, restart)
     run.progress, run.on_step = progress, on_step
-    threads = config.threads or lab.config.n_threads
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads_for_load(config.threads or lab.config.n_threads))  # free cores, unless set
     run.t_start = time.perf_counter()
     run.precision = pick_precision(run.device, run.method)
     load_model(run)
@@ -211,6 +209,6 @@ def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool,
     except KeyboardInterrupt:
         raise _interrupted(run) from None
     except BaseException as e:
-        lab.store.update("training_runs", run.run_id, {"status": "failed", "finished_ts": now(),
-                                                       "error": f"{type(e).__name__}: {e}"})
+        lab.store.update_training_run(run.run_id, {"status": "failed", "finished_ts": now(),
+                                                   "error": f"{type(e).__name__}: {e}"})
         raise
