@@ -337,7 +337,7 @@ def _choose(board, allowed: list, best_prompt=None):
     for a in board.arms + board.others:  # others: the prompt sweep's best configuration
         a.verdict = meets_arm(a.quality, board.target, share.get(RUNG_OF.get(a.arm, "prompt"), 1))
         a.meets_target = a.verdict.ok
-    return choose(rungs, board.target, _margin(board), board.score_kind)
+    return choose(rungs, board.target, _margin(board), board.score_type)
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
@@ -442,7 +442,7 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
 
     run = load_run(lab, board.run["id"])
     task = task_of_run(run)
-    best = best_prompt_for_run(lab, run, "tune", board.score_kind)
+    best = best_prompt_for_run(lab, run, "tune", board.score_type)
     if best is not None:  # its row, scored against this board's target
         judged = task.model_copy(update={"target": board.target})
         best.arm = (board.arm(best.config.arm) if best.config.eval_run_id == board.run["id"] else

@@ -277,7 +277,7 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
     """Do the steps of `plan` that are not done, recording the run (a `demo_runs` row) as it goes.
     `cancel` (set from another thread) stops at the next answer or training step; Ctrl-C and
     SIGTERM stop the same way. Either way what is finished stays (a checkpoint, the answers so
-    far) and the next `prepare` continues. `on_progress(event)` gets {step, steps, kind, name,
+    far) and the next `prepare` continues. `on_progress(event)` gets {step, steps, action, name,
     message, fraction, remaining_s, elapsed_s}. `progress`: terminal progress bars."""
     steps = plan(lab, limit=limit, train_overrides=train_overrides, only=only)
     t0 = time.perf_counter()

@@ -33,34 +33,35 @@ class Lab:
     def model_info(self, name: str | None = None) -> ModelInfo:
         return models.resolve(self.home, name or self.config.default_model)
 
-    def backend(self, name: str | None = None, kind: str | None = None) -> backends.Backend:
-        """The loaded model `name` on backend `kind` (default: llama.cpp for GGUF, transformers
-        for HF folders). Loaded once; every arm and every caller shares it."""
+    def backend(self, name: str | None = None, engine: str | None = None) -> backends.Backend:
+        """The loaded model `name` on `engine`, the backend that runs it ("llamacpp", "hf", "openai",
+        "fake"; default: llama.cpp for GGUF, transformers for HF folders). Loaded once; every arm and
+        every caller shares it."""
         name = name or self.config.default_model
-        key = (models.ALIASES.get(name, name), kind or "")
+        key = (models.ALIASES.get(name, name), engine or "")
         with self._load_lock:  # two threads asking at once load it once
             if key not in self._backends:
                 info = self.model_info(name)
-                kind = kind or backends.default_backend_for(info)
-                cls = backends.backend_class(kind)
+                engine = engine or backends.default_backend_for(info)
+                cls = backends.backend_class(engine)
                 kw: dict[str, Any] = {"n_ctx": self.config.n_ctx}
-                if kind == "llamacpp":
+                if engine == "llamacpp":
                     kw["n_threads"] = self.config.n_threads
                     kw["n_gpu_layers"] = self.config.n_gpu_layers
-                if kind == "hf" and info.kind == "gguf":
+                if engine == "hf" and info.format == "gguf":
                     kw["cache_dir"] = self.hf_cache_dir(info)
                 self._backends[key] = cls(info, **kw)
             return self._backends[key]
 
-    def add_backend(self, backend: backends.Backend, kind: str = "", name: str | None = None) -> None:
+    def add_backend(self, backend: backends.Backend, engine: str = "", name: str | None = None) -> None:
         """Register an already-built backend under `name` (default: its id); tests use a
         FakeBackend this way, or a server backend built with their own retry settings."""
-        self._backends[(name or backend.info.id, kind)] = backend
-        self._shas.setdefault(backend.info.id, "server" if backend.info.kind == "openai" else "fake")
+        self._backends[(name or backend.info.id, engine)] = backend
+        self._shas.setdefault(backend.info.id, "server" if backend.info.format == "openai" else "fake")
 
     def model_sha(self, info: ModelInfo) -> str:
         if info.id not in self._shas:
-            if info.kind == "openai":  # weights live on the server: nothing local to hash
+            if info.format == "openai":  # weights live on the server: nothing local to hash
                 self._shas[info.id] = "server"
             else:
                 self._shas[info.id] = info.extra.get("sha256") or models.model_sha256(self.home, info)
@@ -87,7 +88,7 @@ class Lab:
 
     # -- generation ----------------------------------------------------------------------
     def generate(self, messages: list[dict], *, arm: str, model: str | None = None,
-                 kind: str | None = None, options: GenerationOptions | None = None,
+                 engine: str | None = None, options: GenerationOptions | None = None,
                  adapter: str | None = None, adapter_sha: str | None = None,
                  on_text: OnText | None = None, log: dict | None = None,
                  adapter_id: str | None = None,
@@ -99,7 +100,7 @@ class Lab:
         the one the backend reports it served. Once `cancel` is set the backend stops at the next
         token and the partial answer is logged with finish_reason "cancelled"."""
         ladder.check_arms([arm])  # every generation row is one of the ladder's arms
-        backend = self.backend(model, kind)
+        backend = self.backend(model, engine)
         options = options or self.options()
         try:
             gen = backend.generate(messages, options, on_text=on_text, adapter=adapter,
@@ -112,7 +113,7 @@ class Lab:
             gen.adapter_id = adapter_id
         row_id = self.store.log_generation(
             gen, arm=arm, messages=messages, options=options, model_sha=self.model_sha(backend.info),
-            adapter_sha=gen.extra.get("adapter_sha256", adapter_sha), backend=kind or backends.default_backend_for(backend.info),
+            adapter_sha=gen.extra.get("adapter_sha256", adapter_sha), backend=engine or backends.default_backend_for(backend.info),
             **(log or {}))
         return gen, row_id
 

@@ -101,11 +101,11 @@ def _unit(vectors):
 
 
 def fit_shots(lab, model: str | None, question: str, shots: list, instruction: str | None,
-              max_tokens: int, kind: str | None = None, trim_front: bool = False) -> list:
+              max_tokens: int, engine: str | None = None, trim_front: bool = False) -> list:
     """Drop examples until the prompt and the answer fit the context window: from the end for
     fixed examples (the front stays, so the shared prefix of the other questions is still
     reused), from the front with `trim_front` (similar examples: the least similar go first)."""
-    backend = lab.backend(model, kind)
+    backend = lab.backend(model, engine)
     while shots:
         n = backend.count_tokens(backend.render(few_shot(question, shots, instruction)))
         if n + max_tokens <= backend.n_ctx - 8:
@@ -121,7 +121,7 @@ def fit_shots(lab, model: str | None, question: str, shots: list, instruction: s
 LABEL_ALLOWANCE = 4
 
 
-def answer_budget(lab, task, model: str | None = None, kind: str | None = None, constrain: bool = False) -> int:
+def answer_budget(lab, task, model: str | None = None, engine: str | None = None, constrain: bool = False) -> int:
     """The completion budget for an answer to `task`: its max_tokens, raised for a label task to
     fit the longest label plus LABEL_ALLOWANCE, since a label cut short is always wrong, whatever
     the model knew. The label's length: its token count by the model's own tokenizer; constrained,
@@ -132,9 +132,9 @@ def answer_budget(lab, task, model: str | None = None, kind: str | None = None, 
         return task.max_tokens
     if constrain:  # every token is at least one byte
         return max(task.max_tokens, max(len(x.encode("utf-8")) for x in labels) + LABEL_ALLOWANCE)
-    backend = lab.backend(model, kind)  # loads the model, to count with its tokenizer
+    backend = lab.backend(model, engine)  # loads the model, to count with its tokenizer
     cache = lab.__dict__.setdefault("_label_tokens", {})  # counted once per model and label set
-    key = (backend.info.id, kind, tuple(labels))
+    key = (backend.info.id, engine, tuple(labels))
     if key not in cache:
         cache[key] = max(backend.count_tokens(label) for label in labels)
     return max(task.max_tokens, cache[key] + LABEL_ALLOWANCE)
@@ -152,14 +152,14 @@ def constraint_options(task) -> dict[str, Any]:
     return {}
 
 
-def constrained(lab, task, options, model: str | None, kind: str | None):
+def constrained(lab, task, options, model: str | None, engine: str | None):
     """`options` with the task's constraint on; refused where the backend cannot honour it."""
     if task is None:
         raise ArmError("constrained output needs a task: its labels or JSON schema say what to allow")
     update = constraint_options(task)
     if not update:
         raise ArmError(f"task '{task.name}' is free text: there is no label set or schema to constrain to")
-    if "choices" in update and lab.backend(model, kind).info.kind == "openai":
+    if "choices" in update and lab.backend(model, engine).info.format == "openai":
         raise ArmError("an OpenAI-compatible server cannot be held to a label set by the lab "
                        "(only a JSON schema, as response_format): evaluate without --constrain")
     return options.model_copy(update=update)
@@ -195,7 +195,7 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> "AdapterInfo":
 # ---- one question through one arm -------------------------------------------------------------
 
 def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: str | Path | None = None,
-           adapter: "str | AdapterInfo | None" = None, model: str | None = None, kind: str | None = None,
+           adapter: "str | AdapterInfo | None" = None, model: str | None = None, engine: str | None = None,
            options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
            rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None,
            cancel: "threading.Event | None" = None, constrain: bool = False) -> Answer:
@@ -212,7 +212,7 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
     if options is None:
         options = lab.options(max_tokens=task.max_tokens) if task else lab.options()
     if constrain:
-        options = constrained(lab, task, options, model, kind)
+        options = constrained(lab, task, options, model, engine)
     tuned = None
     if arm in TUNE_ARMS:
         if adapter is None:
@@ -223,9 +223,9 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
         if system is None and tuned.instruction is not None:
             instruction = tuned.instruction  # serve with what it was trained with
     if task is not None:  # never below what the longest label needs, whoever set the options
-        budget = max(options.max_tokens, answer_budget(lab, task, model, kind, constrain))
+        budget = max(options.max_tokens, answer_budget(lab, task, model, engine, constrain))
         options = options.model_copy(update={"max_tokens": budget})
-    served = _adapter_kw(lab, tuned, model, kind)
+    served = _adapter_kw(lab, tuned, model, engine)
     if arm in RAG_ARMS:
         from .retrieval import ask_rag
 
@@ -233,7 +233,7 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
         if not where:
             raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
         gen, row_id, passages = ask_rag(lab, where, question, model=model, k=rag_k, system=instruction,
-                                        options=options, on_text=on_text, kind=kind, arm=arm,
+                                        options=options, on_text=on_text, engine=engine, arm=arm,
                                         log_extra=log, cancel=cancel, **served)
         return Answer(arm, gen, row_id, list(passages), tuned)
     used = None
@@ -242,24 +242,24 @@ def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: 
             if task is None:
                 raise ArmError("the few-shot arm needs example answers: pick a task (its few-shot pool is used)")
             shots = fixed_shots(few_shot_pool(task), task.few_shot_k if k is None else k)
-        shots = fit_shots(lab, model, question, list(shots), instruction, options.max_tokens, kind,
+        shots = fit_shots(lab, model, question, list(shots), instruction, options.max_tokens, engine,
                           trim_front=isinstance(shots, SimilarShots))
         messages, used = few_shot(question, shots, instruction), len(shots)
     else:  # zero-shot and tune: the instruction and the question only
         messages = zero_shot(question, instruction)
-    gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options, log=log,
+    gen, row_id = lab.generate(messages, arm=arm, model=model, engine=engine, options=options, log=log,
                                on_text=on_text, cancel=cancel, **served)
     return Answer(arm, gen, row_id, None, tuned, used)
 
 
-def _adapter_kw(lab, tuned, model: str | None, kind: str | None) -> dict[str, Any]:
+def _adapter_kw(lab, tuned, model: str | None, engine: str | None) -> dict[str, Any]:
     """What `Lab.generate` needs to serve the adapter: the file this backend loads (adapter.gguf
     for llama.cpp, the PEFT folder for transformers), its sha256 and name for the log."""
     if tuned is None:
         return {}
     from .tuning.adapters import AdapterError
 
-    served_by = kind or default_backend_for(lab.backend(model, kind).info)
+    served_by = engine or default_backend_for(lab.backend(model, engine).info)
     try:
         path = tuned.serve_path(served_by)
     except AdapterError as e:

@@ -66,10 +66,10 @@ def m004_ratings_embeddings(db: sqlite_utils.Database):
 def m005_tuning_run_details(db: sqlite_utils.Database):
     # What the app needs to draw a live run and the adapter it produced: the step count to
     # expect, how it trained, where the data and the adapter are, the final losses.
-    for column, kind in [("total_steps", int), ("method", str), ("engine", str), ("dataset_path", str),
+    for column, column_type in [("total_steps", int), ("method", str), ("engine", str), ("dataset_path", str),
                          ("adapter_path", str), ("adapter_sha", str), ("train_loss", float),
                          ("val_loss", float)]:
-        db["training_runs"].add_column(column, kind)
+        db["training_runs"].add_column(column, column_type)
 
 
 @migration

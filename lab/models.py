@@ -7,7 +7,7 @@ folder name, and an explicit path is always accepted wherever an id is; so is a 
 
 A model can be a pair: the same model as HF weights (to train) and as a GGUF (to serve), in one
 folder of `models/` (the layout and the optional `model.toml` are in `lab.model_pairs`). Then
-`kind`/`path` say what it is served from (the GGUF), `hf_path` what it is trained from, and the
+`format`/`path` say what it is served from (the GGUF), `hf_path` what it is trained from, and the
 two are checked to be the same model before either is used (`ModelPairError` otherwise).
 `capabilities(info)` says what each rung can do with a model's parts.
 """
@@ -38,7 +38,7 @@ class ModelNotFound(LookupError):
 @dataclass
 class ModelInfo:
     id: str
-    kind: str  # "gguf" or "hf"
+    format: str  # "gguf", "hf", "openai" (a server) or "fake" (tests)
     path: Path  # the .gguf file, or the HF folder
     source: str  # "embedded" or "user"
     size_bytes: int = 0
@@ -123,7 +123,7 @@ def _describe_gguf(path: Path, model_id: str, source: str, description: str = ""
     meta = read_metadata(path)
     arch = meta.get("general.architecture")
     return ModelInfo(
-        id=model_id, kind="gguf", path=path, source=source, size_bytes=path.stat().st_size,
+        id=model_id, format="gguf", path=path, source=source, size_bytes=path.stat().st_size,
         architecture=arch, context_length=meta.get(f"{arch}.context_length"),
         chat_template=bool(meta.get("tokenizer.chat_template")),
         description=description or str(meta.get("general.name") or ""), gguf_path=path,
@@ -147,7 +147,7 @@ def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
     template = template or (folder / "chat_template.jinja").exists()
     archs = config.get("architectures") or [config.get("model_type")]
     return ModelInfo(
-        id=model_id, kind="hf", path=folder, source=source, size_bytes=size,
+        id=model_id, format="hf", path=folder, source=source, size_bytes=size,
         architecture=archs[0] if archs else None,
         context_length=config.get("max_position_embeddings"), chat_template=template,
         description=config.get("_name_or_path", ""), hf_path=folder, quantized_4bit=is_bnb_4bit(config),
@@ -209,7 +209,7 @@ def describe_server(spec: str) -> ModelInfo:
     if unknown:
         raise ModelNotFound(f"model spec {spec!r}: unknown option(s) {', '.join(unknown)} "
                             f"(known: {', '.join(SERVER_OPTIONS)})")
-    return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", kind="openai", path=Path(url), source="server",
+    return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", format="openai", path=Path(url), source="server",
                      chat_template=True, description=f"OpenAI-compatible server at {url}",
                      extra={"url": url, "model": model or "default", **options, "spec": spec})
 
@@ -219,7 +219,7 @@ def _server_tokenizer(home: LabHome, info: ModelInfo) -> ModelInfo:
     name = info.extra.get("tokenizer")
     if name:
         local = resolve(home, name)
-        if local.kind == "openai":
+        if local.format == "openai":
             raise ModelNotFound(f"tokenizer={name}: name a local model (an id from `lab models` or a path)")
         info.extra["tokenizer_path"] = str(local.gguf_path or local.hf_path or local.path)
     return info
@@ -251,7 +251,7 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
     adapter is served). Every key is always there; None: not possible."""
     caps: dict[str, str | None] = dict.fromkeys(
         ("parts", "serve", "serve_hf", "train", "train_from", "train_note", "adapters"))
-    if info.kind == "openai":
+    if info.format == "openai":
         caps.update(parts="remote server", serve=f"OpenAI-compatible server ({info.extra.get('url')})",
                     train_note="the weights live on the server")
         return caps
@@ -260,7 +260,7 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
         parts.append("GGUF")
     if info.hf_path is not None:
         parts.append(f"HF {_hf_dtype(info)}")
-    caps["parts"] = " + ".join(parts) or info.kind
+    caps["parts"] = " + ".join(parts) or info.format
     if info.gguf_path is not None:
         caps["serve"] = "llama.cpp (GGUF)"
         caps["adapters"] = "exported to a GGUF LoRA, switched on the served llama.cpp model"

@@ -360,15 +360,15 @@ def _known_fields(loc: tuple) -> list[str]:
 def _describe(err: dict) -> str:
     """One pydantic error -> "field 'cost.gpu_hour_price': must be greater than or equal to 0 (got -1)"."""
     loc = tuple(p for p in err["loc"] if isinstance(p, str))
-    kind, value = err["type"], err.get("input")
-    if kind == "missing":
+    error_type, value = err["type"], err.get("input")
+    if error_type == "missing":
         msg = "is required"
-    elif kind == "extra_forbidden":
+    elif error_type == "extra_forbidden":
         close = difflib.get_close_matches(loc[-1], _known_fields(loc), n=1)
         msg = "unknown field" + (f" (did you mean '{close[0]}'?)" if close else "")
-    elif kind == "literal_error":
+    elif error_type == "literal_error":
         msg = f"must be one of {err['ctx']['expected']} (got {value!r})"
-    elif kind == "value_error":
+    elif error_type == "value_error":
         msg = str(err["ctx"]["error"])
     else:
         msg = re.sub(r"^\w+ should ", "must ", err["msg"])  # "Input should be ..." -> "must be ..."

@@ -16,7 +16,7 @@ arms are) and each arm's true mean set exactly: binary scores are 1[u < p]; grad
 levels 0, 0.5 and 1 (partial credit) with mean exactly p; coverage also uses a Beta(p, 1 - p)
 score (the most spread a continuous [0, 1] score with mean p gets here).
 
-Scenarios, TARGET 0.75 and MARGIN 0.05 (rows: kind x n held-out examples x N prompt configurations):
+Scenarios, TARGET 0.75 and MARGIN 0.05 (rows: score_type x n held-out examples x N prompt configurations):
  1. every configuration and tune sit exactly at the target: a "meets" is false. (a) one arm;
     (b) the sweep's best of N judged with candidates=N; (c) the climb after the prompt step; (d)
     `choose` over the advisor's rungs (N = 1: the run's zero-shot, few-shot and tune, each alone;
@@ -68,8 +68,8 @@ from lab.evaluation.rung_choice import AS_GOOD, Rung, choose
 
 TARGET, MARGIN, GAIN, RHO = 0.75, verdict.MARGIN, 0.15, 0.5
 FALSE_MAX, COVERAGE_MIN, N_BOOT, PARTIAL = 0.05, 0.94, 200, 0.2
-NS, CONFIGS, KINDS = (10, 20, 50, 100), (1, 5, 11), ("binary", "graded")
-COVER_NS, COVER_MEANS, COVER_KINDS = (8, 12, 20, 50, 100), (0.5, 0.75, 0.9), ("binary", "graded", "graded-beta")
+NS, CONFIGS, SCORE_TYPES = (10, 20, 50, 100), (1, 5, 11), ("binary", "graded")
+COVER_NS, COVER_MEANS, COVER_SCORE_TYPES = (8, 12, 20, 50, 100), (0.5, 0.75, 0.9), ("binary", "graded", "graded-beta")
 TUNED_SIZES = (25, 50, 100)  # the curve's tuned points in scenario 1, all at the target
 COLUMNS = [  # (heading, key, goal): goal 1 false meets, 2 false helped, 3 false as-good, None: not a goal
     ("1a meets", "meets_one", 1), ("1b sweep", "meets_best", 1), ("1c climb", "climb", 1),
@@ -82,23 +82,23 @@ GOALS = {1: "false 'meets the target'", 2: "false 'tuning helped' / crossover",
 
 # ---- drawing scores with known truth ---------------------------------------------------------
 
-def to_scores(u: np.ndarray, mean: float, kind: str) -> np.ndarray:
+def to_scores(u: np.ndarray, mean: float, score_type: str) -> np.ndarray:
     """Scores with true mean exactly `mean` from uniforms u (a lower u is an easier example)."""
-    if kind == "binary":
+    if score_type == "binary":
         return (u < mean).astype(float)
-    if kind == "graded":  # 1 with prob mean - w/2, 0.5 (partial credit) with prob w, else 0
+    if score_type == "graded":  # 1 with prob mean - w/2, 0.5 (partial credit) with prob w, else 0
         w = min(PARTIAL, 2 * mean, 2 * (1 - mean))
         return np.where(u < mean - w / 2, 1.0, np.where(u < mean + w / 2, 0.5, 0.0))
-    if kind == "graded-beta":
+    if score_type == "graded-beta":
         return sps.beta.ppf(u, mean, 1 - mean)
-    raise ValueError(kind)
+    raise ValueError(score_type)
 
 
-def draw(rng: np.random.Generator, n: int, means: list[float], kind: str, rho: float = RHO) -> np.ndarray:
+def draw(rng: np.random.Generator, n: int, means: list[float], score_type: str, rho: float = RHO) -> np.ndarray:
     """(arms, n) scores; arm j has true mean means[j]; arms share each example's difficulty."""
     z = math.sqrt(rho) * rng.standard_normal(n) + math.sqrt(1 - rho) * rng.standard_normal((len(means), n))
     u = sps.norm.cdf(z)
-    return np.stack([to_scores(u[j], m, kind) for j, m in enumerate(means)])
+    return np.stack([to_scores(u[j], m, score_type) for j, m in enumerate(means)])
 
 
 def prompt_plan(n_configs: int) -> list[tuple[str, str, int, str]]:
@@ -139,55 +139,55 @@ def ladder_rungs(configs: list[PromptConfig], zero: PromptConfig, tune: dict) ->
     return prompt + [Rung("tune", "tune", float(np.mean(list(tune.values()))), len(tune), tune)]
 
 
-def _setup(rng, n: int, n_configs: int, kind: str, tune_means: list[float], prompt_mean: float = TARGET):
+def _setup(rng, n: int, n_configs: int, score_type: str, tune_means: list[float], prompt_mean: float = TARGET):
     """One draw: N prompt configurations and an extra zero-shot at prompt_mean, the tuned arms at tune_means."""
     plan, ids = prompt_plan(n_configs), [f"e{i:03d}" for i in range(n)]
-    rows = draw(rng, n, [prompt_mean] * (n_configs + 1) + tune_means, kind)
+    rows = draw(rng, n, [prompt_mean] * (n_configs + 1) + tune_means, score_type)
     configs = as_configs(rows[:n_configs], ids, plan)
     zero = as_configs(rows[n_configs:n_configs + 1], ids, [("zero-shot", "fixed", 0, "zero-shot")])[0]
     tuned = [dict(zip(ids, r.tolist())) for r in rows[n_configs + 1:]]
     return plan, ids, configs, zero, tuned
 
 
-def _helped(best: PromptConfig, tune: dict, ids: list[str], kind: str) -> bool:
-    return verdict.helped(stats.compare([best.per_example[i] for i in ids], [tune[i] for i in ids], kind))
+def _helped(best: PromptConfig, tune: dict, ids: list[str], score_type: str) -> bool:
+    return verdict.helped(stats.compare([best.per_example[i] for i in ids], [tune[i] for i in ids], score_type))
 
 
-def null_trial(rng, n: int, n_configs: int, kind: str, tests: bool) -> dict[str, bool]:
+def null_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> dict[str, bool]:
     """Scenario 1: every arm at the target (goals 1 and 2)."""
-    plan, ids, configs, zero, tuned = _setup(rng, n, n_configs, kind, [TARGET] * len(TUNED_SIZES))
+    plan, ids, configs, zero, tuned = _setup(rng, n, n_configs, score_type, [TARGET] * len(TUNED_SIZES))
     best, tune = best_prompt_config(configs), tuned[-1]
-    choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, kind)
+    choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, score_type)
     out = {"meets_one": verdict.meets(configs[0].score, n, TARGET).ok,
            "meets_best": verdict.meets(best.score, best.n, TARGET, n_configs).ok,
            "naive_best": verdict.meets(best.score, best.n, TARGET, 1).ok,
            "climb": climb_outcome(configs, plan, TARGET) == "meets",
            "choose": choice.state in (verdict.MEETS, AS_GOOD)}
     if tests:
-        out["helped"] = _helped(best, tune, ids, kind)
+        out["helped"] = _helped(best, tune, ids, score_type)
         few = {i: c.per_example for i, c in enumerate(configs)}
-        out["crossover"] = curve.find_crossover(few, dict(zip(TUNED_SIZES, tuned)), kind).at_n is not None
+        out["crossover"] = curve.find_crossover(few, dict(zip(TUNED_SIZES, tuned)), score_type).at_n is not None
     return out
 
 
-def better_trial(rng, n: int, n_configs: int, kind: str, tests: bool) -> dict[str, bool]:
+def better_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> dict[str, bool]:
     """Scenario 3: tune truly better than every prompt configuration by 2 x MARGIN (goal 3)."""
-    _, _, configs, zero, tuned = _setup(rng, n, n_configs, kind, [TARGET + 2 * MARGIN])
+    _, _, configs, zero, tuned = _setup(rng, n, n_configs, score_type, [TARGET + 2 * MARGIN])
     best, tune = best_prompt_config(configs), tuned[0]
-    choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, kind)
+    choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, score_type)
     return {"choose_as_good": choice.state == AS_GOOD,
-            "as_good": verdict.as_good_as(best.per_example, tune, MARGIN, kind, candidates=n_configs).shown,
-            "as_good_naive": verdict.as_good_as(best.per_example, tune, MARGIN, kind, candidates=1).shown}
+            "as_good": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=n_configs).shown,
+            "as_good_naive": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=1).shown}
 
 
-def power_trial(rng, n: int, n_configs: int, kind: str, tests: bool) -> dict[str, bool]:
+def power_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> dict[str, bool]:
     """Scenario 5: tune better by GAIN; and every configuration at TARGET + GAIN."""
-    _, _, high, _, _ = _setup(rng, n, n_configs, kind, [], prompt_mean=TARGET + GAIN)
+    _, _, high, _, _ = _setup(rng, n, n_configs, score_type, [], prompt_mean=TARGET + GAIN)
     best_high = best_prompt_config(high)
     out = {"meets_power": verdict.meets(best_high.score, best_high.n, TARGET, n_configs).ok}
     if tests:
-        _, ids, configs, _, tuned = _setup(rng, n, n_configs, kind, [TARGET + GAIN])
-        out["helped_power"] = _helped(best_prompt_config(configs), tuned[0], ids, kind)
+        _, ids, configs, _, tuned = _setup(rng, n, n_configs, score_type, [TARGET + GAIN])
+        out["helped_power"] = _helped(best_prompt_config(configs), tuned[0], ids, score_type)
     return out
 
 
@@ -222,31 +222,31 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def decision_row(n: int, n_configs: int, kind: str, reps: int, test_reps: int, seed: int,
+def decision_row(n: int, n_configs: int, score_type: str, reps: int, test_reps: int, seed: int,
                  trials: tuple = ("null", "better", "power")) -> dict:
     """{column key: rate} over `reps` draws of each scenario in `trials`; the paired tests (`compare`,
     slow) on the first test_reps."""
-    rng, tally = _rng(seed, 0, n, n_configs, KINDS.index(kind)), {}
+    rng, tally = _rng(seed, 0, n, n_configs, SCORE_TYPES.index(score_type)), {}
     scenarios = [{"null": null_trial, "better": better_trial, "power": power_trial}[t] for t in trials]
     with fast_lab():
         for r in range(reps):
             for trial in scenarios:
-                for key, hit in trial(rng, n, n_configs, kind, r < test_reps).items():
+                for key, hit in trial(rng, n, n_configs, score_type, r < test_reps).items():
                     tally.setdefault(key, [0, 0])
                     tally[key][0] += bool(hit)
                     tally[key][1] += 1
-    return {"n": n, "N": n_configs, "kind": kind, **{k: rate(*v) for k, v in tally.items()}}
+    return {"n": n, "N": n_configs, "scores": score_type, **{k: rate(*v) for k, v in tally.items()}}
 
 
-def coverage_row(kind: str, n: int, mean: float, reps: int, seed: int) -> dict:
+def coverage_row(score_type: str, n: int, mean: float, reps: int, seed: int) -> dict:
     """How often `stats.mean_ci` holds the true mean, and how often its lower end lies above it."""
-    rng = _rng(seed, 1, COVER_KINDS.index(kind), n, round(mean * 1000))
+    rng = _rng(seed, 1, COVER_SCORE_TYPES.index(score_type), n, round(mean * 1000))
     inside = above = 0
-    for row in to_scores(rng.random((reps, n)), mean, kind):
-        e = stats.mean_ci(row, "binary" if kind == "binary" else "graded")
+    for row in to_scores(rng.random((reps, n)), mean, score_type):
+        e = stats.mean_ci(row, "binary" if score_type == "binary" else "graded")
         inside += e.lo <= mean <= e.hi
         above += e.lo > mean
-    return {"kind": kind, "n": n, "mean": mean, "coverage": rate(inside, reps), "above": rate(above, reps)}
+    return {"scores": score_type, "n": n, "mean": mean, "coverage": rate(inside, reps), "above": rate(above, reps)}
 
 
 def _call(job: tuple) -> dict:
@@ -262,12 +262,12 @@ def run_jobs(jobs: list[tuple], workers: int) -> list[dict]:
         return list(pool.map(_call, jobs))
 
 
-def decision_table(ns=NS, configs=CONFIGS, kinds=KINDS, reps: int = 2000, test_reps: int = 400,
+def decision_table(ns=NS, configs=CONFIGS, score_types=SCORE_TYPES, reps: int = 2000, test_reps: int = 400,
                    graded_test_reps: int = 100, seed: int = 0, workers: int = 1) -> list[dict]:
-    """One row per kind x n x N: the verdicts on `reps` draws, the paired tests (`compare`: a few ms
+    """One row per score_type x n x N: the verdicts on `reps` draws, the paired tests (`compare`: a few ms
     a call on binary scores, the graded permutation test 15-100 ms) on the first test_reps draws
     (graded_test_reps for graded scores)."""
-    cells = [(k, n, c) for k in kinds for n in ns for c in configs]
+    cells = [(k, n, c) for k in score_types for n in ns for c in configs]
     jobs = [(decision_row, (n, c, k, reps, min(reps, test_reps if k == "binary" else graded_test_reps), seed))
             for k, n, c in cells]
     order = sorted(range(len(jobs)), key=lambda i: -cells[i][1] * (5 if cells[i][0] != "binary" else 1))
@@ -275,9 +275,9 @@ def decision_table(ns=NS, configs=CONFIGS, kinds=KINDS, reps: int = 2000, test_r
     return [done[i] for i in range(len(jobs))]
 
 
-def coverage_table(ns=COVER_NS, means=COVER_MEANS, kinds=COVER_KINDS, reps: int = 2000, seed: int = 0,
+def coverage_table(ns=COVER_NS, means=COVER_MEANS, score_types=COVER_SCORE_TYPES, reps: int = 2000, seed: int = 0,
                    workers: int = 1) -> list[dict]:
-    jobs = [(coverage_row, (k, n, m, reps, seed)) for k in kinds for n in ns for m in means]
+    jobs = [(coverage_row, (k, n, m, reps, seed)) for k in score_types for n in ns for m in means]
     return run_jobs(jobs, workers)
 
 
@@ -288,14 +288,14 @@ def cell(r: dict | None) -> str:
 
 
 def decision_text(rows: list[dict]) -> list[str]:
-    head = ["kind", "n", "N"] + [h for h, _, _ in COLUMNS]
-    body = [[r["kind"], str(r["n"]), str(r["N"])] + [cell(r.get(k)) for _, k, _ in COLUMNS] for r in rows]
+    head = ["scores", "n", "N"] + [h for h, _, _ in COLUMNS]
+    body = [[r["scores"], str(r["n"]), str(r["N"])] + [cell(r.get(k)) for _, k, _ in COLUMNS] for r in rows]
     return _table(head, body)
 
 
 def coverage_text(rows: list[dict]) -> list[str]:
-    head = ["kind", "n", "true mean", "coverage %", "lower end above truth %", "reps"]
-    body = [[r["kind"], str(r["n"]), f"{r['mean']:.2f}", cell(r["coverage"]), cell(r["above"]),
+    head = ["scores", "n", "true mean", "coverage %", "lower end above truth %", "reps"]
+    body = [[r["scores"], str(r["n"]), f"{r['mean']:.2f}", cell(r["coverage"]), cell(r["above"]),
              str(r["coverage"]["reps"])] for r in rows]
     return _table(head, body)
 
@@ -311,7 +311,7 @@ def goal_lines(decisions: list[dict], coverage: list[dict]) -> list[str]:
     coverage when it falls short of 94% by more than 2 SEs. The worst cell is named."""
     lines = []
     for goal, what in GOALS.items():
-        cells = [(r[k], f"{h}, {r['kind']} n={r['n']} N={r['N']}") for r in decisions
+        cells = [(r[k], f"{h}, {r['scores']} n={r['n']} N={r['N']}") for r in decisions
                  for h, k, g in COLUMNS if g == goal and k in r]
         if not cells:
             continue
@@ -320,13 +320,13 @@ def goal_lines(decisions: list[dict], coverage: list[dict]) -> list[str]:
         lines.append(f"{'FAIL' if fail else 'PASS'} goal {goal}: {what} <= {FALSE_MAX:.0%} (+2 SE): worst "
                      f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cells)} cells over")
     if coverage:
-        cov = [(r["coverage"], f"{r['kind']} n={r['n']} mean={r['mean']}") for r in coverage]
+        cov = [(r["coverage"], f"{r['scores']} n={r['n']} mean={r['mean']}") for r in coverage]
         worst = min(cov, key=lambda c: c[0]["rate"])
         fail = [c for c in cov if c[0]["rate"] + 2 * c[0]["se"] < COVERAGE_MIN]
         lines.append(f"{'FAIL' if fail else 'PASS'} goal 4: coverage >= {COVERAGE_MIN:.0%} (-2 SE): worst "
                      f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cov)} cells under")
         above = max(coverage, key=lambda r: r["above"]["rate"])
-        lines.append(f"info: lower end above the truth at most {cell(above['above'])}% ({above['kind']} "
+        lines.append(f"info: lower end above the truth at most {cell(above['above'])}% ({above['scores']} "
                      f"n={above['n']} mean={above['mean']}); a 95% two-sided interval promises <= 2.5%")
     return lines
 
@@ -334,13 +334,13 @@ def goal_lines(decisions: list[dict], coverage: list[dict]) -> list[str]:
 RACE_SPREAD = (0.35, 0.8)  # scenario 6: the sweep's true accuracies, evenly spread, the best last
 
 
-def race_row(n: int, n_configs: int, kind: str, reps: int, seed: int) -> dict:
-    """Scenario 6 on one (n, N, kind): answers saved by the race, the best dropped, the same pick."""
-    rng = _rng(seed, 6, n, n_configs, KINDS.index(kind))
+def race_row(n: int, n_configs: int, score_type: str, reps: int, seed: int) -> dict:
+    """Scenario 6 on one (n, N, score_type): answers saved by the race, the best dropped, the same pick."""
+    rng = _rng(seed, 6, n, n_configs, SCORE_TYPES.index(score_type))
     means, plan, ids = list(np.linspace(*RACE_SPREAD, n_configs)), prompt_plan(n_configs), [f"e{i}" for i in range(n)]
     first, saved, best_dropped, same = race_slice(n), 0, 0, 0
     for _ in range(reps):
-        rows = draw(rng, n, means, kind)
+        rows = draw(rng, n, means, score_type)
         full = as_configs(rows, ids, plan)
         behind = {c.eval_run_id for c, _ in racing_drops(as_configs(rows[:, :first], ids[:first], plan))} \
             if first else set()
@@ -348,13 +348,13 @@ def race_row(n: int, n_configs: int, kind: str, reps: int, seed: int) -> dict:
         best_dropped += (n_configs - 1) in behind
         raced = best_prompt_config([c for c in full if c.eval_run_id not in behind])
         same += raced.eval_run_id == best_prompt_config(full).eval_run_id
-    return {"kind": kind, "n": n, "N": n_configs, "slice": first, "saved": saved / (reps * n * n_configs),
+    return {"scores": score_type, "n": n, "N": n_configs, "slice": first, "saved": saved / (reps * n * n_configs),
             "best_dropped": rate(best_dropped, reps), "same_pick": rate(same, reps)}
 
 
 def race_text(rows: list[dict]) -> list[str]:
-    return _table(["kind", "n", "N", "slice", "answers saved", "best dropped %", "same pick %"],
-                  [[r["kind"], str(r["n"]), str(r["N"]), str(r["slice"] or "-"), f"{r['saved']:.0%}",
+    return _table(["score_type", "n", "N", "slice", "answers saved", "best dropped %", "same pick %"],
+                  [[r["scores"], str(r["n"]), str(r["N"]), str(r["slice"] or "-"), f"{r['saved']:.0%}",
                     cell(r["best_dropped"]), cell(r["same_pick"])] for r in rows])
 
 
@@ -377,13 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed {a.seed}; R = {reps} draws per cell (paired tests: {test_reps} binary, {graded_reps} graded); "
           f"target {TARGET}, margin {MARGIN}, gain {GAIN}, difficulty correlation {RHO}; rates in % ± Monte Carlo SE")
     t0 = time.perf_counter()
-    decisions = decision_table(ns, configs, KINDS, reps, test_reps, graded_reps, a.seed, a.workers)
+    decisions = decision_table(ns, configs, SCORE_TYPES, reps, test_reps, graded_reps, a.seed, a.workers)
     print("\nVerdicts, false and true (n held-out examples, N prompt configurations; columns: the docstring):")
     print("\n".join(decision_text(decisions)))
-    cover = coverage_table((8, 20, 100) if a.quick else COVER_NS, COVER_MEANS, COVER_KINDS, reps, a.seed, a.workers)
+    cover = coverage_table((8, 20, 100) if a.quick else COVER_NS, COVER_MEANS, COVER_SCORE_TYPES, reps, a.seed, a.workers)
     print("\nstats.mean_ci (Clopper-Pearson, 95%): coverage of the true mean:")
     print("\n".join(coverage_text(cover)))
-    races = [race_row(n, k, kind, max(100, reps // 10), a.seed) for kind in KINDS for n in (48, 100) for k in (5, 11)]
+    races = [race_row(n, k, score_type, max(100, reps // 10), a.seed) for score_type in SCORE_TYPES for n in (48, 100) for k in (5, 11)]
     print(f"\nRacing the prompt sweep (true accuracies spread over {RACE_SPREAD}; {max(100, reps // 10)} draws):")
     print("\n".join(race_text(races)))
     lines = goal_lines(decisions, cover)

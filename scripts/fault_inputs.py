@@ -65,27 +65,27 @@ RECORD = st.fixed_dictionaries({"input": st.text(min_size=1, max_size=40), "outp
 
 
 @st.composite
-def broken_line(draw_, kind: str, strict_types: bool = True) -> str:
-    """One JSONL line broken in the way `kind` names. `strict_types`: readers that take only a
+def broken_line(draw_, breakage: str, strict_types: bool = True) -> str:
+    """One JSONL line broken in the way `breakage` names. `strict_types`: readers that take only a
     string (a task's eval file); training data also takes numbers and JSON, so only null is wrong."""
     record = draw_(RECORD)
-    if kind == "truncated":
+    if breakage == "truncated":
         text = json.dumps(record)
         return text[:draw_(st.integers(1, len(text) - 1))]
-    if kind == "wrong type":
+    if breakage == "wrong type":
         key = draw_(st.sampled_from(["input", "output"]))
         bad = draw_(NOT_A_STRING.filter(lambda v: not isinstance(v, (dict, list)) or key == "input")
                     if strict_types else st.none())
         return json.dumps({**record, key: bad})
-    if kind == "missing field":
+    if breakage == "missing field":
         del record[draw_(st.sampled_from(["input", "output"]))]
         return json.dumps(record)
-    if kind == "not an object":
+    if breakage == "not an object":
         return json.dumps(draw_(NOT_AN_OBJECT))
-    raise ValueError(kind)
+    raise ValueError(breakage)
 
 
-LINE_KINDS = ("truncated", "wrong type", "missing field", "not an object")
+LINE_BREAKAGES = ("truncated", "wrong type", "missing field", "not an object")
 
 
 def jsonl_with(line: str | bytes, at: int, n: int = PADDING) -> bytes:
@@ -105,18 +105,18 @@ def jsonl_cases(rng: random.Random) -> list[BadCase]:
     new_cmd = ["task", "new", "drill-new", "--from", "{dir}/data.jsonl"]
     good = jsonl_with(b"", 1)
     cases = []
-    for kind in LINE_KINDS:
+    for breakage in LINE_BREAKAGES:
         at = rng.randint(2, PADDING)
-        line = lambda strict: draw(broken_line(kind, strict), rng)  # noqa: E731
+        line = lambda strict: draw(broken_line(breakage, strict), rng)  # noqa: E731
         where = (f":{at}:", f"line {at}")
         cases += [
-            BadCase(f"eval.jsonl: {kind} at line {at}", {"task.toml": TASK_TOML, "train.jsonl": good,
+            BadCase(f"eval.jsonl: {breakage} at line {at}", {"task.toml": TASK_TOML, "train.jsonl": good,
                                                           "eval.jsonl": jsonl_with(line(True), at)},
                     eval_cmd, [("eval.jsonl",), where]),
-            BadCase(f"training data: {kind} at line {at}", {"train.jsonl": jsonl_with(line(False), at)},
+            BadCase(f"training data: {breakage} at line {at}", {"train.jsonl": jsonl_with(line(False), at)},
                     train_cmd, [("train.jsonl",), where])]
-        if kind != "wrong type":  # the importer takes any JSON value as a cell
-            cases.append(BadCase(f"task new JSONL: {kind} at line {at}", {"data.jsonl": jsonl_with(line(True), at)},
+        if breakage != "wrong type":  # the importer takes any JSON value as a cell
+            cases.append(BadCase(f"task new JSONL: {breakage} at line {at}", {"data.jsonl": jsonl_with(line(True), at)},
                                  new_cmd, [("data.jsonl",), where]))
     bad_utf8 = jsonl_with(b'{"input": "caf\xe9", "output": "x"}', 5)
     huge = b'{"input": "' + b"x" * 20_000_000  # 20 MB and never closed
@@ -171,22 +171,22 @@ def toml_value(v) -> str:
 
 @st.composite
 def broken_task(draw_) -> tuple[str, str, str]:
-    """(kind, task.toml text, the field its message must name)."""
+    """(breakage, task.toml text, the field its message must name)."""
     base = {"name": "drill", "instruction": "Answer briefly.", "train": "train.jsonl", "eval": "eval.jsonl"}
-    kind = draw_(st.sampled_from(["wrong type", "unknown key", "unknown [cost] key", "missing field"]))
-    if kind == "wrong type":
+    breakage = draw_(st.sampled_from(["wrong type", "unknown key", "unknown [cost] key", "missing field"]))
+    if breakage == "wrong type":
         key = draw_(st.sampled_from(sorted(WRONG)))
         base[key], named = draw_(WRONG[key]), key
-    elif kind == "unknown key":
+    elif breakage == "unknown key":
         named = draw_(IDENT.filter(lambda s: s not in TASK_FIELDS))
         base[named] = draw_(st.one_of(st.integers(), st.text(max_size=5)))
-    elif kind == "unknown [cost] key":
+    elif breakage == "unknown [cost] key":
         key = draw_(IDENT.filter(lambda s: s not in COST_FIELDS))
         base["cost"], named = {key: 1}, f"cost.{key}"
     else:
         named = draw_(st.sampled_from(["name", "eval"]))
         del base[named]
-    return kind, "".join(f"{k} = {toml_value(v)}\n" for k, v in base.items()), named
+    return breakage, "".join(f"{k} = {toml_value(v)}\n" for k, v in base.items()), named
 
 
 def _fields():
@@ -203,8 +203,8 @@ def task_cases(rng: random.Random, n: int = 10) -> list[BadCase]:
     cmd = ["eval", "{dir}/task.toml", "--limit", "1", "--arms", "zero-shot"]
     cases = []
     for _ in range(n):
-        kind, text, named = draw(broken_task(), rng)
-        cases.append(BadCase(f"task.toml: {kind} '{named}'", {**files, "task.toml": text.encode()}, cmd,
+        breakage, text, named = draw(broken_task(), rng)
+        cases.append(BadCase(f"task.toml: {breakage} '{named}'", {**files, "task.toml": text.encode()}, cmd,
                              [("task.toml",), (named,)]))
     full = TASK_TOML.decode()
     cut = rng.randint(5, len(full) - 2)

@@ -709,7 +709,7 @@ def test_new_task_tab_previews_plans_and_creates_a_task_the_pickers_list(fake_la
     from lab.app import tab_tasks
 
     data = tmp_path / "Support Mail.csv"
-    rows = [(f"mail {i}: my {kind} is broken again", kind) for i in range(18) for kind in ("printer", "screen")]
+    rows = [(f"mail {i}: my {device} is broken again", device) for i in range(18) for device in ("printer", "screen")]
     with data.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("text", "label"), *rows])
     preview, inp, out, name = tab_tasks.load_file(str(data))

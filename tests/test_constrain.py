@@ -47,10 +47,10 @@ def test_a_text_task_cannot_be_constrained(tmp_path):
 
 
 def test_the_ladder_refuses_a_label_constraint_on_an_openai_server(fake_lab):
-    fake_lab.fake.info.kind = "openai"
+    fake_lab.fake.info.format = "openai"
     with pytest.raises(ArmError, match="OpenAI-compatible server cannot be held to a label set"):
         fake_lab.answer("zero-shot", "chest pain", task=load_task("specialty"), constrain=True)
-    fake_lab.fake.info.kind = "fake"
+    fake_lab.fake.info.format = "fake"
     fake_lab.answer("zero-shot", "chest pain", task=load_task("specialty"), constrain=True)
     assert fake_lab.fake.calls[-1]["options"].choices == load_task("specialty").labels
 

@@ -16,8 +16,8 @@ from lab.tasks import load_task
 from lab.tuning.run import checkpoint_dir
 
 
-def _by(steps, kind, name=None):
-    return [s for s in steps if s.action == kind and (name is None or s.name == name or s.task == name)]
+def _by(steps, action, name=None):
+    return [s for s in steps if s.action == action and (name is None or s.name == name or s.task == name)]
 
 
 def _fake_adapter(lab, name: str, config, dataset_sha: str, base_sha: str = "fake") -> None:

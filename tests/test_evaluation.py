@@ -358,7 +358,7 @@ def test_scoreboard_failures_disagreements_and_paired_tests(fake_lab, label_task
     c = board.comparison("zero-shot", "few-shot")
     assert c.diff == pytest.approx(0.5) and c.n == 6
     # 0/1 scores: the exact McNemar test on the 3 examples only few-shot got right
-    assert board.score_kind == "binary" and c.kind == "binary" and (c.wins, c.losses) == (3, 0)
+    assert board.score_type == "binary" and c.score_type == "binary" and (c.wins, c.losses) == (3, 0)
     assert c.p_value == pytest.approx(0.25) and c.verdict == "not significant"
     assert z.quality.method == "Clopper-Pearson" and z.quality.lo > 0.1 and f.quality.hi == 1.0 and f.quality.lo < 1
     assert sum(e["disagree"] for e in board.examples) == 3
@@ -619,7 +619,7 @@ def test_coverage_says_how_much_of_the_task_a_run_covers(fake_lab, label_task):
     assert coverage(board) == "all 6 examples, complete"
     text = board.to_text()
     assert "time basis: the measured seconds per request" in text  # the cost basis, explained
-    assert "output invalid: the answer is not in the required format" in text  # the failure kind, explained
+    assert "output invalid: the answer is not in the required format" in text  # the failure, explained
     assert "Both few-shot and zero-shot failed on every one of the 6 examples" in text  # not "agree"
 
 

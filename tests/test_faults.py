@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts import fault_drill as drill  # noqa: E402
-from scripts.fault_inputs import LINE_KINDS, broken_line, broken_task, jsonl_with, valid_records  # noqa: E402
+from scripts.fault_inputs import LINE_BREAKAGES, broken_line, broken_task, jsonl_with, valid_records  # noqa: E402
 
 from lab.tasks import DataError, TaskError, load_task, read_examples  # noqa: E402
 from lab.tuning import datasets  # noqa: E402
@@ -27,20 +27,20 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 # ---- the readers, on Hypothesis-drawn breakage (fast) --------------------------------------------
 
 @FAST
-@given(kind=st.sampled_from(LINE_KINDS), at=st.integers(1, 25), data=st.data())
-def test_a_broken_eval_line_is_a_task_error_naming_the_file_and_line(tmp_path, kind, at, data):
+@given(breakage=st.sampled_from(LINE_BREAKAGES), at=st.integers(1, 25), data=st.data())
+def test_a_broken_eval_line_is_a_task_error_naming_the_file_and_line(tmp_path, breakage, at, data):
     path = tmp_path / "eval.jsonl"
-    path.write_bytes(jsonl_with(data.draw(broken_line(kind)), at))
+    path.write_bytes(jsonl_with(data.draw(broken_line(breakage)), at))
     with pytest.raises(DataError) as e:
         read_examples(path)
     assert "eval.jsonl" in str(e.value) and f":{at}:" in str(e.value)
 
 
 @FAST
-@given(kind=st.sampled_from(LINE_KINDS), at=st.integers(1, 25), data=st.data())
-def test_a_broken_training_line_is_a_dataset_error_naming_the_line(tmp_path, kind, at, data):
+@given(breakage=st.sampled_from(LINE_BREAKAGES), at=st.integers(1, 25), data=st.data())
+def test_a_broken_training_line_is_a_dataset_error_naming_the_line(tmp_path, breakage, at, data):
     path = tmp_path / "train.jsonl"
-    path.write_bytes(jsonl_with(data.draw(broken_line(kind, strict_types=False)), at))
+    path.write_bytes(jsonl_with(data.draw(broken_line(breakage, strict_types=False)), at))
     with pytest.raises(datasets.DatasetError) as e:
         datasets.read_examples(path)
     assert e.value.problems[0][0] == at and "train.jsonl" in str(e.value)
@@ -49,13 +49,13 @@ def test_a_broken_training_line_is_a_dataset_error_naming_the_line(tmp_path, kin
 @FAST
 @given(drawn=broken_task())
 def test_a_broken_task_file_is_a_task_error_naming_the_field(tmp_path, drawn):
-    kind, text, field = drawn
+    breakage, text, field = drawn
     (tmp_path / "train.jsonl").write_bytes(jsonl_with(b"", 1))
     (tmp_path / "eval.jsonl").write_bytes(jsonl_with(b"", 1))
     (tmp_path / "task.toml").write_text(text)
     with pytest.raises(TaskError) as e:
         load_task(tmp_path / "task.toml")
-    assert "task.toml" in str(e.value) and field in str(e.value), (kind, text)
+    assert "task.toml" in str(e.value) and field in str(e.value), (breakage, text)
 
 
 def test_the_valid_padding_itself_reads(tmp_path):

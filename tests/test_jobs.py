@@ -138,7 +138,7 @@ def test_a_job_not_yet_holding_its_lock_is_refused_too(tmp_path, monkeypatch):
 def test_the_bitsandbytes_kernel_download_warning_is_silenced():
     import logging
 
-    import lab.tuning.train  # noqa: F401  (the import silences it)
+    import lab.tuning.trainer  # noqa: F401  (the import silences it)
 
     assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() >= logging.ERROR
 

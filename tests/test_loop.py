@@ -27,11 +27,11 @@ def _full_logits_loss(model, ids, mask, labels):
                                              labels[:, 1:].reshape(-1), ignore_index=IGNORE)
 
 
-@pytest.mark.parametrize("kind", ["llama", "phi3", "gemma3_text"])
-def test_loss_equals_full_logits_masked_cross_entropy(kind):
+@pytest.mark.parametrize("model_type", ["llama", "phi3", "gemma3_text"])
+def test_loss_equals_full_logits_masked_cross_entropy(model_type):
     import torch
 
-    model = tiny_model(kind).eval()
+    model = tiny_model(model_type).eval()
     ids, labels, mask = _batch()
     assert loss_tokens(labels) == 6
     with torch.no_grad():

@@ -14,7 +14,7 @@ def home(tmp_path):
 
 def test_embedded_default_is_found_without_importing_its_package(home):
     info = models.resolve(home, None)
-    assert info.id == "smollm2-135m-instruct" and info.kind == "gguf"
+    assert info.id == "smollm2-135m-instruct" and info.format == "gguf"
     assert info.chat_template and info.architecture == "llama" and info.context_length == 8192
     assert "site-packages" in str(info.path) and info.path.suffix == ".gguf"
     assert models.resolve(home, "smollm2").id == info.id  # alias
@@ -33,7 +33,7 @@ def test_list_models_includes_user_gguf_and_hf_folders(home):
     by_id = {m.id: m for m in found}
     assert {"smollm2-135m-instruct", "gemma3-270m", "mine", "tiny-hf"} <= set(by_id)
     assert by_id["mine"].source == "user" and by_id["mine"].architecture == "llama"
-    assert by_id["tiny-hf"].kind == "hf" and by_id["tiny-hf"].chat_template and by_id["tiny-hf"].context_length == 512
+    assert by_id["tiny-hf"].format == "hf" and by_id["tiny-hf"].chat_template and by_id["tiny-hf"].context_length == 512
     assert any("broken.gguf" in p and "not a GGUF file" in p for p in problems)
 
 
@@ -112,7 +112,7 @@ def test_a_folder_with_matching_hf_and_gguf_is_one_model(home, pair):
     folder, gguf = pair
     hf = _hf_twin(gguf, folder / "hf")
     info = models.resolve(home, "smol")
-    assert (info.kind, info.path, info.gguf_path, info.hf_path) == ("gguf", gguf, gguf, hf)
+    assert (info.format, info.path, info.gguf_path, info.hf_path) == ("gguf", gguf, gguf, hf)
     assert info.architecture == "llama" and info.chat_template and not info.quantized_4bit
     checked = info.extra["pair_check"]
     assert checked["layer count"] == 30 and checked["hidden size"] == 576 and checked["vocabulary size"] == 49152
@@ -180,13 +180,13 @@ def test_single_part_models_say_what_each_rung_can_do(home, pair):
     assert gguf_only["train_from"] == "gguf-dequantised" and gguf_only["serve"] == "llama.cpp (GGUF)"
     hf = _hf_twin(gguf, home.models / "smol-hf")
     info = models.resolve(home, "smol-hf")
-    assert (info.kind, info.hf_path, info.gguf_path) == ("hf", hf, None)
+    assert (info.format, info.hf_path, info.gguf_path) == ("hf", hf, None)
     caps = models.capabilities(info)
     assert caps["serve"] == "transformers (HF folder)" and caps["train_from"] == "hf"
     big = models.ModelInfo("big", "gguf", gguf, "user", size_bytes=5_000_000_000, gguf_path=gguf)
     assert models.capabilities(big)["train_from"] is None and "too big" in models.capabilities(big)["train_note"]
     server = models.resolve(home, "openai:http://127.0.0.1:9/v1#tiny")
-    assert server.kind == "openai" and server.extra == {"url": "http://127.0.0.1:9/v1", "model": "tiny",
+    assert server.format == "openai" and server.extra == {"url": "http://127.0.0.1:9/v1", "model": "tiny",
                                                      "spec": "openai:http://127.0.0.1:9/v1#tiny"}
     assert models.capabilities(server)["train"] is None
 
@@ -255,7 +255,7 @@ def test_a_gguf_and_its_transformers_conversion_are_a_matching_pair(home, shared
     (folder / "hf").symlink_to(cache, target_is_directory=True)
     info = models.resolve(home, "smol-pair")
     checked = info.extra["pair_check"]
-    assert info.kind == "gguf" and info.hf_path == folder / "hf", checked
+    assert info.format == "gguf" and info.hf_path == folder / "hf", checked
     assert checked["tokenizer"] == "same tokens" and checked["chat template"] == "same text", checked
     assert checked["not_checked"] == [] and checked["vocabulary size"] == 49152
     assert models.capabilities(info)["train_from"] == "hf"

@@ -154,7 +154,7 @@ def test_advisor_judges_tuning_against_the_best_prompt_config_and_names_it(fake_
     (similar examples, k=2, answering right on 6 of 8) rather than this run's few-shot."""
     board, best = _prompt_configs_then_tune(fake_lab, task, monkeypatch, tune_gets=set(dict(EVAL)))
     assert best.label() == "few-shot, 2 similar examples" and best.score == pytest.approx(6 / 8)
-    found = best_prompt_for_run(fake_lab, board.run, "tune", board.score_kind)
+    found = best_prompt_for_run(fake_lab, board.run, "tune", board.score_type)
     assert found.config.label() == best.label() and found.comparison.diff == pytest.approx(2 / 8)
     rec = recommend_for_run(fake_lab, board)
     text = rec.to_text()

@@ -78,10 +78,9 @@ def test_unsloth_is_imported_before_transformers_and_peft(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"input": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(25)))
     script = textwrap.dedent(f"""
-        import sys
         from lab.engine import Lab
-        from lab.tuning import make_config, train
-        sys.modules["lab.tuning.train"].cuda_available = lambda: True  # (lab.tuning.train is the function)
+        from lab.tuning import make_config, train, trainer
+        trainer.cuda_available = lambda: True
         train(make_config(name="u", data={str(data)!r}, method="qlora"), Lab(home={str(tmp_path / "home")!r}))
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), str(Path(__file__).parents[1])]))

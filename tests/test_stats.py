@@ -21,7 +21,7 @@ Z = sps.norm.ppf(0.975)
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_all_favour_b_on_few_examples_is_too_few_to_tell(n):
     c = stats.compare([0.0] * n, [1.0] * n, name_a="zero-shot", name_b="tune")
-    assert c.kind == "binary" and c.diff == 1.0 and (c.wins, c.losses) == (n, 0)
+    assert c.score_type == "binary" and c.diff == 1.0 and (c.wins, c.losses) == (n, 0)
     assert c.p_value == pytest.approx(min(1.0, 2 * 0.5 ** n))  # the exact sign test: 0.5 for n=2
     assert not c.significant and c.verdict == stats.TOO_FEW
     assert c.needed == 6 and c.reading().startswith(f"{n} example")
@@ -45,7 +45,7 @@ def test_six_discordant_pairs_are_the_first_that_can_be_significant():
 def test_graded_small_n_is_too_few_to_tell(n):
     a = np.linspace(0.1, 0.5, n)
     c = stats.compare(a, a + 0.3)
-    assert c.kind == "graded" and c.diff == pytest.approx(0.3)
+    assert c.score_type == "graded" and c.diff == pytest.approx(0.3)
     assert c.p_value == pytest.approx(1.0 if n == 1 else 2 / 2 ** n)  # exact sign flips
     assert not c.significant and c.verdict == stats.TOO_FEW
     if n == 1:
@@ -243,17 +243,17 @@ def test_compare_all_pairs_only_the_examples_both_arms_scored():
     assert out[0].n == 2 and out[0].diff == 0.5
 
 
-# ---- kind, seeds, output ----------------------------------------------------------------------
+# ---- score type, seeds, output ----------------------------------------------------------------
 
-def test_kind_comes_from_the_values_or_the_metric():
-    assert stats.kind_of([0, 1, None], [1.0]) == "binary"
-    assert stats.kind_of([0, 0.5]) == "graded"
-    assert stats.kind_of([0, 1], graded_metric=True) == "graded"
-    assert stats.compare([0.0, 1.0] * 4, [1.0] * 8, kind="graded").kind == "graded"
+def test_score_type_comes_from_the_values_or_the_metric():
+    assert stats.score_type_of([0, 1, None], [1.0]) == "binary"
+    assert stats.score_type_of([0, 0.5]) == "graded"
+    assert stats.score_type_of([0, 1], graded_metric=True) == "graded"
+    assert stats.compare([0.0, 1.0] * 4, [1.0] * 8, score_type="graded").score_type == "graded"
     with pytest.raises(ValueError, match="every score to be 0 or 1"):
-        stats.compare([0.5, 1.0], [1.0, 1.0], kind="binary")
-    with pytest.raises(ValueError, match="kind must be one of"):
-        stats.mean_ci([1.0], kind="ordinal")
+        stats.compare([0.5, 1.0], [1.0, 1.0], score_type="binary")
+    with pytest.raises(ValueError, match="score_type must be one of"):
+        stats.mean_ci([1.0], score_type="ordinal")
 
 
 def test_seeded_and_serialisable():
@@ -262,7 +262,7 @@ def test_seeded_and_serialisable():
     first, again = stats.compare(a, b, seed=3), stats.compare(a, b, seed=3)
     assert first.as_dict() == again.as_dict()
     d = json.loads(json.dumps(first.as_dict()))
-    assert {"p_value", "p_adjusted", "verdict", "reading", "significant", "kind", "needed"} <= set(d)
+    assert {"p_value", "p_adjusted", "verdict", "reading", "significant", "score_type", "needed"} <= set(d)
 
 
 def test_summaries_skip_none_and_percentiles():

@@ -1,4 +1,4 @@
-""""all-linear" per architecture: the table against tiny random-weight models of each kind, and
+""""all-linear" per architecture: the table against tiny random-weight models of each model type, and
 the discovery fallback for an architecture not in the table."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_att
              num_key_value_heads=2, vocab_size=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)
 
 
-def tiny_model(kind: str):
+def tiny_model(model_type: str):
     import transformers
 
     config_class, model_class = {
@@ -20,21 +20,21 @@ def tiny_model(kind: str):
         "phi3": ("Phi3Config", "Phi3ForCausalLM"),
         "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
         "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
-    }[kind]
-    if kind == "gpt2":
+    }[model_type]
+    if model_type == "gpt2":
         config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=256)
     else:
-        extra = {"head_dim": 16} if kind == "gemma3_text" else {}
+        extra = {"head_dim": 16} if model_type == "gemma3_text" else {}
         config = getattr(transformers, config_class)(**SMALL, **extra)
     return getattr(transformers, model_class)(config)
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "mistral", "phi3", "gemma3_text"])
-def test_table_names_every_linear_layer_of_the_architecture(kind):
-    model = tiny_model(kind)
-    assert model.config.model_type == kind
-    assert sorted(ALL_LINEAR[kind]) == linear_leaf_names(model)  # all of them, and only them
-    assert resolve_targets("all-linear", model) == ALL_LINEAR[kind]
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral", "phi3", "gemma3_text"])
+def test_table_names_every_linear_layer_of_the_architecture(model_type):
+    model = tiny_model(model_type)
+    assert model.config.model_type == model_type
+    assert sorted(ALL_LINEAR[model_type]) == linear_leaf_names(model)  # all of them, and only them
+    assert resolve_targets("all-linear", model) == ALL_LINEAR[model_type]
     assert "lm_head" not in resolve_targets("all-linear", model)
 
 

@@ -1,4 +1,4 @@
-"""`lab task new`'s engine: real files of every supported kind through the real reader, the
+"""`lab task new`'s engine: real files of every supported format through the real reader, the
 format inference, the seeded split, the leakage check and the all-or-nothing write."""
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def files_in(home):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-# ---- reading every kind of file -----------------------------------------------------------
+# ---- reading every file format ------------------------------------------------------------
 
 def test_csv_with_a_bom_and_crlf_becomes_a_label_task(tmp_path):
     data = write_csv(tmp_path / "mail.csv", mails(), encoding="utf-8-sig", lineterminator="\r\n")
@@ -104,7 +104,7 @@ def test_parquet_through_pyarrow(tmp_path):
     data = tmp_path / "mail.parquet"
     pd.DataFrame(mails(), columns=["body", "part"]).to_parquet(data)
     plan = import_task(data, "mail", tmp_path, input_column="body", output_column="part")
-    assert plan.kind == "parquet" and plan.output_format == "label" and plan.rows == 36
+    assert plan.file_format == "parquet" and plan.output_format == "label" and plan.rows == 36
 
 
 def test_json_outputs_get_a_derived_schema(tmp_path):

@@ -19,7 +19,7 @@ from lab.engine import Lab
 from lab.tuning import (AdapterError, DatasetError, TrainConfigError, TrainingError, load_train_config,
                         make_config, prepare, read_examples, resolve_adapter, train)
 from lab.tuning.datasets import split_indices
-from lab.tuning.train import checkpoint_dir, lr_at, pick_method
+from lab.tuning.trainer import checkpoint_dir, lr_at, pick_method
 
 INSTRUCTION = "Label the IT ticket. Reply with JSON."
 WORDS = {"hardware": ["printer", "laptop", "monitor", "keyboard"],
@@ -297,7 +297,7 @@ def test_manifest_is_complete(trained):
 @pytest.mark.integration
 def test_loss_is_on_the_answer_tokens_only(trained):
     from lab.tuning.datasets import IGNORE, encode
-    from lab.tuning.train import load_tokenizer
+    from lab.tuning.trainer import load_tokenizer
 
     lab = trained[0]
     tok = load_tokenizer(lab, lab.model_info())
@@ -319,15 +319,15 @@ def test_peft_adapter_loads_and_changes_the_answer(trained):
     question = "My laptop is not working today."
     options = lab.options(max_tokens=12)
     base, _ = lab.generate([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
-                           arm="zero-shot", kind="hf", options=options)
-    ans = lab.answer("tune", question, adapter="tiny", kind="hf", options=options)
+                           arm="zero-shot", engine="hf", options=options)
+    ans = lab.answer("tune", question, adapter="tiny", engine="hf", options=options)
     tuned, row_id = ans.generation, ans.row_id
     assert tuned.text != base.text
     assert tuned.text.startswith('{"label"'), tuned.text
     row = lab.store.query("select * from generations where id = ?", [row_id])[0]
     assert row["arm"] == "tune" and row["adapter_id"] == "tiny" and row["adapter_sha"] == adapter.sha256
     again, _ = lab.generate([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
-                            arm="zero-shot", kind="hf", options=options)
+                            arm="zero-shot", engine="hf", options=options)
     assert again.text == base.text  # adapter off again on the same loaded model
 
 
@@ -459,7 +459,7 @@ def _cuda() -> bool:
 @pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("engine", ["bitsandbytes", "unsloth"])
 def test_qlora_on_cuda(shared_home, engine):
-    from lab.tuning.train import unsloth_available
+    from lab.tuning.trainer import unsloth_available
 
     if engine == "unsloth" and not unsloth_available():
         pytest.skip("unsloth is not installed")

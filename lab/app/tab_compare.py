@@ -219,7 +219,7 @@ def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, tex
     pending, last, t0 = set(arms), 0.0, time.monotonic()
     while pending:
         try:
-            arm, kind, value = events.get(timeout=IDLE_YIELD_S)  # every worker ends with "done" or "error"
+            arm, event, value = events.get(timeout=IDLE_YIELD_S)  # every worker ends with "done" or "error"
         except queue.Empty:  # (a generator blocked here could not be closed until the next event)
             if time.monotonic() - t0 > QUEUED_AFTER_S:
                 note = waiting()
@@ -228,11 +228,11 @@ def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, tex
                         stats[a] = note or WAITING
             yield outputs()
             continue
-        if kind == "piece":
+        if event == "piece":
             if not text[arm]:
                 stats[arm] = "_generating…_"
             text[arm] += value
-        elif kind == "done":
+        elif event == "done":
             text[arm] = value.text or "(empty answer)"
             stopped = " · **stopped**" if value.generation.finish_reason == "cancelled" else ""
             stats[arm] = _stats(value.generation, task) + stopped + f" · logged as #{value.row_id}"
@@ -243,7 +243,7 @@ def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, tex
             stats[arm] = f"⚠️ **{_ui.error_text(value)}**"
             pending.discard(arm)
         now = time.monotonic()
-        if kind != "piece" or now - last > 0.05 or events.empty():
+        if event != "piece" or now - last > 0.05 or events.empty():
             last = now
             yield outputs()
     yield outputs()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 INFER = "infer"
-FILE_TYPES = sorted(task_import.KINDS)
+FILE_TYPES = sorted(task_import.FILE_FORMATS)
 
 
 def _path(upload) -> str | None:

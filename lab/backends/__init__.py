@@ -29,7 +29,7 @@ def backend_class(name: str) -> type:
 
 
 def default_backend_for(info: ModelInfo) -> str:
-    return {"gguf": "llamacpp", "hf": "hf", "fake": "fake", "openai": "openai"}.get(info.kind, "hf")
+    return {"gguf": "llamacpp", "hf": "hf", "fake": "fake", "openai": "openai"}.get(info.format, "hf")
 
 
 def _llamacpp():

@@ -58,7 +58,7 @@ def saved_dtype(folder: Path) -> str | None:
 
 def _source(info: ModelInfo, dtype: str, cache_dir: Path | None) -> tuple[str, dict, Path | None]:
     """(folder to load, extra from_pretrained kwargs, folder to save the dequantised GGUF in)."""
-    hf_folder = info.hf_path or (Path(info.path) if info.kind == "hf" else None)
+    hf_folder = info.hf_path or (Path(info.path) if info.format == "hf" else None)
     if hf_folder is not None:  # the model's own HF weights: nothing to dequantise
         return str(hf_folder), {}, None
     path = Path(info.path)

@@ -43,7 +43,7 @@ def models(ctx, as_json):
 @click.argument("question")
 @click.option("-m", "--model", help="Model id or path (default: the embedded SmolLM2-135M-Instruct).")
 @click.option("-s", "--system", help="System prompt.")
-@click.option("--backend", "kind", type=click.Choice(["llamacpp", "hf"]),
+@click.option("--backend", "engine", type=click.Choice(["llamacpp", "hf"]),
               help="Run on llama.cpp (GGUF) or transformers (default: llama.cpp for GGUF).")
 @click.option("--json-schema", "schema_file", type=click.Path(exists=True, dir_okay=False),
               help="Constrain the answer to this JSON schema (llama.cpp grammar).")
@@ -54,7 +54,7 @@ def models(ctx, as_json):
 @click.option("-k", "top_k", type=int, default=4, show_default=True, help="Passages to retrieve with --rag.")
 @click.option("--adapter", help="Answer with this LoRA adapter on (the tune arm; with --rag: tune+rag).")
 @click.pass_context
-def ask(ctx, question, model, system, kind, schema_file, max_tokens, temperature, seed, corpus, top_k, adapter):
+def ask(ctx, question, model, system, engine, schema_file, max_tokens, temperature, seed, corpus, top_k, adapter):
     """Ask a model QUESTION; the answer streams out and is logged to lab.db.
 
     The arm follows from the flags: zero-shot by default, rag with --rag, tune with --adapter,
@@ -64,7 +64,7 @@ def ask(ctx, question, model, system, kind, schema_file, max_tokens, temperature
     options = lab.options(max_tokens=max_tokens, temperature=temperature, seed=seed, json_schema=schema)
     arm = {(False, False): "zero-shot", (True, False): "rag", (False, True): "tune",
            (True, True): "tune+rag"}[(bool(corpus), bool(adapter))]
-    ans = lab.answer(arm, question, corpus=corpus, adapter=adapter, model=model, kind=kind, system=system,
+    ans = lab.answer(arm, question, corpus=corpus, adapter=adapter, model=model, engine=engine, system=system,
                      options=options, rag_k=top_k, on_text=lambda piece: click.echo(piece, nl=False))
     if ans.passages is not None:
         click.echo("\n\nSources:")

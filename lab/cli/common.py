@@ -20,7 +20,7 @@ from ..tasks import TaskError
 from ..tuning.adapters import AdapterError
 from ..tuning.config import TrainConfigError
 from ..tuning.datasets import DatasetError
-from ..tuning.train import TrainingError
+from ..tuning.trainer import TrainingError
 
 # Errors a user can fix: print the message (it names the path, line or field), exit 2, no traceback.
 USER_ERRORS = (ModelNotFound, ModelPairError, GGUFError, BackendError, ConfigError, FileNotFoundError, ArmError, ProbeError,

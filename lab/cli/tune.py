@@ -187,7 +187,7 @@ def adapters_export(ctx, name):
     lab = lab_of(ctx)
     adapter = find_adapter(lab.home.adapters, name)
     info = lab.model_info(adapter.base_model)
-    if info.kind != "gguf":
+    if info.format != "gguf":
         raise AdapterError(f"adapter '{name}' is for {info.id}, an HF model: it is served by transformers, "
                            "no GGUF needed")
     click.echo(export_gguf(adapter.path, info.path))

@@ -242,6 +242,7 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
           margin: float | None = None) -> ClimbResult:
     """Climb TASK's ladder; returns the path and the advisor's recommendation. `margin` (default: the
     task's) is how much worse a cheaper rung may be and still count as good as a costlier one.
+    `on_event` gets {"event": "step" | "result" | "done", "climb_id": ..., and the event's data}.
 
     Raises KeyboardInterrupt on Ctrl-C (the climb is recorded as interrupted; a rerun continues)."""
     from ..evaluation.sample import held_out as sampled
@@ -270,9 +271,9 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
         + (f" (continuing climb #{rec['id']})" if rec.get("continued") else f" (climb #{rec['id']})") + ".")
     say(f"Rule: {RULE}.")
 
-    def emit(kind: str, **data):
+    def emit(event: str, **data):
         if on_event:
-            on_event({"kind": kind, "climb_id": rec["id"], **data})
+            on_event({"event": event, "climb_id": rec["id"], **data})
 
     def wall() -> float:
         return wall_before + time.perf_counter() - t0

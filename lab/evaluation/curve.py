@@ -64,7 +64,7 @@ def parse_ks(text: str, pool: int) -> tuple[list[int], list[str]]:
                          cap_note="k = {n} is more than the {cap} examples in the few-shot pool: capped to {cap}")
 
 
-def _parse_counts(text: str, flag: str, kind: str, lowest: int, cap: int, example: str, one: str,
+def _parse_counts(text: str, flag: str, expected: str, lowest: int, cap: int, example: str, one: str,
                   cap_note: str, all_value: int | None = None) -> tuple[list[int], list[str]]:
     """A comma list of counts, each at least `lowest`, above `cap` capped to it (with a note);
     duplicates go; ascending."""
@@ -78,7 +78,7 @@ def _parse_counts(text: str, flag: str, kind: str, lowest: int, cap: int, exampl
         try:
             n = int(part)
         except ValueError:
-            raise CurveError(f"{flag}: '{part}' is not {kind}") from None
+            raise CurveError(f"{flag}: '{part}' is not {expected}") from None
         if n < lowest:
             raise CurveError(f"{flag}: {n} must be {'at least 1' if lowest == 1 else f'{lowest} or more'}")
         if n > cap:
@@ -203,7 +203,7 @@ def best_few_shot(few: dict[int, Scores]) -> int | None:
     return max(sorted(means), key=lambda k: means[k]) if means else None
 
 
-def find_crossover(few: dict[int, Scores], tuned: dict[int, Scores], kind: str | None = None) -> Crossover:
+def find_crossover(few: dict[int, Scores], tuned: dict[int, Scores], score_type: str | None = None) -> Crossover:
     """The smallest size whose tuned scores beat the best few-shot point significantly (the
     scoreboard's paired test, Holm-corrected across the sizes), or None."""
     k = best_few_shot(few)
@@ -213,21 +213,21 @@ def find_crossover(few: dict[int, Scores], tuned: dict[int, Scores], kind: str |
     comps = {}
     for n in sorted(tuned):
         a, b = _paired(best, tuned[n])
-        comps[n] = stats.compare(a, b, kind, name_a=f"few-shot k={k}", name_b=f"tune n={n}")
+        comps[n] = stats.compare(a, b, score_type, name_a=f"few-shot k={k}", name_b=f"tune n={n}")
     for c, p in zip(comps.values(), stats.holm([c.p_value for c in comps.values()])):
         c.p_adjusted = p
     at = next((n for n, c in comps.items() if c.significant and c.diff > 0), None)
-    return Crossover(k, stats.mean_ci(list(best.values()), kind), at, comps)
+    return Crossover(k, stats.mean_ci(list(best.values()), score_type), at, comps)
 
 
-def last_slope(tuned: dict[int, Scores], kind: str | None = None) -> Slope | None:
+def last_slope(tuned: dict[int, Scores], score_type: str | None = None) -> Slope | None:
     """The tuned curve between its last two sizes: is it still rising?"""
     sizes = sorted(tuned)
     if len(sizes) < 2:
         return None
     lo, hi = sizes[-2], sizes[-1]
     a, b = _paired(tuned[lo], tuned[hi])
-    return Slope(lo, hi, stats.compare(a, b, kind, name_a=f"tune n={lo}", name_b=f"tune n={hi}"))
+    return Slope(lo, hi, stats.compare(a, b, score_type, name_a=f"tune n={lo}", name_b=f"tune n={hi}"))
 
 
 @dataclass
@@ -305,18 +305,18 @@ def build_curve(task: str, metric: str, target: float, n_train: int, few: dict[i
                 k_used: dict[int, int | None] | None = None, **extra) -> Curve:
     """The curve from per-example scores: few {k: scores}, tuned_by_seed {n: [scores per seed]}.
     The tests are the binary ones when every score is 0 or 1 (seeds averaged included), as
-    on the scoreboard (`stats.kind_of`)."""
+    on the scoreboard (`stats.score_type_of`)."""
     tuned = {n: mean_over_seeds(seeds) for n, seeds in tuned_by_seed.items() if seeds}
     values = [list(s.values()) for s in (*few.values(), *tuned.values())]
-    kind = stats.kind_of(*values, graded_metric=graded_metric)
-    few_points = [FewShotPoint(k, stats.mean_ci(list(s.values()), kind), (k_used or {}).get(k))
+    score_type = stats.score_type_of(*values, graded_metric=graded_metric)
+    few_points = [FewShotPoint(k, stats.mean_ci(list(s.values()), score_type), (k_used or {}).get(k))
                   for k, s in sorted(few.items())]
-    tune_points = [TunePoint(n, stats.mean_ci(list(tuned[n].values()), kind),
+    tune_points = [TunePoint(n, stats.mean_ci(list(tuned[n].values()), score_type),
                              [m for m in (stats.mean(list(s.values())) for s in tuned_by_seed[n]) if m is not None])
                    for n in sorted(tuned)]
     n_eval = max([p.quality.n for p in (*few_points, *tune_points)], default=0)
     return Curve(task, metric, target, n_train, n_eval, few_points, tune_points,
-                 find_crossover(few, tuned, kind), last_slope(tuned, kind), **extra)
+                 find_crossover(few, tuned, score_type), last_slope(tuned, score_type), **extra)
 
 
 # ---- what the curve says, in the advice's words ----------------------------------------------

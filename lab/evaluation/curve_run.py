@@ -155,7 +155,7 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
                                           "progress_json": json.dumps({"done": i, "total": len(plan),
                                                                        "doing": doing})})
 
-    from ..tuning.train import sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
+    from ..tuning.trainer import sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
 
     try:
         with sigterm_as_interrupt():

@@ -253,7 +253,7 @@ class BestPrompt:
     arm: object | None = None  # its scoreboard arm (summary.ArmSummary) when it is another run's
 
 
-def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", kind: str | None = None) -> BestPrompt | None:
+def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", score_type: str | None = None) -> BestPrompt | None:
     """The best prompt configuration measured on the examples eval run `run` scored (those its tuned
     arm scored, when it has one), with the tuned arm against it. None when fewer than two few-shot
     configurations were measured there (no sweep to pick from)."""
@@ -266,6 +266,6 @@ def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", kind: str | None
     if sum(c.arm == "few-shot" for c in configs) < 2 or all(c.dropped for c in configs):
         return None
     best = best_prompt_config(configs)
-    comparison = stats.compare([best.per_example[i] for i in ids], [tuned[i] for i in ids], kind,
+    comparison = stats.compare([best.per_example[i] for i in ids], [tuned[i] for i in ids], score_type,
                                name_a=best.label(), name_b=tune_arm) if tuned else None
     return BestPrompt(best, comparison, len(configs))

@@ -55,7 +55,7 @@ class Choice:
     as_good: object = None  # stats.NonInferiority behind a cheaper pick, or the one that could not tell
 
 
-def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, kind: str | None = None) -> Choice:
+def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, score_type: str | None = None) -> Choice:
     """The rung to recommend among `rungs` (any order; `candidates`: how many configurations each is
     the best of), with the reasons in words."""
     rungs = sorted(shared(rungs), key=lambda r: LADDER.index(r.arm))
@@ -64,7 +64,7 @@ def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, kin
     if meeting:
         pick = meeting[0]
         choice = Choice(pick, verdict.MEETS, [judged[id(pick)].text(pick.name) + " It is the cheapest rung that does."])
-        _cheaper_as_good(choice, rungs, target, margin, kind)
+        _cheaper_as_good(choice, rungs, target, margin, score_type)
         return choice
     maybe = [r for r in rungs if judged[id(r)].state == verdict.MAYBE]
     if maybe:
@@ -78,14 +78,14 @@ def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, kin
                                          f"(mean {pick.mean:.3f} on {pick.n} examples)."])
 
 
-def _cheaper_as_good(choice: Choice, rungs: list[Rung], target: float, margin: float, kind) -> None:
+def _cheaper_as_good(choice: Choice, rungs: list[Rung], target: float, margin: float, score_type) -> None:
     """Prefer a cheaper rung at 90%+ of the target that is shown as good as the pick (within the
     margin); say so when it cannot be told."""
     pick = choice.rung
     for r in rungs:
         if LADDER.index(r.arm) >= LADDER.index(pick.arm) or r.mean < PROMPT_SHARE * target:
             continue
-        ni = verdict.as_good_as(r.scores, pick.scores, margin, kind, candidates=r.candidates,
+        ni = verdict.as_good_as(r.scores, pick.scores, margin, score_type, candidates=r.candidates,
                                 name_cheap=r.name, name_costly=pick.name)
         choice.as_good = ni
         if ni.shown:

@@ -1,6 +1,6 @@
 """Honest statistics for small evaluation sets, from established tests (scipy).
 
-One entry point, `compare(a, b, kind)`: arm b against arm a on the same examples (a[i] and b[i]
+One entry point, `compare(a, b, score_type)`: arm b against arm a on the same examples (a[i] and b[i]
 belong to example i). The scoreboard, the advisor, the app, the report and the tests all use it.
 
 - one arm's mean: the Clopper-Pearson interval (`proportion_interval`), for 0/1 scores and for
@@ -35,8 +35,8 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
-Kind = Literal["binary", "graded"]
-KINDS = ("binary", "graded")
+ScoreType = Literal["binary", "graded"]
+SCORE_TYPES = ("binary", "graded")
 N_BOOT = 5000  # bootstrap resamples
 N_PERM = 9999  # sign-flip resamples; below 2**13 pairs the test enumerates every flip exactly
 ALPHA = 0.05
@@ -76,7 +76,7 @@ class Comparison:
     p_value: float | None  # raw, two-sided
     n: int  # pairs
     p_adjusted: float | None = None  # Holm across the scoreboard's comparisons; None: a family of one
-    kind: str = "graded"
+    score_type: str = "graded"
     wins: int = 0  # examples where b scored higher than a
     losses: int = 0  # ... lower
     needed: int | None = None  # examples needed to detect the observed difference (80% power)
@@ -150,7 +150,7 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
     return np.array([v for v in values if v is not None], dtype=float)
 
 
-def kind_of(*value_lists: Sequence[float | None], graded_metric: bool = False) -> Kind:
+def score_type_of(*value_lists: Sequence[float | None], graded_metric: bool = False) -> ScoreType:
     """"binary" when every value is 0 or 1 and the metric is not a graded one (the scoreboard
     passes graded_metric for token_f1, rouge_l and field_accuracy); else "graded". Repeats
     averaged per example (0.5, ...) make a binary metric graded."""
@@ -160,14 +160,14 @@ def kind_of(*value_lists: Sequence[float | None], graded_metric: bool = False) -
     return "binary" if np.isin(values, (0.0, 1.0)).all() else "graded"
 
 
-def _check_kind(kind: str | None, *values: np.ndarray) -> Kind:
-    if kind is None:
-        return kind_of(*values)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if kind == "binary" and not all(np.isin(v, (0.0, 1.0)).all() for v in values):
-        raise ValueError("kind='binary' needs every score to be 0 or 1")
-    return kind
+def _check_score_type(score_type: str | None, *values: np.ndarray) -> ScoreType:
+    if score_type is None:
+        return score_type_of(*values)
+    if score_type not in SCORE_TYPES:
+        raise ValueError(f"score_type must be one of {SCORE_TYPES}, got {score_type!r}")
+    if score_type == "binary" and not all(np.isin(v, (0.0, 1.0)).all() for v in values):
+        raise ValueError("score_type='binary' needs every score to be 0 or 1")
+    return score_type
 
 
 # ---- one arm ----------------------------------------------------------------------------------
@@ -206,17 +206,17 @@ def proportion_interval(mean: float, n: int, level: float = 0.95) -> tuple[float
     return lo, hi
 
 
-def mean_ci(values: Sequence[float | None], kind: str | None = None, level: float = 0.95) -> Estimate:
+def mean_ci(values: Sequence[float | None], score_type: str | None = None, level: float = 0.95) -> Estimate:
     """The mean and its Clopper-Pearson interval (`proportion_interval`); None values are skipped.
-    `kind` only checks the scores (binary ones must be 0 or 1)."""
+    `score_type` only checks the scores (binary ones must be 0 or 1)."""
     x = _clean(values)
     if len(x) == 0:
         return Estimate(None, None, None, 0)
-    kind = _check_kind(kind, x)
+    score_type = _check_score_type(score_type, x)
     if x.min() < 0 or x.max() > 1:
         raise ValueError("scores must lie in [0, 1] (every scorer's do)")
     lo, hi = proportion_interval(float(x.mean()), len(x), level)
-    return Estimate(float(x.mean()), lo, hi, len(x), "Clopper-Pearson" if kind == "binary"
+    return Estimate(float(x.mean()), lo, hi, len(x), "Clopper-Pearson" if score_type == "binary"
                     else "Clopper-Pearson on the mean of [0, 1] scores")
 
 
@@ -239,7 +239,7 @@ def newcombe_paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[
     return max(-1.0, diff - down), min(1.0, diff + up)
 
 
-def examples_needed(d: np.ndarray, kind: str, alpha: float = ALPHA, power: float = POWER) -> int | None:
+def examples_needed(d: np.ndarray, score_type: str, alpha: float = ALPHA, power: float = POWER) -> int | None:
     """Roughly how many paired examples would detect the observed mean difference (two-sided
     alpha, given power), at least MIN_PAIRS. Binary: Connor's (1987) McNemar sample size, and
     enough discordant pairs for the exact test; graded: the normal approximation for a paired
@@ -248,7 +248,7 @@ def examples_needed(d: np.ndarray, kind: str, alpha: float = ALPHA, power: float
     if diff == 0:
         return None
     za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
-    if kind == "binary":
+    if score_type == "binary":
         discordant = float(np.mean(d != 0))
         n = (za * math.sqrt(discordant) + zb * math.sqrt(max(0.0, discordant - diff ** 2))) ** 2 / diff ** 2
         n = max(n, MIN_PAIRS / discordant)
@@ -263,23 +263,23 @@ def _mean_diff(x, y, axis=-1):
     return np.mean(y - x, axis=axis)
 
 
-def compare(a: Sequence[float | None], b: Sequence[float | None], kind: str | None = None,
+def compare(a: Sequence[float | None], b: Sequence[float | None], score_type: str | None = None,
             name_a: str = "a", name_b: str = "b", level: float = 0.95, seed: int = 0,
             n_boot: int = N_BOOT, n_perm: int = N_PERM, alpha: float = ALPHA) -> Comparison:
     """Arm b against arm a on the same examples: mean(b - a), its interval, the raw two-sided p
     and the verdict (a family of one: p_adjusted = p_value; `compare_all` applies Holm).
-    Pairs with a missing score on either side are dropped. kind None: decided by `kind_of`."""
+    Pairs with a missing score on either side are dropped. score_type None: decided by `score_type_of`."""
     if len(a) != len(b):
         raise ValueError(f"paired scores differ in length: {len(a)} vs {len(b)}")
     keep = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
     xa, xb = np.array([k[0] for k in keep], dtype=float), np.array([k[1] for k in keep], dtype=float)
-    kind = _check_kind(kind, xa, xb)
-    base = dict(a=name_a, b=name_b, n=len(keep), kind=kind, alpha=alpha)
+    score_type = _check_score_type(score_type, xa, xb)
+    base = dict(a=name_a, b=name_b, n=len(keep), score_type=score_type, alpha=alpha)
     if not keep:
         return Comparison(diff=None, lo=None, hi=None, p_value=None, **base)
     d = xb - xa
     wins, losses = int(np.sum(d > 0)), int(np.sum(d < 0))
-    if kind == "binary":
+    if score_type == "binary":
         test = "exact McNemar (sign test on the discordant pairs)"
         p = sps.binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
         lo, hi = newcombe_paired(xa, xb, level)
@@ -290,7 +290,7 @@ def compare(a: Sequence[float | None], b: Sequence[float | None], kind: str | No
                                  rng=np.random.default_rng(seed)).pvalue
         lo, hi = _bootstrap((xa, xb), _mean_diff, level, seed, n_boot, paired=True)
     return Comparison(diff=float(d.mean()), lo=lo, hi=hi, p_value=float(min(1.0, p)), wins=wins, losses=losses,
-                      needed=examples_needed(d, kind, alpha), test=test, **base)
+                      needed=examples_needed(d, score_type, alpha), test=test, **base)
 
 
 @dataclass
@@ -319,7 +319,7 @@ class NonInferiority:
 
 
 def noninferior(cheap: Sequence[float | None], costly: Sequence[float | None], margin: float,
-                kind: str | None = None, candidates: int = 1, alpha: float = ALPHA,
+                score_type: str | None = None, candidates: int = 1, alpha: float = ALPHA,
                 name_cheap: str = "cheap", name_costly: str = "costly") -> NonInferiority:
     """A one-sided non-inferiority test of the paired difference cheap - costly against -margin,
     at alpha' = alpha / candidates. d = gains - losses, where gains = max(d, 0) and losses =
@@ -332,7 +332,7 @@ def noninferior(cheap: Sequence[float | None], costly: Sequence[float | None], m
         raise ValueError(f"paired scores differ in length: {len(cheap)} vs {len(costly)}")
     keep = [(x, y) for x, y in zip(cheap, costly) if x is not None and y is not None]
     xa, xb = np.array([k[0] for k in keep], dtype=float), np.array([k[1] for k in keep], dtype=float)
-    kind = _check_kind(kind, xa, xb)
+    score_type = _check_score_type(score_type, xa, xb)
     a = alpha / max(1, candidates)
     base = dict(cheap=name_cheap, costly=name_costly, margin=margin, n=len(keep), alpha=alpha, candidates=candidates,
                 test="Clopper-Pearson bounds on the gains and the losses, one-sided")
@@ -382,18 +382,18 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def compare_all(per_arm: Mapping[str, Mapping[str, float | None]], kind: str | None = None,
+def compare_all(per_arm: Mapping[str, Mapping[str, float | None]], score_type: str | None = None,
                 **options) -> list[Comparison]:
     """Every pair of arms (in the mapping's order, b later than a) over the examples both
     scored ({arm: {example id: score}}), with Holm's correction across all of them."""
     arms = list(per_arm)
-    if kind is None:
-        kind = kind_of(*(list(v.values()) for v in per_arm.values()))
+    if score_type is None:
+        score_type = score_type_of(*(list(v.values()) for v in per_arm.values()))
     out = []
     for i, a in enumerate(arms):
         for b in arms[i + 1:]:
             common = sorted(set(per_arm[a]) & set(per_arm[b]))
-            out.append(compare([per_arm[a][e] for e in common], [per_arm[b][e] for e in common], kind,
+            out.append(compare([per_arm[a][e] for e in common], [per_arm[b][e] for e in common], score_type,
                                name_a=a, name_b=b, **options))
     for c, p in zip(out, holm([c.p_value for c in out])):
         c.p_adjusted = p

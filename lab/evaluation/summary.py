@@ -15,7 +15,7 @@ from . import costs, stats, verdict
 from .scorers import CONTINUOUS, CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
 FAILURES = ["request failed", "truncated", "output invalid", "retrieval missed", "answer wrong"]
-# What each failure kind means, for people who did not write the scorers (tooltips, report, text).
+# What each failure means, for people who did not write the scorers (tooltips, report, text).
 FAILURE_NOTES = {
     "request failed": "the model gave no answer: the request itself failed (prompt too long, adapter would not load)",
     "truncated": "the answer ran into the token budget (max_tokens) before it finished: raise max_tokens",
@@ -80,7 +80,7 @@ class Scoreboard:
     n_examples: int  # held-out examples in the task
     complete: bool
     cost_assumptions: dict = field(default_factory=dict)
-    score_kind: str = "binary"  # stats.kind_of the per-example primary scores: which tests apply
+    score_type: str = "binary"  # stats.score_type_of the per-example primary scores: which tests apply
     margin: float = verdict.MARGIN  # the task's non-inferiority margin ("as good as")
     # rows measured in other runs of the same prompt sweep, shown beside the arms (the prompt rung's
     # best configuration, named by it: `advisor.recommend_for_run` adds it); never compared here
@@ -97,7 +97,7 @@ class Scoreboard:
                 "target": self.target, "arms": [a.as_dict() for a in self.arms],
                 "comparisons": [c.as_dict() for c in self.comparisons], "examples": self.examples,
                 "n_examples": self.n_examples, "complete": self.complete,
-                "cost_assumptions": self.cost_assumptions, "score_kind": self.score_kind, "margin": self.margin}
+                "cost_assumptions": self.cost_assumptions, "score_type": self.score_type, "margin": self.margin}
 
     def sentence(self, c: stats.Comparison) -> str:
         """The comparison in one plain sentence (`plain_sentence`), with this board's arms."""
@@ -135,8 +135,8 @@ class Scoreboard:
         lines += ["", "Why answers were wrong (per arm):"]
         lines += text_table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
                                              for a in self.arms])
-        lines += [f"  {kind}: {FAILURE_NOTES[kind]}" for kind in FAILURES
-                  if any(a.failures.get(kind) for a in self.arms)]
+        lines += [f"  {failure}: {FAILURE_NOTES[failure]}" for failure in FAILURES
+                  if any(a.failures.get(failure) for a in self.arms)]
         disagree = [e for e in self.examples if e["disagree"]]
         lines += ["", f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
                   + (" (first 10):" if disagree else ".")]
@@ -199,7 +199,7 @@ def results_note(board: Scoreboard) -> str:
 
 def method_note(board: Scoreboard) -> str:
     """Which tests the comparisons used, in one line (the text, the app and the report say it)."""
-    test = ("exact McNemar test on the discordant pairs, Newcombe interval" if board.score_kind == "binary"
+    test = ("exact McNemar test on the discordant pairs, Newcombe interval" if board.score_type == "binary"
             else "paired sign-flip permutation test, BCa bootstrap interval")
     test += "; each arm's interval Clopper-Pearson; meets = its lower end at or above the target"
     m = len([c for c in board.comparisons if c.p_value is not None])
@@ -322,7 +322,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     common = set.intersection(*(set(v) for v in per_example.values())) if per_example else set()
     judged_on = {arm: {ex: s for ex, s in v.items() if ex in common} for arm, v in per_example.items()}
     # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
-    kind = stats.kind_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
+    score_type = stats.score_type_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
     # every arm is a chance to meet the target by luck: they share the 5% (`verdict.family`)
     share = verdict.family(verdict.RUNG_OF.get(a, a) for a in present)
     summaries = []
@@ -349,7 +349,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         stability = None
         if any(len(v) > 1 for v in scores_by_ex.values()):
             stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
-        quality = stats.mean_ci(list(judged_on[arm].values()), kind)
+        quality = stats.mean_ci(list(judged_on[arm].values()), score_type)
         judged = verdict.meets_arm(quality, task.target, share[verdict.RUNG_OF.get(arm, arm)])
         summaries.append(ArmSummary(
             arm=arm, n=len(judged_on[arm]), quality=quality, verdict=judged, meets_target=judged.ok,
@@ -363,7 +363,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             constrained=_constrained(run, ok)))
 
     _add_training_costs(lab, run, task, summaries)
-    comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, kind)
+    comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, score_type)
 
     examples = []
     ids = list(dict.fromkeys(r["example_id"] for r in rows))
@@ -386,7 +386,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     return Scoreboard(run={k: v for k, v in run.items() if not k.endswith("_json")}, task=task.name,
                       primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
                       examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
-                      cost_assumptions=cost_table, score_kind=kind, margin=task.margin)
+                      cost_assumptions=cost_table, score_type=score_type, margin=task.margin)
 
 
 def _constrained(run: dict, ok_rows: list[dict]) -> bool | None:

@@ -144,12 +144,12 @@ def helped_text(c: stats.Comparison, what: str, pair: str, against: str = "") ->
 
 # ---- is the cheaper rung as good? -------------------------------------------------------------
 
-def as_good_as(cheap: dict, costly: dict, margin: float = MARGIN, kind: str | None = None, candidates: int = 1,
+def as_good_as(cheap: dict, costly: dict, margin: float = MARGIN, score_type: str | None = None, candidates: int = 1,
                name_cheap: str = "cheap", name_costly: str = "costly") -> stats.NonInferiority:
     """The non-inferiority test of `cheap` against `costly` ({example id: score}) on the examples
     both scored. `candidates` > 1 when the cheaper one is the best of several picked on these examples."""
     common = sorted(set(cheap) & set(costly))
-    return stats.noninferior([cheap[i] for i in common], [costly[i] for i in common], margin, kind,
+    return stats.noninferior([cheap[i] for i in common], [costly[i] for i in common], margin, score_type,
                              candidates=candidates, name_cheap=name_cheap, name_costly=name_costly)
 
 

@@ -109,14 +109,14 @@ def _search(lab, idx: LoadedIndex, query: str, k: int) -> list[Passage]:
 
 def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k: int = 4,
             system: str | None = None, options=None, on_text=None, adapter: str | None = None,
-            arm: str = "rag", log_extra: dict | None = None, kind: str | None = None,
+            arm: str = "rag", log_extra: dict | None = None, engine: str | None = None,
             adapter_sha: str | None = None, adapter_id: str | None = None, cancel=None):
     """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
     generate, and log the corpus, index hash and retrieved chunks with the generation.
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
     idx = loaded_index(lab, corpus)  # one version for both the passages and the logged index hash
     retrieved = _search(lab, idx, question, k)
-    backend = lab.backend(model, kind)
+    backend = lab.backend(model, engine)
     options = options or lab.options()
     messages, kept = pack_passages(backend, question, retrieved, instruction=system,
                                    max_tokens=options.max_tokens)
@@ -125,7 +125,7 @@ def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k:
            "retrieved": [{"chunk_id": p.chunk_id, "source": p.source, "score": round(p.score, 4),
                           "in_prompt": p.chunk_id in in_prompt} for p in retrieved],
            **(log_extra or {})}
-    gen, row_id = lab.generate(messages, arm=arm, model=model, kind=kind, options=options,
+    gen, row_id = lab.generate(messages, arm=arm, model=model, engine=engine, options=options,
                                adapter=adapter, adapter_sha=adapter_sha, adapter_id=adapter_id,
                                on_text=on_text, log=log, cancel=cancel)
     return gen, row_id, kept

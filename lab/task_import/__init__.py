@@ -18,9 +18,9 @@ from __future__ import annotations
 from .plan import (FORMATS, TaskPlan, check_name, training_file, default_instruction, derive_schema, eval_count, import_task,
                    infer_format, leakage, normalise, parse_eval_size, plan_task, remove_leaks, split, task_toml,
                    write_task)
-from .read import KINDS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
+from .read import FILE_FORMATS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
 
-__all__ = ["training_file", "FORMATS", "KINDS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",
+__all__ = ["training_file", "FORMATS", "FILE_FORMATS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",
            "derive_schema", "eval_count", "guess_columns", "import_task", "infer_format", "leakage", "normalise",
            "parse_eval_size", "pick_columns", "plan_task", "preview", "read_table", "remove_leaks", "split",
            "task_toml", "write_task"]

@@ -104,10 +104,10 @@ def default_instruction(fmt: str, input_column: str, output_column: str, labels:
     if fmt == "json":
         lines = []
         for key, prop in (schema or {}).get("properties", {}).items():
-            kind = prop.get("type")
+            json_type = prop.get("type")
             what = (" or ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"]) if "enum" in prop
                     else {"string": "text", "integer": "a whole number", "number": "a number",
-                          "boolean": "true or false", "array": "a list", "object": "an object"}.get(kind, "a value"))
+                          "boolean": "true or false", "array": "a list", "object": "an object"}.get(json_type, "a value"))
             lines.append(f'"{key}": {what}')
         head = given or f"Read the {inp} and reply with one JSON object and nothing else."
         return head + ("\nKeys, in this order:\n" + "\n".join(lines) if lines else "")
@@ -120,7 +120,7 @@ def default_instruction(fmt: str, input_column: str, output_column: str, labels:
 class TaskPlan:
     name: str
     source: Path
-    kind: str
+    file_format: str  # csv, tsv, jsonl, json, parquet (read.FILE_FORMATS)
     shape: str
     input_column: str
     output_column: str
@@ -149,7 +149,7 @@ class TaskPlan:
     def summary(self) -> str:
         inferred = ("inferred" if self.output_format == self.inferred_format
                     else f"chosen; inferred {self.inferred_format}")
-        out = [f"from {self.source.name} ({self.kind}" + (f", {self.shape} rows" if self.shape != "records" else "")
+        out = [f"from {self.source.name} ({self.file_format}" + (f", {self.shape} rows" if self.shape != "records" else "")
                + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
                f"format: {self.output_format} ({inferred})"
                + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
@@ -204,7 +204,7 @@ def plan_task(source: str | Path | Table, name: str, *, input_column: str | None
     scorers, primary = _scorers(fmt)
     train, evals, fewshot = split(examples, fmt, eval_size, seed, table.path)
     train, fewshot, leaked = remove_leaks(train, evals, fewshot)
-    plan = TaskPlan(name, table.path, table.kind, table.shape, inp, out, fmt, inferred,
+    plan = TaskPlan(name, table.path, table.file_format, table.shape, inp, out, fmt, inferred,
                     found_labels if fmt == "label" else None, schema if fmt == "json" else None,
                     instruction or default_instruction(fmt, inp, out, found_labels, schema, table.instruction),
                     scorers, primary, seed, len(table.rows), train, evals, fewshot, duplicates, leaked)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..tasks import TaskError
 
-KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
          ".parquet": "parquet", ".pq": "parquet"}
 PAIRS = [("text", "label"), ("input", "output"), ("prompt", "completion"), ("question", "answer")]
 
@@ -30,7 +30,7 @@ class TaskImportError(TaskError):
 @dataclass
 class Table:
     path: Path
-    kind: str  # csv, tsv, jsonl, json, parquet
+    file_format: str  # csv, tsv, jsonl, json, parquet
     columns: list[str]
     rows: list[dict[str, Any]]
     places: list[int]  # where each row is: a line (text files), a record or row number
@@ -47,17 +47,17 @@ def read_table(path: str | Path) -> Table:
     path = Path(path)
     if not path.is_file():
         raise TaskImportError(f"{path}: no such file")
-    kind = KINDS.get(path.suffix.lower())
-    if kind is None:
+    file_format = FILE_FORMATS.get(path.suffix.lower())
+    if file_format is None:
         raise TaskImportError(f"{path}: unknown file type '{path.suffix}': use .csv, .tsv, .jsonl, .json or .parquet")
-    if kind == "parquet":
+    if file_format == "parquet":
         table = _read_parquet(path)
     else:
         text = _decode(path)
         if not text.strip():
             raise TaskImportError(f"{path}: the file is empty")
-        read = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json}[kind]
-        table = read(path, text, kind)
+        read = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json}[file_format]
+        table = read(path, text, file_format)
     if not table.rows:
         raise TaskImportError(f"{path}: the file has no rows" + (" (only a header)" if table.columns else ""))
     return _flatten(table)
@@ -76,8 +76,8 @@ def _decode(path: Path) -> str:
                               "and UTF-8 with a BOM): save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')") from None
 
 
-def _read_delimited(path: Path, text: str, kind: str) -> Table:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if kind == "tsv" else ",")
+def _read_delimited(path: Path, text: str, file_format: str) -> Table:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if file_format == "tsv" else ",")
     header: list[str] | None = None
     rows, places, start = [], [], 1
     try:
@@ -92,12 +92,12 @@ def _read_delimited(path: Path, text: str, kind: str) -> Table:
             if len(record) != len(header):
                 raise TaskImportError(f"{path}: line {line}: {len(record)} fields, but the header has {len(header)} "
                                       f"({', '.join(header)}); a value with a "
-                                      f"{'tab' if kind == 'tsv' else 'comma'} in it needs \"quotes\"")
+                                      f"{'tab' if file_format == 'tsv' else 'comma'} in it needs \"quotes\"")
             rows.append(dict(zip(header, record)))
             places.append(line)
     except csv.Error as e:
         raise TaskImportError(f"{path}: line {reader.line_num}: {e}") from None
-    return Table(path, kind, header or [], rows, places)
+    return Table(path, file_format, header or [], rows, places)
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -109,14 +109,14 @@ def _check_header(path: Path, header: list[str]) -> None:
         raise TaskImportError(f"{path}: line 1: the header names {', '.join(dupes)} more than once")
 
 
-def _read_jsonl(path: Path, text: str, kind: str) -> Table:
+def _read_jsonl(path: Path, text: str, file_format: str) -> Table:
     rows, places = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         rows.append(_record(path, f"line {n}", line))
         places.append(n)
-    return Table(path, kind, _columns(rows), rows, places)
+    return Table(path, file_format, _columns(rows), rows, places)
 
 
 def _record(path: Path, where: str, text: str) -> dict:
@@ -129,7 +129,7 @@ def _record(path: Path, where: str, text: str) -> dict:
     return obj
 
 
-def _read_json(path: Path, text: str, kind: str) -> Table:
+def _read_json(path: Path, text: str, file_format: str) -> Table:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -142,7 +142,7 @@ def _read_json(path: Path, text: str, kind: str) -> Table:
     for i, obj in enumerate(data, 1):
         if not isinstance(obj, dict):
             raise TaskImportError(f"{path}: record {i}: each record must be a JSON object, got {type(obj).__name__}")
-    return Table(path, kind, _columns(data), data, list(range(1, len(data) + 1)), unit="record")
+    return Table(path, file_format, _columns(data), data, list(range(1, len(data) + 1)), unit="record")
 
 
 def _read_parquet(path: Path) -> Table:
@@ -196,13 +196,13 @@ def _flatten(t: Table) -> Table:
             systems.append(next((m.get("content") for m in msgs if m.get("role") in ("system", "developer")), None))
             rows.append({"input": user[-1].get("content"), "output": msgs[-1].get("content")})
         shared = systems[0] if len(set(systems)) == 1 else None
-        return Table(t.path, t.kind, ["input", "output"], rows, t.places, t.unit, "chat", shared)
+        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "chat", shared)
     if {"instruction", "output"} <= cols:
         instructions = {str(r.get("instruction") or "").strip() for r in t.rows}
         shared = next(iter(instructions)) if len(instructions) == 1 and "input" in cols else None
         rows = [{"input": r.get("input") if shared else _join(r.get("instruction"), r.get("input")),
                  "output": r.get("output")} for r in t.rows]
-        return Table(t.path, t.kind, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None)
+        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None)
     return t
 
 

@@ -56,9 +56,9 @@ class AdapterInfo:
     def device(self) -> str | None:
         return self.manifest.get("device")
 
-    def serve_path(self, backend_kind: str) -> str:
-        """What the backend loads: adapter.gguf for llama.cpp, the PEFT folder for transformers."""
-        if backend_kind == "llamacpp":
+    def serve_path(self, engine: str) -> str:
+        """What `engine` loads: adapter.gguf for llama.cpp, the PEFT folder for transformers."""
+        if engine == "llamacpp":
             if self.gguf_path is None or not self.gguf_path.exists():
                 raise AdapterError(f"adapter '{self.name}' has no adapter.gguf for llama.cpp: "
                                    f"run `lab adapters export {self.name}` or serve it with --backend hf")
@@ -139,7 +139,7 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:
         if model or not stored:
             raise
         info = lab.model_info(stored)  # a user model given by path when it was trained
-    if info.kind == "openai":  # the weights live on the server: it checks its base model (name, hash)
+    if info.format == "openai":  # the weights live on the server: it checks its base model (name, hash)
         check_served(lab, adapter, model or info.id)
         return adapter
     check_fits(adapter, info, lab.model_sha(info))

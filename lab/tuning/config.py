@@ -44,10 +44,10 @@ def training_device(device: str = "auto") -> str:
 def device_defaults(device: str) -> dict:
     """The training settings that suit `device`: "cpu", "cuda" (or "cuda:N"), or "auto" (this machine)."""
     device = training_device(device)
-    kind = device.split(":")[0]
-    if kind not in _DEVICE_DEFAULTS:
+    device_type = device.split(":")[0]
+    if device_type not in _DEVICE_DEFAULTS:
         raise TrainConfigError(f"device '{device}': expected cpu, cuda or auto")
-    return copy.deepcopy(_DEVICE_DEFAULTS[kind])
+    return copy.deepcopy(_DEVICE_DEFAULTS[device_type])
 
 
 class TrainConfig(BaseModel):

@@ -26,7 +26,8 @@ def manifest(run: TrainRun, folder: Path, gguf_sha: str | None) -> dict:
     files = {"peft": "adapter_model.safetensors", **({"gguf": "adapter.gguf"} if gguf_sha else {})}
     return {
         "format": "lab-adapter/1", "name": cfg.name, "created": now(), "lab_version": __version__,
-        "base_model": {"id": info.id, "kind": info.kind, "path": str(info.path), "sha256": run.base_sha,
+        # "kind": the base model's format (ModelInfo.format); the key every lab-adapter/1 manifest has
+        "base_model": {"id": info.id, "kind": info.format, "path": str(info.path), "sha256": run.base_sha,
                        "architecture": info.architecture},
         "adapter": {"sha256": sha256_of(folder / "adapter_model.safetensors"), "gguf_sha256": gguf_sha,
                     "files": files, "rank": cfg.rank, "alpha": cfg.alpha, "target_modules": run.targets},
@@ -64,7 +65,7 @@ def finish(run: TrainRun) -> AdapterInfo:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(str(tmp))
     gguf_sha = None
-    if run.info.kind == "gguf":
+    if run.info.format == "gguf":
         from .export_gguf import export_gguf
 
         gguf_sha = sha256_of(export_gguf(tmp, run.info.path))

@@ -232,7 +232,7 @@ def train_in_job(lab, config: TrainConfig, *, resume: bool = False, restart: boo
     trainer at a step boundary with a checkpoint: TrainingInterrupted, as train() raises it.
     Returns the finished AdapterInfo; a refusal or failure is a TrainingError with the trainer's words."""
     from .adapters import read_adapter
-    from .train import sigterm_as_interrupt
+    from .trainer import sigterm_as_interrupt
 
     job = start(lab, config, overwrite=overwrite, resume=resume, restart=restart)
     proc = next(p for p in _CHILDREN if p.pid == job.pid)

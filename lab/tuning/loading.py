@@ -93,7 +93,7 @@ def estimate_gguf_params(path: str | Path) -> int:
 
 def check_trainable_base(lab, info: ModelInfo) -> None:
     """Refuse a GGUF-only base too big to dequantise, saying what is needed on disk instead."""
-    if info.kind != "gguf" or paired_hf_folder(info) or (lab.hf_cache_dir(info) / "config.json").exists():
+    if info.format != "gguf" or paired_hf_folder(info) or (lab.hf_cache_dir(info) / "config.json").exists():
         return
     params = estimate_gguf_params(info.path)
     if params > MAX_DEQUANTISE_PARAMS:
@@ -108,7 +108,7 @@ def check_trainable_base(lab, info: ModelInfo) -> None:
 def hf_source_path(lab, info: ModelInfo) -> Path:
     """Where the base weights come from (the HF folder, the paired one, or the cache of the
     dequantised GGUF), without converting anything."""
-    if info.kind == "hf":
+    if info.format == "hf":
         return Path(info.path)
     return paired_hf_folder(info) or lab.hf_cache_dir(info)
 
@@ -150,12 +150,12 @@ def _load_lora(run: TrainRun) -> None:
     info, lab = run.info, run.lab
     paired = paired_hf_folder(info)
     if paired:
-        source = dataclasses.replace(info, kind="hf", path=paired)
+        source = dataclasses.replace(info, format="hf", path=paired)
         model, tok = load_hf_model(source, dtype=run.precision.weights, device=run.device)
     else:
         check_trainable_base(lab, info)
         model, tok = load_hf_model(info, dtype=run.precision.weights, device=run.device,
-                                   cache_dir=lab.hf_cache_dir(info) if info.kind == "gguf" else None)
+                                   cache_dir=lab.hf_cache_dir(info) if info.format == "gguf" else None)
     if gradient_checkpointing(run.config, run.method, run.device):
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()

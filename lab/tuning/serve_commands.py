@@ -53,7 +53,7 @@ def serve_plan(lab, engine: str, base: str | None = None, host: str = "127.0.0.1
     if engine not in ENGINES:
         raise AdapterError(f"unknown engine '{engine}': choose from {', '.join(ENGINES)}")
     info = lab.model_info(base)
-    if info.kind == "openai":
+    if info.format == "openai":
         raise AdapterError(f"{info.id} is already a server: name the local base model the adapters were trained on")
     sha = lab.model_sha(info)
     adapters = [a for a in list_adapters(lab.home.adapters)[0] if a.base_sha == sha]

@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import gradient_checkpointing
 from .model_shape import ModelShape, VRAMError, lora_params, model_shape, read_model_config
-from .vram_estimate import GIB, Estimate, Settings, estimate, estimate_for, format_gib, make_settings  # noqa: F401
+from .vram_estimate import GIB, MemoryEstimate, Settings, estimate, estimate_for, format_gib, make_settings  # noqa: F401
 
 MIN_SEQ_LEN = 16  # TrainConfig.max_seq_len's lower bound
 
@@ -28,12 +28,12 @@ MIN_SEQ_LEN = 16  # TrainConfig.max_seq_len's lower bound
 
 @dataclass
 class Plan:
-    estimate: Estimate
+    estimate: MemoryEstimate
     available_bytes: int | None  # None: no GPU visible and no vram_gb given
     available_source: str  # where that figure came from
     fits: bool | None  # None when available_bytes is unknown
     suggestion: dict[str, Any] | None = None  # the settings changed to fit, new values
-    suggested: Estimate | None = None  # the estimate with the suggestion applied
+    suggested: MemoryEstimate | None = None  # the estimate with the suggestion applied
     message: str = ""
 
     def to_text(self) -> str:

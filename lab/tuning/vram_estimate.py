@@ -84,7 +84,7 @@ def make_settings(**values: Any) -> Settings:
 # ---- the estimate --------------------------------------------------------------------------------
 
 @dataclass
-class Estimate:
+class MemoryEstimate:
     settings: Settings
     shape: ModelShape
     breakdown: dict[str, int]  # component -> bytes, in the order shown
@@ -117,7 +117,7 @@ def format_gib(n: float) -> str:
 def estimate(model_config: dict, *, method: str = "qlora", engine: str = "peft", rank: int = 8,
              target_modules: list[str] | str = ("q_proj", "v_proj"), seq_len: int = 512, batch_size: int = 1,
              gradient_checkpointing: bool = True, dtype: str = "bf16", attention: str = "sdpa",
-             lora_dropout: float = 0.0, double_quant: bool = True) -> Estimate:
+             lora_dropout: float = 0.0, double_quant: bool = True) -> MemoryEstimate:
     """Peak GPU memory of one training step, component by component (see the module docstring)."""
     settings = make_settings(
         method=method, engine=engine, rank=rank,
@@ -127,7 +127,7 @@ def estimate(model_config: dict, *, method: str = "qlora", engine: str = "peft",
     return estimate_for(model_shape(model_config), settings)
 
 
-def estimate_for(shape: ModelShape, s: Settings) -> Estimate:
+def estimate_for(shape: ModelShape, s: Settings) -> MemoryEstimate:
     unsloth, qlora = s.engine == "unsloth", s.method == "qlora"
     parts: dict[str, int] = {}
     notes: dict[str, str] = {}
@@ -161,7 +161,7 @@ def estimate_for(shape: ModelShape, s: Settings) -> Estimate:
     parts["CUDA context + allocator"] = CUDA_CONTEXT_BYTES + int(ALLOCATOR_SLACK * transient)
     notes["CUDA context + allocator"] = (f"{format_gib(CUDA_CONTEXT_BYTES)} context + {ALLOCATOR_SLACK:.0%} "
                                          "of the per-step memory for allocator slack")
-    return Estimate(s, shape, parts, notes)
+    return MemoryEstimate(s, shape, parts, notes)
 
 
 def _activation_width(s: Settings) -> int:
