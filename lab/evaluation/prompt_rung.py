@@ -21,7 +21,7 @@ from .. import ladder
 from ..prompts import few_shot
 from ..tasks import load_task
 from . import stats
-from .runner import IDENTITY_DEFAULTS, EvalError, run_eval
+from .runner import IDENTITY_DEFAULTS, EvalError, config_label, run_eval
 from .sample import held_out as sampled
 
 MODES = ("fixed", "similar")
@@ -42,9 +42,7 @@ class PromptConfig:
 
     def label(self) -> str:
         """"few-shot, 8 similar examples, constrained"; "zero-shot"."""
-        plural = "s" if self.k != 1 else ""
-        what = "zero-shot" if self.arm == "zero-shot" else f"few-shot, {self.k} {self.mode} example{plural}"
-        return what + (", constrained" if self.constrain else "")
+        return config_label(self.arm, self.mode, self.k, self.constrain)
 
     def as_dict(self) -> dict:
         return {"arm": self.arm, "mode": self.mode, "k": self.k, "constrain": self.constrain,

@@ -90,6 +90,15 @@ def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_s
     identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)  # as run_eval's
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
+def config_label(arm: str, mode: str = "fixed", k: int | None = None, constrain: bool = False) -> str:
+    """A configuration's one name, wherever it is shown: "few-shot, 8 similar examples,
+    constrained"; "zero-shot"; "tune+rag"."""
+    what = arm
+    if arm == "few-shot" and k is not None:
+        what = f"few-shot, {k} {mode} example{'s' if k != 1 else ''}"
+    return what + (", constrained" if constrain else "")
+
+
 def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
              repeats: int = 1, model: str | None = None, adapter: str | None = None,
              few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
@@ -154,8 +163,7 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
                     rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
 
     def finished(row):  # the bar names the configuration: a prompt-rung sweep runs several
-        shown = row["arm"] + (f" ({k} {few_shot_mode})" if row["arm"] == "few-shot" else "")
-        bar.set_postfix_str(shown + (", constrained" if constrain else ""), refresh=False)
+        bar.set_postfix_str(config_label(row["arm"], few_shot_mode, k, constrain), refresh=False)
         bar.update(1)
         if on_result:
             on_result(row)
