@@ -18,7 +18,7 @@ for _name, _value in {
 # peft imports bitsandbytes whenever it is installed (and transformers and sentence-transformers
 # import peft), and bitsandbytes then tries to fetch a CPU kernel from the hub and warns that it
 # cannot: always, offline. Drop that one message.
-import logging as _logging
+import logging as _logging  # noqa: E402 (after the environment above, on purpose)
 
 _logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: "kernels-community" not in record.getMessage())

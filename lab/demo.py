@@ -24,9 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import ladder
 from .evaluation.runner import done_keys, matching_run, run_eval

@@ -15,7 +15,7 @@ class LabHome:
     root: Path
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike | None = None) -> "LabHome":
+    def resolve(cls, home: str | os.PathLike | None = None) -> LabHome:
         root = Path(home or os.environ.get("LAB_HOME") or Path.cwd()).expanduser().resolve()
         return cls(root)
 
@@ -52,7 +52,7 @@ class LabHome:
     def config_path(self) -> Path:
         return self.root / "lab.toml"
 
-    def ensure(self) -> "LabHome":
+    def ensure(self) -> LabHome:
         for folder in (self.root, self.state):
             folder.mkdir(parents=True, exist_ok=True)
         return self

@@ -11,9 +11,10 @@ every generation is logged under one of `ARMS` by `Lab.generate`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .backends import default_backend_for
 from .backends.base import Generation, OnText
@@ -40,7 +41,7 @@ class Answer:
     generation: Generation
     row_id: int  # the `generations` row it was logged as
     passages: list | None = None  # rag arms: the passages in the prompt, in citation order
-    adapter: "AdapterInfo | None" = None  # tune arms: the adapter that was served
+    adapter: AdapterInfo | None = None  # tune arms: the adapter that was served
     shots: int | None = None  # few-shot: examples that fitted the context
 
     @property
@@ -182,9 +183,10 @@ def task_corpus(lab, task) -> str:
     raise ArmError(f"task '{task.name}': corpus '{name}' not found in {lab.home.corpora} or {REPO_CORPORA}")
 
 
-def resolve_adapter(lab, name: str, model: str | None = None) -> "AdapterInfo":
+def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:
     """The adapter `name`, checked against the model that will serve it."""
-    from .tuning.adapters import AdapterError, resolve_adapter as _resolve
+    from .tuning.adapters import AdapterError
+    from .tuning.adapters import resolve_adapter as _resolve
 
     try:
         return _resolve(lab, name, model)
@@ -194,11 +196,11 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> "AdapterInfo":
 
 # ---- one question through one arm -------------------------------------------------------------
 
-def answer(lab, arm: str, question: str, *, task: "Task | None" = None, corpus: str | Path | None = None,
-           adapter: "str | AdapterInfo | None" = None, model: str | None = None, engine: str | None = None,
+def answer(lab, arm: str, question: str, *, task: Task | None = None, corpus: str | Path | None = None,
+           adapter: str | AdapterInfo | None = None, model: str | None = None, engine: str | None = None,
            options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
            rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None,
-           cancel: "threading.Event | None" = None, constrain: bool = False) -> Answer:
+           cancel: threading.Event | None = None, constrain: bool = False) -> Answer:
     """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
     pool, the corpus and the answer length; explicit arguments win over it.
 

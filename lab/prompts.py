@@ -7,7 +7,7 @@ adapter on (`lab.tuning`); the messages themselves are built here.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 DEFAULT_SYSTEM = "You are a helpful, concise assistant."
 

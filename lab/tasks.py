@@ -27,8 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
-from pydantic import field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .config import tomllib
 from .home import LabHome
@@ -82,7 +90,7 @@ class Probe(BaseModel):
     question: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _changes_something(self) -> "Probe":
+    def _changes_something(self) -> Probe:
         if self.old == self.new:
             raise ValueError("'old' and 'new' must differ")
         return self
@@ -175,7 +183,7 @@ class Task(BaseModel):
             raise TaskError(f"{_show(self.json_schema)}: not a valid JSON schema: {e.message}") from e
         return schema
 
-    def examples(self, split: str) -> list["Example"]:
+    def examples(self, split: str) -> list[Example]:
         """The examples of one split ("train", "eval" or "fewshot"); [] when the task has none."""
         if split not in SPLITS:
             raise TaskError(f"unknown split '{split}': use one of {', '.join(SPLITS)}")
@@ -265,14 +273,14 @@ def builtin_tasks() -> list[str]:
     return sorted(p.parent.name for p in SCENARIOS_DIR.glob(f"*/{TASK_FILE}"))
 
 
-def home_tasks_dir(home: "str | os.PathLike | LabHome | None" = None) -> Path:
+def home_tasks_dir(home: str | os.PathLike | LabHome | None = None) -> Path:
     """<lab home>/tasks: where `lab task new` writes (home: a path, a LabHome, or None for
     LAB_HOME / the current directory, as the Lab resolves it)."""
     root = home.root if isinstance(home, LabHome) else LabHome.resolve(home).root
     return root / HOME_TASKS
 
 
-def home_tasks(home: "str | os.PathLike | LabHome | None" = None) -> list[str]:
+def home_tasks(home: str | os.PathLike | LabHome | None = None) -> list[str]:
     """Names of the tasks in the lab home's tasks/ folder (each a folder holding a task.toml)."""
     folder = home_tasks_dir(home)
     if not folder.is_dir():
@@ -280,14 +288,14 @@ def home_tasks(home: "str | os.PathLike | LabHome | None" = None) -> list[str]:
     return sorted(p.parent.name for p in folder.glob(f"*/{TASK_FILE}") if not p.parent.name.startswith("."))
 
 
-def task_names(home: "str | os.PathLike | LabHome | None" = None) -> list[str]:
+def task_names(home: str | os.PathLike | LabHome | None = None) -> list[str]:
     """Every task a bare name can load: the built-in scenarios, then the lab home's own
     (a home task named like a built-in is shadowed by it, so it is not listed twice)."""
     builtins = builtin_tasks()
     return builtins + [n for n in home_tasks(home) if n not in builtins]
 
 
-def find_task_file(name_or_path: str | os.PathLike, home: "str | os.PathLike | LabHome | None" = None) -> Path:
+def find_task_file(name_or_path: str | os.PathLike, home: str | os.PathLike | LabHome | None = None) -> Path:
     """A built-in name, a task in the lab home's tasks/, a task.toml, or a folder holding one
     -> the task.toml's path."""
     path = Path(name_or_path).expanduser()
@@ -310,7 +318,7 @@ def find_task_file(name_or_path: str | os.PathLike, home: "str | os.PathLike | L
                     + f"or pass a path to a {TASK_FILE} or its folder")
 
 
-def load_task(name_or_path: "str | os.PathLike | Task", home: "str | os.PathLike | LabHome | None" = None) -> Task:
+def load_task(name_or_path: str | os.PathLike | Task, home: str | os.PathLike | LabHome | None = None) -> Task:
     """A task by built-in name, by name in the lab home's tasks/, or by task.toml path
     (a Task is returned as it is)."""
     if isinstance(name_or_path, Task):

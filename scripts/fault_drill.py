@@ -399,7 +399,7 @@ def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
                 return proc, url
         except httpx.HTTPError:
             if proc.poll() is not None:
-                raise RuntimeError(f"lab serve exited with {proc.returncode}: {log.read_text()[-800:]}")
+                raise RuntimeError(f"lab serve exited with {proc.returncode}: {log.read_text()[-800:]}") from None
         time.sleep(0.2)
     raise RuntimeError("lab serve did not answer within 300 s")
 
@@ -464,7 +464,7 @@ def drill_load(home: Path, requests: int = 8, max_tokens: int = 24) -> tuple[Out
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     logged = 0
-    for i, (secs, stats, error) in enumerate(results):
+    for i, (_secs, stats, error) in enumerate(results):
         problems = [error] if error else []
         rows = db_rows(home, "select id from generations where messages_json like ?", [f"%{marks[i]}%"])
         logged += len(rows)

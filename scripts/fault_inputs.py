@@ -107,7 +107,7 @@ def jsonl_cases(rng: random.Random) -> list[BadCase]:
     cases = []
     for breakage in LINE_BREAKAGES:
         at = rng.randint(2, PADDING)
-        line = lambda strict: draw(broken_line(breakage, strict), rng)  # noqa: E731
+        line = lambda strict, breakage=breakage: draw(broken_line(breakage, strict), rng)  # noqa: E731
         where = (f":{at}:", f"line {at}")
         cases += [
             BadCase(f"eval.jsonl: {breakage} at line {at}", {"task.toml": TASK_TOML, "train.jsonl": good,

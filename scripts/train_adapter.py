@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.engine import Lab  # noqa: E402
 from lab.tasks import load_task  # noqa: E402
-from lab.tuning import (DatasetError, TrainConfigError, TrainingError, TrainingInterrupted,  # noqa: E402
-                        make_config, train)
+from lab.tuning import DatasetError, TrainConfigError, TrainingError, TrainingInterrupted, make_config, train  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab.advisor import LADDER, Questionnaire, advise, advise_from_answers, advise_from_scoreboard
-from lab.evaluation.costs import BreakEven, RequestCost
+from lab.evaluation.costs import RequestCost
 from lab.evaluation.stats import Comparison, Estimate, compare, compare_all, mean_ci
 from lab.evaluation.summary import ArmSummary, Scoreboard
 

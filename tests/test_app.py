@@ -3,8 +3,8 @@
 The browser test (test_app_browser.py) drives the real page on the real model; these check the
 logic behind each button quickly."""
 import csv
-import re
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +24,7 @@ from lab.tuning.run import process_started
 
 def _last(gen):
     out = None
-    for out in gen:
+    for out in gen:  # noqa: B007 (the last value is the one wanted)
         pass
     return out
 

@@ -3,6 +3,7 @@ with Debian's Chromium. Every request the page makes is routed through the test:
 leaves localhost fails it (fonts, analytics, CDNs...). Screenshots of each tab land in
 test-output/screenshots/ (look at them)."""
 import hashlib
+import os
 import re
 import shutil
 import socket
@@ -51,7 +52,7 @@ def server(tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(f"lab serve did not come up:\n{(home / 'serve.log').read_text()[-3000:]}")
+                raise AssertionError(f"lab serve did not come up:\n{(home / 'serve.log').read_text()[-3000:]}") from None
             time.sleep(0.5)
     yield url, home
     proc.terminate()

@@ -13,10 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts import bench_verdicts as bench  # noqa: E402
-
 from lab.evaluation import stats, verdict  # noqa: E402
 from lab.evaluation.rung_choice import choose  # noqa: E402
+from scripts import bench_verdicts as bench  # noqa: E402
 
 SEED = 20240
 SES = 3  # tolerance: Monte Carlo standard errors (at 400 draws it admits ~8.3% where the truth is 5%: this

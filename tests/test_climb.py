@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lab.climb import climb, path_text
-from lab.climb import record
 from lab.cli import cli
+from lab.climb import climb, path_text, record
 
 LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
 CASES = [("itchy rash", "Dermatologist"), ("chest pain", "Cardiologist"), ("headaches", "Neurologist")]

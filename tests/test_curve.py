@@ -6,10 +6,17 @@ from collections import Counter
 
 import pytest
 
-from lab.evaluation.curve import (CurveError, build_curve, find_crossover, last_slope, mean_over_seeds,
-                                  parse_ks, parse_sizes, subset)
+from lab.evaluation.curve import (
+    CurveError,
+    build_curve,
+    find_crossover,
+    last_slope,
+    mean_over_seeds,
+    parse_ks,
+    parse_sizes,
+    subset,
+)
 from lab.evaluation.sample import nested_order
-
 
 # ---- subsets --------------------------------------------------------------------------------
 

@@ -74,10 +74,10 @@ def _smollm2_lora(lab, folder: Path, seed: int) -> str:
     adapter.gguf, a manifest), as training writes it; returns its sha256. Shapes come from the
     GGUF's header, so no transformers model is loaded."""
     import torch
+    from tiny_models import random_lora
 
     from lab.gguf_meta import read_metadata
     from lab.tuning.export_gguf import export_gguf
-    from tiny_models import random_lora
 
     info = lab.model_info()
     meta = read_metadata(Path(info.path))

@@ -18,9 +18,9 @@ import pytest
 
 from lab.backends.fake import FakeBackend
 from lab.engine import Lab
-from lab.evaluation import run_eval, summarize
+from lab.evaluation import costs, run_eval, summarize
+from lab.evaluation import scorers as S
 from lab.ladder import ArmError
-from lab.evaluation import costs, scorers as S
 from lab.tasks import load_task
 
 LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
@@ -564,8 +564,8 @@ def test_staleness_probe_flips(shared_home, tiny_adapter):
 @pytest.mark.integration
 def test_probe_edits_a_scratch_copy_and_reindexes(fake_lab):
     """The probe's mechanics with a real index and a fake model: scratch copy, edit, re-index."""
-    from lab.ladder import REPO_CORPORA
     from lab.evaluation.probe import ProbeError, run_probe
+    from lab.ladder import REPO_CORPORA
 
     fake_lab.fake.queue("It costs $649 [1].", "It costs $729 [1].")
     r = run_probe(fake_lab, "acme-facts")

@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
+from tiny_models import ARCHS, TARGETS, VOCAB, random_hf_model, random_lora, write_gguf
 
 from lab.backends.hf import HFBackend
 from lab.backends.llamacpp import LlamaCppBackend
@@ -26,7 +27,6 @@ from lab.tuning import export_gguf as export
 from lab.tuning.adapters import AdapterInfo
 from lab.tuning.export_gguf import ExportError, export_gguf, permute_qk
 from lab.tuning.parity import _llama_logits, compare, engine_logits, logit_figures
-from tiny_models import ARCHS, TARGETS, VOCAB, random_hf_model, random_lora, write_gguf
 
 
 @pytest.fixture(scope="module")

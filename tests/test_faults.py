@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts import fault_drill as drill  # noqa: E402
-from scripts.fault_inputs import LINE_BREAKAGES, broken_line, broken_task, jsonl_with, valid_records  # noqa: E402
-
 from lab.tasks import DataError, TaskError, load_task, read_examples  # noqa: E402
 from lab.tuning import datasets  # noqa: E402
+from scripts import fault_drill as drill  # noqa: E402
+from scripts.fault_inputs import LINE_BREAKAGES, broken_line, broken_task, jsonl_with, valid_records  # noqa: E402
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -4,8 +4,8 @@ time estimate."""
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -90,8 +90,7 @@ time.sleep(60)
 
 
 def test_a_second_trainer_for_one_adapter_is_refused_naming_the_first(tmp_path, monkeypatch):
-    from lab.tuning import TrainingError, train
-    from lab.tuning import trainer_lock
+    from lab.tuning import TrainingError, train, trainer_lock
 
     lab = Lab(home=tmp_path)
     data = tmp_path / "d.jsonl"
@@ -199,8 +198,7 @@ def test_stop_never_signals_a_process_that_is_not_the_trainer(tmp_path):
 def test_a_lock_removed_by_the_trainer_before_is_taken_afresh(tmp_path):
     """A trainer that opened the lock file just as the one before removed it locks the path's new
     file, not the removed one (else a third trainer could start beside it)."""
-    from lab.tuning import TrainingError
-    from lab.tuning import trainer_lock
+    from lab.tuning import TrainingError, trainer_lock
 
     lab = Lab(home=tmp_path)
     first = trainer_lock.acquire(lab, "a")

@@ -3,10 +3,10 @@ follows, equal to the plain full-logits masked cross-entropy (on tiny random mod
 from __future__ import annotations
 
 import pytest
+from test_targets import tiny_model  # tests/ is on sys.path (pytest rootdir, no package)
 
 from lab.tuning.datasets import IGNORE, Encoded
 from lab.tuning.loop import collate, loss, loss_tokens, lr_at, micro_batch, pack
-from test_targets import tiny_model  # tests/ is on sys.path (pytest rootdir, no package)
 
 
 def _batch():

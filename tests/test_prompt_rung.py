@@ -11,8 +11,13 @@ import pytest
 
 from lab.advisor import recommend_for_run
 from lab.evaluation import run_eval, summarize
-from lab.evaluation.prompt_rung import (PromptConfig, best_prompt_config, best_prompt_for_run, candidate_ks,
-                                        measure_prompt_rung)
+from lab.evaluation.prompt_rung import (
+    PromptConfig,
+    best_prompt_config,
+    best_prompt_for_run,
+    candidate_ks,
+    measure_prompt_rung,
+)
 from lab.evaluation.runner import EvalError
 from lab.tasks import load_task
 

@@ -205,7 +205,7 @@ def test_false_positive_rate_under_the_null_stays_below_alpha():
 def test_real_differences_are_found_and_intervals_cover_the_truth():
     rng = np.random.default_rng(8)
     found = covered = rate_covered = 0
-    for trial in range(100):
+    for _ in range(100):
         a = (rng.random(80) < 0.5).astype(float)
         b = np.where(rng.random(80) < 0.75, a, 1.0)  # b fixes a quarter of a's misses: +0.125 on average
         c = stats.compare(a, b)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from lab.models import describe_path, list_models
 from lab.home import LabHome
+from lab.models import describe_path, list_models
 from lab.tuning.synthetic import SMOLLM2_CONFIG, byte_vocab, hf_tokenizer, make_random_pair
 
 STRINGS = ["Hello world!", "<|im_start|>user\nCafé ünïcode 😀<|im_end|>\n", "  two  spaces\n\ttab   three",

@@ -8,8 +8,17 @@ from collections import Counter
 
 import pytest
 
-from lab.task_import import (TaskImportError, derive_schema, import_task, infer_format, leakage, normalise,
-                             plan_task, read_table, write_task)
+from lab.task_import import (
+    TaskImportError,
+    derive_schema,
+    import_task,
+    infer_format,
+    leakage,
+    normalise,
+    plan_task,
+    read_table,
+    write_task,
+)
 from lab.tasks import load_task
 
 PARTS = ["printer", "screen", "keyboard"]

@@ -9,8 +9,19 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab.tasks import (SCENARIOS_DIR, DataError, Example, Task, TaskError, builtin_tasks, home_tasks,
-                       home_tasks_dir, load_task, read_examples, task_names)
+from lab.tasks import (
+    SCENARIOS_DIR,
+    DataError,
+    Example,
+    Task,
+    TaskError,
+    builtin_tasks,
+    home_tasks,
+    home_tasks_dir,
+    load_task,
+    read_examples,
+    task_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpora" / "acme"

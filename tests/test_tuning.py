@@ -16,8 +16,18 @@ from click.testing import CliRunner
 
 from lab.cli import cli
 from lab.engine import Lab
-from lab.tuning import (AdapterError, DatasetError, TrainConfigError, TrainingError, load_train_config,
-                        make_config, prepare, read_examples, resolve_adapter, train)
+from lab.tuning import (
+    AdapterError,
+    DatasetError,
+    TrainConfigError,
+    TrainingError,
+    load_train_config,
+    make_config,
+    prepare,
+    read_examples,
+    resolve_adapter,
+    train,
+)
 from lab.tuning.datasets import split_indices
 from lab.tuning.trainer import checkpoint_dir, lr_at, pick_method
 
@@ -221,8 +231,8 @@ def test_export_refuses_an_adapter_for_another_model(tmp_path):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from lab.models import resolve
     from lab.home import LabHome
+    from lab.models import resolve
     from lab.tuning.export_gguf import ExportError, export_gguf
 
     info = resolve(LabHome.resolve(tmp_path), "smollm2-135m-instruct")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-from typing import Any, Callable, Iterable, TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from gradio.context import Context, get_render_context

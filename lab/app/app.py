@@ -16,8 +16,18 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from . import (_ui, bridge, demo_block, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge,
-               tab_tasks, tab_train)
+from . import (
+    _ui,
+    bridge,
+    demo_block,
+    tab_advisor,
+    tab_compare,
+    tab_evaluate,
+    tab_history,
+    tab_knowledge,
+    tab_tasks,
+    tab_train,
+)
 from .access import check_host
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class

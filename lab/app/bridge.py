@@ -8,10 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import ladder
-from .. import tasks
+from .. import demo, ladder, tasks
 from ..tasks import load_task
-from .. import demo
 from ..tuning import jobs
 from ..tuning import plan as training_plan
 from ..tuning.checkpoint import checkpoint_config, checkpoint_step, find_checkpoint
@@ -34,7 +32,7 @@ def task_names(lab: Lab) -> list[str]:
     return tasks.task_names(lab.home)
 
 
-def task(lab: Lab, name: str) -> "tasks.Task":
+def task(lab: Lab, name: str) -> tasks.Task:
     """A task by the name a picker gave (a built-in or one of the lab home's), or by path."""
     return load_task(name, home=lab.home)
 
@@ -100,7 +98,8 @@ def adapter_names(lab: Lab, base_model: str | None = None) -> list[str]:
 def device_defaults(device: str | None = None) -> dict:
     """This machine's training defaults (lab.tuning's: the CLI uses the same) as the Train tab's
     form shows them: targets as text, max_steps 0 (= train by epochs), and which device."""
-    from ..tuning.config import device_defaults as for_device, training_device
+    from ..tuning.config import device_defaults as for_device
+    from ..tuning.config import training_device
 
     if device is None:
         device = training_device("auto")  # the tuning layer asks torch; a face never imports it
@@ -152,7 +151,7 @@ def train_config(config: dict):
 
 
 def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False,
-                   restart: bool = False) -> "jobs.Job":
+                   restart: bool = False) -> jobs.Job:
     """Validate the form's values (a bad one fails here, named, before any process starts) and
     start the run in the background. A checkpoint of this name is never dropped unasked, and a
     second trainer for an adapter being trained is refused, naming the first."""
@@ -184,7 +183,7 @@ def resume_offer(lab: Lab, name: str | None) -> tuple[int | None, str]:
         return None, f"the checkpoint of '{name}' cannot be resumed: {e}"
 
 
-def resume_training(lab: Lab, name: str, max_steps: int | None = None, overwrite: bool = False) -> "jobs.Job":
+def resume_training(lab: Lab, name: str, max_steps: int | None = None, overwrite: bool = False) -> jobs.Job:
     """Continue adapter `name`'s checkpoint with the settings it was made with (a longer or
     shorter run: `max_steps`); the Resume button."""
     step, why = resume_offer(lab, name)

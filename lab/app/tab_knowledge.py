@@ -9,8 +9,16 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..retrieval import index_state
-from ..retrieval.corpus import (EDITABLE, RetrievalError, add_files, create_corpus, delete_document, document_path,
-                                home_corpus, write_document)
+from ..retrieval.corpus import (
+    EDITABLE,
+    RetrievalError,
+    add_files,
+    create_corpus,
+    delete_document,
+    document_path,
+    home_corpus,
+    write_document,
+)
 from . import _ui, bridge
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -114,7 +122,7 @@ def delete_doc(lab: Lab, ref: str, rel: str):
         raise gr.Error("Pick a corpus.")
     if not rel or rel == NEW_DOC:
         raise gr.Error("Pick the document to delete.")
-    path = _user_fixable(delete_document, lab.home, ref, rel)
+    _user_fixable(delete_document, lab.home, ref, rel)
     folder = _user_fixable(home_corpus, lab.home, ref)
     table_update = _edited(lab, folder)
     return (f"Deleted `{rel}` from `{folder}`. Re-index to drop it from RAG.", *table_update,

@@ -119,7 +119,6 @@ def validate(lab: Lab, *values) -> str:
     """The dataset report with the base model's tokenizer: counts, duplicates, lengths, warnings,
     the number of steps and how long they take here. A bad file is shown here, named, not raised."""
     from ..tuning import validate as _validate
-
     from ..tuning.vram import plan_for_config
 
     try:

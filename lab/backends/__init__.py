@@ -5,7 +5,7 @@ server) is a module plus one `register(...)` line; nothing else in the lab chang
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..models import ModelInfo
 from .base import Backend, BackendError, ContextTooLong, Generation, stream  # noqa: F401

@@ -11,7 +11,7 @@ label task's labels) or to a JSON schema.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _gbnf_literal(text: str) -> str:
@@ -56,7 +56,7 @@ class LabelTrie:
             node[None] = True  # a label ends here
 
     @classmethod
-    def for_tokenizer(cls, tokenizer, labels: Sequence[str], end_ids: Sequence[int]) -> "LabelTrie":
+    def for_tokenizer(cls, tokenizer, labels: Sequence[str], end_ids: Sequence[int]) -> LabelTrie:
         """Each label as the tokenizer writes it at the start of the answer (no special tokens)."""
         return cls([tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels], end_ids)
 

@@ -18,7 +18,7 @@ class FakeBackend:
         self.default = default
         self.calls: list[dict] = []
 
-    def queue(self, *answers: str) -> "FakeBackend":
+    def queue(self, *answers: str) -> FakeBackend:
         self.answers.extend(answers)
         return self
 

@@ -13,8 +13,16 @@ from pathlib import Path
 
 from ..config import GenerationOptions
 from ..models import ModelInfo
-from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
-                   cancelled, plain_render)
+from .base import (
+    PLAIN_STOPS,
+    AdapterCache,
+    BackendError,
+    ContextTooLong,
+    Generation,
+    LoadedAdapter,
+    cancelled,
+    plain_render,
+)
 from .constrain import LabelTrie, end_token_ids
 
 

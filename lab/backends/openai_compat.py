@@ -29,8 +29,7 @@ import httpx
 from ..config import GenerationOptions
 from ..models import ALIASES, ModelInfo
 from .base import BackendError, ContextTooLong, Generation, cancelled
-from .server_api import (RETRY_STATUS, RetryableStatus, ServerClient, adapter_fields, check_base,
-                         read_manifest)
+from .server_api import RETRY_STATUS, RetryableStatus, ServerClient, adapter_fields, check_base, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ class OpenAICompatBackend:
                     self._read_events(r, state, on_text, cancel, t0)
                 except (httpx.TransportError, httpx.TimeoutException):
                     if state["pieces"] and on_text is not None:  # already shown: do not stream it twice
-                        raise BackendError(f"the server at {self.url} dropped the answer midway")
+                        raise BackendError(f"the server at {self.url} dropped the answer midway") from None
                     raise
 
         self.client.with_retries("the chat request", attempt)

@@ -10,10 +10,10 @@ import click
 from ..app.access import ServeError
 from ..backends import BackendError
 from ..config import ConfigError
-from ..ladder import ArmError
 from ..evaluation.probe import ProbeError
 from ..evaluation.scorers import ScorerError
 from ..gguf_meta import GGUFError
+from ..ladder import ArmError
 from ..models import ModelNotFound, ModelPairError
 from ..retrieval.corpus import RetrievalError
 from ..tasks import TaskError

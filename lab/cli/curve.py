@@ -47,8 +47,15 @@ def curve_cmd(ctx, task, sizes, ks, seeds, limit, epochs, max_steps, chart, cons
     rising at the largest size. Resumable: Ctrl-C, then the same command, continues; finished
     adapters (TASK-n100s0) and scored examples are kept.
     """
-    from ..evaluation.curve_run import (CurveInterrupted, estimate, load_curve, plan_settings, run_curve,
-                                        points, step_counts)
+    from ..evaluation.curve_run import (
+        CurveInterrupted,
+        estimate,
+        load_curve,
+        plan_settings,
+        points,
+        run_curve,
+        step_counts,
+    )
     from ..evaluation.sample import held_out
     from ..tasks import load_task
 

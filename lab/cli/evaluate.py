@@ -9,7 +9,6 @@ import click
 from ..ladder import ArmError
 from .common import cli, lab_of, table
 
-
 # ---- evaluation, advice, report, probe (lab.evaluation, lab.advisor, lab.report) ----------------
 
 
@@ -247,8 +246,8 @@ def report(ctx, task, output, run_id):
     """Write TASK's latest evaluation (a climb's own run when the climb made it) as one
     self-contained HTML file (opens offline)."""
     from ..climb.record import report_run
-    from ..tasks import load_task
     from ..report import write_report
+    from ..tasks import load_task
 
     lab = lab_of(ctx)
     t = load_task(task, home=lab.home)

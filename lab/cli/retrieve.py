@@ -7,7 +7,6 @@ import click
 
 from .common import cli, lab_of
 
-
 # ---- retrieval (lab.retrieval) ------------------------------------------------------------------
 
 

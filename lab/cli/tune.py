@@ -10,7 +10,6 @@ from ..tasks import TaskError
 from ..tuning.adapters import AdapterError
 from .common import cli, lab_of, size, table
 
-
 # ---- tuning (lab.tuning) ------------------------------------------------------------------------
 
 TRAIN_EPILOG = """\b

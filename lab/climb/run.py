@@ -14,13 +14,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from . import record
-from .decide import (RULE, STEP_ARMS, STEPS, ArmResult, Decision, Situation, best_of, judge, more_limit, next_step,
-                     step_of)
-
+from .decide import (
+    RULE,
+    STEP_ARMS,
+    STEPS,
+    ArmResult,
+    Decision,
+    Situation,
+    best_of,
+    judge,
+    more_limit,
+    next_step,
+    step_of,
+)
 
 
 class ClimbCancelled(Exception):

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import ladder
 from ..store import now
 from ..tasks import load_task
-from .curve import (Curve, CurveError, CurveSettings, Scores, adapter_name, build_curve, parse_ks,
-                    parse_sizes, subset)
+from .curve import Curve, CurveError, CurveSettings, Scores, adapter_name, build_curve, parse_ks, parse_sizes, subset
 from .runner import IDENTITY_DEFAULTS, run_eval
 from .sample import SAMPLE, held_out, nested_order
 from .scorers import CONTINUOUS, primary_name

@@ -8,8 +8,8 @@ corpus is never modified, and every run starts again from the original text.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .. import ladder
 from ..retrieval import index_corpus

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .. import ladder
 from ..backends.base import BackendError, ServerUnavailable
 from ..ladder import ArmError
 from ..store import now
 from ..tasks import load_task
-from .sample import SAMPLE, held_out as sampled
+from .sample import SAMPLE
+from .sample import held_out as sampled
 from .scorers import check_task, score_example
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 SAMPLE = "stratified-v1"  # the identity's "sample" value for runs chosen by `held_out`
 SEED = b"lab held-out sample v1"  # fixed: with the ids, the only input to the order

@@ -10,7 +10,8 @@ import json
 import re
 import string
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 # ---- normalisation -------------------------------------------------------------------
 

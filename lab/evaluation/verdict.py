@@ -20,8 +20,8 @@ reads its words from here, and `scripts/bench_verdicts.py` measures how often ea
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 from . import stats
 

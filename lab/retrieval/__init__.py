@@ -22,7 +22,7 @@ from .packing import Passage, pack_passages
 __all__ = ["index_corpus", "search", "ask_rag", "IndexReport", "IndexSettings", "Passage",
            "RetrievalError", "CorpusWarning", "pack_passages", "loaded_index", "index_state"]
 
-_LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # lab -> {corpus: LoadedIndex}
+_LOADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # lab -> {corpus: LoadedIndex}
 _LOCK = threading.Lock()
 
 

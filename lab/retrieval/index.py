@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from .calibrate import RECALL_TARGET, calibrate, exact_topk

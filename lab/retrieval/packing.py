@@ -6,11 +6,11 @@ passages are dropped first; if even the best passage alone does not fit, it is c
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Sequence
 
-from ..prompts import with_passages
 from ..backends.base import ContextTooLong
+from ..prompts import with_passages
 from .chunking import context_line
 
 MARGIN = 16  # llama.cpp refuses a prompt within 8 tokens of n_ctx; keep a little more

@@ -15,9 +15,25 @@ written until everything is checked: the folder is built aside and renamed into 
 """
 from __future__ import annotations
 
-from .plan import (FORMATS, TaskPlan, check_name, training_file, default_instruction, derive_schema, eval_count, import_task,
-                   infer_format, leakage, normalise, parse_eval_size, plan_task, remove_leaks, split, task_toml,
-                   write_task)
+from .plan import (
+                   FORMATS,
+                   TaskPlan,
+                   check_name,
+                   default_instruction,
+                   derive_schema,
+                   eval_count,
+                   import_task,
+                   infer_format,
+                   leakage,
+                   normalise,
+                   parse_eval_size,
+                   plan_task,
+                   remove_leaks,
+                   split,
+                   task_toml,
+                   training_file,
+                   write_task,
+)
 from .read import FILE_FORMATS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
 
 __all__ = ["training_file", "FORMATS", "FILE_FORMATS", "Table", "TaskImportError", "TaskPlan", "check_name", "default_instruction",

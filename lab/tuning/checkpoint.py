@@ -90,7 +90,6 @@ def restore_rng(saved: dict) -> None:
 
 def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     """Put the adapter weights, optimizer, RNG and position of checkpoint `folder` into the run."""
-    import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 

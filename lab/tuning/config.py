@@ -92,7 +92,7 @@ class TrainConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         if isinstance(self.target_modules, list) and not self.target_modules:
             raise ValueError("target_modules is empty: give module names (q_proj,v_proj) or 'all-linear'")
         return self
@@ -101,7 +101,7 @@ class TrainConfig(BaseModel):
         return self.model_dump(mode="json", by_alias=False)
 
     @classmethod
-    def for_device(cls, device: str, source: str = "arguments", **values: Any) -> "TrainConfig":
+    def for_device(cls, device: str, source: str = "arguments", **values: Any) -> TrainConfig:
         """A config with `device_defaults(device)` under `values` (given values win; None ones are
         ignored, so CLI flags pass through). Errors as make_config's."""
         return make_config(source, device=device, **values)

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..store import now
 from . import trainer_lock
@@ -256,7 +256,7 @@ def train_in_job(lab, config: TrainConfig, *, resume: bool = False, restart: boo
     raise TrainingError(watch.last_error() or f"the trainer ended with exit code {proc.returncode}: see {job.log_path}")
 
 
-def _wait(proc: subprocess.Popen, watch: "_JobWatch", cancel: threading.Event | None, poll_s: float) -> None:
+def _wait(proc: subprocess.Popen, watch: _JobWatch, cancel: threading.Event | None, poll_s: float) -> None:
     signalled = False
     while proc.poll() is None:
         if cancel is not None and cancel.is_set() and not signalled:

@@ -26,24 +26,32 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..store import now
 from ..threads import threads_for_load
+from . import trainer_lock
 from .adapters import AdapterInfo
 from .checkpoint import find_checkpoint, read_resumable, restore_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import DatasetReport, prepare
 from .finish import finish
-from .loading import (check_trainable_base, cuda_available, hf_source, load_model, load_tokenizer,  # noqa: F401
-                      pick_method, pick_precision, unsloth_available)
+from .loading import (  # noqa: F401
+    check_trainable_base,
+    cuda_available,
+    hf_source,
+    load_model,
+    load_tokenizer,
+    pick_method,
+    pick_precision,
+    unsloth_available,
+)
 from .loop import lr_at, pack, run_loop  # noqa: F401
 from .plan import steps_for
 from .qlora import import_unsloth_first, unsloth_wanted
 from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
-from . import trainer_lock
 
 # bitsandbytes' CPU backend tries to fetch an optional kernel from a hub at import and warns
 # "Failed to load CPU gemm_4bit_forward ... pip install kernels" when it cannot: offline, by
