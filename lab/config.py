@@ -37,7 +37,7 @@ class LabConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_model: str = "smollm2-135m-instruct"
     n_ctx: int = Field(2048, ge=256)  # context window requested from llama.cpp
-    n_threads: int | None = None  # None: one per physical core
+    n_threads: int | None = None  # None: the physical cores other processes leave free (lab.threads)
     # Layers llama.cpp offloads to the GPU. None: all (-1) when llama.cpp was built with GPU
     # offload (CUDA, Metal, ...), else 0; -1: all; 0: CPU only; N: the first N layers.
     n_gpu_layers: int | None = Field(None, ge=-1)

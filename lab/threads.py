@@ -8,9 +8,11 @@ steps ran at 30 s/step on every core and at 4.5 s/step on one thread. So a job t
 this process may run on less the work already running on them, at least one; an explicit setting
 (`--threads`, `n_threads` in lab.toml) always wins.
 
-The load is measured, not guessed: the share of this process's CPUs that was busy over a short
-window (`/proc/stat`), which sees a job that started a second ago and forgets one that just ended
-(the 1-minute load average, the fallback where there is no /proc, does neither).
+The load is measured, not guessed: the share of this process's CPUs that other processes kept busy
+over a short window (`/proc/stat`, less this process's own CPU time), which sees a job that started
+a second ago and forgets one that just ended (the 1-minute load average, the fallback where there
+is no /proc, does neither). This process's own threads do not count: a thread pool of its own that
+is still spinning after its last task (llama.cpp's, torch's) is not another job.
 """
 from __future__ import annotations
 
@@ -67,19 +69,30 @@ def _cpu_times(which: set[int]) -> tuple[int, int] | None:
     return (busy, total) if found else None
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds this process has used so far, all its threads."""
+    t = os.times()
+    return t.user + t.system
+
+
 def busy_cpus(which: set[int] | None = None, window_s: float = WINDOW_S) -> float | None:
-    """How many of the CPUs `which` (default: this process's) were busy over the next `window_s`
-    seconds, in CPUs (0.0 to len(which)); None where /proc/stat cannot tell. The caller sleeps
-    meanwhile, so it measures the work that is already there."""
+    """How many of the CPUs `which` (default: this process's) other processes kept busy over the
+    next `window_s` seconds, in CPUs (0.0 to len(which)); None where /proc/stat cannot tell. The
+    caller sleeps meanwhile, so it measures the work that is already there."""
     which = cpus() if which is None else which
-    before = _cpu_times(which)
+    before, own_before = _cpu_times(which), _own_cpu_s()
     if before is None:
         return None
     time.sleep(window_s)
-    after = _cpu_times(which)
+    after, own_after = _cpu_times(which), _own_cpu_s()
     if after is None or after[1] <= before[1]:
         return None
-    return len(which) * (after[0] - before[0]) / (after[1] - before[1])
+    try:
+        hz = os.sysconf("SC_CLK_TCK")  # /proc/stat counts in these ticks
+    except (AttributeError, ValueError, OSError):
+        hz = 100
+    others = (after[0] - before[0]) - (own_after - own_before) * hz
+    return max(0.0, len(which) * others / (after[1] - before[1]))
 
 
 def load_now() -> float:

@@ -8,6 +8,7 @@
    arm runner directly, same question, same settings, in this process.
 
     .venv/bin/python scripts/bench_app.py [--home DIR] [--requests 10]
+    .venv/bin/python scripts/bench_app.py --quick     # a short check: 2 requests, no adapter trained
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, float]:
                     return proc, url, time.perf_counter() - t0
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"lab serve exited with {proc.returncode}")
+                raise SystemExit(f"lab serve exited with {proc.returncode}") from None
             time.sleep(0.05)
 
 
@@ -98,7 +99,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="Compare requests per side for the overhead")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--no-train", action="store_true", help="Do not train a tiny adapter when there is none")
+    ap.add_argument("--quick", action="store_true", help="A short check that everything runs: --requests 2 --no-train")
     args = ap.parse_args()
+    if args.quick:
+        args.requests, args.no_train = 2, True
 
     from gradio_client import Client
 

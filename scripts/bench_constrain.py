@@ -11,6 +11,7 @@ rung's configurations (fixed vs similar examples, several k) and names the best.
     python scripts/bench_constrain.py                          # 20 examples, zero-shot + few-shot
     python scripts/bench_constrain.py --limit 84 --home .      # every held-out example, your lab home
     python scripts/bench_constrain.py --train-steps 30 --best-prompt --ks 4,12
+    python scripts/bench_constrain.py --quick              # a short check: 2 examples, k = 2, --best-prompt
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 
 from lab import ladder
 from lab.engine import Lab
-from lab.evaluation import run_eval, summarize, stats
+from lab.evaluation import run_eval, stats, summarize
 from lab.evaluation.prompt_rung import best_prompt_config, measure_prompt_rung, run_scores
 from lab.evaluation.summary import text_table
 from lab.tasks import load_task
@@ -78,10 +79,16 @@ def main() -> None:
     ap.add_argument("--ks", default="4,12", help="With --best-prompt: few-shot k values (default 4,12).")
     ap.add_argument("--threads", type=int, help="llama.cpp threads (default: lab.toml, else one per core; "
                                                 "1 is faster on a machine whose cores are busy).")
+    ap.add_argument("--quick", action="store_true", help="A short check that everything runs: 2 held-out examples, "
+                    "few-shot at k = 2 (the task's own k otherwise), --best-prompt at --ks 2; no training.")
     args = ap.parse_args()
+    if args.quick:
+        args.limit, args.best_prompt, args.ks, args.train_steps = 2, True, "2", 0
 
     lab = Lab(home=args.home or tempfile.mkdtemp(prefix="bench-constrain-"), n_threads=args.threads)
     task = load_task(args.task, home=lab.home)
+    if args.quick:
+        task = task.model_copy(update={"few_shot_k": 2})
     extra, adapter = tune_arm(lab, task, args.adapter, args.train_steps)
     arms = ["zero-shot", "few-shot"] + extra
     off_id, off, off_s = measure(lab, task, arms, adapter, args.limit, constrain=False)

@@ -12,6 +12,7 @@
     python scripts/bench_eval.py                       # reuse bench + full tickets eval
     python scripts/bench_eval.py --limit 20 --n 6      # shorter
     python scripts/bench_eval.py --skip-full --scoreboards --limit 20
+    python scripts/bench_eval.py --quick               # a short check: specialty k=2 n=2, tickets 2 examples
 """
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ import sys
 import tempfile
 import time
 
-from lab.prompts import few_shot
-from lab.engine import Lab
 from lab import ladder
-from lab.tasks import load_task
+from lab.engine import Lab
 from lab.evaluation import run_eval, summarize
+from lab.prompts import few_shot
+from lab.tasks import load_task
 
 
 def bench_reuse(lab: Lab, task_name: str, k: int, n: int) -> dict:
@@ -91,7 +92,12 @@ def main() -> None:
     ap.add_argument("--skip-reuse", action="store_true")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--scoreboards", action="store_true", help="Also evaluate every built-in scenario")
+    ap.add_argument("--quick", action="store_true", help="A short check that everything runs: the reuse bench on "
+                    "specialty at k=2 with 2 examples, tickets' zero-shot and few-shot on 2 held-out examples")
     args = ap.parse_args()
+    if args.quick:
+        args.reuse_tasks, args.k, args.n, args.limit = "specialty", 2, 2, 2
+        args.arms = args.arms or "zero-shot,few-shot"
 
     home = args.home or tempfile.mkdtemp(prefix="bench-eval-")
     lab = Lab(home=home)

@@ -24,6 +24,8 @@ force there, and a no-change re-index of the sample corpus under 1 s.
                                                     # (10-20 min each on a busy 2-core machine)
     .venv/bin/python scripts/bench_retrieval.py --n 20000 --data embedding-like
     .venv/bin/python scripts/bench_retrieval.py --real 1000,10000,100000 --no-corpus --data ""
+    .venv/bin/python scripts/bench_retrieval.py --quick  # a short check: the sample corpus, 2,000
+                                                         # embedding-like vectors, --real 100
 """
 from __future__ import annotations
 
@@ -81,13 +83,13 @@ def measure(X: np.ndarray, Q: np.ndarray, index, k: int, brute_queries: int) -> 
         truth.extend(np.argpartition(-s, k, axis=1)[:, :k])
     hnsw_wall, hnsw_cpu, hits = [], [], 0
     for q, true in zip(Q, truth):
-        (labels, _), wall, cpu = timed(lambda: index.knn_query(q.reshape(1, -1), k=k))
+        (labels, _), wall, cpu = timed(lambda q=q: index.knn_query(q.reshape(1, -1), k=k))
         hnsw_wall.append(wall)
         hnsw_cpu.append(cpu)
         hits += len(set(labels[0].tolist()) & set(true.tolist()))
     brute_wall, brute_cpu = [], []
     for q in Q[:brute_queries]:
-        _, wall, cpu = timed(lambda: brute_topk(X, q, k))
+        _, wall, cpu = timed(lambda q=q: brute_topk(X, q, k))
         brute_wall.append(wall)
         brute_cpu.append(cpu)
     out = {"recall": hits / (len(Q) * k)}
@@ -156,7 +158,7 @@ def bench_corpus(args) -> dict:
         texts = [f"{context_line(c['title'], c.get('heading', ''), idx.texts[int(k)])}\n\n{idx.texts[int(k)]}"
                  for k, c in sorted(idx.manifest["chunks"].items(), key=lambda kv: int(kv[0]))]
         reps = max(1, 512 // len(texts))
-        batch = texts * reps
+        batch = texts[:64] if args.quick else texts * reps
         t = time.perf_counter()
         embedder.encode(batch)
         throughput = len(batch) / (time.perf_counter() - t)
@@ -259,8 +261,8 @@ def bench_real(sizes: list[int], args) -> dict:
         index.set_ef(cal.ef)
         found, _ = index.knn_query(Q, k=10)
         recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found.tolist(), truth.tolist())]))
-        hnsw = [timed(lambda: index.knn_query(q.reshape(1, -1), k=10))[2] for q in Q[:200]]
-        exact = [timed(lambda: exact_topk(X, q.reshape(1, -1), 10))[2] for q in Q[:200]]
+        hnsw = [timed(lambda q=q, index=index: index.knn_query(q.reshape(1, -1), k=10))[2] for q in Q[:200]]
+        exact = [timed(lambda q=q, X=X: exact_topk(X, q.reshape(1, -1), 10))[2] for q in Q[:200]]
         out[n] = {"build_s": build, "ef": cal.ef, "calib_recall": cal.recall_at_10, "heldout_recall": recall,
                   "hnsw_p50_ms": pct(hnsw, 50), "exact_p50_ms": pct(exact, 50)}
         m = out[n]
@@ -301,7 +303,13 @@ def main():
     ap.add_argument("--real", default="", help="comma list of sizes for the real-embedding part, e.g. "
                     "1000,10000,100000 (off by default: embedding 100k texts takes many minutes)")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    ap.add_argument("--quick", action="store_true", help="a short check that everything runs: the sample corpus "
+                    "(embedding throughput on 64 chunks), 2,000 embedding-like vectors (50 queries, the default ef "
+                    "only) and --real 100")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.queries, args.brute_queries, args.sweep, args.data = 2000, 50, 20, [], "embedding-like"
+        args.real = args.real or "100"
 
     print(f"machine: {os.cpu_count()} CPUs, load average {_load()} · HNSW M={args.M}, "
           f"ef_construction={args.ef_construction}, ef={args.ef} · latency = CPU time per query "

@@ -14,6 +14,7 @@ Also checks that every server run gave the local answers (same weights, same eng
     python scripts/bench_serving.py                                  # specialty, 16 examples
     python scripts/bench_serving.py --task tickets --limit 24 --levels 1,4,8,16
     python scripts/bench_serving.py --url 'openai:http://gpu-box:8000/v1#smollm2-135m-instruct'
+    python scripts/bench_serving.py --quick                          # a short check: 2 examples, c = 1, 2
 """
 from __future__ import annotations
 
@@ -89,7 +90,10 @@ def main() -> None:
     ap.add_argument("--levels", default="1,4,8", help="concurrency levels")
     ap.add_argument("--url", help="also bench this server spec (openai:URL#MODEL)")
     ap.add_argument("--skip-loopback", action="store_true", help="only the --url server")
+    ap.add_argument("--quick", action="store_true", help="a short check that everything runs: --limit 2 --levels 1,2")
     args = ap.parse_args()
+    if args.quick:
+        args.limit, args.levels = 2, "1,2"
     arms, levels = args.arms.split(","), [int(x) for x in args.levels.split(",")]
     home = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     lab = Lab(home=home)

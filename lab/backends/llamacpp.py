@@ -5,7 +5,6 @@ On a llama.cpp built with GPU offload (CUDA, Metal, ...) every layer goes to the
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import threading
 import time
@@ -14,8 +13,16 @@ from pathlib import Path
 from ..config import GenerationOptions
 from ..gguf_meta import read_metadata
 from ..models import ModelInfo
-from .base import (PLAIN_STOPS, AdapterCache, BackendError, ContextTooLong, Generation, LoadedAdapter,
-                   cancelled, plain_render)
+from .base import (
+    PLAIN_STOPS,
+    AdapterCache,
+    BackendError,
+    ContextTooLong,
+    Generation,
+    LoadedAdapter,
+    cancelled,
+    plain_render,
+)
 from .constrain import llama_grammar
 
 
@@ -77,14 +84,14 @@ class LlamaCppBackend:
                  seed: int = 0, verbose: bool = False, n_gpu_layers: int | None = None):
         from llama_cpp import Llama, llama_chat_format
 
-        from ..config import default_threads
+        from ..threads import threads_for_load
 
         self.info = info
         path = Path(info.path)
         if not path.is_file():
             raise BackendError(f"model file {path} does not exist (see `lab models`)")
         meta = read_metadata(path)  # fails fast, naming the path, on a file that is not GGUF
-        self.n_threads = n_threads or default_threads()
+        self.n_threads = threads_for_load(n_threads)  # free cores now, unless set explicitly
         offload = gpu_offload_supported()
         self.n_gpu_layers = resolve_gpu_layers(n_gpu_layers, offload)
         self.n_layers = meta.get(f"{meta.get('general.architecture')}.block_count")

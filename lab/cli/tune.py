@@ -54,7 +54,7 @@ Examples:
 @click.option("--save-every", type=int, help="Checkpoint every N steps (default 10).")
 @click.option("--packing/--no-packing", default=None, help="Pack short examples into max-seq-len blocks.")
 @click.option("-s", "--system", "instruction", help="System prompt for examples without one (served with it too).")
-@click.option("--threads", type=int, help="CPU threads for torch (default: lab.toml n_threads, else all cores).")
+@click.option("--threads", type=int, help="CPU threads for torch (default: lab.toml n_threads, else the cores no other process keeps busy).")
 @click.option("--resume", is_flag=True, help="Continue from this name's last checkpoint.")
 @click.option("--restart", is_flag=True, help="Delete this name's checkpoint and start from the beginning "
                                               "(without --resume or --restart, a checkpoint is an error).")

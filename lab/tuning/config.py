@@ -74,8 +74,8 @@ class TrainConfig(BaseModel):
     save_every: int = Field(10, ge=1)  # checkpoint every N optimizer steps
     packing: bool = False  # concatenate short examples into max_seq_len blocks
     gradient_checkpointing: bool | None = None  # None: on for qlora on CUDA, off otherwise
-    # CPU threads for torch (None: the lab's n_threads, else torch's default). On a busy machine
-    # fewer threads can be much faster: spinning threads that wait for each other lose their cores.
+    # CPU threads for torch (None: the lab's n_threads, else the free cores: lab.threads). On a busy
+    # machine fewer threads are much faster: spinning threads that wait for each other lose their cores.
     threads: int | None = Field(None, ge=1)
     # System prompt for examples that carry none (and the one the tune arm serves with);
     # for {"input","output"} task files it is the task's instruction.
