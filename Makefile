@@ -1,7 +1,7 @@
 # The lab's two commands (see README "Quick start"):
 #   make run    install what is needed, then open the lab (Gradio, http://127.0.0.1:7860) on the embedded default model
 #   make demo   install, build everything an offline demo needs (lab demo prepare, resumable), then open the lab
-#   make test   install what is needed (test extras too), then run the whole test suite
+#   make test   install what is needed (test extras too), check formatting and lint (ruff), then run the whole test suite
 #
 # Why make: every step leaves a stamp in .venv, so a second run only re-does what
 # changed (pyproject.toml, the llama.cpp build flags), and it needs nothing but
@@ -27,7 +27,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_SPEC) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test install install-test clean
+.PHONY: run demo test format install install-test clean
 
 run: install
 	$(BIN)/lab serve --port $(PORT)
@@ -39,8 +39,15 @@ demo: install
 	$(BIN)/lab demo prepare $(DEMO_ARGS)
 	$(BIN)/lab serve --port $(PORT)
 
+# Formatting and lint first (seconds; config in pyproject.toml): `make format` fixes what it can.
 test: install-test
+	$(BIN)/ruff format --check lab tests scripts
+	$(BIN)/ruff check lab tests scripts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+format: install-test
+	$(BIN)/ruff format lab tests scripts
+	$(BIN)/ruff check --fix lab tests scripts
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

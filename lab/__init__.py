@@ -1,4 +1,5 @@
 """The Ladder Lab: prompt it, retrieve for it, or fine-tune it — measured side by side, offline."""
+
 import os as _os
 
 # Offline for real: set before transformers / huggingface_hub / gradio are imported anywhere,
@@ -21,6 +22,7 @@ for _name, _value in {
 import logging as _logging  # noqa: E402 (after the environment above, on purpose)
 
 _logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
-    lambda record: "kernels-community" not in record.getMessage())
+    lambda record: "kernels-community" not in record.getMessage()
+)
 
 __version__ = "0.1.0"

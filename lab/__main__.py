@@ -1,4 +1,5 @@
 """`python -m lab ...` is the `lab` command."""
+
 from .cli import main
 
 main()

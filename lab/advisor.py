@@ -14,6 +14,7 @@ tune+rag) that meets the target, with its numbers, and says "fine-tuning helped"
 `lab.evaluation.stats.compare` calls the gain significant: Holm-corrected across the scoreboard's
 comparisons, and never on fewer than 6 examples (then it says "too few examples to tell").
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -31,6 +32,7 @@ THIN_EVIDENCE = 20  # fewer examples per arm behind an evaluation: the advice sa
 @dataclass
 class Questionnaire:
     """The flowchart's questions (docs/guide.md). None means "don't know yet"."""
+
     few_shot_reaches_90pct: bool | None = None  # does few-shot reach 90% of your quality target?
     lacks_knowledge: bool = False  # is the main problem missing facts (your docs, recent data)?
     behaviour_problem: bool = False  # ... or style, tone, output format, reasoning pattern?
@@ -43,12 +45,18 @@ class Questionnaire:
 # (field, question) in the order the CLI asks them
 QUESTIONS = [
     ("clear_success_metric", "Can you define what a good output is, so it can be scored?"),
-    ("few_shot_reaches_90pct", "With ~20 good examples in the prompt, does the model reach 90% of your quality target? (unknown if not tried)"),
+    (
+        "few_shot_reaches_90pct",
+        "With ~20 good examples in the prompt, does the model reach 90% of your quality target? (unknown if not tried)",
+    ),
     ("lacks_knowledge", "Is the main problem that the model lacks knowledge (your documents, facts that change)?"),
     ("behaviour_problem", "Is the main problem behaviour: style, tone, a strict output format, a reasoning pattern?"),
     ("good_examples", "How many high-quality examples of the desired behaviour do you have?"),
     ("requirements_change_often", "Do the requirements change often (every few weeks)?"),
-    ("cost_or_latency_pressure", "Is per-request cost or latency a pressure (thousands of requests a day, long prompts)?"),
+    (
+        "cost_or_latency_pressure",
+        "Is per-request cost or latency a pressure (thousands of requests a day, long prompts)?",
+    ),
 ]
 
 
@@ -70,9 +78,14 @@ class Recommendation:
         return asdict(self)
 
     def headline(self) -> str:
-        title = {"zero-shot": "prompt (zero-shot)", "few-shot": "prompt (few-shot)", "rag": "RAG",
-                 "tune": "fine-tune (LoRA)", "tune+rag": "fine-tune + RAG",
-                 "revisit": "revisit the problem definition"}.get(self.rung, self.rung)
+        title = {
+            "zero-shot": "prompt (zero-shot)",
+            "few-shot": "prompt (few-shot)",
+            "rag": "RAG",
+            "tune": "fine-tune (LoRA)",
+            "tune+rag": "fine-tune + RAG",
+            "revisit": "revisit the problem definition",
+        }.get(self.rung, self.rung)
         thin = " (evidence too thin: a first look, not a recommendation)" if self.thin_evidence else ""
         if self.name and self.name not in (self.rung, title):
             title = f"{title}: {self.name}"
@@ -96,93 +109,134 @@ class Recommendation:
 
 # ---- without evaluation: the questionnaire ----------------------------------------------------
 
+
 def advise_from_answers(q: Questionnaire, task: str = "TASK") -> Recommendation:
     reasons, steps, change = [], [], []
-    experiment = (f"run the few-shot test: your best ~20 examples as few-shot against ~50 held out: "
-                  f"`lab eval {task} --arms zero-shot,few-shot --limit 50`")
+    experiment = (
+        f"run the few-shot test: your best ~20 examples as few-shot against ~50 held out: "
+        f"`lab eval {task} --arms zero-shot,few-shot --limit 50`"
+    )
 
     if not q.clear_success_metric:
-        return Recommendation("few-shot", [
-            "No clear evaluation criteria: without them you cannot build a dataset or tell whether "
-            "fine-tuning helped (docs/guide.md: when not to fine-tune). Prompt engineering meanwhile."],
+        return Recommendation(
+            "few-shot",
+            [
+                "No clear evaluation criteria: without them you cannot build a dataset or tell whether "
+                "fine-tuning helped (docs/guide.md: when not to fine-tune). Prompt engineering meanwhile."
+            ],
             next_steps=["define the metric first: a task.toml with a scorer and a held-out set"],
-            would_change_if=["you can score outputs: then answer the questionnaire again"], provisional=True)
+            would_change_if=["you can score outputs: then answer the questionnaire again"],
+            provisional=True,
+        )
 
     # 1. Can few-shot prompting solve it?
     if q.few_shot_reaches_90pct:
-        reasons.append("Few-shot prompting reaches 90%+ of the quality target: prompt engineering is "
-                       "sufficient (flowchart step 1: stop here).")
+        reasons.append(
+            "Few-shot prompting reaches 90%+ of the quality target: prompt engineering is "
+            "sufficient (flowchart step 1: stop here)."
+        )
         change.append("few-shot falls below 90% of the target on a larger held-out set")
         if q.cost_or_latency_pressure and q.good_examples >= MIN_EXAMPLES and not q.requirements_change_often:
-            steps.append(f"with {q.good_examples} examples and cost pressure, measure tuning's break-even: "
-                         f"`lab train --task {task}` then `lab eval {task} --arms few-shot,tune`")
-            change.append("a tuned model matches few-shot quality and its shorter prompts pay back the training "
-                          "within your planning horizon (the break-even in `lab eval`)")
+            steps.append(
+                f"with {q.good_examples} examples and cost pressure, measure tuning's break-even: "
+                f"`lab train --task {task}` then `lab eval {task} --arms few-shot,tune`"
+            )
+            change.append(
+                "a tuned model matches few-shot quality and its shorter prompts pay back the training "
+                "within your planning horizon (the break-even in `lab eval`)"
+            )
         return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change)
     provisional = q.few_shot_reaches_90pct is None
     if provisional:
         steps.append(experiment)
-        reasons.append("Not known yet whether few-shot prompting is enough: that experiment comes first "
-                       "(flowchart step 1); the rest of this answer assumes it falls short.")
+        reasons.append(
+            "Not known yet whether few-shot prompting is enough: that experiment comes first "
+            "(flowchart step 1); the rest of this answer assumes it falls short."
+        )
     else:
         reasons.append("Few-shot prompting falls short of 90% of the target (flowchart step 1: no).")
 
     return _knowledge_behaviour_examples(q, task, reasons, steps, change, provisional)
 
 
-def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, steps: list, change: list,
-                                  provisional: bool) -> Recommendation:
+def _knowledge_behaviour_examples(
+    q: Questionnaire, task: str, reasons: list, steps: list, change: list, provisional: bool
+) -> Recommendation:
     """Flowchart steps 2-4, once few-shot prompting falls short (or is not measured yet)."""
     # 2. Lack of knowledge?
     if q.lacks_knowledge:
-        reasons.append("The main problem is missing knowledge: retrieval puts your documents in the prompt; "
-                       "fine-tuning changes behaviour, not knowledge, and updating a fact would mean retraining "
-                       "(flowchart step 2).")
+        reasons.append(
+            "The main problem is missing knowledge: retrieval puts your documents in the prompt; "
+            "fine-tuning changes behaviour, not knowledge, and updating a fact would mean retraining "
+            "(flowchart step 2)."
+        )
         steps.append(f"index the documents and compare: `lab eval {task} --arms few-shot,rag`")
         if q.behaviour_problem and q.good_examples >= MIN_EXAMPLES and not q.requirements_change_often:
-            change.append("RAG finds the right facts but the output format/style still fails: with "
-                          f"{q.good_examples} examples, tune for format and keep RAG for facts (tune+rag)")
+            change.append(
+                "RAG finds the right facts but the output format/style still fails: with "
+                f"{q.good_examples} examples, tune for format and keep RAG for facts (tune+rag)"
+            )
         else:
-            change.append("the answers are right in substance but wrong in format/style, and you have "
-                          f"{MIN_EXAMPLES}+ examples: then tune+rag")
+            change.append(
+                "the answers are right in substance but wrong in format/style, and you have "
+                f"{MIN_EXAMPLES}+ examples: then tune+rag"
+            )
         return Recommendation("rag", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
 
     # 3. Behaviour, style, format, reasoning?
     if not q.behaviour_problem:
-        reasons.append("The problem is neither missing knowledge nor behaviour/format: revisit the problem "
-                       "definition (flowchart step 3).")
+        reasons.append(
+            "The problem is neither missing knowledge nor behaviour/format: revisit the problem "
+            "definition (flowchart step 3)."
+        )
         steps.append("look at the failing outputs (`lab log`) and say what exactly is wrong with them")
-        return Recommendation("revisit", reasons, next_steps=steps,
-                              would_change_if=["the failures turn out to be missing facts (-> RAG) or "
-                                               "format/behaviour (-> tune with 200+ examples)"],
-                              provisional=provisional)
+        return Recommendation(
+            "revisit",
+            reasons,
+            next_steps=steps,
+            would_change_if=[
+                "the failures turn out to be missing facts (-> RAG) or format/behaviour (-> tune with 200+ examples)"
+            ],
+            provisional=provisional,
+        )
     reasons.append("The problem is behaviour/format/style (flowchart step 3): the kind of thing tuning fixes.")
 
     if q.requirements_change_often:
-        reasons.append("But the requirements change often: retraining on every change is impractical, so stay "
-                       "with prompts (and RAG for facts) (docs/guide.md: when not to fine-tune).")
+        reasons.append(
+            "But the requirements change often: retraining on every change is impractical, so stay "
+            "with prompts (and RAG for facts) (docs/guide.md: when not to fine-tune)."
+        )
         change.append("the requirements settle down: then, with 200+ examples, fine-tune")
         steps.append("keep the few-shot examples in a file you can edit as the requirements move")
-        return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change,
-                              provisional=provisional)
+        return Recommendation("few-shot", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
 
     # 4. 200+ examples?
     if q.good_examples >= MIN_EXAMPLES:
-        reasons.append(f"{q.good_examples} good examples is enough to fine-tune (the rule of thumb is "
-                       f"{MIN_EXAMPLES}+) (flowchart step 4: yes).")
+        reasons.append(
+            f"{q.good_examples} good examples is enough to fine-tune (the rule of thumb is "
+            f"{MIN_EXAMPLES}+) (flowchart step 4: yes)."
+        )
         if q.cost_or_latency_pressure:
-            reasons.append("Cost/latency pressure favours tuning too: the instructions move into the weights, "
-                           "so every request is shorter; the break-even point says when training has paid off.")
-        steps.append(f"train an adapter and measure it against few-shot: `lab train --task {task}`, then "
-                     f"`lab eval {task} --arms few-shot,tune`")
-        change.append("the tuned arm's gain over few-shot is not significant on held-out data (then few-shot "
-                      "is the cheaper equal)")
+            reasons.append(
+                "Cost/latency pressure favours tuning too: the instructions move into the weights, "
+                "so every request is shorter; the break-even point says when training has paid off."
+            )
+        steps.append(
+            f"train an adapter and measure it against few-shot: `lab train --task {task}`, then "
+            f"`lab eval {task} --arms few-shot,tune`"
+        )
+        change.append(
+            "the tuned arm's gain over few-shot is not significant on held-out data (then few-shot "
+            "is the cheaper equal)"
+        )
         change.append("the requirements start changing often (retraining each time)")
         return Recommendation("tune", reasons, next_steps=steps, would_change_if=change, provisional=provisional)
 
     short = MIN_EXAMPLES - q.good_examples
-    reasons.append(f"Only {q.good_examples} good examples: collect about {short} more before tuning; "
-                   "prompt engineering in the meantime (flowchart step 4: no).")
+    reasons.append(
+        f"Only {q.good_examples} good examples: collect about {short} more before tuning; "
+        "prompt engineering in the meantime (flowchart step 4: no)."
+    )
     if q.good_examples < OVERFIT_BELOW:
         reasons.append(f"Under {OVERFIT_BELOW} examples a fine-tune is likely to overfit or change nothing.")
     steps.append(f"collect examples toward {MIN_EXAMPLES}; every one is also a few-shot candidate and a test case")
@@ -191,6 +245,7 @@ def _knowledge_behaviour_examples(q: Questionnaire, task: str, reasons: list, st
 
 
 # ---- with evaluation evidence ------------------------------------------------------------------
+
 
 def _interval(c) -> str:
     from .evaluation.verdict import interval_text
@@ -205,8 +260,13 @@ def _fmt(a) -> str:
     return f"{a.arm} {a.quality}{cost}"
 
 
-def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_examples: int | None = None,
-                           has_corpus: bool = False, best_prompt=None) -> Recommendation:
+def advise_from_scoreboard(
+    board,
+    answers: Questionnaire | None = None,
+    train_examples: int | None = None,
+    has_corpus: bool = False,
+    best_prompt=None,
+) -> Recommendation:
     """The cheapest measured rung that meets the target, with the numbers and the tests behind it.
     `best_prompt` (a `prompt_rung.BestPrompt`): the tuned arm against the best measured prompt
     configuration; "fine-tuning helped" is then judged against that one."""
@@ -217,15 +277,25 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
         rec.reasons.insert(0, f"Eval run {board.run['id']} has no scored results yet.")
         return rec
     reasons, steps, change = [], [], []
-    evidence = {"eval_run_id": board.run["id"], "task": task, "metric": board.primary_metric,
-                "target": target, "arms": {}, "comparisons": [c.as_dict() for c in board.comparisons]}
+    evidence = {
+        "eval_run_id": board.run["id"],
+        "task": task,
+        "metric": board.primary_metric,
+        "target": target,
+        "arms": {},
+        "comparisons": [c.as_dict() for c in board.comparisons],
+    }
     for a in measured:
         evidence["arms"][a.arm] = {
-            "quality": a.quality.mean, "ci": [a.quality.lo, a.quality.hi], "n": a.n,
-            "meets_target": a.meets_target, "format_valid": a.format_valid,
+            "quality": a.quality.mean,
+            "ci": [a.quality.lo, a.quality.hi],
+            "n": a.n,
+            "meets_target": a.meets_target,
+            "format_valid": a.format_valid,
             "cost_per_1k": a.cost.per_1k if a.cost else None,
             "break_even_requests": a.break_even.requests if a.break_even else None,
-            "failures": a.failures}
+            "failures": a.failures,
+        }
 
     def cmp(a: str, b: str):
         return board.comparison(a, b)
@@ -243,35 +313,72 @@ def advise_from_scoreboard(board, answers: Questionnaire | None = None, train_ex
     change += choice.change
     chosen = choice.rung.row
     from_prompt_config = best_prompt is not None and chosen is best_prompt.arm
-    evidence["choice"] = {"arm": choice.rung.arm, "name": choice.rung.name, "verdict": choice.state,
-                          "candidates": choice.rung.candidates, "margin": _margin(board),
-                          "as_good": choice.as_good.as_dict() if choice.as_good is not None else None}
+    evidence["choice"] = {
+        "arm": choice.rung.arm,
+        "name": choice.rung.name,
+        "verdict": choice.state,
+        "candidates": choice.rung.candidates,
+        "margin": _margin(board),
+        "as_good": choice.as_good.as_dict() if choice.as_good is not None else None,
+    }
     _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
     if best_prompt is not None and best_prompt.comparison is not None:
         _tuning_against_best_prompt(best_prompt, reasons, evidence)
 
-    _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
-              met=choice.state in ("meets", "as-good"), name=choice.rung.name)
+    _diagnose(
+        board,
+        measured,
+        chosen,
+        answers,
+        train_examples,
+        has_corpus,
+        reasons,
+        steps,
+        change,
+        met=choice.state in ("meets", "as-good"),
+        name=choice.rung.name,
+    )
 
     # Cost: when tuning pays for itself.
     for a in measured:
         if a.arm in TUNE_RUNGS and a.break_even is not None:
             be = a.break_even
             if be.requests is None:
-                change.append(f"{a.arm} is not cheaper per request than {be.baseline} here, so its training never pays back")
+                change.append(
+                    f"{a.arm} is not cheaper per request than {be.baseline} here, so its training never pays back"
+                )
             else:
-                change.append(f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
-                              "with more requests per day, tuning gets cheaper relative to prompting")
-    higher = [a for a in measured if not from_prompt_config and LADDER.index(a.arm) > LADDER.index(chosen.arm)
-              and (c := cmp(chosen.arm, a.arm)) is not None and c.significant and c.diff > 0]
+                change.append(
+                    f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
+                    "with more requests per day, tuning gets cheaper relative to prompting"
+                )
+    higher = [
+        a
+        for a in measured
+        if not from_prompt_config
+        and LADDER.index(a.arm) > LADDER.index(chosen.arm)
+        and (c := cmp(chosen.arm, a.arm)) is not None
+        and c.significant
+        and c.diff > 0
+    ]
     if higher:
         change.append(f"the target rose above {chosen.quality.mean:.2f}: {_fmt(higher[0])} is significantly better")
     if answers and answers.requirements_change_often and chosen.arm not in TUNE_RUNGS:
         change.append("the requirements stopped changing: tuned arms would be back in the running")
-    return flag_thin_evidence(board, Recommendation(chosen.arm, reasons, evidence, steps, change,
-                                                    source=f"eval run {board.run['id']}",
-                                                    meets_target=choice.state in ("meets", "as-good"),
-                                                    verdict=choice.state, name=choice.rung.name))
+    return flag_thin_evidence(
+        board,
+        Recommendation(
+            chosen.arm,
+            reasons,
+            evidence,
+            steps,
+            change,
+            source=f"eval run {board.run['id']}",
+            meets_target=choice.state in ("meets", "as-good"),
+            verdict=choice.state,
+            name=choice.rung.name,
+        ),
+    )
 
 
 def examples_to_run(board) -> int:
@@ -287,10 +394,15 @@ def thin_evidence(board) -> str | None:
     n = max((a.n for a in board.arms), default=0)
     if n >= THIN_EVIDENCE:
         return None
-    more = (f"evaluate about {examples_to_run(board)} examples" if n < board.n_examples else
-            f"add held-out examples (the task has only {board.n_examples})")
-    return (f"The evidence is too thin: only {n} example{'s' if n != 1 else ''} per arm were scored, so the "
-            f"ranking below could be chance. Treat this as a first look, not a recommendation, and {more}.")
+    more = (
+        f"evaluate about {examples_to_run(board)} examples"
+        if n < board.n_examples
+        else f"add held-out examples (the task has only {board.n_examples})"
+    )
+    return (
+        f"The evidence is too thin: only {n} example{'s' if n != 1 else ''} per arm were scored, so the "
+        f"ranking below could be chance. Treat this as a first look, not a recommendation, and {more}."
+    )
 
 
 def flag_thin_evidence(board, rec: Recommendation) -> Recommendation:
@@ -300,8 +412,11 @@ def flag_thin_evidence(board, rec: Recommendation) -> Recommendation:
         rec.thin_evidence = warning
         rec.reasons.insert(0, warning)
         if max((a.n for a in board.arms), default=0) < board.n_examples:
-            rec.next_steps.insert(0, f"evaluate more examples before acting on this: "
-                                     f"`lab eval {board.task} --limit {examples_to_run(board)}`")
+            rec.next_steps.insert(
+                0,
+                f"evaluate more examples before acting on this: "
+                f"`lab eval {board.task} --limit {examples_to_run(board)}`",
+            )
     return rec
 
 
@@ -313,8 +428,11 @@ def _margin(board) -> float:
 
 def board_scores(board, arm: str) -> dict:
     """{example id: primary score} of one scoreboard arm (repeats averaged)."""
-    return {e["id"]: e["outputs"][arm]["primary"] for e in board.examples
-            if arm in e["outputs"] and e["outputs"][arm]["primary"] is not None}
+    return {
+        e["id"]: e["outputs"][arm]["primary"]
+        for e in board.examples
+        if arm in e["outputs"] and e["outputs"][arm]["primary"] is not None
+    }
 
 
 def _choose(board, allowed: list, best_prompt=None):
@@ -330,9 +448,17 @@ def _choose(board, allowed: list, best_prompt=None):
         cfg = best_prompt.config
         rungs = [r for r in rungs if r.arm not in PROMPT_RUNGS]
         name = f"{cfg.label()} (the prompt rung's best of {best_prompt.candidates} configurations"
-        rungs.append(Rung(cfg.arm, name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}")
-                          + ")", cfg.score, cfg.n, dict(cfg.per_example), candidates=best_prompt.candidates,
-                          row=best_prompt.arm))
+        rungs.append(
+            Rung(
+                cfg.arm,
+                name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}") + ")",
+                cfg.score,
+                cfg.n,
+                dict(cfg.per_example),
+                candidates=best_prompt.candidates,
+                row=best_prompt.arm,
+            )
+        )
     share = {RUNG_OF[r.arm]: r.candidates for r in shared(rungs)}
     for a in board.arms + board.others:  # others: the prompt sweep's best configuration
         a.verdict = meets_arm(a.quality, board.target, share.get(RUNG_OF.get(a.arm, "prompt"), 1))
@@ -343,9 +469,14 @@ def _choose(board, allowed: list, best_prompt=None):
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
     """Say what each step up the ladder bought, significant or not (tune against the prompt arms
     of this run is skipped when it is measured against the best prompt configuration instead)."""
-    for lower, upper, what in [("zero-shot", "few-shot", "few-shot examples"), ("few-shot", "rag", "retrieval"),
-                               ("zero-shot", "rag", "retrieval"), ("few-shot", "tune", "fine-tuning"),
-                               ("zero-shot", "tune", "fine-tuning"), ("rag", "tune+rag", "fine-tuning on top of RAG")]:
+    for lower, upper, what in [
+        ("zero-shot", "few-shot", "few-shot examples"),
+        ("few-shot", "rag", "retrieval"),
+        ("zero-shot", "rag", "retrieval"),
+        ("few-shot", "tune", "fine-tuning"),
+        ("zero-shot", "tune", "fine-tuning"),
+        ("rag", "tune+rag", "fine-tuning on top of RAG"),
+    ]:
         c = board.comparison(lower, upper)
         if c is None or c.diff is None or (skip_tune_vs_prompt and upper == "tune" and lower in PROMPT_RUNGS):
             continue
@@ -362,69 +493,108 @@ def _tuning_against_best_prompt(best, reasons: list, evidence: dict) -> None:
     """Did fine-tuning help, against the best prompt configuration measured (not merely this run's
     few-shot)? Names the configuration; one test, not Holm-corrected with the scoreboard's."""
     c, cfg = best.comparison, best.config
-    name = (f"the best measured prompt configuration ({cfg.label()}, {cfg.score:.3f}, eval run "
-            f"{cfg.eval_run_id}; best of {best.candidates})")
+    name = (
+        f"the best measured prompt configuration ({cfg.label()}, {cfg.score:.3f}, eval run "
+        f"{cfg.eval_run_id}; best of {best.candidates})"
+    )
     evidence["best_prompt"] = {**cfg.as_dict(), "candidates": best.candidates, "comparison": c.as_dict()}
     if c.diff is None:
         return
     reasons.append(_verdict(c, "fine-tuning", f"{c.b} vs it", against=name))
 
 
-def _diagnose(board, measured, chosen, answers, train_examples, has_corpus, reasons, steps, change,
-              met: bool = False, name: str | None = None) -> None:
+def _diagnose(
+    board,
+    measured,
+    chosen,
+    answers,
+    train_examples,
+    has_corpus,
+    reasons,
+    steps,
+    change,
+    met: bool = False,
+    name: str | None = None,
+) -> None:
     """When the target is not met: which rung to try next, by why the answers were wrong."""
     arms = {a.arm for a in measured}
     task = board.task
     if met:
-        if not arms & TUNE_RUNGS and answers and answers.cost_or_latency_pressure \
-                and (train_examples or 0) >= MIN_EXAMPLES:
-            steps.append(f"cost pressure: measure whether a tuned model's shorter prompts pay back its training: "
-                         f"`lab train --task {task}`, `lab eval {task} --arms tune`")
+        if (
+            not arms & TUNE_RUNGS
+            and answers
+            and answers.cost_or_latency_pressure
+            and (train_examples or 0) >= MIN_EXAMPLES
+        ):
+            steps.append(
+                f"cost pressure: measure whether a tuned model's shorter prompts pay back its training: "
+                f"`lab train --task {task}`, `lab eval {task} --arms tune`"
+            )
         return
-    fails = {f: chosen.failures.get(f, 0) for f in ("output invalid", "truncated", "retrieval missed",
-                                                     "answer wrong", "request failed")}
+    fails = {
+        f: chosen.failures.get(f, 0)
+        for f in ("output invalid", "truncated", "retrieval missed", "answer wrong", "request failed")
+    }
     total = sum(fails.values()) or 1
     if any(fails.values()):
-        reasons.append("Why the best rung's answers were wrong: " + ", ".join(
-            f"{k} {v}" for k, v in fails.items() if v) + ".")
+        reasons.append(
+            "Why the best rung's answers were wrong: " + ", ".join(f"{k} {v}" for k, v in fails.items() if v) + "."
+        )
     if fails["truncated"]:  # no rung fixes an answer cut off by the budget
         steps.append(f"raise max_tokens in {task}'s task.toml: {fails['truncated']} answers ran into the budget")
     if fails["output invalid"] / total >= 0.5:
-        reasons.append("Most failures are format failures: a behaviour problem, which tuning addresses "
-                       "(flowchart step 3).")
+        reasons.append(
+            "Most failures are format failures: a behaviour problem, which tuning addresses (flowchart step 3)."
+        )
         if "tune" not in arms:
             if (train_examples or 0) >= MIN_EXAMPLES:
-                steps.append(f"train an adapter ({train_examples} training examples): `lab train --task {task}`, then "
-                             f"`lab eval {task} --arms tune`")
+                steps.append(
+                    f"train an adapter ({train_examples} training examples): `lab train --task {task}`, then "
+                    f"`lab eval {task} --arms tune`"
+                )
             else:
                 steps.append(f"collect {MIN_EXAMPLES}+ examples before tuning; prompt meanwhile")
     if fails["retrieval missed"] / total >= 0.3:
-        reasons.append("Retrieval often missed the gold document: fix retrieval first (more passages, "
-                       "other chunking) before blaming the model.")
+        reasons.append(
+            "Retrieval often missed the gold document: fix retrieval first (more passages, "
+            "other chunking) before blaming the model."
+        )
         steps.append(f"try a larger k: `lab eval {task} --arms rag --k 8`")
     if has_corpus and "rag" not in arms:
         steps.append(f"the task has a corpus: measure the RAG rung: `lab eval {task} --arms rag`")
     elif not has_corpus and not arms & TUNE_RUNGS and not any("lab train" in x for x in steps):
         # No documents to retrieve: what is missing is behaviour (flowchart steps 2-3 -> 4).
         if (train_examples or 0) >= MIN_EXAMPLES:
-            reasons.append(f"The task has no corpus, so the gap is behaviour, not knowledge; with {train_examples} "
-                           f"training examples (200+) the next rung is tuning (flowchart step 4).")
+            reasons.append(
+                f"The task has no corpus, so the gap is behaviour, not knowledge; with {train_examples} "
+                f"training examples (200+) the next rung is tuning (flowchart step 4)."
+            )
             steps.append(f"train an adapter: `lab train --task {task}`, then `lab eval {task} --arms tune`")
         elif train_examples is not None:
-            steps.append(f"collect {MIN_EXAMPLES}+ examples (you have {train_examples}) before tuning; prompt meanwhile")
+            steps.append(
+                f"collect {MIN_EXAMPLES}+ examples (you have {train_examples}) before tuning; prompt meanwhile"
+            )
     if not steps:
-        steps.append("no rung reaches the target: a larger base model (`lab models`), a lower target, or "
-                     "more training data")
+        steps.append(
+            "no rung reaches the target: a larger base model (`lab models`), a lower target, or more training data"
+        )
     bound = chosen.verdict.bound if getattr(chosen, "verdict", None) is not None else None
     if bound is not None and bound > 0:  # the rule itself: the interval's lower end, not the mean
         bound = int(bound * 100) / 100  # rounded down: at the target printed, the rule says "meets"
         name = name or chosen.arm  # the pick as the advice names it (the sweep's best configuration)
-        change.append(f"the target were lowered to {bound:.2f} (the lower end of its interval, as judged here): "
-                      f"{name} would meet it")
+        change.append(
+            f"the target were lowered to {bound:.2f} (the lower end of its interval, as judged here): "
+            f"{name} would meet it"
+        )
 
 
-def advise(board=None, answers: Questionnaire | None = None, task: str = "TASK",
-           train_examples: int | None = None, has_corpus: bool = False) -> Recommendation:
+def advise(
+    board=None,
+    answers: Questionnaire | None = None,
+    task: str = "TASK",
+    train_examples: int | None = None,
+    has_corpus: bool = False,
+) -> Recommendation:
     """With a scoreboard: evidence first. Without: the questionnaire."""
     if board is not None:
         return advise_from_scoreboard(board, answers, train_examples, has_corpus)
@@ -445,20 +615,26 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
     best = best_prompt_for_run(lab, run, "tune", board.score_type)
     if best is not None:  # its row, scored against this board's target
         judged = task.model_copy(update={"target": board.target})
-        best.arm = (board.arm(best.config.arm) if best.config.eval_run_id == board.run["id"] else
-                    summarize(lab, best.config.eval_run_id, task=judged).arm(best.config.arm))
+        best.arm = (
+            board.arm(best.config.arm)
+            if best.config.eval_run_id == board.run["id"]
+            else summarize(lab, best.config.eval_run_id, task=judged).arm(best.config.arm)
+        )
     if best is not None and best.arm is not None and best.config.eval_run_id != board.run["id"]:
         from dataclasses import replace  # a row and a point like any arm, named by its configuration
 
-        board.others = [replace(best.arm, arm=f"{best.config.label()} (best of {best.candidates}, run "
-                                              f"{best.config.eval_run_id})")]
-    rec = advise_from_scoreboard(board, answers, train_examples=len(task.examples("train")),
-                                 has_corpus=bool(task.corpus), best_prompt=best)
+        board.others = [
+            replace(best.arm, arm=f"{best.config.label()} (best of {best.candidates}, run {best.config.eval_run_id})")
+        ]
+    rec = advise_from_scoreboard(
+        board, answers, train_examples=len(task.examples("train")), has_corpus=bool(task.corpus), best_prompt=best
+    )
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
     return rec
 
 
 # ---- with a learning curve (`lab curve`) -------------------------------------------------------
+
 
 def add_curve_evidence(lab, rec: Recommendation, task: str, have: int) -> None:
     """Add what the task's latest learning curve says, when it has one."""
@@ -471,6 +647,9 @@ def add_curve_evidence(lab, rec: Recommendation, task: str, have: int) -> None:
     reasons, steps = curve_advice(curve, have)  # the curve's own words (evaluation/curve.py)
     rec.reasons += reasons
     rec.next_steps += steps
-    rec.evidence["curve"] = {"curve_id": curve.curve_id, "crossover_n": curve.crossover.at_n,
-                             "best_k": curve.crossover.best_k,
-                             "still_rising": bool(curve.slope and curve.slope.rising)}
+    rec.evidence["curve"] = {
+        "curve_id": curve.curve_id,
+        "crossover_n": curve.crossover.at_n,
+        "best_k": curve.crossover.best_k,
+        "still_rising": bool(curve.slope and curve.slope.rising),
+    }

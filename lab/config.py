@@ -3,6 +3,7 @@
 Every face (CLI, scripts, app) calls `load_config(home, **flags)`, so a setting means the
 same thing everywhere.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -92,5 +93,4 @@ def _did_you_mean(loc: tuple) -> str:
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     prefix = ".".join(str(p) for p in loc[:-1])
     valid = ", ".join(model.model_fields)
-    return (f", did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close
-            else f" (valid keys: {valid})")
+    return f", did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else f" (valid keys: {valid})"

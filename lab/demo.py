@@ -15,6 +15,7 @@ manifest, the adapter's manifest, the evaluation's rows), so a rerun, or `lab ev
 run by hand, counts. Each run is a `demo_runs` row in lab.db, updated as it goes: the app starts
 `lab demo prepare` as a background process (`start_job`) and polls that row.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,6 +85,7 @@ class PrepareResult:
 
 # ---- the plan -----------------------------------------------------------------------------------
 
+
 def scenarios(names: list[str] | None = None) -> list[Task]:
     """The built-in scenarios (or those of `names`, which must be built-in ones)."""
     from .tasks import TaskError
@@ -99,8 +101,14 @@ def arms_for(task: Task, tuned: bool) -> list[str]:
     return [a for a in arms if task.corpus or a not in ladder.RAG_ARMS]
 
 
-def plan(lab, *, limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None, probe: bool = True,
-         only: list[str] | None = None) -> list[DemoStep]:
+def plan(
+    lab,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    train_overrides: dict | None = None,
+    probe: bool = True,
+    only: list[str] | None = None,
+) -> list[DemoStep]:
     """What the demo needs, in the order `prepare` does it, each step with its estimate and
     whether it is done. `probe`: with no answer speed in the run log yet, time one short answer
     (loads the model); without it a rough figure stands in. `train_overrides`: TrainConfig
@@ -112,8 +120,9 @@ def plan(lab, *, limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None
     adapters = {t.name: _adapter_step(lab, t, model, train_overrides) for t in tasks if t.train is not None}
     steps += [_eval_step(lab, t, arms_for(t, False), None, limit, speed) for t in tasks]
     steps += list(adapters.values())
-    steps += [_eval_step(lab, t, arms_for(t, True), adapters[t.name], limit, speed) for t in tasks
-              if t.name in adapters]
+    steps += [
+        _eval_step(lab, t, arms_for(t, True), adapters[t.name], limit, speed) for t in tasks if t.name in adapters
+    ]
     return steps
 
 
@@ -140,9 +149,14 @@ def describe(steps: list[DemoStep]) -> str:
         if not s.done and s.basis:
             lines.append(f"      estimate: {s.basis}")
     left = [s for s in steps if not s.done]
-    lines.append(f"{len(steps) - len(left)} of {len(steps)} steps done; "
-                 + (f"the rest takes about {_minutes(total_seconds(steps))} on this machine" if left
-                    else "the demo is ready: `lab serve`"))
+    lines.append(
+        f"{len(steps) - len(left)} of {len(steps)} steps done; "
+        + (
+            f"the rest takes about {_minutes(total_seconds(steps))} on this machine"
+            if left
+            else "the demo is ready: `lab serve`"
+        )
+    )
     return "\n".join(lines)
 
 
@@ -178,14 +192,25 @@ def _index_steps(lab, tasks: list[Task]) -> list[DemoStep]:
         # cores, plus loading it
         seconds = 0.0 if done else 15 + chars / 4 / 128 / 20
         left = "" if done else (f"{state['stale']} files new or changed" if state["indexed"] else "no index yet")
-        steps.append(DemoStep("index", state["corpus"], f"index the sample corpus '{state['corpus']}' "
-                          f"({state['files']} files)", f"the RAG arms of {t.name} retrieve from it", seconds, done,
-                          "a rough figure for the embedder on 2 cores (the embeddings are cached)", left,
-                          task=t.name, corpus=ref))
+        steps.append(
+            DemoStep(
+                "index",
+                state["corpus"],
+                f"index the sample corpus '{state['corpus']}' ({state['files']} files)",
+                f"the RAG arms of {t.name} retrieve from it",
+                seconds,
+                done,
+                "a rough figure for the embedder on 2 cores (the embeddings are cached)",
+                left,
+                task=t.name,
+                corpus=ref,
+            )
+        )
     return steps
 
 
 # ---- adapters -----------------------------------------------------------------------------------
+
 
 def adapter_plan(lab, task: Task, overrides: dict | None = None, name: str | None = None) -> TrainPlan:
     """The demo adapter of `task`: its training set and instruction at this machine's training
@@ -204,8 +229,17 @@ def _adapter_step(lab, task: Task, model, overrides: dict | None) -> DemoStep:
     names = (task.name, f"{task.name}-demo")
     for name in names:  # one trained earlier with the very same data and settings: reuse it
         if training_plan.trained_adapter(lab, adapter_plan(lab, task, overrides, name).config) is not None:
-            return DemoStep("train", name, f"train the demo adapter '{name}'", why, 0.0, True,
-                        state="trained", task=task.name, adapter=name)
+            return DemoStep(
+                "train",
+                name,
+                f"train the demo adapter '{name}'",
+                why,
+                0.0,
+                True,
+                state="trained",
+                task=task.name,
+                adapter=name,
+            )
     for name in names:  # the scenario's own name when free; never overwrite someone's adapter
         plan = adapter_plan(lab, task, overrides, name)
         ckpt_step, why_not = checkpoint_step(lab, plan.config, sha)
@@ -219,12 +253,25 @@ def _adapter_step(lab, task: Task, model, overrides: dict | None) -> DemoStep:
     state = f"checkpoint at step {ckpt_step} of {total}" if ckpt_step else ""
     if name != task.name:
         state = ", ".join(x for x in (state, f"'{task.name}' holds another adapter or checkpoint: kept") if x)
-    return DemoStep("train", name, f"train the demo adapter '{name}' ({total} {plan.config.method} steps on "
-                f"{task.name}'s {len(task.examples('train'))} training examples)", why, seconds, False, basis,
-                state, task=task.name, adapter=name, todo=left, config=plan.config)
+    return DemoStep(
+        "train",
+        name,
+        f"train the demo adapter '{name}' ({total} {plan.config.method} steps on "
+        f"{task.name}'s {len(task.examples('train'))} training examples)",
+        why,
+        seconds,
+        False,
+        basis,
+        state,
+        task=task.name,
+        adapter=name,
+        todo=left,
+        config=plan.config,
+    )
 
 
 # ---- evaluations --------------------------------------------------------------------------------
+
 
 def _eval_step(lab, task: Task, arms: list[str], adapter_step: DemoStep | None, limit: int, speed) -> DemoStep:
     """Evaluating `arms` of `task` on `limit` held-out examples (`sampled`) into the run `run_eval`
@@ -251,12 +298,26 @@ def _eval_step(lab, task: Task, arms: list[str], adapter_step: DemoStep | None, 
     if missing:
         seconds += 5  # loading the model (and the adapter)
     tuned = f" with '{adapter}'" if adapter else ""
-    why = (f"the Evaluate and Advisor tabs show {task.name}'s scoreboard" if not adapter else
-           f"{task.name}'s scoreboard gets its tune column (the same stored run)")
-    return DemoStep("eval", task.name, f"evaluate {task.name} on {', '.join(arms)}{tuned}: {len(held_out)} held-out "
-                f"examples", why, seconds, not missing, "; ".join(sorted(b for b in bases if b)),
-                f"{len(wanted) - len(missing)} of {len(wanted)} answered" if have else "",
-                task=task.name, arms=run_arms, adapter=adapter, todo=len(missing), limit=limit)
+    why = (
+        f"the Evaluate and Advisor tabs show {task.name}'s scoreboard"
+        if not adapter
+        else f"{task.name}'s scoreboard gets its tune column (the same stored run)"
+    )
+    return DemoStep(
+        "eval",
+        task.name,
+        f"evaluate {task.name} on {', '.join(arms)}{tuned}: {len(held_out)} held-out examples",
+        why,
+        seconds,
+        not missing,
+        "; ".join(sorted(b for b in bases if b)),
+        f"{len(wanted) - len(missing)} of {len(wanted)} answered" if have else "",
+        task=task.name,
+        arms=run_arms,
+        adapter=adapter,
+        todo=len(missing),
+        limit=limit,
+    )
 
 
 def _adapter_record(lab, name: str) -> dict:
@@ -271,9 +332,16 @@ def _adapter_record(lab, name: str) -> dict:
 Progress = Callable[[dict], None]
 
 
-def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress | None = None,
-            limit: int = DEFAULT_LIMIT, train_overrides: dict | None = None, progress: bool = False,
-            only: list[str] | None = None) -> PrepareResult:
+def prepare(
+    lab,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Progress | None = None,
+    limit: int = DEFAULT_LIMIT,
+    train_overrides: dict | None = None,
+    progress: bool = False,
+    only: list[str] | None = None,
+) -> PrepareResult:
     """Do the steps of `plan` that are not done, recording the run (a `demo_runs` row) as it goes.
     `cancel` (set from another thread) stops at the next answer or training step; Ctrl-C and
     SIGTERM stop the same way. Either way what is finished stays (a checkpoint, the answers so
@@ -281,17 +349,33 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
     message, fraction, remaining_s, elapsed_s}. `progress`: terminal progress bars."""
     steps = plan(lab, limit=limit, train_overrides=train_overrides, only=only)
     t0 = time.perf_counter()
-    run_id = lab.store.new_demo_run({
-        "pid": os.getpid(), "pid_started": jobs.process_started(os.getpid()), "steps": len(steps),
-        "estimate_s": total_seconds(steps), "plan_json": json.dumps([s.as_dict() for s in steps], default=str)})
+    run_id = lab.store.new_demo_run(
+        {
+            "pid": os.getpid(),
+            "pid_started": jobs.process_started(os.getpid()),
+            "steps": len(steps),
+            "estimate_s": total_seconds(steps),
+            "plan_json": json.dumps([s.as_dict() for s in steps], default=str),
+        }
+    )
     status = "done"
 
     def report(i: int, step: DemoStep, fraction: float, message: str) -> None:
-        left = step.seconds * (1 - fraction) + sum(s.seconds for s in steps[i + 1:] if not s.done)
-        event = {"step": i + 1, "steps": len(steps), "action": step.action, "name": step.name, "message": message,
-                 "fraction": fraction, "remaining_s": left, "elapsed_s": time.perf_counter() - t0}
-        lab.store.update_demo_run(run_id, {"step": i + 1, "message": message, "fraction": fraction,
-                                           "estimate_s": left, "wall_s": event["elapsed_s"]})
+        left = step.seconds * (1 - fraction) + sum(s.seconds for s in steps[i + 1 :] if not s.done)
+        event = {
+            "step": i + 1,
+            "steps": len(steps),
+            "action": step.action,
+            "name": step.name,
+            "message": message,
+            "fraction": fraction,
+            "remaining_s": left,
+            "elapsed_s": time.perf_counter() - t0,
+        }
+        lab.store.update_demo_run(
+            run_id,
+            {"step": i + 1, "message": message, "fraction": fraction, "estimate_s": left, "wall_s": event["elapsed_s"]},
+        )
         if on_progress:
             on_progress(event)
 
@@ -303,8 +387,9 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
                 status = "cancelled"
                 break
             report(i, step, 0.0, f"{step.what}...")
-            if not _RUNNERS[step.action](lab, step, cancel, lambda f, msg, i=i, step=step: report(i, step, f, msg),
-                                       progress):
+            if not _RUNNERS[step.action](
+                lab, step, cancel, lambda f, msg, i=i, step=step: report(i, step, f, msg), progress
+            ):
                 status = "cancelled"
                 break
             step.done, step.seconds = True, 0.0
@@ -312,12 +397,20 @@ def prepare(lab, *, cancel: threading.Event | None = None, on_progress: Progress
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training: the answers so far are kept
         status = "interrupted"
     except BaseException as e:
-        lab.store.update_demo_run(run_id, {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                                           "finished_ts": now(), "wall_s": time.perf_counter() - t0})
+        lab.store.update_demo_run(
+            run_id,
+            {
+                "status": "failed",
+                "error": f"{type(e).__name__}: {e}",
+                "finished_ts": now(),
+                "wall_s": time.perf_counter() - t0,
+            },
+        )
         raise
     wall = time.perf_counter() - t0
-    lab.store.update_demo_run(run_id, {"status": status, "finished_ts": now(), "wall_s": wall,
-                                       "estimate_s": total_seconds(steps)})
+    lab.store.update_demo_run(
+        run_id, {"status": status, "finished_ts": now(), "wall_s": wall, "estimate_s": total_seconds(steps)}
+    )
     return PrepareResult(status, steps, wall, run_id)
 
 
@@ -334,11 +427,21 @@ def _run_eval(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
 
     def on_result(row: dict) -> None:
         answered[0] += 1
-        report(min(1.0, answered[0] / max(1, step.todo)),
-               f"evaluating {step.name}: {answered[0]} of {step.todo} answers ({row['arm']})")
+        report(
+            min(1.0, answered[0] / max(1, step.todo)),
+            f"evaluating {step.name}: {answered[0]} of {step.todo} answers ({row['arm']})",
+        )
 
-    run_id = run_eval(lab, step.task, step.arms, limit=step.limit, adapter=step.adapter, progress=progress,
-                      cancel=cancel, on_result=on_result)
+    run_id = run_eval(
+        lab,
+        step.task,
+        step.arms,
+        limit=step.limit,
+        adapter=step.adapter,
+        progress=progress,
+        cancel=cancel,
+        on_result=on_result,
+    )
     return lab.store.eval_run(run_id)["status"] != "cancelled"
 
 
@@ -351,8 +454,14 @@ def _run_train(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
         report(row["step"] / max(1, row["total_steps"] or 1), f"training '{config.name}': {jobs.step_line(row)}")
 
     try:
-        jobs.continue_or_train(lab, config, overwrite=config.name != step.task, on_step=on_step, cancel=cancel,
-                               say=(lambda msg: print(msg, file=sys.stderr)) if progress else None)
+        jobs.continue_or_train(
+            lab,
+            config,
+            overwrite=config.name != step.task,
+            on_step=on_step,
+            cancel=cancel,
+            say=(lambda msg: print(msg, file=sys.stderr)) if progress else None,
+        )
     except TrainingInterrupted:
         if cancel is not None and cancel.is_set():
             return False
@@ -364,6 +473,7 @@ _RUNNERS = {"index": _run_index, "eval": _run_eval, "train": _run_train}
 
 
 # ---- as a background job (the app) -------------------------------------------------------------
+
 
 def start_job(lab, limit: int = DEFAULT_LIMIT) -> subprocess.Popen:
     """Start `lab demo prepare` in its own process session (closing the page does not stop it);
@@ -382,8 +492,10 @@ def latest_run(lab) -> dict | None:
     if run is None:
         return None
     if run["status"] == "running" and jobs.trainer_alive(run) is False:
-        lab.store.update_demo_run(run["id"], {"status": "died", "finished_ts": now(),
-                                              "error": f"process {run['pid']} ended without finishing"})
+        lab.store.update_demo_run(
+            run["id"],
+            {"status": "died", "finished_ts": now(), "error": f"process {run['pid']} ended without finishing"},
+        )
         run = {**run, "status": "died"}
     return run
 

@@ -3,6 +3,7 @@
 The CLI, the scripts and the Gradio app all hold one `Lab` and call its methods; nothing
 else loads models or writes generation rows.
 """
+
 from __future__ import annotations
 
 import threading
@@ -87,12 +88,21 @@ class Lab:
         return GenerationOptions.model_validate(base)
 
     # -- generation ----------------------------------------------------------------------
-    def generate(self, messages: list[dict], *, arm: str, model: str | None = None,
-                 engine: str | None = None, options: GenerationOptions | None = None,
-                 adapter: str | None = None, adapter_sha: str | None = None,
-                 on_text: OnText | None = None, log: dict | None = None,
-                 adapter_id: str | None = None,
-                 cancel: threading.Event | None = None) -> tuple[Generation, int]:
+    def generate(
+        self,
+        messages: list[dict],
+        *,
+        arm: str,
+        model: str | None = None,
+        engine: str | None = None,
+        options: GenerationOptions | None = None,
+        adapter: str | None = None,
+        adapter_sha: str | None = None,
+        on_text: OnText | None = None,
+        log: dict | None = None,
+        adapter_id: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Generation, int]:
         """Run one request and log it. `log` carries the arm's context for the row
         (corpus, index_hash, retrieved, eval_run_id, example_id). `adapter` is the file or
         folder the backend loads, `adapter_sha` its content's sha256 (the backend's cache key);
@@ -103,18 +113,24 @@ class Lab:
         backend = self.backend(model, engine)
         options = options or self.options()
         try:
-            gen = backend.generate(messages, options, on_text=on_text, adapter=adapter,
-                                   adapter_sha=adapter_sha, cancel=cancel)
+            gen = backend.generate(
+                messages, options, on_text=on_text, adapter=adapter, adapter_sha=adapter_sha, cancel=cancel
+            )
         except Exception as e:
-            self.store.log_error(arm=arm, model_id=backend.info.id, messages=messages,
-                                 error=f"{type(e).__name__}: {e}")
+            self.store.log_error(arm=arm, model_id=backend.info.id, messages=messages, error=f"{type(e).__name__}: {e}")
             raise
         if adapter_id:
             gen.adapter_id = adapter_id
         row_id = self.store.log_generation(
-            gen, arm=arm, messages=messages, options=options, model_sha=self.model_sha(backend.info),
-            adapter_sha=gen.extra.get("adapter_sha256", adapter_sha), backend=engine or backends.default_backend_for(backend.info),
-            **(log or {}))
+            gen,
+            arm=arm,
+            messages=messages,
+            options=options,
+            model_sha=self.model_sha(backend.info),
+            adapter_sha=gen.extra.get("adapter_sha256", adapter_sha),
+            backend=engine or backends.default_backend_for(backend.info),
+            **(log or {}),
+        )
         return gen, row_id
 
     def answer(self, arm: str, question: str, **kw: Any) -> ladder.Answer:

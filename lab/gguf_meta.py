@@ -3,6 +3,7 @@
 `gguf.GGUFReader` maps every tensor and takes seconds; listing models only needs the
 key/value header, which this reads in a fraction of that, skipping the big token arrays.
 """
+
 from __future__ import annotations
 
 import struct
@@ -119,7 +120,7 @@ def array_length(value) -> int | None:
     if isinstance(value, list):
         return len(value)
     if isinstance(value, str) and value.startswith("<array of "):
-        return int(value[len("<array of "):-1])
+        return int(value[len("<array of ") : -1])
     return None
 
 

@@ -3,6 +3,7 @@
 `LAB_HOME` or `--home` moves all of it; the default is the current directory, so running
 `lab` in a checkout uses the checkout's own models/, adapters/ and corpora/.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,6 +60,7 @@ class LabHome:
 
 
 # ---- lock files ---------------------------------------------------------------------------------
+
 
 def lock_file(path: Path, wait: bool = True):
     """Open `path` (made if missing) holding its exclusive flock: the kernel's lock, so a process

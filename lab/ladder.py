@@ -9,6 +9,7 @@ The CLI's `lab ask`, the app's Compare tab, the evaluation runner and the probe 
 `answer` (through `Lab.answer`), so an arm answers the same way wherever it is asked, and
 every generation is logged under one of `ARMS` by `Lab.generate`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ def check_arms(arms: Sequence[str]) -> list[str]:
 
 # ---- few-shot examples ----------------------------------------------------------------------
 
+
 def few_shot_pool(task) -> list:
     """The examples few-shot prompts draw from: the task's few-shot file, else its training set."""
     return task.examples("fewshot") or task.examples("train")
@@ -101,8 +103,16 @@ def _unit(vectors):
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
-def fit_shots(lab, model: str | None, question: str, shots: list, instruction: str | None,
-              max_tokens: int, engine: str | None = None, trim_front: bool = False) -> list:
+def fit_shots(
+    lab,
+    model: str | None,
+    question: str,
+    shots: list,
+    instruction: str | None,
+    max_tokens: int,
+    engine: str | None = None,
+    trim_front: bool = False,
+) -> list:
     """Drop examples until the prompt and the answer fit the context window: from the end for
     fixed examples (the front stays, so the shared prefix of the other questions is still
     reused), from the front with `trim_front` (similar examples: the least similar go first)."""
@@ -143,6 +153,7 @@ def answer_budget(lab, task, model: str | None = None, engine: str | None = None
 
 # ---- constrained output ------------------------------------------------------------------------
 
+
 def constraint_options(task) -> dict[str, Any]:
     """What constrained decoding restricts a task's answers to, as GenerationOptions fields: a
     label task's labels, a JSON task's schema (any JSON object without one); {} for free text."""
@@ -161,12 +172,15 @@ def constrained(lab, task, options, model: str | None, engine: str | None):
     if not update:
         raise ArmError(f"task '{task.name}' is free text: there is no label set or schema to constrain to")
     if "choices" in update and lab.backend(model, engine).info.format == "openai":
-        raise ArmError("an OpenAI-compatible server cannot be held to a label set by the lab "
-                       "(only a JSON schema, as response_format): evaluate without --constrain")
+        raise ArmError(
+            "an OpenAI-compatible server cannot be held to a label set by the lab "
+            "(only a JSON schema, as response_format): evaluate without --constrain"
+        )
     return options.model_copy(update=update)
 
 
 # ---- corpora and adapters ---------------------------------------------------------------------
+
 
 def task_corpus(lab, task) -> str:
     """What to hand the retrieval API for the task's corpus: its name when <home>/corpora/<name>
@@ -196,11 +210,27 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:
 
 # ---- one question through one arm -------------------------------------------------------------
 
-def answer(lab, arm: str, question: str, *, task: Task | None = None, corpus: str | Path | None = None,
-           adapter: str | AdapterInfo | None = None, model: str | None = None, engine: str | None = None,
-           options=None, system: str | None = None, shots: list | None = None, k: int | None = None,
-           rag_k: int = 4, log: dict | None = None, on_text: OnText | None = None,
-           cancel: threading.Event | None = None, constrain: bool = False) -> Answer:
+
+def answer(
+    lab,
+    arm: str,
+    question: str,
+    *,
+    task: Task | None = None,
+    corpus: str | Path | None = None,
+    adapter: str | AdapterInfo | None = None,
+    model: str | None = None,
+    engine: str | None = None,
+    options=None,
+    system: str | None = None,
+    shots: list | None = None,
+    k: int | None = None,
+    rag_k: int = 4,
+    log: dict | None = None,
+    on_text: OnText | None = None,
+    cancel: threading.Event | None = None,
+    constrain: bool = False,
+) -> Answer:
     """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
     pool, the corpus and the answer length; explicit arguments win over it.
 
@@ -218,8 +248,9 @@ def answer(lab, arm: str, question: str, *, task: Task | None = None, corpus: st
     tuned = None
     if arm in TUNE_ARMS:
         if adapter is None:
-            raise ArmError(f"no adapter chosen for the {arm} arm: train one (`lab train`, or the Train tab) "
-                           "and pick it")
+            raise ArmError(
+                f"no adapter chosen for the {arm} arm: train one (`lab train`, or the Train tab) and pick it"
+            )
         tuned = resolve_adapter(lab, adapter, model) if isinstance(adapter, str) else adapter
         model = model or tuned.base_model
         if system is None and tuned.instruction is not None:
@@ -234,9 +265,21 @@ def answer(lab, arm: str, question: str, *, task: Task | None = None, corpus: st
         where = corpus or (task_corpus(lab, task) if task else None)
         if not where:
             raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
-        gen, row_id, passages = ask_rag(lab, where, question, model=model, k=rag_k, system=instruction,
-                                        options=options, on_text=on_text, engine=engine, arm=arm,
-                                        log_extra=log, cancel=cancel, **served)
+        gen, row_id, passages = ask_rag(
+            lab,
+            where,
+            question,
+            model=model,
+            k=rag_k,
+            system=instruction,
+            options=options,
+            on_text=on_text,
+            engine=engine,
+            arm=arm,
+            log_extra=log,
+            cancel=cancel,
+            **served,
+        )
         return Answer(arm, gen, row_id, list(passages), tuned)
     used = None
     if arm == "few-shot":
@@ -244,13 +287,30 @@ def answer(lab, arm: str, question: str, *, task: Task | None = None, corpus: st
             if task is None:
                 raise ArmError("the few-shot arm needs example answers: pick a task (its few-shot pool is used)")
             shots = fixed_shots(few_shot_pool(task), task.few_shot_k if k is None else k)
-        shots = fit_shots(lab, model, question, list(shots), instruction, options.max_tokens, engine,
-                          trim_front=isinstance(shots, SimilarShots))
+        shots = fit_shots(
+            lab,
+            model,
+            question,
+            list(shots),
+            instruction,
+            options.max_tokens,
+            engine,
+            trim_front=isinstance(shots, SimilarShots),
+        )
         messages, used = few_shot(question, shots, instruction), len(shots)
     else:  # zero-shot and tune: the instruction and the question only
         messages = zero_shot(question, instruction)
-    gen, row_id = lab.generate(messages, arm=arm, model=model, engine=engine, options=options, log=log,
-                               on_text=on_text, cancel=cancel, **served)
+    gen, row_id = lab.generate(
+        messages,
+        arm=arm,
+        model=model,
+        engine=engine,
+        options=options,
+        log=log,
+        on_text=on_text,
+        cancel=cancel,
+        **served,
+    )
     return Answer(arm, gen, row_id, None, tuned, used)
 
 

@@ -3,6 +3,7 @@
 Opening the store runs every migration not yet recorded in `_migrations`. Never edit or
 reorder a migration that has shipped: append a new one.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -19,56 +20,127 @@ def migration(fn):
 
 @migration
 def m001_generations(db: sqlite_utils.Database):
-    db["generations"].create({
-        "id": int, "ts": str, "arm": str, "model_id": str, "model_sha": str, "adapter_id": str,
-        "adapter_sha": str, "corpus": str, "index_hash": str, "retrieved_json": str,
-        "messages_json": str, "prompt_text": str, "output": str, "prompt_tokens": int,
-        "completion_tokens": int, "ttft_s": float, "total_s": float, "finish_reason": str,
-        "options_json": str, "backend": str, "error": str, "eval_run_id": int, "example_id": str,
-    }, pk="id")
+    db["generations"].create(
+        {
+            "id": int,
+            "ts": str,
+            "arm": str,
+            "model_id": str,
+            "model_sha": str,
+            "adapter_id": str,
+            "adapter_sha": str,
+            "corpus": str,
+            "index_hash": str,
+            "retrieved_json": str,
+            "messages_json": str,
+            "prompt_text": str,
+            "output": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "ttft_s": float,
+            "total_s": float,
+            "finish_reason": str,
+            "options_json": str,
+            "backend": str,
+            "error": str,
+            "eval_run_id": int,
+            "example_id": str,
+        },
+        pk="id",
+    )
     db["generations"].create_index(["ts"])
     db["generations"].create_index(["eval_run_id", "example_id"])
 
 
 @migration
 def m002_evaluation(db: sqlite_utils.Database):
-    db["eval_runs"].create({
-        "id": int, "ts": str, "task": str, "task_hash": str, "arms_json": str, "model_id": str,
-        "config_json": str, "status": str, "finished_ts": str,
-    }, pk="id")
-    db["eval_results"].create({
-        "eval_run_id": int, "example_id": str, "arm": str, "repeat": int, "generation_id": int,
-        "scores_json": str, "ts": str,
-    }, pk=("eval_run_id", "example_id", "arm", "repeat"))
+    db["eval_runs"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "task_hash": str,
+            "arms_json": str,
+            "model_id": str,
+            "config_json": str,
+            "status": str,
+            "finished_ts": str,
+        },
+        pk="id",
+    )
+    db["eval_results"].create(
+        {
+            "eval_run_id": int,
+            "example_id": str,
+            "arm": str,
+            "repeat": int,
+            "generation_id": int,
+            "scores_json": str,
+            "ts": str,
+        },
+        pk=("eval_run_id", "example_id", "arm", "repeat"),
+    )
 
 
 @migration
 def m003_training(db: sqlite_utils.Database):
-    db["training_runs"].create({
-        "id": int, "ts": str, "adapter_name": str, "base_model": str, "base_sha": str,
-        "dataset_sha": str, "config_json": str, "status": str, "device": str, "wall_s": float,
-        "peak_mem": int, "pid": int, "error": str, "finished_ts": str,
-    }, pk="id")
-    db["training_steps"].create({
-        "run_id": int, "step": int, "loss": float, "val_loss": float, "lr": float,
-        "tokens_per_s": float, "epoch": float, "eta_s": float, "ts": str,
-    }, pk=("run_id", "step"))
+    db["training_runs"].create(
+        {
+            "id": int,
+            "ts": str,
+            "adapter_name": str,
+            "base_model": str,
+            "base_sha": str,
+            "dataset_sha": str,
+            "config_json": str,
+            "status": str,
+            "device": str,
+            "wall_s": float,
+            "peak_mem": int,
+            "pid": int,
+            "error": str,
+            "finished_ts": str,
+        },
+        pk="id",
+    )
+    db["training_steps"].create(
+        {
+            "run_id": int,
+            "step": int,
+            "loss": float,
+            "val_loss": float,
+            "lr": float,
+            "tokens_per_s": float,
+            "epoch": float,
+            "eta_s": float,
+            "ts": str,
+        },
+        pk=("run_id", "step"),
+    )
 
 
 @migration
 def m004_ratings_embeddings(db: sqlite_utils.Database):
     db["ratings"].create({"id": int, "generation_id": int, "verdict": str, "ts": str}, pk="id")
-    db["embeddings"].create({"content_hash": str, "embedder_id": str, "vector": bytes},
-                            pk=("content_hash", "embedder_id"))
+    db["embeddings"].create(
+        {"content_hash": str, "embedder_id": str, "vector": bytes}, pk=("content_hash", "embedder_id")
+    )
 
 
 @migration
 def m005_tuning_run_details(db: sqlite_utils.Database):
     # What the app needs to draw a live run and the adapter it produced: the step count to
     # expect, how it trained, where the data and the adapter are, the final losses.
-    for column, column_type in [("total_steps", int), ("method", str), ("engine", str), ("dataset_path", str),
-                         ("adapter_path", str), ("adapter_sha", str), ("train_loss", float),
-                         ("val_loss", float)]:
+    for column, column_type in [
+        ("total_steps", int),
+        ("method", str),
+        ("engine", str),
+        ("dataset_path", str),
+        ("adapter_path", str),
+        ("adapter_sha", str),
+        ("train_loss", float),
+        ("val_loss", float),
+    ]:
         db["training_runs"].add_column(column, column_type)
 
 
@@ -107,8 +179,10 @@ def m009_app_errors_out_of_generations(db: sqlite_utils.Database):
     for r in rows:
         key = (r["arm"], r["error"], (r["ts"] or "")[:19])  # the same failure in the same second
         if key != last:
-            db.execute("insert into app_errors (ts, place, model_id, error) values (?, ?, ?, ?)",
-                       [r["ts"], r["arm"][len("app:"):], r["model_id"], r["error"]])
+            db.execute(
+                "insert into app_errors (ts, place, model_id, error) values (?, ?, ?, ?)",
+                [r["ts"], r["arm"][len("app:") :], r["model_id"], r["error"]],
+            )
         last = key
     db.execute("delete from generations where arm like 'app:%'")
 
@@ -117,21 +191,49 @@ def m009_app_errors_out_of_generations(db: sqlite_utils.Database):
 def m010_demo_runs(db: sqlite_utils.Database):
     # `lab demo prepare` (and the app's "Prepare the demo" job): one row per run, its progress
     # updated as it goes, so the page can poll it and a killed job can be told from a live one.
-    db["demo_runs"].create({
-        "id": int, "ts": str, "pid": int, "pid_started": float, "status": str, "step": int, "steps": int,
-        "message": str, "fraction": float, "estimate_s": float, "wall_s": float, "error": str,
-        "finished_ts": str, "plan_json": str,
-    }, pk="id")
+    db["demo_runs"].create(
+        {
+            "id": int,
+            "ts": str,
+            "pid": int,
+            "pid_started": float,
+            "status": str,
+            "step": int,
+            "steps": int,
+            "message": str,
+            "fraction": float,
+            "estimate_s": float,
+            "wall_s": float,
+            "error": str,
+            "finished_ts": str,
+            "plan_json": str,
+        },
+        pk="id",
+    )
 
 
 @migration
 def m011_climbs(db: sqlite_utils.Database):
     # `lab climb`: one row per climb up the ladder; steps_json is its path (step, why, estimate,
     # wall time, results, decision), so a rerun continues it and the report draws it.
-    db["climbs"].create({"id": int, "ts": str, "task": str, "model_id": str, "options_json": str,
-                         "status": str, "eval_run_id": int, "adapter": str, "steps_json": str,
-                         "decision_json": str, "recommendation_json": str, "wall_s": float,
-                         "finished_ts": str}, pk="id")
+    db["climbs"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "model_id": str,
+            "options_json": str,
+            "status": str,
+            "eval_run_id": int,
+            "adapter": str,
+            "steps_json": str,
+            "decision_json": str,
+            "recommendation_json": str,
+            "wall_s": float,
+            "finished_ts": str,
+        },
+        pk="id",
+    )
     db["climbs"].create_index(["task"])
 
 
@@ -139,11 +241,23 @@ def m011_climbs(db: sqlite_utils.Database):
 def m012_curves(db: sqlite_utils.Database):
     # A learning curve (`lab curve`): its settings and where it has got to. Its points are
     # eval runs tagged "curve:..." (the runner's `tag`), so they resume like any evaluation.
-    db["curves"].create({
-        "id": int, "ts": str, "task": str, "task_hash": str, "model_id": str, "settings_json": str,
-        "status": str, "progress_json": str, "estimate_s": float, "wall_s": float, "finished_ts": str,
-        "error": str,
-    }, pk="id")
+    db["curves"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "task_hash": str,
+            "model_id": str,
+            "settings_json": str,
+            "status": str,
+            "progress_json": str,
+            "estimate_s": float,
+            "wall_s": float,
+            "finished_ts": str,
+            "error": str,
+        },
+        pk="id",
+    )
     db["curves"].create_index(["task"])
 
 
@@ -176,8 +290,9 @@ def _apply(db: sqlite_utils.Database, fn) -> bool:
             db.conn.execute("ROLLBACK")  # another process applied it meanwhile
             return False
         fn(db)  # sqlite-utils sees the open transaction and nests its writes in it (savepoints)
-        db["_migrations"].insert({"name": fn.__name__,
-                                  "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+        db["_migrations"].insert(
+            {"name": fn.__name__, "applied_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+        )
     except BaseException:
         if db.conn.in_transaction:
             db.conn.execute("ROLLBACK")

@@ -20,6 +20,7 @@ Before the two are used together `check_pair` compares architecture, layer count
 vocabulary size, tokenizer and chat template, and refuses a mismatch with `ModelPairError`, naming
 both files and the field. This module knows nothing of `ModelInfo`; `lab.models` builds that.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,6 +77,7 @@ class ModelParts:
 
 # ---- finding the parts -------------------------------------------------------------------
 
+
 def find_parts(folder: Path) -> ModelParts:
     """The HF folder and GGUF file of a model folder, from model.toml or the folder convention."""
     toml_file = folder / "model.toml"
@@ -85,8 +87,9 @@ def find_parts(folder: Path) -> ModelParts:
     ggufs = sorted(p for p in folder.glob("*.gguf") if p.is_file())
     if len(ggufs) > 1:
         names = ", ".join(p.name for p in ggufs)
-        raise ModelPairError(f"{folder}: several GGUF files ({names}); name the one to serve in "
-                             f"{toml_file} (gguf = \"...\")")
+        raise ModelPairError(
+            f'{folder}: several GGUF files ({names}); name the one to serve in {toml_file} (gguf = "...")'
+        )
     parts.gguf = ggufs[0] if ggufs else None
     if (folder / "config.json").exists():
         parts.hf = folder
@@ -94,8 +97,9 @@ def find_parts(folder: Path) -> ModelParts:
         subs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.json").exists())
         if len(subs) > 1:
             names = ", ".join(p.name for p in subs)
-            raise ModelPairError(f"{folder}: several HF folders ({names}); name the one to train in "
-                                 f"{toml_file} (hf = \"...\")")
+            raise ModelPairError(
+                f'{folder}: several HF folders ({names}); name the one to train in {toml_file} (hf = "...")'
+            )
         parts.hf = subs[0] if subs else None
     return parts
 
@@ -124,6 +128,7 @@ def _parts_from_toml(folder: Path, toml_file: Path) -> ModelParts:
 
 
 # ---- reading each side ---------------------------------------------------------------------
+
 
 def read_hf_config(folder: Path) -> dict:
     path = folder / "config.json"
@@ -185,11 +190,13 @@ def _gguf_vocab_size(meta: dict, arch: str) -> int | None:
 
 # ---- the check ---------------------------------------------------------------------------
 
+
 def _refuse(hf_file: Path, gguf: Path, field: str, hf_value, gguf_value) -> ModelPairError:
     return ModelPairError(
         f"{hf_file} and {gguf} are not the same model: {field} differs "
         f"(HF {hf_value} vs GGUF {gguf_value}). Put the GGUF converted from these weights beside "
-        "them, or name the right parts in model.toml (see models/README.md).")
+        "them, or name the right parts in model.toml (see models/README.md)."
+    )
 
 
 def check_pair(hf: Path, gguf: Path) -> dict:
@@ -203,12 +210,13 @@ def check_pair(hf: Path, gguf: Path) -> dict:
     hf_type = config.get("model_type")
     allowed = GGUF_TO_HF_TYPES.get(arch, {arch.replace("-", "_")})
     if hf_type not in allowed:
-        raise _refuse(config_file, gguf, "architecture", f"model_type={hf_type!r}",
-                      f"general.architecture={arch!r}")
+        raise _refuse(config_file, gguf, "architecture", f"model_type={hf_type!r}", f"general.architecture={arch!r}")
     checked: dict = {"architecture": f"{arch} / {hf_type}"}
     not_checked: list[str] = []
-    for field, hf_key, gguf_key in (("layer count", "num_hidden_layers", f"{arch}.block_count"),
-                                    ("hidden size", "hidden_size", f"{arch}.embedding_length")):
+    for field, hf_key, gguf_key in (
+        ("layer count", "num_hidden_layers", f"{arch}.block_count"),
+        ("hidden size", "hidden_size", f"{arch}.embedding_length"),
+    ):
         a, b = config.get(hf_key), meta.get(gguf_key)
         if a is None or b is None:
             not_checked.append(field)
@@ -221,8 +229,13 @@ def check_pair(hf: Path, gguf: Path) -> dict:
     if hf_vocab is None or gguf_vocab is None:
         not_checked.append("vocabulary size")
     elif hf_vocab != gguf_vocab:
-        raise _refuse(config_file, gguf, "vocabulary size", f"vocab_size={hf_vocab}",
-                      f"{gguf_vocab} tokens (tokenizer.ggml.tokens)")
+        raise _refuse(
+            config_file,
+            gguf,
+            "vocabulary size",
+            f"vocab_size={hf_vocab}",
+            f"{gguf_vocab} tokens (tokenizer.ggml.tokens)",
+        )
     else:
         checked["vocabulary size"] = hf_vocab
     if _check_tokens(hf, gguf, not_checked):
@@ -263,6 +276,7 @@ def _check_template(hf: Path, gguf: Path, gguf_template, checked: dict, not_chec
     if a != b:
         at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         where = "tokenizer_config.json" if not (hf / "chat_template.jinja").exists() else "chat_template.jinja"
-        raise _refuse(hf / where, gguf, "chat template",
-                      f"{a[at:at + 40]!r} at character {at}", repr(b[at:at + 40]))
+        raise _refuse(
+            hf / where, gguf, "chat template", f"{a[at : at + 40]!r} at character {at}", repr(b[at : at + 40])
+        )
     checked["chat template"] = "same text"

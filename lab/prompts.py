@@ -5,6 +5,7 @@ question, so the backend can keep that shared prefix in its KV cache between req
 Arms that need retrieval or an adapter add to these messages (`lab.retrieval`) or switch the
 adapter on (`lab.tuning`); the messages themselves are built here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -36,5 +37,6 @@ def with_passages(question: str, passages: Sequence[str], instruction: str | Non
     sources = "\n\n".join(f"[{i}] {p}" for i, p in enumerate(passages, 1))
     system = (instruction or DEFAULT_SYSTEM).rstrip() + (
         "\n\nAnswer using only the sources below, and cite them like [1]. "
-        "If they do not contain the answer, say you do not know.\n\nSources:\n" + sources)
+        "If they do not contain the answer, say you do not know.\n\nSources:\n" + sources
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": question}]

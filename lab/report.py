@@ -1,5 +1,6 @@
 """The offline HTML report of one evaluation: one self-contained file (inline CSS, an inline SVG
 chart, no scripts, no external URLs) that opens anywhere, e-mail attachment included."""
+
 from __future__ import annotations
 
 import datetime
@@ -10,8 +11,7 @@ from .advisor import LADDER, Recommendation
 from .evaluation.stats import format_p
 from .evaluation.summary import FAILURES, beyond_note, method_note, money
 
-COLORS = {"zero-shot": "#6b7280", "few-shot": "#2563eb", "rag": "#059669", "tune": "#d97706",
-          "tune+rag": "#7c3aed"}
+COLORS = {"zero-shot": "#6b7280", "few-shot": "#2563eb", "rag": "#059669", "tune": "#d97706", "tune+rag": "#7c3aed"}
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#111;padding:0 1rem}
@@ -55,18 +55,24 @@ def chart_svg(board, width: int = 640, height: int = 360) -> str:
     def Y(v):
         return top + ph * (1 - v)
 
-    out = [f'<svg width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="quality versus cost">',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>']
+    out = [
+        f'<svg width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="quality versus cost">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+    ]
     for q in (0, 0.25, 0.5, 0.75, 1.0):
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(q):.1f}" y2="{Y(q):.1f}" stroke="#eee"/>'
-                   f'<text x="{left - 6}" y="{Y(q) + 4:.1f}" font-size="11" text-anchor="end">{q:.2f}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{Y(q):.1f}" y2="{Y(q):.1f}" stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{Y(q) + 4:.1f}" font-size="11" text-anchor="end">{q:.2f}</text>'
+        )
     for i in range(5):
         v = xmax * i / 4
         out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{v:.3g}</text>')
-    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(board.target):.1f}" y2="{Y(board.target):.1f}" '
-               f'stroke="#dc2626" stroke-dasharray="6 4"/><text x="{left + pw - 4}" y="{Y(board.target) - 5:.1f}" '
-               f'font-size="11" fill="#dc2626" text-anchor="end">target {board.target:.2f}</text>')
+    out.append(
+        f'<line x1="{left}" x2="{left + pw}" y1="{Y(board.target):.1f}" y2="{Y(board.target):.1f}" '
+        f'stroke="#dc2626" stroke-dasharray="6 4"/><text x="{left + pw - 4}" y="{Y(board.target) - 5:.1f}" '
+        f'font-size="11" fill="#dc2626" text-anchor="end">target {board.target:.2f}</text>'
+    )
     placed: list[tuple[float, float]] = []  # label positions so far: nudge overlapping labels apart
     for a, x in zip(arms, xs):
         c = COLORS.get(a.arm, "#111")
@@ -80,61 +86,113 @@ def chart_svg(board, width: int = 640, height: int = 360) -> str:
         # a label that would run past the plot's right edge (a long configuration name) ends at its point
         right = X(x) + 9 + 6.5 * len(label) > width
         tx, anchor = (X(x) - 9, "end") if right else (X(x) + 9, "start")
-        out.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
-                   f'<circle cx="{X(x):.1f}" cy="{Y(a.quality.mean):.1f}" r="6" fill="{c}"/>'
-                   f'<text x="{tx:.1f}" y="{ly:.1f}" font-size="12" fill="{c}" text-anchor="{anchor}">{_e(label)}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
-               f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
-               f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>')
+        out.append(
+            f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
+            f'<circle cx="{X(x):.1f}" cy="{Y(a.quality.mean):.1f}" r="6" fill="{c}"/>'
+            f'<text x="{tx:.1f}" y="{ly:.1f}" font-size="12" fill="{c}" text-anchor="{anchor}">{_e(label)}</text>'
+        )
+    out.append(
+        f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
+        f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
+        f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>'
+    )
     return "".join(out)
 
 
 def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(board, rec: Recommendation | None = None, max_examples: int = 300,
-                prediction: str | None = None, climb: dict | None = None, curve=None) -> str:
+def render_html(
+    board,
+    rec: Recommendation | None = None,
+    max_examples: int = 300,
+    prediction: str | None = None,
+    climb: dict | None = None,
+    curve=None,
+) -> str:
     r = board.run
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Ladder Lab · {_e(board.task)} · "
-             f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
-             f"<h1>Ladder Lab report: {_e(board.task)}</h1>",
-             f"<p class=meta>eval run {r['id']} · model {_e(r['model_id'])} · {_e(r['status'])}, "
-             f"{max((a.n + a.beyond for a in board.arms), default=0)} of {board.n_examples} held-out examples scored · "
-             f"primary metric <b>{_e(board.primary_metric)}</b>, target <b>{board.target:.2f}</b> · "
-             f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>"]
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Ladder Lab · {_e(board.task)} · "
+        f"eval run {r['id']}</title><style>{CSS}</style></head><body>",
+        f"<h1>Ladder Lab report: {_e(board.task)}</h1>",
+        f"<p class=meta>eval run {r['id']} · model {_e(r['model_id'])} · {_e(r['status'])}, "
+        f"{max((a.n + a.beyond for a in board.arms), default=0)} of {board.n_examples} held-out examples scored · "
+        f"primary metric <b>{_e(board.primary_metric)}</b>, target <b>{board.target:.2f}</b> · "
+        f"written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
+    ]
     if prediction:
-        parts.append(f"<p class=meta>The scenario's README predicts, from the rules in docs/guide.md: "
-                     f"<b>{_e(prediction)}</b>. "
-                     "The recommendation below follows the measurements, whether or not they agree.</p>")
+        parts.append(
+            f"<p class=meta>The scenario's README predicts, from the rules in docs/guide.md: "
+            f"<b>{_e(prediction)}</b>. "
+            "The recommendation below follows the measurements, whether or not they agree.</p>"
+        )
     if rec is not None:
-        parts.append(f'<div class=rec><h2>{_e(rec.headline())}</h2><ul>'
-                     + "".join(f"<li>{_e(x)}</li>" for x in rec.reasons) + "</ul>"
-                     + ("<p><b>Next</b></p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in rec.next_steps) + "</ul>"
-                        if rec.next_steps else "")
-                     + ("<p><b>The answer would change if</b></p><ul>"
-                        + "".join(f"<li>{_e(x)}</li>" for x in rec.would_change_if) + "</ul>"
-                        if rec.would_change_if else "") + "</div>")
+        parts.append(
+            f"<div class=rec><h2>{_e(rec.headline())}</h2><ul>"
+            + "".join(f"<li>{_e(x)}</li>" for x in rec.reasons)
+            + "</ul>"
+            + (
+                "<p><b>Next</b></p><ul>" + "".join(f"<li>{_e(x)}</li>" for x in rec.next_steps) + "</ul>"
+                if rec.next_steps
+                else ""
+            )
+            + (
+                "<p><b>The answer would change if</b></p><ul>"
+                + "".join(f"<li>{_e(x)}</li>" for x in rec.would_change_if)
+                + "</ul>"
+                if rec.would_change_if
+                else ""
+            )
+            + "</div>"
+        )
 
     if climb:
         parts.append(climb_html(climb))
     parts.append("<h2>Scoreboard</h2>")
     rows = []
     for a in board.arms + board.others:
-        rows.append([f'<b style="color:{COLORS.get(a.arm, "#111")}">{_e(a.arm)}</b>', str(a.n),
-                     f"{_n(a.quality.mean)} <span class=small>[{_n(a.quality.lo)}, {_n(a.quality.hi)}]</span>",
-                     a.meets_cell(),
-                     "n/a" if a.format_valid is None else f"{a.format_valid:.0%}",
-                     _n(a.latency_p50, 2), _n(a.latency_p95, 2), _n(a.prompt_tokens, 0),
-                     _n(a.completion_tokens, 0),
-                     f"{_money(a.cost.per_1k)} <span class=small>({a.cost.basis} basis)</span>" if a.cost else "n/a",
-                     str(a.errors)])
-    parts.append(_table(["arm", "n", f"{board.primary_metric} [95% CI]", "meets target", "format valid",
-                         "latency p50 s", "p95 s", "prompt tokens", "completion tokens", "cost / 1k requests",
-                         "errors"], rows, {1, 5, 6, 7, 8, 10}))
+        rows.append(
+            [
+                f'<b style="color:{COLORS.get(a.arm, "#111")}">{_e(a.arm)}</b>',
+                str(a.n),
+                f"{_n(a.quality.mean)} <span class=small>[{_n(a.quality.lo)}, {_n(a.quality.hi)}]</span>",
+                a.meets_cell(),
+                "n/a" if a.format_valid is None else f"{a.format_valid:.0%}",
+                _n(a.latency_p50, 2),
+                _n(a.latency_p95, 2),
+                _n(a.prompt_tokens, 0),
+                _n(a.completion_tokens, 0),
+                f"{_money(a.cost.per_1k)} <span class=small>({a.cost.basis} basis)</span>" if a.cost else "n/a",
+                str(a.errors),
+            ]
+        )
+    parts.append(
+        _table(
+            [
+                "arm",
+                "n",
+                f"{board.primary_metric} [95% CI]",
+                "meets target",
+                "format valid",
+                "latency p50 s",
+                "p95 s",
+                "prompt tokens",
+                "completion tokens",
+                "cost / 1k requests",
+                "errors",
+            ],
+            rows,
+            {1, 5, 6, 7, 8, 10},
+        )
+    )
     if note := beyond_note(board):
         parts.append(f"<p class=small>{_e(note)}</p>")
     parts.append(f"<h2>Quality versus cost</h2>{chart_svg(board)}")
@@ -143,28 +201,65 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
 
     tuned = [a for a in board.arms if a.adapter]
     if tuned:
-        parts.append("<h2>Training cost and break-even</h2>" + _table(
-            ["arm", "adapter", "training wall time s", "device", "training cost", "break-even"],
-            [[_e(a.arm), _e(a.adapter), _n(a.training_wall_s, 0), _e(a.training_device or "?"),
-              _money(a.training_cost), _e(a.break_even or "n/a")] for a in tuned]))
+        parts.append(
+            "<h2>Training cost and break-even</h2>"
+            + _table(
+                ["arm", "adapter", "training wall time s", "device", "training cost", "break-even"],
+                [
+                    [
+                        _e(a.arm),
+                        _e(a.adapter),
+                        _n(a.training_wall_s, 0),
+                        _e(a.training_device or "?"),
+                        _money(a.training_cost),
+                        _e(a.break_even or "n/a"),
+                    ]
+                    for a in tuned
+                ],
+            )
+        )
 
     if board.comparisons:
-        parts.append("<h2>Arm against arm</h2>"
-                     f"<p class=small>{_e(method_note(board))}.</p>" + _table(
-            ["comparison", "difference", "95% CI", "p", "Holm p", "verdict", "n", "in plain words"],
-            [[f"{_e(c.b)} vs {_e(c.a)}", _n(c.diff), f"[{_n(c.lo)}, {_n(c.hi)}]", _e(_p(c.p_value)),
-              _e(_p(c.p_adjusted)), f"<b>{_e(c.verdict)}</b>" if c.significant else _e(c.verdict), str(c.n),
-              _e(board.sentence(c))] for c in board.comparisons], {1, 3, 4, 6}))
+        parts.append(
+            "<h2>Arm against arm</h2>"
+            f"<p class=small>{_e(method_note(board))}.</p>"
+            + _table(
+                ["comparison", "difference", "95% CI", "p", "Holm p", "verdict", "n", "in plain words"],
+                [
+                    [
+                        f"{_e(c.b)} vs {_e(c.a)}",
+                        _n(c.diff),
+                        f"[{_n(c.lo)}, {_n(c.hi)}]",
+                        _e(_p(c.p_value)),
+                        _e(_p(c.p_adjusted)),
+                        f"<b>{_e(c.verdict)}</b>" if c.significant else _e(c.verdict),
+                        str(c.n),
+                        _e(board.sentence(c)),
+                    ]
+                    for c in board.comparisons
+                ],
+                {1, 3, 4, 6},
+            )
+        )
 
-    parts.append("<h2>Why answers were wrong</h2>" + _table(
-        ["arm", *FAILURES], [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
-        set(range(1, len(FAILURES) + 1))))
+    parts.append(
+        "<h2>Why answers were wrong</h2>"
+        + _table(
+            ["arm", *FAILURES],
+            [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
+            set(range(1, len(FAILURES) + 1)),
+        )
+    )
     keys = sorted({k for a in board.arms for k in a.metrics})
     if keys:
-        parts.append("<h2>All metrics (mean per arm)</h2>" + _table(
-            ["metric", *[a.arm for a in board.arms]],
-            [[_e(k), *(_n(a.metrics.get(k)) for a in board.arms)] for k in keys],
-            set(range(1, len(board.arms) + 1))))
+        parts.append(
+            "<h2>All metrics (mean per arm)</h2>"
+            + _table(
+                ["metric", *[a.arm for a in board.arms]],
+                [[_e(k), *(_n(a.metrics.get(k)) for a in board.arms)] for k in keys],
+                set(range(1, len(board.arms) + 1)),
+            )
+        )
 
     arms = [a.arm for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm) if a.arm in LADDER else 99)]
     disagree = [e for e in board.examples if e["disagree"]]
@@ -174,17 +269,24 @@ def render_html(board, rec: Recommendation | None = None, max_examples: int = 30
         parts.append(f"<p class=small>{len(disagree) - max_examples} more not shown.</p>")
     agree = [e for e in board.examples if not e["disagree"]]
     if agree:
-        parts.append(f"<details><summary>Examples where every arm scored the same ({len(agree)})</summary>"
-                     + _examples_table(agree[:max_examples], arms) + "</details>")
-    parts.append("<h2>Cost assumptions</h2>" + _table(
-        ["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()]))
-    parts.append("<p class=small>Quality intervals: Clopper-Pearson over examples, for 0/1 and graded scores "
-                 "alike (repeats averaged per example); an arm meets the target when the interval's lower end "
-                 "is at or above it, 'maybe' when only its mean is. Differences: exact McNemar (sign) test on the examples where "
-                 "the arms disagree for 0/1 scores, a paired sign-flip permutation test for graded ones; "
-                 "significant when the Holm-corrected p is below 0.05 on at least 6 examples. Latency is the "
-                 "model's time per request (retrieval not included); time-basis costs are that latency x the "
-                 "hour price.</p></body></html>")
+        parts.append(
+            f"<details><summary>Examples where every arm scored the same ({len(agree)})</summary>"
+            + _examples_table(agree[:max_examples], arms)
+            + "</details>"
+        )
+    parts.append(
+        "<h2>Cost assumptions</h2>"
+        + _table(["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()])
+    )
+    parts.append(
+        "<p class=small>Quality intervals: Clopper-Pearson over examples, for 0/1 and graded scores "
+        "alike (repeats averaged per example); an arm meets the target when the interval's lower end "
+        "is at or above it, 'maybe' when only its mean is. Differences: exact McNemar (sign) test on the examples where "
+        "the arms disagree for 0/1 scores, a paired sign-flip permutation test for graded ones; "
+        "significant when the Holm-corrected p is below 0.05 on at least 6 examples. Latency is the "
+        "model's time per request (retrieval not included); time-basis costs are that latency x the "
+        "hour price.</p></body></html>"
+    )
     return "".join(parts)
 
 
@@ -196,18 +298,29 @@ def climb_html(climb: dict) -> str:
     for i, st in enumerate(climb.get("steps") or [], 1):
         results = "<br>".join(
             f"{'<b>' + _e(arm) + '</b>' if arm == st.get('best') else _e(arm)} {_n(r['mean'])} <span class=small>[{_n(r['lo'])}, {_n(r['hi'])}] n={r['n']}</span>"
-            for arm, r in (st.get("results") or {}).items()) or _e(st.get("status"))
+            for arm, r in (st.get("results") or {}).items()
+        ) or _e(st.get("status"))
         decision = st.get("decision") or {}
-        rows.append([str(i), f"<b>{_e(st['step'])}</b>", _e(st.get("why")), results, _e(st.get("verdict") or ""),
-                     f"{st.get('wall_s', 0):.0f} s <span class=small>(expected {st.get('estimate_s', 0):.0f} s)</span>",
-                     f"<b>{_e(decision.get('outcome', ''))}</b> {_e(decision.get('reason', ''))}"])
+        rows.append(
+            [
+                str(i),
+                f"<b>{_e(st['step'])}</b>",
+                _e(st.get("why")),
+                results,
+                _e(st.get("verdict") or ""),
+                f"{st.get('wall_s', 0):.0f} s <span class=small>(expected {st.get('estimate_s', 0):.0f} s)</span>",
+                f"<b>{_e(decision.get('outcome', ''))}</b> {_e(decision.get('reason', ''))}",
+            ]
+        )
     end = climb.get("decision") or {}
     skipped = "".join(f"<li>{_e(x)}</li>" for x in end.get("skipped") or [])
-    return (f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s)</h2>"
-            f"<p class=small>Rule: {_e(RULE)}.</p>"
-            + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], rows, {0})
-            + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
-            + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else ""))
+    return (
+        f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s)</h2>"
+        f"<p class=small>Rule: {_e(RULE)}.</p>"
+        + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], rows, {0})
+        + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
+        + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else "")
+    )
 
 
 def _examples_table(examples: list[dict], arms: list[str]) -> str:
@@ -220,9 +333,14 @@ def _examples_table(examples: list[dict], arms: list[str]) -> str:
                 cells.append("")
                 continue
             cls = "ok" if o["failure"] is None else "bad"
-            tag = f"<div class=tag>{_e(o['failure'])} · {_n(o['primary'], 2)}</div>" if o["failure"] else \
-                f"<div class=small>{_n(o['primary'], 2)}</div>"
-            cells.append(f'<div class={cls}><pre>{_e(_short(o["output"] or o.get("error") or "", 500))}</pre>{tag}</div>')
+            tag = (
+                f"<div class=tag>{_e(o['failure'])} · {_n(o['primary'], 2)}</div>"
+                if o["failure"]
+                else f"<div class=small>{_n(o['primary'], 2)}</div>"
+            )
+            cells.append(
+                f"<div class={cls}><pre>{_e(_short(o['output'] or o.get('error') or '', 500))}</pre>{tag}</div>"
+            )
         rows.append(cells)
     return _table(["id", "input", "expected", *arms], rows)
 
@@ -244,9 +362,16 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
     from .climb.record import climb_of_run
     from .evaluation.curve_run import latest_curve
 
-    path.write_text(render_html(board, rec, prediction=seeds_prediction(lab, eval_run_id),
-                                climb=climb_of_run(lab, eval_run_id), curve=latest_curve(lab, board.task)),
-                    encoding="utf-8")
+    path.write_text(
+        render_html(
+            board,
+            rec,
+            prediction=seeds_prediction(lab, eval_run_id),
+            climb=climb_of_run(lab, eval_run_id),
+            curve=latest_curve(lab, board.task),
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -254,15 +379,32 @@ def curve_section(curve) -> str:
     """The task's learning curve (`lab curve`): the chart, the table, the crossover and the slope."""
     from .evaluation.curve_chart import render_svg
 
-    rows = [[f'<b style="color:{COLORS["few-shot"]}">few-shot</b>', f"k = {p.k}"
-             + (f" ({p.k_used} fitted)" if p.capped else ""), str(p.quality.n), _e(p.quality), ""]
-            for p in curve.few_shot]
-    rows += [[f'<b style="color:{COLORS["tune"]}">tune</b>', f"n = {p.n}", str(p.quality.n), _e(p.quality),
-              f"{p.spread[0]:.3f} .. {p.spread[1]:.3f}" if p.spread else ""] for p in curve.tuned]
-    return (f"<h2>How many examples? (learning curve {curve.curve_id}{'' if curve.complete else ', partial'})</h2>"
-            + render_svg(curve, inline=True)
-            + _table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
-            + f"<p>{_e(curve.crossover_text())}<br>{_e(curve.slope_text())}</p>")
+    rows = [
+        [
+            f'<b style="color:{COLORS["few-shot"]}">few-shot</b>',
+            f"k = {p.k}" + (f" ({p.k_used} fitted)" if p.capped else ""),
+            str(p.quality.n),
+            _e(p.quality),
+            "",
+        ]
+        for p in curve.few_shot
+    ]
+    rows += [
+        [
+            f'<b style="color:{COLORS["tune"]}">tune</b>',
+            f"n = {p.n}",
+            str(p.quality.n),
+            _e(p.quality),
+            f"{p.spread[0]:.3f} .. {p.spread[1]:.3f}" if p.spread else "",
+        ]
+        for p in curve.tuned
+    ]
+    return (
+        f"<h2>How many examples? (learning curve {curve.curve_id}{'' if curve.complete else ', partial'})</h2>"
+        + render_svg(curve, inline=True)
+        + _table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
+        + f"<p>{_e(curve.crossover_text())}<br>{_e(curve.slope_text())}</p>"
+    )
 
 
 def seeds_prediction(lab, eval_run_id: int) -> str | None:

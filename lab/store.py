@@ -3,6 +3,7 @@
 Every row is committed as it is written, so a process killed mid-batch keeps what it wrote.
 WAL mode lets the app read while a training subprocess or an eval writes.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -54,32 +55,61 @@ class Store:
         with self.lock:
             self.db[table].update(pk, values)
 
-    def log_generation(self, gen, *, arm: str, messages: list[dict], options: Any = None,
-                       model_sha: str | None = None, adapter_sha: str | None = None,
-                       corpus: str | None = None, index_hash: str | None = None,
-                       retrieved: list[dict] | None = None, eval_run_id: int | None = None,
-                       example_id: str | None = None, backend: str | None = None) -> int:
+    def log_generation(
+        self,
+        gen,
+        *,
+        arm: str,
+        messages: list[dict],
+        options: Any = None,
+        model_sha: str | None = None,
+        adapter_sha: str | None = None,
+        corpus: str | None = None,
+        index_hash: str | None = None,
+        retrieved: list[dict] | None = None,
+        eval_run_id: int | None = None,
+        example_id: str | None = None,
+        backend: str | None = None,
+    ) -> int:
         """The only place that writes a generation row."""
         if hasattr(options, "model_dump"):
             options = options.model_dump()
-        return self.insert("generations", {
-            "ts": now(), "arm": arm, "model_id": gen.model_id, "model_sha": model_sha,
-            "adapter_id": gen.adapter_id, "adapter_sha": adapter_sha, "corpus": corpus,
-            "index_hash": index_hash, "retrieved_json": _json(retrieved),
-            "messages_json": _json(messages), "prompt_text": gen.prompt_text, "output": gen.text,
-            "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-            "ttft_s": gen.ttft_s, "total_s": gen.total_s, "finish_reason": gen.finish_reason,
-            "options_json": _json(options), "backend": backend,
-            "error": gen.extra.get("error") if gen.extra else None,
-            "eval_run_id": eval_run_id, "example_id": example_id,
-            # local engines count with the model's own tokenizer; a server backend says how it counted
-            "token_counts": (gen.extra or {}).get("token_counts", "model"),
-        })
+        return self.insert(
+            "generations",
+            {
+                "ts": now(),
+                "arm": arm,
+                "model_id": gen.model_id,
+                "model_sha": model_sha,
+                "adapter_id": gen.adapter_id,
+                "adapter_sha": adapter_sha,
+                "corpus": corpus,
+                "index_hash": index_hash,
+                "retrieved_json": _json(retrieved),
+                "messages_json": _json(messages),
+                "prompt_text": gen.prompt_text,
+                "output": gen.text,
+                "prompt_tokens": gen.prompt_tokens,
+                "completion_tokens": gen.completion_tokens,
+                "ttft_s": gen.ttft_s,
+                "total_s": gen.total_s,
+                "finish_reason": gen.finish_reason,
+                "options_json": _json(options),
+                "backend": backend,
+                "error": gen.extra.get("error") if gen.extra else None,
+                "eval_run_id": eval_run_id,
+                "example_id": example_id,
+                # local engines count with the model's own tokenizer; a server backend says how it counted
+                "token_counts": (gen.extra or {}).get("token_counts", "model"),
+            },
+        )
 
     def log_error(self, *, arm: str, model_id: str, messages: list[dict] | None, error: str) -> int:
         """A failed request is logged too, so the history shows what went wrong."""
-        return self.insert("generations", {"ts": now(), "arm": arm, "model_id": model_id,
-                                           "messages_json": _json(messages), "error": error})
+        return self.insert(
+            "generations",
+            {"ts": now(), "arm": arm, "model_id": model_id, "messages_json": _json(messages), "error": error},
+        )
 
     def log_app_error(self, place: str, error: str, model_id: str | None = None) -> int:
         """A callback of the app that failed (`place` names the tab and action)."""
@@ -93,8 +123,9 @@ class Store:
         with self.lock:
             return list(self.db.query(sql, params))
 
-    def recent_generations(self, n: int = 20, arm: str | None = None, model: str | None = None,
-                           search: str | None = None) -> list[dict]:
+    def recent_generations(
+        self, n: int = 20, arm: str | None = None, model: str | None = None, search: str | None = None
+    ) -> list[dict]:
         where, params = [], {}
         if arm:
             where.append("arm = :arm")
@@ -115,11 +146,16 @@ class Store:
         clause = "where r.task = :task" if task else ""
         return self.query(
             "select r.*, (select count(*) from eval_results e where e.eval_run_id = r.id) as results "
-            f"from eval_runs r {clause} order by r.id desc limit :n", {"task": task, "n": n})
+            f"from eval_runs r {clause} order by r.id desc limit :n",
+            {"task": task, "n": n},
+        )
 
     def eval_run(self, run_id: int) -> dict | None:
-        rows = self.query("select r.*, (select count(*) from eval_results e where e.eval_run_id = r.id) "
-                          "as results from eval_runs r where r.id = ?", [run_id])
+        rows = self.query(
+            "select r.*, (select count(*) from eval_results e where e.eval_run_id = r.id) "
+            "as results from eval_runs r where r.id = ?",
+            [run_id],
+        )
         return rows[0] if rows else None
 
     def training_runs(self, n: int = 50, adapter: str | None = None) -> list[dict]:
@@ -131,12 +167,16 @@ class Store:
             " order by step desc limit 1) as last_loss, "
             "(select val_loss from training_steps s where s.run_id = r.id and val_loss is not null "
             " order by step desc limit 1) as last_val_loss "
-            f"from training_runs r {clause} order by r.id desc limit :n", {"adapter": adapter, "n": n})
+            f"from training_runs r {clause} order by r.id desc limit :n",
+            {"adapter": adapter, "n": n},
+        )
 
     def running_training_runs(self) -> list[dict]:
         """Runs marked running, with their last logged step (to tell whether their trainer lives)."""
-        return self.query("select r.*, (select max(step) from training_steps s where s.run_id = r.id) as last_step "
-                          "from training_runs r where r.status = 'running' order by r.id")
+        return self.query(
+            "select r.*, (select max(step) from training_steps s where s.run_id = r.id) as last_step "
+            "from training_runs r where r.status = 'running' order by r.id"
+        )
 
     def training_run(self, run_id: int) -> dict | None:
         rows = self.query("select * from training_runs where id = ?", [run_id])
@@ -144,8 +184,10 @@ class Store:
 
     def cpu_training_tokens_per_s(self) -> float | None:
         """The mean tokens/s of this lab's CPU training steps (time estimates), None if none yet."""
-        rows = self.query("select avg(s.tokens_per_s) as tps from training_steps s join training_runs r "
-                          "on r.id = s.run_id where r.device = 'cpu' and s.tokens_per_s is not null")
+        rows = self.query(
+            "select avg(s.tokens_per_s) as tps from training_steps s join training_runs r "
+            "on r.id = s.run_id where r.device = 'cpu' and s.tokens_per_s is not null"
+        )
         return rows[0]["tps"] if rows and rows[0]["tps"] else None
 
     def training_steps(self, run_id: int) -> list[dict]:
@@ -156,22 +198,33 @@ class Store:
         return self.insert("ratings", {"generation_id": generation_id, "verdict": verdict, "ts": now()})
 
     def ratings(self, n: int = 50) -> list[dict]:
-        return self.query("select r.id, r.ts, r.verdict, r.generation_id, g.arm, g.model_id, g.adapter_id, "
-                          "g.output from ratings r left join generations g on g.id = r.generation_id "
-                          "order by r.id desc limit ?", [n])
+        return self.query(
+            "select r.id, r.ts, r.verdict, r.generation_id, g.arm, g.model_id, g.adapter_id, "
+            "g.output from ratings r left join generations g on g.id = r.generation_id "
+            "order by r.id desc limit ?",
+            [n],
+        )
 
     def _first(self, sql: str, params: Iterable | dict = ()) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
     # -- answer timings (time estimates) -------------------------------------------------
-    def answer_seconds(self, model_id: str, *, arm: str | None = None, task: str | None = None,
-                       last: int | None = None, timed_only: bool = False) -> tuple[float | None, int]:
+    def answer_seconds(
+        self,
+        model_id: str,
+        *,
+        arm: str | None = None,
+        task: str | None = None,
+        last: int | None = None,
+        timed_only: bool = False,
+    ) -> tuple[float | None, int]:
         """(mean total_s, rows counted) of the model's answers that did not fail: of `arm`, of
         `task`'s evaluations, the `last` N only, only the timed ones (`timed_only`), as asked."""
         join = " join eval_runs e on e.id = g.eval_run_id" if task is not None else ""
-        asked = [(c, v) for c, v in (("e.task = ?", task), ("g.arm = ?", arm), ("g.model_id = ?", model_id))
-                 if v is not None]
+        asked = [
+            (c, v) for c, v in (("e.task = ?", task), ("g.arm = ?", arm), ("g.model_id = ?", model_id)) if v is not None
+        ]
         where, params = [c for c, _ in asked] + ["g.error is null"], [v for _, v in asked]
         if timed_only:
             where.append("g.total_s is not null")
@@ -187,18 +240,29 @@ class Store:
         return self.query(
             "select prompt_tokens as p, ttft_s as t, completion_tokens as c, total_s - ttft_s as d from generations "
             "where model_id = ? and error is null and completion_tokens > 1 and ttft_s > 0 and total_s > ttft_s "
-            "order by id desc limit ?", [model_id, last])
+            "order by id desc limit ?",
+            [model_id, last],
+        )
 
     # -- evaluation runs (eval_runs) and their rows (eval_results) ----------------------------
     def new_eval_run(self, task: str, task_hash: str, arms: list[str], model_id: str, config: dict) -> int:
         """A new evaluation run, marked running."""
-        return self.insert("eval_runs", {"ts": now(), "task": task, "task_hash": task_hash, "arms_json": _json(arms),
-                                         "model_id": model_id, "config_json": _json(config), "status": "running"})
+        return self.insert(
+            "eval_runs",
+            {
+                "ts": now(),
+                "task": task,
+                "task_hash": task_hash,
+                "arms_json": _json(arms),
+                "model_id": model_id,
+                "config_json": _json(config),
+                "status": "running",
+            },
+        )
 
     def resume_eval_run(self, run_id: int, arms: list[str], config: dict) -> None:
         """A matching run continued: its arms (new ones joined) and config, marked running again."""
-        self.update("eval_runs", run_id, {"arms_json": _json(arms), "config_json": _json(config),
-                                          "status": "running"})
+        self.update("eval_runs", run_id, {"arms_json": _json(arms), "config_json": _json(config), "status": "running"})
 
     def set_eval_run_status(self, run_id: int, status: str, *, finished: bool = False) -> None:
         """The run's status; `finished` stamps its finished_ts too."""
@@ -216,21 +280,30 @@ class Store:
 
     def eval_runs_matching(self, task: str, task_hash: str, model_id: str, *, newest_first: bool = True) -> list[dict]:
         """Every run of these task files on this model."""
-        return self.query("select * from eval_runs where task = ? and task_hash = ? and model_id = ? "
-                          f"order by id {'desc' if newest_first else 'asc'}", [task, task_hash, model_id])
+        return self.query(
+            "select * from eval_runs where task = ? and task_hash = ? and model_id = ? "
+            f"order by id {'desc' if newest_first else 'asc'}",
+            [task, task_hash, model_id],
+        )
 
     def latest_untagged_eval_run(self, task: str) -> dict | None:
         """The task's newest run that is not a learning curve's point (no `tag` in its config)."""
-        return self._first("select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
-                           "order by id desc limit 1", [task])
+        return self._first(
+            "select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
+            "order by id desc limit 1",
+            [task],
+        )
 
-    def latest_tagged_eval_run(self, task: str, task_hash: str, model_id: str, tag: str, sample: str,
-                               sample_default: str) -> dict | None:
+    def latest_tagged_eval_run(
+        self, task: str, task_hash: str, model_id: str, tag: str, sample: str, sample_default: str
+    ) -> dict | None:
         """The newest run tagged `tag` whose config's `sample` (`sample_default` when it has none) is `sample`."""
-        return self._first("select * from eval_runs where task = ? and task_hash = ? and model_id = ? and "
-                           "json_extract(config_json, '$.tag') = ? and "
-                           "coalesce(json_extract(config_json, '$.sample'), ?) = ? order by id desc limit 1",
-                           [task, task_hash, model_id, tag, sample_default, sample])
+        return self._first(
+            "select * from eval_runs where task = ? and task_hash = ? and model_id = ? and "
+            "json_extract(config_json, '$.tag') = ? and "
+            "coalesce(json_extract(config_json, '$.sample'), ?) = ? order by id desc limit 1",
+            [task, task_hash, model_id, tag, sample_default, sample],
+        )
 
     def add_eval_result(self, row: dict) -> None:
         """One scored (example, arm, repeat); the primary key makes a duplicate a no-op."""
@@ -238,8 +311,10 @@ class Store:
 
     def eval_result_keys(self, run_id: int) -> set[tuple[str, str, int]]:
         """(example_id, arm, repeat) of every row the run holds."""
-        return {(r["example_id"], r["arm"], r["repeat"]) for r in self.query(
-            "select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])}
+        return {
+            (r["example_id"], r["arm"], r["repeat"])
+            for r in self.query("select example_id, arm, repeat from eval_results where eval_run_id = ?", [run_id])
+        }
 
     def eval_result_count(self, run_id: int) -> int:
         return self.query("select count(*) as n from eval_results where eval_run_id = ?", [run_id])[0]["n"]
@@ -247,8 +322,10 @@ class Store:
     def eval_scores(self, run_id: int, arm: str, repeat: int | None = None) -> list[dict]:
         """example_id, scores_json, extra_json of the run's rows for `arm` (one repeat, when given)."""
         clause, params = ("", [run_id, arm]) if repeat is None else (" and repeat = ?", [run_id, arm, repeat])
-        return self.query("select example_id, scores_json, extra_json from eval_results where eval_run_id = ? "
-                          f"and arm = ?{clause}", params)
+        return self.query(
+            f"select example_id, scores_json, extra_json from eval_results where eval_run_id = ? and arm = ?{clause}",
+            params,
+        )
 
     def eval_result_rows(self, run_id: int) -> list[dict]:
         """The run's rows in the order written, each with its generation's output, tokens and timings."""
@@ -256,7 +333,9 @@ class Store:
             "select r.*, g.output, g.prompt_tokens, g.completion_tokens, g.total_s, g.ttft_s, g.adapter_id, "
             "g.finish_reason "
             "from eval_results r left join generations g on g.id = r.generation_id "
-            "where r.eval_run_id = ? order by r.rowid", [run_id])
+            "where r.eval_run_id = ? order by r.rowid",
+            [run_id],
+        )
 
     # -- training (training_runs, training_steps) -----------------------------------------
     def new_training_run(self, values: dict) -> int:
@@ -282,9 +361,12 @@ class Store:
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(hashes))
         for b in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            part = unique[b:b + 500]
-            for r in self.query(f"select content_hash, vector from embeddings where embedder_id = ? "
-                                f"and content_hash in ({','.join('?' * len(part))})", [embedder_id, *part]):
+            part = unique[b : b + 500]
+            for r in self.query(
+                f"select content_hash, vector from embeddings where embedder_id = ? "
+                f"and content_hash in ({','.join('?' * len(part))})",
+                [embedder_id, *part],
+            ):
                 found[r["content_hash"]] = r["vector"]
         return found
 
@@ -295,24 +377,37 @@ class Store:
             self.db["embeddings"].insert_all(rows, replace=True)
 
     # -- learning curves (curves) --------------------------------------------------------
-    def open_curve(self, task: str, task_hash: str, model_id: str, settings_json: str,
-                   estimate_s: float | None = None) -> int:
+    def open_curve(
+        self, task: str, task_hash: str, model_id: str, settings_json: str, estimate_s: float | None = None
+    ) -> int:
         """The newest curve with these settings, marked running again (its error cleared), else a new one."""
-        row = self._first("select id from curves where task = ? and task_hash = ? and model_id = ? and "
-                          "settings_json = ? order by id desc limit 1", [task, task_hash, model_id, settings_json])
+        row = self._first(
+            "select id from curves where task = ? and task_hash = ? and model_id = ? and "
+            "settings_json = ? order by id desc limit 1",
+            [task, task_hash, model_id, settings_json],
+        )
         if row:
             self.update_curve(row["id"], {"status": "running", "error": None})
             return row["id"]
-        return self.insert("curves", {"ts": now(), "task": task, "task_hash": task_hash, "model_id": model_id,
-                                      "settings_json": settings_json, "status": "running",
-                                      "estimate_s": estimate_s, "wall_s": 0.0})
+        return self.insert(
+            "curves",
+            {
+                "ts": now(),
+                "task": task,
+                "task_hash": task_hash,
+                "model_id": model_id,
+                "settings_json": settings_json,
+                "status": "running",
+                "estimate_s": estimate_s,
+                "wall_s": 0.0,
+            },
+        )
 
     def curve(self, curve_id: int) -> dict | None:
         return self._first("select * from curves where id = ?", [curve_id])
 
     def recent_curve_ids(self, task: str, n: int = 5) -> list[int]:
-        return [r["id"] for r in self.query("select id from curves where task = ? order by id desc limit ?",
-                                            [task, n])]
+        return [r["id"] for r in self.query("select id from curves where task = ? order by id desc limit ?", [task, n])]
 
     def update_curve(self, curve_id: int, values: dict) -> None:
         self.update("curves", curve_id, values)
@@ -320,8 +415,18 @@ class Store:
     # -- climbs (climbs) -----------------------------------------------------------------
     def new_climb(self, task: str, model_id: str, options_json: str) -> int:
         """A new climb, running, with an empty path."""
-        return self.insert("climbs", {"ts": now(), "task": task, "model_id": model_id, "options_json": options_json,
-                                      "status": "running", "steps_json": "[]", "wall_s": 0.0})
+        return self.insert(
+            "climbs",
+            {
+                "ts": now(),
+                "task": task,
+                "model_id": model_id,
+                "options_json": options_json,
+                "status": "running",
+                "steps_json": "[]",
+                "wall_s": 0.0,
+            },
+        )
 
     def climb(self, climb_id: int) -> dict | None:
         return self._first("select * from climbs where id = ?", [climb_id])

@@ -16,6 +16,7 @@ in the lab home (<home>/tasks/<name>/task.toml, made by `lab task new`, see lab.
 Every problem is a `TaskError` naming the file and the field (or the JSONL line), so a
 typo in a task file is a one-line fix, not a stack trace.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -56,6 +57,7 @@ class DataError(TaskError):
 
 
 # ---- the task model ------------------------------------------------------------------
+
 
 class Cost(BaseModel):
     """What a request and a compute hour cost, to compare rungs in money and not only in quality.
@@ -211,6 +213,7 @@ class Task(BaseModel):
 
 # ---- examples ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Example:
     id: str
@@ -219,8 +222,7 @@ class Example:
     extra: dict[str, Any] = field(default_factory=dict)  # other keys: aliases, gold_doc, ...
 
 
-def read_examples(path: str | os.PathLike, input_field: str = "input",
-                  output_field: str = "output") -> list[Example]:
+def read_examples(path: str | os.PathLike, input_field: str = "input", output_field: str = "output") -> list[Example]:
     """Read a JSONL file of {"id", input_field, output_field, ...} records, one per line.
 
     A JSON object or list as output is kept as compact JSON text, so a hand-written dataset
@@ -236,8 +238,10 @@ def read_examples(path: str | os.PathLike, input_field: str = "input",
             try:  # a BOM (Windows editors write one) is not line 1's text
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not UTF-8 text: "
-                                "save the file as UTF-8") from None
+                raise DataError(
+                    f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not UTF-8 text: "
+                    "save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -265,6 +269,7 @@ def read_examples(path: str | os.PathLike, input_field: str = "input",
 
 
 # ---- loading -------------------------------------------------------------------------
+
 
 def builtin_tasks() -> list[str]:
     """Names of the scenarios shipped in lab/scenarios/."""
@@ -312,10 +317,15 @@ def find_task_file(name_or_path: str | os.PathLike, home: str | os.PathLike | La
     if path.exists() or os.sep in name or name.endswith(".toml"):
         raise TaskError(f"no {TASK_FILE} at {path}")
     mine = home_tasks(home)
-    raise TaskError(f"unknown task '{name}': built-in scenarios are {', '.join(builtin_tasks()) or '(none)'}; "
-                    + (f"tasks in {home_tasks_dir(home)}: {', '.join(mine)}; " if mine else
-                       f"none in {home_tasks_dir(home)} (make one with `lab task new`); ")
-                    + f"or pass a path to a {TASK_FILE} or its folder")
+    raise TaskError(
+        f"unknown task '{name}': built-in scenarios are {', '.join(builtin_tasks()) or '(none)'}; "
+        + (
+            f"tasks in {home_tasks_dir(home)}: {', '.join(mine)}; "
+            if mine
+            else f"none in {home_tasks_dir(home)} (make one with `lab task new`); "
+        )
+        + f"or pass a path to a {TASK_FILE} or its folder"
+    )
 
 
 def load_task(name_or_path: str | os.PathLike | Task, home: str | os.PathLike | LabHome | None = None) -> Task:
@@ -328,9 +338,10 @@ def load_task(name_or_path: str | os.PathLike | Task, home: str | os.PathLike | 
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise TaskError(f"{_show(path)}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text: "
-                        "save the file as UTF-8") from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise TaskError(
+            f"{_show(path)}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text: save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise TaskError(f"{_show(path)}: not valid TOML: {e}") from e
     try:
@@ -342,6 +353,7 @@ def load_task(name_or_path: str | os.PathLike | Task, home: str | os.PathLike | 
 
 
 # ---- messages ------------------------------------------------------------------------
+
 
 def _show(path: Path) -> str:
     """A short name for messages: tickets/task.toml for built-ins, else relative to cwd if possible."""
@@ -358,8 +370,14 @@ def _known_fields(loc: tuple) -> list[str]:
     model: Any = Task
     for part in loc[:-1]:
         annotation = model.model_fields.get(part).annotation if part in model.model_fields else None
-        model = next((a for a in (annotation, *getattr(annotation, "__args__", ()))
-                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (
+                a
+                for a in (annotation, *getattr(annotation, "__args__", ()))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
         if model is None:
             return []
     return list(model.model_fields)

@@ -14,6 +14,7 @@ a second ago and forgets one that just ended (the 1-minute load average, the fal
 is no /proc, does neither). This process's own threads do not count: a thread pool of its own that
 is still spinning after its last task (llama.cpp's, torch's) is not another job.
 """
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@
     .venv/bin/python scripts/bench_app.py [--home DIR] [--requests 10]
     .venv/bin/python scripts/bench_app.py --quick     # a short check: 2 requests, no adapter trained
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,12 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str, float]:
     """`lab serve` as a user runs it; returns (process, url, seconds until the page answered)."""
     port = free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(ROOT),
+    )
     atexit.register(lambda: proc.poll() is None and stop(proc))  # a failed run leaves no server behind
     url = f"http://127.0.0.1:{port}/"
     while True:
@@ -84,8 +89,17 @@ def tiny_adapter(lab) -> str | None:
 
     task = load_task("tickets")
     print("training a 3-step adapter for the tune arm (bench-tiny)...", flush=True)
-    cfg = make_config("bench", name="bench-tiny", data=str(task.train), system=task.instruction, max_steps=3,
-                      batch_size=2, max_seq_len=256, eval_every=3, save_every=100)
+    cfg = make_config(
+        "bench",
+        name="bench-tiny",
+        data=str(task.train),
+        system=task.instruction,
+        max_steps=3,
+        batch_size=2,
+        max_seq_len=256,
+        eval_every=3,
+        save_every=100,
+    )
     return train(cfg, lab, progress=False, overwrite=True).name
 
 
@@ -164,18 +178,26 @@ def main() -> None:
     med = statistics.median
     app_over = med([w - m for w, m in zip(app_wall, app_model)]) * 1000
     eng_over = med([w - m for w, m in zip(eng_wall, eng_model)]) * 1000
-    print(f"\n1. `lab serve` -> page answers (HTTP 200): {up_s:.1f} s (second start {up2_s:.1f} s); "
-          f"first Compare answer {first_s:.1f} s after that (model load + generation)")
-    print(f"2. server RSS after answering with 1 arm (zero-shot): {one_mb:.0f} MB; "
-          f"fresh server after 3 arms ({', '.join(three)}): {three_mb:.0f} MB; "
-          f"ratio {three_mb / one_mb:.2f}x (target < 1.2x)")
+    print(
+        f"\n1. `lab serve` -> page answers (HTTP 200): {up_s:.1f} s (second start {up2_s:.1f} s); "
+        f"first Compare answer {first_s:.1f} s after that (model load + generation)"
+    )
+    print(
+        f"2. server RSS after answering with 1 arm (zero-shot): {one_mb:.0f} MB; "
+        f"fresh server after 3 arms ({', '.join(three)}): {three_mb:.0f} MB; "
+        f"ratio {three_mb / one_mb:.2f}x (target < 1.2x)"
+    )
     if third == "rag":
-        print("   (no adapter for the default model, so the third arm is rag: its extra memory is the embedding "
-              "model (torch) and the index, not a second copy of the base model)")
-    print(f"3. Compare request ({args.max_tokens} tokens, median of {args.requests}, alternating): wall via the app "
-          f"{med(app_wall) * 1000:.0f} ms, engine directly {med(eng_wall) * 1000:.0f} ms; "
-          f"beyond the model's own generation time: app {app_over:.0f} ms, engine {eng_over:.0f} ms "
-          f"-> the app adds {app_over - eng_over:.0f} ms per request; same answer text: {same}")
+        print(
+            "   (no adapter for the default model, so the third arm is rag: its extra memory is the embedding "
+            "model (torch) and the index, not a second copy of the base model)"
+        )
+    print(
+        f"3. Compare request ({args.max_tokens} tokens, median of {args.requests}, alternating): wall via the app "
+        f"{med(app_wall) * 1000:.0f} ms, engine directly {med(eng_wall) * 1000:.0f} ms; "
+        f"beyond the model's own generation time: app {app_over:.0f} ms, engine {eng_over:.0f} ms "
+        f"-> the app adds {app_over - eng_over:.0f} ms per request; same answer text: {same}"
+    )
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
 

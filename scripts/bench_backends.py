@@ -12,6 +12,7 @@ logs is one of the ladder's arms), with the zero-shot arm's own messages (`promp
     python scripts/bench_backends.py --quick    # a short check: 2 prompts, 1 round, 8 tokens
     python scripts/bench_backends.py --home .   # reuse this home's GGUF -> transformers conversion
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,18 +27,37 @@ from lab.config import GenerationOptions
 from lab.engine import Lab
 from lab.prompts import zero_shot
 
-TOPICS = ["the ocean", "mountains", "a library", "winter mornings", "trains", "gardening",
-          "the moon", "coffee", "bridges", "old maps"]
+TOPICS = [
+    "the ocean",
+    "mountains",
+    "a library",
+    "winter mornings",
+    "trains",
+    "gardening",
+    "the moon",
+    "coffee",
+    "bridges",
+    "old maps",
+]
 
 
 def prompts(n: int, long: bool) -> list[list[dict]]:
     out = []
     for i in range(n):
         topic = TOPICS[i % len(TOPICS)]
-        context = (f"Background notes on {topic}: " + " ".join(
-            f"Note {j}: {topic} appear in stories, songs and daily life in many ways." for j in range(12))) if long else ""
-        out.append(zero_shot(f"{context}\nWrite a short paragraph about {topic}.",
-                             instruction="You are a helpful assistant."))
+        context = (
+            (
+                f"Background notes on {topic}: "
+                + " ".join(
+                    f"Note {j}: {topic} appear in stories, songs and daily life in many ways." for j in range(12)
+                )
+            )
+            if long
+            else ""
+        )
+        out.append(
+            zero_shot(f"{context}\nWrite a short paragraph about {topic}.", instruction="You are a helpful assistant.")
+        )
     return out
 
 
@@ -57,8 +77,9 @@ def direct_llama(llm, token_lists, opts):
     t0 = time.perf_counter()
     for tokens in token_lists:
         llm.reset()
-        for _ in llm.create_completion(prompt=tokens, max_tokens=opts.max_tokens, temperature=0.0,
-                                       seed=opts.seed, stream=True):
+        for _ in llm.create_completion(
+            prompt=tokens, max_tokens=opts.max_tokens, temperature=0.0, seed=opts.seed, stream=True
+        ):
             pass
     return time.perf_counter() - t0
 
@@ -81,10 +102,14 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="overhead rounds (median taken)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--skip-hf", action="store_true", help="skip the transformers backend")
-    ap.add_argument("--home", help="lab home whose cache of GGUF models converted for transformers to reuse "
-                    "(the bench still logs to a throwaway home; default: convert afresh, timed in the load line)")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short check that everything runs: 2 prompts, 1 round, 8 tokens")
+    ap.add_argument(
+        "--home",
+        help="lab home whose cache of GGUF models converted for transformers to reuse "
+        "(the bench still logs to a throwaway home; default: convert afresh, timed in the load line)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="a short check that everything runs: 2 prompts, 1 round, 8 tokens"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.prompts, args.rounds, args.max_tokens = 2, 1, 8
@@ -131,8 +156,10 @@ def main(argv=None):
             lab_t.append(via_lab(lab, args.model, msgs, opts))
             direct.append(direct_llama(llama.llm, token_lists, opts))
     d, via = statistics.median(direct), statistics.median(lab_t)
-    print(f"\nlab overhead over llama_cpp.Llama directly: {d:.2f} s direct vs {via:.2f} s via lab.generate "
-          f"-> {100 * (via - d) / d:+.1f}% (target < 5%)")
+    print(
+        f"\nlab overhead over llama_cpp.Llama directly: {d:.2f} s direct vs {via:.2f} s via lab.generate "
+        f"-> {100 * (via - d) / d:+.1f}% (target < 5%)"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ rung's configurations (fixed vs similar examples, several k) and names the best.
     python scripts/bench_constrain.py --train-steps 30 --best-prompt --ks 4,12
     python scripts/bench_constrain.py --quick              # a short check: 2 examples, k = 2, --best-prompt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,15 @@ def tune_arm(lab: Lab, task, adapter: str | None, train_steps: int) -> tuple[lis
 
         print(f"training adapter '{name}' ({train_steps} steps)...", file=sys.stderr)
         t0 = time.perf_counter()
-        cfg = make_config("bench_constrain", device="auto", name=name, data=str(task.train),
-                          instruction=task.instruction or None, max_steps=train_steps,
-                          base_model=lab.config.default_model)
+        cfg = make_config(
+            "bench_constrain",
+            device="auto",
+            name=name,
+            data=str(task.train),
+            instruction=task.instruction or None,
+            max_steps=train_steps,
+            base_model=lab.config.default_model,
+        )
         train(cfg, lab, overwrite=True, progress=True)
         print(f"  trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     try:
@@ -60,12 +67,25 @@ def row(arm: str, off, on, lab: Lab, runs: tuple[int, int]) -> list[str]:
     ids = sorted(set(run_scores(lab, runs[0], arm)) & set(run_scores(lab, runs[1], arm)))
     before, after = run_scores(lab, runs[0], arm, ids), run_scores(lab, runs[1], arm, ids)
     c = stats.compare([before[i] for i in ids], [after[i] for i in ids], name_a="off", name_b="on")
-    gain = "n/a" if c.diff is None else (f"{c.diff:+.3f}" + ("" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]")
-                                         + f" {stats.format_p(c.p_value)}")
-    return [arm, str(a.n), f"{a.format_valid:.0%} -> {b.format_valid:.0%}",
-            f"{a.failures.get('output invalid', 0)} -> {b.failures.get('output invalid', 0)}",
-            f"{a.quality.mean:.3f} -> {b.quality.mean:.3f}", gain,
-            f"{a.latency_p50:.2f} -> {b.latency_p50:.2f}", "yes" if b.constrained else "NO"]
+    gain = (
+        "n/a"
+        if c.diff is None
+        else (
+            f"{c.diff:+.3f}"
+            + ("" if c.lo is None else f" [{c.lo:+.3f}, {c.hi:+.3f}]")
+            + f" {stats.format_p(c.p_value)}"
+        )
+    )
+    return [
+        arm,
+        str(a.n),
+        f"{a.format_valid:.0%} -> {b.format_valid:.0%}",
+        f"{a.failures.get('output invalid', 0)} -> {b.failures.get('output invalid', 0)}",
+        f"{a.quality.mean:.3f} -> {b.quality.mean:.3f}",
+        gain,
+        f"{a.latency_p50:.2f} -> {b.latency_p50:.2f}",
+        "yes" if b.constrained else "NO",
+    ]
 
 
 def main() -> None:
@@ -77,10 +97,17 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=0, help="Train a quick adapter first (LoRA, this many steps).")
     ap.add_argument("--best-prompt", action="store_true", help="Also compare the prompt rung's configurations.")
     ap.add_argument("--ks", default="4,12", help="With --best-prompt: few-shot k values (default 4,12).")
-    ap.add_argument("--threads", type=int, help="llama.cpp threads (default: lab.toml, else one per core; "
-                                                "1 is faster on a machine whose cores are busy).")
-    ap.add_argument("--quick", action="store_true", help="A short check that everything runs: 2 held-out examples, "
-                    "few-shot at k = 2 (the task's own k otherwise), --best-prompt at --ks 2; no training.")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="llama.cpp threads (default: lab.toml, else one per core; 1 is faster on a machine whose cores are busy).",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="A short check that everything runs: 2 held-out examples, "
+        "few-shot at k = 2 (the task's own k otherwise), --best-prompt at --ks 2; no training.",
+    )
     args = ap.parse_args()
     if args.quick:
         args.limit, args.best_prompt, args.ks, args.train_steps = 2, True, "2", 0
@@ -94,22 +121,52 @@ def main() -> None:
     off_id, off, off_s = measure(lab, task, arms, adapter, args.limit, constrain=False)
     on_id, on, on_s = measure(lab, task, arms, adapter, args.limit, constrain=True)
 
-    print(f"\nconstrained decoding on '{task.name}' ({task.primary_metric}), model {off.run['model_id']}, "
-          f"eval runs {off_id} (off) and {on_id} (on); wall {off_s:.0f} s off, {on_s:.0f} s on")
-    head = ["arm", "n", "format valid", "invalid answers", task.primary_metric, "gain on-off [95% CI] p",
-            "p50 s", "enforced"]
+    print(
+        f"\nconstrained decoding on '{task.name}' ({task.primary_metric}), model {off.run['model_id']}, "
+        f"eval runs {off_id} (off) and {on_id} (on); wall {off_s:.0f} s off, {on_s:.0f} s on"
+    )
+    head = [
+        "arm",
+        "n",
+        "format valid",
+        "invalid answers",
+        task.primary_metric,
+        "gain on-off [95% CI] p",
+        "p50 s",
+        "enforced",
+    ]
     print("\n".join(text_table(head, [row(a, off, on, lab, (off_id, on_id)) for a in arms])))
 
     if args.best_prompt:
         ks = [int(k) for k in args.ks.split(",") if k.strip()]
         for constrain in (False, True):
-            configs = measure_prompt_rung(lab, task, limit=args.limit, ks=ks, constrain=constrain, progress=True,
-                                          on_note=lambda n: print(n, file=sys.stderr))
+            configs = measure_prompt_rung(
+                lab,
+                task,
+                limit=args.limit,
+                ks=ks,
+                constrain=constrain,
+                progress=True,
+                on_note=lambda n: print(n, file=sys.stderr),
+            )
             best = best_prompt_config(configs)
             print(f"\nprompt rung, constrain={constrain}:")
-            print("\n".join(text_table(["configuration", task.primary_metric, "n", "eval run"], [
-                [c.label() + ("  <- best" if c is best else ""), f"{c.score:.3f}", str(c.n), str(c.eval_run_id)]
-                for c in configs])))
+            print(
+                "\n".join(
+                    text_table(
+                        ["configuration", task.primary_metric, "n", "eval run"],
+                        [
+                            [
+                                c.label() + ("  <- best" if c is best else ""),
+                                f"{c.score:.3f}",
+                                str(c.n),
+                                str(c.eval_run_id),
+                            ]
+                            for c in configs
+                        ],
+                    )
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
     python scripts/bench_eval.py --skip-full --scoreboards --limit 20
     python scripts/bench_eval.py --quick               # a short check: specialty k=2 n=2, tickets 2 examples
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ def bench_reuse(lab: Lab, task_name: str, k: int, n: int) -> dict:
     task = load_task(task_name)
     backend = lab.backend()
     pool = ladder.few_shot_pool(task)
-    examples = task.examples("eval")[:n + 1]  # +1: a warm-up that is not timed
+    examples = task.examples("eval")[: n + 1]  # +1: a warm-up that is not timed
     shots = ladder.fixed_shots(pool, k)
     opts = lab.options(max_tokens=task.max_tokens, temperature=0.0, seed=0)
 
@@ -53,13 +54,24 @@ def bench_reuse(lab: Lab, task_name: str, k: int, n: int) -> dict:
         off_s.append(t_off)
         same += g_on.text == g_off.text
         used.append(k_used)
-        print(f"  {ex.id}: prompt {g_off.prompt_tokens} tok, completion {g_off.completion_tokens} tok, "
-              f"reuse off {t_off:.2f}s, on {t_on:.2f}s", file=sys.stderr)
+        print(
+            f"  {ex.id}: prompt {g_off.prompt_tokens} tok, completion {g_off.completion_tokens} tok, "
+            f"reuse off {t_off:.2f}s, on {t_on:.2f}s",
+            file=sys.stderr,
+        )
     backend.reuse_prefix = True
-    return {"task": task_name, "k": k, "k_used": min(used), "n": len(on_s),
-            "off_ex_per_s": len(off_s) / sum(off_s), "on_ex_per_s": len(on_s) / sum(on_s),
-            "ratio": sum(off_s) / sum(on_s), "median_off_s": statistics.median(off_s),
-            "median_on_s": statistics.median(on_s), "identical_answers": f"{same}/{len(on_s)}"}
+    return {
+        "task": task_name,
+        "k": k,
+        "k_used": min(used),
+        "n": len(on_s),
+        "off_ex_per_s": len(off_s) / sum(off_s),
+        "on_ex_per_s": len(on_s) / sum(on_s),
+        "ratio": sum(off_s) / sum(on_s),
+        "median_off_s": statistics.median(off_s),
+        "median_on_s": statistics.median(on_s),
+        "identical_answers": f"{same}/{len(on_s)}",
+    }
 
 
 def available_arms(lab: Lab, task) -> list[str]:
@@ -92,8 +104,12 @@ def main() -> None:
     ap.add_argument("--skip-reuse", action="store_true")
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--scoreboards", action="store_true", help="Also evaluate every built-in scenario")
-    ap.add_argument("--quick", action="store_true", help="A short check that everything runs: the reuse bench on "
-                    "specialty at k=2 with 2 examples, tickets' zero-shot and few-shot on 2 held-out examples")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="A short check that everything runs: the reuse bench on "
+        "specialty at k=2 with 2 examples, tickets' zero-shot and few-shot on 2 held-out examples",
+    )
     args = ap.parse_args()
     if args.quick:
         args.reuse_tasks, args.k, args.n, args.limit = "specialty", 2, 2, 2
@@ -108,16 +124,20 @@ def main() -> None:
         print(f"\n== few-shot arm, shared-prefix reuse off vs on (k={args.k}), interleaved in one run")
         for t in args.reuse_tasks.split(","):
             r = bench_reuse(lab, t, args.k, args.n)
-            print(f"{r['task']:<10} k={r['k']} (fits {r['k_used']}) n={r['n']}: reuse off {r['off_ex_per_s']:.3f} ex/s "
-                  f"(median {r['median_off_s']:.2f}s), on {r['on_ex_per_s']:.3f} ex/s (median {r['median_on_s']:.2f}s)"
-                  f"  -> {r['ratio']:.2f}x   identical answers {r['identical_answers']}")
+            print(
+                f"{r['task']:<10} k={r['k']} (fits {r['k_used']}) n={r['n']}: reuse off {r['off_ex_per_s']:.3f} ex/s "
+                f"(median {r['median_off_s']:.2f}s), on {r['on_ex_per_s']:.3f} ex/s (median {r['median_on_s']:.2f}s)"
+                f"  -> {r['ratio']:.2f}x   identical answers {r['identical_answers']}"
+            )
 
     if not args.skip_full:
         limit = f"first {args.limit}" if args.limit else "all"
         print(f"\n== tickets evaluation ({limit} held-out examples)")
         wall, board, arms = timed_eval(lab, "tickets", args.limit, args.arms.split(",") if args.arms else None)
-        print(f"arms {','.join(arms)}: {wall:.1f} s wall, {board.arms[0].n} examples x {len(arms)} arms "
-              f"= {sum(a.n for a in board.arms) / wall:.3f} ex/s")
+        print(
+            f"arms {','.join(arms)}: {wall:.1f} s wall, {board.arms[0].n} examples x {len(arms)} arms "
+            f"= {sum(a.n for a in board.arms) / wall:.3f} ex/s"
+        )
         print(board.to_text())
 
     if args.scoreboards:

@@ -16,6 +16,7 @@ Also checks that every server run gave the local answers (same weights, same eng
     python scripts/bench_serving.py --url 'openai:http://gpu-box:8000/v1#smollm2-135m-instruct'
     python scripts/bench_serving.py --quick                          # a short check: 2 examples, c = 1, 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,10 +58,14 @@ def start_server(lab: Lab, folder: Path, n_threads: int | None) -> tuple[subproc
     config = folder / "server.json"
     config.write_text(json.dumps(plan.config))
     log = open(folder / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=die_with_parent)
-    url = plan.spec.split("#")[0][len("openai:"):]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    url = plan.spec.split("#")[0][len("openai:") :]
     for _ in range(360):
         if proc.poll() is not None:
             raise SystemExit(f"the server exited: {(folder / 'server.log').read_text()[-2000:]}")
@@ -77,8 +82,11 @@ def timed_eval(lab: Lab, task: str, arms: list[str], limit: int, model: str | No
     t0 = time.perf_counter()
     run_id = run_eval(lab, task, arms, limit=limit, model=model, progress=False, fresh=True, concurrency=concurrency)
     wall = time.perf_counter() - t0
-    rows = lab.store.query("select r.example_id, r.arm, g.output from eval_results r join generations g "
-                           "on g.id = r.generation_id where r.eval_run_id = ?", [run_id])
+    rows = lab.store.query(
+        "select r.example_id, r.arm, g.output from eval_results r join generations g "
+        "on g.id = r.generation_id where r.eval_run_id = ?",
+        [run_id],
+    )
     return len(rows) / wall, wall, {(r["example_id"], r["arm"]): r["output"] for r in rows}
 
 

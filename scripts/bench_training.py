@@ -16,6 +16,7 @@ Each configuration trains in its own subprocess, so peak memory is that run's al
     python scripts/bench_training.py --steps 20 --gpu-model models/Qwen2.5-7B-Instruct
     python scripts/bench_training.py --quick           # a short check: 1 short step, q/v only, no GPU part
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,23 +42,49 @@ def one_run(spec: dict) -> dict:
 
     lab = Lab(spec["home"])
     task = load_task("tickets")
-    config = make_config(name=spec["name"], data=str(task.train), base_model=spec["model"],
-                         instruction=task.instruction if spec.get("instruction", True) else None,
-                         method=spec["method"], qlora_engine=spec["engine"],
-                         target_modules=spec["targets"], rank=8, alpha=16, dropout=spec["dropout"],
-                         learning_rate=1e-4, max_steps=spec["steps"], batch_size=spec["batch_size"],
-                         max_seq_len=spec.get("max_seq_len", 384), val_fraction=0.0, save_every=10_000,
-                         eval_every=10_000, threads=spec["threads"])
+    config = make_config(
+        name=spec["name"],
+        data=str(task.train),
+        base_model=spec["model"],
+        instruction=task.instruction if spec.get("instruction", True) else None,
+        method=spec["method"],
+        qlora_engine=spec["engine"],
+        target_modules=spec["targets"],
+        rank=8,
+        alpha=16,
+        dropout=spec["dropout"],
+        learning_rate=1e-4,
+        max_steps=spec["steps"],
+        batch_size=spec["batch_size"],
+        max_seq_len=spec.get("max_seq_len", 384),
+        val_fraction=0.0,
+        save_every=10_000,
+        eval_every=10_000,
+        threads=spec["threads"],
+    )
     clock = []  # (wall, this process's CPU time) at each step: CPU s/step shows the work
-    adapter = train(config, lab, progress=False, overwrite=True, log=lambda m: None,  # even on a busy machine
-                    on_step=lambda row: clock.append((time.perf_counter(), time.process_time())))
+    adapter = train(
+        config,
+        lab,
+        progress=False,
+        overwrite=True,
+        log=lambda m: None,  # even on a busy machine
+        on_step=lambda row: clock.append((time.perf_counter(), time.process_time())),
+    )
     m, man = adapter.metrics, adapter.manifest
     cpu = (clock[-1][1] - clock[0][1]) / (len(clock) - 1) if len(clock) > 1 else None  # after the first step
-    return {"s_per_step": m["s_per_step"], "tokens_per_s": m["tokens_per_s"], "steps": m["steps"],
-            "cpu_s_per_step": cpu, "threads": torch.get_num_threads(),  # what the trainer set
-            "first_loss": m["first_loss"], "last_loss": m["train_loss"], "engine": man["engine"],
-            "peak_rss_gb": man["process_max_rss_bytes"] / 2**30,
-            "peak_gpu_gb": (man.get("peak_gpu_bytes") or 0) / 2**30}
+    return {
+        "s_per_step": m["s_per_step"],
+        "tokens_per_s": m["tokens_per_s"],
+        "steps": m["steps"],
+        "cpu_s_per_step": cpu,
+        "threads": torch.get_num_threads(),  # what the trainer set
+        "first_loss": m["first_loss"],
+        "last_loss": m["train_loss"],
+        "engine": man["engine"],
+        "peak_rss_gb": man["process_max_rss_bytes"] / 2**30,
+        "peak_gpu_gb": (man.get("peak_gpu_bytes") or 0) / 2**30,
+    }
 
 
 def run_isolated(spec: dict) -> dict:
@@ -111,16 +138,28 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--home", default=os.environ.get("LAB_HOME") or ".", help="lab home whose caches to reuse")
-    ap.add_argument("--threads", type=int, nargs="+", default=[0],
-                    help="torch CPU threads to compare, e.g. --threads 1 2 (default, 0: the lab's choice for "
-                         "the load it finds, lab.threads)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="torch CPU threads to compare, e.g. --threads 1 2 (default, 0: the lab's choice for "
+        "the load it finds, lab.threads)",
+    )
     ap.add_argument("--gpu-model", help="model for the CUDA part (default: the lab's default model)")
     ap.add_argument("--skip-load", action="store_true", help="skip the threads-under-load comparison")
-    ap.add_argument("--load-steps", type=int, default=3, help="steps of each threads-under-load run (default 3: "
-                    "on every core they are slow by design)")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short check that everything runs: 1 step of one example of up to 128 tokens "
-                         "(no instruction), q/v only, no GPU part")
+    ap.add_argument(
+        "--load-steps",
+        type=int,
+        default=3,
+        help="steps of each threads-under-load run (default 3: on every core they are slow by design)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short check that everything runs: 1 step of one example of up to 128 tokens "
+        "(no instruction), q/v only, no GPU part",
+    )
     args = ap.parse_args()
     targets_measured, max_seq_len, instruction = ("q_proj,v_proj", "all-linear"), 384, True
     if args.quick:  # the emails alone, short: the oversubscribed run is slow by design
@@ -137,44 +176,70 @@ def main() -> int:
     model = real.config.default_model
     hf_source(real, real.model_info(model))  # the one-off GGUF -> transformers conversion, untimed
     home = scratch_home(real.home.root)
-    base = dict(home=str(home), model=model, steps=args.steps, batch_size=args.batch_size, dropout=0.05,
-                method="lora", engine="auto", threads=None, max_seq_len=max_seq_len,
-                instruction=instruction)
-    print(f"CPU LoRA, {model}, tickets emails, batch {args.batch_size}, {args.steps} steps, r=8, up to "
-          f"{max_seq_len} tokens an example{'' if instruction else ' (no instruction)'} "
-          f"(each in its own process; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
-          "at the start: other work on the machine slows these figures)")
-    print(f"{'targets':<14} {'threads':>7} {'s/step':>8} {'CPU s/step':>11} {'tokens/s':>9} {'peak RSS':>9} "
-          f"{'loss first -> last':>20}")
+    base = dict(
+        home=str(home),
+        model=model,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        dropout=0.05,
+        method="lora",
+        engine="auto",
+        threads=None,
+        max_seq_len=max_seq_len,
+        instruction=instruction,
+    )
+    print(
+        f"CPU LoRA, {model}, tickets emails, batch {args.batch_size}, {args.steps} steps, r=8, up to "
+        f"{max_seq_len} tokens an example{'' if instruction else ' (no instruction)'} "
+        f"(each in its own process; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+        "at the start: other work on the machine slows these figures)"
+    )
+    print(
+        f"{'targets':<14} {'threads':>7} {'s/step':>8} {'CPU s/step':>11} {'tokens/s':>9} {'peak RSS':>9} "
+        f"{'loss first -> last':>20}"
+    )
     failed = False
     for targets in targets_measured:
         for threads in args.threads:
-            r = run_isolated(dict(base, name=f"bench-cpu-{targets.replace(',', '-')}-{threads}", targets=targets,
-                                  threads=threads or None))
+            r = run_isolated(
+                dict(
+                    base,
+                    name=f"bench-cpu-{targets.replace(',', '-')}-{threads}",
+                    targets=targets,
+                    threads=threads or None,
+                )
+            )
             if "error" in r:
                 print(f"{targets:<14} {threads or 'auto':>7} failed: {r['error']}")
                 failed = True
                 continue
             label = f"{targets:<14} {threads or 'auto ' + str(r['threads']):>7}"
-            print(f"{label} {r['s_per_step']:>8.2f} {cpu_text(r):>11} {r['tokens_per_s']:>9.0f} "
-                  f"{r['peak_rss_gb']:>7.2f}GB {r['first_loss']:>9.3f} -> {r['last_loss']:.3f}")
+            print(
+                f"{label} {r['s_per_step']:>8.2f} {cpu_text(r):>11} {r['tokens_per_s']:>9.0f} "
+                f"{r['peak_rss_gb']:>7.2f}GB {r['first_loss']:>9.3f} -> {r['last_loss']:.3f}"
+            )
 
     if not args.skip_load:
         every, chosen, cores = under_load(dict(base, steps=args.load_steps), "q_proj,v_proj")
-        print(f"\nCPU threads under load: one competing busy process started by this bench, q_proj,v_proj, "
-              f"batch {args.batch_size}, {args.load_steps} steps each")
+        print(
+            f"\nCPU threads under load: one competing busy process started by this bench, q_proj,v_proj, "
+            f"batch {args.batch_size}, {args.load_steps} steps each"
+        )
         print(f"{'threads':<34} {'used':>4} {'s/step':>8} {'CPU s/step':>11} {'tokens/s':>9}")
         for label, r in ((f"every core (--threads {cores})", every), ("chosen for the load (lab.threads)", chosen)):
             if "error" in r:
                 print(f"{label:<34} failed: {r['error']}")
                 failed = True
             else:
-                print(f"{label:<34} {r['threads']:>4} {r['s_per_step']:>8.2f} {cpu_text(r):>11} "
-                      f"{r['tokens_per_s']:>9.0f}")
+                print(
+                    f"{label:<34} {r['threads']:>4} {r['s_per_step']:>8.2f} {cpu_text(r):>11} {r['tokens_per_s']:>9.0f}"
+                )
         if every.get("s_per_step") and chosen.get("s_per_step"):
             same = " (the same threads: no spare core to give up here)" if every["threads"] == chosen["threads"] else ""
-            print(f"chosen threads are {every['s_per_step'] / chosen['s_per_step']:.2f}x the speed of every core "
-                  f"under this load{same}")
+            print(
+                f"chosen threads are {every['s_per_step'] / chosen['s_per_step']:.2f}x the speed of every core "
+                f"under this load{same}"
+            )
 
     print()
     if args.quick:
@@ -183,8 +248,7 @@ def main() -> int:
     if not cuda_available():
         print("GPU part skipped: no CUDA device here (Unsloth vs PEFT+bitsandbytes QLoRA needs one).")
         return int(failed)
-    gpu = dict(base, model=args.gpu_model or model, method="qlora", dropout=0.0, targets="all-linear",
-               threads=None)
+    gpu = dict(base, model=args.gpu_model or model, method="qlora", dropout=0.0, targets="all-linear", threads=None)
     results = {}
     for engine in ("unsloth", "bitsandbytes"):
         if engine == "unsloth" and not unsloth_available():
@@ -201,8 +265,10 @@ def main() -> int:
             print(f"{engine:<14} {r['s_per_step']:>8.2f} {r['tokens_per_s']:>9.0f} {r['peak_gpu_gb']:>7.2f}GB")
     u, b = results.get("unsloth", {}), results.get("bitsandbytes", {})
     if u.get("s_per_step") and b.get("s_per_step"):
-        print(f"Unsloth is {b['s_per_step'] / u['s_per_step']:.2f}x the speed of PEFT+bitsandbytes, "
-              f"using {u['peak_gpu_gb'] / max(b['peak_gpu_gb'], 1e-9):.2f}x its peak GPU memory")
+        print(
+            f"Unsloth is {b['s_per_step'] / u['s_per_step']:.2f}x the speed of PEFT+bitsandbytes, "
+            f"using {u['peak_gpu_gb'] / max(b['peak_gpu_gb'], 1e-9):.2f}x its peak GPU memory"
+        )
     return int(failed)
 
 

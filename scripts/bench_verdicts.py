@@ -47,6 +47,7 @@ binary scores, 15-100 ms on graded ones) run on the first `--test-reps` / `--gra
 draws of a cell, so those cells have fewer draws and larger SEs. Everything is seeded (one numpy
 default_rng per table cell, whatever process runs it). Exit status 1 when a goal FAILs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,15 +73,28 @@ NS, CONFIGS, SCORE_TYPES = (10, 20, 50, 100), (1, 5, 11), ("binary", "graded")
 COVER_NS, COVER_MEANS, COVER_SCORE_TYPES = (8, 12, 20, 50, 100), (0.5, 0.75, 0.9), ("binary", "graded", "graded-beta")
 TUNED_SIZES = (25, 50, 100)  # the curve's tuned points in scenario 1, all at the target
 COLUMNS = [  # (heading, key, goal): goal 1 false meets, 2 false helped, 3 false as-good, None: not a goal
-    ("1a meets", "meets_one", 1), ("1b sweep", "meets_best", 1), ("1c climb", "climb", 1),
-    ("1d choose", "choose", 1), ("2 helped", "helped", 2), ("2 crossovr", "crossover", 2),
-    ("3 choose", "choose_as_good", 3), ("3 as_good", "as_good", 3), ("naive 1b", "naive_best", None),
-    ("naive 3", "as_good_naive", None), ("5 helped", "helped_power", None), ("5 meets", "meets_power", None)]
-GOALS = {1: "false 'meets the target'", 2: "false 'tuning helped' / crossover",
-         3: "false 'the cheaper rung is as good'"}
+    ("1a meets", "meets_one", 1),
+    ("1b sweep", "meets_best", 1),
+    ("1c climb", "climb", 1),
+    ("1d choose", "choose", 1),
+    ("2 helped", "helped", 2),
+    ("2 crossovr", "crossover", 2),
+    ("3 choose", "choose_as_good", 3),
+    ("3 as_good", "as_good", 3),
+    ("naive 1b", "naive_best", None),
+    ("naive 3", "as_good_naive", None),
+    ("5 helped", "helped_power", None),
+    ("5 meets", "meets_power", None),
+]
+GOALS = {
+    1: "false 'meets the target'",
+    2: "false 'tuning helped' / crossover",
+    3: "false 'the cheaper rung is as good'",
+}
 
 
 # ---- drawing scores with known truth ---------------------------------------------------------
+
 
 def to_scores(u: np.ndarray, mean: float, score_type: str) -> np.ndarray:
     """Scores with true mean exactly `mean` from uniforms u (a lower u is an easier example)."""
@@ -107,24 +121,40 @@ def prompt_plan(n_configs: int) -> list[tuple[str, str, int, str]]:
     if n_configs == 1:
         return [("few-shot", "fixed", 4, "few-shot")]
     own = [("zero-shot", "fixed", 0, "zero-shot"), ("few-shot", "fixed", 4, "few-shot")]
-    extra = [("few-shot", m, k, f"few-shot, {k} {m} example{'s' if k != 1 else ''}") for k in (1, 2, 8, 16, 4) for m in ("fixed", "similar")
-             if (k, m) != (4, "fixed")]
+    extra = [
+        ("few-shot", m, k, f"few-shot, {k} {m} example{'s' if k != 1 else ''}")
+        for k in (1, 2, 8, 16, 4)
+        for m in ("fixed", "similar")
+        if (k, m) != (4, "fixed")
+    ]
     return (own + extra)[:n_configs]
 
 
 def as_configs(rows: np.ndarray, ids: list[str], plan: list) -> list[PromptConfig]:
-    return [PromptConfig(arm, mode, k, False, i, float(s.mean()), len(s), dict(zip(ids, s.tolist())))
-            for i, ((arm, mode, k, _), s) in enumerate(zip(plan, rows))]
+    return [
+        PromptConfig(arm, mode, k, False, i, float(s.mean()), len(s), dict(zip(ids, s.tolist())))
+        for i, ((arm, mode, k, _), s) in enumerate(zip(plan, rows))
+    ]
 
 
 # ---- the lab's decisions on one draw ---------------------------------------------------------
 
+
 def climb_outcome(configs: list[PromptConfig], plan: list, target: float) -> str:
     """`next_step` after the prompt step, with every configuration in `results`."""
-    results = {key: decide.ArmResult(key, c.score, None, None, c.n, ladder_arm=c.arm)
-               for c, (*_, key) in zip(configs, plan)}
-    s = decide.Situation(task="sim", target=target, output_format="label", has_corpus=False, train_examples=1000,
-                         eval_examples=configs[0].n, done=["prompt"], results=results)
+    results = {
+        key: decide.ArmResult(key, c.score, None, None, c.n, ladder_arm=c.arm) for c, (*_, key) in zip(configs, plan)
+    }
+    s = decide.Situation(
+        task="sim",
+        target=target,
+        output_format="label",
+        has_corpus=False,
+        train_examples=1000,
+        eval_examples=configs[0].n,
+        done=["prompt"],
+        results=results,
+    )
     return decide.next_step(s).outcome
 
 
@@ -144,8 +174,8 @@ def _setup(rng, n: int, n_configs: int, score_type: str, tune_means: list[float]
     plan, ids = prompt_plan(n_configs), [f"e{i:03d}" for i in range(n)]
     rows = draw(rng, n, [prompt_mean] * (n_configs + 1) + tune_means, score_type)
     configs = as_configs(rows[:n_configs], ids, plan)
-    zero = as_configs(rows[n_configs:n_configs + 1], ids, [("zero-shot", "fixed", 0, "zero-shot")])[0]
-    tuned = [dict(zip(ids, r.tolist())) for r in rows[n_configs + 1:]]
+    zero = as_configs(rows[n_configs : n_configs + 1], ids, [("zero-shot", "fixed", 0, "zero-shot")])[0]
+    tuned = [dict(zip(ids, r.tolist())) for r in rows[n_configs + 1 :]]
     return plan, ids, configs, zero, tuned
 
 
@@ -158,11 +188,13 @@ def null_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> dic
     plan, ids, configs, zero, tuned = _setup(rng, n, n_configs, score_type, [TARGET] * len(TUNED_SIZES))
     best, tune = best_prompt_config(configs), tuned[-1]
     choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, score_type)
-    out = {"meets_one": verdict.meets(configs[0].score, n, TARGET).ok,
-           "meets_best": verdict.meets(best.score, best.n, TARGET, n_configs).ok,
-           "naive_best": verdict.meets(best.score, best.n, TARGET, 1).ok,
-           "climb": climb_outcome(configs, plan, TARGET) == "meets",
-           "choose": choice.state in (verdict.MEETS, AS_GOOD)}
+    out = {
+        "meets_one": verdict.meets(configs[0].score, n, TARGET).ok,
+        "meets_best": verdict.meets(best.score, best.n, TARGET, n_configs).ok,
+        "naive_best": verdict.meets(best.score, best.n, TARGET, 1).ok,
+        "climb": climb_outcome(configs, plan, TARGET) == "meets",
+        "choose": choice.state in (verdict.MEETS, AS_GOOD),
+    }
     if tests:
         out["helped"] = _helped(best, tune, ids, score_type)
         few = {i: c.per_example for i, c in enumerate(configs)}
@@ -175,9 +207,11 @@ def better_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> d
     _, _, configs, zero, tuned = _setup(rng, n, n_configs, score_type, [TARGET + 2 * MARGIN])
     best, tune = best_prompt_config(configs), tuned[0]
     choice = choose(ladder_rungs(configs, zero, tune), TARGET, MARGIN, score_type)
-    return {"choose_as_good": choice.state == AS_GOOD,
-            "as_good": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=n_configs).shown,
-            "as_good_naive": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=1).shown}
+    return {
+        "choose_as_good": choice.state == AS_GOOD,
+        "as_good": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=n_configs).shown,
+        "as_good_naive": verdict.as_good_as(best.per_example, tune, MARGIN, score_type, candidates=1).shown,
+    }
 
 
 def power_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> dict[str, bool]:
@@ -192,6 +226,7 @@ def power_trial(rng, n: int, n_configs: int, score_type: str, tests: bool) -> di
 
 
 # ---- the tables ------------------------------------------------------------------------------
+
 
 @contextmanager
 def fast_lab():
@@ -222,8 +257,15 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def decision_row(n: int, n_configs: int, score_type: str, reps: int, test_reps: int, seed: int,
-                 trials: tuple = ("null", "better", "power")) -> dict:
+def decision_row(
+    n: int,
+    n_configs: int,
+    score_type: str,
+    reps: int,
+    test_reps: int,
+    seed: int,
+    trials: tuple = ("null", "better", "power"),
+) -> dict:
     """{column key: rate} over `reps` draws of each scenario in `trials`; the paired tests (`compare`,
     slow) on the first test_reps."""
     rng, tally = _rng(seed, 0, n, n_configs, SCORE_TYPES.index(score_type)), {}
@@ -262,26 +304,38 @@ def run_jobs(jobs: list[tuple], workers: int) -> list[dict]:
         return list(pool.map(_call, jobs))
 
 
-def decision_table(ns=NS, configs=CONFIGS, score_types=SCORE_TYPES, reps: int = 2000, test_reps: int = 400,
-                   graded_test_reps: int = 100, seed: int = 0, workers: int = 1) -> list[dict]:
+def decision_table(
+    ns=NS,
+    configs=CONFIGS,
+    score_types=SCORE_TYPES,
+    reps: int = 2000,
+    test_reps: int = 400,
+    graded_test_reps: int = 100,
+    seed: int = 0,
+    workers: int = 1,
+) -> list[dict]:
     """One row per score_type x n x N: the verdicts on `reps` draws, the paired tests (`compare`: a few ms
     a call on binary scores, the graded permutation test 15-100 ms) on the first test_reps draws
     (graded_test_reps for graded scores)."""
     cells = [(k, n, c) for k in score_types for n in ns for c in configs]
-    jobs = [(decision_row, (n, c, k, reps, min(reps, test_reps if k == "binary" else graded_test_reps), seed))
-            for k, n, c in cells]
+    jobs = [
+        (decision_row, (n, c, k, reps, min(reps, test_reps if k == "binary" else graded_test_reps), seed))
+        for k, n, c in cells
+    ]
     order = sorted(range(len(jobs)), key=lambda i: -cells[i][1] * (5 if cells[i][0] != "binary" else 1))
     done = dict(zip(order, run_jobs([jobs[i] for i in order], workers)))  # the slowest first
     return [done[i] for i in range(len(jobs))]
 
 
-def coverage_table(ns=COVER_NS, means=COVER_MEANS, score_types=COVER_SCORE_TYPES, reps: int = 2000, seed: int = 0,
-                   workers: int = 1) -> list[dict]:
+def coverage_table(
+    ns=COVER_NS, means=COVER_MEANS, score_types=COVER_SCORE_TYPES, reps: int = 2000, seed: int = 0, workers: int = 1
+) -> list[dict]:
     jobs = [(coverage_row, (k, n, m, reps, seed)) for k in score_types for n in ns for m in means]
     return run_jobs(jobs, workers)
 
 
 # ---- printing and the goals ------------------------------------------------------------------
+
 
 def cell(r: dict | None) -> str:
     return "-" if r is None else f"{100 * r['rate']:.1f}±{100 * r['se']:.1f}"
@@ -295,8 +349,17 @@ def decision_text(rows: list[dict]) -> list[str]:
 
 def coverage_text(rows: list[dict]) -> list[str]:
     head = ["scores", "n", "true mean", "coverage %", "lower end above truth %", "reps"]
-    body = [[r["scores"], str(r["n"]), f"{r['mean']:.2f}", cell(r["coverage"]), cell(r["above"]),
-             str(r["coverage"]["reps"])] for r in rows]
+    body = [
+        [
+            r["scores"],
+            str(r["n"]),
+            f"{r['mean']:.2f}",
+            cell(r["coverage"]),
+            cell(r["above"]),
+            str(r["coverage"]["reps"]),
+        ]
+        for r in rows
+    ]
     return _table(head, body)
 
 
@@ -311,23 +374,33 @@ def goal_lines(decisions: list[dict], coverage: list[dict]) -> list[str]:
     coverage when it falls short of 94% by more than 2 SEs. The worst cell is named."""
     lines = []
     for goal, what in GOALS.items():
-        cells = [(r[k], f"{h}, {r['scores']} n={r['n']} N={r['N']}") for r in decisions
-                 for h, k, g in COLUMNS if g == goal and k in r]
+        cells = [
+            (r[k], f"{h}, {r['scores']} n={r['n']} N={r['N']}")
+            for r in decisions
+            for h, k, g in COLUMNS
+            if g == goal and k in r
+        ]
         if not cells:
             continue
         worst = max(cells, key=lambda c: c[0]["rate"])
         fail = [c for c in cells if c[0]["rate"] - 2 * c[0]["se"] > FALSE_MAX]
-        lines.append(f"{'FAIL' if fail else 'PASS'} goal {goal}: {what} <= {FALSE_MAX:.0%} (+2 SE): worst "
-                     f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cells)} cells over")
+        lines.append(
+            f"{'FAIL' if fail else 'PASS'} goal {goal}: {what} <= {FALSE_MAX:.0%} (+2 SE): worst "
+            f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cells)} cells over"
+        )
     if coverage:
         cov = [(r["coverage"], f"{r['scores']} n={r['n']} mean={r['mean']}") for r in coverage]
         worst = min(cov, key=lambda c: c[0]["rate"])
         fail = [c for c in cov if c[0]["rate"] + 2 * c[0]["se"] < COVERAGE_MIN]
-        lines.append(f"{'FAIL' if fail else 'PASS'} goal 4: coverage >= {COVERAGE_MIN:.0%} (-2 SE): worst "
-                     f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cov)} cells under")
+        lines.append(
+            f"{'FAIL' if fail else 'PASS'} goal 4: coverage >= {COVERAGE_MIN:.0%} (-2 SE): worst "
+            f"{cell(worst[0])}% ({worst[1]}); {len(fail)} of {len(cov)} cells under"
+        )
         above = max(coverage, key=lambda r: r["above"]["rate"])
-        lines.append(f"info: lower end above the truth at most {cell(above['above'])}% ({above['scores']} "
-                     f"n={above['n']} mean={above['mean']}); a 95% two-sided interval promises <= 2.5%")
+        lines.append(
+            f"info: lower end above the truth at most {cell(above['above'])}% ({above['scores']} "
+            f"n={above['n']} mean={above['mean']}); a 95% two-sided interval promises <= 2.5%"
+        )
     return lines
 
 
@@ -342,48 +415,83 @@ def race_row(n: int, n_configs: int, score_type: str, reps: int, seed: int) -> d
     for _ in range(reps):
         rows = draw(rng, n, means, score_type)
         full = as_configs(rows, ids, plan)
-        behind = {c.eval_run_id for c, _ in racing_drops(as_configs(rows[:, :first], ids[:first], plan))} \
-            if first else set()
+        behind = (
+            {c.eval_run_id for c, _ in racing_drops(as_configs(rows[:, :first], ids[:first], plan))} if first else set()
+        )
         saved += len(behind) * (n - first) if first else 0
         best_dropped += (n_configs - 1) in behind
         raced = best_prompt_config([c for c in full if c.eval_run_id not in behind])
         same += raced.eval_run_id == best_prompt_config(full).eval_run_id
-    return {"scores": score_type, "n": n, "N": n_configs, "slice": first, "saved": saved / (reps * n * n_configs),
-            "best_dropped": rate(best_dropped, reps), "same_pick": rate(same, reps)}
+    return {
+        "scores": score_type,
+        "n": n,
+        "N": n_configs,
+        "slice": first,
+        "saved": saved / (reps * n * n_configs),
+        "best_dropped": rate(best_dropped, reps),
+        "same_pick": rate(same, reps),
+    }
 
 
 def race_text(rows: list[dict]) -> list[str]:
-    return _table(["score_type", "n", "N", "slice", "answers saved", "best dropped %", "same pick %"],
-                  [[r["scores"], str(r["n"]), str(r["N"]), str(r["slice"] or "-"), f"{r['saved']:.0%}",
-                    cell(r["best_dropped"]), cell(r["same_pick"])] for r in rows])
+    return _table(
+        ["score_type", "n", "N", "slice", "answers saved", "best dropped %", "same pick %"],
+        [
+            [
+                r["scores"],
+                str(r["n"]),
+                str(r["N"]),
+                str(r["slice"] or "-"),
+                f"{r['saved']:.0%}",
+                cell(r["best_dropped"]),
+                cell(r["same_pick"]),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=None, help="draws per table cell for the verdicts (default 2000)")
-    ap.add_argument("--test-reps", type=int, default=None, help="draws for the paired tests on binary scores "
-                    "(default 400)")
-    ap.add_argument("--graded-test-reps", type=int, default=None, help="draws for the paired tests on graded "
-                    "scores (default 100: the permutation test is slow)")
+    ap.add_argument(
+        "--test-reps", type=int, default=None, help="draws for the paired tests on binary scores (default 400)"
+    )
+    ap.add_argument(
+        "--graded-test-reps",
+        type=int,
+        default=None,
+        help="draws for the paired tests on graded scores (default 100: the permutation test is slow)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="R = 300 (tests 100, graded 40), n = 20 and 100, N = 1, 11")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     a = ap.parse_args(argv)
     defaults = (300, 100, 40) if a.quick else (2000, 400, 100)
-    reps, test_reps, graded_reps = (d if v is None else v for v, d in
-                                    zip((a.reps, a.test_reps, a.graded_test_reps), defaults))
+    reps, test_reps, graded_reps = (
+        d if v is None else v for v, d in zip((a.reps, a.test_reps, a.graded_test_reps), defaults)
+    )
     ns, configs = ((20, 100), (1, 11)) if a.quick else (NS, CONFIGS)
     print(f"command: python scripts/bench_verdicts.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    print(f"seed {a.seed}; R = {reps} draws per cell (paired tests: {test_reps} binary, {graded_reps} graded); "
-          f"target {TARGET}, margin {MARGIN}, gain {GAIN}, difficulty correlation {RHO}; rates in % ± Monte Carlo SE")
+    print(
+        f"seed {a.seed}; R = {reps} draws per cell (paired tests: {test_reps} binary, {graded_reps} graded); "
+        f"target {TARGET}, margin {MARGIN}, gain {GAIN}, difficulty correlation {RHO}; rates in % ± Monte Carlo SE"
+    )
     t0 = time.perf_counter()
     decisions = decision_table(ns, configs, SCORE_TYPES, reps, test_reps, graded_reps, a.seed, a.workers)
     print("\nVerdicts, false and true (n held-out examples, N prompt configurations; columns: the docstring):")
     print("\n".join(decision_text(decisions)))
-    cover = coverage_table((8, 20, 100) if a.quick else COVER_NS, COVER_MEANS, COVER_SCORE_TYPES, reps, a.seed, a.workers)
+    cover = coverage_table(
+        (8, 20, 100) if a.quick else COVER_NS, COVER_MEANS, COVER_SCORE_TYPES, reps, a.seed, a.workers
+    )
     print("\nstats.mean_ci (Clopper-Pearson, 95%): coverage of the true mean:")
     print("\n".join(coverage_text(cover)))
-    races = [race_row(n, k, score_type, max(100, reps // 10), a.seed) for score_type in SCORE_TYPES for n in (48, 100) for k in (5, 11)]
+    races = [
+        race_row(n, k, score_type, max(100, reps // 10), a.seed)
+        for score_type in SCORE_TYPES
+        for n in (48, 100)
+        for k in (5, 11)
+    ]
     print(f"\nRacing the prompt sweep (true accuracies spread over {RACE_SPREAD}; {max(100, reps // 10)} draws):")
     print("\n".join(race_text(races)))
     lines = goal_lines(decisions, cover)

@@ -17,6 +17,7 @@ the app while a trainer writes to the same lab.db; print how many of each it sur
 
 tests/test_faults.py runs the same functions at a small scale (it imports this file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,11 @@ LOCKED = "database is locked"
 
 # ---- running the CLI ----------------------------------------------------------------------------
 
+
 def lab_env() -> dict:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false"
+    )
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("LAB_HOME", None)
     return env
@@ -62,15 +65,30 @@ def lab_argv(home: Path, *args: str) -> list[str]:
 
 
 def run_lab(home: Path, *args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(lab_argv(home, *args), capture_output=True, text=True, errors="replace", env=lab_env(),
-                          cwd=str(cwd or home), timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        lab_argv(home, *args),
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env=lab_env(),
+        cwd=str(cwd or home),
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def spawn(home: Path, log: Path, *args: str) -> subprocess.Popen:
     """A lab command in its own process group, its stderr and stdout in `log`."""
     out = open(log, "wb")
-    proc = subprocess.Popen(lab_argv(home, *args), stdout=out, stderr=subprocess.STDOUT, env=lab_env(),
-                            cwd=str(home), stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        lab_argv(home, *args),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=lab_env(),
+        cwd=str(home),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     out.close()
     return proc
 
@@ -104,6 +122,7 @@ def db_rows(home: Path, sql: str, args=()) -> list[tuple]:
 @dataclass
 class Outcome:
     """One drill's tally: how many tries, how many came through, what went wrong."""
+
     name: str
     tried: int = 0
     ok: int = 0
@@ -118,27 +137,33 @@ class Outcome:
 
 # ---- kills: eval --------------------------------------------------------------------------------
 
+
 def eval_invariants(home: Path, run_id: int, expected: int | None) -> list[str]:
     """One result per (example, arm, repeat), each with its own logged generation of the same
     example and arm; with `expected`, exactly that many results."""
     problems = []
-    rows = db_rows(home, "select r.example_id, r.arm, r.generation_id, g.id, g.example_id, g.arm, g.eval_run_id "
-                         "from eval_results r left join generations g on g.id = r.generation_id "
-                         "where r.eval_run_id = ?", [run_id])
+    rows = db_rows(
+        home,
+        "select r.example_id, r.arm, r.generation_id, g.id, g.example_id, g.arm, g.eval_run_id "
+        "from eval_results r left join generations g on g.id = r.generation_id "
+        "where r.eval_run_id = ?",
+        [run_id],
+    )
     gen_ids = [r[2] for r in rows if r[2] is not None]
     if len(gen_ids) != len(set(gen_ids)):
         problems.append(f"run {run_id}: two results share a generation")
     for ex, arm, gid, g_id, g_ex, g_arm, g_run in rows:
         if gid is not None and (g_id is None or (g_ex, g_arm, g_run) != (ex, arm, run_id)):
-            problems.append(f"run {run_id}: result {ex}/{arm} points at generation {gid}, which is "
-                            + ("missing" if g_id is None else f"{g_ex}/{g_arm} of run {g_run}"))
+            problems.append(
+                f"run {run_id}: result {ex}/{arm} points at generation {gid}, which is "
+                + ("missing" if g_id is None else f"{g_ex}/{g_arm} of run {g_run}")
+            )
     if expected is not None and len(rows) != expected:
         problems.append(f"run {run_id}: {len(rows)} results after the rerun, expected {expected} (lost rows)")
     return problems
 
 
-def drill_eval(home: Path, kills: int, rng: random.Random, limit: int = 3,
-               arms: str = "zero-shot,few-shot") -> Outcome:
+def drill_eval(home: Path, kills: int, rng: random.Random, limit: int = 3, arms: str = "zero-shot,few-shot") -> Outcome:
     """Start a fresh eval run, kill it at a random point, resume it to the end; check the rows."""
     out = Outcome("lab eval")
     args = ["eval", TASK, "--limit", limit, "--arms", arms]
@@ -164,14 +189,20 @@ def drill_eval(home: Path, kills: int, rng: random.Random, limit: int = 3,
             problems.append("the rerun started a new run instead of resuming the killed one")
         problems += eval_invariants(home, db_rows(home, "select max(id) from eval_runs")[0][0], expected)
         out.add(problems, f"kill {i + 1}" + ("" if killed else " (finished before the kill)"))
-    orphans = db_rows(home, "select count(*) from generations g where eval_run_id is not null and not exists "
-                            "(select 1 from eval_results r where r.generation_id = g.id)")[0][0]
-    out.notes.append(f"{orphans} generation(s) of an example in flight at a kill, logged without a result "
-                     "(the rerun answered it again)")
+    orphans = db_rows(
+        home,
+        "select count(*) from generations g where eval_run_id is not null and not exists "
+        "(select 1 from eval_results r where r.generation_id = g.id)",
+    )[0][0]
+    out.notes.append(
+        f"{orphans} generation(s) of an example in flight at a kill, logged without a result "
+        "(the rerun answered it again)"
+    )
     return out
 
 
 # ---- kills: index -------------------------------------------------------------------------------
+
 
 def live_index(home: Path, corpus: str = "acme") -> tuple[int | None, list[str]]:
     """The version CURRENT names, and what is wrong with it (it must load and answer)."""
@@ -206,9 +237,14 @@ def drill_index(home: Path, kills: int, rng: random.Random) -> Outcome:
         before, _ = live_index(home)
         # new text to embed each time, and every other time new chunking (a full rebuild)
         (docs / "drill").mkdir(exist_ok=True)
-        (docs / "drill" / f"note-{i}.md").write_text(f"# Drill note {i}\n\n" + " ".join(
-            rng.choice(["orbit", "tracker", "warranty", "Skylark", "invoice", "thermal", "gimbal"])
-            for _ in range(400)) + "\n")
+        (docs / "drill" / f"note-{i}.md").write_text(
+            f"# Drill note {i}\n\n"
+            + " ".join(
+                rng.choice(["orbit", "tracker", "warranty", "Skylark", "invoice", "thermal", "gimbal"])
+                for _ in range(400)
+            )
+            + "\n"
+        )
         chunking = ["--chunk-tokens", "128" if i % 2 else "160"]
         proc = spawn(home, home / f"index-kill-{i}.log", "index", "acme", *chunking)
         killed = kill_after(proc, rng.uniform(0.3, full_s))
@@ -226,6 +262,7 @@ def drill_index(home: Path, kills: int, rng: random.Random) -> Outcome:
 
 # ---- kills: train -------------------------------------------------------------------------------
 
+
 def small_dataset(folder: Path, n: int = 24) -> Path:
     """A few short input/output examples from the acme-facts training set (fast steps)."""
     src = ROOT / "lab" / "scenarios" / TASK / "train.jsonl"
@@ -235,8 +272,21 @@ def small_dataset(folder: Path, n: int = 24) -> Path:
     return path
 
 
-TRAIN_ARGS = ["--max-steps", "8", "--batch-size", "2", "--max-seq-len", "96", "--save-every", "1",
-              "--eval-every", "1000", "--val-fraction", "0.1", "--force"]
+TRAIN_ARGS = [
+    "--max-steps",
+    "8",
+    "--batch-size",
+    "2",
+    "--max-seq-len",
+    "96",
+    "--save-every",
+    "1",
+    "--eval-every",
+    "1000",
+    "--val-fraction",
+    "0.1",
+    "--force",
+]
 
 
 def adapter_problems(home: Path) -> list[str]:
@@ -261,8 +311,11 @@ def run_status(home: Path, run_ids: set[int]) -> list[str]:
         rows = {r["id"]: r["status"] for r in lab.store.query("select id, status from training_runs")}
     finally:
         lab.store.close()
-    return [f"training run {i} is still '{rows[i]}' after its trainer was killed" for i in run_ids
-            if rows.get(i) == "running"]
+    return [
+        f"training run {i} is still '{rows[i]}' after its trainer was killed"
+        for i in run_ids
+        if rows.get(i) == "running"
+    ]
 
 
 def checkpoint_step(home: Path, name: str) -> int | None:
@@ -291,15 +344,20 @@ def drill_train(home: Path, kills: int, rng: random.Random, window: tuple[float,
         if not killed and proc.returncode != 0:
             problems.append(f"exit {proc.returncode}: {text[-800:]}")
         if step and "resuming" in text and f"from step {step} " not in text:
-            problems.append(f"checkpoint was at step {step} but the run said: "
-                            + next(line for line in text.splitlines() if "resuming" in line))
+            problems.append(
+                f"checkpoint was at step {step} but the run said: "
+                + next(line for line in text.splitlines() if "resuming" in line)
+            )
         if step and not killed and "resuming" not in text:
             problems.append(f"finished without resuming the checkpoint at step {step}")
         ids = {r[0] for r in db_rows(home, "select id from training_runs where adapter_name = ?", [name])}
         if killed:
             problems += run_status(home, ids)
-        steps = db_rows(home, "select run_id, step from training_steps where run_id in (%s) order by step"
-                        % ",".join(map(str, ids or {0})))
+        steps = db_rows(
+            home,
+            "select run_id, step from training_steps where run_id in (%s) order by step"
+            % ",".join(map(str, ids or {0})),
+        )
         if not killed and [s for _, s in steps] != list(range(1, len(steps) + 1)):
             problems.append(f"training_steps of the finished run are not 1..n once each: {[s for _, s in steps]}")
         if not killed and not (home / "adapters" / name / "lab_adapter.json").exists():
@@ -313,10 +371,14 @@ def drill_train(home: Path, kills: int, rng: random.Random, window: tuple[float,
 
 # ---- bad inputs ---------------------------------------------------------------------------------
 
+
 def snapshot(home: Path) -> tuple[set, dict]:
     """What a run could have written: every file under the home (lab.db aside) and the rows."""
-    files = {(str(p.relative_to(home)), p.stat().st_size) for p in home.rglob("*")
-             if p.is_file() and not p.name.startswith("lab.db")}
+    files = {
+        (str(p.relative_to(home)), p.stat().st_size)
+        for p in home.rglob("*")
+        if p.is_file() and not p.name.startswith("lab.db")
+    }
     tables = [r[0] for r in db_rows(home, "select name from sqlite_master where type = 'table'")]
     return files, {t: db_rows(home, f'select count(*) from "{t}"')[0][0] for t in tables}
 
@@ -368,8 +430,12 @@ def drill_bad_inputs(home: Path, base: Path, sample: int | None = None, seed: in
         shutil.copytree(home, own_home, symlinks=True)
         problems = check_case(own_home, cases[i], folder)
         shutil.rmtree(own_home, ignore_errors=True)
-        print(f"    [{i + 1}/{len(cases)}] {'ok' if not problems else 'NOT CLEAN'}  {cases[i].name}"
-              + "".join(f"\n        ! {p}" for p in problems), file=sys.stderr, flush=True)
+        print(
+            f"    [{i + 1}/{len(cases)}] {'ok' if not problems else 'NOT CLEAN'}  {cases[i].name}"
+            + "".join(f"\n        ! {p}" for p in problems),
+            file=sys.stderr,
+            flush=True,
+        )
         return problems
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -379,6 +445,7 @@ def drill_bad_inputs(home: Path, base: Path, sample: int | None = None, seed: in
 
 
 # ---- load ---------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -437,8 +504,19 @@ def drill_load(home: Path, requests: int = 8, max_tokens: int = 24) -> tuple[Out
     try:
         compare_request(url, "warm-up: hello", 8)  # load the model once, outside the timing
         data = small_dataset(home)
-        trainer = spawn(home, home / "load-train.log", "train", "--data", data, "--name", "load-train",
-                        "--restart", *TRAIN_ARGS[:1], "30", *TRAIN_ARGS[2:])
+        trainer = spawn(
+            home,
+            home / "load-train.log",
+            "train",
+            "--data",
+            data,
+            "--name",
+            "load-train",
+            "--restart",
+            *TRAIN_ARGS[:1],
+            "30",
+            *TRAIN_ARGS[2:],
+        )
         time.sleep(8)  # let the trainer reach its steps (it writes one row per step)
         results: list = [None] * requests
         marks = [f"drill-{os.getpid()}-{i}" for i in range(requests)]
@@ -451,8 +529,11 @@ def drill_load(home: Path, requests: int = 8, max_tokens: int = 24) -> tuple[Out
             t.start()
         for t in threads:
             t.join()
-        train_steps = db_rows(home, "select count(*) from training_steps s join training_runs r on r.id = s.run_id "
-                                    "where r.adapter_name = 'load-train'")[0][0]
+        train_steps = db_rows(
+            home,
+            "select count(*) from training_steps s join training_runs r on r.id = s.run_id "
+            "where r.adapter_name = 'load-train'",
+        )[0][0]
     finally:
         if trainer is not None and trainer.poll() is None:
             os.killpg(trainer.pid, signal.SIGKILL)
@@ -479,13 +560,19 @@ def drill_load(home: Path, requests: int = 8, max_tokens: int = 24) -> tuple[Out
     errors = db_rows(home, "select error from app_errors")
     out.problems += [f"app_errors: {e[0][:200]}" for e in errors if e[0]]
     times = sorted(r[0] for r in results)
-    figures = {"requests": requests, "answered": sum(1 for r in results if r[2] is None),
-               "p50_s": statistics.median(times), "p95_s": times[min(len(times) - 1, int(0.95 * len(times)))],
-               "rows_logged": logged, "train_steps_meanwhile": train_steps}
+    figures = {
+        "requests": requests,
+        "answered": sum(1 for r in results if r[2] is None),
+        "p50_s": statistics.median(times),
+        "p95_s": times[min(len(times) - 1, int(0.95 * len(times)))],
+        "rows_logged": logged,
+        "train_steps_meanwhile": train_steps,
+    }
     return out, figures
 
 
 # ---- the report ---------------------------------------------------------------------------------
+
 
 def print_outcome(o: Outcome, what: str) -> None:
     print(f"  {o.name:<10} {what} {o.ok} / {o.tried}")
@@ -521,19 +608,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"      ({time.perf_counter() - t0:.0f} s)", flush=True)
                 failed += bool(o.problems)
         if args.only in (None, "bad"):
-            print("\nBad inputs (each through the CLI: exit 2, names the file and line/field, no traceback, "
-                  "nothing written): handled cleanly / tried")
-            o = drill_bad_inputs(make_home(base), base / "cases", sample=sample, seed=args.seed,
-                                 workers=args.workers)
+            print(
+                "\nBad inputs (each through the CLI: exit 2, names the file and line/field, no traceback, "
+                "nothing written): handled cleanly / tried"
+            )
+            o = drill_bad_inputs(make_home(base), base / "cases", sample=sample, seed=args.seed, workers=args.workers)
             print_outcome(o, "handled cleanly")
             failed += bool(o.problems)
         if args.only in (None, "load"):
             print(f"\nLoad ({requests} concurrent Compare requests on `lab serve` while a trainer writes lab.db)")
             o, fig = drill_load(make_home(base), requests=requests)
             print_outcome(o, "answered and logged once")
-            print(f"      requests {fig['requests']}, answered {fig['answered']}, p50 {fig['p50_s']:.1f} s, "
-                  f"p95 {fig['p95_s']:.1f} s, rows logged {fig['rows_logged']}, "
-                  f"trainer steps written meanwhile {fig['train_steps_meanwhile']}")
+            print(
+                f"      requests {fig['requests']}, answered {fig['answered']}, p50 {fig['p50_s']:.1f} s, "
+                f"p95 {fig['p95_s']:.1f} s, rows logged {fig['rows_logged']}, "
+                f"trainer steps written meanwhile {fig['train_steps_meanwhile']}"
+            )
             failed += bool(o.problems)
     finally:
         if args.keep:

@@ -67,6 +67,7 @@ CUDA run itself, Unsloth training, llama.cpp's CUDA build from the slim sdist, t
 offline box, and the small dependencies' versions (torchao and the rest above are unpinned or as
 GPU.md lists them). Unsloth 2026.10.9 wants transformers <= 5.17.0 and trl <= 1.15.0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Variables the pinned unsloth / unsloth_zoo really read (lab.tuning.qlora.unsloth_env cites the files);
 # the Unsloth training process adds its compile cache (UNSLOTH_COMPILE_LOCATION) in the lab home.
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "UNSLOTH_DISABLE_STATISTICS": "1"}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "UNSLOTH_DISABLE_STATISTICS": "1",
+}
 RANDOM_ID = "random-smollm2"
 SERVE_PROMPTS = 3
 
@@ -96,6 +101,7 @@ def say(msg: str) -> None:
 
 
 # ---- one training run, in its own process -----------------------------------------------------
+
 
 def train_one(spec: dict) -> dict:
     """Train one engine's adapter in this process; its figures and the planner's estimate."""
@@ -114,26 +120,52 @@ def train_one(spec: dict) -> dict:
 
     task = load_task("tickets")
     config = make_config(
-        device=spec["device"], name=f"gpucheck-{spec['engine']}", data=str(task.train), base_model=spec["model"],
-        instruction=task.instruction, method="qlora", qlora_engine=spec["engine"], dropout=0.0, seed=0,
-        max_steps=spec["steps"], batch_size=spec["batch_size"], grad_accum=1, max_seq_len=spec["seq_len"],
-        val_fraction=0.0, save_every=10**6, eval_every=10**6)
+        device=spec["device"],
+        name=f"gpucheck-{spec['engine']}",
+        data=str(task.train),
+        base_model=spec["model"],
+        instruction=task.instruction,
+        method="qlora",
+        qlora_engine=spec["engine"],
+        dropout=0.0,
+        seed=0,
+        max_steps=spec["steps"],
+        batch_size=spec["batch_size"],
+        grad_accum=1,
+        max_seq_len=spec["seq_len"],
+        val_fraction=0.0,
+        save_every=10**6,
+        eval_every=10**6,
+    )
     info = lab.model_info(spec["model"])
     plan = plan_for_config(config, info.hf_path or info.path, vram_gb=80.0 if spec["device"] == "cuda" else None)
     adapter = train(config, lab, progress=False, overwrite=True, log=lambda m: say(f"  {spec['engine']}: {m}"))
     m, man = adapter.metrics, adapter.manifest
-    return {"engine": man["engine"], "steps": m["steps"], "s_per_step": m["s_per_step"],
-            "tokens_per_s": m["tokens_per_s"], "first_loss": m["first_loss"], "last_loss": m["train_loss"],
-            "peak_bytes": man["peak_mem_bytes"], "peak_kind": "GPU" if man.get("peak_gpu_bytes") else "RSS",
-            "estimate_bytes": plan.estimate.total_bytes, "adapter": adapter.name,
-            "gguf_bytes": adapter.gguf_path.stat().st_size if adapter.gguf_path else None}
+    return {
+        "engine": man["engine"],
+        "steps": m["steps"],
+        "s_per_step": m["s_per_step"],
+        "tokens_per_s": m["tokens_per_s"],
+        "first_loss": m["first_loss"],
+        "last_loss": m["train_loss"],
+        "peak_bytes": man["peak_mem_bytes"],
+        "peak_kind": "GPU" if man.get("peak_gpu_bytes") else "RSS",
+        "estimate_bytes": plan.estimate.total_bytes,
+        "adapter": adapter.name,
+        "gguf_bytes": adapter.gguf_path.stat().st_size if adapter.gguf_path else None,
+    }
 
 
 def run_isolated(spec: dict, timeout_s: float) -> dict:
     env = {**os.environ, **OFFLINE, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
-        out = subprocess.run([sys.executable, __file__, "--train-one", json.dumps(spec)], env=env,
-                             capture_output=True, text=True, timeout=timeout_s)
+        out = subprocess.run(
+            [sys.executable, __file__, "--train-one", json.dumps(spec)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f} s"}
     sys.stderr.write(out.stderr)  # its progress, and the traceback if it failed
@@ -145,6 +177,7 @@ def run_isolated(spec: dict, timeout_s: float) -> dict:
 
 
 # ---- serving and parity ------------------------------------------------------------------------
+
 
 def serve_speed(home: Path, model: str, adapter: str, n_gpu_layers: int, max_tokens: int) -> dict:
     """Generation tokens/s of the tune arm (llama.cpp + adapter.gguf) over a few eval questions."""
@@ -168,8 +201,11 @@ def serve_speed(home: Path, model: str, adapter: str, n_gpu_layers: int, max_tok
         tokens += perf.n_eval
         seconds += perf.t_eval_ms / 1000
     where = getattr(lab.backend(model), "placement", "?")
-    return {"tokens_per_s": tokens / seconds if seconds > 0 else float("nan"), "tokens": int(tokens),
-            "placement": where}
+    return {
+        "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"),
+        "tokens": int(tokens),
+        "placement": where,
+    }
 
 
 def parity(home: Path, model: str, adapter: str, n_gpu_layers: int) -> dict:
@@ -181,18 +217,23 @@ def parity(home: Path, model: str, adapter: str, n_gpu_layers: int) -> dict:
     lab = Lab(home, n_gpu_layers=n_gpu_layers, default_model=model)
     info = resolve_adapter(lab, adapter)
     task = load_task("tickets")
-    prompts = [[{"role": "system", "content": task.instruction}, {"role": "user", "content": ex.input}]
-               for ex in task.examples("eval")[:2]]
+    prompts = [
+        [{"role": "system", "content": task.instruction}, {"role": "user", "content": ex.input}]
+        for ex in task.examples("eval")[:2]
+    ]
     return compare(lab, info, prompts, max_tokens=16)
 
 
 # ---- the environment and the table -------------------------------------------------------------
 
+
 def environment() -> list[str]:
     import torch
 
-    lines = [f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA {torch.version.cuda or '-'}, "
-             + (f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no CUDA device")]
+    lines = [
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA {torch.version.cuda or '-'}, "
+        + (f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no CUDA device")
+    ]
     versions = []
     for dist in ("transformers", "peft", "bitsandbytes", "unsloth", "unsloth_zoo", "trl", "llama_cpp_python"):
         try:
@@ -217,33 +258,63 @@ def _num(x, fmt: str) -> str:
 
 
 def table(results: dict, serving: dict, parities: dict, setup: str) -> str:
-    head = ["engine", "s/step", "tokens/s", "peak mem", "planner estimate", "loss first -> last", "adapter.gguf",
-            "parity: adapter effect rel err", "top-1 agree (tuned)", "KL (tuned)"]
+    head = [
+        "engine",
+        "s/step",
+        "tokens/s",
+        "peak mem",
+        "planner estimate",
+        "loss first -> last",
+        "adapter.gguf",
+        "parity: adapter effect rel err",
+        "top-1 agree (tuned)",
+        "KL (tuned)",
+    ]
     rows = []
     for engine, r in results.items():
         if "error" in r:
             rows.append([engine, f"failed: {r['error']}"] + [""] * (len(head) - 2))
             continue
         p = parities.get(engine, {})
-        par = ([f"failed: {p['error']}", "", ""] if "error" in p else
-               [_num(p.get("adapter_effect_rel_err"), ".4f"), _num(p.get("top1_agree_tuned"), ".3f"),
-                _num(p.get("kl_tuned"), ".2e")])
-        rows.append([f"{engine} ({r['engine']})", _num(r["s_per_step"], ".3f"), _num(r["tokens_per_s"], ".0f"),
-                     f"{_gib(r['peak_bytes'])} {r['peak_kind']}", _gib(r["estimate_bytes"]),
-                     f"{_num(r['first_loss'], '.3f')} -> {_num(r['last_loss'], '.3f')}",
-                     f"{r['gguf_bytes'] / 2**20:.1f} MiB" if r.get("gguf_bytes") else "none"] + par)
+        par = (
+            [f"failed: {p['error']}", "", ""]
+            if "error" in p
+            else [
+                _num(p.get("adapter_effect_rel_err"), ".4f"),
+                _num(p.get("top1_agree_tuned"), ".3f"),
+                _num(p.get("kl_tuned"), ".2e"),
+            ]
+        )
+        rows.append(
+            [
+                f"{engine} ({r['engine']})",
+                _num(r["s_per_step"], ".3f"),
+                _num(r["tokens_per_s"], ".0f"),
+                f"{_gib(r['peak_bytes'])} {r['peak_kind']}",
+                _gib(r["estimate_bytes"]),
+                f"{_num(r['first_loss'], '.3f')} -> {_num(r['last_loss'], '.3f')}",
+                f"{r['gguf_bytes'] / 2**20:.1f} MiB" if r.get("gguf_bytes") else "none",
+            ]
+            + par
+        )
     lines = [setup, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "| llama.cpp serving (tune arm) | n_gpu_layers | placement | generation tokens/s |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "| llama.cpp serving (tune arm) | n_gpu_layers | placement | generation tokens/s |",
+        "|---|---|---|---|",
+    ]
     for label, s in serving.items():
-        lines.append(f"| {label} | {s.get('n_gpu_layers', '')} | {s.get('placement', '')} | "
-                     + (f"failed: {s['error']}" if "error" in s else
-                        f"{_num(s['tokens_per_s'], '.1f')} ({s['tokens']} tokens)") + " |")
+        lines.append(
+            f"| {label} | {s.get('n_gpu_layers', '')} | {s.get('placement', '')} | "
+            + (f"failed: {s['error']}" if "error" in s else f"{_num(s['tokens_per_s'], '.1f')} ({s['tokens']} tokens)")
+            + " |"
+        )
     return "\n".join(lines)
 
 
 # ---- the run ------------------------------------------------------------------------------------
+
 
 def pick_model(args, home: Path) -> str:
     """The model id to check: --model, else the embedded SmolLM2, else (or --random) a random pair."""
@@ -255,8 +326,9 @@ def pick_model(args, home: Path) -> str:
 
     folder = home / "models" / RANDOM_ID
     if not folder.exists():
-        say(f"building a random-weight SmolLM2-shaped model in {folder} "
-            f"({args.layers or 30} layers; no weights needed)")
+        say(
+            f"building a random-weight SmolLM2-shaped model in {folder} ({args.layers or 30} layers; no weights needed)"
+        )
         make_random_pair(folder, layers=args.layers, dtype="bfloat16" if not args.cpu else "float32")
     return RANDOM_ID
 
@@ -277,14 +349,23 @@ def parse_args(argv=None):
     ap.add_argument("--random", action="store_true", help="use a random-weight SmolLM2-shaped model pair")
     ap.add_argument("--layers", type=int, help="blocks of the random model (default: SmolLM2's 30; fewer for tests)")
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per engine (default 20)")
-    ap.add_argument("--seq-len", type=int, help="max sequence length (default 512; 1280 for the random model, "
-                                                "whose tokenizer gives one token per byte)")
+    ap.add_argument(
+        "--seq-len",
+        type=int,
+        help="max sequence length (default 512; 1280 for the random model, whose tokenizer gives one token per byte)",
+    )
     ap.add_argument("--batch-size", type=int, default=8, help="batch size (default 8; 2 or so with --cpu)")
     ap.add_argument("--max-tokens", type=int, default=64, help="tokens generated per serving prompt (default 64)")
-    ap.add_argument("--cpu", action="store_true",
-                    help="the same path on the CPU: bitsandbytes QLoRA only, llama.cpp with n_gpu_layers 0 only")
-    ap.add_argument("--engines", help="comma-separated: unsloth,bitsandbytes (default: both on CUDA when "
-                                      "Unsloth is installed, else bitsandbytes)")
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the same path on the CPU: bitsandbytes QLoRA only, llama.cpp with n_gpu_layers 0 only",
+    )
+    ap.add_argument(
+        "--engines",
+        help="comma-separated: unsloth,bitsandbytes (default: both on CUDA when "
+        "Unsloth is installed, else bitsandbytes)",
+    )
     ap.add_argument("--out", help="also write the table as markdown to this file")
     return ap.parse_args(argv)
 
@@ -309,8 +390,14 @@ def main(argv=None) -> int:
     model = pick_model(args, home)
     engines = pick_engines(args, cuda)
     args.seq_len = args.seq_len or (1280 if model == RANDOM_ID else 512)
-    spec = dict(home=str(home), model=model, steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size,
-                device="cuda" if cuda else "cpu")
+    spec = dict(
+        home=str(home),
+        model=model,
+        steps=args.steps,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        device="cuda" if cuda else "cpu",
+    )
     results, parities, serving = {}, {}, {}
     for engine in engines:
         say(f"training QLoRA with {engine}: {args.steps} steps, batch {args.batch_size}, seq {args.seq_len}")
@@ -333,9 +420,11 @@ def main(argv=None) -> int:
                 parities[engine] = parity(home, model, results[engine]["adapter"], placements[0][1])
             except Exception as e:  # noqa: BLE001
                 parities[engine] = {"error": f"{type(e).__name__}: {e}"}
-    setup = (f"GPU check: model {model}, `tickets` train.jsonl, QLoRA {args.steps} steps, batch {args.batch_size}, "
-             f"seq {args.seq_len}, {'CUDA' if cuda else 'CPU'}; serving {args.max_tokens} tokens x {SERVE_PROMPTS} "
-             f"prompts; total {time.perf_counter() - t0:.0f} s\n" + "\n".join(env))
+    setup = (
+        f"GPU check: model {model}, `tickets` train.jsonl, QLoRA {args.steps} steps, batch {args.batch_size}, "
+        f"seq {args.seq_len}, {'CUDA' if cuda else 'CPU'}; serving {args.max_tokens} tokens x {SERVE_PROMPTS} "
+        f"prompts; total {time.perf_counter() - t0:.0f} s\n" + "\n".join(env)
+    )
     text = table(results, serving, parities, setup)
     print(text)
     if args.out:

@@ -15,6 +15,7 @@ This script only combines them with `random.Random(seed)`, so two runs give byte
 files, and the acme questions can never disagree with the acme documents: both are rendered
 from the same fact table. Standard library only.
 """
+
 import argparse
 import datetime
 import json
@@ -34,11 +35,24 @@ DATA = Path(__file__).resolve().parent / "scenario_data"
 SEED = 20240611
 SPLITS = ("train", "eval", "fewshot")
 CORPUS_SUFFIXES = (".md", ".txt", ".html", ".jsonl")  # what the lab's corpus reader reads
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 # ---- small helpers ---------------------------------------------------------------------
+
 
 def load_toml(name: str) -> dict:
     return tomllib.loads((DATA / name).read_text(encoding="utf-8"))
@@ -79,15 +93,25 @@ def bullets(items: list[str]) -> str:
 
 # ---- answers and the variants a grader should accept for them --------------------------
 
+
 def money(amount: str) -> tuple[str, list[str]]:
     digits = amount.replace("$", "").replace(",", "")
-    return amount, dedupe([digits, f"${digits}", amount.replace("$", ""), f"{amount}.00",
-                           f"{digits} dollars", f"USD {digits}"])
+    return amount, dedupe(
+        [digits, f"${digits}", amount.replace("$", ""), f"{amount}.00", f"{digits} dollars", f"USD {digits}"]
+    )
 
 
 def qty(value: str, unit: str) -> tuple[str, list[str]]:
-    words = {"kg": "kilograms", "g": "grams", "h": "hours", "W": "watts", "kW": "kilowatts",
-             "m": "meters", "GB": "gigabytes", "V": "volts"}
+    words = {
+        "kg": "kilograms",
+        "g": "grams",
+        "h": "hours",
+        "W": "watts",
+        "kW": "kilowatts",
+        "m": "meters",
+        "GB": "gigabytes",
+        "V": "volts",
+    }
     answer = f"{value} {unit}"
     aliases = [f"{value}{unit}", f"{value} {words[unit]}"] if unit in words else []
     if unit in ("hours", "days", "months", "weeks", "seconds"):
@@ -101,8 +125,7 @@ def pct(value: str) -> tuple[str, list[str]]:
 
 def date(day: datetime.date) -> tuple[str, list[str]]:
     name, y, m, d = MONTHS[day.month - 1], day.year, day.month, day.day
-    return f"{name} {d}, {y}", [f"{d} {name} {y}", f"{y}-{m:02d}-{d:02d}", f"{name[:3]} {d}, {y}",
-                                f"{name} {d} {y}"]
+    return f"{name} {d}, {y}", [f"{d} {name} {y}", f"{y}-{m:02d}-{d:02d}", f"{name[:3]} {d}, {y}", f"{name} {d} {y}"]
 
 
 ANSWER_FORMS = {"money": money, "qty": lambda value_unit: qty(*value_unit), "pct": pct, "date": date}
@@ -111,14 +134,17 @@ ANSWER_FORMS = {"money": money, "qty": lambda value_unit: qty(*value_unit), "pct
 def answer_of(key: str, entry: dict) -> tuple[str, list[str]]:
     """The answer and aliases of one facts.toml entry, whichever way it states them."""
     forms = [k for k in ("answer", *ANSWER_FORMS) if k in entry]
-    require(len(forms) == 1 and set(entry) <= {"doc", "questions", "aliases", *forms},
-            f"acme/facts.toml [{key}] needs doc, questions and one of answer, {', '.join(ANSWER_FORMS)}")
+    require(
+        len(forms) == 1 and set(entry) <= {"doc", "questions", "aliases", *forms},
+        f"acme/facts.toml [{key}] needs doc, questions and one of answer, {', '.join(ANSWER_FORMS)}",
+    )
     if forms[0] == "answer":
         return entry["answer"], list(entry.get("aliases", []))
     return ANSWER_FORMS[forms[0]](entry[forms[0]])
 
 
 # ---- the Acme data: every fact lives in exactly one document ----------------------------
+
 
 @dataclass
 class Fact:
@@ -133,6 +159,7 @@ class Fact:
 class Product:
     """One [[products]] entry of acme/products.toml. The nested tables are namespaces so that the
     page templates in acme/pages.toml can say {p.weight.value}."""
+
     model: str
     name: str
     kind: str
@@ -158,8 +185,15 @@ class Product:
 
 def load_product(d: dict) -> Product:
     ns = SimpleNamespace
-    return Product(**{**d, "weight": ns(**d["weight"]), "power": ns(**d["power"]), "spec": ns(**d["spec"]),
-                      "firmware": [ns(**release) for release in d.get("firmware", [])]})
+    return Product(
+        **{
+            **d,
+            "weight": ns(**d["weight"]),
+            "power": ns(**d["power"]),
+            "spec": ns(**d["spec"]),
+            "firmware": [ns(**release) for release in d.get("firmware", [])],
+        }
+    )
 
 
 ACME_PRODUCTS = load_toml("acme/products.toml")
@@ -185,13 +219,25 @@ def product_facts(p: Product, rng: random.Random) -> list[Fact]:
         Fact(f"{p.model}.warranty", p.doc, *qty(str(p.warranty_months), "months"), asks("warranty")),
         Fact(f"{p.model}.launch", p.doc, *date(p.launch), asks("launch")),
         Fact(f"{p.model}.spec", p.doc, p.spec.answer, p.spec.aliases, asks("spec", label=p.spec.label)),
-        Fact(f"{p.model}.model", p.doc, p.model, [p.model.replace("-", ""), p.model.replace("-", " ")],
-             asks("model", name=p.name, kind=p.kind)),
+        Fact(
+            f"{p.model}.model",
+            p.doc,
+            p.model,
+            [p.model.replace("-", ""), p.model.replace("-", " ")],
+            asks("model", name=p.name, kind=p.kind),
+        ),
     ]
     if p.firmware:
         latest = p.firmware[0]
-        facts.append(Fact(f"{p.model}.fw_version", p.firmware_doc, latest.version,
-                          [f"version {latest.version}", f"v{latest.version}"], asks("fw_version", model=p.model)))
+        facts.append(
+            Fact(
+                f"{p.model}.fw_version",
+                p.firmware_doc,
+                latest.version,
+                [f"version {latest.version}", f"v{latest.version}"],
+                asks("fw_version", model=p.model),
+            )
+        )
         facts.append(Fact(f"{p.model}.fw_date", p.firmware_doc, *date(latest.date), asks("fw_date", model=p.model)))
     return facts
 
@@ -202,26 +248,36 @@ def product_doc(i: int, p: Product, rng: random.Random) -> str:
     # Only datasheets (layout 1) draw a revision letter; the others must not use up a random number.
     revision = rng.choice(PAGES["datasheet_revisions"]) if layout == 1 else ""
     launch = date(p.launch)[0]
-    row_fields = dict(p=p, launch=launch, power_label=p.power.label.capitalize(),
-                      spec_label=p.spec.label.capitalize())
+    row_fields = dict(p=p, launch=launch, power_label=p.power.label.capitalize(), spec_label=p.spec.label.capitalize())
     rows = [(label.format(**row_fields), value.format(**row_fields)) for label, value in PAGES["spec_rows"]]
     return PAGES["product_layouts"][layout].format(
-        p=p, related=related, revision=revision, launch=launch,
+        p=p,
+        related=related,
+        revision=revision,
+        launch=launch,
         kind_title=" ".join(cap(w) for w in p.kind.split()),
         firmware_sentence=PAGES["firmware_sentence"]["updatable" if p.firmware else "none"],
-        feature_bullets=bullets(p.features), highlight_bullets=bullets(p.features[1:]),
-        box_bullets=bullets(p.box), box_list=", ".join(p.box),
+        feature_bullets=bullets(p.features),
+        highlight_bullets=bullets(p.features[1:]),
+        box_bullets=bullets(p.box),
+        box_list=", ".join(p.box),
         spec_table="\n".join(f"| {k} | {v} |" for k, v in rows),
         spec_bullets="\n".join(f"- **{k}:** {v}" for k, v in rows),
-        runtime=PAGES["faq_runtime"][p.power.label].format(p=p))
+        runtime=PAGES["faq_runtime"][p.power.label].format(p=p),
+    )
 
 
 def firmware_doc(p: Product, rng: random.Random) -> str:
     page = PAGES["firmware_page"]
-    releases = [page["release"].format(version=r.version, current=page["current"] if n == 0 else "",
-                                       date=date(r.date)[0],
-                                       notes=bullets(rng.sample(ACME_PRODUCTS["firmware_notes"], rng.randint(2, 4))))
-                for n, r in enumerate(p.firmware)]
+    releases = [
+        page["release"].format(
+            version=r.version,
+            current=page["current"] if n == 0 else "",
+            date=date(r.date)[0],
+            notes=bullets(rng.sample(ACME_PRODUCTS["firmware_notes"], rng.randint(2, 4))),
+        )
+        for n, r in enumerate(p.firmware)
+    ]
     return page["page"].format(p=p, releases="\n".join(releases))
 
 
@@ -229,8 +285,7 @@ def fill_doc(path: str, template: str, answers: dict[str, str]) -> str:
     if not path.endswith(".jsonl"):
         return template.format_map(answers)
     records = [json.loads(line) for line in template.splitlines()]  # one KB article per line
-    return "".join(json.dumps({**r, "text": r["text"].format_map(answers)}, ensure_ascii=False) + "\n"
-                   for r in records)
+    return "".join(json.dumps({**r, "text": r["text"].format_map(answers)}, ensure_ascii=False) + "\n" for r in records)
 
 
 def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
@@ -243,8 +298,11 @@ def build_corpus(seed: int) -> tuple[dict[str, str], list[Fact]]:
         files[p.doc] = product_doc(i, p, rng)
         if p.firmware:
             files[p.firmware_doc] = firmware_doc(p, rng)
-    templates = {t.relative_to(DOC_TEMPLATES).as_posix(): t.read_text(encoding="utf-8")
-                 for t in sorted(DOC_TEMPLATES.rglob("*")) if t.suffix in CORPUS_SUFFIXES}
+    templates = {
+        t.relative_to(DOC_TEMPLATES).as_posix(): t.read_text(encoding="utf-8")
+        for t in sorted(DOC_TEMPLATES.rglob("*"))
+        if t.suffix in CORPUS_SUFFIXES
+    }
     answers = {key: answer_of(key, entry)[0] for key, entry in OTHER_FACTS.items()}
     for path, template in templates.items():
         files[path] = fill_doc(path, template, answers)
@@ -298,12 +356,21 @@ def make_acme_facts(seed: int, facts: list[Fact], files: dict[str, str]) -> dict
             train += [record(f, q) for q in qs[:3]]
     rng.shuffle(train)
     rng.shuffle(evals)
-    return {"train": train, "eval": evals, "fewshot": fewshot,
-            "probe": {"doc": probe_fact.doc, "old": probe_fact.answer, "new": probe["new_price"],
-                      "question": probe["question"]}}
+    return {
+        "train": train,
+        "eval": evals,
+        "fewshot": fewshot,
+        "probe": {
+            "doc": probe_fact.doc,
+            "old": probe_fact.answer,
+            "new": probe["new_price"],
+            "question": probe["question"],
+        },
+    }
 
 
 # ---- splitting rows into train, eval and the few-shot pool ------------------------------
+
 
 def stratified_split(items: dict[str, list], sizes: dict[str, dict], sub=None):
     """Per class: the first `eval` items go to eval, `fewshot` to the few-shot pool, the rest to train.
@@ -313,8 +380,8 @@ def stratified_split(items: dict[str, list], sizes: dict[str, dict], sub=None):
     """
     train, evals, fewshot = [], [], []
     for cls, rows in items.items():
-        evals += rows[:sizes[cls]["eval"]]
-        rest = rows[sizes[cls]["eval"]:]
+        evals += rows[: sizes[cls]["eval"]]
+        rest = rows[sizes[cls]["eval"] :]
         subs = dedupe([sub(r) if sub else "" for r in rest])
         picked = []
         while len(picked) < sizes[cls]["fewshot"]:
@@ -366,8 +433,9 @@ TICKETS = load_toml("tickets.toml")
 TICKET_SCHEMA = json.loads((DATA / "ticket_schema.json").read_text(encoding="utf-8"))
 PRIORITIES = TICKET_SCHEMA["properties"]["priority"]["enum"]
 ISSUES = TICKETS["issues"]  # category -> priority -> [{body, summary}]
-TICKET_PRODUCTS = [f"{p.model} {p.kind}" for p in PRODUCTS] + [p.model for p in PRODUCTS] + [
-    f"{p.name} {p.kind}" for p in PRODUCTS]
+TICKET_PRODUCTS = (
+    [f"{p.model} {p.kind}" for p in PRODUCTS] + [p.model for p in PRODUCTS] + [f"{p.name} {p.kind}" for p in PRODUCTS]
+)
 
 
 def typos(text: str, rng: random.Random, n: int) -> str:
@@ -377,7 +445,7 @@ def typos(text: str, rng: random.Random, n: int) -> str:
     for i in rng.sample(spots, min(n, len(spots))):
         w = words[i]
         j = rng.randrange(1, len(w) - 2)
-        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
     return " ".join(words)
 
 
@@ -386,12 +454,21 @@ def email_slots(rng: random.Random) -> dict:
     t = TICKETS
     product, product2 = rng.sample(TICKET_PRODUCTS, 2)
     return {
-        "product": product, "product2": product2, "order": f"ACM-{rng.randint(100000, 999999)}",
-        "amount": f"${rng.randint(19, 1900)}.{rng.choice(['00', '00', '99', '50'])}", "n": rng.randint(2, 6),
-        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}", "weeks": rng.randint(2, 6),
-        "hours": rng.randint(2, 9), "code": rng.choice(t["error_codes"]), "city": rng.choice(t["cities"]),
-        "country": rng.choice(t["countries"]), "weekday": rng.choice(t["weekdays"]), "years": rng.randint(2, 9),
-        "month": rng.choice(MONTHS), "serial": f"{rng.choice('ABCDEFGH')}{rng.randint(1000000, 9999999)}",
+        "product": product,
+        "product2": product2,
+        "order": f"ACM-{rng.randint(100000, 999999)}",
+        "amount": f"${rng.randint(19, 1900)}.{rng.choice(['00', '00', '99', '50'])}",
+        "n": rng.randint(2, 6),
+        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}",
+        "weeks": rng.randint(2, 6),
+        "hours": rng.randint(2, 9),
+        "code": rng.choice(t["error_codes"]),
+        "city": rng.choice(t["cities"]),
+        "country": rng.choice(t["countries"]),
+        "weekday": rng.choice(t["weekdays"]),
+        "years": rng.randint(2, 9),
+        "month": rng.choice(MONTHS),
+        "serial": f"{rng.choice('ABCDEFGH')}{rng.randint(1000000, 9999999)}",
     }
 
 
@@ -404,8 +481,14 @@ def make_email(rng: random.Random, category: str) -> tuple[str, dict]:
     require(len(summary.split()) <= 12, f"tickets.toml: summary over 12 words: {summary}")
 
     backstory = rng.sample(t["backstory"], rng.choice([0, 0, 0, 1, 2]))
-    sentences = [rng.choice(t["openers"]), *backstory, issue["body"], rng.choice(t["details"]),
-                 rng.choice(t["tones"]), rng.choice(t["priority_cues"][priority])]
+    sentences = [
+        rng.choice(t["openers"]),
+        *backstory,
+        issue["body"],
+        rng.choice(t["details"]),
+        rng.choice(t["tones"]),
+        rng.choice(t["priority_cues"][priority]),
+    ]
     sentences = [s.format(**slots) for s in sentences if s]
     if len(sentences) > 2 and rng.random() < 0.4:  # some people write in paragraphs
         cut = rng.randint(1, len(sentences) - 1)
@@ -420,7 +503,7 @@ def make_email(rng: random.Random, category: str) -> tuple[str, dict]:
     name = f"{rng.choice(t['first_names'])} {rng.choice(t['last_names'])}"
     signature = rng.choice([name, name.split()[0], f"{name}\n{rng.choice(t['orgs'])}", f"{name}\nSent from my phone"])
     greeting = rng.choice(t["greetings"])
-    parts = ([f"Subject: {rng.choice(t['subjects'][category])}"] if rng.random() < 0.5 else [])
+    parts = [f"Subject: {rng.choice(t['subjects'][category])}"] if rng.random() < 0.5 else []
     parts += ([greeting] if greeting else []) + [text, f"{rng.choice(t['closings'])}\n{signature}"]
     ticket = {"priority": priority, "category": category, "summary": summary}
     return "\n\n".join(parts), ticket
@@ -429,8 +512,10 @@ def make_email(rng: random.Random, category: str) -> tuple[str, dict]:
 def make_tickets(seed: int) -> dict:
     rng = random.Random(f"{seed}:tickets")
     categories = TICKETS["categories"]  # category -> examples, eval, fewshot
-    require(list(categories) == TICKET_SCHEMA["properties"]["category"]["enum"],
-            "tickets.toml [categories] must list the categories of ticket_schema.json, in order")
+    require(
+        list(categories) == TICKET_SCHEMA["properties"]["category"]["enum"],
+        "tickets.toml [categories] must list the categories of ticket_schema.json, in order",
+    )
 
     def ticket_row(category: str) -> dict:
         email, ticket = make_email(rng, category)
@@ -440,8 +525,13 @@ def make_tickets(seed: int) -> dict:
         return json.loads(row["output"])[key]
 
     # The few-shot pool takes the priorities in turn and then spreads categories and priorities.
-    return make_splits(rng, categories, ticket_row, spread_key=lambda r: (label(r, "category"), label(r, "priority")),
-                       sub=lambda r: label(r, "priority"))
+    return make_splits(
+        rng,
+        categories,
+        ticket_row,
+        spread_key=lambda r: (label(r, "category"), label(r, "priority")),
+        sub=lambda r: label(r, "priority"),
+    )
 
 
 # ---- scenario: specialty (symptoms in lay words -> which specialist) --------------------
@@ -462,8 +552,9 @@ def make_complaint(rng: random.Random, label: str) -> str:
         other = rng.choice([k for k in SPECIALTIES if k != label])
         extras.append(f"{rng.choice(s['also'])} {rng.choice(SPECIALTIES[other]['secondary'])}.")
     patient = rng.choice(s["patients"])
-    opener = rng.choice(s["openers"]).format(age=rng.randint(patient["youngest"], patient["oldest"]),
-                                             who=patient["who"])
+    opener = rng.choice(s["openers"]).format(
+        age=rng.randint(patient["youngest"], patient["oldest"]), who=patient["who"]
+    )
     if opener.endswith(" and") and not re.match(r"I\b", main):
         main = main[0].lower() + main[1:]
     parts = [opener, main, *extras, rng.choice(s["contexts"]), rng.choice(s["asks"])]
@@ -479,20 +570,29 @@ def make_specialty(seed: int) -> dict:
     rng = random.Random(f"{seed}:specialty")
     sizes = dict.fromkeys(SPECIALTIES, SPECIALTY["split"])
     # spread_key: the first 12 few-shot examples are one per specialty.
-    return make_splits(rng, sizes, lambda label: {"input": make_complaint(rng, label), "output": label},
-                       spread_key=lambda r: (r["output"],))
+    return make_splits(
+        rng,
+        sizes,
+        lambda label: {"input": make_complaint(rng, label), "output": label},
+        spread_key=lambda r: (r["output"],),
+    )
 
 
 # ---- writing the files ------------------------------------------------------------------
+
 
 def text_fields(name: str, data: dict) -> dict:
     """The {names} that the scenario's texts in scenarios.toml use."""
     fields = {split: len(data[split]) for split in SPLITS}
     if name == "specialty":
         labels = list(SPECIALTIES)
-        fields.update(labels=", ".join(labels), labels_toml=", ".join(toml_str(x) for x in labels),
-                      n_labels=len(labels), eval_per_label=SPECIALTY["split"]["eval"],
-                      fewshot_per_label=SPECIALTY["split"]["fewshot"])
+        fields.update(
+            labels=", ".join(labels),
+            labels_toml=", ".join(toml_str(x) for x in labels),
+            n_labels=len(labels),
+            eval_per_label=SPECIALTY["split"]["eval"],
+            fewshot_per_label=SPECIALTY["split"]["fewshot"],
+        )
     if name == "acme-facts":
         fields["n_unseen"] = sum(1 for r in data["eval"] if not r["seen_in_train"])
         for key, value in data["probe"].items():
@@ -502,19 +602,29 @@ def text_fields(name: str, data: dict) -> dict:
 
 def write_task_files(folder: Path, name: str, fields: dict) -> None:
     texts = {k: v.format_map(fields) for k, v in SCENARIO_TEXTS[name].items() if isinstance(v, str)}
-    write(folder / "task.toml", SCENARIO_TEXTS["task_toml"].format(
-        name=toml_str(name), description=toml_str(texts["description"]), instruction=texts["instruction"],
-        settings=texts["settings"]))
+    write(
+        folder / "task.toml",
+        SCENARIO_TEXTS["task_toml"].format(
+            name=toml_str(name),
+            description=toml_str(texts["description"]),
+            instruction=texts["instruction"],
+            settings=texts["settings"],
+        ),
+    )
     write(folder / "README.md", SCENARIO_TEXTS["readme"].format_map(texts))
 
 
 def write_scenarios(out: Path, seed: int, facts: list[Fact], files: dict[str, str]) -> dict[str, dict]:
-    made = {"tickets": make_tickets(seed), "specialty": make_specialty(seed),
-            "acme-facts": make_acme_facts(seed, facts, files)}
+    made = {
+        "tickets": make_tickets(seed),
+        "specialty": make_specialty(seed),
+        "acme-facts": make_acme_facts(seed, facts, files),
+    }
     for name, data in made.items():
         for split in SPLITS:
-            write_jsonl(out / name / f"{split}.jsonl",
-                        [{"id": f"{name}-{split}-{i}", **r} for i, r in enumerate(data[split])])
+            write_jsonl(
+                out / name / f"{split}.jsonl", [{"id": f"{name}-{split}-{i}", **r} for i, r in enumerate(data[split])]
+            )
         write_task_files(out / name, name, text_fields(name, data))
     write(out / "tickets" / "schema.json", json.dumps(TICKET_SCHEMA, indent=2) + "\n")
     return {name: {split: len(data[split]) for split in SPLITS} for name, data in made.items()}
@@ -533,12 +643,18 @@ def write_corpus(out: Path, files: dict[str, str]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=ROOT / "lab" / "scenarios",
-                    help="folder for the scenarios (default: lab/scenarios)")
-    ap.add_argument("--corpus-out", type=Path, default=ROOT / "corpora" / "acme",
-                    help="folder for the Acme corpus (default: corpora/acme)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "lab" / "scenarios", help="folder for the scenarios (default: lab/scenarios)"
+    )
+    ap.add_argument(
+        "--corpus-out",
+        type=Path,
+        default=ROOT / "corpora" / "acme",
+        help="folder for the Acme corpus (default: corpora/acme)",
+    )
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default: {SEED})")
     args = ap.parse_args()
 

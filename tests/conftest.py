@@ -31,8 +31,9 @@ def _no_network(monkeypatch, request):
 
     def guarded(self, address):
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1", "")
-                                          or self.family == socket.AF_UNIX):
+        if isinstance(host, str) and not (
+            host.startswith("127.") or host in ("localhost", "::1", "") or self.family == socket.AF_UNIX
+        ):
             raise AssertionError(f"network access attempted: {address!r}")
         return real_connect(self, address)
 

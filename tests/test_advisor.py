@@ -1,5 +1,6 @@
 """The advisor follows the guide's flowchart (docs/guide.md) on every branch, and with evidence names the
 cheapest rung that meets the target, saying "fine-tuning helped" only when it is significant."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,6 +14,7 @@ Q = Questionnaire
 
 
 # ---- the questionnaire: every branch of the flowchart ---------------------------------------
+
 
 def test_step0_no_metric_means_define_it_first():
     r = advise_from_answers(Q(clear_success_metric=False, good_examples=5000, behaviour_problem=True))
@@ -38,8 +40,9 @@ def test_step1_unknown_runs_the_experiment_first_and_is_provisional():
 
 
 def test_step2_lack_of_knowledge_is_rag():
-    r = advise_from_answers(Q(few_shot_reaches_90pct=False, lacks_knowledge=True, behaviour_problem=True,
-                              good_examples=1000))
+    r = advise_from_answers(
+        Q(few_shot_reaches_90pct=False, lacks_knowledge=True, behaviour_problem=True, good_examples=1000)
+    )
     assert r.rung == "rag" and not r.provisional
     assert any("tune+rag" in w for w in r.would_change_if)
 
@@ -50,8 +53,9 @@ def test_step3_neither_knowledge_nor_behaviour_revisits_the_problem():
 
 
 def test_step4_enough_examples_is_tune():
-    r = advise_from_answers(Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=200,
-                              cost_or_latency_pressure=True))
+    r = advise_from_answers(
+        Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=200, cost_or_latency_pressure=True)
+    )
     assert r.rung == "tune"
     assert any("Cost/latency" in x for x in r.reasons)
 
@@ -65,8 +69,9 @@ def test_step4_too_few_examples_collects_data_and_prompts(n, overfit):
 
 
 def test_changing_requirements_avoid_tuning():
-    r = advise_from_answers(Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=5000,
-                              requirements_change_often=True))
+    r = advise_from_answers(
+        Q(few_shot_reaches_90pct=False, behaviour_problem=True, good_examples=5000, requirements_change_often=True)
+    )
     assert r.rung == "few-shot" and any("change often" in x for x in r.reasons)
 
 
@@ -79,15 +84,30 @@ def test_advise_without_board_uses_the_questionnaire_and_text_renders():
 
 # ---- with evidence -----------------------------------------------------------------------------
 
+
 def arm(name, q, lo, hi, target=0.8, cost=1.0, fmt=None, failures=None, **kw):
-    return ArmSummary(name, 60, Estimate(q, lo, hi, 60), q >= target, fmt, {}, 0.5, 0.9, 100, 10,
-                      RequestCost(cost, "time"), failures or {"request failed": 0, "output invalid": 0,
-                                                             "retrieval missed": 0, "answer wrong": 0}, 0, **kw)
+    return ArmSummary(
+        name,
+        60,
+        Estimate(q, lo, hi, 60),
+        q >= target,
+        fmt,
+        {},
+        0.5,
+        0.9,
+        100,
+        10,
+        RequestCost(cost, "time"),
+        failures or {"request failed": 0, "output invalid": 0, "retrieval missed": 0, "answer wrong": 0},
+        0,
+        **kw,
+    )
 
 
 def board(arms, comparisons, target=0.8):
-    return Scoreboard({"id": 7, "model_id": "m", "status": "finished"}, "t", "exact_match", target, arms,
-                      comparisons, [], 60, True)
+    return Scoreboard(
+        {"id": 7, "model_id": "m", "status": "finished"}, "t", "exact_match", target, arms, comparisons, [], 60, True
+    )
 
 
 def P(a, b, diff, lo, hi, p):
@@ -106,13 +126,45 @@ def real_board(hits: dict[str, int], n: int, target: float = 0.8, margin: float 
     for a, per in scores.items():
         q = mean_ci(list(per.values()))
         v = verdict.meets_arm(q, target, share[verdict.RUNG_OF[a]])
-        arms.append(ArmSummary(a, n, q, v.ok, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0 / (1 + LADDER.index(a)), "time"),
-                               {"request failed": 0, "output invalid": 0, "retrieval missed": 0,
-                                "answer wrong": n - hits[a]}, 0, verdict=v))
-    examples = [{"id": e, "input": "", "expected": "", "disagree": False,
-                 "outputs": {a: {"output": "", "primary": scores[a][e], "failure": None} for a in scores}} for e in ids]
-    b = Scoreboard({"id": 7, "model_id": "m", "status": "finished"}, "t", "exact_match", target, arms,
-                   compare_all(scores), examples, n, True)
+        arms.append(
+            ArmSummary(
+                a,
+                n,
+                q,
+                v.ok,
+                None,
+                {},
+                0.5,
+                0.9,
+                100,
+                10,
+                RequestCost(1.0 / (1 + LADDER.index(a)), "time"),
+                {"request failed": 0, "output invalid": 0, "retrieval missed": 0, "answer wrong": n - hits[a]},
+                0,
+                verdict=v,
+            )
+        )
+    examples = [
+        {
+            "id": e,
+            "input": "",
+            "expected": "",
+            "disagree": False,
+            "outputs": {a: {"output": "", "primary": scores[a][e], "failure": None} for a in scores},
+        }
+        for e in ids
+    ]
+    b = Scoreboard(
+        {"id": 7, "model_id": "m", "status": "finished"},
+        "t",
+        "exact_match",
+        target,
+        arms,
+        compare_all(scores),
+        examples,
+        n,
+        True,
+    )
     b.margin = margin
     return b
 
@@ -170,10 +222,12 @@ def test_small_n_never_says_fine_tuning_helped(n, pattern):
     ids = [f"e{i}" for i in range(n)]
     comps = compare_all({"few-shot": dict(zip(ids, few)), "tune": dict(zip(ids, tune))})
     q_few, q_tune = mean_ci(few), mean_ci(tune)
-    arms = [ArmSummary("few-shot", n, q_few, q_few.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"),
-                       {}, 0),
-            ArmSummary("tune", n, q_tune, q_tune.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"),
-                       {}, 0)]
+    arms = [
+        ArmSummary(
+            "few-shot", n, q_few, q_few.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"), {}, 0
+        ),
+        ArmSummary("tune", n, q_tune, q_tune.mean >= 0.8, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"), {}, 0),
+    ]
     r = advise_from_scoreboard(board(arms, comps))
     text = r.to_text().lower()
     assert "helped" not in text.replace("does not show that", "") and "(significant)" not in text
@@ -193,8 +247,10 @@ def test_a_raw_p_below_alpha_that_holm_lifts_is_not_called_help():
 
 def test_nothing_meets_target_diagnoses_format_failures_and_points_to_tuning():
     fails = {"request failed": 0, "output invalid": 30, "retrieval missed": 0, "answer wrong": 10}
-    b = board([arm("zero-shot", 0.2, 0.1, 0.3, failures=fails), arm("few-shot", 0.5, 0.4, 0.6, failures=fails)],
-              [P("zero-shot", "few-shot", 0.3, 0.2, 0.4, 0.001)])
+    b = board(
+        [arm("zero-shot", 0.2, 0.1, 0.3, failures=fails), arm("few-shot", 0.5, 0.4, 0.6, failures=fails)],
+        [P("zero-shot", "few-shot", 0.3, 0.2, 0.4, 0.001)],
+    )
     r = advise_from_scoreboard(b, train_examples=350)
     assert r.rung == "few-shot" and "No measured rung meets the target" in r.reasons[0]
     assert any("format failures" in x for x in r.reasons)
@@ -205,8 +261,10 @@ def test_nothing_meets_target_diagnoses_format_failures_and_points_to_tuning():
 
 def test_missing_rag_arm_with_a_corpus_is_the_next_experiment():
     fails = {"request failed": 0, "output invalid": 0, "retrieval missed": 0, "answer wrong": 50}
-    b = board([arm("zero-shot", 0.05, 0.0, 0.1, failures=fails), arm("few-shot", 0.08, 0.02, 0.15, failures=fails)],
-              [P("zero-shot", "few-shot", 0.03, -0.02, 0.08, 0.3)])
+    b = board(
+        [arm("zero-shot", 0.05, 0.0, 0.1, failures=fails), arm("few-shot", 0.08, 0.02, 0.15, failures=fails)],
+        [P("zero-shot", "few-shot", 0.03, -0.02, 0.08, 0.3)],
+    )
     r = advise_from_scoreboard(b, has_corpus=True)
     assert any("--arms rag" in s for s in r.next_steps)
 
@@ -236,8 +294,10 @@ def test_a_thin_run_is_called_a_first_look_not_a_recommendation():
     tune = [1.0] * 5
     ids = [f"e{i}" for i in range(5)]
     comps = compare_all({"few-shot": dict(zip(ids, few)), "tune": dict(zip(ids, tune))})
-    arms = [ArmSummary("few-shot", 5, mean_ci(few), False, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"), {}, 0),
-            ArmSummary("tune", 5, mean_ci(tune), True, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"), {}, 0)]
+    arms = [
+        ArmSummary("few-shot", 5, mean_ci(few), False, None, {}, 0.5, 0.9, 100, 10, RequestCost(1.0, "time"), {}, 0),
+        ArmSummary("tune", 5, mean_ci(tune), True, None, {}, 0.5, 0.9, 100, 10, RequestCost(0.5, "time"), {}, 0),
+    ]
     b = board(arms, comps)
     b.n_examples = 84
     r = advise_from_scoreboard(b)
@@ -278,5 +338,11 @@ def test_what_would_change_the_answer_quotes_the_rule_not_the_mean():
     assert r.verdict == "misses" and r.rung == "few-shot"
     lowered = [w for w in r.would_change_if if w.startswith("the target were lowered to")]
     bound = real_board({"zero-shot": 2, "few-shot": 8}, 30).arm("few-shot").verdict.bound
-    assert lowered == [f"the target were lowered to {int(bound * 100) / 100:.2f} (the lower end of its interval, as "
-                       "judged here): few-shot would meet it"] and bound < 8 / 30
+    assert (
+        lowered
+        == [
+            f"the target were lowered to {int(bound * 100) / 100:.2f} (the lower end of its interval, as "
+            "judged here): few-shot would meet it"
+        ]
+        and bound < 8 / 30
+    )

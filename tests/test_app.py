@@ -2,6 +2,7 @@
 
 The browser test (test_app_browser.py) drives the real page on the real model; these check the
 logic behind each button quickly."""
+
 import csv
 import json
 import re
@@ -37,6 +38,7 @@ def _column(out, arm):
 
 # ---- the page -----------------------------------------------------------------------------------
 
+
 def test_build_app_has_every_tab_and_named_endpoints(fake_lab):
     demo = build_app(fake_lab)
     labels = {b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)}
@@ -70,10 +72,14 @@ def test_a_failing_streaming_callback_too(fake_lab):
 
 # ---- Compare ------------------------------------------------------------------------------------
 
+
 def test_compare_streams_every_arm_into_its_column_and_logs_each(fake_lab):
     fake_lab.fake.default = "Ticket filed for the missing order"
-    outs = list(tab_compare.answer(fake_lab, "My order never arrived", "tickets", "fake",
-                                   ["zero-shot", "few-shot"], None, None, 64))
+    outs = list(
+        tab_compare.answer(
+            fake_lab, "My order never arrived", "tickets", "fake", ["zero-shot", "few-shot"], None, None, 64
+        )
+    )
     partial = [o for o in outs if _column(o, "zero-shot")[0] and "logged" not in _column(o, "zero-shot")[1]]
     assert partial, "the answer should appear piece by piece before it is done"
     final = outs[-1]
@@ -89,8 +95,11 @@ def test_compare_streams_every_arm_into_its_column_and_logs_each(fake_lab):
 
 
 def test_compare_shows_a_missing_prerequisite_in_that_column_only(fake_lab):
-    final = _last(tab_compare.answer(fake_lab, "hello", tab_compare.NO_TASK, "fake",
-                                     ["zero-shot", "few-shot", "tune"], None, None, 32))
+    final = _last(
+        tab_compare.answer(
+            fake_lab, "hello", tab_compare.NO_TASK, "fake", ["zero-shot", "few-shot", "tune"], None, None, 32
+        )
+    )
     assert _column(final, "zero-shot")[0] == "fake answer"
     assert "pick a task" in _column(final, "few-shot")[1]
     assert "no adapter chosen" in _column(final, "tune")[1]
@@ -154,8 +163,17 @@ def test_a_compare_answer_says_it_is_queued_behind_a_running_evaluation(fake_lab
     events = queue_mod.Queue()
     text, stats, sources = ({a: "" for a in tab_compare.ARMS} for _ in range(3))
     stats["zero-shot"] = tab_compare.WAITING
-    stream = tab_compare._stream_columns(events, ["zero-shot"], None, text, stats, sources, {},
-                                         lambda: dict(stats), waiting=lambda: tab_compare.queued_note(fake_lab))
+    stream = tab_compare._stream_columns(
+        events,
+        ["zero-shot"],
+        None,
+        text,
+        stats,
+        sources,
+        {},
+        lambda: dict(stats),
+        waiting=lambda: tab_compare.queued_note(fake_lab),
+    )
     next(stream)
     assert "queued behind evaluation" in next(stream)["zero-shot"]
     events.put(("zero-shot", "piece", "Hi"))
@@ -171,6 +189,7 @@ def test_picking_an_example_fills_the_question(fake_lab):
 
 
 # ---- Evaluate -----------------------------------------------------------------------------------
+
 
 def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
     jobs = tab_evaluate.Jobs()
@@ -194,8 +213,9 @@ def test_evaluate_runs_shows_progress_then_the_scoreboard(fake_lab):
 
 def test_when_every_arm_fails_everywhere_the_page_says_so_and_shows_the_outputs(fake_lab):
     fake_lab.fake.default = "I'm not sure what you mean"  # never a valid ticket
-    outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None,
-                                 "fixed", False))
+    outs = list(
+        tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None, "fixed", False)
+    )
     live = [o for o in outs[1:-1] if isinstance(o[-1], dict) and o[-1].get("value")]
     assert live and "I'm not sure" in live[-1][-1]["value"][0][2]  # the live table: text, not HTML entities
     assert "&#x27;" not in str(live[-1][-1]["value"])
@@ -206,8 +226,9 @@ def test_when_every_arm_fails_everywhere_the_page_says_so_and_shows_the_outputs(
 
 
 def test_evaluate_with_one_example_shows_a_wide_interval_instead_of_crashing(fake_lab):
-    outs = list(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None,
-                                 "fixed", False))
+    outs = list(
+        tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 1, None, "fixed", False)
+    )
     status, scoreboard, plot, significance, failures, title, table = outs[-1]
     assert "2 results" in status and plot is not None
     # one graded score still gets an interval, as wide as one example deserves (issue 21: no zero widths)
@@ -267,6 +288,7 @@ def test_a_stored_run_can_be_shown_again(fake_lab):
 
 # ---- History ------------------------------------------------------------------------------------
 
+
 def test_history_filters_and_exports(fake_lab):
     fake_lab.answer("zero-shot", "What is the refund window?")
     fake_lab.answer("zero-shot", "Something else entirely")
@@ -301,13 +323,18 @@ def test_history_arm_filter_applies_only_where_it_can_and_says_when_it_hides_row
     assert "nothing logged yet" not in note
     assert "nothing logged yet" in tab_history.show(fake_lab, "Ratings", tab_history.ANY, "", 10)[1]
     # changing the view resets the filter, and hides it where it does not apply
-    assert tab_history.arm_filter("App errors") == {"__type__": "update", "choices": [tab_history.ANY],
-                                                     "value": tab_history.ANY, "visible": False}
+    assert tab_history.arm_filter("App errors") == {
+        "__type__": "update",
+        "choices": [tab_history.ANY],
+        "value": tab_history.ANY,
+        "visible": False,
+    }
     assert "prompt" not in tab_history.arm_filter("Evaluation runs")["choices"]
     assert tab_history.arm_filter("Generations")["visible"]
 
 
 # ---- Knowledge ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def corpus_lab(fake_lab):
@@ -332,8 +359,12 @@ def test_knowledge_edits_documents_inside_the_corpus_only(corpus_lab):
     assert "Saved" in msg and "45 days" in (corpus_lab.home.corpora / "notes" / "a.md").read_text()
     msg, _, _ = tab_knowledge.save_doc(corpus_lab, "notes", "sub/new.txt", "New fact.")
     assert "Added" in msg and (corpus_lab.home.corpora / "notes" / "sub" / "new.txt").exists()
-    for bad, why in [("../escape.md", "stay inside the corpus"), ("/etc/passwd.md", "stay inside the corpus"),
-                     ("notes.exe", "use one of"), (".hidden.md", "hidden files")]:
+    for bad, why in [
+        ("../escape.md", "stay inside the corpus"),
+        ("/etc/passwd.md", "stay inside the corpus"),
+        ("notes.exe", "use one of"),
+        (".hidden.md", "hidden files"),
+    ]:
         with pytest.raises(gr.Error, match=why):
             tab_knowledge.save_doc(corpus_lab, "notes", bad, "x")
 
@@ -371,12 +402,16 @@ def test_knowledge_creates_a_corpus_uploads_into_it_and_deletes_a_document(fake_
     uploads.mkdir()
     (uploads / "leave.md").write_text("# Leave\n25 days a year.\n")
     (uploads / "tool.exe").write_bytes(b"MZ")
-    msg, _picker, _table, docs = tab_knowledge.upload(fake_lab, "handbook", [str(uploads / "leave.md"),
-                                                                      str(uploads / "tool.exe")], "hr")
+    msg, _picker, _table, docs = tab_knowledge.upload(
+        fake_lab, "handbook", [str(uploads / "leave.md"), str(uploads / "tool.exe")], "hr"
+    )
     assert "`hr/leave.md`" in msg and "tool.exe" in msg and "skipped" in msg
     folder = fake_lab.home.corpora / "handbook"
     assert (folder / "hr" / "leave.md").read_text().startswith("# Leave") and not (folder / "hr" / "tool.exe").exists()
-    assert "hr/leave.md" in docs["choices"] and "hr/leave.md" in tab_knowledge.documents(fake_lab, "handbook")[0]["choices"]
+    assert (
+        "hr/leave.md" in docs["choices"]
+        and "hr/leave.md" in tab_knowledge.documents(fake_lab, "handbook")[0]["choices"]
+    )
     out = tab_knowledge.delete_doc(fake_lab, "handbook", "hr/leave.md")
     assert "Deleted `hr/leave.md`" in out[0] and not (folder / "hr").exists()  # its emptied folder too
     assert out[3]["choices"] == [tab_knowledge.NEW_DOC]
@@ -404,14 +439,16 @@ def test_probe_info_names_the_edit(fake_lab):
 
 # ---- Advisor ------------------------------------------------------------------------------------
 
+
 def test_advisor_from_the_questionnaire_names_the_next_experiment(fake_lab):
     out = tab_advisor.advise(fake_lab, 0, True, tab_advisor.UNKNOWN, True, False, 40, False, False)
     assert "Recommendation: RAG" in out and "provisional" in out and "Next" in out
 
 
 def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
-    _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None,
-                           "fixed", False))
+    _last(
+        tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot", "few-shot"], 2, None, "fixed", False)
+    )
     run_id = fake_lab.store.eval_runs(1)[0]["id"]
     out = tab_advisor.advise(fake_lab, run_id, True, "no", False, True, 300, False, False)
     assert f"eval run {run_id}" in out and "The numbers" in out and "quality [95% CI]" in out
@@ -419,6 +456,7 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
 
 
 # ---- Train --------------------------------------------------------------------------------------
+
 
 def test_train_setup_defaults_to_the_demo_dataset(fake_lab):
     dataset, name, instruction, base, note, run, timer, job = tab_train.setup(fake_lab)
@@ -443,8 +481,24 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
-    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", 'Say "JSON"\nonly. 🙂', "auto", 8, 16, 1e-3,
-              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    values = [
+        bridge.train_datasets()[-1][1],
+        None,
+        "tickets",
+        "fake",
+        'Say "JSON"\nonly. 🙂',
+        "auto",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj,v_proj",
+        False,
+    ]
     msg, runs, timer, job, progress, resume, _ = tab_train.start(fake_lab, True, False, *values)
     assert "process 4242" in msg and timer.active
     assert job["pid"] == 4242 and "loading the model" in progress  # the page follows it from now on
@@ -460,8 +514,24 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
 
 def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
-    values = [bridge.train_datasets()[-1][1], None, "bad name!", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1,
-              256, "q_proj", False]
+    values = [
+        bridge.train_datasets()[-1][1],
+        None,
+        "bad name!",
+        "fake",
+        "",
+        "auto",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj",
+        False,
+    ]
     with pytest.raises(TrainConfigError, match="field 'name'"):
         tab_train.start(fake_lab, True, False, *values)
 
@@ -482,8 +552,24 @@ def test_start_with_a_checkpoint_offers_the_resume_button_and_resume_passes_it_o
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
-    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256,
-              "q_proj", False]
+    values = [
+        bridge.train_datasets()[-1][1],
+        None,
+        "tickets",
+        "fake",
+        "",
+        "auto",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj",
+        False,
+    ]
     assert tab_train.resume_offer(fake_lab, "tickets")[0] == gr.update(visible=False)  # no checkpoint yet
     cfg = bridge.train_config(tab_train._config(fake_lab, *values))
     saved = cfg.to_json() | {"data": str(cfg.data.resolve())}
@@ -507,11 +593,15 @@ def test_start_with_a_checkpoint_offers_the_resume_button_and_resume_passes_it_o
 
 
 def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
-    run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                     "device": "cpu", "total_steps": 10})
+    run_id = fake_lab.store.insert(
+        "training_runs", {"ts": "t", "adapter_name": "demo", "status": "running", "device": "cpu", "total_steps": 10}
+    )
     for step, loss in enumerate([2.0, 1.5, 1.1], 1):
-        fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "loss": loss, "tokens_per_s": 300.0,
-                                                 "eta_s": 7.0 * (10 - step)}, pk=("run_id", "step"))
+        fake_lab.store.upsert(
+            "training_steps",
+            {"run_id": run_id, "step": step, "loss": loss, "tokens_per_s": 300.0, "eta_s": 7.0 * (10 - step)},
+            pk=("run_id", "step"),
+        )
     run, plot, status, tail, timer, resume, _ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert "step 3 of 10" in status and "loss 1.100" in status and "ETA" in status
     assert plot is not None and timer.active
@@ -524,8 +614,16 @@ def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
 def test_stop_sends_sigterm_to_the_training_process(fake_lab):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                         "pid": proc.pid, "pid_started": process_started(proc.pid)})
+        run_id = fake_lab.store.insert(
+            "training_runs",
+            {
+                "ts": "t",
+                "adapter_name": "demo",
+                "status": "running",
+                "pid": proc.pid,
+                "pid_started": process_started(proc.pid),
+            },
+        )
         assert "Stopping" in tab_train.stop(fake_lab, None, run_id)
         assert proc.wait(timeout=10) == -signal.SIGTERM
     finally:
@@ -534,9 +632,18 @@ def test_stop_sends_sigterm_to_the_training_process(fake_lab):
 
 def test_the_train_tab_shows_a_run_killed_from_outside_as_died(fake_lab):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                     "device": "cpu", "total_steps": 10, "pid": proc.pid,
-                                                     "pid_started": process_started(proc.pid)})
+    run_id = fake_lab.store.insert(
+        "training_runs",
+        {
+            "ts": "t",
+            "adapter_name": "demo",
+            "status": "running",
+            "device": "cpu",
+            "total_steps": 10,
+            "pid": proc.pid,
+            "pid_started": process_started(proc.pid),
+        },
+    )
     fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": 4, "loss": 1.0}, pk=("run_id", "step"))
     timer = tab_train.poll(fake_lab, run_id, None, "demo")[4]
     assert timer.active  # alive: still polled
@@ -550,13 +657,25 @@ def test_the_demo_offer_gives_an_estimate(fake_lab):
     text = bridge.demo_training_offer(fake_lab)
     assert "tickets" in text and "min" in text and "background" in text and "first guess" in text
     cfg = bridge.demo_config(fake_lab)
-    run_id = fake_lab.store.insert("training_runs", {
-        "ts": "t", "adapter_name": "x", "status": "done", "device": "cpu", "dataset_path": cfg["data"],
-        "config_json": json.dumps({"batch_size": 4, "grad_accum": 1, "max_seq_len": cfg["max_seq_len"],
-                                   "instruction": cfg["instruction"]})})
+    run_id = fake_lab.store.insert(
+        "training_runs",
+        {
+            "ts": "t",
+            "adapter_name": "x",
+            "status": "done",
+            "device": "cpu",
+            "dataset_path": cfg["data"],
+            "config_json": json.dumps(
+                {"batch_size": 4, "grad_accum": 1, "max_seq_len": cfg["max_seq_len"], "instruction": cfg["instruction"]}
+            ),
+        },
+    )
     for step in range(1, 5):  # a minute a step, measured here
-        fake_lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "ts": f"2026-01-01T00:0{step}:00+00:00"},
-                              pk=("run_id", "step"))
+        fake_lab.store.upsert(
+            "training_steps",
+            {"run_id": run_id, "step": step, "ts": f"2026-01-01T00:0{step}:00+00:00"},
+            pk=("run_id", "step"),
+        )
     text = bridge.demo_training_offer(fake_lab)
     assert "3 steps measured on this machine, validation included" in text
     assert "about **61 min**" in text  # 60 steps x 60 s + a minute to load
@@ -582,8 +701,24 @@ def test_validate_shows_a_broken_upload_in_the_report_not_the_built_in_set(fake_
 def test_start_never_replaces_an_adapter_unless_ticked(fake_lab, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("must not start"))
     (fake_lab.home.adapters / "tickets").mkdir(parents=True)
-    values = [bridge.train_datasets()[-1][1], None, "tickets", "fake", "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1,
-              256, "q_proj", False]
+    values = [
+        bridge.train_datasets()[-1][1],
+        None,
+        "tickets",
+        "fake",
+        "",
+        "auto",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj",
+        False,
+    ]
     with pytest.raises(bridge.AppError, match="already exists.*replace"):
         tab_train.start(fake_lab, False, False, *values)
 
@@ -610,9 +745,17 @@ def test_the_page_follows_its_job_while_the_model_loads_and_stop_stops_it(fake_l
 def test_the_page_follows_its_job_into_its_run_row(fake_lab):
     proc, job = _sleeping_job(fake_lab)
     try:
-        run_id = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running",
-                                                         "total_steps": 50, "pid": proc.pid,
-                                                         "pid_started": job["pid_started"]})
+        run_id = fake_lab.store.insert(
+            "training_runs",
+            {
+                "ts": "t",
+                "adapter_name": "demo",
+                "status": "running",
+                "total_steps": 50,
+                "pid": proc.pid,
+                "pid_started": job["pid_started"],
+            },
+        )
         run, _, status, _, timer, *_ = tab_train.poll(fake_lab, None, job, "demo")
         assert run["value"] == run_id and f"#{run_id} demo" in status and timer.active
         assert "Stopping run" in tab_train.stop(fake_lab, job, run_id)
@@ -625,8 +768,9 @@ def test_a_reloaded_page_follows_a_trainer_still_loading_its_model(fake_lab):
     from lab.tuning import trainer_lock
 
     fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "old", "status": "done"})
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(fake_lab.home.root), "demo"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(fake_lab.home.root), "demo"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         *_, run, timer, job = tab_train.setup(fake_lab)
@@ -659,6 +803,7 @@ def test_the_eta_counts_down_and_says_when_the_trainer_is_finishing():
 
 
 # ---- serving ------------------------------------------------------------------------------------
+
 
 def test_serving_beyond_loopback_needs_a_login(tmp_path):
     check_host("127.0.0.1", None)
@@ -697,13 +842,30 @@ def test_validate_shows_the_dataset_report_and_the_gpu_memory_plan(shared_home):
     from lab.engine import Lab
 
     lab = Lab(home=shared_home)
-    values = [bridge.train_datasets()[-1][1], None, "tickets", lab.config.default_model, "", "auto", 8, 16, 1e-3,
-              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    values = [
+        bridge.train_datasets()[-1][1],
+        None,
+        "tickets",
+        lab.config.default_model,
+        "",
+        "auto",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj,v_proj",
+        False,
+    ]
     text = tab_train.validate(lab, *values)
     assert "examples" in text and "GPU memory plan" in text and "VRAM estimate: llama" in text
 
 
 # ---- New task -----------------------------------------------------------------------------------
+
 
 def test_new_task_tab_previews_plans_and_creates_a_task_the_pickers_list(fake_lab, tmp_path):
     from lab.app import tab_tasks
@@ -746,8 +908,24 @@ def test_the_train_tab_trains_from_an_uploaded_csv(fake_lab, monkeypatch, tmp_pa
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     csv_file = tmp_path / "mail.csv"
     csv_file.write_text("text,label\n" + "".join(f"message {i},{'a' if i % 2 else 'b'}\n" for i in range(30)))
-    values = [tab_train.UPLOAD, str(csv_file), "mail", "fake", "", "lora", 8, 16, 1e-3,
-              1.0, 5, 4, 1, 256, "q_proj,v_proj", False]
+    values = [
+        tab_train.UPLOAD,
+        str(csv_file),
+        "mail",
+        "fake",
+        "",
+        "lora",
+        8,
+        16,
+        1e-3,
+        1.0,
+        5,
+        4,
+        1,
+        256,
+        "q_proj,v_proj",
+        False,
+    ]
     tab_train.start(fake_lab, False, False, *values)
     cmd = started["cmd"]
     config = json.loads(open(cmd[cmd.index("--config") + 1], encoding="utf-8").read())
@@ -773,8 +951,9 @@ def test_closing_the_compare_stream_cancels_the_generation_and_logs_it(tmp_path)
 
     lab = Lab(home=tmp_path, default_model="fake")
     lab.add_backend(backend := _UntilCancelled(model_id="fake"))
-    outs = tab_compare.answer(lab, "My order never arrived", "tickets", "fake",
-                              ["zero-shot", "few-shot"], None, None, 512)
+    outs = tab_compare.answer(
+        lab, "My order never arrived", "tickets", "fake", ["zero-shot", "few-shot"], None, None, 512
+    )
     while "more" not in _column(next(outs), "zero-shot")[0]:
         pass
     t0 = time.monotonic()

@@ -2,6 +2,7 @@
 with Debian's Chromium. Every request the page makes is routed through the test: one that
 leaves localhost fails it (fonts, analytics, CDNs...). Screenshots of each tab land in
 test-output/screenshots/ (look at them)."""
+
 import hashlib
 import os
 import re
@@ -21,8 +22,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -41,8 +49,12 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("app-home")
     port = _free_port()
     log = open(home / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 240
     while True:
@@ -52,7 +64,9 @@ def server(tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(f"lab serve did not come up:\n{(home / 'serve.log').read_text()[-3000:]}") from None
+                raise AssertionError(
+                    f"lab serve did not come up:\n{(home / 'serve.log').read_text()[-3000:]}"
+                ) from None
             time.sleep(0.5)
     yield url, home
     proc.terminate()
@@ -110,8 +124,9 @@ def test_first_launch_indexes_the_sample_corpus(page):
 
     # while the sample corpus is being indexed, Ask cannot be pressed (the other arms would fail)
     page.wait_for_selector("#compare-ask")
-    banner, disabled = page.evaluate("() => [document.querySelector('#lab-banner').innerText, "
-                                     "document.querySelector('#compare-ask').disabled]")
+    banner, disabled = page.evaluate(
+        "() => [document.querySelector('#lab-banner').innerText, document.querySelector('#compare-ask').disabled]"
+    )
     assert "chunks from" not in banner, "indexing ended before the page could be looked at"
     assert disabled, "Ask is clickable while the lab is not ready"
     _shot(page, "0-compare-first-launch")
@@ -214,8 +229,11 @@ def test_a_new_task_from_an_uploaded_csv_then_its_evaluation(server, page):
     create; the Evaluate picker lists the task, and a two-example run gives its scoreboard."""
     data = Path(server[1]) / "upload" / "messages.csv"
     data.parent.mkdir()
-    teams = {"billing": "I was charged twice for invoice {i}", "tech": "The app crashes when I open report {i}",
-             "sales": "Can I get a quote for {i} more seats"}
+    teams = {
+        "billing": "I was charged twice for invoice {i}",
+        "tech": "The app crashes when I open report {i}",
+        "sales": "Can I get a quote for {i} more seats",
+    }
     lines = ["text,label"] + [f"{text.format(i=i)},{team}" for i in range(8) for team, text in teams.items()]
     data.write_bytes(("\r\n".join(lines + ["Please delete my account,privacy"]) + "\r\n").encode("utf-8-sig"))
     _open(page, "New task")
@@ -247,6 +265,7 @@ def test_a_new_task_from_an_uploaded_csv_then_its_evaluation(server, page):
 
 
 # ---- Evaluate, Knowledge and History (issue 15) ---------------------------------------------------
+
 
 def _second_page(page, url):
     """Another browser's page: its own context (cookies, Gradio session), the same offline guard."""
@@ -297,7 +316,8 @@ def test_each_browser_owns_its_evaluation(server, page):
         board = other.inner_text("#eval-scoreboard")
         assert "complete as asked" in board and "time basis: the measured seconds" in board
         assert "too few to tell" in other.inner_text("#eval-significance") or "One arm" in other.inner_text(
-            "#eval-significance")
+            "#eval-significance"
+        )
         shown = other.inner_text("#eval-disagree") + other.inner_text("#eval-examples-title")
         assert "&#x27;" not in shown and "&amp;" not in shown and "&quot;" not in shown
         assert "agree on every example" not in shown
@@ -313,8 +333,11 @@ def test_each_browser_owns_its_evaluation(server, page):
 
 
 def _tree(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _chunks(page) -> int:
@@ -336,8 +359,10 @@ def test_knowledge_writes_only_inside_the_lab_home(server, page, tmp_path):
     _open_documents(page)
     page.locator("#knowledge-name textarea").fill("policies/points-club.md")
     page.locator("#knowledge-text .cm-content").click()
-    page.keyboard.type("# Loyalty programme\n\nMembers earn one point per dollar spent on FL-200 filters. "
-                       "Points never expire and can be redeemed for spare parts.\n")
+    page.keyboard.type(
+        "# Loyalty programme\n\nMembers earn one point per dollar spent on FL-200 filters. "
+        "Points never expire and can be redeemed for spare parts.\n"
+    )
     page.click("#knowledge-save")
     page.wait_for_selector("#knowledge-saved:has-text('Added')")
     assert (Path(home) / "corpora" / "acme" / "policies" / "points-club.md").is_file()
@@ -380,6 +405,7 @@ def test_history_filters_apply_where_they_can(page):
 
 
 # ---- the Train tab: journeys a user takes (real training, a few steps) --------------------------------
+
 
 def test_a_broken_upload_is_what_gets_validated_and_replaces_nothing(server, page):
     from playwright.sync_api import expect
@@ -473,8 +499,10 @@ def _train_follow_stop_resume(server, page) -> None:
 
     page.click("#train-start")
     page.wait_for_selector("#train-status:has-text('loading the model')")
-    page.wait_for_function("/step ([2-9]|\\d\\d+) of 40|ended before/.test("
-                           "document.querySelector('#train-status').innerText)", timeout=600_000)
+    page.wait_for_function(
+        "/step ([2-9]|\\d\\d+) of 40|ended before/.test(document.querySelector('#train-status').innerText)",
+        timeout=600_000,
+    )
     assert "ended before" not in page.inner_text("#train-status"), page.input_value("#train-log textarea")
     assert "ETA" in page.inner_text("#train-status")
     assert "gemm_4bit" not in page.input_value("#train-log textarea")  # no bitsandbytes noise

@@ -1,5 +1,6 @@
 """The shape of `lab/` (ARCHITECTURE.md): layers, each importing only from layers below it (lazy
 imports inside functions count too), no import loops, and the faces on top."""
+
 from __future__ import annotations
 
 import ast
@@ -84,16 +85,23 @@ def test_every_unit_has_a_layer():
 
 def test_each_unit_imports_only_from_layers_below_it():
     _, edges = _graph()
-    wrong = sorted(f"{a} imports {b}" for a, targets in edges.items() for b, _ in targets
-                   if _unit(a) != _unit(b) and LEVEL[_unit(b)] >= LEVEL[_unit(a)]
-                   and (_unit(a), _unit(b)) not in FACE_TO_FACE)
+    wrong = sorted(
+        f"{a} imports {b}"
+        for a, targets in edges.items()
+        for b, _ in targets
+        if _unit(a) != _unit(b) and LEVEL[_unit(b)] >= LEVEL[_unit(a)] and (_unit(a), _unit(b)) not in FACE_TO_FACE
+    )
     assert wrong == []
 
 
 def test_no_module_but_the_entry_point_imports_the_cli():
     _, edges = _graph()
-    assert sorted(a for a, targets in edges.items() for b, _ in targets
-                  if (b == "lab.cli" or b.startswith("lab.cli.")) and not a.startswith("lab.cli")) == ["lab.__main__"]
+    assert sorted(
+        a
+        for a, targets in edges.items()
+        for b, _ in targets
+        if (b == "lab.cli" or b.startswith("lab.cli.")) and not a.startswith("lab.cli")
+    ) == ["lab.__main__"]
 
 
 def _import_loop(edges) -> list[str] | None:
@@ -106,7 +114,7 @@ def _import_loop(edges) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 loop = visit(nxt, path + [nxt])
                 if loop:
@@ -144,8 +152,12 @@ def test_the_loop_check_sees_a_loop_closed_by_a_lazy_import(tmp_path, monkeypatc
 
 def test_the_faces_hold_no_sql():
     app = [p for p in (LAB / "app").rglob("*.py")]
-    hits = [f"{p.name}: {line.strip()}" for p in app for line in p.read_text().splitlines()
-            if any(k in line.lower() for k in ("select ", "insert into", ".execute(", "store.query("))]
+    hits = [
+        f"{p.name}: {line.strip()}"
+        for p in app
+        for line in p.read_text().splitlines()
+        if any(k in line.lower() for k in ("select ", "insert into", ".execute(", "store.query("))
+    ]
     assert hits == []
 
 
@@ -156,7 +168,9 @@ SQL_HOMES = {"lab.store", "lab.migrations"}
 SQL_TEXT = re.compile(
     r"\bselect\s+(?:\*|distinct\b|count\s*\(|[\w.]+\s*\(|[\w.*]+\s*(?:,|\bas\b|\bfrom\b))"
     r"|\binsert\s+(?:or\s+\w+\s+)?into\b|\bupdate\s+\w+\s+set\b|\bdelete\s+from\b"
-    r"|\b(?:create|alter|drop)\s+(?:table|index|view)\b|\bjson_extract\s*\(|\bpragma\s+\w+", re.I)
+    r"|\b(?:create|alter|drop)\s+(?:table|index|view)\b|\bjson_extract\s*\(|\bpragma\s+\w+",
+    re.I,
+)
 STORE_INSIDES = {"db", "conn", "lock"}  # the Store's connection and lock: only its methods use them
 STORE_BY_TABLE = {"query", "insert", "upsert", "update"}  # its generic methods: SQL or a table by name
 RAW_CALLS = {"execute", "executemany", "executescript", "rows_where", "insert_all", "table_names"}
@@ -185,8 +199,11 @@ def sql_outside_the_store(source: str) -> list[tuple[str, int, str]]:
             what = f"SQL in a string: {node.value.strip()[:70]!r}"
         elif isinstance(node, ast.Attribute) and node.attr in STORE_INSIDES and is_store(node.value):
             what = f"the store's .{node.attr}"
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-                node.func.attr in RAW_CALLS or node.func.attr in STORE_BY_TABLE and is_store(node.func.value)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (node.func.attr in RAW_CALLS or node.func.attr in STORE_BY_TABLE and is_store(node.func.value))
+        ):
             what = f"{ast.unparse(node.func)}(...)"
         elif isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".")[-1] == "db":
             what = f"{ast.unparse(node)}"
@@ -200,19 +217,24 @@ def sql_outside_the_store(source: str) -> list[tuple[str, int, str]]:
 
 def test_the_sql_detector_sees_each_kind():
     found = sql_outside_the_store(
-        'import sqlite3\n'
+        "import sqlite3\n"
         'def a(lab):\n    return lab.store.query("select id from curves where task = ?", ["x"])\n'
         'def b(store):\n    store.db.execute("delete from training_steps where step > 1")\n'
         'def c(self):\n    self.store.db["embeddings"].insert_all([])\n'
         'def d(run):\n    run.lab.store.update("training_runs", 1, {"status": "done"})\n'
-        'def e(lab):\n    return lab.store.db.table_names()\n'
-        'def f(sql):\n    return f"select avg(total_s) as s from generations where {sql}"\n')
+        "def e(lab):\n    return lab.store.db.table_names()\n"
+        'def f(sql):\n    return f"select avg(total_s) as s from generations where {sql}"\n'
+    )
     assert {owner for owner, _, _ in found} == {"", "a", "b", "c", "d", "e", "f"}
     # what is not SQL: prose, a vector index's query, a dict's update, a Store method by its name
-    assert sql_outside_the_store(
-        '"""Select a model from the list; logged to lab.db. Update the table, then delete it."""\n'
-        'def g(lab, idx, d):\n    idx.query([0.1], 4)\n    d.update(a=1)\n    lab.store.update_curve(1, {})\n'
-        '    return lab.home.db_path, lab.store.latest_climb("t")\n') == []
+    assert (
+        sql_outside_the_store(
+            '"""Select a model from the list; logged to lab.db. Update the table, then delete it."""\n'
+            "def g(lab, idx, d):\n    idx.query([0.1], 4)\n    d.update(a=1)\n    lab.store.update_curve(1, {})\n"
+            '    return lab.home.db_path, lab.store.latest_climb("t")\n'
+        )
+        == []
+    )
 
 
 def test_sql_lives_in_the_store():
@@ -221,9 +243,11 @@ def test_sql_lives_in_the_store():
         module = _module(path)
         if module in SQL_HOMES:
             continue
-        hits += [f"{path.relative_to(ROOT)}:{line} ({owner}): {what}"
-                 for owner, line, what in sql_outside_the_store(path.read_text(encoding="utf-8"))
-                 if (module, owner) not in NOT_YET_MOVED]
+        hits += [
+            f"{path.relative_to(ROOT)}:{line} ({owner}): {what}"
+            for owner, line, what in sql_outside_the_store(path.read_text(encoding="utf-8"))
+            if (module, owner) not in NOT_YET_MOVED
+        ]
     assert hits == [], "move these into Store methods (lab/store.py):\n" + "\n".join(hits)
 
 
@@ -231,11 +255,16 @@ def test_the_faces_do_not_import_torch():
     """A face asks the layer that trains (e.g. `tuning.config.training_device`), never torch."""
     heavy = ("torch", "transformers", "peft")
     faces = [p for p in LAB.rglob("*.py") if _unit(_module(p)) in LAYERS[-1]]
-    hits = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in faces
-            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
-            if isinstance(node, (ast.Import, ast.ImportFrom))
-            and any(n.split(".")[0] in heavy
-                    for n in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]))]
+    hits = [
+        f"{p.relative_to(ROOT)}:{node.lineno}"
+        for p in faces
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and any(
+            n.split(".")[0] in heavy
+            for n in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])
+        )
+    ]
     assert faces and hits == []
 
 
@@ -255,12 +284,20 @@ def _string_constants(path: Path):
 
 
 def test_no_user_facing_text_cites_the_internal_notes():
-    hits = [f"{p.relative_to(ROOT)}:{line}: {m.group(0)!r} in {text.strip()[:80]!r}"
-            for p in sorted(LAB.rglob("*.py")) for line, text in _string_constants(p)
-            for m in [INTERNAL_SOURCE.search(text)] if m]
+    hits = [
+        f"{p.relative_to(ROOT)}:{line}: {m.group(0)!r} in {text.strip()[:80]!r}"
+        for p in sorted(LAB.rglob("*.py"))
+        for line, text in _string_constants(p)
+        for m in [INTERNAL_SOURCE.search(text)]
+        if m
+    ]
     docs = [*LAB.rglob("*.md"), ROOT / "README.md", ROOT / "Makefile", ROOT / "docs" / "guide.md"]
-    hits += [f"{p.relative_to(ROOT)}:{i}: {line.strip()[:80]!r}" for p in sorted(docs)
-             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if INTERNAL_SOURCE.search(line)]
+    hits += [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()[:80]!r}"
+        for p in sorted(docs)
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if INTERNAL_SOURCE.search(line)
+    ]
     assert hits == [], "cite docs/guide.md or state the rule:\n" + "\n".join(hits)
 
 

@@ -13,8 +13,10 @@ from lab.backends.fake import FakeBackend
 from lab.config import GenerationOptions
 from lab.home import LabHome
 
-QUESTION = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "What is the capital of France? Answer in one short sentence."}]
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France? Answer in one short sentence."},
+]
 
 
 def test_fake_backend_queues_and_records():
@@ -68,10 +70,16 @@ def test_llamacpp_is_deterministic_at_temperature_zero(llama):
 
 @pytest.mark.integration
 def test_llamacpp_json_schema_constraint(llama):
-    schema = {"type": "object", "properties": {"priority": {"enum": ["low", "high"]}, "ok": {"type": "boolean"}},
-              "required": ["priority", "ok"], "additionalProperties": False}
-    gen = llama.generate([{"role": "user", "content": "My card was charged twice! Make a ticket."}],
-                         GenerationOptions(max_tokens=40, json_schema=schema))
+    schema = {
+        "type": "object",
+        "properties": {"priority": {"enum": ["low", "high"]}, "ok": {"type": "boolean"}},
+        "required": ["priority", "ok"],
+        "additionalProperties": False,
+    }
+    gen = llama.generate(
+        [{"role": "user", "content": "My card was charged twice! Make a ticket."}],
+        GenerationOptions(max_tokens=40, json_schema=schema),
+    )
     data = json.loads(gen.text)
     assert data["priority"] in ("low", "high") and isinstance(data["ok"], bool)
     assert gen.extra["constrained"]
@@ -104,6 +112,7 @@ def test_transformers_backend_loads_the_same_gguf_and_agrees(llama, shared_home)
 
 
 # ---- where the model runs: n_gpu_layers and dtype ----------------------------------------------
+
 
 def _cuda() -> bool:
     try:
@@ -182,7 +191,11 @@ def test_dequantised_cache_keeps_float32_and_other_dtypes_apart(tmp_path):
     cache = tmp_path / "hf" / "m-abc"
     assert dequantised_dir(cache, "float32") == cache and dequantised_dir(cache, "bfloat16").name == "m-abc-bfloat16"
     # nothing cached: dequantise the GGUF, save under the dtype's own folder
-    assert _source(info, "bfloat16", cache) == (str(tmp_path), {"gguf_file": "m.gguf"}, tmp_path / "hf" / "m-abc-bfloat16")
+    assert _source(info, "bfloat16", cache) == (
+        str(tmp_path),
+        {"gguf_file": "m.gguf"},
+        tmp_path / "hf" / "m-abc-bfloat16",
+    )
     # a bf16 copy in the float32 folder (written by an older lab) is rebuilt, not used
     cache.mkdir(parents=True)
     (cache / "config.json").write_text(json.dumps({"dtype": "bfloat16"}))
@@ -217,7 +230,7 @@ def test_openai_compatible_server_backend(tmp_path):
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             for piece in ("Par", "is."):
-                self.wfile.write(f'data: {json.dumps({"choices": [{"delta": {"content": piece}}]})}\n\n'.encode())
+                self.wfile.write(f"data: {json.dumps({'choices': [{'delta': {'content': piece}}]})}\n\n".encode())
             usage = {"choices": [], "usage": {"prompt_tokens": 21, "completion_tokens": 2}}
             self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
 
@@ -243,6 +256,7 @@ def test_openai_compatible_server_backend(tmp_path):
 
 
 # ---- cancelling, and adapters cached by content ---------------------------------------------------
+
 
 def test_fake_backend_stops_at_the_next_token_once_cancelled():
     cancel = threading.Event()

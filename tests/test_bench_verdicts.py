@@ -2,6 +2,7 @@
 draws (the script runs them at 2000). Each false rate must stay within 5% + 3 Monte Carlo SEs and
 each interval's coverage above 94% - 3 SEs; and a deliberately naive rule (the best of 11
 configurations judged as one arm) must break the bound, so the check can fail."""
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,16 @@ SES = 3  # tolerance: Monte Carlo standard errors (at 400 draws it admits ~8.3% 
 
 @pytest.fixture(scope="module")
 def decisions() -> list[dict]:  # ~30 s on 2 cores: the tests that use it are marked slow (CI runs them)
-    return bench.decision_table(ns=(20, 100), configs=(1, 11), score_types=bench.SCORE_TYPES, reps=400, test_reps=80,
-                                graded_test_reps=20, seed=SEED, workers=2)
+    return bench.decision_table(
+        ns=(20, 100),
+        configs=(1, 11),
+        score_types=bench.SCORE_TYPES,
+        reps=400,
+        test_reps=80,
+        graded_test_reps=20,
+        seed=SEED,
+        workers=2,
+    )
 
 
 def within(r: dict, bound: float = bench.FALSE_MAX) -> bool:
@@ -51,11 +60,17 @@ def test_the_speedups_change_no_decision():
     for _ in range(15):
         plan, ids, configs, zero, tuned = bench._setup(rng, 30, 5, "binary", [0.75, 0.8, 0.85])
         rungs = bench.ladder_rungs(configs, zero, tuned[-1])
-        plain = (choose(rungs, 0.75, 0.05, "binary").state, bench.climb_outcome(configs, plan, 0.75),
-                 stats.compare(list(configs[0].per_example.values()), list(tuned[-1].values()), "binary").p_value)
+        plain = (
+            choose(rungs, 0.75, 0.05, "binary").state,
+            bench.climb_outcome(configs, plan, 0.75),
+            stats.compare(list(configs[0].per_example.values()), list(tuned[-1].values()), "binary").p_value,
+        )
         with bench.fast_lab():
-            fast = (choose(rungs, 0.75, 0.05, "binary").state, bench.climb_outcome(configs, plan, 0.75),
-                    stats.compare(list(configs[0].per_example.values()), list(tuned[-1].values()), "binary").p_value)
+            fast = (
+                choose(rungs, 0.75, 0.05, "binary").state,
+                bench.climb_outcome(configs, plan, 0.75),
+                stats.compare(list(configs[0].per_example.values()), list(tuned[-1].values()), "binary").p_value,
+            )
         assert plain == fast
     assert verdict.bound.__name__ == "bound" and not hasattr(verdict.bound, "cache_info")  # restored
 
@@ -95,8 +110,11 @@ def test_the_paired_tests_have_power(decisions):
 
 def test_interval_coverage():
     rows = bench.coverage_table(ns=(8, 12, 20, 50), means=(0.5, 0.75, 0.9), reps=300, seed=SEED, workers=1)
-    low = [f"{r['scores']} n={r['n']} mean={r['mean']}: {bench.cell(r['coverage'])}" for r in rows
-           if r["coverage"]["rate"] + SES * r["coverage"]["se"] < bench.COVERAGE_MIN]
+    low = [
+        f"{r['scores']} n={r['n']} mean={r['mean']}: {bench.cell(r['coverage'])}"
+        for r in rows
+        if r["coverage"]["rate"] + SES * r["coverage"]["se"] < bench.COVERAGE_MIN
+    ]
     assert not low, low
     above = [r for r in rows if r["above"]["rate"] > 0.025 + SES * max(r["above"]["se"], 1 / 300)]
     assert not above, above
@@ -106,8 +124,9 @@ def test_ties_alone_do_not_show_as_good():
     """Six ties cannot show "as good" (a bound of -0.46), graded or not: Student's t, the graded test
     before, took the mean as the bound when the differences had no spread."""
     assert not stats.noninferior([1.0] * 6, [1.0] * 6, 0.05, "binary").shown
-    assert not verdict.as_good_as({f"e{i}": 1.0 for i in range(6)}, {f"e{i}": 1.0 for i in range(6)},
-                                  score_type="graded").shown
+    assert not verdict.as_good_as(
+        {f"e{i}": 1.0 for i in range(6)}, {f"e{i}": 1.0 for i in range(6)}, score_type="graded"
+    ).shown
 
 
 def test_racing_saves_answers_and_keeps_the_best():

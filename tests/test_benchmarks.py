@@ -6,6 +6,7 @@ checked in tests/test_bench_verdicts.py; here that script runs end to end.)
 
 The scripts that train or serve share the session's lab home (`shared_home`) for the one-off
 GGUF -> transformers conversion, as other real-model tests do."""
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,19 @@ NUMBER = r"[-+]?\d+(?:\.\d+)?"
 
 def bench(name: str, *args: str, timeout: int = 600, env: dict | None = None) -> str:
     """Run scripts/NAME with ARGS; its stdout, after checking that it exited 0."""
-    proc = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, check=False)
-    assert proc.returncode == 0, (f"{name} {' '.join(args)} exited {proc.returncode}\n--- stdout\n"
-                                  f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"{name} {' '.join(args)} exited {proc.returncode}\n--- stdout\n"
+        f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    )
     return proc.stdout
 
 
@@ -57,8 +67,11 @@ def test_bench_backends_prints_both_backends_their_ratio_and_the_lab_overhead(sh
     has(out, rf"^transformers\s+{NUMBER}\s+{NUMBER}$")
     has(out, rf"^ratio llama/hf\s+{NUMBER}x\s+{NUMBER}x$")
     # the overhead side generates through Lab.generate as a ladder arm (an unknown arm is refused)
-    has(out, rf"^lab overhead over llama_cpp\.Llama directly: {NUMBER} s direct vs {NUMBER} s via lab\.generate "
-             rf"-> {NUMBER}%")
+    has(
+        out,
+        rf"^lab overhead over llama_cpp\.Llama directly: {NUMBER} s direct vs {NUMBER} s via lab\.generate "
+        rf"-> {NUMBER}%",
+    )
 
 
 @pytest.mark.integration
@@ -77,8 +90,11 @@ def test_bench_training_prints_the_oversubscribed_and_chosen_threads_side_by_sid
 @pytest.mark.integration
 def test_bench_eval_prints_the_reuse_ratio_and_a_scoreboard():
     out = bench("bench_eval.py", "--quick")
-    has(out, rf"^specialty\s+k=2 \(fits \d+\) n=2: reuse off {NUMBER} ex/s .* on {NUMBER} ex/s .*-> {NUMBER}x"
-             r"\s+identical answers \d+/2$")
+    has(
+        out,
+        rf"^specialty\s+k=2 \(fits \d+\) n=2: reuse off {NUMBER} ex/s .* on {NUMBER} ex/s .*-> {NUMBER}x"
+        r"\s+identical answers \d+/2$",
+    )
     has(out, rf"^arms zero-shot,few-shot: {NUMBER} s wall, 2 examples x 2 arms = {NUMBER} ex/s$")
     has(out, r"^zero-shot\s+2\s")
     has(out, r"^few-shot\s+2\s")

@@ -1,5 +1,6 @@
 """lab/retrieval/calibrate.py: exact search for small corpora, the smallest HNSW beam that reaches the
 recall target for big ones. Real hnswlib indexes over generated embedding-like vectors."""
+
 from __future__ import annotations
 
 import hnswlib

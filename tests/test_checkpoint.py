@@ -1,6 +1,7 @@
 """Checkpoints resume on any device (lab/tuning/checkpoint.py): the trainer state loads on the CPU,
 the optimizer moves its tensors to its parameters' device, and the CPU and CUDA generators are each
 restored on their own device (issue 22: map_location=<the GPU> made every resume on CUDA fail)."""
+
 from __future__ import annotations
 
 import pytest

@@ -12,8 +12,9 @@ from lab.cli import cli
 
 def run_lab(home, *args, **kw):
     env = {**os.environ, "LAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_help_explains_commands():
@@ -66,8 +67,7 @@ def test_ask_streams_and_logs_a_row(tmp_path):
 @pytest.mark.integration
 def test_ask_with_json_schema(tmp_path):
     schema = tmp_path / "s.json"
-    schema.write_text(json.dumps({"type": "object", "properties": {"city": {"type": "string"}},
-                                  "required": ["city"]}))
+    schema.write_text(json.dumps({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}))
     proc = run_lab(tmp_path, "ask", "Capital of France as JSON", "--json-schema", str(schema), "--max-tokens", "30")
     assert proc.returncode == 0, proc.stderr
     assert "city" in json.loads(proc.stdout.strip())
@@ -77,15 +77,45 @@ def test_train_dry_run_plans_gpu_memory_from_a_config_alone(tmp_path):
     """An 8B model the lab only knows by its config.json: the plan needs no weights."""
     folder = tmp_path / "models" / "llama-3.1-8b"
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-        "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "vocab_size": 128256,
+                "max_position_embeddings": 131072,
+            }
+        )
+    )
     data = tmp_path / "d.jsonl"
     data.write_text('{"input": "a", "output": "b"}\n')
-    args = ["--home", str(tmp_path), "train", "--data", str(data), "--name", "big", "--base", str(folder),
-            "--dry-run", "--method", "qlora", "--qlora-engine", "bitsandbytes", "--rank", "32",
-            "--target-modules", "all-linear", "--batch-size", "1"]
+    args = [
+        "--home",
+        str(tmp_path),
+        "train",
+        "--data",
+        str(data),
+        "--name",
+        "big",
+        "--base",
+        str(folder),
+        "--dry-run",
+        "--method",
+        "qlora",
+        "--qlora-engine",
+        "bitsandbytes",
+        "--rank",
+        "32",
+        "--target-modules",
+        "all-linear",
+        "--batch-size",
+        "1",
+    ]
     fits = CliRunner().invoke(cli, args + ["--vram", "16", "--max-seq-len", "2048"])
     assert fits.exit_code == 0, fits.output
     assert "8.03 B params" in fits.output and "fits: yes" in fits.output
@@ -96,12 +126,16 @@ def test_train_dry_run_plans_gpu_memory_from_a_config_alone(tmp_path):
 
 # ---- your own task: `lab task new`, `lab tasks` --------------------------------------------------
 
+
 def _labelled_csv(path, extra=()):
     """Made-up support messages and the team each goes to (a BOM and CRLF, as spreadsheets save)."""
     import csv
 
-    teams = {"billing": "I was charged twice for invoice {i}", "tech": "The app crashes when I open report {i}",
-             "sales": "Can I get a quote for {i} more seats"}
+    teams = {
+        "billing": "I was charged twice for invoice {i}",
+        "tech": "The app crashes when I open report {i}",
+        "sales": "Can I get a quote for {i} more seats",
+    }
     rows = [(text.format(i=i), team) for i in range(10) for team, text in teams.items()]
     rows += [("Please delete my account number 7", "privacy"), *extra]
     with path.open("w", newline="", encoding="utf-8-sig") as f:
@@ -111,8 +145,11 @@ def _labelled_csv(path, extra=()):
 
 def test_task_new_prints_what_it_did_and_lab_tasks_lists_it(tmp_path):
     data = _labelled_csv(tmp_path / "messages.csv", extra=[("I was charged twice for invoice 3", "billing")])
-    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data),
-                                 "--eval-size", "6", "--seed", "1"], obj={})
+    r = CliRunner().invoke(
+        cli,
+        ["--home", str(tmp_path), "task", "new", "support", "--from", str(data), "--eval-size", "6", "--seed", "1"],
+        obj={},
+    )
     assert r.exit_code == 0, r.output
     out = r.output
     assert "tasks/support/task.toml" in out and "format: label (inferred), 4 labels" in out
@@ -131,8 +168,23 @@ def test_task_new_prints_what_it_did_and_lab_tasks_lists_it(tmp_path):
     (elsewhere).rename(tmp_path / "tasks" / "support")
     again = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data)], obj={})
     assert again.exit_code == 2 and "already exists: pass --force" in again.output
-    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data), "--force",
-                                 "--json", "--format", "text"], obj={})
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--home",
+            str(tmp_path),
+            "task",
+            "new",
+            "support",
+            "--from",
+            str(data),
+            "--force",
+            "--json",
+            "--format",
+            "text",
+        ],
+        obj={},
+    )
     assert r.exit_code == 0 and json.loads(r.output)["output_format"] == "text"
 
 
@@ -142,8 +194,9 @@ def test_task_new_bad_input_exits_2_naming_file_and_row(tmp_path):
     r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "x", "--from", str(bad)], obj={})
     assert r.exit_code == 2 and "bad.csv: line 3: 3 fields" in r.output and "Traceback" not in r.output
     bad.write_bytes(b"text,label\nfine,a\nfine too,b\n")
-    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "x", "--from", str(bad), "--input", "txt"],
-                           obj={})
+    r = CliRunner().invoke(
+        cli, ["--home", str(tmp_path), "task", "new", "x", "--from", str(bad), "--input", "txt"], obj={}
+    )
     assert r.exit_code == 2 and "no column 'txt'" in r.output and "its columns are: text, label" in r.output
     assert not (tmp_path / "tasks" / "x").exists()
 

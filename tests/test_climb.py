@@ -1,5 +1,6 @@
 """`lab climb` end to end on a fake model (the logic: steps, record, resume, cancel, budget), and
 one real climb on the embedded model (integration)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ def task_dir(tmp_path) -> Path:
     """A label task: 12 held-out examples, 3 few-shot, 25 training examples, no corpus."""
     folder = tmp_path / "mini"
     folder.mkdir()
-    (folder / "task.toml").write_text(textwrap.dedent("""
+    (folder / "task.toml").write_text(
+        textwrap.dedent("""
         name = "mini"
         instruction = "Name the doctor specialty."
         output_format = "label"
@@ -39,12 +41,17 @@ def task_dir(tmp_path) -> Path:
         train = "train.jsonl"
         few_shot_k = 2
         max_tokens = 8
-    """))
-    _jsonl(folder / "eval.jsonl", [{"id": f"e{i}", "input": CASES[i % 3][0] + f" {i}", "output": CASES[i % 3][1]}
-                                   for i in range(12)])
+    """)
+    )
+    _jsonl(
+        folder / "eval.jsonl",
+        [{"id": f"e{i}", "input": CASES[i % 3][0] + f" {i}", "output": CASES[i % 3][1]} for i in range(12)],
+    )
     _jsonl(folder / "fewshot.jsonl", [{"id": f"f{i}", "input": t, "output": o} for i, (t, o) in enumerate(CASES)])
-    _jsonl(folder / "train.jsonl", [{"id": f"t{i}", "input": CASES[i % 3][0] + f" t{i}", "output": CASES[i % 3][1]}
-                                    for i in range(25)])
+    _jsonl(
+        folder / "train.jsonl",
+        [{"id": f"t{i}", "input": CASES[i % 3][0] + f" t{i}", "output": CASES[i % 3][1]} for i in range(25)],
+    )
     return folder / "task.toml"
 
 
@@ -61,8 +68,9 @@ def rows(lab) -> int:
 
 
 def distinct_rows(lab) -> int:
-    return lab.store.query("select count(*) n from (select distinct eval_run_id, example_id, arm, repeat "
-                           "from eval_results)")[0]["n"]
+    return lab.store.query(
+        "select count(*) n from (select distinct eval_run_id, example_id, arm, repeat from eval_results)"
+    )[0]["n"]
 
 
 # The prompt rung on `mini` (12 held-out, a pool of 3, task k 2) when every answer is wrong: zero-shot;
@@ -205,11 +213,20 @@ def test_the_prompt_rung_is_its_best_measured_configuration(fake_lab, task_dir):
     assert result.recommendation.name.startswith("few-shot, 3 similar examples (the prompt rung's best of 7")
     step = result.path[0]
     assert step["best"] == "few-shot, 3 similar examples" and step["verdict"] == "meets"
-    assert {"zero-shot", "few-shot", "few-shot, 2 similar examples", "few-shot, 3 fixed examples",
-            "few-shot, 3 similar examples, constrained", "zero-shot, constrained"} <= set(step["results"])
+    assert {
+        "zero-shot",
+        "few-shot",
+        "few-shot, 2 similar examples",
+        "few-shot, 3 fixed examples",
+        "few-shot, 3 similar examples, constrained",
+        "zero-shot, constrained",
+    } <= set(step["results"])
     assert "the best of 7 configurations" in path_text(result)
-    assert any(r.startswith("few-shot, 3 similar examples (the prompt rung's best of 7 configurations, eval run ")
-               and "meets the target 0.60" in r for r in result.recommendation.reasons)
+    assert any(
+        r.startswith("few-shot, 3 similar examples (the prompt rung's best of 7 configurations, eval run ")
+        and "meets the target 0.60" in r
+        for r in result.recommendation.reasons
+    )
     assert "measuring it with constrained output" in "\n".join(lines)
 
 

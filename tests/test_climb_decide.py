@@ -1,4 +1,5 @@
 """The climb's decision at each rung, on synthetic scoreboards: every branch of `next_step`."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -17,8 +18,7 @@ def arm(name: str, hits: int, n: int, **failures) -> ArmResult:
 
 
 def situation(**kw) -> Situation:
-    base = dict(task="t", target=0.8, output_format="label", has_corpus=False, train_examples=300,
-                eval_examples=80)
+    base = dict(task="t", target=0.8, output_format="label", has_corpus=False, train_examples=300, eval_examples=80)
     return Situation(**{**base, **kw})
 
 
@@ -44,8 +44,13 @@ def test_a_maybe_with_unused_examples_evaluates_more_of_them_itself():
 
 
 def test_a_maybe_stops_only_when_evaluating_more_would_not_fit_the_budget():
-    s = situation(done=["prompt"], limit=40, results={"few-shot": arm("few-shot", 35, 40)},
-                  budget_left_s=30.0, estimates={"more": 300.0})
+    s = situation(
+        done=["prompt"],
+        limit=40,
+        results={"few-shot": arm("few-shot", 35, 40)},
+        budget_left_s=30.0,
+        estimates={"more": 300.0},
+    )
     d = next_step(s)
     assert (d.action, d.outcome) == ("stop", "maybe") and "budget" in d.reason
     s.estimates["more"] = 10.0
@@ -59,15 +64,22 @@ def test_not_significant_on_every_example_climbs_on():
 
 
 def test_misses_with_a_corpus_goes_to_rag():
-    s = situation(output_format="text", has_corpus=True, done=["prompt"],
-                  results={"zero-shot": arm("zero-shot", 1, 20), "few-shot": arm("few-shot", 2, 20)})
+    s = situation(
+        output_format="text",
+        has_corpus=True,
+        done=["prompt"],
+        results={"zero-shot": arm("zero-shot", 1, 20), "few-shot": arm("few-shot", 2, 20)},
+    )
     d = next_step(s)
     assert (d.action, d.step, d.outcome) == ("run", "rag", "climb") and "few-shot 0.100" in d.reason
 
 
 def test_misses_without_a_corpus_on_a_format_task_skips_rag_and_tunes():
-    s = situation(output_format="json", done=["prompt"],
-                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=15, answer_wrong=3)})
+    s = situation(
+        output_format="json",
+        done=["prompt"],
+        results={"few-shot": arm("few-shot", 2, 20, output_invalid=15, answer_wrong=3)},
+    )
     d = next_step(s)
     assert (d.action, d.step) == ("run", "tune") and d.skipped and d.skipped[0].startswith("rag")
 
@@ -79,16 +91,23 @@ def test_knowledge_failures_without_a_corpus_stop_and_ask_for_one():
 
 
 def test_rag_missing_on_knowledge_stops_at_rag():
-    s = situation(output_format="text", has_corpus=True, done=["prompt", "rag"],
-                  results={"few-shot": arm("few-shot", 1, 20), "rag": arm("rag", 6, 20, answer_wrong=8,
-                                                                            retrieval_missed=6)})
+    s = situation(
+        output_format="text",
+        has_corpus=True,
+        done=["prompt", "rag"],
+        results={"few-shot": arm("few-shot", 1, 20), "rag": arm("rag", 6, 20, answer_wrong=8, retrieval_missed=6)},
+    )
     d = next_step(s)
     assert (d.action, d.outcome) == ("stop", "knowledge") and "behaviour, not knowledge" in d.reason
 
 
 def test_rag_missing_on_format_goes_to_tune():
-    s = situation(output_format="text", has_corpus=True, done=["prompt", "rag"],
-                  results={"rag": arm("rag", 6, 20, output_invalid=12, answer_wrong=2)})
+    s = situation(
+        output_format="text",
+        has_corpus=True,
+        done=["prompt", "rag"],
+        results={"rag": arm("rag", 6, 20, output_invalid=12, answer_wrong=2)},
+    )
     assert knowledge_shaped(s.results["rag"], "json") is False
     d = next_step(s)
     assert (d.action, d.step) == ("run", "tune") and "tune+rag" in d.reason
@@ -96,21 +115,35 @@ def test_rag_missing_on_format_goes_to_tune():
 
 @pytest.mark.parametrize("n_train, words", [(12, "refuses fewer than 20"), (150, "below the 200")])
 def test_too_few_training_examples_stops_before_tune(n_train, words):
-    s = situation(output_format="json", train_examples=n_train, done=["prompt"],
-                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    s = situation(
+        output_format="json",
+        train_examples=n_train,
+        done=["prompt"],
+        results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)},
+    )
     d = next_step(s)
     assert (d.action, d.outcome) == ("stop", "too-few") and words in d.reason and d.skipped[-1].startswith("tune")
 
 
 def test_min_train_lowers_the_bar_but_not_the_trainers_refusal():
-    s = situation(output_format="json", train_examples=150, min_train=100, done=["prompt"],
-                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    s = situation(
+        output_format="json",
+        train_examples=150,
+        min_train=100,
+        done=["prompt"],
+        results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)},
+    )
     assert next_step(s).step == "tune"
 
 
 def test_budget_exhausted_stops_before_the_step_that_would_not_fit():
-    s = situation(output_format="json", done=["prompt"], budget_left_s=300, estimates={"tune": 1200},
-                  results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)})
+    s = situation(
+        output_format="json",
+        done=["prompt"],
+        budget_left_s=300,
+        estimates={"tune": 1200},
+        results={"few-shot": arm("few-shot", 2, 20, output_invalid=18)},
+    )
     d = next_step(s)
     assert (d.action, d.outcome) == ("stop", "budget") and "20.0 min" in d.reason and d.skipped[-1].startswith("tune")
     s.estimates["tune"] = 200
@@ -129,15 +162,21 @@ def test_up_to_stops_before_a_higher_rung():
 
 
 def test_tune_missing_is_the_top():
-    s = situation(output_format="json", done=["prompt", "tune"],
-                  results={"few-shot": arm("few-shot", 2, 20), "tune": arm("tune", 10, 20)})
+    s = situation(
+        output_format="json",
+        done=["prompt", "tune"],
+        results={"few-shot": arm("few-shot", 2, 20), "tune": arm("tune", 10, 20)},
+    )
     d = next_step(s)
     assert (d.action, d.outcome) == ("stop", "top")
 
 
 def test_tune_meeting_stops_there():
-    s = situation(output_format="json", done=["prompt", "tune"],
-                  results={"few-shot": arm("few-shot", 2, 40), "tune": arm("tune", 40, 40)})
+    s = situation(
+        output_format="json",
+        done=["prompt", "tune"],
+        results={"few-shot": arm("few-shot", 2, 40), "tune": arm("tune", 40, 40)},
+    )
     assert next_step(s).outcome == "meets"
 
 
@@ -156,8 +195,12 @@ def test_a_perfect_graded_score_on_too_few_examples_is_not_trusted():
 def test_the_best_of_many_prompt_configurations_pays_for_the_pick():
     # 19 of 20 meets 0.75 alone (lower end 0.751), but not as the best of 11 configurations
     results = {"zero-shot": arm("zero-shot", 10, 20), "few-shot": arm("few-shot", 12, 20)}
-    results |= {f"few-shot, {k} similar examples": replace(arm(f"few-shot, {k} similar examples", 12, 20),
-                                                           ladder_arm="few-shot") for k in range(2, 10)}
+    results |= {
+        f"few-shot, {k} similar examples": replace(
+            arm(f"few-shot, {k} similar examples", 12, 20), ladder_arm="few-shot"
+        )
+        for k in range(2, 10)
+    }
     best = "few-shot, 8 similar examples, constrained"
     results[best] = replace(arm(best, 19, 20), ladder_arm="few-shot")
     alone = arm("x", 19, 20)
@@ -172,13 +215,20 @@ def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheap
     similar = "few-shot, 8 similar examples"
     assert step_of(replace(arm(similar, 1, 2), ladder_arm="few-shot")) == "prompt"
     assert step_of(arm("tune+rag", 1, 2)) == "tune" and step_of(arm("rag", 1, 2)) == "rag"
-    tie = situation(done=["prompt"], results={"zero-shot": arm("zero-shot", 20, 40), "few-shot": arm("few-shot", 20, 40),
-                                              similar: replace(arm(similar, 20, 40), ladder_arm="few-shot")})
+    tie = situation(
+        done=["prompt"],
+        results={
+            "zero-shot": arm("zero-shot", 20, 40),
+            "few-shot": arm("few-shot", 20, 40),
+            similar: replace(arm(similar, 20, 40), ladder_arm="few-shot"),
+        },
+    )
     assert best_of(tie, "prompt").arm == "zero-shot"  # the cheapest of equals
     tie.results[similar] = replace(arm(similar, 39, 40), ladder_arm="few-shot")
     d = next_step(tie)
     assert best_of(tie, "prompt").arm == similar
     assert (d.action, d.outcome) == ("stop", "meets") and similar in d.reason
-    tune_tie = situation(done=["prompt", "rag", "tune"], results={"tune": arm("tune", 30, 40),
-                                                                   "tune+rag": arm("tune+rag", 30, 40)})
+    tune_tie = situation(
+        done=["prompt", "rag", "tune"], results={"tune": arm("tune", 30, 40), "tune+rag": arm("tune+rag", 30, 40)}
+    )
     assert best_of(tune_tie, "tune").arm == "tune"

@@ -10,7 +10,7 @@ from lab.config import ConfigError, load_config
 def test_defaults_file_and_overrides(tmp_path):
     assert load_config(None).n_ctx == 2048
     cfg = tmp_path / "lab.toml"
-    cfg.write_text('n_ctx = 4096\n[generation]\nmax_tokens = 64\n')
+    cfg.write_text("n_ctx = 4096\n[generation]\nmax_tokens = 64\n")
     c = load_config(cfg)
     assert c.n_ctx == 4096 and c.generation.max_tokens == 64
     assert load_config(cfg, n_ctx=1024, default_model=None).n_ctx == 1024  # flags win; None ignored
@@ -52,8 +52,9 @@ def test_a_misspelt_key_is_an_error_naming_it_and_the_closest_valid_one(tmp_path
 
 def test_the_cli_exits_2_on_a_misspelt_key_in_lab_toml(tmp_path):
     (tmp_path / "lab.toml").write_text("n_ctxx = 4096\n")
-    proc = subprocess.run([sys.executable, "-m", "lab", "--home", str(tmp_path), "models"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab", "--home", str(tmp_path), "models"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert "lab.toml: unknown key 'n_ctxx', did you mean 'n_ctx'?" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,6 +1,7 @@
 """Constrained decoding (lab/backends/constrain.py): the label grammar and trie as logic, then on
 the real default model through llama.cpp (every answer a label; a JSON task's answers parse and
 match the schema) and through transformers (the label trie)."""
+
 from __future__ import annotations
 
 import json
@@ -97,5 +98,7 @@ def test_transformers_label_trie_keeps_answers_in_the_label_set(shared_home):
         gen = hf.generate(msgs, GenerationOptions(max_tokens=16, choices=task.labels))
         assert gen.text in task.labels and gen.extra["constrained"], gen.text
     # a schema is not enforced on transformers here, and it says so
-    gen = hf.generate([{"role": "user", "content": "hi"}], GenerationOptions(max_tokens=4, json_schema={"type": "object"}))
+    gen = hf.generate(
+        [{"role": "user", "content": "hi"}], GenerationOptions(max_tokens=4, json_schema={"type": "object"})
+    )
     assert gen.extra["constrained"] is False

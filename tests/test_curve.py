@@ -1,5 +1,6 @@
 """The learning curve (lab.evaluation.curve): subsets, plan, crossover and slope on synthetic
 score tables; the runner glue (curve_run) with a fake model and fake adapters; the chart."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -53,6 +54,7 @@ def test_seeds_draw_different_subsets():
 
 
 # ---- the plan -------------------------------------------------------------------------------
+
 
 def test_parse_sizes_resolves_all_and_caps():
     assert parse_sizes("100,25,all,50", 372) == ([25, 50, 100, 372], [])
@@ -133,8 +135,15 @@ def test_seeds_average_per_example_and_spread():
 def test_curve_text_says_crossover_slope_and_capping():
     from lab.evaluation.curve import FewShotPoint
 
-    curve = build_curve("t", "label_accuracy", 0.8, 300, {0: table(0.1), 8: table(0.2)},
-                        {100: [table(0.3)], 200: [table(0.9)]}, k_used={8: 5})
+    curve = build_curve(
+        "t",
+        "label_accuracy",
+        0.8,
+        300,
+        {0: table(0.1), 8: table(0.2)},
+        {100: [table(0.3)], 200: [table(0.9)]},
+        k_used={8: 5},
+    )
     assert curve.few_shot[1].capped and isinstance(curve.few_shot[1], FewShotPoint)
     text = curve.to_text()
     assert "5 (asked 8, capped by the context)" in text
@@ -144,6 +153,7 @@ def test_curve_text_says_crossover_slope_and_capping():
 
 
 # ---- the runner glue: resume, cancel, no duplicates (a fake model, fake adapters) ----------------
+
 
 @pytest.fixture
 def curve_lab(fake_lab, monkeypatch):
@@ -163,10 +173,16 @@ def curve_lab(fake_lab, monkeypatch):
         folder = lab.home.adapters / cfg.name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "adapter.gguf").write_bytes(cfg.name.encode())
-        (folder / "lab_adapter.json").write_text(json.dumps({
-            "base_model": {"id": "fake", "sha256": "fake"},
-            "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
-            "config": cfg.to_json(), "dataset": {"sha256": sha256_of(cfg.data)}}))
+        (folder / "lab_adapter.json").write_text(
+            json.dumps(
+                {
+                    "base_model": {"id": "fake", "sha256": "fake"},
+                    "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
+                    "config": cfg.to_json(),
+                    "dataset": {"sha256": sha256_of(cfg.data)},
+                }
+            )
+        )
         trained.append(cfg.name)
 
     monkeypatch.setattr(curve_run, "_train", fake_train)
@@ -176,8 +192,10 @@ def curve_lab(fake_lab, monkeypatch):
 
 
 def _counts(lab) -> tuple[int, int]:
-    return (lab.store.query("select count(*) as n from eval_results")[0]["n"],
-            lab.store.query("select count(*) as n from generations")[0]["n"])
+    return (
+        lab.store.query("select count(*) as n from eval_results")[0]["n"],
+        lab.store.query("select count(*) as n from generations")[0]["n"],
+    )
 
 
 def test_curve_runs_every_point_and_a_rerun_redoes_nothing(curve_lab):
@@ -194,8 +212,9 @@ def test_curve_runs_every_point_and_a_rerun_redoes_nothing(curve_lab):
     assert curve.complete and curve.n_eval == 3 and curve.status == "finished"
     assert _counts(curve_lab)[0] == 4 * 3
     subset_16 = (curve_lab.home.state / "curves" / "specialty" / "train-n16s0.jsonl").read_text()
-    assert (curve_lab.home.state / "curves" / "specialty" / "train-n8s0.jsonl").read_text().splitlines()[0] \
-        in subset_16.splitlines()  # nested on disk too
+    assert (curve_lab.home.state / "curves" / "specialty" / "train-n8s0.jsonl").read_text().splitlines()[
+        0
+    ] in subset_16.splitlines()  # nested on disk too
     before = _counts(curve_lab)
     assert run_curve(curve_lab, task, settings, progress=False, say=lambda m: None) == curve_id
     assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"] and _counts(curve_lab) == before
@@ -232,8 +251,9 @@ def test_cancel_mid_curve_then_rerun_resumes_without_retraining_or_duplicates(cu
     assert curve_id == rows[0]["id"]
     assert curve_lab.trained == ["specialty-n8s0", "specialty-n16s0"]  # nothing retrained
     assert _counts(curve_lab)[0] == 4 * 3  # only the missing point was scored
-    dup = curve_lab.store.query("select eval_run_id, example_id, arm, count(*) as c from eval_results "
-                                "group by 1, 2, 3 having c > 1")
+    dup = curve_lab.store.query(
+        "select eval_run_id, example_id, arm, count(*) as c from eval_results group by 1, 2, 3 having c > 1"
+    )
     assert dup == []
     assert load_curve(curve_lab, curve_id).complete
 
@@ -287,8 +307,14 @@ def test_estimate_counts_what_is_left(curve_lab):
 def test_chart_is_inline_svg_with_both_curves(tmp_path):
     from lab.evaluation.curve_chart import render_svg, write_chart
 
-    curve = build_curve("t", "label_accuracy", 0.8, 300, {0: table(0.1), 4: table(0.2)},
-                        {50: [table(0.3), table(0.4)], 100: [table(0.9), table(0.8)]})
+    curve = build_curve(
+        "t",
+        "label_accuracy",
+        0.8,
+        300,
+        {0: table(0.1), 4: table(0.2)},
+        {50: [table(0.3), table(0.4)], 100: [table(0.9), table(0.8)]},
+    )
     svg = render_svg(curve)
     assert svg.startswith("<svg") and "http://" not in svg.replace("http://www.w3.org", "")
     assert render_svg(curve) == svg  # reproducible
@@ -296,6 +322,7 @@ def test_chart_is_inline_svg_with_both_curves(tmp_path):
 
 
 # ---- the app's "How many examples?" section (lab/app/tab_advisor.py) -----------------------------
+
 
 def test_app_curve_section_confirms_runs_cancels_and_draws(curve_lab):
     from lab.app import tab_advisor
@@ -321,6 +348,7 @@ def test_app_curve_section_confirms_runs_cancels_and_draws(curve_lab):
 
 # ---- the real model: a tiny curve end to end -------------------------------------------------------
 
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_tiny_real_curve_trains_scores_and_resumes(shared_home):
@@ -340,7 +368,10 @@ def test_a_tiny_real_curve_trains_scores_and_resumes(shared_home):
     runs = lab.store.query("select count(*) as n from training_runs where adapter_name like 'specialty-n%s0'")[0]["n"]
     rows = lab.store.query("select count(*) as n from eval_results")[0]["n"]
     assert run_curve(lab, task, settings, progress=False, say=lambda m: None) == curve_id  # a rerun: nothing to do
-    assert lab.store.query("select count(*) as n from training_runs where adapter_name like 'specialty-n%s0'")[0]["n"] == runs
+    assert (
+        lab.store.query("select count(*) as n from training_runs where adapter_name like 'specialty-n%s0'")[0]["n"]
+        == runs
+    )
     assert lab.store.query("select count(*) as n from eval_results")[0]["n"] == rows
     assert "Crossover" in curve.to_text() or "No crossover" in curve.to_text()
     lab.store.close()
@@ -361,12 +392,16 @@ def test_a_constrained_curve_keeps_its_points_apart_from_an_unconstrained_one(cu
     runs = curve_lab.store.query("select config_json from eval_runs order by id")
     configs = [json.loads(r["config_json"]) for r in runs]
     assert [(c["tag"], c["constrain"]) for c in configs] == [
-        ("curve:k0", False), ("curve:specialty-n8s0", False),
-        ("curve:k0+constrained", True), ("curve:specialty-n8s0+constrained", True)]
+        ("curve:k0", False),
+        ("curve:specialty-n8s0", False),
+        ("curve:k0+constrained", True),
+        ("curve:specialty-n8s0+constrained", True),
+    ]
     assert load_curve(curve_lab, curve_id).complete
 
 
 # ---- with a learning curve ---------------------------------------------------------------------
+
 
 def _curve(few_rate: float, tuned_rates: dict, seeds: int = 1):
     from lab.evaluation.curve import build_curve
@@ -376,8 +411,15 @@ def _curve(few_rate: float, tuned_rates: dict, seeds: int = 1):
     def scores(rate):
         return {e: float(i < round(rate * 40)) for i, e in enumerate(ids)}
 
-    return build_curve("tickets", "exact_match", 0.8, 356, {0: scores(0.0), 8: scores(few_rate)},
-                       {n: [scores(r)] for n, r in tuned_rates.items()}, curve_id=3)
+    return build_curve(
+        "tickets",
+        "exact_match",
+        0.8,
+        356,
+        {0: scores(0.0), 8: scores(few_rate)},
+        {n: [scores(r)] for n, r in tuned_rates.items()},
+        curve_id=3,
+    )
 
 
 def test_curve_advice_names_the_crossover_and_what_you_have():
@@ -415,7 +457,9 @@ def test_curve_advice_within_the_noise_and_beaten():
     from lab.evaluation.curve import curve_advice
 
     reasons, _ = curve_advice(_curve(0.5, {50: 0.45, 100: 0.55}), have=356)
-    assert reasons[0].startswith("Tuning is not shown to beat few-shot at k = 8") and "stay with prompting" in reasons[0]
+    assert (
+        reasons[0].startswith("Tuning is not shown to beat few-shot at k = 8") and "stay with prompting" in reasons[0]
+    )
     reasons, _ = curve_advice(_curve(0.6, {50: 0.1, 100: 0.2}), have=356)
     assert reasons[0].startswith("Few-shot at k = 8 beats tuning at every size measured, up to 100 examples")
     # issue 21: beaten at the largest size only is not "at every size measured"

@@ -1,6 +1,7 @@
 """The offline demo (lab/demo.py): the plan's done/not-done detection and estimates on a fake model,
 then a real tiny prepare (one scenario, two held-out examples, a one-step adapter) whose rerun
 does nothing, and a prepare cancelled mid-training that a rerun resumes from its checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,16 @@ def _by(steps, action, name=None):
 def _fake_adapter(lab, name: str, config, dataset_sha: str, base_sha: str = "fake") -> None:
     folder = lab.home.adapters / name
     folder.mkdir(parents=True)
-    (folder / "lab_adapter.json").write_text(json.dumps({
-        "base_model": {"id": "fake", "sha256": base_sha}, "adapter": {"sha256": "0" * 64},
-        "dataset": {"sha256": dataset_sha}, "config": config.to_json()}))
+    (folder / "lab_adapter.json").write_text(
+        json.dumps(
+            {
+                "base_model": {"id": "fake", "sha256": base_sha},
+                "adapter": {"sha256": "0" * 64},
+                "dataset": {"sha256": dataset_sha},
+                "config": config.to_json(),
+            }
+        )
+    )
 
 
 def _dataset_sha(task_name: str) -> str:
@@ -35,6 +43,7 @@ def _dataset_sha(task_name: str) -> str:
 
 
 # ---- the plan (fake model) ------------------------------------------------------------------------
+
 
 def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
     steps = demo.plan(fake_lab, limit=5)
@@ -47,8 +56,9 @@ def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
     assert facts[0].arms == ["zero-shot", "few-shot", "rag"]
     assert facts[1].arms == ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]  # run_eval skips rows it has
     assert facts[1].adapter == "acme-facts" and _by(steps, "eval", "tickets")[0].arms == ["zero-shot", "few-shot"]
-    assert all(s.todo == 5 * len([a for a in s.arms if a.startswith("tune") == bool(s.adapter)])
-               for s in _by(steps, "eval"))  # the prompt arms' rows are the first eval steps' work
+    assert all(
+        s.todo == 5 * len([a for a in s.arms if a.startswith("tune") == bool(s.adapter)]) for s in _by(steps, "eval")
+    )  # the prompt arms' rows are the first eval steps' work
     assert "evaluate acme-facts on tune, tune+rag with 'acme-facts'" in facts[1].what
     # no answer logged yet: three probe answers were timed (and logged) for the estimate
     assert "probe" in _by(steps, "eval")[0].basis
@@ -69,8 +79,10 @@ def test_a_stored_evaluation_counts_as_done_and_a_partial_one_as_what_is_left(fa
 def test_an_adapter_with_the_same_data_and_config_is_reused(fake_lab):
     config = demo.adapter_plan(fake_lab, load_task("tickets")).config
     _fake_adapter(fake_lab, "tickets", config, _dataset_sha("tickets"))
-    train, tune_eval = _by(demo.plan(fake_lab, only=["tickets"]), "train")[0], _by(demo.plan(
-        fake_lab, only=["tickets"]), "eval")[1]
+    train, tune_eval = (
+        _by(demo.plan(fake_lab, only=["tickets"]), "train")[0],
+        _by(demo.plan(fake_lab, only=["tickets"]), "eval")[1],
+    )
     assert train.done and train.name == "tickets" and train.seconds == 0
     assert tune_eval.adapter == "tickets" and not tune_eval.done
 
@@ -80,8 +92,13 @@ def test_another_adapter_of_the_scenarios_name_is_kept_and_the_demo_trains_its_o
     config = demo.adapter_plan(fake_lab, load_task("tickets")).config
     if change == "config":
         config = config.model_copy(update={"rank": 4})
-    _fake_adapter(fake_lab, "tickets", config, "x" if change == "data" else _dataset_sha("tickets"),
-                  base_sha="other" if change == "base" else "fake")
+    _fake_adapter(
+        fake_lab,
+        "tickets",
+        config,
+        "x" if change == "data" else _dataset_sha("tickets"),
+        base_sha="other" if change == "base" else "fake",
+    )
     steps = demo.plan(fake_lab, only=["tickets"])
     train = _by(steps, "train")[0]
     assert not train.done and train.name == "tickets-demo" and "'tickets' holds another" in train.state
@@ -91,8 +108,9 @@ def test_another_adapter_of_the_scenarios_name_is_kept_and_the_demo_trains_its_o
 def _checkpoint(lab, name: str, step: int, config, dataset_sha: str) -> None:
     folder = checkpoint_dir(lab, name)
     folder.mkdir(parents=True)
-    (folder / "state.json").write_text(json.dumps({"step": step, "config": config.to_json(), "base_sha": "fake",
-                                                   "dataset_sha": dataset_sha}))
+    (folder / "state.json").write_text(
+        json.dumps({"step": step, "config": config.to_json(), "base_sha": "fake", "dataset_sha": dataset_sha})
+    )
 
 
 def test_a_checkpoint_of_the_demo_config_is_resumed_and_counted(fake_lab):
@@ -130,6 +148,7 @@ def test_an_unknown_scenario_is_an_error_naming_the_built_ins(fake_lab):
 
 # ---- the job and the app's first-launch block ----------------------------------------------------
 
+
 def _sleeper():
     import subprocess
     import sys
@@ -140,9 +159,21 @@ def _sleeper():
 def _row(lab, proc, **values) -> int:
     from lab.tuning.run import process_started
 
-    return lab.store.insert("demo_runs", {"ts": "t", "pid": proc.pid, "pid_started": process_started(proc.pid),
-                                          "status": "running", "step": 2, "steps": 10, "fraction": 0.5,
-                                          "message": "evaluating tickets", "estimate_s": 600.0, **values})
+    return lab.store.insert(
+        "demo_runs",
+        {
+            "ts": "t",
+            "pid": proc.pid,
+            "pid_started": process_started(proc.pid),
+            "status": "running",
+            "step": 2,
+            "steps": 10,
+            "fraction": 0.5,
+            "message": "evaluating tickets",
+            "estimate_s": 600.0,
+            **values,
+        },
+    )
 
 
 def test_stop_signals_the_running_preparation_and_a_dead_one_is_marked_died(fake_lab):
@@ -198,10 +229,12 @@ TINY2 = {**TINY, "max_steps": 2}
 
 def _counts(lab) -> dict:
     q = lambda sql: lab.store.query(sql)[0]["n"]  # noqa: E731
-    return {"generations": q("select count(*) as n from generations"),
-            "eval_results": q("select count(*) as n from eval_results"),
-            "training_runs": q("select count(*) as n from training_runs"),
-            "training_steps": q("select count(*) as n from training_steps")}
+    return {
+        "generations": q("select count(*) as n from generations"),
+        "eval_results": q("select count(*) as n from eval_results"),
+        "training_runs": q("select count(*) as n from training_runs"),
+        "training_steps": q("select count(*) as n from training_steps"),
+    }
 
 
 @pytest.mark.integration
@@ -214,8 +247,9 @@ def test_a_tiny_real_prepare_builds_everything_and_a_rerun_does_nothing(shared_h
     assert [s.action for s in result.steps] == ["eval", "train", "eval"] and all(s.done for s in result.steps)
     assert (lab.home.adapters / "tickets" / "adapter.gguf").exists()
     run = matching_run(lab, "tickets")  # the tune arm joined the run of the prompt arms
-    board = lab.store.query("select arm, count(*) as n from eval_results where eval_run_id = ? group by arm",
-                            [run["id"]])
+    board = lab.store.query(
+        "select arm, count(*) as n from eval_results where eval_run_id = ? group by arm", [run["id"]]
+    )
     assert {r["arm"] for r in board} == {"few-shot", "tune", "zero-shot"} and all(r["n"] >= 2 for r in board)
     assert events[-1]["fraction"] == 1.0 and events[-1]["step"] == 3
     row = lab.store.query("select * from demo_runs where id = ?", [result.run_id])[0]
@@ -238,8 +272,9 @@ def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(shared_hom
         if event["action"] == "train" and "step 1 of" in event["message"]:
             cancel.set()
 
-    first = demo.prepare(lab, only=["specialty"], limit=1, train_overrides=TINY2, cancel=cancel,
-                         on_progress=cancel_after_first_step)
+    first = demo.prepare(
+        lab, only=["specialty"], limit=1, train_overrides=TINY2, cancel=cancel, on_progress=cancel_after_first_step
+    )
     assert first.status == "cancelled"
     assert [s.done for s in first.steps] == [True, False, False]
     assert (checkpoint_dir(lab, "specialty") / "state.json").exists()
@@ -254,5 +289,8 @@ def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(shared_hom
     steps = lab.store.query("select step from training_steps where run_id = ? order by step", [runs[0]["id"]])
     assert [r["step"] for r in steps] == [1, 2]  # step 1 was not trained twice
     run = matching_run(lab, "specialty")  # the demo's run (the shared home holds other tests' runs too)
-    assert {r["arm"] for r in lab.store.query("select arm from eval_results where eval_run_id = ?", [run["id"]])} \
-        == {"zero-shot", "few-shot", "tune"}
+    assert {r["arm"] for r in lab.store.query("select arm from eval_results where eval_run_id = ?", [run["id"]])} == {
+        "zero-shot",
+        "few-shot",
+        "tune",
+    }

@@ -48,8 +48,9 @@ def test_a_model_is_loaded_once_even_when_asked_from_many_threads(tmp_path):
 def test_a_cancelled_generation_is_logged_as_cancelled(fake_lab):
     fake_lab.fake.queue("one two three four")
     cancel = threading.Event()
-    gen, row_id = fake_lab.generate([{"role": "user", "content": "hi"}], arm="zero-shot", cancel=cancel,
-                                    on_text=lambda piece: cancel.set())
+    gen, row_id = fake_lab.generate(
+        [{"role": "user", "content": "hi"}], arm="zero-shot", cancel=cancel, on_text=lambda piece: cancel.set()
+    )
     row = fake_lab.store.db["generations"].get(row_id)
     assert gen.finish_reason == row["finish_reason"] == "cancelled" and row["output"] == "one"
 
@@ -62,8 +63,10 @@ def test_the_log_records_the_adapter_content_the_backend_served(fake_lab, tmp_pa
         path.write_bytes(content)
         _, row_id = fake_lab.generate(messages, arm="tune", adapter=str(path))
         logged.append(fake_lab.store.db["generations"].get(row_id)["adapter_sha"])
-    assert logged == [hashlib.sha256(b"trained once").hexdigest(),
-                      hashlib.sha256(b"trained again on other data").hexdigest()]
+    assert logged == [
+        hashlib.sha256(b"trained once").hexdigest(),
+        hashlib.sha256(b"trained again on other data").hexdigest(),
+    ]
     _, row_id = fake_lab.generate(messages, arm="tune", adapter=str(path), adapter_sha="from-manifest")
     assert fake_lab.store.db["generations"].get(row_id)["adapter_sha"] == "from-manifest"
     assert fake_lab.fake.calls[-1]["adapter_sha"] == "from-manifest"  # the backend's cache key
@@ -96,8 +99,9 @@ def _smollm2_lora(lab, folder: Path, seed: int) -> str:
     random_lora(stub, tmp, ["q_proj", "v_proj"], b_std=0.5, seed=seed)
     export_gguf(tmp, info.path)
     sha = hashlib.sha256((tmp / "adapter_model.safetensors").read_bytes()).hexdigest()
-    (tmp / "lab_adapter.json").write_text(json.dumps({
-        "base_model": {"id": info.id, "sha256": lab.model_sha(info)}, "adapter": {"sha256": sha}}))
+    (tmp / "lab_adapter.json").write_text(
+        json.dumps({"base_model": {"id": info.id, "sha256": lab.model_sha(info)}, "adapter": {"sha256": sha}})
+    )
     shutil.rmtree(folder, ignore_errors=True)  # retraining replaces the folder, as training does
     tmp.rename(folder)
     return sha

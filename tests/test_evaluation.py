@@ -1,6 +1,7 @@
 """Evaluation: scorers on hand-made cases, costs, the
 resumable runner (including a real process killed mid-run), the scoreboard, and end-to-end
 runs of every arm with the real default model. The statistics are in tests/test_stats.py."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,8 @@ def label_task(tmp_path) -> Path:
     """A 6-example label task with a few-shot pool, as a task.toml in tmp_path."""
     folder = tmp_path / "mini"
     folder.mkdir()
-    (folder / "task.toml").write_text(textwrap.dedent("""
+    (folder / "task.toml").write_text(
+        textwrap.dedent("""
         name = "mini"
         instruction = "Name the doctor specialty."
         output_format = "label"
@@ -48,16 +50,32 @@ def label_task(tmp_path) -> Path:
         train = "fewshot.jsonl"
         few_shot_k = 2
         max_tokens = 8
-    """))
-    _write_jsonl(folder / "eval.jsonl", [
-        {"id": f"e{i}", "input": text, "output": label} for i, (text, label) in enumerate([
-            ("itchy rash on my arm", "Dermatologist"), ("chest pain when climbing stairs", "Cardiologist"),
-            ("constant headaches and numb fingers", "Neurologist"), ("dark spot on my skin", "Dermatologist"),
-            ("my heart races at night", "Cardiologist"), ("I keep forgetting words", "Neurologist")])])
-    _write_jsonl(folder / "fewshot.jsonl", [
-        {"id": "f1", "input": "acne on my back", "output": "Dermatologist"},
-        {"id": "f2", "input": "palpitations", "output": "Cardiologist"},
-        {"id": "f3", "input": "numbness in my leg", "output": "Neurologist"}])
+    """)
+    )
+    _write_jsonl(
+        folder / "eval.jsonl",
+        [
+            {"id": f"e{i}", "input": text, "output": label}
+            for i, (text, label) in enumerate(
+                [
+                    ("itchy rash on my arm", "Dermatologist"),
+                    ("chest pain when climbing stairs", "Cardiologist"),
+                    ("constant headaches and numb fingers", "Neurologist"),
+                    ("dark spot on my skin", "Dermatologist"),
+                    ("my heart races at night", "Cardiologist"),
+                    ("I keep forgetting words", "Neurologist"),
+                ]
+            )
+        ],
+    )
+    _write_jsonl(
+        folder / "fewshot.jsonl",
+        [
+            {"id": "f1", "input": "acne on my back", "output": "Dermatologist"},
+            {"id": "f2", "input": "palpitations", "output": "Cardiologist"},
+            {"id": "f3", "input": "numbness in my leg", "output": "Neurologist"},
+        ],
+    )
     return folder
 
 
@@ -65,21 +83,30 @@ def label_task(tmp_path) -> Path:
 def json_task(tmp_path) -> Path:
     folder = tmp_path / "tix"
     folder.mkdir()
-    schema = {"type": "object", "required": ["priority", "summary"], "additionalProperties": False,
-              "properties": {"priority": {"type": "string", "enum": ["low", "high"]},
-                             "summary": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "required": ["priority", "summary"],
+        "additionalProperties": False,
+        "properties": {"priority": {"type": "string", "enum": ["low", "high"]}, "summary": {"type": "string"}},
+    }
     (folder / "schema.json").write_text(json.dumps(schema))
-    (folder / "task.toml").write_text(textwrap.dedent("""
+    (folder / "task.toml").write_text(
+        textwrap.dedent("""
         name = "tix"
         output_format = "json"
         json_schema = "schema.json"
         scorers = ["json_valid", "schema_valid", "field_accuracy"]
         primary_metric = "field_accuracy"
         eval = "eval.jsonl"
-    """))
-    _write_jsonl(folder / "eval.jsonl", [
-        {"id": "t1", "input": "my order never came", "output": {"priority": "high", "summary": "order missing"}},
-        {"id": "t2", "input": "nice product", "output": {"priority": "low", "summary": "praise"}}])
+    """)
+    )
+    _write_jsonl(
+        folder / "eval.jsonl",
+        [
+            {"id": "t1", "input": "my order never came", "output": {"priority": "high", "summary": "order missing"}},
+            {"id": "t2", "input": "nice product", "output": {"priority": "low", "summary": "praise"}},
+        ],
+    )
     return folder
 
 
@@ -88,6 +115,7 @@ def count(lab, run_id):
 
 
 # ---- scorers -----------------------------------------------------------------------------
+
 
 def test_exact_match_and_labels_normalise_near_misses():
     assert S.exact_match("  The Dermatologist. ", "dermatologist") == 1.0
@@ -99,17 +127,20 @@ def test_exact_match_and_labels_normalise_near_misses():
     assert S.extract_label("Orthopedic Surgeon", ["Surgeon", "Orthopedic Surgeon"]) == "Orthopedic Surgeon"
 
 
-@pytest.mark.parametrize("text,ok", [
-    ('{"a": 1}', True),
-    ('```json\n{"a": 1}\n```', True),
-    ('Sure! Here is the ticket: {"a": "x {not a brace} y"} Hope that helps.', True),
-    ('{"a": 1,}', False),  # trailing comma
-    ("{'a': 1}", False),  # single quotes
-    ('{"a": "unterminated', False),
-    ("", False),
-    ("no json here", False),
-    ("[1, 2]", False),  # valid JSON but not an object
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ('{"a": 1}', True),
+        ('```json\n{"a": 1}\n```', True),
+        ('Sure! Here is the ticket: {"a": "x {not a brace} y"} Hope that helps.', True),
+        ('{"a": 1,}', False),  # trailing comma
+        ("{'a': 1}", False),  # single quotes
+        ('{"a": "unterminated', False),
+        ("", False),
+        ("no json here", False),
+        ("[1, 2]", False),  # valid JSON but not an object
+    ],
+)
 def test_json_extraction_is_tolerant_but_not_lenient(text, ok):
     assert S.json_valid(text) == float(ok)
 
@@ -121,9 +152,15 @@ def test_extract_json_says_why():
 
 
 def test_schema_validity_and_field_accuracy():
-    schema = {"type": "object", "required": ["priority", "category"],
-              "properties": {"priority": {"enum": ["low", "high"]}, "category": {"enum": ["billing", "other"]},
-                             "summary": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "required": ["priority", "category"],
+        "properties": {
+            "priority": {"enum": ["low", "high"]},
+            "category": {"enum": ["billing", "other"]},
+            "summary": {"type": "string"},
+        },
+    }
     gold = '{"priority": "high", "category": "billing", "summary": "double charge on my order"}'
     assert S.schema_valid('{"priority": "high", "category": "billing"}', schema) == 1.0
     assert S.schema_valid('{"priority": "urgent", "category": "billing"}', schema) == 0.0  # not in the enum
@@ -156,8 +193,10 @@ def test_contains_fact_with_aliases_and_numbers():
 
 
 def test_citation_and_recall_at_k():
-    passages = [{"source": "company/about.md", "text": "Founded 2011"},
-                {"source": "products/ax-220.md#2", "text": "The AX-220 costs $649."}]
+    passages = [
+        {"source": "company/about.md", "text": "Founded 2011"},
+        {"source": "products/ax-220.md#2", "text": "The AX-220 costs $649."},
+    ]
     assert S.recall_at_k(passages, "products/ax-220.md") == 1.0
     assert S.recall_at_k(passages[:1], "products/ax-220.md") == 0.0
     assert S.recall_at_k(passages, None) is None
@@ -200,6 +239,7 @@ def test_every_builtin_scenario_names_known_scorers():
 
 # ---- costs -----------------------------------------------------------------------------------
 
+
 def test_costs_tokens_time_training_and_break_even():
     api = {"price_per_1k_prompt_tokens": 0.5, "price_per_1k_completion_tokens": 1.5, "requests_per_day": 1000}
     c = costs.per_1k_requests(api, prompt_tokens=1000, completion_tokens=100, seconds=2.0)
@@ -216,6 +256,7 @@ def test_costs_tokens_time_training_and_break_even():
 
 
 # ---- the runner ------------------------------------------------------------------------------
+
 
 def test_runner_writes_one_row_per_example_and_arm_and_resumes(fake_lab, label_task):
     fake_lab.fake.default = "Dermatologist"
@@ -255,8 +296,12 @@ def test_a_limit_evaluates_the_seeded_stratified_sample(fake_lab, label_task):
     from lab.evaluation.sample import held_out
 
     run_id = run_eval(fake_lab, label_task, ["zero-shot"], limit=3, progress=False)
-    scored = [r["example_id"] for r in fake_lab.store.query(
-        "select example_id from eval_results where eval_run_id = ? order by rowid", [run_id])]
+    scored = [
+        r["example_id"]
+        for r in fake_lab.store.query(
+            "select example_id from eval_results where eval_run_id = ? order by rowid", [run_id]
+        )
+    ]
     sample = held_out(load_task(label_task), 3)
     assert scored == [e.id for e in sample] and len({e.output for e in sample}) == 3  # one of each label
 
@@ -269,8 +314,10 @@ def test_every_arm_is_judged_on_the_examples_all_of_them_scored(fake_lab, label_
     board = summarize(fake_lab, run_id)
     z, f = board.arm("zero-shot"), board.arm("few-shot")
     assert (z.n, z.beyond, f.n, f.beyond) == (4, 2, 4, 0) and z.quality.n == 4
-    assert "judged on the 4 examples all of them scored; left out, scored by some arms only: zero-shot 2" \
+    assert (
+        "judged on the 4 examples all of them scored; left out, scored by some arms only: zero-shot 2"
         in board.to_text()
+    )
     from lab.evaluation.summary import coverage
 
     assert coverage(board).startswith("6 of 6 examples")
@@ -341,16 +388,27 @@ def test_scoreboard_failures_disagreements_and_paired_tests(fake_lab, label_task
     from lab.evaluation.sample import held_out
 
     # zero-shot: 3 right, 1 wrong label, 2 not a label; few-shot: all right
-    zero = {"e0": "Dermatologist", "e1": "Neurologist", "e2": "Neurologist", "e3": "I cannot tell",
-            "e4": "Cardiologist", "e5": "hmm"}
+    zero = {
+        "e0": "Dermatologist",
+        "e1": "Neurologist",
+        "e2": "Neurologist",
+        "e3": "I cannot tell",
+        "e4": "Cardiologist",
+        "e5": "hmm",
+    }
     order = held_out(load_task(label_task))  # the order the runner asks them in, arm by arm
     fake_lab.fake.queue(*[zero[e.id] for e in order], *[e.output for e in order])
     run_id = run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], progress=False)
     board = summarize(fake_lab, run_id)
     z, f = board.arm("zero-shot"), board.arm("few-shot")
     assert z.quality.mean == pytest.approx(0.5) and f.quality.mean == 1.0
-    assert z.failures == {"request failed": 0, "truncated": 0, "output invalid": 2, "retrieval missed": 0,
-                          "answer wrong": 1}
+    assert z.failures == {
+        "request failed": 0,
+        "truncated": 0,
+        "output invalid": 2,
+        "retrieval missed": 0,
+        "answer wrong": 1,
+    }
     # 6 of 6 only *may* meet 0.8: the interval's lower end is 0.54 (one verdict: `verdict.meets`)
     assert z.format_valid == pytest.approx(4 / 6) and f.verdict.state == "maybe" and not f.meets_target
     assert z.verdict.state == "misses" and f.meets_cell() == "maybe" and "maybe" in board.to_text()
@@ -380,8 +438,9 @@ def test_an_answer_cut_off_by_the_token_budget_is_truncated_not_invalid(fake_lab
         return gen
 
     monkeypatch.setattr(fake_lab.fake, "generate", cut_short)
-    fake_lab.fake.queue("Dermatol", "I think you should see", "Neurologist", "Dermatologist", "Cardiologist",
-                        "Neurologist")
+    fake_lab.fake.queue(
+        "Dermatol", "I think you should see", "Neurologist", "Dermatologist", "Cardiologist", "Neurologist"
+    )
     board = summarize(fake_lab, run_eval(fake_lab, label_task, ["zero-shot"], progress=False))
     z = board.arm("zero-shot")
     # the start of a label is the budget's fault; rambling past a budget that fits every label is the model's
@@ -460,6 +519,7 @@ def test_killed_real_model_eval_resumes_without_duplicates(tmp_path):
 
 # ---- the CLI -----------------------------------------------------------------------------------
 
+
 def test_cli_eval_advise_report(fake_lab, label_task, tmp_path):
     from click.testing import CliRunner
 
@@ -486,6 +546,7 @@ def test_cli_eval_advise_report(fake_lab, label_task, tmp_path):
 
 # ---- the real model, every arm ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def tiny_adapter(shared_home):
     """A one-step LoRA adapter on 24 acme-facts examples, in the shared home (trained once per
@@ -499,8 +560,17 @@ def tiny_adapter(shared_home):
         task = load_task("acme-facts")
         data = Path(shared_home) / "eval-tiny.jsonl"
         data.write_text("".join(task.train.read_text().splitlines(keepends=True)[:24]))
-        cfg = make_config(name=name, data=str(data), instruction=task.instruction, max_steps=1, batch_size=1,
-                          max_seq_len=160, eval_every=1, save_every=1, val_fraction=0.0)
+        cfg = make_config(
+            name=name,
+            data=str(data),
+            instruction=task.instruction,
+            max_steps=1,
+            batch_size=1,
+            max_seq_len=160,
+            eval_every=1,
+            save_every=1,
+            val_fraction=0.0,
+        )
         train(cfg, lab, overwrite=True, progress=False)
     lab.store.close()
     return name
@@ -519,8 +589,11 @@ def test_every_prompt_and_rag_arm_end_to_end_with_the_real_model(shared_home):
     rag = board.arm("rag")
     assert rag.metrics["recall_at_k"] is not None  # the examples mark their gold document
     assert rag.prompt_tokens > board.arm("zero-shot").prompt_tokens  # passages are in the prompt
-    rows = lab.store.query("select g.retrieved_json, g.arm from eval_results r join generations g "
-                           "on g.id = r.generation_id where r.eval_run_id = ? and r.arm = 'rag'", [run_id])
+    rows = lab.store.query(
+        "select g.retrieved_json, g.arm from eval_results r join generations g "
+        "on g.id = r.generation_id where r.eval_run_id = ? and r.arm = 'rag'",
+        [run_id],
+    )
     assert len(rows) == 3 and all(json.loads(r["retrieved_json"]) for r in rows)
 
 
@@ -528,15 +601,19 @@ def test_every_prompt_and_rag_arm_end_to_end_with_the_real_model(shared_home):
 @pytest.mark.slow
 def test_tune_arms_end_to_end_with_the_real_model(shared_home, tiny_adapter):
     lab = Lab(home=shared_home)
-    run_id = run_eval(lab, "acme-facts", ["tune", "tune+rag"], limit=2, adapter=tiny_adapter, progress=False,
-                      fresh=True)
+    run_id = run_eval(
+        lab, "acme-facts", ["tune", "tune+rag"], limit=2, adapter=tiny_adapter, progress=False, fresh=True
+    )
     board = summarize(lab, run_id)
     assert [a.arm for a in board.arms] == ["tune", "tune+rag"]
     for a in board.arms:
         assert a.n == 2 and a.errors == 0 and a.adapter == tiny_adapter
         assert a.training_wall_s > 0 and a.training_cost > 0  # from the adapter's training run
-    rows = lab.store.query("select g.adapter_sha, r.arm from eval_results r join generations g "
-                           "on g.id = r.generation_id where r.eval_run_id = ?", [run_id])
+    rows = lab.store.query(
+        "select g.adapter_sha, r.arm from eval_results r join generations g "
+        "on g.id = r.generation_id where r.eval_run_id = ?",
+        [run_id],
+    )
     assert len(rows) == 4 and all(r["adapter_sha"] for r in rows)
 
 
@@ -586,8 +663,11 @@ def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
     from lab.ladder import similar_shots
     from lab.tasks import Example
 
-    pool = [Example("a", "acne on my back", "Dermatologist"), Example("b", "palpitations", "Cardiologist"),
-            Example("c", "numbness in my leg", "Neurologist")]
+    pool = [
+        Example("a", "acne on my back", "Dermatologist"),
+        Example("b", "palpitations", "Cardiologist"),
+        Example("c", "numbness in my leg", "Neurologist"),
+    ]
     assert similar_shots(fake_lab, pool, "I get palpitations when I run", 1) == [("palpitations", "Cardiologist")]
     assert similar_shots(fake_lab, pool, "acne on my face and back", 2)[-1] == ("acne on my back", "Dermatologist")
     fake_lab.fake.default = "Dermatologist"
@@ -603,12 +683,14 @@ def test_similar_few_shot_picks_the_nearest_examples(fake_lab, label_task):
 
 # ---- the scoreboard in plain words ------------------------------------------------------------------
 
+
 def test_coverage_says_how_much_of_the_task_a_run_covers(fake_lab, label_task):
     from lab.evaluation.summary import coverage, results_note
 
     cancel = threading.Event()
-    run_id = run_eval(fake_lab, label_task, ["zero-shot"], progress=False, cancel=cancel,
-                      on_result=lambda row: cancel.set())
+    run_id = run_eval(
+        fake_lab, label_task, ["zero-shot"], progress=False, cancel=cancel, on_result=lambda row: cancel.set()
+    )
     assert coverage(summarize(fake_lab, run_id)) == "1 of 6 examples so far (cancelled: Run again resumes)"
     run_id = run_eval(fake_lab, label_task, ["zero-shot", "few-shot"], limit=2, progress=False)
     board = summarize(fake_lab, run_id)
@@ -633,9 +715,10 @@ def test_plain_sentence_for_every_kind_of_comparison():
         return SimpleNamespace(quality=Estimate(sum(scores) / len(scores), None, None, len(scores)))
 
     zeros, ones = [0.0] * 8, [1.0] * 8
-    assert plain_sentence(compare(zeros, zeros, name_a="zero-shot", name_b="few-shot"), arm(zeros), arm(zeros)) == \
-        ("Both few-shot and zero-shot failed on every one of the 8 examples (score 0): nothing to choose between "
-         "them yet; read their outputs to see why.")
+    assert plain_sentence(compare(zeros, zeros, name_a="zero-shot", name_b="few-shot"), arm(zeros), arm(zeros)) == (
+        "Both few-shot and zero-shot failed on every one of the 8 examples (score 0): nothing to choose between "
+        "them yet; read their outputs to see why."
+    )
     assert "got every one of the 8 examples right" in plain_sentence(compare(ones, ones), arm(ones), arm(ones))
     a, b = [0.0] * 5, [1.0, 1.0, 0.0, 0.0, 0.0]
     five = plain_sentence(compare(a, b, name_a="zero-shot", name_b="few-shot"), arm(a), arm(b))
@@ -643,5 +726,7 @@ def test_plain_sentence_for_every_kind_of_comparison():
     assert "would be needed to see a 40-point difference" in five
     a, b = [0.0] * 26 + [1.0] * 2 + [0.0] * 12, [1.0] * 12 + [0.0] * 14 + [0.0] * 2 + [0.0] * 12
     forty = plain_sentence(compare(a, b, name_a="zero-shot", name_b="few-shot"), arm(a), arm(b))
-    assert forty == ("few-shot beat zero-shot on 12 of 40 examples and lost on 2; a difference this large "
-                     "would rarely happen by chance.")
+    assert forty == (
+        "few-shot beat zero-shot on 12 of 40 examples and lost on 2; a difference this large "
+        "would rarely happen by chance."
+    )

@@ -9,6 +9,7 @@ the adapter's effect must match closely; each test also exports the adapter the 
 row order of another architecture) and checks that the comparison catches it. The integration
 tests do the same on the real SmolLM2 (llama) and Gemma 3 (gemma3) GGUFs, Q4 quantised, where
 llama.cpp's 8-bit activations leave a noise floor of a few percent."""
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ def smollm2(tmp_path_factory):
 
 # ---- wrong exports: what a converter that got the architecture wrong would write -----------------
 
+
 def _skip_permutation(layout, hf_name, b):
     return b
 
@@ -50,15 +52,22 @@ def _permute_as_llama(layout, hf_name, b):
 
 def _up_before_gate(layout, hf_name, b):  # phi3: llama.cpp's fused ffn_up is [gate; up]
     if hf_name.endswith("gate_up_proj.weight"):
-        return np.concatenate([b[len(b) // 2:], b[:len(b) // 2]])
+        return np.concatenate([b[len(b) // 2 :], b[: len(b) // 2]])
     return b
 
 
-WRONG = {"llama": _skip_permutation, "mistral": _skip_permutation, "qwen2": _permute_as_llama,
-         "qwen3": _permute_as_llama, "gemma3": _permute_as_llama, "phi3": _up_before_gate}
+WRONG = {
+    "llama": _skip_permutation,
+    "mistral": _skip_permutation,
+    "qwen2": _permute_as_llama,
+    "qwen3": _permute_as_llama,
+    "gemma3": _permute_as_llama,
+    "phi3": _up_before_gate,
+}
 
 
 # ---- unit tests ------------------------------------------------------------------------------------
+
 
 def test_permutation_is_undone_by_transformers_gguf_loader():
     from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
@@ -84,15 +93,26 @@ def _peft_folder(path, tensors, **config):
 def test_refuses_what_a_gguf_lora_cannot_hold(tmp_path, smollm2):
     q = "base_model.model.model.layers.0.self_attn.q_proj"
     a, b = np.ones((2, 576), np.float32), np.ones((576, 2), np.float32)
-    extra = _peft_folder(tmp_path / "extra", {f"{q}.lora_A.weight": a, f"{q}.lora_B.weight": b,
-                                              "base_model.model.model.norm.weight": np.ones(576, np.float32)})
+    extra = _peft_folder(
+        tmp_path / "extra",
+        {
+            f"{q}.lora_A.weight": a,
+            f"{q}.lora_B.weight": b,
+            "base_model.model.model.norm.weight": np.ones(576, np.float32),
+        },
+    )
     with pytest.raises(ExportError, match="model.norm.weight is not a lora_A/lora_B weight"):
         export_gguf(extra, smollm2)
     half = _peft_folder(tmp_path / "half", {f"{q}.lora_A.weight": a})
     with pytest.raises(ExportError, match="q_proj.weight has lora_A but not its pair"):
         export_gguf(half, smollm2)
-    head = _peft_folder(tmp_path / "head", {"base_model.model.lm_head.lora_A.weight": a,
-                                            "base_model.model.lm_head.lora_B.weight": np.ones((49152, 2), np.float32)})
+    head = _peft_folder(
+        tmp_path / "head",
+        {
+            "base_model.model.lm_head.lora_A.weight": a,
+            "base_model.model.lm_head.lora_B.weight": np.ones((49152, 2), np.float32),
+        },
+    )
     with pytest.raises(ExportError, match="no tensor output.weight .*tied to the embeddings"):
         export_gguf(head, smollm2)
     dora = _peft_folder(tmp_path / "dora", {f"{q}.lora_A.weight": a, f"{q}.lora_B.weight": b}, use_dora=True)
@@ -113,13 +133,16 @@ def test_refuses_an_architecture_it_does_not_know(tmp_path):
     writer.write_tensors_to_file()
     writer.close()
     q = "base_model.model.model.layers.0.self_attn.q_proj"
-    adapter = _peft_folder(tmp_path / "a", {f"{q}.lora_A.weight": np.ones((2, 8), np.float32),
-                                            f"{q}.lora_B.weight": np.ones((8, 2), np.float32)})
+    adapter = _peft_folder(
+        tmp_path / "a",
+        {f"{q}.lora_A.weight": np.ones((2, 8), np.float32), f"{q}.lora_B.weight": np.ones((8, 2), np.float32)},
+    )
     with pytest.raises(ExportError, match=r"other.gguf: general.architecture is 'starcoder2'.*gemma3.*llama"):
         export_gguf(adapter, base)
 
 
 # ---- tiny models: float32, every architecture ----------------------------------------------------
+
 
 @pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
@@ -146,15 +169,24 @@ def test_llamacpp_with_the_export_matches_transformers_peft(arch, tmp_path, smol
 
 # ---- the real embedded models (Q4 GGUFs, dequantised for transformers) -------------------------------
 
+
 def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tuple[dict, dict]:
     """compare() (what `lab adapters check` runs) on a random attention LoRA, exported right and wrong."""
     lab = Lab(home=home)
     hf = lab.backend(model_id, "hf")
     base = lab.model_info(model_id).path
-    peft_dir = random_lora(hf.model, home / f"random-lora-{model_id}", ["q_proj", "k_proj", "v_proj", "o_proj"],
-                           rank=8, alpha=16, b_std=b_std)
-    prompts = [[{"role": "user", "content": "Can you help with the printer? It is not printing."}],
-               [{"role": "user", "content": "Write one sentence about the sea."}]]
+    peft_dir = random_lora(
+        hf.model,
+        home / f"random-lora-{model_id}",
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+        rank=8,
+        alpha=16,
+        b_std=b_std,
+    )
+    prompts = [
+        [{"role": "user", "content": "Can you help with the printer? It is not printing."}],
+        [{"role": "user", "content": "Write one sentence about the sea."}],
+    ]
     right = AdapterInfo("random", peft_dir, model_id, "", "", gguf_path=export_gguf(peft_dir, base))
     good = compare(lab, right, prompts, max_tokens=12)
     bad = None
@@ -165,10 +197,15 @@ def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tupl
             wrong_file = export_gguf(peft_dir, base, peft_dir / "wrong.gguf")
         finally:
             export.gguf_rows = original
-        bad = compare(lab, AdapterInfo("wrong", peft_dir, model_id, "", "", gguf_path=wrong_file), prompts,
-                      max_tokens=12)
-    print(model_id, json.dumps({k: v for k, v in good.items() if k != "answers"}),
-          "wrong:", bad and bad["adapter_effect_rel_err"])
+        bad = compare(
+            lab, AdapterInfo("wrong", peft_dir, model_id, "", "", gguf_path=wrong_file), prompts, max_tokens=12
+        )
+    print(
+        model_id,
+        json.dumps({k: v for k, v in good.items() if k != "answers"}),
+        "wrong:",
+        bad and bad["adapter_effect_rel_err"],
+    )
     return good, bad
 
 
@@ -178,8 +215,9 @@ def _parity_on_real_model(home, model_id: str, b_std: float, wrong_rows) -> tupl
 # changes every top-1 token and the engines' Q4 noise then diverges: rel. error 0.49).
 # A wrong export is caught on the real SmolLM2 here; for gemma3 the float32 tiny-model test above
 # catches the same q/k permutation rule (the real Gemma pass cost 35 s of a suite near its bar).
-@pytest.mark.parametrize("model_id, b_std, wrong_rows", [("smollm2-135m-instruct", 0.1, _skip_permutation),
-                                                         ("gemma3-270m", 0.02, None)])
+@pytest.mark.parametrize(
+    "model_id, b_std, wrong_rows", [("smollm2-135m-instruct", 0.1, _skip_permutation), ("gemma3-270m", 0.02, None)]
+)
 def test_real_model_adapter_parity(shared_home, model_id, b_std, wrong_rows):
     good, bad = _parity_on_real_model(shared_home, model_id, b_std, wrong_rows)
     assert good["top1_same_as_base_hf"] < 0.95  # the adapter changes the model

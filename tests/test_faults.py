@@ -2,6 +2,7 @@
 readers, a sample of malformed inputs through the CLI, 2 SIGKILLs per long job, and a small load
 test of the app while a trainer writes. The drill's functions live in scripts/fault_drill.py
 (and its inputs in scripts/fault_inputs.py); `python scripts/fault_drill.py` runs them at scale."""
+
 from __future__ import annotations
 
 import random
@@ -24,6 +25,7 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 
 # ---- the readers, on Hypothesis-drawn breakage (fast) --------------------------------------------
+
 
 @FAST
 @given(breakage=st.sampled_from(LINE_BREAKAGES), at=st.integers(1, 25), data=st.data())
@@ -65,6 +67,7 @@ def test_the_valid_padding_itself_reads(tmp_path):
 
 
 # ---- through the CLI (real model files, real processes) -------------------------------------------
+
 
 @pytest.fixture
 def home(tmp_path):

@@ -1,5 +1,6 @@
 """scripts/gpu_check.py end to end on the CPU: bitsandbytes QLoRA on a random SmolLM2-shaped model
 (2 blocks instead of 30, so the run takes about a minute here), export, llama.cpp serving, parity."""
+
 from __future__ import annotations
 
 import math
@@ -20,10 +21,31 @@ def test_cpu_run_prints_the_table(tmp_path):
     out_md = tmp_path / "table.md"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--cpu", "--random", "--layers", "2", "--steps", "2",
-         "--seq-len", "1024", "--batch-size", "2", "--max-tokens", "16", "--home", str(tmp_path / "home"),
-         "--out", str(out_md)],
-        capture_output=True, text=True, env=env, timeout=1200)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "gpu_check.py"),
+            "--cpu",
+            "--random",
+            "--layers",
+            "2",
+            "--steps",
+            "2",
+            "--seq-len",
+            "1024",
+            "--batch-size",
+            "2",
+            "--max-tokens",
+            "16",
+            "--home",
+            str(tmp_path / "home"),
+            "--out",
+            str(out_md),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     table = out_md.read_text()
     assert table.strip() in run.stdout

@@ -1,6 +1,7 @@
 """Training jobs (lab/tuning/jobs.py): the app's way to train, `python -m lab.tuning` in its own
 process. A real one-step LoRA job on the embedded model, a bad config refused with exit 2, the
 time estimate."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,17 @@ def _wait(proc_pid: int, timeout: float) -> int:
 def test_a_job_trains_in_its_own_process_and_logs_to_the_lab(shared_home):
     lab = Lab(home=shared_home)
     task = load_task("tickets")
-    config = make_config("test", name="job-tiny", data=str(task.train), system=task.instruction + " 🙂",
-                         max_steps=1, batch_size=2, max_seq_len=384, eval_every=5, save_every=5)
+    config = make_config(
+        "test",
+        name="job-tiny",
+        data=str(task.train),
+        system=task.instruction + " 🙂",
+        max_steps=1,
+        batch_size=2,
+        max_seq_len=384,
+        eval_every=5,
+        save_every=5,
+    )
     job = jobs.start(lab, config, overwrite=True)
     assert job.config_path.suffix == ".json"
     assert json.loads(job.config_path.read_text(encoding="utf-8"))["instruction"].endswith("🙂")
@@ -51,8 +61,12 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path):
     data.write_text('{"input": "a", "output": "b"}\n')
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"name": "bad", "data": str(data), "rank": -1}))
-    proc = subprocess.run([sys.executable, "-m", "lab.tuning", "--home", str(tmp_path), "--config", str(config)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.tuning", "--home", str(tmp_path), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "run.json: field 'rank'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "adapters" / "bad").exists()
@@ -71,9 +85,16 @@ def test_the_eta_counts_the_validation_passes_to_come():
 
     assert validations_left(5, 10, 10) == 1 and validations_left(10, 10, 10) == 0
     assert validations_left(3, 25, 10) == 3 and validations_left(20, 25, 10) == 1
-    run = SimpleNamespace(steps_this_session=4, val_s=20.0, val_passes=1, step=10, total=20, loop_s=lambda: 60.0,
-                          config=SimpleNamespace(eval_every=10, batch_size=4, grad_accum=1),
-                          data=SimpleNamespace(val=[1] * 8))
+    run = SimpleNamespace(
+        steps_this_session=4,
+        val_s=20.0,
+        val_passes=1,
+        step=10,
+        total=20,
+        loop_s=lambda: 60.0,
+        config=SimpleNamespace(eval_every=10, batch_size=4, grad_accum=1),
+        data=SimpleNamespace(val=[1] * 8),
+    )
     assert eta_seconds(run) == pytest.approx(10 * 10 + 20)  # 10 steps of 10 s, then the last validation
     run.val_passes, run.val_s = 0, 0.0  # before the first pass: a third of a step per batch of 4
     assert eta_seconds(run) == pytest.approx(10 * 15 + 15 * 8 / 4 / 3)
@@ -96,8 +117,9 @@ def test_a_second_trainer_for_one_adapter_is_refused_naming_the_first(tmp_path, 
     data = tmp_path / "d.jsonl"
     data.write_text("".join('{"input": "q%d", "output": "a"}\n' % i for i in range(30)))
     config = make_config("test", name="same", data=str(data), max_steps=1)
-    first = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path), "same"], stdout=subprocess.PIPE,
-                             text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path), "same"], stdout=subprocess.PIPE, text=True
+    )
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a second trainer must not start"))
     try:
         assert first.stdout.readline().strip() == "locked"
@@ -148,8 +170,9 @@ def _sleeper() -> subprocess.Popen:
 
 
 def _running_row(lab, pid: int, started: float | None, steps: int = 0) -> int:
-    run_id = lab.store.insert("training_runs", {"ts": "t", "adapter_name": "x", "status": "running",
-                                                "pid": pid, "pid_started": started})
+    run_id = lab.store.insert(
+        "training_runs", {"ts": "t", "adapter_name": "x", "status": "running", "pid": pid, "pid_started": started}
+    )
     for step in range(1, steps + 1):
         lab.store.upsert("training_steps", {"run_id": run_id, "step": step, "loss": 1.0}, pk=("run_id", "step"))
     return run_id

@@ -28,6 +28,7 @@ def test_unknown_arm_is_refused(fake_lab):
 
 # ---- similar examples in a short context ---------------------------------------------------------
 
+
 class _Embedder:
     """Unit vectors whose cosine with the question "q" is given per text."""
 
@@ -72,11 +73,14 @@ def _label_task(folder, labels, max_tokens: int, constrain: bool = False):
     from lab.tasks import load_task
 
     folder.mkdir(exist_ok=True)
-    (folder / "eval.jsonl").write_text("".join(json.dumps({"id": f"e{i}", "input": f"question {i}", "output": x}) + "\n"
-                                               for i, x in enumerate(labels)))
-    (folder / "task.toml").write_text(f'name = "bank"\noutput_format = "label"\nlabels = {json.dumps(labels)}\n'
-                                      f'eval = "eval.jsonl"\nmax_tokens = {max_tokens}\n'
-                                      f'constrain = {"true" if constrain else "false"}\n')
+    (folder / "eval.jsonl").write_text(
+        "".join(json.dumps({"id": f"e{i}", "input": f"question {i}", "output": x}) + "\n" for i, x in enumerate(labels))
+    )
+    (folder / "task.toml").write_text(
+        f'name = "bank"\noutput_format = "label"\nlabels = {json.dumps(labels)}\n'
+        f'eval = "eval.jsonl"\nmax_tokens = {max_tokens}\n'
+        f"constrain = {'true' if constrain else 'false'}\n"
+    )
     return load_task(folder / "task.toml")
 
 

@@ -1,5 +1,6 @@
 """Where the base weights come from: a GGUF-only base too big to dequantise is refused, naming
 the file and what to put beside it; the size estimate read from the GGUF header."""
+
 from __future__ import annotations
 
 import json

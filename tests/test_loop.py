@@ -1,5 +1,6 @@
 """The training loss: answer tokens only, the vocabulary projection only where a learned token
 follows, equal to the plain full-logits masked cross-entropy (on tiny random models)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,11 @@ def _batch():
     import torch
 
     torch.manual_seed(0)
-    items = [Encoded([5, 6, 7, 8, 9, 10], [IGNORE, IGNORE, IGNORE, 8, 9, 10], 6),
-             Encoded([11, 12, 13], [IGNORE, IGNORE, 13], 3),
-             Encoded([14, 15, 16, 17], [IGNORE, 15, IGNORE, 17], 4)]
+    items = [
+        Encoded([5, 6, 7, 8, 9, 10], [IGNORE, IGNORE, IGNORE, 8, 9, 10], 6),
+        Encoded([11, 12, 13], [IGNORE, IGNORE, 13], 3),
+        Encoded([14, 15, 16, 17], [IGNORE, 15, IGNORE, 17], 4),
+    ]
     return collate(items, pad_id=0, device="cpu")
 
 
@@ -23,8 +26,9 @@ def _full_logits_loss(model, ids, mask, labels):
     import torch
 
     logits = model(input_ids=ids, attention_mask=mask).logits
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                             labels[:, 1:].reshape(-1), ignore_index=IGNORE)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=IGNORE
+    )
 
 
 @pytest.mark.parametrize("model_type", ["llama", "phi3", "gemma3_text"])
@@ -51,9 +55,11 @@ def test_loss_through_peft_and_with_a_softcapped_head():
     ids, labels, mask = _batch()
     with torch.no_grad():
         assert loss(model, ids, mask, labels).item() == pytest.approx(
-            _full_logits_loss(model, ids, mask, labels).item(), rel=1e-5)
-    peft_model = get_peft_model(tiny_model("llama"), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM",
-                                                               init_lora_weights=False))
+            _full_logits_loss(model, ids, mask, labels).item(), rel=1e-5
+        )
+    peft_model = get_peft_model(
+        tiny_model("llama"), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    )
     assert _decoder_and_head(peft_model) is not None
     value = loss(peft_model, ids, mask, labels)
     value.backward()  # gradients reach the LoRA weights through the decoder + head path

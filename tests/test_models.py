@@ -45,8 +45,13 @@ def test_missing_and_corrupt_models_name_the_path(home, tmp_path):
     with pytest.raises(GGUFError, match=str(bad)):
         read_metadata(bad)
     implausible = tmp_path / "kv.gguf"  # right magic and version, a key length of 2**62
-    implausible.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
-                            + (2 ** 62).to_bytes(8, "little"))
+    implausible.write_bytes(
+        b"GGUF"
+        + (3).to_bytes(4, "little")
+        + (0).to_bytes(8, "little")
+        + (1).to_bytes(8, "little")
+        + (2**62).to_bytes(8, "little")
+    )
     with pytest.raises(GGUFError, match=f"{implausible}: truncated or corrupt GGUF header .implausible string"):
         read_metadata(implausible)
     with pytest.raises(models.ModelNotFound, match="known:"):
@@ -76,6 +81,7 @@ def test_gemma_is_assembled_once_into_the_lab_home(home):
 
 # ---- a model as a pair: HF weights to train, a GGUF to serve ----------------------------------
 
+
 def _hf_twin(gguf, folder, config=None, tokens=None, template=None):
     """An HF folder describing the same model as `gguf` (config, tokenizer.json, chat template),
     built from the GGUF's own metadata; the keyword arguments change one part of it."""
@@ -83,9 +89,15 @@ def _hf_twin(gguf, folder, config=None, tokens=None, template=None):
     arch = meta["general.architecture"]
     vocab = meta["tokenizer.ggml.tokens"]
     folder.mkdir(parents=True)
-    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": arch, "dtype": "bfloat16",
-           "num_hidden_layers": meta[f"{arch}.block_count"], "hidden_size": meta[f"{arch}.embedding_length"],
-           "vocab_size": len(vocab), "max_position_embeddings": meta.get(f"{arch}.context_length")}
+    cfg = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": arch,
+        "dtype": "bfloat16",
+        "num_hidden_layers": meta[f"{arch}.block_count"],
+        "hidden_size": meta[f"{arch}.embedding_length"],
+        "vocab_size": len(vocab),
+        "max_position_embeddings": meta.get(f"{arch}.context_length"),
+    }
     (folder / "config.json").write_text(json.dumps({**cfg, **(config or {})}))
     vocab = list(vocab)
     for i, text in (tokens or {}).items():
@@ -153,8 +165,13 @@ def test_model_toml_names_the_parts_when_the_folder_is_ambiguous(home, pair):
     other = folder / "other.gguf"
     other.symlink_to(gguf.resolve())
     _hf_twin(gguf, folder / "bf16")
-    _hf_twin(gguf, folder / "bnb-4bit", config={"quantization_config": {
-        "quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}})
+    _hf_twin(
+        gguf,
+        folder / "bnb-4bit",
+        config={
+            "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
+        },
+    )
     with pytest.raises(models.ModelPairError, match="several GGUF files .*model.toml"):
         models.resolve(home, "smol")
     other.unlink()
@@ -186,8 +203,11 @@ def test_single_part_models_say_what_each_rung_can_do(home, pair):
     big = models.ModelInfo("big", "gguf", gguf, "user", size_bytes=5_000_000_000, gguf_path=gguf)
     assert models.capabilities(big)["train_from"] is None and "too big" in models.capabilities(big)["train_note"]
     server = models.resolve(home, "openai:http://127.0.0.1:9/v1#tiny")
-    assert server.format == "openai" and server.extra == {"url": "http://127.0.0.1:9/v1", "model": "tiny",
-                                                     "spec": "openai:http://127.0.0.1:9/v1#tiny"}
+    assert server.format == "openai" and server.extra == {
+        "url": "http://127.0.0.1:9/v1",
+        "model": "tiny",
+        "spec": "openai:http://127.0.0.1:9/v1#tiny",
+    }
     assert models.capabilities(server)["train"] is None
 
 
@@ -231,9 +251,11 @@ def test_models_does_not_import_the_backends():
     import subprocess
     import sys
 
-    code = ("import sys, lab.models; m = lab.models.describe_server('openai:http://127.0.0.1:1/v1');"
-            "assert not [k for k in sys.modules if k.startswith('lab.backends')], sys.modules.keys();"
-            "import lab.backends.openai_compat as o; assert not hasattr(o, 'describe')")
+    code = (
+        "import sys, lab.models; m = lab.models.describe_server('openai:http://127.0.0.1:1/v1');"
+        "assert not [k for k in sys.modules if k.startswith('lab.backends')], sys.modules.keys();"
+        "import lab.backends.openai_compat as o; assert not hasattr(o, 'describe')"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

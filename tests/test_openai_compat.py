@@ -2,6 +2,7 @@
 (`python -m llama_cpp.server`), serving the default GGUF and, as a second alias, the same GGUF with a
 LoRA adapter, from the config `lab adapters serve --engine llama-cpp-python` writes. Same weights,
 same engine as the local llama.cpp backend: every arm must answer and score the same."""
+
 from __future__ import annotations
 
 import json
@@ -51,15 +52,22 @@ def random_adapter(lab: Lab, name: str, rank: int = 4, b_std: float = 0.3) -> Pa
     for i in range(n_layer):
         for proj, n_out in (("q_proj", d), ("v_proj", d_kv)):
             prefix = f"base_model.model.model.layers.{i}.self_attn.{proj}"
-            tensors[f"{prefix}.lora_A.weight"] = (rng.standard_normal((rank, d)) / d ** 0.5).astype(np.float32)
+            tensors[f"{prefix}.lora_A.weight"] = (rng.standard_normal((rank, d)) / d**0.5).astype(np.float32)
             tensors[f"{prefix}.lora_B.weight"] = (rng.standard_normal((n_out, rank)) * b_std).astype(np.float32)
     save_file(tensors, str(folder / "adapter_model.safetensors"))
-    (folder / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, "target_modules": ["q_proj", "v_proj"]}))
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, "target_modules": ["q_proj", "v_proj"]})
+    )
     export_gguf(folder, info.path)
-    (folder / "lab_adapter.json").write_text(json.dumps({
-        "base_model": {"id": info.id, "sha256": lab.model_sha(info), "path": str(info.path)},
-        "adapter": {"sha256": sha256_of(folder / "adapter_model.safetensors")}, "config": {}}))
+    (folder / "lab_adapter.json").write_text(
+        json.dumps(
+            {
+                "base_model": {"id": info.id, "sha256": lab.model_sha(info), "path": str(info.path)},
+                "adapter": {"sha256": sha256_of(folder / "adapter_model.safetensors")},
+                "config": {},
+            }
+        )
+    )
     return folder
 
 
@@ -73,9 +81,13 @@ class Server:
 
     def start(self, wait_s: float = 180) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--config_file",
-                                          str(self.config_file)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--config_file", str(self.config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         deadline = time.time() + wait_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -112,8 +124,11 @@ def served(tmp_path_factory):
 
 
 def answers(lab, run_id) -> dict:
-    rows = lab.store.query("select r.example_id, r.arm, r.scores_json, r.error, g.output from eval_results r "
-                           "left join generations g on g.id = r.generation_id where r.eval_run_id = ?", [run_id])
+    rows = lab.store.query(
+        "select r.example_id, r.arm, r.scores_json, r.error, g.output from eval_results r "
+        "left join generations g on g.id = r.generation_id where r.eval_run_id = ?",
+        [run_id],
+    )
     return {(r["example_id"], r["arm"]): (r["output"], json.loads(r["scores_json"]), r["error"]) for r in rows}
 
 
@@ -127,8 +142,9 @@ def test_every_arm_answers_and_scores_the_same_as_the_local_backend(served):
     assert not differ
     tuned = [local[(ex, "tune")][0] != local[(ex, "zero-shot")][0] for ex, arm in local if arm == "tune"]
     assert any(tuned)  # the adapter alias really serves the adapter
-    served_models = {r["model_id"] for r in lab.store.query(
-        "select distinct model_id from generations where arm = 'tune'")}
+    served_models = {
+        r["model_id"] for r in lab.store.query("select distinct model_id from generations where arm = 'tune'")
+    }
     assert served_models == {"smollm2-135m-instruct", "openai:smollm2-135m-instruct"}
 
 
@@ -153,15 +169,24 @@ def test_concurrency_4_loses_and_duplicates_nothing_and_a_killed_server_resumes(
     backend = lab.backend(spec)
     backend.client.retries, backend.client.backoff_s = 1, 0.05  # fail fast once it is gone
     with pytest.raises(ServerUnavailable, match="is it running"):
-        run_eval(lab, "specialty", ["zero-shot"], limit=8, model=spec, progress=False, concurrency=4,
-                 on_result=kill_after_two)
+        run_eval(
+            lab,
+            "specialty",
+            ["zero-shot"],
+            limit=8,
+            model=spec,
+            progress=False,
+            concurrency=4,
+            on_result=kill_after_two,
+        )
     run = lab.store.query("select * from eval_runs where task = 'specialty' order by id desc limit 1")[0]
     first = lab.store.query("select example_id from eval_results where eval_run_id = ?", [run["id"]])
     assert run["status"] == "failed" and 2 <= len(first) < 8
     server.start()
     run_id = run_eval(lab, "specialty", ["zero-shot"], limit=8, model=spec, progress=False, concurrency=4)
-    keys = [r["example_id"] for r in lab.store.query(
-        "select example_id from eval_results where eval_run_id = ?", [run_id])]
+    keys = [
+        r["example_id"] for r in lab.store.query("select example_id from eval_results where eval_run_id = ?", [run_id])
+    ]
     assert run_id == run["id"] and len(keys) == len(set(keys)) == 8
     gens = lab.store.query("select count(*) as n from generations where eval_run_id = ? and error is null", [run_id])
     assert gens[0]["n"] == 8  # one logged answer per example: nothing asked twice

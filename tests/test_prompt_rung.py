@@ -1,6 +1,7 @@
 """The prompt rung at its best (lab/evaluation/prompt_rung.py): configurations measured once and
 reused, k capped to what fits, the best chosen, constrained runs kept apart from unconstrained
 ones, and the advisor judging fine-tuning against the best prompt configuration."""
+
 from __future__ import annotations
 
 import json
@@ -22,23 +23,37 @@ from lab.evaluation.runner import EvalError
 from lab.tasks import load_task
 
 LABELS = ["Dermatologist", "Cardiologist", "Neurologist"]
-EVAL = [("itchy rash on my arm", "Dermatologist"), ("chest pain when climbing stairs", "Cardiologist"),
-        ("constant headaches and numb fingers", "Neurologist"), ("dark spot on my skin", "Dermatologist"),
-        ("my heart races at night", "Cardiologist"), ("I keep forgetting words", "Neurologist"),
-        ("a mole that changed colour", "Dermatologist"), ("short of breath and chest tightness", "Cardiologist")]
-POOL = [("acne on my back", "Dermatologist"), ("palpitations", "Cardiologist"), ("numbness in my leg", "Neurologist"),
-        ("eczema flare", "Dermatologist"), ("high blood pressure", "Cardiologist"), ("migraines", "Neurologist")]
+EVAL = [
+    ("itchy rash on my arm", "Dermatologist"),
+    ("chest pain when climbing stairs", "Cardiologist"),
+    ("constant headaches and numb fingers", "Neurologist"),
+    ("dark spot on my skin", "Dermatologist"),
+    ("my heart races at night", "Cardiologist"),
+    ("I keep forgetting words", "Neurologist"),
+    ("a mole that changed colour", "Dermatologist"),
+    ("short of breath and chest tightness", "Cardiologist"),
+]
+POOL = [
+    ("acne on my back", "Dermatologist"),
+    ("palpitations", "Cardiologist"),
+    ("numbness in my leg", "Neurologist"),
+    ("eczema flare", "Dermatologist"),
+    ("high blood pressure", "Cardiologist"),
+    ("migraines", "Neurologist"),
+]
 
 
 def _jsonl(path: Path, pairs, prefix: str) -> None:
-    path.write_text("".join(json.dumps({"id": f"{prefix}{i}", "input": a, "output": b}) + "\n"
-                            for i, (a, b) in enumerate(pairs)))
+    path.write_text(
+        "".join(json.dumps({"id": f"{prefix}{i}", "input": a, "output": b}) + "\n" for i, (a, b) in enumerate(pairs))
+    )
 
 
 def write_task(folder: Path, name: str, held_out) -> object:
     """A label task named `name` in `folder`: `held_out` (question, label) pairs and the POOL."""
     folder.mkdir()
-    (folder / "task.toml").write_text(textwrap.dedent(f"""
+    (folder / "task.toml").write_text(
+        textwrap.dedent(f"""
         name = "{name}"
         instruction = "Name the doctor specialty."
         output_format = "label"
@@ -50,7 +65,8 @@ def write_task(folder: Path, name: str, held_out) -> object:
         train = "fewshot.jsonl"
         few_shot_k = 4
         max_tokens = 8
-    """))
+    """)
+    )
     _jsonl(folder / "eval.jsonl", held_out, "e")
     _jsonl(folder / "fewshot.jsonl", POOL, "f")
     return load_task(folder / "task.toml")
@@ -93,8 +109,12 @@ def test_measure_runs_each_config_once_and_picks_the_best(fake_lab, task):
     fake_lab.fake.default = "Cardiologist"
     notes = []
     configs = measure_prompt_rung(fake_lab, task, ks=[2, 4, 9], modes=("fixed",), on_note=notes.append)
-    assert [c.label() for c in configs] == ["zero-shot", "few-shot, 2 fixed examples", "few-shot, 4 fixed examples",
-                                            "few-shot, 6 fixed examples"]
+    assert [c.label() for c in configs] == [
+        "zero-shot",
+        "few-shot, 2 fixed examples",
+        "few-shot, 4 fixed examples",
+        "few-shot, 6 fixed examples",
+    ]
     assert notes == ["k capped at 6: the few-shot pool has only 6 examples (asked for 9)"]
     assert all(c.n == 8 and c.score == pytest.approx(3 / 8) for c in configs)
     # zero-shot and the task's own k share the run `lab eval TASK` makes by default
@@ -111,8 +131,13 @@ def test_best_config_breaks_ties_toward_the_cheaper_one():
     def cfg(arm, mode, k, score):
         return PromptConfig(arm, mode, k, False, 1, score, 10)
 
-    configs = [cfg("few-shot", "similar", 4, 0.6), cfg("few-shot", "fixed", 8, 0.6), cfg("few-shot", "fixed", 4, 0.6),
-               cfg("few-shot", "similar", 8, 0.5), cfg("zero-shot", "fixed", 0, None)]
+    configs = [
+        cfg("few-shot", "similar", 4, 0.6),
+        cfg("few-shot", "fixed", 8, 0.6),
+        cfg("few-shot", "fixed", 4, 0.6),
+        cfg("few-shot", "similar", 8, 0.5),
+        cfg("zero-shot", "fixed", 0, None),
+    ]
     assert best_prompt_config(configs).label() == "few-shot, 4 fixed examples"
     with pytest.raises(EvalError):
         best_prompt_config([cfg("zero-shot", "fixed", 0, None)])
@@ -144,8 +169,19 @@ def _prompt_configs_then_tune(fake_lab, task, monkeypatch, tune_gets: set):
             return real(lab, "zero-shot", question, **kw)
         return real(lab, arm, question, **kw)
 
-    adapter = type("Adapter", (), {"name": "docs", "sha": "x", "base_model": None, "instruction": None,
-                                   "wall_s": 1.0, "device": "cpu", "run_id": None})()
+    adapter = type(
+        "Adapter",
+        (),
+        {
+            "name": "docs",
+            "sha": "x",
+            "base_model": None,
+            "instruction": None,
+            "wall_s": 1.0,
+            "device": "cpu",
+            "run_id": None,
+        },
+    )()
     monkeypatch.setattr(ladder, "answer", fake_answer)
     monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: [("SIMILAR", "x")] * k)
     monkeypatch.setattr(ladder, "resolve_adapter", lambda lab, name, model=None: adapter)
@@ -184,9 +220,11 @@ def test_a_better_prompt_config_than_tune_is_recommended_over_it(fake_lab, task,
     assert "the best is few-shot, 2 similar examples (the prompt rung's best of 5 configurations" in rec.to_text()
     assert "(mean 0.750 on 8 examples)" in rec.to_text()
     # one name from the headline to the last line (issue 21)
-    assert rec.headline().endswith("the best so far is prompt (few-shot): few-shot, 2 similar examples (the "
-                                   f"prompt rung's best of 5 configurations, eval run {best.eval_run_id})"
-                                   " (evidence too thin: a first look, not a recommendation)")
+    assert rec.headline().endswith(
+        "the best so far is prompt (few-shot): few-shot, 2 similar examples (the "
+        f"prompt rung's best of 5 configurations, eval run {best.eval_run_id})"
+        " (evidence too thin: a first look, not a recommendation)"
+    )
 
 
 def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
@@ -198,8 +236,9 @@ def test_cli_best_prompt_and_constrain_flags(fake_lab, task, monkeypatch):
     monkeypatch.setattr(ladder, "similar_shots", lambda lab, pool, q, k: ladder.fixed_shots(pool, k)[::-1])
     fake_lab.fake.default = "Cardiologist"
     obj = {"lab": fake_lab, "home": str(fake_lab.home.root)}
-    r = CliRunner().invoke(cli, ["eval", str(task.source), "--best-prompt", "--ks", "2,9", "--limit", "4",
-                                 "--constrain"], obj=obj)
+    r = CliRunner().invoke(
+        cli, ["eval", str(task.source), "--best-prompt", "--ks", "2,9", "--limit", "4", "--constrain"], obj=obj
+    )
     assert r.exit_code == 0, r.output
     assert "few-shot, 2 similar examples, constrained" in r.output and "k capped at 6" in r.output
     assert "best prompt configuration: zero-shot, constrained (0.500 on 4 examples, the best of " in r.output

@@ -2,6 +2,7 @@
 builds (or reuses) .venv-py310 with a 3.10 interpreter and the light dependencies, compiles lab/ and
 scripts/, imports the foundation modules (tomllib's fallback to tomli taken) and runs the fast tests
 that need no torch or llama.cpp. About 2.5 minutes the first time, under one minute cached."""
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,6 @@ def test_the_lab_runs_on_python_3_10():
         pytest.skip(f"no Python 3.10 interpreter here: {found.stderr.strip()}")
     assert found.returncode == 0, found.stderr
     run = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    assert run.returncode == 0, (run.stdout[-4000:] + "\n" + run.stderr[-3000:])
+    assert run.returncode == 0, run.stdout[-4000:] + "\n" + run.stderr[-3000:]
     assert re.search(r"\d+ passed", run.stdout), run.stdout[-2000:]
     assert " failed" not in run.stdout and "Python 3.10: all passed" in run.stderr

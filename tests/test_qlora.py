@@ -1,5 +1,6 @@
 """QLoRA: 4-bit layers kept trainable on the CPU, Unsloth's import order and offline settings
 (mocked: no GPU here), and a real CPU QLoRA run on the embedded SmolLM2 served by llama.cpp."""
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,12 @@ needs_cpu_bnb = pytest.mark.skipif(cpu_qlora_problem() is not None, reason=f"{cp
 
 # ---- choosing the method and engine --------------------------------------------------------------
 
+
 def test_qlora_on_the_cpu_needs_bitsandbytes_047(monkeypatch):
     import importlib.metadata
 
     real = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version",
-                        lambda name: "0.45.5" if name == "bitsandbytes" else real(name))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.45.5" if name == "bitsandbytes" else real(name))
     with pytest.raises(TrainingError, match="qlora on the CPU needs bitsandbytes >= 0.47: bitsandbytes 0.45.5"):
         pick_method("qlora", cuda=False)
     assert pick_method("qlora", cuda=True) == "qlora"  # CUDA: no CPU kernels needed
@@ -67,14 +68,16 @@ def test_unsloth_is_imported_before_transformers_and_peft(tmp_path):
     neither transformers nor peft is loaded yet, and its environment is set."""
     fake = tmp_path / "fake" / "unsloth"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text(textwrap.dedent("""
+    (fake / "__init__.py").write_text(
+        textwrap.dedent("""
         import json, os, sys
         print("UNSLOTH-IMPORT " + json.dumps({
             "loaded": [m for m in ("transformers", "peft", "bitsandbytes") if m in sys.modules],
             "env": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "UNSLOTH_DISABLE_STATISTICS",
                                                     "UNSLOTH_COMPILE_LOCATION", "TRANSFORMERS_OFFLINE")}}))
         raise SystemExit(0)  # stop the run here: there is no GPU to go on with
-    """))
+    """)
+    )
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"input": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(25)))
     script = textwrap.dedent(f"""
@@ -96,6 +99,7 @@ def test_unsloth_is_imported_before_transformers_and_peft(tmp_path):
 
 # ---- 4-bit layers on the CPU ---------------------------------------------------------------------
 
+
 @needs_cpu_bnb
 def test_4bit_layers_stay_trainable_after_a_no_grad_forward(tmp_path):
     """bitsandbytes repacks a Linear4bit in place on its first no-grad CPU forward (on AVX512-BF16
@@ -113,9 +117,10 @@ def test_4bit_layers_stay_trainable_after_a_no_grad_forward(tmp_path):
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(tmp_path, quantization_config=quant, device_map={"": "cpu"})
     assert keep_trainable_layout(model) == 2 * 7  # every linear layer of both blocks is 4-bit
-    model = get_peft_model(prepare_model_for_kbit_training(model, use_gradient_checkpointing=False),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                                      task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        prepare_model_for_kbit_training(model, use_gradient_checkpointing=False),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"),
+    )
     ids = torch.randint(0, 256, (2, 8))
     model.eval()
     with torch.no_grad():
@@ -129,6 +134,7 @@ def test_4bit_layers_stay_trainable_after_a_no_grad_forward(tmp_path):
 
 
 # ---- a real QLoRA run on the CPU -----------------------------------------------------------------
+
 
 @pytest.mark.integration
 @pytest.mark.slow
@@ -145,8 +151,13 @@ def test_qlora_on_the_cpu_trains_exports_and_llamacpp_serves_it(shared_home, mon
     lab = Lab(home=shared_home)
     data = write_jsonl(shared_home / "tickets-tiny.jsonl", ticket_rows(40))
     steps = []
-    adapter = train(tiny_config(data, "qlora-cpu", method="qlora", max_steps=6), lab, progress=False,
-                    on_step=steps.append, overwrite=True)
+    adapter = train(
+        tiny_config(data, "qlora-cpu", method="qlora", max_steps=6),
+        lab,
+        progress=False,
+        on_step=steps.append,
+        overwrite=True,
+    )
     assert layers == [30 * 7]  # SmolLM2-135M: 30 blocks of 7 linear layers, all 4-bit
     m = adapter.manifest
     assert (m["method"], m["engine"], m["device"]) == ("qlora", "peft+bitsandbytes", "cpu")
@@ -154,8 +165,16 @@ def test_qlora_on_the_cpu_trains_exports_and_llamacpp_serves_it(shared_home, mon
     assert len(losses) == 6 and sum(losses[-2:]) / 2 < 0.7 * losses[0], losses
     assert m["metrics"]["val_loss"] < 0.7 * m["metrics"]["first_loss"]
     assert (adapter.path / "adapter_model.safetensors").is_file() and (adapter.path / "adapter.gguf").is_file()
-    print(json.dumps({"losses": losses, "s_per_step": m["metrics"]["s_per_step"], "wall_s": m["wall_s"],
-                      "peak_rss_mb": m["peak_rss_bytes"] / 1e6}))
+    print(
+        json.dumps(
+            {
+                "losses": losses,
+                "s_per_step": m["metrics"]["s_per_step"],
+                "wall_s": m["wall_s"],
+                "peak_rss_mb": m["peak_rss_bytes"] / 1e6,
+            }
+        )
+    )
     question = "Urgent: vpn problem since Monday."
     options = lab.options(max_tokens=12)
     base = lab.answer("zero-shot", question, system=INSTRUCTION, options=options).generation

@@ -1,5 +1,6 @@
 """The HTML report: one self-contained file (no scripts, no external URLs) with the scoreboard,
 the quality-versus-cost chart, the paired comparisons, per-example diffs and the recommendation."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,8 @@ from lab.report import chart_svg, render_html, write_report
 def finished_run(fake_lab, tmp_path):
     folder = tmp_path / "mini"
     folder.mkdir()
-    (folder / "task.toml").write_text(textwrap.dedent("""
+    (folder / "task.toml").write_text(
+        textwrap.dedent("""
         name = "mini"
         instruction = "Name the specialty."
         output_format = "label"
@@ -29,9 +31,12 @@ def finished_run(fake_lab, tmp_path):
         eval = "eval.jsonl"
         fewshot = "eval.jsonl"
         few_shot_k = 1
-    """))
-    rows = [{"id": f"e{i}", "input": f"case <{i}> & symptoms", "output": ["Dermatologist", "Cardiologist"][i % 2]}
-            for i in range(8)]
+    """)
+    )
+    rows = [
+        {"id": f"e{i}", "input": f"case <{i}> & symptoms", "output": ["Dermatologist", "Cardiologist"][i % 2]}
+        for i in range(8)
+    ]
     (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     # zero-shot: always Dermatologist (half right, a <script> in one answer); few-shot: all right
     zero = ["Dermatologist"] * 7 + ["<script>alert(1)</script>"]

@@ -1,5 +1,6 @@
 """The RAG rung: corpus reading, chunking, context packing (unit tests, fakes only for logic), and
 real embeddings + a real hnswlib index on the sample corpus (integration)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ from lab.retrieval.index import LoadedIndex, current_dir
 REPO = Path(__file__).resolve().parents[1]
 ACME = REPO / "corpora" / "acme"
 ACME_EVAL = REPO / "lab" / "scenarios" / "acme-facts" / "eval.jsonl"
-needs_acme = pytest.mark.skipif(not ACME.is_dir() or not ACME_EVAL.exists(),
-                                reason="the sample corpus is made by scripts/make_scenarios.py")
+needs_acme = pytest.mark.skipif(
+    not ACME.is_dir() or not ACME_EVAL.exists(), reason="the sample corpus is made by scripts/make_scenarios.py"
+)
 
 
 def words(text: str) -> int:
@@ -35,13 +37,16 @@ def words(text: str) -> int:
 
 # ---- chunking -------------------------------------------------------------------------------
 
-DOC = """# Widget manual
+DOC = (
+    """# Widget manual
 
 Intro paragraph about widgets. It has two sentences.
 
 ## Installation
 
-""" + " ".join(f"Step {i} says to turn screw number {i} by one quarter turn." for i in range(40)) + """
+"""
+    + " ".join(f"Step {i} says to turn screw number {i} by one quarter turn." for i in range(40))
+    + """
 
 ## Safety
 
@@ -51,6 +56,7 @@ Do not submerge the widget.
 
 The warranty lasts 3 years.
 """
+)
 
 
 def test_chunks_are_exact_spans_within_budget():
@@ -58,7 +64,7 @@ def test_chunks_are_exact_spans_within_budget():
     chunks = chunk_document(doc, words, chunk_tokens=40, overlap=8)
     assert len(chunks) > 3
     for c in chunks:
-        assert c.text == DOC[c.start:c.end]  # a citation can point at exact characters
+        assert c.text == DOC[c.start : c.end]  # a citation can point at exact characters
         assert words(c.text) <= 40
         assert c.source == "manual.md" and c.title == "Widget manual"
     covered = set()
@@ -75,7 +81,7 @@ def test_chunks_follow_headings_and_overlap_inside_a_section():
     assert len(install) > 2
     for a, b in zip(install, install[1:]):
         assert b.start < a.end  # the tail of one chunk opens the next
-        assert words(DOC[b.start:a.end]) <= 8
+        assert words(DOC[b.start : a.end]) <= 8
     # Small sections that fit together share a chunk, which still starts at a heading.
     last = chunks[-1]
     assert last.text.startswith("## Safety") and "3 years" in last.text
@@ -104,15 +110,18 @@ def test_bad_chunking_settings_are_refused():
 
 
 def test_html_keeps_headings_and_drops_scripts():
-    title, text = html_to_text("<html><head><title>Help</title><script>var x</script></head><body>"
-                               "<h2>Returns</h2><p>Within <b>45</b> days.</p><ul><li>one</li><li>two</li></ul>"
-                               "<script>alert(1)</script></body></html>")
+    title, text = html_to_text(
+        "<html><head><title>Help</title><script>var x</script></head><body>"
+        "<h2>Returns</h2><p>Within <b>45</b> days.</p><ul><li>one</li><li>two</li></ul>"
+        "<script>alert(1)</script></body></html>"
+    )
     assert title == "Help"
     assert "## Returns" in text and "Within 45 days." in text and "- one" in text
     assert "alert" not in text and "var x" not in text
 
 
 # ---- corpus errors (no embedding needed: they happen before) --------------------------------
+
 
 def test_missing_and_empty_corpora_are_clear_errors(tmp_path):
     from lab.engine import Lab
@@ -136,9 +145,19 @@ def test_missing_and_empty_corpora_are_clear_errors(tmp_path):
 
 # ---- packing: the context budget ------------------------------------------------------------
 
+
 def _passages(n, rng=random):
-    return [Passage(" ".join(f"w{i}x{j}" for j in range(rng.randint(5, 120))), f"doc{i}.md", f"Doc {i}",
-                    (0, 10), 1 - i / 100, f"doc{i}.md@{i}") for i in range(n)]
+    return [
+        Passage(
+            " ".join(f"w{i}x{j}" for j in range(rng.randint(5, 120))),
+            f"doc{i}.md",
+            f"Doc {i}",
+            (0, 10),
+            1 - i / 100,
+            f"doc{i}.md@{i}",
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -151,8 +170,9 @@ def test_packing_never_exceeds_the_context(seed):
     used = backend.count_tokens(backend.render(messages))
     assert used + min(max_tokens, backend.n_ctx // 2) <= backend.n_ctx  # room for the answer too
     # Kept passages are the best-ranked ones, in rank order, numbered from [1].
-    assert [p.chunk_id for p in kept] == [p.chunk_id for p in passages[:len(kept)]] or (
-        len(kept) == 1 and kept[0].text != passages[0].text)
+    assert [p.chunk_id for p in kept] == [p.chunk_id for p in passages[: len(kept)]] or (
+        len(kept) == 1 and kept[0].text != passages[0].text
+    )
     for i in range(1, len(kept) + 1):
         assert f"[{i}] " in messages[0]["content"]
 
@@ -172,6 +192,7 @@ def test_packing_refuses_a_question_longer_than_the_context():
 
 
 # ---- real embeddings, a real index, the sample corpus ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
@@ -203,7 +224,7 @@ def test_search_finds_the_document_that_answers(lab):
     p = search(lab, "acme", "How much does the AX-220 Skylark star tracker cost?", k=1)[0]
     assert p.source == "products/ax-220.md" and "$649" in p.text
     text = (lab.home.corpora / "acme" / p.source).read_text()
-    assert text[p.span[0]:p.span[1]] == p.text  # the span points into the file
+    assert text[p.span[0] : p.span[1]] == p.text  # the span points into the file
 
 
 @needs_acme
@@ -265,8 +286,9 @@ def test_answer_follows_an_edited_fact(lab):
     after, row_after, _ = _ask(lab, "shop", question)
     assert "$899" in after.text and "$149" not in after.text
 
-    rows = {r["id"]: r for r in lab.store.query("select * from generations where id in (?, ?)",
-                                                [row_before, row_after])}
+    rows = {
+        r["id"]: r for r in lab.store.query("select * from generations where id in (?, ?)", [row_before, row_after])
+    }
     assert rows[row_before]["arm"] == "rag" and rows[row_before]["corpus"] == "shop"
     assert rows[row_before]["index_hash"] != rows[row_after]["index_hash"]
     retrieved = json.loads(rows[row_after]["retrieved_json"])
@@ -277,8 +299,14 @@ def test_answer_follows_an_edited_fact(lab):
 def _ask(lab, corpus, question):
     from lab.retrieval import ask_rag
 
-    return ask_rag(lab, corpus, question, k=2, options=lab.options(max_tokens=24),
-                   system="Answer with the short answer only, from the sources.")
+    return ask_rag(
+        lab,
+        corpus,
+        question,
+        k=2,
+        options=lab.options(max_tokens=24),
+        system="Answer with the short answer only, from the sources.",
+    )
 
 
 @needs_acme
@@ -340,8 +368,9 @@ def test_a_killed_build_keeps_the_previous_index(lab, tmp_path, point):
     (corpus / "policies" / "returns.md").unlink()  # a change that needs no embedding model
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
-    proc = subprocess.Popen([sys.executable, str(script), str(lab.home.root), name, point],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(lab.home.root), name, point], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
     try:
         assert proc.stdout.readline().strip() == "PAUSED", "the build never reached the kill point"
         os.kill(proc.pid, signal.SIGKILL)  # killed halfway: after partial writes, before the switch
@@ -357,8 +386,9 @@ def test_a_killed_build_keeps_the_previous_index(lab, tmp_path, point):
     report = index_corpus(lab, name, progress=False)  # the next build cleans up and finishes
     assert report.removed > 0 and report.embedded == 0
     assert not list(index_root.glob(".tmp-*")) and len(list(index_root.glob("v*"))) == 1
-    assert all(p.source != "policies/returns.md"
-               for p in search(lab, name, "How many days do I have to return an item?", k=4))
+    assert all(
+        p.source != "policies/returns.md" for p in search(lab, name, "How many days do I have to return an item?", k=4)
+    )
 
 
 @needs_acme
@@ -435,6 +465,7 @@ def test_the_embedder_runs_on_the_gpu_when_there_is_one():
 
 # ---- editing a corpus: only inside the lab home ---------------------------------------------------
 
+
 def test_corpus_edits_copy_an_outside_corpus_into_the_home_first(tmp_path_factory):
     from lab.home import LabHome
     from lab.retrieval.corpus import add_files, delete_document, home_corpus, write_document
@@ -455,8 +486,10 @@ def test_corpus_edits_copy_an_outside_corpus_into_the_home_first(tmp_path_factor
     added, skipped = add_files(home, "acme", [extra], into="misc")
     assert added == ["misc/notes.txt"] and not skipped
     delete_document(home, "acme", "misc/notes.txt")
-    assert not (home.corpora / "acme" / "misc").exists() and sorted(p.name for p in sample.rglob("*")) == \
-        ["policies", "warranty.md"]
+    assert not (home.corpora / "acme" / "misc").exists() and sorted(p.name for p in sample.rglob("*")) == [
+        "policies",
+        "warranty.md",
+    ]
 
 
 def test_corpus_names_and_document_paths_are_checked(tmp_path):

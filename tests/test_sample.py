@@ -1,5 +1,6 @@
 """`lab.evaluation.sample.held_out`: the held-out examples a limit evaluates are a seeded,
 label-stratified, nested sample, the same on every rerun, whatever the file's order."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,11 @@ LABELS = [f"label{i}" for i in range(10)]
 def make_task(folder: Path, examples: list[tuple[str, str]], labels: list[str] | None = LABELS):
     """A task whose eval.jsonl holds `examples` (id, output) in the order given."""
     folder.mkdir(parents=True, exist_ok=True)
-    head = (f'output_format = "label"\nlabels = {json.dumps(labels)}\n' if labels
-            else 'output_format = "text"\n')
+    head = f'output_format = "label"\nlabels = {json.dumps(labels)}\n' if labels else 'output_format = "text"\n'
     (folder / "task.toml").write_text(f'name = "t"\n{head}eval = "eval.jsonl"\n')
-    (folder / "eval.jsonl").write_text("".join(json.dumps({"id": i, "input": f"question {i}", "output": out}) + "\n"
-                                               for i, out in examples))
+    (folder / "eval.jsonl").write_text(
+        "".join(json.dumps({"id": i, "input": f"question {i}", "output": out}) + "\n" for i, out in examples)
+    )
     return load_task(folder / "task.toml")
 
 
@@ -66,12 +67,19 @@ def test_the_same_order_on_every_run_and_whatever_the_file_order(tmp_path):
     assert ids == [e.id for e in held_out(make_task(tmp_path / "b", examples[::-1]))]
     assert ids != [e.id for e in task.examples("eval")]  # not the file's order
     # another process (another PYTHONHASHSEED) draws the same order: no hash() in the seed
-    code = ("import sys; from lab.tasks import load_task; from lab.evaluation.sample import held_out; "
-            "print(' '.join(e.id for e in held_out(load_task(sys.argv[1]))))")
+    code = (
+        "import sys; from lab.tasks import load_task; from lab.evaluation.sample import held_out; "
+        "print(' '.join(e.id for e in held_out(load_task(sys.argv[1]))))"
+    )
     for hash_seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a" / "task.toml")], check=True,
-                             capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": hash_seed},
-                             cwd=Path(__file__).resolve().parents[1])
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "a" / "task.toml")],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=Path(__file__).resolve().parents[1],
+        )
         assert out.stdout.split() == ids
 
 

@@ -1,6 +1,7 @@
 """The server backend's logic against a tiny OpenAI-compatible HTTP server run by the test (slow on
 purpose, failing on purpose): concurrency bounds, resume, retries, clear errors, adapters by name,
 token counts through /tokenize. The real server (llama-cpp-python's) is in test_openai_compat.py."""
+
 from __future__ import annotations
 
 import http.server
@@ -123,11 +124,14 @@ def server_lab(tmp_path, server, model="tiny", retries=1, **kw) -> tuple[Lab, st
 
 
 def result_keys(lab, run_id):
-    return [(r["example_id"], r["arm"]) for r in lab.store.query(
-        "select example_id, arm from eval_results where eval_run_id = ?", [run_id])]
+    return [
+        (r["example_id"], r["arm"])
+        for r in lab.store.query("select example_id, arm from eval_results where eval_run_id = ?", [run_id])
+    ]
 
 
 # ---- concurrency and resume ------------------------------------------------------------------
+
 
 def test_evaluation_keeps_at_most_n_requests_in_flight_and_writes_each_row_once(tmp_path, server):
     lab, spec = server_lab(tmp_path, server)
@@ -138,8 +142,9 @@ def test_evaluation_keeps_at_most_n_requests_in_flight_and_writes_each_row_once(
     assert server.max_in_flight == 4 and len(server.chats) == 12
     assert len(keys) == len(set(keys)) == 12
     assert wall < 12 * 0.15  # in parallel: serial would take 1.8 s or more
-    gens = lab.store.query("select count(*) as n, count(distinct example_id) as d from generations "
-                           "where eval_run_id = ?", [run_id])[0]
+    gens = lab.store.query(
+        "select count(*) as n, count(distinct example_id) as d from generations where eval_run_id = ?", [run_id]
+    )[0]
     assert gens == {"n": 12, "d": 12}
     assert lab.store.eval_run(run_id)["status"] == "partial"  # 12 of the 84 held-out examples
 
@@ -173,8 +178,17 @@ def test_cancel_stops_taking_work_and_a_rerun_resumes_without_asking_twice(tmp_p
         if len(done) == 3:
             cancel.set()
 
-    run_id = run_eval(lab, "specialty", ["zero-shot"], limit=10, model=spec, progress=False, concurrency=3,
-                      cancel=cancel, on_result=stop_after_three)
+    run_id = run_eval(
+        lab,
+        "specialty",
+        ["zero-shot"],
+        limit=10,
+        model=spec,
+        progress=False,
+        concurrency=3,
+        cancel=cancel,
+        on_result=stop_after_three,
+    )
     first = len(result_keys(lab, run_id))
     assert lab.store.eval_run(run_id)["status"] == "cancelled"
     assert 3 <= first <= 5 and len(server.chats) == first  # those in flight finish and are written
@@ -195,8 +209,16 @@ def test_a_server_killed_mid_run_is_a_clean_error_and_the_run_resumes_when_it_is
             server.close()
 
     with pytest.raises(ServerUnavailable, match="is it running"):
-        run_eval(lab, "specialty", ["zero-shot"], limit=10, model=spec, progress=False, concurrency=2,
-                 on_result=kill_after_four)
+        run_eval(
+            lab,
+            "specialty",
+            ["zero-shot"],
+            limit=10,
+            model=spec,
+            progress=False,
+            concurrency=2,
+            on_result=kill_after_four,
+        )
     run = lab.store.query("select * from eval_runs")[0]
     kept = result_keys(lab, run["id"])
     assert run["status"] == "failed" and 4 <= len(kept) < 10
@@ -213,6 +235,7 @@ def test_a_server_killed_mid_run_is_a_clean_error_and_the_run_resumes_when_it_is
 
 
 # ---- retries and clear errors ------------------------------------------------------------------
+
 
 def test_busy_answers_are_retried_with_backoff(tmp_path, server):
     lab, spec = server_lab(tmp_path, server, retries=3)
@@ -254,6 +277,7 @@ def test_a_json_schema_goes_in_the_shape_the_server_takes(tmp_path, server):
 
 # ---- token counts ------------------------------------------------------------------------------
 
+
 def test_tokens_are_counted_by_the_servers_tokenize_route(tmp_path):
     for style in ("vllm", "llama-cpp-python"):
         s = FakeServer(tokenize=style)
@@ -280,17 +304,21 @@ def test_without_a_tokenize_route_counts_are_estimated_and_logged(tmp_path, serv
 
 # ---- adapters by name --------------------------------------------------------------------------
 
+
 def write_adapter(lab, name: str, base: str, sha: str = "a" * 64):
     folder = lab.home.adapters / name
     folder.mkdir(parents=True)
     (folder / "adapter_model.safetensors").write_bytes(b"weights")
-    (folder / "lab_adapter.json").write_text(json.dumps({
-        "base_model": {"id": base, "sha256": sha}, "adapter": {"sha256": "b" * 64}, "config": {}}))
+    (folder / "lab_adapter.json").write_text(
+        json.dumps({"base_model": {"id": base, "sha256": sha}, "adapter": {"sha256": "b" * 64}, "config": {}})
+    )
     return folder
 
 
 def test_an_adapter_is_asked_for_by_the_name_the_server_serves_it_under(tmp_path):
-    s = FakeServer(models=("smollm2-135m-instruct", "tickets"), extra_entry={"tickets": {"parent": "smollm2-135m-instruct"}})
+    s = FakeServer(
+        models=("smollm2-135m-instruct", "tickets"), extra_entry={"tickets": {"parent": "smollm2-135m-instruct"}}
+    )
     try:
         lab, spec = server_lab(tmp_path, s, model="smollm2-135m-instruct")
         write_adapter(lab, "tickets", "smollm2-135m-instruct")
@@ -325,7 +353,9 @@ def test_an_adapter_on_another_base_is_refused_by_name_and_by_hash(tmp_path):
     try:
         lab, spec = server_lab(tmp_path, s, model="gemma3-270m")
         write_adapter(lab, "facts", "smollm2-135m-instruct")
-        with pytest.raises(AdapterError, match="trained on smollm2-135m-instruct but the server .* serves 'gemma3-270m'"):
+        with pytest.raises(
+            AdapterError, match="trained on smollm2-135m-instruct but the server .* serves 'gemma3-270m'"
+        ):
             resolve_adapter(lab, "facts", spec)
         (lab.home.adapters / "facts").rename(lab.home.adapters / "old")
         write_adapter(lab, "facts", "gemma3-270m", sha="d" * 64)

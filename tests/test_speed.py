@@ -1,5 +1,6 @@
 """How long one answer takes here (lab/evaluation/speed.py): the task's own answers, else the
 model's logged token rates, else three probe answers timed on a fresh home, else a rough figure."""
+
 from __future__ import annotations
 
 from lab.evaluation.speed import AnswerSpeed, prompt_tokens

@@ -1,6 +1,7 @@
 """Statistics: `lab.evaluation.stats.compare` on the cases that fooled the old bootstrap (n = 1, 2, 5,
 all equal, all favouring b, ties), against scipy's own results and hand formulas, on known
 distributions (false-positive rate under the null, interval coverage), with Holm's correction."""
+
 from __future__ import annotations
 
 import itertools
@@ -18,11 +19,12 @@ Z = sps.norm.ppf(0.975)
 
 # ---- small n: never "significant" -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_all_favour_b_on_few_examples_is_too_few_to_tell(n):
     c = stats.compare([0.0] * n, [1.0] * n, name_a="zero-shot", name_b="tune")
     assert c.score_type == "binary" and c.diff == 1.0 and (c.wins, c.losses) == (n, 0)
-    assert c.p_value == pytest.approx(min(1.0, 2 * 0.5 ** n))  # the exact sign test: 0.5 for n=2
+    assert c.p_value == pytest.approx(min(1.0, 2 * 0.5**n))  # the exact sign test: 0.5 for n=2
     assert not c.significant and c.verdict == stats.TOO_FEW
     assert c.needed == 6 and c.reading().startswith(f"{n} example")
     assert "too few to tell tune and zero-shot apart: about 6 would be needed" in c.reading()
@@ -46,7 +48,7 @@ def test_graded_small_n_is_too_few_to_tell(n):
     a = np.linspace(0.1, 0.5, n)
     c = stats.compare(a, a + 0.3)
     assert c.score_type == "graded" and c.diff == pytest.approx(0.3)
-    assert c.p_value == pytest.approx(1.0 if n == 1 else 2 / 2 ** n)  # exact sign flips
+    assert c.p_value == pytest.approx(1.0 if n == 1 else 2 / 2**n)  # exact sign flips
     assert not c.significant and c.verdict == stats.TOO_FEW
     if n == 1:
         assert c.lo is None and c.hi is None and "1 example is too few" in c.reading()
@@ -60,6 +62,7 @@ def test_no_pairs_and_mismatched_lengths():
 
 
 # ---- all equal, ties --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scores", [[1.0, 0.0] * 10, [0.3, 0.7, 0.5] * 7])
 def test_identical_arms_are_not_significant(scores):
@@ -85,10 +88,13 @@ def test_equal_quality_different_mistakes_is_not_significant():
     b = [0.0] * 10 + [1.0] * 10 + [1.0] * 20
     c = stats.compare(a, b)
     assert c.diff == 0 and c.p_value == 1.0 and not c.significant
-    assert c.reading() == "b beat a on 10 of 40 examples and lost on 10; a difference this large could easily be chance."
+    assert (
+        c.reading() == "b beat a on 10 of 40 examples and lost on 10; a difference this large could easily be chance."
+    )
 
 
 # ---- against scipy and the formulas -----------------------------------------------------------
+
 
 def test_binary_p_is_scipys_exact_binomial_test_on_the_discordant_pairs():
     rng = np.random.default_rng(4)
@@ -119,8 +125,14 @@ def test_graded_interval_is_scipys_paired_bca_bootstrap():
     rng = np.random.default_rng(6)
     a, b = rng.random(30), rng.random(30)
     c = stats.compare(a, b, seed=11)
-    ref = sps.bootstrap((a, b), lambda x, y, axis=-1: np.mean(y - x, axis=axis), paired=True, method="BCa",
-                        n_resamples=stats.N_BOOT, rng=np.random.default_rng(11)).confidence_interval
+    ref = sps.bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: np.mean(y - x, axis=axis),
+        paired=True,
+        method="BCa",
+        n_resamples=stats.N_BOOT,
+        rng=np.random.default_rng(11),
+    ).confidence_interval
     assert (c.lo, c.hi) == pytest.approx((ref.low, ref.high))
 
 
@@ -190,6 +202,7 @@ def test_power_estimate_matches_connors_formula():
 
 # ---- known distributions ----------------------------------------------------------------------
 
+
 def test_false_positive_rate_under_the_null_stays_below_alpha():
     rng = np.random.default_rng(7)
     binary_hits = graded_hits = 0
@@ -218,6 +231,7 @@ def test_real_differences_are_found_and_intervals_cover_the_truth():
 
 # ---- Holm across a scoreboard -----------------------------------------------------------------
 
+
 def test_holm_known_values():
     assert stats.holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
     assert stats.holm([0.5, 0.9]) == [1.0, 1.0]
@@ -244,6 +258,7 @@ def test_compare_all_pairs_only_the_examples_both_arms_scored():
 
 
 # ---- score type, seeds, output ----------------------------------------------------------------
+
 
 def test_score_type_comes_from_the_values_or_the_metric():
     assert stats.score_type_of([0, 1, None], [1.0]) == "binary"
@@ -274,6 +289,7 @@ def test_summaries_skip_none_and_percentiles():
 
 
 # ---- non-inferiority ("as good as") ------------------------------------------------------------
+
 
 def test_noninferiority_is_shown_only_when_the_bound_clears_the_margin():
     same = np.array([1.0] * 180 + [0.0] * 20)

@@ -19,8 +19,16 @@ def _gen(text="hi"):
 def test_migrations_from_empty_and_idempotent(tmp_path):
     store = Store(tmp_path / "lab.db")
     assert store.applied == [m.__name__ for m in MIGRATIONS]
-    assert {"generations", "eval_runs", "eval_results", "training_runs", "training_steps",
-            "ratings", "embeddings", "_migrations"} <= set(store.db.table_names())
+    assert {
+        "generations",
+        "eval_runs",
+        "eval_results",
+        "training_runs",
+        "training_steps",
+        "ratings",
+        "embeddings",
+        "_migrations",
+    } <= set(store.db.table_names())
     assert migrate(store.db) == []  # nothing left to do
     store.close()
     again = Store(tmp_path / "lab.db")
@@ -37,8 +45,14 @@ def test_wal_mode(tmp_path):
 def test_log_generation_roundtrip(tmp_path):
     store = Store(tmp_path / "lab.db")
     msgs = [{"role": "user", "content": "Q?"}]
-    row_id = store.log_generation(_gen("A."), arm="prompt", messages=msgs, options={"temperature": 0},
-                                  model_sha="abc", retrieved=[{"chunk_id": 1, "score": 0.5}])
+    row_id = store.log_generation(
+        _gen("A."),
+        arm="prompt",
+        messages=msgs,
+        options={"temperature": 0},
+        model_sha="abc",
+        retrieved=[{"chunk_id": 1, "score": 0.5}],
+    )
     row = store.db["generations"].get(row_id)
     assert row["output"] == "A." and row["arm"] == "prompt" and row["model_sha"] == "abc"
     assert json.loads(row["messages_json"]) == msgs
@@ -77,10 +91,12 @@ def test_recent_generations_filters(tmp_path):
 
 def _half_migration(fail):
     """A migration that creates one table, then (when `fail` says so) dies before its second DDL."""
+
     def m999_half(db):
         db["half_first"].create({"id": int}, pk="id")
         fail()
         db["half_second"].create({"id": int}, pk="id")
+
     return m999_half
 
 
@@ -134,18 +150,25 @@ def test_old_app_error_generation_rows_move_to_app_errors_once_each(tmp_path, mo
     before = [m for m in MIGRATIONS if m.__name__ < "m009"]
     monkeypatch.setattr("lab.migrations.MIGRATIONS", before)
     migrate(db)
-    rows = [("2026-01-01T10:00:00.1", "app:evaluate", "boom"), ("2026-01-01T10:00:00.4", "app:evaluate", "boom"),
-            ("2026-01-01T10:05:00.0", "app:knowledge", "no such corpus"), ("2026-01-01T10:06:00.0", "zero-shot", None)]
+    rows = [
+        ("2026-01-01T10:00:00.1", "app:evaluate", "boom"),
+        ("2026-01-01T10:00:00.4", "app:evaluate", "boom"),
+        ("2026-01-01T10:05:00.0", "app:knowledge", "no such corpus"),
+        ("2026-01-01T10:06:00.0", "zero-shot", None),
+    ]
     for ts, arm, error in rows:
         db["generations"].insert({"ts": ts, "arm": arm, "model_id": "m", "error": error})
     monkeypatch.setattr("lab.migrations.MIGRATIONS", MIGRATIONS)
     assert migrate(db)[0] == "m009_app_errors_out_of_generations"
     assert [r["arm"] for r in db["generations"].rows] == ["zero-shot"]
-    assert [(r["place"], r["error"]) for r in db["app_errors"].rows] == [("evaluate", "boom"),
-                                                                         ("knowledge", "no such corpus")]
+    assert [(r["place"], r["error"]) for r in db["app_errors"].rows] == [
+        ("evaluate", "boom"),
+        ("knowledge", "no such corpus"),
+    ]
 
 
 # ---- the Store's named reads and writes (SQL lives in the store) --------------------------------
+
 
 def _run(store, task="t", model="m", config=None, h="h1"):
     return store.new_eval_run(task, h, ["zero-shot"], model, config or {})
@@ -179,17 +202,33 @@ def test_eval_results_rows_keys_and_scores(tmp_path):
     run = _run(store)
     gen = store.log_generation(_gen("B"), arm="zero-shot", messages=[])
     for ex, arm, repeat in (("b", "zero-shot", 0), ("a", "zero-shot", 0), ("a", "zero-shot", 1), ("a", "rag", 0)):
-        store.add_eval_result({"eval_run_id": run, "example_id": ex, "arm": arm, "repeat": repeat,
-                               "generation_id": gen if ex == "b" else None, "scores_json": json.dumps({"primary": 1.0}),
-                               "extra_json": "{}", "ts": "t"})
+        store.add_eval_result(
+            {
+                "eval_run_id": run,
+                "example_id": ex,
+                "arm": arm,
+                "repeat": repeat,
+                "generation_id": gen if ex == "b" else None,
+                "scores_json": json.dumps({"primary": 1.0}),
+                "extra_json": "{}",
+                "ts": "t",
+            }
+        )
     store.add_eval_result({"eval_run_id": run, "example_id": "b", "arm": "zero-shot", "repeat": 0, "ts": "again"})
     assert store.eval_result_count(run) == 4  # the duplicate was a no-op
-    assert store.eval_result_keys(run) == {("b", "zero-shot", 0), ("a", "zero-shot", 0), ("a", "zero-shot", 1),
-                                           ("a", "rag", 0)}
+    assert store.eval_result_keys(run) == {
+        ("b", "zero-shot", 0),
+        ("a", "zero-shot", 0),
+        ("a", "zero-shot", 1),
+        ("a", "rag", 0),
+    }
     assert sorted((r["example_id"]) for r in store.eval_scores(run, "zero-shot")) == ["a", "a", "b"]
     assert sorted(r["example_id"] for r in store.eval_scores(run, "zero-shot", repeat=0)) == ["a", "b"]
     rows = store.eval_result_rows(run)
-    assert [(r["example_id"], r["arm"], r["repeat"]) for r in rows][:2] == [("b", "zero-shot", 0), ("a", "zero-shot", 0)]
+    assert [(r["example_id"], r["arm"], r["repeat"]) for r in rows][:2] == [
+        ("b", "zero-shot", 0),
+        ("a", "zero-shot", 0),
+    ]
     assert rows[0]["output"] == "B" and rows[1]["output"] is None and rows[0]["ts"] == "t"
 
 
@@ -198,21 +237,34 @@ def test_answer_seconds_asks_what_the_estimates_asked(tmp_path):
     store = Store(tmp_path / "lab.db")
     run = _run(store, task="tickets")
     for i in range(7):
-        g = Generation("x", 3, 2, 0.01, 0.5 + i if i != 3 else None, "p", model_id="m",
-                       extra={"error": "boom"} if i == 5 else None)
+        g = Generation(
+            "x", 3, 2, 0.01, 0.5 + i if i != 3 else None, "p", model_id="m", extra={"error": "boom"} if i == 5 else None
+        )
         store.log_generation(g, arm="rag" if i % 2 else "zero-shot", messages=[], eval_run_id=run if i < 4 else None)
     store.log_generation(Generation("y", 3, 2, 0.01, 9.0, "p", model_id="other"), arm="rag", messages=[])
     q = store.query
-    assert store.answer_seconds("m", arm="rag", timed_only=True) == tuple(q(
-        "select avg(total_s) as s, count(*) as n from generations where arm = ? and model_id = ? and error is null "
-        "and total_s is not null", ["rag", "m"])[0].values())
-    assert store.answer_seconds("m", task="tickets", arm="rag", last=100)[0] == q(
-        "select avg(total_s) as s from (select g.total_s from generations g join eval_runs e on e.id = "
-        "g.eval_run_id where e.task = ? and g.arm = ? and g.model_id = ? and g.error is null order by g.id desc "
-        "limit 100)", ["tickets", "rag", "m"])[0]["s"]
+    assert store.answer_seconds("m", arm="rag", timed_only=True) == tuple(
+        q(
+            "select avg(total_s) as s, count(*) as n from generations where arm = ? and model_id = ? and error is null "
+            "and total_s is not null",
+            ["rag", "m"],
+        )[0].values()
+    )
+    assert (
+        store.answer_seconds("m", task="tickets", arm="rag", last=100)[0]
+        == q(
+            "select avg(total_s) as s from (select g.total_s from generations g join eval_runs e on e.id = "
+            "g.eval_run_id where e.task = ? and g.arm = ? and g.model_id = ? and g.error is null order by g.id desc "
+            "limit 100)",
+            ["tickets", "rag", "m"],
+        )[0]["s"]
+    )
     assert store.answer_seconds("m", last=2) == ((0.5 + 6 + 0.5 + 4) / 2, 2)  # the newest two without errors
-    n_s = q("select count(*) as n, avg(g.total_s) as s from generations g join eval_runs r on g.eval_run_id = r.id "
-            "where r.task = ? and g.arm = ? and g.model_id = ? and g.error is null", ["tickets", "zero-shot", "m"])[0]
+    n_s = q(
+        "select count(*) as n, avg(g.total_s) as s from generations g join eval_runs r on g.eval_run_id = r.id "
+        "where r.task = ? and g.arm = ? and g.model_id = ? and g.error is null",
+        ["tickets", "zero-shot", "m"],
+    )[0]
     assert store.answer_seconds("m", task="tickets", arm="zero-shot") == (n_s["s"], n_s["n"])
     assert store.answer_seconds("nobody") == (None, 0)
     speeds = store.answer_speeds("m")

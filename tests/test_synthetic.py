@@ -1,4 +1,5 @@
 """lab.tuning.synthetic: random-weight SmolLM2-shaped model pairs that need no download."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,12 @@ from lab.home import LabHome
 from lab.models import describe_path, list_models
 from lab.tuning.synthetic import SMOLLM2_CONFIG, byte_vocab, hf_tokenizer, make_random_pair
 
-STRINGS = ["Hello world!", "<|im_start|>user\nCafé ünïcode 😀<|im_end|>\n", "  two  spaces\n\ttab   three",
-           "Order #1234 was delayed; refund $56.78?"]
+STRINGS = [
+    "Hello world!",
+    "<|im_start|>user\nCafé ünïcode 😀<|im_end|>\n",
+    "  two  spaces\n\ttab   three",
+    "Order #1234 was delayed; refund $56.78?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,11 @@ def test_pair_is_recognised(pair):
     assert "rand" in [m.id for m in list_models(LabHome.resolve(home))[0]]
     config = json.loads((folder / "hf" / "config.json").read_text())
     assert {k: config[k] for k in ("hidden_size", "num_key_value_heads", "vocab_size", "tie_word_embeddings")} == {
-        "hidden_size": 576, "num_key_value_heads": 3, "vocab_size": 49152, "tie_word_embeddings": True}
+        "hidden_size": 576,
+        "num_key_value_heads": 3,
+        "vocab_size": 49152,
+        "tie_word_embeddings": True,
+    }
 
 
 @pytest.mark.integration
@@ -76,7 +85,8 @@ def test_tokenizers_agree(pair):
     assert 259 in saved("a   b", add_special_tokens=False)["input_ids"]  # the one merge: two spaces
     chat = [{"role": "user", "content": "hi"}]
     assert saved.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == (
-        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @pytest.mark.integration
@@ -94,7 +104,7 @@ def test_base_logits_match(pair):
         hf = model(torch.tensor([ids])).logits[0].numpy()
     ll = Llama(str(folder / "rand.gguf"), n_ctx=128, verbose=False, logits_all=True, n_threads=2)
     ll.eval(ids)
-    cpp = np.array(ll.scores[:len(ids)])
+    cpp = np.array(ll.scores[: len(ids)])
     assert hf.std() > 1.0  # clear winners, not near-uniform logits
     assert np.abs(hf - cpp).max() < 0.02 * np.abs(hf).max()
     assert (hf.argmax(-1) == cpp.argmax(-1)).all()

@@ -1,13 +1,23 @@
-""""all-linear" per architecture: the table against tiny random-weight models of each model type, and
+""" "all-linear" per architecture: the table against tiny random-weight models of each model type, and
 the discovery fallback for an architecture not in the table."""
+
 from __future__ import annotations
 
 import pytest
 
 from lab.tuning.targets import ALL_LINEAR, linear_leaf_names, resolve_targets
 
-SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, vocab_size=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+SMALL = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=256,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 
 def tiny_model(model_type: str):

@@ -1,5 +1,6 @@
 """`lab task new`'s engine: real files of every supported format through the real reader, the
 format inference, the seeded split, the leakage check and the all-or-nothing write."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,11 @@ PARTS = ["printer", "screen", "keyboard"]
 
 def mails(n_per_label: int = 12, labels=PARTS) -> list[tuple[str, str]]:
     """Small made-up labelled messages (each input unique)."""
-    return [(f"Ticket {i}-{label}: the {label} in room {i} stopped working, please help", label)
-            for i in range(n_per_label) for label in labels]
+    return [
+        (f"Ticket {i}-{label}: the {label} in room {i} stopped working, please help", label)
+        for i in range(n_per_label)
+        for label in labels
+    ]
 
 
 def write_csv(path, rows, header=("text", "label"), **kw):
@@ -47,6 +51,7 @@ def files_in(home):
 
 
 # ---- reading every file format ------------------------------------------------------------
+
 
 def test_csv_with_a_bom_and_crlf_becomes_a_label_task(tmp_path):
     data = write_csv(tmp_path / "mail.csv", mails(), encoding="utf-8-sig", lineterminator="\r\n")
@@ -84,9 +89,16 @@ def test_tsv_is_read_with_tabs(tmp_path):
 def test_jsonl_in_every_supported_shape(tmp_path, shape):
     pairs = mails(8)
     if shape == "chat":
-        records = [{"messages": [{"role": "system", "content": "Route the ticket."},
-                                 {"role": "user", "content": x}, {"role": "assistant", "content": y}]}
-                   for x, y in pairs]
+        records = [
+            {
+                "messages": [
+                    {"role": "system", "content": "Route the ticket."},
+                    {"role": "user", "content": x},
+                    {"role": "assistant", "content": y},
+                ]
+            }
+            for x, y in pairs
+        ]
     elif shape == "prompt-completion":
         records = [{"prompt": x, "completion": y} for x, y in pairs]
     elif shape == "alpaca":
@@ -117,12 +129,20 @@ def test_parquet_through_pyarrow(tmp_path):
 
 
 def test_json_outputs_get_a_derived_schema(tmp_path):
-    records = [{"input": f"Order {i} arrived broken, I want my money back ({i} EUR)",
-                "output": {"priority": ["low", "high"][i % 2], "refund": i, "summary": f"broken order {i}"}}
-               for i in range(20)]
-    records += [{"input": f"Order {i} is late", "output": json.dumps({"priority": "low", "refund": 0.5,
-                                                                     "summary": f"late order {i}"})}
-                for i in range(20, 30)]  # JSON as text in the file: the same thing
+    records = [
+        {
+            "input": f"Order {i} arrived broken, I want my money back ({i} EUR)",
+            "output": {"priority": ["low", "high"][i % 2], "refund": i, "summary": f"broken order {i}"},
+        }
+        for i in range(20)
+    ]
+    records += [
+        {
+            "input": f"Order {i} is late",
+            "output": json.dumps({"priority": "low", "refund": 0.5, "summary": f"late order {i}"}),
+        }
+        for i in range(20, 30)
+    ]  # JSON as text in the file: the same thing
     plan = import_task(write_jsonl(tmp_path / "orders.jsonl", records), "orders", tmp_path)
     task = load_task("orders", home=tmp_path)
     assert task.output_format == "json" and task.primary_metric == "field_accuracy"
@@ -135,6 +155,7 @@ def test_json_outputs_get_a_derived_schema(tmp_path):
 
 
 # ---- inference ------------------------------------------------------------------------------
+
 
 def test_infer_label_json_text():
     assert infer_format(["spam", "ham", "spam", "ham"]) == ("label", ["ham", "spam"], None)
@@ -166,6 +187,7 @@ def test_flags_override_the_inference(tmp_path):
 
 
 # ---- the split -------------------------------------------------------------------------------
+
 
 def test_stratified_split_and_few_shot_covering_every_label(tmp_path):
     rows = mails(30, ["printer"]) + mails(12, ["screen"]) + mails(6, ["keyboard"]) + mails(2, ["mouse"])
@@ -240,6 +262,7 @@ def test_leakage_counts_held_out_inputs_seen_in_training(tmp_path):
 
 # ---- bad input: a clear error naming the file and row, nothing left behind ------------------------
 
+
 def _fails(tmp_path, filename: str, content: bytes, *match: str, **options):
     data = tmp_path / filename
     data.write_bytes(content)
@@ -259,30 +282,59 @@ def test_empty_files(tmp_path):
 
 
 def test_a_row_without_its_output(tmp_path):
-    _fails(tmp_path, "gap.csv", b"text,label\nfine,a\nfine too,a\nno label here,\nlast,b\n", "line 4",
-           "output column 'label' is empty")
-    _fails(tmp_path, "gap.jsonl", b'{"input": "a", "output": "x"}\n\n{"input": "b"}\n', "line 3",
-           "output column 'output' is missing")
+    _fails(
+        tmp_path,
+        "gap.csv",
+        b"text,label\nfine,a\nfine too,a\nno label here,\nlast,b\n",
+        "line 4",
+        "output column 'label' is empty",
+    )
+    _fails(
+        tmp_path,
+        "gap.jsonl",
+        b'{"input": "a", "output": "x"}\n\n{"input": "b"}\n',
+        "line 3",
+        "output column 'output' is missing",
+    )
 
 
 def test_undecodable_bytes_name_the_line_and_the_encodings_tried(tmp_path):
-    msg = _fails(tmp_path, "latin.csv", "text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"), "line 3",
-                 "not UTF-8", "UTF-8 with a BOM")
+    msg = _fails(
+        tmp_path,
+        "latin.csv",
+        "text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"),
+        "line 3",
+        "not UTF-8",
+        "UTF-8 with a BOM",
+    )
     assert "0xe9" in msg
     _fails(tmp_path, "wide.csv", "text,label\n".encode("utf-16"), "UTF-16")
 
 
 def test_ragged_csv_rows(tmp_path):
-    _fails(tmp_path, "ragged.csv", b"text,label\r\nok,a\r\nhello, world,b\r\nfine,b\r\n", "line 3",
-           "3 fields, but the header has 2", "quotes")
+    _fails(
+        tmp_path,
+        "ragged.csv",
+        b"text,label\r\nok,a\r\nhello, world,b\r\nfine,b\r\n",
+        "line 3",
+        "3 fields, but the header has 2",
+        "quotes",
+    )
     _fails(tmp_path, "short.tsv", b"text\tlabel\nok\ta\nalone\n", "line 3", "1 fields")
 
 
 def test_bad_json_and_wrong_columns(tmp_path):
     _fails(tmp_path, "broken.jsonl", b'{"input": "a", "output": "x"}\n{"input": \n', "line 2", "invalid JSON")
     _fails(tmp_path, "cols.csv", b"body,part\nx,a\ny,b\n", "which columns", "body, part")
-    _fails(tmp_path, "named.csv", b"body,part\nx,a\ny,b\n", "no column 'txt'", "its columns are: body, part",
-           input_column="txt", output_column="part")
+    _fails(
+        tmp_path,
+        "named.csv",
+        b"body,part\nx,a\ny,b\n",
+        "no column 'txt'",
+        "its columns are: body, part",
+        input_column="txt",
+        output_column="part",
+    )
     _fails(tmp_path, "data.xlsx", b"PK", "unknown file type")
     _fails(tmp_path, "bad.parquet", b"not parquet at all", "not a readable Parquet file")
 

@@ -1,4 +1,5 @@
 """Task files, the built-in scenarios and their generator (fast: no model, no index)."""
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ BUILTINS = ["acme-facts", "specialty", "tickets"]
 
 
 # ---- the built-in scenarios ---------------------------------------------------------------
+
 
 def test_builtins_are_listed():
     assert builtin_tasks() == BUILTINS
@@ -110,14 +112,20 @@ def test_probe_old_appears_once_in_its_document():
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def test_generator_is_deterministic(tmp_path):
     for n in (1, 2):
-        subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path / f"s{n}"),
-                        "--corpus-out", str(tmp_path / f"c{n}")], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(GENERATOR), "--out", str(tmp_path / f"s{n}"), "--corpus-out", str(tmp_path / f"c{n}")],
+            check=True,
+            capture_output=True,
+        )
     scenarios, corpus = files_under(tmp_path / "s1"), files_under(tmp_path / "c1")
     assert scenarios == files_under(tmp_path / "s2") and corpus == files_under(tmp_path / "c2")
     # ...and the committed files are what the generator makes today (nobody edited them by hand).
@@ -127,6 +135,7 @@ def test_generator_is_deterministic(tmp_path):
 
 
 # ---- bad task files ---------------------------------------------------------------------
+
 
 def write_task(folder: Path, body: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,16 +162,19 @@ def test_custom_task_defaults_and_relative_paths(tmp_path):
     assert load_task(path).hash() != before
 
 
-@pytest.mark.parametrize("line, field, says", [
-    ("target = 1.5", "target", "must be between 0 and 1"),
-    ('output_format = "xml"', "output_format", "must be one of"),
-    ("few_shot_k = -1", "few_shot_k", "greater than or equal to 0"),
-    ('max_tokens = "many"', "max_tokens", "must be a valid integer"),
-    ('primary_metrc = "x"', "primary_metrc", "did you mean 'primary_metric'"),
-    ('train = "nowhere.jsonl"', "train", "file not found"),
-    ("[cost]\ngpu_hour_price = -1", "cost.gpu_hour_price", "greater than or equal to 0"),
-    ('[probe]\ndoc = "a.md"\nold = "x"', "probe.new", "is required"),
-])
+@pytest.mark.parametrize(
+    "line, field, says",
+    [
+        ("target = 1.5", "target", "must be between 0 and 1"),
+        ('output_format = "xml"', "output_format", "must be one of"),
+        ("few_shot_k = -1", "few_shot_k", "greater than or equal to 0"),
+        ('max_tokens = "many"', "max_tokens", "must be a valid integer"),
+        ('primary_metrc = "x"', "primary_metrc", "did you mean 'primary_metric'"),
+        ('train = "nowhere.jsonl"', "train", "file not found"),
+        ("[cost]\ngpu_hour_price = -1", "cost.gpu_hour_price", "greater than or equal to 0"),
+        ('[probe]\ndoc = "a.md"\nold = "x"', "probe.new", "is required"),
+    ],
+)
 def test_bad_field_is_named(tmp_path, line, field, says):
     path = write_task(tmp_path / "bad", f'name = "bad"\neval = "eval.jsonl"\n{line}\n')
     msg = error_for(path)
@@ -184,7 +196,9 @@ def test_bad_toml_and_unknown_names(tmp_path):
 
 
 def test_bad_schema_file_is_named(tmp_path):
-    path = write_task(tmp_path / "j", 'name = "j"\neval = "eval.jsonl"\noutput_format = "json"\njson_schema = "s.json"\n')
+    path = write_task(
+        tmp_path / "j", 'name = "j"\neval = "eval.jsonl"\noutput_format = "json"\njson_schema = "s.json"\n'
+    )
     (tmp_path / "j" / "s.json").write_text("{not json")
     with pytest.raises(TaskError, match="s.json"):
         load_task(path).schema()
@@ -192,13 +206,17 @@ def test_bad_schema_file_is_named(tmp_path):
 
 # ---- JSONL data -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad_line, says", [
-    ('{"id": "x", "input": "a", "output": ', "invalid JSON"),
-    ('{"id": "x", "output": "b"}', "missing field 'input'"),
-    ('["a", "b"]', "must be a JSON object"),
-    ('{"id": "x", "input": "a", "output": 3}', "field 'output' must be a string"),
-    ('{"id": "ok", "input": "a", "output": "b"}', "duplicate id 'ok'"),
-])
+
+@pytest.mark.parametrize(
+    "bad_line, says",
+    [
+        ('{"id": "x", "input": "a", "output": ', "invalid JSON"),
+        ('{"id": "x", "output": "b"}', "missing field 'input'"),
+        ('["a", "b"]', "must be a JSON object"),
+        ('{"id": "x", "input": "a", "output": 3}', "field 'output' must be a string"),
+        ('{"id": "ok", "input": "a", "output": "b"}', "duplicate id 'ok'"),
+    ],
+)
 def test_malformed_jsonl_line_names_its_number(tmp_path, bad_line, says):
     path = tmp_path / "data.jsonl"
     path.write_text('{"id": "ok", "input": "a", "output": "b"}\n\n' + bad_line + "\n")
@@ -251,6 +269,7 @@ def test_task_model_validates_in_code(tmp_path):
 
 
 # ---- tasks in the lab home ---------------------------------------------------------------------
+
 
 def test_home_tasks_load_by_name(tmp_path, monkeypatch):
     home = tmp_path / "home"

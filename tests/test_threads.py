@@ -1,6 +1,7 @@
 """lab.threads: the CPU threads a job takes are the free cores now (this process's CPUs less the
 load running on them), at least one, and an explicit setting wins; torch (training) and llama.cpp
 (generation) both ask it."""
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,13 @@ LAB = Path(__file__).resolve().parents[1] / "lab"
 @pytest.fixture
 def machine(monkeypatch):
     """A machine with `cpus` logical CPUs (SMT ratio `smt`) and `busy` CPUs' worth of other work."""
+
     def set_up(cpus: int, busy: float | None, smt: float = 1.0, loadavg: float = 0.0):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
         monkeypatch.setattr(threads, "smt_ratio", lambda: smt)
         monkeypatch.setattr(threads, "busy_cpus", lambda *a, **k: busy)
         monkeypatch.setattr(os, "getloadavg", lambda: (loadavg, loadavg, loadavg))
+
     return set_up
 
 

@@ -1,6 +1,7 @@
 """The tune rung: dataset formats and validation, a real LoRA run on the embedded model (CPU),
 adapters saved/loaded/refused, the GGUF export served by llama.cpp against HF + PEFT, killed and
 resumed runs, the CLI. CUDA paths are marked `gpu` and skip without a GPU."""
+
 from __future__ import annotations
 
 import json
@@ -32,12 +33,18 @@ from lab.tuning.datasets import split_indices
 from lab.tuning.trainer import checkpoint_dir, lr_at, pick_method
 
 INSTRUCTION = "Label the IT ticket. Reply with JSON."
-WORDS = {"hardware": ["printer", "laptop", "monitor", "keyboard"],
-         "billing": ["invoice", "refund", "charge", "payment"],
-         "access": ["password", "login", "account", "badge"],
-         "network": ["wifi", "vpn", "network", "internet"]}
-TEMPLATES = ["My {} is not working today.", "Question about my {} please.",
-             "Urgent: {} problem since Monday.", "Can you help with the {}?"]
+WORDS = {
+    "hardware": ["printer", "laptop", "monitor", "keyboard"],
+    "billing": ["invoice", "refund", "charge", "payment"],
+    "access": ["password", "login", "account", "badge"],
+    "network": ["wifi", "vpn", "network", "internet"],
+}
+TEMPLATES = [
+    "My {} is not working today.",
+    "Question about my {} please.",
+    "Urgent: {} problem since Monday.",
+    "Can you help with the {}?",
+]
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -46,17 +53,24 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 def ticket_rows(n: int = 40) -> list[dict]:
-    rows = [{"input": t.format(w), "output": {"label": label}}
-            for t in TEMPLATES for label, ws in WORDS.items() for w in ws]
+    rows = [
+        {"input": t.format(w), "output": {"label": label}} for t in TEMPLATES for label, ws in WORDS.items() for w in ws
+    ]
     return rows[:n]
 
 
 # ---- datasets (no model) -------------------------------------------------------------------------
 
+
 def test_detects_the_four_formats(tmp_path):
     cases = {
-        "chat": {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
-                              {"role": "assistant", "content": "A"}]},
+        "chat": {
+            "messages": [
+                {"role": "system", "content": "S"},
+                {"role": "user", "content": "Q"},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
         "prompt-completion": {"prompt": "Q", "completion": "A"},
         "alpaca": {"instruction": "Do it", "input": "Q", "output": "A"},
         "input-output": {"input": "Q", "output": {"k": 1}},
@@ -89,9 +103,17 @@ def test_a_training_file_that_is_not_utf8_names_the_line(tmp_path):
 
 
 def test_malformed_lines_are_named_with_their_number(tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [
-        {"prompt": "a", "completion": "b"}, "", '{"prompt": "a", completion}',
-        {"prompt": "x", "completion": ""}, {"foo": 1}, {"messages": [{"role": "user", "content": "hi"}]}])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"prompt": "a", "completion": "b"},
+            "",
+            '{"prompt": "a", completion}',
+            {"prompt": "x", "completion": ""},
+            {"foo": 1},
+            {"messages": [{"role": "user", "content": "hi"}]},
+        ],
+    )
     with pytest.raises(DatasetError) as e:
         read_examples(path)
     text = str(e.value)
@@ -103,9 +125,11 @@ def test_malformed_lines_are_named_with_their_number(tmp_path):
 
 
 def test_chat_errors_say_which_message(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]},
-            {"messages": [{"role": "user", "content": "q"}]},
-            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": 3}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": 3}]},
+    ]
     with pytest.raises(DatasetError) as e:
         read_examples(write_jsonl(tmp_path / "chat.jsonl", rows))
     msgs = dict(e.value.problems)
@@ -133,8 +157,9 @@ def test_split_is_seeded_and_disjoint():
 
 def test_config_from_toml_and_flags(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", ticket_rows(25))
-    (tmp_path / "run.toml").write_text('[train]\nname = "t"\ndata = "d.jsonl"\nrank = 4\n'
-                                       'target_modules = "q_proj, k_proj"\nsystem = "Be brief."\n')
+    (tmp_path / "run.toml").write_text(
+        '[train]\nname = "t"\ndata = "d.jsonl"\nrank = 4\ntarget_modules = "q_proj, k_proj"\nsystem = "Be brief."\n'
+    )
     cfg = load_train_config(tmp_path / "run.toml", rank=16)
     assert cfg.rank == 16 and cfg.target_modules == ["q_proj", "k_proj"] and cfg.instruction == "Be brief."
     assert cfg.data == tmp_path / "d.jsonl"  # relative to the TOML file
@@ -149,14 +174,35 @@ def test_device_defaults_in_one_place(tmp_path):
     from lab.tuning import TrainConfig, device_defaults
 
     cpu, cuda = device_defaults("cpu"), device_defaults("cuda:0")
-    assert (cpu["method"], cpu["rank"], cpu["alpha"], cpu["dropout"], cpu["target_modules"]) == \
-        ("lora", 8, 16, 0.05, ["q_proj", "v_proj"])
-    assert (cpu["learning_rate"], cpu["epochs"], cpu["batch_size"], cpu["grad_accum"], cpu["max_seq_len"]) == \
-        (1e-3, 1.0, 4, 1, 512)
-    assert (cuda["method"], cuda["rank"], cuda["alpha"], cuda["dropout"], cuda["target_modules"]) == \
-        ("qlora", 16, 32, 0.0, "all-linear")
-    assert (cuda["learning_rate"], cuda["epochs"], cuda["batch_size"], cuda["grad_accum"], cuda["max_seq_len"],
-            cuda["gradient_checkpointing"]) == (2e-4, 2.0, 8, 2, 1024, True)
+    assert (cpu["method"], cpu["rank"], cpu["alpha"], cpu["dropout"], cpu["target_modules"]) == (
+        "lora",
+        8,
+        16,
+        0.05,
+        ["q_proj", "v_proj"],
+    )
+    assert (cpu["learning_rate"], cpu["epochs"], cpu["batch_size"], cpu["grad_accum"], cpu["max_seq_len"]) == (
+        1e-3,
+        1.0,
+        4,
+        1,
+        512,
+    )
+    assert (cuda["method"], cuda["rank"], cuda["alpha"], cuda["dropout"], cuda["target_modules"]) == (
+        "qlora",
+        16,
+        32,
+        0.0,
+        "all-linear",
+    )
+    assert (
+        cuda["learning_rate"],
+        cuda["epochs"],
+        cuda["batch_size"],
+        cuda["grad_accum"],
+        cuda["max_seq_len"],
+        cuda["gradient_checkpointing"],
+    ) == (2e-4, 2.0, 8, 2, 1024, True)
     cpu["target_modules"].append("k_proj")
     assert device_defaults("cpu")["target_modules"] == ["q_proj", "v_proj"]  # a copy each time
     cfg = TrainConfig.for_device("cuda", name="t", data="d.jsonl", rank=4, dropout=None)
@@ -181,8 +227,7 @@ def test_method_choice_and_lr_schedule():
 
 def test_cli_bad_data_exits_2_naming_the_line(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", ticket_rows(25) + ['{"input": "x"'])
-    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "train", "--data", str(path), "--name", "x"],
-                                obj={})
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "train", "--data", str(path), "--name", "x"], obj={})
     assert result.exit_code == 2
     assert f"{path}:26: not valid JSON" in result.output
     assert not (tmp_path / "adapters" / "x").exists()
@@ -209,9 +254,16 @@ def test_a_checkpoint_is_never_dropped_unasked(tmp_path):
 def _fake_adapter(home: Path, name: str, base_id: str, base_sha: str) -> Path:
     folder = home / "adapters" / name
     folder.mkdir(parents=True)
-    (folder / "lab_adapter.json").write_text(json.dumps({
-        "base_model": {"id": base_id, "sha256": base_sha}, "adapter": {"sha256": "ab" * 32},
-        "config": {"instruction": "I"}, "metrics": {"steps": 3}}))
+    (folder / "lab_adapter.json").write_text(
+        json.dumps(
+            {
+                "base_model": {"id": base_id, "sha256": base_sha},
+                "adapter": {"sha256": "ab" * 32},
+                "config": {"instruction": "I"},
+                "metrics": {"steps": 3},
+            }
+        )
+    )
     return folder
 
 
@@ -238,8 +290,13 @@ def test_export_refuses_an_adapter_for_another_model(tmp_path):
     info = resolve(LabHome.resolve(tmp_path), "smollm2-135m-instruct")
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8}))
     prefix = "base_model.model.model.layers.0.self_attn.q_proj"
-    save_file({f"{prefix}.lora_A.weight": np.zeros((4, 1024), np.float32),  # SmolLM2-135M is 576 wide
-               f"{prefix}.lora_B.weight": np.zeros((576, 4), np.float32)}, str(tmp_path / "adapter_model.safetensors"))
+    save_file(
+        {
+            f"{prefix}.lora_A.weight": np.zeros((4, 1024), np.float32),  # SmolLM2-135M is 576 wide
+            f"{prefix}.lora_B.weight": np.zeros((576, 4), np.float32),
+        },
+        str(tmp_path / "adapter_model.safetensors"),
+    )
     with pytest.raises(ExportError, match="do not fit blk.0.attn_q.weight"):
         export_gguf(tmp_path, info.path)
     assert not (tmp_path / "adapter.gguf").exists()
@@ -251,9 +308,21 @@ STEPS = 8
 
 
 def tiny_config(data: Path, name: str, **kw):
-    values = dict(name=name, data=str(data), instruction=INSTRUCTION, max_steps=STEPS, batch_size=4,
-                  learning_rate=3e-3, eval_every=4, save_every=4, val_fraction=0.1, max_seq_len=128,
-                  target_modules="q_proj,v_proj", force=False, method="lora")
+    values = dict(
+        name=name,
+        data=str(data),
+        instruction=INSTRUCTION,
+        max_steps=STEPS,
+        batch_size=4,
+        learning_rate=3e-3,
+        eval_every=4,
+        save_every=4,
+        val_fraction=0.1,
+        max_seq_len=128,
+        target_modules="q_proj,v_proj",
+        force=False,
+        method="lora",
+    )
     values.update(kw)
     return make_config(**values)
 
@@ -311,9 +380,13 @@ def test_loss_is_on_the_answer_tokens_only(trained):
 
     lab = trained[0]
     tok = load_tokenizer(lab, lab.model_info())
-    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "one"},
-            {"role": "assistant", "content": "first"}, {"role": "user", "content": "two"},
-            {"role": "assistant", "content": "second"}]
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "first"},
+        {"role": "user", "content": "two"},
+        {"role": "assistant", "content": "second"},
+    ]
     enc = encode(tok, msgs, 512, weights=[0, 1])  # OpenAI-style weight 0: the first answer is context
     learned = tok.decode([i for i, lab_ in zip(enc.input_ids, enc.labels) if lab_ != IGNORE])
     assert learned == "second<|im_end|>\n"
@@ -328,16 +401,24 @@ def test_peft_adapter_loads_and_changes_the_answer(trained):
     lab, adapter, _, _ = trained
     question = "My laptop is not working today."
     options = lab.options(max_tokens=12)
-    base, _ = lab.generate([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
-                           arm="zero-shot", engine="hf", options=options)
+    base, _ = lab.generate(
+        [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
+        arm="zero-shot",
+        engine="hf",
+        options=options,
+    )
     ans = lab.answer("tune", question, adapter="tiny", engine="hf", options=options)
     tuned, row_id = ans.generation, ans.row_id
     assert tuned.text != base.text
     assert tuned.text.startswith('{"label"'), tuned.text
     row = lab.store.query("select * from generations where id = ?", [row_id])[0]
     assert row["arm"] == "tune" and row["adapter_id"] == "tiny" and row["adapter_sha"] == adapter.sha256
-    again, _ = lab.generate([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
-                            arm="zero-shot", engine="hf", options=options)
+    again, _ = lab.generate(
+        [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": question}],
+        arm="zero-shot",
+        engine="hf",
+        options=options,
+    )
     assert again.text == base.text  # adapter off again on the same loaded model
 
 
@@ -367,8 +448,7 @@ def test_llamacpp_adapter_matches_hf_peft_within_quantisation_noise(trained):
     from lab.tuning.parity import compare
 
     lab, adapter, _, _ = trained
-    questions = ["Can you help with the printer?", "Question about my refund please.",
-                 "My badge is not working today."]
+    questions = ["Can you help with the printer?", "Question about my refund please.", "My badge is not working today."]
     r = compare(lab, adapter, [zero_shot(q, INSTRUCTION) for q in questions], max_tokens=12)
     print(json.dumps({k: v for k, v in r.items() if k != "answers"}, indent=1))
     # The adapter changes the model a lot; llama.cpp and HF agree with it on as well as without it.
@@ -380,18 +460,49 @@ def test_llamacpp_adapter_matches_hf_peft_within_quantisation_noise(trained):
 
 
 def _spawn_training(home: Path, data: Path, name: str, steps: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lab.cli", "--home", str(home), "train", "--data", str(data), "--name", name,
-           "-s", INSTRUCTION, "--method", "lora", "--max-steps", str(steps), "--batch-size", "4", "--lr", "3e-3",
-           "--eval-every", "100", "--save-every", "2", "--val-fraction", "0.1", "--max-seq-len", "128"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "lab.cli",
+        "--home",
+        str(home),
+        "train",
+        "--data",
+        str(data),
+        "--name",
+        name,
+        "-s",
+        INSTRUCTION,
+        "--method",
+        "lora",
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--lr",
+        "3e-3",
+        "--eval-every",
+        "100",
+        "--save-every",
+        "2",
+        "--val-fraction",
+        "0.1",
+        "--max-seq-len",
+        "128",
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    )
 
 
 def _wait_for_step(lab: Lab, name: str, step: int, proc: subprocess.Popen, timeout: float = 600) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        rows = lab.store.query("select max(s.step) as n from training_steps s join training_runs r "
-                               "on r.id = s.run_id where r.adapter_name = ?", [name])
+        rows = lab.store.query(
+            "select max(s.step) as n from training_steps s join training_runs r "
+            "on r.id = s.run_id where r.adapter_name = ?",
+            [name],
+        )
         if rows and rows[0]["n"] and rows[0]["n"] >= step:
             return
         if proc.poll() is not None:
@@ -413,14 +524,17 @@ def test_killed_run_leaves_no_adapter_and_resume_continues(trained):
     assert not [p for p in lab.home.adapters.glob("*/lab_adapter.json") if "killed" in str(p)]
     state = json.loads((checkpoint_dir(lab, "killed") / "state.json").read_text())
     assert state["step"] >= 2
-    config = tiny_config(data, "killed", max_steps=state["step"] + 2, eval_every=100, save_every=2,
-                         target_modules=["q_proj", "v_proj"])
+    config = tiny_config(
+        data, "killed", max_steps=state["step"] + 2, eval_every=100, save_every=2, target_modules=["q_proj", "v_proj"]
+    )
     with pytest.raises(TrainingError, match="--resume.*--restart"):  # never dropped unasked
         train(config, lab, progress=False)
     adapter = train(config, lab, progress=False, resume=True)
     assert adapter.run_id == state["run_id"] and adapter.metrics["steps"] == state["step"] + 2
-    steps = [r["step"] for r in lab.store.query("select step from training_steps where run_id = ? order by step",
-                                                [adapter.run_id])]
+    steps = [
+        r["step"]
+        for r in lab.store.query("select step from training_steps where run_id = ? order by step", [adapter.run_id])
+    ]
     assert steps == list(range(1, state["step"] + 3))
     assert (adapter.path / "lab_adapter.json").exists()
 
@@ -440,8 +554,9 @@ def test_sigterm_stops_cleanly_with_exit_130_and_a_checkpoint(trained):
     run = lab.store.query("select status from training_runs where id = ?", [state["run_id"]])[0]
     assert run["status"] == "interrupted" and state["step"] >= 1
     # --restart drops that checkpoint and trains a new run from step 1
-    adapter = train(tiny_config(data, "stopped", max_steps=2, eval_every=100, save_every=100), lab,
-                    progress=False, restart=True)
+    adapter = train(
+        tiny_config(data, "stopped", max_steps=2, eval_every=100, save_every=100), lab, progress=False, restart=True
+    )
     assert adapter.run_id != state["run_id"] and adapter.metrics["steps"] == 2
     assert not checkpoint_dir(lab, "stopped").exists()
 
@@ -454,6 +569,7 @@ def test_adapters_cli_lists_the_trained_adapter(trained):
 
 
 # ---- CUDA (skipped without a GPU) -----------------------------------------------------------------
+
 
 def _cuda() -> bool:
     try:
@@ -475,8 +591,12 @@ def test_qlora_on_cuda(shared_home, engine):
         pytest.skip("unsloth is not installed")
     lab = Lab(home=shared_home)
     data = write_jsonl(shared_home / "tickets-tiny.jsonl", ticket_rows(40))
-    adapter = train(tiny_config(data, f"qlora-{engine}", method="qlora", qlora_engine=engine, dropout=0.0),
-                    lab, progress=False, overwrite=True)
+    adapter = train(
+        tiny_config(data, f"qlora-{engine}", method="qlora", qlora_engine=engine, dropout=0.0),
+        lab,
+        progress=False,
+        overwrite=True,
+    )
     m = adapter.manifest
     assert m["method"] == "qlora" and m["device"] == "cuda" and m["peak_gpu_bytes"] > 0
     assert m["metrics"]["train_loss"] < m["metrics"]["first_loss"]

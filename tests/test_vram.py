@@ -1,5 +1,6 @@
 """The VRAM planner: hand-computed parameter/optimizer bytes, published parameter counts, and
 calibration against published memory / context-length figures (sources in the comments)."""
+
 import importlib.util
 import json
 import subprocess
@@ -12,23 +13,57 @@ from lab.tuning import vram
 from lab.tuning.vram import GIB, VRAMError, estimate, max_seq_len_that_fits, model_shape, plan, read_model_config
 
 # Llama-3.1-8B's config.json (meta-llama/Llama-3.1-8B-Instruct).
-LLAMA31_8B = dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, intermediate_size=14336,
-                  num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False)
+LLAMA31_8B = dict(
+    model_type="llama",
+    hidden_size=4096,
+    num_hidden_layers=32,
+    intermediate_size=14336,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+)
 # Llama-2-7B's config.json (meta-llama/Llama-2-7b-hf): multi-head attention, 32k vocabulary.
-LLAMA2_7B = dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, intermediate_size=11008,
-                 num_attention_heads=32, num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False)
+LLAMA2_7B = dict(
+    model_type="llama",
+    hidden_size=4096,
+    num_hidden_layers=32,
+    intermediate_size=11008,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=32000,
+    tie_word_embeddings=False,
+)
 # SmolLM2-135M's config.json (HuggingFaceTB/SmolLM2-135M-Instruct).
-SMOLLM2_135M = dict(model_type="llama", hidden_size=576, num_hidden_layers=30, intermediate_size=1536,
-                    num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True)
+SMOLLM2_135M = dict(
+    model_type="llama",
+    hidden_size=576,
+    num_hidden_layers=30,
+    intermediate_size=1536,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    vocab_size=49152,
+    tie_word_embeddings=True,
+)
 # A made-up tiny config small enough to count by hand.
-TINY = dict(model_type="llama", hidden_size=64, num_hidden_layers=2, intermediate_size=128,
-            num_attention_heads=4, num_key_value_heads=2, vocab_size=100, tie_word_embeddings=False)
+TINY = dict(
+    model_type="llama",
+    hidden_size=64,
+    num_hidden_layers=2,
+    intermediate_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=100,
+    tie_word_embeddings=False,
+)
 # Unsloth's context-length benchmark settings (see below).
-UNSLOTH_BENCH = dict(method="qlora", rank=32, target_modules="all-linear", batch_size=1,
-                     gradient_checkpointing=True, attention="flash")
+UNSLOTH_BENCH = dict(
+    method="qlora", rank=32, target_modules="all-linear", batch_size=1, gradient_checkpointing=True, attention="flash"
+)
 
 
 # ---- hand-computed -------------------------------------------------------------------------------
+
 
 def test_tiny_config_weights_lora_and_optimizer_bytes_by_hand():
     # per layer: q 64x64=4096, k 64x32=2048, v 2048, o 4096, gate/up/down 64x128=8192 each -> 36864
@@ -40,8 +75,16 @@ def test_tiny_config_weights_lora_and_optimizer_bytes_by_hand():
     shape = model_shape(TINY)
     assert (shape.linear_params, shape.other_params) == (linear, other)
 
-    q = estimate(TINY, method="qlora", engine="peft", rank=4, target_modules=["q_proj", "v_proj"],
-                 seq_len=8, batch_size=1, gradient_checkpointing=True).breakdown
+    q = estimate(
+        TINY,
+        method="qlora",
+        engine="peft",
+        rank=4,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=8,
+        batch_size=1,
+        gradient_checkpointing=True,
+    ).breakdown
     assert q["base weights"] == linear // 2  # NF4: half a byte per parameter
     # double quant: an 8-bit absmax per 64 weights + an fp32 constant per 256 blocks
     assert q["quant constants"] == int(linear * (1 / 64 + 4 / (64 * 256)))
@@ -50,13 +93,30 @@ def test_tiny_config_weights_lora_and_optimizer_bytes_by_hand():
     assert q["AdamW states"] == n_lora * 8
     assert q["dequant workspace"] == 64 * 128 * 2  # the largest weight (gate/up/down) in bf16
 
-    u = estimate(TINY, method="qlora", engine="unsloth", rank=4, target_modules=["q_proj", "v_proj"],
-                 seq_len=8, batch_size=1, gradient_checkpointing=True, double_quant=False).breakdown
+    u = estimate(
+        TINY,
+        method="qlora",
+        engine="unsloth",
+        rank=4,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=8,
+        batch_size=1,
+        gradient_checkpointing=True,
+        double_quant=False,
+    ).breakdown
     assert u["embeddings/lm_head/norms"] == other * 2  # Unsloth keeps them in bf16
     assert u["quant constants"] == linear * 4 // 64  # fp32 absmax per 64 weights = 0.5 bit/param
 
-    lo = estimate(TINY, method="lora", engine="peft", rank=4, target_modules=["q_proj", "v_proj"],
-                  seq_len=8, batch_size=1, gradient_checkpointing=True).breakdown
+    lo = estimate(
+        TINY,
+        method="lora",
+        engine="peft",
+        rank=4,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=8,
+        batch_size=1,
+        gradient_checkpointing=True,
+    ).breakdown
     assert lo["base weights"] == linear * 2 and lo["embeddings/lm_head/norms"] == other * 2
     assert "quant constants" not in lo and "dequant workspace" not in lo
 
@@ -70,8 +130,16 @@ def test_smollm2_135m_by_hand():
     assert shape.total_params == 30 * per_layer + 49152 * 576 + 30 * 2 * 576 + 576 == 134_515_008
     # rank 8 on q,v: 8*(576+576) + 8*(576+192) = 15,360 per layer (PEFT prints 460,800 trainable)
     assert vram.lora_params(shape, 8, ["q_proj", "v_proj"]) == 460_800
-    e = estimate(SMOLLM2_135M, method="lora", engine="peft", rank=8, target_modules=["q_proj", "v_proj"],
-                 seq_len=512, batch_size=4, gradient_checkpointing=False)
+    e = estimate(
+        SMOLLM2_135M,
+        method="lora",
+        engine="peft",
+        rank=8,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=512,
+        batch_size=4,
+        gradient_checkpointing=False,
+    )
     assert e.breakdown["base weights"] + e.breakdown["embeddings/lm_head/norms"] == 134_515_008 * 2
     assert e.breakdown["AdamW states"] == 460_800 * 8
     # 2048 positions x 49152 vocab x 16 B: the logits are the biggest single item for this model
@@ -79,47 +147,115 @@ def test_smollm2_135m_by_hand():
     assert e.breakdown["logits"] == max(e.breakdown.values())
 
 
-@pytest.mark.parametrize("config,published", [
-    (LLAMA31_8B, 8_030_261_248),  # Llama-3.1-8B model card: 8.03 B
-    (SMOLLM2_135M, 134_515_008),  # HF page of SmolLM2-135M
-    # Qwen2.5-0.5B (qkv biases, tied): 494,032,768 on its HF page
-    (dict(model_type="qwen2", hidden_size=896, num_hidden_layers=24, intermediate_size=4864,
-          num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-     494_032_768),
-    # Gemma 3 270M (head_dim 256, 4 norms + q/k norms per layer, tied, 262k vocab): 268,098,176
-    (dict(model_type="gemma3_text", hidden_size=640, num_hidden_layers=18, intermediate_size=2048,
-          num_attention_heads=4, num_key_value_heads=1, head_dim=256, vocab_size=262144), 268_098_176),
-    # Phi-3-mini-4k (fused qkv_proj / gate_up_proj, untied): 3,821,079,552
-    (dict(model_type="phi3", hidden_size=3072, num_hidden_layers=32, intermediate_size=8192,
-          num_attention_heads=32, num_key_value_heads=32, vocab_size=32064, tie_word_embeddings=False),
-     3_821_079_552),
-])
+@pytest.mark.parametrize(
+    "config,published",
+    [
+        (LLAMA31_8B, 8_030_261_248),  # Llama-3.1-8B model card: 8.03 B
+        (SMOLLM2_135M, 134_515_008),  # HF page of SmolLM2-135M
+        # Qwen2.5-0.5B (qkv biases, tied): 494,032,768 on its HF page
+        (
+            dict(
+                model_type="qwen2",
+                hidden_size=896,
+                num_hidden_layers=24,
+                intermediate_size=4864,
+                num_attention_heads=14,
+                num_key_value_heads=2,
+                vocab_size=151936,
+                tie_word_embeddings=True,
+            ),
+            494_032_768,
+        ),
+        # Gemma 3 270M (head_dim 256, 4 norms + q/k norms per layer, tied, 262k vocab): 268,098,176
+        (
+            dict(
+                model_type="gemma3_text",
+                hidden_size=640,
+                num_hidden_layers=18,
+                intermediate_size=2048,
+                num_attention_heads=4,
+                num_key_value_heads=1,
+                head_dim=256,
+                vocab_size=262144,
+            ),
+            268_098_176,
+        ),
+        # Phi-3-mini-4k (fused qkv_proj / gate_up_proj, untied): 3,821,079,552
+        (
+            dict(
+                model_type="phi3",
+                hidden_size=3072,
+                num_hidden_layers=32,
+                intermediate_size=8192,
+                num_attention_heads=32,
+                num_key_value_heads=32,
+                vocab_size=32064,
+                tie_word_embeddings=False,
+            ),
+            3_821_079_552,
+        ),
+    ],
+)
 def test_parameter_counts_match_the_published_ones(config, published):
     assert model_shape(config).total_params == published
 
 
 def test_phi3_has_fused_modules_and_unknown_targets_are_named():
-    phi3 = dict(model_type="phi3", hidden_size=3072, num_hidden_layers=32, intermediate_size=8192,
-                num_attention_heads=32, vocab_size=32064)
+    phi3 = dict(
+        model_type="phi3",
+        hidden_size=3072,
+        num_hidden_layers=32,
+        intermediate_size=8192,
+        num_attention_heads=32,
+        vocab_size=32064,
+    )
     assert set(model_shape(phi3).linears()) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     with pytest.raises(VRAMError, match="qkv_proj"):
-        estimate(phi3, method="qlora", engine="peft", rank=8, target_modules=["q_proj", "v_proj"],
-                 seq_len=512, batch_size=1, gradient_checkpointing=True)
+        estimate(
+            phi3,
+            method="qlora",
+            engine="peft",
+            rank=8,
+            target_modules=["q_proj", "v_proj"],
+            seq_len=512,
+            batch_size=1,
+            gradient_checkpointing=True,
+        )
 
 
 def test_multimodal_gemma3_reads_the_text_config():
-    nested = {"model_type": "gemma3", "text_config": dict(
-        hidden_size=2560, num_hidden_layers=34, intermediate_size=10240, num_attention_heads=8,
-        num_key_value_heads=4, head_dim=256, vocab_size=262208)}
+    nested = {
+        "model_type": "gemma3",
+        "text_config": dict(
+            hidden_size=2560,
+            num_hidden_layers=34,
+            intermediate_size=10240,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=256,
+            vocab_size=262208,
+        ),
+    }
     shape = model_shape(nested)
     assert (shape.hidden, shape.layers, shape.tied) == (2560, 34, True)  # Gemma ties by default
 
 
 # ---- how the components move ---------------------------------------------------------------------
 
+
 def _total(config=LLAMA31_8B, **kw):
-    settings = dict(method="qlora", engine="peft", rank=16, target_modules="all-linear", seq_len=2048,
-                    batch_size=1, gradient_checkpointing=True) | kw
+    settings = (
+        dict(
+            method="qlora",
+            engine="peft",
+            rank=16,
+            target_modules="all-linear",
+            seq_len=2048,
+            batch_size=1,
+            gradient_checkpointing=True,
+        )
+        | kw
+    )
     return estimate(config, **settings)
 
 
@@ -163,12 +299,15 @@ def test_text_output_is_in_gib_and_lists_the_components():
 # length must be within 5 % of the card (0.4-0.6 GiB: the CUDA context alone varies by 0.3 GiB
 # between driver/torch versions, and whether the benchmark counted it is not stated), and the
 # length within 35 %.
-UNSLOTH_PUBLISHED = {"unsloth": {12: 21_848, 16: 40_724, 24: 78_475, 40: 153_977, 80: 342_733},
-                     "peft": {16: 2_551, 24: 5_789, 40: 12_264, 80: 28_454}}
+UNSLOTH_PUBLISHED = {
+    "unsloth": {12: 21_848, 16: 40_724, 24: 78_475, 40: 153_977, 80: 342_733},
+    "peft": {16: 2_551, 24: 5_789, 40: 12_264, 80: 28_454},
+}
 
 
-@pytest.mark.parametrize("engine,gb,published",
-                         [(e, gb, n) for e, rows in UNSLOTH_PUBLISHED.items() for gb, n in rows.items()])
+@pytest.mark.parametrize(
+    "engine,gb,published", [(e, gb, n) for e, rows in UNSLOTH_PUBLISHED.items() for gb, n in rows.items()]
+)
 def test_llama31_8b_longest_context_matches_unsloth_benchmark(engine, gb, published):
     fits = max_seq_len_that_fits(LLAMA31_8B, vram_gb=gb, engine=engine, **UNSLOTH_BENCH)
     assert fits == pytest.approx(published, rel=0.25)
@@ -190,11 +329,23 @@ def test_llama31_8b_unsloth_minimum_is_about_6gb():
     # Unsloth's docs ("fine-tuning VRAM requirements"): Llama 3.1 8B QLoRA needs ~6 GB. Settings not
     # stated; taken as its notebooks' defaults (rank 16 on all linear layers) at a short sequence.
     # Loose: within 20 %, and nothing fits in 5 GiB.
-    short = estimate(LLAMA31_8B, method="qlora", engine="unsloth", rank=16, target_modules="all-linear",
-                     seq_len=512, batch_size=1, gradient_checkpointing=True)
+    short = estimate(
+        LLAMA31_8B,
+        method="qlora",
+        engine="unsloth",
+        rank=16,
+        target_modules="all-linear",
+        seq_len=512,
+        batch_size=1,
+        gradient_checkpointing=True,
+    )
     assert short.total_bytes == pytest.approx(6 * GIB, rel=0.20)
-    assert max_seq_len_that_fits(LLAMA31_8B, vram_gb=5, method="qlora", engine="unsloth", rank=16,
-                                 target_modules="all-linear", batch_size=1) == 0
+    assert (
+        max_seq_len_that_fits(
+            LLAMA31_8B, vram_gb=5, method="qlora", engine="unsloth", rank=16, target_modules="all-linear", batch_size=1
+        )
+        == 0
+    )
 
 
 def test_llama2_7b_qlora_matches_llama_factory_loosely():
@@ -203,8 +354,15 @@ def test_llama2_7b_qlora_matches_llama_factory_loosely():
     # README's definition of its GPU-memory figures (bs=1, cutoff_len=1024, lora_rank=32) and its
     # default targets of the time (q_proj,v_proj). The Unsloth of then did not offload checkpoints
     # nor cut the cross-entropy, so our Unsloth figure runs low. Loose: 35 %, and the order.
-    settings = dict(method="qlora", rank=32, target_modules=["q_proj", "v_proj"], seq_len=1024, batch_size=1,
-                    gradient_checkpointing=True, attention="flash")
+    settings = dict(
+        method="qlora",
+        rank=32,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=1024,
+        batch_size=1,
+        gradient_checkpointing=True,
+        attention="flash",
+    )
     hf = estimate(LLAMA2_7B, engine="peft", **settings).total_bytes
     unsloth = estimate(LLAMA2_7B, engine="unsloth", **settings).total_bytes
     assert hf == pytest.approx(9 * GIB, rel=0.35)
@@ -214,6 +372,7 @@ def test_llama2_7b_qlora_matches_llama_factory_loosely():
 
 # ---- plan / max_seq_len_that_fits ----------------------------------------------------------------
 
+
 def test_max_seq_len_is_the_boundary():
     kw = dict(method="qlora", engine="unsloth", rank=16, target_modules="all-linear", batch_size=2)
     n = max_seq_len_that_fits(LLAMA31_8B, vram_gb=10, **kw)
@@ -222,8 +381,16 @@ def test_max_seq_len_is_the_boundary():
 
 
 def test_plan_that_fits_has_no_suggestion():
-    p = plan(SMOLLM2_135M, vram_gb=24, method="lora", engine="peft", rank=8, seq_len=512, batch_size=4,
-             gradient_checkpointing=False)
+    p = plan(
+        SMOLLM2_135M,
+        vram_gb=24,
+        method="lora",
+        engine="peft",
+        rank=8,
+        seq_len=512,
+        batch_size=4,
+        gradient_checkpointing=False,
+    )
     assert p.fits is True and p.suggestion is None
     assert p.available_bytes == 24 * GIB and "vram_gb" in p.available_source
     assert "fits: yes" in p.to_text()
@@ -242,8 +409,17 @@ def test_plan_turns_on_gradient_checkpointing_first():
 
 
 def test_plan_shortens_sequences_when_batch_one_is_not_enough():
-    p = plan(LLAMA31_8B, vram_gb=16, method="qlora", engine="peft", rank=16, target_modules=["q_proj", "v_proj"],
-             seq_len=8192, batch_size=4, gradient_checkpointing=True)
+    p = plan(
+        LLAMA31_8B,
+        vram_gb=16,
+        method="qlora",
+        engine="peft",
+        rank=16,
+        target_modules=["q_proj", "v_proj"],
+        seq_len=8192,
+        batch_size=4,
+        gradient_checkpointing=True,
+    )
     assert p.fits is False
     assert p.suggestion["batch_size"] == 1 and p.suggestion["seq_len"] < 8192
     assert p.suggested.total_bytes <= 16 * GIB
@@ -293,6 +469,7 @@ def test_importing_the_planner_does_not_import_torch():
 
 
 # ---- reading configs -----------------------------------------------------------------------------
+
 
 def test_read_model_config_from_an_hf_folder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_135M))

@@ -2,6 +2,7 @@
 architecture, its weights written to an f32 GGUF the way llama.cpp's converter writes them, and
 random LoRA adapters in PEFT's on-disk format. Test-only code: the base GGUF is checked against
 llama.cpp by the tests themselves (base logits must match), so a mistake here fails loudly."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,10 @@ HIDDEN, FFN, LAYERS = 64, 128, 2
 VOCAB = 2048
 ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
 # PEFT target modules per architecture: every linear layer of the blocks.
-TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-           "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
+TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
 TARGETS["mistral"] = TARGETS["qwen2"] = TARGETS["qwen3"] = TARGETS["gemma3"] = TARGETS["llama"]
 
 
@@ -24,8 +27,15 @@ def hf_config(arch: str, vocab_size: int):
     """A small config; heads chosen so GQA and (for mistral) head_dim != hidden/heads are covered."""
     import transformers as tf
 
-    common = dict(vocab_size=vocab_size, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
-                  max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=True)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+    )
     if arch == "llama":
         return tf.LlamaConfig(num_attention_heads=4, num_key_value_heads=2, **common)
     if arch == "mistral":
@@ -39,11 +49,24 @@ def hf_config(arch: str, vocab_size: int):
     if arch == "gemma3":
         # transformers cannot read query_pre_attn_scalar from a GGUF and defaults it to 256;
         # llama.cpp scales by 1/sqrt(head_dim): head_dim 256 keeps both honest.
-        return tf.Gemma3TextConfig(num_attention_heads=2, num_key_value_heads=1, head_dim=256,
-                                   query_pre_attn_scalar=256, sliding_window=512, **common)
+        return tf.Gemma3TextConfig(
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=256,
+            query_pre_attn_scalar=256,
+            sliding_window=512,
+            **common,
+        )
     if arch == "phi3":
-        return tf.Phi3Config(num_attention_heads=4, num_key_value_heads=2, original_max_position_embeddings=512,
-                             pad_token_id=0, bos_token_id=1, eos_token_id=2, **common)
+        return tf.Phi3Config(
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            original_max_position_embeddings=512,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            **common,
+        )
     raise ValueError(arch)
 
 
@@ -78,8 +101,9 @@ def _copy_tokenizer(writer, tokenizer_gguf: Path, n_vocab: int) -> None:
         if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores"):
             value = value[:n_vocab]
         elif key == "tokenizer.ggml.merges":
-            value = [m for m in value if m.split(" ")[0] in kept and m.split(" ")[1] in kept
-                     and m.replace(" ", "") in kept]
+            value = [
+                m for m in value if m.split(" ")[0] in kept and m.split(" ")[1] in kept and m.replace(" ", "") in kept
+            ]
         elif key.endswith("_token_id"):
             assert value < n_vocab, (key, value)
         sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
@@ -107,8 +131,9 @@ def write_gguf(model, arch: str, path: Path, tokenizer_gguf: Path) -> Path:
     return path
 
 
-def random_lora(model, out_dir: Path, targets: list[str], rank: int = 4, alpha: float = 8.0,
-                b_std: float = 0.05, seed: int = 1) -> Path:
+def random_lora(
+    model, out_dir: Path, targets: list[str], rank: int = 4, alpha: float = 8.0, b_std: float = 0.05, seed: int = 1
+) -> Path:
     """A PEFT LoRA adapter folder for `model` with random non-zero A and B (PEFT itself starts B
     at zero, which would make every export look right)."""
     import torch
@@ -123,7 +148,7 @@ def random_lora(model, out_dir: Path, targets: list[str], rank: int = 4, alpha: 
         if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets:
             n_out, n_in = module.weight.shape
             prefix = f"base_model.model.{name}"
-            tensors[f"{prefix}.lora_A.weight"] = torch.randn(rank, n_in, generator=gen) / n_in ** 0.5
+            tensors[f"{prefix}.lora_A.weight"] = torch.randn(rank, n_in, generator=gen) / n_in**0.5
             tensors[f"{prefix}.lora_B.weight"] = torch.randn(n_out, rank, generator=gen) * b_std
     assert tensors, f"no module named {targets} in {type(model).__name__}"
     save_file(tensors, str(out_dir / "adapter_model.safetensors"))

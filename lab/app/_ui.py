@@ -3,6 +3,7 @@
 No model, retrieval, training or SQL code lives in lab/app: callbacks call the engine
 (`lab.*`) and turn its results into text, tables and charts.
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,6 +42,7 @@ def guard(lab: Lab, where: str, fn: Callable) -> Callable:
     """Wrap a callback so an exception becomes a readable message in the page (gr.Error: a
     toast, no stack trace) and a row in the log; the app stays up."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def streaming(*args, **kwargs):
             try:
@@ -49,6 +51,7 @@ def guard(lab: Lab, where: str, fn: Callable) -> Callable:
                 raise
             except Exception as e:
                 raise _fail(lab, where, e) from None
+
         return streaming
 
     @functools.wraps(fn)
@@ -59,6 +62,7 @@ def guard(lab: Lab, where: str, fn: Callable) -> Callable:
             raise
         except Exception as e:
             raise _fail(lab, where, e) from None
+
     return plain
 
 
@@ -70,8 +74,7 @@ def wire(lab: Lab, where: str, fn: Callable, *bound: Any) -> Callable:
 def on_load(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
     """Run `fn` when the page loads (defaults and lists as they are now)."""
     if Context.root_block is not None:
-        Context.root_block.load(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs,
-                                show_progress="hidden")
+        Context.root_block.load(wire(lab, where, fn, *bound), inputs=inputs, outputs=outputs, show_progress="hidden")
 
 
 def on_select(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inputs: list | None = None) -> None:
@@ -91,6 +94,7 @@ def on_show(lab: Lab, where: str, fn: Callable, outputs: list, *bound: Any, inpu
 def md_table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
     def cell(v):
         return "" if v is None else html.escape(str(v)).replace("|", "\\|").replace("\n", " ")
+
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -143,5 +147,7 @@ def money(x: float | None) -> str:
 def progress_bar(done: int, total: int, label: str = "") -> str:
     """A plain HTML bar (no external assets): the eval and index progress."""
     frac = done / total if total else 0.0
-    return (f'<div class="lab-progress"><div style="width:{100 * frac:.1f}%"></div></div>'
-            f'<div class="lab-progress-label">{html.escape(label)} {done} / {total}</div>')
+    return (
+        f'<div class="lab-progress"><div style="width:{100 * frac:.1f}%"></div></div>'
+        f'<div class="lab-progress-label">{html.escape(label)} {done} / {total}</div>'
+    )

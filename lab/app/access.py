@@ -1,5 +1,6 @@
 """Who may reach the app: loopback only, unless a login is set (no gradio import here, so the
 CLI can check its flags before paying for one)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -22,9 +23,11 @@ def is_loopback(host: str) -> bool:
 def check_host(host: str, auth) -> None:
     """Serving beyond this machine needs a login: the app runs models and edits the lab home."""
     if not is_loopback(host) and not auth:
-        raise ServeError(f"refusing to serve on {host} without a login: anyone who can reach it could run "
-                         "models and edit your lab. Add --auth user:password (or --auth-file FILE), or "
-                         "serve on 127.0.0.1")
+        raise ServeError(
+            f"refusing to serve on {host} without a login: anyone who can reach it could run "
+            "models and edit your lab. Add --auth user:password (or --auth-file FILE), or "
+            "serve on 127.0.0.1"
+        )
 
 
 def read_auth(auth: str | None = None, auth_file: str | None = None) -> list[tuple[str, str]] | None:

@@ -8,6 +8,7 @@ fetch), analytics and the update check are off, server-side rendering (a Node pr
 the run-history page (which can sync to a hub) are off. tests/test_app_browser.py fails on
 any request that leaves localhost.
 """
+
 from __future__ import annotations
 
 import threading
@@ -33,13 +34,29 @@ from .access import check_host
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
-TABS = [("Compare", tab_compare), ("New task", tab_tasks), ("Evaluate", tab_evaluate), ("Train", tab_train),
-        ("Knowledge", tab_knowledge), ("Advisor", tab_advisor), ("History", tab_history)]
+TABS = [
+    ("Compare", tab_compare),
+    ("New task", tab_tasks),
+    ("Evaluate", tab_evaluate),
+    ("Train", tab_train),
+    ("Knowledge", tab_knowledge),
+    ("Advisor", tab_advisor),
+    ("History", tab_history),
+]
 
 # Plain font names only: gr.themes.GoogleFont would load from fonts.googleapis.com; a plain
 # name loads nothing, the browser uses the first one the system has.
-SANS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans", "DejaVu Sans",
-        "Arial", "sans-serif"]
+SANS = [
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Roboto",
+    "Noto Sans",
+    "Liberation Sans",
+    "DejaVu Sans",
+    "Arial",
+    "sans-serif",
+]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "DejaVu Sans Mono", "monospace"]
 
 CSS = """
@@ -64,6 +81,7 @@ def theme() -> gr.themes.Base:
 
 
 # ---- first launch: index the corpora the built-in tasks use -------------------------------------
+
 
 class Startup:
     """Indexes the sample corpus (and any corpus a built-in task names) once per process, with
@@ -94,8 +112,10 @@ class Startup:
             progress((i, len(corpora)), desc=f"Indexing {Path(ref).name}")
             try:
                 report = index_corpus(self.lab, ref, progress=True)
-                lines.append(f"Corpus **{report.corpus}**: {report.chunks} chunks from {report.files} files, "
-                             f"ready ({report.embedded} embedded now, {report.seconds:.1f} s).")
+                lines.append(
+                    f"Corpus **{report.corpus}**: {report.chunks} chunks from {report.files} files, "
+                    f"ready ({report.embedded} embedded now, {report.seconds:.1f} s)."
+                )
             except Exception as e:
                 _ui.log_error(self.lab, "startup", e)
                 lines.append(f"Corpus **{Path(ref).name}** could not be indexed: {_ui.error_text(e)}")
@@ -120,13 +140,21 @@ class Startup:
             except Exception as e:
                 lines.append(f"Corpus **{name}** could not be read: {_ui.error_text(e)}")
                 continue
-            state = ("not indexed yet" if not s["indexed"] else "ready" if not s["stale"]
-                     else f"{s['stale']} file(s) changed since: re-index")
-            lines.append(f"Corpus **{name}**: {s['chunks']} chunks from {s['files']} file{'s' if s['files'] != 1 else ''}, {state}.")
+            state = (
+                "not indexed yet"
+                if not s["indexed"]
+                else "ready"
+                if not s["stale"]
+                else f"{s['stale']} file(s) changed since: re-index"
+            )
+            lines.append(
+                f"Corpus **{name}**: {s['chunks']} chunks from {s['files']} file{'s' if s['files'] != 1 else ''}, {state}."
+            )
         return " · ".join(lines + [self.model_line()])
 
 
 # ---- the page -----------------------------------------------------------------------------------
+
 
 def build_app(lab: Lab) -> gr.Blocks:
     startup = Startup(lab)
@@ -147,14 +175,29 @@ def build_app(lab: Lab) -> gr.Blocks:
 
 
 def launch_kwargs(host: str, port: int, auth, open_browser: bool) -> dict:
-    return dict(server_name=host, server_port=port, auth=auth, inbrowser=open_browser, share=False,
-                theme=theme(), css=CSS, ssr_mode=False, footer_links=[], run_history=False,
-                show_error=False, pwa=False, mcp_server=False, enable_monitoring=False,
-                quiet=False, app_kwargs={"docs_url": None, "redoc_url": None})
+    return dict(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        inbrowser=open_browser,
+        share=False,
+        theme=theme(),
+        css=CSS,
+        ssr_mode=False,
+        footer_links=[],
+        run_history=False,
+        show_error=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        quiet=False,
+        app_kwargs={"docs_url": None, "redoc_url": None},
+    )
 
 
-def serve(lab: Lab, host: str = "127.0.0.1", port: int = 7860, auth=None, open_browser: bool = False,
-          block: bool = True) -> gr.Blocks:
+def serve(
+    lab: Lab, host: str = "127.0.0.1", port: int = 7860, auth=None, open_browser: bool = False, block: bool = True
+) -> gr.Blocks:
     """Start the app. `auth`: None, ("user", "password") or a list of such pairs.
     `block=False` returns the running app (tests, benchmarks); `.close()` stops it."""
     check_host(host, auth)

@@ -3,6 +3,7 @@ adapters, datasets), this machine's training defaults and the demo adapter. Tabs
 engine directly for one-call jobs (`lab.answer`, `run_eval`, `tuning.jobs`); no SQL, model,
 retrieval or training code lives here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,12 +20,12 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 
-
 class AppError(ValueError):
     """Something the user can fix from the page; the message says what."""
 
 
 # ---- tasks, models, corpora ------------------------------------------------------------------
+
 
 def task_names(lab: Lab) -> list[str]:
     """Every task a picker offers: the built-in scenarios, then the lab home's own (tasks/,
@@ -84,6 +85,7 @@ def corpus_folder(lab: Lab, ref: str) -> Path:
 
 # ---- adapters and training --------------------------------------------------------------------
 
+
 def adapter_names(lab: Lab, base_model: str | None = None) -> list[str]:
     """Finished adapters in <home>/adapters/ trained for `base_model` (default: the lab's model)."""
     try:
@@ -105,8 +107,12 @@ def device_defaults(device: str | None = None) -> dict:
         device = training_device("auto")  # the tuning layer asks torch; a face never imports it
     d = for_device(device)
     targets = d["target_modules"]
-    return {**d, "device": device, "max_steps": 0,
-            "target_modules": targets if isinstance(targets, str) else ",".join(targets)}
+    return {
+        **d,
+        "device": device,
+        "max_steps": 0,
+        "target_modules": targets if isinstance(targets, str) else ",".join(targets),
+    }
 
 
 def train_datasets(lab=None) -> list[tuple[str, str, str]]:
@@ -136,12 +142,15 @@ def demo_config(lab: Lab) -> dict:
 def demo_training_offer(lab: Lab) -> str:
     plan = demo.adapter_plan(lab, load_task(DEMO_TASK))
     secs, basis = training_plan.estimate(lab, plan)
-    return (f"Train the built-in demo adapter **{plan.config.name}** ({plan.steps} {METHOD[plan.config.method]} steps "
-            f"on the `{DEMO_TASK}` scenario): about **{max(1, round(secs / 60))} min** on this machine ({basis}). "
-            "It runs in the background: you can close the page.")
+    return (
+        f"Train the built-in demo adapter **{plan.config.name}** ({plan.steps} {METHOD[plan.config.method]} steps "
+        f"on the `{DEMO_TASK}` scenario): about **{max(1, round(secs / 60))} min** on this machine ({basis}). "
+        "It runs in the background: you can close the page."
+    )
 
 
 # ---- training jobs ---------------------------------------------------------------------------
+
 
 def train_config(config: dict):
     """The form's values as a TrainConfig (a bad one fails here, named); what the form lacks:
@@ -150,8 +159,9 @@ def train_config(config: dict):
     return make_config("the Train tab", device="auto", **values)
 
 
-def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool = False,
-                   restart: bool = False) -> jobs.Job:
+def start_training(
+    lab: Lab, config: dict, overwrite: bool = False, resume: bool = False, restart: bool = False
+) -> jobs.Job:
     """Validate the form's values (a bad one fails here, named, before any process starts) and
     start the run in the background. A checkpoint of this name is never dropped unasked, and a
     second trainer for an adapter being trained is refused, naming the first."""
@@ -161,12 +171,18 @@ def start_training(lab: Lab, config: dict, overwrite: bool = False, resume: bool
     ckpt = find_checkpoint(lab, config.name)
     if ckpt is not None and not (resume or restart):
         step, why = resume_offer(lab, config.name)
-        how = f"press **Resume from step {step}** to continue it, " if step is not None else (f"({why}) " if why else "")
-        raise AppError(f"'{config.name}' has a checkpoint of an unfinished run ({ckpt}): {how}tick **start over** "
-                       "(under Hyperparameters) to delete it, or choose another adapter name")
+        how = (
+            f"press **Resume from step {step}** to continue it, " if step is not None else (f"({why}) " if why else "")
+        )
+        raise AppError(
+            f"'{config.name}' has a checkpoint of an unfinished run ({ckpt}): {how}tick **start over** "
+            "(under Hyperparameters) to delete it, or choose another adapter name"
+        )
     if (lab.home.adapters / config.name).exists() and not overwrite:
-        raise AppError(f"an adapter '{config.name}' already exists: choose another name, or tick **replace an "
-                       "adapter of the same name**")
+        raise AppError(
+            f"an adapter '{config.name}' already exists: choose another name, or tick **replace an "
+            "adapter of the same name**"
+        )
     return jobs.start(lab, config, overwrite=overwrite, resume=resume, restart=restart)
 
 
@@ -202,5 +218,7 @@ def start_demo_training(lab: Lab) -> str:
         return f"The demo adapter is already training (run #{running[0]['id']}): see the Train tab."
     config = demo_config(lab)  # a demo stopped halfway continues where it stopped
     job = start_training(lab, config, overwrite=True, resume=find_checkpoint(lab, config["name"]) is not None)
-    return (f"Training the demo adapter in the background (process {job.pid}). Watch the loss curve in the "
-            f"**Train** tab; it appears here when done. Log: `{job.log_path}`")
+    return (
+        f"Training the demo adapter in the background (process {job.pid}). Watch the loss curve in the "
+        f"**Train** tab; it appears here when done. Log: `{job.log_path}`"
+    )

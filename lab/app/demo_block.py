@@ -3,6 +3,7 @@ min)", which runs `lab demo prepare` as a background job (`lab.demo.start_job`):
 demo adapters and a stored evaluation of each built-in scenario, so Compare, Evaluate and Advisor
 show the whole ladder. The block polls the job's `demo_runs` row; Cancel stops it keeping what is
 done, and pressing the button again continues."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -15,12 +16,13 @@ from . import _ui
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
-ENDED = {"done": "The demo is ready: open **Compare**, **Evaluate** or **Advisor**.",
-         "interrupted": "Stopped; what was done is kept. Press the button to continue.",
-         "cancelled": "Stopped; what was done is kept. Press the button to continue.",
-         "died": "The preparation ended without finishing (killed?); what was done is kept. "
-                 "Press the button to continue.",
-         "failed": "The preparation failed: {error}"}
+ENDED = {
+    "done": "The demo is ready: open **Compare**, **Evaluate** or **Advisor**.",
+    "interrupted": "Stopped; what was done is kept. Press the button to continue.",
+    "cancelled": "Stopped; what was done is kept. Press the button to continue.",
+    "died": "The preparation ended without finishing (killed?); what was done is kept. Press the button to continue.",
+    "failed": "The preparation failed: {error}",
+}
 
 
 def offer(lab: Lab):
@@ -34,23 +36,39 @@ def offer(lab: Lab):
     # rough figure; `lab demo prepare --dry-run` times a few answers for a measured estimate.
     steps = demo.plan(lab, probe=False)
     left = [s for s in steps if not s.done]
-    note = (f"**First launch?** This lab home has no adapter or stored evaluation yet. One button prepares "
-            f"the whole demo in the background: {len(left)} of {len(steps)} steps to go "
-            f"(index, {sum(s.action == 'train' for s in left)} demo adapters, evaluations of "
-            f"{demo.DEFAULT_LIMIT} held-out examples per scenario). `lab demo prepare --dry-run` shows the plan.")
+    note = (
+        f"**First launch?** This lab home has no adapter or stored evaluation yet. One button prepares "
+        f"the whole demo in the background: {len(left)} of {len(steps)} steps to go "
+        f"(index, {sum(s.action == 'train' for s in left)} demo adapters, evaluations of "
+        f"{demo.DEFAULT_LIMIT} held-out examples per scenario). `lab demo prepare --dry-run` shows the plan."
+    )
     label = f"Prepare the demo (≈ {max(1, round(demo.total_seconds(steps) / 60))} min)"
-    return (gr.update(visible=True), note, gr.update(value=label, visible=not running),
-            gr.update(visible=running), status(run), gr.Timer(active=running))
+    return (
+        gr.update(visible=True),
+        note,
+        gr.update(value=label, visible=not running),
+        gr.update(visible=running),
+        status(run),
+        gr.Timer(active=running),
+    )
 
 
 def start(lab: Lab):
     run = demo.latest_run(lab)
     if run is not None and run["status"] == "running":
-        return "Already preparing (see the progress below).", gr.update(visible=False), gr.update(visible=True), \
-            gr.Timer(active=True)
+        return (
+            "Already preparing (see the progress below).",
+            gr.update(visible=False),
+            gr.update(visible=True),
+            gr.Timer(active=True),
+        )
     proc = demo.start_job(lab)
-    return (f"Preparing the demo in the background (process {proc.pid}); you can close the page.",
-            gr.update(visible=False), gr.update(visible=True), gr.Timer(active=True))
+    return (
+        f"Preparing the demo in the background (process {proc.pid}); you can close the page.",
+        gr.update(visible=False),
+        gr.update(visible=True),
+        gr.Timer(active=True),
+    )
 
 
 def cancel(lab: Lab) -> str:
@@ -61,8 +79,10 @@ def status(run: dict | None) -> str:
     if run is None:
         return ""
     if run["status"] == "running":
-        label = (f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "
-                 f"about {_ui.secs(run['estimate_s'])} left")
+        label = (
+            f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "
+            f"about {_ui.secs(run['estimate_s'])} left"
+        )
         return _ui.progress_bar(max(0, (run["step"] or 1) - 1) + (run["fraction"] or 0.0), run["steps"] or 1, label)
     return ENDED.get(run["status"], run["status"]).format(error=run.get("error") or "")
 
@@ -71,8 +91,12 @@ def poll(lab: Lab):
     """(status, prepare button, cancel button, timer): the timer stops once the job has ended."""
     run = demo.latest_run(lab)
     running = run is not None and run["status"] == "running"
-    return status(run), gr.update(visible=not running and (run or {}).get("status") != "done"), \
-        gr.update(visible=running), gr.Timer(active=running)
+    return (
+        status(run),
+        gr.update(visible=not running and (run or {}).get("status") != "done"),
+        gr.update(visible=running),
+        gr.Timer(active=running),
+    )
 
 
 def build(lab: Lab) -> None:

@@ -1,6 +1,7 @@
 """Advisor: the decision procedure of docs/guide.md (the ladder and its flowchart) with the numbers it
 rests on. With an evaluation run it speaks from evidence; without one, from the questionnaire,
 and says which experiment to run next."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,15 +30,29 @@ def setup(lab: Lab):
     return gr.update(choices=[("(none: questionnaire only)", 0), *runs], value=runs[0][1] if runs else 0)
 
 
-def advise(lab: Lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge: bool, behaviour: bool,
-           examples: float | None, changes_often: bool, cost_pressure: bool, task_name: str = "TASK") -> str:
+def advise(
+    lab: Lab,
+    run_id,
+    clear_metric: bool,
+    few_shot: str,
+    lacks_knowledge: bool,
+    behaviour: bool,
+    examples: float | None,
+    changes_often: bool,
+    cost_pressure: bool,
+    task_name: str = "TASK",
+) -> str:
     from ..advisor import Questionnaire, advise_from_answers, recommend_for_run
 
     answers = Questionnaire(
         few_shot_reaches_90pct=None if few_shot == UNKNOWN else few_shot == "yes",
-        lacks_knowledge=bool(lacks_knowledge), behaviour_problem=bool(behaviour),
-        good_examples=int(examples or 0), requirements_change_often=bool(changes_often),
-        cost_or_latency_pressure=bool(cost_pressure), clear_success_metric=bool(clear_metric))
+        lacks_knowledge=bool(lacks_knowledge),
+        behaviour_problem=bool(behaviour),
+        good_examples=int(examples or 0),
+        requirements_change_often=bool(changes_often),
+        cost_or_latency_pressure=bool(cost_pressure),
+        clear_success_metric=bool(clear_metric),
+    )
     if run_id:
         from ..evaluation import summarize
 
@@ -47,20 +62,35 @@ def advise(lab: Lab, run_id, clear_metric: bool, few_shot: str, lacks_knowledge:
 
 
 def render(rec, board=None) -> str:
-    out = [f"## {rec.headline()}",  # the advisor's own words: one verdict, every face
-           f"Based on: **{rec.source}**", "", "**Why**"]
+    out = [
+        f"## {rec.headline()}",  # the advisor's own words: one verdict, every face
+        f"Based on: **{rec.source}**",
+        "",
+        "**Why**",
+    ]
     out += [f"- {r}" for r in rec.reasons]
     if board is not None:
         rows = []
         for a in board.arms + board.others:
-                rows.append([LABELS.get(a.arm, a.arm), a.n,
-                         _ui.quality_ci(a.quality),
-                         a.meets_cell(), _ui.pct(a.format_valid),
-                         f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
-                         str(a.break_even) if a.break_even else "—"])
-        out += ["", f"**The numbers** (task {board.task}, {board.primary_metric}, target {board.target:.0%})", "",
-                _ui.md_table(["arm", "n", "quality [95% CI]", "meets target", "format valid", "cost / 1k",
-                              "tuning break-even"], rows)]
+            rows.append(
+                [
+                    LABELS.get(a.arm, a.arm),
+                    a.n,
+                    _ui.quality_ci(a.quality),
+                    a.meets_cell(),
+                    _ui.pct(a.format_valid),
+                    f"{_ui.money(a.cost.per_1k)} ({a.cost.basis} basis)" if a.cost else "—",
+                    str(a.break_even) if a.break_even else "—",
+                ]
+            )
+        out += [
+            "",
+            f"**The numbers** (task {board.task}, {board.primary_metric}, target {board.target:.0%})",
+            "",
+            _ui.md_table(
+                ["arm", "n", "quality [95% CI]", "meets target", "format valid", "cost / 1k", "tuning break-even"], rows
+            ),
+        ]
         if board.comparisons:
             from ..evaluation.summary import method_note
 
@@ -70,8 +100,11 @@ def render(rec, board=None) -> str:
         out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
     if rec.would_change_if:
         out += ["", "**The answer would change if**"] + [f"- {w}" for w in rec.would_change_if]
-    out += ["", f"_Why these rules (the ladder, facts in retrieval, 200+ examples, the costs): the lab's guide, "
-                f"{guide_ref()}._"]
+    out += [
+        "",
+        f"_Why these rules (the ladder, facts in retrieval, 200+ examples, the costs): the lab's guide, "
+        f"{guide_ref()}._",
+    ]
     return "\n".join(out)
 
 
@@ -86,8 +119,9 @@ def _curve_settings(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit,
     from . import bridge
 
     task = bridge.task(lab, task_name)
-    return task, *plan_settings(task, sizes, ks, int(seeds or 1), int(limit) if limit else None,
-                                float(epochs) if epochs else None)
+    return task, *plan_settings(
+        task, sizes, ks, int(seeds or 1), int(limit) if limit else None, float(epochs) if epochs else None
+    )
 
 
 def curve_estimate(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epochs) -> str:
@@ -96,9 +130,14 @@ def curve_estimate(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, 
     task, settings, notes = _curve_settings(lab, task_name, sizes, ks, seeds, limit, epochs)
     secs, basis = estimate(lab, task, settings)
     counts = ", ".join(f"n = {n}: {s} steps" for n, (s, _) in step_counts(lab, task, settings).items())
-    return "\n".join([f"**About {_ui.secs(secs)}** on this machine ({basis}).",
-                      f"Few-shot at k = {', '.join(map(str, settings.ks))}; one adapter per size and seed "
-                      f"({counts}; {settings.epochs:g} epochs each)."] + [f"- note: {n}" for n in notes])
+    return "\n".join(
+        [
+            f"**About {_ui.secs(secs)}** on this machine ({basis}).",
+            f"Few-shot at k = {', '.join(map(str, settings.ks))}; one adapter per size and seed "
+            f"({counts}; {settings.epochs:g} epochs each).",
+        ]
+        + [f"- note: {n}" for n in notes]
+    )
 
 
 def curve_run(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epochs, confirmed: str):
@@ -115,8 +154,11 @@ def curve_run(lab: Lab, task_name: str, sizes: str, ks: str, seeds, limit, epoch
     secs, _basis = estimate(lab, task, settings)
     key = settings.model_dump_json()
     if secs > CONFIRM_ABOVE_S and confirmed != key:
-        return (f"This curve takes about **{_ui.secs(secs)}** here: press **Run** again to start it.", key,
-                gr.Timer(active=False))
+        return (
+            f"This curve takes about **{_ui.secs(secs)}** here: press **Run** again to start it.",
+            key,
+            gr.Timer(active=False),
+        )
     cancel = threading.Event()
 
     def work():
@@ -162,9 +204,11 @@ def build_curve_section(lab: Lab) -> None:
     from . import bridge
 
     with gr.Accordion("How many examples? The learning curve of few-shot against tuning", open=False):
-        gr.Markdown("Trains one adapter per training-set size (nested subsets, stratified by label) and scores "
-                    "few-shot at each k on the same held-out examples: where does tuning overtake prompting on "
-                    "your data, and is it still rising? Resumable: Cancel, then Run again.")
+        gr.Markdown(
+            "Trains one adapter per training-set size (nested subsets, stratified by label) and scores "
+            "few-shot at each k on the same held-out examples: where does tuning overtake prompting on "
+            "your data, and is it still rising? Resumable: Cancel, then Run again."
+        )
         with gr.Row():
             task = gr.Dropdown(bridge.task_names(lab), label="Task", elem_id="curve-task")
             sizes = gr.Textbox(DEFAULT_SIZES, label="Training-set sizes", elem_id="curve-sizes")
@@ -192,38 +236,57 @@ def build_curve_section(lab: Lab) -> None:
 
 
 def build(lab: Lab) -> None:
-    gr.Markdown("Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
-                "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
-                "your bar — from your own evaluation when there is one. The rules, and why: the lab's guide, "
-                f"{guide_ref()}.", elem_classes="lab-lead")
+    gr.Markdown(
+        "Try the prompt first, then retrieval, and only then fine-tune. Facts belong in retrieval; "
+        "format and behaviour are where tuning wins. The advisor names the cheapest rung that meets "
+        "your bar — from your own evaluation when there is one. The rules, and why: the lab's guide, "
+        f"{guide_ref()}.",
+        elem_classes="lab-lead",
+    )
     with gr.Row():
         with gr.Column(scale=2):
-            run = gr.Dropdown(allow_custom_value=True, label="Evidence: an evaluation run",
-                              choices=[("(none: questionnaire only)", 0)], value=0, elem_id="advisor-run")
+            run = gr.Dropdown(
+                allow_custom_value=True,
+                label="Evidence: an evaluation run",
+                choices=[("(none: questionnaire only)", 0)],
+                value=0,
+                elem_id="advisor-run",
+            )
             clear_metric = gr.Checkbox(True, label="I can define what a good output is, so it can be scored")
-            few_shot = gr.Radio(["yes", "no", UNKNOWN], value=UNKNOWN,
-                                label="With ~20 good examples in the prompt, does the model reach 90% of the target?")
+            few_shot = gr.Radio(
+                ["yes", "no", UNKNOWN],
+                value=UNKNOWN,
+                label="With ~20 good examples in the prompt, does the model reach 90% of the target?",
+            )
             lacks_knowledge = gr.Checkbox(
-                False, label="The main problem is missing knowledge (your documents, facts that change)")
+                False, label="The main problem is missing knowledge (your documents, facts that change)"
+            )
             behaviour = gr.Checkbox(
-                False, label="The main problem is behaviour: style, tone, a strict format, a reasoning pattern")
-            examples = gr.Number(0, precision=0, minimum=0,
-                                 label="High-quality examples of the desired behaviour you have")
+                False, label="The main problem is behaviour: style, tone, a strict format, a reasoning pattern"
+            )
+            examples = gr.Number(
+                0, precision=0, minimum=0, label="High-quality examples of the desired behaviour you have"
+            )
             changes = gr.Checkbox(False, label="The requirements change often (every few weeks)")
             pressure = gr.Checkbox(
-                False, label="Per-request cost or latency is a pressure (thousands of requests a day)")
+                False, label="Per-request cost or latency is a pressure (thousands of requests a day)"
+            )
             go = gr.Button("Advise", variant="primary", elem_id="advisor-go")
         with gr.Column(scale=3):
             out = gr.Markdown(elem_id="advisor-out")
     _ui.on_show(lab, "advisor", setup, [run], lab)
-    go.click(_ui.wire(lab, "advisor", advise, lab),
-             [run, clear_metric, few_shot, lacks_knowledge, behaviour, examples, changes, pressure], out,
-             api_name="advise")
+    go.click(
+        _ui.wire(lab, "advisor", advise, lab),
+        [run, clear_metric, few_shot, lacks_knowledge, behaviour, examples, changes, pressure],
+        out,
+        api_name="advise",
+    )
     build_curve_section(lab)
     build_climb(lab)
 
 
 # ---- Climb: `lab climb` from the page -------------------------------------------------------------
+
 
 class ClimbJob:
     """The climb running now in this app (one at a time) and how to cancel it."""
@@ -260,10 +323,17 @@ def climb_run(lab: Lab, job: ClimbJob, task_name: str, target, budget, up_to: st
 
     def work():
         try:
-            outcome["result"] = climb(lab, task_name, target=target or None, up_to=up_to or "tune",
-                                      budget_min=float(budget) if budget else None,
-                                      limit=int(limit) if limit else None, progress=False, cancel=cancel,
-                                      say=lines.put)
+            outcome["result"] = climb(
+                lab,
+                task_name,
+                target=target or None,
+                up_to=up_to or "tune",
+                budget_min=float(budget) if budget else None,
+                limit=int(limit) if limit else None,
+                progress=False,
+                cancel=cancel,
+                say=lines.put,
+            )
         except BaseException as e:  # shown on the page; the climb's record says where it stopped
             outcome["error"] = e
         finally:
@@ -308,8 +378,10 @@ def build_climb(lab: Lab) -> None:
     from . import bridge
 
     job = ClimbJob()
-    gr.Markdown("### Climb the ladder\nPrompt first, then RAG (with a corpus), then tune (with 200+ examples), "
-                "stopping at the first rung whose 95% interval clears the target.")
+    gr.Markdown(
+        "### Climb the ladder\nPrompt first, then RAG (with a corpus), then tune (with 200+ examples), "
+        "stopping at the first rung whose 95% interval clears the target."
+    )
     with gr.Row():
         with gr.Column(scale=2):
             task = gr.Dropdown(choices=bridge.task_names(lab), label="Task", elem_id="climb-task")

@@ -4,6 +4,7 @@ Every arm runs on the one loaded base model (the engine caches it), so five colu
 model in memory; the arms answer in turn, each streaming into its own column. Under each answer: latency, tokens, cost per 1,000 such requests and, for
 the retrieval arms, the passages the answer could cite.
 """
+
 from __future__ import annotations
 
 import queue
@@ -23,13 +24,19 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 NO_TASK = "(no task: a free question)"
-LABELS = {"zero-shot": "Prompt · zero-shot", "few-shot": "Prompt · few-shot", "rag": "RAG",
-          "tune": "Tune (LoRA)", "tune+rag": "Tune + RAG"}
+LABELS = {
+    "zero-shot": "Prompt · zero-shot",
+    "few-shot": "Prompt · few-shot",
+    "rag": "RAG",
+    "tune": "Tune (LoRA)",
+    "tune+rag": "Tune + RAG",
+}
 DEFAULT_ARMS = ["zero-shot", "few-shot", "rag", "tune"]
 DEFAULT_QUESTION = "What is the warranty period of the Acme product you know best?"
 
 
 # ---- choices -------------------------------------------------------------------------------
+
 
 def setup(lab: Lab):
     """Tasks, models, corpora and adapters as they are now, with defaults (on page load)."""
@@ -38,12 +45,14 @@ def setup(lab: Lab):
     models = bridge.model_names(lab)
     corpora = bridge.corpora(lab)  # name -> what retrieval is handed (a name, or the sample's folder)
     adapters = bridge.adapter_names(lab)
-    return (gr.update(choices=tasks, value=default_task),
-            gr.update(choices=models, value=lab.config.default_model),
-            gr.update(choices=list(corpora.items()), value=corpora.get("acme") or next(iter(corpora.values()), None)),
-            gr.update(choices=adapters, value=adapters[0] if adapters else None),
-            *tune_offer(lab, adapters),
-            gr.update(value=answerable_arms(default_task != NO_TASK, bool(corpora), bool(adapters))))
+    return (
+        gr.update(choices=tasks, value=default_task),
+        gr.update(choices=models, value=lab.config.default_model),
+        gr.update(choices=list(corpora.items()), value=corpora.get("acme") or next(iter(corpora.values()), None)),
+        gr.update(choices=adapters, value=adapters[0] if adapters else None),
+        *tune_offer(lab, adapters),
+        gr.update(value=answerable_arms(default_task != NO_TASK, bool(corpora), bool(adapters))),
+    )
 
 
 def answerable_arms(task: bool, corpus: bool, adapter: bool) -> list[str]:
@@ -57,18 +66,22 @@ def refresh(lab: Lab, adapter: str | None):
     """When the tab is opened again: new adapters, corpora, models; the user's choices stay."""
     corpora = bridge.corpora(lab)
     adapters = bridge.adapter_names(lab)
-    return (gr.update(choices=[NO_TASK] + bridge.task_names(lab)), gr.update(choices=bridge.model_names(lab)),
-            gr.update(choices=list(corpora.items())),
-            gr.update(choices=adapters, value=adapter if adapter in adapters else (adapters or [None])[0]),
-            *tune_offer(lab, adapters))
+    return (
+        gr.update(choices=[NO_TASK] + bridge.task_names(lab)),
+        gr.update(choices=bridge.model_names(lab)),
+        gr.update(choices=list(corpora.items())),
+        gr.update(choices=adapters, value=adapter if adapter in adapters else (adapters or [None])[0]),
+        *tune_offer(lab, adapters),
+    )
 
 
 def tune_offer(lab: Lab, adapters: list[str]):
     """With no adapter yet, the Tune column says so and offers to train the demo adapter."""
     if adapters:
         return gr.update(value="", visible=False), gr.update(visible=False)
-    text = (f"**No adapter for {lab.config.default_model} yet.** The tune arms need one. "
-            + bridge.demo_training_offer(lab))
+    text = f"**No adapter for {lab.config.default_model} yet.** The tune arms need one. " + bridge.demo_training_offer(
+        lab
+    )
     return gr.update(value=text, visible=True), gr.update(visible=True)
 
 
@@ -87,9 +100,12 @@ def task_changed(lab: Lab, task_name: str):
     examples = task.examples("eval")[:200]
     choices = [(f"{e.id}: {e.input[:70]}", e.id) for e in examples]
     adapters = bridge.adapter_names(lab)
-    return (gr.update(choices=choices, value=None),
-            gr.update(value=bridge.corpora(lab).get(task.corpus, task.corpus)) if task.corpus else gr.update(),
-            gr.update(value=task.name) if task.name in adapters else gr.update(), *cleared)
+    return (
+        gr.update(choices=choices, value=None),
+        gr.update(value=bridge.corpora(lab).get(task.corpus, task.corpus)) if task.corpus else gr.update(),
+        gr.update(value=task.name) if task.name in adapters else gr.update(),
+        *cleared,
+    )
 
 
 def pick_example(lab: Lab, task_name: str, example_id: str):
@@ -106,6 +122,7 @@ def show_columns(arms: list[str]):
 
 # ---- answering -----------------------------------------------------------------------------
 
+
 def _task_for(lab: Lab, task_name: str) -> Task | None:
     """The task the arms read their instruction, few-shot pool and costs from; None for a free
     question (no instruction, no few-shot pool)."""
@@ -113,14 +130,15 @@ def _task_for(lab: Lab, task_name: str) -> Task | None:
 
 
 def _stats(gen, task: Task | None) -> str:
-    cost = per_1k_requests(task.cost if task else Cost(), gen.prompt_tokens, gen.completion_tokens,
-                           gen.total_s, "cpu")
+    cost = per_1k_requests(task.cost if task else Cost(), gen.prompt_tokens, gen.completion_tokens, gen.total_s, "cpu")
     rate = f"{gen.tokens_per_s:.0f} tok/s · " if gen.tokens_per_s else ""
-    return (f"**{_ui.secs(gen.total_s)}** total · first token {_ui.secs(gen.ttft_s)} · {rate}"
-            f"{gen.prompt_tokens} tokens in / {gen.completion_tokens} out · "
-            f"**{_ui.money(cost.per_1k) if cost else '—'}** per 1,000 such requests"
-            + (f" ({cost.basis})" if cost else "")
-            + (f" · adapter `{_adapter_name(gen.adapter_id)}`" if gen.adapter_id else ""))
+    return (
+        f"**{_ui.secs(gen.total_s)}** total · first token {_ui.secs(gen.ttft_s)} · {rate}"
+        f"{gen.prompt_tokens} tokens in / {gen.completion_tokens} out · "
+        f"**{_ui.money(cost.per_1k) if cost else '—'}** per 1,000 such requests"
+        + (f" ({cost.basis})" if cost else "")
+        + (f" · adapter `{_adapter_name(gen.adapter_id)}`" if gen.adapter_id else "")
+    )
 
 
 def _adapter_name(adapter_id: str) -> str:
@@ -139,8 +157,16 @@ def _sources(passages) -> str:
     return "\n".join(lines)
 
 
-def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str], corpus: str | None,
-           adapter: str | None, max_tokens: int):
+def answer(
+    lab: Lab,
+    question: str,
+    task_name: str,
+    model: str,
+    arms: list[str],
+    corpus: str | None,
+    adapter: str | None,
+    max_tokens: int,
+):
     """Stream every chosen arm's answer into its column. Yields (row ids, then per arm:
     answer, stats, sources). Gradio closes this generator when the page is closed or Stop is
     pressed; the worker's cancel event is set then, so the model (and its lock) is free at the
@@ -165,9 +191,17 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
 
     def work(arm: str):
         try:
-            ans = lab.answer(arm, question, task=task, corpus=corpus or None, adapter=adapter or None,
-                             model=model, options=options, cancel=cancel,
-                             on_text=lambda piece: events.put((arm, "piece", piece)))
+            ans = lab.answer(
+                arm,
+                question,
+                task=task,
+                corpus=corpus or None,
+                adapter=adapter or None,
+                model=model,
+                options=options,
+                cancel=cancel,
+                on_text=lambda piece: events.put((arm, "piece", piece)),
+            )
             events.put((arm, "done", ans))
         except Exception as e:  # shown in that column; the other arms go on
             _ui.log_error(lab, f"compare/{arm}", e)
@@ -192,8 +226,9 @@ def answer(lab: Lab, question: str, task_name: str, model: str, arms: list[str],
         return out
 
     try:
-        yield from _stream_columns(events, arms, task, text, stats, sources, row_ids, outputs,
-                                   waiting=lambda: queued_note(lab))
+        yield from _stream_columns(
+            events, arms, task, text, stats, sources, row_ids, outputs, waiting=lambda: queued_note(lab)
+        )
     finally:  # finished, failed, or closed by Gradio (page closed, Stop): free the model
         cancel.set()
 
@@ -209,12 +244,23 @@ def queued_note(lab: Lab) -> str | None:
     running = next((r for r in lab.store.eval_runs(5) if r["status"] == "running"), None)
     if running is None:
         return None
-    return (f"_queued behind evaluation run #{running['id']} ({running['task']}): the model answers its "
-            "examples one at a time, this question gets its turn between two of them…_")
+    return (
+        f"_queued behind evaluation run #{running['id']} ({running['task']}): the model answers its "
+        "examples one at a time, this question gets its turn between two of them…_"
+    )
 
 
-def _stream_columns(events: queue.Queue, arms: list[str], task: Task | None, text: dict, stats: dict,
-                    sources: dict, row_ids: dict, outputs, waiting=lambda: None):
+def _stream_columns(
+    events: queue.Queue,
+    arms: list[str],
+    task: Task | None,
+    text: dict,
+    stats: dict,
+    sources: dict,
+    row_ids: dict,
+    outputs,
+    waiting=lambda: None,
+):
     yield outputs()
     pending, last, t0 = set(arms), 0.0, time.monotonic()
     while pending:
@@ -259,25 +305,44 @@ def rate(lab: Lab, row_ids: dict, arm: str, verdict: str) -> str:
 
 # ---- layout --------------------------------------------------------------------------------
 
+
 def build(lab: Lab) -> None:
-    gr.Markdown("Ask once; every rung you tick answers the same question on the same base model. "
-                "Climb only as far as you must: prompt → RAG → tune.", elem_classes="lab-lead")
+    gr.Markdown(
+        "Ask once; every rung you tick answers the same question on the same base model. "
+        "Climb only as far as you must: prompt → RAG → tune.",
+        elem_classes="lab-lead",
+    )
     with gr.Row():
-        task = gr.Dropdown(allow_custom_value=True, label="Task (instruction, few-shot pool, costs)",
-                           choices=[NO_TASK, *bridge.task_names(lab)], value=NO_TASK,
-                           scale=2, elem_id="compare-task")
-        example = gr.Dropdown(label="Example from the task's held-out set", choices=[], scale=3,
-                              elem_id="compare-example")
-        model = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[lab.config.default_model],
-                            value=lab.config.default_model, scale=1, elem_id="compare-model")
+        task = gr.Dropdown(
+            allow_custom_value=True,
+            label="Task (instruction, few-shot pool, costs)",
+            choices=[NO_TASK, *bridge.task_names(lab)],
+            value=NO_TASK,
+            scale=2,
+            elem_id="compare-task",
+        )
+        example = gr.Dropdown(
+            label="Example from the task's held-out set", choices=[], scale=3, elem_id="compare-example"
+        )
+        model = gr.Dropdown(
+            allow_custom_value=True,
+            label="Base model",
+            choices=[lab.config.default_model],
+            value=lab.config.default_model,
+            scale=1,
+            elem_id="compare-model",
+        )
     question = gr.Textbox(label="Question", lines=2, value=DEFAULT_QUESTION, elem_id="compare-question")
     with gr.Row():
-        arms = gr.CheckboxGroup([(LABELS[a], a) for a in ARMS], value=DEFAULT_ARMS, label="Arms",
-                                scale=3, elem_id="compare-arms")
-        corpus = gr.Dropdown(allow_custom_value=True, label="Corpus (RAG arms)", choices=[], scale=1,
-                             elem_id="compare-corpus")
-        adapter = gr.Dropdown(allow_custom_value=True, label="Adapter (tune arms)", choices=[], scale=1,
-                              elem_id="compare-adapter")
+        arms = gr.CheckboxGroup(
+            [(LABELS[a], a) for a in ARMS], value=DEFAULT_ARMS, label="Arms", scale=3, elem_id="compare-arms"
+        )
+        corpus = gr.Dropdown(
+            allow_custom_value=True, label="Corpus (RAG arms)", choices=[], scale=1, elem_id="compare-corpus"
+        )
+        adapter = gr.Dropdown(
+            allow_custom_value=True, label="Adapter (tune arms)", choices=[], scale=1, elem_id="compare-adapter"
+        )
         max_tokens = gr.Slider(16, 512, value=128, step=16, label="Max answer tokens", scale=1)
     with gr.Row():
         # disabled until the lab is ready (first launch: indexing) and while a question runs
@@ -294,11 +359,21 @@ def build(lab: Lab) -> None:
     columns, outs, rate_buttons = [], [], []
     with gr.Row(equal_height=False):
         for arm in ARMS:
-            with gr.Column(visible=arm in DEFAULT_ARMS, min_width=220, elem_classes="lab-arm",
-                           elem_id=f"col-{arm.replace('+', '-')}") as col:
+            with gr.Column(
+                visible=arm in DEFAULT_ARMS,
+                min_width=220,
+                elem_classes="lab-arm",
+                elem_id=f"col-{arm.replace('+', '-')}",
+            ) as col:
                 gr.Markdown(f"### {LABELS[arm]}")
-                answer_box = gr.Textbox(label=f"{arm} answer", show_label=False, lines=6, max_lines=18,
-                                        interactive=False, elem_id=f"answer-{arm.replace('+', '-')}")
+                answer_box = gr.Textbox(
+                    label=f"{arm} answer",
+                    show_label=False,
+                    lines=6,
+                    max_lines=18,
+                    interactive=False,
+                    elem_id=f"answer-{arm.replace('+', '-')}",
+                )
                 stats = gr.Markdown(elem_classes="lab-stats", elem_id=f"stats-{arm.replace('+', '-')}")
                 sources = gr.Markdown(elem_classes="lab-sources")
                 with gr.Row():
@@ -310,17 +385,18 @@ def build(lab: Lab) -> None:
             rate_buttons.append((arm, better, worse, rated))
 
     _ui.on_load(lab, "compare", setup, [task, model, corpus, adapter, tune_note, train_demo, arms], lab)
-    _ui.on_select(lab, "compare", refresh, [task, model, corpus, adapter, tune_note, train_demo], lab,
-                  inputs=[adapter])
+    _ui.on_select(lab, "compare", refresh, [task, model, corpus, adapter, tune_note, train_demo], lab, inputs=[adapter])
     task.change(_ui.wire(lab, "compare", task_changed, lab), task, [example, corpus, adapter, row_ids, *outs])
     example.change(_ui.wire(lab, "compare", pick_example, lab), [task, example], question)
     arms.change(show_columns, arms, columns, show_progress="hidden")
     run = _ui.wire(lab, "compare", answer, lab)
     inputs = [question, task, model, arms, corpus, adapter, max_tokens]
     asked = ask.click(busy, ready, ask, queue=False, show_progress="hidden").success(
-        run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2)
+        run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2
+    )
     submitted = question.submit(busy, ready, ask, queue=False, show_progress="hidden").success(
-        run, inputs, [row_ids, *outs], concurrency_limit=2)
+        run, inputs, [row_ids, *outs], concurrency_limit=2
+    )
     for event in (asked, submitted):
         event.then(idle, ready, ask, show_progress="hidden")
     # Cancelling closes the answer generator, whose finally sets the model's cancel event.
@@ -339,8 +415,9 @@ NOT_READY = "Getting the lab ready…"
 def busy(ready: bool):
     """The first step of Ask: refused until the lab is ready; the button shows a question runs."""
     if not ready:
-        raise gr.Error("The lab is still getting ready (indexing the sample corpus): ask once the banner "
-                       "above says it is done.")
+        raise gr.Error(
+            "The lab is still getting ready (indexing the sample corpus): ask once the banner above says it is done."
+        )
     return gr.update(interactive=False, value="Answering…")
 
 
@@ -352,5 +429,4 @@ def idle(ready: bool):
 def when_ready(startup, controls) -> None:
     """Once the page's startup event (`startup`: the first-launch indexing) is done, Ask works."""
     ask, ready = controls
-    startup.then(lambda: (gr.update(interactive=True, value=ASK), True), None, [ask, ready],
-                 show_progress="hidden")
+    startup.then(lambda: (gr.update(interactive=True, value=ASK), True), None, [ask, ready], show_progress="hidden")

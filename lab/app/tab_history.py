@@ -1,5 +1,6 @@
 """History: every generation, evaluation, training run and rating from the SQLite log,
 filterable, exported as CSV or JSON. Reads go through the store's helpers."""
+
 from __future__ import annotations
 
 import csv
@@ -18,13 +19,47 @@ if TYPE_CHECKING:  # the faces are typed by the engine's real class
 
 VIEWS = ["Generations", "Evaluation runs", "Training runs", "Ratings", "App errors"]
 ANY = "(any)"
-GEN_COLUMNS = ["id", "ts", "arm", "model_id", "adapter_id", "question", "output", "tokens in/out", "total_s",
-               "eval_run_id", "error"]
-WIDTHS = {"id": 50, "ts": 150, "arm": 90, "model_id": 150, "adapter_id": 90, "question": 300, "output": 300,
-          "tokens in/out": 90, "total_s": 70, "eval_run_id": 70, "error": 160}
+GEN_COLUMNS = [
+    "id",
+    "ts",
+    "arm",
+    "model_id",
+    "adapter_id",
+    "question",
+    "output",
+    "tokens in/out",
+    "total_s",
+    "eval_run_id",
+    "error",
+]
+WIDTHS = {
+    "id": 50,
+    "ts": 150,
+    "arm": 90,
+    "model_id": 150,
+    "adapter_id": 90,
+    "question": 300,
+    "output": 300,
+    "tokens in/out": 90,
+    "total_s": 70,
+    "eval_run_id": 70,
+    "error": 160,
+}
 EVAL_COLUMNS = ["id", "ts", "task", "model_id", "arms_json", "results", "status", "finished_ts"]
-TRAIN_COLUMNS = ["id", "ts", "adapter_name", "base_model", "status", "device", "steps", "last_loss",
-                 "last_val_loss", "wall_s", "peak_mem", "error"]
+TRAIN_COLUMNS = [
+    "id",
+    "ts",
+    "adapter_name",
+    "base_model",
+    "status",
+    "device",
+    "steps",
+    "last_loss",
+    "last_val_loss",
+    "wall_s",
+    "peak_mem",
+    "error",
+]
 RATING_COLUMNS = ["id", "ts", "verdict", "generation_id", "arm", "model_id", "adapter_id", "output"]
 ERROR_COLUMNS = ["id", "ts", "place", "model_id", "error"]
 # The views the Arm filter applies to, and the arms each can hold ("prompt": `lab ask` without a task).
@@ -77,8 +112,11 @@ def show(lab: Lab, view, arm, search, n):
             used.append(f"arm **{arm}**")
         if (search or "").strip():
             used.append(f"containing “{_ui.html.escape(search.strip())}”")
-        note += (f" — none match the filters ({', '.join(used)}); {unfiltered} without them." if unfiltered
-                 else " — nothing logged yet for this view.")
+        note += (
+            f" — none match the filters ({', '.join(used)}); {unfiltered} without them."
+            if unfiltered
+            else " — nothing logged yet for this view."
+        )
     widths = [WIDTHS.get(c, 110) for c in columns]
     return gr.update(value=table or [[""] * len(columns)], headers=columns, column_widths=widths), note
 
@@ -122,8 +160,11 @@ def _short(v, width: int = 160):
 
 
 def build(lab: Lab) -> None:
-    gr.Markdown("Everything the lab did, from the SQLite log (open it yourself with `sqlite-utils` or "
-                f"`datasette`: `{lab.store.path}`).", elem_classes="lab-lead")
+    gr.Markdown(
+        "Everything the lab did, from the SQLite log (open it yourself with `sqlite-utils` or "
+        f"`datasette`: `{lab.store.path}`).",
+        elem_classes="lab-lead",
+    )
     with gr.Row():
         view = gr.Radio(VIEWS, value="Generations", label="Show", scale=3, elem_id="history-view")
         arm = gr.Dropdown(ARM_CHOICES["Generations"], value=ANY, label="Arm", scale=1, elem_id="history-arm")
@@ -141,7 +182,8 @@ def build(lab: Lab) -> None:
     show_cb = _ui.wire(lab, "history", show, lab)
     _ui.on_show(lab, "history", show, [table, note], lab, inputs=inputs)
     view.change(_ui.wire(lab, "history", arm_filter), view, arm, show_progress="hidden").then(
-        show_cb, inputs, [table, note])
+        show_cb, inputs, [table, note]
+    )
     for trigger in (refresh.click, arm.input, search.submit):  # arm.input: the user's pick, not the reset
         trigger(show_cb, inputs, [table, note])
     as_csv.click(_ui.wire(lab, "history", export, lab), [*inputs, gr.State("csv")], download)

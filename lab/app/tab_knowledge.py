@@ -1,6 +1,7 @@
 """Knowledge: the corpora RAG reads, their index state, documents to add or edit, re-indexing
 with progress, a search box that shows what retrieval returns, and the staleness probe:
 edit a fact, re-index, and watch RAG follow it while a tuned adapter does not."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,10 +47,16 @@ def corpus_table(lab: Lab) -> str:
         except Exception as e:
             rows.append([name, "", "", f"unreadable: {_ui.error_text(e)}", "", "", ""])
             continue
-        state = ("not indexed" if not s["indexed"] else
-                 "up to date" if not s["stale"] else f"{s['stale']} file(s) changed: re-index")
-        rows.append([name, s["folder"], s["files"], state, s["chunks"], s.get("version") or "—",
-                     s.get("built_at") or "—"])
+        state = (
+            "not indexed"
+            if not s["indexed"]
+            else "up to date"
+            if not s["stale"]
+            else f"{s['stale']} file(s) changed: re-index"
+        )
+        rows.append(
+            [name, s["folder"], s["files"], state, s["chunks"], s.get("version") or "—", s.get("built_at") or "—"]
+        )
     if not rows:
         return f"No corpus yet: create one below, or put a folder of .md/.txt/.html/.jsonl files under `{lab.home.corpora}`."
     return _ui.md_table(["corpus", "folder", "files", "index", "chunks", "version", "built"], rows)
@@ -71,9 +78,16 @@ def _folder(lab: Lab, ref: str) -> Path:
 
 def _doc_choices(lab: Lab, ref: str) -> list[str]:
     folder = _folder(lab, ref)
-    return [NEW_DOC, *sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                             if p.is_file() and p.suffix.lower() in EDITABLE
-                             and not any(part.startswith(".") for part in p.relative_to(folder).parts))]
+    return [
+        NEW_DOC,
+        *sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in EDITABLE
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        ),
+    ]
 
 
 def documents(lab: Lab, ref: str):
@@ -97,8 +111,10 @@ def save_doc(lab: Lab, ref: str, rel: str, text: str):
     if not ref:
         raise gr.Error("Pick a corpus.")
     path, existed = _user_fixable(write_document, lab.home, ref, rel, text)
-    msg = (f"{'Saved' if existed else 'Added'} `{rel}` ({len(text):,} characters) in `{path.parent}`. "
-           "Re-index to make RAG see it.")
+    msg = (
+        f"{'Saved' if existed else 'Added'} `{rel}` ({len(text):,} characters) in `{path.parent}`. "
+        "Re-index to make RAG see it."
+    )
     return msg, *_edited(lab, _user_fixable(home_corpus, lab.home, ref))
 
 
@@ -111,8 +127,13 @@ def upload(lab: Lab, ref: str, files, into: str):
         raise gr.Error("Choose one or more files to add.")
     added, skipped = _user_fixable(add_files, lab.home, ref, paths, into or "")
     folder = _user_fixable(home_corpus, lab.home, ref)
-    msg = (f"Added {len(added)} file(s) to `{folder}`: " + ", ".join(f"`{a}`" for a in added)
-           + ". Re-index to make RAG see them." if added else "No file added.")
+    msg = (
+        f"Added {len(added)} file(s) to `{folder}`: "
+        + ", ".join(f"`{a}`" for a in added)
+        + ". Re-index to make RAG see them."
+        if added
+        else "No file added."
+    )
     msg += "".join(f"\n- skipped {_ui.html.escape(s)}" for s in skipped)
     return msg, *_edited(lab, folder), gr.update(choices=_doc_choices(lab, str(folder)))
 
@@ -125,15 +146,19 @@ def delete_doc(lab: Lab, ref: str, rel: str):
     _user_fixable(delete_document, lab.home, ref, rel)
     folder = _user_fixable(home_corpus, lab.home, ref)
     table_update = _edited(lab, folder)
-    return (f"Deleted `{rel}` from `{folder}`. Re-index to drop it from RAG.", *table_update,
-            gr.update(choices=_doc_choices(lab, str(folder)), value=NEW_DOC), "", "")
+    return (
+        f"Deleted `{rel}` from `{folder}`. Re-index to drop it from RAG.",
+        *table_update,
+        gr.update(choices=_doc_choices(lab, str(folder)), value=NEW_DOC),
+        "",
+        "",
+    )
 
 
 def create(lab: Lab, name: str):
     """A new, empty corpus in the lab home, picked at once (add documents, then re-index)."""
     folder = _user_fixable(create_corpus, lab.home, name)
-    return (f"Created corpus `{folder.name}` in `{folder}`: add documents to it, then Re-index.",
-            *_edited(lab, folder))
+    return (f"Created corpus `{folder.name}` in `{folder}`: add documents to it, then Re-index.", *_edited(lab, folder))
 
 
 def reindex(lab: Lab, ref: str, progress=gr.Progress(track_tqdm=True)):
@@ -153,11 +178,14 @@ def search(lab: Lab, ref: str, query: str, k: float):
         raise gr.Error("Type what to search for.")
     _folder(lab, ref)
     passages = _search(lab, ref, query.strip(), int(k or 5))
-    return [[i, round(p.score, 3), p.source, p.heading or p.title, " ".join(p.text.split())[:400]]
-            for i, p in enumerate(passages, 1)]
+    return [
+        [i, round(p.score, 3), p.source, p.heading or p.title, " ".join(p.text.split())[:400]]
+        for i, p in enumerate(passages, 1)
+    ]
 
 
 # ---- the staleness probe -------------------------------------------------------------------
+
 
 def probe_tasks(lab: Lab) -> list[str]:
     names = []
@@ -174,8 +202,10 @@ def probe_info(lab: Lab, task_name: str) -> str:
     if not task_name:
         return "_No task has a staleness probe._"
     p = bridge.task(lab, task_name).probe
-    return (f"**Question:** {_ui.html.escape(p.question)}<br>**Document:** `{p.doc}` · "
-            f"**fact now:** “{_ui.html.escape(p.old)}” → **after the edit:** “{_ui.html.escape(p.new)}”")
+    return (
+        f"**Question:** {_ui.html.escape(p.question)}<br>**Document:** `{p.doc}` · "
+        f"**fact now:** “{_ui.html.escape(p.old)}” → **after the edit:** “{_ui.html.escape(p.new)}”"
+    )
 
 
 def run_probe(lab: Lab, task_name: str, adapter: str | None, progress=gr.Progress(track_tqdm=True)):
@@ -194,35 +224,60 @@ def render_probe(r) -> str:
     def cell(a):
         if a is None:
             return "—", "no adapter (train one, then pick it)"
-        mark = ("**new** ✓" if a.says_new and not a.says_old else "**old**" if a.says_old and not a.says_new
-                else "both" if a.says_old else "neither")
+        mark = (
+            "**new** ✓"
+            if a.says_new and not a.says_old
+            else "**old**"
+            if a.says_old and not a.says_new
+            else "both"
+            if a.says_old
+            else "neither"
+        )
         return mark, _ui.html.escape(" ".join(a.text.split())[:240])
 
     rows = []
-    for label, before, after in [("RAG", r.rag_before, r.rag_after),
-                                 (f"Tune ({r.adapter})" if r.adapter else "Tune", r.tune_before, r.tune_after)]:
+    for label, before, after in [
+        ("RAG", r.rag_before, r.rag_after),
+        (f"Tune ({r.adapter})" if r.adapter else "Tune", r.tune_before, r.tune_after),
+    ]:
         b, a = cell(before), cell(after)
         rows.append(f"| {label} | {b[0]} · {b[1]} | {a[0]} · {a[1]} |")
     if r.rag_follows:
         verdict = ["RAG follows the edit."]
     elif getattr(r, "context_follows", False):
-        verdict = ["Retrieval follows the edit (the prompt now holds the new value, not the old one), "
-                   "but the model did not repeat it."]
+        verdict = [
+            "Retrieval follows the edit (the prompt now holds the new value, not the old one), "
+            "but the model did not repeat it."
+        ]
     else:
         verdict = ["RAG did not state the new value."]
     if r.adapter_stale is not None:
-        verdict.append("The adapter still answers from its training data: stale until retrained."
-                       if r.adapter_stale else "The adapter states the new value (unexpected).")
+        verdict.append(
+            "The adapter still answers from its training data: stale until retrained."
+            if r.adapter_stale
+            else "The adapter states the new value (unexpected)."
+        )
     esc = _ui.html.escape
-    return "\n".join([
-        f"**{esc(r.question)}** — `{r.doc}`: “{esc(r.old)}” → “{esc(r.new)}” "
-        f"(on a scratch copy; the corpus itself is untouched) · re-index: {_ui.html.escape(r.reindex)}", "",
-        "| arm | before the edit | after the edit |", "|---|---|---|", *rows, "", " ".join(verdict)])
+    return "\n".join(
+        [
+            f"**{esc(r.question)}** — `{r.doc}`: “{esc(r.old)}” → “{esc(r.new)}” "
+            f"(on a scratch copy; the corpus itself is untouched) · re-index: {_ui.html.escape(r.reindex)}",
+            "",
+            "| arm | before the edit | after the edit |",
+            "|---|---|---|",
+            *rows,
+            "",
+            " ".join(verdict),
+        ]
+    )
 
 
 def build(lab: Lab) -> list:
-    gr.Markdown("Facts belong in retrieval: edit a document, re-index, and the RAG arm answers with the new "
-                "fact at once; an adapter trained on the old facts keeps the old one.", elem_classes="lab-lead")
+    gr.Markdown(
+        "Facts belong in retrieval: edit a document, re-index, and the RAG arm answers with the new "
+        "fact at once; an adapter trained on the old facts keeps the old one.",
+        elem_classes="lab-lead",
+    )
     table = gr.Markdown(elem_id="knowledge-corpora")
     with gr.Row():
         corpus = gr.Dropdown(allow_custom_value=True, label="Corpus", choices=[], scale=2, elem_id="knowledge-corpus")
@@ -230,40 +285,61 @@ def build(lab: Lab) -> list:
     index_note = gr.Markdown()
     with gr.Accordion("Search: what retrieval returns", open=True):
         with gr.Row():
-            query = gr.Textbox(label="Query", placeholder="e.g. How long is the warranty?", scale=4,
-                               elem_id="knowledge-query")
+            query = gr.Textbox(
+                label="Query", placeholder="e.g. How long is the warranty?", scale=4, elem_id="knowledge-query"
+            )
             k = gr.Slider(1, 20, value=5, step=1, label="k", scale=1)
             go = gr.Button("Search", scale=1, elem_id="knowledge-search")
-        hits = gr.Dataframe(headers=["#", "score", "source", "section", "text"], interactive=False, wrap=True,
-                            max_height=420, column_widths=[40, 70, 190, 200, 620], elem_id="knowledge-hits")
+        hits = gr.Dataframe(
+            headers=["#", "score", "source", "section", "text"],
+            interactive=False,
+            wrap=True,
+            max_height=420,
+            column_widths=[40, 70, 190, 200, 620],
+            elem_id="knowledge-hits",
+        )
     with gr.Accordion("Documents: add, upload, edit, delete", open=False):
-        gr.Markdown("Edits are written to the corpus's folder in the lab home; a corpus the lab found "
-                    "elsewhere (the checkout's sample `acme`) is copied there on the first edit, and the "
-                    "original stays as it was.", elem_classes="lab-lead")
+        gr.Markdown(
+            "Edits are written to the corpus's folder in the lab home; a corpus the lab found "
+            "elsewhere (the checkout's sample `acme`) is copied there on the first edit, and the "
+            "original stays as it was.",
+            elem_classes="lab-lead",
+        )
         with gr.Row():
             doc = gr.Dropdown(label="Document", choices=[NEW_DOC], value=NEW_DOC, scale=2, elem_id="knowledge-doc")
-            name = gr.Textbox(label="File name (inside the corpus)", placeholder="policies/new-policy.md", scale=2,
-                              elem_id="knowledge-name")
+            name = gr.Textbox(
+                label="File name (inside the corpus)",
+                placeholder="policies/new-policy.md",
+                scale=2,
+                elem_id="knowledge-name",
+            )
         text = gr.Code(label="Text", language="markdown", lines=14, elem_id="knowledge-text")
         with gr.Row():
             save = gr.Button("Save document", variant="primary", elem_id="knowledge-save")
             delete = gr.Button("Delete document", variant="stop", elem_id="knowledge-delete")
         with gr.Row():
-            files = gr.File(label="Upload files into this corpus (.md, .txt, .html, .jsonl, .pdf)",
-                            file_count="multiple", scale=3, elem_id="knowledge-upload")
+            files = gr.File(
+                label="Upload files into this corpus (.md, .txt, .html, .jsonl, .pdf)",
+                file_count="multiple",
+                scale=3,
+                elem_id="knowledge-upload",
+            )
             into = gr.Textbox(label="Sub-folder (optional)", placeholder="policies", scale=1)
         with gr.Row():
-            new_name = gr.Textbox(label="New corpus", placeholder="e.g. handbook", scale=3,
-                                  elem_id="knowledge-new-corpus")
+            new_name = gr.Textbox(
+                label="New corpus", placeholder="e.g. handbook", scale=3, elem_id="knowledge-new-corpus"
+            )
             create_btn = gr.Button("Create corpus", scale=1, elem_id="knowledge-create")
         saved = gr.Markdown(elem_id="knowledge-saved")
     with_probe = probe_tasks(lab)
     with gr.Accordion("Staleness probe", open=False):
         with gr.Row():
-            probe_task = gr.Dropdown(allow_custom_value=True, label="Task", choices=with_probe,
-                                     value=(with_probe or [None])[0], scale=1)
-            probe_adapter = gr.Dropdown(allow_custom_value=True, label="Adapter (default: the task's)",
-                                        choices=[], scale=1)
+            probe_task = gr.Dropdown(
+                allow_custom_value=True, label="Task", choices=with_probe, value=(with_probe or [None])[0], scale=1
+            )
+            probe_adapter = gr.Dropdown(
+                allow_custom_value=True, label="Adapter (default: the task's)", choices=[], scale=1
+            )
             probe_go = gr.Button("Run the probe", variant="primary", scale=1)
         probe_about = gr.Markdown(probe_info(lab, with_probe[0]) if with_probe else probe_info(lab, ""))
         probe_out = gr.Markdown(elem_id="knowledge-probe")
@@ -276,8 +352,9 @@ def build(lab: Lab) -> list:
     doc.change(_ui.wire(lab, "knowledge", open_doc, lab), [corpus, doc], [name, text])
     edits = [
         save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, corpus, table]),
-        delete.click(_ui.wire(lab, "knowledge", delete_doc, lab), [corpus, doc],
-                     [saved, corpus, table, doc, name, text]),
+        delete.click(
+            _ui.wire(lab, "knowledge", delete_doc, lab), [corpus, doc], [saved, corpus, table, doc, name, text]
+        ),
         files.upload(_ui.wire(lab, "knowledge", upload, lab), [corpus, files, into], [saved, corpus, table, doc]),
         create_btn.click(_ui.wire(lab, "knowledge", create, lab), new_name, [saved, corpus, table]),
         reindex_btn.click(_ui.wire(lab, "knowledge", reindex, lab), corpus, [index_note, table]),

@@ -5,6 +5,7 @@ Training runs as its own process (`lab.tuning.jobs`), writing every step to lab.
 the page only polls that table, so closing the page does not stop it, and a run started
 from the terminal shows up here too. A finished adapter appears in Compare and Evaluate.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,13 +29,19 @@ def setup(lab: Lab):
     first = next((d for d in datasets if d[0].startswith(f"{bridge.DEMO_TASK}:")), datasets[0] if datasets else None)
     jobs.refresh_run_status(lab)  # a trainer killed from outside is not "running"
     job, run_id, active = following(lab, None)
-    return (gr.update(choices=dataset_choices(datasets), value=first[1] if first else UPLOAD),
-            gr.update(value=first[0].split(":")[0] if first else ""),
-            gr.update(value=first[2] if first else ""),
-            gr.update(choices=bridge.model_names(lab), value=lab.config.default_model),
-            (f"Defaults for this machine: **{d['device']}** — {d['method']} on `{d['target_modules']}`, "
-             f"rank {d['rank']}, batch {d['batch_size']}."),
-            gr.update(choices=run_choices(lab), value=run_id), gr.Timer(active=active), job)
+    return (
+        gr.update(choices=dataset_choices(datasets), value=first[1] if first else UPLOAD),
+        gr.update(value=first[0].split(":")[0] if first else ""),
+        gr.update(value=first[2] if first else ""),
+        gr.update(choices=bridge.model_names(lab), value=lab.config.default_model),
+        (
+            f"Defaults for this machine: **{d['device']}** — {d['method']} on `{d['target_modules']}`, "
+            f"rank {d['rank']}, batch {d['batch_size']}."
+        ),
+        gr.update(choices=run_choices(lab), value=run_id),
+        gr.Timer(active=active),
+        job,
+    )
 
 
 def following(lab: Lab, run_id) -> tuple[dict | None, int | None, bool]:
@@ -63,13 +70,19 @@ def refresh(lab: Lab, run_id, job):
         job, run_id, active = following(lab, run_id)
     else:
         active = True  # the job the page started, still working: keep following it
-    return (gr.update(choices=bridge.model_names(lab)), gr.update(choices=run_choices(lab), value=run_id),
-            gr.Timer(active=active), job)
+    return (
+        gr.update(choices=bridge.model_names(lab)),
+        gr.update(choices=run_choices(lab), value=run_id),
+        gr.Timer(active=active),
+        job,
+    )
 
 
 def run_choices(lab: Lab) -> list[tuple[str, int]]:
-    return [(f"#{r['id']} {r['adapter_name']} · {r['status']} · {r['steps']} steps", r["id"])
-            for r in lab.store.training_runs(50)]
+    return [
+        (f"#{r['id']} {r['adapter_name']} · {r['status']} · {r['steps']} steps", r["id"])
+        for r in lab.store.training_runs(50)
+    ]
 
 
 def dataset_changed(lab: Lab, dataset: str):
@@ -88,8 +101,13 @@ def upload_changed(upload):
     """A file was uploaded: train on it, under a name the user gives, replacing nothing unasked."""
     if not upload:
         return gr.update(), gr.update(), gr.update(), gr.update(), ""
-    return (gr.update(value=UPLOAD), gr.update(value=""), gr.update(value=""), gr.update(value=False),
-            "Uploaded: **Validate dataset** checks it; name the adapter before you start.")
+    return (
+        gr.update(value=UPLOAD),
+        gr.update(value=""),
+        gr.update(value=""),
+        gr.update(value=False),
+        "Uploaded: **Validate dataset** checks it; name the adapter before you start.",
+    )
 
 
 def _data_path(lab: Lab, dataset: str, upload) -> str:
@@ -97,22 +115,56 @@ def _data_path(lab: Lab, dataset: str, upload) -> str:
         if upload and not str(upload if isinstance(upload, str) else upload.name).endswith(".jsonl"):
             from ..task_import import training_file  # a CSV/TSV/JSON/Parquet table: input/output JSONL
 
-            return str(training_file(upload if isinstance(upload, str) else upload.name,
-                                     lab.home.state / "training" / "uploads"))
+            return str(
+                training_file(
+                    upload if isinstance(upload, str) else upload.name, lab.home.state / "training" / "uploads"
+                )
+            )
         if not upload:
-            raise gr.Error("Upload a file: JSONL (chat messages, prompt/completion, Alpaca, input/output), "
-                           "or a CSV/TSV/JSON/Parquet table with input and output columns.")
+            raise gr.Error(
+                "Upload a file: JSONL (chat messages, prompt/completion, Alpaca, input/output), "
+                "or a CSV/TSV/JSON/Parquet table with input and output columns."
+            )
         return upload if isinstance(upload, str) else upload.name
     return dataset
 
 
-def _config(lab: Lab, dataset, upload, name, base, instruction, method, rank, alpha, lr, epochs, max_steps, batch,
-            accum, max_seq_len, targets, force) -> dict:
-    return {"name": (name or "").strip(), "data": _data_path(lab, dataset, upload), "base_model": base,
-            "system": instruction or None, "method": method, "rank": int(rank), "alpha": float(alpha),
-            "learning_rate": float(lr), "epochs": float(epochs), "max_steps": int(max_steps or 0) or None,
-            "batch_size": int(batch), "grad_accum": int(accum), "max_seq_len": int(max_seq_len),
-            "target_modules": targets, "force": bool(force)}
+def _config(
+    lab: Lab,
+    dataset,
+    upload,
+    name,
+    base,
+    instruction,
+    method,
+    rank,
+    alpha,
+    lr,
+    epochs,
+    max_steps,
+    batch,
+    accum,
+    max_seq_len,
+    targets,
+    force,
+) -> dict:
+    return {
+        "name": (name or "").strip(),
+        "data": _data_path(lab, dataset, upload),
+        "base_model": base,
+        "system": instruction or None,
+        "method": method,
+        "rank": int(rank),
+        "alpha": float(alpha),
+        "learning_rate": float(lr),
+        "epochs": float(epochs),
+        "max_steps": int(max_steps or 0) or None,
+        "batch_size": int(batch),
+        "grad_accum": int(accum),
+        "max_seq_len": int(max_seq_len),
+        "target_modules": targets,
+        "force": bool(force),
+    }
 
 
 def validate(lab: Lab, *values) -> str:
@@ -132,16 +184,30 @@ def validate(lab: Lab, *values) -> str:
     info = lab.model_info(cfg.base_model)
     plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path)
     ln = report.lengths or {}
-    rows = [["examples", report.count], ["format", report.format], ["duplicates dropped", report.duplicates],
-            ["train / validation", f"{report.n_train} / {report.n_val}"],
-            ["tokens per example", f"min {ln.get('min')}, median {ln.get('median')}, p95 {ln.get('p95')}, "
-                                   f"max {ln.get('max')}" if ln else "—"],
-            [f"longer than max_seq_len {report.max_seq_len}", report.truncated],
-            ["sha256", report.sha256[:16]]]
+    rows = [
+        ["examples", report.count],
+        ["format", report.format],
+        ["duplicates dropped", report.duplicates],
+        ["train / validation", f"{report.n_train} / {report.n_val}"],
+        [
+            "tokens per example",
+            f"min {ln.get('min')}, median {ln.get('median')}, p95 {ln.get('p95')}, max {ln.get('max')}" if ln else "—",
+        ],
+        [f"longer than max_seq_len {report.max_seq_len}", report.truncated],
+        ["sha256", report.sha256[:16]],
+    ]
     warnings = "".join(f"\n- ⚠️ {_ui.html.escape(w)}" for w in report.warnings) or "\n- no warnings"
-    return (f"**{_ui.html.escape(Path(report.path).name)}**\n\n" + _ui.md_table(["", ""], rows) + "\n" + warnings
-            + "\n\n" + plan_line(lab, cfg)
-            + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n" + plan.to_text() + "\n```")
+    return (
+        f"**{_ui.html.escape(Path(report.path).name)}**\n\n"
+        + _ui.md_table(["", ""], rows)
+        + "\n"
+        + warnings
+        + "\n\n"
+        + plan_line(lab, cfg)
+        + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n"
+        + plan.to_text()
+        + "\n```"
+    )
 
 
 def plan_line(lab: Lab, cfg) -> str:
@@ -170,10 +236,19 @@ def _launch(lab: Lab, config: dict, **how):
 
 
 def _following(lab: Lab, job, what: str, plan: str = ""):
-    note = (f"{what} as process {job.pid} (log: `{job.log_path}`). {plan}\n\nThe page follows this run; "
-            "the curve below updates every few seconds; you can close the page.")
-    return (note, gr.update(choices=run_choices(lab), value=None), gr.Timer(active=True), job.to_dict(),
-            f"Training `{job.name}`: loading the model…", gr.update(visible=False), "")
+    note = (
+        f"{what} as process {job.pid} (log: `{job.log_path}`). {plan}\n\nThe page follows this run; "
+        "the curve below updates every few seconds; you can close the page."
+    )
+    return (
+        note,
+        gr.update(choices=run_choices(lab), value=None),
+        gr.Timer(active=True),
+        job.to_dict(),
+        f"Training `{job.name}`: loading the model…",
+        gr.update(visible=False),
+        "",
+    )
 
 
 def stop(lab: Lab, job, run_id) -> str:
@@ -212,10 +287,22 @@ def poll(lab: Lab, run_id, job, name: str):
         if run is None:
             tail = _tail(job.get("log"))
             if jobs.job_running(job):
-                return (gr.update(), None, f"Training `{job['name']}` (process {job['pid']}): loading the model…",
-                        tail, gr.Timer(active=True), *hidden)
-            return (gr.update(), None, f"Training `{job['name']}` ended before its first step: the trainer's "
-                    "output below says why.", tail, gr.Timer(active=False), *resume_offer(lab, name))
+                return (
+                    gr.update(),
+                    None,
+                    f"Training `{job['name']}` (process {job['pid']}): loading the model…",
+                    tail,
+                    gr.Timer(active=True),
+                    *hidden,
+                )
+            return (
+                gr.update(),
+                None,
+                f"Training `{job['name']}` ended before its first step: the trainer's output below says why.",
+                tail,
+                gr.Timer(active=False),
+                *resume_offer(lab, name),
+            )
         run_id = run["id"]
     run = _run(lab, run_id)
     if run is None:
@@ -224,9 +311,14 @@ def poll(lab: Lab, run_id, job, name: str):
     # a stopped trainer writes its checkpoint and lets go of its lock a moment after its row
     # says so: poll on until it has, so Resume is offered once it can be
     running = run["status"] == "running" or any(j["name"] == run["adapter_name"] for j in jobs.active_jobs(lab))
-    return (gr.update(choices=run_choices(lab), value=run["id"]), curve(run, steps), status(run, steps),
-            _tail(job.get("log")) if job else "", gr.Timer(active=running),
-            *(hidden if running else resume_offer(lab, name)))
+    return (
+        gr.update(choices=run_choices(lab), value=run["id"]),
+        curve(run, steps),
+        status(run, steps),
+        _tail(job.get("log")) if job else "",
+        gr.Timer(active=running),
+        *(hidden if running else resume_offer(lab, name)),
+    )
 
 
 def _run(lab: Lab, run_id) -> dict | None:
@@ -236,8 +328,10 @@ def _run(lab: Lab, run_id) -> dict | None:
 def status(run: dict, steps: list[dict]) -> str:
     total = run.get("total_steps") or 0
     last = steps[-1] if steps else {}
-    bits = [f"**#{run['id']} {run['adapter_name']}** · {run['status']} · {run.get('device') or '?'}"
-            + (f" · {run.get('method')}" if run.get("method") else "")]
+    bits = [
+        f"**#{run['id']} {run['adapter_name']}** · {run['status']} · {run.get('device') or '?'}"
+        + (f" · {run.get('method')}" if run.get("method") else "")
+    ]
     if steps:
         bits.append(f"step {last['step']}" + (f" of {total}" if total else ""))
         if last.get("loss") is not None:
@@ -310,20 +404,28 @@ def _tail(path: str | None, n: int = 12) -> str:
 
 def build(lab: Lab) -> None:
     d = bridge.device_defaults("cpu")  # placeholders; setup() puts this machine's defaults in
-    gr.Markdown("Tune for format and behaviour, not for facts. Rule of thumb: 200+ good examples; "
-                "under 20 the lab refuses unless you force it (docs/guide.md in the lab's folder says why).",
-                elem_classes="lab-lead")
+    gr.Markdown(
+        "Tune for format and behaviour, not for facts. Rule of thumb: 200+ good examples; "
+        "under 20 the lab refuses unless you force it (docs/guide.md in the lab's folder says why).",
+        elem_classes="lab-lead",
+    )
     with gr.Row():
         dataset = gr.Dropdown(allow_custom_value=True, label="Dataset", choices=[], scale=3, elem_id="train-dataset")
-        upload = gr.File(label="…or upload a file (JSONL, CSV, TSV, JSON, Parquet)",
-                         file_types=[".jsonl", ".csv", ".tsv", ".json", ".parquet"], type="filepath", scale=2,
-                         height=110, elem_id="train-upload")
+        upload = gr.File(
+            label="…or upload a file (JSONL, CSV, TSV, JSON, Parquet)",
+            file_types=[".jsonl", ".csv", ".tsv", ".json", ".parquet"],
+            type="filepath",
+            scale=2,
+            height=110,
+            elem_id="train-upload",
+        )
     with gr.Row():
         name = gr.Textbox(label="Adapter name", placeholder="tickets", scale=1, elem_id="train-name")
         base = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[], scale=1)
         method = gr.Radio(["auto", "lora", "qlora"], value="auto", label="Method", scale=1)
-    instruction = gr.Textbox(label="Instruction (system prompt for examples without one)", lines=2,
-                             elem_id="train-instruction")
+    instruction = gr.Textbox(
+        label="Instruction (system prompt for examples without one)", lines=2, elem_id="train-instruction"
+    )
     device_note = gr.Markdown()
     with gr.Accordion("Hyperparameters", open=False):
         with gr.Row():
@@ -333,12 +435,14 @@ def build(lab: Lab) -> None:
             targets = gr.Textbox(d["target_modules"], label="target modules (or all-linear)")
         with gr.Row():
             epochs = gr.Number(d["epochs"], label="epochs")
-            max_steps = gr.Number(d["max_steps"], precision=0, label="max steps (0 = by epochs)",
-                                  elem_id="train-max-steps")
+            max_steps = gr.Number(
+                d["max_steps"], precision=0, label="max steps (0 = by epochs)", elem_id="train-max-steps"
+            )
             batch = gr.Number(d["batch_size"], precision=0, label="batch size", elem_id="train-batch")
             accum = gr.Number(d["grad_accum"], precision=0, label="gradient accumulation")
-            max_seq_len = gr.Number(d["max_seq_len"], precision=0, label="max sequence length",
-                                    elem_id="train-max-seq-len")
+            max_seq_len = gr.Number(
+                d["max_seq_len"], precision=0, label="max sequence length", elem_id="train-max-seq-len"
+            )
         with gr.Row():
             force = gr.Checkbox(False, label="force (train on fewer than 20 examples)")
             restart = gr.Checkbox(False, label="start over (delete an unfinished run's checkpoint)")
@@ -355,20 +459,39 @@ def build(lab: Lab) -> None:
     progress = gr.Markdown(elem_id="train-status")
     plot = gr.Plot(label="Loss")
     job = gr.State(None)  # the run this page started (or found training): the page follows it
-    log = gr.Textbox(label="Trainer output (last lines)", lines=6, max_lines=12, interactive=False,
-                     elem_id="train-log")
+    log = gr.Textbox(label="Trainer output (last lines)", lines=6, max_lines=12, interactive=False, elem_id="train-log")
     timer = gr.Timer(2.0, active=False)
 
-    values = [dataset, upload, name, base, instruction, method, rank, alpha, lr, epochs, max_steps, batch,
-              accum, max_seq_len, targets, force]
+    values = [
+        dataset,
+        upload,
+        name,
+        base,
+        instruction,
+        method,
+        rank,
+        alpha,
+        lr,
+        epochs,
+        max_steps,
+        batch,
+        accum,
+        max_seq_len,
+        targets,
+        force,
+    ]
     offer = _ui.wire(lab, "train", resume_offer, lab)
     watch = _ui.wire(lab, "train", poll, lab)
     watched = [run, plot, progress, log, timer, again, resume_note]
     _ui.on_load(lab, "train", setup, [dataset, name, instruction, base, device_note, run, timer, job], lab)
     _ui.on_select(lab, "train", refresh, [base, run, timer, job], lab, inputs=[run, job])
     _ui.on_select(lab, "train", lambda: gr.update(choices=dataset_choices(bridge.train_datasets(lab))), [dataset])
-    _ui.on_load(lab, "train", lambda: [gr.update(value=v) for v in _defaults_row()],
-                [rank, alpha, lr, targets, epochs, max_steps, batch, accum, max_seq_len])
+    _ui.on_load(
+        lab,
+        "train",
+        lambda: [gr.update(value=v) for v in _defaults_row()],
+        [rank, alpha, lr, targets, epochs, max_steps, batch, accum, max_seq_len],
+    )
     dataset.input(_ui.wire(lab, "train", dataset_changed, lab), dataset, [name, instruction])
     upload.upload(upload_changed, upload, [dataset, name, instruction, overwrite, report])
     name.change(offer, name, [again, resume_note], show_progress="hidden")
@@ -383,5 +506,14 @@ def build(lab: Lab) -> None:
 
 def _defaults_row() -> list:
     d = bridge.device_defaults()
-    return [d["rank"], d["alpha"], d["learning_rate"], d["target_modules"], d["epochs"], d["max_steps"],
-            d["batch_size"], d["grad_accum"], d["max_seq_len"]]
+    return [
+        d["rank"],
+        d["alpha"],
+        d["learning_rate"],
+        d["target_modules"],
+        d["epochs"],
+        d["max_steps"],
+        d["batch_size"],
+        d["grad_accum"],
+        d["max_seq_len"],
+    ]

@@ -3,6 +3,7 @@
 A backend is a class `Backend(info, n_ctx=..., **kw)`. Adding one (say an OpenAI-compatible
 server) is a module plus one `register(...)` line; nothing else in the lab changes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,21 +35,25 @@ def default_backend_for(info: ModelInfo) -> str:
 
 def _llamacpp():
     from .llamacpp import LlamaCppBackend
+
     return LlamaCppBackend
 
 
 def _hf():
     from .hf import HFBackend
+
     return HFBackend
 
 
 def _openai():
     from .openai_compat import OpenAICompatBackend
+
     return OpenAICompatBackend
 
 
 def _fake():
     from .fake import FakeBackend
+
     return FakeBackend
 
 

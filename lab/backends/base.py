@@ -1,4 +1,5 @@
 """The one interface every model backend implements, and what a generation returns."""
+
 from __future__ import annotations
 
 import hashlib
@@ -58,9 +59,15 @@ class Backend(Protocol):
     info: ModelInfo
     n_ctx: int
 
-    def generate(self, messages: list[Message], options: GenerationOptions | None = None,
-                 on_text: OnText | None = None, adapter: str | None = None,
-                 adapter_sha: str | None = None, cancel: threading.Event | None = None) -> Generation:
+    def generate(
+        self,
+        messages: list[Message],
+        options: GenerationOptions | None = None,
+        on_text: OnText | None = None,
+        adapter: str | None = None,
+        adapter_sha: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
         """Run the chat `messages`; call `on_text(piece)` as text arrives (streaming).
         `adapter_sha` names the adapter's content (the backend hashes the file itself without it);
         once `cancel` is set, generation stops at the next token (finish_reason "cancelled")."""
@@ -72,8 +79,9 @@ class Backend(Protocol):
         """Tokens of `text` with this model's own tokenizer."""
 
 
-def stream(backend: Backend, messages: list[Message], options: GenerationOptions | None = None,
-           adapter: str | None = None) -> Iterator[str | Generation]:
+def stream(
+    backend: Backend, messages: list[Message], options: GenerationOptions | None = None, adapter: str | None = None
+) -> Iterator[str | Generation]:
     """Iterate over text pieces as they are generated; the last item is the `Generation`.
     Runs the backend in a worker thread so callers (the app) can stream without callbacks.
     Leaving the loop early (break, or closing the iterator) cancels the generation, so the
@@ -104,6 +112,7 @@ def cancelled(cancel: threading.Event | None) -> bool:
 
 
 # ---- adapters, cached by content ----------------------------------------------------------------
+
 
 def _weights_file(path: Path) -> Path:
     """The file whose bytes are the adapter: the file itself, or a PEFT folder's weights."""

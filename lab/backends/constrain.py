@@ -8,6 +8,7 @@ label task's labels) or to a JSON schema.
   in the lab's environment, so a schema is NOT enforced there; the backend reports
   `constrained: False` and the scoreboard says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,10 @@ class LabelTrie:
 
     def prefix_fn(self, n_prompt: int):
         """transformers' prefix_allowed_tokens_fn for a prompt of n_prompt tokens."""
+
         def fn(batch_id, input_ids):
             return self.allowed(input_ids[n_prompt:].tolist())
+
         return fn
 
 

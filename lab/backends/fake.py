@@ -1,4 +1,5 @@
 """A fake backend for unit tests of logic: queued answers, recorded calls (like `llm`'s mock model)."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,9 @@ from .base import ContextTooLong, Generation, cancelled, content_sha256, plain_r
 
 
 class FakeBackend:
-    def __init__(self, answers: list[str] | None = None, model_id: str = "fake", n_ctx: int = 2048,
-                 default: str = "fake answer"):
+    def __init__(
+        self, answers: list[str] | None = None, model_id: str = "fake", n_ctx: int = 2048, default: str = "fake answer"
+    ):
         self.info = ModelInfo(model_id, "fake", Path("/dev/null"), "test", 0, "fake", n_ctx, True)
         self.n_ctx = n_ctx
         self.answers = list(answers or [])
@@ -28,16 +30,14 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def generate(self, messages, options=None, on_text=None, adapter=None, adapter_sha=None,
-                 cancel=None) -> Generation:
+    def generate(self, messages, options=None, on_text=None, adapter=None, adapter_sha=None, cancel=None) -> Generation:
         options = options or GenerationOptions()
         t0 = time.perf_counter()
         prompt = self.render(messages)
         n_prompt = self.count_tokens(prompt)
         if n_prompt > self.n_ctx:
             raise ContextTooLong(n_prompt, self.n_ctx, self.info.id)
-        self.calls.append({"messages": messages, "options": options, "adapter": adapter,
-                           "adapter_sha": adapter_sha})
+        self.calls.append({"messages": messages, "options": options, "adapter": adapter, "adapter_sha": adapter_sha})
         served = (adapter_sha or content_sha256(adapter)) if adapter else None
         text = self.answers.pop(0) if self.answers else self.default
         words, finish = [], "stop"
@@ -50,6 +50,15 @@ class FakeBackend:
                 on_text(word + " ")
         total = time.perf_counter() - t0
         text = " ".join(words)
-        return Generation(text, n_prompt, self.count_tokens(text), total / 2, total, prompt,
-                          finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-                          extra={"adapter_sha256": served})
+        return Generation(
+            text,
+            n_prompt,
+            self.count_tokens(text),
+            total / 2,
+            total,
+            prompt,
+            finish_reason=finish,
+            model_id=self.info.id,
+            adapter_id=adapter,
+            extra={"adapter_sha256": served},
+        )

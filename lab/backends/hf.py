@@ -3,6 +3,7 @@ models loaded with transformers' GGUF support (dequantised, cached once), so LoR
 trained on the same weights the llama.cpp arms run. PEFT adapters are switched on the one loaded
 model. On CUDA the weights load in bf16 straight onto the GPU (`device_map`); on the CPU in float32.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -80,8 +81,7 @@ def _source(info: ModelInfo, dtype: str, cache_dir: Path | None) -> tuple[str, d
     return str(path.parent), {"gguf_file": path.name}, own
 
 
-def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = None,
-                  cache_dir: Path | None = None):
+def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = None, cache_dir: Path | None = None):
     """(model, tokenizer) for a model's HF folder, or its GGUF dequantised. Shared with `lab.tuning`.
 
     dtype: a torch dtype name, or "auto" (see resolve_dtype). On CUDA the weights are placed with
@@ -101,8 +101,9 @@ def load_hf_model(info: ModelInfo, dtype: str = "float32", device: str | None = 
     try:
         with _gguf_read_once(active="gguf_file" in kwargs):
             tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype),
-                                                         device_map=device if on_gpu else None, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                src, dtype=getattr(torch, dtype), device_map=device if on_gpu else None, **kwargs
+            )
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         raise BackendError(f"transformers could not load {src}: {e}") from e
     # Configs converted from GGUF lack `architectures`; the GGUF LoRA export needs it.
@@ -197,7 +198,7 @@ class _Streamer:
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         if not text.endswith("\ufffd") and len(text) > self.sent:
             if self.on_text:
-                self.on_text(text[self.sent:])
+                self.on_text(text[self.sent :])
             self.sent = len(text)
 
     def end(self):
@@ -205,15 +206,20 @@ class _Streamer:
 
 
 class HFBackend:
-    def __init__(self, info: ModelInfo, n_ctx: int = 2048, device: str | None = None,
-                 dtype: str | None = None, cache_dir: Path | None = None):
+    def __init__(
+        self,
+        info: ModelInfo,
+        n_ctx: int = 2048,
+        device: str | None = None,
+        dtype: str | None = None,
+        cache_dir: Path | None = None,
+    ):
         import torch
 
         self.info = info
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model, self.tokenizer = load_hf_model(info, dtype=self.dtype, device=self.device,
-                                                   cache_dir=cache_dir)
+        self.model, self.tokenizer = load_hf_model(info, dtype=self.dtype, device=self.device, cache_dir=cache_dir)
         self.placement = f"{self.device} ({self.dtype})"
         self.n_ctx = min(n_ctx, info.context_length or n_ctx)
         self.lock = threading.Lock()
@@ -258,9 +264,15 @@ class HFBackend:
         self.model.set_adapter(entry.handle)
         return contextlib.nullcontext(), entry
 
-    def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None, adapter_sha: str | None = None,
-                 cancel: threading.Event | None = None) -> Generation:
+    def generate(
+        self,
+        messages,
+        options: GenerationOptions | None = None,
+        on_text=None,
+        adapter: str | None = None,
+        adapter_sha: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -271,8 +283,9 @@ class HFBackend:
         if n_prompt >= self.n_ctx - 8:
             raise ContextTooLong(n_prompt, self.n_ctx, self.info.id)
         stops = list(options.stop) + ([] if getattr(self.tokenizer, "chat_template", None) else PLAIN_STOPS)
-        kwargs = dict(max_new_tokens=min(options.max_tokens, self.n_ctx - n_prompt),
-                      pad_token_id=self.tokenizer.pad_token_id)
+        kwargs = dict(
+            max_new_tokens=min(options.max_tokens, self.n_ctx - n_prompt), pad_token_id=self.tokenizer.pad_token_id
+        )
         if options.temperature > 0:
             kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p)
         else:
@@ -288,8 +301,7 @@ class HFBackend:
             def __call__(self, input_ids, scores, **kw):
                 if cancelled(cancel):
                     stopped.append(True)
-                return torch.full((input_ids.shape[0],), bool(stopped), dtype=torch.bool,
-                                  device=input_ids.device)
+                return torch.full((input_ids.shape[0],), bool(stopped), dtype=torch.bool, device=input_ids.device)
 
         with self.lock:
             torch.manual_seed(options.seed)
@@ -301,20 +313,30 @@ class HFBackend:
                 out = enc["input_ids"]
             else:
                 with context, torch.no_grad():
-                    out = self.model.generate(**enc, streamer=streamer,
-                                              stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs)
+                    out = self.model.generate(
+                        **enc, streamer=streamer, stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs
+                    )
             total = time.perf_counter() - t0
         new_ids = out[0, n_prompt:].tolist()
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         for s in stops:  # generate() stops *after* the stop string; cut it like llama.cpp does
             if s in text:
                 text = text[: text.index(s)]
-        finish = ("cancelled" if stopped else
-                  "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop")
+        finish = "cancelled" if stopped else "length" if len(new_ids) >= kwargs["max_new_tokens"] else "stop"
         return Generation(
-            text=text.strip(), prompt_tokens=n_prompt, completion_tokens=len(new_ids),
-            ttft_s=streamer.ttft or total, total_s=total, prompt_text=prompt_text,
-            finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"device": self.device, "dtype": self.dtype, "constrained": bool(options.choices),
-                   "adapter_sha256": served.sha256 if served else None},
+            text=text.strip(),
+            prompt_tokens=n_prompt,
+            completion_tokens=len(new_ids),
+            ttft_s=streamer.ttft or total,
+            total_s=total,
+            prompt_text=prompt_text,
+            finish_reason=finish,
+            model_id=self.info.id,
+            adapter_id=adapter,
+            extra={
+                "device": self.device,
+                "dtype": self.dtype,
+                "constrained": bool(options.choices),
+                "adapter_sha256": served.sha256 if served else None,
+            },
         )

@@ -2,6 +2,7 @@
 
 On a llama.cpp built with GPU offload (CUDA, Metal, ...) every layer goes to the GPU unless
 `n_gpu_layers` says otherwise; `placement` says where the model actually runs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -80,8 +81,15 @@ def placement(n_gpu_layers: int, n_layers: int | None, offload: bool) -> str:
 
 
 class LlamaCppBackend:
-    def __init__(self, info: ModelInfo, n_ctx: int = 2048, n_threads: int | None = None,
-                 seed: int = 0, verbose: bool = False, n_gpu_layers: int | None = None):
+    def __init__(
+        self,
+        info: ModelInfo,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+        verbose: bool = False,
+        n_gpu_layers: int | None = None,
+    ):
         from llama_cpp import Llama, llama_chat_format
 
         from ..threads import threads_for_load
@@ -99,10 +107,16 @@ class LlamaCppBackend:
         # Adapters are attached later through llama_adapter_lora_init, not Llama(lora_path=...):
         # the latter turns mmap off, so the weights would be read into RAM as well.
         try:
-            with (contextlib.nullcontext() if verbose else _quiet_stderr()):
-                self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
-                                 n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
-                                 seed=seed, verbose=verbose)
+            with contextlib.nullcontext() if verbose else _quiet_stderr():
+                self.llm = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_gpu_layers=self.n_gpu_layers,
+                    seed=seed,
+                    verbose=verbose,
+                )
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {path}: {e} (corrupt or unsupported GGUF?)") from e
         self.n_ctx = self.llm.n_ctx()
@@ -116,7 +130,8 @@ class LlamaCppBackend:
         self._eos = self._token_text(self.llm.token_eos())
         if template:
             self._formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=template, eos_token=self._eos, bos_token=self._bos)
+                template=template, eos_token=self._eos, bos_token=self._bos
+            )
         else:
             self._formatter = None
 
@@ -189,9 +204,15 @@ class LlamaCppBackend:
         return entry
 
     # -- generation ------------------------------------------------------------------
-    def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None, adapter_sha: str | None = None,
-                 cancel: threading.Event | None = None) -> Generation:
+    def generate(
+        self,
+        messages,
+        options: GenerationOptions | None = None,
+        on_text=None,
+        adapter: str | None = None,
+        adapter_sha: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
         options = options or GenerationOptions()
         prompt_text = self.render(messages)
         tokens = self.tokenize(prompt_text)
@@ -209,11 +230,16 @@ class LlamaCppBackend:
             n_completion = 0
             finish = "cancelled" if cancelled(cancel) else "stop"
             chunks = self.llm.create_completion(
-                prompt=tokens, max_tokens=max_tokens, temperature=options.temperature,
-                top_p=options.top_p, seed=options.seed, stop=self._stops(options) or None,
-                grammar=grammar, stream=True,
+                prompt=tokens,
+                max_tokens=max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                seed=options.seed,
+                stop=self._stops(options) or None,
+                grammar=grammar,
+                stream=True,
             )
-            for chunk in ([] if finish == "cancelled" else chunks):
+            for chunk in [] if finish == "cancelled" else chunks:
                 if cancelled(cancel):  # checked between tokens: the lock is free at once
                     finish = "cancelled"
                     break
@@ -234,10 +260,19 @@ class LlamaCppBackend:
         # Stream chunks are ~one token each; the exact count comes from the tokenizer.
         n_completion = self.count_tokens(text) if text else 0
         return Generation(
-            text=text.strip(), prompt_tokens=len(tokens), completion_tokens=n_completion,
-            ttft_s=ttft if ttft is not None else total, total_s=total, prompt_text=prompt_text,
-            finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"n_threads": self.n_threads, "placement": self.placement,
-                   "constrained": grammar is not None,
-                   "adapter_sha256": served.sha256 if served else None},
+            text=text.strip(),
+            prompt_tokens=len(tokens),
+            completion_tokens=n_completion,
+            ttft_s=ttft if ttft is not None else total,
+            total_s=total,
+            prompt_text=prompt_text,
+            finish_reason=finish,
+            model_id=self.info.id,
+            adapter_id=adapter,
+            extra={
+                "n_threads": self.n_threads,
+                "placement": self.placement,
+                "constrained": grammar is not None,
+                "adapter_sha256": served.sha256 if served else None,
+            },
         )

@@ -1,6 +1,7 @@
 """A served model's tokenizer and chat template, loaded here without its weights, for a server
 that offers neither (`openai:URL#model?tokenizer=ID`): a GGUF read vocabulary-only by llama.cpp
 (the template from its metadata), or a Hugging Face folder's tokenizer. Counts are then exact."""
+
 from __future__ import annotations
 
 import threading
@@ -30,8 +31,9 @@ class LocalTokenizer:
         self.hf = None
         template = self.llm.metadata.get("tokenizer.chat_template")
         bos, eos = self._token_text(self.llm.token_bos()), self._token_text(self.llm.token_eos())
-        self._formatter = (llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-                           if template else None)
+        self._formatter = (
+            llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos) if template else None
+        )
 
     def _token_text(self, token: int) -> str:
         if token < 0:

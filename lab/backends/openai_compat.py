@@ -15,6 +15,7 @@ server or a model it does not serve is a clear error there, not on the first ans
   the server serves it (`server_api.adapter_fields`), after checking the server's base is the
   adapter's (`check_adapter`).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,12 +42,20 @@ def _same_model(a: str, b: str) -> bool:
 class OpenAICompatBackend:
     concurrent = True  # a server takes several requests at once (the runner's --concurrency)
 
-    def __init__(self, info: ModelInfo, n_ctx: int = 2048, timeout: float = 300, api_key: str | None = None,
-                 retries: int = 4, backoff_s: float = 0.5):
+    def __init__(
+        self,
+        info: ModelInfo,
+        n_ctx: int = 2048,
+        timeout: float = 300,
+        api_key: str | None = None,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+    ):
         self.info = info
         self.url = info.extra["url"]
-        self.client = ServerClient(self.url, api_key or os.environ.get("LAB_OPENAI_API_KEY"), timeout,
-                                   retries, backoff_s)
+        self.client = ServerClient(
+            self.url, api_key or os.environ.get("LAB_OPENAI_API_KEY"), timeout, retries, backoff_s
+        )
         requested = info.extra.get("model")
         entry = self.client.model_entry(None if requested in (None, "default") else requested)
         self.served_model = entry["id"]
@@ -84,9 +93,13 @@ class OpenAICompatBackend:
             return n
         if not self._warned:
             self._warned = True
-            log.warning("token counts for %s are estimated (~4 characters a token): the server has no "
-                        "/tokenize; name a local tokenizer: %s#%s?tokenizer=MODEL_ID",
-                        self.info.id, "openai:" + self.url, self.served_model)
+            log.warning(
+                "token counts for %s are estimated (~4 characters a token): the server has no "
+                "/tokenize; name a local tokenizer: %s#%s?tokenizer=MODEL_ID",
+                self.info.id,
+                "openai:" + self.url,
+                self.served_model,
+            )
         return max(1, len(text) // 4)
 
     # -- adapters -----------------------------------------------------------------------------
@@ -95,8 +108,7 @@ class OpenAICompatBackend:
         trained on another base (BackendError). Cached per (name, base sha)."""
         key = (name, base_sha)
         if key not in self._adapters:
-            checked = check_base(self.client, self.served_model, self.lab_base, name, base_model, base_sha,
-                                 _same_model)
+            checked = check_base(self.client, self.served_model, self.lab_base, name, base_model, base_sha, _same_model)
             fields = adapter_fields(self.client, self.served_model, name)
             log.info("adapter %s on %s: %s (base checked by %s)", name, self.url, fields, checked)
             self._adapters[key] = fields
@@ -110,12 +122,19 @@ class OpenAICompatBackend:
 
     # -- generation ---------------------------------------------------------------------------
     def _body(self, messages, options: GenerationOptions, max_tokens: int, adapter: str | None) -> dict:
-        body = {"model": self.served_model, "messages": messages, "stream": True, "max_tokens": max_tokens,
-                "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed,
-                "stream_options": {"include_usage": True},
-                # llama.cpp's servers default to 1.1, unlike the local backend (and vLLM): the
-                # same options must decode the same way wherever the model runs
-                "repeat_penalty": 1.0}
+        body = {
+            "model": self.served_model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": max_tokens,
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "seed": options.seed,
+            "stream_options": {"include_usage": True},
+            # llama.cpp's servers default to 1.1, unlike the local backend (and vLLM): the
+            # same options must decode the same way wherever the model runs
+            "repeat_penalty": 1.0,
+        }
         if options.stop:
             body["stop"] = options.stop
         if options.grammar:
@@ -131,9 +150,15 @@ class OpenAICompatBackend:
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
 
-    def generate(self, messages, options: GenerationOptions | None = None, on_text=None,
-                 adapter: str | None = None, adapter_sha: str | None = None,
-                 cancel: threading.Event | None = None) -> Generation:
+    def generate(
+        self,
+        messages,
+        options: GenerationOptions | None = None,
+        on_text=None,
+        adapter: str | None = None,
+        adapter_sha: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
         options = options or GenerationOptions()
         prompt_text = self.render(messages)
         counted = self.token_counts
@@ -149,12 +174,22 @@ class OpenAICompatBackend:
         total = time.perf_counter() - t0
         text = "".join(pieces)
         return Generation(
-            text=text.strip(), prompt_tokens=usage.get("prompt_tokens") or n_prompt,
+            text=text.strip(),
+            prompt_tokens=usage.get("prompt_tokens") or n_prompt,
             completion_tokens=usage.get("completion_tokens") or (self.count_tokens(text) if text else 0),
-            ttft_s=ttft if ttft is not None else total, total_s=total, prompt_text=prompt_text,
-            finish_reason=finish, model_id=self.info.id, adapter_id=adapter,
-            extra={"usage_reported": bool(usage), "token_counts": counted, "served_model": body["model"],
-                   "adapter_sha256": adapter_sha if adapter else None})
+            ttft_s=ttft if ttft is not None else total,
+            total_s=total,
+            prompt_text=prompt_text,
+            finish_reason=finish,
+            model_id=self.info.id,
+            adapter_id=adapter,
+            extra={
+                "usage_reported": bool(usage),
+                "token_counts": counted,
+                "served_model": body["model"],
+                "adapter_sha256": adapter_sha if adapter else None,
+            },
+        )
 
     def _stream(self, body: dict, on_text, cancel, t0: float):
         """POST the chat request and read its server-sent events; retried (see ServerClient) only

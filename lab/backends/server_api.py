@@ -11,6 +11,7 @@ and the answer cached:
   `model`); llama-server loads them at start and lists them at `GET /lora-adapters` (the request
   selects one with `"lora": [{"id", "scale"}]`).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,13 +52,17 @@ class ServerClient:
     (`http://host:port/v1`). `retries` more tries after a connect error, a timeout, 429 or 5xx,
     waiting `backoff_s` * 2^n (jittered, capped at 10 s, or the server's Retry-After)."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 300, retries: int = 4,
-                 backoff_s: float = 0.5):
+    def __init__(
+        self, url: str, api_key: str | None = None, timeout: float = 300, retries: int = 4, backoff_s: float = 0.5
+    ):
         self.url = url.rstrip("/")
         self.root = self.url[:-3] if self.url.endswith("/v1") else self.url
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
-                                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            headers=headers,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
         self.retries, self.backoff_s = retries, backoff_s
         self._models: list[dict] | None = None
         self.lists_models = True
@@ -81,16 +86,26 @@ class ServerClient:
             if n == self.retries:
                 raise ServerUnavailable(
                     f"the server at {self.url} failed {what} {self.retries + 1} times ({error}): is it "
-                    "running? Start it again and rerun: finished examples are kept, the run resumes")
-            delay = wait if wait is not None else min(10.0, self.backoff_s * 2 ** n) * (0.5 + random.random() / 2)
+                    "running? Start it again and rerun: finished examples are kept, the run resumes"
+                )
+            delay = wait if wait is not None else min(10.0, self.backoff_s * 2**n) * (0.5 + random.random() / 2)
             log.warning("%s: %s; retrying in %.1f s", what, error, delay)
             time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def call(self, method: str, url: str, body: dict | None = None, *, what: str, retry: bool = True,
-             ok_missing: bool = False) -> Any:
+    def call(
+        self,
+        method: str,
+        url: str,
+        body: dict | None = None,
+        *,
+        what: str,
+        retry: bool = True,
+        ok_missing: bool = False,
+    ) -> Any:
         """One JSON request; returns the decoded body (None for a 404/405/400/422 when `ok_missing`:
         the route or shape is not this engine's). Other 4xx: BackendError with the server's words."""
+
         def attempt():
             r = self.http.request(method, url, json=body)
             if r.status_code in RETRY_STATUS:
@@ -138,8 +153,10 @@ class ServerClient:
         for m in entries:
             if m.get("id") == name:
                 return m
-        raise BackendError(f"the server at {self.url} serves no model '{name}' (it serves: {', '.join(map(str, ids))}): "
-                           f"use openai:{self.url}#NAME with one of those")
+        raise BackendError(
+            f"the server at {self.url} serves no model '{name}' (it serves: {', '.join(map(str, ids))}): "
+            f"use openai:{self.url}#NAME with one of those"
+        )
 
     def context_length(self, entry: dict) -> int | None:
         """The server's context window where it says: vLLM's max_model_len, llama-server's /props."""
@@ -161,9 +178,11 @@ class ServerClient:
 
     # -- its tokenizer ----------------------------------------------------------------------
     def _tokenize_routes(self, model: str) -> list[tuple[str, str, Callable[[str], dict]]]:
-        return [("vllm", f"{self.root}/tokenize", lambda t: {"model": model, "prompt": t, "add_special_tokens": False}),
-                ("llama-server", f"{self.root}/tokenize", lambda t: {"content": t, "add_special": False}),
-                ("llama-cpp-python", f"{self.root}/extras/tokenize", lambda t: {"model": model, "input": t})]
+        return [
+            ("vllm", f"{self.root}/tokenize", lambda t: {"model": model, "prompt": t, "add_special_tokens": False}),
+            ("llama-server", f"{self.root}/tokenize", lambda t: {"content": t, "add_special": False}),
+            ("llama-cpp-python", f"{self.root}/extras/tokenize", lambda t: {"model": model, "input": t}),
+        ]
 
     def tokenizer_route(self, model: str) -> tuple | None:
         """The first tokenize route that counts a probe sentence (cached); None: the server has none.
@@ -190,18 +209,35 @@ class ServerClient:
         """The prompt text the server's chat template makes of `messages`, where it can say."""
         style = self._probed.get("template", "?")
         if style in ("?", "llama-server"):
-            data = self.call("POST", f"{self.root}/apply-template", {"messages": messages},
-                             what="/apply-template", ok_missing=True, retry=False)
+            data = self.call(
+                "POST",
+                f"{self.root}/apply-template",
+                {"messages": messages},
+                what="/apply-template",
+                ok_missing=True,
+                retry=False,
+            )
             if isinstance(data, dict) and isinstance(data.get("prompt"), str):
                 self._probed["template"] = "llama-server"
                 return data["prompt"]
         if style in ("?", "vllm"):
-            data = self.call("POST", f"{self.root}/tokenize", {"model": model, "messages": messages,
-                                                               "add_generation_prompt": True},
-                             what="/tokenize", ok_missing=True, retry=False)
+            data = self.call(
+                "POST",
+                f"{self.root}/tokenize",
+                {"model": model, "messages": messages, "add_generation_prompt": True},
+                what="/tokenize",
+                ok_missing=True,
+                retry=False,
+            )
             if isinstance(data, dict) and data.get("tokens"):
-                text = self.call("POST", f"{self.root}/detokenize", {"model": model, "tokens": data["tokens"]},
-                                 what="/detokenize", ok_missing=True, retry=False)
+                text = self.call(
+                    "POST",
+                    f"{self.root}/detokenize",
+                    {"model": model, "tokens": data["tokens"]},
+                    what="/detokenize",
+                    ok_missing=True,
+                    retry=False,
+                )
                 if isinstance(text, dict) and isinstance(text.get("prompt"), str):
                     self._probed["template"] = "vllm"
                     return text["prompt"]
@@ -227,6 +263,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # ---- adapters by name ------------------------------------------------------------------------
 
+
 def read_manifest(adapter_dir: str | Path) -> dict:
     """The lab adapter's manifest (lab_adapter.json): its name is the folder's, its base model
     id and sha256 are what the server's base is checked against."""
@@ -246,8 +283,15 @@ def _served_hash(entry: dict) -> str | None:
     return None
 
 
-def check_base(client: ServerClient, served_base: str, lab_base: str, adapter: str, adapter_base: str,
-               adapter_base_sha: str, same_model: Callable[[str, str], bool]) -> str:
+def check_base(
+    client: ServerClient,
+    served_base: str,
+    lab_base: str,
+    adapter: str,
+    adapter_base: str,
+    adapter_base_sha: str,
+    same_model: Callable[[str, str], bool],
+) -> str:
     """Refuse an adapter trained on another base than the server's: by name (`lab_base`, what the
     lab calls the served model, against the adapter's base id) and by hash where the server tells
     one. Returns what was checked: "name" or "name+sha256"."""
@@ -255,13 +299,16 @@ def check_base(client: ServerClient, served_base: str, lab_base: str, adapter: s
         raise BackendError(
             f"adapter '{adapter}' was trained on {adapter_base} but the server at {client.url} serves "
             f"'{served_base}' as {lab_base}: serve the adapter on its own base (`lab adapters serve`), or name "
-            f"the base with openai:{client.url}#{served_base}?base=MODEL_ID if it is the same model")
+            f"the base with openai:{client.url}#{served_base}?base=MODEL_ID if it is the same model"
+        )
     sha = _served_hash(client.model_entry(served_base))
     if sha is None:
         return "name"
     if sha != adapter_base_sha:
-        raise BackendError(f"adapter '{adapter}' was trained on {adapter_base} (sha256 {adapter_base_sha[:12]}) but "
-                           f"the server's '{served_base}' has sha256 {sha[:12]}: not the same weights")
+        raise BackendError(
+            f"adapter '{adapter}' was trained on {adapter_base} (sha256 {adapter_base_sha[:12]}) but "
+            f"the server's '{served_base}' has sha256 {sha[:12]}: not the same weights"
+        )
     return "name+sha256"
 
 
@@ -272,8 +319,9 @@ def adapter_fields(client: ServerClient, served_base: str, adapter: str) -> dict
     if adapter in entries:
         parent = entries[adapter].get("parent")  # vLLM says which base an adapter runs on
         if parent and parent != served_base and entries.get(parent, {}).get("root") != served_base:
-            raise BackendError(f"the server at {client.url} serves adapter '{adapter}' on '{parent}', "
-                               f"not on '{served_base}'")
+            raise BackendError(
+                f"the server at {client.url} serves adapter '{adapter}' on '{parent}', not on '{served_base}'"
+            )
         return {"model": adapter}
     for lora in client.lora_adapters():
         path = Path(str(lora.get("path", "")))
@@ -282,4 +330,5 @@ def adapter_fields(client: ServerClient, served_base: str, adapter: str) -> dict
     loras = ", ".join(str(x.get("path")) for x in client.lora_adapters()) or "none"
     raise BackendError(
         f"the server at {client.url} does not serve the adapter '{adapter}' (models: {', '.join(map(str, entries))}; "
-        f"llama-server adapters: {loras}): `lab adapters serve` prints a command line that serves it")
+        f"llama-server adapters: {loras}): `lab adapters serve` prints a command line that serves it"
+    )

@@ -1,4 +1,5 @@
 """`python -m lab.cli ...` is the `lab` command."""
+
 from . import main
 
 main()

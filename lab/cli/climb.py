@@ -1,4 +1,5 @@
 """lab climb: the ladder climbed in order (docs/guide.md) until a rung meets the target."""
+
 from __future__ import annotations
 
 import json
@@ -40,22 +41,50 @@ Then: lab report TASK draws the path.
 
 @cli.command("climb", help=CLIMB_HELP)
 @click.argument("task")
-@click.option("--target", type=click.FloatRange(0, 1), help="The quality bar on the task's primary metric "
-                                                          "(default: the task's own target).")
-@click.option("--budget", "budget_min", type=click.FloatRange(min=0), help="Minutes: stop before a step that "
-                                                                          "would not fit in what is left.")
-@click.option("--up-to", type=click.Choice(["prompt", "rag", "tune"]), default="tune", show_default=True,
-              help="The highest rung to climb to.")
-@click.option("--limit", type=click.IntRange(min=1), help="Evaluate a seeded, label-stratified sample of N held-out examples (doubled while a verdict is 'maybe').")
-@click.option("--train-steps", type=click.IntRange(min=1),
-              help="Optimizer steps for the adapter (default: one epoch, this machine's defaults).")
-@click.option("--min-train", type=click.IntRange(min=20), default=200, show_default=True,
-              help="Training examples needed before tuning (rule of thumb: 200+).")
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 1),
+    help="The quality bar on the task's primary metric (default: the task's own target).",
+)
+@click.option(
+    "--budget",
+    "budget_min",
+    type=click.FloatRange(min=0),
+    help="Minutes: stop before a step that would not fit in what is left.",
+)
+@click.option(
+    "--up-to",
+    type=click.Choice(["prompt", "rag", "tune"]),
+    default="tune",
+    show_default=True,
+    help="The highest rung to climb to.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Evaluate a seeded, label-stratified sample of N held-out examples (doubled while a verdict is 'maybe').",
+)
+@click.option(
+    "--train-steps",
+    type=click.IntRange(min=1),
+    help="Optimizer steps for the adapter (default: one epoch, this machine's defaults).",
+)
+@click.option(
+    "--min-train",
+    type=click.IntRange(min=20),
+    default=200,
+    show_default=True,
+    help="Training examples needed before tuning (rule of thumb: 200+).",
+)
 @click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the climb (path, decision, advice) as JSON.")
-@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True), help="How much worse (0-0.5) a cheaper "
-              "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
-              "task's margin, 0.05 unless task.toml says otherwise).")
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    help="How much worse (0-0.5) a cheaper "
+    "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
+    "task's margin, 0.05 unless task.toml says otherwise).",
+)
 @click.pass_context
 def climb_cmd(ctx, task, target, budget_min, up_to, limit, train_steps, min_train, model, as_json, margin):
     from ..climb import climb, path_text
@@ -63,17 +92,41 @@ def climb_cmd(ctx, task, target, budget_min, up_to, limit, train_steps, min_trai
     lab = lab_of(ctx)
     say = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     try:
-        result = climb(lab, task, target=target, up_to=up_to, budget_min=budget_min, limit=limit,
-                       train_steps=train_steps, min_train=min_train, model=model, say=say, margin=margin)
+        result = climb(
+            lab,
+            task,
+            target=target,
+            up_to=up_to,
+            budget_min=budget_min,
+            limit=limit,
+            train_steps=train_steps,
+            min_train=min_train,
+            model=model,
+            say=say,
+            margin=margin,
+        )
     except KeyboardInterrupt:
-        click.secho(f"\ninterrupted: finished work is kept; run the same `lab climb {task} ...` again to "
-                    "continue", fg="yellow", err=True)
+        click.secho(
+            f"\ninterrupted: finished work is kept; run the same `lab climb {task} ...` again to continue",
+            fg="yellow",
+            err=True,
+        )
         sys.exit(130)
     if as_json:
-        click.echo(json.dumps({"climb_id": result.climb_id, "status": result.status, "path": result.path,
-                               "decision": result.decision, "wall_s": result.wall_s,
-                               "recommendation": result.recommendation.as_dict() if result.recommendation else None},
-                              indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    "climb_id": result.climb_id,
+                    "status": result.status,
+                    "path": result.path,
+                    "decision": result.decision,
+                    "wall_s": result.wall_s,
+                    "recommendation": result.recommendation.as_dict() if result.recommendation else None,
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return
     click.echo(f"\nThe climb (#{result.climb_id}, {result.wall_s:.0f} s):\n{path_text(result)}")
     if result.recommendation is not None:

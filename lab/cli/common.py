@@ -1,4 +1,5 @@
 """What every `lab` command shares: the group, the lab it opens, the user errors, table printing."""
+
 from __future__ import annotations
 
 import sys
@@ -23,9 +24,24 @@ from ..tuning.datasets import DatasetError
 from ..tuning.trainer import TrainingError
 
 # Errors a user can fix: print the message (it names the path, line or field), exit 2, no traceback.
-USER_ERRORS = (ModelNotFound, ModelPairError, GGUFError, BackendError, ConfigError, FileNotFoundError, ArmError, ProbeError,
-               ScorerError, TaskError, ServeError, RetrievalError, AdapterError, TrainConfigError, DatasetError,
-               TrainingError)
+USER_ERRORS = (
+    ModelNotFound,
+    ModelPairError,
+    GGUFError,
+    BackendError,
+    ConfigError,
+    FileNotFoundError,
+    ArmError,
+    ProbeError,
+    ScorerError,
+    TaskError,
+    ServeError,
+    RetrievalError,
+    AdapterError,
+    TrainConfigError,
+    DatasetError,
+    TrainingError,
+)
 
 
 def lab_of(ctx: click.Context, **overrides):
@@ -47,11 +63,18 @@ class LabGroup(click.Group):
 
 
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(file_okay=False), envvar="LAB_HOME",
-              help="Lab home: models/, adapters/, corpora/ and lab.db live here (default: current dir).")
-@click.option("--n-gpu-layers", type=click.IntRange(min=-1), envvar="LAB_N_GPU_LAYERS",
-              help="llama.cpp layers on the GPU: -1 all, 0 CPU (default: lab.toml, else all when llama.cpp "
-                   "was built with CUDA).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="LAB_HOME",
+    help="Lab home: models/, adapters/, corpora/ and lab.db live here (default: current dir).",
+)
+@click.option(
+    "--n-gpu-layers",
+    type=click.IntRange(min=-1),
+    envvar="LAB_N_GPU_LAYERS",
+    help="llama.cpp layers on the GPU: -1 all, 0 CPU (default: lab.toml, else all when llama.cpp was built with CUDA).",
+)
 @click.version_option(package_name="ladder-lab")
 @click.pass_context
 def cli(ctx, home, n_gpu_layers):

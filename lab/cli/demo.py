@@ -1,4 +1,5 @@
 """lab demo prepare: everything an offline demo needs, in one resumable go."""
+
 from __future__ import annotations
 
 import signal
@@ -15,8 +16,11 @@ def demo_group():
 
 
 @demo_group.command("prepare")
-@click.option("--limit", type=click.IntRange(min=1), help="Held-out examples evaluated per scenario "
-              "(default 12; `lab eval NAME` later completes the same stored run).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Held-out examples evaluated per scenario (default 12; `lab eval NAME` later completes the same stored run).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan with its time estimate; do nothing.")
 @click.option("--scenario", "only", multiple=True, help="Only this built-in scenario (repeatable; default: all).")
 @click.option("--max-steps", type=click.IntRange(min=1), hidden=True, help="Training steps per adapter (tests).")
@@ -44,19 +48,37 @@ def prepare_cmd(ctx, limit, dry_run, only, max_steps, as_json):
 
     def on_progress(event: dict) -> None:
         if event["fraction"] in (0.0, 1.0):
-            click.secho(f"[{event['step']}/{event['steps']}] {event['message']} "
-                        f"(~{event['remaining_s'] / 60:.0f} min left)", bold=event["fraction"] == 0.0, err=True)
+            click.secho(
+                f"[{event['step']}/{event['steps']}] {event['message']} (~{event['remaining_s'] / 60:.0f} min left)",
+                bold=event["fraction"] == 0.0,
+                err=True,
+            )
 
     # SIGTERM (the app's Cancel) stops like Ctrl-C: at the next answer or training step, work kept.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = demo.prepare(lab, limit=limit, train_overrides=overrides, on_progress=on_progress, progress=True,
-                          only=list(only) or None)
+    result = demo.prepare(
+        lab, limit=limit, train_overrides=overrides, on_progress=on_progress, progress=True, only=list(only) or None
+    )
     if as_json:
-        click.echo(json.dumps({"status": result.status, "wall_s": result.wall_s, "run_id": result.run_id,
-                               "steps": [s.as_dict() for s in result.steps]}, indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "wall_s": result.wall_s,
+                    "run_id": result.run_id,
+                    "steps": [s.as_dict() for s in result.steps],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     if result.status != "done":
-        click.secho(f"\nstopped after {result.wall_s / 60:.1f} min: what is done is kept; run "
-                    "`lab demo prepare` again to continue", fg="yellow", err=True)
+        click.secho(
+            f"\nstopped after {result.wall_s / 60:.1f} min: what is done is kept; run "
+            "`lab demo prepare` again to continue",
+            fg="yellow",
+            err=True,
+        )
         sys.exit(130)
     click.echo(f"\nthe demo is ready ({result.wall_s / 60:.1f} min): `lab serve`, then Compare, Evaluate, Advisor")
 

@@ -1,4 +1,5 @@
 """lab tasks, task new, eval, advise, report, probe: tasks, evaluation and the advice."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,23 @@ def tasks_cmd(ctx, paths):
     for where, refs in (("built-in", builtin_tasks()), ("home", home_tasks(home)), ("path", paths)):
         for ref in refs:
             t = load_task(home_tasks_dir(home) / ref if where == "home" else ref, home=home)
-            rows.append((t.name, where, t.output_format, len(t.examples("train")), len(t.examples("eval")),
-                         f"{t.primary_metric} >= {t.target:.2f}", t.corpus or "-", (t.description or "")[:60]))
+            rows.append(
+                (
+                    t.name,
+                    where,
+                    t.output_format,
+                    len(t.examples("train")),
+                    len(t.examples("eval")),
+                    f"{t.primary_metric} >= {t.target:.2f}",
+                    t.corpus or "-",
+                    (t.description or "")[:60],
+                )
+            )
     table(["task", "where", "format", "train", "eval", "target", "corpus", "description"], rows)
-    click.echo("\nyour own: `lab task new NAME --from data.csv` (into the lab home's tasks/), "
-               "or a task.toml (see lab/tasks.py) -> `lab eval path/to/task.toml`")
+    click.echo(
+        "\nyour own: `lab task new NAME --from data.csv` (into the lab home's tasks/), "
+        "or a task.toml (see lab/tasks.py) -> `lab eval path/to/task.toml`"
+    )
 
 
 @cli.group("task")
@@ -39,14 +52,23 @@ def task_group():
 
 @task_group.command("new")
 @click.argument("name")
-@click.option("--from", "source", required=True, type=click.Path(dir_okay=False),
-              help="CSV, TSV, JSONL/JSON (records, chat messages, prompt/completion, Alpaca) or Parquet.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="CSV, TSV, JSONL/JSON (records, chat messages, prompt/completion, Alpaca) or Parquet.",
+)
 @click.option("--input", "input_column", help="The input column (guessed: text, input, prompt, question).")
 @click.option("--output", "output_column", help="The output column (guessed: label, output, completion, answer).")
 @click.option("--eval-size", help="Held-out examples: a count (50) or a fraction (0.2); default 20%, at most 500.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@click.option("--format", "output_format", type=click.Choice(["label", "json", "text"]),
-              help="Override the inferred output format.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["label", "json", "text"]),
+    help="Override the inferred output format.",
+)
 @click.option("--labels", help="Comma-separated labels (a label task's allowed answers, in this order).")
 @click.option("--instruction", help="The system prompt (default: one written from the format).")
 @click.option("--force", is_flag=True, help="Replace tasks/NAME if it exists.")
@@ -64,8 +86,15 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
     from ..task_import import import_task, parse_eval_size
 
     home = LabHome.resolve(ctx.find_root().obj.get("home"))
-    plan = import_task(source, name, home, force=force, eval_size=parse_eval_size(eval_size),
-                       labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None, **options)
+    plan = import_task(
+        source,
+        name,
+        home,
+        force=force,
+        eval_size=parse_eval_size(eval_size),
+        labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None,
+        **options,
+    )
     if as_json:
         click.echo(json.dumps(plan.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -77,32 +106,74 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
 
 @cli.command("eval")
 @click.argument("task")
-@click.option("--arms", help="Comma-separated, from zero-shot,few-shot,rag,tune,tune+rag "
-                             "(default: zero-shot,few-shot, plus rag when the task has a corpus).")
-@click.option("--limit", type=int, help="A seeded, label-stratified sample of N held-out examples, the same every run "
-              "(a larger N extends it; run again without it to finish).")
-@click.option("--repeats", type=int, default=1, show_default=True,
-              help="R > 1 samples each example R times (temperature 0.7, one seed per repeat).")
+@click.option(
+    "--arms",
+    help="Comma-separated, from zero-shot,few-shot,rag,tune,tune+rag "
+    "(default: zero-shot,few-shot, plus rag when the task has a corpus).",
+)
+@click.option(
+    "--limit",
+    type=int,
+    help="A seeded, label-stratified sample of N held-out examples, the same every run "
+    "(a larger N extends it; run again without it to finish).",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=1,
+    show_default=True,
+    help="R > 1 samples each example R times (temperature 0.7, one seed per repeat).",
+)
 @click.option("-m", "--model", help="Model id or path (default: the lab's default model).")
 @click.option("--adapter", help="Adapter for the tune arms (default: the one named after the task).")
 @click.option("--k", "k", type=int, help="Few-shot examples (default: the task's few_shot_k).")
 @click.option("--rag-k", type=int, default=4, show_default=True, help="Passages per question for the rag arms.")
-@click.option("--similar", is_flag=True, help="Few-shot examples most similar to each question (by embedding) "
-                                              "instead of a fixed set (no shared-prefix cache then).")
+@click.option(
+    "--similar",
+    is_flag=True,
+    help="Few-shot examples most similar to each question (by embedding) "
+    "instead of a fixed set (no shared-prefix cache then).",
+)
 @click.option("--fresh", is_flag=True, help="Start a new run instead of resuming the matching one.")
-@click.option("--constrain/--no-constrain", default=None,
-              help="Hold every arm's answers to the task's labels or JSON schema (constrained decoding); "
-                   "default: the task's `constrain`.")
-@click.option("--best-prompt", is_flag=True, help="Compare the prompt rung's configurations instead (zero-shot; "
-                                                  "few-shot fixed vs similar at several k) and name the best.")
+@click.option(
+    "--constrain/--no-constrain",
+    default=None,
+    help="Hold every arm's answers to the task's labels or JSON schema (constrained decoding); "
+    "default: the task's `constrain`.",
+)
+@click.option(
+    "--best-prompt",
+    is_flag=True,
+    help="Compare the prompt rung's configurations instead (zero-shot; "
+    "few-shot fixed vs similar at several k) and name the best.",
+)
 @click.option("--ks", help="With --best-prompt: comma-separated few-shot k values (default: 2,4,8 and the task's).")
-@click.option("--concurrency", type=click.IntRange(1, 256),
-              help="Requests at once to a model server (openai:...) (default: lab.toml's concurrency, 8); "
-                   "local models answer one at a time.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="Requests at once to a model server (openai:...) (default: lab.toml's concurrency, 8); "
+    "local models answer one at a time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the scoreboard as JSON.")
 @click.pass_context
-def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar, fresh, constrain, best_prompt,
-             ks, concurrency, as_json):
+def eval_cmd(
+    ctx,
+    task,
+    arms,
+    limit,
+    repeats,
+    model,
+    adapter,
+    k,
+    rag_k,
+    similar,
+    fresh,
+    constrain,
+    best_prompt,
+    ks,
+    concurrency,
+    as_json,
+):
     """Run TASK's held-out examples through each arm; resumable (run it again to continue)."""
     from ..evaluation import run_eval, summarize
     from ..task_import import leakage
@@ -111,26 +182,49 @@ def eval_cmd(ctx, task, arms, limit, repeats, model, adapter, k, rag_k, similar,
     lab = lab_of(ctx)
     t = load_task(task, home=lab.home)
     if leaked := leakage(t):
-        click.secho(f"warning: {leaked} held-out example(s) of '{t.name}' share their (normalised) input with a "
-                    "train or few-shot example: the few-shot and tuned scores are inflated", fg="yellow", err=True)
+        click.secho(
+            f"warning: {leaked} held-out example(s) of '{t.name}' share their (normalised) input with a "
+            "train or few-shot example: the few-shot and tuned scores are inflated",
+            fg="yellow",
+            err=True,
+        )
     if best_prompt:
         return _best_prompt(lab, t, limit=limit, model=model, constrain=constrain, ks=ks, as_json=as_json)
     chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
     try:
-        run_id = run_eval(lab, t, chosen, limit=limit, repeats=repeats, model=model, adapter=adapter, k=k,
-                          rag_k=rag_k, few_shot_mode="similar" if similar else "fixed", fresh=fresh,
-                          constrain=constrain, concurrency=concurrency)
+        run_id = run_eval(
+            lab,
+            t,
+            chosen,
+            limit=limit,
+            repeats=repeats,
+            model=model,
+            adapter=adapter,
+            k=k,
+            rag_k=rag_k,
+            few_shot_mode="similar" if similar else "fixed",
+            fresh=fresh,
+            constrain=constrain,
+            concurrency=concurrency,
+        )
     except KeyboardInterrupt:
-        click.secho(f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
-                    "options again to resume", fg="yellow", err=True)
+        click.secho(
+            f"\ninterrupted: every finished example is saved; run `lab eval {task}` with the same "
+            "options again to resume",
+            fg="yellow",
+            err=True,
+        )
         sys.exit(130)
     board = summarize(lab, run_id, task=t)
     if as_json:
         click.echo(json.dumps(board.as_dict(), indent=2, default=str))
         return
     click.echo(board.to_text())
-    click.secho(f"\nnext: `lab advise {task}` for the recommendation, `lab report {task}` for the HTML report",
-                fg="bright_black", err=True)
+    click.secho(
+        f"\nnext: `lab advise {task}` for the recommendation, `lab report {task}` for the HTML report",
+        fg="bright_black",
+        err=True,
+    )
 
 
 def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
@@ -142,11 +236,20 @@ def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
     except ValueError:
         raise click.BadParameter(f"--ks takes comma-separated whole numbers (got {ks!r})") from None
     try:
-        configs = measure_prompt_rung(lab, task, limit=limit, ks=k_values, constrain=constrain, model=model,
-                                      progress=not as_json, on_note=lambda n: click.secho(n, fg="yellow", err=True))
+        configs = measure_prompt_rung(
+            lab,
+            task,
+            limit=limit,
+            ks=k_values,
+            constrain=constrain,
+            model=model,
+            progress=not as_json,
+            on_note=lambda n: click.secho(n, fg="yellow", err=True),
+        )
     except KeyboardInterrupt:
-        click.secho("\ninterrupted: finished examples are saved; run the same command again to resume",
-                    fg="yellow", err=True)
+        click.secho(
+            "\ninterrupted: finished examples are saved; run the same command again to resume", fg="yellow", err=True
+        )
         sys.exit(130)
     best = best_prompt_config(configs)
     if as_json:
@@ -155,14 +258,25 @@ def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
     from ..evaluation.verdict import meets
     from ..tasks import load_task
 
-    table(["configuration", "score", "n", "eval run"],
-          [(c.label() + ("  <- best" if c is best else "  (dropped by the race)" if c.dropped else ""),
-            "n/a" if c.score is None else f"{c.score:.3f}", c.n, c.eval_run_id) for c in configs])
+    table(
+        ["configuration", "score", "n", "eval run"],
+        [
+            (
+                c.label() + ("  <- best" if c is best else "  (dropped by the race)" if c.dropped else ""),
+                "n/a" if c.score is None else f"{c.score:.3f}",
+                c.n,
+                c.eval_run_id,
+            )
+            for c in configs
+        ],
+    )
     target = load_task(task, home=lab.home).target
     judged = meets(best.score, best.n, target, candidates=len(configs))
-    click.echo(f"\nbest prompt configuration: {best.label()} ({best.score:.3f} on {best.n} examples, the best of "
-               f"{len(configs)}). {judged.text(best.label())}\n`lab advise {getattr(task, 'name', task)}` measures "
-               "the tuned arm against it")
+    click.echo(
+        f"\nbest prompt configuration: {best.label()} ({best.score:.3f} on {best.n} examples, the best of "
+        f"{len(configs)}). {judged.text(best.label())}\n`lab advise {getattr(task, 'name', task)}` measures "
+        "the tuned arm against it"
+    )
 
 
 def _questionnaire(lab, task, flags: dict, interactive: bool):
@@ -171,8 +285,11 @@ def _questionnaire(lab, task, flags: dict, interactive: bool):
 
     defaults: dict = {}
     if task is not None:
-        defaults = {"good_examples": len(task.examples("train")), "lacks_knowledge": bool(task.corpus),
-                    "behaviour_problem": task.output_format in ("json", "label")}
+        defaults = {
+            "good_examples": len(task.examples("train")),
+            "lacks_knowledge": bool(task.corpus),
+            "behaviour_problem": task.output_format in ("json", "label"),
+        }
     answers = {**defaults, **{k: v for k, v in flags.items() if v is not None}}
     if interactive:
         for name, question in QUESTIONS:
@@ -191,22 +308,40 @@ def _questionnaire(lab, task, flags: dict, interactive: bool):
 @cli.command()
 @click.argument("task", required=False)
 @click.option("--run", "run_id", type=int, help="Advise from this eval run (default: TASK's latest).")
-@click.option("--few-shot-ok/--few-shot-short", "few_shot_reaches_90pct", default=None,
-              help="Few-shot reaches (or falls short of) 90%% of the target.")
+@click.option(
+    "--few-shot-ok/--few-shot-short",
+    "few_shot_reaches_90pct",
+    default=None,
+    help="Few-shot reaches (or falls short of) 90%% of the target.",
+)
 @click.option("--knowledge/--no-knowledge", "lacks_knowledge", default=None, help="The model lacks knowledge.")
-@click.option("--behaviour/--no-behaviour", "behaviour_problem", default=None,
-              help="The problem is behaviour/format/style.")
+@click.option(
+    "--behaviour/--no-behaviour", "behaviour_problem", default=None, help="The problem is behaviour/format/style."
+)
 @click.option("--examples", "good_examples", type=int, help="How many good examples you have.")
-@click.option("--changing/--stable", "requirements_change_often", default=None,
-              help="Requirements change often (or not).")
-@click.option("--cost-pressure/--no-cost-pressure", "cost_or_latency_pressure", default=None,
-              help="Per-request cost or latency is a pressure.")
+@click.option(
+    "--changing/--stable", "requirements_change_often", default=None, help="Requirements change often (or not)."
+)
+@click.option(
+    "--cost-pressure/--no-cost-pressure",
+    "cost_or_latency_pressure",
+    default=None,
+    help="Per-request cost or latency is a pressure.",
+)
 @click.option("--no-metric", "no_metric", is_flag=True, help="You cannot yet say what a good output is.")
-@click.option("-i/-I", "--interactive/--no-interactive", default=None,
-              help="Ask the questions not given as flags (default: when nothing is measured and stdin is a terminal).")
-@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True), help="How much worse (0-0.5) a cheaper "
-              "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
-              "task's margin, 0.05 unless task.toml says otherwise).")
+@click.option(
+    "-i/-I",
+    "--interactive/--no-interactive",
+    default=None,
+    help="Ask the questions not given as flags (default: when nothing is measured and stdin is a terminal).",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    help="How much worse (0-0.5) a cheaper "
+    "rung may be and still count as good as a costlier one: a non-inferiority test (default: the "
+    "task's margin, 0.05 unless task.toml says otherwise).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def advise(ctx, task, run_id, no_metric, interactive, as_json, margin, **flags):
@@ -224,14 +359,23 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, margin, **flags):
     if run_id is not None:
         board = summarize(lab, run_id)
         board.margin = board.margin if margin is None else margin
-        answers = _questionnaire(lab, t, flags, bool(interactive)) if any(
-            v is not None for v in flags.values()) or interactive else None
+        answers = (
+            _questionnaire(lab, t, flags, bool(interactive))
+            if any(v is not None for v in flags.values()) or interactive
+            else None
+        )
         rec = recommend_for_run(lab, board, answers)
     else:
-        ask = interactive if interactive is not None else (sys.stdin.isatty() and all(v is None for v in flags.values()))
+        ask = (
+            interactive if interactive is not None else (sys.stdin.isatty() and all(v is None for v in flags.values()))
+        )
         if not ask and all(v is None for v in flags.values()):
-            click.secho("no evaluation yet and no answers given: answering with defaults "
-                        "(give answers as flags, see `lab advise -h`, or use -i)", fg="yellow", err=True)
+            click.secho(
+                "no evaluation yet and no answers given: answering with defaults "
+                "(give answers as flags, see `lab advise -h`, or use -i)",
+                fg="yellow",
+                err=True,
+            )
         rec = advise_from_answers(_questionnaire(lab, t, flags, ask), t.name if t else "TASK")
     click.echo(json.dumps(rec.as_dict(), indent=2, default=str) if as_json else rec.to_text())
 
@@ -239,8 +383,12 @@ def advise(ctx, task, run_id, no_metric, interactive, as_json, margin, **flags):
 @cli.command()
 @click.argument("task")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML file (default: TASK-report.html).")
-@click.option("--run", "run_id", type=int, help="Report this eval run (default: TASK's latest, or the "
-              "latest climb's own run when the climb made it).")
+@click.option(
+    "--run",
+    "run_id",
+    type=int,
+    help="Report this eval run (default: TASK's latest, or the latest climb's own run when the climb made it).",
+)
 @click.pass_context
 def report(ctx, task, output, run_id):
     """Write TASK's latest evaluation (a climb's own run when the climb made it) as one

@@ -1,4 +1,5 @@
 """lab index, search: the RAG rung's corpora."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,18 @@ from .common import cli, lab_of
 @click.argument("corpus")
 @click.option("--M", "hnsw_m", type=int, help="HNSW links per node (default 32; changing it rebuilds).")
 @click.option("--ef-construction", type=int, help="HNSW build-time beam (default 200; changing it rebuilds).")
-@click.option("--ef", type=int, help="HNSW query-time beam (default: the smallest that reaches --recall, "
-              "measured at each build; a given ef is kept until --ef 0; no rebuild).")
-@click.option("--recall", "recall_target", type=click.FloatRange(0, 1, min_open=True),
-              help="recall@10 the calibrated beam must reach on sampled chunks (default 0.98).")
+@click.option(
+    "--ef",
+    type=int,
+    help="HNSW query-time beam (default: the smallest that reaches --recall, "
+    "measured at each build; a given ef is kept until --ef 0; no rebuild).",
+)
+@click.option(
+    "--recall",
+    "recall_target",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="recall@10 the calibrated beam must reach on sampled chunks (default 0.98).",
+)
 @click.option("--chunk-tokens", type=int, help="Most embedder tokens per chunk (default 160; changing it rebuilds).")
 @click.option("--overlap", type=int, help="Tokens of a chunk's tail repeated in the next one (default 32).")
 @click.pass_context
@@ -30,8 +39,17 @@ def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tok
     lab = lab_of(ctx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists skipped files; print them once, below
-        report = index_corpus(lab, corpus, progress=True, M=hnsw_m, ef_construction=ef_construction,
-                              ef=ef, chunk_tokens=chunk_tokens, overlap=overlap, recall_target=recall_target)
+        report = index_corpus(
+            lab,
+            corpus,
+            progress=True,
+            M=hnsw_m,
+            ef_construction=ef_construction,
+            ef=ef,
+            chunk_tokens=chunk_tokens,
+            overlap=overlap,
+            recall_target=recall_target,
+        )
     for message in report.skipped:
         click.secho(f"warning: {message}", fg="yellow", err=True)
     click.echo(report.summary())
@@ -53,7 +71,8 @@ def search_cmd(ctx, corpus, query, top_k, as_json):
         click.echo(json.dumps([p.as_dict() for p in passages], indent=2, ensure_ascii=False))
         return
     for i, p in enumerate(passages, 1):
-        click.secho(f"[{i}] {p.score:.3f}  {p.source}  chars {p.span[0]}-{p.span[1]}  ({p.heading or p.title})",
-                    bold=True)
+        click.secho(
+            f"[{i}] {p.score:.3f}  {p.source}  chars {p.span[0]}-{p.span[1]}  ({p.heading or p.title})", bold=True
+        )
         text = " ".join(p.text.split())
         click.echo(f"    {text[:300]}{'...' if len(text) > 300 else ''}\n")

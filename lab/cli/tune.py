@@ -1,4 +1,5 @@
 """lab train, adapters: the tune rung."""
+
 from __future__ import annotations
 
 import json
@@ -27,21 +28,37 @@ Examples:
 
 
 @cli.command("train", epilog=TRAIN_EPILOG)
-@click.option("--data", type=click.Path(dir_okay=False),
-              help="JSONL: chat {messages}, {prompt, completion}, Alpaca, or {input, output}.")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    help="JSONL: chat {messages}, {prompt, completion}, Alpaca, or {input, output}.",
+)
 @click.option("--task", help="Train on a task's training set with its instruction (e.g. tickets).")
 @click.option("--base", "base_model", help="Base model id or path (default: the lab's default model).")
 @click.option("--name", help="Adapter name: it goes to adapters/NAME/ (default with --task: the task's name).")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="A TOML file of these settings (top level or [train]); flags override it.")
-@click.option("--method", type=click.Choice(["auto", "lora", "qlora"]),
-              help="auto (default): qlora on a CUDA GPU, lora on the CPU. qlora runs on the CPU too (bitsandbytes 4-bit, slower).")
-@click.option("--qlora-engine", type=click.Choice(["auto", "unsloth", "bitsandbytes"]),
-              help="qlora with Unsloth (default when installed) or PEFT + bitsandbytes.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A TOML file of these settings (top level or [train]); flags override it.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "lora", "qlora"]),
+    help="auto (default): qlora on a CUDA GPU, lora on the CPU. qlora runs on the CPU too (bitsandbytes 4-bit, slower).",
+)
+@click.option(
+    "--qlora-engine",
+    type=click.Choice(["auto", "unsloth", "bitsandbytes"]),
+    help="qlora with Unsloth (default when installed) or PEFT + bitsandbytes.",
+)
 @click.option("--rank", type=int, help="LoRA rank r (CPU default 8, CUDA 16).")
 @click.option("--alpha", type=float, help="LoRA alpha (CPU 16, CUDA 32).")
 @click.option("--dropout", type=float, help="LoRA dropout (CPU 0.05; CUDA 0, which Unsloth's fast kernels need).")
-@click.option("--target-modules", help="Comma-separated module names or all-linear: every linear layer, named per architecture (CPU default q_proj,v_proj; CUDA all-linear).")
+@click.option(
+    "--target-modules",
+    help="Comma-separated module names or all-linear: every linear layer, named per architecture (CPU default q_proj,v_proj; CUDA all-linear).",
+)
 @click.option("--lr", "learning_rate", type=float, help="Peak learning rate (CPU 1e-3, CUDA 2e-4).")
 @click.option("--epochs", type=float, help="Passes over the training set (CPU 1, CUDA 2).")
 @click.option("--max-steps", type=int, help="Optimizer steps; overrides --epochs.")
@@ -54,15 +71,27 @@ Examples:
 @click.option("--save-every", type=int, help="Checkpoint every N steps (default 10).")
 @click.option("--packing/--no-packing", default=None, help="Pack short examples into max-seq-len blocks.")
 @click.option("-s", "--system", "instruction", help="System prompt for examples without one (served with it too).")
-@click.option("--threads", type=int, help="CPU threads for torch (default: lab.toml n_threads, else the cores no other process keeps busy).")
+@click.option(
+    "--threads",
+    type=int,
+    help="CPU threads for torch (default: lab.toml n_threads, else the cores no other process keeps busy).",
+)
 @click.option("--resume", is_flag=True, help="Continue from this name's last checkpoint.")
-@click.option("--restart", is_flag=True, help="Delete this name's checkpoint and start from the beginning "
-                                              "(without --resume or --restart, a checkpoint is an error).")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Delete this name's checkpoint and start from the beginning "
+    "(without --resume or --restart, a checkpoint is an error).",
+)
 @click.option("--force", is_flag=True, default=None, help="Train even on fewer than 20 examples.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter of this name.")
 @click.option("--validate-only", is_flag=True, help="Check the data and print its report; train nothing.")
-@click.option("--dry-run", is_flag=True, help="Print the GPU memory plan for these settings (from the model's "
-                                               "config alone, no weights loaded) and whether it fits; train nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the GPU memory plan for these settings (from the model's "
+    "config alone, no weights loaded) and whether it fits; train nothing.",
+)
 @click.option("--vram", "vram_gb", type=float, help="Plan for a GPU with this many GB (default: the GPU visible here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report / manifest as JSON.")
 @click.pass_context
@@ -83,8 +112,11 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
     # Settings not given come from this machine's defaults (lab.tuning.config.device_defaults, as
     # in the app); planning with --vram means planning for a GPU.
     device = "cuda" if vram_gb is not None else "auto"
-    cfg = (load_train_config(config_file, device=device, **flags) if config_file
-           else make_config("lab train", device=device, **flags))
+    cfg = (
+        load_train_config(config_file, device=device, **flags)
+        if config_file
+        else make_config("lab train", device=device, **flags)
+    )
     if "base_model" not in cfg.model_fields_set:
         cfg = cfg.model_copy(update={"base_model": lab.config.default_model})
     if dry_run:
@@ -102,8 +134,15 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
 
     click.echo(f"{cfg.name}: {describe(lab, plan_of(lab, cfg, device))}", err=True)
     try:
-        adapter = train(cfg, lab, resume=resume, restart=restart, overwrite=overwrite, progress=True,
-                        log=lambda msg: click.echo(msg, err=True))
+        adapter = train(
+            cfg,
+            lab,
+            resume=resume,
+            restart=restart,
+            overwrite=overwrite,
+            progress=True,
+            log=lambda msg: click.echo(msg, err=True),
+        )
     except TrainingInterrupted as e:
         click.secho(str(e), fg="yellow", err=True)
         sys.exit(130)
@@ -115,10 +154,12 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
         return
     m = adapter.metrics
     val = f", val loss {m['val_loss']:.3f}" if m.get("val_loss") is not None else ""
-    click.echo(f"adapter '{adapter.name}' -> {adapter.path}\n"
-               f"  {m['steps']} steps, loss {m['first_loss']:.3f} -> {m['train_loss']:.3f}{val}; "
-               f"{adapter.wall_s:.0f} s on {adapter.device}, peak memory {size(adapter.manifest['peak_mem_bytes'])}")
-    click.echo(f"try it: lab ask --adapter {adapter.name} \"...\"")
+    click.echo(
+        f"adapter '{adapter.name}' -> {adapter.path}\n"
+        f"  {m['steps']} steps, loss {m['first_loss']:.3f} -> {m['train_loss']:.3f}{val}; "
+        f"{adapter.wall_s:.0f} s on {adapter.device}, peak memory {size(adapter.manifest['peak_mem_bytes'])}"
+    )
+    click.echo(f'try it: lab ask --adapter {adapter.name} "..."')
 
 
 @cli.group("adapters", invoke_without_command=True)
@@ -136,9 +177,20 @@ def adapters_cmd(ctx, as_json):
         click.echo(json.dumps([dict(a.as_row(), manifest=a.manifest) for a in found], indent=2, ensure_ascii=False))
     else:
         fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        rows = [(a.name, a.base_model, a.as_row()["data"], a.as_row()["examples"], a.metrics.get("steps"),
-                 fmt(a.metrics.get("train_loss")), fmt(a.metrics.get("val_loss")), size(a.size_bytes),
-                 "yes" if a.gguf_path else "no") for a in found]
+        rows = [
+            (
+                a.name,
+                a.base_model,
+                a.as_row()["data"],
+                a.as_row()["examples"],
+                a.metrics.get("steps"),
+                fmt(a.metrics.get("train_loss")),
+                fmt(a.metrics.get("val_loss")),
+                size(a.size_bytes),
+                "yes" if a.gguf_path else "no",
+            )
+            for a in found
+        ]
         table(["name", "base model", "data", "examples", "steps", "train loss", "val loss", "size", "gguf"], rows)
         if not found:
             click.echo(f"\nno adapters in {lab.home.adapters} yet: see `lab train --help`")
@@ -161,13 +213,18 @@ def adapters_check(ctx, name, count, max_tokens):
     data = adapter.manifest.get("dataset", {}).get("path")
     _, examples = read_examples(data, adapter.instruction)
     r = compare(lab, adapter, [e.messages[:-1] for e in examples[:count]], max_tokens=max_tokens)
-    click.echo(f"{r['prompts']} prompts from {data}; HF = transformers (GGUF dequantised to float32), "
-               f"llama = llama.cpp on the GGUF itself")
-    click.echo(f"  top-1 agreement HF vs llama: base {r['top1_agree_base']:.3f}, with the adapter "
-               f"{r['top1_agree_tuned']:.3f}")
+    click.echo(
+        f"{r['prompts']} prompts from {data}; HF = transformers (GGUF dequantised to float32), "
+        f"llama = llama.cpp on the GGUF itself"
+    )
+    click.echo(
+        f"  top-1 agreement HF vs llama: base {r['top1_agree_base']:.3f}, with the adapter {r['top1_agree_tuned']:.3f}"
+    )
     click.echo(f"  KL(HF || llama):             base {r['kl_base']:.4f}, with the adapter {r['kl_tuned']:.4f}")
-    click.echo(f"  the adapter's effect on the logits differs between the engines by "
-               f"{100 * r['adapter_effect_rel_err']:.1f}% (a wrong export is ~35%+)")
+    click.echo(
+        f"  the adapter's effect on the logits differs between the engines by "
+        f"{100 * r['adapter_effect_rel_err']:.1f}% (a wrong export is ~35%+)"
+    )
     click.echo(f"  the adapter changes the top-1 token at {100 * (1 - r['top1_same_as_base_hf']):.0f}% of positions")
     click.echo(f"  identical greedy answers: {r['same_text']} of {r['prompts']}")
     for a in r["answers"]:
@@ -187,20 +244,28 @@ def adapters_export(ctx, name):
     adapter = find_adapter(lab.home.adapters, name)
     info = lab.model_info(adapter.base_model)
     if info.format != "gguf":
-        raise AdapterError(f"adapter '{name}' is for {info.id}, an HF model: it is served by transformers, "
-                           "no GGUF needed")
+        raise AdapterError(
+            f"adapter '{name}' is for {info.id}, an HF model: it is served by transformers, no GGUF needed"
+        )
     click.echo(export_gguf(adapter.path, info.path))
 
 
 @adapters_cmd.command("serve")
-@click.option("--engine", type=click.Choice(["vllm", "llama-server", "llama-cpp-python"]), required=True,
-              help="The server engine the command line is for.")
+@click.option(
+    "--engine",
+    type=click.Choice(["vllm", "llama-server", "llama-cpp-python"]),
+    required=True,
+    help="The server engine the command line is for.",
+)
 @click.option("-m", "--base", help="The base model the adapters were trained on (default: the lab's default model).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the server listens on.")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--n-ctx", type=int, help="Context per request (default: lab.toml's n_ctx).")
-@click.option("--write-config", type=click.Path(dir_okay=False),
-              help="llama-cpp-python: write its config file here (and name it in the command).")
+@click.option(
+    "--write-config",
+    type=click.Path(dir_okay=False),
+    help="llama-cpp-python: write its config file here (and name it in the command).",
+)
 @click.pass_context
 def adapters_serve(ctx, engine, base, host, port, n_ctx, write_config):
     """Print the command line that serves BASE and the lab's adapters trained on it, each under its
@@ -208,8 +273,9 @@ def adapters_serve(ctx, engine, base, host, port, n_ctx, write_config):
     from ..tuning.serve_commands import serve_plan
 
     lab = lab_of(ctx)
-    plan = serve_plan(lab, engine, base, host=host, port=port, n_ctx=n_ctx,
-                      config_path=write_config or "llama-cpp-server.json")
+    plan = serve_plan(
+        lab, engine, base, host=host, port=port, n_ctx=n_ctx, config_path=write_config or "llama-cpp-server.json"
+    )
     if write_config and plan.config is not None:
         from pathlib import Path
 

@@ -17,6 +17,7 @@ held-out examples left unused (--limit) the climb evaluates more of them itself 
 doubles; the sample is nested, so finished examples are reused) and decides again; with none
 left, it climbs on.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +35,7 @@ RULE = verdict.RULE
 @dataclass
 class ArmResult:
     """One measured arm, as the scoreboard has it."""
+
     arm: str
     mean: float | None
     lo: float | None
@@ -55,6 +57,7 @@ class ArmResult:
 @dataclass
 class Situation:
     """Everything a decision reads."""
+
     task: str
     target: float
     output_format: str  # label, json or text
@@ -148,8 +151,12 @@ def knowledge_shaped(arm: ArmResult, output_format: str) -> bool:
 def next_step(s: Situation) -> Decision:
     """The next step of the climb, or where it stops and why."""
     if not s.done:
-        return _go(s, "prompt", "start", "The ladder starts at its cheapest rung: zero-shot and few-shot "
-                   "prompting on the held-out examples.")
+        return _go(
+            s,
+            "prompt",
+            "start",
+            "The ladder starts at its cheapest rung: zero-shot and few-shot prompting on the held-out examples.",
+        )
     last = s.done[-1]
     best = best_of(s, last)
     if best is None:
@@ -157,20 +164,37 @@ def next_step(s: Situation) -> Decision:
     judged = verdict.meets(best.mean, best.n, s.target, best.candidates)
     measured = f"{best.text()} against the target {s.target:.2f}"
     if judged.state == "meets":
-        return Decision("stop", None, "meets", f"{judged.text(best.arm)} So the {last} rung meets it; stop at "
-                        "the cheapest rung that works.")
+        return Decision(
+            "stop",
+            None,
+            "meets",
+            f"{judged.text(best.arm)} So the {last} rung meets it; stop at the cheapest rung that works.",
+        )
     if judged.state == "maybe":
         more = more_limit(s)
         need = s.estimates.get("more")
         if more is not None and (s.budget_left_s is None or need is None or need <= s.budget_left_s):
-            return Decision("more", last, "maybe", f"{judged.text(best.arm)} {s.eval_examples - s.limit} held-out "
-                            f"examples are unused: evaluating {more} of them before deciding.", limit=more)
+            return Decision(
+                "more",
+                last,
+                "maybe",
+                f"{judged.text(best.arm)} {s.eval_examples - s.limit} held-out "
+                f"examples are unused: evaluating {more} of them before deciding.",
+                limit=more,
+            )
         if more is not None:
-            return Decision("stop", None, "maybe", f"{judged.text(best.arm)} Evaluating {more} held-out examples "
-                            f"would take about {_mins(need)} and {_mins(s.budget_left_s)} of the budget is left: "
-                            "rerun with a larger budget or --limit (finished examples are reused).")
-        note = (" Its mean meets the target but its interval reaches below it, on every held-out example "
-                "the task has, so the next rung is worth measuring.")
+            return Decision(
+                "stop",
+                None,
+                "maybe",
+                f"{judged.text(best.arm)} Evaluating {more} held-out examples "
+                f"would take about {_mins(need)} and {_mins(s.budget_left_s)} of the budget is left: "
+                "rerun with a larger budget or --limit (finished examples are reused).",
+            )
+        note = (
+            " Its mean meets the target but its interval reaches below it, on every held-out example "
+            "the task has, so the next rung is worth measuring."
+        )
     else:
         note = f" It misses (failures: {failure_text(best)})."
     evidence = f"The best {last} configuration is {measured}.{note}"
@@ -178,51 +202,93 @@ def next_step(s: Situation) -> Decision:
         return _after_prompt(s, best, evidence)
     if last == "rag":
         if knowledge_shaped(best, s.output_format):
-            return Decision("stop", None, "knowledge", f"{evidence} The remaining failures are wrong or "
-                            "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge "
-                            "(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. Better retrieval "
-                            "(more passages, other chunking), more documents or a larger model are the levers.")
+            return Decision(
+                "stop",
+                None,
+                "knowledge",
+                f"{evidence} The remaining failures are wrong or "
+                "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge "
+                "(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. Better retrieval "
+                "(more passages, other chunking), more documents or a larger model are the levers.",
+            )
         return _tune(s, evidence + " The remaining failures are behaviour/format: tuning is next.", [])
     return Decision("stop", None, "top", f"{evidence} The tune rung is the top of the ladder.")
 
 
 def _after_prompt(s: Situation, best: ArmResult, evidence: str) -> Decision:
     if s.has_corpus:
-        return _go(s, "rag", "climb", f"{evidence} The task has a corpus: retrieval is the next rung "
-                   "(knowledge belongs in retrieval).")
+        return _go(
+            s,
+            "rag",
+            "climb",
+            f"{evidence} The task has a corpus: retrieval is the next rung (knowledge belongs in retrieval).",
+        )
     if knowledge_shaped(best, s.output_format):
-        return Decision("stop", None, "no-corpus", f"{evidence} The wrong answers are well-formed but wrong: "
-                        "that looks like missing knowledge, and the task has no corpus to retrieve from. "
-                        "Give it one (corpus = \"NAME\" in task.toml) to try RAG; fine-tuning does not add facts.")
+        return Decision(
+            "stop",
+            None,
+            "no-corpus",
+            f"{evidence} The wrong answers are well-formed but wrong: "
+            "that looks like missing knowledge, and the task has no corpus to retrieve from. "
+            'Give it one (corpus = "NAME" in task.toml) to try RAG; fine-tuning does not add facts.',
+        )
     skipped = ["rag: the task has no corpus, and its failures are behaviour/format, not missing knowledge"]
     return _tune(s, evidence + " No corpus, and the failures are behaviour/format: RAG is skipped.", skipped)
 
 
 def _tune(s: Situation, evidence: str, skipped: list[str]) -> Decision:
     if s.train_examples < TRAINER_MINIMUM:
-        return Decision("stop", None, "too-few", f"{evidence} Only {s.train_examples} training examples: "
-                        f"the trainer refuses fewer than {TRAINER_MINIMUM} (a fine-tune would overfit or change "
-                        f"nothing). Collect toward {MIN_TRAIN}.", skipped + ["tune: too few training examples"])
+        return Decision(
+            "stop",
+            None,
+            "too-few",
+            f"{evidence} Only {s.train_examples} training examples: "
+            f"the trainer refuses fewer than {TRAINER_MINIMUM} (a fine-tune would overfit or change "
+            f"nothing). Collect toward {MIN_TRAIN}.",
+            skipped + ["tune: too few training examples"],
+        )
     if s.train_examples < s.min_train:
-        return Decision("stop", None, "too-few", f"{evidence} {s.train_examples} training examples is below "
-                        f"the {s.min_train} the climb asks for before tuning (rule of thumb: 200+): collect about "
-                        f"{s.min_train - s.train_examples} more, prompt meanwhile (--min-train lowers the bar, "
-                        f"not below {TRAINER_MINIMUM}).", skipped + ["tune: too few training examples"])
-    return _go(s, "tune", "climb", f"{evidence} With {s.train_examples} training examples (rule of thumb: 200+), "
-               "train an adapter and measure tune" + (" and tune+rag." if s.has_corpus else "."), skipped)
+        return Decision(
+            "stop",
+            None,
+            "too-few",
+            f"{evidence} {s.train_examples} training examples is below "
+            f"the {s.min_train} the climb asks for before tuning (rule of thumb: 200+): collect about "
+            f"{s.min_train - s.train_examples} more, prompt meanwhile (--min-train lowers the bar, "
+            f"not below {TRAINER_MINIMUM}).",
+            skipped + ["tune: too few training examples"],
+        )
+    return _go(
+        s,
+        "tune",
+        "climb",
+        f"{evidence} With {s.train_examples} training examples (rule of thumb: 200+), "
+        "train an adapter and measure tune" + (" and tune+rag." if s.has_corpus else "."),
+        skipped,
+    )
 
 
 def _go(s: Situation, step: str, outcome: str, reason: str, skipped: list[str] | None = None) -> Decision:
     """Run `step`, unless --up-to or the budget stops the climb before it."""
     skipped = list(skipped or [])
     if STEPS.index(step) > STEPS.index(s.up_to):
-        return Decision("stop", None, "up-to", f"{reason} But --up-to {s.up_to} stops the climb before {step}.",
-                        skipped + [f"{step}: beyond --up-to {s.up_to}"])
+        return Decision(
+            "stop",
+            None,
+            "up-to",
+            f"{reason} But --up-to {s.up_to} stops the climb before {step}.",
+            skipped + [f"{step}: beyond --up-to {s.up_to}"],
+        )
     need = s.estimates.get(step)
     if s.budget_left_s is not None and need is not None and need > s.budget_left_s:
-        return Decision("stop", None, "budget", f"{reason} But it would take about {_mins(need)} and "
-                        f"{_mins(s.budget_left_s)} of the budget is left: skipped.",
-                        skipped + [f"{step}: needs ~{_mins(need)}, {_mins(s.budget_left_s)} left"])
+        return Decision(
+            "stop",
+            None,
+            "budget",
+            f"{reason} But it would take about {_mins(need)} and "
+            f"{_mins(s.budget_left_s)} of the budget is left: skipped.",
+            skipped + [f"{step}: needs ~{_mins(need)}, {_mins(s.budget_left_s)} left"],
+        )
     return Decision("run", step, outcome, reason, skipped)
 
 

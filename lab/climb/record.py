@@ -5,6 +5,7 @@ is logged in lab.db, the report and the app already read from it, and a row is u
 transaction, so a killed climb never leaves half a record. The path is small JSON (a few steps),
 so one column holds it. A rerun with the same options continues the latest unfinished climb.
 """
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,7 @@ Rerunning `lab climb` with the same options continues the climb: finished evalua
 skipped, and the climb's adapter (`<task>-climb`) is reused when its data, config and base model
 still match, resumed from its checkpoint when training stopped halfway.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,6 +53,7 @@ class ClimbResult:
 
 # ---- estimates from this machine's measured speeds ---------------------------------------------
 
+
 def eval_seconds(lab, task, arms, run_id: int | None, ids: list[str], model_id: str) -> tuple[float, str]:
     """Seconds to answer the examples of `arms` that run `run_id` has not scored yet."""
     from ..evaluation.runner import done_keys
@@ -86,9 +88,10 @@ def train_seconds(lab, plan) -> tuple[float, str]:
 
 # ---- the steps ---------------------------------------------------------------------------------
 
+
 def _arms_through(step: str, has_corpus: bool) -> list[str]:
     """Every arm of the steps up to `step` (all go into one eval run, so they stay paired)."""
-    arms = [a for s in STEPS[:STEPS.index(step) + 1] for a in STEP_ARMS[s]]
+    arms = [a for s in STEPS[: STEPS.index(step) + 1] for a in STEP_ARMS[s]]
     return [a for a in arms if has_corpus or a not in ("rag", "tune+rag")]
 
 
@@ -113,8 +116,9 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
     if _can_constrain(task) and not task.constrain and not cancelled and any(c.score is not None for c in configs):
         best = best_prompt_config(configs)
         say(f"  best so far: {best.label()} ({best.score:.3f}); measuring it with constrained output")
-        configs += measure_prompt_rung(lab, task, constrain=True, ks=[best.k] if best.k else [],
-                                       modes=[best.mode], **common)
+        configs += measure_prompt_rung(
+            lab, task, constrain=True, ks=[best.k] if best.k else [], modes=[best.mode], **common
+        )
     extra = {}
     for c in configs:
         if c.eval_run_id == main_run and not c.constrain:
@@ -123,8 +127,9 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
         if board_arm is not None:
             # the configuration's own score on the climb's examples (its run may hold more of them)
             lo, hi = proportion_interval(c.score, c.n) if c.score is not None else (None, None)
-            extra[c.label()] = ArmResult(c.label(), c.score, lo, hi, c.n, dict(board_arm.failures),
-                                         dropped=c.dropped, ladder_arm=c.arm)
+            extra[c.label()] = ArmResult(
+                c.label(), c.score, lo, hi, c.n, dict(board_arm.failures), dropped=c.dropped, ladder_arm=c.arm
+            )
     return main_run, extra
 
 
@@ -167,6 +172,7 @@ def _train_step(lab, plan, *, progress, cancel, say):
 
 # ---- the climb ---------------------------------------------------------------------------------
 
+
 def resumed_run(lab, task, model) -> int | None:
     """The eval run the climb's evaluations will resume (the runner's own match, with its
     defaults), None if none yet."""
@@ -179,20 +185,29 @@ def resumed_run(lab, task, model) -> int | None:
 def results_of(board) -> dict[str, ArmResult]:
     if board is None:
         return {}
-    return {a.arm: ArmResult(a.arm, a.quality.mean, a.quality.lo, a.quality.hi, a.n, dict(a.failures))
-            for a in board.arms}
+    return {
+        a.arm: ArmResult(a.arm, a.quality.mean, a.quality.lo, a.quality.hi, a.n, dict(a.failures)) for a in board.arms
+    }
 
 
-def _estimates(lab, task, situation: Situation, run_id, ids, model_id, plan, *, limit=None,
-               model=None) -> dict[str, tuple[float, str]]:
+def _estimates(
+    lab, task, situation: Situation, run_id, ids, model_id, plan, *, limit=None, model=None
+) -> dict[str, tuple[float, str]]:
     out = {}
     for step in STEPS:
         if step == "prompt":
-            out[step] = (0.0, "done") if step in situation.done else prompt_seconds(lab, task, ids, limit, model,
-                                                                                     model_id)
+            out[step] = (
+                (0.0, "done") if step in situation.done else prompt_seconds(lab, task, ids, limit, model, model_id)
+            )
             continue
-        secs, basis = eval_seconds(lab, task, [a for a in STEP_ARMS[step] if situation.has_corpus
-                                               or a not in ("rag", "tune+rag")], run_id, ids, model_id)
+        secs, basis = eval_seconds(
+            lab,
+            task,
+            [a for a in STEP_ARMS[step] if situation.has_corpus or a not in ("rag", "tune+rag")],
+            run_id,
+            ids,
+            model_id,
+        )
         if step == "tune" and plan is not None:
             t_secs, t_basis = train_seconds(lab, plan)
             secs, basis = secs + t_secs, f"{t_basis}; answers from {basis}"
@@ -245,11 +260,23 @@ def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
     return total, f"{len(plan)} configurations; " + ("; ".join(sorted(bases)) or "already evaluated")
 
 
-def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget_min: float | None = None,
-          limit: int | None = None, train_steps: int | None = None, min_train: int = 200,
-          model: str | None = None, progress: bool = True, cancel: threading.Event | None = None,
-          say: Callable[[str], None] = print, on_event: Callable[[dict], None] | None = None,
-          margin: float | None = None) -> ClimbResult:
+def climb(
+    lab,
+    task,
+    *,
+    target: float | None = None,
+    up_to: str = "tune",
+    budget_min: float | None = None,
+    limit: int | None = None,
+    train_steps: int | None = None,
+    min_train: int = 200,
+    model: str | None = None,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+    say: Callable[[str], None] = print,
+    on_event: Callable[[dict], None] | None = None,
+    margin: float | None = None,
+) -> ClimbResult:
     """Climb TASK's ladder; returns the path and the advisor's recommendation. `margin` (default: the
     task's) is how much worse a cheaper rung may be and still count as good as a costlier one.
     `on_event` gets {"event": "step" | "result" | "done", "climb_id": ..., and the event's data}.
@@ -264,21 +291,38 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
     # the scoreboard and the advice against --target and --margin (the measurements do not depend on them)
     judged = task.model_copy(update={"target": target, "margin": task.margin if margin is None else margin})
     info = lab.backend(model).info
-    options = {"target": target, "up_to": up_to, "limit": limit, "train_steps": train_steps,
-               "min_train": min_train, "model": info.id}
+    options = {
+        "target": target,
+        "up_to": up_to,
+        "limit": limit,
+        "train_steps": train_steps,
+        "min_train": min_train,
+        "model": info.id,
+    }
     rec = record.open_climb(lab, task.name, info.id, options)
     held_out = task.examples("eval")
     ids = [e.id for e in sampled(task, limit)]
-    s = Situation(task=task.name, target=target, output_format=task.output_format, has_corpus=bool(task.corpus),
-                  train_examples=len(task.examples("train")), eval_examples=len(held_out), limit=limit,
-                  up_to=up_to, min_train=min_train)
+    s = Situation(
+        task=task.name,
+        target=target,
+        output_format=task.output_format,
+        has_corpus=bool(task.corpus),
+        train_examples=len(task.examples("train")),
+        eval_examples=len(held_out),
+        limit=limit,
+        up_to=up_to,
+        min_train=min_train,
+    )
     plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
     run_id = rec.get("eval_run_id") or resumed_run(lab, task, model)
     wall_before = float(rec.get("wall_s") or 0.0)
-    say(f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
+    say(
+        f"Climbing '{task.name}' on {info.id}: target {target:.2f} on {task.primary_metric}, "
         f"{len(ids)} of {len(held_out)} held-out examples"
         + (f", budget {budget_min:g} min" if budget_min is not None else "")
-        + (f" (continuing climb #{rec['id']})" if rec.get("continued") else f" (climb #{rec['id']})") + ".")
+        + (f" (continuing climb #{rec['id']})" if rec.get("continued") else f" (climb #{rec['id']})")
+        + "."
+    )
     say(f"Rule: {RULE}.")
 
     def emit(event: str, **data):
@@ -313,8 +357,24 @@ def climb(lab, task, *, target: float | None = None, up_to: str = "tune", budget
                 est[d.step] = (s.estimates["more"], "the added examples")
                 say(f"\n{d.reason}")
             entry = _announce(lab, rec, d, s, est[d.step], say, emit)
-            run_id, extra = _climb_step(lab, rec, entry, task, judged, d.step, s, plan, run_id, extra, wall,
-                                        limit=limit, model=model, progress=progress, cancel=cancel, say=say)
+            run_id, extra = _climb_step(
+                lab,
+                rec,
+                entry,
+                task,
+                judged,
+                d.step,
+                s,
+                plan,
+                run_id,
+                extra,
+                wall,
+                limit=limit,
+                model=model,
+                progress=progress,
+                cancel=cancel,
+                say=say,
+            )
             emit("result", step=d.step, results=entry["results"], wall_s=entry["wall_s"])
     except (KeyboardInterrupt, ClimbCancelled, Exception) as e:
         status = {KeyboardInterrupt: "interrupted", ClimbCancelled: "cancelled"}.get(type(e), "failed")
@@ -337,27 +397,41 @@ def _announce(lab, rec, d: Decision, s: Situation, estimate: tuple[float, str], 
         say(f"  skipped: {sk}")
     emit("step", step=d.step, reason=d.reason, estimate_s=secs, n=n)
     earlier = next((x for x in rec["steps"] if x["step"] == d.step), {})  # a stopped attempt's time counts
-    entry = {"step": d.step, "why": d.reason, "skipped": d.skipped, "status": "running",  # first estimate kept
-             "estimate_s": earlier.get("estimate_s", secs), "estimate_basis": earlier.get("estimate_basis", basis),
-             "wall_s": earlier.get("wall_s", 0.0)}
+    entry = {
+        "step": d.step,
+        "why": d.reason,
+        "skipped": d.skipped,
+        "status": "running",  # first estimate kept
+        "estimate_s": earlier.get("estimate_s", secs),
+        "estimate_basis": earlier.get("estimate_basis", basis),
+        "wall_s": earlier.get("wall_s", 0.0),
+    }
     record.save(lab, rec, steps=record.put_step(rec["steps"], entry))
     return entry
 
 
-def _climb_step(lab, rec, entry, task, judged, step, s: Situation, plan, run_id, extra, wall, *, limit, model,
-                progress, cancel, say) -> tuple[int | None, dict]:
+def _climb_step(
+    lab, rec, entry, task, judged, step, s: Situation, plan, run_id, extra, wall, *, limit, model, progress, cancel, say
+) -> tuple[int | None, dict]:
     """Run one step, record its time and results on `entry`; -> (eval run id, prompt configurations)."""
     t_step, wall_before = time.perf_counter(), entry["wall_s"]
     adapter_name = None
     try:
-        new_run, adapter_name, new_extra = _run_step(lab, task, judged, step, s, plan, limit=limit, model=model,
-                                                     progress=progress, cancel=cancel, say=say)
+        new_run, adapter_name, new_extra = _run_step(
+            lab, task, judged, step, s, plan, limit=limit, model=model, progress=progress, cancel=cancel, say=say
+        )
         run_id = new_run or run_id  # None: cancelled inside training, before any evaluation
         extra = extra | new_extra
     finally:
         entry["wall_s"] = round(wall_before + time.perf_counter() - t_step, 1)
-        record.save(lab, rec, steps=rec["steps"], eval_run_id=run_id, wall_s=wall(),
-                    **({"adapter": adapter_name} if adapter_name else {}))
+        record.save(
+            lab,
+            rec,
+            steps=rec["steps"],
+            eval_run_id=run_id,
+            wall_s=wall(),
+            **({"adapter": adapter_name} if adapter_name else {}),
+        )
     if cancel is not None and cancel.is_set():
         entry["status"] = "cancelled"
         raise ClimbCancelled()
@@ -365,8 +439,12 @@ def _climb_step(lab, rec, entry, task, judged, step, s: Situation, plan, run_id,
     s.done.append(step)
     best = best_of(s, step)
     mine = {a: r for a, r in s.results.items() if step_of(r) == step}
-    entry.update(status="done", results={a: asdict(r) for a, r in mine.items()},
-                 best=best.arm if best else None, verdict=judge(best, s.target) if best else None)
+    entry.update(
+        status="done",
+        results={a: asdict(r) for a, r in mine.items()},
+        best=best.arm if best else None,
+        verdict=judge(best, s.target) if best else None,
+    )
     record.save(lab, rec, steps=rec["steps"])
     say(f"  result ({entry['wall_s']:.0f} s): " + ";\n    ".join(r.text() for r in mine.values()))
     return run_id, extra
@@ -377,8 +455,9 @@ def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, prog
     -> (eval run id, adapter name, the prompt rung's other configurations)."""
     adapter = None
     if step == "prompt":
-        run_id, extra = _prompt_step(lab, task, judged, limit=limit, model=model, progress=progress,
-                                     cancel=cancel, say=say)
+        run_id, extra = _prompt_step(
+            lab, task, judged, limit=limit, model=model, progress=progress, cancel=cancel, say=say
+        )
         return run_id, None, extra
     if step == "tune":
         from ..tuning import TrainingInterrupted
@@ -391,8 +470,11 @@ def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, prog
                 return None, plan.config.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
             raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
     arms = [a for a in _arms_through(step, s.has_corpus)]
-    return _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress,
-                      cancel=cancel), adapter, {}
+    return (
+        _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel),
+        adapter,
+        {},
+    )
 
 
 def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, say, emit) -> ClimbResult:
@@ -406,11 +488,20 @@ def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, s
         # the advisor names the prompt rung by its best measured configuration, judged as the best of N
         recommendation = recommend_for_run(lab, _summary(lab, run_id, judged))
     decision = d.as_dict()
-    record.save(lab, rec, steps=rec["steps"], decision=decision, status="finished", wall_s=wall_s,
-                recommendation=recommendation.as_dict() if recommendation else None, finished_ts=_now())
+    record.save(
+        lab,
+        rec,
+        steps=rec["steps"],
+        decision=decision,
+        status="finished",
+        wall_s=wall_s,
+        recommendation=recommendation.as_dict() if recommendation else None,
+        finished_ts=_now(),
+    )
     emit("done", decision=decision)
-    return ClimbResult(rec["id"], task.name, "finished", run_id, rec["steps"], decision, recommendation, wall_s,
-                       skipped=d.skipped)
+    return ClimbResult(
+        rec["id"], task.name, "finished", run_id, rec["steps"], decision, recommendation, wall_s, skipped=d.skipped
+    )
 
 
 def path_text(result_or_climb) -> str:
@@ -438,8 +529,17 @@ def _now() -> str:
     return now()
 
 
-def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", limit: int | None = None,
-              train_steps: int | None = None, min_train: int = 200, model: str | None = None) -> str:
+def plan_text(
+    lab,
+    task,
+    *,
+    target: float | None = None,
+    up_to: str = "tune",
+    limit: int | None = None,
+    train_steps: int | None = None,
+    min_train: int = 200,
+    model: str | None = None,
+) -> str:
     """What a climb would do and how long each step is expected to take here, before it runs
     (the app shows it beside the Climb button). Loads the model (its id and sha name the run)."""
     from ..evaluation.sample import held_out as sampled
@@ -447,25 +547,44 @@ def plan_text(lab, task, *, target: float | None = None, up_to: str = "tune", li
 
     task = load_task(task, home=lab.home)
     info = lab.backend(model).info
-    options = {"target": task.target if target is None else float(target), "up_to": up_to, "limit": limit,
-               "train_steps": train_steps, "min_train": min_train, "model": info.id}
+    options = {
+        "target": task.target if target is None else float(target),
+        "up_to": up_to,
+        "limit": limit,
+        "train_steps": train_steps,
+        "min_train": min_train,
+        "model": info.id,
+    }
     last = lab.store.latest_climb(task.name, options_json=json.dumps(options, sort_keys=True))
     run_id = (last["eval_run_id"] if last else None) or resumed_run(lab, task, model)
     held_out = task.examples("eval")
     ids = [e.id for e in sampled(task, limit)]
     n_train = len(task.examples("train"))
-    s = Situation(task=task.name, target=options["target"], output_format=task.output_format,
-                  has_corpus=bool(task.corpus), train_examples=n_train, eval_examples=len(held_out))
+    s = Situation(
+        task=task.name,
+        target=options["target"],
+        output_format=task.output_format,
+        has_corpus=bool(task.corpus),
+        train_examples=n_train,
+        eval_examples=len(held_out),
+    )
     plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
     est = _estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
-    when = {"prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
-                      + (", the best also constrained" if _can_constrain(task) and not task.constrain else ""),
-            "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
-            "tune": (f"if the rungs below miss on behaviour/format ({n_train} training examples"
-                     + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)"))}
-    lines = [f"Climb '{task.name}' on {info.id}: target {options['target']:.2f} on {task.primary_metric}, "
-             f"{len(ids)} held-out examples, up to {up_to}.", f"Rule: {RULE}."]
-    for step in STEPS[:STEPS.index(up_to) + 1]:
+    when = {
+        "prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
+        + (", the best also constrained" if _can_constrain(task) and not task.constrain else ""),
+        "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
+        "tune": (
+            f"if the rungs below miss on behaviour/format ({n_train} training examples"
+            + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)")
+        ),
+    }
+    lines = [
+        f"Climb '{task.name}' on {info.id}: target {options['target']:.2f} on {task.primary_metric}, "
+        f"{len(ids)} held-out examples, up to {up_to}.",
+        f"Rule: {RULE}.",
+    ]
+    for step in STEPS[: STEPS.index(up_to) + 1]:
         secs, basis = est[step]
         skipped = step == "rag" and not task.corpus
         lines.append(f"- {step}: {when[step]}" + ("" if skipped else f"; ~{_mins(secs)} ({basis})"))

@@ -10,5 +10,6 @@ as good as, decided once), `rung_choice`, `costs`, `summary`
 (the scoreboard), `probe` (the staleness probe), `sample` (which held-out examples a
 limit scores). How each arm answers is `lab.ladder`.
 """
+
 from .runner import EvalError, latest_run, run_eval  # noqa: F401
 from .summary import Scoreboard, summarize  # noqa: F401

@@ -6,6 +6,7 @@ Two bases, chosen by the task's `[cost]` table:
 The guide's argument for tuning (docs/guide.md) is "shorter prompts on every request pay for the training";
 `break_even` turns that into a number of requests (and days at the task's request rate).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -34,8 +35,13 @@ def hour_price(cost: Any, device: str | None) -> float:
     return _get(cost, "gpu_hour_price", 1.20) if gpu else _get(cost, "cpu_hour_price", 0.05)
 
 
-def per_1k_requests(cost: Any, prompt_tokens: float | None, completion_tokens: float | None,
-                    seconds: float | None, device: str | None = "cpu") -> RequestCost | None:
+def per_1k_requests(
+    cost: Any,
+    prompt_tokens: float | None,
+    completion_tokens: float | None,
+    seconds: float | None,
+    device: str | None = "cpu",
+) -> RequestCost | None:
     """Cost of 1,000 requests with these mean tokens (or mean seconds) per request."""
     pp = _get(cost, "price_per_1k_prompt_tokens")
     pc = _get(cost, "price_per_1k_completion_tokens")
@@ -71,8 +77,13 @@ class BreakEven:
         return f"{self.requests:,.0f} requests vs {self.baseline}{days}"
 
 
-def break_even(cost: Any, training: float | None, baseline_per_1k: float | None,
-               tuned_per_1k: float | None, baseline: str = "few-shot") -> BreakEven | None:
+def break_even(
+    cost: Any,
+    training: float | None,
+    baseline_per_1k: float | None,
+    tuned_per_1k: float | None,
+    baseline: str = "few-shot",
+) -> BreakEven | None:
     """Requests after which a tuned arm's cheaper requests have paid for its training."""
     if training is None or baseline_per_1k is None or tuned_per_1k is None:
         return None

@@ -15,6 +15,7 @@ no model: the plan, the nested training subsets, the table, the crossover and th
 - The slope: the last two sizes compared the same way; "still rising" when the gain between
   them is significant.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ class CurveError(EvalError):
 class CurveSettings(BaseModel):
     """What one curve is: the sizes and ks, how many random seeds, the held-out limit and the training
     settings (TrainConfig fields: lab train's flags; checked by `make_config`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     sizes: list[int] = Field(min_length=1)  # training-set sizes, ascending, "all" resolved
@@ -53,20 +55,46 @@ class CurveSettings(BaseModel):
 
 
 def parse_sizes(text: str, n_train: int) -> tuple[list[int], list[str]]:
-    """"25,50,all" -> ([25, 50, n_train], notes). Sizes above the training set become "all"
+    """ "25,50,all" -> ([25, 50, n_train], notes). Sizes above the training set become "all"
     (with a note); duplicates go; ascending."""
-    return _parse_counts(text, "--sizes", "a number or 'all'", 1, n_train, "25,50,100,all", "size", all_value=n_train,
-                         cap_note="size {n} is more than the {cap} training examples: using all {cap}")
+    return _parse_counts(
+        text,
+        "--sizes",
+        "a number or 'all'",
+        1,
+        n_train,
+        "25,50,100,all",
+        "size",
+        all_value=n_train,
+        cap_note="size {n} is more than the {cap} training examples: using all {cap}",
+    )
 
 
 def parse_ks(text: str, pool: int) -> tuple[list[int], list[str]]:
-    """"0,1,4,8" -> ([0, 1, 4, 8], notes); a k above the few-shot pool is capped to it (said)."""
-    return _parse_counts(text, "--k", "a number", 0, pool, "0,2,4,8", "k",
-                         cap_note="k = {n} is more than the {cap} examples in the few-shot pool: capped to {cap}")
+    """ "0,1,4,8" -> ([0, 1, 4, 8], notes); a k above the few-shot pool is capped to it (said)."""
+    return _parse_counts(
+        text,
+        "--k",
+        "a number",
+        0,
+        pool,
+        "0,2,4,8",
+        "k",
+        cap_note="k = {n} is more than the {cap} examples in the few-shot pool: capped to {cap}",
+    )
 
 
-def _parse_counts(text: str, flag: str, expected: str, lowest: int, cap: int, example: str, one: str,
-                  cap_note: str, all_value: int | None = None) -> tuple[list[int], list[str]]:
+def _parse_counts(
+    text: str,
+    flag: str,
+    expected: str,
+    lowest: int,
+    cap: int,
+    example: str,
+    one: str,
+    cap_note: str,
+    all_value: int | None = None,
+) -> tuple[list[int], list[str]]:
     """A comma list of counts, each at least `lowest`, above `cap` capped to it (with a note);
     duplicates go; ascending."""
     values, notes = [], []
@@ -92,6 +120,7 @@ def _parse_counts(text: str, flag: str, expected: str, lowest: int, cap: int, ex
 
 
 # ---- nested, stratified subsets ----------------------------------------------------------------
+
 
 def subset(order: Sequence[int], n: int) -> list[int]:
     """The first n of the order, in file order (the training file keeps its own order)."""
@@ -234,6 +263,7 @@ def last_slope(tuned: dict[int, Scores], score_type: str | None = None) -> Slope
 @dataclass
 class Curve:
     """One task's learning curve: the table, the crossover and the slope."""
+
     task: str
     metric: str
     target: float
@@ -253,9 +283,14 @@ class Curve:
         d = asdict(self)
         d["crossover"]["comparisons"] = {n: c.as_dict() for n, c in self.crossover.comparisons.items()}
         if self.slope:
-            d["slope"] = {"n_from": self.slope.n_from, "n_to": self.slope.n_to, "per_100": self.slope.per_100,
-                          "interval_per_100": self.slope.interval_per_100, "rising": self.slope.rising,
-                          "comparison": self.slope.comparison.as_dict()}
+            d["slope"] = {
+                "n_from": self.slope.n_from,
+                "n_to": self.slope.n_to,
+                "per_100": self.slope.per_100,
+                "interval_per_100": self.slope.interval_per_100,
+                "rising": self.slope.rising,
+                "comparison": self.slope.comparison.as_dict(),
+            }
         return d
 
     def crossover_text(self) -> str:
@@ -264,8 +299,10 @@ class Curve:
             return "No few-shot point measured yet."
         best = f"the best few-shot (k = {c.best_k}, {c.best})"
         if c.at_n is not None:
-            return (f"Crossover: tuning beats {best} significantly from n = {c.at_n} examples "
-                    f"({c.comparisons[c.at_n]}); the task has {self.n_train}.")
+            return (
+                f"Crossover: tuning beats {best} significantly from n = {c.at_n} examples "
+                f"({c.comparisons[c.at_n]}); the task has {self.n_train}."
+            )
         if not c.comparisons:
             return f"No tuned point measured yet to compare with {best}."
         return f"No crossover: no tuned size beats {best} significantly."
@@ -279,8 +316,10 @@ class Curve:
         ci = s.interval_per_100
         interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
         verdict = s.reading()
-        return (f"Slope n={s.n_from} -> {s.n_to}: {s.per_100:+.3f}{interval} {self.metric} per 100 more examples "
-                f"({stats.format_p(s.comparison.p_value)}); {verdict}.")
+        return (
+            f"Slope n={s.n_from} -> {s.n_to}: {s.per_100:+.3f}{interval} {self.metric} per 100 more examples "
+            f"({stats.format_p(s.comparison.p_value)}); {verdict}."
+        )
 
     def to_text(self) -> str:
         rows = []
@@ -293,34 +332,65 @@ class Curve:
         from .summary import text_table
 
         done = "" if self.complete else " (partial)"
-        lines = [f"Learning curve · task {self.task} · {self.metric}, target {self.target:.2f} · "
-                 f"{self.n_eval} held-out examples · {self.seeds} seed(s){done}", ""]
-        lines += text_table(["arm", "examples", "n eval", f"{self.metric} [95% CI]",
-                             "spread across seeds" if self.seeds > 1 else ""], rows)
+        lines = [
+            f"Learning curve · task {self.task} · {self.metric}, target {self.target:.2f} · "
+            f"{self.n_eval} held-out examples · {self.seeds} seed(s){done}",
+            "",
+        ]
+        lines += text_table(
+            ["arm", "examples", "n eval", f"{self.metric} [95% CI]", "spread across seeds" if self.seeds > 1 else ""],
+            rows,
+        )
         lines += ["", self.crossover_text(), self.slope_text()]
         return "\n".join(lines)
 
 
-def build_curve(task: str, metric: str, target: float, n_train: int, few: dict[int, Scores],
-                tuned_by_seed: dict[int, list[Scores]], graded_metric: bool = False,
-                k_used: dict[int, int | None] | None = None, **extra) -> Curve:
+def build_curve(
+    task: str,
+    metric: str,
+    target: float,
+    n_train: int,
+    few: dict[int, Scores],
+    tuned_by_seed: dict[int, list[Scores]],
+    graded_metric: bool = False,
+    k_used: dict[int, int | None] | None = None,
+    **extra,
+) -> Curve:
     """The curve from per-example scores: few {k: scores}, tuned_by_seed {n: [scores per seed]}.
     The tests are the binary ones when every score is 0 or 1 (seeds averaged included), as
     on the scoreboard (`stats.score_type_of`)."""
     tuned = {n: mean_over_seeds(seeds) for n, seeds in tuned_by_seed.items() if seeds}
     values = [list(s.values()) for s in (*few.values(), *tuned.values())]
     score_type = stats.score_type_of(*values, graded_metric=graded_metric)
-    few_points = [FewShotPoint(k, stats.mean_ci(list(s.values()), score_type), (k_used or {}).get(k))
-                  for k, s in sorted(few.items())]
-    tune_points = [TunePoint(n, stats.mean_ci(list(tuned[n].values()), score_type),
-                             [m for m in (stats.mean(list(s.values())) for s in tuned_by_seed[n]) if m is not None])
-                   for n in sorted(tuned)]
+    few_points = [
+        FewShotPoint(k, stats.mean_ci(list(s.values()), score_type), (k_used or {}).get(k))
+        for k, s in sorted(few.items())
+    ]
+    tune_points = [
+        TunePoint(
+            n,
+            stats.mean_ci(list(tuned[n].values()), score_type),
+            [m for m in (stats.mean(list(s.values())) for s in tuned_by_seed[n]) if m is not None],
+        )
+        for n in sorted(tuned)
+    ]
     n_eval = max([p.quality.n for p in (*few_points, *tune_points)], default=0)
-    return Curve(task, metric, target, n_train, n_eval, few_points, tune_points,
-                 find_crossover(few, tuned, score_type), last_slope(tuned, score_type), **extra)
+    return Curve(
+        task,
+        metric,
+        target,
+        n_train,
+        n_eval,
+        few_points,
+        tune_points,
+        find_crossover(few, tuned, score_type),
+        last_slope(tuned, score_type),
+        **extra,
+    )
 
 
 # ---- what the curve says, in the advice's words ----------------------------------------------
+
 
 def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
     """What the task's learning curve says, as the advice's (reasons, next steps): where tuning overtakes the
@@ -328,33 +398,50 @@ def curve_advice(curve, have: int) -> tuple[list[str], list[str]]:
     reasons, steps = [], []
     x = curve.crossover
     if x.best_k is None or not x.comparisons:
-        return ([f"The learning curve (curve {curve.curve_id}) has no {'few-shot' if x.best_k is None else 'tuned'} "
-                 "point yet."], [f"finish it: `lab curve {curve.task}` resumes"])
+        return (
+            [
+                f"The learning curve (curve {curve.curve_id}) has no {'few-shot' if x.best_k is None else 'tuned'} "
+                "point yet."
+            ],
+            [f"finish it: `lab curve {curve.task}` resumes"],
+        )
     best = f"the best few-shot (k = {x.best_k}, {x.best})"
     largest = max(x.comparisons)
     if x.at_n is not None:
         c = x.comparisons[x.at_n]
-        reasons.append(f"On your data, tuning beats {best} from about {x.at_n} examples; you have {have} "
-                       f"(learning curve: tune n={x.at_n} vs few-shot {interval_text(c)}).")
+        reasons.append(
+            f"On your data, tuning beats {best} from about {x.at_n} examples; you have {have} "
+            f"(learning curve: tune n={x.at_n} vs few-shot {interval_text(c)})."
+        )
         if have < x.at_n:
-            steps.append(f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile")
+            steps.append(
+                f"collect about {x.at_n - have} more examples before tuning; prompt with k = {x.best_k} meanwhile"
+            )
     elif set(x.comparisons) <= set(x.beaten_by_few_shot()):
-        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
-                       f"(learning curve, largest: {interval_text(x.comparisons[largest])}): stay with prompting.")
+        reasons.append(
+            f"Few-shot at k = {x.best_k} beats tuning at every size measured, up to {largest} examples "
+            f"(learning curve, largest: {interval_text(x.comparisons[largest])}): stay with prompting."
+        )
     elif largest in x.beaten_by_few_shot():
-        reasons.append(f"Few-shot at k = {x.best_k} beats tuning at the largest size measured, {largest} examples "
-                       f"(learning curve: {interval_text(x.comparisons[largest])}): stay with prompting.")
+        reasons.append(
+            f"Few-shot at k = {x.best_k} beats tuning at the largest size measured, {largest} examples "
+            f"(learning curve: {interval_text(x.comparisons[largest])}): stay with prompting."
+        )
     else:
-        reasons.append(f"Tuning is not shown to beat few-shot at k = {x.best_k} at any size measured (learning "
-                       f"curve, tune n={largest} vs few-shot {interval_text(x.comparisons[largest])}): stay with "
-                       "prompting unless more examples show otherwise.")
+        reasons.append(
+            f"Tuning is not shown to beat few-shot at k = {x.best_k} at any size measured (learning "
+            f"curve, tune n={largest} vs few-shot {interval_text(x.comparisons[largest])}): stay with "
+            "prompting unless more examples show otherwise."
+        )
     s = curve.slope
     if s is not None and s.per_100 is not None:
         ci = s.interval_per_100
         gain = f"{s.per_100:+.3f} per 100 examples between n={s.n_from} and n={s.n_to}" + (
-            f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+            f", 95% CI [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+        )
         reasons.append(f"The tuned curve ({gain}): {s.reading()}.")
         if s.rising:
-            steps.append(f"collect more examples and extend the curve: `lab curve {curve.task} --sizes "
-                         f"{s.n_to},{2 * s.n_to}`")
+            steps.append(
+                f"collect more examples and extend the curve: `lab curve {curve.task} --sizes {s.n_to},{2 * s.n_to}`"
+            )
     return reasons, steps

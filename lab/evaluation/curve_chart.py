@@ -2,6 +2,7 @@
 line for few-shot (k in the prompt), one for tuning (n trained on), each point with its 95%
 interval, the spread across seeds as a band, the target and the crossover marked. SVG with
 its text as paths, so the report embeds it inline and it opens anywhere, offline."""
+
 from __future__ import annotations
 
 import io
@@ -36,19 +37,44 @@ def figure(curve: Curve):
     few = _errors([(p.k_used if p.capped else p.k, p.quality) for p in curve.few_shot])
     tuned = _errors([(p.n, p.quality) for p in curve.tuned])
     if few[0]:
-        ax.errorbar(few[0], few[1], yerr=[few[2], few[3]], marker="o", capsize=3, color=FEW_SHOT_COLOR,
-                    label="few-shot (k examples in the prompt)")
+        ax.errorbar(
+            few[0],
+            few[1],
+            yerr=[few[2], few[3]],
+            marker="o",
+            capsize=3,
+            color=FEW_SHOT_COLOR,
+            label="few-shot (k examples in the prompt)",
+        )
     if tuned[0]:
-        ax.errorbar(tuned[0], tuned[1], yerr=[tuned[2], tuned[3]], marker="s", capsize=3, color=TUNE_COLOR,
-                    label="tune (n examples trained on)")
+        ax.errorbar(
+            tuned[0],
+            tuned[1],
+            yerr=[tuned[2], tuned[3]],
+            marker="s",
+            capsize=3,
+            color=TUNE_COLOR,
+            label="tune (n examples trained on)",
+        )
     spread = [(p.n, *p.spread) for p in curve.tuned if p.spread]
     if spread:
-        ax.fill_between([s[0] for s in spread], [s[1] for s in spread], [s[2] for s in spread], color=TUNE_COLOR,
-                        alpha=0.15, label="tune: spread across seeds")
+        ax.fill_between(
+            [s[0] for s in spread],
+            [s[1] for s in spread],
+            [s[2] for s in spread],
+            color=TUNE_COLOR,
+            alpha=0.15,
+            label="tune: spread across seeds",
+        )
     ax.axhline(curve.target, color="#dc2626", linestyle="--", linewidth=1, label=f"target {curve.target:.2f}")
     if curve.crossover.at_n is not None:
-        ax.axvline(curve.crossover.at_n, color="#059669", linestyle=":", linewidth=1.5,
-                   label=f"crossover n = {curve.crossover.at_n}")
+        ax.axvline(
+            curve.crossover.at_n,
+            color="#059669",
+            linestyle=":",
+            linewidth=1.5,
+            label=f"crossover n = {curve.crossover.at_n}",
+        )
     ax.set_xscale("symlog", linthresh=1)  # k = 0 and n = 400 on one axis
     ax.set_xlim(0, max([1, *few[0], *tuned[0]]) * 1.4)  # no negative counts; room after the last point
     ax.set_ylim(-0.02, 1.02)
@@ -75,7 +101,7 @@ def render_svg(curve: Curve, inline: bool = False) -> str:
     text = re.sub(r'\s+xmlns:(dc|cc|rdf)="[^"]*"', "", text)
     if inline:
         text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def write_chart(curve: Curve, path: str | Path) -> Path:

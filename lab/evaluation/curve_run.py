@@ -7,6 +7,7 @@ manifest matches the settings and subset is not trained again, an interrupted on
 from its checkpoint. The `curves` row holds the settings and the progress the app polls;
 `load_curve` rebuilds the numbers from the eval runs, so a rerun never double counts.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,17 +39,31 @@ class PlannedPoint:
     seed: int = 0
 
     def tag(self, task: str, constrain: bool = False) -> str:
-        return (TAG + (f"k{self.x}" if self.arm == "few-shot" else adapter_name(task, self.x, self.seed))
-                + ("+constrained" if constrain else ""))
+        return (
+            TAG
+            + (f"k{self.x}" if self.arm == "few-shot" else adapter_name(task, self.x, self.seed))
+            + ("+constrained" if constrain else "")
+        )
 
     def describe(self, task: str) -> str:
-        return (f"few-shot k = {self.x}" if self.arm == "few-shot"
-                else f"tune n = {self.x} (seed {self.seed}, adapter {adapter_name(task, self.x, self.seed)})")
+        return (
+            f"few-shot k = {self.x}"
+            if self.arm == "few-shot"
+            else f"tune n = {self.x} (seed {self.seed}, adapter {adapter_name(task, self.x, self.seed)})"
+        )
 
 
-def plan_settings(task, sizes: str, ks: str, seeds: int = 1, limit: int | None = None, epochs: float | None = None,
-                  max_steps: int | None = None, constrain: bool | None = None,
-                  **train) -> tuple[CurveSettings, list[str]]:
+def plan_settings(
+    task,
+    sizes: str,
+    ks: str,
+    seeds: int = 1,
+    limit: int | None = None,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    constrain: bool | None = None,
+    **train,
+) -> tuple[CurveSettings, list[str]]:
     """The settings from the options as typed, with notes on what was capped. `constrain`
     (default: the task's) holds every point's answers to the task's labels or schema."""
     n_train = len(task.examples("train"))
@@ -57,9 +72,15 @@ def plan_settings(task, sizes: str, ks: str, seeds: int = 1, limit: int | None =
     pool = len(ladder.few_shot_pool(task))
     size_list, notes = parse_sizes(sizes, n_train)
     k_list, k_notes = parse_ks(ks, pool)
-    values = {"sizes": size_list, "ks": k_list, "seeds": seeds, "limit": limit, "max_steps": max_steps,
-              "train": {k: v for k, v in train.items() if v is not None},
-              "constrain": task.constrain if constrain is None else bool(constrain)}
+    values = {
+        "sizes": size_list,
+        "ks": k_list,
+        "seeds": seeds,
+        "limit": limit,
+        "max_steps": max_steps,
+        "train": {k: v for k, v in train.items() if v is not None},
+        "constrain": task.constrain if constrain is None else bool(constrain),
+    }
     if epochs is not None:
         values["epochs"] = epochs
     return CurveSettings.model_validate(values), notes + k_notes
@@ -67,8 +88,9 @@ def plan_settings(task, sizes: str, ks: str, seeds: int = 1, limit: int | None =
 
 def points(settings: CurveSettings) -> list[PlannedPoint]:
     """Few-shot first (cheap, and it shows the bar to beat), then each seed's sizes, smallest first."""
-    return ([PlannedPoint("few-shot", k) for k in settings.ks]
-            + [PlannedPoint("tune", n, s) for s in range(settings.seeds) for n in settings.sizes])
+    return [PlannedPoint("few-shot", k) for k in settings.ks] + [
+        PlannedPoint("tune", n, s) for s in range(settings.seeds) for n in settings.sizes
+    ]
 
 
 def model_id_of(lab) -> str:
@@ -83,6 +105,7 @@ def model_id_of(lab) -> str:
 
 # ---- training data and configs ------------------------------------------------------------------
 
+
 def subset_path(lab, task, n: int, seed: int) -> Path:
     return lab.home.state / "curves" / task.name / f"train-n{n}s{seed}.jsonl"
 
@@ -94,8 +117,10 @@ def write_subsets(lab, task, settings: CurveSettings) -> None:
         order = nested_order([e.output for e in examples], seed, stratify=task.output_format == "label")
         for n in settings.sizes:
             path = subset_path(lab, task, n, seed)
-            text = "".join(json.dumps({"input": examples[i].input, "output": examples[i].output},
-                                      ensure_ascii=False) + "\n" for i in subset(order, n))
+            text = "".join(
+                json.dumps({"input": examples[i].input, "output": examples[i].output}, ensure_ascii=False) + "\n"
+                for i in subset(order, n)
+            )
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
@@ -106,9 +131,17 @@ def train_plan(lab, task, settings: CurveSettings, n: int, seed: int):
     n examples trained on), the cap when it bites."""
     from ..tuning.plan import make_plan
 
-    values = {"base_model": lab.config.default_model, "instruction": task.instruction or None,
-              "epochs": settings.epochs, **settings.train, "name": adapter_name(task.name, n, seed),
-              "data": str(subset_path(lab, task, n, seed)), "seed": seed, "val_fraction": 0.0, "force": True}
+    values = {
+        "base_model": lab.config.default_model,
+        "instruction": task.instruction or None,
+        "epochs": settings.epochs,
+        **settings.train,
+        "name": adapter_name(task.name, n, seed),
+        "data": str(subset_path(lab, task, n, seed)),
+        "seed": seed,
+        "val_fraction": 0.0,
+        "force": True,
+    }
     plan = make_plan(lab, "lab curve", **values)
     if settings.max_steps and plan.full_steps > settings.max_steps:
         plan = make_plan(lab, "lab curve", **values, max_steps=settings.max_steps)
@@ -131,6 +164,7 @@ def _train(lab, cfg, cancel: threading.Event | None, progress: bool, say: Callab
 
 # ---- the run ------------------------------------------------------------------------------------
 
+
 def open_curve(lab, task, settings: CurveSettings, estimate_s: float | None = None) -> int:
     """The curves row for these settings (resumed), else a new one."""
     model_id = model_id_of(lab)
@@ -138,8 +172,16 @@ def open_curve(lab, task, settings: CurveSettings, estimate_s: float | None = No
     return lab.store.open_curve(task.name, task.hash(), model_id, settings_json, estimate_s)
 
 
-def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, cancel: threading.Event | None = None,
-              say: Callable[[str], None] = print, estimate_s: float | None = None) -> int:
+def run_curve(
+    lab,
+    task,
+    settings: CurveSettings,
+    *,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+    say: Callable[[str], None] = print,
+    estimate_s: float | None = None,
+) -> int:
     """Run (or resume) the curve; returns its id. Raises CurveInterrupted on Ctrl-C or `cancel`."""
     task = load_task(task, home=lab.home)
     write_subsets(lab, task, settings)
@@ -150,9 +192,14 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
 
     def note(i: int, doing: str, status: str = "running") -> None:
         at[0] = i
-        lab.store.update_curve(curve_id, {"status": status, "wall_s": wall_before + time.perf_counter() - t0,
-                                          "progress_json": json.dumps({"done": i, "total": len(plan),
-                                                                       "doing": doing})})
+        lab.store.update_curve(
+            curve_id,
+            {
+                "status": status,
+                "wall_s": wall_before + time.perf_counter() - t0,
+                "progress_json": json.dumps({"done": i, "total": len(plan), "doing": doing}),
+            },
+        )
 
     from ..tuning.trainer import sigterm_as_interrupt  # SIGTERM (kill, a scheduler) stops like Ctrl-C
 
@@ -166,8 +213,10 @@ def run_curve(lab, task, settings: CurveSettings, *, progress: bool = True, canc
         i = at[0]
         note(i, "stopped" if stopped else f"failed: {e}", "interrupted" if stopped else "failed")
         if stopped:
-            raise CurveInterrupted(f"curve of '{task.name}' stopped at step {i + 1} of {len(plan)}: what is "
-                                   "finished is kept; run the same command again to resume") from None
+            raise CurveInterrupted(
+                f"curve of '{task.name}' stopped at step {i + 1} of {len(plan)}: what is "
+                "finished is kept; run the same command again to resume"
+            ) from None
         lab.store.update_curve(curve_id, {"error": f"{type(e).__name__}: {e}"})
         raise
     note(len(plan), "done", "finished")
@@ -189,14 +238,24 @@ def _run_steps(lab, task, settings: CurveSettings, plan: list[PlannedPoint], can
             if trained_adapter(lab, cfg) is None:
                 _train(lab, cfg, cancel, progress, say)
             adapter = cfg.name
-        run_eval(lab, task, [step.arm], limit=settings.limit, k=step.x if step.arm == "few-shot" else None,
-                 adapter=adapter, tag=step.tag(task.name, settings.constrain), constrain=settings.constrain,
-                 progress=progress, cancel=cancel)
+        run_eval(
+            lab,
+            task,
+            [step.arm],
+            limit=settings.limit,
+            k=step.x if step.arm == "few-shot" else None,
+            adapter=adapter,
+            tag=step.tag(task.name, settings.constrain),
+            constrain=settings.constrain,
+            progress=progress,
+            cancel=cancel,
+        )
     if cancel is not None and cancel.is_set():
         raise CurveInterrupted
 
 
 # ---- reading a curve back -----------------------------------------------------------------------
+
 
 def tagged_run(lab, task, model_id: str, tag: str) -> dict | None:
     """The point's newest run whose examples were chosen as `held_out` chooses them: a point
@@ -238,9 +297,21 @@ def load_curve(lab, curve_id: int) -> Curve:
         else:
             tuned.setdefault(step.x, []).append(scores)
     metric = primary_name(task)
-    return build_curve(task.name, metric, task.target, len(task.examples("train")), few, tuned,
-                       graded_metric=metric in CONTINUOUS, k_used=k_used, seeds=settings.seeds,
-                       settings=settings.model_dump(), curve_id=curve_id, status=row["status"], complete=complete)
+    return build_curve(
+        task.name,
+        metric,
+        task.target,
+        len(task.examples("train")),
+        few,
+        tuned,
+        graded_metric=metric in CONTINUOUS,
+        k_used=k_used,
+        seeds=settings.seeds,
+        settings=settings.model_dump(),
+        curve_id=curve_id,
+        status=row["status"],
+        complete=complete,
+    )
 
 
 def latest_curve(lab, task_name: str) -> Curve | None:
@@ -259,11 +330,16 @@ def curve_progress(lab, curve_id: int) -> dict:
     row = lab.store.curve(curve_id)
     if not row:
         return {}
-    return {**json.loads(row["progress_json"] or "{}"), "status": row["status"], "wall_s": row["wall_s"],
-            "estimate_s": row["estimate_s"]}
+    return {
+        **json.loads(row["progress_json"] or "{}"),
+        "status": row["status"],
+        "wall_s": row["wall_s"],
+        "estimate_s": row["estimate_s"],
+    }
 
 
 # ---- how long it will take here -----------------------------------------------------------------
+
 
 def estimate(lab, task, settings: CurveSettings) -> tuple[float, str]:
     """Seconds the rest of the curve should take here, and on what basis: lab.tuning.jobs'
@@ -293,7 +369,9 @@ def estimate(lab, task, settings: CurveSettings) -> tuple[float, str]:
     speed = AnswerSpeed(lab, model_id)
     gen_s = {arm: speed.seconds(task, arm) for arm in answers}
     total = train_s + sum(answers[a] * gen_s[a][0] for a in answers)
-    text = (f"training {train_s / 60:.1f} min ({basis or 'nothing left to train'}); "
-            f"{answers['few-shot'] + answers['tune']} answers at "
-            + ", ".join(f"{gen_s[a][0]:.2f} s ({a}: {gen_s[a][1]})" for a in answers))
+    text = (
+        f"training {train_s / 60:.1f} min ({basis or 'nothing left to train'}); "
+        f"{answers['few-shot'] + answers['tune']} answers at "
+        + ", ".join(f"{gen_s[a][0]:.2f} s ({a}: {gen_s[a][1]})" for a in answers)
+    )
     return total, text

@@ -5,6 +5,7 @@ documents keeps answering the old value until it is retrained. The probe works o
 copy of the task's corpus inside the lab home (`.lab/probe/<corpus>-probe/`): the shipped
 corpus is never modified, and every run starts again from the original text.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -55,8 +56,9 @@ class ProbeResult:
     @property
     def context_follows(self) -> bool:
         """What RAG answers from changed: the old value before the edit, only the new one after."""
-        return bool(self.rag_before.passage_has_old and self.rag_after.passage_has_new
-                    and not self.rag_after.passage_has_old)
+        return bool(
+            self.rag_before.passage_has_old and self.rag_after.passage_has_new and not self.rag_after.passage_has_old
+        )
 
     @property
     def adapter_stale(self) -> bool | None:
@@ -68,44 +70,77 @@ class ProbeResult:
         return None if self.tune_after is None else self.tune_before.text == self.tune_after.text
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "rag_follows": self.rag_follows, "context_follows": self.context_follows,
-                "adapter_stale": self.adapter_stale, "adapter_unchanged": self.adapter_unchanged}
+        return {
+            **asdict(self),
+            "rag_follows": self.rag_follows,
+            "context_follows": self.context_follows,
+            "adapter_stale": self.adapter_stale,
+            "adapter_unchanged": self.adapter_unchanged,
+        }
 
     def to_text(self) -> str:
         def show(label: str, a: Answer | None) -> str:
             if a is None:
                 return f"  {label:<18} (no adapter: pass --adapter NAME to probe a tuned model too)"
-            mark = "new" if a.says_new and not a.says_old else "old" if a.says_old and not a.says_new else \
-                "both" if a.says_old else "neither"
+            mark = (
+                "new"
+                if a.says_new and not a.says_old
+                else "old"
+                if a.says_old and not a.says_new
+                else "both"
+                if a.says_old
+                else "neither"
+            )
             text = " ".join(a.text.split())[:300]
             if a.passage_has_new is None:
                 return f"  {label:<18} answer says {mark}: {text}"
-            ctx = "new" if a.passage_has_new and not a.passage_has_old else "old" if a.passage_has_old and not \
-                a.passage_has_new else "both" if a.passage_has_new else "neither"
-            return (f"  {label:<18} answer says {mark}: {text}\n  {'':<18} its passages state {ctx} "
-                    f"({', '.join(dict.fromkeys(a.sources))})")
+            ctx = (
+                "new"
+                if a.passage_has_new and not a.passage_has_old
+                else "old"
+                if a.passage_has_old and not a.passage_has_new
+                else "both"
+                if a.passage_has_new
+                else "neither"
+            )
+            return (
+                f"  {label:<18} answer says {mark}: {text}\n  {'':<18} its passages state {ctx} "
+                f"({', '.join(dict.fromkeys(a.sources))})"
+            )
 
-        lines = [f"Staleness probe · task {self.task}",
-                 f"  question: {self.question}",
-                 f"  edit:     {self.doc}: {self.old!r} -> {self.new!r} (scratch copy {self.scratch})",
-                 f"  re-index: {self.reindex}", "", "Before the edit:",
-                 show("RAG", self.rag_before), show(f"adapter {self.adapter}" if self.adapter else "adapter",
-                                                    self.tune_before),
-                 "After the edit (re-indexed):",
-                 show("RAG", self.rag_after), show(f"adapter {self.adapter}" if self.adapter else "adapter",
-                                                   self.tune_after), ""]
+        lines = [
+            f"Staleness probe · task {self.task}",
+            f"  question: {self.question}",
+            f"  edit:     {self.doc}: {self.old!r} -> {self.new!r} (scratch copy {self.scratch})",
+            f"  re-index: {self.reindex}",
+            "",
+            "Before the edit:",
+            show("RAG", self.rag_before),
+            show(f"adapter {self.adapter}" if self.adapter else "adapter", self.tune_before),
+            "After the edit (re-indexed):",
+            show("RAG", self.rag_after),
+            show(f"adapter {self.adapter}" if self.adapter else "adapter", self.tune_after),
+            "",
+        ]
         if self.rag_follows:
             lines.append(f"RAG follows the edit: it now answers {self.new}.")
         elif self.context_follows:
-            lines.append(f"RAG's context follows the edit (its passages now say {self.new}), but this model's "
-                         "answer does not state it: a bigger model reads the passage better.")
+            lines.append(
+                f"RAG's context follows the edit (its passages now say {self.new}), but this model's "
+                "answer does not state it: a bigger model reads the passage better."
+            )
         else:
             lines.append("RAG did not bring the edited passage into the prompt: retrieval missed it.")
         if self.tune_after is not None:
             same = "the same answer as before" if self.adapter_unchanged else "a different answer"
-            lines.append(f"The adapter gives {same} and " + (
-                f"not {self.new}: what it learned is stale until it is retrained." if self.adapter_stale
-                else f"states {self.new} (unexpected for weights trained on the old text)."))
+            lines.append(
+                f"The adapter gives {same} and "
+                + (
+                    f"not {self.new}: what it learned is stale until it is retrained."
+                    if self.adapter_stale
+                    else f"states {self.new} (unexpected for weights trained on the old text)."
+                )
+            )
         return "\n".join(lines)
 
 
@@ -118,8 +153,9 @@ def _answer(lab, gen, row_id, old: str, new: str, passages=None) -> Answer:
     return a
 
 
-def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | None = None,
-              k: int = 4, progress: bool = False) -> ProbeResult:
+def run_probe(
+    lab, task="acme-facts", adapter: str | None = None, model: str | None = None, k: int = 4, progress: bool = False
+) -> ProbeResult:
     """Ask the probe question with RAG (and the adapter, if any) before and after the edit."""
     task = load_task(task, home=lab.home)
     probe = getattr(task, "probe", None)
@@ -143,8 +179,7 @@ def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | N
     tuned = ladder.resolve_adapter(lab, adapter, model) if adapter else None
 
     def ask_both():
-        ans = lab.answer("rag", probe.question, corpus=scratch, model=model, rag_k=k, system=system,
-                         options=options)
+        ans = lab.answer("rag", probe.question, corpus=scratch, model=model, rag_k=k, system=system, options=options)
         rag = _answer(lab, ans.generation, ans.row_id, probe.old, probe.new, ans.passages)
         tune = None
         if tuned is not None:
@@ -157,6 +192,17 @@ def run_probe(lab, task="acme-facts", adapter: str | None = None, model: str | N
     doc.write_text(text.replace(probe.old, probe.new), encoding="utf-8")
     report = index_corpus(lab, scratch, progress=progress)
     rag_after, tune_after = ask_both()
-    return ProbeResult(task.name, probe.question, probe.doc, probe.old, probe.new, str(scratch), rag_before,
-                       rag_after, adapter, tune_before, tune_after,
-                       reindex=report.summary() if hasattr(report, "summary") else str(report))
+    return ProbeResult(
+        task.name,
+        probe.question,
+        probe.doc,
+        probe.old,
+        probe.new,
+        str(scratch),
+        rag_before,
+        rag_after,
+        adapter,
+        tune_before,
+        tune_after,
+        reindex=report.summary() if hasattr(report, "summary") else str(report),
+    )

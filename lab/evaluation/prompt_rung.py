@@ -10,6 +10,7 @@ Each configuration is one evaluation run through `runner.run_eval` (its identity
 k and `constrain`), so a second call reuses the finished runs and `lab eval` with the same
 settings shares them. The advisor's tune-vs-prompt comparison uses `best_prompt_for_run`.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,19 +42,29 @@ class PromptConfig:
     dropped: bool = False  # the race left it behind after a slice (`racing_drops`): not a pick, still a candidate
 
     def label(self) -> str:
-        """"few-shot, 8 similar examples, constrained"; "zero-shot"."""
+        """ "few-shot, 8 similar examples, constrained"; "zero-shot"."""
         return config_label(self.arm, self.mode, self.k, self.constrain)
 
     def as_dict(self) -> dict:
-        return {"arm": self.arm, "mode": self.mode, "k": self.k, "constrain": self.constrain,
-                "eval_run_id": self.eval_run_id, "score": self.score, "n": self.n, "label": self.label(),
-                "dropped": self.dropped}
+        return {
+            "arm": self.arm,
+            "mode": self.mode,
+            "k": self.k,
+            "constrain": self.constrain,
+            "eval_run_id": self.eval_run_id,
+            "score": self.score,
+            "n": self.n,
+            "label": self.label(),
+            "dropped": self.dropped,
+        }
 
 
 # ---- which k to try ---------------------------------------------------------------------------
 
-def candidate_ks(lab, task, held_out: Sequence, model: str | None = None,
-                 ks: Sequence[int] | None = None) -> tuple[list[int], list[str]]:
+
+def candidate_ks(
+    lab, task, held_out: Sequence, model: str | None = None, ks: Sequence[int] | None = None
+) -> tuple[list[int], list[str]]:
     """The few-shot k values to measure (default: 2, 4, 8 and the task's few_shot_k), each capped
     at the few-shot pool's size and at what fits the context with the longest held-out question
     (fixed examples; per question the ladder still trims to fit). Returns (ks, notes on capping)."""
@@ -65,8 +76,11 @@ def candidate_ks(lab, task, held_out: Sequence, model: str | None = None,
     notes = []
     if wanted and wanted[-1] > fits:
         over = [k for k in wanted if k > fits]
-        why = ("the few-shot pool has only " + str(len(pool)) + " examples" if fits == len(pool)
-               else f"only {fits} examples fit the context with the longest question")
+        why = (
+            "the few-shot pool has only " + str(len(pool)) + " examples"
+            if fits == len(pool)
+            else f"only {fits} examples fit the context with the longest question"
+        )
         notes.append(f"k capped at {fits}: {why} (asked for {', '.join(map(str, over))})")
     return sorted({min(k, fits) for k in wanted if min(k, fits) > 0}), notes
 
@@ -91,10 +105,21 @@ def _k_that_fits(lab, task, pool, held_out, model: str | None) -> int:
 
 # ---- measuring --------------------------------------------------------------------------------
 
-def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int] | None = None,
-                        modes: Sequence[str] = MODES, constrain: bool | None = None, progress: bool = False,
-                        cancel: threading.Event | None = None, model: str | None = None,
-                        on_note: Callable[[str], None] | None = None, race: bool = True) -> list[PromptConfig]:
+
+def measure_prompt_rung(
+    lab,
+    task,
+    *,
+    limit: int | None = None,
+    ks: Sequence[int] | None = None,
+    modes: Sequence[str] = MODES,
+    constrain: bool | None = None,
+    progress: bool = False,
+    cancel: threading.Event | None = None,
+    model: str | None = None,
+    on_note: Callable[[str], None] | None = None,
+    race: bool = True,
+) -> list[PromptConfig]:
     """Run (or resume) zero-shot and every few-shot (mode, k) configuration on the same held-out
     examples (`sample.held_out`: a seeded, stratified `limit` of them); returns each one's score.
     `constrain` (default: the task's) applies to every configuration alike. `race`: every
@@ -118,8 +143,10 @@ def measure_prompt_rung(lab, task, *, limit: int | None = None, ks: Sequence[int
         return configs
     drops = racing_drops(configs)
     for c, leader in drops:
-        note(f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} "
-             f"({_score_ci(leader)}): its interval ends below the leader's")
+        note(
+            f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} "
+            f"({_score_ci(leader)}): its interval ends below the leader's"
+        )
     behind = {id(c) for c, _ in drops}
     keep = [(c.arm, c.mode, c.k) for c in configs if id(c) not in behind]
     full = {(c.arm, c.mode, c.k): c for c in _measure(lab, task, keep, limit, constrain, model, progress, cancel)}
@@ -135,8 +162,18 @@ def _measure(lab, task, plan, limit, constrain, model, progress, cancel) -> list
     for arm, mode, k in plan:
         if cancel is not None and cancel.is_set():
             break
-        run_id = run_eval(lab, task, [arm], few_shot_mode=mode, k=k or task.few_shot_k, limit=limit, model=model,
-                          constrain=constrain, progress=progress, cancel=cancel)
+        run_id = run_eval(
+            lab,
+            task,
+            [arm],
+            few_shot_mode=mode,
+            k=k or task.few_shot_k,
+            limit=limit,
+            model=model,
+            constrain=constrain,
+            progress=progress,
+            cancel=cancel,
+        )
         configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids))
     return configs
 
@@ -167,20 +204,26 @@ def _score_ci(c: PromptConfig) -> str:
     return f"{c.score:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def prompt_plan(lab, task, held_out: Sequence, model: str | None = None, ks: Sequence[int] | None = None,
-                modes: Sequence[str] = MODES) -> tuple[list[tuple[str, str, int]], list[str]]:
+def prompt_plan(
+    lab,
+    task,
+    held_out: Sequence,
+    model: str | None = None,
+    ks: Sequence[int] | None = None,
+    modes: Sequence[str] = MODES,
+) -> tuple[list[tuple[str, str, int]], list[str]]:
     """The (arm, mode, k) configurations `measure_prompt_rung` runs, and the notes on capped k.
     Zero-shot comes first and joins the run `lab eval TASK` makes by default (fixed, the task's k)."""
     ks, notes = candidate_ks(lab, task, held_out, model, ks)
     return [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks], notes
 
 
-def config_of_run(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool,
-                  ids: Sequence[str]) -> PromptConfig:
+def config_of_run(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool, ids: Sequence[str]) -> PromptConfig:
     """One configuration's score on `ids`, from the rows eval run `run_id` holds for `arm`."""
     per_example = run_scores(lab, run_id, arm, ids)
-    return PromptConfig(arm, mode, k, constrain, run_id, stats.mean(list(per_example.values())),
-                        len(per_example), per_example)
+    return PromptConfig(
+        arm, mode, k, constrain, run_id, stats.mean(list(per_example.values())), len(per_example), per_example
+    )
 
 
 def run_scores(lab, run_id: int, arm: str, ids: Sequence[str] | None = None) -> dict[str, float]:
@@ -206,6 +249,7 @@ def best_prompt_config(configs: Sequence[PromptConfig]) -> PromptConfig:
 
 # ---- the advisor's question: did tuning beat the best prompt? ----------------------------------
 
+
 def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptConfig]:
     """Every prompt configuration already measured (nothing is run) that compares with eval run
     `run` (a `summary.load_run` dict): same task files, model, repeats and sample, untagged (a
@@ -213,8 +257,7 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
     budget (both are part of a configuration: the climb measures the best one constrained). Scored on every one of `ids`: a candidate for the pick; on some of them only (a
     race dropped it): `dropped`, counted as a candidate but never picked."""
     config = run["config"]
-    want = {k: config.get(k, IDENTITY_DEFAULTS.get(k))
-            for k in ("model_sha", "repeats", "tag", "sample")}
+    want = {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in ("model_sha", "repeats", "tag", "sample")}
     found = []
     for other in lab.store.eval_runs_matching(run["task"], run["task_hash"], run["model_id"], newest_first=False):
         oc = json.loads(other["config_json"] or "{}")
@@ -225,9 +268,19 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
             if ids and per_example:
                 k = int(oc.get("few_shot_k") or 0) if arm == "few-shot" else 0
                 mode = (oc.get("few_shot_mode") or "fixed") if arm == "few-shot" else "fixed"
-                found.append(PromptConfig(arm, mode, k, bool(oc.get("constrain", False)), other["id"],
-                                          stats.mean(list(per_example.values())), len(per_example), per_example,
-                                          dropped=len(per_example) < len(set(ids))))
+                found.append(
+                    PromptConfig(
+                        arm,
+                        mode,
+                        k,
+                        bool(oc.get("constrain", False)),
+                        other["id"],
+                        stats.mean(list(per_example.values())),
+                        len(per_example),
+                        per_example,
+                        dropped=len(per_example) < len(set(ids)),
+                    )
+                )
     return _distinct(found)
 
 
@@ -245,6 +298,7 @@ def _distinct(configs: list[PromptConfig]) -> list[PromptConfig]:
 @dataclass
 class BestPrompt:
     """The best measured prompt configuration (and the tuned arm measured against it, if any)."""
+
     config: PromptConfig
     comparison: stats.Comparison | None  # b = the tuned arm, a = the best prompt configuration
     candidates: int  # prompt configurations it was the best of: its verdict pays for the pick
@@ -256,14 +310,26 @@ def best_prompt_for_run(lab, run: dict, tune_arm: str = "tune", score_type: str 
     arm scored, when it has one), with the tuned arm against it. None when fewer than two few-shot
     configurations were measured there (no sweep to pick from)."""
     tuned = run_scores(lab, run["id"], tune_arm)
-    ids = sorted(tuned) if tuned else sorted(max((run_scores(lab, run["id"], a) for a in ("zero-shot", "few-shot")),
-                                                 key=len))
+    ids = (
+        sorted(tuned)
+        if tuned
+        else sorted(max((run_scores(lab, run["id"], a) for a in ("zero-shot", "few-shot")), key=len))
+    )
     if not ids:
         return None
     configs = measured_prompt_configs(lab, run, ids)
     if sum(c.arm == "few-shot" for c in configs) < 2 or all(c.dropped for c in configs):
         return None
     best = best_prompt_config(configs)
-    comparison = stats.compare([best.per_example[i] for i in ids], [tuned[i] for i in ids], score_type,
-                               name_a=best.label(), name_b=tune_arm) if tuned else None
+    comparison = (
+        stats.compare(
+            [best.per_example[i] for i in ids],
+            [tuned[i] for i in ids],
+            score_type,
+            name_a=best.label(),
+            name_b=tune_arm,
+        )
+        if tuned
+        else None
+    )
     return BestPrompt(best, comparison, len(configs))

@@ -11,6 +11,7 @@ The rule:
 3. No rung meets: the cheapest that *may* meet (mean at the target, bound below), with how many
    more examples would tell; else the best by mean, named as it was measured.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ AS_GOOD = "as-good"  # the pick's state when it is a cheaper rung shown as good 
 @dataclass
 class Rung:
     """One measured candidate: a scoreboard arm, or the prompt rung's best configuration."""
+
     arm: str  # its LADDER rung ("few-shot" for a few-shot configuration)
     name: str  # how the advice names it: "few-shot" or "few-shot, 8 similar examples, constrained"
     mean: float
@@ -70,12 +72,23 @@ def choose(rungs: list[Rung], target: float, margin: float = verdict.MARGIN, sco
     if maybe:
         pick = maybe[0]
         m = judged[id(pick)]
-        return Choice(pick, verdict.MAYBE, [m.text(pick.name) + " No rung meets the target for certain yet."],
-                      steps=[f"evaluate more held-out examples{f' (about {m.more} more)' if m.more else ''}: the "
-                             "interval decides"])
+        return Choice(
+            pick,
+            verdict.MAYBE,
+            [m.text(pick.name) + " No rung meets the target for certain yet."],
+            steps=[
+                f"evaluate more held-out examples{f' (about {m.more} more)' if m.more else ''}: the interval decides"
+            ],
+        )
     pick = max(rungs, key=lambda r: (r.mean, -LADDER.index(r.arm)))
-    return Choice(pick, verdict.MISSES, [f"No measured rung meets the target {target:.2f}; the best is {pick.name} "
-                                         f"(mean {pick.mean:.3f} on {pick.n} examples)."])
+    return Choice(
+        pick,
+        verdict.MISSES,
+        [
+            f"No measured rung meets the target {target:.2f}; the best is {pick.name} "
+            f"(mean {pick.mean:.3f} on {pick.n} examples)."
+        ],
+    )
 
 
 def _cheaper_as_good(choice: Choice, rungs: list[Rung], target: float, margin: float, score_type) -> None:
@@ -85,19 +98,27 @@ def _cheaper_as_good(choice: Choice, rungs: list[Rung], target: float, margin: f
     for r in rungs:
         if LADDER.index(r.arm) >= LADDER.index(pick.arm) or r.mean < PROMPT_SHARE * target:
             continue
-        ni = verdict.as_good_as(r.scores, pick.scores, margin, score_type, candidates=r.candidates,
-                                name_cheap=r.name, name_costly=pick.name)
+        ni = verdict.as_good_as(
+            r.scores, pick.scores, margin, score_type, candidates=r.candidates, name_cheap=r.name, name_costly=pick.name
+        )
         choice.as_good = ni
         if ni.shown:
-            choice.reasons.append(f"But {r.name} reaches {r.mean / target:.0%} of the target and "
-                                  + verdict.as_good_text(ni) + f" The cheaper {r.name} is the better buy.")
+            choice.reasons.append(
+                f"But {r.name} reaches {r.mean / target:.0%} of the target and "
+                + verdict.as_good_text(ni)
+                + f" The cheaper {r.name} is the better buy."
+            )
             choice.rung = r
             choice.state = AS_GOOD  # not "meets": the cheaper rung is as good as one that does
             return
-        choice.reasons.append(f"{r.name} reaches {r.mean / target:.0%} of the target, but "
-                              + verdict.as_good_text(ni)[0].lower() + verdict.as_good_text(ni)[1:]
-                              + f" So {pick.name} stays the pick.")
+        choice.reasons.append(
+            f"{r.name} reaches {r.mean / target:.0%} of the target, but "
+            + verdict.as_good_text(ni)[0].lower()
+            + verdict.as_good_text(ni)[1:]
+            + f" So {pick.name} stays the pick."
+        )
         if ni.needed:
-            choice.steps.append(f"to tell whether the cheaper {r.name} would do: about {ni.needed} paired held-out "
-                                "examples")
+            choice.steps.append(
+                f"to tell whether the cheaper {r.name} would do: about {ni.needed} paired held-out examples"
+            )
         return

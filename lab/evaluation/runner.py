@@ -10,6 +10,7 @@
   question, and llama.cpp keeps the longest common token prefix in its KV cache, so looping
   over examples inside one arm makes the few-shot prompt cost little more than zero-shot.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,19 +34,37 @@ class EvalError(ArmError):
 def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
+
 DETERMINISTIC = {"temperature": 0.0, "seed": 0}
 SAMPLING_TEMPERATURE = 0.7
 
 
-def _identity(task, model_id: str, model_sha: str, repeats: int, few_shot_mode: str, k: int,
-              rag_k: int, constrain: bool = False, tag: str | None = None) -> dict:
+def _identity(
+    task,
+    model_id: str,
+    model_sha: str,
+    repeats: int,
+    few_shot_mode: str,
+    k: int,
+    rag_k: int,
+    constrain: bool = False,
+    tag: str | None = None,
+) -> dict:
     """What makes two evaluations comparable row for row (the run is resumed when it matches).
     `tag` keeps a run apart from every other (a learning curve's points: `lab curve`); `sample`
     says how a limit chose its examples (`sample.held_out`)."""
-    return {"sample": SAMPLE, "model_sha": model_sha, "repeats": repeats, "few_shot_mode": few_shot_mode,
-            "few_shot_k": k, "rag_k": rag_k, "max_tokens": task.max_tokens,  # callers: the effective budget
-            "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE},
-            "constrain": constrain, "tag": tag}
+    return {
+        "sample": SAMPLE,
+        "model_sha": model_sha,
+        "repeats": repeats,
+        "few_shot_mode": few_shot_mode,
+        "few_shot_k": k,
+        "rag_k": rag_k,
+        "max_tokens": task.max_tokens,  # callers: the effective budget
+        "sampling": DETERMINISTIC if repeats == 1 else {"temperature": SAMPLING_TEMPERATURE},
+        "constrain": constrain,
+        "tag": tag,
+    }
 
 
 # Identity keys added later, with the value every older run had (runs before constrained
@@ -71,9 +90,17 @@ def done_keys(lab, run_id: int) -> set[tuple[str, str, int]]:
     return lab.store.eval_result_keys(run_id)
 
 
-
-def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_shot_mode: str = "fixed",
-                 k: int | None = None, rag_k: int = 4, constrain: bool | None = None) -> dict | None:
+def matching_run(
+    lab,
+    task,
+    model: str | None = None,
+    *,
+    repeats: int = 1,
+    few_shot_mode: str = "fixed",
+    k: int | None = None,
+    rag_k: int = 4,
+    constrain: bool | None = None,
+) -> dict | None:
     """The stored run that `run_eval` with these settings would resume (None: it would start
     one), found without loading the model (except for an unconstrained label task: its answer
     budget is counted with the model's tokenizer); `lab demo` uses it to tell what is already done."""
@@ -91,6 +118,7 @@ def matching_run(lab, task, model: str | None = None, *, repeats: int = 1, few_s
     identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)  # as run_eval's
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
+
 def config_label(arm: str, mode: str = "fixed", k: int | None = None, constrain: bool = False) -> str:
     """A configuration's one name, wherever it is shown: "few-shot, 8 similar examples,
     constrained"; "zero-shot"; "tune+rag"."""
@@ -100,12 +128,25 @@ def config_label(arm: str, mode: str = "fixed", k: int | None = None, constrain:
     return what + (", constrained" if constrain else "")
 
 
-def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: int | None = None,
-             repeats: int = 1, model: str | None = None, adapter: str | None = None,
-             few_shot_mode: str = "fixed", k: int | None = None, rag_k: int = 4,
-             progress: bool = True, cancel: threading.Event | None = None,
-             on_result: Callable[[dict], None] | None = None, fresh: bool = False,
-             constrain: bool | None = None, concurrency: int | None = None, tag: str | None = None) -> int:
+def run_eval(
+    lab,
+    task,
+    arms: Sequence[str] = ("zero-shot", "few-shot"),
+    limit: int | None = None,
+    repeats: int = 1,
+    model: str | None = None,
+    adapter: str | None = None,
+    few_shot_mode: str = "fixed",
+    k: int | None = None,
+    rag_k: int = 4,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+    on_result: Callable[[dict], None] | None = None,
+    fresh: bool = False,
+    constrain: bool | None = None,
+    concurrency: int | None = None,
+    tag: str | None = None,
+) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
     `k`: few-shot examples (default: the task's few_shot_k); `rag_k`: passages per question.
@@ -154,14 +195,27 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
 
         index_corpus(lab, corpus, progress=progress)
     done = done_keys(lab, run_id)
-    todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out
-            if (ex.id, arm, r) not in done]
+    todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out if (ex.id, arm, r) not in done]
     bar = _bar(len(todo), progress, task.name)
 
     def work(arm, repeat, ex):
-        return _one(lab, task, arm, repeat, ex, run_id=run_id, model=model, repeats=repeats,
-                    shots=fixed if few_shot_mode == "fixed" else None, pool=pool, k=k,
-                    rag_k=rag_k, adapter=the_adapter, corpus=corpus, constrain=constrain)
+        return _one(
+            lab,
+            task,
+            arm,
+            repeat,
+            ex,
+            run_id=run_id,
+            model=model,
+            repeats=repeats,
+            shots=fixed if few_shot_mode == "fixed" else None,
+            pool=pool,
+            k=k,
+            rag_k=rag_k,
+            adapter=the_adapter,
+            corpus=corpus,
+            constrain=constrain,
+        )
 
     def finished(row):  # the bar names the configuration: a prompt-rung sweep runs several
         bar.set_postfix_str(config_label(row["arm"], few_shot_mode, k, constrain), refresh=False)
@@ -184,8 +238,13 @@ def run_eval(lab, task, arms: Sequence[str] = ("zero-shot", "few-shot"), limit: 
     return run_id
 
 
-def run_all(todo: list[tuple], work: Callable[..., dict], finished: Callable[[dict], None], workers: int,
-            cancel: threading.Event | None) -> str:
+def run_all(
+    todo: list[tuple],
+    work: Callable[..., dict],
+    finished: Callable[[dict], None],
+    workers: int,
+    cancel: threading.Event | None,
+) -> str:
     """`work(*item)` for every item, at most `workers` at once, `finished(row)` in this thread as
     each one ends (in the order they end). Stops taking new items once `cancel` is set
     ("cancelled") or an item fails (re-raised after the ones in flight have ended: their rows are
@@ -224,8 +283,7 @@ def run_all(todo: list[tuple], work: Callable[..., dict], finished: Callable[[di
     return status
 
 
-def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None,
-              fresh: bool) -> int:
+def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None, fresh: bool) -> int:
     """The eval_runs row to write into: the matching run (resumed, with any new arms joining it),
     else a new one. Another adapter than the run's starts afresh: its rows would not compare."""
     task_hash = task.hash()
@@ -235,8 +293,12 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
         if old and old != adapter_rec:
             run = None  # another adapter: its tune rows would not be comparable, start afresh
     if run is None:
-        config = {**identity, "adapter": adapter_rec, "model": model_id,
-                  "task_source": str(task.source) if task.source else None}
+        config = {
+            **identity,
+            "adapter": adapter_rec,
+            "model": model_id,
+            "task_source": str(task.source) if task.source else None,
+        }
         run_id = lab.store.new_eval_run(task.name, task_hash, arms, model_id, config)
     else:
         run_id = run["id"]
@@ -248,21 +310,50 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
     return run_id
 
 
-def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None, repeats: int,
-         shots, pool, k: int, rag_k: int, adapter, corpus: str | None, constrain: bool = False) -> dict:
+def _one(
+    lab,
+    task,
+    arm: str,
+    repeat: int,
+    ex,
+    *,
+    run_id: int,
+    model: str | None,
+    repeats: int,
+    shots,
+    pool,
+    k: int,
+    rag_k: int,
+    adapter,
+    corpus: str | None,
+    constrain: bool = False,
+) -> dict:
     """One (example, arm, repeat): generate, score, write the row."""
     sampling = repeats > 1
-    options = lab.options(max_tokens=task.max_tokens,
-                          temperature=SAMPLING_TEMPERATURE if sampling else 0.0,
-                          seed=1000 + repeat if sampling else 0)
+    options = lab.options(
+        max_tokens=task.max_tokens,
+        temperature=SAMPLING_TEMPERATURE if sampling else 0.0,
+        seed=1000 + repeat if sampling else 0,
+    )
     extra: dict = {"seed": options.seed}
     if arm == "few-shot" and shots is None:
         shots = ladder.similar_shots(lab, pool, ex.input, k)
     log = {"eval_run_id": run_id, "example_id": ex.id}
     gen_id, error, passages = None, None, None
     try:
-        ans = lab.answer(arm, ex.input, task=task, model=model, options=options, shots=shots,
-                         adapter=adapter, corpus=corpus, rag_k=rag_k, log=log, constrain=constrain)
+        ans = lab.answer(
+            arm,
+            ex.input,
+            task=task,
+            model=model,
+            options=options,
+            shots=shots,
+            adapter=adapter,
+            corpus=corpus,
+            rag_k=rag_k,
+            log=log,
+            constrain=constrain,
+        )
         output, gen_id, passages = ans.text, ans.row_id, ans.passages
         if constrain:  # what the backend actually enforced (transformers has no JSON-schema constraint)
             extra["constrained"] = bool(ans.generation.extra.get("constrained"))
@@ -277,9 +368,17 @@ def _one(lab, task, arm: str, repeat: int, ex, *, run_id: int, model: str | None
         scores.update({"primary": 0.0, "format_valid": 0.0 if scores.get("format_valid") is not None else None})
     if passages is not None:
         extra["passages"] = [{"source": p.source, "chunk_id": p.chunk_id, "score": p.score} for p in passages]
-    row = {"eval_run_id": run_id, "example_id": ex.id, "arm": arm, "repeat": repeat,
-           "generation_id": gen_id, "scores_json": dumps(scores), "ts": now(), "error": error,
-           "extra_json": dumps(extra)}
+    row = {
+        "eval_run_id": run_id,
+        "example_id": ex.id,
+        "arm": arm,
+        "repeat": repeat,
+        "generation_id": gen_id,
+        "scores_json": dumps(scores),
+        "ts": now(),
+        "error": error,
+        "extra_json": dumps(extra),
+    }
     lab.store.add_eval_result(row)  # the pk makes a duplicate a no-op
     return {**row, "scores": scores, "output": output}
 

@@ -12,6 +12,7 @@ grouped by label, so the first 6 examples of a 10-label task were all one label)
 A run records how its examples were chosen (`SAMPLE`, in the runner's identity), so a run that
 scored the first N rows is never resumed by a sampled call.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,9 @@ SEED = b"lab held-out sample v1"  # fixed: with the ids, the only input to the o
 def held_out(task, limit: int | None = None) -> list:
     """The task's held-out examples in the sampling order; the first `limit` of them (all: None)."""
     examples = sorted(task.examples("eval"), key=lambda e: e.id)  # the file's order plays no part
-    order = nested_order([e.output for e in examples], _seed(e.id for e in examples),
-                         stratify=task.output_format == "label")
+    order = nested_order(
+        [e.output for e in examples], _seed(e.id for e in examples), stratify=task.output_format == "label"
+    )
     chosen = [examples[i] for i in order]
     return chosen if limit is None else chosen[:limit]
 

@@ -4,6 +4,7 @@ Every scorer returns a float in [0, 1], or None when it does not apply (no schem
 document, no passages...). None is "not measured", never "wrong": statistics skip it.
 `score_example` runs the scorers a task names plus the format checks its output format implies.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def tokens(text: Any) -> list[str]:
 
 
 # ---- exact match and labels ----------------------------------------------------------
+
 
 def exact_match(pred: str, gold: Any) -> float:
     return float(normalize(pred) == normalize(gold))
@@ -95,7 +97,7 @@ def _first_object(text: str) -> str | None:
             elif c == "}":
                 depth -= 1
                 if depth == 0:
-                    return text[start:i + 1]
+                    return text[start : i + 1]
         start = text.find("{", start + 1)  # unbalanced: try the next opening brace
     return None
 
@@ -128,8 +130,7 @@ def schema_errors(obj: Any, schema: dict) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-            for e in validator.iter_errors(obj)]
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]
 
 
 def schema_valid(pred: str, schema: dict | None) -> float | None:
@@ -148,8 +149,9 @@ def _gold_object(gold: Any) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def field_scores(pred: str, gold: Any, fields: Iterable[str] | None = None,
-                 text_fields: Iterable[str] = ()) -> dict[str, float]:
+def field_scores(
+    pred: str, gold: Any, fields: Iterable[str] | None = None, text_fields: Iterable[str] = ()
+) -> dict[str, float]:
     """Per field: 1.0 if the predicted value equals the expected one (normalised); free-text
     fields (`text_fields`, e.g. a summary) get token F1 instead. An unparseable output scores 0."""
     gold_obj = _gold_object(gold)
@@ -174,8 +176,9 @@ def _scalar(v: Any) -> str:
     return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
 
 
-def field_accuracy(pred: str, gold: Any, fields: Iterable[str] | None = None,
-                   text_fields: Iterable[str] = ()) -> float | None:
+def field_accuracy(
+    pred: str, gold: Any, fields: Iterable[str] | None = None, text_fields: Iterable[str] = ()
+) -> float | None:
     """Mean accuracy over the categorical fields (free-text fields are reported on their own
     as field:<name> token F1, since a summary rarely matches word for word); over all fields
     when every field is free text."""
@@ -185,6 +188,7 @@ def field_accuracy(pred: str, gold: Any, fields: Iterable[str] | None = None,
 
 
 # ---- free text ---------------------------------------------------------------------------
+
 
 def token_f1(pred: str, gold: Any) -> float:
     p, g = tokens(pred), tokens(gold)
@@ -221,9 +225,10 @@ def rouge_l(pred: str, gold: Any) -> float:
 
 # ---- QA and retrieval ------------------------------------------------------------------------
 
+
 def _contains_tokens(hay: list[str], needle: list[str]) -> bool:
     n = len(needle)
-    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+    return n > 0 and any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
 
 
 def contains_fact(pred: str, gold: Any, aliases: Iterable[str] = ()) -> float:
@@ -269,8 +274,9 @@ def cited(pred: str) -> list[int]:
     return out
 
 
-def citation_correct(pred: str, passages: Sequence | None, gold_doc: Any = None,
-                     gold: Any = None, aliases: Iterable[str] = ()) -> float | None:
+def citation_correct(
+    pred: str, passages: Sequence | None, gold_doc: Any = None, gold: Any = None, aliases: Iterable[str] = ()
+) -> float | None:
     """Did the answer cite [n] of a passage that holds the fact: one from the gold document,
     or (with no gold document) one whose text contains the expected answer?"""
     if not passages or (not gold_doc and gold is None):
@@ -312,16 +318,44 @@ def macro_f1(golds: Sequence[str], preds: Sequence[str | None], labels: Sequence
 
 # ---- the registry and one example's scores ------------------------------------------------
 
-SCORERS = ["exact_match", "label_accuracy", "json_valid", "schema_valid", "field_accuracy",
-           "token_f1", "rouge_l", "contains_fact", "citation", "recall_at_k", "macro_f1"]
+SCORERS = [
+    "exact_match",
+    "label_accuracy",
+    "json_valid",
+    "schema_valid",
+    "field_accuracy",
+    "token_f1",
+    "rouge_l",
+    "contains_fact",
+    "citation",
+    "recall_at_k",
+    "macro_f1",
+]
 CORPUS_LEVEL = {"macro_f1"}  # computed over a whole arm (lab.evaluation.summary), not per example
-ALIASES = {"exact": "exact_match", "em": "exact_match", "accuracy": "label_accuracy",
-           "label": "label_accuracy", "json": "json_valid", "json_parse": "json_valid",
-           "schema": "schema_valid", "json_schema": "schema_valid", "fields": "field_accuracy",
-           "f1": "token_f1", "rouge": "rouge_l", "rougel": "rouge_l", "fact": "contains_fact",
-           "contains": "contains_fact", "contains_answer": "contains_fact", "citation_correct": "citation",
-           "citations": "citation", "recall": "recall_at_k", "recall@k": "recall_at_k",
-           "retrieval_hit": "recall_at_k", "retrieval_recall": "recall_at_k", "f1_macro": "macro_f1"}
+ALIASES = {
+    "exact": "exact_match",
+    "em": "exact_match",
+    "accuracy": "label_accuracy",
+    "label": "label_accuracy",
+    "json": "json_valid",
+    "json_parse": "json_valid",
+    "schema": "schema_valid",
+    "json_schema": "schema_valid",
+    "fields": "field_accuracy",
+    "f1": "token_f1",
+    "rouge": "rouge_l",
+    "rougel": "rouge_l",
+    "fact": "contains_fact",
+    "contains": "contains_fact",
+    "contains_answer": "contains_fact",
+    "citation_correct": "citation",
+    "citations": "citation",
+    "recall": "recall_at_k",
+    "recall@k": "recall_at_k",
+    "retrieval_hit": "recall_at_k",
+    "retrieval_recall": "recall_at_k",
+    "f1_macro": "macro_f1",
+}
 # Scorers that grade a continuous overlap: an answer is "wrong" below 0.5, not below 1.0.
 CONTINUOUS = {"token_f1", "rouge_l", "field_accuracy"}
 
@@ -341,8 +375,10 @@ def canonical(name: str) -> str:
 def check_task(task) -> None:
     """Fail before any generation if the task names a scorer the lab does not have."""
     where = f"{getattr(task, 'source', None) or getattr(task, 'name', 'task')}"
-    for field_name, names in (("scorers", getattr(task, "scorers", None) or []),
-                              ("primary_metric", [getattr(task, "primary_metric", None) or ""])):
+    for field_name, names in (
+        ("scorers", getattr(task, "scorers", None) or []),
+        ("primary_metric", [getattr(task, "primary_metric", None) or ""]),
+    ):
         for n in names:
             if not n:
                 continue
@@ -351,8 +387,10 @@ def check_task(task) -> None:
             except ScorerError as e:
                 raise ScorerError(f"{where}: field '{field_name}': {e}") from None
             if field_name == "primary_metric" and key in CORPUS_LEVEL:
-                raise ScorerError(f"{where}: field 'primary_metric': '{n}' is computed over a whole arm, "
-                                  "not per example, so it cannot be the primary metric")
+                raise ScorerError(
+                    f"{where}: field 'primary_metric': '{n}' is computed over a whole arm, "
+                    "not per example, so it cannot be the primary metric"
+                )
 
 
 def score_example(task, example, output: str, passages: Sequence | None = None) -> dict[str, float | None]:

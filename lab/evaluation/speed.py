@@ -8,6 +8,7 @@ and answer speeds (tokens/s) applied to the task's prompt size and answer budget
 home, three short probe answers timed now (logged like any other answer, so the next estimate
 reads them from the log) rather than a fixed guess.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -42,8 +43,11 @@ class AnswerSpeed:
         """(prompt tokens/s, answer tokens/s, basis)."""
         if self._rates is None:
             fresh = self.lab.store.answer_seconds(self.model_id)[1] == 0
-            self._rates = self._logged() or (self._probe() if self.probe and fresh else None) or (
-                300.0, 30.0, "a rough figure for a 135M model on 2 cores (no answer timed here yet)")
+            self._rates = (
+                self._logged()
+                or (self._probe() if self.probe and fresh else None)
+                or (300.0, 30.0, "a rough figure for a 135M model on 2 cores (no answer timed here yet)")
+            )
         return self._rates
 
     def _logged(self, basis: str = "this model's logged answer speed") -> tuple[float, float, str] | None:
@@ -52,8 +56,11 @@ class AnswerSpeed:
         rows = self.lab.store.answer_speeds(self.model_id)
         if not rows:
             return None
-        return (statistics.median(r["p"] / r["t"] for r in rows),
-                statistics.median((r["c"] - 1) / r["d"] for r in rows), basis)
+        return (
+            statistics.median(r["p"] / r["t"] for r in rows),
+            statistics.median((r["c"] - 1) / r["d"] for r in rows),
+            basis,
+        )
 
     def _probe(self) -> tuple[float, float, str] | None:
         """Three short answers of a built-in task (the first one after loading warms up), logged
@@ -63,8 +70,12 @@ class AnswerSpeed:
         task = load_task(builtin_tasks()[0])
         for ex in task.examples("eval")[:3]:
             messages = [{"role": "system", "content": task.instruction or ""}, {"role": "user", "content": ex.input}]
-            self.lab.generate(messages, arm="zero-shot", model=self.model_id,
-                              options=self.lab.options(max_tokens=24, temperature=0.0, seed=0))
+            self.lab.generate(
+                messages,
+                arm="zero-shot",
+                model=self.model_id,
+                options=self.lab.options(max_tokens=24, temperature=0.0, seed=0),
+            )
         return self._logged("three probe answers timed just now")
 
 
@@ -74,7 +85,7 @@ def prompt_tokens(task, arm: str) -> float:
     held_out = task.examples("eval")
     chars = len(task.instruction or "") + sum(len(e.input) for e in held_out) / max(1, len(held_out))
     if arm == "few-shot":
-        chars += sum(len(e.input) + len(e.output) for e in ladder.few_shot_pool(task)[:task.few_shot_k])
+        chars += sum(len(e.input) + len(e.output) for e in ladder.few_shot_pool(task)[: task.few_shot_k])
     tokens = chars / 4
     if arm in ladder.RAG_ARMS:
         tokens += RAG_PASSAGES_TOKENS

@@ -25,6 +25,7 @@ belong to example i). The scoreboard, the advisor, the app, the report and the t
 
 Everything random is seeded, so a report is reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,6 +50,7 @@ TOO_FEW = "too few examples to tell"
 @dataclass
 class Estimate:
     """One arm's mean score and its interval (Clopper-Pearson, `proportion_interval`)."""
+
     mean: float | None
     lo: float | None
     hi: float | None
@@ -69,6 +71,7 @@ class Estimate:
 @dataclass
 class Comparison:
     """b minus a over the examples both arms scored."""
+
     a: str
     b: str
     diff: float | None
@@ -116,29 +119,42 @@ class Comparison:
         points = f"{abs(self.diff) * 100:.3g}-point"
         same = self.wins == 0 and self.losses == 0
         if self.too_few:
-            need = (f": about {self.needed} would be needed to see a {points} difference" if self.needed
-                    else " (no difference seen)")
+            need = (
+                f": about {self.needed} would be needed to see a {points} difference"
+                if self.needed
+                else " (no difference seen)"
+            )
             return f"{self.n} example{'s are' if self.n != 1 else ' is'} too few to tell {self.b} and {self.a} apart{need}."
         if same:
             return f"{self.b} and {self.a} scored the same on all {self.n} examples."
         record = f"{self.b} beat {self.a} on {self.wins} of {self.n} examples and lost on {self.losses}"
         if self.significant:
             return f"{record}; a difference this large would rarely happen by chance."
-        more = (f"; about {self.needed} examples would be needed to tell a {points} difference from chance"
-                if self.needed and self.needed > self.n else "")
+        more = (
+            f"; about {self.needed} examples would be needed to tell a {points} difference from chance"
+            if self.needed and self.needed > self.n
+            else ""
+        )
         return f"{record}; a difference this large could easily be chance{more}."
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "ties": self.ties, "significant": self.significant, "verdict": self.verdict,
-                "reading": self.reading()}
+        return {
+            **asdict(self),
+            "ties": self.ties,
+            "significant": self.significant,
+            "verdict": self.verdict,
+            "reading": self.reading(),
+        }
 
     def __str__(self) -> str:
         if self.diff is None:
             return f"{self.b} vs {self.a}: n/a"
         interval = "" if self.lo is None else f" [{self.lo:+.3f}, {self.hi:+.3f}]"
         holm = f", Holm {format_p(self.p_adjusted)}" if self.p_adjusted != self.p_value else ""
-        return (f"{self.b} vs {self.a}: {self.diff:+.3f}{interval}, {format_p(self.p_value)}{holm} "
-                f"({self.verdict}, n={self.n})")
+        return (
+            f"{self.b} vs {self.a}: {self.diff:+.3f}{interval}, {format_p(self.p_value)}{holm} "
+            f"({self.verdict}, n={self.n})"
+        )
 
 
 def format_p(p: float | None) -> str:
@@ -152,7 +168,7 @@ def _clean(values: Sequence[float | None]) -> np.ndarray:
 
 
 def score_type_of(*value_lists: Sequence[float | None], graded_metric: bool = False) -> ScoreType:
-    """"binary" when every value is 0 or 1 and the metric is not a graded one (the scoreboard
+    """ "binary" when every value is 0 or 1 and the metric is not a graded one (the scoreboard
     passes graded_metric for token_f1, rouge_l and field_accuracy); else "graded". Repeats
     averaged per example (0.5, ...) make a binary metric graded."""
     if graded_metric:
@@ -173,6 +189,7 @@ def _check_score_type(score_type: str | None, *values: np.ndarray) -> ScoreType:
 
 # ---- one arm ----------------------------------------------------------------------------------
 
+
 def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     ci = sps.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
@@ -185,8 +202,16 @@ def _bootstrap(data: tuple, statistic, level: float, seed: int, n_boot: int, pai
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # degenerate data: scipy warns and returns nan
             try:
-                res = sps.bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=n_boot,
-                                    confidence_level=level, method=method, rng=np.random.default_rng(seed))
+                res = sps.bootstrap(
+                    data,
+                    statistic,
+                    paired=paired,
+                    vectorized=True,
+                    n_resamples=n_boot,
+                    confidence_level=level,
+                    method=method,
+                    rng=np.random.default_rng(seed),
+                )
             except ValueError:  # fewer than two observations
                 return None, None
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -217,11 +242,17 @@ def mean_ci(values: Sequence[float | None], score_type: str | None = None, level
     if x.min() < 0 or x.max() > 1:
         raise ValueError("scores must lie in [0, 1] (every scorer's do)")
     lo, hi = proportion_interval(float(x.mean()), len(x), level)
-    return Estimate(float(x.mean()), lo, hi, len(x), "Clopper-Pearson" if score_type == "binary"
-                    else "Clopper-Pearson on the mean of [0, 1] scores")
+    return Estimate(
+        float(x.mean()),
+        lo,
+        hi,
+        len(x),
+        "Clopper-Pearson" if score_type == "binary" else "Clopper-Pearson on the mean of [0, 1] scores",
+    )
 
 
 # ---- arm against arm --------------------------------------------------------------------------
+
 
 def newcombe_paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Newcombe's (1998, method 10) interval for the difference of two paired proportions,
@@ -251,7 +282,7 @@ def examples_needed(d: np.ndarray, score_type: str, alpha: float = ALPHA, power:
     za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
     if score_type == "binary":
         discordant = float(np.mean(d != 0))
-        n = (za * math.sqrt(discordant) + zb * math.sqrt(max(0.0, discordant - diff ** 2))) ** 2 / diff ** 2
+        n = (za * math.sqrt(discordant) + zb * math.sqrt(max(0.0, discordant - diff**2))) ** 2 / diff**2
         n = max(n, MIN_PAIRS / discordant)
     else:
         if len(d) < 2:
@@ -264,9 +295,18 @@ def _mean_diff(x, y, axis=-1):
     return np.mean(y - x, axis=axis)
 
 
-def compare(a: Sequence[float | None], b: Sequence[float | None], score_type: str | None = None,
-            name_a: str = "a", name_b: str = "b", level: float = 0.95, seed: int = 0,
-            n_boot: int = N_BOOT, n_perm: int = N_PERM, alpha: float = ALPHA) -> Comparison:
+def compare(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    score_type: str | None = None,
+    name_a: str = "a",
+    name_b: str = "b",
+    level: float = 0.95,
+    seed: int = 0,
+    n_boot: int = N_BOOT,
+    n_perm: int = N_PERM,
+    alpha: float = ALPHA,
+) -> Comparison:
     """Arm b against arm a on the same examples: mean(b - a), its interval, the raw two-sided p
     and the verdict (a family of one: p_adjusted = p_value; `compare_all` applies Holm).
     Pairs with a missing score on either side are dropped. score_type None: decided by `score_type_of`."""
@@ -286,12 +326,31 @@ def compare(a: Sequence[float | None], b: Sequence[float | None], score_type: st
         lo, hi = newcombe_paired(xa, xb, level)
     else:
         test = "paired sign-flip permutation test"
-        p = 1.0 if len(d) < 2 else sps.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
-                                 n_resamples=n_perm, alternative="two-sided",
-                                 rng=np.random.default_rng(seed)).pvalue
+        p = (
+            1.0
+            if len(d) < 2
+            else sps.permutation_test(
+                (d,),
+                np.mean,
+                permutation_type="samples",
+                vectorized=True,
+                n_resamples=n_perm,
+                alternative="two-sided",
+                rng=np.random.default_rng(seed),
+            ).pvalue
+        )
         lo, hi = _bootstrap((xa, xb), _mean_diff, level, seed, n_boot, paired=True)
-    return Comparison(diff=float(d.mean()), lo=lo, hi=hi, p_value=float(min(1.0, p)), wins=wins, losses=losses,
-                      needed=examples_needed(d, score_type, alpha), test=test, **base)
+    return Comparison(
+        diff=float(d.mean()),
+        lo=lo,
+        hi=hi,
+        p_value=float(min(1.0, p)),
+        wins=wins,
+        losses=losses,
+        needed=examples_needed(d, score_type, alpha),
+        test=test,
+        **base,
+    )
 
 
 @dataclass
@@ -299,6 +358,7 @@ class NonInferiority:
     """Is `cheap` worse than `costly` by less than `margin`? d = cheap - costly on the same examples;
     `lo` is the one-sided lower bound of mean(d) at 1 - alpha / candidates (Bonferroni when the
     costly arm's rival was picked as the best of several)."""
+
     cheap: str
     costly: str
     diff: float | None
@@ -319,9 +379,16 @@ class NonInferiority:
         return {**asdict(self), "shown": self.shown}
 
 
-def noninferior(cheap: Sequence[float | None], costly: Sequence[float | None], margin: float,
-                score_type: str | None = None, candidates: int = 1, alpha: float = ALPHA,
-                name_cheap: str = "cheap", name_costly: str = "costly") -> NonInferiority:
+def noninferior(
+    cheap: Sequence[float | None],
+    costly: Sequence[float | None],
+    margin: float,
+    score_type: str | None = None,
+    candidates: int = 1,
+    alpha: float = ALPHA,
+    name_cheap: str = "cheap",
+    name_costly: str = "costly",
+) -> NonInferiority:
     """A one-sided non-inferiority test of the paired difference cheap - costly against -margin,
     at alpha' = alpha / candidates. d = gains - losses, where gains = max(d, 0) and losses =
     max(-d, 0) are [0, 1] scores (for 0/1 scores: the two kinds of discordant pair); the lower
@@ -335,14 +402,25 @@ def noninferior(cheap: Sequence[float | None], costly: Sequence[float | None], m
     xa, xb = np.array([k[0] for k in keep], dtype=float), np.array([k[1] for k in keep], dtype=float)
     score_type = _check_score_type(score_type, xa, xb)
     a = alpha / max(1, candidates)
-    base = dict(cheap=name_cheap, costly=name_costly, margin=margin, n=len(keep), alpha=alpha, candidates=candidates,
-                test="Clopper-Pearson bounds on the gains and the losses, one-sided")
+    base = dict(
+        cheap=name_cheap,
+        costly=name_costly,
+        margin=margin,
+        n=len(keep),
+        alpha=alpha,
+        candidates=candidates,
+        test="Clopper-Pearson bounds on the gains and the losses, one-sided",
+    )
     if len(keep) < 2:
         return NonInferiority(diff=float((xa - xb).mean()) if keep else None, lo=None, **base)
     d = xa - xb
     gain, loss = float(np.maximum(d, 0).mean()), float(np.maximum(-d, 0).mean())
-    return NonInferiority(diff=float(d.mean()), lo=_noninferior_bound(gain, loss, len(d), a),
-                          needed=_needed_noninferior(gain, loss, margin, a), **base)
+    return NonInferiority(
+        diff=float(d.mean()),
+        lo=_noninferior_bound(gain, loss, len(d), a),
+        needed=_needed_noninferior(gain, loss, margin, a),
+        **base,
+    )
 
 
 def smallest_n(tells, start: int, cap: int = 100_000) -> int | None:
@@ -383,8 +461,9 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def compare_all(per_arm: Mapping[str, Mapping[str, float | None]], score_type: str | None = None,
-                **options) -> list[Comparison]:
+def compare_all(
+    per_arm: Mapping[str, Mapping[str, float | None]], score_type: str | None = None, **options
+) -> list[Comparison]:
     """Every pair of arms (in the mapping's order, b later than a) over the examples both
     scored ({arm: {example id: score}}), with Holm's correction across all of them."""
     arms = list(per_arm)
@@ -392,16 +471,25 @@ def compare_all(per_arm: Mapping[str, Mapping[str, float | None]], score_type: s
         score_type = score_type_of(*(list(v.values()) for v in per_arm.values()))
     out = []
     for i, a in enumerate(arms):
-        for b in arms[i + 1:]:
+        for b in arms[i + 1 :]:
             common = sorted(set(per_arm[a]) & set(per_arm[b]))
-            out.append(compare([per_arm[a][e] for e in common], [per_arm[b][e] for e in common], score_type,
-                               name_a=a, name_b=b, **options))
+            out.append(
+                compare(
+                    [per_arm[a][e] for e in common],
+                    [per_arm[b][e] for e in common],
+                    score_type,
+                    name_a=a,
+                    name_b=b,
+                    **options,
+                )
+            )
     for c, p in zip(out, holm([c.p_value for c in out])):
         c.p_adjusted = p
     return out
 
 
 # ---- plain summaries --------------------------------------------------------------------------
+
 
 def percentile(values: Sequence[float | None], q: float) -> float | None:
     x = _clean(values)

@@ -2,6 +2,7 @@
 latency, tokens and cost; arm against arm (`stats.compare_all`: exact McNemar or a sign-flip
 permutation test, Holm-corrected); why each wrong answer was wrong; and the examples where the
 arms disagree."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,16 @@ FAILURE_NOTES = {
     "request failed": "the model gave no answer: the request itself failed (prompt too long, adapter would not load)",
     "truncated": "the answer ran into the token budget (max_tokens) before it finished: raise max_tokens",
     "output invalid": "the answer is not in the required format (not valid JSON, not one of the labels, a schema "
-                      "field missing), so it could not be scored as right",
+    "field missing), so it could not be scored as right",
     "retrieval missed": "RAG arms: none of the retrieved passages came from the document that holds the answer",
     "answer wrong": "a well-formed answer with the wrong content",
 }
 # What a cost's basis means (the scoreboard shows "(time basis)" beside every cost).
 COST_BASIS_NOTES = {
     "time": "time basis: the measured seconds per request × what an hour of this machine costs "
-            "(the task's cpu_hour_price / gpu_hour_price), so latency differences are cost differences",
+    "(the task's cpu_hour_price / gpu_hour_price), so latency differences are cost differences",
     "tokens": "tokens basis: the mean prompt and completion tokens per request × the task's API prices per "
-              "1,000 tokens",
+    "1,000 tokens",
 }
 
 
@@ -93,11 +94,20 @@ class Scoreboard:
         return next((c for c in self.comparisons if c.a == a and c.b == b), None)
 
     def as_dict(self) -> dict:
-        return {"run": self.run, "task": self.task, "primary_metric": self.primary_metric,
-                "target": self.target, "arms": [a.as_dict() for a in self.arms],
-                "comparisons": [c.as_dict() for c in self.comparisons], "examples": self.examples,
-                "n_examples": self.n_examples, "complete": self.complete,
-                "cost_assumptions": self.cost_assumptions, "score_type": self.score_type, "margin": self.margin}
+        return {
+            "run": self.run,
+            "task": self.task,
+            "primary_metric": self.primary_metric,
+            "target": self.target,
+            "arms": [a.as_dict() for a in self.arms],
+            "comparisons": [c.as_dict() for c in self.comparisons],
+            "examples": self.examples,
+            "n_examples": self.n_examples,
+            "complete": self.complete,
+            "cost_assumptions": self.cost_assumptions,
+            "score_type": self.score_type,
+            "margin": self.margin,
+        }
 
     def sentence(self, c: stats.Comparison) -> str:
         """The comparison in one plain sentence (`plain_sentence`), with this board's arms."""
@@ -105,26 +115,54 @@ class Scoreboard:
 
     def to_text(self) -> str:
         r = self.run
-        lines = [f"Eval run {r['id']} · task {self.task} · model {r['model_id']} · {coverage(self)}",
-                 f"Primary metric: {self.primary_metric}, target {self.target:.2f}", ""]
-        head = ["arm", "n", f"{self.primary_metric} [95% CI]", "meets", "format", "p50 s", "p95 s",
-                "prompt tok", "compl tok", "cost/1k req"]
+        lines = [
+            f"Eval run {r['id']} · task {self.task} · model {r['model_id']} · {coverage(self)}",
+            f"Primary metric: {self.primary_metric}, target {self.target:.2f}",
+            "",
+        ]
+        head = [
+            "arm",
+            "n",
+            f"{self.primary_metric} [95% CI]",
+            "meets",
+            "format",
+            "p50 s",
+            "p95 s",
+            "prompt tok",
+            "compl tok",
+            "cost/1k req",
+        ]
         rows = []
         for a in self.arms + self.others:
-            rows.append([a.arm, str(a.n), str(a.quality), a.meets_cell(),
-                         _pct(a.format_valid), _num(a.latency_p50, 2), _num(a.latency_p95, 2),
-                         _num(a.prompt_tokens, 0), _num(a.completion_tokens, 0),
-                         cost_cell(a.cost)])
+            rows.append(
+                [
+                    a.arm,
+                    str(a.n),
+                    str(a.quality),
+                    a.meets_cell(),
+                    _pct(a.format_valid),
+                    _num(a.latency_p50, 2),
+                    _num(a.latency_p95, 2),
+                    _num(a.prompt_tokens, 0),
+                    _num(a.completion_tokens, 0),
+                    cost_cell(a.cost),
+                ]
+            )
         lines += text_table(head, rows)
         if note := beyond_note(self):
             lines.append(note)
-        lines += [f"Cost, {COST_BASIS_NOTES[b]}." for b in sorted({a.cost.basis for a in self.arms if a.cost})
-                  if b in COST_BASIS_NOTES]
+        lines += [
+            f"Cost, {COST_BASIS_NOTES[b]}."
+            for b in sorted({a.cost.basis for a in self.arms if a.cost})
+            if b in COST_BASIS_NOTES
+        ]
         for a in self.arms:
             if a.training_cost is not None or a.adapter:
-                lines.append(f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
-                             f"{a.training_device or '?'} = {money(a.training_cost)}; break-even: "
-                             f"{a.break_even if a.break_even else 'n/a'}")
+                lines.append(
+                    f"\n{a.arm}: adapter {a.adapter}; training {_num(a.training_wall_s, 0)} s on "
+                    f"{a.training_device or '?'} = {money(a.training_cost)}; break-even: "
+                    f"{a.break_even if a.break_even else 'n/a'}"
+                )
             if a.stability is not None:
                 lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
         if note := constrained_note(self):
@@ -133,13 +171,20 @@ class Scoreboard:
             lines += ["", f"Arm against arm ({method_note(self)}):"]
             lines += [f"  {c}\n    {self.sentence(c)}" for c in self.comparisons]
         lines += ["", "Why answers were wrong (per arm):"]
-        lines += text_table(["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)]
-                                             for a in self.arms])
-        lines += [f"  {failure}: {FAILURE_NOTES[failure]}" for failure in FAILURES
-                  if any(a.failures.get(failure) for a in self.arms)]
+        lines += text_table(
+            ["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in self.arms]
+        )
+        lines += [
+            f"  {failure}: {FAILURE_NOTES[failure]}"
+            for failure in FAILURES
+            if any(a.failures.get(failure) for a in self.arms)
+        ]
         disagree = [e for e in self.examples if e["disagree"]]
-        lines += ["", f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
-                  + (" (first 10):" if disagree else ".")]
+        lines += [
+            "",
+            f"Arms disagree on {len(disagree)} of {len(self.examples)} examples"
+            + (" (first 10):" if disagree else "."),
+        ]
         for e in disagree[:10]:
             marks = "  ".join(f"{arm}={_num(o['primary'], 2)}" for arm, o in e["outputs"].items())
             lines.append(f"  {e['id']}: {marks}")
@@ -154,8 +199,10 @@ def plain_sentence(c: stats.Comparison, a: ArmSummary | None = None, b: ArmSumma
     if c.diff is not None and c.n and c.ties == c.n and a is not None and b is not None:
         both = {a.quality.mean, b.quality.mean}
         if both == {0.0}:
-            return (f"Both {c.b} and {c.a} failed on every one of the {c.n} example{'s' if c.n != 1 else ''} "
-                    "(score 0): nothing to choose between them yet; read their outputs to see why.")
+            return (
+                f"Both {c.b} and {c.a} failed on every one of the {c.n} example{'s' if c.n != 1 else ''} "
+                "(score 0): nothing to choose between them yet; read their outputs to see why."
+            )
         if both == {1.0}:
             return f"Both {c.b} and {c.a} got every one of the {c.n} examples right: they cannot be told apart here."
     return c.reading()
@@ -167,8 +214,11 @@ def beyond_note(board: Scoreboard) -> str | None:
     if not extra:
         return None
     n = min((a.n for a in board.arms), default=0)
-    return (f"Every arm is judged on the {n} examples all of them scored; left out, scored by some arms only: "
-            + ", ".join(extra) + " (evaluate the other arms on them to use them).")
+    return (
+        f"Every arm is judged on the {n} examples all of them scored; left out, scored by some arms only: "
+        + ", ".join(extra)
+        + " (evaluate the other arms on them to use them)."
+    )
 
 
 def coverage(board: Scoreboard) -> str:
@@ -190,22 +240,25 @@ def coverage(board: Scoreboard) -> str:
 
 
 def results_note(board: Scoreboard) -> str:
-    """"10 results: 5 examples × 2 arms" (a result is one example through one arm)."""
+    """ "10 results: 5 examples × 2 arms" (a result is one example through one arm)."""
     n = sum(len(e["outputs"]) for e in board.examples)
     per = max((a.n + a.beyond for a in board.arms), default=0)
-    return f"{n} result{'s' if n != 1 else ''}: {per} example{'s' if per != 1 else ''} × {len(board.arms)} arm" \
-           + ("s" if len(board.arms) != 1 else "")
+    return f"{n} result{'s' if n != 1 else ''}: {per} example{'s' if per != 1 else ''} × {len(board.arms)} arm" + (
+        "s" if len(board.arms) != 1 else ""
+    )
 
 
 def method_note(board: Scoreboard) -> str:
     """Which tests the comparisons used, in one line (the text, the app and the report say it)."""
-    test = ("exact McNemar test on the discordant pairs, Newcombe interval" if board.score_type == "binary"
-            else "paired sign-flip permutation test, BCa bootstrap interval")
+    test = (
+        "exact McNemar test on the discordant pairs, Newcombe interval"
+        if board.score_type == "binary"
+        else "paired sign-flip permutation test, BCa bootstrap interval"
+    )
     test += "; each arm's interval Clopper-Pearson; meets = its lower end at or above the target"
     m = len([c for c in board.comparisons if c.p_value is not None])
     holm = f"; p Holm-corrected across {m} comparisons" if m > 1 else ""
-    return (f"b - a in {board.primary_metric}, 95% CI; {test}{holm}; "
-            f"never significant below {stats.MIN_PAIRS} examples")
+    return f"b - a in {board.primary_metric}, 95% CI; {test}{holm}; never significant below {stats.MIN_PAIRS} examples"
 
 
 def constrained_note(board: Scoreboard) -> str | None:
@@ -215,8 +268,10 @@ def constrained_note(board: Scoreboard) -> str | None:
     marks = [f"{a.arm} {'yes' if a.constrained else 'NO'}" for a in board.arms]
     line = "Constrained decoding (answers held to the task's labels or schema): " + ", ".join(marks)
     if any(a.constrained is False for a in board.arms):
-        line += ("\n  NO: the backend did not enforce it (e.g. transformers has no JSON-schema constraint "
-                 "in this environment): those answers are unconstrained")
+        line += (
+            "\n  NO: the backend did not enforce it (e.g. transformers has no JSON-schema constraint "
+            "in this environment): those answers are unconstrained"
+        )
     return line
 
 
@@ -251,6 +306,7 @@ def text_table(head: list[str], rows: list[list]) -> list[str]:
 
 
 # ---- building the scoreboard ------------------------------------------------------------------
+
 
 def load_run(lab, eval_run_id: int) -> dict:
     run = lab.store.eval_run_row(eval_run_id)
@@ -322,7 +378,9 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
     common = set.intersection(*(set(v) for v in per_example.values())) if per_example else set()
     judged_on = {arm: {ex: s for ex, s in v.items() if ex in common} for arm, v in per_example.items()}
     # binary tests (McNemar, Wilson) when every per-example score is 0 or 1; graded ones otherwise
-    score_type = stats.score_type_of(*(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS)
+    score_type = stats.score_type_of(
+        *(list(v.values()) for v in per_example.values()), graded_metric=metric in CONTINUOUS
+    )
     # every arm is a chance to meet the target by luck: they share the 5% (`verdict.family`)
     share = verdict.family(verdict.RUNG_OF.get(a, a) for a in present)
     summaries = []
@@ -334,8 +392,11 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         if "macro_f1" in {canonical(x) for x in (task.scorers or [])} & CORPUS_LEVEL:
             labels = list(task.labels or [])
             golds = [by_id[r["example_id"]].output for r in arm_rows if r["example_id"] in by_id]
-            preds = [extract_label(r.get("output") or "", labels) if labels else (r.get("output") or "")
-                     for r in arm_rows if r["example_id"] in by_id]
+            preds = [
+                extract_label(r.get("output") or "", labels) if labels else (r.get("output") or "")
+                for r in arm_rows
+                if r["example_id"] in by_id
+            ]
             metrics["macro_f1"] = macro_f1(golds, preds, labels or None)
         fails = {f: 0 for f in FAILURES}
         for r in arm_rows:
@@ -351,16 +412,27 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
             stability = stats.mean([float(len(set(v)) == 1) for v in scores_by_ex.values() if len(v) > 1])
         quality = stats.mean_ci(list(judged_on[arm].values()), score_type)
         judged = verdict.meets_arm(quality, task.target, share[verdict.RUNG_OF.get(arm, arm)])
-        summaries.append(ArmSummary(
-            arm=arm, n=len(judged_on[arm]), quality=quality, verdict=judged, meets_target=judged.ok,
-            beyond=len(scores_by_ex) - len(judged_on[arm]),
-            format_valid=metrics.get("format_valid"), metrics=metrics,
-            latency_p50=stats.percentile([r["total_s"] for r in ok], 50),
-            latency_p95=stats.percentile([r["total_s"] for r in ok], 95),
-            prompt_tokens=pt, completion_tokens=ct,
-            cost=costs.per_1k_requests(task.cost, pt, ct, secs, device),
-            failures=fails, errors=sum(1 for r in arm_rows if r.get("error")), stability=stability,
-            constrained=_constrained(run, ok)))
+        summaries.append(
+            ArmSummary(
+                arm=arm,
+                n=len(judged_on[arm]),
+                quality=quality,
+                verdict=judged,
+                meets_target=judged.ok,
+                beyond=len(scores_by_ex) - len(judged_on[arm]),
+                format_valid=metrics.get("format_valid"),
+                metrics=metrics,
+                latency_p50=stats.percentile([r["total_s"] for r in ok], 50),
+                latency_p95=stats.percentile([r["total_s"] for r in ok], 95),
+                prompt_tokens=pt,
+                completion_tokens=ct,
+                cost=costs.per_1k_requests(task.cost, pt, ct, secs, device),
+                failures=fails,
+                errors=sum(1 for r in arm_rows if r.get("error")),
+                stability=stability,
+                constrained=_constrained(run, ok),
+            )
+        )
 
     _add_training_costs(lab, run, task, summaries)
     comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, score_type)
@@ -374,19 +446,40 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         for arm in present:
             r = first.get((ex_id, arm))
             if r is not None:
-                outputs[arm] = {"output": r.get("output") or "", "primary": per_example[arm].get(ex_id),
-                                "failure": failure_of(r, metric, labels), "error": r.get("error"),
-                                "passages": [p.get("source") for p in r["extra"].get("passages", [])] or None}
+                outputs[arm] = {
+                    "output": r.get("output") or "",
+                    "primary": per_example[arm].get(ex_id),
+                    "failure": failure_of(r, metric, labels),
+                    "error": r.get("error"),
+                    "passages": [p.get("source") for p in r["extra"].get("passages", [])] or None,
+                }
         values = {o["primary"] for o in outputs.values()}
-        examples.append({"id": ex_id, "input": ex.input if ex else "", "expected": ex.output if ex else "",
-                         "outputs": outputs, "disagree": len(values) > 1})
+        examples.append(
+            {
+                "id": ex_id,
+                "input": ex.input if ex else "",
+                "expected": ex.output if ex else "",
+                "outputs": outputs,
+                "disagree": len(values) > 1,
+            }
+        )
 
     total = len(held_out) * len(run["arms"]) * int(run["config"].get("repeats", 1))
     cost_table = task.cost.model_dump() if hasattr(task.cost, "model_dump") else dict(task.cost or {})
-    return Scoreboard(run={k: v for k, v in run.items() if not k.endswith("_json")}, task=task.name,
-                      primary_metric=metric, target=task.target, arms=summaries, comparisons=comparisons,
-                      examples=examples, n_examples=len(held_out), complete=len(rows) >= total,
-                      cost_assumptions=cost_table, score_type=score_type, margin=task.margin)
+    return Scoreboard(
+        run={k: v for k, v in run.items() if not k.endswith("_json")},
+        task=task.name,
+        primary_metric=metric,
+        target=task.target,
+        arms=summaries,
+        comparisons=comparisons,
+        examples=examples,
+        n_examples=len(held_out),
+        complete=len(rows) >= total,
+        cost_assumptions=cost_table,
+        score_type=score_type,
+        margin=task.margin,
+    )
 
 
 def _constrained(run: dict, ok_rows: list[dict]) -> bool | None:

@@ -17,6 +17,7 @@ reads its words from here, and `scripts/bench_verdicts.py` measures how often ea
   by less than the margin (the task's `margin`, default MARGIN). "Not significantly better" is
   never read as "as good".
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,16 +29,19 @@ from . import stats
 MARGIN = 0.05  # the default non-inferiority margin: "as good as" means at most 5 points worse
 LEVEL = 0.95
 MEETS, MAYBE, MISSES, UNMEASURED = "meets", "maybe", "misses", "unmeasured"
-RULE = ("a rung meets the target when the lower end of its 95% interval (Clopper-Pearson) is at or above "
-        f"the target, on at least {stats.MIN_PAIRS} examples; the 5% is shared among everything measured on "
-        "the same examples (each rung an equal part, split among its configurations), so a configuration "
-        "among K is held to the interval at 1 - 0.05/K")
+RULE = (
+    "a rung meets the target when the lower end of its 95% interval (Clopper-Pearson) is at or above "
+    f"the target, on at least {stats.MIN_PAIRS} examples; the 5% is shared among everything measured on "
+    "the same examples (each rung an equal part, split among its configurations), so a configuration "
+    "among K is held to the interval at 1 - 0.05/K"
+)
 RUNG_OF = {"zero-shot": "prompt", "few-shot": "prompt", "rag": "rag", "tune": "tune", "tune+rag": "tune"}
 
 
 @dataclass
 class Meets:
     """Does one rung meet the target? state: meets, maybe, misses or unmeasured."""
+
     state: str
     mean: float | None
     bound: float | None  # the lower end the verdict used (selection-adjusted when candidates > 1)
@@ -59,17 +63,27 @@ class Meets:
 
     def text(self, name: str) -> str:
         """One sentence: 'few-shot meets the target 0.75: ...'."""
-        best = f" (judged as one of {self.candidates} chances to meet it, so its bound is adjusted)" \
-            if self.candidates > 1 else ""
+        best = (
+            f" (judged as one of {self.candidates} chances to meet it, so its bound is adjusted)"
+            if self.candidates > 1
+            else ""
+        )
         t = f"{self.target:.2f}"
         if self.state == MEETS:
-            return (f"{name} meets the target {t}: the lower end of its interval, {self.bound:.3f}, is at or "
-                    f"above it{best}.")
+            return (
+                f"{name} meets the target {t}: the lower end of its interval, {self.bound:.3f}, is at or "
+                f"above it{best}."
+            )
         if self.state == MAYBE:
-            more = (f"; about {self.more} more held-out examples would tell, were the mean to hold"
-                    if self.more else "; more held-out examples would tell")
-            return (f"{name} may meet the target {t}: its mean {self.mean:.3f} does, but its interval reaches "
-                    f"down to {self.bound:.3f} on {self.n} examples{best}{more}.")
+            more = (
+                f"; about {self.more} more held-out examples would tell, were the mean to hold"
+                if self.more
+                else "; more held-out examples would tell"
+            )
+            return (
+                f"{name} may meet the target {t}: its mean {self.mean:.3f} does, but its interval reaches "
+                f"down to {self.bound:.3f} on {self.n} examples{best}{more}."
+            )
         if self.state == MISSES:
             return f"{name} misses the target {t} (mean {self.mean:.3f} on {self.n} examples)."
         return f"{name} has no scored example yet."
@@ -114,6 +128,7 @@ def _more_to_tell(mean: float, n: int, target: float, candidates: int) -> int | 
 
 # ---- did a step help? -------------------------------------------------------------------------
 
+
 def helped(c: stats.Comparison) -> bool:
     """The step up helped: its gain is significant (Holm-corrected where a scoreboard's)."""
     return c.diff is not None and c.significant and c.diff > 0
@@ -136,21 +151,40 @@ def helped_text(c: stats.Comparison, what: str, pair: str, against: str = "") ->
     if c.significant:
         return f"{cap} hurt{f' against {against}' if against else ''}: {pair} {interval} (significant)."
     if c.too_few:
-        return (f"Whether {what} {f'beats {against}' if against else 'made a difference'} cannot be told yet "
-                f"({pair} {interval}): {c.reading()}")
-    return (f"The evidence does not show that {what} helped{over}: {pair} {interval} (not significant; "
-            "that is not the same as no effect).")
+        return (
+            f"Whether {what} {f'beats {against}' if against else 'made a difference'} cannot be told yet "
+            f"({pair} {interval}): {c.reading()}"
+        )
+    return (
+        f"The evidence does not show that {what} helped{over}: {pair} {interval} (not significant; "
+        "that is not the same as no effect)."
+    )
 
 
 # ---- is the cheaper rung as good? -------------------------------------------------------------
 
-def as_good_as(cheap: dict, costly: dict, margin: float = MARGIN, score_type: str | None = None, candidates: int = 1,
-               name_cheap: str = "cheap", name_costly: str = "costly") -> stats.NonInferiority:
+
+def as_good_as(
+    cheap: dict,
+    costly: dict,
+    margin: float = MARGIN,
+    score_type: str | None = None,
+    candidates: int = 1,
+    name_cheap: str = "cheap",
+    name_costly: str = "costly",
+) -> stats.NonInferiority:
     """The non-inferiority test of `cheap` against `costly` ({example id: score}) on the examples
     both scored. `candidates` > 1 when the cheaper one is the best of several picked on these examples."""
     common = sorted(set(cheap) & set(costly))
-    return stats.noninferior([cheap[i] for i in common], [costly[i] for i in common], margin, score_type,
-                             candidates=candidates, name_cheap=name_cheap, name_costly=name_costly)
+    return stats.noninferior(
+        [cheap[i] for i in common],
+        [costly[i] for i in common],
+        margin,
+        score_type,
+        candidates=candidates,
+        name_cheap=name_cheap,
+        name_costly=name_costly,
+    )
 
 
 def as_good_text(ni: stats.NonInferiority) -> str:
@@ -159,11 +193,18 @@ def as_good_text(ni: stats.NonInferiority) -> str:
     diff = "n/a" if ni.diff is None else f"{ni.diff:+.3f}"
     low = "n/a" if ni.lo is None else f"{ni.lo:+.3f}"
     if ni.shown:
-        return (f"{ni.cheap} is as good as {ni.costly} within {within}: {ni.cheap} - {ni.costly} = {diff}, "
-                f"one-sided 95% lower bound {low} > -{ni.margin:.2f} (n={ni.n}).")
-    more = (f"; about {ni.needed} paired examples would tell, were the difference to hold" if ni.needed
-            and ni.needed > ni.n else "")
+        return (
+            f"{ni.cheap} is as good as {ni.costly} within {within}: {ni.cheap} - {ni.costly} = {diff}, "
+            f"one-sided 95% lower bound {low} > -{ni.margin:.2f} (n={ni.n})."
+        )
+    more = (
+        f"; about {ni.needed} paired examples would tell, were the difference to hold"
+        if ni.needed and ni.needed > ni.n
+        else ""
+    )
     if ni.needed is None and ni.diff is not None:
         more = f"; {ni.cheap} looks worse by the margin or more"
-    return (f"It cannot be told yet whether {ni.cheap} is as good as {ni.costly} within {within} "
-            f"({ni.cheap} - {ni.costly} = {diff}, lower bound {low}, n={ni.n}){more}.")
+    return (
+        f"It cannot be told yet whether {ni.cheap} is as good as {ni.costly} within {within} "
+        f"({ni.cheap} - {ni.costly} = {diff}, lower bound {low}, n={ni.n}){more}."
+    )

@@ -7,6 +7,7 @@
 A corpus name means `<home>/corpora/<name>/`; a path to any folder works too (the index is
 named after the folder). The first search of a corpus without an index builds it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -19,26 +20,55 @@ from .corpus import CorpusWarning, RetrievalError, resolve_corpus, scan
 from .index import IndexReport, IndexSettings, LoadedIndex, build_index, current_dir, read_manifest
 from .packing import Passage, pack_passages
 
-__all__ = ["index_corpus", "search", "ask_rag", "IndexReport", "IndexSettings", "Passage",
-           "RetrievalError", "CorpusWarning", "pack_passages", "loaded_index", "index_state"]
+__all__ = [
+    "index_corpus",
+    "search",
+    "ask_rag",
+    "IndexReport",
+    "IndexSettings",
+    "Passage",
+    "RetrievalError",
+    "CorpusWarning",
+    "pack_passages",
+    "loaded_index",
+    "index_state",
+]
 
 _LOADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # lab -> {corpus: LoadedIndex}
 _LOCK = threading.Lock()
 
 
-def index_corpus(lab, corpus: str | Path, progress: bool = True, *, M: int | None = None,
-                 ef_construction: int | None = None, ef: int | None = None,
-                 chunk_tokens: int | None = None, overlap: int | None = None,
-                 recall_target: float | None = None) -> IndexReport:
+def index_corpus(
+    lab,
+    corpus: str | Path,
+    progress: bool = True,
+    *,
+    M: int | None = None,
+    ef_construction: int | None = None,
+    ef: int | None = None,
+    chunk_tokens: int | None = None,
+    overlap: int | None = None,
+    recall_target: float | None = None,
+) -> IndexReport:
     """Build or update the index of `corpus`: embeds only new or changed chunks, marks removed
     ones deleted, rebuilds everything (saying why) when the embedder or settings change.
     Settings left None keep the existing index's (or the defaults)."""
     name, root = resolve_corpus(lab.home, corpus, lab.home.indexes)
     if root is None:
         raise RetrievalError(f"the folder of corpus '{name}' is gone; pass the path of its documents")
-    report = build_index(lab.home.indexes / name, name, root, lab.embedder(), progress=progress, M=M,
-                         ef_construction=ef_construction, ef=ef, chunk_tokens=chunk_tokens, overlap=overlap,
-                         recall_target=recall_target)
+    report = build_index(
+        lab.home.indexes / name,
+        name,
+        root,
+        lab.embedder(),
+        progress=progress,
+        M=M,
+        ef_construction=ef_construction,
+        ef=ef,
+        chunk_tokens=chunk_tokens,
+        overlap=overlap,
+        recall_target=recall_target,
+    )
     for message in report.skipped:
         warnings.warn(message, CorpusWarning, stacklevel=2)
     return report
@@ -54,12 +84,22 @@ def index_state(lab, corpus: str | Path) -> dict:
     if m is None:
         return {**state, "indexed": False, "chunks": 0, "stale": len(files), "built_at": None, "version": None}
     known = m.get("files", {})
-    stale = sum(1 for f in files if f.rel not in known or known[f.rel].get("size") != f.size
-                or known[f.rel].get("mtime_ns") != f.mtime_ns)
+    stale = sum(
+        1
+        for f in files
+        if f.rel not in known or known[f.rel].get("size") != f.size or known[f.rel].get("mtime_ns") != f.mtime_ns
+    )
     stale += sum(1 for rel in known if rel not in {f.rel for f in files})
-    return {**state, "indexed": True, "chunks": len(m.get("chunks", {})), "stale": stale,
-            "built_at": m.get("built_at"), "version": m.get("version"), "embedder": m.get("embedder"),
-            "index_hash": m.get("manifest_hash")}
+    return {
+        **state,
+        "indexed": True,
+        "chunks": len(m.get("chunks", {})),
+        "stale": stale,
+        "built_at": m.get("built_at"),
+        "version": m.get("version"),
+        "embedder": m.get("embedder"),
+        "index_hash": m.get("manifest_hash"),
+    }
 
 
 def loaded_index(lab, corpus: str | Path, progress: bool = False) -> LoadedIndex:
@@ -96,21 +136,37 @@ def search(lab, corpus: str | Path, query: str, k: int = 4, progress: bool = Fal
 def _search(lab, idx: LoadedIndex, query: str, k: int) -> list[Passage]:
     embedder = lab.embedder()
     if idx.manifest["embedder"] != embedder.id:
-        raise RetrievalError(f"the index of '{idx.manifest['corpus']}' was built with {idx.manifest['embedder']} "
-                             f"but the lab's embedder is {embedder.id}: run `lab index` on it again")
+        raise RetrievalError(
+            f"the index of '{idx.manifest['corpus']}' was built with {idx.manifest['embedder']} "
+            f"but the lab's embedder is {embedder.id}: run `lab index` on it again"
+        )
     vector = embedder.encode([query])[0]
     out = []
     for label, score in idx.query(vector, k):
         c = idx.manifest["chunks"][str(label)]
-        out.append(Passage(idx.texts[label], c["source"], c["title"], tuple(c["span"]), score, c["id"],
-                           c.get("heading", "")))
+        out.append(
+            Passage(idx.texts[label], c["source"], c["title"], tuple(c["span"]), score, c["id"], c.get("heading", ""))
+        )
     return out
 
 
-def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k: int = 4,
-            system: str | None = None, options=None, on_text=None, adapter: str | None = None,
-            arm: str = "rag", log_extra: dict | None = None, engine: str | None = None,
-            adapter_sha: str | None = None, adapter_id: str | None = None, cancel=None):
+def ask_rag(
+    lab,
+    corpus: str | Path,
+    question: str,
+    model: str | None = None,
+    k: int = 4,
+    system: str | None = None,
+    options=None,
+    on_text=None,
+    adapter: str | None = None,
+    arm: str = "rag",
+    log_extra: dict | None = None,
+    engine: str | None = None,
+    adapter_sha: str | None = None,
+    adapter_id: str | None = None,
+    cancel=None,
+):
     """The `rag` arm: retrieve k passages, fit them into the model's context (numbered [1]..),
     generate, and log the corpus, index hash and retrieved chunks with the generation.
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
@@ -118,14 +174,33 @@ def ask_rag(lab, corpus: str | Path, question: str, model: str | None = None, k:
     retrieved = _search(lab, idx, question, k)
     backend = lab.backend(model, engine)
     options = options or lab.options()
-    messages, kept = pack_passages(backend, question, retrieved, instruction=system,
-                                   max_tokens=options.max_tokens)
+    messages, kept = pack_passages(backend, question, retrieved, instruction=system, max_tokens=options.max_tokens)
     in_prompt = {p.chunk_id for p in kept}
-    log = {"corpus": idx.manifest["corpus"], "index_hash": idx.hash,
-           "retrieved": [{"chunk_id": p.chunk_id, "source": p.source, "score": round(p.score, 4),
-                          "in_prompt": p.chunk_id in in_prompt} for p in retrieved],
-           **(log_extra or {})}
-    gen, row_id = lab.generate(messages, arm=arm, model=model, engine=engine, options=options,
-                               adapter=adapter, adapter_sha=adapter_sha, adapter_id=adapter_id,
-                               on_text=on_text, log=log, cancel=cancel)
+    log = {
+        "corpus": idx.manifest["corpus"],
+        "index_hash": idx.hash,
+        "retrieved": [
+            {
+                "chunk_id": p.chunk_id,
+                "source": p.source,
+                "score": round(p.score, 4),
+                "in_prompt": p.chunk_id in in_prompt,
+            }
+            for p in retrieved
+        ],
+        **(log_extra or {}),
+    }
+    gen, row_id = lab.generate(
+        messages,
+        arm=arm,
+        model=model,
+        engine=engine,
+        options=options,
+        adapter=adapter,
+        adapter_sha=adapter_sha,
+        adapter_id=adapter_id,
+        on_text=on_text,
+        log=log,
+        cancel=cancel,
+    )
     return gen, row_id, kept

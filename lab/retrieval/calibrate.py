@@ -12,6 +12,7 @@ reaches the recall we want depends on the data. So every build measures instead 
 The manifest records the choice, its reason, the recall reached and both latencies; `lab index`
 prints them. The numbers here were measured with `scripts/bench_retrieval.py --real`.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,9 +50,11 @@ class Calibration:
     def summary(self) -> str:
         if self.mode == "exact":
             return f"search: exact ({self.reason}); p50 {self.p50_ms:.2f} ms"
-        return (f"search: HNSW ef={self.ef}, recall@10 {self.recall_at_10:.3f} on {self.queries} probe "
-                f"queries (target {self.target:.2f}); p50 {self.p50_ms:.2f} ms vs exact "
-                f"{self.exact_p50_ms:.2f} ms ({self.reason})")
+        return (
+            f"search: HNSW ef={self.ef}, recall@10 {self.recall_at_10:.3f} on {self.queries} probe "
+            f"queries (target {self.target:.2f}); p50 {self.p50_ms:.2f} ms vs exact "
+            f"{self.exact_p50_ms:.2f} ms ({self.reason})"
+        )
 
 
 def exact_topk(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -93,9 +96,17 @@ def recall_at(index, labels: np.ndarray, truth: np.ndarray, queries: np.ndarray,
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist())]))
 
 
-def calibrate(index, labels: np.ndarray, vectors: np.ndarray, *, target: float = RECALL_TARGET,
-              ef: int | None = None, exact_below: int | None = None, queries: int = SAMPLE_QUERIES,
-              seed: int = 0) -> Calibration:
+def calibrate(
+    index,
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    target: float = RECALL_TARGET,
+    ef: int | None = None,
+    exact_below: int | None = None,
+    queries: int = SAMPLE_QUERIES,
+    seed: int = 0,
+) -> Calibration:
     """Choose exact or HNSW for an hnswlib `index` holding `vectors` (unit rows) under `labels`.
     `ef` given: use it and only measure its recall; otherwise raise it along EF_LADDER until the
     recall reaches `target` (the largest rung if none does, said in the reason)."""
@@ -106,9 +117,16 @@ def calibrate(index, labels: np.ndarray, vectors: np.ndarray, *, target: float =
     probes = probe_queries(vectors, queries, seed) if n else vectors[:0]
     exact_ms = _p50_ms(lambda q: exact_topk(vectors, q[None, :], k), probes[:50]) if n else 0.0
     if (n < exact_below and ef is None) or k < 1:
-        return Calibration("exact", f"{n:,} chunks < {exact_below:,}: below that size exact search costs "
-                           "under 0.1 ms and never misses", None, 1.0, target,
-                           len(probes), exact_ms, exact_ms)
+        return Calibration(
+            "exact",
+            f"{n:,} chunks < {exact_below:,}: below that size exact search costs under 0.1 ms and never misses",
+            None,
+            1.0,
+            target,
+            len(probes),
+            exact_ms,
+            exact_ms,
+        )
     truth = labels[exact_topk(vectors, probes, k)]
     if ef is not None:
         recall, why = recall_at(index, labels, truth, probes, ef, k), f"ef={ef} given"

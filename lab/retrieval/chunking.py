@@ -6,6 +6,7 @@ A small section that fits joins the current chunk; a section that does not fit s
 chunk, so a chunk starts at a heading whenever it can. Every chunk is a contiguous span of its
 document's text, so a citation can point at exact characters.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,12 @@ class _Section:
         return sum(p.tokens for para in self.paragraphs for p in para)
 
 
-def chunk_document(doc: Document, count_tokens: Callable[[str], int],
-                   chunk_tokens: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP) -> list[Chunk]:
+def chunk_document(
+    doc: Document,
+    count_tokens: Callable[[str], int],
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap: int = DEFAULT_OVERLAP,
+) -> list[Chunk]:
     if chunk_tokens < 16:
         raise ValueError(f"chunk_tokens must be at least 16, got {chunk_tokens}")
     if not 0 <= overlap < chunk_tokens // 2:
@@ -90,8 +95,9 @@ def chunk_document(doc: Document, count_tokens: Callable[[str], int],
         if not cur:
             return
         start, end = cur[0].start, cur[-1].end
-        chunks.append(Chunk(doc.source, doc.file, doc.title, cur_heading, start, end, text[start:end],
-                            sum(p.tokens for p in cur)))
+        chunks.append(
+            Chunk(doc.source, doc.file, doc.title, cur_heading, start, end, text[start:end], sum(p.tokens for p in cur))
+        )
         tail: list[_Piece] = []
         if keep_overlap and overlap:
             for p in reversed(cur[1:]):  # never the whole chunk: each chunk must move forward
@@ -173,8 +179,7 @@ def _pieces(text: str, start: int, end: int, count_tokens, chunk_tokens: int) ->
         if text[pos:stop].strip():
             s, e = _trim(text, pos, stop)
             n = count_tokens(text[s:e])
-            pieces.extend(_windows(text, s, e, count_tokens, chunk_tokens) if n > chunk_tokens
-                          else [_Piece(s, e, n)])
+            pieces.extend(_windows(text, s, e, count_tokens, chunk_tokens) if n > chunk_tokens else [_Piece(s, e, n)])
         if m:
             pos = m.end()
     return pieces
@@ -186,8 +191,10 @@ def _windows(text: str, start: int, end: int, count_tokens, chunk_tokens: int) -
     out, first = [], 0
     while first < len(words):
         last = first
-        while last + 1 < len(words) and count_tokens(
-                text[start + words[first][0]:start + words[last + 1][1]]) <= chunk_tokens:
+        while (
+            last + 1 < len(words)
+            and count_tokens(text[start + words[first][0] : start + words[last + 1][1]]) <= chunk_tokens
+        ):
             last += 1
         s, e = start + words[first][0], start + words[last][1]
         out.append(_Piece(s, e, min(count_tokens(text[s:e]), chunk_tokens)))
@@ -196,10 +203,10 @@ def _windows(text: str, start: int, end: int, count_tokens, chunk_tokens: int) -
 
 
 def _word_tail(text: str, piece: _Piece, count_tokens, overlap: int) -> list[_Piece]:
-    starts = [piece.start + m.start() for m in re.finditer(r"\S+", text[piece.start:piece.end])]
+    starts = [piece.start + m.start() for m in re.finditer(r"\S+", text[piece.start : piece.end])]
     best: list[_Piece] = []
     for s in reversed(starts[1:]):  # a strict suffix of the piece, growing word by word
-        n = count_tokens(text[s:piece.end])
+        n = count_tokens(text[s : piece.end])
         if n > overlap:
             break
         best = [_Piece(s, piece.end, n)]

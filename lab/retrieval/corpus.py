@@ -5,6 +5,7 @@ with a warning that names it; a corpus with no readable document is an error. A 
 character spans refer to its text: the file itself for .md/.txt, the extracted text for .html,
 the `text` field for a .jsonl line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,10 @@ def resolve_corpus(home, corpus: str | Path, indexes: Path | None = None) -> tup
         raise RetrievalError(f"{path} is a file; a corpus is a folder of .md, .txt, .html or .jsonl files")
     if indexes is not None and "/" not in arg and (indexes / arg / "CURRENT").exists():
         return arg, None
-    raise RetrievalError(f"no corpus '{arg}': neither {named} nor {path.resolve()} is a folder "
-                         "(a corpus is a folder of .md, .txt, .html or .jsonl files)")
+    raise RetrievalError(
+        f"no corpus '{arg}': neither {named} nor {path.resolve()} is a folder "
+        "(a corpus is a folder of .md, .txt, .html or .jsonl files)"
+    )
 
 
 def scan(root: Path) -> tuple[list[SourceFile], list[str]]:
@@ -75,8 +78,9 @@ def scan(root: Path) -> tuple[list[SourceFile], list[str]]:
         if any(part.startswith(".") for part in Path(rel).parts) or not path.is_file():
             continue
         if path.suffix.lower() not in SUPPORTED:
-            skipped.append(f"{path}: skipped, unsupported file type '{path.suffix or '(none)'}' "
-                           "(use .md, .txt, .html or .jsonl)")
+            skipped.append(
+                f"{path}: skipped, unsupported file type '{path.suffix or '(none)'}' (use .md, .txt, .html or .jsonl)"
+            )
             continue
         st = path.stat()
         files.append(SourceFile(rel, path, st.st_size, st.st_mtime_ns))
@@ -138,8 +142,11 @@ def _jsonl_documents(sf: SourceFile, text: str, warn) -> list[Document]:
         docs.append(Document(f"{sf.rel}#{doc_id}", sf.rel, title, row["text"]))
     if problems:
         # One warning per file (not per line), naming the lines; the good lines are kept.
-        warn(f"{sf.path}: skipped {len(problems)} line(s): " + "; ".join(problems[:5])
-             + (" ..." if len(problems) > 5 else ""))
+        warn(
+            f"{sf.path}: skipped {len(problems)} line(s): "
+            + "; ".join(problems[:5])
+            + (" ..." if len(problems) > 5 else "")
+        )
     if not docs:
         raise SkipFile(f"{sf.path}: skipped, no line has a 'text' field")
     return docs
@@ -163,8 +170,29 @@ def _pdf_text(sf: SourceFile, data: bytes) -> str:
 
 # ---- HTML -> text with markdown-style headings, so chunking sees the structure ---------
 
-_BLOCKS = {"p", "div", "section", "article", "li", "tr", "table", "ul", "ol", "blockquote", "pre",
-           "header", "footer", "main", "dl", "dt", "dd", "br", "hr", "figure", "figcaption"}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "tr",
+    "table",
+    "ul",
+    "ol",
+    "blockquote",
+    "pre",
+    "header",
+    "footer",
+    "main",
+    "dl",
+    "dt",
+    "dd",
+    "br",
+    "hr",
+    "figure",
+    "figcaption",
+}
 _SKIP = {"script", "style", "head", "noscript", "template", "svg", "nav"}
 
 
@@ -247,8 +275,10 @@ def home_corpus(home, ref: str | Path) -> Path:
     if target.is_dir() and _inside(target, home.root):  # copied before: edit the copy
         return target.resolve()
     if target.exists() or target.is_symlink():
-        raise RetrievalError(f"{target} leads to {target.resolve()}, outside the lab home {home.root}: the lab "
-                             "does not write there (replace the link with a copy of the folder)")
+        raise RetrievalError(
+            f"{target} leads to {target.resolve()}, outside the lab home {home.root}: the lab "
+            "does not write there (replace the link with a copy of the folder)"
+        )
     if folder is None:
         raise RetrievalError(f"corpus '{name}' has an index but no folder: nothing to copy into {target}")
     shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".*"), symlinks=False)

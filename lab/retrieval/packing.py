@@ -4,6 +4,7 @@ Tokens are counted with the generating model's own tokenizer on the fully render
 template included), room is kept for the answer (options.max_tokens), and the lowest-ranked
 passages are dropped first; if even the best passage alone does not fit, it is cut to fit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,8 +41,9 @@ def answer_reserve(n_ctx: int, max_tokens: int) -> int:
     return min(max_tokens, n_ctx // 2)
 
 
-def pack_passages(backend, question: str, passages: Sequence[Passage], instruction: str | None = None,
-                  max_tokens: int = 256) -> tuple[list[dict], list[Passage]]:
+def pack_passages(
+    backend, question: str, passages: Sequence[Passage], instruction: str | None = None, max_tokens: int = 256
+) -> tuple[list[dict], list[Passage]]:
     """(messages, passages kept in rank order) whose rendered prompt plus `max_tokens` fits
     `backend.n_ctx`. Raises ContextTooLong when the question alone does not fit."""
     budget = backend.n_ctx - answer_reserve(backend.n_ctx, max_tokens) - MARGIN
@@ -60,8 +62,7 @@ def pack_passages(backend, question: str, passages: Sequence[Passage], instructi
     messages = build(kept)
     n = backend.count_tokens(backend.render(messages))
     if n > budget:
-        raise ContextTooLong(n + answer_reserve(backend.n_ctx, max_tokens) + MARGIN, backend.n_ctx,
-                             backend.info.id)
+        raise ContextTooLong(n + answer_reserve(backend.n_ctx, max_tokens) + MARGIN, backend.n_ctx, backend.info.id)
     return messages, kept
 
 
@@ -76,7 +77,7 @@ def _cut_to_fit(p: Passage, fits) -> list[Passage]:
             hi = mid - 1
     cut = p.text[:lo]
     if lo < len(p.text) and " " in cut:
-        cut = cut[:cut.rfind(" ")]
+        cut = cut[: cut.rfind(" ")]
     if len(cut.strip()) < 20:  # a few characters of a source help no one
         return []
     return [replace(p, text=cut, span=(p.span[0], p.span[0] + len(cut)))]

@@ -1,5 +1,6 @@
 """From a Table to a task: the format, the instruction, the seeded split, the leakage check,
 and the all-or-nothing write of <home>/tasks/NAME/."""
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ FORMATS = ("label", "json", "text")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # ---- the format ----------------------------------------------------------------------
+
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
@@ -60,8 +62,15 @@ def infer_format(outputs: list[str]) -> tuple[str, list[str] | None, dict | None
     return "text", None, None
 
 
-_TYPES = [(bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
-          (dict, "object"), (type(None), "null")]
+_TYPES = [
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+]
 
 
 def _json_type(v: Any) -> str:
@@ -83,31 +92,55 @@ def derive_schema(objects: list[dict]) -> dict:
         if counts and _small_set(counts, len(values)):
             prop["enum"] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         props[key] = prop
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": props,
-            "required": [k for k in keys if all(k in o for o in objects)], "additionalProperties": False}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": props,
+        "required": [k for k in keys if all(k in o for o in objects)],
+        "additionalProperties": False,
+    }
 
 
 def _scorers(fmt: str) -> tuple[list[str], str]:
-    return {"label": (["label_accuracy", "exact_match", "macro_f1"], "label_accuracy"),
-            "json": (["json_valid", "schema_valid", "field_accuracy", "exact_match"], "field_accuracy"),
-            "text": (["token_f1", "exact_match", "rouge_l"], "token_f1")}[fmt]
+    return {
+        "label": (["label_accuracy", "exact_match", "macro_f1"], "label_accuracy"),
+        "json": (["json_valid", "schema_valid", "field_accuracy", "exact_match"], "field_accuracy"),
+        "text": (["token_f1", "exact_match", "rouge_l"], "token_f1"),
+    }[fmt]
 
 
-def default_instruction(fmt: str, input_column: str, output_column: str, labels: list[str] | None = None,
-                        schema: dict | None = None, given: str | None = None) -> str:
+def default_instruction(
+    fmt: str,
+    input_column: str,
+    output_column: str,
+    labels: list[str] | None = None,
+    schema: dict | None = None,
+    given: str | None = None,
+) -> str:
     """What the model is told: the file's own instruction when it has one, else one from the format."""
     inp, out = input_column.replace("_", " "), output_column.replace("_", " ")
     if fmt == "label":
         head = given or f"Read the {inp} and answer with its {out}."
-        return (f"{head}\nAnswer with exactly one of: {', '.join(labels or [])}.\n"
-                f"Answer with the {out} only, no other words.")
+        return (
+            f"{head}\nAnswer with exactly one of: {', '.join(labels or [])}.\n"
+            f"Answer with the {out} only, no other words."
+        )
     if fmt == "json":
         lines = []
         for key, prop in (schema or {}).get("properties", {}).items():
             json_type = prop.get("type")
-            what = (" or ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"]) if "enum" in prop
-                    else {"string": "text", "integer": "a whole number", "number": "a number",
-                          "boolean": "true or false", "array": "a list", "object": "an object"}.get(json_type, "a value"))
+            what = (
+                " or ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+                if "enum" in prop
+                else {
+                    "string": "text",
+                    "integer": "a whole number",
+                    "number": "a number",
+                    "boolean": "true or false",
+                    "array": "a list",
+                    "object": "an object",
+                }.get(json_type, "a value")
+            )
             lines.append(f'"{key}": {what}')
         head = given or f"Read the {inp} and reply with one JSON object and nothing else."
         return head + ("\nKeys, in this order:\n" + "\n".join(lines) if lines else "")
@@ -115,6 +148,7 @@ def default_instruction(fmt: str, input_column: str, output_column: str, labels:
 
 
 # ---- the plan: examples, format, split -----------------------------------------------
+
 
 @dataclass
 class TaskPlan:
@@ -147,34 +181,59 @@ class TaskPlan:
         return {label: tuple(c[label] for c in per) for label in (self.labels or [])}
 
     def summary(self) -> str:
-        inferred = ("inferred" if self.output_format == self.inferred_format
-                    else f"chosen; inferred {self.inferred_format}")
-        out = [f"from {self.source.name} ({self.file_format}" + (f", {self.shape} rows" if self.shape != "records" else "")
-               + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
-               f"format: {self.output_format} ({inferred})"
-               + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
-               + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
-               f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric})",
-               f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · "
-               f"few-shot {len(self.fewshot)}"]
+        inferred = (
+            "inferred" if self.output_format == self.inferred_format else f"chosen; inferred {self.inferred_format}"
+        )
+        out = [
+            f"from {self.source.name} ({self.file_format}"
+            + (f", {self.shape} rows" if self.shape != "records" else "")
+            + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
+            f"format: {self.output_format} ({inferred})"
+            + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
+            + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
+            f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric})",
+            f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · few-shot {len(self.fewshot)}",
+        ]
         if self.labels:
             width = max(len(x) for x in self.labels + ["label"])
             out.append(f"  {'label':<{width}}  train  eval  few-shot")
             out += [f"  {label:<{width}}  {a:>5}  {b:>4}  {c:>8}" for label, (a, b, c) in self.label_counts().items()]
         out.append(f"duplicates dropped: {self.duplicates}")
-        out.append("leakage check: " + (f"{self.leaked} example(s) shared their normalised input with a held-out "
-                                        "one: removed from train/few-shot" if self.leaked else
-                                        "no held-out input appears in train or few-shot"))
+        out.append(
+            "leakage check: "
+            + (
+                f"{self.leaked} example(s) shared their normalised input with a held-out "
+                "one: removed from train/few-shot"
+                if self.leaked
+                else "no held-out input appears in train or few-shot"
+            )
+        )
         return "\n".join(out)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path) if self.path else None, "source": str(self.source),
-                "input_column": self.input_column, "output_column": self.output_column,
-                "output_format": self.output_format, "inferred_format": self.inferred_format, "labels": self.labels,
-                "schema": self.schema, "scorers": self.scorers, "primary_metric": self.primary_metric,
-                "counts": {"rows": self.rows, "train": len(self.train), "eval": len(self.eval),
-                           "fewshot": len(self.fewshot)}, "label_counts": self.label_counts(),
-                "duplicates": self.duplicates, "leaked": self.leaked, "warnings": self.warnings}
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "source": str(self.source),
+            "input_column": self.input_column,
+            "output_column": self.output_column,
+            "output_format": self.output_format,
+            "inferred_format": self.inferred_format,
+            "labels": self.labels,
+            "schema": self.schema,
+            "scorers": self.scorers,
+            "primary_metric": self.primary_metric,
+            "counts": {
+                "rows": self.rows,
+                "train": len(self.train),
+                "eval": len(self.eval),
+                "fewshot": len(self.fewshot),
+            },
+            "label_counts": self.label_counts(),
+            "duplicates": self.duplicates,
+            "leaked": self.leaked,
+            "warnings": self.warnings,
+        }
 
 
 def normalise(text: str) -> str:
@@ -183,10 +242,18 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
-def plan_task(source: str | Path | Table, name: str, *, input_column: str | None = None,
-              output_column: str | None = None, eval_size: int | float | None = None, seed: int = 0,
-              output_format: str | None = None, labels: list[str] | None = None,
-              instruction: str | None = None) -> TaskPlan:
+def plan_task(
+    source: str | Path | Table,
+    name: str,
+    *,
+    input_column: str | None = None,
+    output_column: str | None = None,
+    eval_size: int | float | None = None,
+    seed: int = 0,
+    output_format: str | None = None,
+    labels: list[str] | None = None,
+    instruction: str | None = None,
+) -> TaskPlan:
     """Read the file and decide everything `write_task` writes; nothing is written here."""
     table = source if isinstance(source, Table) else read_table(source)
     inp, out = pick_columns(table, input_column, output_column)
@@ -204,10 +271,28 @@ def plan_task(source: str | Path | Table, name: str, *, input_column: str | None
     scorers, primary = _scorers(fmt)
     train, evals, fewshot = split(examples, fmt, eval_size, seed, table.path)
     train, fewshot, leaked = remove_leaks(train, evals, fewshot)
-    plan = TaskPlan(name, table.path, table.file_format, table.shape, inp, out, fmt, inferred,
-                    found_labels if fmt == "label" else None, schema if fmt == "json" else None,
-                    instruction or default_instruction(fmt, inp, out, found_labels, schema, table.instruction),
-                    scorers, primary, seed, len(table.rows), train, evals, fewshot, duplicates, leaked)
+    plan = TaskPlan(
+        name,
+        table.path,
+        table.file_format,
+        table.shape,
+        inp,
+        out,
+        fmt,
+        inferred,
+        found_labels if fmt == "label" else None,
+        schema if fmt == "json" else None,
+        instruction or default_instruction(fmt, inp, out, found_labels, schema, table.instruction),
+        scorers,
+        primary,
+        seed,
+        len(table.rows),
+        train,
+        evals,
+        fewshot,
+        duplicates,
+        leaked,
+    )
     plan.warnings = _warnings(plan)
     return plan
 
@@ -219,8 +304,9 @@ def _examples(table: Table, inp: str, out: str, name: str) -> tuple[list[dict], 
         for col in (inp, out):
             if _missing(row.get(col)):
                 what = "output" if col == out else "input"
-                raise TaskImportError(f"{table.where(i)}: the {what} column '{col}' is "
-                                      f"{'missing' if col not in row else 'empty'}")
+                raise TaskImportError(
+                    f"{table.where(i)}: the {what} column '{col}' is {'missing' if col not in row else 'empty'}"
+                )
         x, y = _as_text(row[inp]), _as_text(row[out])
         if (x, y) in seen:
             duplicates += 1
@@ -235,8 +321,9 @@ def _check_labels(table: Table, examples: list[dict], labels: list[str]) -> None
         raise TaskImportError("the labels given have duplicates")
     for e in examples:
         if e["output"] not in labels:
-            raise TaskImportError(f"{table.where(e['_row'])}: output '{e['output'][:60]}' is not one of the labels "
-                                  f"({', '.join(labels)})")
+            raise TaskImportError(
+                f"{table.where(e['_row'])}: output '{e['output'][:60]}' is not one of the labels ({', '.join(labels)})"
+            )
 
 
 def _check_json(table: Table, examples: list[dict]) -> dict:
@@ -244,8 +331,10 @@ def _check_json(table: Table, examples: list[dict]) -> dict:
     for e in examples:
         obj = _as_object(e["output"])
         if obj is None:
-            raise TaskImportError(f"{table.where(e['_row'])}: the output is not a JSON object, so the task "
-                                  "cannot be 'json': choose label or text")
+            raise TaskImportError(
+                f"{table.where(e['_row'])}: the output is not a JSON object, so the task "
+                "cannot be 'json': choose label or text"
+            )
         objects.append(obj)
     return derive_schema(objects)
 
@@ -272,13 +361,16 @@ def eval_count(n: int, eval_size: int | float | None) -> int:
     else:
         raise TaskImportError(f"--eval-size {eval_size}: give a count (e.g. 50) or a fraction between 0 and 1")
     if not 1 <= k < n:
-        raise TaskImportError(f"--eval-size {eval_size}: {k} held-out examples of {n} leaves "
-                              f"{'none' if k >= n else 'them all'} for {'training' if k >= n else 'evaluation'}")
+        raise TaskImportError(
+            f"--eval-size {eval_size}: {k} held-out examples of {n} leaves "
+            f"{'none' if k >= n else 'them all'} for {'training' if k >= n else 'evaluation'}"
+        )
     return k
 
 
-def split(examples: list[dict], fmt: str, eval_size: int | float | None, seed: int,
-          path: Path | str = "data") -> tuple[list[dict], list[dict], list[dict]]:
+def split(
+    examples: list[dict], fmt: str, eval_size: int | float | None, seed: int, path: Path | str = "data"
+) -> tuple[list[dict], list[dict], list[dict]]:
     """(train, eval, few-shot), seeded; stratified by label for label tasks, and the few-shot
     pool then starts with one example of every label."""
     if len(examples) < 2:
@@ -298,10 +390,10 @@ def split(examples: list[dict], fmt: str, eval_size: int | float | None, seed: i
         rng.shuffle(g)
     exact = {label: n_eval * len(g) / len(examples) for label, g in groups.items()}
     quota = {label: int(x) for label, x in exact.items()}
-    for label in sorted(exact, key=lambda k: quota[k] - exact[k])[:n_eval - sum(quota.values())]:
+    for label in sorted(exact, key=lambda k: quota[k] - exact[k])[: n_eval - sum(quota.values())]:
         quota[label] += 1  # largest remainders first
-    evals = [e for label, g in groups.items() for e in g[:quota[label]]]
-    rest = {label: g[quota[label]:] for label, g in groups.items()}
+    evals = [e for label, g in groups.items() for e in g[: quota[label]]]
+    rest = {label: g[quota[label] :] for label, g in groups.items()}
     fewshot = [g[0] for g in rest.values() if g]  # one of every label that has one left
     pool = [e for g in rest.values() for e in g[1:]]
     rng.shuffle(pool)
@@ -336,14 +428,17 @@ def _warnings(plan: TaskPlan) -> list[str]:
         if b == 0:
             out.append(f"label '{label}' has no held-out example: its accuracy is not measured")
     if plan.leaked:
-        out.append(f"leakage: {plan.leaked} example(s) had the same normalised input as a held-out one and were "
-                   "removed from train/few-shot")
+        out.append(
+            f"leakage: {plan.leaked} example(s) had the same normalised input as a held-out one and were "
+            "removed from train/few-shot"
+        )
     if len(plan.train) < 20:
         out.append(f"only {len(plan.train)} training examples: `lab train` wants 20 or more (or --force)")
     return out
 
 
 # ---- writing -------------------------------------------------------------------------
+
 
 def check_name(name: str, home=None, force: bool = False) -> Path:
     """The task's folder in the lab home, once the name is usable and free (or --force)."""
@@ -367,12 +462,14 @@ def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
         for split_name in ("train", "eval", "fewshot"):
             rows = getattr(plan, split_name)
             if rows:
-                text = "".join(json.dumps({k: e[k] for k in ("id", "input", "output")}, ensure_ascii=False) + "\n"
-                               for e in rows)
+                text = "".join(
+                    json.dumps({k: e[k] for k in ("id", "input", "output")}, ensure_ascii=False) + "\n" for e in rows
+                )
                 (scratch / f"{split_name}.jsonl").write_text(text, encoding="utf-8")
         if plan.schema:
-            (scratch / "schema.json").write_text(json.dumps(plan.schema, indent=2, ensure_ascii=False) + "\n",
-                                                 encoding="utf-8")
+            (scratch / "schema.json").write_text(
+                json.dumps(plan.schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         (scratch / TASK_FILE).write_text(task_toml(plan), encoding="utf-8")
         load_task(scratch)  # a task file the lab cannot load is never put in place
         old = None
@@ -413,20 +510,25 @@ def task_toml(plan: TaskPlan) -> str:
     # gets room for its longest label (+ the end-of-turn token); at run time the ladder raises it
     # to what the longest label needs on the model anyway (ladder.answer_budget).
     longest_label = max((len(x) for x in plan.labels or []), default=0)
-    max_tokens = (max(16, longest_label // 3 + 8) if plan.output_format == "label"
-                  else min(512, max(32, longest // 3 + 24)))
-    lines = [f"# Made by `lab task new` from {plan.source.name}; edit freely (output_format, scorers, "
-             "instruction...).",
-             f"name = {_string(plan.name)}",
-             f"description = {_string(f'{plan.input_column} -> {plan.output_column}, from {plan.source.name}.')}",
-             f"instruction = {_multiline(plan.instruction)}",
-             f"output_format = {_string(plan.output_format)}"]
+    max_tokens = (
+        max(16, longest_label // 3 + 8) if plan.output_format == "label" else min(512, max(32, longest // 3 + 24))
+    )
+    lines = [
+        f"# Made by `lab task new` from {plan.source.name}; edit freely (output_format, scorers, instruction...).",
+        f"name = {_string(plan.name)}",
+        f"description = {_string(f'{plan.input_column} -> {plan.output_column}, from {plan.source.name}.')}",
+        f"instruction = {_multiline(plan.instruction)}",
+        f"output_format = {_string(plan.output_format)}",
+    ]
     if plan.labels:
         lines.append(f"labels = {json.dumps(plan.labels, ensure_ascii=False)}")
     if plan.schema:
         lines.append('json_schema = "schema.json"')
-    lines += [f"scorers = {json.dumps(plan.scorers)}", f"primary_metric = {_string(plan.primary_metric)}",
-              "target = 0.80"]
+    lines += [
+        f"scorers = {json.dumps(plan.scorers)}",
+        f"primary_metric = {_string(plan.primary_metric)}",
+        "target = 0.80",
+    ]
     lines += [f'{s} = "{s}.jsonl"' for s in ("train", "eval", "fewshot") if getattr(plan, s)]
     lines += [f"few_shot_k = {k}", f"max_tokens = {max_tokens}", ""]
     return "\n".join(lines)
@@ -445,7 +547,9 @@ def training_file(source: str | Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{source.stem}.jsonl"
     tmp = target.with_suffix(".partial")
-    tmp.write_text("".join(json.dumps({"input": e["input"], "output": e["output"]}, ensure_ascii=False) + "\n"
-                           for e in examples), encoding="utf-8")
+    tmp.write_text(
+        "".join(json.dumps({"input": e["input"], "output": e["output"]}, ensure_ascii=False) + "\n" for e in examples),
+        encoding="utf-8",
+    )
     tmp.replace(target)
     return target

@@ -3,6 +3,7 @@
 Chat (`messages`) and Alpaca rows are flattened to input/output columns; every problem is a
 TaskImportError naming the file and the line, record or row.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -16,8 +17,16 @@ from typing import Any
 
 from ..tasks import TaskError
 
-FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
-         ".parquet": "parquet", ".pq": "parquet"}
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 PAIRS = [("text", "label"), ("input", "output"), ("prompt", "completion"), ("question", "answer")]
 
 
@@ -26,6 +35,7 @@ class TaskImportError(TaskError):
 
 
 # ---- reading -------------------------------------------------------------------------
+
 
 @dataclass
 class Table:
@@ -71,9 +81,11 @@ def _decode(path: Path) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise TaskImportError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (tried UTF-8 "
-                              "and UTF-8 with a BOM): save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise TaskImportError(
+            f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (tried UTF-8 "
+            "and UTF-8 with a BOM): save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')"
+        ) from None
 
 
 def _read_delimited(path: Path, text: str, file_format: str) -> Table:
@@ -90,9 +102,11 @@ def _read_delimited(path: Path, text: str, file_format: str) -> Table:
                 _check_header(path, header)
                 continue
             if len(record) != len(header):
-                raise TaskImportError(f"{path}: line {line}: {len(record)} fields, but the header has {len(header)} "
-                                      f"({', '.join(header)}); a value with a "
-                                      f"{'tab' if file_format == 'tsv' else 'comma'} in it needs \"quotes\"")
+                raise TaskImportError(
+                    f"{path}: line {line}: {len(record)} fields, but the header has {len(header)} "
+                    f"({', '.join(header)}); a value with a "
+                    f'{"tab" if file_format == "tsv" else "comma"} in it needs "quotes"'
+                )
             rows.append(dict(zip(header, record)))
             places.append(line)
     except csv.Error as e:
@@ -200,8 +214,13 @@ def _flatten(t: Table) -> Table:
     if {"instruction", "output"} <= cols:
         instructions = {str(r.get("instruction") or "").strip() for r in t.rows}
         shared = next(iter(instructions)) if len(instructions) == 1 and "input" in cols else None
-        rows = [{"input": r.get("input") if shared else _join(r.get("instruction"), r.get("input")),
-                 "output": r.get("output")} for r in t.rows]
+        rows = [
+            {
+                "input": r.get("input") if shared else _join(r.get("instruction"), r.get("input")),
+                "output": r.get("output"),
+            }
+            for r in t.rows
+        ]
         return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None)
     return t
 
@@ -211,6 +230,7 @@ def _join(*parts: Any) -> str:
 
 
 # ---- columns -------------------------------------------------------------------------
+
 
 def guess_columns(columns: list[str]) -> tuple[str | None, str | None]:
     """The (input, output) columns when they are obvious (text/label, input/output,
@@ -222,8 +242,7 @@ def guess_columns(columns: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def pick_columns(table: Table, input_column: str | None = None,
-                 output_column: str | None = None) -> tuple[str, str]:
+def pick_columns(table: Table, input_column: str | None = None, output_column: str | None = None) -> tuple[str, str]:
     """The columns named (checked against the file's) or guessed; a wrong name lists the columns."""
     cols = table.columns
     lower = {c.lower(): c for c in cols}
@@ -242,8 +261,10 @@ def pick_columns(table: Table, input_column: str | None = None,
     if bool(inp) != bool(out) and len(rest) == 1:  # one named, one column left: that one
         inp, out = inp or rest[0], out or rest[0]
     if not inp or not out:
-        raise TaskImportError(f"{table.path}: which columns are the input and the output? Name them with "
-                              f"--input COL --output COL; its columns are: {', '.join(cols)}")
+        raise TaskImportError(
+            f"{table.path}: which columns are the input and the output? Name them with "
+            f"--input COL --output COL; its columns are: {', '.join(cols)}"
+        )
     if inp == out:
         raise TaskImportError(f"{table.path}: the input and output columns are both '{inp}'")
     return inp, out
@@ -251,9 +272,9 @@ def pick_columns(table: Table, input_column: str | None = None,
 
 def preview(table: Table, n: int = 8, width: int = 80) -> tuple[list[str], list[list[str]]]:
     """(headers, the first n rows as short strings) to show a file before importing it."""
+
     def cell(v):
         s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        return s if len(s) <= width else s[:width - 1] + "…"
+        return s if len(s) <= width else s[: width - 1] + "…"
+
     return table.columns, [[cell(r.get(c, "")) for c in table.columns] for r in table.rows[:n]]
-
-

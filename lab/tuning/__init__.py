@@ -14,6 +14,7 @@ is `lab.ladder` (the adapter switched on in the loaded model).
 
 Importing this package imports neither torch nor transformers (they load when training starts).
 """
+
 from .adapters import AdapterError, AdapterInfo, list_adapters, resolve_adapter  # noqa: F401
 from .config import TrainConfig, TrainConfigError, device_defaults, load_train_config, make_config  # noqa: F401
 from .datasets import DatasetError, DatasetReport, prepare, read_examples  # noqa: F401

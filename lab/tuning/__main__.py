@@ -1,6 +1,7 @@
 """`python -m lab.tuning --home H --config RUN.json [--resume | --restart] [--overwrite]`: one training job
 (started by `lab.tuning.jobs.start`). Exit 0 when the adapter is written, 2 on bad input (the
 message says what), 130 when stopped (the checkpoint is kept: run again with --resume)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,16 @@ from ..gguf_meta import GGUFError
 from ..models import ModelNotFound
 from . import AdapterError, DatasetError, TrainConfigError, TrainingError, TrainingInterrupted, make_config, train
 
-USER_ERRORS = (json.JSONDecodeError, FileNotFoundError, ModelNotFound, GGUFError, AdapterError, DatasetError,
-               TrainConfigError, TrainingError)
+USER_ERRORS = (
+    json.JSONDecodeError,
+    FileNotFoundError,
+    ModelNotFound,
+    GGUFError,
+    AdapterError,
+    DatasetError,
+    TrainConfigError,
+    TrainingError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         values = json.loads(Path(args.config).read_text(encoding="utf-8"))
         config = make_config(args.config, **values)
-        adapter = train(config, Lab(args.home), resume=args.resume, overwrite=args.overwrite,
-                        restart=args.restart, progress=False)
+        adapter = train(
+            config, Lab(args.home), resume=args.resume, overwrite=args.overwrite, restart=args.restart, progress=False
+        )
     except TrainingInterrupted as e:
         print(e, file=sys.stderr)
         return 130

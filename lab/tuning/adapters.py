@@ -4,6 +4,7 @@ and `lab_adapter.json`, the manifest that says which base model it belongs to an
 A folder without a manifest is not a finished adapter (training writes the manifest last,
 in a temporary folder renamed into place), so it is never listed or served.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,20 +61,31 @@ class AdapterInfo:
         """What `engine` loads: adapter.gguf for llama.cpp, the PEFT folder for transformers."""
         if engine == "llamacpp":
             if self.gguf_path is None or not self.gguf_path.exists():
-                raise AdapterError(f"adapter '{self.name}' has no adapter.gguf for llama.cpp: "
-                                   f"run `lab adapters export {self.name}` or serve it with --backend hf")
+                raise AdapterError(
+                    f"adapter '{self.name}' has no adapter.gguf for llama.cpp: "
+                    f"run `lab adapters export {self.name}` or serve it with --backend hf"
+                )
             return str(self.gguf_path)
         return str(self.path)
 
     def as_row(self) -> dict:
         m = self.manifest
         data = m.get("dataset") or {}
-        return {"name": self.name, "base_model": self.base_model, "base_sha": self.base_sha[:12],
-                "data": Path(data.get("path", "?")).name, "examples": data.get("count"),
-                "train_loss": self.metrics.get("train_loss"), "val_loss": self.metrics.get("val_loss"),
-                "steps": self.metrics.get("steps"), "size_bytes": self.size_bytes,
-                "gguf": self.gguf_path is not None, "created": m.get("created"),
-                "sha256": self.sha256[:12], "path": str(self.path)}
+        return {
+            "name": self.name,
+            "base_model": self.base_model,
+            "base_sha": self.base_sha[:12],
+            "data": Path(data.get("path", "?")).name,
+            "examples": data.get("count"),
+            "train_loss": self.metrics.get("train_loss"),
+            "val_loss": self.metrics.get("val_loss"),
+            "steps": self.metrics.get("steps"),
+            "size_bytes": self.size_bytes,
+            "gguf": self.gguf_path is not None,
+            "created": m.get("created"),
+            "sha256": self.sha256[:12],
+            "path": str(self.path),
+        }
 
 
 def read_adapter(folder: Path) -> AdapterInfo:
@@ -87,9 +99,16 @@ def read_adapter(folder: Path) -> AdapterInfo:
         raise AdapterError(f"{man_file}: not valid JSON: {e}") from e
     gguf = folder / "adapter.gguf"
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    return AdapterInfo(name=folder.name, path=folder, base_model=m["base_model"]["id"],
-                       base_sha=m["base_model"]["sha256"], sha256=m["adapter"]["sha256"],
-                       size_bytes=size, gguf_path=gguf if gguf.exists() else None, manifest=m)
+    return AdapterInfo(
+        name=folder.name,
+        path=folder,
+        base_model=m["base_model"]["id"],
+        base_sha=m["base_model"]["sha256"],
+        sha256=m["adapter"]["sha256"],
+        size_bytes=size,
+        gguf_path=gguf if gguf.exists() else None,
+        manifest=m,
+    )
 
 
 def list_adapters(adapters_dir: Path) -> tuple[list[AdapterInfo], list[str]]:
@@ -123,7 +142,8 @@ def check_fits(adapter: AdapterInfo, info: ModelInfo, model_sha: str) -> None:
         raise AdapterError(
             f"adapter '{adapter.name}' was trained on {adapter.base_model} (sha256 {adapter.base_sha[:12]}) "
             f"but the model being served is {info.id} (sha256 {model_sha[:12]}): serve it with "
-            f"-m {adapter.base_model}, or train an adapter for {info.id}")
+            f"-m {adapter.base_model}, or train an adapter for {info.id}"
+        )
 
 
 def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:

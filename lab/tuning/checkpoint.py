@@ -1,6 +1,7 @@
 """Checkpoints of a run in `adapters/.runs/<name>/checkpoint/`: adapter weights, optimizer, RNG
 and position, swapped in whole (written beside, then renamed), so a kill at any moment leaves
 the last complete one; `resume=True` continues from it with the same batches."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,15 @@ def read_resumable(run: TrainRun, folder: Path) -> dict:
     ours = resumable_settings(run.config.to_json())
     if resumable_settings(state["config"]) != ours:
         changed = sorted(k for k, v in ours.items() if state["config"].get(k) != v)
-        raise TrainingError(f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
-                            f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh")
+        raise TrainingError(
+            f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
+            f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh"
+        )
     if state["base_sha"] != run.base_sha or state["dataset_sha"] != sha256_of(Path(run.config.data)):
-        raise TrainingError(f"the base model or the data changed since the checkpoint in {folder}: delete "
-                            f"{runs_dir(run.lab, run.name)} to start afresh")
+        raise TrainingError(
+            f"the base model or the data changed since the checkpoint in {folder}: delete "
+            f"{runs_dir(run.lab, run.name)} to start afresh"
+        )
     return state
 
 
@@ -48,9 +53,16 @@ def save_checkpoint(run: TrainRun) -> None:
     if run.precision.scaler is not None:
         saved["scaler"] = run.precision.scaler.state_dict()
     torch.save(saved, tmp / "trainer_state.pt")
-    state = {"step": run.step, "run_id": run.run_id, "config": run.config.to_json(), "base_sha": run.base_sha,
-             "dataset_sha": run.data.report.sha256, "first_loss": run.first_loss, "wall_s": run.wall_s(),
-             "ts": now()}
+    state = {
+        "step": run.step,
+        "run_id": run.run_id,
+        "config": run.config.to_json(),
+        "base_sha": run.base_sha,
+        "dataset_sha": run.data.report.sha256,
+        "first_loss": run.first_loss,
+        "wall_s": run.wall_s(),
+        "ts": now(),
+    }
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():

@@ -3,6 +3,7 @@
 The full config is stored in the adapter's manifest and the `training_runs` row, so every
 adapter says exactly how it was made.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,11 +24,31 @@ class TrainConfigError(ValueError):
 # a CUDA GPU takes 4-bit QLoRA on every linear layer, bigger batches, longer sequences.
 # dropout 0 on CUDA: Unsloth's fast LoRA kernels only run without dropout.
 _DEVICE_DEFAULTS = {
-    "cpu": {"method": "lora", "rank": 8, "alpha": 16.0, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
-            "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 4, "grad_accum": 1, "max_seq_len": 512},
-    "cuda": {"method": "qlora", "rank": 16, "alpha": 32.0, "dropout": 0.0, "target_modules": "all-linear",
-             "learning_rate": 2e-4, "epochs": 2.0, "batch_size": 8, "grad_accum": 2, "max_seq_len": 1024,
-             "gradient_checkpointing": True},
+    "cpu": {
+        "method": "lora",
+        "rank": 8,
+        "alpha": 16.0,
+        "dropout": 0.05,
+        "target_modules": ["q_proj", "v_proj"],
+        "learning_rate": 1e-3,
+        "epochs": 1.0,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "max_seq_len": 512,
+    },
+    "cuda": {
+        "method": "qlora",
+        "rank": 16,
+        "alpha": 32.0,
+        "dropout": 0.0,
+        "target_modules": "all-linear",
+        "learning_rate": 2e-4,
+        "epochs": 2.0,
+        "batch_size": 8,
+        "grad_accum": 2,
+        "max_seq_len": 1024,
+        "gradient_checkpointing": True,
+    },
 }
 
 
@@ -143,6 +164,7 @@ def load_train_config(path: str | Path, device: str | None = None, **overrides: 
 
 # ---- what the settings mean for the model (shared by the float LoRA and the 4-bit paths) -------
 
+
 def gradient_checkpointing(config: TrainConfig, method: str, device: str) -> bool:
     """The config's setting, else on for qlora on CUDA (memory is what a GPU runs out of)."""
     if config.gradient_checkpointing is not None:
@@ -154,5 +176,11 @@ def lora_config(config: TrainConfig, targets: list[str]):
     """PEFT's LoraConfig for these settings on the resolved target modules."""
     from peft import LoraConfig
 
-    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )

@@ -8,6 +8,7 @@ Accepted JSONL formats (detected from the keys; one format per file):
 Every example becomes chat messages ending in the assistant turn to learn. The loss is taken on
 assistant tokens only, rendered with the model's own chat template (`encode`).
 """
+
 from __future__ import annotations
 
 import json
@@ -130,7 +131,7 @@ def read_examples(path: str | Path, instruction: str | None = None) -> tuple[str
     try:
         lines = data.decode("utf-8-sig").splitlines()  # a leading BOM is not text
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1  # the line, for the user to find it
+        line = data[: e.start].count(b"\n") + 1  # the line, for the user to find it
         raise DatasetError(path, [(line, f"not UTF-8 text ({e.reason}: byte 0x{data[e.start]:02x})")]) from None
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -145,9 +146,14 @@ def read_examples(path: str | Path, instruction: str | None = None) -> tuple[str
             continue
         line_fmt = detect_format(obj)
         if line_fmt is None:
-            problems.append((n, "unknown format: expected {\"messages\": [...]}, {\"prompt\", \"completion\"}, "
-                                "{\"instruction\", \"input\", \"output\"} or {\"input\", \"output\"}; "
-                                f"found keys {sorted(obj)}"))
+            problems.append(
+                (
+                    n,
+                    'unknown format: expected {"messages": [...]}, {"prompt", "completion"}, '
+                    '{"instruction", "input", "output"} or {"input", "output"}; '
+                    f"found keys {sorted(obj)}",
+                )
+            )
             continue
         if fmt is None:
             fmt, fmt_line = line_fmt, n
@@ -168,6 +174,7 @@ def read_examples(path: str | Path, instruction: str | None = None) -> tuple[str
 
 
 # ---- tokens: the model's own chat template, loss on the answer only ---------------------------
+
 
 @dataclass
 class Encoded:
@@ -201,20 +208,22 @@ def _segments(tokenizer, messages: list[dict], weights: list[int]) -> list[tuple
             if not (before.startswith(done) and after.startswith(before)):
                 stable = False  # the template rewrites history (some do): learn the last turn only
                 break
-            pieces += [(before[len(done):], False), (after[len(before):], bool(weights[turn]))]
+            pieces += [(before[len(done) :], False), (after[len(before) :], bool(weights[turn]))]
             done, turn = after, turn + 1
         if stable:
             return [p for p in pieces if p[0]]
         before = _render(tokenizer, messages[:-1], True)
         after = _render(tokenizer, messages, False)
         if after.startswith(before):
-            return [(before, False), (after[len(before):], True)]
+            return [(before, False), (after[len(before) :], True)]
         return [(before, False), (messages[-1]["content"] + (tokenizer.eos_token or ""), True)]
     # No chat template (a base model): the lab's plain "Input:/Output:" format, as served.
     from ..backends.base import plain_render
 
-    return [(plain_render(messages[:-1]), False),
-            (" " + messages[-1]["content"].strip() + (tokenizer.eos_token or ""), True)]
+    return [
+        (plain_render(messages[:-1]), False),
+        (" " + messages[-1]["content"].strip() + (tokenizer.eos_token or ""), True),
+    ]
 
 
 def encode(tokenizer, messages: list[dict], max_seq_len: int, weights: list[int] | None = None) -> Encoded:
@@ -237,6 +246,7 @@ def encode(tokenizer, messages: list[dict], max_seq_len: int, weights: list[int]
 
 # ---- the report ---------------------------------------------------------------------------------
 
+
 @dataclass
 class DatasetReport:
     path: str
@@ -256,12 +266,16 @@ class DatasetReport:
         return dict(self.__dict__)
 
     def summary(self) -> str:
-        lines = [f"{self.path}: {self.count} examples ({self.format}), sha256 {self.sha256[:12]}",
-                 f"  duplicates dropped: {self.duplicates}   train/val split: {self.n_train}/{self.n_val}"]
+        lines = [
+            f"{self.path}: {self.count} examples ({self.format}), sha256 {self.sha256[:12]}",
+            f"  duplicates dropped: {self.duplicates}   train/val split: {self.n_train}/{self.n_val}",
+        ]
         if self.lengths:
             ln = self.lengths
-            lines.append(f"  tokens per example: min {ln['min']}, median {ln['median']}, p95 {ln['p95']}, "
-                         f"max {ln['max']}; {self.truncated} longer than max_seq_len {self.max_seq_len}")
+            lines.append(
+                f"  tokens per example: min {ln['min']}, median {ln['median']}, p95 {ln['p95']}, "
+                f"max {ln['max']}; {self.truncated} longer than max_seq_len {self.max_seq_len}"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -281,8 +295,16 @@ class PreparedData:
     val: list[Encoded]
 
 
-def prepare(path: str | Path, tokenizer=None, *, max_seq_len: int = 512, val_fraction: float = 0.1,
-            seed: int = 0, instruction: str | None = None, force: bool = False) -> PreparedData:
+def prepare(
+    path: str | Path,
+    tokenizer=None,
+    *,
+    max_seq_len: int = 512,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    instruction: str | None = None,
+    force: bool = False,
+) -> PreparedData:
     """Read, check and (with a tokenizer) encode a training file, with its report.
     Raises DatasetError on a malformed line, or on fewer than 20 examples unless `force`."""
     path = Path(path)
@@ -296,17 +318,36 @@ def prepare(path: str | Path, tokenizer=None, *, max_seq_len: int = 512, val_fra
             unique.append(ex)
     warnings = []
     if count < MIN_EXAMPLES and not force:
-        raise DatasetError(path, [(None, f"only {count} examples: fewer than {MIN_EXAMPLES} is too few to tune "
-                                         "on (it will overfit or do nothing). Add examples, or pass --force "
-                                         "to train anyway.")])
+        raise DatasetError(
+            path,
+            [
+                (
+                    None,
+                    f"only {count} examples: fewer than {MIN_EXAMPLES} is too few to tune "
+                    "on (it will overfit or do nothing). Add examples, or pass --force "
+                    "to train anyway.",
+                )
+            ],
+        )
     if count < FEW_EXAMPLES:
-        warnings.append(f"only {count} examples: under {FEW_EXAMPLES}, tuning is likely to overfit or do "
-                        "little; try few-shot prompting first and collect more examples")
+        warnings.append(
+            f"only {count} examples: under {FEW_EXAMPLES}, tuning is likely to overfit or do "
+            "little; try few-shot prompting first and collect more examples"
+        )
     if len(unique) < count:
         warnings.append(f"{count - len(unique)} exact duplicate examples dropped")
     train_idx, val_idx = split_indices(len(unique), val_fraction, seed)
-    report = DatasetReport(str(path), fmt, sha256_of(path), count, count - len(unique),
-                           len(train_idx), len(val_idx), max_seq_len, warnings=warnings)
+    report = DatasetReport(
+        str(path),
+        fmt,
+        sha256_of(path),
+        count,
+        count - len(unique),
+        len(train_idx),
+        len(val_idx),
+        max_seq_len,
+        warnings=warnings,
+    )
     if tokenizer is None:
         return PreparedData(report, [], [])
     encoded = []
@@ -315,18 +356,26 @@ def prepare(path: str | Path, tokenizer=None, *, max_seq_len: int = 512, val_fra
         enc.line = ex.line
         encoded.append(enc)
     lengths = sorted(e.length for e in encoded)
-    report.lengths = {"min": lengths[0], "median": int(statistics.median(lengths)),
-                      "p95": lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))],
-                      "max": lengths[-1], "mean": round(statistics.fmean(lengths), 1)}
+    report.lengths = {
+        "min": lengths[0],
+        "median": int(statistics.median(lengths)),
+        "p95": lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))],
+        "max": lengths[-1],
+        "mean": round(statistics.fmean(lengths), 1),
+    }
     report.truncated = sum(1 for n in lengths if n > max_seq_len)
     if report.truncated:
-        warnings.append(f"{report.truncated} examples are longer than max_seq_len={max_seq_len} tokens and "
-                        "are cut at the end; raise --max-seq-len if the answers matter there")
+        warnings.append(
+            f"{report.truncated} examples are longer than max_seq_len={max_seq_len} tokens and "
+            "are cut at the end; raise --max-seq-len if the answers matter there"
+        )
     bad = [e.line for e in encoded if e.n_answer == 0]
     if bad:
         report.unusable = len(bad)
-        warnings.append(f"{len(bad)} examples have no answer tokens within max_seq_len and are skipped "
-                        f"(lines {', '.join(map(str, bad[:10]))}{'...' if len(bad) > 10 else ''})")
+        warnings.append(
+            f"{len(bad)} examples have no answer tokens within max_seq_len and are skipped "
+            f"(lines {', '.join(map(str, bad[:10]))}{'...' if len(bad) > 10 else ''})"
+        )
     train = [encoded[i] for i in train_idx if encoded[i].n_answer]
     val = [encoded[i] for i in val_idx if encoded[i].n_answer]
     if not train:

@@ -25,6 +25,7 @@ architecture (`general.architecture`), from llama.cpp's converter and transforme
 Other architectures are refused rather than guessed: a wrong row order loads fine and serves a
 silently different model.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,6 +47,7 @@ class ExportError(ValueError):
 @dataclass
 class BaseLayout:
     """What the export needs to know about the base GGUF."""
+
     path: Path
     arch: str
     n_head: int
@@ -57,8 +59,7 @@ class BaseLayout:
 def permute_qk(rows: np.ndarray, n_head: int) -> np.ndarray:
     """The row order llama.cpp's converter gives llama q_proj/k_proj weights (HF -> GGUF):
     within each head, rows [first half | second half] become interleaved pairs."""
-    return (rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:])
-            .swapaxes(1, 2).reshape(rows.shape))
+    return rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
 def gguf_rows(layout: BaseLayout, hf_name: str, b: np.ndarray) -> np.ndarray:
@@ -86,13 +87,16 @@ def read_base_layout(base_gguf: str | Path) -> BaseLayout:
         raise ExportError(
             f"{base_gguf}: general.architecture is {arch!r}; exporting a LoRA adapter to GGUF is only "
             f"implemented for {', '.join(sorted(PERMUTES_QK))} (Mistral GGUFs are 'llama'). Serve this "
-            "adapter with transformers instead (--backend hf)")
+            "adapter with transformers instead (--backend hf)"
+        )
     n_blocks = _field(reader, f"{arch}.block_count")
     n_head = _field(reader, f"{arch}.attention.head_count")
     n_head_kv = _field(reader, f"{arch}.attention.head_count_kv") or n_head
     if not isinstance(n_blocks, int) or not isinstance(n_head, int) or not isinstance(n_head_kv, int):
-        raise ExportError(f"{base_gguf}: {arch}.block_count / attention.head_count(_kv) missing or per-layer "
-                          f"({n_blocks!r}, {n_head!r}, {n_head_kv!r}): cannot place LoRA rows")
+        raise ExportError(
+            f"{base_gguf}: {arch}.block_count / attention.head_count(_kv) missing or per-layer "
+            f"({n_blocks!r}, {n_head!r}, {n_head_kv!r}): cannot place LoRA rows"
+        )
     arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
     shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
     return BaseLayout(base_gguf, arch, n_head, n_head_kv, gguf.get_tensor_name_map(arch_enum, n_blocks), shapes)
@@ -127,8 +131,10 @@ def read_peft_adapter(adapter_dir: Path) -> tuple[float, dict[str, tuple[np.ndar
         elif key.endswith(".lora_B.weight"):
             part = "b"
         else:
-            raise ExportError(f"{weights_file}: tensor {key} is not a lora_A/lora_B weight "
-                              "(trained embeddings, norms or extra modules cannot go into a GGUF LoRA)")
+            raise ExportError(
+                f"{weights_file}: tensor {key} is not a lora_A/lora_B weight "
+                "(trained embeddings, norms or extra modules cannot go into a GGUF LoRA)"
+            )
         hf_name = key.replace("base_model.model.", "", 1).replace(f".lora_{part.upper()}.weight", ".weight")
         parts.setdefault(hf_name, {})[part] = value.to(torch.float32).numpy()
     pairs = {}
@@ -156,12 +162,17 @@ def export_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: str | 
             raise ExportError(f"{adapter_dir}: no GGUF tensor for {hf_name} in architecture {layout.arch}")
         want = layout.shapes.get(gguf_name)
         if want is None:
-            tied = " (its lm_head is tied to the embeddings: adapt the embeddings, not lm_head)" \
-                if gguf_name == "output.weight" else ""
+            tied = (
+                " (its lm_head is tied to the embeddings: adapt the embeddings, not lm_head)"
+                if gguf_name == "output.weight"
+                else ""
+            )
             raise ExportError(f"{base_gguf} has no tensor {gguf_name} (for {hf_name}){tied or ': wrong base model?'}")
         if (a.shape[1], b.shape[0]) != want or a.shape[0] != b.shape[1]:
-            raise ExportError(f"{hf_name}: LoRA shapes A{a.shape} B{b.shape} do not fit {gguf_name} "
-                              f"{want} of {base_gguf.name}: the adapter was trained for another model")
+            raise ExportError(
+                f"{hf_name}: LoRA shapes A{a.shape} B{b.shape} do not fit {gguf_name} "
+                f"{want} of {base_gguf.name}: the adapter was trained for another model"
+            )
         tensors.append((f"{gguf_name}.lora_a", a))
         tensors.append((f"{gguf_name}.lora_b", gguf_rows(layout, hf_name, b)))
 

@@ -8,6 +8,7 @@ outside is marked died (`refresh_run_status`), and Stop signals only that very p
 and its output to a log file beside its config. The config travels as JSON (a real writer, so
 any text in a system prompt survives the trip).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,12 +48,13 @@ def check_not_training(lab, name: str) -> None:
     by a job this process started that has not taken the lock yet (still importing torch)."""
     held = trainer_lock.holder(lab, name) or next((j for j in _starting(lab) if j["name"] == name), None)
     if held:
-        raise TrainingError(f"{trainer_lock.describe(held)}: wait for it to finish or stop it first (two trainers "
-                            "on one adapter would overwrite each other)")
+        raise TrainingError(
+            f"{trainer_lock.describe(held)}: wait for it to finish or stop it first (two trainers "
+            "on one adapter would overwrite each other)"
+        )
 
 
-def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
-          restart: bool = False) -> Job:
+def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = False, restart: bool = False) -> Job:
     """Start training `config` in a background process; returns at once. Refused (TrainingError)
     while another trainer works on the same adapter."""
     check_not_training(lab, config.name)
@@ -65,7 +67,9 @@ def start(lab, config: TrainConfig, *, overwrite: bool = False, resume: bool = F
     config_path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     log_path = folder / f"{config.name}-{stamp}.log"
     args = [sys.executable, "-m", "lab.tuning", "--home", str(lab.home.root), "--config", str(config_path)]
-    args += (["--overwrite"] if overwrite else []) + (["--resume"] if resume else []) + (["--restart"] if restart else [])
+    args += (
+        (["--overwrite"] if overwrite else []) + (["--resume"] if resume else []) + (["--restart"] if restart else [])
+    )
     proc = spawn(lab, args, log_path, job_log=True)
     proc.lab_name, proc.lab_log = config.name, str(log_path)
     return Job(proc.pid, config.name, config_path, log_path, process_started(proc.pid))
@@ -86,7 +90,12 @@ def _starting(lab) -> list[dict]:
     out = []
     for proc in _CHILDREN:
         if proc.poll() is None and getattr(proc, "lab_name", None):
-            job = {"name": proc.lab_name, "pid": proc.pid, "log": proc.lab_log, "pid_started": process_started(proc.pid)}
+            job = {
+                "name": proc.lab_name,
+                "pid": proc.pid,
+                "log": proc.lab_log,
+                "pid_started": process_started(proc.pid),
+            }
             run = run_of(lab, job)
             if run is None or run["status"] == "running":
                 out.append(job)
@@ -125,8 +134,10 @@ def stop_job(lab, job: dict) -> str:
         process.send_signal(signal.SIGTERM)
     except psutil.NoSuchProcess:
         return f"Training '{job['name']}' (process {job['pid']}) has already ended: see its log."
-    return (f"Stopped training '{job['name']}' while it was loading the model (process {job['pid']}): "
-            "no step had run, so there is nothing to resume.")
+    return (
+        f"Stopped training '{job['name']}' while it was loading the model (process {job['pid']}): "
+        "no step had run, so there is nothing to resume."
+    )
 
 
 def trainer_alive(run: dict) -> bool | None:
@@ -151,12 +162,16 @@ def refresh_run_status(lab) -> list[int]:
             continue
         ckpt = find_checkpoint(lab, run["adapter_name"])
         ckpt_step = json.loads((ckpt / "state.json").read_text()).get("step") if ckpt else None
-        where = (f"checkpoint at step {ckpt_step} in {ckpt}: start it again with resume" if ckpt
-                 else "no checkpoint")
-        lab.store.update_training_run(run["id"], {
-            "status": "died", "finished_ts": now(),
-            "error": f"the trainer (process {run['pid']}) ended without finishing, killed from outside "
-                     f"(out of memory? kill -9?); last step {run['last_step'] or 0}, {where}"})
+        where = f"checkpoint at step {ckpt_step} in {ckpt}: start it again with resume" if ckpt else "no checkpoint"
+        lab.store.update_training_run(
+            run["id"],
+            {
+                "status": "died",
+                "finished_ts": now(),
+                "error": f"the trainer (process {run['pid']}) ended without finishing, killed from outside "
+                f"(out of memory? kill -9?); last step {run['last_step'] or 0}, {where}",
+            },
+        )
         died.append(run["id"])
     return died
 
@@ -176,8 +191,10 @@ def stop(lab, run_id: int) -> str:
     if run["status"] != "running" or not run.get("pid"):
         return f"Run #{run_id} is not running ({run['status']})."
     if run.get("pid_started") is None:
-        return (f"Run #{run_id}: not signalling process {run['pid']}: this run recorded no start time, so "
-                "there is no telling that the process is still its trainer.")
+        return (
+            f"Run #{run_id}: not signalling process {run['pid']}: this run recorded no start time, so "
+            "there is no telling that the process is still its trainer."
+        )
     try:
         process = psutil.Process(int(run["pid"]))
         if abs(process.create_time() - run["pid_started"]) >= 0.01:
@@ -185,8 +202,9 @@ def stop(lab, run_id: int) -> str:
         process.send_signal(signal.SIGTERM)  # psutil checks again that the pid is still this process
     except psutil.NoSuchProcess:  # it ended between the check and the signal
         refresh_run_status(lab)
-        return (f"Run #{run_id}: its process {run['pid']} has just ended (or is no longer the trainer); "
-                "nothing signalled.")
+        return (
+            f"Run #{run_id}: its process {run['pid']} has just ended (or is no longer the trainer); nothing signalled."
+        )
     return f"Stopping run #{run_id} at the next step boundary (a checkpoint is kept; start again with resume)."
 
 
@@ -201,9 +219,15 @@ def spawn(lab, args: list[str], log_path: Path, job_log: bool = False) -> subpro
     not stop it), output to `log_path`, reaped by `reap` (no zombie left). `job_log`: the child
     records its log in the trainer's lock, so a reloaded page finds the output."""
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(lab.home.root), env=_child_env(log_path if job_log else None),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(lab.home.root),
+            env=_child_env(log_path if job_log else None),
+            start_new_session=True,
+        )
     _CHILDREN.append(proc)
     return proc
 
@@ -221,10 +245,19 @@ def _child_env(log_path: Path | None = None) -> dict:
 
 # ---- training in a job process, waited for ------------------------------------------------------
 
-def train_in_job(lab, config: TrainConfig, *, resume: bool = False, restart: bool = False,
-                 overwrite: bool = False, on_step: Callable[[dict], None] | None = None,
-                 cancel: threading.Event | None = None, say: Callable[[str], None] | None = None,
-                 poll_s: float = 0.2):
+
+def train_in_job(
+    lab,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    restart: bool = False,
+    overwrite: bool = False,
+    on_step: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+    say: Callable[[str], None] | None = None,
+    poll_s: float = 0.2,
+):
     """Train `config` in its own process and wait for it: how `lab climb`, `lab curve` and `lab demo`
     train. A fresh process imports Unsloth before anything has loaded transformers (this one has,
     for the embedder), which its patches need. Each logged step goes to `on_step` (with
@@ -306,7 +339,7 @@ class _JobWatch:
 
     def last_error(self) -> str | None:
         """The trainer's own message ("Error: ..." on a refusal), else the last lines it wrote."""
-        errors = [line[len("Error: "):] for line in self.lines if line.startswith("Error: ")]
+        errors = [line[len("Error: ") :] for line in self.lines if line.startswith("Error: ")]
         if errors:
             return errors[-1]
         tail = "\n".join(self.lines[-8:]).strip()

@@ -7,6 +7,7 @@ with it (`info.hf_path`), else the GGUF dequantised once into the lab's cache (s
 the HF backend), so the adapter fits the model the llama.cpp arms run. A GGUF too big to
 dequantise sensibly is refused with what to put on disk instead.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,15 +32,17 @@ def cuda_available() -> bool:
 
 
 def pick_method(method: str, cuda: bool) -> str:
-    """"lora" or "qlora" for `method` ("auto": qlora on CUDA, lora on the CPU). qlora on the
+    """ "lora" or "qlora" for `method` ("auto": qlora on CUDA, lora on the CPU). qlora on the
     CPU needs bitsandbytes >= 0.47 (its CPU 4-bit kernels)."""
     if method == "auto":
         return "qlora" if cuda else "lora"
     if method == "qlora" and not cuda:
         problem = cpu_qlora_problem()
         if problem:
-            raise TrainingError(f"--method qlora on the CPU needs bitsandbytes >= 0.47: {problem}. "
-                                "pip install 'bitsandbytes>=0.47', or use --method lora.")
+            raise TrainingError(
+                f"--method qlora on the CPU needs bitsandbytes >= 0.47: {problem}. "
+                "pip install 'bitsandbytes>=0.47', or use --method lora."
+            )
     return method
 
 
@@ -60,6 +63,7 @@ def pick_precision(device: str, method: str) -> Precision:
 
 
 # ---- the base weights ---------------------------------------------------------------------------
+
 
 def paired_hf_folder(info: ModelInfo) -> Path | None:
     """The HF weights folder tied to a GGUF model (model pairs), if there is one on disk."""
@@ -102,7 +106,8 @@ def check_trainable_base(lab, info: ModelInfo) -> None:
             f"beside it. Training needs the model's HF weights: dequantising this GGUF would take about "
             f"{params * 4 / 1e9:.0f} GB of memory and disk. Put the same model's HF folder (config.json + "
             f"*.safetensors in bf16, or a '-bnb-4bit' folder for qlora) beside the GGUF in {Path(info.path).parent} "
-            f"and train again.")
+            f"and train again."
+        )
 
 
 def hf_source_path(lab, info: ModelInfo) -> Path:
@@ -132,14 +137,16 @@ def load_tokenizer(lab, info: ModelInfo):
     if (folder / "config.json").exists():
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     else:  # a GGUF not yet converted: read the tokenizer from the file itself
-        tok = AutoTokenizer.from_pretrained(str(Path(info.path).parent), gguf_file=Path(info.path).name,
-                                            local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(
+            str(Path(info.path).parent), gguf_file=Path(info.path).name, local_files_only=True
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
 # ---- loading for training -----------------------------------------------------------------------
+
 
 def _load_lora(run: TrainRun) -> None:
     """Float weights + PEFT LoRA (CPU or GPU)."""
@@ -154,8 +161,12 @@ def _load_lora(run: TrainRun) -> None:
         model, tok = load_hf_model(source, dtype=run.precision.weights, device=run.device)
     else:
         check_trainable_base(lab, info)
-        model, tok = load_hf_model(info, dtype=run.precision.weights, device=run.device,
-                                   cache_dir=lab.hf_cache_dir(info) if info.format == "gguf" else None)
+        model, tok = load_hf_model(
+            info,
+            dtype=run.precision.weights,
+            device=run.device,
+            cache_dir=lab.hf_cache_dir(info) if info.format == "gguf" else None,
+        )
     if gradient_checkpointing(run.config, run.method, run.device):
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -181,4 +192,3 @@ def load_model(run: TrainRun) -> None:
     # one, or the converted GGUF), so standard PEFT tools can load it too.
     if hasattr(run.model, "peft_config"):
         run.model.peft_config["default"].base_model_name_or_path = str(hf_source_path(run.lab, run.info))
-

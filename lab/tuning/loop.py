@@ -1,6 +1,7 @@
 """The training loop: seeded batches, the loss on the answer tokens, one optimizer step at a
 time (linear warmup then linear decay, gradient clipping), validation loss, and a row in
 `training_steps` per step (committed as it is written, so the app draws the curve live)."""
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,7 @@ def micro_batch(n: int, batch_size: int, seed: int, index: int) -> list[int]:
     epoch, pos = divmod(index, per_epoch)
     order = list(range(n))
     random.Random(seed * 100_003 + epoch).shuffle(order)
-    return order[pos * batch_size:(pos + 1) * batch_size]
+    return order[pos * batch_size : (pos + 1) * batch_size]
 
 
 def collate(items: list[Encoded], pad_id: int, device: str):
@@ -127,7 +128,7 @@ def val_loss(run: TrainRun) -> float | None:
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(val), run.config.batch_size):
-            ids, labels, mask = collate(val[i:i + run.config.batch_size], run.pad_id, run.device)
+            ids, labels, mask = collate(val[i : i + run.config.batch_size], run.pad_id, run.device)
             n = loss_tokens(labels)
             if n:
                 with run.precision.context(run.device):
@@ -159,6 +160,7 @@ def eta_seconds(run: TrainRun) -> float:
     left = validations_left(run.step, run.total, run.config.eval_every) if run.data.val else 0
     return train_s * (run.total - run.step) + val_each * left
 
+
 class Peak:
     """Peak memory while training: RSS sampled every step (and the process's own max RSS),
     and torch's peak allocation on CUDA."""
@@ -175,8 +177,10 @@ class Peak:
         import torch
 
         self.sample()
-        out = {"peak_rss_bytes": self.rss,
-               "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        out = {
+            "peak_rss_bytes": self.rss,
+            "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
         if self.device == "cuda":
             out["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
         return out
@@ -211,9 +215,17 @@ def train_step(run: TrainRun, lr: float) -> tuple[float, int]:
     cfg = run.config
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    micro = [collate([run.train_set[i] for i in micro_batch(len(run.train_set), cfg.batch_size, cfg.seed,
-                                                             run.step * cfg.grad_accum + k)],
-                     run.pad_id, run.device) for k in range(cfg.grad_accum)]
+    micro = [
+        collate(
+            [
+                run.train_set[i]
+                for i in micro_batch(len(run.train_set), cfg.batch_size, cfg.seed, run.step * cfg.grad_accum + k)
+            ],
+            run.pad_id,
+            run.device,
+        )
+        for k in range(cfg.grad_accum)
+    ]
     n_step = sum(loss_tokens(labels) for _, labels, _ in micro)
     step_loss, n_input = 0.0, 0
     for ids, labels, mask in micro:
@@ -244,12 +256,27 @@ def _record(run: TrainRun, step_loss: float, n_input: int, lr: float, dt: float,
         run.val_s += time.perf_counter() - t0
         run.val_passes += 1
     eta = eta_seconds(run)
-    row = {"run_id": run.run_id, "step": run.step, "loss": step_loss, "val_loss": val, "lr": lr,
-           "tokens_per_s": n_input / dt if dt > 0 else None,
-           "epoch": run.step / run.steps_per_epoch, "eta_s": eta, "ts": now()}
+    row = {
+        "run_id": run.run_id,
+        "step": run.step,
+        "loss": step_loss,
+        "val_loss": val,
+        "lr": lr,
+        "tokens_per_s": n_input / dt if dt > 0 else None,
+        "epoch": run.step / run.steps_per_epoch,
+        "eta_s": eta,
+        "ts": now(),
+    }
     run.lab.store.log_training_step(row)
-    bar.set_postfix({"loss": f"{step_loss:.3f}", "val": "-" if run.val_loss is None else f"{run.val_loss:.3f}",
-                     "lr": f"{lr:.1e}", "tok/s": f"{row['tokens_per_s'] or 0:.0f}"}, refresh=False)
+    bar.set_postfix(
+        {
+            "loss": f"{step_loss:.3f}",
+            "val": "-" if run.val_loss is None else f"{run.val_loss:.3f}",
+            "lr": f"{lr:.1e}",
+            "tok/s": f"{row['tokens_per_s'] or 0:.0f}",
+        },
+        refresh=False,
+    )
     bar.update(1)
     if run.on_step:
         run.on_step(dict(row, total_steps=run.total))
@@ -261,8 +288,9 @@ def run_loop(run: TrainRun) -> None:
 
     run.peak = run.peak or Peak(run.device)
     run.t_loop = time.perf_counter()
-    bar = tqdm(total=run.total, initial=run.step, disable=not run.progress, desc=run.name, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=run.total, initial=run.step, disable=not run.progress, desc=run.name, unit="step", dynamic_ncols=True
+    )
     try:
         run.model.train()
         run.model.config.use_cache = False

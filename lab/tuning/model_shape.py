@@ -2,6 +2,7 @@
 the decoder layer's linear modules, from an HF config.json or the equivalent fields of a GGUF header.
 No weights are read.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ class VRAMError(ValueError):
 
 
 # ---- the model's shape ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -35,8 +37,15 @@ class ModelShape:
         h, i, q, kv = self.hidden, self.intermediate, self.heads * self.head_dim, self.kv_heads * self.head_dim
         if self.fused:
             return {"qkv_proj": (h, q + 2 * kv), "o_proj": (q, h), "gate_up_proj": (h, 2 * i), "down_proj": (i, h)}
-        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {
+            "q_proj": (h, q),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (q, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
 
     @property
     def linear_params(self) -> int:
@@ -75,10 +84,19 @@ def model_shape(config: dict, source: str = "config.json") -> ModelShape:
         norms = 2 * h + 2 * head_dim
     bias = (heads + 2 * kv_heads) * head_dim if model_type.startswith("qwen2") else 0
     return ModelShape(
-        model_type=model_type, hidden=h, layers=need("num_hidden_layers"), intermediate=need("intermediate_size"),
-        heads=heads, kv_heads=int(kv_heads), head_dim=int(head_dim), vocab=need("vocab_size"),
+        model_type=model_type,
+        hidden=h,
+        layers=need("num_hidden_layers"),
+        intermediate=need("intermediate_size"),
+        heads=heads,
+        kv_heads=int(kv_heads),
+        head_dim=int(head_dim),
+        vocab=need("vocab_size"),
         tied=bool(cfg.get("tie_word_embeddings", config.get("tie_word_embeddings", gemma))),
-        fused=model_type.startswith("phi3"), norm_params_per_layer=norms, bias_params_per_layer=bias)
+        fused=model_type.startswith("phi3"),
+        norm_params_per_layer=norms,
+        bias_params_per_layer=bias,
+    )
 
 
 def targeted(shape: ModelShape, target_modules: list[str] | str) -> dict[str, tuple[int, int]]:
@@ -87,8 +105,10 @@ def targeted(shape: ModelShape, target_modules: list[str] | str) -> dict[str, tu
         return linears
     unknown = [m for m in target_modules if m not in linears]
     if unknown:
-        raise VRAMError(f"target_modules {unknown} are not linear layers of this {shape.model_type or 'model'}; "
-                        f"its layers have {', '.join(linears)} (or use 'all-linear')")
+        raise VRAMError(
+            f"target_modules {unknown} are not linear layers of this {shape.model_type or 'model'}; "
+            f"its layers have {', '.join(linears)} (or use 'all-linear')"
+        )
     return {name: linears[name] for name in target_modules}
 
 
@@ -97,6 +117,7 @@ def lora_params(shape: ModelShape, rank: int, target_modules: list[str] | str) -
 
 
 # ---- reading a model's config --------------------------------------------------------------------
+
 
 def read_model_config(path: str | Path) -> dict:
     """The HF-style config of a model: config.json (a file, or in an HF folder), or the equivalent

@@ -11,6 +11,7 @@ the same loaded backends the arms use. Compared per position:
     (a q/k row order llama.cpp does not expect shows as an error of ~0.35 or more).
 `logit_figures` is also what the export's tests assert on, for every supported architecture.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def _hf_logits(hf, ids: list[int], n_prompt: int, adapter: str | None) -> np.nda
         context, _served = hf._use_adapter(adapter)
         with context, torch.no_grad():
             out = hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits[0]
-    return out[n_prompt - 1:len(ids) - 1].float().cpu().numpy()
+    return out[n_prompt - 1 : len(ids) - 1].float().cpu().numpy()
 
 
 def _llama_logits(ll, ids: list[int], n_prompt: int, adapter: str | None) -> np.ndarray:
@@ -60,9 +61,12 @@ def _llama_logits(ll, ids: list[int], n_prompt: int, adapter: str | None) -> np.
 def engine_logits(hf, ll, ids: list[int], n_prompt: int, peft_dir: str, gguf_file: str) -> dict[str, np.ndarray]:
     """Logits of the four models for the positions n_prompt-1 .. len(ids)-2 (each predicting the
     next token of `ids`): HF base/tuned, llama.cpp base/tuned."""
-    return {"hf_base": _hf_logits(hf, ids, n_prompt, None), "hf_tuned": _hf_logits(hf, ids, n_prompt, peft_dir),
-            "llama_base": _llama_logits(ll, ids, n_prompt, None),
-            "llama_tuned": _llama_logits(ll, ids, n_prompt, gguf_file)}
+    return {
+        "hf_base": _hf_logits(hf, ids, n_prompt, None),
+        "hf_tuned": _hf_logits(hf, ids, n_prompt, peft_dir),
+        "llama_base": _llama_logits(ll, ids, n_prompt, None),
+        "llama_tuned": _llama_logits(ll, ids, n_prompt, gguf_file),
+    }
 
 
 def logit_figures(hf_base, hf_tuned, llama_base, llama_tuned) -> dict:
@@ -74,7 +78,8 @@ def logit_figures(hf_base, hf_tuned, llama_base, llama_tuned) -> dict:
         "top1_agree_tuned": top1(hf_tuned, llama_tuned),  # HF+PEFT vs llama+adapter.gguf
         "top1_same_as_base_hf": top1(hf_base, hf_tuned),  # how much the adapter changes HF's choices
         "top1_same_as_base_llama": top1(llama_base, llama_tuned),
-        "kl_base": _kl(hf_base, llama_base), "kl_tuned": _kl(hf_tuned, llama_tuned),
+        "kl_base": _kl(hf_base, llama_base),
+        "kl_tuned": _kl(hf_tuned, llama_tuned),
         "max_abs_base": float(np.abs(hf_base - llama_base).max()),
         "max_abs_tuned": float(np.abs(hf_tuned - llama_tuned).max()),
         "adapter_effect_norm": float(np.linalg.norm(d_hf) / max(np.linalg.norm(hf_base), 1e-9)),
@@ -97,8 +102,14 @@ def compare(lab, adapter: AdapterInfo, prompts: list[list[dict]], max_tokens: in
         cont = hf.tokenizer(hf_gen.text, add_special_tokens=False)["input_ids"] or [hf.tokenizer.eos_token_id]
         ids = prompt_ids + cont + [cont[-1]]  # one extra so every continuation token gets a row
         figures.append(logit_figures(**engine_logits(hf, ll, ids, len(prompt_ids), peft_dir, gguf_file)))
-        rows.append({"prompt": messages[-1]["content"][:60], "hf_tuned": hf_gen.text, "llama_tuned": ll_gen.text,
-                     "same_text": hf_gen.text == ll_gen.text})
+        rows.append(
+            {
+                "prompt": messages[-1]["content"][:60],
+                "hf_tuned": hf_gen.text,
+                "llama_tuned": ll_gen.text,
+                "same_text": hf_gen.text == ll_gen.text,
+            }
+        )
     keys = logit_figures(*[np.zeros((1, 2))] * 4)  # only the names: no prompts gives NaNs
     result = {"prompts": len(prompts)}
     for key in keys:

@@ -12,6 +12,7 @@ can be continued" reads `learned()`: the settings that change what an adapter le
 comes from this lab's own training steps on the same device (the same base model first), so a
 GPU plan never reads CPU speeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,11 +89,23 @@ def plan_of(lab, config: TrainConfig, device: str | None = None) -> TrainPlan:
     """The plan of a config made elsewhere (a checkpoint's, a TOML file's)."""
     from .datasets import prepare
 
-    report = prepare(config.data, None, max_seq_len=config.max_seq_len, val_fraction=config.val_fraction,
-                     seed=config.seed, instruction=config.instruction, force=True).report
+    report = prepare(
+        config.data,
+        None,
+        max_seq_len=config.max_seq_len,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        instruction=config.instruction,
+        force=True,
+    ).report
     full = steps_for(report.n_train, config.epochs, config.batch_size, config.grad_accum)
-    return TrainPlan(config, training_device(device or "auto").split(":")[0], report.n_train, full,
-                     tokens_per_example(config.data, config.instruction, config.max_seq_len))
+    return TrainPlan(
+        config,
+        training_device(device or "auto").split(":")[0],
+        report.n_train,
+        full,
+        tokens_per_example(config.data, config.instruction, config.max_seq_len),
+    )
 
 
 def for_task(lab, task, source: str, *, name: str | None = None, device: str = "auto", **values) -> TrainPlan:
@@ -100,8 +113,12 @@ def for_task(lab, task, source: str, *, name: str | None = None, device: str = "
     model unless `base_model` is given."""
     if task.train is None:
         raise TrainConfigError(f"task '{task.name}' has no training set (train = \"...\" in its task.toml)")
-    values = {"base_model": lab.config.default_model, "instruction": task.instruction or None,
-              "data": str(Path(task.train).resolve()), **{k: v for k, v in values.items() if v is not None}}
+    values = {
+        "base_model": lab.config.default_model,
+        "instruction": task.instruction or None,
+        "data": str(Path(task.train).resolve()),
+        **{k: v for k, v in values.items() if v is not None},
+    }
     return make_plan(lab, source, device=device, name=name or task.name, **values)
 
 
@@ -109,11 +126,14 @@ def few_steps_warning(steps: int) -> str | None:
     """What to say before and after a run too short to teach the model anything."""
     if steps >= FEW_STEPS:
         return None
-    return (f"{steps} steps is very few: a run this short rarely changes what the model does (the adapter "
-            f"may only echo its input). The demo trains 60 steps; {FEW_STEPS}+ is the least worth evaluating.")
+    return (
+        f"{steps} steps is very few: a run this short rarely changes what the model does (the adapter "
+        f"may only echo its input). The demo trains 60 steps; {FEW_STEPS}+ is the least worth evaluating."
+    )
 
 
 # ---- what is there already ----------------------------------------------------------------------
+
 
 def trained_adapter(lab, config: TrainConfig, name: str | None = None):
     """The adapter `name` (default: the config's) when it is what `config` would train: the same
@@ -125,9 +145,11 @@ def trained_adapter(lab, config: TrainConfig, name: str | None = None):
     except (AdapterError, OSError, KeyError):
         return None
     m = adapter.manifest
-    same = (learned(m.get("config") or {}) == learned(config.to_json())
-            and (m.get("dataset") or {}).get("sha256") == sha256_of(Path(config.data))
-            and adapter.base_sha == base_sha(lab, config.base_model))
+    same = (
+        learned(m.get("config") or {}) == learned(config.to_json())
+        and (m.get("dataset") or {}).get("sha256") == sha256_of(Path(config.data))
+        and adapter.base_sha == base_sha(lab, config.base_model)
+    )
     return adapter if same else None
 
 
@@ -144,6 +166,7 @@ def base_sha(lab, base_model: str) -> str:
 
 
 # ---- how long it takes here ---------------------------------------------------------------------
+
 
 def tokens_per_example(path: str | Path, instruction: str | None, max_seq_len: int) -> int:
     """A rough token count of one training example (about 4 characters a token), without
@@ -162,14 +185,20 @@ PRIOR_GPU_SPEEDUP = 50
 LOAD_S = 60  # loading (the first time: converting) the base model
 
 
-def measured_seconds_per_token(lab, device: str = "cpu", base_model: str | None = None,
-                               n_runs: int = 10) -> tuple[float, int] | None:
+def measured_seconds_per_token(
+    lab, device: str = "cpu", base_model: str | None = None, n_runs: int = 10
+) -> tuple[float, int] | None:
     """Wall seconds per training token of this lab's recent runs on `device` (of `base_model`
     when given), step to step, so the validation passes between steps are counted;
     (seconds, steps measured) or None."""
     total_s, total_tokens, measured = 0.0, 0.0, 0
-    runs = [r for r in lab.store.training_runs(50) if (r.get("device") or "").split(":")[0] == device
-            and r["steps"] >= 3 and (base_model is None or r.get("base_model") == base_model)]
+    runs = [
+        r
+        for r in lab.store.training_runs(50)
+        if (r.get("device") or "").split(":")[0] == device
+        and r["steps"] >= 3
+        and (base_model is None or r.get("base_model") == base_model)
+    ]
     for run in runs[:n_runs]:
         try:
             cfg = json.loads(run["config_json"] or "{}")
@@ -233,5 +262,4 @@ def describe(lab, plan: TrainPlan) -> str:
     minutes = f"{secs / 60:.0f} min" if secs >= 90 else f"{secs:.0f} s"
     epochs = f"{plan.epochs:.2g} epoch{'s' if plan.epochs != 1 else ''} over {plan.n_train} examples"
     few = plan.few_steps_warning()
-    return (f"{plan.steps} steps ({epochs}), about {minutes} on {where} ({basis})."
-            + (f"\n{few}" if few else ""))
+    return f"{plan.steps} steps ({epochs}), about {minutes} on {where} ({basis})." + (f"\n{few}" if few else "")

@@ -13,6 +13,7 @@
   paired HF folder or the dequantised cache (`loading.hf_source`, which refuses a GGUF too big
   to dequantise).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -82,27 +83,32 @@ def keep_trainable_layout(model) -> int:
             module.support_avx512bf16_for_cpu = False
             state = getattr(module.weight, "quant_state", None)
             if getattr(state, "packing_format_for_cpu", False):
-                module.weight.data, module.weight.quant_state = (
-                    bnb_functional._convert_weight_packed_for_cpu_inverse(module.weight.data, state))
+                module.weight.data, module.weight.quant_state = bnb_functional._convert_weight_packed_for_cpu_inverse(
+                    module.weight.data, state
+                )
             count += 1
     return count
 
 
 # ---- Unsloth ------------------------------------------------------------------------------------
 
+
 def unsloth_wanted(method: str, engine: str, cuda: bool) -> bool:
     """Does this run train through Unsloth? (qlora on CUDA, engine auto/unsloth, unsloth installed.)"""
     if method != "qlora" or engine == "bitsandbytes":
         return False
     if engine == "unsloth" and not cuda:
-        raise TrainingError("--qlora-engine unsloth needs a CUDA GPU; on the CPU use --qlora-engine "
-                            "bitsandbytes (or auto)")
+        raise TrainingError(
+            "--qlora-engine unsloth needs a CUDA GPU; on the CPU use --qlora-engine bitsandbytes (or auto)"
+        )
     if not cuda:
         return False
     if importlib.util.find_spec("unsloth") is None:
         if engine == "unsloth":
-            raise TrainingError("unsloth is not installed: pip install 'ladder-lab[gpu]' (CUDA only), "
-                                "or use the PEFT + bitsandbytes path (--qlora-engine bitsandbytes)")
+            raise TrainingError(
+                "unsloth is not installed: pip install 'ladder-lab[gpu]' (CUDA only), "
+                "or use the PEFT + bitsandbytes path (--qlora-engine bitsandbytes)"
+            )
         return False
     return True
 
@@ -118,9 +124,13 @@ def unsloth_env(lab) -> dict[str, str]:
       be set before `import unsloth`.
     Unsloth's llama.cpp download (unsloth/save.py) runs only from its own GGUF export, which the
     lab never calls (it exports with lab.tuning.export_gguf), so no variable is needed for it."""
-    return {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "UNSLOTH_DISABLE_STATISTICS": "1",
-            "UNSLOTH_COMPILE_LOCATION": str(lab.home.state / "unsloth_compiled_cache")}
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "UNSLOTH_DISABLE_STATISTICS": "1",
+        "UNSLOTH_COMPILE_LOCATION": str(lab.home.state / "unsloth_compiled_cache"),
+    }
 
 
 def import_unsloth_first(lab, say=None) -> None:
@@ -130,8 +140,10 @@ def import_unsloth_first(lab, say=None) -> None:
     Path(os.environ["UNSLOTH_COMPILE_LOCATION"]).mkdir(parents=True, exist_ok=True)
     late = [m for m in ("transformers", "peft", "trl") if m in sys.modules and "unsloth" not in sys.modules]
     if late and say:
-        say(f"note: {', '.join(late)} was imported before unsloth in this process; "
-            "some of Unsloth's speed-ups may be missing")
+        say(
+            f"note: {', '.join(late)} was imported before unsloth in this process; "
+            "some of Unsloth's speed-ups may be missing"
+        )
     import unsloth  # noqa: F401
 
 
@@ -139,13 +151,21 @@ def _load_unsloth(run: TrainRun, src: Path) -> None:
     from unsloth import FastLanguageModel
 
     cfg = run.config
-    model, tok = FastLanguageModel.from_pretrained(model_name=str(src), max_seq_length=cfg.max_seq_len,
-                                                   dtype=None, load_in_4bit=True, local_files_only=True)
+    model, tok = FastLanguageModel.from_pretrained(
+        model_name=str(src), max_seq_length=cfg.max_seq_len, dtype=None, load_in_4bit=True, local_files_only=True
+    )
     run.targets = resolve_targets(cfg.target_modules, model)
     gc = gradient_checkpointing(cfg, run.method, run.device)
     run.model = FastLanguageModel.get_peft_model(
-        model, r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=run.targets,
-        bias="none", random_state=cfg.seed, use_gradient_checkpointing="unsloth" if gc else False)
+        model,
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=run.targets,
+        bias="none",
+        random_state=cfg.seed,
+        use_gradient_checkpointing="unsloth" if gc else False,
+    )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     run.tokenizer, run.engine = tok, "unsloth"
@@ -158,11 +178,19 @@ def _load_bitsandbytes(run: TrainRun, src: Path) -> None:
     compute = compute_dtype(run.device)
     # Double quantisation saves ~0.4 bit a weight of GPU memory; on the CPU memory is not what
     # runs out, and dequantising the scales again on every pass costs time.
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-                               bnb_4bit_use_double_quant=run.device == "cuda")
-    model = AutoModelForCausalLM.from_pretrained(str(src), quantization_config=quant, dtype=compute,
-                                                 device_map={"": 0 if run.device == "cuda" else "cpu"},
-                                                 local_files_only=True)
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_use_double_quant=run.device == "cuda",
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        str(src),
+        quantization_config=quant,
+        dtype=compute,
+        device_map={"": 0 if run.device == "cuda" else "cpu"},
+        local_files_only=True,
+    )
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]
     tok = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
@@ -171,7 +199,8 @@ def _load_bitsandbytes(run: TrainRun, src: Path) -> None:
     if run.device == "cpu":
         keep_trainable_layout(model)
     model = prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=gradient_checkpointing(run.config, run.method, run.device))
+        model, use_gradient_checkpointing=gradient_checkpointing(run.config, run.method, run.device)
+    )
     run.targets = resolve_targets(run.config.target_modules, model)
     run.model = get_peft_model(model, lora_config(run.config, run.targets))
     run.tokenizer, run.engine = tok, "peft+bitsandbytes"

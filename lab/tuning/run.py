@@ -1,5 +1,6 @@
 """One training run as one object: what `train()` and its parts (loading, the loop, checkpoints,
 finishing) read and update, instead of closures and long argument lists."""
+
 from __future__ import annotations
 
 import sys
@@ -51,6 +52,7 @@ def checkpoint_dir(lab, name: str) -> Path:
 class Precision:
     """How the forward pass runs: the dtype the base weights load in, the autocast dtype (None:
     plain float32), and a GradScaler where fp16 gradients need one (CUDA without bf16)."""
+
     weights: str = "float32"
     autocast: Any = None  # a torch dtype, or None
     scaler: Any = None  # torch.amp.GradScaler, or None
@@ -68,6 +70,7 @@ class Precision:
 @dataclass
 class TrainRun:
     """Everything one run holds, from its settings to where it has got to."""
+
     config: TrainConfig
     lab: Any
     info: ModelInfo

@@ -9,6 +9,7 @@ name, so the lab maps an adapter to the server by name and checks the base by na
   a request selects one by id (`GET /lora-adapters` lists them with their paths).
 - llama-cpp-python: its server's config file: the base, and one model alias per adapter.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,16 @@ def _lora_rank(adapter: AdapterInfo) -> int:
         return 16
 
 
-def serve_plan(lab, engine: str, base: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-               n_ctx: int | None = None, parallel: int = 8, config_path: str = "llama-cpp-server.json") -> ServePlan:
+def serve_plan(
+    lab,
+    engine: str,
+    base: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    n_ctx: int | None = None,
+    parallel: int = 8,
+    config_path: str = "llama-cpp-server.json",
+) -> ServePlan:
     """The command (and for llama-cpp-python the config) serving `base` (default: the lab's
     default model) with every finished adapter trained on it."""
     if engine not in ENGINES:
@@ -66,16 +75,48 @@ def serve_plan(lab, engine: str, base: str | None = None, host: str = "127.0.0.1
         weights = info.hf_path or lab.hf_cache_dir(info)
         if info.hf_path is None and not Path(weights).is_dir():
             plan.notes.append(f"{weights} (the HF copy of the GGUF the adapters train on) appears after `lab train`")
-        plan.command = ["vllm", "serve", str(weights), "--served-model-name", info.id, "--host", host,
-                        "--port", str(port), "--max-model-len", str(n_ctx)]
+        plan.command = [
+            "vllm",
+            "serve",
+            str(weights),
+            "--served-model-name",
+            info.id,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--max-model-len",
+            str(n_ctx),
+        ]
         if adapters:
-            plan.command += ["--enable-lora", "--max-lora-rank", str(max(map(_lora_rank, adapters))),
-                             "--max-loras", str(min(len(adapters), 8)), "--lora-modules",
-                             *[f"{a.name}={a.path.resolve()}" for a in adapters]]
+            plan.command += [
+                "--enable-lora",
+                "--max-lora-rank",
+                str(max(map(_lora_rank, adapters))),
+                "--max-loras",
+                str(min(len(adapters), 8)),
+                "--lora-modules",
+                *[f"{a.name}={a.path.resolve()}" for a in adapters],
+            ]
     elif engine == "llama-server":
         gguf = _gguf(info)
-        plan.command = ["llama-server", "-m", str(gguf), "--alias", info.id, "--host", host, "--port", str(port),
-                        "-c", str(n_ctx * parallel), "-np", str(parallel), "-ngl", "99"]
+        plan.command = [
+            "llama-server",
+            "-m",
+            str(gguf),
+            "--alias",
+            info.id,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "-c",
+            str(n_ctx * parallel),
+            "-np",
+            str(parallel),
+            "-ngl",
+            "99",
+        ]
         for a in adapters:
             plan.command += ["--lora", str(_adapter_gguf(a))]
         if adapters:
@@ -85,8 +126,9 @@ def serve_plan(lab, engine: str, base: str | None = None, host: str = "127.0.0.1
         gguf = _gguf(info)
         common = {"n_ctx": n_ctx, "n_gpu_layers": lab.config.n_gpu_layers if lab.config.n_gpu_layers is not None else 0}
         models = [{"model": str(gguf), "model_alias": info.id, **common}]
-        models += [{"model": str(gguf), "model_alias": a.name, "lora_path": str(_adapter_gguf(a)), **common}
-                   for a in adapters]
+        models += [
+            {"model": str(gguf), "model_alias": a.name, "lora_path": str(_adapter_gguf(a)), **common} for a in adapters
+        ]
         # A new request must not cut the one streaming (its default): the lab sends several at once.
         plan.config = {"host": host, "port": port, "interrupt_requests": False, "models": models}
         plan.command = ["python", "-m", "llama_cpp.server", "--config_file", config_path]

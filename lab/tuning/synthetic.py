@@ -10,6 +10,7 @@ GGUF `tokenizer.ggml.*` metadata, so transformers and llama.cpp tokenize every s
 identically. The GGUF writer (`write_arch_metadata`, `write_tensors`) is llama.cpp's converter in
 miniature: q/k rows permuted for `llama`, tied output left out, 1-D tensors in float32.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,12 +51,14 @@ BOS_ID, EOS_ID = 1, 2
 MERGE = "\u0120 \u0120"
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 # GGUF token types (llama.cpp's llama_token_type)
 NORMAL, CONTROL = 1, 3
 
 
 # ---- the tokenizer -------------------------------------------------------------------------
+
 
 def _byte_symbols() -> list[str]:
     """GPT-2's byte -> printable character map, in byte order (what byte-level BPE vocabularies hold)."""
@@ -63,8 +66,9 @@ def _byte_symbols() -> list[str]:
 
 
 def _gpt2_byte_char(b: int) -> str:
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     if b in printable:
         return chr(b)
     return chr(256 + sum(1 for x in range(b) if x not in printable))
@@ -93,8 +97,15 @@ def hf_tokenizer(vocab_size: int):
     tk.decoder = decoders.ByteLevel()
     tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token=SPECIALS[BOS_ID], eos_token=SPECIALS[EOS_ID], pad_token=SPECIALS[EOS_ID],
-        unk_token=None, chat_template=CHATML_TEMPLATE, model_max_length=8192, clean_up_tokenization_spaces=False)
+        tokenizer_object=tk,
+        bos_token=SPECIALS[BOS_ID],
+        eos_token=SPECIALS[EOS_ID],
+        pad_token=SPECIALS[EOS_ID],
+        unk_token=None,
+        chat_template=CHATML_TEMPLATE,
+        model_max_length=8192,
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def write_gguf_tokenizer(writer, vocab_size: int) -> None:
@@ -114,6 +125,7 @@ def write_gguf_tokenizer(writer, vocab_size: int) -> None:
 
 
 # ---- the GGUF writer -----------------------------------------------------------------------
+
 
 def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's convert_hf_to_gguf.py LlamaModel.permute (HF q/k rows -> GGUF order)."""
@@ -176,6 +188,7 @@ def finish_gguf(writer) -> None:
 
 # ---- the random model and the pair ---------------------------------------------------------
 
+
 def random_model(config: dict, seed: int = 0):
     """A LlamaForCausalLM (float32) from `config` with random weights, scaled so logits have clear
     winners (the init's std 0.02 gives near-uniform ones, where engines' top-1 picks are noise)."""
@@ -202,8 +215,14 @@ def shaped_config(config: dict = SMOLLM2_CONFIG, layers: int | None = None) -> d
     return out
 
 
-def make_random_pair(folder: str | Path, config: dict = SMOLLM2_CONFIG, seed: int = 0, dtype: str = "bfloat16",
-                     gguf_type: str = "f16", layers: int | None = None) -> Path:
+def make_random_pair(
+    folder: str | Path,
+    config: dict = SMOLLM2_CONFIG,
+    seed: int = 0,
+    dtype: str = "bfloat16",
+    gguf_type: str = "f16",
+    layers: int | None = None,
+) -> Path:
     """Write a random-weight model pair: folder/hf/ (config.json, model.safetensors in `dtype`,
     tokenizer files) and folder/<folder name>.gguf (`gguf_type` "f16" or "f32"). Returns the
     folder; put it under the lab home's models/ and `lab models` lists it (GGUF + HF)."""

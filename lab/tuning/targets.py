@@ -5,6 +5,7 @@ what was adapted. Known architectures come from a table keyed by the HF `model_t
 model is asked: every nn.Linear leaf (bitsandbytes' Linear4bit is one) except the vocabulary
 projection.
 """
+
 from __future__ import annotations
 
 _LLAMA_STYLE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

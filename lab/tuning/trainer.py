@@ -15,6 +15,7 @@ llama.cpp arms run; it is exported to `adapter.gguf` as well.
 
 Everything one run holds is one `TrainRun` (`run.py`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,8 +68,15 @@ def validate(lab, config: TrainConfig) -> DatasetReport:
 
 
 def _prepare(config: TrainConfig, tokenizer):
-    return prepare(config.data, tokenizer, max_seq_len=config.max_seq_len, val_fraction=config.val_fraction,
-                   seed=config.seed, instruction=config.instruction, force=config.force)
+    return prepare(
+        config.data,
+        tokenizer,
+        max_seq_len=config.max_seq_len,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        instruction=config.instruction,
+        force=config.force,
+    )
 
 
 def _check_data(config: TrainConfig) -> None:
@@ -94,6 +102,7 @@ def sigterm_as_interrupt():
 
 # ---- the stages of a run ------------------------------------------------------------------------
 
+
 def _check_checkpoint(lab, name: str, resume: bool, restart: bool) -> None:
     """A run's checkpoint is work done: never drop it unasked."""
     if resume and restart:
@@ -101,17 +110,21 @@ def _check_checkpoint(lab, name: str, resume: bool, restart: bool) -> None:
     ckpt = find_checkpoint(lab, name)
     if ckpt is not None and not (resume or restart):
         step = json.loads((ckpt / "state.json").read_text()).get("step")
-        raise TrainingError(f"'{name}' has a checkpoint at step {step} in {ckpt}: pass --resume to continue "
-                            "from it, or --restart to delete it and start from the beginning")
+        raise TrainingError(
+            f"'{name}' has a checkpoint at step {step} in {ckpt}: pass --resume to continue "
+            "from it, or --restart to delete it and start from the beginning"
+        )
 
 
-def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say,
-           restart: bool = False) -> tuple[TrainRun, Path | None, dict]:
+def _start(
+    config: TrainConfig, lab, resume: bool, overwrite: bool, say, restart: bool = False
+) -> tuple[TrainRun, Path | None, dict]:
     """Check everything cheap before anything slow -> (run, checkpoint to resume or None, its state)."""
     final_dir = lab.home.adapters / config.name
     if final_dir.exists() and not overwrite:
-        raise TrainingError(f"adapter '{config.name}' already exists in {final_dir}: choose another --name "
-                            "or pass --overwrite")
+        raise TrainingError(
+            f"adapter '{config.name}' already exists in {final_dir}: choose another --name or pass --overwrite"
+        )
     _check_checkpoint(lab, config.name, resume, restart)
     info = lab.model_info(config.base_model)
     _check_data(config)  # a bad line stops here, and nothing is trained
@@ -120,8 +133,16 @@ def _start(config: TrainConfig, lab, resume: bool, overwrite: bool, say,
     if unsloth_wanted(method, config.qlora_engine, cuda):
         import_unsloth_first(lab, say)  # before anything below imports transformers or peft
     check_trainable_base(lab, info)
-    run = TrainRun(config=config, lab=lab, info=info, base_sha=lab.model_sha(info), method=method,
-                   device="cuda" if cuda else "cpu", say=say, overwrite=overwrite)
+    run = TrainRun(
+        config=config,
+        lab=lab,
+        info=info,
+        base_sha=lab.model_sha(info),
+        method=method,
+        device="cuda" if cuda else "cpu",
+        say=say,
+        overwrite=overwrite,
+    )
     ckpt = find_checkpoint(lab, config.name) if resume else None
     if resume and ckpt is None:
         say(f"no checkpoint for '{config.name}' to resume: starting from the beginning")
@@ -148,23 +169,33 @@ def _register(run: TrainRun, ckpt: Path | None, state: dict) -> None:
     import torch
 
     run.params = [p for p in run.model.parameters() if p.requires_grad]
-    run.optimizer = torch.optim.AdamW(run.params, lr=run.config.learning_rate,
-                                      weight_decay=run.config.weight_decay)
+    run.optimizer = torch.optim.AdamW(run.params, lr=run.config.learning_rate, weight_decay=run.config.weight_decay)
     store = run.lab.store
     # who to stop, and (with its start time) how to tell later that it died
     trainer = {"pid": os.getpid(), "pid_started": process_started(os.getpid())}
     if ckpt:
         restore_checkpoint(run, ckpt, state)
         store.drop_training_steps_after(run.run_id, run.step)
-        store.update_training_run(run.run_id, {"status": "running", **trainer, "total_steps": run.total,
-                                               "error": None, "finished_ts": None})
+        store.update_training_run(
+            run.run_id, {"status": "running", **trainer, "total_steps": run.total, "error": None, "finished_ts": None}
+        )
         run.say(f"resuming '{run.name}' from step {run.step} of {run.total}")
         return
-    run.run_id = store.new_training_run({
-        "adapter_name": run.name, "base_model": run.info.id, "base_sha": run.base_sha,
-        "dataset_sha": run.data.report.sha256, "dataset_path": str(Path(run.config.data).resolve()),
-        "config_json": json.dumps(run.config.to_json()), "device": run.device,
-        "method": run.method, "engine": run.engine, **trainer, "total_steps": run.total})
+    run.run_id = store.new_training_run(
+        {
+            "adapter_name": run.name,
+            "base_model": run.info.id,
+            "base_sha": run.base_sha,
+            "dataset_sha": run.data.report.sha256,
+            "dataset_path": str(Path(run.config.data).resolve()),
+            "config_json": json.dumps(run.config.to_json()),
+            "device": run.device,
+            "method": run.method,
+            "engine": run.engine,
+            **trainer,
+            "total_steps": run.total,
+        }
+    )
 
 
 def _interrupted(run: TrainRun) -> TrainingInterrupted:
@@ -172,16 +203,25 @@ def _interrupted(run: TrainRun) -> TrainingInterrupted:
     if run.step > run.ckpt_step and not run.in_update and run.optimizer is not None:
         save_checkpoint(run)
     where = checkpoint_dir(run.lab, run.name) if run.ckpt_step else None
-    run.lab.store.update_training_run(run.run_id, {"status": "interrupted", "finished_ts": now(),
-                                                   "wall_s": run.wall_s()})
+    run.lab.store.update_training_run(
+        run.run_id, {"status": "interrupted", "finished_ts": now(), "wall_s": run.wall_s()}
+    )
     return TrainingInterrupted(run.name, run.ckpt_step, where)
 
 
 # ---- the run ------------------------------------------------------------------------------------
 
-def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[dict], None] | None = None,
-          resume: bool = False, overwrite: bool = False,
-          log: Callable[[str], None] | None = None, restart: bool = False) -> AdapterInfo:
+
+def train(
+    config: TrainConfig,
+    lab,
+    progress: bool = True,
+    on_step: Callable[[dict], None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    restart: bool = False,
+) -> AdapterInfo:
     """Train the LoRA adapter `config` describes; return the finished adapter.
 
     Raises DatasetError (bad data: nothing trained), TrainingError (cannot train as asked),
@@ -198,8 +238,9 @@ def train(config: TrainConfig, lab, progress: bool = True, on_step: Callable[[di
         trainer_lock.release(lock)
 
 
-def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool, overwrite: bool,
-           restart: bool) -> AdapterInfo:
+def _train(
+    config: TrainConfig, lab, say, progress: bool, on_step, resume: bool, overwrite: bool, restart: bool
+) -> AdapterInfo:
     import torch
 
     run, ckpt, state = _start(config, lab, resume, overwrite, say, restart)
@@ -217,6 +258,7 @@ def _train(config: TrainConfig, lab, say, progress: bool, on_step, resume: bool,
     except KeyboardInterrupt:
         raise _interrupted(run) from None
     except BaseException as e:
-        lab.store.update_training_run(run.run_id, {"status": "failed", "finished_ts": now(),
-                                                   "error": f"{type(e).__name__}: {e}"})
+        lab.store.update_training_run(
+            run.run_id, {"status": "failed", "finished_ts": now(), "error": f"{type(e).__name__}: {e}"}
+        )
         raise

@@ -9,6 +9,7 @@ one that opened the file just before it was removed sees the path changed and op
 The file also records who holds it (pid, start time, log), which is how the app finds a run
 that is still loading its model.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -63,8 +64,10 @@ def acquire(lab, name: str, log: str | None = None):
         f = lock_file(lock_path(lab, name), wait=False)
     except BlockingIOError:
         held = holder(lab, name) or {"name": name}
-        raise TrainingError(f"{describe(held)}: wait for it to finish or stop it first (two trainers "
-                            "on one adapter would overwrite each other)") from None
+        raise TrainingError(
+            f"{describe(held)}: wait for it to finish or stop it first (two trainers "
+            "on one adapter would overwrite each other)"
+        ) from None
     f.seek(0)
     f.truncate()
     f.write(json.dumps({"pid": os.getpid(), "pid_started": process_started(os.getpid()), "log": log}))

@@ -11,6 +11,7 @@ for a TrainConfig, as `lab train --dry-run` shows it. Its parts, one idea each:
 
 The names callers use are importable from here. `vram_gb` is GiB, as GPU makers' "GB" are.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ MIN_SEQ_LEN = 16  # TrainConfig.max_seq_len's lower bound
 
 
 # ---- will it fit? --------------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -98,18 +100,28 @@ def plan(model_config: dict, *, vram_gb: float | None = None, **settings: Any) -
         return Plan(est, available, source, True)
     changed = _nearest_fit(shape, s, available)
     if changed is None:
-        return Plan(est, available, source, False, message=(
-            "nothing nearby fits (tried gradient checkpointing, batch 1, fewer target modules, "
-            f"sequences down to {MIN_SEQ_LEN}, 4-bit): use a smaller model or a bigger GPU"))
+        return Plan(
+            est,
+            available,
+            source,
+            False,
+            message=(
+                "nothing nearby fits (tried gradient checkpointing, batch 1, fewer target modules, "
+                f"sequences down to {MIN_SEQ_LEN}, 4-bit): use a smaller model or a bigger GPU"
+            ),
+        )
     new = s.model_copy(update=changed)
-    note = ("raise grad_accum to keep the effective batch size" if "batch_size" in changed else "")
+    note = "raise grad_accum to keep the effective batch size" if "batch_size" in changed else ""
     return Plan(est, available, source, False, changed, estimate_for(shape, new), note)
 
 
 def _fewer_targets(shape: ModelShape, s: Settings) -> list[list[str]]:
     """Smaller target sets to try: attention projections, then the two LoRA paper ones."""
-    options = ([["qkv_proj", "o_proj"], ["qkv_proj"]] if shape.fused
-               else [["q_proj", "k_proj", "v_proj", "o_proj"], ["q_proj", "v_proj"]])
+    options = (
+        [["qkv_proj", "o_proj"], ["qkv_proj"]]
+        if shape.fused
+        else [["q_proj", "k_proj", "v_proj", "o_proj"], ["q_proj", "v_proj"]]
+    )
     current = lora_params(shape, s.rank, s.target_modules)
     return [o for o in options if lora_params(shape, s.rank, o) < current]
 
@@ -118,6 +130,7 @@ def _nearest_fit(shape: ModelShape, s: Settings, available: int) -> dict[str, An
     """Changes in order of what they cost the run: checkpointing (speed only), smaller batches
     (same effective batch with grad_accum), fewer target modules, shorter sequences (cuts the
     data), and last 4-bit weights for a 16-bit LoRA."""
+
     def fits(x: Settings) -> bool:
         return estimate_for(shape, x).total_bytes <= available
 
@@ -152,6 +165,7 @@ def _nearest_fit(shape: ModelShape, s: Settings, available: int) -> dict[str, An
 
 def _max_seq(shape: ModelShape, s: Settings, available: int, limit: int = 1 << 24) -> int:
     """The longest seq_len whose estimate fits (memory grows with seq_len), or 0."""
+
     def fits(n: int) -> bool:
         return estimate_for(shape, s.model_copy(update={"seq_len": n})).total_bytes <= available
 
@@ -188,7 +202,16 @@ def plan_for_config(config, model_path: str | Path, *, vram_gb: float | None = N
     unsloth = importlib.util.find_spec("unsloth") is not None
     engine = "unsloth" if method == "qlora" and config.qlora_engine != "bitsandbytes" and unsloth else "peft"
     checkpointing = gradient_checkpointing(config, method, "cuda" if gpu else "cpu")  # as the trainer decides
-    return plan(read_model_config(model_path), vram_gb=vram_gb, method=method, engine=engine, rank=config.rank,
-                target_modules=config.target_modules, seq_len=config.max_seq_len, batch_size=config.batch_size,
-                gradient_checkpointing=checkpointing, dtype="bf16" if gpu else "fp32",
-                lora_dropout=config.dropout)
+    return plan(
+        read_model_config(model_path),
+        vram_gb=vram_gb,
+        method=method,
+        engine=engine,
+        rank=config.rank,
+        target_modules=config.target_modules,
+        seq_len=config.max_seq_len,
+        batch_size=config.batch_size,
+        gradient_checkpointing=checkpointing,
+        dtype="bf16" if gpu else "fp32",
+        lora_dropout=config.dropout,
+    )

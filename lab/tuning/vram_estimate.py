@@ -31,6 +31,7 @@ the arithmetic of the VRAM planner (`vram.py` compares it with the GPU and propo
 `vram_gb` is GiB, as GPU makers' "GB" are (an 80 GB A100 has 81,920 MiB). Calibrated against
 Unsloth's published Llama-3.1-8B context lengths (within 10 % above 12 GB; see tests/test_vram.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ def make_settings(**values: Any) -> Settings:
 
 # ---- the estimate --------------------------------------------------------------------------------
 
+
 @dataclass
 class MemoryEstimate:
     settings: Settings
@@ -97,11 +99,13 @@ class MemoryEstimate:
     def to_text(self) -> str:
         s, shape = self.settings, self.shape
         targets = "all-linear" if s.target_modules == "all-linear" else ",".join(s.target_modules)
-        lines = [f"VRAM estimate: {shape.model_type or 'model'} {shape.total_params / 1e9:.2f} B params; "
-                 f"{s.method} via {s.engine}, rank {s.rank} on {targets} "
-                 f"({lora_params(shape, s.rank, s.target_modules) / 1e6:.1f} M LoRA params); "
-                 f"batch {s.batch_size} x seq {s.seq_len}; gradient checkpointing "
-                 f"{'on' if s.gradient_checkpointing else 'off'}"]
+        lines = [
+            f"VRAM estimate: {shape.model_type or 'model'} {shape.total_params / 1e9:.2f} B params; "
+            f"{s.method} via {s.engine}, rank {s.rank} on {targets} "
+            f"({lora_params(shape, s.rank, s.target_modules) / 1e6:.1f} M LoRA params); "
+            f"batch {s.batch_size} x seq {s.seq_len}; gradient checkpointing "
+            f"{'on' if s.gradient_checkpointing else 'off'}"
+        ]
         for name, size in self.breakdown.items():
             if size:
                 lines.append(f"  {name:<26} {format_gib(size):>10}   {self.notes.get(name, '')}".rstrip())
@@ -114,16 +118,35 @@ def format_gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def estimate(model_config: dict, *, method: str = "qlora", engine: str = "peft", rank: int = 8,
-             target_modules: list[str] | str = ("q_proj", "v_proj"), seq_len: int = 512, batch_size: int = 1,
-             gradient_checkpointing: bool = True, dtype: str = "bf16", attention: str = "sdpa",
-             lora_dropout: float = 0.0, double_quant: bool = True) -> MemoryEstimate:
+def estimate(
+    model_config: dict,
+    *,
+    method: str = "qlora",
+    engine: str = "peft",
+    rank: int = 8,
+    target_modules: list[str] | str = ("q_proj", "v_proj"),
+    seq_len: int = 512,
+    batch_size: int = 1,
+    gradient_checkpointing: bool = True,
+    dtype: str = "bf16",
+    attention: str = "sdpa",
+    lora_dropout: float = 0.0,
+    double_quant: bool = True,
+) -> MemoryEstimate:
     """Peak GPU memory of one training step, component by component (see the module docstring)."""
     settings = make_settings(
-        method=method, engine=engine, rank=rank,
+        method=method,
+        engine=engine,
+        rank=rank,
         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-        seq_len=seq_len, batch_size=batch_size, gradient_checkpointing=gradient_checkpointing, dtype=dtype,
-        attention=attention, lora_dropout=lora_dropout, double_quant=double_quant)
+        seq_len=seq_len,
+        batch_size=batch_size,
+        gradient_checkpointing=gradient_checkpointing,
+        dtype=dtype,
+        attention=attention,
+        lora_dropout=lora_dropout,
+        double_quant=double_quant,
+    )
     return estimate_for(model_shape(model_config), settings)
 
 
@@ -137,15 +160,17 @@ def estimate_for(shape: ModelShape, s: Settings) -> MemoryEstimate:
         notes["base weights"] = f"{n_linear / 1e9:.2f} B decoder-linear params in NF4 (0.5 B/param)"
         parts["quant constants"] = int(n_linear * QUANT_CONST_BYTES_PER_PARAM[s.double_quant])
         notes["quant constants"] = "absmax per 64 weights, " + (
-            "double-quantized: 0.127 bit/param" if s.double_quant else "fp32: 0.5 bit/param")
+            "double-quantized: 0.127 bit/param" if s.double_quant else "fp32: 0.5 bit/param"
+        )
         other_bytes, other_dtype = (2, "bf16") if unsloth else (4, "fp32, upcast by prepare_model_for_kbit_training")
     else:
         parts["base weights"] = n_linear * _DTYPE_BYTES[s.dtype]
         notes["base weights"] = f"{n_linear / 1e9:.2f} B decoder-linear params in {s.dtype}"
         other_bytes, other_dtype = _DTYPE_BYTES[s.dtype], s.dtype
     parts["embeddings/lm_head/norms"] = n_other * other_bytes
-    notes["embeddings/lm_head/norms"] = (f"{n_other / 1e6:.0f} M params, not quantized, {other_dtype}; "
-                                         + ("lm_head tied to the embeddings" if shape.tied else "lm_head separate"))
+    notes["embeddings/lm_head/norms"] = f"{n_other / 1e6:.0f} M params, not quantized, {other_dtype}; " + (
+        "lm_head tied to the embeddings" if shape.tied else "lm_head separate"
+    )
     n_lora = lora_params(shape, s.rank, s.target_modules)
     parts["LoRA weights"], parts["LoRA gradients"], parts["AdamW states"] = n_lora * 4, n_lora * 4, n_lora * 8
     notes["LoRA weights"] = f"{n_lora / 1e6:.1f} M params = r*(in+out) per targeted linear per layer, fp32"
@@ -159,8 +184,9 @@ def estimate_for(shape: ModelShape, s: Settings) -> MemoryEstimate:
         notes["dequant workspace"] = "bf16 copy of the largest 4-bit weight, made for each matmul"
     transient = sum(parts[k] for k in ("activations", "logits", "attention", "dequant workspace") if k in parts)
     parts["CUDA context + allocator"] = CUDA_CONTEXT_BYTES + int(ALLOCATOR_SLACK * transient)
-    notes["CUDA context + allocator"] = (f"{format_gib(CUDA_CONTEXT_BYTES)} context + {ALLOCATOR_SLACK:.0%} "
-                                         "of the per-step memory for allocator slack")
+    notes["CUDA context + allocator"] = (
+        f"{format_gib(CUDA_CONTEXT_BYTES)} context + {ALLOCATOR_SLACK:.0%} of the per-step memory for allocator slack"
+    )
     return MemoryEstimate(s, shape, parts, notes)
 
 
@@ -188,9 +214,14 @@ def _activations(shape: ModelShape, s: Settings) -> tuple[int, str]:
     grads = 2 * i + 2 * h  # one layer's gradient buffers in backward
     if s.gradient_checkpointing:
         kept = 2 * h if s.engine == "unsloth" else (L + 1) * h
-        elements, how = kept + layer + grads, (
-            "Unsloth offloads layer inputs to CPU; one layer recomputed" if s.engine == "unsloth"
-            else f"{L} layer inputs kept; one layer recomputed")
+        elements, how = (
+            kept + layer + grads,
+            (
+                "Unsloth offloads layer inputs to CPU; one layer recomputed"
+                if s.engine == "unsloth"
+                else f"{L} layer inputs kept; one layer recomputed"
+            ),
+        )
     else:
         elements, how = L * layer + h + grads, f"all {L} layers' saved tensors"
     per_token = elements * width
@@ -203,8 +234,10 @@ def _logits(shape: ModelShape, s: Settings) -> tuple[int, str]:
     if s.engine == "unsloth":
         return tokens * shape.hidden * 2 * 2, "fused cross-entropy: no logits, only the last hidden state + grad"
     per_entry = PEFT_LOGIT_BYTES[_activation_width(s)]
-    return (tokens * shape.vocab * per_entry,
-            f"{tokens} tokens x {shape.vocab} vocab x {per_entry} B (logits, log-softmax, grads)")
+    return (
+        tokens * shape.vocab * per_entry,
+        f"{tokens} tokens x {shape.vocab} vocab x {per_entry} B (logits, log-softmax, grads)",
+    )
 
 
 def _attention(shape: ModelShape, s: Settings) -> tuple[int, str]:
@@ -212,7 +245,8 @@ def _attention(shape: ModelShape, s: Settings) -> tuple[int, str]:
     if s.attention == "eager" and s.engine != "unsloth":
         width = _DTYPE_BYTES["fp32" if s.method == "qlora" else s.dtype]
         scores = s.batch_size * shape.heads * s.seq_len * s.seq_len
-        return (scores * (4 + width) * layers + scores * 4,
-                f"eager: {shape.heads} heads x seq^2 softmax + probs kept in {layers} layer(s)")
-    return (s.batch_size * s.seq_len * shape.heads * 4 * layers,
-            "SDPA/flash: linear in seq (a logsumexp per head)")
+        return (
+            scores * (4 + width) * layers + scores * 4,
+            f"eager: {shape.heads} heads x seq^2 softmax + probs kept in {layers} layer(s)",
+        )
+    return (s.batch_size * s.seq_len * shape.heads * 4 * layers, "SDPA/flash: linear in seq (a logsumexp per head)")
