@@ -21,6 +21,7 @@ LAYERS = [
     {"ladder"},  # one question through one arm
     {"engine"},  # Lab: home, log, loaded models, `answer`
     {"evaluation"},  # runs, scores, statistics, the probe
+    {"recommendation"},  # the flowchart's questions and what every advice is
     {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
     {"climb"},  # `lab climb`: the ladder climbed step by step (runner + trainer + advisor)
     {"report"},
