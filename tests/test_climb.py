@@ -274,7 +274,7 @@ def test_a_maybe_evaluates_more_held_out_examples_then_decides(fake_lab, task_di
 
 def test_the_climb_plans_its_adapter_with_the_one_training_plan(fake_lab, task_dir):
     """issue 22: the climb's adapter and its estimate come from lab.tuning.plan (grad_accum counted)."""
-    from lab.climb.run import train_plan, train_seconds
+    from lab.climb.estimate import train_plan, train_seconds
     from lab.tasks import load_task
 
     plan = train_plan(fake_lab, load_task(str(task_dir)), 10, None)

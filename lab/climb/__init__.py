@@ -4,6 +4,7 @@ decide.py  next_step(situation) -> Decision: the pure decision at each rung (and
            "meets the target significantly")
 run.py     climb(lab, task, ...) -> ClimbResult: runs the steps through the evaluation runner
            and the trainer, records the path, asks the advisor
+estimate.py how long each step should take here (answers and training still to do)
 record.py  the `climbs` table: a climb's path, so a rerun continues it and the report draws it
 """
 

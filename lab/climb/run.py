@@ -32,6 +32,7 @@ from .decide import (
     next_step,
     step_of,
 )
+from .estimate import arms_through, can_constrain, estimates, more_seconds, train_plan
 
 
 class ClimbCancelled(Exception):
@@ -51,48 +52,7 @@ class ClimbResult:
     skipped: list[str] = field(default_factory=list)
 
 
-# ---- estimates from this machine's measured speeds ---------------------------------------------
-
-
-def eval_seconds(lab, task, arms, run_id: int | None, ids: list[str], model_id: str) -> tuple[float, str]:
-    """Seconds to answer the examples of `arms` that run `run_id` has not scored yet."""
-    from ..evaluation.runner import done_keys
-    from ..evaluation.speed import AnswerSpeed
-
-    done = done_keys(lab, run_id) if run_id else set()
-    total, bases, speed = 0.0, set(), AnswerSpeed(lab, model_id)
-    for arm in arms:
-        todo = sum(1 for i in ids if (i, arm, 0) not in done)
-        if todo:
-            per, basis = speed.seconds(task, arm)
-            total += todo * per
-            bases.add(basis)
-    return total, "; ".join(sorted(bases)) or "already evaluated"
-
-
-def train_plan(lab, task, steps: int | None, model: str | None):
-    """The climb's adapter, `<task>-climb`: the task's training set at this machine's defaults."""
-    from ..tuning.plan import for_task
-
-    return for_task(lab, task, "lab climb", name=f"{task.name}-climb", base_model=model, max_steps=steps)
-
-
-def train_seconds(lab, plan) -> tuple[float, str]:
-    from ..tuning.plan import estimate, trained_adapter
-
-    if trained_adapter(lab, plan.config) is not None:
-        return 0.0, "adapter already trained on this data and config"
-    secs, basis = estimate(lab, plan)
-    return secs, f"{plan.steps} training steps, {basis}"
-
-
 # ---- the steps ---------------------------------------------------------------------------------
-
-
-def _arms_through(step: str, has_corpus: bool) -> list[str]:
-    """Every arm of the steps up to `step` (all go into one eval run, so they stay paired)."""
-    arms = [a for s in STEPS[: STEPS.index(step) + 1] for a in STEP_ARMS[s]]
-    return [a for a in arms if has_corpus or a not in ("rag", "tune+rag")]
 
 
 def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> tuple[int, dict[str, ArmResult]]:
@@ -113,7 +73,7 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
     if not configs:
         return None, {}  # cancelled before the first configuration
     main_run = configs[0].eval_run_id  # zero-shot: the run `lab eval TASK` makes by default
-    if _can_constrain(task) and not task.constrain and not cancelled and any(c.score is not None for c in configs):
+    if can_constrain(task) and not task.constrain and not cancelled and any(c.score is not None for c in configs):
         best = best_prompt_config(configs)
         say(f"  best so far: {best.label()} ({best.score:.3f}); measuring it with constrained output")
         configs += measure_prompt_rung(
@@ -131,12 +91,6 @@ def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> t
                 c.label(), c.score, lo, hi, c.n, dict(board_arm.failures), dropped=c.dropped, ladder_arm=c.arm
             )
     return main_run, extra
-
-
-def _can_constrain(task) -> bool:
-    from ..ladder import constraint_options
-
-    return bool(constraint_options(task))
 
 
 def _summary(lab, run_id: int, judged):
@@ -188,76 +142,6 @@ def results_of(board) -> dict[str, ArmResult]:
     return {
         a.arm: ArmResult(a.arm, a.quality.mean, a.quality.lo, a.quality.hi, a.n, dict(a.failures)) for a in board.arms
     }
-
-
-def _estimates(
-    lab, task, situation: Situation, run_id, ids, model_id, plan, *, limit=None, model=None
-) -> dict[str, tuple[float, str]]:
-    out = {}
-    for step in STEPS:
-        if step == "prompt":
-            out[step] = (
-                (0.0, "done") if step in situation.done else prompt_seconds(lab, task, ids, limit, model, model_id)
-            )
-            continue
-        secs, basis = eval_seconds(
-            lab,
-            task,
-            [a for a in STEP_ARMS[step] if situation.has_corpus or a not in ("rag", "tune+rag")],
-            run_id,
-            ids,
-            model_id,
-        )
-        if step == "tune" and plan is not None:
-            t_secs, t_basis = train_seconds(lab, plan)
-            secs, basis = secs + t_secs, f"{t_basis}; answers from {basis}"
-        out[step] = (secs, basis)
-    return out
-
-
-def _more_seconds(lab, task, step: str, s: Situation, run_id, limit: int, model, model_id) -> float:
-    """Seconds to evaluate `step` on the first `limit` of the sample (what is done is reused)."""
-    from ..evaluation.sample import held_out as sampled
-
-    ids = [e.id for e in sampled(task, limit)]
-    if step == "prompt":
-        return prompt_seconds(lab, task, ids, limit, model, model_id)[0]
-    arms = [a for a in _arms_through(step, s.has_corpus)]
-    return eval_seconds(lab, task, arms, run_id, ids, model_id)[0]
-
-
-def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
-    """Seconds for the prompt step's configurations (`_prompt_step`) still to answer. The constrained
-    pass re-measures the best configuration: known once the others are all measured, until then
-    the task's own few-shot stands in."""
-    from ..evaluation.prompt_rung import best_prompt_config, config_of_run, prompt_plan
-    from ..evaluation.runner import matching_run
-    from ..evaluation.sample import held_out as sampled
-
-    held_out = sampled(task, limit)
-    plan = prompt_plan(lab, task, held_out, model)[0]
-    total, bases, measured = 0.0, set(), []
-
-    def add(arm, mode, k, constrain) -> None:
-        nonlocal total
-        run = matching_run(lab, task, model, few_shot_mode=mode, k=k or task.few_shot_k, constrain=constrain)
-        secs, basis = eval_seconds(lab, task, [arm], run["id"] if run else None, ids, model_id)
-        total += secs
-        bases.add(basis)
-        config = config_of_run(lab, run["id"], arm, mode, k, constrain, ids) if run and not secs else None
-        if config is not None and config.score is not None:
-            measured.append(config)
-
-    for arm, mode, k in plan:
-        add(arm, mode, k, task.constrain)
-    if _can_constrain(task) and not task.constrain:
-        best = best_prompt_config(measured) if len(measured) == len(plan) and measured else None
-        best_k = best.k if best else task.few_shot_k
-        add("zero-shot", "fixed", 0, True)
-        if best_k:
-            add("few-shot", best.mode if best else "fixed", best_k, True)
-    bases.discard("already evaluated")
-    return total, f"{len(plan)} configurations; " + ("; ".join(sorted(bases)) or "already evaluated")
 
 
 def climb(
@@ -340,10 +224,10 @@ def climb(
     try:
         while True:
             s.results = results_of(_summary(lab, run_id, judged) if run_id else None) | extra
-            est = _estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
+            est = estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
             s.estimates = {k: v[0] for k, v in est.items()}
             if s.done and more_limit(s) is not None:  # what a 'maybe' would cost to settle
-                s.estimates["more"] = _more_seconds(lab, task, s.done[-1], s, run_id, more_limit(s), model, info.id)
+                s.estimates["more"] = more_seconds(lab, task, s.done[-1], s, run_id, more_limit(s), model, info.id)
             s.budget_left_s = None if budget_min is None else budget_min * 60 - (time.perf_counter() - t0)
             d = next_step(s)
             if rec["steps"] and s.done:
@@ -469,7 +353,7 @@ def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, prog
                 say(f"  {e}")
                 return None, plan.config.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
             raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
-    arms = [a for a in _arms_through(step, s.has_corpus)]
+    arms = [a for a in arms_through(step, s.has_corpus)]
     return (
         _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel),
         adapter,
@@ -569,10 +453,10 @@ def plan_text(
         eval_examples=len(held_out),
     )
     plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
-    est = _estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
+    est = estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
     when = {
         "prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
-        + (", the best also constrained" if _can_constrain(task) and not task.constrain else ""),
+        + (", the best also constrained" if can_constrain(task) and not task.constrain else ""),
         "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
         "tune": (
             f"if the rungs below miss on behaviour/format ({n_train} training examples"
