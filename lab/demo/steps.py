@@ -1,45 +1,22 @@
-"""The offline demo in one go: what a lab home needs so the Compare, Evaluate and Advisor tabs show
-the whole ladder at once, planned with this machine's speeds and built resumably.
-
-    steps = plan(lab)                  # [DemoStep(action, name, what, why, seconds, done, basis, ...)]
-    result = prepare(lab)              # does the steps not done yet; Ctrl-C, rerun: it continues
-
-The steps, cheapest first so a stopped run already shows something: the sample corpus's index;
-a stored evaluation of each built-in scenario on its prompt (and RAG) arms; a demo adapter per
-scenario (the existing trainer, resumed from its checkpoint; an adapter whose data, config and
-base model match is reused, and one that does not match is never overwritten: the demo trains
-`<scenario>-demo` beside it); then the tune arms joining the same stored evaluations.
-
-Nothing is done twice: every step is recognised as done from the lab home itself (the index's
-manifest, the adapter's manifest, the evaluation's rows), so a rerun, or `lab eval`/`lab train`
-run by hand, counts. Each run is a `demo_runs` row in lab.db, updated as it goes: the app starts
-`lab demo prepare` as a background process (`start_job`) and polls that row.
-"""
+"""The demo's plan: every step an offline demo needs (the sample index, the stored evaluations, the
+demo adapters), in the order `build.prepare` does them, each with this machine's estimate and
+whether the lab home already holds it (see the package's doc)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import ladder
-from .evaluation.runner import done_keys, matching_run, run_eval
-from .evaluation.sample import held_out as sampled
-from .evaluation.speed import AnswerSpeed
-from .store import now
-from .tasks import Task, builtin_tasks, load_task
-from .tuning import jobs
-from .tuning import plan as training_plan
-from .tuning.checkpoint import checkpoint_step
-from .tuning.config import TrainConfig
-from .tuning.plan import TrainPlan
+from .. import ladder
+from ..evaluation.runner import done_keys, matching_run
+from ..evaluation.sample import held_out as sampled
+from ..evaluation.speed import AnswerSpeed
+from ..tasks import Task, builtin_tasks, load_task
+from ..tuning import plan as training_plan
+from ..tuning.checkpoint import checkpoint_step
+from ..tuning.config import TrainConfig
+from ..tuning.plan import TrainPlan
 
 # Held-out examples per scenario: enough for a scoreboard to show the ladder's shape, few enough
 # that all three scenarios' evaluations take minutes on a 2-core CPU (`--limit` changes it; a
@@ -75,20 +52,12 @@ class DemoStep:
         return d
 
 
-@dataclass
-class PrepareResult:
-    status: str  # "done", "cancelled" (cancel set), "interrupted" (Ctrl-C / SIGTERM)
-    steps: list[DemoStep]
-    wall_s: float
-    run_id: int
-
-
 # ---- the plan -----------------------------------------------------------------------------------
 
 
 def scenarios(names: list[str] | None = None) -> list[Task]:
     """The built-in scenarios (or those of `names`, which must be built-in ones)."""
-    from .tasks import TaskError
+    from ..tasks import TaskError
 
     unknown = sorted(set(names or []) - set(builtin_tasks()))
     if unknown:
@@ -133,7 +102,7 @@ def total_seconds(steps: list[DemoStep]) -> float:
 def needed(lab) -> bool:
     """Cheap (no model, no hashing): a home with no adapter or no stored evaluation, where the
     app offers to prepare the demo."""
-    from .tuning.adapters import list_adapters
+    from ..tuning.adapters import list_adapters
 
     found, _problems = list_adapters(lab.home.adapters)
     return not found or not lab.store.has_eval_runs()
@@ -167,7 +136,7 @@ def _minutes(seconds: float) -> str:
 
 
 def _model_info(lab):
-    from .models import ModelNotFound
+    from ..models import ModelNotFound
 
     try:
         return lab.model_info()
@@ -176,7 +145,7 @@ def _model_info(lab):
 
 
 def _index_steps(lab, tasks: list[Task]) -> list[DemoStep]:
-    from .retrieval import index_state
+    from ..retrieval import index_state
 
     steps, seen = [], set()
     for t in tasks:
@@ -322,197 +291,6 @@ def _eval_step(lab, task: Task, arms: list[str], adapter_step: DemoStep | None, 
 
 def _adapter_record(lab, name: str) -> dict:
     """How an evaluation run records the adapter its tune rows came from (as run_eval does)."""
-    from .tuning.adapters import read_adapter
+    from ..tuning.adapters import read_adapter
 
     return {"name": name, "sha": read_adapter(lab.home.adapters / name).sha256}
-
-
-# ---- doing it -----------------------------------------------------------------------------------
-
-Progress = Callable[[dict], None]
-
-
-def prepare(
-    lab,
-    *,
-    cancel: threading.Event | None = None,
-    on_progress: Progress | None = None,
-    limit: int = DEFAULT_LIMIT,
-    train_overrides: dict | None = None,
-    progress: bool = False,
-    only: list[str] | None = None,
-) -> PrepareResult:
-    """Do the steps of `plan` that are not done, recording the run (a `demo_runs` row) as it goes.
-    `cancel` (set from another thread) stops at the next answer or training step; Ctrl-C and
-    SIGTERM stop the same way. Either way what is finished stays (a checkpoint, the answers so
-    far) and the next `prepare` continues. `on_progress(event)` gets {step, steps, action, name,
-    message, fraction, remaining_s, elapsed_s}. `progress`: terminal progress bars."""
-    steps = plan(lab, limit=limit, train_overrides=train_overrides, only=only)
-    t0 = time.perf_counter()
-    run_id = lab.store.new_demo_run(
-        {
-            "pid": os.getpid(),
-            "pid_started": jobs.process_started(os.getpid()),
-            "steps": len(steps),
-            "estimate_s": total_seconds(steps),
-            "plan_json": json.dumps([s.as_dict() for s in steps], default=str),
-        }
-    )
-    status = "done"
-
-    def report(i: int, step: DemoStep, fraction: float, message: str) -> None:
-        left = step.seconds * (1 - fraction) + sum(s.seconds for s in steps[i + 1 :] if not s.done)
-        event = {
-            "step": i + 1,
-            "steps": len(steps),
-            "action": step.action,
-            "name": step.name,
-            "message": message,
-            "fraction": fraction,
-            "remaining_s": left,
-            "elapsed_s": time.perf_counter() - t0,
-        }
-        lab.store.update_demo_run(
-            run_id,
-            {"step": i + 1, "message": message, "fraction": fraction, "estimate_s": left, "wall_s": event["elapsed_s"]},
-        )
-        if on_progress:
-            on_progress(event)
-
-    try:
-        for i, step in enumerate(steps):
-            if step.done:
-                continue
-            if cancel is not None and cancel.is_set():
-                status = "cancelled"
-                break
-            report(i, step, 0.0, f"{step.what}...")
-            if not _RUNNERS[step.action](
-                lab, step, cancel, lambda f, msg, i=i, step=step: report(i, step, f, msg), progress
-            ):
-                status = "cancelled"
-                break
-            step.done, step.seconds = True, 0.0
-            report(i, step, 1.0, f"done: {step.what}")
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside training: the answers so far are kept
-        status = "interrupted"
-    except BaseException as e:
-        lab.store.update_demo_run(
-            run_id,
-            {
-                "status": "failed",
-                "error": f"{type(e).__name__}: {e}",
-                "finished_ts": now(),
-                "wall_s": time.perf_counter() - t0,
-            },
-        )
-        raise
-    wall = time.perf_counter() - t0
-    lab.store.update_demo_run(
-        run_id, {"status": status, "finished_ts": now(), "wall_s": wall, "estimate_s": total_seconds(steps)}
-    )
-    return PrepareResult(status, steps, wall, run_id)
-
-
-def _run_index(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
-    from .retrieval import index_corpus
-
-    r = index_corpus(lab, step.corpus, progress=progress)
-    report(1.0, r.summary())
-    return True
-
-
-def _run_eval(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
-    answered = [0]
-
-    def on_result(row: dict) -> None:
-        answered[0] += 1
-        report(
-            min(1.0, answered[0] / max(1, step.todo)),
-            f"evaluating {step.name}: {answered[0]} of {step.todo} answers ({row['arm']})",
-        )
-
-    run_id = run_eval(
-        lab,
-        step.task,
-        step.arms,
-        limit=step.limit,
-        adapter=step.adapter,
-        progress=progress,
-        cancel=cancel,
-        on_result=on_result,
-    )
-    return lab.store.eval_run(run_id)["status"] != "cancelled"
-
-
-def _run_train(lab, step: DemoStep, cancel, report, progress: bool) -> bool:
-    from .tuning import TrainingInterrupted
-
-    config = step.config
-
-    def on_step(row: dict) -> None:
-        report(row["step"] / max(1, row["total_steps"] or 1), f"training '{config.name}': {jobs.step_line(row)}")
-
-    try:
-        jobs.continue_or_train(
-            lab,
-            config,
-            overwrite=config.name != step.task,
-            on_step=on_step,
-            cancel=cancel,
-            say=(lambda msg: print(msg, file=sys.stderr)) if progress else None,
-        )
-    except TrainingInterrupted:
-        if cancel is not None and cancel.is_set():
-            return False
-        raise KeyboardInterrupt from None  # Ctrl-C / SIGTERM: the whole run stops
-    return True
-
-
-_RUNNERS = {"index": _run_index, "eval": _run_eval, "train": _run_train}
-
-
-# ---- as a background job (the app) -------------------------------------------------------------
-
-
-def start_job(lab, limit: int = DEFAULT_LIMIT) -> subprocess.Popen:
-    """Start `lab demo prepare` in its own process session (closing the page does not stop it);
-    its output goes to a log file in the home's state folder; the page polls `latest_run`."""
-    folder = lab.home.state / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / f"prepare-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    args = [sys.executable, "-m", "lab", "--home", str(lab.home.root), "demo", "prepare", "--limit", str(limit)]
-    return jobs.spawn(lab, args, log_path)  # reaped with the training jobs, so no zombie is left
-
-
-def latest_run(lab) -> dict | None:
-    """The newest `demo_runs` row; a "running" one whose process is gone is marked died first."""
-    jobs.reap()
-    run = lab.store.latest_demo_run()
-    if run is None:
-        return None
-    if run["status"] == "running" and jobs.trainer_alive(run) is False:
-        lab.store.update_demo_run(
-            run["id"],
-            {"status": "died", "finished_ts": now(), "error": f"process {run['pid']} ended without finishing"},
-        )
-        run = {**run, "status": "died"}
-    return run
-
-
-def stop_job(lab) -> str:
-    """SIGTERM to the running prepare: it stops at the next answer or training step, keeping what
-    is done (a rerun continues). Only that very process is signalled (pid and start time)."""
-    import psutil
-
-    run = latest_run(lab)
-    if run is None or run["status"] != "running":
-        return "No demo preparation is running."
-    try:
-        process = psutil.Process(int(run["pid"]))
-        if run["pid_started"] is None or abs(process.create_time() - run["pid_started"]) >= 0.01:
-            raise psutil.NoSuchProcess(process.pid)
-        process.send_signal(signal.SIGTERM)
-    except psutil.NoSuchProcess:
-        return "The demo preparation has just ended."
-    return "Stopping the demo preparation at the next step (what is done is kept; start it again to continue)."
