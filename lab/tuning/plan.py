@@ -85,19 +85,25 @@ def make_plan(lab, source: str, *, device: str = "auto", **values) -> TrainPlan:
     return plan_of(lab, make_config(source, device=device, **values), device)
 
 
-def plan_of(lab, config: TrainConfig, device: str | None = None) -> TrainPlan:
-    """The plan of a config made elsewhere (a checkpoint's, a TOML file's)."""
+def prepared(config: TrainConfig, tokenizer=None, force: bool | None = None):
+    """The config's data read, split and (with a tokenizer) encoded as the trainer sees it; without
+    a tokenizer instant (what a plan counts). `force`: read even too few examples (default: the config's)."""
     from .datasets import prepare
 
-    report = prepare(
+    return prepare(
         config.data,
-        None,
+        tokenizer,
         max_seq_len=config.max_seq_len,
         val_fraction=config.val_fraction,
         seed=config.seed,
         instruction=config.instruction,
-        force=True,
-    ).report
+        force=config.force if force is None else force,
+    )
+
+
+def plan_of(lab, config: TrainConfig, device: str | None = None) -> TrainPlan:
+    """The plan of a config made elsewhere (a checkpoint's, a TOML file's)."""
+    report = prepared(config, force=True).report
     full = steps_for(report.n_train, config.epochs, config.batch_size, config.grad_accum)
     return TrainPlan(
         config,

@@ -36,7 +36,7 @@ from . import trainer_lock
 from .adapters import AdapterInfo
 from .checkpoint import find_checkpoint, read_resumable, restore_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .datasets import DatasetReport, prepare
+from .datasets import DatasetReport
 from .finish import finish
 from .loading import (  # noqa: F401
     check_trainable_base,
@@ -49,7 +49,7 @@ from .loading import (  # noqa: F401
     unsloth_available,
 )
 from .loop import lr_at, pack, run_loop  # noqa: F401
-from .plan import steps_for
+from .plan import prepared, steps_for
 from .qlora import import_unsloth_first, unsloth_wanted
 from .run import TrainingError, TrainingInterrupted, TrainRun, checkpoint_dir, process_started, runs_dir  # noqa: F401
 from .targets import ALL_LINEAR  # noqa: F401
@@ -68,15 +68,7 @@ def validate(lab, config: TrainConfig) -> DatasetReport:
 
 
 def _prepare(config: TrainConfig, tokenizer):
-    return prepare(
-        config.data,
-        tokenizer,
-        max_seq_len=config.max_seq_len,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        instruction=config.instruction,
-        force=config.force,
-    )
+    return prepared(config, tokenizer)
 
 
 def _check_data(config: TrainConfig) -> None:
