@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # typing only: the tuning package loads lazily
 
 RAG_ARMS = {"rag", "tune+rag"}
 TUNE_ARMS = {"tune", "tune+rag"}
-REPO_CORPORA = Path(__file__).resolve().parents[1] / "corpora"  # the checkout's sample corpora
 
 
 class ArmError(ValueError):
@@ -186,15 +185,16 @@ def task_corpus(lab, task) -> str:
     """What to hand the retrieval API for the task's corpus: its name when <home>/corpora/<name>
     exists, else the checkout's sample folder of that name (a lab home elsewhere still finds
     `acme`), else the name as a path."""
+    from .retrieval.corpus import RetrievalError, resolve_corpus
+
     name = getattr(task, "corpus", None)
     if not name:
         raise ArmError(f"task '{task.name}' names no corpus (add corpus = \"NAME\" to its task.toml)")
-    if (lab.home.corpora / name).is_dir():
-        return name
-    for folder in (REPO_CORPORA / name, Path(name).expanduser()):
-        if folder.is_dir():
-            return str(folder.resolve())
-    raise ArmError(f"task '{task.name}': corpus '{name}' not found in {lab.home.corpora} or {REPO_CORPORA}")
+    try:
+        _, folder = resolve_corpus(lab.home, name)  # the one rule: the home's, the sample, a path
+    except RetrievalError as e:
+        raise ArmError(f"task '{task.name}': {e}") from e
+    return name if folder == (lab.home.corpora / name).resolve() else str(folder)
 
 
 def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:

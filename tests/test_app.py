@@ -374,7 +374,7 @@ def _tree(folder):
 
 
 def test_with_an_empty_home_editing_the_sample_corpus_edits_a_copy_in_the_home(fake_lab):
-    from lab.ladder import REPO_CORPORA
+    from lab.retrieval.corpus import SAMPLE_CORPORA as REPO_CORPORA
 
     before = _tree(REPO_CORPORA)
     choices, _table = tab_knowledge.setup(fake_lab)

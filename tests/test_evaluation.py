@@ -621,7 +621,7 @@ def test_tune_arms_end_to_end_with_the_real_model(shared_home, tiny_adapter):
 @pytest.mark.slow
 def test_staleness_probe_flips(shared_home, tiny_adapter):
     from lab.evaluation.probe import run_probe
-    from lab.ladder import REPO_CORPORA
+    from lab.retrieval.corpus import SAMPLE_CORPORA as REPO_CORPORA
 
     shipped = (REPO_CORPORA / "acme" / "products" / "ax-220.md").read_text()
     lab = Lab(home=shared_home)
@@ -642,7 +642,7 @@ def test_staleness_probe_flips(shared_home, tiny_adapter):
 def test_probe_edits_a_scratch_copy_and_reindexes(fake_lab):
     """The probe's mechanics with a real index and a fake model: scratch copy, edit, re-index."""
     from lab.evaluation.probe import ProbeError, run_probe
-    from lab.ladder import REPO_CORPORA
+    from lab.retrieval.corpus import SAMPLE_CORPORA as REPO_CORPORA
 
     fake_lab.fake.queue("It costs $649 [1].", "It costs $729 [1].")
     r = run_probe(fake_lab, "acme-facts")

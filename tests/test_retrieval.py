@@ -143,6 +143,27 @@ def test_missing_and_empty_corpora_are_clear_errors(tmp_path):
     assert resolve_corpus(lab.home, junk) == ("junk", junk.resolve())  # a path works too
 
 
+def test_a_bare_name_the_home_lacks_is_the_sample_corpus_for_every_command(tmp_path):
+    """issue 24: `lab index acme` in a fresh home failed while a task naming `acme` found the sample."""
+    from types import SimpleNamespace
+
+    from lab import ladder
+    from lab.engine import Lab
+    from lab.retrieval.corpus import SAMPLE_CORPORA
+
+    if not (SAMPLE_CORPORA / "acme").is_dir():
+        pytest.skip("no sample corpus")
+    lab = Lab(home=tmp_path)
+    sample = (SAMPLE_CORPORA / "acme").resolve()
+    assert resolve_corpus(lab.home, "acme") == ("acme", sample)  # what lab index / lab search use
+    assert ladder.task_corpus(lab, SimpleNamespace(name="t", corpus="acme")) == str(sample)  # what a task's arms use
+    (tmp_path / "corpora" / "acme").mkdir(parents=True)  # the home's own copy wins, for both
+    assert resolve_corpus(lab.home, "acme") == ("acme", (tmp_path / "corpora" / "acme").resolve())
+    assert ladder.task_corpus(lab, SimpleNamespace(name="t", corpus="acme")) == "acme"
+    with pytest.raises(ladder.ArmError, match="task 't': no corpus 'nope'"):
+        ladder.task_corpus(lab, SimpleNamespace(name="t", corpus="nope"))
+
+
 # ---- packing: the context budget ------------------------------------------------------------
 
 

@@ -49,13 +49,21 @@ class Document:
     text: str
 
 
+# The checkout's sample corpora (`acme`): a bare name the home lacks is looked up here, by every
+# command alike (`lab index acme`, a task's `corpus = "acme"`), and never written to.
+SAMPLE_CORPORA = Path(__file__).resolve().parents[2] / "corpora"
+
+
 def resolve_corpus(home, corpus: str | Path, indexes: Path | None = None) -> tuple[str, Path | None]:
-    """(name, folder) for a corpus name (a folder under the home's corpora/) or a path.
-    The folder is None when only an index of that name exists."""
+    """(name, folder) for a corpus name (a folder under the home's corpora/, else one of the
+    checkout's sample corpora) or a path. The folder is None when only an index of that name exists."""
     arg = str(corpus)
     named = home.corpora / arg
-    if "/" not in arg and "\\" not in arg and named.is_dir():
+    bare = "/" not in arg and "\\" not in arg
+    if bare and named.is_dir():
         return arg, named.resolve()
+    if bare and (SAMPLE_CORPORA / arg).is_dir() and not Path(arg).expanduser().is_dir():
+        return arg, (SAMPLE_CORPORA / arg).resolve()
     path = Path(arg).expanduser()
     if path.is_dir():
         return path.resolve().name, path.resolve()
