@@ -14,7 +14,7 @@ import time
 import gradio as gr
 import pytest
 
-from lab.app import bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_train
+from lab.app import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_train
 from lab.app._ui import guard
 from lab.app.access import ServeError, check_host, read_auth
 from lab.app.app import build_app
@@ -965,3 +965,9 @@ def test_closing_the_compare_stream_cancels_the_generation_and_logs_it(tmp_path)
     assert time.monotonic() - t0 < 2 and [r["finish_reason"] for r in rows] == ["cancelled"]
     assert len(rows) == 1  # the few-shot arm, not yet asked, never ran
     lab.store.close()
+
+
+def test_a_progress_bar_counts_whole_steps_and_draws_the_fraction():
+    """issue 24: the demo's bar read "1.1111111111111112 / 10"."""
+    bar = _ui.progress_bar(1 + 1 / 9, 10, "training")
+    assert "training 1 / 10" in bar and "width:11.1%" in bar
