@@ -117,6 +117,14 @@ def test_jsonl_in_every_supported_shape(tmp_path, shape):
     assert inputs == {x for x, _ in pairs}
     if shape in ("chat", "alpaca"):  # the instruction every row shares becomes the task's
         assert plan.shape == shape and task.instruction.startswith("Route the ticket.")
+        assert "every row shares as the instruction" in plan.summary()  # says where each part came from
+
+
+def test_alpaca_rows_without_a_shared_instruction_say_the_input_is_the_instruction(tmp_path):
+    """issue 24: every prompt came from `instruction` (all `input`s empty), the summary said input 'input'."""
+    records = [{"instruction": x, "input": "", "output": y} for x, y in mails(8)]
+    plan = import_task(write_jsonl(tmp_path / "alpaca.jsonl", records), "alp", tmp_path)
+    assert "input 'instruction' (with 'input' after it where there is one), output 'output'" in plan.summary()
 
 
 def test_parquet_through_pyarrow(tmp_path):

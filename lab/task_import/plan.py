@@ -173,6 +173,7 @@ class TaskPlan:
     duplicates: int = 0
     leaked: int = 0
     warnings: list[str] = field(default_factory=list)
+    read_from: str = ""  # chat and Alpaca rows: where input and output came from (read.Table.read_from)
     path: Path | None = None  # the task.toml, once written
 
     def label_counts(self) -> dict[str, tuple[int, int, int]]:
@@ -187,7 +188,8 @@ class TaskPlan:
         out = [
             f"from {self.source.name} ({self.file_format}"
             + (f", {self.shape} rows" if self.shape != "records" else "")
-            + f", {self.rows} rows): input '{self.input_column}', output '{self.output_column}'",
+            + f", {self.rows} rows): "
+            + (self.read_from or f"input '{self.input_column}', output '{self.output_column}'"),
             f"format: {self.output_format} ({inferred})"
             + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
             + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
@@ -294,6 +296,7 @@ def plan_task(
         leaked,
     )
     plan.warnings = _warnings(plan)
+    plan.read_from = table.read_from
     return plan
 
 

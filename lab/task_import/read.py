@@ -47,6 +47,7 @@ class Table:
     unit: str = "line"
     shape: str = "records"  # records, chat, alpaca (flattened to input/output columns)
     instruction: str | None = None  # a system prompt or Alpaca instruction every row shares
+    read_from: str = ""  # chat and Alpaca rows: where the input and output came from, in the file's words
 
     def where(self, i: int) -> str:
         return f"{self.path.name}: {self.unit} {self.places[i]}"
@@ -210,7 +211,10 @@ def _flatten(t: Table) -> Table:
             systems.append(next((m.get("content") for m in msgs if m.get("role") in ("system", "developer")), None))
             rows.append({"input": user[-1].get("content"), "output": msgs[-1].get("content")})
         shared = systems[0] if len(set(systems)) == 1 else None
-        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "chat", shared)
+        read_from = "input: each row's last user turn, output: its final assistant turn" + (
+            ", the system prompt every row shares as the instruction" if shared else ""
+        )
+        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "chat", shared, read_from)
     if {"instruction", "output"} <= cols:
         instructions = {str(r.get("instruction") or "").strip() for r in t.rows}
         shared = next(iter(instructions)) if len(instructions) == 1 and "input" in cols else None
@@ -221,7 +225,14 @@ def _flatten(t: Table) -> Table:
             }
             for r in t.rows
         ]
-        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None)
+        read_from = (
+            "input 'input', output 'output', the 'instruction' every row shares as the instruction"
+            if shared
+            else "input 'instruction' (with 'input' after it where there is one), output 'output'"
+        )
+        return Table(
+            t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None, read_from
+        )
     return t
 
 
