@@ -5,7 +5,7 @@ whether the lab home already holds it (see the package's doc)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .. import ladder
@@ -15,7 +15,7 @@ from ..evaluation.speed import AnswerSpeed
 from ..tasks import Task, builtin_tasks, load_task
 from ..tuning import plan as training_plan
 from ..tuning.checkpoint import checkpoint_step
-from ..tuning.config import TrainConfig
+from ..tuning.config import TrainConfig, training_device
 from ..tuning.plan import TrainPlan
 
 # Held-out examples per scenario: enough for a scoreboard to show the ladder's shape, few enough
@@ -184,20 +184,22 @@ def _index_steps(lab, tasks: list[Task]) -> list[DemoStep]:
 def adapter_plan(lab, task: Task, overrides: dict | None = None, name: str | None = None) -> TrainPlan:
     """The demo adapter of `task`: its training set and instruction at this machine's training
     defaults (the Train tab's and `lab train --task`'s), CPU_STEPS steps on a CPU."""
-    plan = training_plan.for_task(lab, task, "the demo", name=name)
-    if plan.device == "cpu":  # a CPU demo is sized in minutes, not epochs
-        plan = training_plan.for_task(lab, task, "the demo", name=name, max_steps=CPU_STEPS)
-    if overrides:
-        plan = training_plan.make_plan(lab, "the demo", device=plan.device, **{**plan.config.to_json(), **overrides})
-    return plan
+    device = training_device("auto")
+    sized = {"max_steps": CPU_STEPS} if device == "cpu" else {}  # a CPU demo is sized in minutes, not epochs
+    return training_plan.for_task(lab, task, "the demo", name=name, device=device, **{**sized, **(overrides or {})})
 
 
 def _adapter_step(lab, task: Task, model, overrides: dict | None) -> DemoStep:
     sha = lab.model_sha(model)
     why = f"the tune arms of {task.name} answer with it"
     names = (task.name, f"{task.name}-demo")
+    planned = adapter_plan(lab, task, overrides)  # the same plan under either name: the data is read once
+
+    def named(name: str) -> TrainPlan:
+        return replace(planned, config=planned.config.model_copy(update={"name": name}))
+
     for name in names:  # one trained earlier with the very same data and settings: reuse it
-        if training_plan.trained_adapter(lab, adapter_plan(lab, task, overrides, name).config) is not None:
+        if training_plan.trained_adapter(lab, named(name).config) is not None:
             return DemoStep(
                 "train",
                 name,
@@ -210,7 +212,7 @@ def _adapter_step(lab, task: Task, model, overrides: dict | None) -> DemoStep:
                 adapter=name,
             )
     for name in names:  # the scenario's own name when free; never overwrite someone's adapter
-        plan = adapter_plan(lab, task, overrides, name)
+        plan = named(name)
         ckpt_step, why_not = checkpoint_step(lab, plan.config, sha)
         if not (lab.home.adapters / name).exists() and not why_not:
             break

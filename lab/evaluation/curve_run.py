@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import ladder
@@ -143,8 +143,8 @@ def train_plan(lab, task, settings: CurveSettings, n: int, seed: int):
         "force": True,
     }
     plan = make_plan(lab, "lab curve", **values)
-    if settings.max_steps and plan.full_steps > settings.max_steps:
-        plan = make_plan(lab, "lab curve", **values, max_steps=settings.max_steps)
+    if settings.max_steps and plan.full_steps > settings.max_steps:  # the same data and epochs, capped
+        plan = replace(plan, config=plan.config.model_copy(update={"max_steps": settings.max_steps}))
     return plan
 
 

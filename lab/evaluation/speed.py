@@ -12,6 +12,7 @@ reads them from the log) rather than a fixed guess.
 from __future__ import annotations
 
 import statistics
+from functools import cached_property
 
 from .. import ladder
 
@@ -32,7 +33,7 @@ class AnswerSpeed:
         mean, n = self.lab.store.answer_seconds(self.model_id, arm=arm, task=task.name, last=100, timed_only=True)
         if mean and n >= MIN_ROWS:
             return mean, f"this task's earlier {arm} answers"
-        if not self._logged():  # answers without token timings (some servers): their mean time
+        if not self._logged_rates:  # answers without token timings (some servers): their mean time
             mean, n = self.lab.store.answer_seconds(self.model_id, last=100, timed_only=True)
             if mean and n >= MIN_ROWS:
                 return mean, "this model's earlier answers"
@@ -44,11 +45,16 @@ class AnswerSpeed:
         if self._rates is None:
             fresh = self.lab.store.answer_seconds(self.model_id)[1] == 0
             self._rates = (
-                self._logged()
+                self._logged_rates
                 or (self._probe() if self.probe and fresh else None)
                 or (300.0, 30.0, "a rough figure for a 135M model on 2 cores (no answer timed here yet)")
             )
         return self._rates
+
+    @cached_property
+    def _logged_rates(self) -> tuple[float, float, str] | None:
+        """The log's rates, read once per estimate (every arm of every step asks)."""
+        return self._logged()
 
     def _logged(self, basis: str = "this model's logged answer speed") -> tuple[float, float, str] | None:
         """Medians over the model's last 200 answers: a model's first answer after loading is

@@ -26,18 +26,9 @@ def find_checkpoint(lab, name: str) -> Path | None:
 def read_resumable(run: TrainRun, folder: Path) -> dict:
     """The checkpoint's state.json, once it is known to fit this run's settings, model and data."""
     state = json.loads((folder / "state.json").read_text())
-    ours = resumable_settings(run.config.to_json())
-    if resumable_settings(state["config"]) != ours:
-        changed = sorted(k for k, v in ours.items() if state["config"].get(k) != v)
-        raise TrainingError(
-            f"the checkpoint in {folder} was made with different settings ({', '.join(changed)}): "
-            f"resume with the same ones, or delete {runs_dir(run.lab, run.name)} to start afresh"
-        )
-    if state["base_sha"] != run.base_sha or state["dataset_sha"] != sha256_of(Path(run.config.data)):
-        raise TrainingError(
-            f"the base model or the data changed since the checkpoint in {folder}: delete "
-            f"{runs_dir(run.lab, run.name)} to start afresh"
-        )
+    why = misfit(state, run.config, run.base_sha)
+    if why:
+        raise TrainingError(f"{why} (in {folder}), or delete {runs_dir(run.lab, run.name)} to start afresh")
     return state
 
 
@@ -116,25 +107,32 @@ def restore_checkpoint(run: TrainRun, folder: Path, state: dict) -> None:
     run.first_loss = state.get("first_loss")
 
 
-def checkpoint_step(lab, config, base_sha: str | None = None) -> tuple[int | None, str]:
-    """Whether `config` can continue adapter `config.name`'s checkpoint (the checks `resume`
-    makes; the base weights' too when `base_sha` is given): (its step, "") when it can; (None,
-    why not) when it was made with other settings, data or base weights; (None, "") when there
-    is none."""
-    folder = find_checkpoint(lab, config.name)
-    if folder is None:
-        return None, ""
-    state = json.loads((folder / "state.json").read_text())
+def misfit(state: dict, config, base_sha: str | None = None) -> str:
+    """Why a checkpoint (its state.json) cannot be continued with `config`: other settings, other
+    data, or (when `base_sha` is given) other base weights; "" when it can. The one check behind
+    `resume` and every offer to resume."""
     theirs, ours = resumable_settings(state.get("config") or {}), resumable_settings(config.to_json())
     changed = sorted(k for k in set(ours) | set(theirs) if theirs.get(k) != ours.get(k))
     at = f"the checkpoint at step {state.get('step')}"
     if changed:
-        return None, f"{at} was made with other settings ({', '.join(changed)}): put them back to resume it"
+        return f"{at} was made with other settings ({', '.join(changed)}): put them back to resume it"
     if state.get("dataset_sha") != sha256_of(Path(config.data)):
-        return None, f"the data changed since {at}"
+        return f"the data changed since {at}"
     if base_sha is not None and state.get("base_sha") != base_sha:
-        return None, f"the base model changed since {at}"
-    return int(state.get("step") or 0), ""
+        return f"the base model changed since {at}"
+    return ""
+
+
+def checkpoint_step(lab, config, base_sha: str | None = None) -> tuple[int | None, str]:
+    """Whether `config` can continue adapter `config.name`'s checkpoint (`misfit`; the base
+    weights too when `base_sha` is given): (its step, "") when it can; (None, why not) when it
+    cannot; (None, "") when there is none."""
+    folder = find_checkpoint(lab, config.name)
+    if folder is None:
+        return None, ""
+    state = json.loads((folder / "state.json").read_text())
+    why = misfit(state, config, base_sha)
+    return (None, why) if why else (int(state.get("step") or 0), "")
 
 
 def checkpoint_config(lab, name: str) -> dict | None:
