@@ -291,8 +291,27 @@ def render_html(
 
 
 def climb_html(climb: dict) -> str:
-    """`lab climb`'s path: one row per rung climbed (why, result, time), then where it stopped."""
+    """`lab climb`'s path: one row per rung climbed (why, result, time), then where it stopped;
+    above it, the climbs whose work this one reused (a rerun that reused everything takes seconds)."""
     from .climb.decide import RULE
+
+    past = climb.get("history") or [climb]
+    total = sum(c.get("wall_s") or 0 for c in past)
+    over = f"; {total:.0f} s of work over {len(past)} climbs" if len(past) > 1 else ""
+    end = climb.get("decision") or {}
+    skipped = "".join(f"<li>{_e(x)}</li>" for x in end.get("skipped") or [])
+    return (
+        f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s{over})</h2>"
+        + (climb_history_html(past) if len(past) > 1 else "")
+        + f"<p class=small>Rule: {_e(RULE)}.</p>"
+        + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], _climb_rows(climb), {0})
+        + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
+        + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else "")
+    )
+
+
+def _climb_rows(climb: dict) -> list[list[str]]:
+    from .climb.record import step_work
 
     rows = []
     for i, st in enumerate(climb.get("steps") or [], 1):
@@ -301,6 +320,9 @@ def climb_html(climb: dict) -> str:
             for arm, r in (st.get("results") or {}).items()
         ) or _e(st.get("status"))
         decision = st.get("decision") or {}
+        took = (
+            "reused: nothing left to do" if step_work(st) == "reused" else f"expected {st.get('estimate_s', 0):.0f} s"
+        )
         rows.append(
             [
                 str(i),
@@ -308,18 +330,42 @@ def climb_html(climb: dict) -> str:
                 _e(st.get("why")),
                 results,
                 _e(st.get("verdict") or ""),
-                f"{st.get('wall_s', 0):.0f} s <span class=small>(expected {st.get('estimate_s', 0):.0f} s)</span>",
+                f"{st.get('wall_s', 0):.0f} s <span class=small>({took})</span>",
                 f"<b>{_e(decision.get('outcome', ''))}</b> {_e(decision.get('reason', ''))}",
             ]
         )
-    end = climb.get("decision") or {}
-    skipped = "".join(f"<li>{_e(x)}</li>" for x in end.get("skipped") or [])
-    return (
-        f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s)</h2>"
-        f"<p class=small>Rule: {_e(RULE)}.</p>"
-        + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], rows, {0})
-        + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
-        + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else "")
+    return rows
+
+
+def climb_history_html(past: list[dict]) -> str:
+    """The climbs behind the latest one (`climb.record.history`, oldest first): what each did, and
+    whose work the latest reused."""
+    from .climb.record import did_work, step_work
+
+    latest, earlier = past[-1], past[:-1]
+    workers = [c for c in earlier if did_work(c)] or earlier
+    reused = [st["step"] for st in latest.get("steps") or [] if step_work(st) == "reused"]
+    said = ""
+    if reused:
+        worked = sum(c.get("wall_s") or 0 for c in workers)
+        names = ", ".join(f"#{c['id']}" for c in workers)
+        partly = "" if len(reused) == len(latest.get("steps") or []) else f" (for {', '.join(reused)})"
+        said = f"Climb #{latest['id']} reused the work of climb{'s' if len(workers) > 1 else ''} {names}: "
+        said += f"{worked:.0f} s{partly}. "
+    said += "The climbs of this task on the same model and options, or on the same eval run, oldest first:"
+    rows = [
+        [
+            f"#{c['id']}",
+            _e(c.get("status")),
+            _e((c.get("ts") or "")[:19].replace("T", " ")),
+            f"{c.get('wall_s') or 0:.0f} s",
+            _e(c.get("eval_run_id") or "none"),
+            _e("; ".join(f"{st['step']} {step_work(st)}" for st in c.get("steps") or []) or "no rung climbed"),
+        ]
+        for c in past
+    ]
+    return f"<p>{_e(said)}</p>" + _table(
+        ["climb", "status", "started (UTC)", "wall time", "eval run", "what it did"], rows, {3}
     )
 
 

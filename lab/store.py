@@ -446,6 +446,16 @@ class Store:
             return None
         return self._first("select * from climbs where eval_run_id = ? order by id desc limit 1", [eval_run_id])
 
+    def climb_history(self, climb_id: int) -> list[dict]:
+        """Climb `climb_id` and the task's climbs before it that it may have reused: the same
+        model and options, or the same eval run; oldest first."""
+        return self.query(
+            "select h.* from climbs h join climbs c on c.id = ? where h.task = c.task and h.id <= c.id"
+            " and ((h.model_id = c.model_id and h.options_json = c.options_json) or h.eval_run_id = c.eval_run_id)"
+            " order by h.id",
+            [climb_id],
+        )
+
     def update_climb(self, climb_id: int, values: dict) -> None:
         self.update("climbs", climb_id, values)
 

@@ -165,6 +165,12 @@ def test_the_report_draws_the_climb(fake_lab, task_dir, tmp_path):
     result = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
     html = write_report(fake_lab, result.eval_run_id, tmp_path / "r.html").read_text()
     assert "The climb" in html and "too-few" in html and "prompt" in html
+    # a rerun reuses every answer and takes a second: the report credits the climb that did the work
+    again = climb(fake_lab, str(task_dir), progress=False, say=lambda m: None)
+    assert again.climb_id != result.climb_id and again.eval_run_id == result.eval_run_id
+    html = write_report(fake_lab, again.eval_run_id, tmp_path / "r.html").read_text()
+    assert f"Climb #{again.climb_id} reused the work of climb #{result.climb_id}: " in html
+    assert "prompt evaluated" in html and "prompt reused" in html and "reused: nothing left to do" in html
 
 
 @pytest.mark.integration
@@ -174,6 +180,7 @@ def test_a_real_climb_on_the_embedded_model(shared_home, monkeypatch):
     measures only the task's own k (fixed, similar, then the best constrained): 5 configurations, not
     11, to keep the suite under its bar; every k is covered on the fake model above."""
     from lab.engine import Lab
+    from lab.report import climb_html
 
     monkeypatch.setattr("lab.evaluation.prompt_rung.DEFAULT_KS", ())
     lab = Lab(home=shared_home)
@@ -185,6 +192,8 @@ def test_a_real_climb_on_the_embedded_model(shared_home, monkeypatch):
     assert result.decision["outcome"] in {"up-to", "meets", "not-significant"}
     again = climb(lab, "specialty", limit=4, up_to="prompt", progress=False, say=lambda m: None)
     assert again.path[0]["estimate_s"] == 0  # everything reused, nothing to answer
+    shown = climb_html(record.climb_of_run(lab, again.eval_run_id))
+    assert f"Climb #{again.climb_id} reused the work of climb" in shown and "prompt reused" in shown
 
 
 def test_the_app_block_plans_climbs_live_and_cancels(fake_lab, task_dir):

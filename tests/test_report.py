@@ -116,3 +116,109 @@ def test_report_includes_the_learning_curve_inline(finished_run):
     assert "from n = 100 examples" in html and "still rising" in html
     assert not re.search(r"https?://", html)  # the matplotlib chart inlined without any namespace URL
     assert "How many examples" not in render_html(summarize(lab, run_id))  # no curve, no section
+
+
+# ---- the climb's history (issue 24, item 11) ---------------------------------------------------
+
+
+def _step(step: str, estimate_s: float, wall_s: float, basis: str = "a rough figure") -> dict:
+    return {
+        "step": step,
+        "why": "why not",
+        "status": "done",
+        "estimate_s": estimate_s,
+        "estimate_basis": basis,
+        "wall_s": wall_s,
+        "results": {},
+        "decision": {"outcome": "up-to", "reason": "done"},
+    }
+
+
+def _climb(store, steps: list[dict], *, run: int, wall_s: float, options: str = '{"up_to": "tune"}', task="t") -> int:
+    """A finished climb of `task` on model m, its path `steps`, its evidence eval run `run`."""
+    climb_id = store.new_climb(task, "m", options)
+    store.update_climb(
+        climb_id,
+        {
+            "steps_json": json.dumps(steps),
+            "status": "finished",
+            "eval_run_id": run,
+            "wall_s": wall_s,
+            "decision_json": json.dumps({"outcome": "up-to", "reason": "done"}),
+        },
+    )
+    return climb_id
+
+
+@pytest.fixture
+def climbs_lab(tmp_path):
+    from types import SimpleNamespace
+
+    from lab.store import Store
+
+    store = Store(tmp_path / "lab.db")
+    yield SimpleNamespace(store=store)
+    store.close()
+
+
+def test_a_quick_rerun_of_a_climb_shows_the_climb_whose_work_it_reused(climbs_lab):
+    from lab.climb.record import climb_of_run
+    from lab.report import climb_html
+
+    first = _climb(
+        climbs_lab.store,
+        [_step("prompt", 150.0, 200.0), _step("tune", 100.0, 90.0, "20 training steps, measured here")],
+        run=7,
+        wall_s=290.0,
+    )
+    rerun = _climb(climbs_lab.store, [_step("prompt", 0.0, 4.0), _step("tune", 0.0, 3.0)], run=7, wall_s=7.0)
+    climb = climb_of_run(climbs_lab, 7)
+    assert climb["id"] == rerun and [c["id"] for c in climb["history"]] == [first, rerun]
+    html = climb_html(climb)
+    assert f"The climb (#{rerun}, finished, 7 s; 297 s of work over 2 climbs)" in html
+    assert f"Climb #{rerun} reused the work of climb #{first}: 290 s." in html
+    assert "prompt evaluated; tune trained and evaluated" in html and "prompt reused; tune reused" in html
+    assert html.count("reused: nothing left to do") == 2  # the rerun's path: no more '0 s, expected 0 s'
+    assert "expected 0 s" not in html
+
+
+def test_the_history_is_the_climbs_on_the_same_options_or_eval_run(climbs_lab):
+    """A climb up to the prompt rung, then one up to tune on the same run: the second reused only the
+    prompt rung. Another task's climb, a climb on other options and run, and a later climb stay out."""
+    from lab.climb.record import climb_of_run
+    from lab.report import climb_html
+
+    store = climbs_lab.store
+    _climb(store, [_step("prompt", 50.0, 60.0)], run=3, wall_s=60.0, task="other")
+    up_to_prompt = _climb(store, [_step("prompt", 50.0, 60.0)], run=3, wall_s=60.0, options='{"up_to": "prompt"}')
+    _climb(store, [_step("prompt", 10.0, 10.0)], run=4, wall_s=10.0, options='{"limit": 6}')
+    basis = "adapter already trained on this data and config; answers from measured"
+    up_to_tune = _climb(store, [_step("prompt", 0.0, 1.0), _step("tune", 30.0, 40.0, basis)], run=3, wall_s=41.0)
+    later = _climb(store, [_step("prompt", 0.0, 1.0)], run=5, wall_s=1.0)  # same options, a newer run
+    climb = climb_of_run(climbs_lab, 3)
+    assert [c["id"] for c in climb["history"]] == [up_to_prompt, up_to_tune] and later != climb["id"]
+    html = climb_html(climb)
+    assert f"Climb #{up_to_tune} reused the work of climb #{up_to_prompt}: 60 s (for prompt)." in html
+    assert "tune evaluated, adapter reused" in html and "101 s of work over 2 climbs" in html
+
+
+def test_a_single_climb_has_no_history_and_an_unfinished_step_says_so(climbs_lab):
+    from lab.climb.record import climb_of_run
+    from lab.report import climb_html
+
+    only = _climb(climbs_lab.store, [{**_step("prompt", 20.0, 5.0), "status": "running"}], run=9, wall_s=5.0)
+    climb = climb_of_run(climbs_lab, 9)
+    html = climb_html(climb)
+    assert f"The climb (#{only}, finished, 5 s)</h2>" in html and "reused the work" not in html
+    assert "expected 20 s" in html
+    assert climb_html({k: v for k, v in climb.items() if k != "history"}) == html  # a row read without it
+    assert climb_of_run(climbs_lab, 10) is None
+
+
+def test_the_report_file_shows_the_climbs_history(finished_run, tmp_path):
+    lab, run_id = finished_run
+    first = _climb(lab.store, [_step("prompt", 280.0, 290.0)], run=run_id, wall_s=290.0, task="mini")
+    rerun = _climb(lab.store, [_step("prompt", 0.0, 0.4)], run=run_id, wall_s=0.4, task="mini")
+    html = write_report(lab, run_id, tmp_path / "r.html").read_text()
+    assert f"The climb (#{rerun}, finished, 0 s; 290 s of work over 2 climbs)" in html
+    assert f"Climb #{rerun} reused the work of climb #{first}: 290 s." in html

@@ -72,5 +72,34 @@ def report_run(lab, task: str) -> int | None:
 
 
 def climb_of_run(lab, eval_run_id: int) -> dict | None:
-    """The latest climb whose evidence is eval run `eval_run_id` (the report draws its path)."""
-    return _row(lab.store.latest_climb_of_run(eval_run_id))
+    """The latest climb whose evidence is eval run `eval_run_id` (the report draws its path), with
+    its `history`: the climbs whose work it may have reused, itself last (`history`)."""
+    row = _row(lab.store.latest_climb_of_run(eval_run_id))
+    if row is not None:
+        row["history"] = history(lab, row["id"])
+    return row
+
+
+def history(lab, climb_id: int) -> list[dict]:
+    """Climb `climb_id` and the earlier climbs of its task with the same model and options or the
+    same eval run (a rerun reuses their answers and adapter), oldest first."""
+    return [_row(r) for r in lab.store.climb_history(climb_id)]
+
+
+def step_work(step: dict) -> str:
+    """What a recorded step did: "reused" when nothing was left to do as it started (its estimate
+    counts only the answers and training not done yet: `estimate.py`), else what it ran."""
+    if step.get("status") != "done":
+        return "did not finish"
+    if not step.get("estimate_s"):
+        return "reused"
+    if step["step"] != "tune":
+        return "evaluated"
+    if (step.get("estimate_basis") or "").startswith("adapter already trained"):
+        return "evaluated, adapter reused"
+    return "trained and evaluated"
+
+
+def did_work(climb: dict) -> bool:
+    """Whether the climb answered or trained anything itself (not only reused earlier work)."""
+    return any(step_work(st) != "reused" for st in climb.get("steps") or [])
