@@ -270,6 +270,13 @@ def m013_generation_token_counts(db: sqlite_utils.Database):
     db["generations"].add_column("token_counts", str)
 
 
+@migration
+def m014_training_events(db: sqlite_utils.Database):
+    # A run stopped and resumed is one row (the resumed trainer takes it over): its stops and
+    # resumptions, [{ts, event, step}], so History does not show only the final state.
+    db["training_runs"].add_column("events_json", str)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -345,6 +345,14 @@ class Store:
     def update_training_run(self, run_id: int, values: dict) -> None:
         self.update("training_runs", run_id, values)
 
+    def training_event(self, run_id: int, event: str, step: int | None) -> None:
+        """Append what happened to a run besides its end (stopped, resumed, died) to its
+        events_json, so History shows a run stopped and resumed, not only its final state."""
+        with self.lock:
+            row = self.training_run(run_id) or {}
+            events = json.loads(row.get("events_json") or "[]") + [{"ts": now(), "event": event, "step": step}]
+            self.update("training_runs", run_id, {"events_json": json.dumps(events)})
+
     def log_training_step(self, row: dict) -> None:
         """One step's losses and speed (a step done again after a resume replaces its row)."""
         self.upsert("training_steps", row, pk=("run_id", "step"))

@@ -306,9 +306,20 @@ def test_history_lists_eval_and_training_runs(fake_lab):
     _last(tab_evaluate.run(fake_lab, tab_evaluate.Jobs(), "tickets", ["zero-shot"], 1, None, "fixed", False))
     table, _ = tab_history.show(fake_lab, "Evaluation runs", tab_history.ANY, "tickets", 10)
     assert table["value"][0][2] == "tickets"
-    fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "demo", "status": "running"})
+    assert tab_history.show(fake_lab, "Evaluation runs", tab_history.ANY, "tickets", 10)[0]["value"][0][6] == (
+        "complete as asked"  # a one-example run: the words Evaluate and the Advisor use, not "partial"
+    )
+    run_id = fake_lab.store.insert(
+        "training_runs", {"ts": "t", "adapter_name": "demo", "status": "running", "peak_mem": 3 * 2**30}
+    )
+    fake_lab.store.training_event(run_id, "stopped", 4)
+    fake_lab.store.training_event(run_id, "resumed", 4)
     table, _ = tab_history.show(fake_lab, "Training runs", tab_history.ANY, "", 10)
-    assert table["value"][0][2] == "demo"
+    row = dict(zip(tab_history.TRAIN_COLUMNS, table["value"][0]))
+    assert row["adapter_name"] == "demo" and row["peak memory"] == "3.0 GB"  # not 3221225472
+    assert re.fullmatch(
+        r"stopped at step 4 \(\d\d:\d\d:\d\d\), resumed at step 4 \(\d\d:\d\d:\d\d\)", row["stops and resumes"]
+    )
 
 
 def test_history_arm_filter_applies_only_where_it_can_and_says_when_it_hides_rows(fake_lab):
@@ -499,7 +510,8 @@ def test_starting_training_writes_a_config_the_trainer_reads(fake_lab, monkeypat
         "q_proj,v_proj",
         False,
     ]
-    msg, runs, timer, job, progress, resume, _ = tab_train.start(fake_lab, True, False, *values)
+    msg, runs, timer, job, progress, resume, _, report = tab_train.start(fake_lab, None, True, False, *values)
+    assert report == ""  # an earlier validation's report goes: it was about the form before this run
     assert "process 4242" in msg and timer.active
     assert job["pid"] == 4242 and "loading the model" in progress  # the page follows it from now on
     assert "5 steps" in msg and "steps is very few" in msg  # said before the run
@@ -532,8 +544,17 @@ def test_a_bad_hyperparameter_is_refused_before_any_process_starts(fake_lab, mon
         "q_proj",
         False,
     ]
-    with pytest.raises(TrainConfigError, match="field 'name'"):
-        tab_train.start(fake_lab, True, False, *values)
+    msg, *_ = tab_train.start(fake_lab, None, True, False, *values)  # said in place, in the form's words
+    assert msg.startswith("⚠️ **Adapter name**:") and "field" not in msg
+    values[10] = -3
+    values[2] = "ok"
+    msg, *_ = tab_train.start(fake_lab, None, True, False, *values)
+    assert msg.startswith("⚠️ **max steps**: Input should be greater than or equal to 1 (0 trains by epochs)")
+    assert "**max steps**" in tab_train.validate(fake_lab, *values) and "dataset" not in tab_train.validate(
+        fake_lab, *values
+    )
+    with pytest.raises(TrainConfigError, match="field 'max_steps'"):  # the engine's own words name the field
+        bridge.train_config(tab_train._config(fake_lab, *values))
 
 
 def test_start_with_a_checkpoint_offers_the_resume_button_and_resume_passes_it_on(fake_lab, monkeypatch):
@@ -578,14 +599,16 @@ def test_start_with_a_checkpoint_offers_the_resume_button_and_resume_passes_it_o
     (ckpt / "state.json").write_text(json.dumps({"step": 4, "config": saved, "dataset_sha": sha256_of(cfg.data)}))
     button, note = tab_train.resume_offer(fake_lab, "tickets")
     assert button == gr.update(value="Resume from step 4", visible=True) and note == ""
-    with pytest.raises(bridge.AppError, match=r"Resume from step 4"):
-        tab_train.start(fake_lab, True, False, *values)
+    job = {"pid": 1, "name": "earlier"}
+    msg, runs, timer, kept, progress, button, note, report = tab_train.start(fake_lab, job, True, False, *values)
+    assert "Resume from step 4**" in msg and msg.startswith("⚠️") and kept is job  # said in place: no error
+    assert button == gr.update(value="Resume from step 4", visible=True)
     assert started == [] and (ckpt / "state.json").exists()  # nothing started, nothing deleted
-    msg, *_ = tab_train.resume(fake_lab, True, "tickets", 6)
+    msg, *_ = tab_train.resume(fake_lab, None, True, "tickets", 6)
     assert "Resumed" in msg and "--resume" in started[-1] and "--restart" not in started[-1]
     resumed = json.loads(open(started[-1][started[-1].index("--config") + 1], encoding="utf-8").read())
     assert resumed["max_steps"] == 6 and resumed["target_modules"] == ["q_proj"]  # its own settings, longer
-    tab_train.start(fake_lab, True, True, *values)  # "start over" ticked
+    tab_train.start(fake_lab, None, True, True, *values)  # "start over" ticked
     assert "--restart" in started[-1] and "--resume" not in started[-1]
     (ckpt / "state.json").write_text(json.dumps({"step": 4, "config": saved, "dataset_sha": "other"}))
     button, note = tab_train.resume_offer(fake_lab, "tickets")
@@ -602,7 +625,7 @@ def test_the_train_tab_polls_the_curve_and_eta_from_sqlite(fake_lab):
             {"run_id": run_id, "step": step, "loss": loss, "tokens_per_s": 300.0, "eta_s": 7.0 * (10 - step)},
             pk=("run_id", "step"),
         )
-    run, plot, status, tail, timer, resume, _ = tab_train.poll(fake_lab, run_id, None, "demo")
+    run, plot, status, tail, timer, resume, _, _ = tab_train.poll(fake_lab, run_id, None, "demo")
     assert "step 3 of 10" in status and "loss 1.100" in status and "ETA" in status
     assert plot is not None and timer.active
     fake_lab.store.update("training_runs", run_id, {"status": "done", "wall_s": 30.0})
@@ -719,8 +742,8 @@ def test_start_never_replaces_an_adapter_unless_ticked(fake_lab, monkeypatch):
         "q_proj",
         False,
     ]
-    with pytest.raises(bridge.AppError, match="already exists.*replace"):
-        tab_train.start(fake_lab, False, False, *values)
+    msg, *_ = tab_train.start(fake_lab, None, False, False, *values)
+    assert re.search("already exists.*replace", msg)
 
 
 def _sleeping_job(fake_lab, name="demo") -> tuple[subprocess.Popen, dict]:
@@ -732,7 +755,7 @@ def test_the_page_follows_its_job_while_the_model_loads_and_stop_stops_it(fake_l
     old = fake_lab.store.insert("training_runs", {"ts": "t", "adapter_name": "old", "status": "done"})
     proc, job = _sleeping_job(fake_lab)
     try:
-        run, plot, status, _, timer, resume, _ = tab_train.poll(fake_lab, old, job, "demo")
+        run, plot, status, _, timer, resume, _, _ = tab_train.poll(fake_lab, old, job, "demo")
         assert "loading the model" in status and timer.active and plot is None  # not the old run
         assert "while it was loading the model" in tab_train.stop(fake_lab, job, None)  # not 'pick the run'
         assert proc.wait(timeout=10) == -signal.SIGTERM
@@ -861,7 +884,8 @@ def test_validate_shows_the_dataset_report_and_the_gpu_memory_plan(shared_home):
         False,
     ]
     text = tab_train.validate(lab, *values)
-    assert "examples" in text and "GPU memory plan" in text and "VRAM estimate: llama" in text
+    assert "examples" in text and "**On a GPU** (none here)" in text and "VRAM estimate: llama" in text
+    assert "vram_gb" not in text  # no setting the form does not have
 
 
 # ---- New task -----------------------------------------------------------------------------------
@@ -926,7 +950,7 @@ def test_the_train_tab_trains_from_an_uploaded_csv(fake_lab, monkeypatch, tmp_pa
         "q_proj,v_proj",
         False,
     ]
-    tab_train.start(fake_lab, False, False, *values)
+    tab_train.start(fake_lab, None, False, False, *values)
     cmd = started["cmd"]
     config = json.loads(open(cmd[cmd.index("--config") + 1], encoding="utf-8").read())
     rows = [json.loads(line) for line in open(config["data"], encoding="utf-8")]

@@ -252,6 +252,12 @@ def test_a_new_task_from_an_uploaded_csv_then_its_evaluation(server, page):
     page.wait_for_selector("#newtask-result:has-text('Created task')")
     assert (Path(server[1]) / "tasks" / "support" / "task.toml").is_file()
     _shot(page, "7-new-task")
+    _open(page, "Advisor")  # every task picker lists the new task without a restart
+    page.get_by_text("How many examples?").click()  # the curve's section opens
+    for picker in ("#climb-task", "#curve-task"):
+        page.locator(f"{picker} input").click()
+        page.get_by_role("option", name="support", exact=True).wait_for(timeout=10_000)
+        page.keyboard.press("Escape")
     _open(page, "Evaluate")
     page.locator("#eval-task input").click()
     page.get_by_role("option", name="support", exact=True).click()
@@ -513,6 +519,12 @@ def _train_follow_stop_resume(server, page) -> None:
     expect(resume).to_have_text(re.compile(r"Resume from step \d+"), timeout=30_000)
     step = int(re.search(r"\d+", resume.inner_text()).group())
     assert step >= 2
+    expect(page.locator("#train-started")).not_to_contain_text("Stopping", timeout=10_000)  # it has stopped
+    assert "--resume" not in page.input_value("#train-log textarea")  # the page's words, not the CLI's
+    page.click("#train-start")  # Start, not Resume: said in place, with what to press; no error on the way
+    expect(page.locator("#train-started")).to_contain_text(f"Resume from step {step}")
+    assert "**" not in page.inner_text("#train-started")
+    assert page.locator(".toast-body.error").count() == 0 and page.get_by_text("Error", exact=True).count() == 0
     page.locator("#train-max-steps input").fill(str(step + 1))  # one step more, to finish quickly
     page.locator("#train-max-steps input").blur()
     resume.click()
@@ -527,3 +539,7 @@ def _train_follow_stop_resume(server, page) -> None:
 
     runs = Store(Path(server[1]) / "lab.db").training_runs(5, adapter="browser-tiny")
     assert len(runs) == 1 and runs[0]["status"] == "done"  # resumed: the same run, not a new one
+    _open(page, "History")  # the stop and the resume are there, not only the end
+    page.locator("#history-view").get_by_label("Training runs").check()
+    page.wait_for_selector(f"#history-table:has-text('resumed at step {step}')")
+    assert f"stopped at step {step}" in page.inner_text("#history-table")

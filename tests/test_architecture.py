@@ -12,7 +12,7 @@ LAB = Path(__file__).resolve().parents[1] / "lab"
 
 # The layers, bottom first; a unit is lab.<first name> (a module or a package).
 LAYERS = [
-    {"lab", "home", "config", "gguf_meta", "migrations", "prompts", "threads"},  # foundations
+    {"lab", "home", "config", "gguf_meta", "migrations", "prompts", "threads", "units"},  # foundations
     {"store", "model_pairs"},  # the run log; HF folder + GGUF pair checks
     {"models"},  # which models there are (no generation)
     {"backends"},  # one interface per engine: llama.cpp, transformers, OpenAI-compatible

@@ -5,11 +5,13 @@ does nothing, and a prepare cancelled mid-training that a rerun resumes from its
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
 
 from lab import demo
+from lab.demo import build
 from lab.engine import Lab
 from lab.evaluation import run_eval
 from lab.evaluation.runner import matching_run
@@ -194,7 +196,7 @@ def test_the_first_launch_block_offers_the_demo_with_an_estimate_then_hides(fake
 
     block, note, button, cancel, status, timer = demo_block.offer(fake_lab)
     assert block["visible"] and "First launch" in note and not cancel["visible"]
-    assert button["value"].startswith("Prepare the demo (≈ ") and button["value"].endswith(" min)")
+    assert re.fullmatch(r"Prepare the demo \(about \d+ min, a first estimate\)", button["value"])
     assert fake_lab.store.recent_generations(5) == []  # no probe answers from a page load
     run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
     _fake_adapter(fake_lab, "tickets", demo.adapter_plan(fake_lab, load_task("tickets")).config, "x")
@@ -218,6 +220,31 @@ def test_the_block_shows_a_running_preparations_progress_and_its_end(fake_lab, m
         assert "The demo is ready" in status and not button["visible"] and not cancel["visible"]
     finally:
         proc.kill()
+
+
+def test_a_just_started_preparation_shows_as_starting_before_it_writes_its_row(fake_lab, monkeypatch):
+    """The page polls 2 s after the click; the job plans first (imports, seconds) and writes its row
+    after: the poll must show the job it started, with Cancel, not the previous run's end."""
+    from lab.app import demo_block
+    from lab.tuning import jobs
+
+    old = _sleeper()
+    old.kill()
+    old.wait()
+    fake_lab.store.update("demo_runs", _row(fake_lab, old), {"status": "cancelled"})  # an earlier, stopped run
+    proc = _sleeper()
+    monkeypatch.setattr(jobs, "spawn", lambda lab, args, log_path: proc)
+    try:
+        demo_block.start(fake_lab)
+        status, button, cancel, timer = demo_block.poll(fake_lab)
+        assert "starting" in status and cancel["visible"] and not button["visible"] and timer.active
+        assert demo.stop_job(fake_lab).startswith("Stopping")  # Cancel reaches the starting process
+        proc.wait(timeout=10)
+        status, button, cancel, timer = demo_block.poll(fake_lab)
+        assert "Stopped" in status and button["visible"] and not cancel["visible"] and not timer.active
+    finally:
+        proc.kill()
+        build._STARTED.clear()
 
 
 # ---- real model, real index, real training ---------------------------------------------------------

@@ -551,8 +551,9 @@ def test_sigterm_stops_cleanly_with_exit_130_and_a_checkpoint(trained):
     assert "--resume" in out
     assert not (lab.home.adapters / "stopped").exists()
     state = json.loads((checkpoint_dir(lab, "stopped") / "state.json").read_text())
-    run = lab.store.query("select status from training_runs where id = ?", [state["run_id"]])[0]
+    run = lab.store.training_run(state["run_id"])
     assert run["status"] == "interrupted" and state["step"] >= 1
+    assert [(e["event"], e["step"]) for e in json.loads(run["events_json"])] == [("stopped", state["step"])]
     # --restart drops that checkpoint and trains a new run from step 1
     adapter = train(
         tiny_config(data, "stopped", max_steps=2, eval_every=100, save_every=100), lab, progress=False, restart=True

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from .. import demo
-from . import _ui
+from . import _ui, bridge
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
@@ -33,16 +33,19 @@ def offer(lab: Lab):
     if not running and not demo.needed(lab):
         return (gr.update(visible=False), gr.update(), gr.update(), gr.update(), gr.update(), gr.Timer(active=False))
     # No probe answers on a page load (they would land in the run log): speeds from the log, else a
-    # rough figure; `lab demo prepare --dry-run` times a few answers for a measured estimate.
+    # rough figure; the job itself times a few answers first.
     steps = demo.plan(lab, probe=False)
     left = [s for s in steps if not s.done]
     note = (
-        f"**First launch?** This lab home has no adapter or stored evaluation yet. One button prepares "
-        f"the whole demo in the background: {len(left)} of {len(steps)} steps to go "
-        f"(index, {sum(s.action == 'train' for s in left)} demo adapters, evaluations of "
-        f"{demo.DEFAULT_LIMIT} held-out examples per scenario). `lab demo prepare --dry-run` shows the plan."
+        f"{_missing(lab)} One button prepares the whole demo in the background: {len(left)} of {len(steps)} "
+        f"steps to go (index, {sum(s.action == 'train' for s in left)} demo adapters, evaluations of "
+        f"{demo.DEFAULT_LIMIT} held-out examples per scenario)."
     )
-    label = f"Prepare the demo (≈ {max(1, round(demo.total_seconds(steps) / 60))} min)"
+    minutes = max(1, round(demo.total_seconds(steps) / 60))
+    # The same plan the job makes, less its probe answers: until answers are timed here the
+    # figure is a first estimate, and the job's progress shows its own as it measures.
+    timed = lab.store.answer_seconds(bridge.model_id(lab))[1] > 0
+    label = f"Prepare the demo (about {minutes} min{'' if timed else ', a first estimate'})"
     return (
         gr.update(visible=True),
         note,
@@ -51,6 +54,18 @@ def offer(lab: Lab):
         status(run),
         gr.Timer(active=running),
     )
+
+
+def _missing(lab: Lab) -> str:
+    """What this lab home lacks for the whole ladder, as it is now."""
+    has_adapter, has_eval = bool(bridge.adapter_names(lab)), lab.store.has_eval_runs()
+    if not has_adapter and not has_eval:
+        return "**First launch?** This lab home has no adapter and no stored evaluation yet."
+    if not has_adapter:
+        return "**No adapter yet:** the tune rung has nothing to compare."
+    if not has_eval:
+        return "**No stored evaluation yet:** Evaluate and Advisor have no scoreboard to show."
+    return "The demo is being prepared."
 
 
 def start(lab: Lab):
@@ -78,6 +93,8 @@ def cancel(lab: Lab) -> str:
 def status(run: dict | None) -> str:
     if run is None:
         return ""
+    if run["status"] == "running" and not run["steps"]:  # started, still making its plan
+        return _ui.progress_bar(0, 1, "starting: planning the steps and timing a few answers…")
     if run["status"] == "running":
         label = (
             f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "

@@ -108,6 +108,13 @@ def render(rec, board=None) -> str:
     return "\n".join(out)
 
 
+def task_choices(lab: Lab):
+    """A task picker's list as the lab home is now (a task made in New task shows at once)."""
+    from . import bridge
+
+    return gr.update(choices=bridge.task_names(lab))
+
+
 # ---- "How many examples?": the learning curve (lab.evaluation.curve_run) -----------------------
 
 CONFIRM_ABOVE_S = 300  # a curve estimated above this asks for a second press of Run
@@ -220,7 +227,7 @@ def build_curve_section(lab: Lab) -> None:
         with gr.Row():
             est = gr.Button("Estimate", elem_id="curve-estimate")
             run = gr.Button("Run", variant="primary", elem_id="curve-run")
-            stop = gr.Button("Cancel", variant="stop", elem_id="curve-cancel")
+            stop = gr.Button("Cancel", variant="secondary", elem_id="curve-cancel")
         confirmed = gr.State("")
         note = gr.Markdown(elem_id="curve-note")
         chart = gr.HTML(elem_id="curve-chart")
@@ -233,6 +240,7 @@ def build_curve_section(lab: Lab) -> None:
     watch = _ui.wire(lab, "advisor curve", curve_watch, lab)
     timer.tick(watch, [task], [table, chart, timer], show_progress="hidden")
     task.change(watch, [task], [table, chart, timer], show_progress="hidden")
+    _ui.on_show(lab, "advisor curve", task_choices, [task], lab)
 
 
 def build(lab: Lab) -> None:
@@ -394,9 +402,10 @@ def build_climb(lab: Lab) -> None:
             with gr.Row():
                 plan = gr.Button("Plan", elem_id="climb-plan")
                 go = gr.Button("Climb", variant="primary", elem_id="climb-go")
-                stop = gr.Button("Cancel", variant="stop", elem_id="climb-cancel")
+                stop = gr.Button("Cancel", variant="secondary", elem_id="climb-cancel")
         with gr.Column(scale=3):
             out = gr.Markdown(elem_id="climb-out")
+    _ui.on_show(lab, "climb", task_choices, [task], lab)
     inputs = [task, target, budget, up_to, limit]
     plan.click(_ui.wire(lab, "climb", climb_plan, lab), inputs, out)
     go.click(_ui.wire(lab, "climb", climb_run, lab, job), inputs, out)

@@ -7,6 +7,7 @@ the retrieval arms, the passages the answer could cite.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -147,10 +148,19 @@ def _adapter_name(adapter_id: str) -> str:
     return path.parent.name if path.suffix == ".gguf" else path.name
 
 
-def _sources(passages) -> str:
+def _sources(passages, text: str = "") -> str:
+    """The passages the prompt held; whether the answer cited any of them as [n]."""
+    from ..evaluation.scorers import cited
+
     if not passages:
         return ""
-    lines = ["**Sources in the prompt**"]
+    numbers = [n for n in cited(text) if 1 <= n <= len(passages)]
+    said = (
+        f"The answer cites {', '.join(f'[{n}]' for n in numbers)}."
+        if numbers
+        else "_The answer cites none of them (no [n] in its text): check it against them yourself._"
+    )
+    lines = [said, "", "**Sources in the prompt**"]
     for i, p in enumerate(passages, 1):
         snippet = " ".join(p.text.split())[:220]
         lines.append(f"{i}. `{p.source}` · score {p.score:.3f}<br><small>{_ui.html.escape(snippet)}…</small>")
@@ -282,7 +292,7 @@ def _stream_columns(
             text[arm] = value.text or "(empty answer)"
             stopped = " · **stopped**" if value.generation.finish_reason == "cancelled" else ""
             stats[arm] = _stats(value.generation, task) + stopped + f" · logged as #{value.row_id}"
-            sources[arm] = _sources(value.passages)
+            sources[arm] = _sources(value.passages, text[arm])
             row_ids[arm] = value.row_id
             pending.discard(arm)
         else:
@@ -330,6 +340,7 @@ def build(lab: Lab) -> None:
             choices=[lab.config.default_model],
             value=lab.config.default_model,
             scale=1,
+            min_width=280,  # the whole model name
             elem_id="compare-model",
         )
     question = gr.Textbox(label="Question", lines=2, value=DEFAULT_QUESTION, elem_id="compare-question")
@@ -347,7 +358,7 @@ def build(lab: Lab) -> None:
     with gr.Row():
         # disabled until the lab is ready (first launch: indexing) and while a question runs
         ask = gr.Button(NOT_READY, variant="primary", elem_id="compare-ask", scale=4, interactive=False)
-        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop", scale=1)
+        stop = gr.Button("Stop", variant="secondary", elem_id="compare-stop", scale=1)
     row_ids = gr.State({})
     ready = gr.State(False)  # set once the page's startup (indexing the sample corpus) is done
 
@@ -391,10 +402,12 @@ def build(lab: Lab) -> None:
     arms.change(show_columns, arms, columns, show_progress="hidden")
     run = _ui.wire(lab, "compare", answer, lab)
     inputs = [question, task, model, arms, corpus, adapter, max_tokens]
-    asked = ask.click(busy, ready, ask, queue=False, show_progress="hidden").success(
+    rated_notes = [rated for _arm, _better, _worse, rated in rate_buttons]  # a new question clears them
+    starting = functools.partial(busy, n_cleared=len(rated_notes))
+    asked = ask.click(starting, ready, [ask, *rated_notes], queue=False, show_progress="hidden").success(
         run, inputs, [row_ids, *outs], api_name="compare", concurrency_limit=2
     )
-    submitted = question.submit(busy, ready, ask, queue=False, show_progress="hidden").success(
+    submitted = question.submit(starting, ready, [ask, *rated_notes], queue=False, show_progress="hidden").success(
         run, inputs, [row_ids, *outs], concurrency_limit=2
     )
     for event in (asked, submitted):
@@ -412,13 +425,15 @@ ASK = "Ask every arm"
 NOT_READY = "Getting the lab ready…"
 
 
-def busy(ready: bool):
-    """The first step of Ask: refused until the lab is ready; the button shows a question runs."""
+def busy(ready: bool, n_cleared: int = 0):
+    """The first step of Ask: refused until the lab is ready; the button shows a question runs,
+    and the `n_cleared` rating notes of the last answers go."""
     if not ready:
         raise gr.Error(
             "The lab is still getting ready (indexing the sample corpus): ask once the banner above says it is done."
         )
-    return gr.update(interactive=False, value="Answering…")
+    button = gr.update(interactive=False, value="Answering…")
+    return (button, *[""] * n_cleared) if n_cleared else button
 
 
 def idle(ready: bool):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from ..evaluation.summary import status_words
 from ..prompts import ARMS
 from . import _ui, bridge
 from .tab_compare import LABELS
@@ -112,7 +113,10 @@ def refresh(lab: Lab):
 
 def run_choices(lab: Lab) -> list[tuple[str, int]]:
     return [
-        (f"#{r['id']} {r['task']} · {', '.join(_arms(r))} · {r['results']} results · {r['status']}", r["id"])
+        (
+            f"#{r['id']} {r['task']} · {', '.join(_arms(r))} · {r['results']} results · {status_words(r['status'])}",
+            r["id"],
+        )
         for r in lab.store.eval_runs(50)
     ]
 
@@ -435,7 +439,7 @@ def build(lab: Lab) -> None:
         fresh = gr.Checkbox(False, label="Start a fresh run (instead of resuming)", scale=1)
     with gr.Row():
         start = gr.Button("Run / resume", variant="primary", elem_id="eval-run")
-        stop = gr.Button("Cancel", variant="stop", elem_id="eval-cancel")
+        stop = gr.Button("Cancel", variant="secondary", elem_id="eval-cancel")
     status = gr.HTML(elem_id="eval-status")
     scoreboard = gr.Markdown(elem_id="eval-scoreboard")
     with gr.Row():

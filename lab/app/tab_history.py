@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from ..evaluation.summary import status_words
 from ..prompts import ARMS
+from ..units import size
 from . import _ui
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -57,7 +59,8 @@ TRAIN_COLUMNS = [
     "last_loss",
     "last_val_loss",
     "wall_s",
-    "peak_mem",
+    "peak memory",
+    "stops and resumes",
     "error",
 ]
 RATING_COLUMNS = ["id", "ts", "verdict", "generation_id", "arm", "model_id", "adapter_id", "output"]
@@ -146,7 +149,19 @@ def export(lab: Lab, view, arm, search, n, fmt: str):
 def _cell(row: dict, column: str):
     if column == "tokens in/out":
         return "" if row.get("prompt_tokens") is None else f"{row['prompt_tokens']} / {row['completion_tokens']}"
+    if column == "status" and "arms_json" in row:  # an evaluation run: the words Evaluate and Advisor use
+        return status_words(row.get("status"))
+    if column == "peak memory":
+        return size(row.get("peak_mem"))
+    if column == "stops and resumes":
+        return events_text(row.get("events_json"))
     return row.get(column)
+
+
+def events_text(events_json: str | None) -> str:
+    """A training run's stops and resumptions, oldest first: "stopped at step 4 (20:10:03), resumed …"."""
+    events = json.loads(events_json or "[]")
+    return ", ".join(f"{e['event']} at step {e['step']} ({e['ts'][11:19]})" for e in events)
 
 
 def _short(v, width: int = 160):

@@ -15,6 +15,7 @@ import gradio as gr
 
 from ..tuning import jobs
 from ..tuning import plan as training_plan
+from ..tuning.config import TrainConfigError
 from . import _ui, bridge
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -177,8 +178,11 @@ def validate(lab: Lab, *values) -> str:
         config = _config(lab, *values)
         config["name"] = config["name"] or "check"
         cfg = bridge.train_config(config)
+    except TrainConfigError as e:  # a setting of the form, named as the form names it
+        return f"⚠️ {setting_error(e)}"
+    try:
         report = _validate(lab, cfg)
-    except (ValueError, FileNotFoundError) as e:  # the lab's data and config errors: name the file and line
+    except (ValueError, FileNotFoundError) as e:  # the lab's data errors: name the file and line
         _ui.log_error(lab, "train", e)
         return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_ui.error_text(e))}"
     info = lab.model_info(cfg.base_model)
@@ -204,9 +208,42 @@ def validate(lab: Lab, *values) -> str:
         + warnings
         + "\n\n"
         + plan_line(lab, cfg)
-        + "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n"
+        + (
+            "\n\n**GPU memory plan** (from the model's config, no weights loaded)\n\n```\n"
+            if plan.fits is not None
+            else "\n\n**On a GPU** (none here): the memory this run would need, from the model's config\n\n```\n"
+        )
         + plan.to_text()
         + "\n```"
+    )
+
+
+# The form's labels for TrainConfig's fields (an error names the control the user sees)
+LABELS = {
+    "name": "Adapter name",
+    "data": "Dataset",
+    "base_model": "Base model",
+    "system": "Instruction",
+    "method": "Method",
+    "rank": "LoRA rank",
+    "alpha": "alpha",
+    "learning_rate": "learning rate",
+    "epochs": "epochs",
+    "max_steps": "max steps",
+    "batch_size": "batch size",
+    "grad_accum": "gradient accumulation",
+    "max_seq_len": "max sequence length",
+    "target_modules": "target modules",
+}
+
+
+def setting_error(e: TrainConfigError) -> str:
+    """A bad setting as the page says it: the control's label and what is wrong with its value."""
+    if e.field is None:
+        return _ui.html.escape(str(e))
+    label = LABELS.get(e.field, e.field.replace("_", " "))
+    return f"**{label}**: {_ui.html.escape(e.problem or str(e))}" + (
+        " (0 trains by epochs)" if e.field == "max_steps" else ""
     )
 
 
@@ -216,23 +253,37 @@ def plan_line(lab: Lab, cfg) -> str:
     return head + (f"\n\n⚠️ {few}" if few else "")
 
 
-def start(lab: Lab, overwrite: bool, restart: bool, *values):
-    """Start a run; the page follows it from this moment (its model still loading)."""
-    return _launch(lab, _config(lab, *values), overwrite=bool(overwrite), restart=bool(restart))
-
-
-def resume(lab: Lab, overwrite: bool, name: str, max_steps):
-    """Continue the adapter's checkpoint as it was made (the Resume button, shown when one fits);
-    max steps from the form, when set, makes the run longer or shorter."""
-    job = bridge.resume_training(lab, (name or "").strip(), int(max_steps or 0) or None, overwrite=bool(overwrite))
-    return _following(lab, job, f"Resumed training `{job.name}` from its checkpoint")
-
-
-def _launch(lab: Lab, config: dict, **how):
+def start(lab: Lab, job, overwrite: bool, restart: bool, *values):
+    """Start a run; the page follows it from this moment (its model still loading). A run the
+    page cannot start as asked (an unfinished run's checkpoint, an adapter of that name) is
+    said in place, with what to press: not an error."""
+    config = _config(lab, *values)
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
-    job = bridge.start_training(lab, config, **how)
-    return _following(lab, job, f"Started training `{job.name}`", plan_line(lab, bridge.train_config(config)))
+    try:
+        started = bridge.start_training(lab, config, overwrite=bool(overwrite), restart=bool(restart))
+    except bridge.AppError as e:
+        return _not_started(lab, job, config["name"], str(e))
+    except TrainConfigError as e:
+        return _not_started(lab, job, config["name"], setting_error(e))
+    return _following(lab, started, f"Started training `{started.name}`", plan_line(lab, bridge.train_config(config)))
+
+
+def resume(lab: Lab, job, overwrite: bool, name: str, max_steps):
+    """Continue the adapter's checkpoint as it was made (the Resume button, shown when one fits);
+    max steps from the form, when set, makes the run longer or shorter."""
+    try:
+        started = bridge.resume_training(
+            lab, (name or "").strip(), int(max_steps or 0) or None, overwrite=bool(overwrite)
+        )
+    except bridge.AppError as e:
+        return _not_started(lab, job, name, str(e))
+    return _following(lab, started, f"Resumed training `{started.name}` from its checkpoint")
+
+
+def _not_started(lab: Lab, job, name: str, why: str):
+    """The launch outputs when nothing started: why, in place; the page keeps following what it did."""
+    return ("⚠️ " + why, gr.update(), gr.update(), job, gr.update(), *resume_offer(lab, name), gr.update())
 
 
 def _following(lab: Lab, job, what: str, plan: str = ""):
@@ -248,6 +299,7 @@ def _following(lab: Lab, job, what: str, plan: str = ""):
         f"Training `{job.name}`: loading the model…",
         gr.update(visible=False),
         "",
+        "",  # the last validation's report is about the form before this run
     )
 
 
@@ -275,10 +327,17 @@ def resume_offer(lab: Lab, name: str):
     return gr.update(visible=False), (f"Resume: {_ui.html.escape(why)}" if why else "")
 
 
-def poll(lab: Lab, run_id, job, name: str):
+def poll(lab: Lab, run_id, job, name: str, note: str = ""):
     """The followed run's curve, status and ETA from lab.db (the job the page started, from the
     moment it starts: while it loads its model there is no run row yet); the timer stops once
-    the run has ended, and Resume is offered when a checkpoint can be continued."""
+    the run has ended, and Resume is offered when a checkpoint can be continued. `note`: the
+    line above the run list; a "Stopping…" there goes once the run has stopped."""
+    out = _poll(lab, run_id, job, name)
+    ended = not out[4].active
+    return (*out, "" if ended and (note or "").startswith("Stopping") else gr.update())
+
+
+def _poll(lab: Lab, run_id, job, name: str):
     jobs.reap()
     jobs.refresh_run_status(lab)  # a trainer killed from outside shows as died, with its last step
     hidden = (gr.update(visible=False), "")
@@ -346,6 +405,8 @@ def status(run: dict, steps: list[dict]) -> str:
         bits.append(f"wall {_ui.secs(run['wall_s'])}")
     if run.get("error"):
         bits.append(f"⚠️ {_ui.html.escape(run['error'])}")
+    if run["status"] == "interrupted":
+        bits.append("stopped: its checkpoint is kept, **Resume** continues it")
     done = run["status"] in ("done", "finished", "succeeded", "complete")
     if done:
         bits.append(f"adapter `{run['adapter_name']}` is ready in Compare and Evaluate")
@@ -421,7 +482,7 @@ def build(lab: Lab) -> None:
         )
     with gr.Row():
         name = gr.Textbox(label="Adapter name", placeholder="tickets", scale=1, elem_id="train-name")
-        base = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[], scale=1)
+        base = gr.Dropdown(allow_custom_value=True, label="Base model", choices=[], scale=2, min_width=280)
         method = gr.Radio(["auto", "lora", "qlora"], value="auto", label="Method", scale=1)
     instruction = gr.Textbox(
         label="Instruction (system prompt for examples without one)", lines=2, elem_id="train-instruction"
@@ -451,7 +512,7 @@ def build(lab: Lab) -> None:
         check = gr.Button("Validate dataset", elem_id="train-validate")
         go = gr.Button("Start training", variant="primary", elem_id="train-start")
         again = gr.Button("Resume", variant="primary", visible=False, elem_id="train-resume")
-        halt = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        halt = gr.Button("Stop", variant="secondary", elem_id="train-stop")
     resume_note = gr.Markdown(elem_id="train-resume-note")
     report = gr.Markdown(elem_id="train-report")
     started = gr.Markdown(elem_id="train-started")
@@ -482,7 +543,7 @@ def build(lab: Lab) -> None:
     ]
     offer = _ui.wire(lab, "train", resume_offer, lab)
     watch = _ui.wire(lab, "train", poll, lab)
-    watched = [run, plot, progress, log, timer, again, resume_note]
+    watched = [run, plot, progress, log, timer, again, resume_note, started]
     _ui.on_load(lab, "train", setup, [dataset, name, instruction, base, device_note, run, timer, job], lab)
     _ui.on_select(lab, "train", refresh, [base, run, timer, job], lab, inputs=[run, job])
     _ui.on_select(lab, "train", lambda: gr.update(choices=dataset_choices(bridge.train_datasets(lab))), [dataset])
@@ -496,12 +557,13 @@ def build(lab: Lab) -> None:
     upload.upload(upload_changed, upload, [dataset, name, instruction, overwrite, report])
     name.change(offer, name, [again, resume_note], show_progress="hidden")
     check.click(_ui.wire(lab, "train", validate, lab), values, report)
-    launched = [started, run, timer, job, progress, again, resume_note]
-    go.click(_ui.wire(lab, "train", start, lab), [overwrite, restart, *values], launched)
-    again.click(_ui.wire(lab, "train", resume, lab), [overwrite, name, max_steps], launched)
-    halt.click(_ui.wire(lab, "train", stop, lab), [job, run], started).then(watch, [run, job, name], watched)
-    timer.tick(watch, [run, job, name], watched, show_progress="hidden")
-    run.input(_ui.wire(lab, "train", pick_run, lab), [run, job], job).then(watch, [run, job, name], watched)
+    launched = [started, run, timer, job, progress, again, resume_note, report]
+    go.click(_ui.wire(lab, "train", start, lab), [job, overwrite, restart, *values], launched)
+    again.click(_ui.wire(lab, "train", resume, lab), [job, overwrite, name, max_steps], launched)
+    followed = [run, job, name, started]
+    halt.click(_ui.wire(lab, "train", stop, lab), [job, run], started).then(watch, followed, watched)
+    timer.tick(watch, followed, watched, show_progress="hidden")
+    run.input(_ui.wire(lab, "train", pick_run, lab), [run, job], job).then(watch, followed, watched)
 
 
 def _defaults_row() -> list:

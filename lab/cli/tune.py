@@ -9,7 +9,8 @@ import click
 
 from ..tasks import TaskError
 from ..tuning.adapters import AdapterError
-from .common import cli, lab_of, size, table
+from ..units import size
+from .common import cli, lab_of, table
 
 # ---- tuning (lab.tuning) ------------------------------------------------------------------------
 
@@ -125,6 +126,8 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
         info = lab.model_info(cfg.base_model)
         plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path, vram_gb=vram_gb)
         click.echo(f"{cfg.name} on {info.id}\n{plan.to_text()}")
+        if plan.fits is None:
+            click.echo("(--vram GB plans for a GPU of that size)")
         return
     if validate_only:
         report = validate(lab, cfg)
@@ -144,7 +147,7 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
             log=lambda msg: click.echo(msg, err=True),
         )
     except TrainingInterrupted as e:
-        click.secho(str(e), fg="yellow", err=True)
+        click.secho(f"{e}: run it again with --resume", fg="yellow", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.secho("interrupted before training started: nothing saved", fg="yellow", err=True)

@@ -183,13 +183,50 @@ def start_job(lab, limit: int = DEFAULT_LIMIT) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"prepare-{time.strftime('%Y%m%d-%H%M%S')}.log"
     args = [sys.executable, "-m", "lab", "--home", str(lab.home.root), "demo", "prepare", "--limit", str(limit)]
-    return jobs.spawn(lab, args, log_path)  # reaped with the training jobs, so no zombie is left
+    proc = jobs.spawn(lab, args, log_path)  # reaped with the training jobs, so no zombie is left
+    proc.lab_log = str(log_path)
+    _STARTED[str(lab.home.root)] = proc, _row_id(lab.store.latest_demo_run())
+    return proc
+
+
+# The prepare this process started last, per lab home: until it writes its row (it plans first,
+# seconds of imports), `latest_run` reports it as starting, so a page polling right after the
+# click sees the job it started rather than the previous run.
+_STARTED: dict[str, tuple[subprocess.Popen, int]] = {}  # home -> (process, the newest row when it started)
+
+
+def _row_id(run: dict | None) -> int:
+    return 0 if run is None else run["id"]
+
+
+def _started_row(lab, run: dict | None) -> dict | None:
+    """The row a just-started prepare would have while no row is newer than its start: running
+    (still planning) or, when it ended first, cancelled or failed with where its log is."""
+    proc, before = _STARTED.get(str(lab.home.root), (None, 0))
+    if proc is None or _row_id(run) != before:
+        return None
+    code = proc.poll()
+    if code is None:
+        row = {"status": "running", "step": 0, "steps": 0, "message": "starting", "fraction": 0.0}
+        return row | {"pid": proc.pid, "pid_started": jobs.process_started(proc.pid), "estimate_s": None}
+    if code == 0:
+        return None
+    if code == -signal.SIGTERM:  # cancelled while it was starting
+        return {"status": "cancelled", "pid": proc.pid}
+    return {
+        "status": "failed",
+        "pid": proc.pid,
+        "error": f"it ended (exit {code}) before its first step; log: {proc.lab_log}",
+    }
 
 
 def latest_run(lab) -> dict | None:
     """The newest `demo_runs` row; a "running" one whose process is gone is marked died first."""
-    jobs.reap()
     run = lab.store.latest_demo_run()
+    started = _started_row(lab, run)
+    jobs.reap()
+    if started is not None:
+        return started
     if run is None:
         return None
     if run["status"] == "running" and jobs.trainer_alive(run) is False:

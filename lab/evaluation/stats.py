@@ -130,6 +130,8 @@ class Comparison:
         record = f"{self.b} beat {self.a} on {self.wins} of {self.n} examples and lost on {self.losses}"
         if self.significant:
             return f"{record}; a difference this large would rarely happen by chance."
+        if abs(self.diff) < 0.0005:  # wins and losses cancel out: no difference to call chance
+            return f"{record}: no difference overall."
         more = (
             f"; about {self.needed} examples would be needed to tell a {points} difference from chance"
             if self.needed and self.needed > self.n

@@ -221,6 +221,15 @@ def beyond_note(board: Scoreboard) -> str | None:
     )
 
 
+# An evaluation run's status as every face words it ("partial" is a run that did every example
+# it was asked for, a --limit or a sample: complete as asked, not a failure)
+STATUS_WORDS = {"finished": "complete", "partial": "complete as asked"}
+
+
+def status_words(status: str | None) -> str:
+    return STATUS_WORDS.get(status or "", status or "")
+
+
 def coverage(board: Scoreboard) -> str:
     """How much of the task the run covers, in words: "5 of 84 examples, complete as asked",
     "all 84 examples", "3 of 84 examples so far (cancelled: Run resumes)"."""
@@ -230,7 +239,7 @@ def coverage(board: Scoreboard) -> str:
     if board.complete:
         return f"all {board.n_examples} examples, complete"
     if status == "partial":  # the runner finished every example it was asked for (a --limit)
-        return f"{of}, complete as asked"
+        return f"{of}, {status_words(status)}"
     if status == "running":
         return f"{of} so far (running)"
     if status in ("cancelled", "interrupted", "failed"):

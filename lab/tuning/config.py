@@ -17,7 +17,12 @@ from ..models import DEFAULT_MODEL
 
 
 class TrainConfigError(ValueError):
-    """A training config that cannot be used; the message names the file and field."""
+    """A training config that cannot be used; the message names the file and field. `field` and
+    `problem` (when one setting is at fault) let a face name the setting in its own words."""
+
+    def __init__(self, message: str, field: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.field, self.problem = field, problem
 
 
 # The one place that says what suits a machine. A CPU trains a small LoRA on q/v in minutes;
@@ -128,10 +133,10 @@ class TrainConfig(BaseModel):
         return make_config(source, device=device, **values)
 
 
-def _describe(e: ValidationError, source: str) -> str:
+def _invalid(e: ValidationError, source: str) -> TrainConfigError:
     err = e.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{source}: field '{field}': {err['msg']}"
+    return TrainConfigError(f"{source}: field '{field}': {err['msg']}", field, err["msg"])
 
 
 def make_config(source: str = "arguments", device: str | None = None, **values: Any) -> TrainConfig:
@@ -142,7 +147,7 @@ def make_config(source: str = "arguments", device: str | None = None, **values: 
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        raise TrainConfigError(_describe(e, source)) from e
+        raise _invalid(e, source) from e
 
 
 def load_train_config(path: str | Path, device: str | None = None, **overrides: Any) -> TrainConfig:

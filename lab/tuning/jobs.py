@@ -172,6 +172,7 @@ def refresh_run_status(lab) -> list[int]:
                 f"(out of memory? kill -9?); last step {run['last_step'] or 0}, {where}",
             },
         )
+        lab.store.training_event(run["id"], "died", run["last_step"] or 0)
         died.append(run["id"])
     return died
 
@@ -205,7 +206,7 @@ def stop(lab, run_id: int) -> str:
         return (
             f"Run #{run_id}: its process {run['pid']} has just ended (or is no longer the trainer); nothing signalled."
         )
-    return f"Stopping run #{run_id} at the next step boundary (a checkpoint is kept; start again with resume)."
+    return f"Stopping run #{run_id} at the next step boundary (a checkpoint is kept, to resume from)."
 
 
 def reap() -> None:

@@ -24,7 +24,8 @@ class TrainingInterrupted(Exception):
     def __init__(self, name: str, step: int, checkpoint: Path | None):
         self.name, self.step, self.checkpoint = name, step, checkpoint
         where = f"checkpoint at step {step} in {checkpoint}" if checkpoint else "no checkpoint yet"
-        super().__init__(f"training '{name}' interrupted ({where}); run it again with --resume to continue")
+        # No face's words here: the CLI says "--resume", the app its Resume button
+        super().__init__(f"training '{name}' interrupted ({where}); resuming continues from there")
 
 
 def process_started(pid: int) -> float | None:

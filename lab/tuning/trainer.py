@@ -168,6 +168,7 @@ def _register(run: TrainRun, ckpt: Path | None, state: dict) -> None:
     if ckpt:
         restore_checkpoint(run, ckpt, state)
         store.drop_training_steps_after(run.run_id, run.step)
+        store.training_event(run.run_id, "resumed", run.step)
         store.update_training_run(
             run.run_id, {"status": "running", **trainer, "total_steps": run.total, "error": None, "finished_ts": None}
         )
@@ -198,6 +199,7 @@ def _interrupted(run: TrainRun) -> TrainingInterrupted:
     run.lab.store.update_training_run(
         run.run_id, {"status": "interrupted", "finished_ts": now(), "wall_s": run.wall_s()}
     )
+    run.lab.store.training_event(run.run_id, "stopped", run.ckpt_step)
     return TrainingInterrupted(run.name, run.ckpt_step, where)
 
 

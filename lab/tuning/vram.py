@@ -41,7 +41,7 @@ class Plan:
     def to_text(self) -> str:
         lines = [self.estimate.to_text(), f"available: {self.available_source}"]
         if self.fits is None:
-            lines.append("fits: unknown (give vram_gb to check against a GPU)")
+            lines.append("fits: unknown (no GPU to check against here)")  # each face says how to name one
         elif self.fits:
             headroom = self.available_bytes - self.estimate.total_bytes
             lines.append(f"fits: yes, {format_gib(headroom)} to spare")
@@ -83,7 +83,7 @@ def _available(vram_gb: float | None) -> tuple[int | None, str]:
         return int(vram_gb * GIB), f"{vram_gb:g} GiB (given as vram_gb)"
     gpu = detect_gpu()
     if gpu is None:
-        return None, "no CUDA GPU visible and no vram_gb given"
+        return None, "no CUDA GPU visible"
     return gpu
 
 
