@@ -995,3 +995,104 @@ def test_a_progress_bar_counts_whole_steps_and_draws_the_fraction():
     """issue 24: the demo's bar read "1.1111111111111112 / 10"."""
     bar = _ui.progress_bar(1 + 1 / 9, 10, "training")
     assert "training 1 / 10" in bar and "width:11.1%" in bar
+
+
+def test_new_task_a_malformed_upload_says_one_thing_naming_the_users_file(fake_lab, tmp_path):
+    """Issue 24 item 3: a ragged CSV uploaded (Gradio's copy: /tmp/gradio/<hash>/banking.csv) after a
+    good one clears the preview, the pickers and the instruction without raising; the plan says
+    once what is wrong, naming banking.csv and its line (not the temporary folder); Create says
+    the same, with no Gradio validation text."""
+    from lab.app import tab_tasks
+
+    good = tmp_path / "gradio" / "1111aaaa" / "printers.csv"
+    good.parent.mkdir(parents=True)
+    good.write_text("text,label\n" + "".join(f"my {d} {i} is broken,{d}\n" for i in range(10) for d in ("pc", "tv")))
+    assert tab_tasks.load_file(str(good))[1]["value"] == "text"
+    upload = tmp_path / "gradio" / "2222bbbb" / "banking.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("text,label\n" + "card declined,cards\n" * 5 + "Hello, my transfer is late,transfers\n")
+    preview, inp, out, name = tab_tasks.load_file(str(upload))  # no exception: no error badge on every field
+    assert preview["value"] == [] and name["value"] == "banking"
+    for picker in (inp, out):  # cleared together: no 'not in the list of choices' on the next event
+        assert picker["choices"] == [] and picker["value"] is None
+    plan, instruction = tab_tasks.show_plan(str(upload), "banking", None, None, "infer", "", 0)
+    assert "banking.csv, line 7: 3 fields, but the header has 2" in plan and "2222bbbb" not in plan
+    assert plan.count("banking.csv") == 1 and instruction["value"] == ""  # the previous file's is gone
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "new task", tab_tasks.create, fake_lab)(
+            str(upload), "banking", None, None, "infer", "", 0, "", False
+        )
+    assert "banking.csv, line 7: 3 fields" in e.value.message and "2222bbbb" not in e.value.message
+    assert "upload it again" in e.value.message
+    assert not (fake_lab.home.root / "tasks" / "banking").exists()
+
+
+def test_new_task_words_its_errors_in_its_own_controls(fake_lab, tmp_path):
+    """Issue 24 item 5: the tab's fixes name its controls (the Replace box, the column pickers, Held
+    out), never the command line's --force, --input/--output or --eval-size."""
+    from lab.app import tab_tasks
+
+    data = tmp_path / "gradio" / "3333cccc" / "mail.csv"
+    data.parent.mkdir(parents=True)
+    data.write_text("text,label\n" + "".join(f"mail {i} about the {d},{d}\n" for i in range(10) for d in ("pc", "tv")))
+    args = ("text", "label", "infer", "", 0, "", False)
+    assert "Created task mail" in tab_tasks.create(fake_lab, str(data), "mail", *args)
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "new task", tab_tasks.create, fake_lab)(str(data), "mail", *args)
+    assert "tick <strong>Replace a task of the same name</strong>" in e.value.message and "--force" not in e.value.message
+    assert "Created task mail" in tab_tasks.create(fake_lab, str(data), "mail", *args[:-1], True)
+    odd = data.with_name("odd.csv")
+    odd.write_text("body,part\nx,a\ny,b\nz,a\n")
+    plan, _ = tab_tasks.show_plan(str(odd), "odd", None, None, "infer", "", 0)
+    assert "odd.csv: which columns" in plan and "**Input column**" in plan and "--input" not in plan
+    assert "3333cccc" not in plan
+    plan, _ = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "1.5", 0)
+    assert "**Held out** 1.5" in plan and "--eval-size" not in plan
+
+
+def test_new_task_clearing_the_file_clears_both_pickers_as_gradio_applies_them(tmp_path):
+    """Gradio pops "value" out of an update dict as it applies it: one dict shared by both pickers
+    left the output picker's old value on the page ("Value: label is not in the list of choices: []"
+    on the next event, issue 24 item 3). Applied one after the other, both are emptied.
+    (This replaces the definition above, whose choices check read the block's own choices.)"""
+    from gradio.blocks import postprocess_update_dict
+
+    from lab.app import tab_tasks
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a", "output": "x"}\n{"input": oops}\n')
+    for upload in (None, str(bad)):
+        _, inp, out, _ = tab_tasks.load_file(upload)
+        assert inp["choices"] == out["choices"] == []
+        sent = [postprocess_update_dict(gr.Dropdown(choices=[]), u) for u in (inp, out)]
+        assert all("value" in s and s["value"] is None for s in sent), sent
+
+
+def test_a_rag_answer_says_whether_it_cited_its_sources():
+    from types import SimpleNamespace
+
+    passages = [SimpleNamespace(source=f"doc{i}.md", score=0.5, text="some text") for i in (1, 2)]
+    assert "The answer cites [2]." in tab_compare._sources(passages, "Refunds take 5 days [2].")
+    assert "cites none of them" in tab_compare._sources(passages, "Refunds take 5 days.")
+    assert "cites none of them" in tab_compare._sources(passages, "see [7]")  # no such source
+    assert tab_compare._sources([], "x") == ""
+
+
+def test_a_new_question_clears_the_last_answers_ratings():
+    button, *notes = tab_compare.busy(True, n_cleared=3)
+    assert button == gr.update(interactive=False, value="Answering…") and notes == ["", "", ""]
+
+
+def test_train_names_a_ragged_uploaded_table_by_the_users_file_and_line(fake_lab, tmp_path):
+    upload = tmp_path / "gradio" / "0123abcd" / "mail.csv"  # Gradio's temporary copy keeps the file name
+    upload.parent.mkdir(parents=True)
+    upload.write_text("input,output\n" + "".join(f"message {i},b\n" for i in range(25)) + "x,y,z\n")
+    values = [tab_train.UPLOAD, str(upload), "mine", None, "", "auto", 8, 16, 1e-3, 1.0, 5, 4, 1, 256, "q_proj", True]
+    for text in (tab_train.validate(fake_lab, *values), tab_train.start(fake_lab, None, False, False, *values)[0]):
+        assert "cannot be trained on" in text and "mail.csv, line 27" in text and "0123abcd" not in text, text
+
+
+def test_a_toast_shows_the_controls_it_names_in_bold_not_as_asterisks():
+    assert _ui.toast_text("tick **Replace a task of the same name** <or> not") == (
+        "tick <strong>Replace a task of the same name</strong> &lt;or&gt; not"
+    )

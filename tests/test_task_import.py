@@ -363,3 +363,67 @@ def test_names_and_force(tmp_path):
 def test_reading_keeps_row_numbers(tmp_path):
     table = read_table(write_csv(tmp_path / "q.csv", [("a", "x"), ("multi\nline", "y")]))
     assert table.places == [2, 3] and table.where(1) == "q.csv: line 3"
+
+
+# ---- errors a face can word its own way (issue 24 items 3 and 5) --------------------------------
+
+
+def test_an_error_keeps_the_file_its_place_and_the_problem_apart(tmp_path):
+    """The app names the file the user uploaded (not the server's copy) and its line; the command
+    line's message, str(), is unchanged: the path as given, then the line."""
+    upload = tmp_path / "gradio" / "0a1b2c" / "banking.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"text,label\n" + b"card declined,cards\n" * 5 + b"Hello, my transfer is late,transfers\n")
+    with pytest.raises(TaskImportError) as e:
+        read_table(upload)
+    assert (e.value.path, e.value.where) == (upload, "line 7")
+    assert e.value.problem.startswith("3 fields, but the header has 2 (text, label)")
+    assert e.value.worded().startswith("banking.csv, line 7: 3 fields") and "0a1b2c" not in e.value.worded()
+    assert str(e.value).startswith(f"{upload}: line 7: 3 fields, but the header has 2")
+    upload.write_text("text,label\nfine,a\nfine too,\n")  # a row's problem (the plan's): the same parts
+    with pytest.raises(TaskImportError) as e:
+        plan_task(upload, "bank")
+    assert e.value.worded() == "banking.csv, line 3: the output column 'label' is empty"
+    assert str(e.value) == f"{upload}: line 3: the output column 'label' is empty"
+    broken = write_jsonl(tmp_path / "broken.jsonl", [{"input": "a", "output": "x"}])
+    broken.write_text(broken.read_text() + '{"input": oops}\n')
+    with pytest.raises(TaskImportError) as e:
+        read_table(broken)
+    assert e.value.worded().startswith("broken.jsonl, line 2: invalid JSON")
+
+
+def test_the_fix_is_left_to_each_face(tmp_path):
+    """A taken name, unknown columns and a bad held-out size carry what a face needs to word its own
+    fix; str() stays the command line's (--force, --input/--output, --eval-size)."""
+    from lab.task_import import ColumnError, EvalSizeError, TaskExistsError
+
+    data = write_csv(tmp_path / "mail.csv", mails(4))
+    import_task(data, "mail", tmp_path)
+    with pytest.raises(TaskExistsError) as e:
+        import_task(data, "mail", tmp_path)
+    assert (e.value.name, e.value.folder) == ("mail", tmp_path / "tasks" / "mail")
+    assert str(e.value) == f"{tmp_path / 'tasks' / 'mail'} already exists: pass --force to replace it"
+    assert "--force" not in e.value.problem
+    odd = write_csv(tmp_path / "odd.csv", [("x", "a"), ("y", "b")], header=("body", "part"))
+    with pytest.raises(ColumnError) as e:
+        plan_task(odd, "odd")
+    assert (e.value.columns, e.value.named) == (["body", "part"], None) and "--input" not in e.value.worded()
+    assert str(e.value) == (
+        f"{odd}: which columns are the input and the output? Name them with --input COL --output COL; "
+        "its columns are: body, part"
+    )
+    with pytest.raises(ColumnError) as e:
+        plan_task(odd, "odd", input_column="txt", output_column="part")
+    assert (e.value.named, e.value.role) == ("txt", "input")
+    assert str(e.value) == f"{odd}: no column 'txt' (--input); its columns are: body, part"
+    with pytest.raises(EvalSizeError) as e:
+        plan_task(data, "mail", eval_size=1.5)
+    assert e.value.value == 1.5 and str(e.value) == f"--eval-size 1.5: {e.value.problem}"
+    assert "--eval-size" not in e.value.problem
+
+
+def test_warnings_name_no_face_s_controls(tmp_path):
+    """A plan's warnings are shown by the command line and the app alike: no --flag, no command."""
+    plan = plan_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail")
+    few = [w for w in plan.warnings if "training examples" in w]
+    assert few and all("--" not in w and "lab train" not in w for w in plan.warnings), plan.warnings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,14 @@ def log_error(lab: Lab, where: str, e: BaseException) -> None:
         pass
 
 
+def toast_text(text: str) -> str:
+    """A message for a toast, which shows HTML, not Markdown: the page's **control names** in bold."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text, quote=False))
+
+
 def _fail(lab: Lab, where: str, e: BaseException) -> gr.Error:
     log_error(lab, where, e)
-    return gr.Error(error_text(e), title=f"{where.capitalize()} failed", print_exception=False)
+    return gr.Error(toast_text(error_text(e)), title=f"{where.capitalize()} failed", print_exception=False)
 
 
 def guard(lab: Lab, where: str, fn: Callable) -> Callable:

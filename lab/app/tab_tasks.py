@@ -15,12 +15,16 @@ import gradio as gr
 
 from .. import task_import
 from . import _ui
+from .bridge import AppError
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
 
 INFER = "infer"
 FILE_TYPES = sorted(task_import.FILE_FORMATS)
+NO_FILE = "_Upload a file to see its format and split._"
+REPLACE = "Replace a task of the same name"  # the checkbox: the app's --force
+FIX_FILE = "Fix the file, then upload it again."
 
 
 def _path(upload) -> str | None:
@@ -29,16 +33,49 @@ def _path(upload) -> str | None:
     return upload if isinstance(upload, str) else getattr(upload, "name", None)
 
 
+def say(e: task_import.TaskImportError) -> str:
+    """The engine's error in this tab's words: the file by the name it was uploaded as (Gradio
+    keeps it as the last part of its temporary copy's path), the fix in this tab's controls."""
+    if isinstance(e, task_import.TaskExistsError):
+        return (
+            f"a task named '{e.name}' already exists ({e.folder}): tick **{REPLACE}** to replace it, "
+            "or choose another name"
+        )
+    if isinstance(e, task_import.ColumnError):
+        if e.named is None:
+            return f"{e.worded()} Pick them in **Input column** and **Output column**."
+        return f"{e.worded()}: pick the **{(e.role or 'input').capitalize()} column** among {', '.join(e.columns)}"
+    if isinstance(e, task_import.EvalSizeError):
+        return f"**Held out** {e.value}: {e.problem}"
+    return e.worded()
+
+
+def _warn(e: task_import.TaskImportError) -> str:
+    """An engine error shown in place (Markdown): the file's own words escaped, this tab's kept."""
+    return f"⚠️ {_ui.html.escape(say(e), quote=False)}"
+
+
+def _no_columns() -> tuple[dict, dict]:
+    """Both pickers emptied, value and choices. Two dicts: Gradio pops "value" out of an update
+    as it applies it, so one dict returned for both left the output picker's old value on the
+    page, outside its new choices ("Value: label is not in the list of choices: []")."""
+    return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
+
+
 def load_file(upload):
-    """A new file: its preview, its columns in both pickers (the obvious pair chosen), a name."""
+    """A new file: its preview, its columns in both pickers (the obvious pair chosen), a name.
+    A file that cannot be read clears the preview and the pickers (the plan, which follows,
+    says why, once); nothing of the file before stays."""
     path = _path(upload)
     if path is None:
-        empty = gr.update(choices=[], value=None)
-        return gr.update(value=[], headers=["(no file)"]), empty, empty, gr.update()
-    table = task_import.read_table(path)
+        return gr.update(value=[], headers=["(no file)"]), *_no_columns(), gr.update()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.").lower() or "my-task"
+    try:
+        table = task_import.read_table(path)
+    except task_import.TaskImportError:
+        return gr.update(value=[], headers=["(unreadable file)"]), *_no_columns(), gr.update(value=name)
     headers, rows = task_import.preview(table)
     guess_in, guess_out = task_import.guess_columns(table.columns)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.").lower() or "my-task"
     return (
         gr.update(value=rows, headers=headers),
         gr.update(choices=table.columns, value=guess_in),
@@ -47,9 +84,10 @@ def load_file(upload):
     )
 
 
-def _plan(upload, name, input_column, output_column, fmt, eval_size, seed, instruction=None):
+def _plan(source, name, input_column, output_column, fmt, eval_size, seed, instruction=None):
+    """`source`: the upload, or its file already read (a Table)."""
     return task_import.plan_task(
-        _path(upload),
+        source if isinstance(source, task_import.Table) else _path(source),
         (name or "").strip() or "my-task",
         input_column=input_column or None,
         output_column=output_column or None,
@@ -72,13 +110,19 @@ def render(plan) -> str:
 
 
 def show_plan(upload, name, input_column, output_column, fmt, eval_size, seed):
-    """What would be made (a problem is shown in place: picking columns is trial and error)."""
-    if not _path(upload):
-        return "_Upload a file to see its format and split._", gr.update()
+    """What would be made (a problem is shown in place: picking columns is trial and error). A
+    file that cannot be read also clears the instruction: it was the file before's."""
+    path = _path(upload)
+    if not path:
+        return NO_FILE, gr.update()
     try:
-        plan = _plan(upload, name, input_column, output_column, fmt, eval_size, seed)
+        table = task_import.read_table(path)
     except task_import.TaskImportError as e:
-        return f"⚠️ {_ui.html.escape(str(e), quote=False)}", gr.update()
+        return f"{_warn(e)}\n\n{FIX_FILE}", gr.update(value="")
+    try:
+        plan = _plan(table, name, input_column, output_column, fmt, eval_size, seed)
+    except task_import.TaskImportError as e:
+        return _warn(e), gr.update()
     return render(plan), gr.update(value=plan.instruction)
 
 
@@ -86,9 +130,16 @@ def create(lab: Lab, upload, name, input_column, output_column, fmt, eval_size, 
     if not _path(upload):
         raise gr.Error("Upload a CSV, TSV, JSONL or Parquet file first.")
     name = (name or "").strip()
-    task_import.check_name(name, lab.home, bool(force))
-    plan = _plan(upload, name, input_column, output_column, fmt, eval_size, seed, instruction)
-    task_import.write_task(plan, lab.home, force=bool(force))
+    try:
+        table = task_import.read_table(_path(upload))
+    except task_import.TaskImportError as e:
+        raise AppError(f"{say(e)}. {FIX_FILE}") from None
+    try:
+        task_import.check_name(name, lab.home, bool(force))
+        plan = _plan(table, name, input_column, output_column, fmt, eval_size, seed, instruction)
+        task_import.write_task(plan, lab.home, force=bool(force))
+    except task_import.TaskImportError as e:
+        raise AppError(say(e)) from None
     return (
         f"**Created task {plan.name}** in `{plan.path.parent}`: train {len(plan.train)} · eval {len(plan.eval)} · "
         f"few-shot {len(plan.fewshot)}. Open **Evaluate**, pick `{plan.name}` and press Run "
@@ -125,12 +176,12 @@ def build(lab: Lab) -> None:
     preview = gr.Dataframe(
         label="Preview (first rows)", interactive=False, wrap=True, max_height=300, elem_id="newtask-preview"
     )
-    plan = gr.Markdown("_Upload a file to see its format and split._", elem_id="newtask-plan")
+    plan = gr.Markdown(NO_FILE, elem_id="newtask-plan")
     instruction = gr.Textbox(
         label="Instruction (the system prompt; edit it freely)", lines=4, elem_id="newtask-instruction"
     )
     with gr.Row():
-        force = gr.Checkbox(False, label="Replace a task of the same name")
+        force = gr.Checkbox(False, label=REPLACE, elem_id="newtask-force")
         go = gr.Button("Create task", variant="primary", elem_id="newtask-create")
     result = gr.Markdown(elem_id="newtask-result")
 
@@ -138,6 +189,7 @@ def build(lab: Lab) -> None:
     upload.change(_ui.wire(lab, "new task", load_file), upload, [preview, input_column, output_column, name]).then(
         _ui.wire(lab, "new task", show_plan), settings, [plan, instruction]
     )
+    upload.change(lambda: "", None, result, show_progress="hidden")  # the last Create's outcome was another file's
     for control in (input_column, output_column, fmt):
         control.input(_ui.wire(lab, "new task", show_plan), settings, [plan, instruction])
     for control in (eval_size, seed):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from ..task_import import TaskImportError
 from ..tuning import jobs
 from ..tuning import plan as training_plan
 from ..tuning.config import TrainConfigError
@@ -180,11 +181,13 @@ def validate(lab: Lab, *values) -> str:
         cfg = bridge.train_config(config)
     except TrainConfigError as e:  # a setting of the form, named as the form names it
         return f"⚠️ {setting_error(e)}"
+    except TaskImportError as e:  # an uploaded table that is not one: the user's file name, its line
+        return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_data_error(e))}"
     try:
         report = _validate(lab, cfg)
     except (ValueError, FileNotFoundError) as e:  # the lab's data errors: name the file and line
         _ui.log_error(lab, "train", e)
-        return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_ui.error_text(e))}"
+        return f"⚠️ **The dataset cannot be trained on.** {_ui.html.escape(_data_error(e))}"
     info = lab.model_info(cfg.base_model)
     plan = plan_for_config(cfg, getattr(info, "hf_path", None) or info.path)
     ln = report.lengths or {}
@@ -216,6 +219,12 @@ def validate(lab: Lab, *values) -> str:
         + plan.to_text()
         + "\n```"
     )
+
+
+def _data_error(e: Exception) -> str:
+    """A data error in the page's words: an uploaded table named by the user's file name (Gradio
+    keeps it as the last part of its temporary copy's path), not by that copy."""
+    return e.worded() if isinstance(e, TaskImportError) else _ui.error_text(e)
 
 
 # The form's labels for TrainConfig's fields (an error names the control the user sees)
@@ -257,7 +266,10 @@ def start(lab: Lab, job, overwrite: bool, restart: bool, *values):
     """Start a run; the page follows it from this moment (its model still loading). A run the
     page cannot start as asked (an unfinished run's checkpoint, an adapter of that name) is
     said in place, with what to press: not an error."""
-    config = _config(lab, *values)
+    try:
+        config = _config(lab, *values)
+    except TaskImportError as e:
+        return _not_started(lab, job, "", f"**The dataset cannot be trained on.** {_ui.html.escape(_data_error(e))}")
     if not config["name"]:
         raise gr.Error("Name the adapter (it becomes adapters/<name>/).")
     try:

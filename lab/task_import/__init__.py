@@ -11,13 +11,18 @@ otherwise; scorers and the primary metric follow from the format. The split is s
 stratified for labels, with a few-shot pool that covers every label; a training example whose
 normalised input also appears in the held-out set is removed (leakage inflates a tuned arm's
 score). Every bad input is a TaskImportError naming the file and the row, and nothing is
-written until everything is checked: the folder is built aside and renamed into place.
+written until everything is checked: the folder is built aside and renamed into place. The
+error keeps the file, the row and the problem apart, and a fix a face words in its own controls
+is a subclass carrying what it needs (TaskExistsError, ColumnError, EvalSizeError): str() is
+the command line's (--force...), the app names the uploaded file and its own boxes.
 """
 
 from __future__ import annotations
 
 from .plan import (
     FORMATS,
+    EvalSizeError,
+    TaskExistsError,
     TaskPlan,
     check_name,
     default_instruction,
@@ -35,13 +40,16 @@ from .plan import (
     training_file,
     write_task,
 )
-from .read import FILE_FORMATS, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
+from .read import FILE_FORMATS, ColumnError, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
 
 __all__ = [
     "training_file",
     "FORMATS",
     "FILE_FORMATS",
+    "ColumnError",
+    "EvalSizeError",
     "Table",
+    "TaskExistsError",
     "TaskImportError",
     "TaskPlan",
     "check_name",

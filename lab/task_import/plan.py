@@ -23,6 +23,30 @@ FEWSHOT = 8  # few-shot pool size (for labels: at least one per label)
 FORMATS = ("label", "json", "text")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+
+class EvalSizeError(TaskImportError):
+    """The held-out size cannot be used: `value`, as given. The command line names it --eval-size."""
+
+    def __init__(self, value: int | float | None, problem: str):
+        self.value = value
+        super().__init__(problem)
+
+    def command_line(self) -> str:
+        return f"--eval-size {self.value}: {self.problem}"
+
+
+class TaskExistsError(TaskImportError):
+    """tasks/NAME is taken (`name`, its `folder`). The command line's fix is --force; the app's, its
+    Replace box: each face words its own."""
+
+    def __init__(self, name: str, folder: Path):
+        self.name, self.folder = name, folder
+        super().__init__("already exists", folder)
+
+    def command_line(self) -> str:
+        return f"{self.folder} already exists: pass --force to replace it"
+
+
 # ---- the format ----------------------------------------------------------------------
 
 
@@ -307,9 +331,7 @@ def _examples(table: Table, inp: str, out: str, name: str) -> tuple[list[dict], 
         for col in (inp, out):
             if _missing(row.get(col)):
                 what = "output" if col == out else "input"
-                raise TaskImportError(
-                    f"{table.where(i)}: the {what} column '{col}' is {'missing' if col not in row else 'empty'}"
-                )
+                raise table.error(i, f"the {what} column '{col}' is {'missing' if col not in row else 'empty'}")
         x, y = _as_text(row[inp]), _as_text(row[out])
         if (x, y) in seen:
             duplicates += 1
@@ -324,9 +346,7 @@ def _check_labels(table: Table, examples: list[dict], labels: list[str]) -> None
         raise TaskImportError("the labels given have duplicates")
     for e in examples:
         if e["output"] not in labels:
-            raise TaskImportError(
-                f"{table.where(e['_row'])}: output '{e['output'][:60]}' is not one of the labels ({', '.join(labels)})"
-            )
+            raise table.error(e["_row"], f"output '{e['output'][:60]}' is not one of the labels ({', '.join(labels)})")
 
 
 def _check_json(table: Table, examples: list[dict]) -> dict:
@@ -334,9 +354,8 @@ def _check_json(table: Table, examples: list[dict]) -> dict:
     for e in examples:
         obj = _as_object(e["output"])
         if obj is None:
-            raise TaskImportError(
-                f"{table.where(e['_row'])}: the output is not a JSON object, so the task "
-                "cannot be 'json': choose label or text"
+            raise table.error(
+                e["_row"], "the output is not a JSON object, so the task cannot be 'json': choose label or text"
             )
         objects.append(obj)
     return derive_schema(objects)
@@ -362,11 +381,12 @@ def eval_count(n: int, eval_size: int | float | None) -> int:
     elif float(eval_size).is_integer() and eval_size >= 1:
         k = int(eval_size)
     else:
-        raise TaskImportError(f"--eval-size {eval_size}: give a count (e.g. 50) or a fraction between 0 and 1")
+        raise EvalSizeError(eval_size, "give a count (e.g. 50) or a fraction between 0 and 1")
     if not 1 <= k < n:
-        raise TaskImportError(
-            f"--eval-size {eval_size}: {k} held-out examples of {n} leaves "
-            f"{'none' if k >= n else 'them all'} for {'training' if k >= n else 'evaluation'}"
+        raise EvalSizeError(
+            eval_size,
+            f"{k} held-out examples of {n} leaves {'none' if k >= n else 'them all'} "
+            f"for {'training' if k >= n else 'evaluation'}",
         )
     return k
 
@@ -377,7 +397,7 @@ def split(
     """(train, eval, few-shot), seeded; stratified by label for label tasks, and the few-shot
     pool then starts with one example of every label."""
     if len(examples) < 2:
-        raise TaskImportError(f"{path}: {len(examples)} example(s) after dropping duplicates: a task needs at least 2")
+        raise TaskImportError(f"{len(examples)} example(s) after dropping duplicates: a task needs at least 2", path)
     rng = random.Random(seed)
     n_eval = eval_count(len(examples), eval_size)
     if fmt != "label":
@@ -436,7 +456,8 @@ def _warnings(plan: TaskPlan) -> list[str]:
             "removed from train/few-shot"
         )
     if len(plan.train) < 20:
-        out.append(f"only {len(plan.train)} training examples: `lab train` wants 20 or more (or --force)")
+        # face-neutral: the command line forces it with --force, the Train tab with its box
+        out.append(f"only {len(plan.train)} training examples: tuning wants 20 or more (fewer must be forced)")
     return out
 
 
@@ -451,7 +472,7 @@ def check_name(name: str, home=None, force: bool = False) -> Path:
         raise TaskImportError(f"'{name}' is a built-in task: pick another name")
     folder = home_tasks_dir(home) / name
     if folder.exists() and not force:
-        raise TaskImportError(f"{folder} already exists: pass --force to replace it")
+        raise TaskExistsError(name, folder)
     return folder
 
 

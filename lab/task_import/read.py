@@ -31,7 +31,44 @@ PAIRS = [("text", "label"), ("input", "output"), ("prompt", "completion"), ("que
 
 
 class TaskImportError(TaskError):
-    """The file cannot become a task; the message names the file and the row (or the column)."""
+    """The file cannot become a task. Its parts are kept apart, so each face words them its own
+    way: `path` (the file, as it was given), `where` (its line, record or row) and `problem`
+    (the face's fix left out: a subclass carries what a face needs to word one). str() is the
+    command line's message (`command_line`); the app names the file by the name the user
+    uploaded (`worded`), not by the server's temporary copy of it."""
+
+    def __init__(self, problem: str, path: str | Path | None = None, where: str | None = None):
+        self.problem, self.where = problem, where
+        self.path = None if path is None else Path(path)
+        self.given = None if path is None else str(path)
+        super().__init__(self.command_line())
+
+    def worded(self, file: str | None = None, sep: str = ", ") -> str:
+        """`file<sep>where: problem`, the file called `file` (default: its name alone)."""
+        if file is None and self.path is not None:
+            file = self.path.name
+        head = sep.join(p for p in (file, self.where) if p)
+        return f"{head}: {self.problem}" if head else self.problem
+
+    def command_line(self) -> str:
+        """The message `lab task new` prints: the file as it was given, the fix in its flags."""
+        return self.worded(self.given, sep=": ")
+
+
+class ColumnError(TaskImportError):
+    """Which columns are the input and the output is not known: none named and none obvious
+    (`named` is None), or a column named for `role` (input or output) that the file lacks.
+    `columns` are the file's. The command line's fix is --input/--output; the app's, its pickers."""
+
+    def __init__(self, path: Path, columns: list[str], named: str | None = None, role: str | None = None):
+        self.columns, self.named, self.role = columns, named, role
+        super().__init__(
+            "which columns are the input and the output?" if named is None else f"no column '{named}'", path
+        )
+
+    def command_line(self) -> str:
+        fix = "Name them with --input COL --output COL" if self.named is None else f"(--{self.role})"
+        return f"{self.given}: {self.problem} {fix}; its columns are: {', '.join(self.columns)}"
 
 
 # ---- reading -------------------------------------------------------------------------
@@ -50,42 +87,52 @@ class Table:
     read_from: str = ""  # chat and Alpaca rows: where the input and output came from, in the file's words
 
     def where(self, i: int) -> str:
-        return f"{self.path.name}: {self.unit} {self.places[i]}"
+        return f"{self.path.name}: {self.at(i)}"
+
+    def at(self, i: int) -> str:
+        """Row i's place in the file: 'line 7', 'record 3', 'row 12'."""
+        return f"{self.unit} {self.places[i]}"
+
+    def error(self, i: int, problem: str) -> TaskImportError:
+        """A problem with row i, naming the file and the row's place in it."""
+        return TaskImportError(problem, self.path, self.at(i))
 
 
 def read_table(path: str | Path) -> Table:
     """Every row of a CSV/TSV/JSONL/JSON/Parquet file as a dict; chat and Alpaca rows flattened."""
     path = Path(path)
     if not path.is_file():
-        raise TaskImportError(f"{path}: no such file")
+        raise TaskImportError("no such file", path)
     file_format = FILE_FORMATS.get(path.suffix.lower())
     if file_format is None:
-        raise TaskImportError(f"{path}: unknown file type '{path.suffix}': use .csv, .tsv, .jsonl, .json or .parquet")
+        raise TaskImportError(f"unknown file type '{path.suffix}': use .csv, .tsv, .jsonl, .json or .parquet", path)
     if file_format == "parquet":
         table = _read_parquet(path)
     else:
         text = _decode(path)
         if not text.strip():
-            raise TaskImportError(f"{path}: the file is empty")
+            raise TaskImportError("the file is empty", path)
         read = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json}[file_format]
         table = read(path, text, file_format)
     if not table.rows:
-        raise TaskImportError(f"{path}: the file has no rows" + (" (only a header)" if table.columns else ""))
+        raise TaskImportError("the file has no rows" + (" (only a header)" if table.columns else ""), path)
     return _flatten(table)
 
 
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise TaskImportError(f"{path}: the file is UTF-16: save it as UTF-8")
+        raise TaskImportError("the file is UTF-16: save it as UTF-8", path)
     encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise TaskImportError(
-            f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text (tried UTF-8 "
-            "and UTF-8 with a BOM): save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')"
+            f"byte 0x{data[e.start]:02x} is not UTF-8 text (tried UTF-8 and UTF-8 with a BOM): "
+            "save the file as UTF-8 (a spreadsheet's 'CSV UTF-8')",
+            path,
+            f"line {line}",
         ) from None
 
 
@@ -104,24 +151,25 @@ def _read_delimited(path: Path, text: str, file_format: str) -> Table:
                 continue
             if len(record) != len(header):
                 raise TaskImportError(
-                    f"{path}: line {line}: {len(record)} fields, but the header has {len(header)} "
-                    f"({', '.join(header)}); a value with a "
-                    f'{"tab" if file_format == "tsv" else "comma"} in it needs "quotes"'
+                    f"{len(record)} fields, but the header has {len(header)} ({', '.join(header)}); a value "
+                    f'with a {"tab" if file_format == "tsv" else "comma"} in it needs "quotes"',
+                    path,
+                    f"line {line}",
                 )
             rows.append(dict(zip(header, record)))
             places.append(line)
     except csv.Error as e:
-        raise TaskImportError(f"{path}: line {reader.line_num}: {e}") from None
+        raise TaskImportError(str(e), path, f"line {reader.line_num}") from None
     return Table(path, file_format, header or [], rows, places)
 
 
 def _check_header(path: Path, header: list[str]) -> None:
     for i, name in enumerate(header, 1):
         if not name:
-            raise TaskImportError(f"{path}: line 1: column {i} of the header has no name")
+            raise TaskImportError(f"column {i} of the header has no name", path, "line 1")
     dupes = [n for n, c in Counter(header).items() if c > 1]
     if dupes:
-        raise TaskImportError(f"{path}: line 1: the header names {', '.join(dupes)} more than once")
+        raise TaskImportError(f"the header names {', '.join(dupes)} more than once", path, "line 1")
 
 
 def _read_jsonl(path: Path, text: str, file_format: str) -> Table:
@@ -138,9 +186,9 @@ def _record(path: Path, where: str, text: str) -> dict:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TaskImportError(f"{path}: {where}: invalid JSON ({e.msg} at column {e.colno})") from None
+        raise TaskImportError(f"invalid JSON ({e.msg} at column {e.colno})", path, where) from None
     if not isinstance(obj, dict):
-        raise TaskImportError(f"{path}: {where}: each row must be a JSON object, got {type(obj).__name__}")
+        raise TaskImportError(f"each row must be a JSON object, got {type(obj).__name__}", path, where)
     return obj
 
 
@@ -148,15 +196,15 @@ def _read_json(path: Path, text: str, file_format: str) -> Table:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TaskImportError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+        raise TaskImportError(f"invalid JSON ({e.msg})", path, f"line {e.lineno}") from None
     if isinstance(data, dict):  # {"data": [...]}: the one list of records inside
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else data
     if not isinstance(data, list):
-        raise TaskImportError(f"{path}: expected a list of records (or JSONL: one object per line)")
+        raise TaskImportError("expected a list of records (or JSONL: one object per line)", path)
     for i, obj in enumerate(data, 1):
         if not isinstance(obj, dict):
-            raise TaskImportError(f"{path}: record {i}: each record must be a JSON object, got {type(obj).__name__}")
+            raise TaskImportError(f"each record must be a JSON object, got {type(obj).__name__}", path, f"record {i}")
     return Table(path, file_format, _columns(data), data, list(range(1, len(data) + 1)), unit="record")
 
 
@@ -166,13 +214,13 @@ def _read_parquet(path: Path) -> Table:
     try:
         frame = pd.read_parquet(path)
     except ImportError as e:
-        raise TaskImportError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {e}") from None
+        raise TaskImportError(f"reading Parquet needs pyarrow (pip install pyarrow): {e}", path) from None
     except Exception as e:  # pyarrow's ArrowInvalid and friends: not a Parquet file
-        raise TaskImportError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+        raise TaskImportError(f"not a readable Parquet file ({type(e).__name__}: {e})", path) from None
     if frame.empty and len(frame.columns):
-        raise TaskImportError(f"{path}: the file has no rows (only columns: {', '.join(map(str, frame.columns))})")
+        raise TaskImportError(f"the file has no rows (only columns: {', '.join(map(str, frame.columns))})", path)
     if frame.empty:
-        raise TaskImportError(f"{path}: the file is empty")
+        raise TaskImportError("the file is empty", path)
     rows = [{str(k): _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
     return Table(path, "parquet", [str(c) for c in frame.columns], rows, list(range(1, len(rows) + 1)), unit="row")
 
@@ -204,10 +252,10 @@ def _flatten(t: Table) -> Table:
         for i, r in enumerate(t.rows):
             msgs = [m for m in r["messages"] if isinstance(m, dict)]
             if not msgs or msgs[-1].get("role") != "assistant":
-                raise TaskImportError(f"{t.where(i)}: 'messages' must end with the assistant's answer")
+                raise t.error(i, "'messages' must end with the assistant's answer")
             user = [m for m in msgs if m.get("role") == "user"]
             if not user:
-                raise TaskImportError(f"{t.where(i)}: 'messages' has no user turn (the input)")
+                raise t.error(i, "'messages' has no user turn (the input)")
             systems.append(next((m.get("content") for m in msgs if m.get("role") in ("system", "developer")), None))
             rows.append({"input": user[-1].get("content"), "output": msgs[-1].get("content")})
         shared = systems[0] if len(set(systems)) == 1 else None
@@ -258,26 +306,23 @@ def pick_columns(table: Table, input_column: str | None = None, output_column: s
     cols = table.columns
     lower = {c.lower(): c for c in cols}
 
-    def named(name: str, flag: str) -> str:
+    def named(name: str, role: str) -> str:
         found = name if name in cols else lower.get(name.lower())
         if found is None:
-            raise TaskImportError(f"{table.path}: no column '{name}' ({flag}); its columns are: {', '.join(cols)}")
+            raise ColumnError(table.path, cols, name, role)
         return found
 
-    inp = named(input_column, "--input") if input_column else None
-    out = named(output_column, "--output") if output_column else None
+    inp = named(input_column, "input") if input_column else None
+    out = named(output_column, "output") if output_column else None
     guess_in, guess_out = guess_columns(cols)
     inp, out = inp or guess_in, out or guess_out
     rest = [c for c in cols if c not in (inp, out) and c.lower() != "id"]
     if bool(inp) != bool(out) and len(rest) == 1:  # one named, one column left: that one
         inp, out = inp or rest[0], out or rest[0]
     if not inp or not out:
-        raise TaskImportError(
-            f"{table.path}: which columns are the input and the output? Name them with "
-            f"--input COL --output COL; its columns are: {', '.join(cols)}"
-        )
+        raise ColumnError(table.path, cols)
     if inp == out:
-        raise TaskImportError(f"{table.path}: the input and output columns are both '{inp}'")
+        raise TaskImportError(f"the input and output columns are both '{inp}'", table.path)
     return inp, out
 
 
