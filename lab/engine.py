@@ -6,6 +6,7 @@ else loads models or writes generation rows.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from .store import Store
 class Lab:
     def __init__(self, home: str | Path | None = None, config: LabConfig | None = None, **overrides: Any):
         self.home = LabHome.resolve(home).ensure()
+        # torch makes a compile-cache folder in the system temp folder when a model loads: the home's
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.home.state / "torchinductor"))
         self.config = config or load_config(self.home.config_path, **overrides)
         self.store = Store(self.home.db_path)
         self._backends: dict[tuple[str, str], backends.Backend] = {}

@@ -46,6 +46,11 @@ class LabHome:
         return self.state / "models"
 
     @property
+    def gradio_cache(self) -> Path:
+        """The app's uploads and downloads (Gradio's file cache): emptied each time the app starts."""
+        return self.state / "gradio"
+
+    @property
     def db_path(self) -> Path:
         return self.root / "lab.db"
 

@@ -7,11 +7,18 @@ Offline for real: the theme uses system fonts only (no Google Fonts, no font fil
 fetch), analytics and the update check are off, server-side rendering (a Node process) and
 the run-history page (which can sync to a hub) are off. tests/test_app_browser.py fails on
 any request that leaves localhost.
+
+Inside the home for real: Gradio's file cache (every upload, every file the page downloads) is
+the home's `.lab/gradio/`, not the system temp folder, and is emptied when the app starts.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +67,17 @@ SANS = [
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "DejaVu Sans Mono", "monospace"]
 
 CSS = """
-.lab-lead p { color: var(--body-text-color-subdued); margin: 0; }
+/* a tab's introduction: body text (readable), set apart by a thin accent bar */
+.lab-lead p { color: var(--body-text-color); font-size: 0.95em; line-height: 1.5; margin: 0; }
+.prose.lab-lead { border-left: 3px solid var(--color-accent); padding-left: 10px; }
+/* tables (Markdown scoreboards, Dataframes): a line breaks between words, never inside one; a Markdown
+   table too wide scrolls; a Dataframe header longer than its column ends in "…" (its title shows it all) */
+.prose table th, .prose table td, th, th * { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
+.prose table th, .prose table td { padding: 6px 10px; }
+.prose:has(table) { overflow-x: auto; }
+th.header-cell .header { font-size: 0.9em; white-space: normal !important; overflow: hidden; text-overflow: ellipsis; }
+th.header-cell .cell-menu-button { position: absolute; right: 0; opacity: 0; }
+th.header-cell:hover .cell-menu-button, th.header-cell:focus-within .cell-menu-button { opacity: 1; }
 .lab-arm { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px; }
 .lab-stats, .lab-sources { font-size: 0.85em; }
 .lab-progress { height: 10px; background: var(--background-fill-secondary); border-radius: 5px; overflow: hidden; }
@@ -96,10 +113,13 @@ class Startup:
         return list(bridge.corpora(self.lab).values())
 
     def run(self, progress=gr.Progress(track_tqdm=True)) -> str:
-        with self.lock:  # a second page load waits for the first, then reads the summary
+        """The first page load indexes and says how it went; a later load (a reload, another
+        browser) shows the corpora as they are now, one made in Knowledge since included."""
+        with self.lock:  # a second page load waits for the first
             if self.summary is None:
                 self.summary = self._index(progress)
-        return self.summary
+                return self.summary
+        return self.current()
 
     def _index(self, progress) -> str:
         from ..retrieval import index_corpus
@@ -153,20 +173,78 @@ class Startup:
         return " · ".join(lines + [self.model_line()])
 
 
+# ---- Gradio's file cache: inside the lab home ----------------------------------------------------
+
+CACHE_ENV = "GRADIO_TEMP_DIR"  # the one setting Gradio reads for the folder of its file cache
+
+
+@contextmanager
+def cache_in(folder: Path):
+    """Name `folder` as Gradio's cache while the block runs: a component reads it when it is made
+    (its own cache for the files it serves), the server when it starts (where uploads go) and at
+    each request (an upload is only accepted from there). The setting before comes back after."""
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        _restore_cache_env(before, folder)
+
+
+def _restore_cache_env(before: str | None, ours: Path) -> None:
+    if os.environ.get(CACHE_ENV) != str(ours):  # another app named its own since: leave it
+        return
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
+def claim_cache(folder: Path):
+    """Empty `folder` (last run's uploads and downloads) unless another app serves from it now,
+    and hold a shared lock on it for this app's life: the open lock file, for `release_cache`."""
+    import fcntl
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(folder.parent / f"{folder.name}.lock", "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another app on this home: its files stay
+        pass
+    else:
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.exists():
+            shutil.rmtree(folder)
+    folder.mkdir(exist_ok=True)
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return lock
+
+
+def release_cache(lock) -> None:
+    import fcntl
+
+    if not lock.closed:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
 # ---- the page -----------------------------------------------------------------------------------
 
 
 def build_app(lab: Lab) -> gr.Blocks:
     startup = Startup(lab)
-    with gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
+    with cache_in(lab.home.gradio_cache), gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
         banner = gr.Markdown("Getting the sample corpus ready…", elem_id="lab-banner")
-        demo_block.build(lab)  # first launch: "Prepare the demo (≈ N min)"
+        offer = demo_block.build(lab)  # first launch: "Prepare the demo (about N min)"
         built = {}
         with gr.Tabs():
             for label, module in TABS:
-                with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}"):
+                with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}") as tab:
                     built[label] = module.build(lab)
+                # what a tab did (an evaluation, an adapter) shows in the demo's offer when another opens
+                tab.select(*offer, show_progress="hidden")
         for event in built.get("Knowledge") or []:  # Knowledge's edits and re-index: the banner's counts follow
             event.then(_ui.guard(lab, "startup", startup.current), None, banner, show_progress="hidden")
         started = demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)
@@ -199,9 +277,38 @@ def serve(
     lab: Lab, host: str = "127.0.0.1", port: int = 7860, auth=None, open_browser: bool = False, block: bool = True
 ) -> gr.Blocks:
     """Start the app. `auth`: None, ("user", "password") or a list of such pairs.
-    `block=False` returns the running app (tests, benchmarks); `.close()` stops it."""
+    `block=False` returns the running app (tests, benchmarks); `.close()` stops it.
+    Gradio's file cache is the home's `.lab/gradio/`, emptied first; the setting that names it is
+    the process's while the app serves (Gradio reads it at each request) and undone on `.close()`."""
     check_host(host, auth)
-    demo = build_app(lab)
-    demo.queue(default_concurrency_limit=1)
-    demo.launch(prevent_thread_lock=not block, **launch_kwargs(host, port, auth, open_browser))
+    folder = lab.home.gradio_cache
+    lock = claim_cache(folder)
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+
+    def release() -> None:
+        _restore_cache_env(before, folder)
+        release_cache(lock)
+
+    try:
+        demo = build_app(lab)
+        demo.queue(default_concurrency_limit=1)
+        demo.close = _then(demo.close, release)
+        demo.launch(prevent_thread_lock=not block, **launch_kwargs(host, port, auth, open_browser))
+    except BaseException:
+        release()
+        raise
+    if block:  # launch returned: the server has stopped
+        release()
     return demo
+
+
+def _then(close, release):
+    @functools.wraps(close)
+    def closing(*args, **kwargs):
+        try:
+            return close(*args, **kwargs)
+        finally:
+            release()
+
+    return closing

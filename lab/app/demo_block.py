@@ -116,8 +116,9 @@ def poll(lab: Lab):
     )
 
 
-def build(lab: Lab) -> None:
-    """The block, hidden until the page load finds the demo is needed (or being prepared)."""
+def build(lab: Lab) -> tuple:
+    """The block, hidden until the page load finds the demo is needed (or being prepared).
+    Returns (callback, outputs) that refresh it, for the page to call when a tab opens."""
     with gr.Group(visible=False, elem_id="demo-offer") as block:
         note = gr.Markdown()
         with gr.Row():
@@ -125,7 +126,9 @@ def build(lab: Lab) -> None:
             stop = gr.Button("Cancel", variant="stop", visible=False, elem_id="demo-cancel", scale=1)
         progress = gr.HTML(elem_id="demo-status")
     timer = gr.Timer(2.0, active=False)
-    _ui.on_load(lab, "demo", offer, [block, note, prepare, stop, progress, timer], lab)
+    shown = [block, note, prepare, stop, progress, timer]
+    _ui.on_load(lab, "demo", offer, shown, lab)
     prepare.click(_ui.wire(lab, "demo", start, lab), None, [progress, prepare, stop, timer])
     stop.click(_ui.wire(lab, "demo", cancel, lab), None, progress)
     timer.tick(_ui.wire(lab, "demo", poll, lab), None, [progress, prepare, stop, timer], show_progress="hidden")
+    return _ui.wire(lab, "demo", offer, lab), None, shown

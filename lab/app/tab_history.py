@@ -133,7 +133,9 @@ def arm_filter(view: str):
 def export(lab: Lab, view, arm, search, n, fmt: str):
     """The filtered rows, every column, as a CSV or JSON file to download."""
     _columns, found = rows(lab, view, arm, search, n)
-    folder = Path(tempfile.mkdtemp(prefix="lab-export-"))
+    # In Gradio's file cache, the lab home's: nothing outside the home, and Gradio serves it as is
+    lab.home.gradio_cache.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="export-", dir=lab.home.gradio_cache))
     path = folder / f"{view.lower().replace(' ', '-')}.{fmt}"
     if fmt == "json":
         path.write_text(json.dumps(found, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from .common import cli, lab_of, size, table
+from ..units import size
+from .common import cli, lab_of, table
 
 
 @cli.command()
@@ -188,8 +190,11 @@ def serve(ctx, host, port, auth, auth_file, open_browser, home):
         ctx.find_root().obj["home"] = home
     logins = read_auth(auth, auth_file)
     check_host(host, logins)  # before loading anything
+    lab = lab_of(ctx)
+    # Gradio's file cache in the lab home, named before gradio is imported (some of its folders
+    # are read at import); `serve_app` empties it and names it again
+    os.environ["GRADIO_TEMP_DIR"] = str(lab.home.gradio_cache)
     from ..app import serve as serve_app
 
-    lab = lab_of(ctx)
     click.secho(f"Ladder Lab on http://{host}:{port}  (lab home {lab.home.root}; Ctrl-C stops)", fg="green", err=True)
     serve_app(lab, host=host, port=port, auth=logins, open_browser=open_browser)

@@ -88,14 +88,6 @@ def cli(ctx, home, n_gpu_layers):
     ctx.obj["n_gpu_layers"] = n_gpu_layers
 
 
-def size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def table(headers, rows):
     from ..evaluation.summary import text_table
 
