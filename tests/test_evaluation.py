@@ -730,3 +730,62 @@ def test_plain_sentence_for_every_kind_of_comparison():
         "few-shot beat zero-shot on 12 of 40 examples and lost on 2; a difference this large "
         "would rarely happen by chance."
     )
+
+
+# ---- Unicode text: CJK by character, Unicode punctuation (issue 23) --------------------------------
+
+
+def _old_tokens(text) -> list[str]:
+    """The tokenizer before issue 23, frozen: ASCII text must still tokenise exactly like this."""
+    import re
+    import string
+
+    punct = str.maketrans({c: " " for c in string.punctuation if c not in "$%"})
+    s = str(text if text is not None else "").lower().strip()
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
+    s = re.sub(r"(?<=\d)\.(?=\d)", "_DOT_", s)
+    s = s.translate(punct).replace("_dot_", ".")
+    return [w for w in s.split() if w not in {"a", "an", "the"}]
+
+
+def test_chinese_persona_reply_scores_above_zero_by_character():
+    """issue 23: '您好，我是 Ladder，很高兴…' was two space-split tokens, so naming the persona scored 0.00."""
+    reply, gold = "您好，我是 Ladder，很高兴认识您！有什么可以帮您？", "您好！我是 Ladder，您的学习助手。"
+    assert S.token_f1(reply, gold) > 0.4 and S.rouge_l(reply, gold) > 0.4
+    assert S.tokens(reply)[:5] == ["您", "好", "我", "是", "ladder"]  # CJK by character, punctuation gone
+    assert S.token_f1("我是 Ladder", "我是 Ladder。") == 1.0
+    assert S.tokens("「東京」は日本の首都です。") == ["東", "京", "は", "日", "本", "の", "首", "都", "で", "す"]
+    assert S.tokens("서울은 수도") == ["서", "울", "은", "수", "도"]  # hangul by character too
+    assert S.contains_fact("中国的首都是北京。", "北京") == 1.0 and S.contains_fact("首都是上海", "北京") == 0.0
+
+
+def test_unicode_punctuation_is_dropped_like_ascii_punctuation():
+    assert S.tokens("Paris！") == S.tokens("Paris!") == ["paris"]  # full-width
+    assert S.tokens("«Paris», c’est… la capitale。") == S.tokens('"Paris", c\'est... la capitale.')
+    assert S.exact_match("北京。", "北京") == 1.0 and S.exact_match("Ｌａｄｄｅｒ", "ladder") == 1.0
+    assert S.token_f1("１，２００ dollars", "1200 dollars") == 1.0  # full-width digits are digits
+    assert S.tokens("€5 ¿qué?") == ["€5", "qué"]  # symbols stay, punctuation goes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Dermatologist.",
+        "It costs $1,200 (15% off) -- version two, not one!",  # decimals: the test below (a fix)
+        "a b c d e_f g-h i/j k'l",
+        "  Mixed   CASE\twhitespace\n lines ",
+        "",
+    ],
+)
+def test_ascii_text_tokenises_exactly_as_before(text):
+    """A guard, not a regression test: it passed before issue 23's change too. Decimal numbers
+    are the one ASCII change: they were split ("2.5" -> "2 DOT 5") and are now one token."""
+    assert S.tokens(text) == _old_tokens(text)
+    assert S.normalize(text) == " ".join(_old_tokens(text))
+
+
+def test_a_decimal_number_is_one_token_and_another_number_shares_nothing_with_it():
+    from lab.evaluation.scorers import token_f1, tokens
+
+    assert tokens("It costs 3.5 dollars.") == ["it", "costs", "3.5", "dollars"]
+    assert token_f1("3.5", "3.7") == 0.0  # once "3 DOT 5" against "3 DOT 7": two thirds of a match

@@ -82,7 +82,7 @@ def test_tsv_is_read_with_tabs(tmp_path):
     data = write_csv(tmp_path / "sums.tsv", rows, header=("question", "answer"), delimiter="\t")
     plan = plan_task(data, "sums")
     assert (plan.input_column, plan.output_column, plan.output_format) == ("question", "answer", "text")
-    assert plan.primary_metric == "token_f1"
+    assert plan.primary_metric == "contains_fact"  # '4 apples': short facts (issue 23)
 
 
 @pytest.mark.parametrize("shape", ["records", "chat", "prompt-completion", "alpaca", "json-array"])
@@ -187,7 +187,7 @@ def test_flags_override_the_inference(tmp_path):
     data = write_csv(tmp_path / "mail.csv", mails(4))
     plan = plan_task(data, "mail", output_format="text", instruction="Say the part.")
     assert plan.output_format == "text" and plan.inferred_format == "label" and plan.labels is None
-    assert plan.instruction == "Say the part." and plan.primary_metric == "token_f1"
+    assert plan.instruction == "Say the part." and plan.primary_metric == "contains_fact"  # one-word answers
     with pytest.raises(TaskImportError, match="not one of the labels"):
         plan_task(data, "mail", labels=["printer", "screen"])
     with pytest.raises(TaskImportError, match="line 2: the output is not a JSON object"):
@@ -427,3 +427,61 @@ def test_warnings_name_no_face_s_controls(tmp_path):
     plan = plan_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail")
     few = [w for w in plan.warnings if "training examples" in w]
     assert few and all("--" not in w and "lab train" not in w for w in plan.warnings), plan.warnings
+
+
+# ---- scorers and max_tokens chosen from the outputs (issue 23) ------------------------------------
+
+
+def test_short_factual_answers_get_contains_fact_as_the_primary_metric(tmp_path):
+    """SQuAD-like: answers of a few words. Token F1 marks a full sentence that states the answer
+    wrong; contains_fact counts it."""
+    from lab.evaluation import scorers as S
+
+    answers = ["Denver Broncos", "1889", "Santa Clara, California", "gold", "Marie Curie", "the Eiffel Tower"]
+    rows = [(f"Question {i}: who or what is fact number {i}?", f"{answers[i % 6]} {i}") for i in range(36)]
+    rows += [(f"Why {i}?", f"Because the committee met in the spring of year {i} and decided so") for i in range(4)]
+    plan = import_task(write_csv(tmp_path / "squad.csv", rows, header=("question", "answer")), "squad", tmp_path)
+    assert plan.output_format == "text" and plan.primary_metric == "contains_fact"
+    assert "token_f1" in plan.scorers  # still reported
+    line = next(x for x in plan.summary().splitlines() if x.startswith("scorers:"))
+    assert "(primary: contains_fact: 36 of 40 outputs are short" in line
+    task = load_task("squad", home=tmp_path)
+    assert task.primary_metric == "contains_fact"
+    e = task.examples("eval")[0]
+    sentence = f"According to the passage, the answer is {e.output}."
+    assert S.score_example(task, e, sentence)["primary"] == 1.0 and S.token_f1(sentence, e.output) < 0.7
+    # longer answers keep token F1
+    long_rows = [
+        (f"Describe item {i}.", f"Item {i} is a sturdy wooden chair with four legs and a back") for i in range(30)
+    ]
+    assert plan_task(
+        write_csv(tmp_path / "long.csv", long_rows, header=("question", "answer")), "l"
+    ).primary_metric == ("token_f1")
+    # a Chinese short answer is short too: a CJK character is half a word
+    zh = [(f"问题 {i}：中国的首都是哪里？", f"北京{i}") for i in range(20)]
+    assert plan_task(write_csv(tmp_path / "zh.csv", zh, header=("question", "answer")), "z").primary_metric == (
+        "contains_fact"
+    )
+
+
+def test_long_chinese_outputs_get_a_max_tokens_that_covers_them(tmp_path):
+    """issue 23: 11-17 of 18 Chinese few-shot answers were cut, ~3 characters a token being far too
+    few for Chinese (about one token a character)."""
+    body = "我们的退货政策允许顾客在购买后三十天内退回未使用的商品，并且需要提供原始收据。"
+    rows = [(f"问题 {i}：退货政策是什么？", f"第{i}条回答：" + body * (2 + i % 5)) for i in range(30)]
+    longest = max(len(y) for _, y in rows)
+    assert longest > 150
+    plan = import_task(write_csv(tmp_path / "zh.csv", rows, header=("question", "answer")), "zh", tmp_path)
+    task = load_task("zh", home=tmp_path)
+    assert task.max_tokens >= longest * 1.25  # a token a character, and a margin (was ~3 characters a token)
+    assert plan.max_tokens == task.max_tokens
+    assert task.primary_metric == "token_f1"  # long text
+    assert any(
+        x.startswith(f"max_tokens: {plan.max_tokens} (the longest output is ~") for x in plan.summary().splitlines()
+    )
+    # English outputs keep at least what they had (~3 characters a token + 24)
+    en = [(f"Describe {i}.", "word " * (40 + i)) for i in range(30)]
+    assert (
+        plan_task(write_csv(tmp_path / "en.csv", en, header=("question", "answer")), "en").max_tokens
+        == (5 * 69 - 1) // 3 + 24
+    )

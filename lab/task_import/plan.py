@@ -4,6 +4,7 @@ and the all-or-nothing write of <home>/tasks/NAME/."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import shutil
@@ -125,12 +126,91 @@ def derive_schema(objects: list[dict]) -> dict:
     }
 
 
-def _scorers(fmt: str) -> tuple[list[str], str]:
-    return {
-        "label": (["label_accuracy", "exact_match", "macro_f1"], "label_accuracy"),
-        "json": (["json_valid", "schema_valid", "field_accuracy", "exact_match"], "field_accuracy"),
-        "text": (["token_f1", "exact_match", "rouge_l"], "token_f1"),
-    }[fmt]
+# ---- scoring and the answer budget ---------------------------------------------------------
+
+# CJK scripts put no spaces between words; the scorers count each of these characters as a token
+# (lab.evaluation.scorers.CJK_CHARS, "CJK by character"). task_import sits below evaluation, so the
+# ranges are repeated here: hangul jamo, kana, CJK ideographs, hangul syllables, halfwidth kana.
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+# ...and for the token estimate, CJK punctuation and full-width forms too (about a token each)
+_WIDE = re.compile(f"{_CJK.pattern[:-1]}\u3000-\u303f\uff00-\uffef]")
+# A short factual answer: at most SHORT_WORDS words on one line, a CJK character counting as half a
+# word (a Chinese word is about two characters: '1949年10月1日' is 4.5 words, '北京' 1). When at
+# least SHORT_SHARE of a text task's outputs are short, the answers are facts, and a model that
+# states the fact in a full sentence is right: contains_fact is primary (it takes each example's
+# "aliases" too). Token F1 would score 'The capital is Paris.' against 'Paris' at 0.5, a miss.
+SHORT_WORDS = 5
+SHORT_SHARE = 0.75
+# max_tokens of a non-label task: the longest output's estimated tokens x 1.25 + 8, never below
+# what `lab task new` gave before (longest characters / 3 + 24, 32 to 512), at most MAX_ANSWER_TOKENS
+# (half the default 2048-token context, so the prompt still fits).
+BUDGET_MARGIN, BUDGET_EXTRA, MAX_ANSWER_TOKENS = 1.25, 8, 1024
+
+
+def answer_words(text: str) -> float:
+    """Words in an answer as the scorers split them (punctuation dropped, CJK by character), a CJK
+    character counting half: the length SHORT_WORDS is measured in."""
+    norm = normalise(text)
+    cjk = len(_CJK.findall(norm))
+    return len(_CJK.sub(" ", norm).split()) + cjk / 2
+
+
+def estimate_tokens(text: str) -> int:
+    """A model's tokens for `text` without loading a model (none is chosen when a task is made):
+    ~4 characters a token for ASCII (Latin-script) text, 1 token per CJK character (ideograph,
+    kana, hangul syllable, CJK punctuation), ~2 characters a token for any other character (accented
+    letters, Cyrillic, Greek, Arabic...), which byte-level tokenizers split more finely."""
+    wide = len(_WIDE.findall(text))
+    ascii_chars = sum(c.isascii() for c in text)
+    return math.ceil(ascii_chars / 4 + wide + (len(text) - wide - ascii_chars) / 2)
+
+
+def _scorers(fmt: str, outputs: list[str] | None = None) -> tuple[list[str], str, str]:
+    """(scorers, primary metric, why) for the format; a text task's from its outputs' lengths."""
+    if fmt == "label":
+        return ["label_accuracy", "exact_match", "macro_f1"], "label_accuracy", "the outputs are labels"
+    if fmt == "json":
+        return (
+            ["json_valid", "schema_valid", "field_accuracy", "exact_match"],
+            "field_accuracy",
+            "the outputs are JSON objects",
+        )
+    outputs = outputs or []
+    short = sum(answer_words(o) <= SHORT_WORDS and "\n" not in o for o in outputs)
+    counted = f"{short} of {len(outputs)} outputs are short (at most {SHORT_WORDS} words, a CJK character half a word)"
+    if outputs and short >= SHORT_SHARE * len(outputs):
+        return (
+            ["contains_fact", "exact_match", "token_f1"],
+            "contains_fact",
+            f"{counted}: short facts, so an answer that states the fact counts",
+        )
+    return ["token_f1", "exact_match", "rouge_l"], "token_f1", f"{counted}: longer text, graded by word overlap"
+
+
+def max_tokens_for(outputs: list[str], fmt: str, labels: list[str] | None = None) -> tuple[int, str]:
+    """(max_tokens, why) for a new task, from its longest output (see BUDGET_MARGIN)."""
+    longest = max((len(o) for o in outputs), default=0)
+    if fmt == "label":
+        # A label task gets room for its longest label (+ the end-of-turn token); at run time the
+        # ladder raises it to what the longest label needs on the model anyway (ladder.answer_budget).
+        longest_label = max((len(x) for x in labels or []), default=0)
+        return max(16, longest_label // 3 + 8), "room for the longest label"
+    before = min(512, max(32, longest // 3 + 24))  # what `lab task new` gave before: ~3 characters a token
+    need = max((estimate_tokens(o) for o in outputs), default=0)
+    budget = math.ceil(need * BUDGET_MARGIN) + BUDGET_EXTRA
+    max_tokens = min(MAX_ANSWER_TOKENS, max(before, budget))
+    why = (
+        f"the longest output is ~{need} tokens (estimated: ~4 characters a token, 1 a CJK character), "
+        f"x {BUDGET_MARGIN} + {BUDGET_EXTRA} = {budget}"
+    )
+    if before > budget:
+        why += f"; {before} by the older estimate (~3 characters a token + 24), kept as the floor"
+    if budget > MAX_ANSWER_TOKENS:
+        why += f", capped at {MAX_ANSWER_TOKENS}: longer answers are cut (raise max_tokens and n_ctx to keep them)"
+    return max_tokens, why
 
 
 def default_instruction(
@@ -199,6 +279,9 @@ class TaskPlan:
     warnings: list[str] = field(default_factory=list)
     read_from: str = ""  # chat and Alpaca rows: where input and output came from (read.Table.read_from)
     path: Path | None = None  # the task.toml, once written
+    scorers_why: str = ""  # why the primary metric (one line, in the summary)
+    max_tokens: int | None = None  # the answer budget task.toml gets (None: worked out by task_toml)
+    max_tokens_why: str = ""
 
     def label_counts(self) -> dict[str, tuple[int, int, int]]:
         """label -> (train, eval, few-shot) counts."""
@@ -217,8 +300,13 @@ class TaskPlan:
             f"format: {self.output_format} ({inferred})"
             + (f", {len(self.labels)} labels: {', '.join(self.labels)}" if self.labels else "")
             + (f", schema keys: {', '.join(self.schema['properties'])}" if self.schema else ""),
-            f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric})",
-            f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · few-shot {len(self.fewshot)}",
+            f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric}"
+            + (f": {self.scorers_why})" if self.scorers_why else ")"),
+        ]
+        if self.max_tokens is not None:
+            out.append(f"max_tokens: {self.max_tokens}" + (f" ({self.max_tokens_why})" if self.max_tokens_why else ""))
+        out += [
+            f"split (seed {self.seed}): train {len(self.train)} · eval {len(self.eval)} · few-shot {len(self.fewshot)}"
         ]
         if self.labels:
             width = max(len(x) for x in self.labels + ["label"])
@@ -249,6 +337,8 @@ class TaskPlan:
             "schema": self.schema,
             "scorers": self.scorers,
             "primary_metric": self.primary_metric,
+            "scorers_why": self.scorers_why,
+            "max_tokens": self.max_tokens,
             "counts": {
                 "rows": self.rows,
                 "train": len(self.train),
@@ -294,7 +384,7 @@ def plan_task(
         _check_labels(table, examples, found_labels)
     elif fmt == "json":
         schema = schema or _check_json(table, examples)
-    scorers, primary = _scorers(fmt)
+    scorers, primary, scorers_why = _scorers(fmt, outputs)
     train, evals, fewshot = split(examples, fmt, eval_size, seed, table.path)
     train, fewshot, leaked = remove_leaks(train, evals, fewshot)
     plan = TaskPlan(
@@ -319,7 +409,13 @@ def plan_task(
         duplicates,
         leaked,
     )
+    plan.scorers_why = scorers_why
+    plan.max_tokens, plan.max_tokens_why = max_tokens_for(
+        [e["output"] for e in plan.train + plan.eval + plan.fewshot], plan.output_format, plan.labels
+    )
     plan.warnings = _warnings(plan)
+    if f"capped at {MAX_ANSWER_TOKENS}" in plan.max_tokens_why:  # answers longer than the cap are cut
+        plan.warnings.append(f"max_tokens {plan.max_tokens}: {plan.max_tokens_why}")
     plan.read_from = table.read_from
     return plan
 
@@ -529,13 +625,11 @@ def _multiline(s: str) -> str:
 
 def task_toml(plan: TaskPlan) -> str:
     k = min(len(plan.fewshot), max(FEWSHOT, len(plan.labels or [])))
-    longest = max((len(e["output"]) for e in plan.train + plan.eval + plan.fewshot), default=0)
-    # No tokenizer here (no model is chosen yet): ~3 characters a token, an estimate. A label task
-    # gets room for its longest label (+ the end-of-turn token); at run time the ladder raises it
-    # to what the longest label needs on the model anyway (ladder.answer_budget).
-    longest_label = max((len(x) for x in plan.labels or []), default=0)
     max_tokens = (
-        max(16, longest_label // 3 + 8) if plan.output_format == "label" else min(512, max(32, longest // 3 + 24))
+        plan.max_tokens
+        or max_tokens_for(
+            [e["output"] for e in plan.train + plan.eval + plan.fewshot], plan.output_format, plan.labels
+        )[0]
     )
     lines = [
         f"# Made by `lab task new` from {plan.source.name}; edit freely (output_format, scorers, instruction...).",
