@@ -214,6 +214,7 @@ def test_the_block_shows_a_running_preparations_progress_and_its_end(fake_lab, m
         run_id = _row(fake_lab, proc)
         status, button, cancel, _timer = demo_block.poll(fake_lab)
         assert "step 2 of 10: evaluating tickets" in status and "10 min left" in status and cancel["visible"]
+        assert "1 / 10" not in status  # no count that contradicts "step 2 of 10"
         assert "Already preparing" in demo_block.start(fake_lab)[0]
         fake_lab.store.update("demo_runs", run_id, {"status": "done"})
         status, button, cancel, _timer = demo_block.poll(fake_lab)

@@ -150,11 +150,13 @@ def money(x: float | None) -> str:
     return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
 
-def progress_bar(done: float, total: int, label: str = "") -> str:
+def progress_bar(done: float, total: int, label: str = "", count: bool = True) -> str:
     """A plain HTML bar (no external assets): the eval and index progress. `done` may carry the
-    step in flight's fraction (the bar shows it); the label counts whole steps done."""
+    step in flight's fraction (the bar shows it); the label counts whole steps done, unless
+    `count` is False (a label that says which step runs already: "step 2 of 10: …")."""
     frac = done / total if total else 0.0
+    counted = f" {int(done)} / {total}" if count else ""
     return (
         f'<div class="lab-progress"><div style="width:{100 * frac:.1f}%"></div></div>'
-        f'<div class="lab-progress-label">{html.escape(label)} {int(done)} / {total}</div>'
+        f'<div class="lab-progress-label">{html.escape(label)}{counted}</div>'
     )

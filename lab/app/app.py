@@ -82,7 +82,7 @@ th.header-cell:hover .cell-menu-button, th.header-cell:focus-within .cell-menu-b
 .lab-stats, .lab-sources { font-size: 0.85em; }
 .lab-progress { height: 10px; background: var(--background-fill-secondary); border-radius: 5px; overflow: hidden; }
 .lab-progress > div { height: 100%; background: var(--color-accent); transition: width 0.3s; }
-.lab-progress-label { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.lab-progress-label { font-size: 0.85em; color: var(--body-text-color); }
 #lab-banner { font-size: 0.9em; }
 """
 

@@ -94,13 +94,14 @@ def status(run: dict | None) -> str:
     if run is None:
         return ""
     if run["status"] == "running" and not run["steps"]:  # started, still making its plan
-        return _ui.progress_bar(0, 1, "starting: planning the steps and timing a few answers…")
+        return _ui.progress_bar(0, 1, "starting: planning the steps and timing a few answers…", count=False)
     if run["status"] == "running":
         label = (
             f"step {run['step']} of {run['steps']}: {run['message'] or 'starting'}; "
             f"about {_ui.secs(run['estimate_s'])} left"
         )
-        return _ui.progress_bar(max(0, (run["step"] or 1) - 1) + (run["fraction"] or 0.0), run["steps"] or 1, label)
+        done = max(0, (run["step"] or 1) - 1) + (run["fraction"] or 0.0)
+        return _ui.progress_bar(done, run["steps"] or 1, label, count=False)  # the label says which step
     return ENDED.get(run["status"], run["status"]).format(error=run.get("error") or "")
 
 
