@@ -8,6 +8,7 @@ import json
 import re
 import threading
 
+import gradio as gr
 import pytest
 
 from lab import demo
@@ -322,3 +323,20 @@ def test_a_prepare_cancelled_mid_training_resumes_from_its_checkpoint(shared_hom
         "few-shot",
         "tune",
     }
+
+
+def test_the_offer_follows_what_happens_elsewhere_without_replanning(fake_lab, monkeypatch):
+    """An evaluation run in another tab: the note stops saying "First launch?"; an adapter too:
+    the block goes. Nothing is planned again while the note still fits."""
+    from lab.app import demo_block
+
+    block, note, *_ = demo_block.offer(fake_lab)
+    assert "First launch?" in note
+    planned = []
+    monkeypatch.setattr(demo, "plan", lambda lab, **kw: planned.append(1) or [])
+    assert demo_block.recheck(fake_lab, note) == (gr.update(), gr.update()) and planned == []
+    run_eval(fake_lab, "specialty", ["zero-shot"], limit=1, progress=False)
+    block, note = demo_block.recheck(fake_lab, note)
+    assert note.startswith("**No adapter yet:**") and block["visible"] and planned == [1]
+    _fake_adapter(fake_lab, "tickets", demo.adapter_plan(fake_lab, load_task("tickets")).config, "x")
+    assert demo_block.recheck(fake_lab, note)[0] == gr.update(visible=False)

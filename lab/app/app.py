@@ -237,14 +237,14 @@ def build_app(lab: Lab) -> gr.Blocks:
     with cache_in(lab.home.gradio_cache), gr.Blocks(title="Ladder Lab", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
         banner = gr.Markdown("Getting the sample corpus ready…", elem_id="lab-banner")
-        offer = demo_block.build(lab)  # first launch: "Prepare the demo (about N min)"
+        refresh_offer = demo_block.build(lab)  # first launch: "Prepare the demo (about N min)"
         built = {}
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=label.lower(), elem_id=f"tab-{label.lower()}") as tab:
                     built[label] = module.build(lab)
                 # what a tab did (an evaluation, an adapter) shows in the demo's offer when another opens
-                tab.select(*offer, show_progress="hidden")
+                tab.select(*refresh_offer, show_progress="hidden")
         for event in built.get("Knowledge") or []:  # Knowledge's edits and re-index: the banner's counts follow
             event.then(_ui.guard(lab, "startup", startup.current), None, banner, show_progress="hidden")
         started = demo.load(_ui.guard(lab, "startup", startup.run), outputs=banner)

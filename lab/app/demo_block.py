@@ -117,9 +117,26 @@ def poll(lab: Lab):
     )
 
 
+def recheck(lab: Lab, note: str):
+    """(block, note) after something happened elsewhere (an evaluation, an adapter, this page or
+    another): hidden once the demo is not needed, the note redone when what the home lacks
+    changed, else untouched. Cheap (no plan) unless the note changes: a slow timer and every tab
+    switch call it."""
+    run = demo.latest_run(lab)
+    if run is not None and run["status"] == "running":
+        return gr.update(), gr.update()  # the progress poll has it
+    if not demo.needed(lab):
+        return gr.update(visible=False), gr.update()
+    if (note or "").startswith(_missing(lab)):
+        return gr.update(), gr.update()
+    block, note, *_ = offer(lab)
+    return block, note
+
+
 def build(lab: Lab) -> tuple:
     """The block, hidden until the page load finds the demo is needed (or being prepared).
-    Returns (callback, outputs) that refresh it, for the page to call when a tab opens."""
+    Returns (callback, inputs, outputs) that bring it up to date, for the page to call when a
+    tab opens."""
     with gr.Group(visible=False, elem_id="demo-offer") as block:
         note = gr.Markdown()
         with gr.Row():
@@ -132,4 +149,7 @@ def build(lab: Lab) -> tuple:
     prepare.click(_ui.wire(lab, "demo", start, lab), None, [progress, prepare, stop, timer])
     stop.click(_ui.wire(lab, "demo", cancel, lab), None, progress)
     timer.tick(_ui.wire(lab, "demo", poll, lab), None, [progress, prepare, stop, timer], show_progress="hidden")
-    return _ui.wire(lab, "demo", offer, lab), None, shown
+    # what another tab or another page did (an evaluation, a trained adapter) shows here unasked
+    refresh = _ui.wire(lab, "demo", recheck, lab), [note], [block, note]
+    gr.Timer(10.0).tick(*refresh, show_progress="hidden")
+    return refresh
