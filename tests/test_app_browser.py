@@ -638,3 +638,4 @@ def _train_follow_stop_resume(server, page) -> None:
     page.locator("#history-view").get_by_label("Training runs").check()
     page.wait_for_selector(f"#history-table:has-text('resumed at step {step}')")
     assert f"stopped at step {step}" in page.inner_text("#history-table")
+    _shot(page, "13-history-training-runs")
