@@ -1096,3 +1096,13 @@ def test_a_toast_shows_the_controls_it_names_in_bold_not_as_asterisks():
     assert _ui.toast_text("tick **Replace a task of the same name** <or> not") == (
         "tick <strong>Replace a task of the same name</strong> &lt;or&gt; not"
     )
+
+
+def test_the_advice_on_the_page_names_the_page_not_the_command_line():
+    said = tab_advisor.app_words(
+        "evaluate more examples: `lab eval tickets --limit 20`; train: `lab train --task tickets`, then "
+        "`lab eval tickets --arms tune`; a larger model (`lab models`)"
+    )
+    assert "`lab" not in said and "--" not in said
+    assert "the **Evaluate** tab (20 examples)" in said and "the **Train** tab" in said
+    assert "the **Evaluate** tab (arms tune)" in said and "the **Base model** list" in said

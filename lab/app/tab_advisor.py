@@ -4,6 +4,7 @@ and says which experiment to run next."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,33 @@ def advise(
     return render(advise_from_answers(answers, task_name or "TASK"))
 
 
+# The advice names its next steps as `lab` commands (the CLI's words); the page names the place
+# on the page that does the same, and what the command's flags asked for.
+PLACES = {
+    "eval": "the **Evaluate** tab",
+    "train": "the **Train** tab",
+    "index": "the **Knowledge** tab",
+    "models": "the **Base model** list",
+    "log": "the **History** tab",
+    "curve": "**How many examples?** below",
+    "climb": "**Climb the ladder** below",
+    "report": "the HTML report",
+}
+
+
+def app_words(text: str) -> str:
+    """`lab eval T --arms tune --limit 20` -> "the **Evaluate** tab (arms tune, 20 examples)"."""
+
+    def place(m: re.Match) -> str:
+        where, flags = PLACES.get(m.group(1), "the matching tab"), m.group(2)
+        asked = [f"arms {a}" for a in re.findall(r"--arms (\S+)", flags)]
+        asked += [f"{n} examples" for n in re.findall(r"--limit (\d+)", flags)]
+        asked += [f"{k} passages" for k in re.findall(r"--rag-k (\d+)", flags)]
+        return where + (f" ({', '.join(asked)})" if asked else "")
+
+    return re.sub(r"`lab ([a-z-]+)([^`]*)`", place, text)
+
+
 def render(rec, board=None) -> str:
     out = [
         f"## {rec.headline()}",  # the advisor's own words: one verdict, every face
@@ -68,7 +96,7 @@ def render(rec, board=None) -> str:
         "",
         "**Why**",
     ]
-    out += [f"- {r}" for r in rec.reasons]
+    out += [f"- {app_words(r)}" for r in rec.reasons]
     if board is not None:
         rows = []
         for a in board.arms + board.others:
@@ -97,9 +125,9 @@ def render(rec, board=None) -> str:
             out += ["", f"**Arm against arm** ({method_note(board)})"]
             out += [f"- {_ui.comparison(c)}  \n  _{_ui.html.escape(board.sentence(c))}_" for c in board.comparisons]
     if rec.next_steps:
-        out += ["", "**Next**"] + [f"- {s}" for s in rec.next_steps]
+        out += ["", "**Next**"] + [f"- {app_words(s)}" for s in rec.next_steps]
     if rec.would_change_if:
-        out += ["", "**The answer would change if**"] + [f"- {w}" for w in rec.would_change_if]
+        out += ["", "**The answer would change if**"] + [f"- {app_words(w)}" for w in rec.would_change_if]
     out += [
         "",
         f"_Why these rules (the ladder, facts in retrieval, 200+ examples, the costs): the lab's guide, "
@@ -363,8 +391,8 @@ def climb_run(lab: Lab, job: ClimbJob, task_name: str, target, budget, up_to: st
     if result.path:
         out += ["```", path_text(result), "```"]
     if result.decision:  # why it stopped where it did, and what it passed over
-        out.append(f"**Stopped ({result.decision['outcome']}):** {result.decision['reason']}")
-        out += [f"- skipped: {sk}" for sk in result.skipped]
+        out.append(f"**Stopped ({result.decision['outcome']}):** {app_words(result.decision['reason'])}")
+        out += [f"- skipped: {app_words(sk)}" for sk in result.skipped]
     if result.recommendation is not None:
         from ..evaluation import summarize
 
