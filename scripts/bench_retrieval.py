@@ -11,6 +11,10 @@ Prints, in one run and side by side:
       uniform         i.i.d. Gaussian directions: every point is almost equally far from a
                       query, so no graph index can find the exact top 10 quickly (the worst case).
 
+  * --repeats (issue 23): one file of the same paragraph repeated 1,000 / 2,000 / 4,000 / 8,000 times,
+    the chunk-id assignment (`index._assign_ids`) and the whole chunk -> id step, the old quadratic
+    id search (a labelled copy here) against the lab's own, and their ratios.
+
   * --real: real MiniLM embeddings of text generated from what ships with the lab (sentences of the
     sample corpora and the scenarios' examples, recombined), at 1k, 10k and 100k vectors: the
     ef the lab's own calibration (lab/retrieval/calibrate.py) picks and the recall@10 it reaches on
@@ -24,8 +28,10 @@ force there, and a no-change re-index of the sample corpus under 1 s.
                                                     # (10-20 min each on a busy 2-core machine)
     .venv/bin/python scripts/bench_retrieval.py --n 20000 --data embedding-like
     .venv/bin/python scripts/bench_retrieval.py --real 1000,10000,100000 --no-corpus --data ""
+    .venv/bin/python scripts/bench_retrieval.py --repeats 1000,2000,4000,8000 --no-corpus --data ""
     .venv/bin/python scripts/bench_retrieval.py --quick  # a short check: the sample corpus, 2,000
-                                                         # embedding-like vectors, --real 100
+                                                         # embedding-like vectors, --real 100,
+                                                         # --repeats 1000,2000
 """
 
 from __future__ import annotations
@@ -209,6 +215,94 @@ class _Relabel:
         return np.asarray([[self.row[int(x)] for x in labels[0]]]), dists
 
 
+# ---- chunk ids against repeats (issue 23) ------------------------------------------------------
+
+
+def _old_assign_ids(chunks: dict, to_add: list) -> None:
+    """OLD ALGORITHM, kept here only to measure against: `lab.retrieval.index._assign_ids` before
+    issue 23. Every repeat of a text probes `~2`, `~3`, … from the start: quadratic in the repeats.
+    The lab's own function gives exactly these ids, resuming each base id where it stopped."""
+    from lab.retrieval.index import _chunk_entry
+
+    taken = {c["id"] for c in chunks.values()}
+    for label, c in to_add:
+        base = f"{c.source}@{c.hash[:10]}"
+        cid, n = base, 1
+        while cid in taken:
+            n += 1
+            cid = f"{base}~{n}"
+        taken.add(cid)
+        chunks[label] = _chunk_entry(c, cid)
+
+
+REPEATED_PARAGRAPH = "2024-01-01 12:00:00 INFO worker heartbeat ok; queue depth 0; nothing to do. " * 12
+
+
+def _best(fn, budget_s: float = 1.0, reps: int = 5) -> float:
+    """The fastest of up to `reps` runs of fn, stopping once `budget_s` is spent (a slow one runs once)."""
+    times: list[float] = []
+    while len(times) < reps and (not times or sum(times) < budget_s):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_repeats(sizes: list[int]) -> dict:
+    """One log-like file of the same paragraph repeated n times (144 words: one chunk each), cold.
+    ids: `_assign_ids` alone, old vs new. chunk->id: the whole step from the file's text to its
+    chunks with ids (chunk_document with a word count, then `_match_chunks`, which assigns the
+    ids), with the old function swapped in for the old column. Both give the same ids (checked)."""
+    import lab.retrieval.index as ix
+    from lab.retrieval.chunking import chunk_document
+    from lab.retrieval.corpus import Document
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    out: dict = {}
+    for n in sizes:
+        doc = Document("log.txt", "log.txt", "log", "\n\n".join([REPEATED_PARAGRAPH.strip()] * n))
+        chunks = chunk_document(doc, words)
+        to_add = list(enumerate(chunks))
+        new_ids, old_ids = {}, {}
+        probes = ix._assign_ids(new_ids, to_add)
+        _old_assign_ids(old_ids, to_add)
+        same = new_ids == old_ids
+        ids_old = _best(lambda to_add=to_add: _old_assign_ids({}, to_add))
+        ids_new = _best(lambda to_add=to_add: ix._assign_ids({}, to_add))
+
+        def chunk_to_ids(doc=doc):
+            fresh = {"log.txt": chunk_document(doc, words)}
+            ix._match_chunks({}, {}, [], {"log.txt": b""}, fresh, {"log.txt": {"labels": []}}, 0, ix.IndexReport())
+
+        step_new = _best(chunk_to_ids)
+        new_fn = ix._assign_ids
+        ix._assign_ids = _old_assign_ids  # the old column: the same step with the old id search
+        try:
+            step_old = _best(chunk_to_ids)
+        finally:
+            ix._assign_ids = new_fn
+        out[n] = {
+            "chunks": len(chunks),
+            "distinct_texts": len({c.hash for c in chunks}),
+            "probes_new": probes,
+            "same_ids": same,
+            "ids_old_s": ids_old,
+            "ids_new_s": ids_new,
+            "step_old_s": step_old,
+            "step_new_s": step_new,
+        }
+        m = out[n]
+        print(
+            f"{n:>8,} {m['ids_old_s'] * 1e3:>10.1f} {m['ids_new_s'] * 1e3:>10.2f} {ids_old / ids_new:>8.0f}x "
+            f"{m['step_old_s'] * 1e3:>12.1f} {m['step_new_s'] * 1e3:>12.1f} {step_old / step_new:>8.1f}x "
+            f"{probes:>9,}  {'yes' if same else 'NO'}",
+            flush=True,
+        )
+    return out
+
+
 def generated_texts(n: int, seed: int = 0) -> list[str]:
     """n distinct passages of two or three sentences drawn from the lab's own shipped texts."""
     import random
@@ -342,18 +436,25 @@ def main():
         help="comma list of sizes for the real-embedding part, e.g. "
         "1000,10000,100000 (off by default: embedding 100k texts takes many minutes)",
     )
+    ap.add_argument(
+        "--repeats",
+        default="1000,2000,4000,8000",
+        help="comma list: repeats of one paragraph in one file, for chunk-id assignment old vs new "
+        '(issue 23; "" skips it)',
+    )
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument(
         "--quick",
         action="store_true",
         help="a short check that everything runs: the sample corpus "
         "(embedding throughput on 64 chunks), 2,000 embedding-like vectors (50 queries, the default ef "
-        "only) and --real 100",
+        "only), --real 100 and --repeats 1000,2000",
     )
     args = ap.parse_args()
     if args.quick:
         args.n, args.queries, args.brute_queries, args.sweep, args.data = 2000, 50, 20, [], "embedding-like"
         args.real = args.real or "100"
+        args.repeats = "1000,2000" if args.repeats == ap.get_default("repeats") else args.repeats
 
     print(
         f"machine: {os.cpu_count()} CPUs, load average {_load()} · HNSW M={args.M}, "
@@ -383,6 +484,22 @@ def main():
             f"query latency  brute     p50 {c['brute_p50_ms']:.3f} ms   p99 {c['brute_p99_ms']:.3f} ms"
             f"   [wall p50 {c['brute_wall_p50_ms']:.3f} ms]   (hnsw {c['speedup']:.1f}x: tiny corpora need no index)"
         )
+    if args.repeats:
+        sizes = [int(x) for x in args.repeats.split(",") if x.strip()]
+        print(f"\n== chunk ids against repeats: one file of n identical paragraphs, cold (load average {_load()}) ==")
+        print(
+            f"{'repeats':>8} {'ids old ms':>10} {'ids new ms':>10} {'old/new':>9} {'chunk->id old':>12} "
+            f"{'chunk->id new':>12} {'old/new':>9} {'new probes':>9}  same ids"
+        )
+        r = results["repeats"] = bench_repeats(sizes)
+        if len(sizes) > 1:
+            a, b = sizes[0], sizes[-1]
+            grow = {k: r[b][k] / r[a][k] for k in ("ids_old_s", "ids_new_s", "step_old_s", "step_new_s")}
+            print(
+                f"{a:,} -> {b:,} repeats ({b / a:.0f}x): ids old {grow['ids_old_s']:.0f}x, new "
+                f"{grow['ids_new_s']:.1f}x; chunk->id old {grow['step_old_s']:.1f}x, new {grow['step_new_s']:.1f}x "
+                f"(linear is {b / a:.0f}x, quadratic {(b / a) ** 2:.0f}x)"
+            )
     for kind in [d.strip() for d in args.data.split(",") if d.strip()]:
         s = results[kind] = bench_synthetic(kind, args)
         print(f"\n== {args.n:,} random {args.dim}-d vectors, {kind} (load average {_load()}) ==", flush=True)

@@ -554,3 +554,123 @@ def test_the_build_lock_serialises_builds_and_survives_its_file_being_removed(tm
     t.join(5)
     assert order == ["first", "second"]
     assert not (tmp_path / "indexes" / ".c.lock").exists()  # no index built: no lock file left
+
+
+# ---- chunk ids: linear in the repeats, exactly the ids of the old quadratic search (issue 23) ----
+
+
+def _old_assign_ids(chunks, to_add):
+    """A copy of `index._assign_ids` before issue 23 (probing n = 2, 3, … from the start for every
+    repeat): the ids it gave are in existing indexes, so the new one must give exactly these."""
+    from lab.retrieval.index import _chunk_entry
+
+    taken = {c["id"] for c in chunks.values()}
+    for label, c in to_add:
+        base = f"{c.source}@{c.hash[:10]}"
+        cid, n = base, 1
+        while cid in taken:
+            n += 1
+            cid = f"{base}~{n}"
+        taken.add(cid)
+        chunks[label] = _chunk_entry(c, cid)
+
+
+def _id_chunk(source: str, hash_: str) -> Chunk:
+    return Chunk(source=source, file=source, title="t", heading="", start=0, end=1, text="x", tokens=1, hash=hash_)
+
+
+def _old_entry(label: int, cid: str) -> tuple[int, dict]:
+    return label, {"id": cid, "hash": "", "source": "", "file": "", "title": "", "heading": "", "span": [0, 0]}
+
+
+def _both_ids(old_chunks: dict, to_add: list) -> tuple[dict, dict, int]:
+    """(new ids by label, old-algorithm ids by label, probes of the new one), on copies of the input."""
+    import copy
+
+    from lab.retrieval.index import _assign_ids
+
+    new, old = copy.deepcopy(old_chunks), copy.deepcopy(old_chunks)
+    probes = _assign_ids(new, to_add)
+    _old_assign_ids(old, to_add)
+    return {k: v["id"] for k, v in new.items()}, {k: v["id"] for k, v in old.items()}, probes
+
+
+def test_assign_ids_gives_the_old_ids_for_repeats_interleaved_across_files():
+    h, g = "a" * 64, "b" * 64
+    order = [("a.md", h), ("b.md", h), ("a.md", h), ("a.md", g), ("b.md", h), ("a.md", h), ("b.md", g)]
+    to_add = [(i, _id_chunk(s, x)) for i, (s, x) in enumerate(order)]
+    new, old, probes = _both_ids({}, to_add)
+    assert new == old
+    assert [new[i] for i in range(len(order))] == [
+        f"a.md@{'a' * 10}",
+        f"b.md@{'a' * 10}",
+        f"a.md@{'a' * 10}~2",
+        f"a.md@{'b' * 10}",
+        f"b.md@{'a' * 10}~2",
+        f"a.md@{'a' * 10}~3",
+        f"b.md@{'b' * 10}",
+    ]
+    assert probes == len(order)  # nothing taken beforehand: each repeat goes straight to its n
+
+
+def test_assign_ids_skips_ids_already_taken_by_the_index_as_the_old_search_did():
+    base = f"a.md@{'c' * 10}"
+    # the index already has `base~2` and `base~4` (their `base` and `base~3` were removed), and
+    # one id that looks like a suffix of another base
+    old_chunks = dict([_old_entry(100, f"{base}~2"), _old_entry(101, f"{base}~4"), _old_entry(102, "b.md@x~2")])
+    to_add = [(i, _id_chunk("a.md", "c" * 64)) for i in range(5)] + [
+        (5, _id_chunk("b.md", "x")),
+        (6, _id_chunk("b.md", "x")),
+    ]
+    new, old, probes = _both_ids(old_chunks, to_add)
+    assert new == old
+    assert [new[i] for i in range(5)] == [base, f"{base}~3", f"{base}~5", f"{base}~6", f"{base}~7"]
+    assert [new[5], new[6]] == ["b.md@x", "b.md@x~3"]
+    assert probes == len(to_add) + 3  # ~2 and ~4 skipped once each for a.md, ~2 once for b.md
+
+
+def test_assign_ids_on_empty_input_changes_nothing():
+    from lab.retrieval.index import _assign_ids
+
+    assert _both_ids({}, []) == ({}, {}, 0)
+    chunks = dict([_old_entry(3, "a.md@0123456789")])
+    assert _assign_ids(chunks, []) == 0 and chunks == dict([_old_entry(3, "a.md@0123456789")])
+
+
+def test_assign_ids_matches_the_old_search_on_random_inputs():
+    """Few sources and hashes (many repeats), old ids with and without suffixes, and hashes with
+    a `~` in them, so a suffixed id of one base can be the plain id of another."""
+    rng = random.Random(23)
+    sources, hashes = ["a.md", "b.md", "c/d.txt"], ["0" * 16, "1" * 16, "2" * 16, "3~2", "3", "3~2~3"]
+    for trial in range(300):
+        bases = [f"{s}@{h[:10]}" for s in sources for h in hashes]
+        ids = {
+            rng.choice(bases) + rng.choice(["", "", "~2", "~3", f"~{rng.randint(2, 9)}"])
+            for _ in range(rng.randint(0, 12))
+        }
+        old_chunks = dict(_old_entry(1000 + i, cid) for i, cid in enumerate(sorted(ids)))
+        to_add = [(i, _id_chunk(rng.choice(sources), rng.choice(hashes))) for i in range(rng.randint(0, 60))]
+        new, old, probes = _both_ids(old_chunks, to_add)
+        assert new == old, trial
+        assert len(set(new.values())) == len(new)  # every id unique
+        # linear: an id is a candidate of at most two bases (itself, and itself less its last `~n`),
+        # and each base's search passes a taken id once
+        assert probes <= len(to_add) + 2 * (len(old_chunks) + len(to_add))
+
+
+def test_assign_ids_is_linear_in_the_repeats():
+    """20,000 copies of one paragraph in one file (a log, generated text): one probe each, where
+    the old search made 200 million; with old ids in the way, one more probe per old id."""
+    from lab.retrieval.index import _assign_ids
+
+    n = 20_000
+    to_add = [(i, _id_chunk("log.txt", "f" * 64)) for i in range(n)]
+    chunks: dict = {}
+    assert _assign_ids(chunks, to_add) == n
+    base = f"log.txt@{'f' * 10}"
+    assert chunks[0]["id"] == base and chunks[1]["id"] == f"{base}~2" and chunks[n - 1]["id"] == f"{base}~{n}"
+    assert len({c["id"] for c in chunks.values()}) == n
+    old_chunks = dict(_old_entry(n + i, f"{base}~{k}") for i, k in enumerate(range(2, n + 2, 2)))  # every even n
+    again = dict(old_chunks)
+    assert _assign_ids(again, to_add) == n + len(old_chunks)
+    assert [again[i]["id"] for i in range(3)] == [base, f"{base}~3", f"{base}~5"]

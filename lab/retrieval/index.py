@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -421,15 +422,15 @@ def _match_chunks(
         gone.extend(old_files[rel]["labels"])
         report.removed += len(old_files[rel]["labels"])
     for rel in changed:
-        pool: dict[tuple[str, str], list[int]] = {}
+        pool: dict[tuple[str, str], deque[int]] = {}  # a deque: popleft stays linear in the repeats
         for label in (old_files.get(rel) or {}).get("labels", []):
             c = old_chunks[label]
-            pool.setdefault((c["source"], c["hash"]), []).append(label)
+            pool.setdefault((c["source"], c["hash"]), deque()).append(label)
         labels, new_count = [], 0
         for c in fresh.get(rel, []):
             match = pool.get((c.source, c.hash))
             if match:
-                label = match.pop(0)
+                label = match.popleft()
                 chunks[label] = _chunk_entry(c, chunks[label]["id"])  # same vector, maybe a new span
                 report.unchanged += 1
             else:
@@ -464,17 +465,30 @@ def _chunk_entry(c: Chunk, chunk_id: str) -> dict:
     }
 
 
-def _assign_ids(chunks: dict[int, dict], to_add: list[tuple[int, Chunk]]) -> None:
-    """Readable, stable ids: source@hash-prefix (same text in the same source keeps its id)."""
+def _assign_ids(chunks: dict[int, dict], to_add: list[tuple[int, Chunk]]) -> int:
+    """Readable, stable ids: source@hash-prefix (same text in the same source keeps its id); a
+    repeat takes the first free `source@hash-prefix~n`, n = 2, 3, …
+
+    Each base id remembers the n its search stopped at, so the k-th repeat of a text does not probe
+    n = 2 … k again: the ids taken only grow, so every n below the last one given is still taken,
+    and resuming there gives exactly the id a search from the start would. Returns the number of
+    ids tried (one per chunk, plus one per id found taken): linear in the chunks and old ids."""
     taken = {c["id"] for c in chunks.values()}
+    next_n: dict[str, int] = {}  # base id -> the first n not yet known to be taken
+    probes = 0
     for label, c in to_add:
         base = f"{c.source}@{c.hash[:10]}"
-        cid, n = base, 1
+        n = next_n.get(base, 1)
+        cid = base if n == 1 else f"{base}~{n}"
+        probes += 1
         while cid in taken:
             n += 1
             cid = f"{base}~{n}"
+            probes += 1
+        next_n[base] = n + 1
         taken.add(cid)
         chunks[label] = _chunk_entry(c, cid)
+    return probes
 
 
 def _write_json(path: Path, data) -> None:
