@@ -3,6 +3,7 @@
     name = "tickets"
     instruction = "Turn the email into a JSON ticket ..."   # the system prompt
     output_format = "json"                                 # "text" | "label" | "json"
+    teaches = "behaviour"                                  # "knowledge" | "behaviour" (optional)
     json_schema = "schema.json"                            # paths are relative to the toml
     train = "train.jsonl"
     eval = "eval.jsonl"
@@ -123,6 +124,11 @@ class Task(BaseModel):
     # Constrained decoding for every arm alike: a label task's answers restricted to its labels,
     # a JSON task's to its schema (`lab eval --constrain/--no-constrain` overrides it per run).
     constrain: bool = False
+    # What the task mostly teaches the model: "knowledge" (facts it lacks: retrieval's job) or
+    # "behaviour" (format, style, judgement, a persona: tuning's job). `lab climb` follows it where the
+    # ladder forks (after the prompt rung without a corpus, after RAG) and says when the failures it
+    # sees look otherwise; None: the climb guesses from the failures. `lab task new` infers it.
+    teaches: Literal["knowledge", "behaviour"] | None = None
     cost: Cost = Field(default_factory=Cost)
     probe: Probe | None = None
 

@@ -304,3 +304,26 @@ def test_the_margin_of_as_good_as_comes_from_the_task_or_the_flag(fake_lab, task
     out = CliRunner().invoke(cli, ["advise", "--run", str(result.eval_run_id), "--margin", "0.1", "--json"], obj={})
     assert json.loads(out.output)["evidence"]["choice"]["margin"] == 0.1
     assert CliRunner().invoke(cli, ["advise", "--run", "1", "--margin", "0.9"], obj={}).exit_code == 2
+
+
+def test_the_plan_and_the_climb_say_what_the_task_teaches(fake_lab, task_dir):
+    """issue 23: `teaches` in task.toml, shown in the plan (and the app's Plan button) as declared or guessed,
+    and followed at the fork: a declared knowledge label task stops before tuning, saying the failures
+    look otherwise."""
+    from lab.app import tab_advisor
+    from lab.climb import plan_text
+
+    guessed = plan_text(fake_lab, str(task_dir))
+    assert "teaches: behaviour (guessed: a label task's failures" in guessed
+    task_dir.write_text(
+        task_dir.read_text().replace('output_format = "label"', 'output_format = "label"\nteaches = "knowledge"')
+    )
+    declared = tab_advisor.climb_plan(fake_lab, str(task_dir), None, None, "tune", 6)
+    assert "teaches: knowledge (declared in task.toml" in declared
+    assert "tune: skipped: task.toml declares the task teaches knowledge" in declared
+    fake_lab.fake.default = "Urologist"  # every answer wrong, well-formed
+    lines = []
+    result = climb(fake_lab, str(task_dir), progress=False, say=lines.append)
+    assert "teaches: knowledge (declared in task.toml" in "\n".join(lines)
+    assert result.decision["outcome"] == "no-corpus"
+    assert "task.toml declares knowledge, but a label task's failures" in result.decision["reason"]

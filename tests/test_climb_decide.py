@@ -232,3 +232,81 @@ def test_the_prompt_rungs_other_configurations_count_and_a_tie_goes_to_the_cheap
         done=["prompt", "rag", "tune"], results={"tune": arm("tune", 30, 40), "tune+rag": arm("tune+rag", 30, 40)}
     )
     assert best_of(tune_tie, "tune").arm == "tune"
+
+
+# ---- teaches: the declared kind of failure, not only the guessed one (issue 23) ------------------
+
+# An outside persona task ("I am Ladder, an AI assistant developed by Orbital Labs"): free text, no
+# corpus, and the wrong answers are well-formed sentences in the wrong voice.
+PERSONA = dict(output_format="text", done=["prompt"], results={"few-shot": arm("few-shot", 2, 20)})
+
+
+def test_declared_behaviour_tunes_a_persona_and_says_the_failures_look_otherwise():
+    d = next_step(situation(teaches="behaviour", **PERSONA))
+    assert (d.action, d.step) == ("run", "tune")
+    assert (
+        "task.toml declares behaviour, but 18 of 18 wrong answers are well-formed and wrong, which looks like "
+        "missing knowledge: following the declaration; change `teaches`" in d.reason
+    )
+    assert d.skipped == ["rag: the task has no corpus, and it teaches behaviour (declared), not missing knowledge"]
+
+
+def test_declared_behaviour_after_rag_tunes_too():
+    s = situation(
+        output_format="text",
+        has_corpus=True,
+        teaches="behaviour",
+        done=["prompt", "rag"],
+        results={"rag": arm("rag", 6, 20, answer_wrong=8, retrieval_missed=6)},
+    )
+    d = next_step(s)
+    assert (d.action, d.step) == ("run", "tune") and "task.toml declares behaviour, but 14 of 14" in d.reason
+
+
+def test_declared_knowledge_stops_before_tuning_even_on_format_failures():
+    s = situation(
+        output_format="json", teaches="knowledge", done=["prompt"], results={"few-shot": arm("few-shot", 2, 20)}
+    )
+    d = next_step(s)
+    assert (d.action, d.outcome) == ("stop", "no-corpus")
+    assert (
+        "task.toml declares knowledge, but a json task's failures" in d.reason
+        and "following the declaration" in d.reason
+    )
+    rag = situation(
+        output_format="text",
+        has_corpus=True,
+        teaches="knowledge",
+        done=["prompt", "rag"],
+        results={"rag": arm("rag", 6, 20, output_invalid=12, answer_wrong=2)},
+    )
+    d = next_step(rag)
+    assert (d.action, d.outcome) == ("stop", "knowledge")
+    assert "task.toml declares knowledge, but 12 of 14 wrong answers are format failures" in d.reason
+
+
+def test_a_declaration_the_failures_agree_with_says_so():
+    d = next_step(situation(teaches="knowledge", **PERSONA))
+    assert (d.action, d.outcome) == ("stop", "no-corpus")
+    assert "task.toml declares knowledge, and the failures agree: 18 of 18 wrong answers are well-formed" in d.reason
+
+
+def test_undeclared_guesses_from_the_failures_as_before_and_says_it_is_a_guess():
+    d = next_step(situation(**PERSONA))
+    assert (d.action, d.outcome) == ("stop", "no-corpus")  # today's guess, unchanged
+    assert "18 of 18 wrong answers are well-formed and wrong, which looks like missing knowledge" in d.reason
+    cut = situation(**{**PERSONA, "results": {"few-shot": arm("few-shot", 2, 20, answer_wrong=12, truncated=6)}})
+    assert "18 of 18 wrong answers are not format failures (12 well-formed and wrong)" in next_step(cut).reason
+    assert "does not declare `teaches`, so the climb guesses from the failures" in d.reason
+    assert 'declare teaches = "knowledge" or "behaviour" in task.toml' in d.reason
+    tunes = next_step(situation(output_format="json", done=["prompt"], results={"few-shot": arm("few-shot", 2, 20)}))
+    assert tunes.step == "tune" and "guesses from the failures" in tunes.reason
+    assert tunes.skipped[0] == "rag: the task has no corpus, and it teaches behaviour (guessed), not missing knowledge"
+
+
+def test_the_plan_line_says_declared_or_guessed():
+    from lab.climb.decide import teaches_text
+
+    assert teaches_text("behaviour", "text").startswith("teaches: behaviour (declared in task.toml")
+    assert teaches_text(None, "label").startswith("teaches: behaviour (guessed: a label task's failures")
+    assert "(guessed from the failures" in teaches_text(None, "text")

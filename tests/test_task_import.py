@@ -485,3 +485,55 @@ def test_long_chinese_outputs_get_a_max_tokens_that_covers_them(tmp_path):
         plan_task(write_csv(tmp_path / "en.csv", en, header=("question", "answer")), "en").max_tokens
         == (5 * 69 - 1) // 3 + 24
     )
+
+
+# ---- teaches: inferred, written with its reason, editable (issue 23) ---------------------------
+
+
+def test_teaches_is_inferred_from_the_format_and_the_outputs():
+    from lab.task_import import infer_teaches
+
+    assert infer_teaches("label", ["spam", "ham"])[0] == "behaviour"
+    assert infer_teaches("json", ['{"a": 1}'])[0] == "behaviour"
+    teaches, why = infer_teaches("text", ["Paris", "1889", "Marie Curie", "gold"])
+    assert teaches == "knowledge" and "4 of 4 outputs are short" in why
+    persona = ["I am Ladder, an AI assistant developed by Orbital Labs. How can I help you today?"] * 4
+    teaches, why = infer_teaches("text", persona)
+    assert teaches == "behaviour" and "0 of 4 outputs are short" in why
+    assert infer_teaches("text", persona, corpus="handbook")[0] == "knowledge"
+
+
+def test_lab_task_new_writes_teaches_with_a_comment_and_shows_why(tmp_path):
+    rows = [
+        (f"Who are you? ({i})", "I am Ladder, an AI assistant developed by Orbital Labs, here to help.")
+        for i in range(30)
+    ]
+    plan = import_task(write_csv(tmp_path / "persona.csv", rows, header=("prompt", "completion")), "persona", tmp_path)
+    assert (plan.teaches, plan.inferred_teaches) == ("behaviour", "behaviour")
+    text = plan.path.read_text(encoding="utf-8")
+    assert 'teaches = "behaviour"' in text
+    comment = text.splitlines()[text.splitlines().index('teaches = "behaviour"') - 1]
+    assert comment.startswith("# ") and "edit it if it is wrong" in comment
+    assert load_task("persona", home=tmp_path).teaches == "behaviour"
+    line = next(x for x in plan.summary().splitlines() if x.startswith("teaches:"))
+    assert line.startswith("teaches: behaviour (inferred: 0 of 30 outputs are short")
+    assert plan.as_dict()["teaches"] == "behaviour"
+    # a label task: behaviour; the override wins and the summary says what was inferred
+    labelled = plan_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail", teaches="knowledge")
+    assert (labelled.teaches, labelled.inferred_teaches) == ("knowledge", "behaviour")
+    assert "teaches: knowledge (chosen; inferred behaviour" in labelled.summary()
+    with pytest.raises(TaskImportError, match="teaches 'facts'"):
+        plan_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail", teaches="facts")
+
+
+def test_the_command_line_takes_teaches_and_prints_it(tmp_path):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    data = write_csv(tmp_path / "mail.csv", mails(4))
+    args = ["--home", str(tmp_path), "task", "new", "mail", "--from", str(data), "--teaches", "knowledge"]
+    result = CliRunner().invoke(cli, args, obj={})
+    assert result.exit_code == 0, result.output
+    assert "teaches: knowledge (chosen; inferred behaviour" in result.output
+    assert load_task("mail", home=tmp_path).teaches == "knowledge"

@@ -291,3 +291,27 @@ def test_home_tasks_load_by_name(tmp_path, monkeypatch):
     with pytest.raises(TaskError) as e:
         load_task("nope", home=home)
     assert "mine" in str(e.value) and all(name in str(e.value) for name in BUILTINS)
+
+
+# ---- teaches: what the climb's knowledge/behaviour fork follows (issue 23) ----------------
+
+
+def test_teaches_round_trips_and_defaults_to_undeclared(tmp_path):
+    for value in ("knowledge", "behaviour"):
+        path = write_task(tmp_path / value, f'name = "t"\neval = "eval.jsonl"\nteaches = "{value}"\n')
+        assert load_task(path).teaches == value
+    assert load_task(write_task(tmp_path / "none", 'name = "t"\neval = "eval.jsonl"\n')).teaches is None
+
+
+def test_a_bad_teaches_names_the_file_and_the_field(tmp_path):
+    msg = error_for(write_task(tmp_path / "bad", 'name = "bad"\neval = "eval.jsonl"\nteaches = "behavior"\n'))
+    assert msg.split(": ")[0].endswith("task.toml")
+    assert "field 'teaches': must be one of 'knowledge' or 'behaviour' (got 'behavior')" in msg
+
+
+def test_builtins_declare_what_they_teach():
+    assert {name: load_task(name).teaches for name in BUILTINS} == {
+        "acme-facts": "knowledge",  # facts about a company no model knows: RAG
+        "specialty": "behaviour",  # a narrow classifier's judgement
+        "tickets": "behaviour",  # JSON format
+    }

@@ -18,7 +18,8 @@ first rung that meets the target. Why this order: docs/guide.md in the lab's fol
      with constrained output when the task has labels or a schema. The best one counts;
   2. rag, if the prompt rung misses and the task has a corpus (a free-text task that fails
      on facts and has no corpus stops here: give it one);
-  3. tune, if it still misses, the failures are behaviour/format rather than knowledge, and
+  3. tune, if it still misses, the task teaches behaviour/format rather than knowledge (its
+     task.toml `teaches`; without it, guessed from the failures), and
      the task has 200+ training examples (--min-train; the trainer refuses under 20): train
      the adapter TASK-climb, then evaluate tune (and tune+rag with a corpus).
 

@@ -70,6 +70,12 @@ def task_group():
     help="Override the inferred output format.",
 )
 @click.option("--labels", help="Comma-separated labels (a label task's allowed answers, in this order).")
+@click.option(
+    "--teaches",
+    type=click.Choice(["knowledge", "behaviour"]),
+    help="What the task teaches, which `lab climb` follows: knowledge (facts: RAG) or behaviour (format, "
+    "style, a persona: tuning). Default: inferred (labels and JSON: behaviour; short text answers: knowledge).",
+)
 @click.option("--instruction", help="The system prompt (default: one written from the format).")
 @click.option("--force", is_flag=True, help="Replace tasks/NAME if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")

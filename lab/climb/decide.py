@@ -5,7 +5,10 @@ it the scoreboard and its time estimates, and the tests feed it synthetic ones.
 The guide's order (docs/guide.md: prompt -> RAG -> fine-tune, stop at the first that works) and its rules:
 - "Can few-shot prompting solve the task adequately? yes -> stop."
 - "Is the main problem a lack of knowledge? yes -> RAG, stop." Fine-tuning "changes behaviour,
-  not knowledge": a knowledge gap RAG does not close is not handed to tuning.
+  not knowledge": a knowledge gap RAG does not close is not handed to tuning. Which it is comes
+  from the task.toml's `teaches` ("knowledge" | "behaviour") when it declares one; the failures
+  are read too (`failures_look`), and when they look otherwise the reason says so and follows the
+  declaration. Without one the climb guesses from the failures, and says it guessed.
 - "Do you have 200+ high-quality examples? yes -> fine-tune; no -> collect more data" (and the
   trainer refuses under 20).
 
@@ -66,6 +69,7 @@ class Situation:
     eval_examples: int  # held-out examples the task has
     limit: int | None = None  # the climb evaluates only `limit` of them (`sample.held_out`)
     up_to: str = "tune"  # the highest step the climb may take
+    teaches: str | None = None  # the task.toml's `teaches`: "knowledge" | "behaviour"; None: guessed from the failures
     min_train: int = MIN_TRAIN
     budget_left_s: float | None = None  # None: no budget
     done: list[str] = field(default_factory=list)  # steps finished, in order
@@ -91,8 +95,8 @@ OUTCOMES = {
     "climb": "the rung below misses the target",
     "meets": "a rung meets the target significantly",
     "maybe": "a rung's mean meets the target but its interval does not",
-    "knowledge": "the failures are missing knowledge, which tuning does not fix",
-    "no-corpus": "the failures look like missing knowledge and the task has no corpus",
+    "knowledge": "the task teaches knowledge (declared, or guessed from the failures), which tuning does not fix",
+    "no-corpus": "the task teaches knowledge (declared, or guessed from the failures) and has no corpus",
     "too-few": "too few training examples to tune",
     "up-to": "--up-to stops the climb here",
     "budget": "the next step would not fit the time budget",
@@ -148,6 +152,62 @@ def knowledge_shaped(arm: ArmResult, output_format: str) -> bool:
     return total == 0 or arm.failures.get("output invalid", 0) / total < FORMAT_SHARE
 
 
+def failures_look(arm: ArmResult, output_format: str) -> tuple[str, str]:
+    """("knowledge" | "behaviour", why): what the failures look like, by `knowledge_shaped`."""
+    total = sum(arm.failures.values())
+    invalid = arm.failures.get("output invalid", 0)
+    if output_format != "text":
+        return "behaviour", f"a {output_format} task's failures are its shape and judgement, which looks like behaviour"
+    if not knowledge_shaped(arm, output_format):
+        return (
+            "behaviour",
+            f"{invalid} of {total} wrong answers are format failures (output invalid), which looks like behaviour",
+        )
+    if total == 0:
+        return "knowledge", "its misses are not format failures, which looks like missing knowledge"
+    formed = arm.failures.get("answer wrong", 0) + arm.failures.get("retrieval missed", 0)
+    which = (
+        "are well-formed and wrong"
+        if formed == total - invalid
+        else f"are not format failures ({formed} well-formed and wrong)"
+    )
+    return "knowledge", f"{total - invalid} of {total} wrong answers {which}, which looks like missing knowledge"
+
+
+_CHANGE = {
+    "behaviour": 'change `teaches` to "knowledge" in task.toml if the task is about facts the model lacks',
+    "knowledge": 'change `teaches` to "behaviour" in task.toml if the task is about the answers\' format, '
+    "style or persona",
+}
+
+
+def teaches_for(s: Situation, arm: ArmResult) -> tuple[str, str]:
+    """("knowledge" | "behaviour", a sentence for the reason): the task.toml's `teaches` when it
+    declares one (saying so when the failures look otherwise), else the failures' guess, said to be one."""
+    seen, why = failures_look(arm, s.output_format)
+    if s.teaches is None:
+        return seen, (
+            f"task.toml does not declare `teaches`, so the climb guesses from the failures: {why} "
+            '(declare teaches = "knowledge" or "behaviour" in task.toml to decide it).'
+        )
+    if s.teaches == seen:
+        return s.teaches, f"task.toml declares {s.teaches}, and the failures agree: {why}."
+    return s.teaches, f"task.toml declares {s.teaches}, but {why}: following the declaration; {_CHANGE[s.teaches]}."
+
+
+def teaches_text(teaches: str | None, output_format: str) -> str:
+    """The plan's line: what the climb's knowledge/behaviour fork follows, before anything is measured."""
+    if teaches is not None:
+        return f"teaches: {teaches} (declared in task.toml; the knowledge/behaviour fork follows it)"
+    declare = '`teaches = "knowledge"` or `"behaviour"` in task.toml declares it'
+    if output_format != "text":
+        return f"teaches: behaviour (guessed: a {output_format} task's failures are its shape and judgement; {declare})"
+    return (
+        "teaches: knowledge or behaviour (guessed from the failures at the fork: well-formed but wrong answers "
+        f"-> knowledge, format failures -> behaviour; {declare})"
+    )
+
+
 def next_step(s: Situation) -> Decision:
     """The next step of the climb, or where it stops and why."""
     if not s.done:
@@ -201,17 +261,17 @@ def next_step(s: Situation) -> Decision:
     if last == "prompt":
         return _after_prompt(s, best, evidence)
     if last == "rag":
-        if knowledge_shaped(best, s.output_format):
+        teaches, why = teaches_for(s, best)
+        if teaches == "knowledge":
             return Decision(
                 "stop",
                 None,
                 "knowledge",
-                f"{evidence} The remaining failures are wrong or "
-                "unretrieved facts, not format: fine-tuning changes behaviour, not knowledge "
+                f"{evidence} {why} So the task teaches knowledge: fine-tuning changes behaviour, not knowledge "
                 "(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. Better retrieval "
                 "(more passages, other chunking), more documents or a larger model are the levers.",
             )
-        return _tune(s, evidence + " The remaining failures are behaviour/format: tuning is next.", [])
+        return _tune(s, f"{evidence} {why} So the task teaches behaviour: tuning is next.", [])
     return Decision("stop", None, "top", f"{evidence} The tune rung is the top of the ladder.")
 
 
@@ -223,17 +283,18 @@ def _after_prompt(s: Situation, best: ArmResult, evidence: str) -> Decision:
             "climb",
             f"{evidence} The task has a corpus: retrieval is the next rung (knowledge belongs in retrieval).",
         )
-    if knowledge_shaped(best, s.output_format):
+    teaches, why = teaches_for(s, best)
+    if teaches == "knowledge":
         return Decision(
             "stop",
             None,
             "no-corpus",
-            f"{evidence} The wrong answers are well-formed but wrong: "
-            "that looks like missing knowledge, and the task has no corpus to retrieve from. "
+            f"{evidence} {why} So the task teaches knowledge, and it has no corpus to retrieve from. "
             'Give it one (corpus = "NAME" in task.toml) to try RAG; fine-tuning does not add facts.',
         )
-    skipped = ["rag: the task has no corpus, and its failures are behaviour/format, not missing knowledge"]
-    return _tune(s, evidence + " No corpus, and the failures are behaviour/format: RAG is skipped.", skipped)
+    how = "declared" if s.teaches else "guessed"
+    skipped = [f"rag: the task has no corpus, and it teaches behaviour ({how}), not missing knowledge"]
+    return _tune(s, f"{evidence} {why} So the task teaches behaviour, and it has no corpus: RAG is skipped.", skipped)
 
 
 def _tune(s: Situation, evidence: str, skipped: list[str]) -> Decision:
@@ -293,4 +354,5 @@ def _go(s: Situation, step: str, outcome: str, reason: str, skipped: list[str] |
 
 
 def _mins(seconds: float) -> str:
+    seconds = max(0.0, seconds)  # a budget overrun by a moment is none left, not "-0 s"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

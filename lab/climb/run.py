@@ -31,6 +31,7 @@ from .decide import (
     more_limit,
     next_step,
     step_of,
+    teaches_text,
 )
 from .estimate import arms_through, can_constrain, estimates, more_seconds, train_plan
 
@@ -196,6 +197,7 @@ def climb(
         limit=limit,
         up_to=up_to,
         min_train=min_train,
+        teaches=task.teaches,
     )
     plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
     run_id = rec.get("eval_run_id") or resumed_run(lab, task, model)
@@ -208,6 +210,7 @@ def climb(
         + "."
     )
     say(f"Rule: {RULE}.")
+    say(f"{teaches_text(task.teaches, task.output_format)}.")
 
     def emit(event: str, **data):
         if on_event:
@@ -451,6 +454,7 @@ def plan_text(
         has_corpus=bool(task.corpus),
         train_examples=n_train,
         eval_examples=len(held_out),
+        teaches=task.teaches,
     )
     plan = train_plan(lab, task, train_steps, model) if task.train is not None else None
     est = estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
@@ -459,7 +463,11 @@ def plan_text(
         + (", the best also constrained" if can_constrain(task) and not task.constrain else ""),
         "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
         "tune": (
-            f"if the rungs below miss on behaviour/format ({n_train} training examples"
+            "skipped: task.toml declares the task teaches knowledge, and fine-tuning does not add facts"
+            if task.teaches == "knowledge"
+            else "if the rungs below miss on behaviour"
+            + (" (declared in task.toml)" if task.teaches else "/format")
+            + f" ({n_train} training examples"
             + (", enough)" if n_train >= min_train else f", fewer than {min_train}: it would stop)")
         ),
     }
@@ -467,9 +475,10 @@ def plan_text(
         f"Climb '{task.name}' on {info.id}: target {options['target']:.2f} on {task.primary_metric}, "
         f"{len(ids)} held-out examples, up to {up_to}.",
         f"Rule: {RULE}.",
+        teaches_text(task.teaches, task.output_format) + ".",
     ]
     for step in STEPS[: STEPS.index(up_to) + 1]:
         secs, basis = est[step]
-        skipped = step == "rag" and not task.corpus
+        skipped = (step == "rag" and not task.corpus) or (step == "tune" and task.teaches == "knowledge")
         lines.append(f"- {step}: {when[step]}" + ("" if skipped else f"; ~{_mins(secs)} ({basis})"))
     return "\n".join(lines)

@@ -7,8 +7,9 @@
 JSONL/JSON may hold plain records, OpenAI chat `messages`, prompt/completion or Alpaca rows.
 The output format follows from the outputs: `label` when they come from a small set that
 repeats, `json` when every one is a JSON object (a schema is derived from them), `text`
-otherwise; scorers and the primary metric follow from the format. The split is seeded,
-stratified for labels, with a few-shot pool that covers every label; a training example whose
+otherwise; scorers and the primary metric follow from the format, and `teaches` (knowledge or
+behaviour, the climb's fork) from the format and the outputs' lengths (`infer_teaches`). The
+split is seeded, stratified for labels, with a few-shot pool that covers every label; a training example whose
 normalised input also appears in the held-out set is removed (leakage inflates a tuned arm's
 score). Every bad input is a TaskImportError naming the file and the row, and nothing is
 written until everything is checked: the folder is built aside and renamed into place. The
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from .plan import (
     FORMATS,
+    TEACHES,
     EvalSizeError,
     TaskExistsError,
     TaskPlan,
@@ -30,6 +32,7 @@ from .plan import (
     eval_count,
     import_task,
     infer_format,
+    infer_teaches,
     leakage,
     normalise,
     parse_eval_size,
@@ -46,6 +49,7 @@ __all__ = [
     "training_file",
     "FORMATS",
     "FILE_FORMATS",
+    "TEACHES",
     "ColumnError",
     "EvalSizeError",
     "Table",
@@ -59,6 +63,7 @@ __all__ = [
     "guess_columns",
     "import_task",
     "infer_format",
+    "infer_teaches",
     "leakage",
     "normalise",
     "parse_eval_size",

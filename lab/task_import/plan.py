@@ -168,6 +168,15 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(ascii_chars / 4 + wide + (len(text) - wide - ascii_chars) / 2)
 
 
+def _short_outputs(outputs: list[str]) -> tuple[int, str]:
+    """(how many outputs are short facts, the sentence that counts them): see SHORT_WORDS."""
+    short = sum(answer_words(o) <= SHORT_WORDS and "\n" not in o for o in outputs)
+    return (
+        short,
+        f"{short} of {len(outputs)} outputs are short (at most {SHORT_WORDS} words, a CJK character half a word)",
+    )
+
+
 def _scorers(fmt: str, outputs: list[str] | None = None) -> tuple[list[str], str, str]:
     """(scorers, primary metric, why) for the format; a text task's from its outputs' lengths."""
     if fmt == "label":
@@ -179,8 +188,7 @@ def _scorers(fmt: str, outputs: list[str] | None = None) -> tuple[list[str], str
             "the outputs are JSON objects",
         )
     outputs = outputs or []
-    short = sum(answer_words(o) <= SHORT_WORDS and "\n" not in o for o in outputs)
-    counted = f"{short} of {len(outputs)} outputs are short (at most {SHORT_WORDS} words, a CJK character half a word)"
+    short, counted = _short_outputs(outputs)
     if outputs and short >= SHORT_SHARE * len(outputs):
         return (
             ["contains_fact", "exact_match", "token_f1"],
@@ -188,6 +196,29 @@ def _scorers(fmt: str, outputs: list[str] | None = None) -> tuple[list[str], str
             f"{counted}: short facts, so an answer that states the fact counts",
         )
     return ["token_f1", "exact_match", "rouge_l"], "token_f1", f"{counted}: longer text, graded by word overlap"
+
+
+# What the task teaches (task.toml's `teaches`, which the climb's knowledge/behaviour fork reads),
+# guessed from what `lab task new` sees, kept simple and editable in task.toml:
+# - label and JSON outputs -> behaviour: the answer's shape and the judgement are what is learned;
+# - text with a corpus attached, or whose outputs are mostly short facts (the SHORT_SHARE rule that
+#   makes contains_fact primary) -> knowledge: facts the model has or lacks;
+# - other text (sentences, a persona's voice, a style) -> behaviour.
+# `lab task new` attaches no corpus itself: `corpus` is for a caller that knows of one.
+TEACHES = ("knowledge", "behaviour")
+
+
+def infer_teaches(fmt: str, outputs: list[str], corpus: str | None = None) -> tuple[str, str]:
+    """("knowledge" | "behaviour", why) for a new task, by the rules above."""
+    if fmt in ("label", "json"):
+        what = "labels" if fmt == "label" else "JSON objects"
+        return "behaviour", f"the outputs are {what}: their shape and the judgement are learned, not facts"
+    if corpus:
+        return "knowledge", f"a text task with a corpus ({corpus}): its answers are facts to look up"
+    short, counted = _short_outputs(outputs)
+    if outputs and short >= SHORT_SHARE * len(outputs):
+        return "knowledge", f"{counted}: short facts"
+    return "behaviour", f"{counted}: longer text, so the wording and manner are learned more than facts"
 
 
 def max_tokens_for(outputs: list[str], fmt: str, labels: list[str] | None = None) -> tuple[int, str]:
@@ -282,6 +313,9 @@ class TaskPlan:
     scorers_why: str = ""  # why the primary metric (one line, in the summary)
     max_tokens: int | None = None  # the answer budget task.toml gets (None: worked out by task_toml)
     max_tokens_why: str = ""
+    teaches: str = "behaviour"  # task.toml's `teaches` (TEACHES)
+    inferred_teaches: str = "behaviour"  # what infer_teaches says
+    teaches_why: str = ""
 
     def label_counts(self) -> dict[str, tuple[int, int, int]]:
         """label -> (train, eval, few-shot) counts."""
@@ -303,6 +337,12 @@ class TaskPlan:
             f"scorers: {', '.join(self.scorers)} (primary: {self.primary_metric}"
             + (f": {self.scorers_why})" if self.scorers_why else ")"),
         ]
+        chosen = "inferred" if self.teaches == self.inferred_teaches else f"chosen; inferred {self.inferred_teaches}"
+        out.append(
+            f"teaches: {self.teaches} ({chosen}"
+            + (f": {self.teaches_why}" if self.teaches_why else "")
+            + "; edit `teaches` in task.toml if it is wrong: the climb's knowledge/behaviour fork follows it)"
+        )
         if self.max_tokens is not None:
             out.append(f"max_tokens: {self.max_tokens}" + (f" ({self.max_tokens_why})" if self.max_tokens_why else ""))
         out += [
@@ -339,6 +379,9 @@ class TaskPlan:
             "primary_metric": self.primary_metric,
             "scorers_why": self.scorers_why,
             "max_tokens": self.max_tokens,
+            "teaches": self.teaches,
+            "inferred_teaches": self.inferred_teaches,
+            "teaches_why": self.teaches_why,
             "counts": {
                 "rows": self.rows,
                 "train": len(self.train),
@@ -369,6 +412,7 @@ def plan_task(
     output_format: str | None = None,
     labels: list[str] | None = None,
     instruction: str | None = None,
+    teaches: str | None = None,
 ) -> TaskPlan:
     """Read the file and decide everything `write_task` writes; nothing is written here."""
     table = source if isinstance(source, Table) else read_table(source)
@@ -379,6 +423,8 @@ def plan_task(
     fmt = output_format or inferred
     if fmt not in FORMATS:
         raise TaskImportError(f"output format '{fmt}': use one of {', '.join(FORMATS)}")
+    if teaches is not None and teaches not in TEACHES:
+        raise TaskImportError(f"teaches '{teaches}': use one of {', '.join(TEACHES)}")
     if fmt == "label":
         found_labels = labels or found_labels or sorted(set(outputs))
         _check_labels(table, examples, found_labels)
@@ -410,6 +456,8 @@ def plan_task(
         leaked,
     )
     plan.scorers_why = scorers_why
+    plan.inferred_teaches, plan.teaches_why = infer_teaches(fmt, outputs)
+    plan.teaches = teaches or plan.inferred_teaches
     plan.max_tokens, plan.max_tokens_why = max_tokens_for(
         [e["output"] for e in plan.train + plan.eval + plan.fewshot], plan.output_format, plan.labels
     )
@@ -637,6 +685,15 @@ def task_toml(plan: TaskPlan) -> str:
         f"description = {_string(f'{plan.input_column} -> {plan.output_column}, from {plan.source.name}.')}",
         f"instruction = {_multiline(plan.instruction)}",
         f"output_format = {_string(plan.output_format)}",
+        '# teaches: "knowledge" (facts the model lacks: RAG\'s job) or "behaviour" (format, style, a persona:',
+        "# tuning's job); `lab climb` follows it where the ladder forks. "
+        + (
+            f"Inferred ({plan.teaches_why})"
+            if plan.teaches == plan.inferred_teaches
+            else f"Chosen (inferred: {plan.inferred_teaches})"
+        )
+        + "; edit it if it is wrong.",
+        f"teaches = {_string(plan.teaches)}",
     ]
     if plan.labels:
         lines.append(f"labels = {json.dumps(plan.labels, ensure_ascii=False)}")
