@@ -319,9 +319,12 @@ def _diagnose(
                 f"`lab train --task {task}`, `lab eval {task} --arms tune`"
             )
         return
+    from .evaluation.attribution import NOT_RETRIEVED, NOT_USED
+    from .ladder import RAG_ARMS
+
     fails = {
         f: chosen.failures.get(f, 0)
-        for f in ("output invalid", "truncated", "retrieval missed", "answer wrong", "request failed")
+        for f in ("output invalid", "truncated", NOT_RETRIEVED, NOT_USED, "answer wrong", "request failed")
     }
     total = sum(fails.values()) or 1
     if any(fails.values()):
@@ -342,12 +345,9 @@ def _diagnose(
                 )
             else:
                 steps.append(f"collect {MIN_EXAMPLES}+ examples before tuning; prompt meanwhile")
-    if fails["retrieval missed"] / total >= 0.3:
-        reasons.append(
-            "Retrieval often missed the gold document: fix retrieval first (more passages, "
-            "other chunking) before blaming the model."
-        )
-        steps.append(f"try a larger k: `lab eval {task} --arms rag --k 8`")
+    rag = chosen if chosen.arm in RAG_ARMS else next((a for a in measured if a.arm in RAG_ARMS), None)
+    if rag is not None:
+        _rag_advice(rag, task, arms, train_examples, reasons, steps)
     if has_corpus and "rag" not in arms:
         steps.append(f"the task has a corpus: measure the RAG rung: `lab eval {task} --arms rag`")
     elif not has_corpus and not arms & TUNE_RUNGS and not any("lab train" in x for x in steps):
@@ -374,6 +374,52 @@ def _diagnose(
             f"the target were lowered to {bound:.2f} (the lower end of its interval, as judged here): "
             f"{name} would meet it"
         )
+
+
+def _rag_advice(rag, task: str, arms: set, train_examples: int | None, reasons: list, steps: list) -> None:
+    """Where the RAG arm's wrong answers lost the knowledge (evaluation/attribution.py): mostly not
+    retrieved -> retrieval's levers (chunking, k, more documents, a better embedder); mostly retrieved
+    but not used -> the reader's (a larger model, a reading-focused prompt, tune+rag)."""
+    from .evaluation.attribution import rag_split
+
+    missed, unused, by_words = rag_split(rag)
+    split = missed + unused
+    if not split:
+        return  # nothing to split (all right, format failures, or free text without a gold_doc)
+    held = "the answer in their passages" if by_words else "a passage from the gold document in their prompt"
+    if unused > missed:
+        counts = f"{unused} of {split} wrong {rag.arm} answers had {held} (retrieved but not used), {missed} did not"
+    else:
+        counts = f"{missed} of {split} wrong {rag.arm} answers did not have {held} (not retrieved), {unused} did"
+    where = {1: "mostly in retrieval", 0: "as often in retrieval as in the reading", -1: "mostly in the reading"}
+    reasons.append(f"Where the knowledge got lost: {counts}; {where[(missed > unused) - (missed < unused)]}.")
+    if missed >= unused:
+        reasons.append(
+            "Fix retrieval before blaming the model: other chunking, a larger k, more documents, a better embedder."
+        )
+        steps += [
+            f"retrieve more passages: `lab eval {task} --arms {rag.arm} --rag-k 8`",
+            "re-chunk the corpus (smaller chunks, more overlap): `lab index CORPUS --chunk-tokens 96 --overlap 48`",
+            "add the documents that hold the missing answers to the corpus, or try a better embedder "
+            "(`embedder` in lab.toml; the index is rebuilt with it)",
+        ]
+    if unused >= missed:
+        reasons.append(
+            "Retrieval did its part and the model did not use what it read: the levers are a larger model, a "
+            "reading-focused prompt, or tune+rag (tuning to use the context is behaviour, which tuning is for)."
+        )
+        steps.append(
+            f"a reading-focused instruction in {task}'s task.toml (answer only from the numbered passages, "
+            f"quote the fact as they state it), or a larger model: `lab eval {task} --arms {rag.arm} -m MODEL` "
+            "(`lab models`)"
+        )
+        if "tune+rag" not in arms:
+            steps.append(
+                f"tune the model to use its passages: `lab train --task {task}`, then `lab eval {task} --arms tune+rag`"
+                if train_examples is None or train_examples >= MIN_EXAMPLES
+                else f"collect {MIN_EXAMPLES}+ examples (you have {train_examples}) to tune it to use its passages "
+                "(tune+rag)"
+            )
 
 
 def advise(

@@ -310,3 +310,17 @@ def test_the_plan_line_says_declared_or_guessed():
     assert teaches_text("behaviour", "text").startswith("teaches: behaviour (declared in task.toml")
     assert teaches_text(None, "label").startswith("teaches: behaviour (guessed: a label task's failures")
     assert "(guessed from the failures" in teaches_text(None, "text")
+
+
+def test_the_rag_stop_names_the_levers_where_the_knowledge_got_lost():
+    from types import SimpleNamespace
+
+    from lab.climb.decide import failures_look, rag_levers
+
+    unused = SimpleNamespace(failures={"retrieved but not used": 7, "not retrieved": 2})
+    assert rag_levers(unused).startswith("7 of 9 split wrong answers had the answer in their passages: mostly")
+    assert "larger model" in rag_levers(unused) and "embedder" not in rag_levers(unused)
+    missed = SimpleNamespace(failures={"retrieved but not used": 1, "not retrieved": 6})
+    assert "mostly not retrieved" in rag_levers(missed) and "larger model" not in rag_levers(missed)
+    # well-formed wrong answers count as knowledge-shaped whether they were retrieved or not
+    assert failures_look(unused, "text")[1].startswith("9 of 9 wrong answers are well-formed and wrong")

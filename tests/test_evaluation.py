@@ -406,7 +406,8 @@ def test_scoreboard_failures_disagreements_and_paired_tests(fake_lab, label_task
         "request failed": 0,
         "truncated": 0,
         "output invalid": 2,
-        "retrieval missed": 0,
+        "not retrieved": 0,
+        "retrieved but not used": 0,
         "answer wrong": 1,
     }
     # 6 of 6 only *may* meet 0.8: the interval's lower end is 0.54 (one verdict: `verdict.meets`)
@@ -789,3 +790,132 @@ def test_a_decimal_number_is_one_token_and_another_number_shares_nothing_with_it
 
     assert tokens("It costs 3.5 dollars.") == ["it", "costs", "3.5", "dollars"]
     assert token_f1("3.5", "3.7") == 0.0  # once "3 DOT 5" against "3 DOT 7": two thirds of a match
+
+
+# ---- where the knowledge got lost: answer in context, not retrieved / retrieved but not used ----------
+
+
+def test_answer_in_context_finds_the_answer_in_the_passages_that_went_into_the_prompt():
+    from lab.retrieval.packing import Passage
+
+    passages = [
+        {"source": "company/about.md", "text": "Acme was founded in 2011 in Lyon."},
+        {"source": "products/ax-220.md#2", "title": "AX-220", "text": "The AX-220 costs $1,200 per unit."},
+    ]
+    assert S.answer_in_context(passages, "2011") == 1.0  # hit
+    assert S.answer_in_context(passages, "$1200") == 1.0  # normalised like contains_fact
+    assert S.answer_in_context(passages, "LYON!") == 1.0  # case and punctuation do not matter
+    assert S.answer_in_context(passages, "Paris") == 0.0  # miss
+    assert S.answer_in_context(passages, "120") == 0.0  # whole words only
+    assert S.answer_in_context(passages, "twelve hundred dollars", ["1,200 dollars", "$1,200."]) == 1.0  # an alias
+    assert S.answer_in_context(passages[:1], "$1200") == 0.0  # only the passages in the prompt count
+    assert S.answer_in_context([], "2011") == 0.0  # nothing retrieved: the answer was not there
+    assert S.answer_in_context(None, "2011") is None  # not a RAG answer
+    # CJK: by character, full-width punctuation ignored, a CJK character half a word
+    zh = [{"source": "a.md", "text": "中华人民共和国的首都是北京。成立于1949年10月1日。"}]
+    assert S.answer_in_context(zh, "北京") == 1.0 and S.answer_in_context(zh, "1949年10月1日") == 1.0
+    assert S.answer_in_context(zh, "上海") == 0.0
+    # a long free-text expected output is never found word for word: not measured, not "missed"
+    long_gold = "The warranty covers parts and labour for two years after purchase"
+    assert S.answer_in_context(passages, long_gold) is None
+    assert S.answer_in_context(passages, "first line\nsecond") is None and S.answer_in_context(passages, "") is None
+    assert S.answer_in_context(passages, {"price": 1200}) is None
+    # a packed Passage: its title/heading line is in the prompt too
+    p = Passage("Ships in a week.", "products/ax-220.md", "AX-220 datasheet", (0, 16), 0.9, "c1")
+    assert S.answer_in_context([p], "AX-220") == 1.0 and S.answer_in_context([p], "a week") == 1.0
+
+
+def test_short_fact_is_the_rule_lab_task_new_uses():
+    from lab.task_import.plan import SHORT_WORDS, answer_words
+
+    for gold in ["Paris", "12 months", "one two three four five", "1949年10月1日", "北京", "$1,200"]:
+        assert S.is_short_fact(gold) == (answer_words(gold) <= SHORT_WORDS)
+    assert S.is_short_fact("one two three four five") and not S.is_short_fact("one two three four five six")
+    assert S.is_short_fact("一二三四五六七八九十") and not S.is_short_fact("一二三四五六七八九十一")  # 5 and 5.5 words
+
+
+def test_score_example_marks_context_hit_on_rag_answers_of_text_tasks(label_task):
+    passages = [{"source": "a.md", "text": "The answer is Dermatologist."}]
+    t = load_task(label_task)
+    s = S.score_example(t, t.examples("eval")[0], "Neurologist", passages)
+    assert "context_hit" in s and s["context_hit"] is None  # a label in a passage says nothing
+    assert "context_hit" not in S.score_example(t, t.examples("eval")[0], "Neurologist")  # no passages: not RAG
+    text = t.model_copy(update={"output_format": "text", "labels": None})
+    assert S.score_example(text, t.examples("eval")[0], "Neurologist", passages)["context_hit"] == 1.0
+    assert S.canonical("answer_in_context") == "context_hit"
+
+
+FACTS = [  # (id, question, expected, gold_doc, the passage retrieved for it)
+    ("f0", "capital of France?", "Paris", None, "France's capital is Paris."),  # held, answered wrong
+    ("f1", "AX-220 price?", "$1,200", None, "The AX-220 ships in a week."),  # not held
+    ("f2", "answer to everything?", "42", None, "The answer is 42."),  # held, answered right
+    ("f3", "founding year?", "2011", None, "Acme has offices in Lyon."),  # not held
+    ("f4", "warranty?", "two years of parts and labour from the day of purchase", "warranty.md", "Warranty terms."),
+    ("f5", "returns?", "thirty days with the receipt and in the original packaging", None, "Returns policy."),
+]
+RAG_ANSWERS = {"f0": "Lyon", "f1": "$900", "f2": "42", "f3": "1999", "f4": "one year", "f5": "no returns"}
+
+
+def rag_run(lab, folder: Path, monkeypatch, answers: dict[str, str] = RAG_ANSWERS, facts=FACTS) -> int:
+    """A RAG eval run on the fake backend: one passage per question, given here instead of an index
+    (the ladder, the packing, the runner and the scorers are the real ones)."""
+    import types
+
+    from lab import ladder, retrieval
+    from lab.evaluation.sample import held_out
+    from lab.retrieval.packing import Passage
+
+    folder.mkdir()
+    (folder / "task.toml").write_text(
+        'name = "facts"\noutput_format = "text"\ncorpus = "facts"\nscorers = ["contains_fact", "recall_at_k"]\n'
+        'primary_metric = "contains_fact"\ntarget = 0.8\neval = "eval.jsonl"\nmax_tokens = 16\n'
+    )
+    rows = [{"id": i, "input": q, "output": a, **({"gold_doc": d} if d else {})} for i, q, a, d, _ in facts]
+    _write_jsonl(folder / "eval.jsonl", rows)
+    found = {q: Passage(text, d or f"{i}.md", "", (0, len(text)), 0.5, f"c-{i}") for i, q, _, d, text in facts}
+    monkeypatch.setattr(ladder, "task_corpus", lambda lab_, task: "facts")
+    monkeypatch.setattr(retrieval, "index_corpus", lambda *a, **kw: None)
+    index = types.SimpleNamespace(manifest={"corpus": "facts"}, hash="h0")
+    monkeypatch.setattr(retrieval, "loaded_index", lambda *a: index)
+    monkeypatch.setattr(retrieval, "_search", lambda lab_, idx, question, k: [found[question]])
+    task = load_task(folder / "task.toml")
+    lab.fake.queue(*[answers[e.id] for e in held_out(task)])
+    return run_eval(lab, task, ["rag"], progress=False)
+
+
+def test_wrong_rag_answers_are_split_into_not_retrieved_and_retrieved_but_not_used(fake_lab, tmp_path, monkeypatch):
+    run_id = rag_run(fake_lab, tmp_path / "facts", monkeypatch)
+    rows = {r["example_id"]: json.loads(r["scores_json"]) for r in fake_lab.store.eval_result_rows(run_id)}
+    assert {i: s["context_hit"] for i, s in rows.items()} == {
+        "f0": 1.0,
+        "f1": 0.0,
+        "f2": 1.0,
+        "f3": 0.0,
+        "f4": None,  # free text: not looked for...
+        "f5": None,
+    }
+    assert rows["f4"]["recall_at_k"] == 1.0  # ...but its gold document was retrieved
+    board = summarize(fake_lab, run_id)
+    rag = board.arm("rag")
+    assert rag.metrics["context_hit"] == pytest.approx(0.5)  # summarised like recall_at_k
+    assert rag.failures == {
+        "request failed": 0,
+        "truncated": 0,
+        "output invalid": 0,
+        "not retrieved": 2,  # f1, f3: no passage held the answer
+        "retrieved but not used": 2,  # f0 (the passage held it), f4 (the gold document was in the prompt)
+        "answer wrong": 1,  # f5: free text and no gold_doc, nothing to split by
+    }
+    failure = {e["id"]: e["outputs"]["rag"]["failure"] for e in board.examples}
+    assert failure["f0"] == "retrieved but not used" and failure["f1"] == "not retrieved" and failure["f2"] is None
+    text = board.to_text()
+    assert "not retrieved: RAG arms: none of the passages in the prompt held the answer" in text
+    assert "retrieved but not used: RAG arms: a passage in the prompt held the answer" in text
+    # the split could not apply to f5, and the scoreboard says so once
+    assert text.count("cannot apply") == 1 and "cannot apply to 1 wrong RAG answer (rag 1):" in text
+
+
+def test_the_scoreboard_says_nothing_about_the_split_when_every_wrong_answer_was_split(fake_lab, tmp_path, monkeypatch):
+    run_id = rag_run(fake_lab, tmp_path / "facts", monkeypatch, facts=FACTS[:4])
+    board = summarize(fake_lab, run_id)
+    assert board.arm("rag").failures["answer wrong"] == 0 and "cannot apply" not in board.to_text()

@@ -252,6 +252,7 @@ def show_run(lab: Lab, run_id: int | None):
 
 def board_outputs(board):
     """(scoreboard, chart, significance, failures, examples title, examples table) for one run."""
+    from ..evaluation.attribution import split_note
     from ..evaluation.summary import COST_BASIS_NOTES, FAILURE_NOTES, FAILURES, coverage, method_note
 
     head = [
@@ -303,6 +304,8 @@ def board_outputs(board):
     )
     seen = [f for f in FAILURES if any(a.failures.get(f) for a in board.arms)]
     failures += "".join(f"\n\n**{f}**: {_ui.html.escape(FAILURE_NOTES[f])}." for f in seen)
+    if note := split_note(board):  # where a RAG answer's failure could not be placed, said once
+        failures += f"\n\n_{_ui.html.escape(note.strip())}_"
     return (scoreboard, chart(board), significance, failures, *examples_table(board))
 
 

@@ -144,7 +144,7 @@ def failure_text(arm: ArmResult) -> str:
 
 def knowledge_shaped(arm: ArmResult, output_format: str) -> bool:
     """Failures that look like missing facts: a free-text task whose wrong answers are mostly
-    well-formed but wrong (or retrieval missed), not format failures. Label and JSON tasks fail
+    well-formed but wrong (retrieved or not), not format failures. Label and JSON tasks fail
     on behaviour (the shape and the judgement), which is what tuning shapes."""
     if output_format != "text":
         return False
@@ -165,7 +165,7 @@ def failures_look(arm: ArmResult, output_format: str) -> tuple[str, str]:
         )
     if total == 0:
         return "knowledge", "its misses are not format failures, which looks like missing knowledge"
-    formed = arm.failures.get("answer wrong", 0) + arm.failures.get("retrieval missed", 0)
+    formed = sum(arm.failures.get(f, 0) for f in ("answer wrong", "not retrieved", "retrieved but not used"))
     which = (
         "are well-formed and wrong"
         if formed == total - invalid
@@ -268,11 +268,25 @@ def next_step(s: Situation) -> Decision:
                 None,
                 "knowledge",
                 f"{evidence} {why} So the task teaches knowledge: fine-tuning changes behaviour, not knowledge "
-                "(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. Better retrieval "
-                "(more passages, other chunking), more documents or a larger model are the levers.",
+                f"(docs/guide.md: facts belong in retrieval), so the climb stops at RAG. {rag_levers(best)}",
             )
         return _tune(s, f"{evidence} {why} So the task teaches behaviour: tuning is next.", [])
     return Decision("stop", None, "top", f"{evidence} The tune rung is the top of the ladder.")
+
+
+def rag_levers(arm: ArmResult) -> str:
+    """Which levers a RAG arm's wrong answers point to: where the knowledge got lost."""
+    missed, unused = arm.failures.get("not retrieved", 0), arm.failures.get("retrieved but not used", 0)
+    retrieval = "better retrieval (more passages, other chunking), more documents or a better embedder"
+    reading = "a larger model, a prompt that asks it to read the passages, or tune+rag (using context is behaviour)"
+    if not missed and not unused:
+        return f"The levers: {retrieval}, or {reading}."
+    where = f"{unused} of {missed + unused} split wrong answers had the answer in their passages"
+    if missed > unused:
+        return f"{where}: mostly not retrieved, so {retrieval} are the levers."
+    if unused > missed:
+        return f"{where}: mostly retrieved but not used, so {reading} are the levers."
+    return f"{where}: as often missed as unused, so both {retrieval}, and {reading}."
 
 
 def _after_prompt(s: Situation, best: ArmResult, evidence: str) -> Decision:

@@ -323,6 +323,37 @@ def citation_correct(
     return 0.0
 
 
+def is_short_fact(gold: Any) -> bool:
+    """Is the expected output a short fact (a name, a number, a date), not free text or an object?
+    The rule `lab task new` picks contains_fact by: at most 5 words on one line, a CJK character
+    counting half a word (`task_import.plan.SHORT_WORDS`, `answer_words`)."""
+    from ..task_import.plan import SHORT_WORDS, answer_words
+
+    if gold is None or isinstance(gold, (dict, list, bool)):
+        return False
+    text = str(gold).strip()
+    return "\n" not in text and 0 < answer_words(text) <= SHORT_WORDS
+
+
+def answer_in_context(passages: Sequence | None, gold: Any, aliases: Iterable[str] = ()) -> float | None:
+    """Was the expected answer (or an alias) in the prompt: 1.0 when one passage that went into it
+    (its title/heading line and text, as the model read them) contains it as whole words, with
+    contains_fact's normalisation (case, punctuation, CJK by character); 0.0 when none does. None
+    when it cannot apply: no passages (not a RAG answer), or an expected output that is not a short
+    fact (`is_short_fact`: free text is not found word for word in a passage)."""
+    if passages is None or not is_short_fact(gold):
+        return None
+    return float(any(contains_fact(_prompt_text(p), gold, aliases) for p in passages))
+
+
+def _prompt_text(p) -> str:
+    if hasattr(p, "for_prompt"):
+        return p.for_prompt()
+    if isinstance(p, dict):
+        return " ".join(str(p.get(k) or "") for k in ("title", "heading", "text"))
+    return _text(p)
+
+
 def _source(p) -> str | None:
     return p.get("source") if isinstance(p, dict) else getattr(p, "source", None)
 
@@ -361,6 +392,7 @@ SCORERS = [
     "contains_fact",
     "citation",
     "recall_at_k",
+    "context_hit",
     "macro_f1",
 ]
 CORPUS_LEVEL = {"macro_f1"}  # computed over a whole arm (lab.evaluation.summary), not per example
@@ -386,6 +418,7 @@ ALIASES = {
     "recall@k": "recall_at_k",
     "retrieval_hit": "recall_at_k",
     "retrieval_recall": "recall_at_k",
+    "answer_in_context": "context_hit",
     "f1_macro": "macro_f1",
 }
 # Scorers that grade a continuous overlap: an answer is "wrong" below 0.5, not below 1.0.
@@ -428,7 +461,8 @@ def check_task(task) -> None:
 def score_example(task, example, output: str, passages: Sequence | None = None) -> dict[str, float | None]:
     """All the scores of one output: the task's scorers, the format check its output format
     implies ('format_valid'), per-field scores for JSON, retrieval scores when there are
-    passages, and 'primary' (the task's primary metric)."""
+    passages (recall_at_k, citation, context_hit: the answer in the prompt), and 'primary'
+    (the task's primary metric)."""
     fmt = getattr(task, "output_format", "text") or "text"
     labels = list(getattr(task, "labels", None) or [])
     schema = _task_schema(task)
@@ -467,6 +501,8 @@ def score_example(task, example, output: str, passages: Sequence | None = None) 
             s[name] = citation_correct(output, passages, gold_doc, gold, aliases)
         elif name == "recall_at_k":
             s[name] = recall_at_k(passages, gold_doc)
+        elif name == "context_hit":
+            s[name] = answer_in_context(passages, gold, aliases) if fmt == "text" else None
     if fmt == "json":
         for f, v in field_scores(output, gold, text_fields=text_fields).items():
             s[f"field:{f}"] = v
@@ -478,6 +514,8 @@ def score_example(task, example, output: str, passages: Sequence | None = None) 
     if passages is not None:
         s.setdefault("recall_at_k", recall_at_k(passages, gold_doc))
         s.setdefault("citation", citation_correct(output, passages, gold_doc, gold, aliases))
+        # the answer in the prompt: a text task's short facts only (a label or JSON field says nothing)
+        s.setdefault("context_hit", answer_in_context(passages, gold, aliases) if fmt == "text" else None)
     s["primary"] = s.get(primary)
     return s
 

@@ -13,16 +13,17 @@ from .. import ladder
 from ..prompts import ARMS
 from ..tasks import load_task
 from . import costs, stats, verdict
+from .attribution import NOT_RETRIEVED, NOT_USED, NOTES, rag_failure, split_note
 from .scorers import CONTINUOUS, CORPUS_LEVEL, canonical, extract_label, is_wrong, macro_f1, primary_name
 
-FAILURES = ["request failed", "truncated", "output invalid", "retrieval missed", "answer wrong"]
+FAILURES = ["request failed", "truncated", "output invalid", NOT_RETRIEVED, NOT_USED, "answer wrong"]
 # What each failure means, for people who did not write the scorers (tooltips, report, text).
 FAILURE_NOTES = {
     "request failed": "the model gave no answer: the request itself failed (prompt too long, adapter would not load)",
     "truncated": "the answer ran into the token budget (max_tokens) before it finished: raise max_tokens",
     "output invalid": "the answer is not in the required format (not valid JSON, not one of the labels, a schema "
     "field missing), so it could not be scored as right",
-    "retrieval missed": "RAG arms: none of the retrieved passages came from the document that holds the answer",
+    **NOTES,  # RAG arms: not retrieved / retrieved but not used (evaluation/attribution.py)
     "answer wrong": "a well-formed answer with the wrong content",
 }
 # What a cost's basis means (the scoreboard shows "(time basis)" beside every cost).
@@ -41,7 +42,7 @@ class ArmSummary:
     quality: stats.Estimate
     meets_target: bool
     format_valid: float | None
-    metrics: dict[str, float | None]  # mean of every score (field:*, recall_at_k, citation...)
+    metrics: dict[str, float | None]  # mean of every score (field:*, recall_at_k, context_hit, citation...)
     latency_p50: float | None
     latency_p95: float | None
     prompt_tokens: float | None  # mean per request
@@ -178,7 +179,7 @@ class Scoreboard:
             f"  {failure}: {FAILURE_NOTES[failure]}"
             for failure in FAILURES
             if any(a.failures.get(failure) for a in self.arms)
-        ]
+        ] + ([note] if (note := split_note(self)) else [])
         disagree = [e for e in self.examples if e["disagree"]]
         lines += [
             "",
@@ -341,10 +342,11 @@ def result_rows(lab, eval_run_id: int) -> list[dict]:
 
 def failure_of(row: dict, metric: str, labels: list[str] | None = None) -> str | None:
     """Why a wrong answer was wrong: the request failed, the answer was cut off by the token
-    budget, the output was not in the required format, retrieval never found the gold document,
-    or the answer itself was wrong. `labels`: a label task's, whose budget fits its longest label
-    (`ladder.answer_budget`): there a cut answer is the budget's fault only when what was written
-    is the start of a label; an answer that rambled past it is the model's (output invalid)."""
+    budget, the output was not in the required format, (RAG) no passage held the answer or one did
+    and the answer missed it (`attribution.rag_failure`), or the answer itself was wrong. `labels`:
+    a label task's, whose budget fits its longest label (`ladder.answer_budget`): there a cut answer
+    is the budget's fault only when what was written is the start of a label; an answer that
+    rambled past it is the model's (output invalid)."""
     s = row["scores"]
     if not is_wrong(s.get("primary"), metric):
         return None
@@ -354,9 +356,7 @@ def failure_of(row: dict, metric: str, labels: list[str] | None = None) -> str |
         return "truncated"
     if s.get("format_valid") == 0:
         return "output invalid"
-    if s.get("recall_at_k") == 0:
-        return "retrieval missed"
-    return "answer wrong"
+    return rag_failure(s) or "answer wrong"
 
 
 def _cut_short(output: str, labels: list[str] | None) -> bool:
