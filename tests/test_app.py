@@ -1039,7 +1039,9 @@ def test_new_task_words_its_errors_in_its_own_controls(fake_lab, tmp_path):
     assert "Created task mail" in tab_tasks.create(fake_lab, str(data), "mail", *args)
     with pytest.raises(gr.Error) as e:
         _ui.wire(fake_lab, "new task", tab_tasks.create, fake_lab)(str(data), "mail", *args)
-    assert "tick <strong>Replace a task of the same name</strong>" in e.value.message and "--force" not in e.value.message
+    assert (
+        "tick <strong>Replace a task of the same name</strong>" in e.value.message and "--force" not in e.value.message
+    )
     assert "Created task mail" in tab_tasks.create(fake_lab, str(data), "mail", *args[:-1], True)
     odd = data.with_name("odd.csv")
     odd.write_text("body,part\nx,a\ny,b\nz,a\n")
