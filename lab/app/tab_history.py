@@ -46,6 +46,8 @@ WIDTHS = {
     "total_s": 70,
     "eval_run_id": 70,
     "error": 160,
+    "stops and resumes": 300,
+    "peak memory": 90,
 }
 EVAL_COLUMNS = ["id", "ts", "task", "model_id", "arms_json", "results", "status", "finished_ts"]
 TRAIN_COLUMNS = [
