@@ -1108,3 +1108,27 @@ def test_the_advice_on_the_page_names_the_page_not_the_command_line():
     assert "`lab" not in said and "--" not in said
     assert "the **Evaluate** tab (20 examples)" in said and "the **Train** tab" in said
     assert "the **Evaluate** tab (arms tune)" in said and "the **Base model** list" in said
+
+
+def test_knowledge_check_retrieval_offers_the_corpus_tasks_and_shows_the_engine_table(fake_lab, monkeypatch):
+    import lab.evaluation as evaluation
+    from lab.evaluation.retrieval_check import KRow, RetrievalCheck
+
+    assert "acme-facts" in tab_knowledge.check_tasks(fake_lab, "acme")
+    assert tab_knowledge.check_tasks(fake_lab, "no-such-corpus") == []
+    calls = []
+
+    def fake_check(lab, task, ks=(1, 2, 4, 8), corpus=None, progress=False):
+        calls.append((task.name, corpus))
+        rows = [KRow(1, 0.5, 10, 0.6, 10, 0.6), KRow(4, 0.9, 10, 1.0, 10, 0.75)]
+        return RetrievalCheck("acme-facts", "acme", 10, rows, chunk_tokens=160, overlap=32, seconds=0.4)
+
+    monkeypatch.setattr(evaluation, "check_retrieval", fake_check)
+    sample = tab_knowledge.setup(fake_lab)[0]["value"]
+    assert "acme-facts" in tab_knowledge.check_tasks(fake_lab, sample)  # the sample's path: named acme too
+    out = tab_knowledge.check(fake_lab, sample, "acme-facts")
+    assert calls == [("acme-facts", sample)]
+    assert "| k | hit rate | recall@k | MRR@k |" in out and "| 4 (rag) | 90.0% (n=10) | 100.0% (n=10) | 0.750 |" in out
+    assert "160 tokens, 32 overlap" in out
+    with pytest.raises(gr.Error):
+        tab_knowledge.check(fake_lab, sample, "")

@@ -674,3 +674,78 @@ def test_assign_ids_is_linear_in_the_repeats():
     again = dict(old_chunks)
     assert _assign_ids(again, to_add) == n + len(old_chunks)
     assert [again[i]["id"] for i in range(3)] == [base, f"{base}~3", f"{base}~5"]
+
+
+# ---- retrieval alone, without the model (`lab index CORPUS --check TASK`) -------------------
+
+
+def test_retrieval_check_figures_from_constructed_search_results():
+    from types import SimpleNamespace
+
+    from lab.evaluation.retrieval_check import score_results
+
+    def ex(output, aliases=(), gold_doc=None):
+        extra = {"aliases": list(aliases)} | ({"gold_doc": gold_doc} if gold_doc else {})
+        return SimpleNamespace(output=output, extra=extra)
+
+    def p(source, text):
+        return {"source": source, "title": "", "heading": "", "text": text}
+
+    examples = [
+        ex("12 months", gold_doc="products/fl-200.md"),  # answer and gold doc at rank 1
+        ex("$5,000", aliases=["5000 dollars"], gold_doc="company/grants.md"),  # alias at rank 2, doc at rank 2
+        ex("87%", gold_doc="company/sustainability.md"),  # a miss: neither in the top 3
+        ex("A long free-text answer that is not a short fact at all, by any count", gold_doc="a/b.md"),
+        ex("3.5.0"),  # no gold_doc: hit rate only
+    ]
+    results = [
+        [p("products/fl-200.md#0", "The FL-200 comes with a 12 months warranty."), p("x.md", "x"), p("y.md", "y")],
+        [p("x.md", "nothing"), p("company/grants.md", "The grant is worth 5000 dollars."), p("y.md", "y")],
+        [p("x.md", "recycled 80%"), p("y.md", "y"), p("z.md", "z")],
+        [p("x.md", "x"), p("y.md", "y"), p("a/b.md", "free text")],  # gold doc at rank 3
+        [p("x.md", "x"), p("y.md", "y"), p("r.md", "Dark mode came in version 3.5.0.")],
+    ]
+    r1, r2, r3 = score_results(examples, results, [1, 2, 3])
+    assert (r1.hit_n, r1.recall_n) == (4, 4)  # the free-text answer has no hit; 4 examples name a gold_doc
+    assert r1.hit_rate == 1 / 4 and r2.hit_rate == 2 / 4 and r3.hit_rate == 3 / 4
+    assert r1.recall == 1 / 4 and r2.recall == 2 / 4 and r3.recall == 3 / 4
+    assert r1.mrr == pytest.approx(1 / 4)
+    assert r2.mrr == pytest.approx((1 + 1 / 2) / 4)
+    assert r3.mrr == pytest.approx((1 + 1 / 2 + 1 / 3) / 4)
+    # a label or JSON task: no hit rate at all
+    assert all(r.hit_rate is None and r.hit_n == 0 for r in score_results(examples, results, [1, 3], text_task=False))
+
+
+@needs_acme
+@pytest.mark.integration
+def test_lab_index_check_reports_recall_that_search_confirms(lab):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+    from lab.evaluation import check_retrieval
+    from lab.tasks import load_task
+
+    ks = (1, 2, 4, 8)
+    result = CliRunner().invoke(
+        cli, ["--home", str(lab.home.root), "index", "acme", "--check", "acme-facts", "--k", "1,2,4,8"], obj={}
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 embedded" in result.output  # the shared index: nothing re-embedded
+    assert "chunks of up to 160 tokens, 32 overlap" in result.output
+
+    check = check_retrieval(lab, "acme-facts", ks=ks)
+    examples = [e for e in load_task("acme-facts").examples("eval") if e.extra.get("gold_doc")]
+    found = []  # rank of the gold document per example, from plain searches
+    for e in examples:
+        sources = [p.source.split("#")[0] for p in search(lab, "acme", e.input, k=max(ks))]
+        found.append(sources.index(e.extra["gold_doc"]) + 1 if e.extra["gold_doc"] in sources else None)
+    recalls = [sum(r is not None and r <= k for r in found) / len(found) for k in ks]
+    assert check.n == len(examples) and [check.row(k).recall_n for k in ks] == [len(examples)] * len(ks)
+    assert [check.row(k).recall for k in ks] == pytest.approx(recalls)
+    assert recalls == sorted(recalls) and recalls[-1] >= 0.85  # non-decreasing in k
+    for k, recall in zip(ks, recalls):  # the CLI printed the same figures
+        assert re.search(rf"^{k}\b.*\b{100 * recall:.1f}% \(n={len(examples)}\)", result.output, re.M), k
+    assert all(r.hit_n > 0 for r in check.rows) and check.row(8).hit_rate >= check.row(1).hit_rate
+
+    bad = CliRunner().invoke(cli, ["--home", str(lab.home.root), "index", "acme", "--check", "no-such-task"], obj={})
+    assert bad.exit_code == 2 and "unknown task" in bad.output

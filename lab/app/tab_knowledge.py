@@ -1,5 +1,6 @@
 """Knowledge: the corpora RAG reads, their index state, documents to add or edit, re-indexing
-with progress, a search box that shows what retrieval returns, and the staleness probe:
+with progress, a search box that shows what retrieval returns, a retrieval check (a task's held-out
+questions searched, no generation: hit rate, recall@k, MRR), and the staleness probe:
 edit a fact, re-index, and watch RAG follow it while a tuned adapter does not."""
 
 from __future__ import annotations
@@ -184,6 +185,43 @@ def search(lab: Lab, ref: str, query: str, k: float):
     ]
 
 
+# ---- retrieval alone, without the model ---------------------------------------------------
+
+
+def check_tasks(lab: Lab, ref: str | None) -> list[str]:
+    """The tasks whose corpus is this one (by name), for the retrieval check."""
+    if not ref:
+        return []
+    name = Path(ref).name
+    names = []
+    for task_name in bridge.task_names(lab):
+        try:
+            if bridge.task(lab, task_name).corpus == name:
+                names.append(task_name)
+        except Exception:
+            continue
+    return names
+
+
+def check_task_choices(lab: Lab, ref: str | None):
+    names = check_tasks(lab, ref)
+    return gr.update(choices=names, value=names[0] if names else None)
+
+
+def check(lab: Lab, ref: str, task_name: str, progress=gr.Progress(track_tqdm=True)) -> str:
+    """Hit rate, recall@k and MRR for the task's held-out questions on this corpus (no generation)."""
+    from ..evaluation import check_retrieval
+
+    _folder(lab, ref)
+    if not task_name:
+        raise gr.Error("Pick a task whose corpus this is (its task.toml names it).")
+    progress(0, desc="Searching the held-out questions")
+    r = check_retrieval(lab, bridge.task(lab, task_name), corpus=ref)
+    headers, rows = r.table()
+    notes = "".join(f"\n\n{_ui.html.escape(n)}" for n in r.notes)
+    return f"**{_ui.html.escape(r.heading())}**\n\n{_ui.md_table(headers, rows)}{notes}"
+
+
 # ---- the staleness probe -------------------------------------------------------------------
 
 
@@ -298,6 +336,13 @@ def build(lab: Lab) -> list:
             column_widths=[40, 70, 190, 200, 620],
             elem_id="knowledge-hits",
         )
+    with gr.Accordion("Check retrieval: does search find the answers? (no model)", open=False):
+        with gr.Row():
+            check_task = gr.Dropdown(
+                allow_custom_value=True, label="Task (its held-out questions)", choices=[], scale=3
+            )
+            check_go = gr.Button("Check retrieval", scale=1, elem_id="knowledge-check")
+        check_out = gr.Markdown(elem_id="knowledge-check-out")
     with gr.Accordion("Documents: add, upload, edit, delete", open=False):
         gr.Markdown(
             "Edits are written to the corpus's folder in the lab home; a corpus the lab found "
@@ -349,6 +394,7 @@ def build(lab: Lab) -> list:
     _ui.on_show(lab, "knowledge", lambda: gr.update(choices=bridge.adapter_names(lab)), [probe_adapter])
     _ui.on_select(lab, "knowledge", lambda: gr.update(choices=probe_tasks(lab)), [probe_task])  # new home tasks
     corpus.change(_ui.wire(lab, "knowledge", documents, lab), corpus, [doc, name, text])
+    corpus.change(_ui.wire(lab, "knowledge", check_task_choices, lab), corpus, check_task)
     doc.change(_ui.wire(lab, "knowledge", open_doc, lab), [corpus, doc], [name, text])
     edits = [
         save.click(_ui.wire(lab, "knowledge", save_doc, lab), [corpus, name, text], [saved, corpus, table]),
@@ -361,6 +407,7 @@ def build(lab: Lab) -> list:
     ]
     go.click(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits, api_name="search")
     query.submit(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits)
+    check_go.click(_ui.wire(lab, "knowledge", check, lab), [corpus, check_task], check_out)
     probe_task.change(_ui.wire(lab, "knowledge", probe_info, lab), probe_task, probe_about)
     probe_go.click(_ui.wire(lab, "knowledge", run_probe, lab), [probe_task, probe_adapter], probe_out)
     return edits  # app.py refreshes the page's banner (corpus chunk counts) after each

@@ -29,14 +29,33 @@ from .common import cli, lab_of
 )
 @click.option("--chunk-tokens", type=int, help="Most embedder tokens per chunk (default 160; changing it rebuilds).")
 @click.option("--overlap", type=int, help="Tokens of a chunk's tail repeated in the next one (default 32).")
+@click.option(
+    "--check",
+    "check_task",
+    metavar="TASK",
+    help="Then search TASK's held-out questions (no generation) and print hit rate, recall@k and MRR per k.",
+)
+@click.option(
+    "--k",
+    "check_ks",
+    default="1,2,4,8",
+    show_default=True,
+    callback=lambda ctx, param, value: _ks(value),
+    help="The k values --check reports, comma-separated.",
+)
 @click.pass_context
-def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tokens, overlap):
-    """Index CORPUS (a folder, or a name under corpora/) for retrieval; re-runs embed only what changed."""
+def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tokens, overlap, check_task, check_ks):
+    """Index CORPUS (a folder, or a name under corpora/) for retrieval; re-runs embed only what changed.
+    With --check TASK: how well retrieval alone finds the answers to TASK's held-out questions."""
     import warnings
 
     from ..retrieval import index_corpus
 
     lab = lab_of(ctx)
+    if check_task:
+        from ..tasks import load_task
+
+        check_task = load_task(check_task, home=lab.home)  # an unknown task fails before any indexing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists skipped files; print them once, below
         report = index_corpus(
@@ -54,6 +73,21 @@ def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tok
         click.secho(f"warning: {message}", fg="yellow", err=True)
     click.echo(report.summary())
     click.secho(f"[index {report.index_hash} in {report.path}]", fg="bright_black", err=True)
+    if check_task:
+        from ..evaluation import check_retrieval
+
+        click.echo()
+        click.echo(check_retrieval(lab, check_task, ks=check_ks, corpus=corpus).to_text())
+
+
+def _ks(value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(sorted({int(k) for k in str(value).split(",") if k.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give whole numbers, e.g. 1,2,4,8") from None
+    if not ks or ks[0] < 1:
+        raise click.BadParameter(f"{value!r}: each k must be 1 or more")
+    return ks
 
 
 @cli.command("search")
