@@ -826,7 +826,7 @@ def test_answer_in_context_finds_the_answer_in_the_passages_that_went_into_the_p
 
 
 def test_short_fact_is_the_rule_lab_task_new_uses():
-    from lab.task_import.plan import SHORT_WORDS, answer_words
+    from lab.task_import.infer import SHORT_WORDS, answer_words
 
     for gold in ["Paris", "12 months", "one two three four five", "1949年10月1日", "北京", "$1,200"]:
         assert S.is_short_fact(gold) == (answer_words(gold) <= SHORT_WORDS)

@@ -15,19 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..task_import.infer import CJK_CHARS
+
 # ---- normalisation -------------------------------------------------------------------
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation if c not in "$%"})
 _ARTICLES = {"a", "an", "the"}
-# CJK scripts write no spaces between words: each of these characters is a token of its own.
-# Hangul Jamo, Hiragana + Katakana (+ their extensions and the halfwidth forms), Hangul compatibility
-# Jamo, CJK ideographs (Extension A, the unified block, compatibility ideographs, Extensions B-H),
-# Hangul syllables and Jamo extensions.
-CJK_CHARS = (
-    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
-)
-_CJK = re.compile(f"[{CJK_CHARS}]")
+_CJK = re.compile(f"[{CJK_CHARS}]")  # CJK by character: the ranges lab task new measures with
 
 
 def _unicode_punct_to_spaces(s: str) -> str:
@@ -326,8 +320,8 @@ def citation_correct(
 def is_short_fact(gold: Any) -> bool:
     """Is the expected output a short fact (a name, a number, a date), not free text or an object?
     The rule `lab task new` picks contains_fact by: at most 5 words on one line, a CJK character
-    counting half a word (`task_import.plan.SHORT_WORDS`, `answer_words`)."""
-    from ..task_import.plan import SHORT_WORDS, answer_words
+    counting half a word (`task_import.infer.SHORT_WORDS`, `answer_words`)."""
+    from ..task_import.infer import SHORT_WORDS, answer_words
 
     if gold is None or isinstance(gold, (dict, list, bool)):
         return False
