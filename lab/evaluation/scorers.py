@@ -259,7 +259,8 @@ def _contains_tokens(hay: list[str], needle: list[str]) -> bool:
 
 def contains_fact(pred: str, gold: Any, aliases: Iterable[str] = ()) -> float:
     """Does the answer state the expected fact (or one of its aliases) as whole words?
-    '$1,200 per year' contains '1200'; '120' does not match '1200'."""
+    'it is 1,200 per year' contains '1200'; '120' does not match '1200'; '$1,200' is the token
+    '$1200', so it matches '$1,200', not '1200'."""
     hay = tokens(pred)
     for answer in [gold, *aliases]:
         if answer is not None and _contains_tokens(hay, tokens(answer)):
