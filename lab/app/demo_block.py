@@ -58,7 +58,7 @@ def offer(lab: Lab):
 
 def _missing(lab: Lab) -> str:
     """What this lab home lacks for the whole ladder, as it is now."""
-    has_adapter, has_eval = bool(bridge.adapter_names(lab)), lab.store.has_eval_runs()
+    has_adapter, has_eval = demo.has_parts(lab)  # the same count `demo.needed` makes
     if not has_adapter and not has_eval:
         return "**First launch?** This lab home has no adapter and no stored evaluation yet."
     if not has_adapter:

@@ -26,6 +26,7 @@ from .steps import (  # noqa: F401
     adapter_plan,
     arms_for,
     describe,
+    has_parts,
     needed,
     plan,
     scenarios,

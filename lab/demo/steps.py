@@ -99,13 +99,18 @@ def total_seconds(steps: list[DemoStep]) -> float:
     return sum(s.seconds for s in steps if not s.done)
 
 
-def needed(lab) -> bool:
-    """Cheap (no model, no hashing): a home with no adapter or no stored evaluation, where the
-    app offers to prepare the demo."""
+def has_parts(lab) -> tuple[bool, bool]:
+    """(an adapter, a stored evaluation): what the home has of the whole ladder. Cheap (no
+    model, no hashing)."""
     from ..tuning.adapters import list_adapters
 
     found, _problems = list_adapters(lab.home.adapters)
-    return not found or not lab.store.has_eval_runs()
+    return bool(found), lab.store.has_eval_runs()
+
+
+def needed(lab) -> bool:
+    """A home with no adapter or no stored evaluation, where the app offers to prepare the demo."""
+    return not all(has_parts(lab))
 
 
 def describe(steps: list[DemoStep]) -> str:
