@@ -105,6 +105,10 @@ class Task(BaseModel):
     name: str = Field(min_length=1)
     description: str = ""
     instruction: str = ""  # the system prompt every rung starts from
+    # Other instructions the prompt rung's sweep tries beside `instruction` (a clearer format, the
+    # persona stated), each with the same example settings; left out of the task's hash, so adding
+    # one keeps every stored evaluation (a run made with a variant names it in its own identity).
+    instructions: list[str] = Field(default_factory=list)
     input_field: str = "input"
     output_field: str = "output"
     output_format: Literal["text", "label", "json"] = "text"
@@ -150,6 +154,18 @@ class Task(BaseModel):
             raise ValueError("has duplicates")
         return v
 
+    @field_validator("instructions")
+    @classmethod
+    def _distinct_instructions(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        v = [x.strip() for x in v]
+        if any(not x for x in v):
+            raise ValueError("an instruction to try is empty")
+        if len(set(v)) != len(v):
+            raise ValueError("has duplicates")
+        if (info.data.get("instruction") or "").strip() in v:
+            raise ValueError("repeats the task's own instruction")
+        return v
+
     @field_validator("constrain")
     @classmethod
     def _something_to_constrain_to(cls, v: bool, info: ValidationInfo) -> bool:
@@ -191,6 +207,10 @@ class Task(BaseModel):
             raise TaskError(f"{_show(self.json_schema)}: not a valid JSON schema: {e.message}") from e
         return schema
 
+    def instruction_variants(self) -> list[str]:
+        """Every instruction the prompt sweep tries: the task's own first, then `instructions`."""
+        return [self.instruction, *self.instructions]
+
     def examples(self, split: str) -> list[Example]:
         """The examples of one split ("train", "eval" or "fewshot"); [] when the task has none."""
         if split not in SPLITS:
@@ -206,7 +226,17 @@ class Task(BaseModel):
     def hash(self) -> str:
         """sha256 over the task file and every data file: the eval log's proof of what was run."""
         h = hashlib.sha256()
-        if self._source is not None:
+        if self._source is not None and self.instructions:
+            # the file as it reads without its instructions to try (tomlkit keeps every other byte),
+            # so listing one more leaves the hash, and the stored evaluations, as they were
+            import tomlkit
+
+            raw = self._source.read_bytes()
+            doc = tomlkit.parse(raw.decode("utf-8-sig"))
+            doc.pop("instructions", None)
+            bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+            h.update(bom + tomlkit.dumps(doc).encode("utf-8"))
+        elif self._source is not None:  # byte for byte, as every stored evaluation was hashed
             h.update(self._source.read_bytes())
         else:
             h.update(self.model_dump_json().encode())

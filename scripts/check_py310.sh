@@ -26,7 +26,7 @@ VENV="${PY310_VENV:-$ROOT/.venv-py310}"
 TESTS="${PY310_TESTS:-tests/test_config.py tests/test_tasks.py tests/test_task_import.py tests/test_store.py
   tests/test_stats.py tests/test_sample.py tests/test_vram.py tests/test_climb_decide.py tests/test_jobs.py}"
 # Distributions taken from pyproject.toml's `dependencies` (with their specifiers) ...
-FROM_PYPROJECT="pydantic tomli click numpy pandas pyarrow sqlite-utils jsonschema psutil tqdm"
+FROM_PYPROJECT="pydantic tomli tomlkit click numpy pandas pyarrow sqlite-utils jsonschema psutil tqdm"
 # ... and the rest: pytest (the `test` extra) and scipy (lab.evaluation.stats imports it; pyproject
 # gets it only through sentence-transformers -> scikit-learn).
 EXTRA_REQS=("pytest>=8" "scipy")

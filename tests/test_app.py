@@ -1132,3 +1132,68 @@ def test_knowledge_check_retrieval_offers_the_corpus_tasks_and_shows_the_engine_
     assert "160 tokens, 32 overlap" in out
     with pytest.raises(gr.Error):
         tab_knowledge.check(fake_lab, sample, "")
+
+
+# ---- instructions to try, a corpus for a new task (issue 23) ----------------------------------------
+
+
+def _mail_csv(path):
+    path.write_text("text,label\n" + "".join(f"mail {i} about the {d},{d}\n" for i in range(10) for d in ("pc", "tv")))
+    return path
+
+
+def test_new_task_takes_other_instructions_one_per_paragraph_and_a_corpus(fake_lab, tmp_path):
+    from lab.app import tab_tasks
+
+    folder = fake_lab.home.corpora / "manuals"
+    folder.mkdir(parents=True)
+    (folder / "pc.md").write_text("# PC\n")
+    choices = tab_tasks.corpus_choices(fake_lab)["choices"]
+    assert choices[0] == tab_tasks.NO_CORPUS and "manuals" in choices and "acme" in choices
+    data = _mail_csv(tmp_path / "mail.csv")
+    others = "Reply with pc or tv only.\n\nYou are a help desk.\nName the device.\n\n\n"
+    args = ("text", "label", "infer", "", 0, "Name the device.", False)
+    done = tab_tasks.create(fake_lab, str(data), "mail", *args, others, "manuals")
+    assert "Created task mail" in done and "3 instructions to try" in done and "corpus `manuals`" in done
+    task = bridge.task(fake_lab, "mail")
+    assert task.instructions == ["Reply with pc or tv only.", "You are a help desk.\nName the device."]
+    assert task.corpus == "manuals"
+    plain = tab_tasks.create(fake_lab, str(data), "plain", *args, "", tab_tasks.NO_CORPUS)
+    assert "Created task plain" in plain and bridge.task(fake_lab, "plain").corpus is None
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "new task", tab_tasks.create, fake_lab)(str(data), "twice", *args, "A.\n\nA.", None)
+    assert "<strong>Other instructions to try</strong>" in e.value.message and "are the same" in e.value.message
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "new task", tab_tasks.create, fake_lab)(str(data), "nocorpus", *args, "", "gone")
+    assert "<strong>Corpus (for RAG)</strong> gone" in e.value.message and "--corpus" not in e.value.message
+    assert "twice" not in bridge.task_names(fake_lab) and "nocorpus" not in bridge.task_names(fake_lab)
+
+
+def test_evaluate_shows_and_saves_the_instructions_to_try(fake_lab, tmp_path):
+    from lab.app import tab_tasks
+
+    data = _mail_csv(tmp_path / "mail.csv")
+    tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "", 0, "Name the device.", False)
+    toml = fake_lab.home.root / "tasks" / "mail" / "task.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + "# my own note\n", encoding="utf-8")
+    own, others, note = tab_evaluate.instructions_view(fake_lab, "mail")
+    assert own == "Name the device." and others["value"] == "" and others["interactive"] is True
+    assert "has one instruction" in note and "output format or the persona" in note
+    box, note = tab_evaluate.save_instructions(fake_lab, "mail", "Reply with pc or tv only.\n\nYou are a help desk.")
+    assert box["value"] == "Reply with pc or tv only.\n\nYou are a help desk."
+    assert "Saved: 2 other instructions to try" in note and "has one instruction" not in note
+    assert bridge.task(fake_lab, "mail").instructions == ["Reply with pc or tv only.", "You are a help desk."]
+    assert toml.read_text(encoding="utf-8").endswith("# my own note\n")  # the rest of the file as it was
+    before = toml.read_bytes()
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "evaluate", tab_evaluate.save_instructions, fake_lab)("mail", "Name the device.")
+    assert "<strong>Other instructions to try</strong>" in e.value.message and "task's instruction" in e.value.message
+    assert toml.read_bytes() == before
+    # a built-in task: shown, not editable, and Save says to make a copy with New task
+    own, others, note = tab_evaluate.instructions_view(fake_lab, "tickets")
+    assert own.startswith("You turn customer emails") and others["interactive"] is False
+    assert "built-in task" in note and "<strong>" not in note and "**New task**" in note
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "evaluate", tab_evaluate.save_instructions, fake_lab)("tickets", "Reply with JSON only.")
+    assert "<strong>New task</strong>" in e.value.message and "lab task new" not in e.value.message
+    assert tab_evaluate.instructions_view(fake_lab, None)[0] == ""

@@ -239,3 +239,42 @@ def test_n_gpu_layers_flag_reaches_the_lab_config(tmp_path):
         assert bad.exit_code == 2 and "n-gpu-layers" in bad.output
     finally:
         cli.commands.pop("show-gpu-layers")
+
+
+def test_task_new_takes_instructions_to_try_and_a_corpus_folder(tmp_path):
+    """Issue 23: `--instruction` repeated (the first is the instruction, the others are tried beside
+    it) and `--corpus` (a folder copied into the home's corpora/, or a name referenced)."""
+    from lab.tasks import load_task
+
+    home, docs = tmp_path / "home", tmp_path / "manuals"
+    docs.mkdir()
+    (docs / "billing.md").write_text("# Billing\nInvoices go out on the 1st.\n")
+    data = _labelled_csv(tmp_path / "messages.csv")
+    args = ["--home", str(home), "task", "new", "support", "--from", str(data), "--corpus", str(docs)]
+    args += ["--instruction", "Name the team.", "--instruction", "You route support mail. Reply with the team only."]
+    r = CliRunner().invoke(cli, args, obj={})
+    assert r.exit_code == 0, r.output
+    assert "instructions to try: 1 beside the instruction" in r.output and "corpus: manuals (copied from" in r.output
+    task = load_task("support", home=home)
+    assert task.instruction == "Name the team."
+    assert task.instructions == ["You route support mail. Reply with the team only."]
+    assert task.instruction_variants()[1] == task.instructions[0]
+    assert task.corpus == "manuals" and (home / "corpora" / "manuals" / "billing.md").is_file()
+    assert 'corpus = "manuals"' in (home / "tasks" / "support" / "task.toml").read_text(encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--home", str(home), "task", "new", "s2", "--from", str(data), "--corpus", "manuals"])
+    assert r.exit_code == 0 and load_task("s2", home=home).corpus == "manuals"
+    assert "--instruction" in CliRunner().invoke(cli, ["task", "new", "-h"], obj={}).output
+
+
+def test_task_new_with_a_bad_corpus_exits_2_naming_it_and_writes_nothing(tmp_path):
+    data = _labelled_csv(tmp_path / "messages.csv")
+    home = tmp_path / "home"
+    for bad in ("no-such-corpus", str(data)):
+        r = CliRunner().invoke(cli, ["--home", str(home), "task", "new", "x", "--from", str(data), "--corpus", bad])
+        assert r.exit_code == 2 and f"--corpus {bad}: " in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(
+        cli,
+        ["--home", str(home), "task", "new", "x", "--from", str(data), "--instruction", "A.", "--instruction", "A."],
+    )
+    assert r.exit_code == 2 and "the same as the task's instruction" in r.output
+    assert not home.exists()

@@ -537,3 +537,213 @@ def test_the_command_line_takes_teaches_and_prints_it(tmp_path):
     assert result.exit_code == 0, result.output
     assert "teaches: knowledge (chosen; inferred behaviour" in result.output
     assert load_task("mail", home=tmp_path).teaches == "knowledge"
+
+
+# ---- kept columns, other instructions to try, a corpus (issue 23) ---------------------------------
+
+
+def facts(n: int = 30) -> list[tuple[str, str, str, str]]:
+    """(question, answer, gold_doc, aliases) rows: short made-up facts, each from one document."""
+    return [
+        (
+            f"How many days does refund plan {i} allow?",
+            f"{i + 10} days",
+            f"plans/plan-{i % 3}.md",
+            f"{i + 10}d|{i + 10} day",
+        )
+        for i in range(n)
+    ]
+
+
+def test_gold_doc_and_aliases_columns_are_kept_so_recall_at_k_works(tmp_path):
+    from lab.evaluation.scorers import contains_fact, recall_at_k, score_example
+
+    rows = facts()
+    rows[0] = (*rows[0][:3], "")  # an empty cell is left out
+    data = write_csv(tmp_path / "facts.csv", rows, header=("question", "answer", "Gold_Doc", "aliases"))
+    plan = import_task(data, "facts", tmp_path)
+    assert plan.kept == {"gold_doc": 30, "aliases": 29}
+    assert "recall_at_k" in plan.scorers and plan.primary_metric == "contains_fact"
+    assert "kept: gold_doc (30 of 30 examples), aliases (29 of 30 examples)" in plan.summary()
+    assert plan.as_dict()["kept"] == {"gold_doc": 30, "aliases": 29}
+    task = load_task("facts", home=tmp_path)
+    examples = {e.id: e for s in ("train", "eval", "fewshot") for e in task.examples(s)}
+    first = examples["facts-2"]  # line 2 of the file: rows[0]
+    assert first.extra == {"gold_doc": "plans/plan-0.md"}
+    ex = next(e for e in task.examples("eval") if "aliases" in e.extra)
+    i = int(ex.output.split()[0]) - 10
+    assert ex.extra == {"gold_doc": f"plans/plan-{i % 3}.md", "aliases": [f"{i + 10}d", f"{i + 10} day"]}
+    gold = [{"source": ex.extra["gold_doc"], "text": "..."}]
+    other = [{"source": "plans/other.md", "text": "..."}]
+    assert recall_at_k(gold, ex.extra["gold_doc"]) == 1.0 and recall_at_k(other, ex.extra["gold_doc"]) == 0.0
+    assert contains_fact(f"about {i + 10}d", ex.output, ex.extra["aliases"]) == 1.0
+    scores = score_example(task, ex, ex.output, passages=gold)
+    assert scores["recall_at_k"] == 1.0 and scores["contains_fact"] == 1.0
+
+
+def test_kept_columns_from_jsonl_lists_and_chat_rows(tmp_path):
+    records = [
+        {"input": f"Q{i}: which plan covers item {i}?", "output": f"plan {i}", "aliases": [f"P{i}", " ", f"plan-{i}"]}
+        | ({"gold_doc": ["a.md", "b.md"]} if i % 2 else {"gold_doc": "c.md"})
+        for i in range(12)
+    ]
+    plan = plan_task(write_jsonl(tmp_path / "qa.jsonl", records), "qa")
+    by_input = {e["input"]: e for e in plan.train + plan.eval + plan.fewshot}
+    assert by_input["Q1: which plan covers item 1?"]["gold_doc"] == ["a.md", "b.md"]
+    assert by_input["Q2: which plan covers item 2?"]["gold_doc"] == "c.md"
+    assert by_input["Q2: which plan covers item 2?"]["aliases"] == ["P2", "plan-2"]
+    chat = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Where is fact {i}?"},
+                {"role": "assistant", "content": f"doc {i}"},
+            ],
+            "gold_doc": f"d{i}.md",
+        }
+        for i in range(12)
+    ]
+    plan = plan_task(write_jsonl(tmp_path / "chat.jsonl", chat), "chat")
+    assert plan.kept == {"gold_doc": 12} and all(e["gold_doc"] == f"d{e['output'][4:]}.md" for e in plan.eval)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"input": "a", "output": "b", "aliases": {"x": 1}}] * 1)
+    with pytest.raises(TaskImportError, match=r"line 1: 'aliases' must be text or a list of texts"):
+        plan_task(bad, "bad")
+
+
+def test_a_kept_column_is_never_taken_for_the_output(tmp_path):
+    data = write_csv(tmp_path / "q.csv", [r[:3] for r in facts(10)], header=("q", "a", "gold_doc"))
+    plan = plan_task(data, "q", input_column="q")  # one named, one column left beside gold_doc: that one
+    assert (plan.input_column, plan.output_column) == ("q", "a") and plan.kept == {"gold_doc": 10}
+
+
+def test_other_instructions_to_try_are_written_and_loaded(tmp_path):
+    others = ["Reply with the part's name only: printer, screen or keyboard.", 'You are a help desk.\nSay "part".']
+    plan = import_task(
+        write_csv(tmp_path / "mail.csv", mails(4)), "mail", tmp_path, instruction="Name the part.", instructions=others
+    )
+    task = load_task("mail", home=tmp_path)
+    assert task.instruction == "Name the part." and task.instructions == others
+    assert task.instruction_variants() == ["Name the part.", *others]
+    assert "instructions to try: 2 beside the instruction" in plan.summary()
+    assert plan.as_dict()["instructions"] == others
+    for bad, why in [
+        (["Name the part."], "instruction to try 1 is the same as the task's instruction"),
+        (["A.", " A. "], "instructions to try 1 and 2 are the same"),
+        (["A.", "  "], "instruction to try 2 is empty"),
+    ]:
+        with pytest.raises(TaskImportError, match=why):
+            import_task(
+                write_csv(tmp_path / "m.csv", mails(4)), "m", tmp_path, instruction="Name the part.", instructions=bad
+            )
+    assert files_in(tmp_path) == ["mail"]
+
+
+def test_a_corpus_folder_is_copied_into_the_home_and_a_name_is_referenced(tmp_path):
+    from lab.task_import import CorpusError
+
+    home, docs = tmp_path / "home", tmp_path / "handbook"
+    (docs / "plans").mkdir(parents=True)
+    (docs / "plans" / "plan-0.md").write_text("# Plan 0\nTen days.\n")
+    (docs / ".git").mkdir()
+    data = write_csv(tmp_path / "facts.csv", facts(), header=("question", "answer", "gold_doc", "aliases"))
+    plan = import_task(data, "facts", home, corpus=str(docs))
+    assert plan.corpus == "handbook" and plan.teaches == "knowledge"
+    assert (home / "corpora" / "handbook" / "plans" / "plan-0.md").read_text() == "# Plan 0\nTen days.\n"
+    assert not (home / "corpora" / "handbook" / ".git").exists()
+    assert load_task("facts", home=home).corpus == "handbook"
+    assert "corpus: handbook (copied from" in plan.summary()
+    # a name of the home's corpus, or of a sample one, is referenced as it is: nothing copied
+    again = import_task(data, "facts2", home, corpus="handbook")
+    assert again.corpus == "handbook" and again.corpus_from is None
+    sample = import_task(data, "facts3", home, corpus="acme")
+    assert load_task("facts3", home=home).corpus == "acme" and not (home / "corpora" / "acme").exists()
+    # bad corpora: an error naming it, and nothing written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "elsewhere" / "handbook"
+    other.mkdir(parents=True)
+    (other / "x.md").write_text("x")
+    for bad, why in [
+        ("nope", "no corpus 'nope'"),
+        (str(data), "is a file"),
+        (str(empty), "no document in it"),
+        (str(other), "already has another corpus named 'handbook'"),
+    ]:
+        with pytest.raises(CorpusError, match=why) as e:
+            import_task(data, "bad", home, corpus=bad)
+        assert e.value.corpus == bad and str(e.value).startswith(f"--corpus {bad}: ")
+    assert files_in(home) == ["facts", "facts2", "facts3"]
+    assert sorted(p.name for p in (home / "corpora").iterdir()) == ["handbook"]
+    assert sample.corpus_from is None
+
+
+def test_a_corpus_copied_for_a_task_that_cannot_be_written_is_removed(tmp_path, monkeypatch):
+    home, docs = tmp_path / "home", tmp_path / "notes"
+    docs.mkdir()
+    (docs / "a.md").write_text("A.")
+    data = write_csv(tmp_path / "facts.csv", facts(), header=("question", "answer", "gold_doc", "aliases"))
+    plan = plan_task(data, "facts", corpus=str(docs), home=home)
+    real_rename = type(docs).rename
+
+    def rename(self, target):  # the task's scratch folder cannot be put in place
+        if self.name.startswith(".facts."):
+            raise OSError("disk full")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(type(docs), "rename", rename)
+    with pytest.raises(OSError, match="disk full"):
+        write_task(plan, home)
+    assert not (home / "corpora" / "notes").exists() and files_in(home) == []
+
+
+def _own_task(tmp_path):
+    data = write_csv(tmp_path / "mail.csv", mails(4))
+    import_task(data, "mail", tmp_path, instruction="Name the part.")
+    path = tmp_path / "tasks" / "mail" / "task.toml"
+    text = path.read_text(encoding="utf-8").replace(
+        'output_format = "label"', '# my note about the format\noutput_format = "label"  # keep me'
+    )
+    path.write_text(text + "\n# the end\n", encoding="utf-8")
+    return path
+
+
+def test_set_instructions_changes_that_key_only_comments_kept(tmp_path):
+    pytest.importorskip("tomlkit")
+    from lab.task_import import set_instructions
+
+    path = _own_task(tmp_path)
+    before = path.read_text(encoding="utf-8")
+    task = set_instructions("mail", ["Answer with one word.", "You are a help desk.\nName the part."], home=tmp_path)
+    assert task.instructions == ["Answer with one word.", "You are a help desk.\nName the part."]
+    after = path.read_text(encoding="utf-8")
+    assert "# my note about the format" in after and '"label"  # keep me' in after and after.endswith("# the end\n")
+    assert load_task("mail", home=tmp_path).instructions == task.instructions
+    # changed again, from a loaded Task: one replaced, one added
+    task = set_instructions(task, ["Answer with one word.", "Say the part.", "Only the label."])
+    assert task.instructions == ["Answer with one word.", "Say the part.", "Only the label."]
+    # none left: the key goes, and the file is what it was
+    assert set_instructions("mail", [], home=tmp_path).instructions == []
+    assert path.read_text(encoding="utf-8") == before
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_set_instructions_refuses_a_bad_list_and_a_built_in_leaving_the_file(tmp_path):
+    pytest.importorskip("tomlkit")
+    from lab.task_import import BuiltinTaskError, InstructionsError, set_instructions
+    from lab.tasks import SCENARIOS_DIR
+
+    path = _own_task(tmp_path)
+    set_instructions("mail", ["Answer with one word."], home=tmp_path)
+    before = path.read_bytes()
+    for bad, why in [
+        (["A.", "A."], "instructions to try 1 and 2 are the same"),
+        (["Name the part."], "the same as the task's instruction"),
+        (["A.", ""], "instruction to try 2 is empty"),
+    ]:
+        with pytest.raises(InstructionsError, match=why):
+            set_instructions("mail", bad, home=tmp_path)
+        assert path.read_bytes() == before
+    builtin = (SCENARIOS_DIR / "tickets" / "task.toml").read_bytes()
+    with pytest.raises(BuiltinTaskError, match="'tickets' is a built-in task") as e:
+        set_instructions("tickets", ["Reply with JSON only."], home=tmp_path)
+    assert "`lab task new`" in str(e.value) and "copy of it with New task" in e.value.worded()
+    assert (SCENARIOS_DIR / "tickets" / "task.toml").read_bytes() == builtin

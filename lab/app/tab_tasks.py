@@ -2,7 +2,8 @@
 
 Upload a CSV, TSV, JSONL/JSON or Parquet file, check the preview, pick the input and output
 columns, read the inferred format, labels, split and warnings (leakage, rare labels), edit the
-instruction, create. The pickers of the other tabs list the new task when they are opened.
+instruction, write other instructions to try, pick a corpus, create. The pickers of the other tabs
+list the new task when they are opened.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from .. import task_import
-from . import _ui
+from . import _ui, bridge
 from .bridge import AppError
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -25,6 +26,13 @@ FILE_TYPES = sorted(task_import.FILE_FORMATS)
 NO_FILE = "_Upload a file to see its format and split._"
 REPLACE = "Replace a task of the same name"  # the checkbox: the app's --force
 FIX_FILE = "Fix the file, then upload it again."
+OTHERS = "Other instructions to try"
+OTHERS_HINT = (
+    "One per paragraph: leave a blank line between two. Try one that states the output format or the "
+    "persona explicitly; the prompt rung measures each beside the instruction."
+)
+CORPUS = "Corpus (for RAG)"
+NO_CORPUS = "(none)"
 
 
 def _path(upload) -> str | None:
@@ -47,7 +55,21 @@ def say(e: task_import.TaskImportError) -> str:
         return f"{e.worded()}: pick the **{(e.role or 'input').capitalize()} column** among {', '.join(e.columns)}"
     if isinstance(e, task_import.EvalSizeError):
         return f"**Held out** {e.value}: {e.problem}"
+    if isinstance(e, task_import.CorpusError):
+        return f"**{CORPUS}** {e.corpus}: {e.problem}"
+    if isinstance(e, task_import.InstructionsError):
+        return f"**{OTHERS}**: {e.problem}"
     return e.worded()
+
+
+def paragraphs(text: str | None) -> list[str]:
+    """The instructions typed in one box, one per paragraph (a blank line between two)."""
+    return [p.strip() for p in re.split(r"\n\s*\n", (text or "").strip()) if p.strip()]
+
+
+def corpus_choices(lab: Lab):
+    """The corpus picker: none, or a corpus of the lab home or a sample one, by name."""
+    return gr.update(choices=[NO_CORPUS, *bridge.corpora(lab)])
 
 
 def _warn(e: task_import.TaskImportError) -> str:
@@ -84,7 +106,19 @@ def load_file(upload):
     )
 
 
-def _plan(source, name, input_column, output_column, fmt, eval_size, seed, instruction=None):
+def _plan(
+    source,
+    name,
+    input_column,
+    output_column,
+    fmt,
+    eval_size,
+    seed,
+    instruction=None,
+    others=None,
+    corpus=None,
+    home=None,
+):
     """`source`: the upload, or its file already read (a Table)."""
     return task_import.plan_task(
         source if isinstance(source, task_import.Table) else _path(source),
@@ -95,6 +129,9 @@ def _plan(source, name, input_column, output_column, fmt, eval_size, seed, instr
         eval_size=task_import.parse_eval_size(eval_size),
         output_format=None if fmt in (None, "", INFER) else fmt,
         instruction=(instruction or "").strip() or None,
+        instructions=paragraphs(others),
+        corpus=None if corpus in (None, "", NO_CORPUS) else corpus,
+        home=home,
     )
 
 
@@ -126,7 +163,22 @@ def show_plan(upload, name, input_column, output_column, fmt, eval_size, seed):
     return render(plan), gr.update(value=plan.instruction)
 
 
-def create(lab: Lab, upload, name, input_column, output_column, fmt, eval_size, seed, instruction, force):
+def create(
+    lab: Lab,
+    upload,
+    name,
+    input_column,
+    output_column,
+    fmt,
+    eval_size,
+    seed,
+    instruction,
+    force,
+    others="",
+    corpus=None,
+):
+    """Write the task, as `lab task new` does: `others` (one instruction to try per paragraph) and
+    `corpus` (a name the picker offers) included."""
     if not _path(upload):
         raise gr.Error("Upload a CSV, TSV, JSONL or Parquet file first.")
     name = (name or "").strip()
@@ -136,14 +188,20 @@ def create(lab: Lab, upload, name, input_column, output_column, fmt, eval_size, 
         raise AppError(f"{say(e)}. {FIX_FILE}") from None
     try:
         task_import.check_name(name, lab.home, bool(force))
-        plan = _plan(table, name, input_column, output_column, fmt, eval_size, seed, instruction)
+        plan = _plan(
+            table, name, input_column, output_column, fmt, eval_size, seed, instruction, others, corpus, lab.home
+        )
         task_import.write_task(plan, lab.home, force=bool(force))
     except task_import.TaskImportError as e:
         raise AppError(say(e)) from None
+    extras = [f"{len(plan.instructions) + 1} instructions to try"] if plan.instructions else []
+    extras += [f"corpus `{plan.corpus}`"] if plan.corpus else []
+    extras += [f"kept {', '.join(plan.kept)}"] if plan.kept else []
     return (
         f"**Created task {plan.name}** in `{plan.path.parent}`: train {len(plan.train)} · eval {len(plan.eval)} · "
-        f"few-shot {len(plan.fewshot)}. Open **Evaluate**, pick `{plan.name}` and press Run "
-        f"(or `lab eval {plan.name}`)."
+        f"few-shot {len(plan.fewshot)}"
+        + "".join(f" · {x}" for x in extras)
+        + f". Open **Evaluate**, pick `{plan.name}` and press Run (or `lab eval {plan.name}`)."
     )
 
 
@@ -181,6 +239,11 @@ def build(lab: Lab) -> None:
         label="Instruction (the system prompt; edit it freely)", lines=4, elem_id="newtask-instruction"
     )
     with gr.Row():
+        others = gr.Textbox(label=OTHERS, placeholder=OTHERS_HINT, lines=3, scale=3, elem_id="newtask-others")
+        corpus = gr.Dropdown(
+            [NO_CORPUS], value=NO_CORPUS, label=CORPUS, scale=1, elem_id="newtask-corpus", allow_custom_value=False
+        )
+    with gr.Row():
         force = gr.Checkbox(False, label=REPLACE, elem_id="newtask-force")
         go = gr.Button("Create task", variant="primary", elem_id="newtask-create")
     result = gr.Markdown(elem_id="newtask-result")
@@ -194,4 +257,11 @@ def build(lab: Lab) -> None:
         control.input(_ui.wire(lab, "new task", show_plan), settings, [plan, instruction])
     for control in (eval_size, seed):
         control.blur(_ui.wire(lab, "new task", show_plan), settings, [plan, instruction])
-    go.click(_ui.wire(lab, "new task", create, lab), [*settings, instruction, force], result, api_name="new_task")
+    _ui.on_load(lab, "new task", corpus_choices, [corpus], lab)
+    _ui.on_select(lab, "new task", corpus_choices, [corpus], lab)
+    go.click(
+        _ui.wire(lab, "new task", create, lab),
+        [*settings, instruction, force, others, corpus],
+        result,
+        api_name="new_task",
+    )

@@ -76,17 +76,31 @@ def task_group():
     help="What the task teaches, which `lab climb` follows: knowledge (facts: RAG) or behaviour (format, "
     "style, a persona: tuning). Default: inferred (labels and JSON: behaviour; short text answers: knowledge).",
 )
-@click.option("--instruction", help="The system prompt (default: one written from the format).")
+@click.option(
+    "--instruction",
+    "instructions",
+    multiple=True,
+    help="The system prompt (default: one written from the format). Repeatable: the first is the task's "
+    "instruction, each further one another to try (`instructions` in task.toml), which the prompt rung "
+    "measures beside it.",
+)
+@click.option(
+    "--corpus",
+    metavar="NAME_OR_PATH",
+    help="Attach a corpus for RAG (`corpus` in task.toml): the name of one in the lab home's corpora/ or a "
+    "sample corpus (acme), or a folder of documents, copied into the home's corpora/.",
+)
 @click.option("--force", is_flag=True, help="Replace tasks/NAME if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @click.pass_context
-def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
+def task_new(ctx, name, source, eval_size, labels, instructions, force, as_json, **options):
     """Make task NAME in the lab home (tasks/NAME/) from the examples in a file.
 
     \b
     The output format is inferred: label (a small repeating set), json (JSON objects: a schema
     is derived) or text; the split is seeded (stratified for labels) and training examples that
-    share a held-out input are removed. Then: lab eval NAME
+    share a held-out input are removed. The columns gold_doc and aliases, when the file has them,
+    are kept (aliases: a list, or one text with '|' between them). Then: lab eval NAME
     """
     from ..home import LabHome
     from ..task_import import import_task, parse_eval_size
@@ -99,6 +113,8 @@ def task_new(ctx, name, source, eval_size, labels, force, as_json, **options):
         force=force,
         eval_size=parse_eval_size(eval_size),
         labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None,
+        instruction=instructions[0] if instructions else None,
+        instructions=list(instructions[1:]),
         **options,
     )
     if as_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -289,8 +290,59 @@ def home_corpus(home, ref: str | Path) -> Path:
         )
     if folder is None:
         raise RetrievalError(f"corpus '{name}' has an index but no folder: nothing to copy into {target}")
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".*"), symlinks=False)
+    return copy_into_home(home, folder, name)
+
+
+def copy_into_home(home, folder: Path, name: str) -> Path:
+    """Copy the corpus `folder` into <home>/corpora/<name> (hidden files left out, links copied as
+    the files they lead to), all or nothing: copied aside, then renamed into place. The one copy
+    the Knowledge tab (before a first edit) and `lab task new --corpus` (a folder) both make."""
+    target = home.corpora / name
+    if target.exists() or target.is_symlink():
+        raise RetrievalError(f"{target} already exists: the lab home has a corpus '{name}'")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.parent / f".{name}.copying-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        shutil.copytree(folder, scratch, ignore=shutil.ignore_patterns(".*"), symlinks=False)
+        scratch.rename(target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return target.resolve()
+
+
+def corpus_to_attach(home, ref: str | Path) -> tuple[str, Path | None]:
+    """(name, folder to copy) for a task's `corpus = "NAME"` from `ref`, a corpus name or a folder.
+    A corpus of the lab home (<home>/corpora/NAME) or a sample one (`acme`) is referenced by its
+    name as it is: (name, None). Any other folder is copied into <home>/corpora/<its name>
+    (`copy_into_home`, as the Knowledge tab copies a corpus), since a task finds its corpus by name
+    and the lab never writes outside its home: (name, the folder). Nothing is written here. A
+    missing name or folder, a file, a folder without one document the lab reads, or a name the
+    home already gives another folder is a RetrievalError naming it."""
+    arg = str(ref).strip()
+    if not arg:
+        raise RetrievalError("no corpus given: name one of the lab home's corpora, or give a folder")
+    name, folder = resolve_corpus(home, arg)
+    target = home.corpora / name
+    if target.exists() or target.is_symlink():
+        if folder == target.resolve():
+            return name, None  # the home's own
+        raise RetrievalError(
+            f"{folder}: the lab home already has another corpus named '{name}' ({target}): "
+            "rename the folder, or attach the home's corpus by its name"
+        )
+    if folder == (SAMPLE_CORPORA / name).resolve():
+        return name, None  # a sample corpus: found by name from any home, never written to
+    if not CORPUS_NAME.fullmatch(name):
+        raise RetrievalError(
+            f"{folder}: '{name}' cannot name a corpus (use letters, digits, '-' and '_', up to 64, no spaces): "
+            "rename the folder"
+        )
+    files, _skipped = scan(folder)
+    if not files:
+        raise RetrievalError(f"{folder}: no document in it (a corpus is a folder of .md, .txt, .html or .jsonl files)")
+    return name, folder
 
 
 def create_corpus(home, name: str) -> Path:

@@ -14,18 +14,28 @@ normalised input also appears in the held-out set is removed (leakage inflates a
 score). Every bad input is a TaskImportError naming the file and the row, and nothing is
 written until everything is checked: the folder is built aside and renamed into place. The
 error keeps the file, the row and the problem apart, and a fix a face words in its own controls
-is a subclass carrying what it needs (TaskExistsError, ColumnError, EvalSizeError): str() is
-the command line's (--force...), the app names the uploaded file and its own boxes.
+is a subclass carrying what it needs (TaskExistsError, ColumnError, EvalSizeError, CorpusError):
+str() is the command line's (--force...), the app names the uploaded file and its own boxes.
+
+The columns `gold_doc` and `aliases` (read.KEPT_COLUMNS) are kept in the written JSONL files, so
+recall@k, contains_fact's aliases and the RAG failure split work for a task of your own; a corpus
+can be attached (`corpus=`: a name, or a folder copied into the home's corpora/), and other
+instructions to try written beside the instruction (`instructions=`; `set_instructions` changes
+them later, in place, comments kept; `edit.py`).
 """
 
 from __future__ import annotations
 
+from .edit import BuiltinTaskError, instructions_note, is_builtin, set_instructions
 from .plan import (
     FORMATS,
     TEACHES,
+    CorpusError,
     EvalSizeError,
+    InstructionsError,
     TaskExistsError,
     TaskPlan,
+    check_instructions,
     check_name,
     default_instruction,
     derive_schema,
@@ -43,19 +53,34 @@ from .plan import (
     training_file,
     write_task,
 )
-from .read import FILE_FORMATS, ColumnError, Table, TaskImportError, guess_columns, pick_columns, preview, read_table
+from .read import (
+    FILE_FORMATS,
+    KEPT_COLUMNS,
+    ColumnError,
+    Table,
+    TaskImportError,
+    guess_columns,
+    pick_columns,
+    preview,
+    read_table,
+)
 
 __all__ = [
     "training_file",
     "FORMATS",
     "FILE_FORMATS",
+    "KEPT_COLUMNS",
     "TEACHES",
+    "BuiltinTaskError",
     "ColumnError",
+    "CorpusError",
     "EvalSizeError",
+    "InstructionsError",
     "Table",
     "TaskExistsError",
     "TaskImportError",
     "TaskPlan",
+    "check_instructions",
     "check_name",
     "default_instruction",
     "derive_schema",
@@ -64,6 +89,8 @@ __all__ = [
     "import_task",
     "infer_format",
     "infer_teaches",
+    "instructions_note",
+    "is_builtin",
     "leakage",
     "normalise",
     "parse_eval_size",
@@ -72,6 +99,7 @@ __all__ = [
     "preview",
     "read_table",
     "remove_leaks",
+    "set_instructions",
     "split",
     "task_toml",
     "write_task",

@@ -181,7 +181,7 @@ def _scorers(fmt: str, outputs: list[str] | None = None) -> tuple[list[str], str
 # - text with a corpus attached, or whose outputs are mostly short facts (the SHORT_SHARE rule that
 #   makes contains_fact primary) -> knowledge: facts the model has or lacks;
 # - other text (sentences, a persona's voice, a style) -> behaviour.
-# `lab task new` attaches no corpus itself: `corpus` is for a caller that knows of one.
+# `corpus`: the one `lab task new --corpus` (or the New task tab) attaches, if any.
 TEACHES = ("knowledge", "behaviour")
 
 

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..home import LabHome
+from ..retrieval.corpus import RetrievalError, copy_into_home, corpus_to_attach
 from ..tasks import TASK_FILE, builtin_tasks, home_tasks_dir, load_task
 from .infer import (
     FORMATS,
@@ -28,7 +30,7 @@ from .infer import (
     max_tokens_for,
     normalise,
 )
-from .read import Table, TaskImportError, pick_columns, read_table
+from .read import KEPT_COLUMNS, Table, TaskImportError, kept_columns, kept_value, pick_columns, read_table
 
 FEWSHOT = 8  # few-shot pool size (for labels: at least one per label)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -43,6 +45,22 @@ class EvalSizeError(TaskImportError):
 
     def command_line(self) -> str:
         return f"--eval-size {self.value}: {self.problem}"
+
+
+class CorpusError(TaskImportError):
+    """The corpus to attach (`corpus`, as given: a name or a folder) cannot be: `problem` says why.
+    The command line names it --corpus; the app, its Corpus picker."""
+
+    def __init__(self, corpus: str, problem: str):
+        self.corpus = corpus
+        super().__init__(problem)
+
+    def command_line(self) -> str:
+        return f"--corpus {self.corpus}: {self.problem}"
+
+
+class InstructionsError(TaskImportError):
+    """The instructions to try cannot be used as given (empty, repeated, or the task's own)."""
 
 
 class TaskExistsError(TaskImportError):
@@ -91,6 +109,10 @@ class TaskPlan:
     teaches: str = "behaviour"  # task.toml's `teaches` (TEACHES)
     inferred_teaches: str = "behaviour"  # what infer_teaches says
     teaches_why: str = ""
+    instructions: list[str] = field(default_factory=list)  # others to try beside `instruction`
+    corpus: str | None = None  # task.toml's `corpus` (a name in the lab home's corpora/, or a sample's)
+    corpus_from: Path | None = None  # a folder write_task copies into <home>/corpora/<corpus> first
+    kept: dict[str, int] = field(default_factory=dict)  # kept column (read.KEPT_COLUMNS) -> examples with one
 
     def label_counts(self) -> dict[str, tuple[int, int, int]]:
         """label -> (train, eval, few-shot) counts."""
@@ -118,6 +140,21 @@ class TaskPlan:
             + (f": {self.teaches_why}" if self.teaches_why else "")
             + "; edit `teaches` in task.toml if it is wrong: the climb's knowledge/behaviour fork follows it)"
         )
+        if self.instructions:
+            n = len(self.instructions)
+            out.append(f"instructions to try: {n} beside the instruction (the prompt rung measures each)")
+        if self.corpus:
+            out.append(
+                f"corpus: {self.corpus}"
+                + (f" (copied from {self.corpus_from} into the lab home's corpora/)" if self.corpus_from else "")
+            )
+        if self.kept:
+            n = len(self.train) + len(self.eval) + len(self.fewshot)
+            out.append(
+                "kept: "
+                + ", ".join(f"{c} ({k} of {n} examples)" for c, k in self.kept.items())
+                + " (read by recall@k, citations and the RAG failure split; aliases by contains_fact)"
+            )
         if self.max_tokens is not None:
             out.append(f"max_tokens: {self.max_tokens}" + (f" ({self.max_tokens_why})" if self.max_tokens_why else ""))
         out += [
@@ -157,6 +194,11 @@ class TaskPlan:
             "teaches": self.teaches,
             "inferred_teaches": self.inferred_teaches,
             "teaches_why": self.teaches_why,
+            "instruction": self.instruction,
+            "instructions": self.instructions,
+            "corpus": self.corpus,
+            "corpus_copied_from": str(self.corpus_from) if self.corpus_from else None,
+            "kept": self.kept,
             "counts": {
                 "rows": self.rows,
                 "train": len(self.train),
@@ -182,9 +224,16 @@ def plan_task(
     labels: list[str] | None = None,
     instruction: str | None = None,
     teaches: str | None = None,
+    instructions: list[str] | None = None,
+    corpus: str | None = None,
+    home=None,
 ) -> TaskPlan:
-    """Read the file and decide everything `write_task` writes; nothing is written here."""
+    """Read the file and decide everything `write_task` writes; nothing is written here.
+    `instructions`: others to try beside the instruction (task.toml's `instructions`); `corpus`:
+    a corpus to attach, the name of one in the lab home `home` or a sample one, or a folder that
+    write_task copies into the home's corpora/ (retrieval.corpus.corpus_to_attach)."""
     table = source if isinstance(source, Table) else read_table(source)
+    attach, attach_from = _corpus(corpus, home)
     inp, out = pick_columns(table, input_column, output_column)
     examples, duplicates = _examples(table, inp, out, name)
     outputs = [e["output"] for e in examples]
@@ -200,6 +249,8 @@ def plan_task(
     elif fmt == "json":
         schema = schema or _check_json(table, examples)
     scorers, primary, scorers_why = _scorers(fmt, outputs)
+    if any("gold_doc" in e for e in examples) and "recall_at_k" not in scorers:
+        scorers = [*scorers, "recall_at_k"]  # the gold documents are there to measure retrieval by
     train, evals, fewshot = split(examples, fmt, eval_size, seed, table.path)
     train, fewshot, leaked = remove_leaks(train, evals, fewshot)
     plan = TaskPlan(
@@ -225,7 +276,10 @@ def plan_task(
         leaked,
     )
     plan.scorers_why = scorers_why
-    plan.inferred_teaches, plan.teaches_why = infer_teaches(fmt, outputs)
+    plan.instructions = check_instructions(plan.instruction, instructions)
+    plan.corpus, plan.corpus_from = attach, attach_from
+    plan.kept = {c: n for c in KEPT_COLUMNS if (n := sum(c in e for e in train + evals + fewshot))}
+    plan.inferred_teaches, plan.teaches_why = infer_teaches(fmt, outputs, attach)
     plan.teaches = teaches or plan.inferred_teaches
     plan.max_tokens, plan.max_tokens_why = max_tokens_for(
         [e["output"] for e in plan.train + plan.eval + plan.fewshot], plan.output_format, plan.labels
@@ -237,9 +291,42 @@ def plan_task(
     return plan
 
 
+def check_instructions(instruction: str, instructions: list[str] | None) -> list[str]:
+    """The instructions to try beside `instruction`, stripped; an empty one, one given twice or the
+    task's own instruction again is an InstructionsError (the Task model refuses them too)."""
+    out: list[str] = []
+    own = (instruction or "").strip()
+    for n, text in enumerate(instructions or [], 1):
+        text = (text or "").strip()
+        if not text:
+            raise InstructionsError(f"instruction to try {n} is empty")
+        if text == own:
+            raise InstructionsError(f"instruction to try {n} is the same as the task's instruction")
+        if text in out:
+            raise InstructionsError(f"instructions to try {out.index(text) + 1} and {n} are the same")
+        out.append(text)
+    return out
+
+
+def _corpus(corpus: str | None, home) -> tuple[str | None, Path | None]:
+    """(task.toml's corpus name, the folder to copy into the home or None); checked, nothing written."""
+    if corpus is None:
+        return None, None
+    try:
+        return corpus_to_attach(_home(home), corpus)
+    except RetrievalError as e:
+        raise CorpusError(str(corpus), str(e)) from None
+
+
+def _home(home) -> LabHome:
+    return home if isinstance(home, LabHome) else LabHome.resolve(home)
+
+
 def _examples(table: Table, inp: str, out: str, name: str) -> tuple[list[dict], int]:
-    """{"id", "input", "output"} per row (ids carry the row), exact duplicates dropped."""
+    """{"id", "input", "output"} per row (ids carry the row), plus the kept columns it fills
+    (read.KEPT_COLUMNS: gold_doc, aliases), exact duplicates dropped."""
     examples, seen, duplicates = [], set(), 0
+    kept = kept_columns(table, inp, out)
     for i, row in enumerate(table.rows):
         for col in (inp, out):
             if _missing(row.get(col)):
@@ -250,7 +337,12 @@ def _examples(table: Table, inp: str, out: str, name: str) -> tuple[list[dict], 
             duplicates += 1
             continue
         seen.add((x, y))
-        examples.append({"id": f"{name}-{table.places[i]}", "input": x, "output": y, "_row": i})
+        example = {"id": f"{name}-{table.places[i]}", "input": x, "output": y, "_row": i}
+        for key, col in kept.items():
+            value = kept_value(table, i, col, row.get(col))
+            if value is not None:
+                example[key] = value
+        examples.append(example)
     return examples, duplicates
 
 
@@ -391,17 +483,19 @@ def check_name(name: str, home=None, force: bool = False) -> Path:
 
 def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
     """Write tasks/NAME/ in the lab home, all or nothing: built in a scratch folder, loaded back
-    (so the task.toml is known to be valid), then renamed into place. Returns the task.toml."""
+    (so the task.toml is known to be valid), then renamed into place. A corpus folder to attach
+    (`plan.corpus_from`) is copied into the home's corpora/ just before, and removed again if the
+    task cannot be put in place. Returns the task.toml."""
     folder = check_name(plan.name, home, force)
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", dir=folder.parent))
+    copied = None
     try:
         for split_name in ("train", "eval", "fewshot"):
             rows = getattr(plan, split_name)
             if rows:
-                text = "".join(
-                    json.dumps({k: e[k] for k in ("id", "input", "output")}, ensure_ascii=False) + "\n" for e in rows
-                )
+                keys = ("id", "input", "output", *KEPT_COLUMNS)
+                text = "".join(json.dumps({k: e[k] for k in keys if k in e}, ensure_ascii=False) + "\n" for e in rows)
                 (scratch / f"{split_name}.jsonl").write_text(text, encoding="utf-8")
         if plan.schema:
             (scratch / "schema.json").write_text(
@@ -409,6 +503,13 @@ def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
             )
         (scratch / TASK_FILE).write_text(task_toml(plan), encoding="utf-8")
         load_task(scratch)  # a task file the lab cannot load is never put in place
+        if plan.corpus_from is not None:
+            name, source = _corpus(str(plan.corpus_from), home)  # checked again: the home may have changed
+            if source is not None:
+                try:
+                    copied = copy_into_home(_home(home), source, name)
+                except RetrievalError as e:
+                    raise CorpusError(str(plan.corpus_from), str(e)) from None
         old = None
         if folder.exists():
             old = folder.parent / f".{plan.name}.old-{scratch.name}"
@@ -418,6 +519,8 @@ def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        if copied is not None:
+            shutil.rmtree(copied, ignore_errors=True)
         raise
     plan.path = folder / TASK_FILE
     return plan.path
@@ -426,7 +529,7 @@ def write_task(plan: TaskPlan, home=None, force: bool = False) -> Path:
 def import_task(source: str | Path, name: str, home=None, force: bool = False, **options) -> TaskPlan:
     """plan_task + write_task; the name is checked first, so a taken name fails before any reading."""
     check_name(name, home, force)
-    plan = plan_task(source, name, **options)
+    plan = plan_task(source, name, home=home, **options)
     write_task(plan, home, force)
     return plan
 
@@ -453,6 +556,16 @@ def task_toml(plan: TaskPlan) -> str:
         f"name = {_string(plan.name)}",
         f"description = {_string(f'{plan.input_column} -> {plan.output_column}, from {plan.source.name}.')}",
         f"instruction = {_multiline(plan.instruction)}",
+    ]
+    if plan.instructions:
+        lines += [
+            "# Other instructions to try: the prompt rung measures each beside `instruction` (edit freely:",
+            "# adding one keeps the stored evaluations).",
+            "instructions = [",
+            *(f"  {_multiline(s) if chr(10) in s else _string(s)}," for s in plan.instructions),
+            "]",
+        ]
+    lines += [
         f"output_format = {_string(plan.output_format)}",
         '# teaches: "knowledge" (facts the model lacks: RAG\'s job) or "behaviour" (format, style, a persona:',
         "# tuning's job); `lab climb` follows it where the ladder forks. "
@@ -464,6 +577,11 @@ def task_toml(plan: TaskPlan) -> str:
         + "; edit it if it is wrong.",
         f"teaches = {_string(plan.teaches)}",
     ]
+    if plan.corpus:
+        lines.append(
+            f"corpus = {_string(plan.corpus)}  # corpora/{plan.corpus} in the lab home (or a sample corpus)"
+            + ("; each example's gold_doc is relative to it" if "gold_doc" in plan.kept else "")
+        )
     if plan.labels:
         lines.append(f"labels = {json.dumps(plan.labels, ensure_ascii=False)}")
     if plan.schema:

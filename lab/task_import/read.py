@@ -28,6 +28,14 @@ FILE_FORMATS = {
     ".pq": "parquet",
 }
 PAIRS = [("text", "label"), ("input", "output"), ("prompt", "completion"), ("question", "answer")]
+# Columns beside the input and output that the lab reads, kept in the task's JSONL files (so each
+# `Example.extra` has them): `gold_doc`, the corpus document that holds the answer (a path relative
+# to the corpus; recall@k, citations and the RAG failure split read it), and `aliases`, other ways to
+# state the answer that count as right (contains_fact, the answer-in-the-prompt check). The names are
+# fixed (matched case-insensitively). Either may hold several values: a list in JSONL/JSON/Parquet,
+# or in a text cell (CSV, TSV) the values separated by '|' ("87%|87 percent"). Empty cells are left out.
+KEPT_COLUMNS = ("gold_doc", "aliases")
+MANY = "|"  # between the values of one kept cell
 
 
 class TaskImportError(TaskError):
@@ -262,7 +270,18 @@ def _flatten(t: Table) -> Table:
         read_from = "input: each row's last user turn, output: its final assistant turn" + (
             ", the system prompt every row shares as the instruction" if shared else ""
         )
-        return Table(t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "chat", shared, read_from)
+        rows = [{**row, **_kept_of(r)} for row, r in zip(rows, t.rows)]
+        return Table(
+            t.path,
+            t.file_format,
+            ["input", "output", *_kept_names(t)],
+            rows,
+            t.places,
+            t.unit,
+            "chat",
+            shared,
+            read_from,
+        )
     if {"instruction", "output"} <= cols:
         instructions = {str(r.get("instruction") or "").strip() for r in t.rows}
         shared = next(iter(instructions)) if len(instructions) == 1 and "input" in cols else None
@@ -270,6 +289,7 @@ def _flatten(t: Table) -> Table:
             {
                 "input": r.get("input") if shared else _join(r.get("instruction"), r.get("input")),
                 "output": r.get("output"),
+                **_kept_of(r),
             }
             for r in t.rows
         ]
@@ -279,9 +299,27 @@ def _flatten(t: Table) -> Table:
             else "input 'instruction' (with 'input' after it where there is one), output 'output'"
         )
         return Table(
-            t.path, t.file_format, ["input", "output"], rows, t.places, t.unit, "alpaca", shared or None, read_from
+            t.path,
+            t.file_format,
+            ["input", "output", *_kept_names(t)],
+            rows,
+            t.places,
+            t.unit,
+            "alpaca",
+            shared or None,
+            read_from,
         )
     return t
+
+
+def _kept_names(t: Table) -> list[str]:
+    """The table's kept columns (KEPT_COLUMNS), as the file spells them."""
+    return [c for c in t.columns if c.lower() in KEPT_COLUMNS]
+
+
+def _kept_of(row: dict) -> dict:
+    """A chat or Alpaca row's kept columns, carried into its flattened row."""
+    return {c: v for c, v in row.items() if c.lower() in KEPT_COLUMNS}
 
 
 def _join(*parts: Any) -> str:
@@ -316,7 +354,7 @@ def pick_columns(table: Table, input_column: str | None = None, output_column: s
     out = named(output_column, "output") if output_column else None
     guess_in, guess_out = guess_columns(cols)
     inp, out = inp or guess_in, out or guess_out
-    rest = [c for c in cols if c not in (inp, out) and c.lower() != "id"]
+    rest = [c for c in cols if c not in (inp, out) and c.lower() != "id" and c.lower() not in KEPT_COLUMNS]
     if bool(inp) != bool(out) and len(rest) == 1:  # one named, one column left: that one
         inp, out = inp or rest[0], out or rest[0]
     if not inp or not out:
@@ -324,6 +362,37 @@ def pick_columns(table: Table, input_column: str | None = None, output_column: s
     if inp == out:
         raise TaskImportError(f"the input and output columns are both '{inp}'", table.path)
     return inp, out
+
+
+def kept_columns(table: Table, input_column: str, output_column: str) -> dict[str, str]:
+    """KEPT_COLUMNS the file has (not used as its input or output): the lab's name -> the file's."""
+    return {c.lower(): c for c in table.columns if c.lower() in KEPT_COLUMNS and c not in (input_column, output_column)}
+
+
+def kept_value(table: Table, i: int, column: str, value: Any) -> str | list[str] | None:
+    """Row i's value of a kept column as the task's JSONL holds it: one text, a list of texts when
+    there are several (a list, or a text cell with '|' between them; `aliases` is always a list),
+    None when empty. Numbers become text; anything else (an object) is an error naming the row."""
+    if isinstance(value, (list, tuple)):
+        items = value
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        items = str(value).split(MANY)
+    elif value is None:
+        items = []
+    else:
+        raise table.error(i, f"'{column}' must be text or a list of texts, got {type(value).__name__}")
+    values = []
+    for item in items:
+        if isinstance(item, (dict, list)) or isinstance(item, bool):
+            raise table.error(i, f"'{column}' must be text or a list of texts, got a {type(item).__name__} in it")
+        text = "" if item is None else str(item).strip()
+        if text and text not in values:
+            values.append(text)
+    if not values:
+        return None
+    if column.lower() == "aliases" or len(values) > 1:
+        return values
+    return values[0]
 
 
 def preview(table: Table, n: int = 8, width: int = 80) -> tuple[list[str], list[list[str]]]:
