@@ -32,11 +32,18 @@ def few_shot(question: str, examples: Iterable[tuple[str, str]], instruction: st
     return msgs
 
 
-def with_passages(question: str, passages: Sequence[str], instruction: str | None = None) -> list[dict]:
-    """RAG messages: numbered sources in the system turn, so the answer can cite [1], [2]."""
+def with_passages(
+    question: str,
+    passages: Sequence[str],
+    instruction: str | None = None,
+    examples: Iterable[tuple[str, str]] = (),
+) -> list[dict]:
+    """RAG messages: numbered sources in the system turn, so the answer can cite [1], [2]; worked
+    `examples` (input, output) as turns between them and the question, as the few-shot arm has them."""
     sources = "\n\n".join(f"[{i}] {p}" for i, p in enumerate(passages, 1))
     system = (instruction or DEFAULT_SYSTEM).rstrip() + (
         "\n\nAnswer using only the sources below, and cite them like [1]. "
         "If they do not contain the answer, say you do not know.\n\nSources:\n" + sources
     )
-    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    turns = few_shot(question, examples)  # the examples' turns, then the question
+    return [{"role": "system", "content": system}, *turns]

@@ -117,6 +117,7 @@ def render_html(
     prediction: str | None = None,
     climb: dict | None = None,
     curve=None,
+    retrieval=None,
 ) -> str:
     r = board.run
     parts = [
@@ -198,6 +199,8 @@ def render_html(
     parts.append(f"<h2>Quality versus cost</h2>{chart_svg(board)}")
     if curve is not None:
         parts.append(curve_section(curve))
+    if retrieval is not None:
+        parts.append(retrieval_section(retrieval))
 
     tuned = [a for a in board.arms if a.adapter]
     if tuned:
@@ -407,6 +410,7 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     from .climb.record import climb_of_run
     from .evaluation.curve_run import latest_curve
+    from .evaluation.retrieval_chart import check_for_run
 
     path.write_text(
         render_html(
@@ -415,6 +419,7 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
             prediction=seeds_prediction(lab, eval_run_id),
             climb=climb_of_run(lab, eval_run_id),
             curve=latest_curve(lab, board.task),
+            retrieval=check_for_run(lab, eval_run_id),
         ),
         encoding="utf-8",
     )
@@ -451,6 +456,18 @@ def curve_section(curve) -> str:
         + _table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
         + f"<p>{_e(curve.crossover_text())}<br>{_e(curve.slope_text())}</p>"
     )
+
+
+def retrieval_section(sweep) -> str:
+    """Hit rate (or recall@k) against k, one line per chunk size, with its caption."""
+    from .evaluation.retrieval_chart import caption, render_svg
+
+    head = "<h2>Retrieval alone: does search find the answers?</h2>"
+    if isinstance(sweep, str):
+        return f"{head}<p class=small>{_e(sweep)}</p>"
+    if not any(points for _, points in sweep.series()):
+        return f"{head}<p class=small>No figure: the examples name no gold document and have no short answers.</p>"
+    return f"{head}{render_svg(sweep)}<p class=small>{_e(caption(sweep))}</p>"
 
 
 def seeds_prediction(lab, eval_run_id: int) -> str | None:

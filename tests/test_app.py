@@ -1197,3 +1197,38 @@ def test_evaluate_shows_and_saves_the_instructions_to_try(fake_lab, tmp_path):
         _ui.wire(fake_lab, "evaluate", tab_evaluate.save_instructions, fake_lab)("tickets", "Reply with JSON only.")
     assert "<strong>New task</strong>" in e.value.message and "lab task new" not in e.value.message
     assert tab_evaluate.instructions_view(fake_lab, None)[0] == ""
+
+
+def test_knowledge_check_retrieval_compares_chunk_sizes_in_one_table(fake_lab, monkeypatch):
+    import lab.evaluation as evaluation
+    import lab.evaluation.retrieval_check as retrieval_check
+    from lab.evaluation.retrieval_check import KRow, RetrievalCheck, RetrievalSweep
+
+    def one(size, hit4, own=False, built_s=None):
+        rows = [KRow(1, 0.5, 10, 0.6, 10, 0.6), KRow(4, hit4, 10, 1.0, 10, 0.75)]
+        return RetrievalCheck(
+            "acme-facts", "acme", 10, rows, chunk_tokens=size, overlap=32, index_version=1, seconds=0.4, chunks=70,
+            own=own, index_name="acme" if own else f"acme~{size}t", built_s=built_s, embedded=140 if built_s else 0,
+        )  # fmt: skip
+
+    calls = []
+
+    def fake_sweep(lab, task, ks=(1, 2, 4, 8), corpus=None, chunk_sizes=None, progress=False):
+        calls.append((task.name, corpus, chunk_sizes))
+        return RetrievalSweep([one(80, 0.95, built_s=12.5), one(160, 0.9, own=True), one(256, 0.8)])
+
+    monkeypatch.setattr(retrieval_check, "check_chunk_sizes", fake_sweep)
+    monkeypatch.setattr(evaluation, "check_retrieval", lambda *a, **kw: pytest.fail("the single check ran"))
+    sample = tab_knowledge.setup(fake_lab)[0]["value"]
+    out = tab_knowledge.check(fake_lab, sample, "acme-facts", True)
+    assert calls == [("acme-facts", sample, None)]  # the sweep's own sizes: half, own, double
+    assert "| chunk size | k | hit rate | recall@k | MRR@k |" in out
+    assert "| 160 (own) | 4 (rag) | 90.0% (n=10) | 100.0% (n=10) | 0.750 |" in out and "| 256 | 1 |" in out
+    assert (
+        "at 3 chunk sizes (80, 160, 256 tokens)" in out
+        and "best at k=4: chunk size 80 (hit rate 95.0%; own size 160: 90.0%)" in out
+    )
+    assert "version acme~80t v1; built now: 140 chunks embedded in 12.5 s (once: later checks reuse it)" in out
+    demo = build_app(fake_lab)
+    boxes = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "knowledge-check-compare"]
+    assert len(boxes) == 1 and isinstance(boxes[0], gr.Checkbox) and boxes[0].value is False

@@ -278,3 +278,47 @@ def test_task_new_with_a_bad_corpus_exits_2_naming_it_and_writes_nothing(tmp_pat
     )
     assert r.exit_code == 2 and "the same as the task's instruction" in r.output
     assert not home.exists()
+
+
+def test_index_check_chunk_sizes_prints_a_row_per_size_and_the_default_says_how(tmp_path, monkeypatch):
+    """The face alone (the engine's check is tested on the sample corpus in test_retrieval.py)."""
+    import re
+    from types import SimpleNamespace
+
+    import lab.evaluation.retrieval_check as retrieval_check
+    import lab.retrieval as retrieval
+    from lab.evaluation.retrieval_check import KRow, RetrievalCheck, RetrievalSweep
+
+    report = SimpleNamespace(skipped=[], summary=lambda: "acme: no change", index_hash="h", path="p")
+    monkeypatch.setattr(retrieval, "index_corpus", lambda *a, **kw: report)
+    monkeypatch.setattr(retrieval, "sweep_chunk_sizes", lambda lab, corpus: [80, 160, 256])
+
+    def one(size, own=False):
+        rows = [KRow(k, 0.5, 10, 0.6, 10, 0.6) for k in (1, 4)]
+        return RetrievalCheck("acme-facts", "acme", 10, rows, chunk_tokens=size, overlap=32, own=own, index_version=1)
+
+    calls = []
+
+    def fake_sweep(lab, task, ks=(1, 2, 4, 8), corpus=None, chunk_sizes=None, progress=False):
+        calls.append((task.name, tuple(ks), corpus, chunk_sizes))
+        return RetrievalSweep([one(n, own=n == 160) for n in chunk_sizes or (80, 160, 256)])
+
+    monkeypatch.setattr(retrieval_check, "check_chunk_sizes", fake_sweep)
+    monkeypatch.setattr(retrieval_check, "check_retrieval", lambda lab, task, ks, corpus: one(160, own=True))
+    base = ["--home", str(tmp_path), "index", "acme", "--check", "acme-facts", "--k", "1,4"]
+    r = CliRunner().invoke(cli, [*base, "--chunk-sizes", "256,80,160"], obj={})
+    assert r.exit_code == 0, r.output
+    assert calls == [("acme-facts", (1, 4), "acme", (80, 160, 256))]
+    for size in ("80", "160 \\(own\\)", "256"):
+        assert len(re.findall(rf"^{size}\s+(1|4 \(rag\))\s+50\.0% \(n=10\)", r.output, re.M)) == 2, size
+    r = CliRunner().invoke(cli, [*base, "--chunk-sizes", "sweep"], obj={})
+    assert r.exit_code == 0 and calls[-1][-1] is None  # the engine picks half, own and double
+    r = CliRunner().invoke(cli, base, obj={})  # the default: today's single table, and how to compare
+    assert r.exit_code == 0 and "chunk size" not in r.output.split("\n\n")[1]
+    assert "compare chunkings: --chunk-sizes sweep (80,160,256: half, own and double" in r.output
+    for bad, said in [("0,80", "1 token or more"), ("a,b", "whole numbers of tokens")]:
+        r = CliRunner().invoke(cli, [*base, "--chunk-sizes", bad], obj={})
+        assert r.exit_code == 2 and said in r.output
+    r = CliRunner().invoke(cli, ["--home", str(tmp_path), "index", "acme", "--chunk-sizes", "80"], obj={})
+    assert r.exit_code == 2 and "add --check TASK" in r.output
+    assert "--chunk-sizes" in CliRunner().invoke(cli, ["index", "--help"], obj={}).output

@@ -222,3 +222,58 @@ def test_the_report_file_shows_the_climbs_history(finished_run, tmp_path):
     html = write_report(lab, run_id, tmp_path / "r.html").read_text()
     assert f"The climb (#{rerun}, finished, 0 s; 290 s of work over 2 climbs)" in html
     assert f"Climb #{rerun} reused the work of climb #{first}: 290 s." in html
+
+
+# ---- retrieval alone: hit rate against k per chunk size (issue 23) ----------------------------
+
+
+def _sweep(hit: bool = True):
+    """What `check_chunk_sizes` returns for three chunk sizes (hit rate, or recall@k only)."""
+    from lab.evaluation.retrieval_check import KRow, RetrievalCheck, RetrievalSweep
+
+    def check(size, figures, own=False):
+        rows = [KRow(k, v if hit else None, 20 if hit else 0, v, 20, v) for k, v in zip((1, 2, 4, 8), figures)]
+        return RetrievalCheck("mini", "acme", 20, rows, chunk_tokens=size, overlap=32, seconds=0.3, own=own)
+
+    return RetrievalSweep(
+        [
+            check(80, (0.5, 0.7, 0.9, 0.95)),
+            check(160, (0.6, 0.8, 0.85, 0.9), own=True),
+            check(256, (0.7, 0.75, 0.8, 0.9)),
+        ]
+    )
+
+
+def test_the_report_draws_retrieval_against_k_per_chunk_size_when_the_task_has_a_corpus(
+    finished_run, tmp_path, monkeypatch
+):
+    import lab.evaluation.retrieval_check as retrieval_check
+
+    lab, run_id = finished_run
+    calls = []
+
+    def fake_sweep(lab_, task, ks=(1, 2, 4, 8), corpus=None, chunk_sizes=None, progress=False):
+        calls.append(task.name)
+        return _sweep()
+
+    monkeypatch.setattr(retrieval_check, "check_chunk_sizes", fake_sweep)
+    html = write_report(lab, run_id, tmp_path / "plain.html").read_text()
+    assert calls == [] and "Retrieval alone" not in html  # the task has no corpus: no check, no chart
+
+    task = tmp_path / "mini" / "task.toml"
+    task.write_text(task.read_text() + 'corpus = "acme"\n')
+    html = write_report(lab, run_id, tmp_path / "r.html").read_text()
+    assert calls == ["mini"]
+    assert "Retrieval alone: does search find the answers?" in html and html.count("<svg") == 2
+    assert html.count("<polyline") == 3 and "160 tokens (own)" in html and "rag k" in html
+    assert "hit rate against k, one line per chunk size" in html and "Best at k=4: chunk size 80 (90.0%)." in html
+    assert not re.search(r"https?://", html)
+    p = _Collect()
+    p.feed(html)
+    assert not p.errors and p.stack == [], (p.errors, p.stack)
+    # outputs that are not short facts: recall@k plotted, and the caption says so
+    board = summarize(lab, run_id)
+    recall = render_html(board, retrieval=_sweep(hit=False))
+    assert "recall@k against k" in recall and "so there is no hit rate: the chart plots recall@k" in recall
+    said = render_html(board, retrieval="The retrieval check could not run: the folder of corpus 'acme' is gone")
+    assert "could not run: the folder of corpus &#x27;acme&#x27; is gone" in said and "<polyline" not in said

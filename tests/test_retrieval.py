@@ -749,3 +749,104 @@ def test_lab_index_check_reports_recall_that_search_confirms(lab):
 
     bad = CliRunner().invoke(cli, ["--home", str(lab.home.root), "index", "acme", "--check", "no-such-task"], obj={})
     assert bad.exit_code == 2 and "unknown task" in bad.output
+
+
+def _check(size, figures, own=False, hit=True, built_s=None, embedded=0):
+    """A RetrievalCheck as the engine returns it: `figures` maps k to the fraction found."""
+    from lab.evaluation.retrieval_check import KRow, RetrievalCheck
+
+    rows = [KRow(k, v if hit else None, 10 if hit else 0, v, 10, v) for k, v in figures.items()]
+    return RetrievalCheck(
+        "acme-facts",
+        "acme",
+        10,
+        rows,
+        chunk_tokens=size,
+        overlap=min(32, size // 4),
+        index_version=1,
+        seconds=0.5,
+        chunks=12800 // size,
+        own=own,
+        index_name="acme" if own else f"acme~{size}t",
+        built_s=built_s,
+        embedded=embedded,
+    )
+
+
+def test_a_chunk_size_sweep_prints_one_table_and_names_the_best_size():
+    from lab.evaluation.retrieval_check import RetrievalSweep
+
+    sweep = RetrievalSweep(
+        [
+            _check(80, {1: 0.5, 4: 0.9}, built_s=3.2, embedded=150),
+            _check(160, {1: 0.6, 4: 0.9}, own=True),
+            _check(256, {1: 0.7, 4: 0.8}, built_s=1.0, embedded=20),
+        ]
+    )
+    headers, rows = sweep.table()
+    assert headers == ["chunk size", "k", "hit rate", "recall@k", "MRR@k"]
+    assert [r[:2] for r in rows] == [["80", "1"], ["80", "4 (rag)"], ["160 (own)", "1"], ["160 (own)", "4 (rag)"]] + [
+        ["256", "1"],
+        ["256", "4 (rag)"],
+    ]
+    check, k, v = sweep.best()
+    assert (check.chunk_tokens, k, v) == (160, 4, 0.9)  # a tie at the rag k keeps the corpus's own index
+    text = sweep.to_text()
+    assert "at 3 chunk sizes (80, 160, 256 tokens): 10 held-out questions searched at each in 1.5 s" in text
+    assert (
+        "chunk size 80 (20 overlap): 160 chunks in version acme~80t v1; built now: 150 chunks embedded in 3.2 s" in text
+    )
+    assert "chunk size 160 (32 overlap): 80 chunks in the corpus's own index v1\n" in text
+    assert "best at k=4: chunk size 160 (hit rate 90.0%)" in text
+    assert re.search(r"^256\s+4 \(rag\)\s+80\.0% \(n=10\)", text, re.M)
+    # not short facts: recall@k is what the sweep ranks and plots; no rag k checked: the largest k
+    recall_only = RetrievalSweep([_check(80, {1: 0.4, 2: 0.7}, hit=False), _check(160, {1: 0.5, 2: 0.6}, hit=False)])
+    assert recall_only.metric_name() == "recall@k"
+    assert recall_only.series()[0][1] == [(1, 0.4), (2, 0.7)]
+    check, k, v = recall_only.best()
+    assert (check.chunk_tokens, k, v) == (80, 2, 0.7)
+    # a single check says a build only when it built one
+    assert "built now" in _check(80, {4: 0.9}, built_s=2.0, embedded=9).to_text()
+    assert "built now" not in _check(160, {4: 0.9}, own=True).to_text()
+
+
+@needs_acme
+@pytest.mark.integration
+def test_a_chunk_size_check_builds_each_version_once_and_leaves_the_own_index_alone(lab):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+    from lab.evaluation.retrieval_check import check_chunk_sizes
+    from lab.retrieval.index import read_manifest
+    from lab.tasks import load_task
+
+    own, version = lab.home.indexes / "acme", lab.home.indexes / "acme~240t"  # 240: a size no other test builds
+    before = (current_dir(own), read_manifest(own)["manifest_hash"])
+    embedder = lab.embedder()
+    misses = embedder.misses
+    sweep = check_chunk_sizes(lab, "acme-facts", ks=(1, 4), chunk_sizes=(240, 160))
+    first, big = sweep.checks
+    assert (first.chunk_tokens, first.own, first.built_s, first.embedded) == (160, True, None, 0)
+    assert (big.chunk_tokens, big.overlap, big.own, big.index_name) == (240, 32, False, "acme~240t")
+    assert big.built_s is not None and 0 < big.embedded == embedder.misses - misses
+    assert big.embedded < big.chunks  # a document short enough for one chunk at either size: cached, not embedded
+    assert len(list(version.glob("v0*"))) == 1
+
+    args = ["--home", str(lab.home.root), "index", "acme", "--check", "acme-facts", "--k", "1,4"]
+    result = CliRunner().invoke(cli, [*args, "--chunk-sizes", "160,240"], obj={})
+    assert result.exit_code == 0, result.output
+    # a second check, in a Lab of its own: the version on disk reused, nothing embedded or rebuilt
+    assert ", 0 embedded" in result.output and "built now" not in result.output
+    for c in sweep.checks:  # one row per chunk size and k, with the same figures
+        for r in c.rows:
+            pattern = rf"^{c.chunk_tokens}( \(own\))?\s+{r.k}\b.*\b{100 * r.recall:.1f}% \(n={r.recall_n}\)"
+            assert re.search(pattern, result.output, re.M), (c.chunk_tokens, r.k)
+    assert len(list(version.glob("v0*"))) == 1 and (current_dir(own), read_manifest(own)["manifest_hash"]) == before
+
+    examples = [e for e in load_task("acme-facts").examples("eval") if e.extra.get("gold_doc")]
+    found = []  # the gold document's rank per example, from plain searches of the version
+    for e in examples:
+        sources = [p.source.split("#")[0] for p in search(lab, "acme", e.input, k=4, chunk_tokens=240)]
+        found.append(sources.index(e.extra["gold_doc"]) + 1 if e.extra["gold_doc"] in sources else None)
+    recalls = [sum(r is not None and r <= k for r in found) / len(found) for k in (1, 4)]
+    assert [big.row(k).recall for k in (1, 4)] == pytest.approx(recalls) and big.n == len(examples)

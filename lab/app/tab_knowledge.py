@@ -1,7 +1,7 @@
 """Knowledge: the corpora RAG reads, their index state, documents to add or edit, re-indexing
 with progress, a search box that shows what retrieval returns, a retrieval check (a task's held-out
-questions searched, no generation: hit rate, recall@k, MRR), and the staleness probe:
-edit a fact, re-index, and watch RAG follow it while a tuned adapter does not."""
+questions searched, no generation: hit rate, recall@k, MRR, at one chunk size or several), and the
+staleness probe: edit a fact, re-index, and watch RAG follow it while a tuned adapter does not."""
 
 from __future__ import annotations
 
@@ -208,17 +208,24 @@ def check_task_choices(lab: Lab, ref: str | None):
     return gr.update(choices=names, value=names[0] if names else None)
 
 
-def check(lab: Lab, ref: str, task_name: str, progress=gr.Progress(track_tqdm=True)) -> str:
-    """Hit rate, recall@k and MRR for the task's held-out questions on this corpus (no generation)."""
+def check(lab: Lab, ref: str, task_name: str, compare: bool = False, progress=gr.Progress(track_tqdm=True)) -> str:
+    """Hit rate, recall@k and MRR for the task's held-out questions on this corpus (no generation);
+    `compare`: at half, own and double the index's chunk size, one table with a chunk-size column."""
     from ..evaluation import check_retrieval
+    from ..evaluation.retrieval_check import check_chunk_sizes
 
     _folder(lab, ref)
     if not task_name:
         raise gr.Error("Pick a task whose corpus this is (its task.toml names it).")
-    progress(0, desc="Searching the held-out questions")
-    r = check_retrieval(lab, bridge.task(lab, task_name), corpus=ref)
+    task = bridge.task(lab, task_name)
+    if compare:
+        progress(0, desc="Searching the held-out questions at each chunk size (a new size is embedded once)")
+        r = check_chunk_sizes(lab, task, corpus=ref)
+    else:
+        progress(0, desc="Searching the held-out questions")
+        r = check_retrieval(lab, task, corpus=ref)
     headers, rows = r.table()
-    notes = "".join(f"\n\n{_ui.html.escape(n)}" for n in r.notes)
+    notes = "".join(f"\n\n{_ui.html.escape(n)}" for n in r.footnotes())
     return f"**{_ui.html.escape(r.heading())}**\n\n{_ui.md_table(headers, rows)}{notes}"
 
 
@@ -341,6 +348,12 @@ def build(lab: Lab) -> list:
             check_task = gr.Dropdown(
                 allow_custom_value=True, label="Task (its held-out questions)", choices=[], scale=3
             )
+            check_compare = gr.Checkbox(
+                label="Compare chunk sizes (half, own, double; a new size is embedded once)",
+                value=False,
+                scale=2,
+                elem_id="knowledge-check-compare",
+            )
             check_go = gr.Button("Check retrieval", scale=1, elem_id="knowledge-check")
         check_out = gr.Markdown(elem_id="knowledge-check-out")
     with gr.Accordion("Documents: add, upload, edit, delete", open=False):
@@ -407,7 +420,7 @@ def build(lab: Lab) -> list:
     ]
     go.click(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits, api_name="search")
     query.submit(_ui.wire(lab, "knowledge", search, lab), [corpus, query, k], hits)
-    check_go.click(_ui.wire(lab, "knowledge", check, lab), [corpus, check_task], check_out)
+    check_go.click(_ui.wire(lab, "knowledge", check, lab), [corpus, check_task, check_compare], check_out)
     probe_task.change(_ui.wire(lab, "knowledge", probe_info, lab), probe_task, probe_about)
     probe_go.click(_ui.wire(lab, "knowledge", run_probe, lab), [probe_task, probe_adapter], probe_out)
     return edits  # app.py refreshes the page's banner (corpus chunk counts) after each

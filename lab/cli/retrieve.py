@@ -43,15 +43,30 @@ from .common import cli, lab_of
     callback=lambda ctx, param, value: _ks(value),
     help="The k values --check reports, comma-separated.",
 )
+@click.option(
+    "--chunk-sizes",
+    "check_sizes",
+    metavar="SIZES",
+    callback=lambda ctx, param, value: _sizes(value),
+    help="With --check: compare chunkings, one table with a chunk-size column. Comma-separated tokens "
+    "(e.g. 80,160,256), or 'sweep' for half, own and double the index's chunk size (what the RAG sweep "
+    "tries). A size other than the index's own is searched in a version of the corpus built beside it "
+    "(embedded once, reused after; the index itself is left as it is).",
+)
 @click.pass_context
-def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tokens, overlap, check_task, check_ks):
+def index_cmd(
+    ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tokens, overlap, check_task, check_ks, check_sizes
+):
     """Index CORPUS (a folder, or a name under corpora/) for retrieval; re-runs embed only what changed.
-    With --check TASK: how well retrieval alone finds the answers to TASK's held-out questions."""
+    With --check TASK: how well retrieval alone finds the answers to TASK's held-out questions
+    (--chunk-sizes: at several chunk sizes)."""
     import warnings
 
     from ..retrieval import index_corpus
 
     lab = lab_of(ctx)
+    if check_sizes and not check_task:
+        raise click.UsageError("--chunk-sizes compares chunkings for --check TASK: add --check TASK")
     if check_task:
         from ..tasks import load_task
 
@@ -74,10 +89,38 @@ def index_cmd(ctx, corpus, hnsw_m, ef_construction, ef, recall_target, chunk_tok
     click.echo(report.summary())
     click.secho(f"[index {report.index_hash} in {report.path}]", fg="bright_black", err=True)
     if check_task:
-        from ..evaluation import check_retrieval
-
         click.echo()
-        click.echo(check_retrieval(lab, check_task, ks=check_ks, corpus=corpus).to_text())
+        click.echo(_check(lab, check_task, check_ks, corpus, check_sizes))
+
+
+def _check(lab, task, ks, corpus, sizes) -> str:
+    """The retrieval check's text: on the index as built, or at each chunk size (`sizes`)."""
+    from ..evaluation.retrieval_check import check_chunk_sizes, check_retrieval
+    from ..retrieval import sweep_chunk_sizes
+
+    if sizes:
+        sizes = None if sizes == "sweep" else sizes
+        return check_chunk_sizes(lab, task, ks=ks, corpus=corpus, chunk_sizes=sizes, progress=True).to_text()
+    sweep = ",".join(map(str, sweep_chunk_sizes(lab, corpus)))
+    text = check_retrieval(lab, task, ks=ks, corpus=corpus).to_text()
+    return (
+        f"{text}\ncompare chunkings: --chunk-sizes sweep ({sweep}: half, own and double this index's), or e.g. 120,200"
+    )
+
+
+def _sizes(value: str | None):
+    """--chunk-sizes: None, 'sweep', or the sizes in tokens."""
+    if not value:
+        return None
+    if value.strip().lower() == "sweep":
+        return "sweep"
+    try:
+        sizes = tuple(sorted({int(n) for n in value.split(",") if n.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give whole numbers of tokens, e.g. 80,160,256, or 'sweep'") from None
+    if not sizes or sizes[0] < 1:
+        raise click.BadParameter(f"{value!r}: each chunk size must be 1 token or more")
+    return sizes
 
 
 def _ks(value: str) -> tuple[int, ...]:

@@ -42,14 +42,20 @@ def answer_reserve(n_ctx: int, max_tokens: int) -> int:
 
 
 def pack_passages(
-    backend, question: str, passages: Sequence[Passage], instruction: str | None = None, max_tokens: int = 256
+    backend,
+    question: str,
+    passages: Sequence[Passage],
+    instruction: str | None = None,
+    max_tokens: int = 256,
+    shots: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[list[dict], list[Passage]]:
     """(messages, passages kept in rank order) whose rendered prompt plus `max_tokens` fits
-    `backend.n_ctx`. Raises ContextTooLong when the question alone does not fit."""
+    `backend.n_ctx`; `shots` (worked examples) go before the question and are kept whole: the
+    passages give way first. Raises ContextTooLong when the question alone does not fit."""
     budget = backend.n_ctx - answer_reserve(backend.n_ctx, max_tokens) - MARGIN
 
     def build(ps: Sequence[Passage]) -> list[dict]:
-        return with_passages(question, [p.for_prompt() for p in ps], instruction)
+        return with_passages(question, [p.for_prompt() for p in ps], instruction, shots or ())
 
     def size(ps: Sequence[Passage]) -> int:
         return backend.count_tokens(backend.render(build(ps)))
