@@ -54,10 +54,12 @@ def advise_from_scoreboard(
     train_examples: int | None = None,
     has_corpus: bool = False,
     best_prompt=None,
+    best_rag=None,
 ) -> Recommendation:
     """The cheapest measured rung that meets the target, with the numbers and the tests behind it.
     `best_prompt` (a `prompt_rung.BestPrompt`): the tuned arm against the best measured prompt
-    configuration; "fine-tuning helped" is then judged against that one."""
+    configuration; "fine-tuning helped" is then judged against that one. `best_rag` (a
+    `rag_rung.BestRag`): the RAG rung is its best measured configuration, judged as the best of N."""
     task, target = board.task, board.target
     measured = [a for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm)) if a.quality.mean is not None]
     if not measured:
@@ -95,7 +97,7 @@ def advise_from_scoreboard(
         if len(allowed) < len(measured):
             reasons.append("Requirements change often: tuned arms are left out (each change means retraining).")
 
-    choice = _choose(board, allowed, best_prompt)
+    choice = _choose(board, allowed, best_prompt, best_rag)
     reasons += choice.reasons
     steps += choice.steps
     change += choice.change
@@ -223,9 +225,10 @@ def board_scores(board, arm: str) -> dict:
     }
 
 
-def _choose(board, allowed: list, best_prompt=None):
+def _choose(board, allowed: list, best_prompt=None, best_rag=None):
     """`rung_choice.choose` over the allowed arms; the prompt rung is its best measured configuration
-    (judged as the best of N) when the sweep measured several, else this run's prompt arms. The
+    (judged as the best of N) when the sweep measured several, else this run's prompt arms; the RAG
+    rung likewise (`rag_rung`: passages, chunk size, with examples) when rag is allowed. The
     scoreboard's rows are judged again with the same shares of the 5%, so its 'meets' column and
     the advice never disagree."""
     from .evaluation.rung_choice import Rung, choose, shared
@@ -247,9 +250,25 @@ def _choose(board, allowed: list, best_prompt=None):
                 row=best_prompt.arm,
             )
         )
+    if best_rag is not None and best_rag.arm is not None and any(r.arm == "rag" for r in rungs):
+        cfg = best_rag.config
+        rungs = [r for r in rungs if r.arm != "rag"]
+        name = f"{cfg.label()} (the RAG rung's best of {best_rag.candidates} configurations"
+        rungs.append(
+            Rung(
+                "rag",
+                name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}") + ")",
+                cfg.score,
+                cfg.n,
+                dict(cfg.per_example),
+                candidates=best_rag.candidates,
+                row=best_rag.arm,
+            )
+        )
     share = {RUNG_OF[r.arm]: r.candidates for r in shared(rungs)}
-    for a in board.arms + board.others:  # others: the prompt sweep's best configuration
-        a.verdict = meets_arm(a.quality, board.target, share.get(RUNG_OF.get(a.arm, "prompt"), 1))
+    for a in board.arms + board.others:  # others: the prompt and RAG sweeps' best configurations
+        rung = "rag" if best_rag is not None and a is best_rag.shown else RUNG_OF.get(a.arm, "prompt")
+        a.verdict = meets_arm(a.quality, board.target, share.get(rung, 1))
         a.meets_target = a.verdict.ok
     return choose(rungs, board.target, _margin(board), board.score_type)
 
@@ -438,6 +457,7 @@ def advise(
 def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recommendation:
     """The advice for a summarised eval run, with the task's training-set size and corpus."""
     from .evaluation.prompt_rung import best_prompt_for_run
+    from .evaluation.rag_rung import best_rag_for_run
     from .evaluation.summary import load_run, summarize, task_of_run
 
     run = load_run(lab, board.run["id"])
@@ -456,8 +476,28 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
         board.others = [
             replace(best.arm, arm=f"{best.config.label()} (best of {best.candidates}, run {best.config.eval_run_id})")
         ]
+    best_rag = best_rag_for_run(lab, run) if task.corpus else None
+    if best_rag is not None:  # its row, scored against this board's target, shown beside the arms
+        judged = task.model_copy(update={"target": board.target})
+        cfg = best_rag.config
+        row = (
+            board.arm("rag")
+            if cfg.eval_run_id == board.run["id"]
+            else summarize(lab, cfg.eval_run_id, task=judged).arm("rag")
+        )
+        if row is not None and cfg.eval_run_id != board.run["id"]:
+            from dataclasses import replace  # shown beside the arms, named by its configuration
+
+            best_rag.shown = replace(row, arm=f"{cfg.label()} (best of {best_rag.candidates}, run {cfg.eval_run_id})")
+            board.others = [*board.others, best_rag.shown]
+        best_rag.arm = row
     rec = advise_from_scoreboard(
-        board, answers, train_examples=len(task.examples("train")), has_corpus=bool(task.corpus), best_prompt=best
+        board,
+        answers,
+        train_examples=len(task.examples("train")),
+        has_corpus=bool(task.corpus),
+        best_prompt=best,
+        best_rag=best_rag,
     )
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
     return rec

@@ -230,12 +230,15 @@ def answer(
     on_text: OnText | None = None,
     cancel: threading.Event | None = None,
     constrain: bool = False,
+    chunk_tokens: int | None = None,
 ) -> Answer:
     """`question` through `arm`, logged. The task (optional) gives the instruction, the few-shot
     pool, the corpus and the answer length; explicit arguments win over it.
 
     few-shot: `shots` as (input, output) pairs, else the task's first `k` (default its few_shot_k),
-    trimmed to fit the context. rag arms: `corpus` (default: the task's), `rag_k` passages.
+    trimmed to fit the context. rag arms: `corpus` (default: the task's), `rag_k` passages from its
+    index chunked at `chunk_tokens` (default: the corpus's own), and `shots` when given (rag with
+    worked examples: they keep at most half the context, the passages fill the rest).
     tune arms: `adapter` (a name or an AdapterInfo), served with the instruction it was trained
     with unless `system` is given. `log` adds context to the generation row (eval_run_id, ...).
     `constrain`: the answer is held to the task's labels or JSON schema (constrained decoding)."""
@@ -265,6 +268,18 @@ def answer(
         where = corpus or (task_corpus(lab, task) if task else None)
         if not where:
             raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
+        if shots:  # worked examples take at most half the context: the passages need the rest
+            half = lab.backend(model, engine).n_ctx // 2
+            shots = fit_shots(
+                lab,
+                model,
+                question,
+                list(shots),
+                instruction,
+                options.max_tokens + half,
+                engine,
+                trim_front=isinstance(shots, SimilarShots),
+            )
         gen, row_id, passages = ask_rag(
             lab,
             where,
@@ -278,9 +293,11 @@ def answer(
             arm=arm,
             log_extra=log,
             cancel=cancel,
+            chunk_tokens=chunk_tokens,
+            shots=list(shots) if shots else None,
             **served,
         )
-        return Answer(arm, gen, row_id, list(passages), tuned)
+        return Answer(arm, gen, row_id, list(passages), tuned, len(shots) if shots else None)
     used = None
     if arm == "few-shot":
         if shots is None:

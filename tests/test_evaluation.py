@@ -876,7 +876,7 @@ def rag_run(lab, folder: Path, monkeypatch, answers: dict[str, str] = RAG_ANSWER
     monkeypatch.setattr(ladder, "task_corpus", lambda lab_, task: "facts")
     monkeypatch.setattr(retrieval, "index_corpus", lambda *a, **kw: None)
     index = types.SimpleNamespace(manifest={"corpus": "facts"}, hash="h0")
-    monkeypatch.setattr(retrieval, "loaded_index", lambda *a: index)
+    monkeypatch.setattr(retrieval, "loaded_index", lambda *a, **kw: index)
     monkeypatch.setattr(retrieval, "_search", lambda lab_, idx, question, k: [found[question]])
     task = load_task(folder / "task.toml")
     lab.fake.queue(*[answers[e.id] for e in held_out(task)])

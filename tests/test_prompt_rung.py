@@ -115,7 +115,8 @@ def test_measure_runs_each_config_once_and_picks_the_best(fake_lab, task):
         "few-shot, 4 fixed examples",
         "few-shot, 6 fixed examples",
     ]
-    assert notes == ["k capped at 6: the few-shot pool has only 6 examples (asked for 9)"]
+    assert notes[0] == "k capped at 6: the few-shot pool has only 6 examples (asked for 9)"
+    assert "has one instruction" in notes[1] and "states the output format" in notes[1]
     assert all(c.n == 8 and c.score == pytest.approx(3 / 8) for c in configs)
     # zero-shot and the task's own k share the run `lab eval TASK` makes by default
     assert configs[0].eval_run_id == configs[2].eval_run_id
@@ -280,3 +281,49 @@ def test_racing_drops_the_configurations_clearly_behind_and_still_counts_them(fa
     answered = fake_lab.store.query("select count(*) n from eval_results")[0]["n"]
     dropped = sum(c.dropped for c in configs)
     assert answered == 12 * dropped + 48 * (len(configs) - dropped) < 48 * len(configs)
+
+
+def test_each_instruction_to_try_is_measured_with_each_example_setting(fake_lab, tmp_path):
+    """A task listing another instruction: the sweep runs every example setting under each, each
+    its own run whose identity names the instruction, answered with that system prompt; the best is
+    picked across all, and adding the instruction kept the task's hash (its runs stay valid)."""
+    task = write_task(tmp_path / "two", "two", EVAL)
+    before = task.hash()
+    toml = task.source.read_text().replace(
+        'instruction = "Name the doctor specialty."',
+        'instruction = "Name the doctor specialty."\ninstructions = ["Reply with one word: the specialty."]',
+    )
+    task.source.write_text(toml)
+    task = load_task(task.source)
+    assert task.hash() == before
+    other = "Reply with one word: the specialty."
+
+    def systems():
+        return [c["messages"][0]["content"] for c in fake_lab.fake.calls]
+
+    notes = []
+    # the variant's answers are right; the task's own instruction's are all wrong
+    fake_lab.fake.default = "Cardiologist"
+    configs = measure_prompt_rung(fake_lab, task, ks=[2], modes=("fixed",), on_note=notes.append, race=False)
+    assert [c.label() for c in configs] == [
+        "zero-shot",
+        "few-shot, 2 fixed examples",
+        "zero-shot, instruction 2",
+        "few-shot, 2 fixed examples, instruction 2",
+    ]
+    assert not any("has one instruction" in n for n in notes)
+    assert systems().count(other) == 2 * len(EVAL)
+    assert systems().count("Name the doctor specialty.") == 2 * len(EVAL)
+    runs = {c.eval_run_id for c in configs}
+    assert len(runs) == 4
+    stored = {json.loads(r["config_json"]).get("instruction") for r in fake_lab.store.eval_runs(task="two")}
+    assert stored == {None, other}
+    # re-scored with the variant far ahead: it is the pick, numbered as the task lists it
+    for c in configs:
+        if c.instruction == other and c.arm == "zero-shot":
+            c.score = 1.0
+    best = best_prompt_config(configs)
+    assert (best.instruction, best.instruction_no, best.label()) == (other, 2, "zero-shot, instruction 2")
+    calls = len(fake_lab.fake.calls)
+    again = measure_prompt_rung(fake_lab, task, ks=[2], modes=("fixed",), race=False)
+    assert len(fake_lab.fake.calls) == calls and {c.eval_run_id for c in again} == runs  # resumed, not rerun

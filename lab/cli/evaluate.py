@@ -169,7 +169,21 @@ def task_new(ctx, name, source, eval_size, labels, instructions, force, as_json,
     help="Compare the prompt rung's configurations instead (zero-shot; "
     "few-shot fixed vs similar at several k) and name the best.",
 )
-@click.option("--ks", help="With --best-prompt: comma-separated few-shot k values (default: 2,4,8 and the task's).")
+@click.option(
+    "--best-rag",
+    is_flag=True,
+    help="Compare the RAG rung's configurations instead (passages per question, chunk size, and rag "
+    "with the best few-shot examples; the retrieval check skips those that cannot help) and name the best.",
+)
+@click.option(
+    "--ks",
+    help="With --best-prompt: comma-separated few-shot k values (default: 2,4,8 and the task's); "
+    "with --best-rag: passages per question (default: 2,4,8).",
+)
+@click.option(
+    "--chunk-sizes",
+    help="With --best-rag: comma-separated chunk sizes in tokens (default: half, the corpus's own, double).",
+)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 256),
@@ -192,7 +206,9 @@ def eval_cmd(
     fresh,
     constrain,
     best_prompt,
+    best_rag,
     ks,
+    chunk_sizes,
     concurrency,
     as_json,
 ):
@@ -212,6 +228,10 @@ def eval_cmd(
         )
     if best_prompt:
         return _best_prompt(lab, t, limit=limit, model=model, constrain=constrain, ks=ks, as_json=as_json)
+    if best_rag:
+        return _best_rag(
+            lab, t, limit=limit, model=model, constrain=constrain, ks=ks, sizes=chunk_sizes, as_json=as_json
+        )
     chosen = arms.split(",") if arms else ["zero-shot", "few-shot"] + (["rag"] if t.corpus else [])
     try:
         run_id = run_eval(
@@ -249,14 +269,67 @@ def eval_cmd(
     )
 
 
+def _numbers(text: str | None, flag: str) -> list[int] | None:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()] if text else None
+    except ValueError:
+        raise click.BadParameter(f"{flag} takes comma-separated whole numbers (got {text!r})") from None
+
+
+def _best_rag(lab, task, *, limit, model, constrain, ks, sizes, as_json) -> None:
+    """`lab eval TASK --best-rag`: the RAG rung's configurations on the same examples, and the best."""
+    from ..evaluation.rag_rung import best_rag_config, candidates, measure_rag_rung
+    from ..evaluation.verdict import meets
+
+    if not task.corpus:
+        raise click.UsageError(f"task '{task.name}' names no corpus: --best-rag needs one (corpus = \"NAME\")")
+    try:
+        configs = measure_rag_rung(
+            lab,
+            task,
+            limit=limit,
+            ks=_numbers(ks, "--ks"),
+            chunk_sizes=_numbers(sizes, "--chunk-sizes"),
+            constrain=constrain,
+            model=model,
+            progress=not as_json,
+            on_note=lambda n: click.secho(n, fg="yellow", err=True),
+        )
+    except KeyboardInterrupt:
+        click.secho(
+            "\ninterrupted: finished examples are saved; run the same command again to resume", fg="yellow", err=True
+        )
+        sys.exit(130)
+    best, n_cand = best_rag_config(configs), candidates(configs)
+    if as_json:
+        out = {"configs": [c.as_dict() for c in configs], "best": best.as_dict(), "candidates": n_cand}
+        click.echo(json.dumps(out, indent=2))
+        return
+
+    def state(c) -> str:
+        if c is best:
+            return "<- best"
+        return f"skipped: {c.skipped}" if c.skipped else f"dropped after {c.n}" if c.dropped else ""
+
+    table(
+        ["configuration", "score", "n", "eval run", ""],
+        [
+            (c.label(), "—" if c.score is None else f"{c.score:.3f}", c.n or "—", c.eval_run_id or "—", state(c))
+            for c in configs
+        ],
+    )
+    judged = meets(best.score, best.n, task.target, candidates=n_cand)
+    click.echo(
+        f"\nbest RAG configuration: {best.label()} ({best.score:.3f} on {best.n} examples, the best of "
+        f"{n_cand} answered). {judged.text(best.label())}"
+    )
+
+
 def _best_prompt(lab, task, *, limit, model, constrain, ks, as_json) -> None:
     """`lab eval TASK --best-prompt`: every prompt configuration on the same examples, and the best."""
     from ..evaluation.prompt_rung import best_prompt_config, measure_prompt_rung
 
-    try:
-        k_values = [int(x) for x in ks.split(",") if x.strip()] if ks else None
-    except ValueError:
-        raise click.BadParameter(f"--ks takes comma-separated whole numbers (got {ks!r})") from None
+    k_values = _numbers(ks, "--ks")
     try:
         configs = measure_prompt_rung(
             lab,

@@ -71,8 +71,26 @@ def estimates(
         if step == "tune" and plan is not None:
             t_secs, t_basis = train_seconds(lab, plan)
             secs, basis = secs + t_secs, f"{t_basis}; answers from {basis}"
+        if step == "rag" and situation.has_corpus and step not in situation.done:
+            s_secs, s_basis = rag_sweep_seconds(lab, task, ids, model_id)
+            secs, basis = secs + s_secs, f"{basis}; {s_basis}"
         out[step] = (secs, basis)
     return out
+
+
+def rag_sweep_seconds(lab, task, ids: list[str], model_id: str) -> tuple[float, str]:
+    """At most what the RAG sweep (`rag_rung`) adds to the rag arm's own run: its other
+    configurations (k and chunk size, and rag with examples) on the race's slice, and about one
+    more that answers every example (an upper bound: the retrieval check skips some unseen here)."""
+    from ..evaluation.prompt_rung import race_slice
+    from ..evaluation.rag_rung import DEFAULT_KS, RAG_K, SWEEP_SIZES
+
+    full = eval_seconds(lab, task, ["rag"], None, ids, model_id)[0]
+    others = len(set(DEFAULT_KS) | {RAG_K}) * SWEEP_SIZES  # the rag arm's own is in `full` already
+    first = race_slice(len(ids))
+    share = 1.0 if first is None else first / max(1, len(ids))
+    secs = full * (others * share + (1.0 if first else 0.0))
+    return secs, f"the RAG sweep: up to {others + 1} configurations" + (f", raced on {first} examples" if first else "")
 
 
 def more_seconds(lab, task, step: str, s: Situation, run_id, limit: int, model, model_id) -> float:
@@ -98,18 +116,22 @@ def prompt_seconds(lab, task, ids, limit, model, model_id) -> tuple[float, str]:
     plan = prompt_plan(lab, task, held_out, model)[0]
     total, bases, measured = 0.0, set(), []
 
-    def add(arm, mode, k, constrain) -> None:
+    def add(arm, mode, k, constrain, instruction=None) -> None:
         nonlocal total
-        run = matching_run(lab, task, model, few_shot_mode=mode, k=k or task.few_shot_k, constrain=constrain)
+        run = matching_run(
+            lab, task, model, few_shot_mode=mode, k=k or task.few_shot_k, constrain=constrain, instruction=instruction
+        )
         secs, basis = eval_seconds(lab, task, [arm], run["id"] if run else None, ids, model_id)
         total += secs
         bases.add(basis)
-        config = config_of_run(lab, run["id"], arm, mode, k, constrain, ids) if run and not secs else None
+        config = (
+            config_of_run(lab, run["id"], arm, mode, k, constrain, ids, instruction, task) if run and not secs else None
+        )
         if config is not None and config.score is not None:
             measured.append(config)
 
-    for arm, mode, k in plan:
-        add(arm, mode, k, task.constrain)
+    for arm, mode, k, instruction in plan:
+        add(arm, mode, k, task.constrain, instruction)
     if can_constrain(task) and not task.constrain:
         best = best_prompt_config(measured) if len(measured) == len(plan) and measured else None
         best_k = best.k if best else task.few_shot_k

@@ -34,6 +34,7 @@ from .decide import (
     teaches_text,
 )
 from .estimate import arms_through, can_constrain, estimates, more_seconds, train_plan
+from .sweeps import prompt_step, rag_step, summary_of
 
 
 class ClimbCancelled(Exception):
@@ -54,50 +55,6 @@ class ClimbResult:
 
 
 # ---- the steps ---------------------------------------------------------------------------------
-
-
-def _prompt_step(lab, task, judged, *, limit, model, progress, cancel, say) -> tuple[int, dict[str, ArmResult]]:
-    """The prompt rung at its best (`prompt_rung.measure_prompt_rung`): zero-shot, and few-shot
-    with fixed and with similar examples at several k; then, for a task with labels or a schema
-    that does not constrain already, the best of them and zero-shot once more with constrained
-    output. Returns the run the later rungs join (zero-shot and few-shot at the task's k, fixed)
-    and every other configuration's result, keyed by its label."""
-    from ..evaluation.prompt_rung import best_prompt_config, measure_prompt_rung
-    from ..evaluation.stats import proportion_interval
-
-    def note(text: str) -> None:
-        say(f"  {text}")
-
-    common = dict(limit=limit, model=model, progress=progress, cancel=cancel, on_note=note)
-    configs = measure_prompt_rung(lab, task, **common)
-    cancelled = cancel is not None and cancel.is_set()
-    if not configs:
-        return None, {}  # cancelled before the first configuration
-    main_run = configs[0].eval_run_id  # zero-shot: the run `lab eval TASK` makes by default
-    if can_constrain(task) and not task.constrain and not cancelled and any(c.score is not None for c in configs):
-        best = best_prompt_config(configs)
-        say(f"  best so far: {best.label()} ({best.score:.3f}); measuring it with constrained output")
-        configs += measure_prompt_rung(
-            lab, task, constrain=True, ks=[best.k] if best.k else [], modes=[best.mode], **common
-        )
-    extra = {}
-    for c in configs:
-        if c.eval_run_id == main_run and not c.constrain:
-            continue  # on the main run's scoreboard already
-        board_arm = _summary(lab, c.eval_run_id, judged).arm(c.arm)
-        if board_arm is not None:
-            # the configuration's own score on the climb's examples (its run may hold more of them)
-            lo, hi = proportion_interval(c.score, c.n) if c.score is not None else (None, None)
-            extra[c.label()] = ArmResult(
-                c.label(), c.score, lo, hi, c.n, dict(board_arm.failures), dropped=c.dropped, ladder_arm=c.arm
-            )
-    return main_run, extra
-
-
-def _summary(lab, run_id: int, judged):
-    from ..evaluation.summary import summarize
-
-    return summarize(lab, run_id, task=judged)
 
 
 def _eval_step(lab, task, arms, *, limit, model, adapter, progress, cancel) -> int:
@@ -226,7 +183,7 @@ def climb(
     extra: dict[str, ArmResult] = {}  # the prompt rung's configurations beyond the run's own arms
     try:
         while True:
-            s.results = results_of(_summary(lab, run_id, judged) if run_id else None) | extra
+            s.results = results_of(summary_of(lab, run_id, judged) if run_id else None) | extra
             est = estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
             s.estimates = {k: v[0] for k, v in est.items()}
             if s.done and more_limit(s) is not None:  # what a 'maybe' would cost to settle
@@ -279,6 +236,8 @@ def _announce(lab, rec, d: Decision, s: Situation, estimate: tuple[float, str], 
     secs, basis = estimate
     step_arms = [a for a in STEP_ARMS[d.step] if s.has_corpus or a not in ("rag", "tune+rag")]
     what = "zero-shot and few-shot configurations" if d.step == "prompt" else ", ".join(step_arms)
+    if d.step == "rag" and s.has_corpus:
+        what += "; then rag's configurations: passages per question, chunk size, with examples"
     say(f"\nStep {n}: {d.step} ({what})\n  why: {d.reason}\n  expected: ~{_mins(secs)} ({basis})")
     for sk in d.skipped:
         say(f"  skipped: {sk}")
@@ -322,7 +281,7 @@ def _climb_step(
     if cancel is not None and cancel.is_set():
         entry["status"] = "cancelled"
         raise ClimbCancelled()
-    s.results = results_of(_summary(lab, run_id, judged)) | extra
+    s.results = results_of(summary_of(lab, run_id, judged)) | extra
     s.done.append(step)
     best = best_of(s, step)
     mine = {a: r for a, r in s.results.items() if step_of(r) == step}
@@ -342,7 +301,7 @@ def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, prog
     -> (eval run id, adapter name, the prompt rung's other configurations)."""
     adapter = None
     if step == "prompt":
-        run_id, extra = _prompt_step(
+        run_id, extra = prompt_step(
             lab, task, judged, limit=limit, model=model, progress=progress, cancel=cancel, say=say
         )
         return run_id, None, extra
@@ -357,11 +316,11 @@ def _run_step(lab, task, judged, step, s: Situation, plan, *, limit, model, prog
                 return None, plan.config.name, {}  # cancelled: the checkpoint is kept, a rerun resumes it
             raise KeyboardInterrupt from e  # Ctrl-C / SIGTERM in the trainer
     arms = [a for a in arms_through(step, s.has_corpus)]
-    return (
-        _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel),
-        adapter,
-        {},
-    )
+    run_id = _eval_step(lab, task, arms, limit=limit, model=model, adapter=adapter, progress=progress, cancel=cancel)
+    if step == "rag" and s.has_corpus and not (cancel is not None and cancel.is_set()):
+        extra = rag_step(lab, task, judged, run_id, limit=limit, model=model, progress=progress, cancel=cancel, say=say)
+        return run_id, adapter, extra
+    return run_id, adapter, {}
 
 
 def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, say, emit) -> ClimbResult:
@@ -373,7 +332,7 @@ def _finish(lab, rec, task, judged, run_id, s: Situation, d: Decision, wall_s, s
     recommendation = None
     if run_id:  # the advisor judges tuning against the prompt rung's best measured configuration
         # the advisor names the prompt rung by its best measured configuration, judged as the best of N
-        recommendation = recommend_for_run(lab, _summary(lab, run_id, judged))
+        recommendation = recommend_for_run(lab, summary_of(lab, run_id, judged))
     decision = d.as_dict()
     record.save(
         lab,
@@ -461,7 +420,12 @@ def plan_text(
     when = {
         "prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
         + (", the best also constrained" if can_constrain(task) and not task.constrain else ""),
-        "rag": "if the prompt rung misses" + ("" if task.corpus else ": skipped, the task has no corpus"),
+        "rag": "if the prompt rung misses"
+        + (
+            ": rag at 2, 4 and 8 passages, three chunk sizes and with the best few-shot examples, raced"
+            if task.corpus
+            else ": skipped, the task has no corpus"
+        ),
         "tune": (
             "skipped: task.toml declares the task teaches knowledge, and fine-tuning does not add facts"
             if task.teaches == "knowledge"

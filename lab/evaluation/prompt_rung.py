@@ -1,5 +1,6 @@
 """The prompt rung at its best: zero-shot and few-shot configurations (fixed vs similar-by-embedding
-examples, several k) measured once on the same held-out examples, so "the prompt rung" in a
+examples, several k; each with every instruction the task lists, `Task.instruction_variants`)
+measured once on the same held-out examples, so "the prompt rung" in a
 comparison with tuning means the best of those measured, not whichever few-shot setting ran first.
 
     configs = measure_prompt_rung(lab, "specialty", limit=40)     # runs or resumes each config
@@ -40,10 +41,18 @@ class PromptConfig:
     n: int  # held-out examples scored
     per_example: dict[str, float] = field(default_factory=dict, repr=False)  # example id -> primary score
     dropped: bool = False  # the race left it behind after a slice (`racing_drops`): not a pick, still a candidate
+    instruction: str | None = None  # None: the task's own instruction, else one of its `instructions`
+    instruction_no: int = 1  # its number in the task's list (1: its own; 0: no longer listed)
 
     def label(self) -> str:
-        """ "few-shot, 8 similar examples, constrained"; "zero-shot"."""
-        return config_label(self.arm, self.mode, self.k, self.constrain)
+        """ "few-shot, 8 similar examples, constrained"; "zero-shot, instruction 2"."""
+        no = self.instruction_no if self.instruction is not None else None
+        return config_label(self.arm, self.mode, self.k, self.constrain, {"instruction_no": no})
+
+    @property
+    def key(self) -> tuple:
+        """What the sweep measures it as: (arm, mode, k, instruction)."""
+        return (self.arm, self.mode, self.k, self.instruction)
 
     def as_dict(self) -> dict:
         return {
@@ -56,6 +65,8 @@ class PromptConfig:
             "n": self.n,
             "label": self.label(),
             "dropped": self.dropped,
+            "instruction": self.instruction,
+            "instruction_no": self.instruction_no,
         }
 
 
@@ -90,7 +101,7 @@ def _k_that_fits(lab, task, pool, held_out, model: str | None) -> int:
     fits the model's context."""
     backend = lab.backend(model)
     longest = max((e.input for e in held_out), key=len, default="")
-    instruction = task.instruction or None
+    instruction = max(task.instruction_variants(), key=len) or None
     # what the ladder keeps free for the answer (unconstrained: per question the ladder still
     # trims to fit a constrained answer's larger budget)
     budget = ladder.answer_budget(lab, task, model)
@@ -119,21 +130,23 @@ def measure_prompt_rung(
     model: str | None = None,
     on_note: Callable[[str], None] | None = None,
     race: bool = True,
+    instructions: Sequence[str | None] | None = None,
 ) -> list[PromptConfig]:
     """Run (or resume) zero-shot and every few-shot (mode, k) configuration on the same held-out
     examples (`sample.held_out`: a seeded, stratified `limit` of them); returns each one's score.
     `constrain` (default: the task's) applies to every configuration alike. `race`: every
     configuration first answers a slice (`race_slice`); those clearly behind the leader there are
     dropped (`racing_drops`, marked `dropped`, still counted as candidates) and the rest answer all.
-    `on_note` hears which k were capped, and what was dropped and why. Stops early, with what it
-    has, once `cancel` is set."""
+    `on_note` hears which k were capped, and what was dropped and why. `instructions` (default:
+    every one the task lists; None in it is the task's own) narrows which are tried. Stops early,
+    with what it has, once `cancel` is set."""
     task = load_task(task, home=lab.home)
     constrain = task.constrain if constrain is None else bool(constrain)
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise EvalError(f"few-shot mode(s) {', '.join(bad)}: choose from {', '.join(MODES)}")
     held_out = sampled(task, limit)
-    plan, notes = prompt_plan(lab, task, held_out, model, ks, modes)
+    plan, notes = prompt_plan(lab, task, held_out, model, ks, modes, instructions)
     note = on_note or (lambda s: None)
     for text in notes:
         note(text)
@@ -148,18 +161,18 @@ def measure_prompt_rung(
             f"({_score_ci(leader)}): its interval ends below the leader's"
         )
     behind = {id(c) for c, _ in drops}
-    keep = [(c.arm, c.mode, c.k) for c in configs if id(c) not in behind]
-    full = {(c.arm, c.mode, c.k): c for c in _measure(lab, task, keep, limit, constrain, model, progress, cancel)}
+    keep = [c.key for c in configs if id(c) not in behind]
+    full = {c.key: c for c in _measure(lab, task, keep, limit, constrain, model, progress, cancel)}
     for c, _ in drops:
         c.dropped = True
-    return [full.get((c.arm, c.mode, c.k), c) for c in configs]
+    return [full.get(c.key, c) for c in configs]
 
 
 def _measure(lab, task, plan, limit, constrain, model, progress, cancel) -> list[PromptConfig]:
-    """Each (arm, mode, k) of `plan` through the runner on `limit` sampled examples."""
+    """Each (arm, mode, k, instruction) of `plan` through the runner on `limit` sampled examples."""
     ids = [e.id for e in sampled(task, limit)]
     configs = []
-    for arm, mode, k in plan:
+    for arm, mode, k, instruction in plan:
         if cancel is not None and cancel.is_set():
             break
         run_id = run_eval(
@@ -173,8 +186,9 @@ def _measure(lab, task, plan, limit, constrain, model, progress, cancel) -> list
             constrain=constrain,
             progress=progress,
             cancel=cancel,
+            instruction=instruction,
         )
-        configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids))
+        configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids, instruction, task))
     return configs
 
 
@@ -187,14 +201,15 @@ def race_slice(n: int) -> int | None:
     return max(RACE_MIN, n // 4) if n >= 2 * RACE_MIN else None
 
 
-def racing_drops(configs: Sequence[PromptConfig]) -> list[tuple[PromptConfig, PromptConfig]]:
+def racing_drops(configs: Sequence, pick: Callable | None = None) -> list[tuple]:
     """(dropped, leader) pairs: configurations whose 95% interval's upper end lies below the
-    leader's lower end on the slice. Dropping only changes what is measured further: the pick's
-    verdict still counts every configuration tried (`BestPrompt.candidates`)."""
+    leader's lower end on the slice (`pick`: how a sweep names its leader; default the prompt
+    rung's). Dropping only changes what is measured further: the pick's verdict still counts
+    every configuration tried (`BestPrompt.candidates`, `rag_rung.candidates`)."""
     scored = [c for c in configs if c.score is not None]
     if len(scored) < 2:
         return []
-    leader = best_prompt_config(scored)
+    leader = (pick or best_prompt_config)(scored)
     floor = stats.proportion_interval(leader.score, leader.n)[0]
     return [(c, leader) for c in scored if c is not leader and stats.proportion_interval(c.score, c.n)[1] < floor]
 
@@ -211,18 +226,53 @@ def prompt_plan(
     model: str | None = None,
     ks: Sequence[int] | None = None,
     modes: Sequence[str] = MODES,
-) -> tuple[list[tuple[str, str, int]], list[str]]:
-    """The (arm, mode, k) configurations `measure_prompt_rung` runs, and the notes on capped k.
-    Zero-shot comes first and joins the run `lab eval TASK` makes by default (fixed, the task's k)."""
+    instructions: Sequence[str | None] | None = None,
+) -> tuple[list[tuple[str, str, int, str | None]], list[str]]:
+    """The (arm, mode, k, instruction) configurations `measure_prompt_rung` runs (instruction None:
+    the task's own), and the notes on capped k and on the instructions. Zero-shot with the task's
+    instruction comes first and joins the run `lab eval TASK` makes by default (fixed, the task's k).
+    Every instruction the task lists is tried with every example setting."""
     ks, notes = candidate_ks(lab, task, held_out, model, ks)
-    return [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks], notes
+    settings = [("zero-shot", "fixed", 0)] + [("few-shot", m, k) for m in modes for k in ks]
+    if instructions is None:
+        from ..task_import import instructions_note
+
+        instructions = [None, *task.instructions]
+        notes += [n for n in [instructions_note(task)] if n]
+    return [(arm, m, k, i) for i in instructions for arm, m, k in settings], notes
 
 
-def config_of_run(lab, run_id: int, arm: str, mode: str, k: int, constrain: bool, ids: Sequence[str]) -> PromptConfig:
+def instruction_no(task, instruction: str | None) -> int:
+    """An instruction's number in the task's list (1: its own), 0 when it is no longer listed."""
+    variants = [v.strip() for v in task.instruction_variants()]
+    text = (task.instruction if instruction is None else instruction).strip()
+    return variants.index(text) + 1 if text in variants else 0
+
+
+def config_of_run(
+    lab,
+    run_id: int,
+    arm: str,
+    mode: str,
+    k: int,
+    constrain: bool,
+    ids: Sequence[str],
+    instruction: str | None = None,
+    task=None,
+) -> PromptConfig:
     """One configuration's score on `ids`, from the rows eval run `run_id` holds for `arm`."""
     per_example = run_scores(lab, run_id, arm, ids)
     return PromptConfig(
-        arm, mode, k, constrain, run_id, stats.mean(list(per_example.values())), len(per_example), per_example
+        arm,
+        mode,
+        k,
+        constrain,
+        run_id,
+        stats.mean(list(per_example.values())),
+        len(per_example),
+        per_example,
+        instruction=instruction,
+        instruction_no=instruction_no(task, instruction) if task is not None else 1,
     )
 
 
@@ -240,11 +290,11 @@ def run_scores(lab, run_id: int, arm: str, ids: Sequence[str] | None = None) -> 
 
 def best_prompt_config(configs: Sequence[PromptConfig]) -> PromptConfig:
     """The highest-scoring configuration; on a tie the cheaper one (zero-shot, then fewer examples,
-    then fixed examples, whose shared prefix stays in the KV cache)."""
+    then fixed examples, whose shared prefix stays in the KV cache), then the task's own instruction."""
     scored = [c for c in configs if c.score is not None and not c.dropped]
     if not scored:
         raise EvalError("no prompt configuration has a score yet: measure them first")
-    return max(scored, key=lambda c: (c.score, c.arm == "zero-shot", -c.k, c.mode == "fixed"))
+    return max(scored, key=lambda c: (c.score, c.arm == "zero-shot", -c.k, c.mode == "fixed", c.instruction is None))
 
 
 # ---- the advisor's question: did tuning beat the best prompt? ----------------------------------
@@ -258,6 +308,10 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
     race dropped it): `dropped`, counted as a candidate but never picked."""
     config = run["config"]
     want = {k: config.get(k, IDENTITY_DEFAULTS.get(k)) for k in ("model_sha", "repeats", "tag", "sample")}
+    try:
+        task = load_task(run["task"], home=lab.home)
+    except Exception:  # a task since removed: its instructions are numbered as unknown
+        task = None
     found = []
     for other in lab.store.eval_runs_matching(run["task"], run["task_hash"], run["model_id"], newest_first=False):
         oc = json.loads(other["config_json"] or "{}")
@@ -279,6 +333,8 @@ def measured_prompt_configs(lab, run: dict, ids: Sequence[str]) -> list[PromptCo
                         len(per_example),
                         per_example,
                         dropped=len(per_example) < len(set(ids)),
+                        instruction=oc.get("instruction"),
+                        instruction_no=instruction_no(task, oc.get("instruction")) if task else 0,
                     )
                 )
     return _distinct(found)
@@ -289,7 +345,7 @@ def _distinct(configs: list[PromptConfig]) -> list[PromptConfig]:
     complete one."""
     by_key: dict = {}
     for c in configs:
-        key = (c.arm, c.mode if c.arm == "few-shot" else "", c.k, c.constrain)
+        key = (c.arm, c.mode if c.arm == "few-shot" else "", c.k, c.constrain, c.instruction)
         if key not in by_key or not c.dropped or by_key[key].dropped:
             by_key[key] = c
     return list(by_key.values())

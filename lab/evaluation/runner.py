@@ -49,11 +49,14 @@ def _identity(
     rag_k: int,
     constrain: bool = False,
     tag: str | None = None,
+    variant: dict | None = None,
 ) -> dict:
     """What makes two evaluations comparable row for row (the run is resumed when it matches).
     `tag` keeps a run apart from every other (a learning curve's points: `lab curve`); `sample`
-    says how a limit chose its examples (`sample.held_out`)."""
+    says how a limit chose its examples (`sample.held_out`); `variant` holds what a sweep varies
+    beyond k (`VARIANT_KEYS`: another instruction, another chunk size, rag with examples)."""
     return {
+        **{key: (variant or {}).get(key) for key in VARIANT_KEYS},
         "sample": SAMPLE,
         "model_sha": model_sha,
         "repeats": repeats,
@@ -70,7 +73,15 @@ def _identity(
 # Identity keys added later, with the value every older run had (runs before constrained
 # decoding were unconstrained, runs before curves untagged, runs before `sample.held_out` scored
 # the first N rows of the file), so those runs keep their meaning and never mix with new ones.
-IDENTITY_DEFAULTS = {"constrain": False, "tag": None, "sample": "first"}
+IDENTITY_DEFAULTS = {
+    "constrain": False,
+    "tag": None,
+    "sample": "first",
+    "instruction": None,  # None: the task's own instruction (else one of its `instructions` to try)
+    "chunk_tokens": None,  # None: the corpus's own index (else its version chunked at that size)
+    "rag_shots": None,  # None: rag without worked examples (else {"mode", "k"} as the few-shot arm's)
+}
+VARIANT_KEYS = ("instruction", "chunk_tokens", "rag_shots")
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -100,6 +111,9 @@ def matching_run(
     k: int | None = None,
     rag_k: int = 4,
     constrain: bool | None = None,
+    instruction: str | None = None,
+    chunk_tokens: int | None = None,
+    rag_shots: dict | None = None,
 ) -> dict | None:
     """The stored run that `run_eval` with these settings would resume (None: it would start
     one), found without loading the model (except for an unconstrained label task: its answer
@@ -114,17 +128,31 @@ def matching_run(
     k = task.few_shot_k if k is None else k
     # constrain defaults as run_eval's does (the task's own setting), or a constrained task never matches
     constrain = task.constrain if constrain is None else bool(constrain)
-    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, constrain)
+    if instruction is not None and instruction.strip() == (task.instruction or "").strip():
+        instruction = None  # the task's own, as run_eval reads it
+    variant = {"instruction": instruction, "chunk_tokens": chunk_tokens, "rag_shots": rag_shots}
+    identity = _identity(task, info.id, lab.model_sha(info), repeats, few_shot_mode, k, rag_k, constrain, None, variant)
     identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)  # as run_eval's
     return find_run(lab, task.name, task.hash(), info.id, identity)
 
 
-def config_label(arm: str, mode: str = "fixed", k: int | None = None, constrain: bool = False) -> str:
+def config_label(
+    arm: str, mode: str = "fixed", k: int | None = None, constrain: bool = False, variant: dict | None = None
+) -> str:
     """A configuration's one name, wherever it is shown: "few-shot, 8 similar examples,
-    constrained"; "zero-shot"; "tune+rag"."""
+    constrained"; "zero-shot, instruction 2"; "rag, 8 passages of 96 tokens, 4 fixed examples"."""
     what = arm
     if arm == "few-shot" and k is not None:
         what = f"few-shot, {k} {mode} example{'s' if k != 1 else ''}"
+    v = variant or {}
+    if arm in ladder.RAG_ARMS and v.get("rag_k"):
+        size = f" of {v['chunk_tokens']} tokens" if v.get("chunk_tokens") else ""
+        what += f", {v['rag_k']} passage{'s' if v['rag_k'] != 1 else ''}{size}"
+    if arm in ladder.RAG_ARMS and v.get("rag_shots"):
+        n, mode_ = v["rag_shots"]["k"], v["rag_shots"]["mode"]
+        what += f", {n} {mode_} example{'s' if n != 1 else ''}"
+    if v.get("instruction_no"):
+        what += f", instruction {v['instruction_no']}"
     return what + (", constrained" if constrain else "")
 
 
@@ -146,6 +174,9 @@ def run_eval(
     constrain: bool | None = None,
     concurrency: int | None = None,
     tag: str | None = None,
+    instruction: str | None = None,
+    chunk_tokens: int | None = None,
+    rag_shots: dict | None = None,
 ) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
@@ -157,7 +188,11 @@ def run_eval(
     JSON schema; constrained and unconstrained runs are separate runs.
     `concurrency` (default: lab.toml's): requests in flight at once, for a backend that takes
     them (`backend.concurrent`, a server); local backends answer one at a time.
-    `tag` names a run that only a call with the same tag resumes (a learning curve's point)."""
+    `tag` names a run that only a call with the same tag resumes (a learning curve's point).
+    What a sweep varies, each part of the run's identity: `instruction` (one of the task's
+    `instructions` to try, instead of its own), `chunk_tokens` (the rag arms search the corpus
+    chunked at that size, `retrieval.index_root`), `rag_shots` ({"mode", "k"}: the rag arms get
+    worked examples too, chosen as the few-shot arm's)."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -173,7 +208,12 @@ def run_eval(
     pool = ladder.few_shot_pool(task) if "few-shot" in arms else []
     if "few-shot" in arms and k > 0 and not pool:
         raise EvalError(f"task '{task.name}' has no few-shot pool (fewshot or train file) for the few-shot arm")
+    if rag_shots and set(arms) & ladder.RAG_ARMS:
+        pool = pool or ladder.few_shot_pool(task)
     fixed = ladder.fixed_shots(pool, k)
+    if instruction is not None and instruction.strip() == (task.instruction or "").strip():
+        instruction = None  # the task's own: the same run as without it
+    variant = {"instruction": instruction, "chunk_tokens": chunk_tokens, "rag_shots": rag_shots}
     backend = lab.backend(model)  # loads the model once, up front
     info = backend.info
     workers = max(1, concurrency or lab.config.concurrency) if getattr(backend, "concurrent", False) else 1
@@ -182,7 +222,7 @@ def run_eval(
         served_as = info.extra.get("spec", info.id)  # a server is named by its whole spec
         the_adapter = ladder.resolve_adapter(lab, adapter or task.name, served_as)
     model_sha = lab.model_sha(info)
-    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain, tag)
+    identity = _identity(task, info.id, model_sha, repeats, few_shot_mode, k, rag_k, constrain, tag, variant)
     # the budget the answers get (raised to fit a label task's longest label): a run made under
     # another budget is not resumed, its answers were cut at another length
     identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)
@@ -191,9 +231,9 @@ def run_eval(
 
     held_out = sampled(task, limit)
     if corpus:  # bring the index up to date with the documents (incremental: cheap when it is)
-        from ..retrieval import index_corpus
+        from ..retrieval import loaded_index
 
-        index_corpus(lab, corpus, progress=progress)
+        loaded_index(lab, corpus, progress=progress, chunk_tokens=chunk_tokens, update=True)
     done = done_keys(lab, run_id)
     todo = [(arm, r, ex) for arm in arms for r in range(repeats) for ex in held_out if (ex.id, arm, r) not in done]
     bar = _bar(len(todo), progress, task.name)
@@ -215,6 +255,7 @@ def run_eval(
             adapter=the_adapter,
             corpus=corpus,
             constrain=constrain,
+            variant=variant,
         )
 
     def finished(row):  # the bar names the configuration: a prompt-rung sweep runs several
@@ -327,8 +368,10 @@ def _one(
     adapter,
     corpus: str | None,
     constrain: bool = False,
+    variant: dict | None = None,
 ) -> dict:
-    """One (example, arm, repeat): generate, score, write the row."""
+    """One (example, arm, repeat): generate, score, write the row. Worked examples go to the
+    few-shot arm, and to the rag arms when the run gives them some (`variant["rag_shots"]`)."""
     sampling = repeats > 1
     options = lab.options(
         max_tokens=task.max_tokens,
@@ -336,7 +379,18 @@ def _one(
         seed=1000 + repeat if sampling else 0,
     )
     extra: dict = {"seed": options.seed}
-    if arm == "few-shot" and shots is None:
+    variant = variant or {}
+    rag_shots = variant.get("rag_shots") if arm in ladder.RAG_ARMS else None
+    if rag_shots:
+        n = rag_shots["k"]
+        shots = (
+            ladder.fixed_shots(pool, n)
+            if rag_shots["mode"] == "fixed"
+            else ladder.similar_shots(lab, pool, ex.input, n)
+        )
+    elif arm != "few-shot":
+        shots = None
+    elif shots is None:
         shots = ladder.similar_shots(lab, pool, ex.input, k)
     log = {"eval_run_id": run_id, "example_id": ex.id}
     gen_id, error, passages = None, None, None
@@ -353,6 +407,8 @@ def _one(
             rag_k=rag_k,
             log=log,
             constrain=constrain,
+            system=variant.get("instruction"),
+            chunk_tokens=variant.get("chunk_tokens"),
         )
         output, gen_id, passages = ans.text, ans.row_id, ans.passages
         if constrain:  # what the backend actually enforced (transformers has no JSON-schema constraint)
