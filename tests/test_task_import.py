@@ -747,3 +747,33 @@ def test_set_instructions_refuses_a_bad_list_and_a_built_in_leaving_the_file(tmp
         set_instructions("tickets", ["Reply with JSON only."], home=tmp_path)
     assert "`lab task new`" in str(e.value) and "copy of it with New task" in e.value.worded()
     assert (SCENARIOS_DIR / "tickets" / "task.toml").read_bytes() == builtin
+
+
+def test_the_shipped_pydocs_example_loads_as_a_users_knowledge_task(tmp_path):
+    """examples/pydocs, as its README loads it: every answer still in its gold document (the maker's
+    own check), the corpus copied into the home, gold_doc kept on every example, aliases where given,
+    recall_at_k scored, and 60 held out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    root = Path(__file__).resolve().parents[1]
+    check = subprocess.run(
+        [sys.executable, str(root / "scripts" / "make_pydocs_task.py"), "--check"], capture_output=True, text=True
+    )
+    assert check.returncode == 0 and "ok: 85 answers found in 39 files" in check.stdout, check.stdout + check.stderr
+    data, corpus = root / "examples" / "pydocs" / "questions.csv", root / "examples" / "pydocs" / "stdlib"
+    args = ["--home", str(tmp_path), "task", "new", "pydocs", "--from", str(data), "--corpus", str(corpus)]
+    result = CliRunner().invoke(cli, [*args, "--eval-size", "60"], obj={})
+    assert result.exit_code == 0, result.output
+    task = load_task("pydocs", home=tmp_path)
+    held = task.examples("eval")
+    assert (task.corpus, len(held), task.primary_metric) == ("stdlib", 60, "contains_fact")
+    assert "recall_at_k" in task.scorers and (tmp_path / "corpora" / "stdlib" / "json.md").is_file()
+    every = held + task.examples("train") + task.examples("fewshot")
+    assert all(e.extra.get("gold_doc", "").endswith(".md") for e in every)
+    assert sum(1 for e in every if e.extra.get("aliases")) == 29
