@@ -22,6 +22,7 @@ LAYERS = [
     {"engine"},  # Lab: home, log, loaded models, `answer`
     {"evaluation"},  # runs, scores, statistics, the probe
     {"recommendation"},  # the flowchart's questions and what every advice is
+    {"diagnosis"},  # why the answers were wrong, which rung or lever next
     {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
     {"climb"},  # `lab climb`: the ladder climbed step by step (runner + trainer + advisor)
     {"report"},
