@@ -1170,33 +1170,37 @@ def test_new_task_takes_other_instructions_one_per_paragraph_and_a_corpus(fake_l
 
 
 def test_evaluate_shows_and_saves_the_instructions_to_try(fake_lab, tmp_path):
-    from lab.app import tab_tasks
+    from lab.app import instructions_block, tab_tasks
 
     data = _mail_csv(tmp_path / "mail.csv")
     tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "", 0, "Name the device.", False)
     toml = fake_lab.home.root / "tasks" / "mail" / "task.toml"
     toml.write_text(toml.read_text(encoding="utf-8") + "# my own note\n", encoding="utf-8")
-    own, others, note = tab_evaluate.instructions_view(fake_lab, "mail")
+    own, others, note = instructions_block.instructions_view(fake_lab, "mail")
     assert own == "Name the device." and others["value"] == "" and others["interactive"] is True
     assert "has one instruction" in note and "output format or the persona" in note
-    box, note = tab_evaluate.save_instructions(fake_lab, "mail", "Reply with pc or tv only.\n\nYou are a help desk.")
+    box, note = instructions_block.save_instructions(
+        fake_lab, "mail", "Reply with pc or tv only.\n\nYou are a help desk."
+    )
     assert box["value"] == "Reply with pc or tv only.\n\nYou are a help desk."
     assert "Saved: 2 other instructions to try" in note and "has one instruction" not in note
     assert bridge.task(fake_lab, "mail").instructions == ["Reply with pc or tv only.", "You are a help desk."]
     assert toml.read_text(encoding="utf-8").endswith("# my own note\n")  # the rest of the file as it was
     before = toml.read_bytes()
     with pytest.raises(gr.Error) as e:
-        _ui.wire(fake_lab, "evaluate", tab_evaluate.save_instructions, fake_lab)("mail", "Name the device.")
+        _ui.wire(fake_lab, "evaluate", instructions_block.save_instructions, fake_lab)("mail", "Name the device.")
     assert "<strong>Other instructions to try</strong>" in e.value.message and "task's instruction" in e.value.message
     assert toml.read_bytes() == before
     # a built-in task: shown, not editable, and Save says to make a copy with New task
-    own, others, note = tab_evaluate.instructions_view(fake_lab, "tickets")
+    own, others, note = instructions_block.instructions_view(fake_lab, "tickets")
     assert own.startswith("You turn customer emails") and others["interactive"] is False
     assert "built-in task" in note and "<strong>" not in note and "**New task**" in note
     with pytest.raises(gr.Error) as e:
-        _ui.wire(fake_lab, "evaluate", tab_evaluate.save_instructions, fake_lab)("tickets", "Reply with JSON only.")
+        _ui.wire(fake_lab, "evaluate", instructions_block.save_instructions, fake_lab)(
+            "tickets", "Reply with JSON only."
+        )
     assert "<strong>New task</strong>" in e.value.message and "lab task new" not in e.value.message
-    assert tab_evaluate.instructions_view(fake_lab, None)[0] == ""
+    assert instructions_block.instructions_view(fake_lab, None)[0] == ""
 
 
 def test_knowledge_check_retrieval_compares_chunk_sizes_in_one_table(fake_lab, monkeypatch):

@@ -3,7 +3,8 @@
 The run goes on in a worker thread (`run_eval`, which writes each result to SQLite as it is
 made), so the page stays responsive; Cancel stops it after the example in flight and Run
 again resumes it where it stopped (the runner never duplicates a row). **Instructions to try**
-shows the task's instruction and the others its prompt rung measures, editable for your own tasks.
+(`instructions_block`) shows the task's instruction and the others its prompt rung measures,
+editable for your own tasks.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .. import task_import
 from ..evaluation.summary import status_words
 from ..prompts import ARMS
-from . import _ui, bridge
-from .bridge import AppError
+from . import _ui, bridge, instructions_block
 from .tab_compare import LABELS
-from .tab_tasks import OTHERS, OTHERS_HINT, paragraphs
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
@@ -142,52 +140,6 @@ def task_info(lab: Lab, task_name: str) -> str:
         + (f" · corpus `{task.corpus}`" if task.corpus else "")
         + (f"<br>{_ui.html.escape(task.description)}" if task.description else "")
     )
-
-
-# ---- instructions to try -------------------------------------------------------------------
-
-
-def instructions_view(lab: Lab, task_name: str):
-    """(the task's instruction, its other instructions to try, one per paragraph (editable for
-    your own tasks, not a built-in's), the note under them)."""
-    if not task_name:
-        return "", gr.update(value="", interactive=False), ""
-    task = bridge.task(lab, task_name)
-    builtin = task_import.is_builtin(task)
-    return (
-        task.instruction,
-        gr.update(value="\n\n".join(task.instructions), interactive=not builtin),
-        _instructions_note(task, builtin),
-    )
-
-
-def _instructions_note(task, builtin: bool, saved: str = "") -> str:
-    notes = [saved] if saved else []
-    if builtin:
-        notes.append(
-            f"**{task.name}** is a built-in task, part of the lab: to try other instructions, make your own "
-            "copy of it with **New task**."
-        )
-    if note := task_import.instructions_note(task):
-        notes.append(_ui.html.escape(note, quote=False))
-    return " ".join(notes)
-
-
-def save_instructions(lab: Lab, task_name: str, text: str):
-    """Make the box's paragraphs the task's other instructions to try (the rest of its task file
-    stays as it was); (the box, as saved, and the note)."""
-    if not task_name:
-        raise gr.Error("Pick a task.")
-    task = bridge.task(lab, task_name)
-    if task_import.is_builtin(task):
-        raise AppError(_instructions_note(task, True))
-    try:
-        task = task_import.set_instructions(task, paragraphs(text))
-    except task_import.TaskImportError as e:
-        raise AppError(f"**{OTHERS}**: {e.problem}") from None
-    n = len(task.instructions)
-    saved = f"Saved: {n} other instruction{'s' if n != 1 else ''} to try." if n else "Saved: no other instruction."
-    return gr.update(value="\n\n".join(task.instructions)), _instructions_note(task, False, saved)
 
 
 def run(
@@ -483,14 +435,7 @@ def build(lab: Lab) -> None:
             [(LABELS[a], a) for a in ARMS], value=["zero-shot", "few-shot"], label="Arms", scale=4, elem_id="eval-arms"
         )
     about = gr.Markdown()
-    with gr.Accordion("Instructions to try", open=False, elem_id="eval-instructions"):
-        own = gr.Textbox(
-            label="The task's instruction (its system prompt)", interactive=False, lines=3, elem_id="eval-instruction"
-        )
-        others = gr.Textbox(label=OTHERS, placeholder=OTHERS_HINT, lines=4, elem_id="eval-others")
-        with gr.Row():
-            save = gr.Button("Save instructions", elem_id="eval-instructions-save", scale=0)
-            instructions_note = gr.Markdown(elem_id="eval-instructions-note")
+    instructions = instructions_block.build()  # the task's instruction and the others to try
     with gr.Row():
         limit = gr.Number(value=20, precision=0, minimum=0, label="Examples (0 = all)", scale=1, elem_id="eval-limit")
         adapter = gr.Dropdown(
@@ -519,8 +464,7 @@ def build(lab: Lab) -> None:
     _ui.on_load(lab, "evaluate", setup, [task, adapter, past], lab)
     _ui.on_select(lab, "evaluate", refresh, [task, adapter, past], lab)
     task.change(_ui.wire(lab, "evaluate", task_info, lab), task, about)
-    task.change(_ui.wire(lab, "evaluate", instructions_view, lab), task, [own, others, instructions_note])
-    save.click(_ui.wire(lab, "evaluate", save_instructions, lab), [task, others], [others, instructions_note])
+    instructions_block.wire(lab, task, instructions)
     # No queue limit: a second Run must be answered at once ("already running"), not wait its turn
     # silently behind the first; Jobs allows one evaluation per page, never the same task twice.
     start.click(

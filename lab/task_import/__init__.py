@@ -22,6 +22,10 @@ recall@k, contains_fact's aliases and the RAG failure split work for a task of y
 can be attached (`corpus=`: a name, or a folder copied into the home's corpora/), and other
 instructions to try written beside the instruction (`instructions=`; `set_instructions` changes
 them later, in place, comments kept; `edit.py`).
+
+`plan.py` decides (`plan_task`: the split, the leakage check, the kept columns, the corpus, the
+instructions); `write.py` writes (`write_task`: task.toml, the JSONL files, the corpus copy, put in
+place all or nothing).
 """
 
 from __future__ import annotations
@@ -33,14 +37,11 @@ from .plan import (
     CorpusError,
     EvalSizeError,
     InstructionsError,
-    TaskExistsError,
     TaskPlan,
     check_instructions,
-    check_name,
     default_instruction,
     derive_schema,
     eval_count,
-    import_task,
     infer_format,
     infer_teaches,
     leakage,
@@ -49,9 +50,6 @@ from .plan import (
     plan_task,
     remove_leaks,
     split,
-    task_toml,
-    training_file,
-    write_task,
 )
 from .read import (
     FILE_FORMATS,
@@ -64,6 +62,7 @@ from .read import (
     preview,
     read_table,
 )
+from .write import TaskExistsError, check_name, import_task, task_toml, training_file, write_task
 
 __all__ = [
     "training_file",
