@@ -110,11 +110,14 @@ def fit_shots(
     instruction: str | None,
     max_tokens: int,
     engine: str | None = None,
-    trim_front: bool = False,
+    trim_front: bool | None = None,
 ) -> list:
     """Drop examples until the prompt and the answer fit the context window: from the end for
     fixed examples (the front stays, so the shared prefix of the other questions is still
-    reused), from the front with `trim_front` (similar examples: the least similar go first)."""
+    reused), from the front with `trim_front` (default: for `SimilarShots`, the least similar go
+    first)."""
+    trim_front = isinstance(shots, SimilarShots) if trim_front is None else trim_front
+    shots = list(shots)
     backend = lab.backend(model, engine)
     while shots:
         n = backend.count_tokens(backend.render(few_shot(question, shots, instruction)))
@@ -270,16 +273,7 @@ def answer(
             raise ArmError(f"no corpus chosen for the {arm} arm: pick one (see `lab index` or the Knowledge tab)")
         if shots:  # worked examples take at most half the context: the passages need the rest
             half = lab.backend(model, engine).n_ctx // 2
-            shots = fit_shots(
-                lab,
-                model,
-                question,
-                list(shots),
-                instruction,
-                options.max_tokens + half,
-                engine,
-                trim_front=isinstance(shots, SimilarShots),
-            )
+            shots = fit_shots(lab, model, question, shots, instruction, options.max_tokens + half, engine)
         gen, row_id, passages = ask_rag(
             lab,
             where,
@@ -304,16 +298,7 @@ def answer(
             if task is None:
                 raise ArmError("the few-shot arm needs example answers: pick a task (its few-shot pool is used)")
             shots = fixed_shots(few_shot_pool(task), task.few_shot_k if k is None else k)
-        shots = fit_shots(
-            lab,
-            model,
-            question,
-            list(shots),
-            instruction,
-            options.max_tokens,
-            engine,
-            trim_front=isinstance(shots, SimilarShots),
-        )
+        shots = fit_shots(lab, model, question, shots, instruction, options.max_tokens, engine)
         messages, used = few_shot(question, shots, instruction), len(shots)
     else:  # zero-shot and tune: the instruction and the question only
         messages = zero_shot(question, instruction)

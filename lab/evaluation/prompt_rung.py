@@ -157,8 +157,8 @@ def measure_prompt_rung(
     drops = racing_drops(configs)
     for c, leader in drops:
         note(
-            f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} "
-            f"({_score_ci(leader)}): its interval ends below the leader's"
+            f"dropped after {c.n} examples: {c.label()} ({score_ci(c)}) is clearly behind {leader.label()} "
+            f"({score_ci(leader)}): its interval ends below the leader's"
         )
     behind = {id(c) for c, _ in drops}
     keep = [c.key for c in configs if id(c) not in behind]
@@ -214,7 +214,8 @@ def racing_drops(configs: Sequence, pick: Callable | None = None) -> list[tuple]
     return [(c, leader) for c in scored if c is not leader and stats.proportion_interval(c.score, c.n)[1] < floor]
 
 
-def _score_ci(c: PromptConfig) -> str:
+def score_ci(c) -> str:
+    """A configuration's score with its 95% interval: "0.625 [0.431, 0.788]"."""
     lo, hi = stats.proportion_interval(c.score, c.n)
     return f"{c.score:.3f} [{lo:.3f}, {hi:.3f}]"
 

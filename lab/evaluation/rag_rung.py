@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from .. import ladder
 from ..tasks import load_task
 from . import stats
-from .prompt_rung import race_slice, racing_drops, run_scores
+from .prompt_rung import race_slice, racing_drops, run_scores, score_ci
 from .runner import EvalError, config_label, run_eval
 from .sample import held_out as sampled
 
@@ -221,7 +221,7 @@ def measure_rag_rung(
     for c, leader in racing_drops([c for c in active if c.score is not None], pick=best_rag_config):
         c.dropped = True
         note(
-            f"dropped after {c.n} examples: {c.label()} ({_score_ci(c)}) is clearly behind {leader.label()} ({_score_ci(leader)})"
+            f"dropped after {c.n} examples: {c.label()} ({score_ci(c)}) is clearly behind {leader.label()} ({score_ci(leader)})"
         )
     _measure([c for c in active if not c.dropped], limit=limit, **run)
     return plan
@@ -252,11 +252,6 @@ def _measure(configs: Sequence[RagConfig], *, lab, task, limit, model, progress,
 
 def _cancelled(cancel) -> bool:
     return cancel is not None and cancel.is_set()
-
-
-def _score_ci(c: RagConfig) -> str:
-    lo, hi = stats.proportion_interval(c.score, c.n)
-    return f"{c.score:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def best_rag_config(configs: Sequence[RagConfig]) -> RagConfig:
