@@ -327,3 +327,19 @@ def test_the_plan_and_the_climb_say_what_the_task_teaches(fake_lab, task_dir):
     assert "teaches: knowledge (declared in task.toml" in "\n".join(lines)
     assert result.decision["outcome"] == "no-corpus"
     assert "task.toml declares knowledge, but a label task's failures" in result.decision["reason"]
+
+
+def test_the_plan_says_how_many_instructions_the_prompt_rung_tries(fake_lab, task_dir):
+    """issue 23: one instruction: the plan says so and suggests a second; two: both are tried."""
+    from lab.climb import plan_text
+
+    one = plan_text(fake_lab, str(task_dir))
+    assert "has one instruction" in one and "states the output format or the persona" in one
+    task_dir.write_text(
+        task_dir.read_text().replace(
+            'instruction = "Name the doctor specialty."',
+            'instruction = "Name the doctor specialty."\ninstructions = ["Answer with one specialty from the list."]',
+        )
+    )
+    two = plan_text(fake_lab, str(task_dir))
+    assert "each with the task's 2 instructions" in two and "has one instruction" not in two

@@ -356,7 +356,7 @@ def path_text(result_or_climb) -> str:
     lines = []
     for i, st in enumerate(steps, 1):
         res = st.get("results") or {}
-        if len(res) > 2 and st.get("best") in res:  # the prompt rung: its best of many configurations
+        if len(res) > 2 and st.get("best") in res:  # a sweep (prompt, RAG): its best of many configurations
             shown = f"{ArmResult(**res[st['best']]).text()}, the best of {len(res)} configurations"
         else:
             shown = "; ".join(ArmResult(**r).text() for r in res.values()) or st.get("status", "")
@@ -389,6 +389,7 @@ def plan_text(
     """What a climb would do and how long each step is expected to take here, before it runs
     (the app shows it beside the Climb button). Loads the model (its id and sha name the run)."""
     from ..evaluation.sample import held_out as sampled
+    from ..task_import import instructions_note
     from ..tasks import load_task
 
     task = load_task(task, home=lab.home)
@@ -419,7 +420,9 @@ def plan_text(
     est = estimates(lab, task, s, run_id, ids, info.id, plan, limit=limit, model=model)
     when = {
         "prompt": "always first: zero-shot, few-shot at several k with fixed and similar examples"
-        + (", the best also constrained" if can_constrain(task) and not task.constrain else ""),
+        + (f", each with the task's {len(task.instructions) + 1} instructions" if task.instructions else "")
+        + (", the best also constrained" if can_constrain(task) and not task.constrain else "")
+        + (f" ({instructions_note(task)})" if instructions_note(task) else ""),
         "rag": "if the prompt rung misses"
         + (
             ": rag at 2, 4 and 8 passages, three chunk sizes and with the best few-shot examples, raced"
