@@ -62,20 +62,14 @@ def summary_of(lab, run_id: int, judged):
 def rag_step(lab, task, judged, run_id: int, *, limit, model, progress, cancel, say) -> dict[str, ArmResult]:
     """The RAG rung at its best (`rag_rung.measure_rag_rung`) after the climb run's own rag arm
     (4 passages on the corpus's own index, one of the sweep's configurations): passages per
-    question, chunk size, and rag with the prompt rung's best few-shot examples. Returns every
+    question, chunk size, and rag with the prompt rung's best few-shot examples (measured in the
+    step before: `rag_rung.best_measured_shots`). Returns every
     other configuration answered, keyed by its label."""
     from ..evaluation.rag_rung import measure_rag_rung
     from ..evaluation.stats import proportion_interval
 
     configs = measure_rag_rung(
-        lab,
-        task,
-        limit=limit,
-        model=model,
-        progress=progress,
-        cancel=cancel,
-        shots=best_few_shot(lab, run_id, limit, task),
-        on_note=lambda text: say(f"  {text}"),
+        lab, task, limit=limit, model=model, progress=progress, cancel=cancel, on_note=lambda text: say(f"  {text}")
     )
     extra = {}
     for c in configs:
@@ -86,19 +80,3 @@ def rag_step(lab, task, judged, run_id: int, *, limit, model, progress, cancel, 
         failures = dict(board_arm.failures) if board_arm is not None else {}
         extra[c.label()] = ArmResult(c.label(), c.score, lo, hi, c.n, failures, dropped=c.dropped, ladder_arm="rag")
     return extra
-
-
-def best_few_shot(lab, run_id: int, limit, task) -> dict | None:
-    """The prompt rung's best measured few-shot setting ({"mode", "k"}) on the climb's examples,
-    for rag with examples; None when no few-shot configuration was measured there."""
-    from ..evaluation.prompt_rung import best_prompt_config, measured_prompt_configs
-    from ..evaluation.sample import held_out as sampled
-    from ..evaluation.summary import load_run
-
-    ids = [e.id for e in sampled(task, limit)]
-    shots = [c for c in measured_prompt_configs(lab, load_run(lab, run_id), ids) if c.arm == "few-shot"]
-    shots = [c for c in shots if not c.constrain and c.instruction is None and c.score is not None]
-    if not shots or all(c.dropped for c in shots):
-        return None
-    best = best_prompt_config(shots)
-    return {"mode": best.mode, "k": best.k}

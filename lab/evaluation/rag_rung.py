@@ -191,9 +191,9 @@ def measure_rag_rung(
     race: bool = True,
 ) -> list[RagConfig]:
     """Run (or resume) the RAG rung's configurations on the same held-out examples (see the module's
-    doc); returns all of them, skipped ones included. `shots` ({"mode", "k"}: the prompt rung's best
-    few-shot setting; default: the task's own fixed few-shot examples when it has a pool) is tried
-    with the leader's k and chunk size."""
+    doc); returns all of them, skipped ones included. `shots` ({"mode", "k"}; default
+    `best_measured_shots`: the prompt rung's best measured few-shot setting, else the task's own) is
+    tried with the leader's k and chunk size."""
     task = load_task(task, home=lab.home)
     constrain = task.constrain if constrain is None else bool(constrain)
     note = on_note or (lambda s: None)
@@ -207,8 +207,8 @@ def measure_rag_rung(
     first = race_slice(len(held_out)) if race and len(active) > 2 else None
     run = dict(lab=lab, task=task, model=model, progress=progress, cancel=cancel)
     _measure(active, limit=first or limit, **run)
-    if shots is None and ladder.few_shot_pool(task) and task.few_shot_k:
-        shots = {"mode": "fixed", "k": task.few_shot_k}
+    if shots is None:
+        shots = best_measured_shots(lab, task, limit, model)
     scored = [c for c in active if c.score is not None]
     if shots and scored and not _cancelled(cancel):
         lead = best_rag_config(scored)
@@ -225,6 +225,26 @@ def measure_rag_rung(
         )
     _measure([c for c in active if not c.dropped], limit=limit, **run)
     return plan
+
+
+def best_measured_shots(lab, task, limit: int | None = None, model: str | None = None) -> dict | None:
+    """The few-shot setting ({"mode", "k"}) rag with examples uses: the prompt rung's best measured
+    few-shot configuration on the same examples (unconstrained, the task's own instruction), else
+    the task's own (fixed, its few_shot_k); None when the task has no few-shot pool."""
+    from .prompt_rung import best_prompt_config, measured_prompt_configs
+    from .runner import matching_run
+    from .summary import load_run
+
+    if not ladder.few_shot_pool(task) or not task.few_shot_k:
+        return None
+    run = matching_run(lab, task, model)
+    ids = [e.id for e in sampled(task, limit)]
+    found = measured_prompt_configs(lab, load_run(lab, run["id"]), ids) if run else []
+    found = [c for c in found if c.arm == "few-shot" and not c.constrain and c.instruction is None]
+    if not [c for c in found if not c.dropped and c.score is not None]:
+        return {"mode": "fixed", "k": task.few_shot_k}
+    best = best_prompt_config(found)
+    return {"mode": best.mode, "k": best.k}
 
 
 def _measure(configs: Sequence[RagConfig], *, lab, task, limit, model, progress, cancel) -> None:
