@@ -54,7 +54,7 @@ from .common import cli, lab_of, table
     "--best-prompt",
     is_flag=True,
     help="Compare the prompt rung's configurations instead (zero-shot; "
-    "few-shot fixed vs similar at several k) and name the best.",
+    "few-shot fixed vs similar at several k; each with every instruction the task lists) and name the best.",
 )
 @click.option(
     "--best-rag",
