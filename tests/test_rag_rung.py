@@ -150,3 +150,25 @@ def test_the_advisor_and_the_climb_take_the_rag_rung_at_its_best(swept):
     assert lab.embedder().misses == misses  # the index versions were reused
     assert "rag's configurations" in "\n".join(lines)
     assert rec.evidence["choice"]["name"]
+
+
+def test_lab_eval_best_rag_prints_each_configuration_and_judges_the_pick_as_the_best_of_n(swept):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    lab, configs, _ = swept
+    obj = {"lab": lab, "home": str(lab.home.root)}
+    r = CliRunner().invoke(cli, ["eval", "acme-facts", "--best-rag", "--limit", "24"], obj=obj)
+    assert r.exit_code == 0, r.output
+    n = candidates(configs)
+    assert (
+        f"best RAG configuration: rag, 2 passages of 160 tokens (0.000 on 24 examples, the best of {n} answered)"
+        in r.output
+    )
+    assert all(c.label() in r.output for c in configs)
+    assert sum("skipped: " in line for line in r.output.splitlines()) == sum(1 for c in configs if c.skipped)
+    r = CliRunner().invoke(cli, ["eval", "acme-facts", "--best-rag", "--chunk-sizes", "big"], obj=obj)
+    assert r.exit_code == 2 and "--chunk-sizes takes comma-separated whole numbers" in r.output
+    r = CliRunner().invoke(cli, ["eval", "specialty", "--best-rag"], obj=obj)
+    assert r.exit_code == 2 and "names no corpus" in r.output
