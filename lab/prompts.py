@@ -33,10 +33,7 @@ def few_shot(question: str, examples: Iterable[tuple[str, str]], instruction: st
 
 
 def with_passages(
-    question: str,
-    passages: Sequence[str],
-    instruction: str | None = None,
-    examples: Iterable[tuple[str, str]] = (),
+    question: str, passages: Sequence[str], instruction: str | None = None, examples: Iterable[tuple[str, str]] = ()
 ) -> list[dict]:
     """RAG messages: numbered sources in the system turn, so the answer can cite [1], [2]; worked
     `examples` (input, output) as turns between them and the question, as the few-shot arm has them."""

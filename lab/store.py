@@ -287,10 +287,11 @@ class Store:
         )
 
     def latest_untagged_eval_run(self, task: str) -> dict | None:
-        """The task's newest run that is not a learning curve's point (no `tag` in its config)."""
+        """The task's newest run that is not a learning curve's point (no `tag` in its config), one
+        no sweep marked for a configuration of its own (no `sweep`) before any that one did."""
         return self._first(
             "select * from eval_runs where task = ? and json_extract(config_json, '$.tag') is null "
-            "order by id desc limit 1",
+            "order by json_extract(config_json, '$.sweep') is null desc, id desc limit 1",
             [task],
         )
 

@@ -131,9 +131,13 @@ def test_the_advisor_and_the_climb_take_the_rag_rung_at_its_best(swept):
     """The advisor names the RAG rung by the sweep's best configuration, judged as the best of every
     one answered; the climb's rag step measures the sweep (its runs reused) and counts them all."""
     from lab.advisor import recommend_for_run
+    from lab.evaluation import latest_run
 
     lab, configs, _ = swept
     main = next(c for c in configs if c.k == RAG_K and c.own and not c.shots)
+    # a sweep's runs are one configuration each: `lab eval` resuming one makes it the task's latest
+    assert run_eval(lab, "acme-facts", ["rag"], limit=24, progress=False) == main.eval_run_id
+    assert latest_run(lab, "acme-facts")["id"] == main.eval_run_id != max(c.eval_run_id or 0 for c in configs)
     best = best_rag_for_run(lab, load_run(lab, main.eval_run_id))
     assert best is not None and best.candidates == candidates(configs)
     assert best.config.key == best_rag_config(configs).key  # all wrong: the cheapest, 2 passages
@@ -166,7 +170,8 @@ def test_lab_eval_best_rag_prints_each_configuration_and_judges_the_pick_as_the_
         f"best RAG configuration: rag, 2 passages of 160 tokens (0.000 on 24 examples, the best of {n} answered)"
         in r.output
     )
-    assert all(c.label() in r.output for c in configs)
+    assert all(c.label() in r.output for c in configs if not c.shots)
+    assert " fixed examples " in r.output  # rag with examples: the prompt rung's best measured, if any
     assert sum("skipped: " in line for line in r.output.splitlines()) == sum(1 for c in configs if c.skipped)
     r = CliRunner().invoke(cli, ["eval", "acme-facts", "--best-rag", "--chunk-sizes", "big"], obj=obj)
     assert r.exit_code == 2 and "--chunk-sizes takes comma-separated whole numbers" in r.output

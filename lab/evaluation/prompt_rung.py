@@ -186,6 +186,7 @@ def _measure(lab, task, plan, limit, constrain, model, progress, cancel) -> list
             constrain=constrain,
             progress=progress,
             cancel=cancel,
+            sweep="prompt",
             instruction=instruction,
         )
         configs.append(config_of_run(lab, run_id, arm, mode, k, constrain, ids, instruction, task))

@@ -265,6 +265,7 @@ def _measure(configs: Sequence[RagConfig], *, lab, task, limit, model, progress,
             constrain=c.constrain,
             progress=progress,
             cancel=cancel,
+            sweep="rag",
         )
         c.per_example = run_scores(lab, c.eval_run_id, "rag", ids)
         c.score, c.n = stats.mean(list(c.per_example.values())), len(c.per_example)

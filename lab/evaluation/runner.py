@@ -93,7 +93,8 @@ def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict)
 
 
 def latest_run(lab, task_name: str) -> dict | None:
-    """The task's newest evaluation, leaving out tagged runs (a learning curve's points)."""
+    """The task's newest evaluation, leaving out tagged runs (a learning curve's points) and, while
+    there is another, the runs a sweep made for one configuration each (`run_eval(sweep=)`)."""
     return lab.store.latest_untagged_eval_run(task_name)
 
 
@@ -177,6 +178,7 @@ def run_eval(
     instruction: str | None = None,
     chunk_tokens: int | None = None,
     rag_shots: dict | None = None,
+    sweep: str | None = None,
 ) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
@@ -192,7 +194,9 @@ def run_eval(
     What a sweep varies, each part of the run's identity: `instruction` (one of the task's
     `instructions` to try, instead of its own), `chunk_tokens` (the rag arms search the corpus
     chunked at that size, `retrieval.index_root`), `rag_shots` ({"mode", "k"}: the rag arms get
-    worked examples too, chosen as the few-shot arm's)."""
+    worked examples too, chosen as the few-shot arm's). `sweep` ("prompt", "rag") marks a run made
+    for one configuration of a sweep (not part of its identity): `latest_run` passes over it, and
+    a call without it (`lab eval`, a climb's step) that resumes the run clears the mark."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -227,7 +231,7 @@ def run_eval(
     # another budget is not resumed, its answers were cut at another length
     identity["max_tokens"] = ladder.answer_budget(lab, task, model, constrain=constrain)
     adapter_rec = {"name": the_adapter.name, "sha": the_adapter.sha} if the_adapter else None
-    run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh)
+    run_id = _open_run(lab, task, arms, info.id, identity, adapter_rec, fresh, sweep)
 
     held_out = sampled(task, limit)
     if corpus:  # bring the index up to date with the documents (incremental: cheap when it is)
@@ -324,7 +328,9 @@ def run_all(
     return status
 
 
-def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None, fresh: bool) -> int:
+def _open_run(
+    lab, task, arms: list[str], model_id: str, identity: dict, adapter_rec: dict | None, fresh: bool, sweep=None
+) -> int:
     """The eval_runs row to write into: the matching run (resumed, with any new arms joining it),
     else a new one. Another adapter than the run's starts afresh: its rows would not compare."""
     task_hash = task.hash()
@@ -339,6 +345,7 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
             "adapter": adapter_rec,
             "model": model_id,
             "task_source": str(task.source) if task.source else None,
+            **({"sweep": sweep} if sweep else {}),
         }
         run_id = lab.store.new_eval_run(task.name, task_hash, arms, model_id, config)
     else:
@@ -346,6 +353,8 @@ def _open_run(lab, task, arms: list[str], model_id: str, identity: dict, adapter
         config = json.loads(run["config_json"])
         if adapter_rec:
             config["adapter"] = adapter_rec
+        if not sweep:
+            config.pop("sweep", None)  # asked for as an evaluation of its own: the task's latest again
         all_arms = ladder.check_arms(json.loads(run["arms_json"] or "[]") + arms)
         lab.store.resume_eval_run(run_id, all_arms, config)
     return run_id

@@ -245,7 +245,9 @@ def ask_rag(
     `chunk_tokens`: search the version of the corpus chunked at that size (`index_root`); `shots`:
     worked examples as (input, output) turns before the question (rag with few-shot examples).
     Returns (Generation, row_id, the passages the prompt holds, in citation order)."""
-    idx = loaded_index(lab, corpus, chunk_tokens=chunk_tokens)  # one version for both the passages and the logged index hash
+    idx = loaded_index(
+        lab, corpus, chunk_tokens=chunk_tokens
+    )  # one version for both the passages and the logged index hash
     retrieved = _search(lab, idx, question, k)
     backend = lab.backend(model, engine)
     options = options or lab.options()
