@@ -596,6 +596,15 @@ def test_every_prompt_and_rag_arm_end_to_end_with_the_real_model(shared_home):
         [run_id],
     )
     assert len(rows) == 3 and all(json.loads(r["retrieved_json"]) for r in rows)
+    # where the knowledge got lost, per wrong rag answer: a passage held it (retrieved but not used) or none did
+    results = lab.store.eval_result_rows(run_id)
+    hits = {r["example_id"]: json.loads(r["scores_json"]).get("context_hit") for r in results if r["arm"] == "rag"}
+    for e in board.examples:
+        out = e["outputs"]["rag"]
+        if out["failure"] in ("retrieved but not used", "not retrieved") and hits[e["id"]] is not None:
+            assert (out["failure"] == "retrieved but not used") == bool(hits[e["id"]]), e
+    wrong = sum(1 for e in board.examples if not e["outputs"]["rag"]["primary"])
+    assert sum(rag.failures.values()) == wrong  # each wrong answer under one failure
 
 
 @pytest.mark.integration

@@ -71,8 +71,8 @@ def set_instructions(task: str | os.PathLike | Task, instructions: list[str], ho
     raw = path.read_bytes()
     bom = BOM if raw.startswith(BOM.encode()) else ""  # kept as the file had it
     doc = tomlkit.parse(raw.decode("utf-8-sig"))
-    if wanted and "instructions" not in doc and "instruction" in doc and hasattr(doc, "_insert_after"):
-        doc._insert_after("instruction", "instructions", _toml_array(tomlkit, wanted))  # beside the one it varies
+    if wanted and "instructions" not in doc and "instruction" in doc:
+        doc = _added_after(tomlkit, doc, "instruction", "instructions", _toml_array(tomlkit, wanted))
     elif wanted:
         doc["instructions"] = _toml_array(tomlkit, wanted)  # replaced where it is, or added before any table
     elif "instructions" in doc:
@@ -97,6 +97,17 @@ def set_instructions(task: str | os.PathLike | Task, instructions: list[str], ho
     finally:
         tmp.unlink(missing_ok=True)
     return load_task(path)
+
+
+def _added_after(tomlkit, doc, after: str, key: str, value):
+    """`doc` with `key = value` right after the top-level key `after` (beside the one it varies),
+    every other line as it was: rebuilt item by item, since tomlkit has no public insert."""
+    new = tomlkit.document()
+    for k, item in doc.body:
+        new.append(k, item)
+        if k is not None and k.key == after:
+            new.append(key, value)
+    return new
 
 
 def _toml_array(tomlkit, texts: list[str]):
