@@ -237,41 +237,28 @@ def _choose(board, allowed: list, best_prompt=None, best_rag=None):
 
     rungs = [Rung(a.arm, a.arm, a.quality.mean, a.n, board_scores(board, a.arm), row=a) for a in allowed]
     if best_prompt is not None and best_prompt.arm is not None and best_prompt.arm.quality.mean is not None:
-        cfg = best_prompt.config
         rungs = [r for r in rungs if r.arm not in PROMPT_RUNGS]
-        name = f"{cfg.label()} (the prompt rung's best of {best_prompt.candidates} configurations"
-        rungs.append(
-            Rung(
-                cfg.arm,
-                name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}") + ")",
-                cfg.score,
-                cfg.n,
-                dict(cfg.per_example),
-                candidates=best_prompt.candidates,
-                row=best_prompt.arm,
-            )
-        )
+        rungs.append(_sweep_rung(board, best_prompt, best_prompt.config.arm, "prompt rung"))
     if best_rag is not None and best_rag.arm is not None and any(r.arm == "rag" for r in rungs):
-        cfg = best_rag.config
         rungs = [r for r in rungs if r.arm != "rag"]
-        name = f"{cfg.label()} (the RAG rung's best of {best_rag.candidates} configurations"
-        rungs.append(
-            Rung(
-                "rag",
-                name + ("" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}") + ")",
-                cfg.score,
-                cfg.n,
-                dict(cfg.per_example),
-                candidates=best_rag.candidates,
-                row=best_rag.arm,
-            )
-        )
+        rungs.append(_sweep_rung(board, best_rag, "rag", "RAG rung"))
     share = {RUNG_OF[r.arm]: r.candidates for r in shared(rungs)}
     for a in board.arms + board.others:  # others: the prompt and RAG sweeps' best configurations
         rung = "rag" if best_rag is not None and a is best_rag.shown else RUNG_OF.get(a.arm, "prompt")
         a.verdict = meets_arm(a.quality, board.target, share.get(rung, 1))
         a.meets_target = a.verdict.ok
     return choose(rungs, board.target, _margin(board), board.score_type)
+
+
+def _sweep_rung(board, best, arm: str, rung: str):
+    """A sweep's best configuration (`BestPrompt`, `BestRag`) as the rung `choose` weighs, named by
+    it and judged as the best of its candidates."""
+    from .evaluation.rung_choice import Rung
+
+    cfg = best.config
+    where = "" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}"
+    name = f"{cfg.label()} (the {rung}'s best of {best.candidates} configurations{where})"
+    return Rung(arm, name, cfg.score, cfg.n, dict(cfg.per_example), candidates=best.candidates, row=best.arm)
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:
