@@ -277,6 +277,31 @@ def m014_training_events(db: sqlite_utils.Database):
     db["training_runs"].add_column("events_json", str)
 
 
+@migration
+def m015_distills(db: sqlite_utils.Database):
+    # A distillation (`lab distill`): a teacher's answers to the inputs, a student adapter trained
+    # on them, and the ledger that compares them. Its answers are eval runs tagged "distill:NAME"
+    # (the runner's `tag`) and its training a training run, so each resumes as those do; the row
+    # holds the settings, where it has got to, and the ledger once it is done.
+    db["distills"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "name": str,
+            "settings_json": str,
+            "status": str,
+            "progress_json": str,
+            "ledger_json": str,
+            "wall_s": float,
+            "finished_ts": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["distills"].create_index(["task"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

@@ -421,6 +421,30 @@ class Store:
     def update_curve(self, curve_id: int, values: dict) -> None:
         self.update("curves", curve_id, values)
 
+    # -- distillations (distills) --------------------------------------------------------
+    def open_distill(self, task: str, name: str, settings_json: str) -> int:
+        """The newest distillation with these settings, marked running again, else a new one."""
+        row = self._first(
+            "select id from distills where task = ? and name = ? and settings_json = ? order by id desc limit 1",
+            [task, name, settings_json],
+        )
+        if row:
+            self.update("distills", row["id"], {"status": "running", "error": None})
+            return row["id"]
+        values = {"ts": now(), "task": task, "name": name, "settings_json": settings_json, "status": "running"}
+        return self.insert("distills", {**values, "wall_s": 0.0})
+
+    def distill(self, distill_id: int) -> dict | None:
+        return self._first("select * from distills where id = ?", [distill_id])
+
+    def latest_distill(self, task: str, finished: bool = True) -> dict | None:
+        """The task's newest distillation (with a ledger, when `finished`)."""
+        done = " and ledger_json is not null" if finished else ""
+        return self._first(f"select * from distills where task = ?{done} order by id desc limit 1", [task])
+
+    def update_distill(self, distill_id: int, values: dict) -> None:
+        self.update("distills", distill_id, values)
+
     # -- climbs (climbs) -----------------------------------------------------------------
     def new_climb(self, task: str, model_id: str, options_json: str) -> int:
         """A new climb, running, with an empty path."""

@@ -24,7 +24,7 @@ LAYERS = [
     {"recommendation"},  # the flowchart's questions and what every advice is
     {"diagnosis"},  # why the answers were wrong, which rung or lever next
     {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
-    {"climb"},  # `lab climb`: the ladder climbed step by step (runner + trainer + advisor)
+    {"climb", "distill"},  # `lab climb`: the ladder climbed step by step; `lab distill`: teacher -> student
     {"report"},
     {"cli", "app", "__main__", "tuning.__main__"},  # the faces (entry points)
 ]

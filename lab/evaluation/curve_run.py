@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import ladder
@@ -129,7 +129,7 @@ def write_subsets(lab, task, settings: CurveSettings) -> None:
 def train_plan(lab, task, settings: CurveSettings, n: int, seed: int):
     """lab train's settings for this machine, the curve's epochs, no validation split (n means
     n examples trained on), the cap when it bites."""
-    from ..tuning.plan import make_plan
+    from ..tuning.plan import make_plan, with_max_steps
 
     values = {
         "base_model": lab.config.default_model,
@@ -142,10 +142,7 @@ def train_plan(lab, task, settings: CurveSettings, n: int, seed: int):
         "val_fraction": 0.0,
         "force": True,
     }
-    plan = make_plan(lab, "lab curve", **values)
-    if settings.max_steps and plan.full_steps > settings.max_steps:  # the same data and epochs, capped
-        plan = replace(plan, config=plan.config.model_copy(update={"max_steps": settings.max_steps}))
-    return plan
+    return with_max_steps(make_plan(lab, "lab curve", **values), settings.max_steps)
 
 
 def step_counts(lab, task, settings: CurveSettings) -> dict[int, tuple[int, bool]]:

@@ -179,6 +179,7 @@ def run_eval(
     chunk_tokens: int | None = None,
     rag_shots: dict | None = None,
     sweep: str | None = None,
+    hide_own_example: bool = False,
 ) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
@@ -196,7 +197,10 @@ def run_eval(
     chunked at that size, `retrieval.index_root`), `rag_shots` ({"mode", "k"}: the rag arms get
     worked examples too, chosen as the few-shot arm's). `sweep` ("prompt", "rag") marks a run made
     for one configuration of a sweep (not part of its identity): `latest_run` passes over it, and
-    a call without it (`lab eval`, a climb's step) that resumes the run clears the mark."""
+    a call without it (`lab eval`, a climb's step) that resumes the run clears the mark.
+    `hide_own_example`: worked examples never include one whose input is the question's (a teacher
+    labelling the training inputs would otherwise copy the gold answer: `lab distill`, whose tag
+    keeps such runs apart)."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -260,6 +264,7 @@ def run_eval(
             corpus=corpus,
             constrain=constrain,
             variant=variant,
+            hide_own=hide_own_example,
         )
 
     def finished(row):  # the bar names the configuration: a prompt-rung sweep runs several
@@ -378,9 +383,11 @@ def _one(
     corpus: str | None,
     constrain: bool = False,
     variant: dict | None = None,
+    hide_own: bool = False,
 ) -> dict:
     """One (example, arm, repeat): generate, score, write the row. Worked examples go to the
-    few-shot arm, and to the rag arms when the run gives them some (`variant["rag_shots"]`)."""
+    few-shot arm, and to the rag arms when the run gives them some (`variant["rag_shots"]`);
+    `hide_own`: none whose input is this question's."""
     sampling = repeats > 1
     options = lab.options(
         max_tokens=task.max_tokens,
@@ -389,6 +396,13 @@ def _one(
     )
     extra: dict = {"seed": options.seed}
     variant = variant or {}
+    if hide_own and pool:
+        from ..task_import.infer import normalise
+
+        own = normalise(ex.input)
+        kept = [e for e in pool if normalise(e.input) != own]
+        if len(kept) < len(pool):
+            pool, shots = kept, (ladder.fixed_shots(kept, k) if shots is not None else None)
     rag_shots = variant.get("rag_shots") if arm in ladder.RAG_ARMS else None
     if rag_shots:
         n = rag_shots["k"]

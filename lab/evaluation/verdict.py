@@ -208,3 +208,31 @@ def as_good_text(ni: stats.NonInferiority) -> str:
         f"It cannot be told yet whether {ni.cheap} is as good as {ni.costly} within {within} "
         f"({ni.cheap} - {ni.costly} = {diff}, lower bound {low}, n={ni.n}){more}."
     )
+
+
+def distill_sentence(ni: stats.NonInferiority, ratio: float | None, break_even: str | None) -> str:
+    """`lab distill`'s one sentence: is the student as good as its teacher (the non-inferiority test
+    above, on the same held-out examples), how much cheaper per request, and when it pays back."""
+    within = f"{ni.margin * 100:.3g} points"
+    cheaper = ""
+    if ratio is not None:
+        cheaper = (
+            f"; it is {ratio:.1f}x cheaper per request"
+            if ratio >= 1
+            else f"; it costs {1 / ratio:.1f}x more per request"
+        )
+    pays = f", paying back its labelling and training after {break_even}" if break_even and ratio and ratio > 1 else ""
+    if ni.shown:
+        head = f"The distilled student is as good as the teacher within {within}"
+    elif ni.needed is None and ni.diff is not None:
+        head = f"The distilled student looks worse than the teacher by the margin ({within}) or more"
+    elif ni.needed and ni.needed > ni.n:
+        head = (
+            f"Too few examples to tell whether the distilled student is as good as the teacher within {within} "
+            f"(n={ni.n}; about {ni.needed} would tell, were the difference to hold)"
+        )
+    else:
+        head = (
+            f"It cannot be told yet whether the distilled student is as good as the teacher within {within} (n={ni.n})"
+        )
+    return head + cheaper + pays + "."

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..models import sha256_of
@@ -83,6 +83,13 @@ def make_plan(lab, source: str, *, device: str = "auto", **values) -> TrainPlan:
     names where the values came from in an error ("the Train tab", a file)."""
     device = training_device(device)
     return plan_of(lab, make_config(source, device=device, **values), device)
+
+
+def with_max_steps(plan: TrainPlan, max_steps: int | None) -> TrainPlan:
+    """The same data and epochs, stopped at `max_steps` when that comes first (`lab curve`, `lab distill`)."""
+    if max_steps and plan.full_steps > max_steps:
+        return replace(plan, config=plan.config.model_copy(update={"max_steps": max_steps}))
+    return plan
 
 
 def prepared(config: TrainConfig, tokenizer=None, force: bool | None = None):
