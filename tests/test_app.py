@@ -45,6 +45,7 @@ def test_build_app_has_every_tab_and_named_endpoints(fake_lab):
     assert labels == {"Compare", "New task", "Evaluate", "Train", "Knowledge", "Advisor", "History"}
     api = {fn.api_name for fn in demo.fns.values()}
     assert {"compare", "evaluate", "search", "advise", "new_task"} <= api
+    assert {"distill-plan", "distill-run", "distill-cancel"} <= {b.elem_id for b in demo.blocks.values()}
 
 
 def test_a_failing_callback_shows_a_message_and_logs_a_row(fake_lab):
@@ -464,6 +465,143 @@ def test_advisor_from_an_eval_run_shows_its_numbers(fake_lab):
     out = tab_advisor.advise(fake_lab, run_id, True, "no", False, True, 300, False, False)
     assert f"eval run {run_id}" in out and "The numbers" in out and "quality [95% CI]" in out
     assert "evidence too thin" in out and "The evidence is too thin: only 2 examples per arm" in out
+
+
+# ---- Advisor: Distill ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def distill_lab(fake_lab, monkeypatch):
+    """The fake lab answering every question "Urologist" (a valid label of `specialty`), with
+    `lab.distill.run._train` writing an adapter folder whose manifest matches its config (as
+    test_curve's `curve_lab`); `fake_lab.gate`, when set, holds the trainer until Cancel."""
+    import hashlib
+    import threading
+
+    from lab import ladder
+    from lab.app import distill_block
+    from lab.distill import run as distill_run
+    from lab.models import sha256_of
+    from lab.tuning.adapters import find_adapter
+
+    def fake_train(lab, cfg, cancel, progress, say):
+        if lab.gate is not None:
+            lab.gate.set()  # training has started: the test cancels now
+            cancel.wait(30)
+            return  # stopped: no adapter, as an interrupted run leaves a checkpoint only
+        folder = lab.home.adapters / cfg.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "adapter.gguf").write_bytes(cfg.name.encode())
+        manifest = {
+            "base_model": {"id": "fake", "sha256": "fake"},
+            "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
+            "config": cfg.to_json(),
+            "dataset": {"sha256": sha256_of(cfg.data)},
+        }
+        (folder / "lab_adapter.json").write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(distill_run, "_train", fake_train)
+    monkeypatch.setattr(distill_block, "_DISTILLS", {})  # no thread of another test's lab
+    monkeypatch.setattr(ladder, "resolve_adapter", lambda lab, name, model=None: find_adapter(lab.home.adapters, name))
+    fake_lab.fake.default = "Urologist"
+    fake_lab.gate = None
+    fake_lab.threading = threading
+    return fake_lab
+
+
+DISTILL_FORM = ("specialty", "default:best-prompt", "fake", 6, 3, 0)  # task, teacher, student, inputs, limit, margin
+
+
+def _distill_finish(lab, form=DISTILL_FORM):
+    from lab.app import distill_block
+
+    distill_block.CONFIRM_ABOVE_S = 0  # any estimate asks for a second press
+    try:
+        msg, key, _timer = distill_block.distill_run(lab, *form, "")
+        running = distill_block._DISTILLS.get("specialty")
+        assert "press **Run** again" in msg and key and not (running and running[0].is_alive())
+        msg, key, _timer = distill_block.distill_run(lab, *form, key)
+        assert msg.startswith("Started") and key == ""
+    finally:
+        distill_block.CONFIRM_ABOVE_S = 300
+    thread, _cancel = distill_block._DISTILLS["specialty"]
+    thread.join(120)
+    assert not thread.is_alive()
+
+
+def test_app_distill_plans_runs_and_shows_the_ledger(distill_lab):
+    from lab.app import distill_block
+
+    plan = distill_block.distill_plan(distill_lab, *DISTILL_FORM)
+    assert plan.startswith("**About") and "6 inputs for the teacher" in plan
+    assert "adapter specialty-distilled" in plan and "as specialty-distilled-gold" in plan and "5 points" in plan
+    _distill_finish(distill_lab)
+    bar, ledger, timer = distill_block.distill_watch(distill_lab, "specialty")
+    assert "specialty-distilled: finished" in bar and "width:100.0%" in bar
+    sentence = distill_lab.store.latest_distill("specialty")
+    stored = json.loads(sentence["ledger_json"])["sentence"]
+    assert ledger.startswith(f"**{stored}**")
+    assert (
+        "| teacher | fake | few-shot" in ledger
+        and "| student, distilled | fake | adapter specialty-distilled |" in ledger
+    )
+    assert "| student, tuned on the gold answers |" in ledger and "label_accuracy [95% CI]" in ledger
+    assert "**One-off costs**" in ledger and "6 inputs answered by the teacher" in ledger
+    assert "**Compared**" in ledger and "cheaper than the teacher" in ledger
+    assert "`lab" not in ledger and not re.search(r" --[a-z]", ledger)  # the page's words, not the command line's
+    assert "**Climb the ladder** below measures the best" in ledger  # no prompt sweep measured yet
+    assert "No distillation of this task is running" in distill_block.distill_cancel(distill_lab, "specialty")
+    assert not timer.active
+
+
+def test_app_distill_cancel_stops_it_and_run_again_resumes(distill_lab):
+    from lab.app import distill_block
+
+    distill_lab.gate = gate = distill_lab.threading.Event()
+    msg, _key, _timer = distill_block.distill_run(distill_lab, *DISTILL_FORM, "")
+    assert msg.startswith("Started")  # well under CONFIRM_ABOVE_S: no second press
+    assert gate.wait(60)  # the teacher has labelled the inputs; the student is training
+    assert (
+        "A distillation of this task is already running" in distill_block.distill_run(distill_lab, *DISTILL_FORM, "")[0]
+    )
+    bar, _ledger, timer = distill_block.distill_watch(distill_lab, "specialty")
+    assert "running, step 2 of 7: the student (fake) learns" in bar and timer.active
+    assert distill_block.distill_cancel(distill_lab, "specialty").startswith("Stopping")
+    thread, _cancel = distill_block._DISTILLS["specialty"]
+    thread.join(60)
+    assert not thread.is_alive()
+    bar, ledger, timer = distill_block.distill_watch(distill_lab, "specialty")
+    assert "stopped: Run continues where it stopped" in bar and ledger == "" and not timer.active
+    assert distill_lab.store.latest_distill("specialty", finished=False)["status"] == "interrupted"
+    asked = len(distill_lab.fake.calls)  # the teacher has answered the 6 inputs
+    distill_lab.gate = None
+    _distill_finish(distill_lab)  # resumes the same distillation: the teacher's labels are kept
+    row = distill_lab.store.latest_distill("specialty")
+    assert row["status"] == "finished" and row["id"] == distill_lab.store.latest_distill("specialty", False)["id"]
+    assert len(distill_lab.fake.calls) - asked == 4 * 3  # only the ledger's 4 arms on the 3 held-out examples
+    assert "specialty-distilled: finished" in distill_block.distill_watch(distill_lab, "specialty")[0]
+
+
+def test_app_distill_says_what_is_wrong_with_a_teacher_instead_of_a_traceback(distill_lab):
+    from lab.app import distill_block
+
+    form = list(DISTILL_FORM)
+    form[1] = "default:few-shots"
+    msg = distill_block.distill_plan(distill_lab, *form)
+    assert msg.startswith("**Cannot distil as asked:**") and "unknown way of answering 'few-shots'" in msg
+    assert "Traceback" not in msg
+    msg, key, timer = distill_block.distill_run(distill_lab, *form, "")
+    assert "unknown way of answering" in msg and key == "" and not timer.active
+    assert (
+        distill_block._DISTILLS.get("specialty") is None
+        and distill_lab.store.latest_distill("specialty", False) is None
+    )
+    form[1] = "no-such-model:zero-shot"
+    msg = distill_block.distill_plan(distill_lab, *form)
+    assert "no model 'no-such-model'" in msg and "the **Base model** list" in msg and "`lab" not in msg
+    assert distill_block.distill_watch(distill_lab, "specialty")[0] == "No distillation of this task yet."
+    said = tab_advisor.app_words("distil it: `lab distill specialty --teacher fake:best-prompt`")
+    assert said == "distil it: **Distill** below (teacher fake:best-prompt)"
 
 
 # ---- Train --------------------------------------------------------------------------------------

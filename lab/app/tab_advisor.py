@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from . import _ui
+from . import _ui, distill_block
 from .tab_compare import LABELS
 from .tab_evaluate import run_choices
 
@@ -71,6 +71,7 @@ PLACES = {
     "models": "the **Base model** list",
     "log": "the **History** tab",
     "curve": "**How many examples?** below",
+    "distill": "**Distill** below",
     "climb": "**Climb the ladder** below",
     "report": "the HTML report",
 }
@@ -84,6 +85,7 @@ def app_words(text: str) -> str:
         asked = [f"arms {a}" for a in re.findall(r"--arms (\S+)", flags)]
         asked += [f"{n} examples" for n in re.findall(r"--limit (\d+)", flags)]
         asked += [f"{k} passages" for k in re.findall(r"--rag-k (\d+)", flags)]
+        asked += [f"teacher {t}" for t in re.findall(r"--teacher (\S+)", flags)]
         return where + (f" ({', '.join(asked)})" if asked else "")
 
     return re.sub(r"`lab ([a-z-]+)([^`]*)`", place, text)
@@ -318,6 +320,7 @@ def build(lab: Lab) -> None:
         api_name="advise",
     )
     build_curve_section(lab)
+    distill_block.build(lab)  # a teacher's answers into a cheap student, and the ledger
     build_climb(lab)
 
 

@@ -83,7 +83,7 @@ def distill_cmd(
     Resumable: Ctrl-C, then the same command, continues; answers given and adapters trained are kept.
     """
     from ..distill import DistillInterrupted, estimate, ledger_lines, run_distill, settings_for
-    from ..distill.run import gather_inputs, teacher_of
+    from ..distill.run import plan_lines
     from ..tasks import load_task
 
     lab = lab_of(ctx)
@@ -103,15 +103,8 @@ def distill_cmd(
         max_steps=max_steps,
         train=train,
     )
-    _, teacher_id, how = teacher_of(lab, t, settings)
-    items, left_out = gather_inputs(t, settings)
-    click.echo(
-        f"plan: the teacher {teacher_id} ({how.label}{'; ' + how.note if how.note else ''}) answers "
-        f"{len(items)} inputs"
-        + (f" ({left_out['held_out']} held-out questions left out)" if left_out["held_out"] else "")
-        + f"; the student {settings.student or lab.config.default_model} is tuned on them as adapter {settings.name}",
-        err=True,
-    )
+    for line in plan_lines(lab, t, settings):
+        click.echo(f"plan: {line}", err=True)
     secs, basis = estimate(lab, t, settings)
     click.echo(f"estimate: about {max(1, round(secs / 60))} min here ({basis})", err=True)
     if estimate_only:

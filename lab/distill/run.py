@@ -388,23 +388,16 @@ def _run_steps(lab, task, settings: DistillSettings, cancel, progress: bool, say
         cancel=cancel,
         **how.run_kwargs(),
     )
+    # the student answers under the teacher's constraint (or the task's): the ledger compares the
+    # prompt and the tuning, not the decoding
+    held = {"constrain": how.constrain, "progress": progress, "cancel": cancel}
     step("zero-shot", "the student answers them zero-shot")
-    runs["zero-shot"] = run_eval(
-        lab, task, ["zero-shot"], limit, model=student, sweep="distill", progress=progress, cancel=cancel
-    )
+    runs["zero-shot"] = run_eval(lab, task, ["zero-shot"], limit, model=student, sweep="distill", **held)
     for key in ("distilled", "gold"):
         if key in trained:
             step(key, f"the student answers them with adapter {trained[key]}")
             runs[key] = run_eval(
-                lab,
-                task,
-                ["tune"],
-                limit,
-                model=student,
-                adapter=trained[key],
-                tag=f"{TAG}{trained[key]}",
-                progress=progress,
-                cancel=cancel,
+                lab, task, ["tune"], limit, model=student, adapter=trained[key], tag=f"{TAG}{trained[key]}", **held
             )
     _check(cancel)
     return build_ledger(
@@ -429,6 +422,36 @@ def latest_ledger(lab, task_name: str) -> dict | None:
     if not row:
         return None
     return {**json.loads(row["ledger_json"]), "distill_id": row["id"]}
+
+
+def plan_lines(lab, task, settings: DistillSettings) -> list[str]:
+    """What a run would do, in words (nothing is run): who teaches and how (what best-prompt
+    resolved to), the inputs, the student and its adapters, the held-out examples, the margin."""
+    from ..evaluation.sample import held_out
+
+    task = load_task(task, home=lab.home)
+    _, teacher_id, how = teacher_of(lab, task, settings)
+    _, student_id = student_of(lab, settings)
+    inputs, left_out = gather_inputs(task, settings)
+    source = "the inputs in " + Path(settings.inputs).name if settings.inputs else "the task's training inputs"
+    left = [
+        f"{n} {what}"
+        for what, n in (("held-out questions", left_out["held_out"]), ("repeats", left_out["repeated"]))
+        if n
+    ]
+    gold = settings.gold and all(r["gold"] for r in inputs)
+    names = adapter_names(settings)
+    return [
+        f"The teacher {teacher_id} ({how.label}{'; ' + how.note if how.note else ''}) answers {len(inputs)} of "
+        f"{source}{' (' + ', '.join(left) + ' left out)' if left else ''}; answers that break the task's format "
+        "are dropped.",
+        f"The student {student_id} is tuned on its answers as adapter {names['distilled']}"
+        + (f", and on the gold answers of the same inputs as {names['gold']}" if gold else "")
+        + ".",
+        f"Teacher, student zero-shot and the tuned student{'s' if gold else ''} answer "
+        f"{len(held_out(task, settings.limit))} held-out examples; the ledger says whether the student is as good "
+        f"as the teacher within {100 * (settings.margin or task.margin):g} points, and for how much less.",
+    ]
 
 
 def distill_progress(lab, distill_id: int) -> dict:
