@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from .diagnosis import diagnose
 from .recommendation import (  # noqa: F401 (the advice's words, importable from here as before)
+    DISTILL_VOLUME,
+    EXPENSIVE_PROMPT_EXTRA,
+    EXPENSIVE_PROMPT_RATIO,
     LADDER,
     MIN_EXAMPLES,
     OVERFIT_BELOW,
@@ -56,11 +59,14 @@ def advise_from_scoreboard(
     has_corpus: bool = False,
     best_prompt=None,
     best_rag=None,
+    distilled: dict | None = None,
 ) -> Recommendation:
     """The cheapest measured rung that meets the target, with the numbers and the tests behind it.
     `best_prompt` (a `prompt_rung.BestPrompt`): the tuned arm against the best measured prompt
     configuration; "fine-tuning helped" is then judged against that one. `best_rag` (a
-    `rag_rung.BestRag`): the RAG rung is its best measured configuration, judged as the best of N."""
+    `rag_rung.BestRag`): the RAG rung is its best measured configuration, judged as the best of N.
+    `distilled` (`stored_distillation`): the task's finished distillation, whose ledger sentence is
+    said instead of the suggestion to distil an expensive prompt (`distill_advice`)."""
     task, target = board.task, board.target
     measured = [a for a in sorted(board.arms, key=lambda a: LADDER.index(a.arm)) if a.quality.mean is not None]
     if not measured:
@@ -143,6 +149,10 @@ def advise_from_scoreboard(
                     f"{a.arm}'s training ({a.training_cost:.4g}) pays for itself after {be}: "
                     "with more requests per day, tuning gets cheaper relative to prompting"
                 )
+    # an expensive prompt at volume: distil it (not when requirements change often: a student is retrained too)
+    rung = None if answers and answers.requirements_change_often else choice.rung.arm
+    label = best_prompt.config.label() if from_prompt_config else chosen.arm
+    distill_advice(board, rung, chosen, label, reasons, steps, evidence, distilled)
     higher = [
         a
         for a in measured
@@ -170,6 +180,80 @@ def advise_from_scoreboard(
             name=choice.rung.name,
         ),
     )
+
+
+# ---- an expensive prompt at volume: `lab distill` -----------------------------------------------
+
+
+def expensive_prompt(board, rung: str | None, row) -> dict | None:
+    """The pick as an expensive prompt at volume, by the rule in recommendation.py: a few-shot
+    configuration whose prompts average EXPENSIVE_PROMPT_RATIO x zero-shot's tokens or more and
+    EXPENSIVE_PROMPT_EXTRA more, dearer per request than zero-shot, at DISTILL_VOLUME+ requests a day
+    (the task's [cost] requests_per_day); None when it is not one. `saving_per_day` is an upper bound:
+    the day's requests at the pick's cost per 1,000 (`ArmSummary.cost`) less at zero-shot's."""
+    zero = board.arm("zero-shot")
+    per_day = (board.cost_assumptions or {}).get("requests_per_day")
+    if rung != "few-shot" or row is None or zero is None or not per_day or per_day < DISTILL_VOLUME:
+        return None
+    pt, zt = row.prompt_tokens, zero.prompt_tokens
+    if pt is None or zt is None or pt < EXPENSIVE_PROMPT_RATIO * zt or pt - zt < EXPENSIVE_PROMPT_EXTRA:
+        return None
+    if row.cost is None or zero.cost is None or row.cost.per_1k <= zero.cost.per_1k:
+        return None
+    return {
+        "prompt_tokens": pt,
+        "zero_shot_prompt_tokens": zt,
+        "ratio": pt / zt if zt else None,
+        "requests_per_day": per_day,
+        "per_1k": row.cost.per_1k,
+        "zero_shot_per_1k": zero.cost.per_1k,
+        "basis": row.cost.basis,
+        "saving_per_day": (row.cost.per_1k - zero.cost.per_1k) * per_day / 1000,
+    }
+
+
+def distill_advice(board, rung, row, label: str, reasons: list, steps: list, evidence: dict, distilled=None) -> None:
+    """Suggest `lab distill` when the pick is an expensive prompt at volume (`expensive_prompt`), with
+    what it could save a day as an estimate; when the task has a finished distillation, its ledger's
+    own sentence (worded by `evaluation.verdict`) instead."""
+    from .evaluation.summary import money
+
+    found = expensive_prompt(board, rung, row)
+    if distilled:
+        name = f", {distilled['name']}" if distilled.get("name") else ""
+        reasons.append(f"The task's latest distillation (#{distilled['distill_id']}{name}): {distilled['sentence']}")
+    elif found:
+        ratio = f"{found['ratio']:.1f}x" if found["ratio"] else "more than"
+        steps.append(
+            f"distil the prompt: {label} sends {found['prompt_tokens']:,.0f} prompt tokens a request, {ratio} "
+            f"zero-shot's {found['zero_shot_prompt_tokens']:,.0f}, at {found['requests_per_day']:,.0f} requests a "
+            "day; a small student tuned on its answers is asked with the short prompt: "
+            f"`lab distill {board.task} --teacher {board.run['model_id']}:best-prompt`. An estimate: up to "
+            f"{money(found['saving_per_day'])} a day ({money(found['per_1k'])} against zero-shot's "
+            f"{money(found['zero_shot_per_1k'])} per 1,000 requests, {found['basis']} basis) if a distilled "
+            "student matched it; the distillation's ledger says whether one does"
+        )
+    if found or distilled:
+        evidence["distill"] = {
+            "suggested": bool(found and not distilled),
+            "expensive_prompt": found,
+            "distillation": distilled,
+        }
+
+
+def stored_distillation(lab, task: str) -> dict | None:
+    """The task's newest finished distillation as the advice says it: its id, name and ledger sentence.
+    Read from the store's row (`lab.distill` sits above the advisor); None when there is none."""
+    import json
+
+    row = lab.store.latest_distill(task)
+    try:
+        ledger = json.loads(row["ledger_json"]) if row else None
+    except (TypeError, ValueError):  # a ledger that cannot be read is no distillation to quote
+        return None
+    if not isinstance(ledger, dict) or not ledger.get("sentence"):
+        return None
+    return {"distill_id": row["id"], "name": row.get("name") or ledger.get("name"), "sentence": ledger["sentence"]}
 
 
 def examples_to_run(board) -> int:
@@ -355,6 +439,7 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
         has_corpus=bool(task.corpus),
         best_prompt=best,
         best_rag=best_rag,
+        distilled=stored_distillation(lab, task.name),
     )
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
     return rec

@@ -23,6 +23,13 @@ TUNE_RUNGS = {"tune", "tune+rag"}
 MIN_EXAMPLES = 200  # seeds: "typically 200+ examples minimum"
 OVERFIT_BELOW = 100  # seeds: "fewer than 100 high-quality examples ... likely to overfit"
 THIN_EVIDENCE = 20  # fewer examples per arm behind an evaluation: the advice says the evidence is too thin
+# An expensive prompt at volume, where the advice suggests `lab distill` (a student tuned on the
+# prompt's answers, asked with the short prompt): the pick is a few-shot configuration whose prompts
+# average at least EXPENSIVE_PROMPT_RATIO x zero-shot's and EXPENSIVE_PROMPT_EXTRA more tokens, it
+# costs more per request than zero-shot, and the task's [cost] requests_per_day is DISTILL_VOLUME+.
+EXPENSIVE_PROMPT_RATIO = 3.0
+EXPENSIVE_PROMPT_EXTRA = 300
+DISTILL_VOLUME = 1000
 
 
 @dataclass

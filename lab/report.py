@@ -118,6 +118,7 @@ def render_html(
     climb: dict | None = None,
     curve=None,
     retrieval=None,
+    distill: dict | None = None,
 ) -> str:
     r = board.run
     parts = [
@@ -201,6 +202,10 @@ def render_html(
         parts.append(curve_section(curve))
     if retrieval is not None:
         parts.append(retrieval_section(retrieval))
+    if distill is not None:  # the task's finished distillation (`lab distill`): its ledger and chart
+        from .distill.chart import ledger_html
+
+        parts.append(ledger_html(distill))
 
     tuned = [a for a in board.arms if a.adapter]
     if tuned:
@@ -409,6 +414,7 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from .climb.record import climb_of_run
+    from .distill import latest_ledger
     from .evaluation.curve_run import latest_curve
     from .evaluation.retrieval_chart import check_for_run
 
@@ -420,6 +426,7 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
             climb=climb_of_run(lab, eval_run_id),
             curve=latest_curve(lab, board.task),
             retrieval=check_for_run(lab, eval_run_id),
+            distill=latest_ledger(lab, board.task),
         ),
         encoding="utf-8",
     )

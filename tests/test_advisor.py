@@ -3,6 +3,8 @@ cheapest rung that meets the target, saying "fine-tuning helped" only when it is
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lab.advisor import LADDER, Questionnaire, advise, advise_from_answers, advise_from_scoreboard
@@ -424,3 +426,113 @@ def test_the_rag_advice_on_a_summarised_fake_run(fake_lab, tmp_path, monkeypatch
     )
     assert any("--arms tune+rag" in s for s in r.next_steps)
     assert not any("--rag-k" in s for s in r.next_steps)
+
+
+# ---- an expensive prompt at volume: `lab distill` ----------------------------------------------
+
+
+def _priced_board(few_tokens: float, zero_tokens: float = 150.0, per_day: int = 10_000) -> Scoreboard:
+    """few-shot meets the target, zero-shot does not; few-shot's prompts cost $0.04 per 1,000
+    requests against zero-shot's $0.005, at `per_day` requests a day."""
+    b = real_board({"zero-shot": 30, "few-shot": 57}, 60)
+    for a, tokens, cost in ((b.arm("few-shot"), few_tokens, 0.04), (b.arm("zero-shot"), zero_tokens, 0.005)):
+        a.prompt_tokens, a.cost = tokens, RequestCost(cost, "time")
+    b.cost_assumptions = {"requests_per_day": per_day, "cpu_hour_price": 0.05}
+    return b
+
+
+def test_an_expensive_prompt_at_volume_suggests_distilling_it_with_the_saving_as_an_estimate():
+    r = advise_from_scoreboard(_priced_board(1200.0))
+    assert r.rung == "few-shot"
+    step = next(s for s in r.next_steps if "lab distill" in s)
+    assert "`lab distill t --teacher m:best-prompt`" in step
+    assert "1,200 prompt tokens a request, 8.0x zero-shot's 150, at 10,000 requests a day" in step
+    # ($0.04 - $0.005) per 1,000 requests x 10,000 a day / 1,000
+    assert "up to $0.35 a day" in step and "if a distilled student matched it" in step
+    assert not any(w in step for w in ("as good as", "meets", "helped"))
+    d = r.evidence["distill"]
+    assert d["suggested"] and d["distillation"] is None
+    assert d["expensive_prompt"]["saving_per_day"] == pytest.approx(0.35)
+    assert "lab distill t" in r.to_text()
+
+
+@pytest.mark.parametrize(
+    "few,zero,per_day",
+    [
+        (1200.0, 150.0, 500),  # a low rate: the prompt's cost hardly adds up
+        (400.0, 150.0, 10_000),  # not 3x zero-shot's
+        (400.0, 100.0, 10_000),  # 4x and 300 more tokens: the rule's edge, shown
+        (250.0, 50.0, 10_000),  # 5x, but only 200 more tokens: a short prompt either way
+    ],
+)
+def test_distillation_suggested_only_for_an_expensive_prompt_at_a_high_rate(few, zero, per_day):
+    r = advise_from_scoreboard(_priced_board(few, zero, per_day))
+    shown = any("lab distill" in s for s in r.next_steps)
+    assert shown == (few >= 3 * zero and few - zero >= 300 and per_day >= 1000)
+    assert ("distill" in r.evidence) == shown
+
+
+def test_no_distillation_suggested_when_the_pick_is_not_a_few_shot_prompt():
+    b = real_board({"zero-shot": 58, "few-shot": 58}, 60)  # zero-shot does: nothing to distil
+    b.arm("few-shot").prompt_tokens, b.arm("few-shot").cost = 1200.0, RequestCost(0.04, "time")
+    b.arm("zero-shot").prompt_tokens, b.arm("zero-shot").cost = 150.0, RequestCost(0.005, "time")
+    b.cost_assumptions = {"requests_per_day": 10_000}
+    r = advise_from_scoreboard(b)
+    assert r.rung == "zero-shot" and not any("lab distill" in s for s in r.next_steps)
+    # requirements that change often: a student would be retrained on each change too
+    r = advise_from_scoreboard(_priced_board(1200.0), Q(requirements_change_often=True))
+    assert not any("lab distill" in s for s in r.next_steps)
+
+
+def _finished_distillation(store, task: str, sentence: str) -> int:
+    did = store.open_distill(task, f"{task}-distilled", '{"teacher": "default:best-prompt"}')
+    store.update_distill(did, {"status": "finished", "ledger_json": json.dumps({"sentence": sentence})})
+    return did
+
+
+SENTENCE = "The distilled student is as good as the teacher within 5 points; it is 6.7x cheaper per request."
+
+
+def test_a_finished_distillation_is_quoted_instead_of_the_estimate(fake_lab):
+    from lab.advisor import stored_distillation
+
+    assert stored_distillation(fake_lab, "t") is None
+    fake_lab.store.open_distill("t", "t-distilled", "{}")  # running: no ledger yet, nothing to quote
+    assert stored_distillation(fake_lab, "t") is None
+    did = _finished_distillation(fake_lab.store, "t", SENTENCE)
+    found = stored_distillation(fake_lab, "t")
+    assert found == {"distill_id": did, "name": "t-distilled", "sentence": SENTENCE}
+
+    r = advise_from_scoreboard(_priced_board(1200.0), distilled=found)
+    assert f"The task's latest distillation (#{did}, t-distilled): {SENTENCE}" in r.reasons
+    assert not any("lab distill" in s for s in r.next_steps) and "up to $" not in r.to_text()
+    d = r.evidence["distill"]
+    assert not d["suggested"] and d["distillation"]["sentence"] == SENTENCE and d["expensive_prompt"]
+    # quoted whatever the pick: it is the task's measurement
+    r = advise_from_scoreboard(_priced_board(200.0), distilled=found)
+    assert any(SENTENCE in x for x in r.reasons) and r.evidence["distill"]["expensive_prompt"] is None
+
+
+def test_lab_advise_quotes_the_stored_ledger_sentence(fake_lab, tmp_path):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+    from lab.evaluation import run_eval
+
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "task.toml").write_text(
+        'name = "mini"\ninstruction = "Name the specialty."\noutput_format = "label"\n'
+        'labels = ["Dermatologist", "Cardiologist"]\nscorers = ["exact_match"]\nprimary_metric = "exact_match"\n'
+        'target = 0.75\neval = "eval.jsonl"\nfewshot = "eval.jsonl"\nfew_shot_k = 1\n'
+    )
+    rows = [{"id": f"e{i}", "input": f"case {i}", "output": ["Dermatologist", "Cardiologist"][i % 2]} for i in range(6)]
+    (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fake_lab.fake.default = "Dermatologist"
+    run_eval(fake_lab, folder, ["zero-shot", "few-shot"], progress=False)
+    did = _finished_distillation(fake_lab.store, "mini", SENTENCE)
+    obj = {"lab": fake_lab, "home": str(fake_lab.home.root)}
+    r = CliRunner().invoke(cli, ["advise", str(folder / "task.toml")], obj=obj)
+    assert r.exit_code == 0 and f"The task's latest distillation (#{did}, mini-distilled): {SENTENCE}" in r.output
+    r = CliRunner().invoke(cli, ["advise", str(folder / "task.toml"), "--json"], obj=obj)
+    assert json.loads(r.output)["evidence"]["distill"]["distillation"]["distill_id"] == did

@@ -277,3 +277,101 @@ def test_the_report_draws_retrieval_against_k_per_chunk_size_when_the_task_has_a
     assert "recall@k against k" in recall and "so there is no hit rate: the chart plots recall@k" in recall
     said = render_html(board, retrieval="The retrieval check could not run: the folder of corpus 'acme' is gone")
     assert "could not run: the folder of corpus &#x27;acme&#x27; is gone" in said and "<polyline" not in said
+
+
+# ---- the distillation's ledger (`lab distill`) -------------------------------------------------
+
+
+def _ledger(**over) -> dict:
+    """A finished distillation's ledger as `distill.ledger.build_ledger` stores it."""
+
+    def row(role, model, how, mean, lo, hi, per_1k, pt):
+        q = {"mean": mean, "lo": lo, "hi": hi, "n": 40, "method": "clopper-pearson"}
+        return {
+            "role": role,
+            "model": model,
+            "how": how,
+            "n": 40,
+            "quality": q,
+            "latency_p50": 0.8,
+            "latency_p95": 1.4,
+            "prompt_tokens": pt,
+            "completion_tokens": 6.0,
+            "per_1k": per_1k,
+            "basis": "time",
+            "eval_run_id": 3,
+        }
+
+    ledger = {
+        "task": "mini",
+        "name": "mini-distilled",
+        "metric": "exact_match",
+        "target": 0.75,
+        "margin": 0.05,
+        "teacher_spec": "default:best-prompt",
+        "teacher_note": "few-shot, 8 similar examples",
+        "rows": [
+            row("teacher", "big <model>", "few-shot, 8 similar examples", 0.9, 0.78, 0.97, 0.04, 1200.0),
+            row("zero-shot", "small", "zero-shot", 0.55, 0.38, 0.71, 0.005, 150.0),
+            row("distilled", "small", "adapter mini-distilled", 0.88, 0.74, 0.96, 0.006, 150.0),
+            row("gold", "small", "adapter mini-distilled-gold", 0.86, 0.72, 0.95, None, 150.0),
+        ],
+        "labels": {"inputs": 300, "answered": 300, "dropped": 4, "kept": 296, "held_out": 2, "repeated": 0},
+        "one_off": {
+            "labelling_s": 420.0,
+            "labelling_prompt_tokens": 360000,
+            "labelling_completion_tokens": 1800,
+            "labelling_cost": 0.0058,
+            "training": {"distilled": {"wall_s": 900.0, "device": "cpu", "cost": 0.0125}},
+            "total": 0.0183,
+        },
+        "ratio": 6.7,
+        "break_even_text": "540 requests vs the teacher, 0.1 days at the task's rate",
+        "as_good_text": "distilled vs teacher: within the margin",
+        "helped": "Distillation helped.",
+        "gold": {"text": "+0.02 [-0.05, 0.09]", "diff": 0.02, "significant": False},
+        "sentence": "The distilled student is as good as the teacher within 5 points; it is 6.7x cheaper per request.",
+        "requests_per_day": 10000,
+        "distill_id": 4,
+    }
+    return {**ledger, **over}
+
+
+def test_the_distillation_section_has_the_sentence_the_table_and_an_inline_chart(finished_run):
+    from lab.distill.chart import ledger_html, ledger_svg
+
+    lab, run_id = finished_run
+    ledger = _ledger()
+    svg = ledger_svg(ledger)
+    assert svg.count("<circle") == 4  # one point per ledger row, each with its interval as a bar
+    for label in ("teacher 0.90", "student zero-shot 0.55", "distilled 0.88", "gold-tuned 0.86 (cost n/a)"):
+        assert label in svg
+    assert "target 0.75" in svg and "cost per 1,000 requests" in svg
+
+    board = summarize(lab, run_id)
+    html = render_html(board, distill=ledger)
+    section = html[html.index("<h2>Distillation") :]
+    assert section.index(ledger["sentence"]) < section.index("<table")  # the sentence first
+    assert "Distillation (#4, mini-distilled)" in section
+    for cell in ("student, distilled", "adapter mini-distilled", "0.880", "[0.740, 0.960]", "1200 / 6", "$0.04"):
+        assert cell in section, cell
+    assert "big &lt;model&gt;" in section and "<model>" not in section  # escaped
+    assert "labelling by the teacher" in section and "360,000 / 1,800" in section and "$0.0183" in section
+    assert "Break-even against the teacher: 540 requests" in section
+    assert html.count("<svg") == 2 and "<script" not in html and not re.search(r"https?://", html)
+    p = _Collect()
+    p.feed(html)
+    assert not p.errors and p.stack == [], (p.errors, p.stack)
+    assert ledger_html(ledger) in html
+    assert "Distillation" not in render_html(board)  # no distillation, no section
+
+
+def test_the_report_file_shows_the_tasks_latest_finished_distillation(finished_run, tmp_path):
+    lab, run_id = finished_run
+    assert "<h2>Distillation" not in write_report(lab, run_id, tmp_path / "none.html").read_text()
+    did = lab.store.open_distill("mini", "mini-distilled", "{}")
+    stored = {k: v for k, v in _ledger().items() if k != "distill_id"}
+    lab.store.update_distill(did, {"status": "finished", "ledger_json": json.dumps(stored)})
+    html = write_report(lab, run_id, tmp_path / "r.html").read_text()
+    assert f"Distillation (#{did}, mini-distilled)" in html and stored["sentence"] in html
+    assert html.count("<svg") == 2 and not re.search(r"https?://", html)
