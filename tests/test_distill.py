@@ -317,3 +317,25 @@ def _label_generations_named(lab, task_name: str) -> int:
     return lab.store.query(
         "select count(*) as n from generations g join eval_runs r on r.id = g.eval_run_id where r.task = ?", [task_name]
     )[0]["n"]
+
+
+def test_best_prompt_is_what_a_sweep_measured_for_that_model_else_the_tasks_few_shot(fake_lab):
+    from lab.distill.spec import resolve
+    from lab.evaluation.runner import run_eval
+    from lab.evaluation.sample import held_out
+    from lab.tasks import load_task
+
+    task = load_task("specialty")
+    spec = parse_teacher("default")
+    none = resolve(fake_lab, task, spec, "fake")
+    assert (none.arm, none.k) == ("few-shot", task.few_shot_k) and "no prompt sweep measured" in none.note
+    fake_lab.fake.default = "not a label"
+    gold = [e.output for e in held_out(task, 3)]
+    for k in (1, 2, 4):  # a sweep on a sample of 3: k = 2 answers every one right
+        if k == 2:
+            fake_lab.fake.queue(*gold)
+        run_eval(fake_lab, task, ["few-shot"], limit=3, k=k, progress=False, sweep="prompt")
+    best = resolve(fake_lab, task, spec, "fake")
+    assert (best.arm, best.k) == ("few-shot", 2) and "best of 3" in best.note
+    held = resolve(fake_lab, task, parse_teacher("default:best-prompt+constrained"), "fake")
+    assert held.constrain and held.label.endswith(", constrained")

@@ -190,3 +190,37 @@ def test_concurrency_4_loses_and_duplicates_nothing_and_a_killed_server_resumes(
     assert run_id == run["id"] and len(keys) == len(set(keys)) == 8
     gens = lab.store.query("select count(*) as n from generations where eval_run_id = ? and error is null", [run_id])
     assert gens[0]["n"] == 8  # one logged answer per example: nothing asked twice
+
+
+def test_a_served_teacher_labels_for_a_local_student_and_is_priced_by_its_tokens(served):
+    """`lab distill --teacher openai:...`: the server's answers are the labels (logged under its
+    model), the local student trains on them, and the ledger prices the served teacher by its
+    tokens at the task's prices and the local student by its time."""
+    from lab.distill import ledger_lines, run_distill, settings_for
+    from lab.tasks import load_task
+
+    lab, spec, _ = served
+    task = load_task("acme-facts")  # free text: any answer is one (a server cannot be held to a label set)
+    task = task.model_copy(update={"cost": task.cost.model_copy(update={"price_per_1k_prompt_tokens": 0.5})})
+    settings = settings_for(
+        task,
+        spec + ":few-shot@2",
+        name="served-distilled",
+        max_inputs=4,
+        limit=3,
+        gold=False,
+        max_steps=2,
+        train={"batch_size": 2, "max_seq_len": 256, "threads": 1},
+    )
+    distill_id = run_distill(lab, task, settings, progress=False, say=lambda m: None)
+    ledger = json.loads(lab.store.distill(distill_id)["ledger_json"])
+    labelled = lab.store.query(
+        "select g.model_id from generations g join eval_runs r on r.id = g.eval_run_id where r.task = ?",
+        ["acme-facts~served-distilled"],
+    )
+    assert len(labelled) == 4 and all(r["model_id"].startswith("openai:") for r in labelled)
+    teacher, zero, distilled = ledger["rows"]
+    assert teacher["model"].startswith("openai:") and teacher["basis"] == "tokens"
+    assert zero["basis"] == distilled["basis"] == "time" and distilled["how"] == "adapter served-distilled"
+    assert ledger["labels"]["kept"] + ledger["labels"]["dropped"] == 4 and ledger["labels"]["kept"] > 0
+    assert ledger["sentence"] in "\n".join(ledger_lines(ledger))

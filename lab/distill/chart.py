@@ -48,7 +48,8 @@ def ledger_svg(ledger: dict, width: int = 640, height: int = 340) -> str:
         )
     for i in range(5):
         v = xmax * i / 4
-        out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{v:.3g}</text>')
+        anchor = "end" if i == 4 else "middle"  # the last tick inside the frame, not clipped by it
+        out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="{anchor}">{v:.3g}</text>')
     target = ledger.get("target")
     if target is not None:
         out.append(

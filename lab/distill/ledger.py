@@ -93,6 +93,8 @@ def build_ledger(lab, task, settings, *, teacher, student_id, runs, label_run, l
     for key, run_id in runs.items():
         model = teacher_id if key == "teacher" else student_id
         what = how.label if key == "teacher" else ("zero-shot" if key == "zero-shot" else f"adapter {adapters[key]}")
+        if key != "teacher" and (task.constrain if how.constrain is None else how.constrain):
+            what += ", constrained"
         rows[key], scores[key] = _row(
             lab, task, key, model, what, run_id, _arm(key, how), ids, served and key == "teacher", score_type
         )

@@ -144,13 +144,12 @@ def _latest_run(lab, task, model_id: str) -> dict | None:
 
 def _best_prompt(lab, task, model_id: str) -> ArmConfig:
     from ..evaluation import prompt_rung
-    from ..evaluation.sample import held_out
 
     run = _latest_run(lab, task, model_id)
-    configs = prompt_rung.measured_prompt_configs(lab, run, [e.id for e in held_out(task)]) if run else []
-    if not any(c.arm == "few-shot" for c in configs):  # a sweep compared nothing: measured on fewer examples?
-        ids = sorted(prompt_rung.run_scores(lab, run["id"], "few-shot")) if run else []
-        configs = prompt_rung.measured_prompt_configs(lab, run, ids) if ids else []
+    # the examples the newest run scored (a sweep on --limit 40 measured those 40, not all)
+    scored_ids = [prompt_rung.run_scores(lab, run["id"], a) for a in ("zero-shot", "few-shot")] if run else []
+    ids = sorted(max(scored_ids, key=len)) if scored_ids else []
+    configs = prompt_rung.measured_prompt_configs(lab, run, ids) if ids else []
     scored = [c for c in configs if c.score is not None and not c.dropped]
     if sum(c.arm == "few-shot" for c in scored) < 2:
         from ..evaluation.runner import config_label
