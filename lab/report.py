@@ -8,6 +8,7 @@ import html
 from pathlib import Path
 
 from .advisor import LADDER, Recommendation
+from .evaluation.cost_chart import Point, cost_quality_svg, html_table
 from .evaluation.stats import format_p
 from .evaluation.summary import FAILURES, beyond_note, method_note, money
 
@@ -43,71 +44,19 @@ def _money(v) -> str:
 def chart_svg(board, width: int = 640, height: int = 360) -> str:
     """Quality (with its 95% interval) against cost per 1,000 requests, the target as a line."""
     arms = [a for a in board.arms + board.others if a.quality.mean is not None]
-    left, right, top, bottom = 60, 20, 20, 50
-    pw, ph = width - left - right, height - top - bottom
-    xs = [a.cost.per_1k if a.cost else 0.0 for a in arms]
-    xmax = max(xs + [0.0]) * 1.15 or 1.0
-    basis = next((a.cost.basis for a in arms if a.cost), "time")
-
-    def X(v):
-        return left + pw * (v / xmax)
-
-    def Y(v):
-        return top + ph * (1 - v)
-
-    out = [
-        f'<svg width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="quality versus cost">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+    points = [
+        Point(
+            a.arm,
+            a.cost.per_1k if a.cost else 0.0,
+            a.quality.mean,
+            a.quality.lo,
+            a.quality.hi,
+            COLORS.get(a.arm, "#111"),
+        )
+        for a in arms
     ]
-    for q in (0, 0.25, 0.5, 0.75, 1.0):
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{Y(q):.1f}" y2="{Y(q):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 6}" y="{Y(q) + 4:.1f}" font-size="11" text-anchor="end">{q:.2f}</text>'
-        )
-    for i in range(5):
-        v = xmax * i / 4
-        out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">{v:.3g}</text>')
-    out.append(
-        f'<line x1="{left}" x2="{left + pw}" y1="{Y(board.target):.1f}" y2="{Y(board.target):.1f}" '
-        f'stroke="#dc2626" stroke-dasharray="6 4"/><text x="{left + pw - 4}" y="{Y(board.target) - 5:.1f}" '
-        f'font-size="11" fill="#dc2626" text-anchor="end">target {board.target:.2f}</text>'
-    )
-    placed: list[tuple[float, float]] = []  # label positions so far: nudge overlapping labels apart
-    for a, x in zip(arms, xs):
-        c = COLORS.get(a.arm, "#111")
-        ly = Y(a.quality.mean) - 8
-        while any(abs(X(x) - px) < 90 and abs(ly - py) < 13 for px, py in placed):
-            ly -= 14
-        placed.append((X(x), ly))
-        lo = a.quality.lo if a.quality.lo is not None else a.quality.mean
-        hi = a.quality.hi if a.quality.hi is not None else a.quality.mean
-        label = f"{a.arm} {a.quality.mean:.2f}"
-        # a label that would run past the plot's right edge (a long configuration name) ends at its point
-        right = X(x) + 9 + 6.5 * len(label) > width
-        tx, anchor = (X(x) - 9, "end") if right else (X(x) + 9, "start")
-        out.append(
-            f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
-            f'<circle cx="{X(x):.1f}" cy="{Y(a.quality.mean):.1f}" r="6" fill="{c}"/>'
-            f'<text x="{tx:.1f}" y="{ly:.1f}" font-size="12" fill="{c}" text-anchor="{anchor}">{_e(label)}</text>'
-        )
-    out.append(
-        f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
-        f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
-        f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(board.primary_metric)}</text></svg>'
-    )
-    return "".join(out)
-
-
-def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    basis = next((a.cost.basis for a in arms if a.cost), "time")
+    return cost_quality_svg(points, board.target, basis, board.primary_metric, "quality versus cost", width, height)
 
 
 def render_html(
@@ -177,7 +126,7 @@ def render_html(
             ]
         )
     parts.append(
-        _table(
+        html_table(
             [
                 "arm",
                 "n",
@@ -211,7 +160,7 @@ def render_html(
     if tuned:
         parts.append(
             "<h2>Training cost and break-even</h2>"
-            + _table(
+            + html_table(
                 ["arm", "adapter", "training wall time s", "device", "training cost", "break-even"],
                 [
                     [
@@ -231,7 +180,7 @@ def render_html(
         parts.append(
             "<h2>Arm against arm</h2>"
             f"<p class=small>{_e(method_note(board))}.</p>"
-            + _table(
+            + html_table(
                 ["comparison", "difference", "95% CI", "p", "Holm p", "verdict", "n", "in plain words"],
                 [
                     [
@@ -252,7 +201,7 @@ def render_html(
 
     parts.append(
         "<h2>Why answers were wrong</h2>"
-        + _table(
+        + html_table(
             ["arm", *FAILURES],
             [[_e(a.arm), *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in board.arms],
             set(range(1, len(FAILURES) + 1)),
@@ -262,7 +211,7 @@ def render_html(
     if keys:
         parts.append(
             "<h2>All metrics (mean per arm)</h2>"
-            + _table(
+            + html_table(
                 ["metric", *[a.arm for a in board.arms]],
                 [[_e(k), *(_n(a.metrics.get(k)) for a in board.arms)] for k in keys],
                 set(range(1, len(board.arms) + 1)),
@@ -284,7 +233,7 @@ def render_html(
         )
     parts.append(
         "<h2>Cost assumptions</h2>"
-        + _table(["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()])
+        + html_table(["setting", "value"], [[_e(k), _e(v)] for k, v in board.cost_assumptions.items()])
     )
     parts.append(
         "<p class=small>Quality intervals: Clopper-Pearson over examples, for 0/1 and graded scores "
@@ -312,7 +261,7 @@ def climb_html(climb: dict) -> str:
         f"<h2>The climb (#{climb['id']}, {_e(climb.get('status'))}, {climb.get('wall_s') or 0:.0f} s{over})</h2>"
         + (climb_history_html(past) if len(past) > 1 else "")
         + f"<p class=small>Rule: {_e(RULE)}.</p>"
-        + _table(["#", "rung", "why", "result", "verdict", "wall time", "then"], _climb_rows(climb), {0})
+        + html_table(["#", "rung", "why", "result", "verdict", "wall time", "then"], _climb_rows(climb), {0})
         + (f"<p><b>Stopped:</b> {_e(end.get('outcome'))}. {_e(end.get('reason'))}</p>" if end else "")
         + (f"<p><b>Skipped</b></p><ul>{skipped}</ul>" if skipped else "")
     )
@@ -372,7 +321,7 @@ def climb_history_html(past: list[dict]) -> str:
         ]
         for c in past
     ]
-    return f"<p>{_e(said)}</p>" + _table(
+    return f"<p>{_e(said)}</p>" + html_table(
         ["climb", "status", "started (UTC)", "wall time", "eval run", "what it did"], rows, {3}
     )
 
@@ -396,7 +345,7 @@ def _examples_table(examples: list[dict], arms: list[str]) -> str:
                 f"<div class={cls}><pre>{_e(_short(o['output'] or o.get('error') or '', 500))}</pre>{tag}</div>"
             )
         rows.append(cells)
-    return _table(["id", "input", "expected", *arms], rows)
+    return html_table(["id", "input", "expected", *arms], rows)
 
 
 def _short(text: str, n: int) -> str:
@@ -460,7 +409,7 @@ def curve_section(curve) -> str:
     return (
         f"<h2>How many examples? (learning curve {curve.curve_id}{'' if curve.complete else ', partial'})</h2>"
         + render_svg(curve, inline=True)
-        + _table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
+        + html_table(["arm", "examples", "n", f"{_e(curve.metric)} [95% CI]", "spread across seeds"], rows, {2})
         + f"<p>{_e(curve.crossover_text())}<br>{_e(curve.slope_text())}</p>"
     )
 

@@ -311,6 +311,17 @@ def test_a_tiny_real_distillation_killed_mid_training_resumes(shared_home):
     text = "\n".join(ledger_lines(ledger))
     assert ledger["sentence"] in text and "training distilled" in text
     lab.store.close()
+    # the command line with the same settings: nothing left to do, the ledger printed
+    from lab.cli import cli
+
+    args = ["--teacher", "default:few-shot@2+constrained", "--name", "specialty-tiny-distilled", "--max-inputs", "8"]
+    args += ["--limit", "4", "--no-gold", "--max-steps", "6", "--batch-size", "2", "--max-seq-len", "256"]
+    result = CliRunner().invoke(
+        cli, ["--home", str(shared_home), "distill", "specialty", *args, "--threads", "1"], obj={}
+    )
+    assert result.exit_code == 0, result.output
+    assert "plan: The teacher smollm2-135m-instruct (few-shot, 2 fixed examples, constrained)" in result.output
+    assert ledger["sentence"] in result.output and "student, distilled" in result.output
 
 
 def _label_generations_named(lab, task_name: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ..evaluation.cost_chart import Point, cost_quality_svg, html_table
 from ..evaluation.summary import money
 from .ledger import ROLES
 
@@ -25,74 +26,20 @@ def ledger_svg(ledger: dict, width: int = 640, height: int = 340) -> str:
     """Quality (with its 95% interval) against cost per 1,000 requests, one point per ledger row,
     the target as a dashed line. A row whose cost is unknown sits at 0 and its label says so."""
     rows = [r for r in ledger.get("rows") or [] if (r.get("quality") or {}).get("mean") is not None]
-    left, right, top, bottom = 60, 20, 20, 50
-    pw, ph = width - left - right, height - top - bottom
-    xmax = max([r["per_1k"] or 0.0 for r in rows] + [0.0]) * 1.15 or 1.0
-    basis = next((r["basis"] for r in rows if r.get("basis")), "time")
-
-    def X(v):
-        return left + pw * ((v or 0.0) / xmax)
-
-    def Y(v):
-        return top + ph * (1 - v)
-
-    out = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="distillation: quality versus cost">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
-    ]
-    for q in (0, 0.25, 0.5, 0.75, 1.0):
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{Y(q):.1f}" y2="{Y(q):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 6}" y="{Y(q) + 4:.1f}" font-size="11" text-anchor="end">{q:.2f}</text>'
+    points = [
+        Point(
+            LABELS.get(r["role"], r["role"]),
+            r["per_1k"],
+            r["quality"]["mean"],
+            r["quality"].get("lo"),
+            r["quality"].get("hi"),
+            COLORS.get(r["role"], "#111"),
         )
-    for i in range(5):
-        v = xmax * i / 4
-        anchor = "end" if i == 4 else "middle"  # the last tick inside the frame, not clipped by it
-        out.append(f'<text x="{X(v):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="{anchor}">{v:.3g}</text>')
-    target = ledger.get("target")
-    if target is not None:
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{Y(target):.1f}" y2="{Y(target):.1f}" stroke="#dc2626" '
-            f'stroke-dasharray="6 4"/><text x="{left + pw - 4}" y="{Y(target) - 5:.1f}" font-size="11" '
-            f'fill="#dc2626" text-anchor="end">target {target:.2f}</text>'
-        )
-    placed: list[tuple[float, float]] = []  # label positions so far: overlapping labels nudged apart
-    for r in rows:
-        q, c = r["quality"], COLORS.get(r["role"], "#111")
-        x, mean = X(r["per_1k"]), q["mean"]
-        lo = q["lo"] if q.get("lo") is not None else mean
-        hi = q["hi"] if q.get("hi") is not None else mean
-        ly = Y(mean) - 8
-        while any(abs(x - px) < 110 and abs(ly - py) < 13 for px, py in placed):
-            ly -= 14
-        placed.append((x, ly))
-        label = f"{LABELS.get(r['role'], r['role'])} {mean:.2f}" + (" (cost n/a)" if r["per_1k"] is None else "")
-        end = x + 9 + 6.5 * len(label) > width  # past the right edge: the label ends at its point
-        tx, anchor = (x - 9, "end") if end else (x + 9, "start")
-        out.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{c}" stroke-width="2"/>'
-            f'<circle cx="{x:.1f}" cy="{Y(mean):.1f}" r="6" fill="{c}"/>'
-            f'<text x="{tx:.1f}" y="{ly:.1f}" font-size="12" fill="{c}" text-anchor="{anchor}">{_e(label)}</text>'
-        )
-    out.append(
-        f'<text x="{left + pw / 2}" y="{height - 10}" font-size="12" text-anchor="middle">cost per 1,000 '
-        f'requests in $ ({_e(basis)} basis)</text><text x="14" y="{top + ph / 2}" font-size="12" '
-        f'text-anchor="middle" transform="rotate(-90 14 {top + ph / 2})">{_e(ledger.get("metric"))}</text></svg>'
-    )
-    return "".join(out)
-
-
-def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    """An HTML table in the report's style (cells already escaped)."""
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
         for r in rows
-    )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    ]
+    basis = next((r["basis"] for r in rows if r.get("basis")), "time")
+    what = "distillation: quality versus cost"
+    return cost_quality_svg(points, ledger.get("target"), basis, ledger.get("metric") or "", what, width, height)
 
 
 def _rows_table(ledger: dict) -> str:
@@ -115,7 +62,7 @@ def _rows_table(ledger: dict) -> str:
             ]
         )
     head = ["", "model", "how", f"{ledger.get('metric')} [95% CI]", "n", "p50 / p95 s", "tokens in / out"]
-    return _table([*head, "cost / 1k requests"], rows, {4, 5, 6})
+    return html_table([*head, "cost / 1k requests"], rows, {4, 5, 6})
 
 
 def _one_off_table(ledger: dict) -> str:
@@ -140,7 +87,7 @@ def _one_off_table(ledger: dict) -> str:
     rows.append(
         ["<b>total</b> (labelling and the distilled student's training)", "", "", f"<b>{money(o.get('total'))}</b>"]
     )
-    return _table(["one-off", "time", "tokens in / out", "cost"], rows, {3})
+    return html_table(["one-off", "time", "tokens in / out", "cost"], rows, {3})
 
 
 def ledger_html(ledger: dict) -> str:

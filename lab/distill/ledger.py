@@ -111,22 +111,10 @@ def build_ledger(lab, task, settings, *, teacher, student_id, runs, label_run, l
     teacher_cost, student_cost = rows["teacher"].per_1k, rows["distilled"].per_1k
     ratio = teacher_cost / student_cost if teacher_cost and student_cost else None
     even = costs.break_even(task.cost, one_off["total"], teacher_cost, student_cost, baseline="the teacher")
-    helped = stats.compare(
-        _on(scores["zero-shot"], scores["distilled"]),
-        _on(scores["distilled"], scores["zero-shot"]),
-        score_type,
-        name_a="zero-shot",
-        name_b="distilled",
-    )
+    helped = _paired(scores, "zero-shot", score_type)
     gold = None
     if "gold" in scores:
-        c = stats.compare(
-            _on(scores["gold"], scores["distilled"]),
-            _on(scores["distilled"], scores["gold"]),
-            score_type,
-            name_a="gold-tuned",
-            name_b="distilled",
-        )
+        c = _paired(scores, "gold", score_type)
         gold = {"text": verdict.interval_text(c), "diff": c.diff, "significant": c.significant}
     return {
         "task": task.name,
@@ -155,9 +143,11 @@ def _arm(key: str, how) -> str:
     return {"teacher": how.arm, "zero-shot": "zero-shot"}.get(key, "tune")
 
 
-def _on(a: dict, b: dict) -> list:
-    """a's scores on the examples both scored, in one order (the paired tests' unit)."""
-    return [a[i] for i in sorted(set(a) & set(b))]
+def _paired(scores: dict, against: str, score_type) -> stats.Comparison:
+    """distilled - `against` on the examples both scored (the paired test's unit)."""
+    a, b = scores[against], scores["distilled"]
+    common = sorted(set(a) & set(b))
+    return stats.compare([a[i] for i in common], [b[i] for i in common], score_type, name_a=against, name_b="distilled")
 
 
 def _one_off(lab, task, label_run: int, teacher_row: LedgerRow, served: bool, adapters: dict) -> dict:
