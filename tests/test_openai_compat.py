@@ -224,3 +224,8 @@ def test_a_served_teacher_labels_for_a_local_student_and_is_priced_by_its_tokens
     assert zero["basis"] == distilled["basis"] == "time" and distilled["how"] == "adapter served-distilled"
     assert ledger["labels"]["kept"] + ledger["labels"]["dropped"] == 4 and ledger["labels"]["kept"] > 0
     assert ledger["sentence"] in "\n".join(ledger_lines(ledger))
+    from lab.distill import DistillError
+
+    label_task = load_task("specialty")  # a server takes a JSON schema, not a label set: said before anything runs
+    with pytest.raises(DistillError, match=r"cannot be held to the task's labels; leave out \+constrained"):
+        run_distill(lab, label_task, settings_for(label_task, spec + ":zero-shot+constrained"), progress=False)

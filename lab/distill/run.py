@@ -92,8 +92,14 @@ def model_info(lab, model: str | None, what: str):
 def teacher_of(lab, task, settings: DistillSettings) -> tuple[str | None, str, ArmConfig]:
     """(model spec, model id, arm configuration) of the teacher."""
     spec = parse_teacher(settings.teacher)
-    mid = model_info(lab, spec.model, f"teacher {settings.teacher!r}: model").id
-    return spec.model, mid, resolve(lab, task, spec, mid)
+    info = model_info(lab, spec.model, f"teacher {settings.teacher!r}: model")
+    how = resolve(lab, task, spec, info.id)
+    if info.format == "openai" and how.constrain and task.output_format == "label":
+        raise DistillError(  # a server takes a JSON schema (response_format), not a label set
+            f"teacher {settings.teacher!r}: a model server cannot be held to the task's labels; "
+            "leave out +constrained (answers that are not a label are dropped and counted)"
+        )
+    return spec.model, info.id, how
 
 
 def student_of(lab, settings: DistillSettings) -> tuple[str | None, str]:
