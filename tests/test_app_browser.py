@@ -585,9 +585,15 @@ def _train_follow_stop_resume(server, page) -> None:
     page.locator("#train-name").get_by_role("textbox").fill("browser-tiny")
     expect(page.locator("#train-name").get_by_role("textbox")).to_have_value("browser-tiny")
     page.get_by_text("Hyperparameters").click()
-    for field, value in (("#train-max-steps", "40"), ("#train-batch", "2"), ("#train-max-seq-len", "384")):
-        page.locator(f"{field} input").fill(value)
-        page.locator(f"{field} input").blur()
+    settings = (("#train-max-steps", "40"), ("#train-batch", "2"), ("#train-max-seq-len", "384"))
+    for _ in range(3):  # a late answer to the dataset pick may refill this machine's defaults: set them again
+        for field, value in settings:
+            if page.input_value(f"{field} input") != value:
+                page.locator(f"{field} input").fill(value)
+                page.locator(f"{field} input").blur()
+        page.wait_for_timeout(1_000)
+    for field, value in settings:  # the run is only followed as "of 40" when these stuck
+        expect(page.locator(f"{field} input")).to_have_value(value)
     page.click("#train-start")
     page.wait_for_selector("#train-status:has-text('loading the model')")
     assert "steps is very few" not in page.inner_text("#train-started")  # 40 steps: nothing to warn about
