@@ -13,6 +13,7 @@ import time
 
 import gradio as gr
 import pytest
+from fake_adapters import write_fake_adapter
 
 from lab.app import _ui, bridge, tab_advisor, tab_compare, tab_evaluate, tab_history, tab_knowledge, tab_train
 from lab.app._ui import guard
@@ -475,13 +476,11 @@ def distill_lab(fake_lab, monkeypatch):
     """The fake lab answering every question "Urologist" (a valid label of `specialty`), with
     `lab.distill.run._train` writing an adapter folder whose manifest matches its config (as
     test_curve's `curve_lab`); `fake_lab.gate`, when set, holds the trainer until Cancel."""
-    import hashlib
     import threading
 
     from lab import ladder
     from lab.app import distill_block
     from lab.distill import run as distill_run
-    from lab.models import sha256_of
     from lab.tuning.adapters import find_adapter
 
     def fake_train(lab, cfg, cancel, progress, say):
@@ -489,16 +488,7 @@ def distill_lab(fake_lab, monkeypatch):
             lab.gate.set()  # training has started: the test cancels now
             cancel.wait(30)
             return  # stopped: no adapter, as an interrupted run leaves a checkpoint only
-        folder = lab.home.adapters / cfg.name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "adapter.gguf").write_bytes(cfg.name.encode())
-        manifest = {
-            "base_model": {"id": "fake", "sha256": "fake"},
-            "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
-            "config": cfg.to_json(),
-            "dataset": {"sha256": sha256_of(cfg.data)},
-        }
-        (folder / "lab_adapter.json").write_text(json.dumps(manifest))
+        write_fake_adapter(lab, cfg)
 
     monkeypatch.setattr(distill_run, "_train", fake_train)
     monkeypatch.setattr(distill_block, "_DISTILLS", {})  # no thread of another test's lab

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from fake_adapters import write_fake_adapter
 
 from lab.evaluation.curve import (
     CurveError,
@@ -159,30 +160,15 @@ def test_curve_text_says_crossover_slope_and_capping():
 def curve_lab(fake_lab, monkeypatch):
     """The fake lab, with `_train` writing an adapter folder whose manifest matches the config
     (training itself is tested in test_tuning); every call is recorded."""
-    import hashlib
-    import json
 
     from lab import ladder
     from lab.evaluation import curve_run
-    from lab.models import sha256_of
     from lab.tuning.adapters import find_adapter
 
     trained = []
 
     def fake_train(lab, cfg, cancel, progress, say):
-        folder = lab.home.adapters / cfg.name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "adapter.gguf").write_bytes(cfg.name.encode())
-        (folder / "lab_adapter.json").write_text(
-            json.dumps(
-                {
-                    "base_model": {"id": "fake", "sha256": "fake"},
-                    "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
-                    "config": cfg.to_json(),
-                    "dataset": {"sha256": sha256_of(cfg.data)},
-                }
-            )
-        )
+        write_fake_adapter(lab, cfg)
         trained.append(cfg.name)
 
     monkeypatch.setattr(curve_run, "_train", fake_train)

@@ -4,13 +4,13 @@ mid-training and resumed on the embedded model."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 
 import pytest
 from click.testing import CliRunner
+from fake_adapters import write_fake_adapter
 
 from lab.distill import DistillError, DistillInterrupted, ledger_lines, parse_teacher, run_distill, settings_for
 from lab.distill import run as distill_run
@@ -96,24 +96,12 @@ def distill_lab(fake_lab, monkeypatch):
     """The fake lab answering "Cardiologist" (a valid label of the specialty task), with `_train`
     writing an adapter folder whose manifest matches the config; every training is recorded."""
     from lab import ladder
-    from lab.models import sha256_of
     from lab.tuning.adapters import find_adapter
 
     trained = []
 
     def fake_train(lab, cfg, cancel, progress, say):
-        folder = lab.home.adapters / cfg.name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "adapter.gguf").write_bytes(cfg.name.encode())
-        manifest = {
-            "base_model": {"id": "fake", "sha256": "fake"},
-            "adapter": {"sha256": hashlib.sha256(cfg.name.encode()).hexdigest()},
-            "config": cfg.to_json(),
-            "dataset": {"sha256": sha256_of(cfg.data)},
-            "wall_s": 12.0,
-            "device": "cpu",
-        }
-        (folder / "lab_adapter.json").write_text(json.dumps(manifest))
+        write_fake_adapter(lab, cfg, wall_s=12.0, device="cpu")
         trained.append(cfg.name)
 
     monkeypatch.setattr(distill_run, "_train", fake_train)
