@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..store import now
 from ..tasks import load_task
 from .spec import ArmConfig, DistillError, parse_teacher, resolve
 
@@ -317,14 +318,8 @@ def run_distill(
         lab.store.update_distill(distill_id, {"error": f"{type(e).__name__}: {e}"})
         raise
     note(at[1], at[1], "done", "finished")
-    lab.store.update_distill(distill_id, {"ledger_json": json.dumps(ledger, default=str), "finished_ts": _now()})
+    lab.store.update_distill(distill_id, {"ledger_json": json.dumps(ledger, default=str), "finished_ts": now()})
     return distill_id
-
-
-def _now() -> str:
-    from ..store import now
-
-    return now()
 
 
 def _check(cancel: threading.Event | None) -> None:
