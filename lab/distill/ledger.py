@@ -49,8 +49,8 @@ def _cost_model(task_cost, served: bool):
     return task_cost.model_copy(update={"price_per_1k_prompt_tokens": 0.0, "price_per_1k_completion_tokens": 0.0})
 
 
-def _row(lab, task, role, model_id, how, run_id, arm, ids, served, score_type) -> tuple[LedgerRow, dict]:
-    scores = run_scores(lab, run_id, arm, ids)
+def _row(lab, task, role, model_id, how, run_id, arm, scores: dict, served, score_type) -> LedgerRow:
+    """One arm's row: `scores` ({example id: primary score} on the ledger's examples) and its timings."""
     rows = [
         r
         for r in lab.store.eval_result_rows(run_id)
@@ -62,22 +62,19 @@ def _row(lab, task, role, model_id, how, run_id, arm, ids, served, score_type) -
     device = "cuda" if served else "cpu"
     cost = costs.per_1k_requests(_cost_model(task.cost, served), pt, ct, stats.mean(secs), device)
     quality = stats.mean_ci(list(scores.values()), score_type)
-    return (
-        LedgerRow(
-            role,
-            model_id,
-            how,
-            len(scores),
-            quality.as_dict(),
-            stats.percentile(secs, 50),
-            stats.percentile(secs, 95),
-            pt,
-            ct,
-            cost.per_1k if cost else None,
-            cost.basis if cost else None,
-            run_id,
-        ),
-        scores,
+    return LedgerRow(
+        role,
+        model_id,
+        how,
+        len(scores),
+        quality.as_dict(),
+        stats.percentile(secs, 50),
+        stats.percentile(secs, 95),
+        pt,
+        ct,
+        cost.per_1k if cost else None,
+        cost.basis if cost else None,
+        run_id,
     )
 
 
@@ -87,16 +84,16 @@ def build_ledger(lab, task, settings, *, teacher, student_id, runs, label_run, l
     ids = [e.id for e in held_out(task, settings.limit)]
     served = teacher_id.startswith("openai:")
     metric = primary_name(task)
-    all_scores = [run_scores(lab, runs[k], _arm(k, how), ids) for k in runs]
-    score_type = stats.score_type_of(*(list(s.values()) for s in all_scores), graded_metric=metric in CONTINUOUS)
-    rows, scores = {}, {}
+    scores = {k: run_scores(lab, run_id, _arm(k, how), ids) for k, run_id in runs.items()}
+    score_type = stats.score_type_of(*(list(s.values()) for s in scores.values()), graded_metric=metric in CONTINUOUS)
+    rows = {}
     for key, run_id in runs.items():
         model = teacher_id if key == "teacher" else student_id
         what = how.label if key == "teacher" else ("zero-shot" if key == "zero-shot" else f"adapter {adapters[key]}")
         if key != "teacher" and (task.constrain if how.constrain is None else how.constrain):
             what += ", constrained"
-        rows[key], scores[key] = _row(
-            lab, task, key, model, what, run_id, _arm(key, how), ids, served and key == "teacher", score_type
+        rows[key] = _row(
+            lab, task, key, model, what, run_id, _arm(key, how), scores[key], served and key == "teacher", score_type
         )
     margin = settings.margin or task.margin
     ni = verdict.as_good_as(
