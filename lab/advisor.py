@@ -117,6 +117,7 @@ def advise_from_scoreboard(
         "candidates": choice.rung.candidates,
         "margin": _margin(board),
         "as_good": choice.as_good.as_dict() if choice.as_good is not None else None,
+        "eval_run_id": choice.rung.eval_run_id or board.run["id"],  # where the pick's answers are (`lab export`)
     }
     _what_each_step_bought(board, reasons, skip_tune_vs_prompt=best_prompt is not None)
     if best_prompt is not None and best_prompt.comparison is not None:
@@ -342,7 +343,16 @@ def _sweep_rung(board, best, arm: str, rung: str):
     cfg = best.config
     where = "" if cfg.eval_run_id == board.run["id"] else f", eval run {cfg.eval_run_id}"
     name = f"{cfg.label()} (the {rung}'s best of {best.candidates} configurations{where})"
-    return Rung(arm, name, cfg.score, cfg.n, dict(cfg.per_example), candidates=best.candidates, row=best.arm)
+    return Rung(
+        arm,
+        name,
+        cfg.score,
+        cfg.n,
+        dict(cfg.per_example),
+        candidates=best.candidates,
+        row=best.arm,
+        eval_run_id=cfg.eval_run_id,
+    )
 
 
 def _what_each_step_bought(board, reasons: list, skip_tune_vs_prompt: bool = False) -> None:

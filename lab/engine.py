@@ -63,6 +63,14 @@ class Lab:
         self._backends[(name or backend.info.id, engine)] = backend
         self._shas.setdefault(backend.info.id, "server" if backend.info.format == "openai" else "fake")
 
+    def drop_backend(self, name: str, engine: str = "") -> None:
+        """Forget the backend loaded for `name`: a server that was stopped (`lab export --verify`)."""
+        with self._load_lock:
+            backend = self._backends.pop((models.ALIASES.get(name, name), engine), None)
+        close = getattr(getattr(backend, "client", None), "close", None)
+        if close:
+            close()
+
     def model_sha(self, info: ModelInfo) -> str:
         if info.id not in self._shas:
             if info.format == "openai":  # weights live on the server: nothing local to hash

@@ -29,6 +29,10 @@ class LabHome:
         return self.root / "adapters"
 
     @property
+    def exports(self) -> Path:
+        return self.root / "exports"  # `lab export`'s default destination: exports/TASK-RUNG
+
+    @property
     def corpora(self) -> Path:
         return self.root / "corpora"
 

@@ -214,6 +214,17 @@ def resolve_adapter(lab, name: str, model: str | None = None) -> AdapterInfo:
 # ---- one question through one arm -------------------------------------------------------------
 
 
+def instruction_for(task: Task | None, system: str | None = None, tuned: AdapterInfo | None = None) -> str | None:
+    """The system prompt an arm answers with: `system` when given; else a tuned arm's adapter's
+    own (served with what it was trained with); else the task's instruction."""
+    if system is not None:
+        return system
+    if tuned is not None and tuned.instruction is not None:
+        return tuned.instruction
+    return (task.instruction or None) if task else None
+
+
+
 def answer(
     lab,
     arm: str,
@@ -246,7 +257,6 @@ def answer(
     with unless `system` is given. `log` adds context to the generation row (eval_run_id, ...).
     `constrain`: the answer is held to the task's labels or JSON schema (constrained decoding)."""
     check_arms([arm])
-    instruction = system if system is not None else ((task.instruction or None) if task else None)
     if options is None:
         options = lab.options(max_tokens=task.max_tokens) if task else lab.options()
     if constrain:
@@ -259,8 +269,7 @@ def answer(
             )
         tuned = resolve_adapter(lab, adapter, model) if isinstance(adapter, str) else adapter
         model = model or tuned.base_model
-        if system is None and tuned.instruction is not None:
-            instruction = tuned.instruction  # serve with what it was trained with
+    instruction = instruction_for(task, system, tuned)
     if task is not None:  # never below what the longest label needs, whoever set the options
         budget = max(options.max_tokens, answer_budget(lab, task, model, engine, constrain))
         options = options.model_copy(update={"max_tokens": budget})

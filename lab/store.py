@@ -123,6 +123,10 @@ class Store:
         with self.lock:
             return list(self.db.query(sql, params))
 
+    def generation(self, row_id: int) -> dict | None:
+        """One generations row, as written."""
+        return self._first("select * from generations where id = ?", [row_id])
+
     def recent_generations(
         self, n: int = 20, arm: str | None = None, model: str | None = None, search: str | None = None
     ) -> list[dict]:

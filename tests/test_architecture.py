@@ -25,6 +25,7 @@ LAYERS = [
     {"diagnosis"},  # why the answers were wrong, which rung or lever next
     {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
     {"climb", "distill"},  # `lab climb`: the ladder climbed step by step; `lab distill`: teacher -> student
+    {"export"},  # `lab export`: the advised (or a climbed, or a distilled) rung as a folder to ship, verified
     {"report"},
     {"cli", "app", "__main__", "tuning.__main__"},  # the faces (entry points)
 ]

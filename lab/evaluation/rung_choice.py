@@ -35,6 +35,7 @@ class Rung:
     scores: dict  # example id -> primary score (for the paired tests)
     candidates: int = 1  # the best of this many configurations (before `shared` spreads the 5% over rungs)
     row: object = None  # the scoreboard row (summary.ArmSummary) it came from
+    eval_run_id: int | None = None  # a sweep's configuration: the run that measured it (None: the board's)
 
     def judged(self, target: float) -> verdict.Meets:
         return verdict.meets(self.mean, self.n, target, self.candidates)

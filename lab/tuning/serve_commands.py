@@ -56,9 +56,11 @@ def serve_plan(
     n_ctx: int | None = None,
     parallel: int = 8,
     config_path: str = "llama-cpp-server.json",
+    only: list[str] | None = None,
 ) -> ServePlan:
     """The command (and for llama-cpp-python the config) serving `base` (default: the lab's
-    default model) with every finished adapter trained on it."""
+    default model) with every finished adapter trained on it (`only`: these of them, by name:
+    `lab export` serves the one it ships)."""
     if engine not in ENGINES:
         raise AdapterError(f"unknown engine '{engine}': choose from {', '.join(ENGINES)}")
     info = lab.model_info(base)
@@ -66,10 +68,15 @@ def serve_plan(
         raise AdapterError(f"{info.id} is already a server: name the local base model the adapters were trained on")
     sha = lab.model_sha(info)
     adapters = [a for a in list_adapters(lab.home.adapters)[0] if a.base_sha == sha]
+    if only is not None:
+        missing = sorted(set(only) - {a.name for a in adapters})
+        if missing:
+            raise AdapterError(f"no finished adapter {', '.join(missing)} trained on {info.id}")
+        adapters = [a for a in adapters if a.name in only]
     n_ctx = n_ctx or lab.config.n_ctx
     spec = f"openai:http://{host}:{port}/v1#{info.id}"
     plan = ServePlan(engine, [], spec, [a.name for a in adapters])
-    if not adapters:
+    if not adapters and only is None:
         plan.notes.append(f"no adapters trained on {info.id} yet (see `lab train`): the base alone is served")
     if engine == "vllm":
         weights = info.hf_path or lab.hf_cache_dir(info)
