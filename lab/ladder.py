@@ -224,7 +224,6 @@ def instruction_for(task: Task | None, system: str | None = None, tuned: Adapter
     return (task.instruction or None) if task else None
 
 
-
 def answer(
     lab,
     arm: str,

@@ -594,6 +594,91 @@ def test_app_distill_says_what_is_wrong_with_a_teacher_instead_of_a_traceback(di
     assert said == "distil it: **Distill** below (teacher fake:best-prompt)"
 
 
+# ---- Advisor: Export -----------------------------------------------------------------------------
+
+
+def test_the_advisor_tab_has_the_export_controls(fake_lab):
+    from lab.app import export_block
+    from lab.export import RUNGS
+
+    demo = build_app(fake_lab)
+    ids = {b.elem_id for b in demo.blocks.values()}
+    assert {"export-task", "export-rung", "export-folder", "export-check", "export-n", "export-go"} <= ids
+    assert [v for _, v in export_block.RUNG_CHOICES] == list(RUNGS)  # every rung the engine takes, in words
+    by_id = {b.elem_id: b for b in demo.blocks.values() if b.elem_id}
+    assert by_id["export-rung"].value == "auto" and by_id["export-check"].value is True
+    assert by_id["export-n"].value == 20
+    assert export_block.task_of_run(fake_lab, 0) == gr.update() == export_block.task_of_run(fake_lab, "#x")
+
+
+def test_app_export_shows_an_export_error_as_a_message_and_an_export_with_its_check(fake_lab, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from lab.app import export_block
+    from lab.export import ExportError
+
+    def refuse(lab, task, rung="auto", to=None, copy_models=False):
+        raise ExportError(
+            f"eval run 3 of '{task}' has no tune answers: run `lab eval {task} --arms tune` first "
+            "(or choose --rung auto)"
+        )
+
+    import lab.export as export
+
+    monkeypatch.setattr(export, "export_rung", refuse)
+    words = tab_advisor.app_words
+    out = _last(export_block.export_run(fake_lab, words, "tickets", "tune", "", True, 20))
+    assert out.startswith("**Cannot export as asked:**") and "has no tune answers" in out
+    assert "use the **Evaluate** tab (arms tune) first" in out and "choose the recommended rung" in out
+    assert "`lab" not in out and " --" not in out and "Traceback" not in out
+    assert _last(export_block.export_run(fake_lab, words, "", "auto", "", True, 20)) == "Pick a task."
+
+    asked = {}
+    folder = tmp_path / "ship"
+
+    def fake_export(lab, task, rung="auto", to=None, copy_models=False):
+        asked.update(task=task, rung=rung, to=to)
+        pick = SimpleNamespace(rung="few-shot", name="few-shot (fixed, k=4)", eval_run_id=7)
+        return SimpleNamespace(
+            folder=to,
+            pick=pick,
+            files={"Modelfile": "a" * 64, "prompt.json": "b" * 64, "export.json": "c" * 64},
+            notes=["the advice's pick does not meet the target: run `lab climb tickets` to measure more"],
+            commands={
+                "ollama": f"ollama create tickets -f {to}/Modelfile",
+                "llama-server": "llama-server -m /models/base.gguf --port 8080",
+                "verify": f"lab export tickets --rung few-shot --to {to} --verify",
+            },
+        )
+
+    def fake_verify(lab, folder, n=20, progress=None):
+        asked.update(verified=folder, n=n)
+        return SimpleNamespace(
+            ok=False,
+            lines=lambda: [
+                f"does NOT reproduce the evaluation: {n - 1} of {n} answers identical to the evaluated ones",
+                "score on these 5: evaluated 0.800, exported 0.600",
+            ],
+        )
+
+    monkeypatch.setattr(export, "export_rung", fake_export)
+    monkeypatch.setattr(export, "verify_export", fake_verify)
+    frames = list(export_block.export_run(fake_lab, words, "tickets", "auto", str(folder), True, 5))
+    out = frames[-1]
+    assert asked == {"task": "tickets", "rung": "auto", "to": folder, "verified": folder, "n": 5}
+    assert frames[0].startswith("Exporting tickets")
+    assert out.startswith("### Exported: few-shot (fixed, k=4)") and f"`{folder}`" in out and "eval run #7" in out
+    assert "- `Modelfile` (sha256 `aaaaaaaaaaaa…`)" in out and "`export.json`" in out
+    assert "**Climb the ladder** below" in out  # the note in the page's words
+    assert f"```sh\nollama create tickets -f {folder}/Modelfile\n```" in out and "llama-server -m" in out
+    assert "vLLM" not in out and "--verify" not in out and "`lab" not in out  # no vLLM line here; no CLI line
+    assert "**Check: ✗ does NOT reproduce the evaluation: 4 of 5 answers identical" in out
+    assert "- score on these 5: evaluated 0.800, exported 0.600" in out
+
+    out = _last(export_block.export_run(fake_lab, words, "tickets", "few-shot", "ship", False, 5))
+    assert asked["to"] == fake_lab.home.exports / "ship" and "Check" not in out  # relative: in the home's exports
+
+
 # ---- Train --------------------------------------------------------------------------------------
 
 

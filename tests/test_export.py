@@ -198,7 +198,7 @@ def test_verify_refuses_an_adapter_served_on_another_base(evaluated, tmp_path):
     config_file.write_text(json.dumps(config))
     runner = CliRunner()
     r = runner.invoke(
-        cli, ["--home", str(lab.home), "export", TASK, "--rung", "tune", "--to", str(folder), "--verify-only"]
+        cli, ["--home", str(lab.home.root), "export", TASK, "--rung", "tune", "--to", str(folder), "--verify-only"]
     )
     assert r.exit_code == 1 and "an adapter for another base" in r.output, r.output
 

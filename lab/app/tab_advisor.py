@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from . import _ui, distill_block
+from . import _ui, distill_block, export_block
 from .tab_compare import LABELS
 from .tab_evaluate import run_choices
 
@@ -312,6 +312,7 @@ def build(lab: Lab) -> None:
             go = gr.Button("Advise", variant="primary", elem_id="advisor-go")
         with gr.Column(scale=3):
             out = gr.Markdown(elem_id="advisor-out")
+            export_block.build(lab, app_words, run)  # the recommended rung (or one named) as a folder to ship
     _ui.on_show(lab, "advisor", setup, [run], lab)
     go.click(
         _ui.wire(lab, "advisor", advise, lab),
