@@ -57,6 +57,21 @@ def test_modelfile_without_a_chat_template_writes_the_plain_format_and_says_why(
     assert MODELFILE_TEMPLATE_PLAIN in text and 'PARAMETER stop "\\nInput:"' in text
 
 
+def test_the_plain_chat_template_renders_what_the_lab_prompted():
+    import jinja2
+
+    from lab.backends.base import plain_render
+    from lab.export.serving import JINJA_TEMPLATE_PLAIN
+
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "x"},
+        {"role": "user", "content": "q?"},
+    ]
+    assert jinja2.Template(JINJA_TEMPLATE_PLAIN).render(messages=msgs) == plain_render(msgs)
+
+
 def test_similar_examples_are_not_pretended_in_a_modelfile():
     similar = {"mode": "similar", "k": 4, "pairs": [{"input": "a", "output": "x"}]}
     text = modelfile(_prompt(examples=similar), "/m/b.gguf", None, True, None)

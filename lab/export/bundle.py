@@ -24,7 +24,7 @@ from pathlib import Path
 from ..models import sha256_of
 from .pick import ExportError, Pick, pick_rung
 from .prompt import build_prompt, rag_settings
-from .serving import modelfile, serve_md, server_plans
+from .serving import JINJA_TEMPLATE_PLAIN, modelfile, serve_md, server_plans
 
 MANIFEST = "export.json"
 
@@ -119,7 +119,11 @@ def export_rung(lab, task, rung: str = "auto", to: str | Path | None = None, cop
     files["Modelfile"] = modelfile(
         prompt, model["gguf"], adapter["gguf"] if adapter else None, model["chat_template"], stop
     )
-    plans = server_plans(lab, prompt, info.id, tuned.name if tuned else None, info.hf_path is not None)
+    plans = server_plans(
+        lab, prompt, info.id, tuned.name if tuned else None, info.hf_path is not None, model["chat_template"]
+    )
+    if not model["chat_template"]:
+        files["chat_template.jinja"] = JINJA_TEMPLATE_PLAIN + "\n"
     served = tuned.name if tuned else info.id
     question = task.examples("eval")[0].input if task.examples("eval") else "…"
     files["SERVE.md"] = serve_md(prompt, plans, served, question, rag)

@@ -17,9 +17,17 @@ import shlex
 from ..backends.base import PLAIN_STOPS
 
 MODELFILE_TEMPLATE_PLAIN = (
-    # plain_render as a Go template: the system text, then "Input: ..." / "Output: ..." turns, then "Output:"
-    '{{ if .System }}{{ .System }}\n\n{{ end }}{{ range .Messages }}{{ if eq .Role "user" }}Input: {{ .Content }}\n'
-    '{{ else if eq .Role "assistant" }}Output: {{ .Content }}\n\n{{ end }}{{ end }}Output:'
+    # plain_render as a Go template: the system text, then "Input: ..." / "Output: ..." turns, then
+    # "Output:" (Go templates cannot trim: plain_render's strip() of each text is not repeated)
+    '{{ range .Messages }}{{ if eq .Role "system" }}{{ .Content }}\n\n{{ else if eq .Role "user" }}Input: '
+    '{{ .Content }}\n{{ else if eq .Role "assistant" }}Output: {{ .Content }}\n\n{{ end }}{{ end }}Output:'
+)
+
+# plain_render as a Jinja chat template, for llama-server's --chat-template-file (same text, same turns)
+JINJA_TEMPLATE_PLAIN = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] | trim }}\n\n"
+    "{% elif m['role'] == 'user' %}Input: {{ m['content'] | trim }}\n"
+    "{% else %}Output: {{ m['content'] | trim }}\n\n{% endif %}{% endfor %}Output:"
 )
 
 
@@ -73,14 +81,21 @@ def modelfile(prompt: dict, model_path: str, adapter_gguf: str | None, has_templ
     return "\n".join(lines) + "\n"
 
 
-def server_plans(lab, prompt: dict, model_id: str, adapter: str | None, has_hf: bool) -> dict:
+def server_plans(lab, prompt: dict, model_id: str, adapter: str | None, has_hf: bool, has_template: bool) -> dict:
     """{engine: ServePlan} for llama-server, llama-cpp-python and (with HF weights) vLLM, serving
-    the base and only the exported adapter."""
+    the base and only the exported adapter; llama-server gets the lab's plain format as its chat
+    template when the GGUF has none."""
     from ..tuning.serve_commands import serve_plan
 
     only = [adapter] if adapter else []
     engines = ["llama-server", "llama-cpp-python"] + (["vllm"] if has_hf else [])
     plans = {e: serve_plan(lab, e, model_id, only=only, parallel=1) for e in engines}
+    if not has_template:
+        plans["llama-server"].command += ["--jinja", "--chat-template-file", "chat_template.jinja"]
+        plans["llama-cpp-python"].notes.append(
+            "the GGUF has no chat template and this server takes none from a file: --verify will flag the "
+            "prompt it renders (serve with llama-server and chat_template.jinja instead)"
+        )
     c = prompt["constraint"]
     if c and "labels" in c:
         plans["llama-server"].command += ["--grammar-file", "grammar.gbnf"]
