@@ -137,6 +137,22 @@ def test_nothing_to_export_says_what_to_run(fake_lab):
         export_rung(fake_lab, "tickets", rung="distilled")
 
 
+def test_the_distilled_rung_is_the_student_of_the_latest_distillation(fake_lab):
+    from lab.export import pick_rung
+    from lab.tasks import load_task
+
+    lab = fake_lab
+    config = {"model": "fake", "adapter": {"name": "tickets-distilled", "sha": "s"}, "max_tokens": 64}
+    run_id = lab.store.new_eval_run("tickets~distilled", "h", ["tune"], "fake", config)
+    ledger = {"rows": [{"role": "distilled", "how": "adapter tickets-distilled", "eval_run_id": run_id}]}
+    ledger["sentence"] = "The distilled student is as good as the teacher within 5 points."
+    distill_id = lab.store.open_distill("tickets", "tickets-distilled", "{}")
+    lab.store.update_distill(distill_id, {"ledger_json": json.dumps(ledger), "status": "finished"})
+    pick = pick_rung(lab, load_task("tickets", home=lab.home), "distilled")
+    assert (pick.arm, pick.eval_run_id, pick.adapter) == ("tune", run_id, "tickets-distilled")
+    assert pick.notes == [ledger["sentence"]]
+
+
 # ---- the real model ---------------------------------------------------------------------------
 
 TASK, ARMS = "acme-facts", ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
