@@ -9,6 +9,7 @@ an adapter of zeros that does nothing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -194,6 +195,13 @@ def test_every_rung_kind_is_exported_as_it_was_evaluated(evaluated, tmp_path):
     before = {p.name: p.read_bytes() for p in (tmp_path / "tune").iterdir()}
     export_rung(lab, TASK, "tune", tmp_path / "tune")  # the same inputs write the same bytes
     assert {p.name: p.read_bytes() for p in (tmp_path / "tune").iterdir()} == before
+    copied = export_rung(lab, TASK, "tune", tmp_path / "copied", copy_models=True).folder
+    config = json.loads((copied / "llama-cpp-server.json").read_text())
+    assert sorted(p.name for p in (copied / "models").iterdir()) == sorted(
+        {Path(m["model"]).name for m in config["models"]} | {f"{TASK}.gguf"}
+    )
+    assert all(Path(m["model"]).parent == copied.resolve() / "models" for m in config["models"])
+    assert "FROM models/" in (copied / "Modelfile").read_text()
     auto = export_rung(lab, TASK, "auto", tmp_path / "auto")
     assert auto.pick.rung in ARMS and auto.pick.advice is not None
 
