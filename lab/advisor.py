@@ -452,7 +452,35 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
         distilled=stored_distillation(lab, task.name),
     )
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
+    add_side_effect_evidence(lab, rec, board)
     return rec
+
+
+# ---- what the tuned arm's adapter costs elsewhere (`lab adapters check NAME --side-effects`) -----
+
+
+def add_side_effect_evidence(lab, rec: Recommendation, board) -> None:
+    """The tuned arms' adapter's measured side effects: a significant loss elsewhere is a cost said
+    beside the gain (a reason), whether or not a tuned arm is the pick; unmeasured, when the pick is
+    tuned, how to measure it."""
+    from .evaluation.side_effects import check_command, losses, stored_side_effects
+
+    tuned = next((a for a in board.arms if a.arm in TUNE_RUNGS and a.adapter), None)
+    if tuned is None:
+        return
+    sha = ((board.run.get("config") or {}).get("adapter") or {}).get("sha")
+    result = stored_side_effects(lab, tuned.adapter, sha)
+    costs = losses(result) if result else []
+    rec.evidence["side_effects"] = {"adapter": tuned.adapter, "measured": result is not None, "losses": costs}
+    picked = rec.rung in TUNE_RUNGS
+    if costs:
+        which = "the pick's" if picked else f"{tuned.arm}'s"
+        rec.reasons.append(
+            f"A cost to weigh beside what tuning gains here: {which} adapter {tuned.adapter} does significantly "
+            "worse elsewhere: " + "; ".join(costs) + "."
+        )
+    elif result is None and picked:
+        rec.next_steps.append(f"measure what adapter {tuned.adapter} costs elsewhere: `{check_command(tuned.adapter)}`")
 
 
 # ---- with a learning curve (`lab curve`) -------------------------------------------------------

@@ -302,6 +302,32 @@ def m015_distills(db: sqlite_utils.Database):
     db["distills"].create_index(["task"])
 
 
+@migration
+def m016_side_effects(db: sqlite_utils.Database):
+    # What an adapter costs elsewhere (`lab adapters check NAME --side-effects`): the perplexity on
+    # general text and the other tasks' held-out scores, each paired with the base model. Its
+    # answers are eval runs tagged "side-effects:NAME", so they resume as those do; the row holds
+    # the settings and, once measured, the result. Keyed by the adapter's sha256: a retrained
+    # adapter is measured anew.
+    db["side_effects"].create(
+        {
+            "id": int,
+            "ts": str,
+            "adapter": str,
+            "adapter_sha": str,
+            "base_model": str,
+            "base_sha": str,
+            "settings_json": str,
+            "result_json": str,
+            "status": str,
+            "wall_s": float,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["side_effects"].create_index(["adapter", "adapter_sha"])
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

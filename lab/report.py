@@ -68,6 +68,7 @@ def render_html(
     curve=None,
     retrieval=None,
     distill: dict | None = None,
+    side_effects: dict | None = None,
 ) -> str:
     r = board.run
     parts = [
@@ -175,6 +176,9 @@ def render_html(
                 ],
             )
         )
+
+    if side_effects is not None:  # the tuned arm's adapter, measured (`lab adapters check NAME --side-effects`)
+        parts.append(side_effects_section(side_effects))
 
     if board.comparisons:
         parts.append(
@@ -376,10 +380,36 @@ def write_report(lab, eval_run_id: int, path: str | Path, answers=None) -> Path:
             curve=latest_curve(lab, board.task),
             retrieval=check_for_run(lab, eval_run_id),
             distill=latest_ledger(lab, board.task),
+            side_effects=tuned_side_effects(lab, board),
         ),
         encoding="utf-8",
     )
     return path
+
+
+def tuned_side_effects(lab, board) -> dict | None:
+    """The measured side effects of the adapter the board's tuned arms served (None: no tuned arm,
+    or not measured: the scoreboard's line says how)."""
+    from .evaluation.side_effects import stored_side_effects
+
+    rec = (board.run.get("config") or {}).get("adapter")
+    if not rec or not any(a.adapter for a in board.arms):
+        return None
+    return stored_side_effects(lab, rec["name"], rec.get("sha"))
+
+
+def side_effects_section(result: dict) -> str:
+    """What the tuned arm's adapter costs elsewhere, paired with its base model, in the lab's words."""
+    from .evaluation.side_effects import side_effect_lines
+
+    *figures, method = side_effect_lines(result)
+    return (
+        f"<h2>Side effects of the adapter {_e(result['adapter'])}</h2>"
+        "<p class=small>Tuning on a narrow task may cost general ability: the perplexity on general text "
+        "and the other tasks' held-out scores, each with and without the adapter.</p><ul>"
+        + "".join(f"<li>{_e(line)}</li>" for line in figures)
+        + f"</ul><p class=small>{_e(method)}</p>"
+    )
 
 
 def curve_section(curve) -> str:

@@ -506,3 +506,31 @@ class Store:
 
     def latest_demo_run(self) -> dict | None:
         return self._first("select * from demo_runs order by id desc limit 1")
+
+    # -- an adapter's side effects (side_effects) ------------------------------------------
+    def new_side_effects(
+        self, adapter: str, adapter_sha: str, base_model: str, base_sha: str, settings_json: str
+    ) -> int:
+        """A new measurement of what adapter `adapter` (this content) costs elsewhere, running."""
+        return self.insert(
+            "side_effects",
+            {
+                "ts": now(),
+                "adapter": adapter,
+                "adapter_sha": adapter_sha,
+                "base_model": base_model,
+                "base_sha": base_sha,
+                "settings_json": settings_json,
+                "status": "running",
+            },
+        )
+
+    def update_side_effects(self, side_effects_id: int, values: dict) -> None:
+        self.update("side_effects", side_effects_id, values)
+
+    def latest_side_effects(self, adapter: str, adapter_sha: str | None = None) -> dict | None:
+        """The newest finished measurement of `adapter` (of this content, when `adapter_sha` is given)."""
+        where, params = "adapter = ? and status = 'finished'", [adapter]
+        if adapter_sha is not None:
+            where, params = where + " and adapter_sha = ?", [adapter, adapter_sha]
+        return self._first(f"select * from side_effects where {where} order by id desc limit 1", params)

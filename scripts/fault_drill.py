@@ -286,6 +286,7 @@ TRAIN_ARGS = [
     "--val-fraction",
     "0.1",
     "--force",
+    "--no-side-effects",  # the drill kills training; the side effects' own runs resume as eval runs do
 ]
 
 

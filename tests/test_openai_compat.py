@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
+from fake_adapters import random_adapter
 
 from lab.backends.base import ServerUnavailable
 from lab.engine import Lab
@@ -28,47 +28,6 @@ from scripts.bench_serving import die_with_parent, free_port  # noqa: E402  (the
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TASK, ADAPTER = "acme-facts", "acme-facts"  # the tune arms use the adapter named after the task
 ARMS = ["zero-shot", "few-shot", "rag", "tune", "tune+rag"]
-
-
-def random_adapter(lab: Lab, name: str, rank: int = 4, b_std: float = 0.3) -> Path:
-    """A LoRA adapter (PEFT files, adapter.gguf, manifest) on the default model's attention q/v with
-    random weights: no training, yet strong enough to change the answers, so the alias with the
-    adapter is told apart from the base."""
-    from safetensors.numpy import save_file
-
-    from lab.gguf_meta import read_metadata
-    from lab.models import sha256_of
-    from lab.tuning.export_gguf import export_gguf
-
-    info = lab.model_info()
-    meta = read_metadata(info.path)
-    arch = meta["general.architecture"]
-    n_layer, d = meta[f"{arch}.block_count"], meta[f"{arch}.embedding_length"]
-    d_kv = d // meta[f"{arch}.attention.head_count"] * meta[f"{arch}.attention.head_count_kv"]
-    folder = lab.home.adapters / name
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    tensors = {}
-    for i in range(n_layer):
-        for proj, n_out in (("q_proj", d), ("v_proj", d_kv)):
-            prefix = f"base_model.model.model.layers.{i}.self_attn.{proj}"
-            tensors[f"{prefix}.lora_A.weight"] = (rng.standard_normal((rank, d)) / d**0.5).astype(np.float32)
-            tensors[f"{prefix}.lora_B.weight"] = (rng.standard_normal((n_out, rank)) * b_std).astype(np.float32)
-    save_file(tensors, str(folder / "adapter_model.safetensors"))
-    (folder / "adapter_config.json").write_text(
-        json.dumps({"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, "target_modules": ["q_proj", "v_proj"]})
-    )
-    export_gguf(folder, info.path)
-    (folder / "lab_adapter.json").write_text(
-        json.dumps(
-            {
-                "base_model": {"id": info.id, "sha256": lab.model_sha(info), "path": str(info.path)},
-                "adapter": {"sha256": sha256_of(folder / "adapter_model.safetensors")},
-                "config": {},
-            }
-        )
-    )
-    return folder
 
 
 class Server:

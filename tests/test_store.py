@@ -330,3 +330,17 @@ def test_a_log_without_climbs_has_no_climb_of_a_run(tmp_path):
     store = Store(tmp_path / "lab.db")
     store.db["climbs"].drop()  # a log from before the climbs table
     assert store.latest_climb_of_run(1) is None
+
+
+def test_side_effects_written_and_the_latest_finished_one_read_per_adapter_content(tmp_path):
+    store = Store(tmp_path / "lab.db")
+    first = store.new_side_effects("tickets", "sha1", "smollm2", "base", '{"passages": 24}')
+    assert store.latest_side_effects("tickets") is None  # running: not a measurement to quote yet
+    store.update_side_effects(first, {"status": "finished", "result_json": '{"a": 1}', "wall_s": 3.0})
+    running = store.new_side_effects("tickets", "sha1", "smollm2", "base", '{"passages": 24}')
+    store.update_side_effects(running, {"status": "failed", "error": "boom"})
+    assert store.latest_side_effects("tickets", "sha1")["id"] == first
+    assert store.latest_side_effects("tickets", "sha2") is None  # retrained since: measured anew
+    newer = store.new_side_effects("tickets", "sha2", "smollm2", "base", "{}")
+    store.update_side_effects(newer, {"status": "finished", "result_json": "{}"})
+    assert store.latest_side_effects("tickets")["id"] == newer and store.latest_side_effects("other") is None

@@ -17,7 +17,7 @@ from ..task_import import TaskImportError
 from ..tuning import jobs
 from ..tuning import plan as training_plan
 from ..tuning.config import TrainConfigError
-from . import _ui, bridge
+from . import _ui, bridge, side_effects_block
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
     from ..engine import Lab
@@ -534,6 +534,7 @@ def build(lab: Lab) -> None:
     job = gr.State(None)  # the run this page started (or found training): the page follows it
     log = gr.Textbox(label="Trainer output (last lines)", lines=6, max_lines=12, interactive=False, elem_id="train-log")
     timer = gr.Timer(2.0, active=False)
+    side_effects_block.build(lab, name)  # after a run: what the adapter costs elsewhere
 
     values = [
         dataset,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -109,6 +109,34 @@ def stream(
 
 def cancelled(cancel: threading.Event | None) -> bool:
     return cancel is not None and cancel.is_set()
+
+
+# ---- the likelihood of a text (an adapter's side effects: lab.evaluation.side_effects) -----------
+
+
+def text_nll(backend: Backend, text: str, adapter: str | None = None, adapter_sha: str | None = None) -> list[float]:
+    """The negative log-likelihood (nats) of each token of `text` given the tokens before it, the
+    text as it stands (no chat template), on the base model or with the adapter at `adapter`.
+    Backends that can read it have a `token_nll` method (llama.cpp, transformers); a model server
+    does not send its logits, so it is refused with what to do instead."""
+    method = getattr(backend, "token_nll", None)
+    if method is None:
+        raise BackendError(
+            f"{backend.info.id} runs on a backend that cannot score a text's likelihood ({type(backend).__name__}): "
+            "measure it on a local model (a GGUF through llama.cpp, or an HF folder through transformers)"
+        )
+    return method(text, adapter=adapter, adapter_sha=adapter_sha)
+
+
+def nll_of(logits, targets: Sequence[int]) -> list[float]:
+    """-log softmax(logits[i])[targets[i]] for each row: the rows' logits each predict the next token."""
+    import numpy as np
+
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    log_z = np.log(np.exp(x).sum(axis=-1))
+    picked = x[np.arange(len(targets)), np.asarray(targets)]
+    return (log_z - picked).tolist()
 
 
 # ---- adapters, cached by content ----------------------------------------------------------------

@@ -22,6 +22,7 @@ from .base import (
     Generation,
     LoadedAdapter,
     cancelled,
+    nll_of,
     plain_render,
 )
 from .constrain import LabelTrie, end_token_ids
@@ -263,6 +264,22 @@ class HFBackend:
         entry = self._adapters.get(adapter, sha)
         self.model.set_adapter(entry.handle)
         return contextlib.nullcontext(), entry
+
+    def token_nll(self, text: str, adapter: str | None = None, adapter_sha: str | None = None) -> list[float]:
+        """Each token's negative log-likelihood given those before it (see `base.text_nll`): one
+        forward pass, with the PEFT adapter at `adapter` enabled or every adapter disabled."""
+        import torch
+
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        if len(ids) > self.n_ctx:
+            raise ContextTooLong(len(ids), self.n_ctx, self.info.id)
+        if len(ids) < 2:
+            return []
+        with self.lock:
+            context, _served = self._use_adapter(adapter, adapter_sha)
+            with context, torch.no_grad():
+                logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, :-1]
+        return nll_of(logits.float().cpu().numpy(), ids[1:])
 
     def generate(
         self,

@@ -22,6 +22,7 @@ from .base import (
     Generation,
     LoadedAdapter,
     cancelled,
+    nll_of,
     plain_render,
 )
 from .constrain import llama_grammar
@@ -202,6 +203,40 @@ class LlamaCppBackend:
         if entry is not self._active_adapter:
             self._attach(entry)
         return entry
+
+    # -- the likelihood of a text (base.text_nll) -------------------------------------------
+    def token_nll(self, text: str, adapter: str | None = None, adapter_sha: str | None = None) -> list[float]:
+        """Each token's negative log-likelihood given those before it (see `base.text_nll`). One
+        batch asks for the logits of every position: 0.7 s for 156 tokens here, against 1.25 s fed
+        token by token (as `tuning.parity` does), with the same mean to 0.001 nats (single tokens
+        differ by up to ~0.2: batched matrix products round otherwise). Base and adapter are read
+        the same way, so their difference is paired."""
+        import llama_cpp
+        import numpy as np
+
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        if len(ids) > self.n_ctx:
+            raise ContextTooLong(len(ids), self.n_ctx, self.info.id)
+        if len(ids) < 2:
+            return []
+        rows, ctx, n_vocab = [], self.llm._ctx, self.llm.n_vocab()
+        with self.lock:
+            self._set_adapter(adapter, adapter_sha)
+            self.llm.reset()
+            try:
+                ctx.kv_cache_seq_rm(-1, 0, -1)
+                for start in range(0, len(ids), self.llm.n_batch):
+                    chunk = ids[start : start + self.llm.n_batch]
+                    self.llm._batch.set_batch(chunk, n_past=start, logits_all=True)
+                    ctx.decode(self.llm._batch)
+                    out = llama_cpp.llama_get_logits(ctx.ctx)
+                    rows.append(np.ctypeslib.as_array(out, shape=(len(chunk), n_vocab)).copy())
+            except RuntimeError as e:
+                raise BackendError(f"llama.cpp could not score the text: {e}") from e
+            finally:  # the next generation must not reuse this cache
+                ctx.kv_cache_seq_rm(-1, 0, -1)
+                self.llm.reset()
+        return nll_of(np.concatenate(rows)[:-1], ids[1:])
 
     # -- generation ------------------------------------------------------------------
     def generate(

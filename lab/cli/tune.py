@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..evaluation.side_effects import AFTER_TRAINING, DEFAULT_LIMIT, DEFAULT_PASSAGES
 from ..tasks import TaskError
 from ..tuning.adapters import AdapterError
 from ..units import size
@@ -95,8 +96,18 @@ Examples:
 )
 @click.option("--vram", "vram_gb", type=float, help="Plan for a GPU with this many GB (default: the GPU visible here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report / manifest as JSON.")
+@click.option(
+    "--side-effects/--no-side-effects",
+    default=True,
+    show_default=True,
+    help="After training, measure what the adapter costs elsewhere (perplexity on general text, the other "
+    f"tasks' scores) on small sizes: {AFTER_TRAINING['passages']} passages, {AFTER_TRAINING['limit']} "
+    "examples per task (about a minute on 2 CPU cores).",
+)
 @click.pass_context
-def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only, dry_run, vram_gb, as_json, **flags):
+def train_cmd(
+    ctx, config_file, task, resume, restart, overwrite, validate_only, dry_run, vram_gb, as_json, side_effects, **flags
+):
     """Train a LoRA adapter on your examples for a base model (CPU: lora; CUDA: qlora)."""
     from ..tuning import TrainingInterrupted, load_train_config, make_config, train, validate
 
@@ -154,7 +165,13 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
         sys.exit(130)
     if as_json:
         click.echo(json.dumps(adapter.manifest, indent=2, ensure_ascii=False))
-        return
+    else:
+        _trained(adapter)
+    if side_effects:
+        _side_effects_after_training(lab, adapter.name, as_json)
+
+
+def _trained(adapter) -> None:
     m = adapter.metrics
     val = f", val loss {m['val_loss']:.3f}" if m.get("val_loss") is not None else ""
     click.echo(
@@ -163,6 +180,29 @@ def train_cmd(ctx, config_file, task, resume, restart, overwrite, validate_only,
         f"{adapter.wall_s:.0f} s on {adapter.device}, peak memory {size(adapter.manifest['peak_mem_bytes'])}"
     )
     click.echo(f'try it: lab ask --adapter {adapter.name} "..."')
+
+
+def _side_effects_after_training(lab, name: str, as_json: bool) -> None:
+    """The trained adapter's side effects on the automatic run's small sizes (its sentences on
+    stderr after --json). The adapter is saved whatever happens here: a failure is a warning, Ctrl-C
+    exits 130 saying how to measure them later."""
+    from ..backends import BackendError
+    from ..ladder import ArmError
+
+    check = f"`lab adapters check {name} --side-effects`"
+    sizes = f" (small sizes after training: {check} measures {DEFAULT_PASSAGES} passages and {DEFAULT_LIMIT} examples)"
+    try:
+        _side_effects(lab, name, AFTER_TRAINING["passages"], AFTER_TRAINING["limit"], note=sizes, err=as_json)
+    except KeyboardInterrupt:
+        click.secho(
+            f"\nside effects not measured (interrupted); the adapter is saved: {check} measures them "
+            "(the answers given are kept)",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(130)
+    except (ArmError, AdapterError, BackendError, TaskError) as e:
+        click.secho(f"side effects not measured: {e}; the adapter is saved", fg="yellow", err=True)
 
 
 @cli.group("adapters", invoke_without_command=True)
@@ -205,13 +245,36 @@ def adapters_cmd(ctx, as_json):
 @click.argument("name")
 @click.option("-n", "count", default=3, show_default=True, help="Prompts from the adapter's own training file.")
 @click.option("--max-tokens", default=24, show_default=True, help="Tokens per answer compared.")
+@click.option(
+    "--side-effects",
+    is_flag=True,
+    help="Measure what the adapter costs elsewhere instead (paired with its base model): perplexity on Python "
+    "standard-library docstrings and the held-out score of every other task; stored, and the answers resume.",
+)
+@click.option(
+    "--passages",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PASSAGES,
+    show_default=True,
+    help="--side-effects: docstring passages (~128 tokens each) scored with and without the adapter.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="--side-effects: held-out examples per other task.",
+)
 @click.pass_context
-def adapters_check(ctx, name, count, max_tokens):
-    """Compare llama.cpp + adapter.gguf with transformers + PEFT on the same prompts (temperature 0)."""
+def adapters_check(ctx, name, count, max_tokens, side_effects, passages, limit):
+    """Compare llama.cpp + adapter.gguf with transformers + PEFT on the same prompts (temperature 0);
+    with --side-effects, measure what the adapter costs on general text and the other tasks."""
     from ..tuning import read_examples, resolve_adapter
     from ..tuning.parity import compare
 
     lab = lab_of(ctx)
+    if side_effects:
+        return _side_effects(lab, name, passages, limit)
     adapter = resolve_adapter(lab, name)
     data = adapter.manifest.get("dataset", {}).get("path")
     _, examples = read_examples(data, adapter.instruction)
@@ -233,6 +296,33 @@ def adapters_check(ctx, name, count, max_tokens):
     for a in r["answers"]:
         if not a["same_text"]:
             click.echo(f"    HF:    {a['hf_tuned'][:100]!r}\n    llama: {a['llama_tuned'][:100]!r}")
+
+
+def _side_effects(lab, name: str, passages: int, limit: int, note: str = "", err: bool = False) -> None:
+    """Measure adapter `name`'s side effects, saying each step on stderr, and print its sentences
+    (on stderr too with `err`: after JSON on stdout)."""
+    import time
+
+    from ..evaluation.side_effects import SOURCE, measure_side_effects, side_effect_lines, stdlib_passages
+    from ..tuning import resolve_adapter
+
+    stdlib_passages(passages)  # a wrong count or name says so before anything is announced
+    resolve_adapter(lab, name)
+    click.echo(
+        f"side effects of '{name}': perplexity on {SOURCE} ({passages} passages) and {limit} held-out examples "
+        f"of every other task, each with and without the adapter{note}",
+        err=True,
+    )
+    t0 = time.perf_counter()
+    result = measure_side_effects(lab, name, passages=passages, limit=limit, progress=_progress_line)
+    click.echo("\n".join(side_effect_lines(result)), err=err)
+    click.secho(
+        f"measured in {time.perf_counter() - t0:.0f} s; stored in {lab.store.path}", fg="bright_black", err=True
+    )
+
+
+def _progress_line(line: str) -> None:
+    click.secho(f"  {line}", fg="bright_black", err=True)
 
 
 @adapters_cmd.command("export")

@@ -80,8 +80,9 @@ IDENTITY_DEFAULTS = {
     "instruction": None,  # None: the task's own instruction (else one of its `instructions` to try)
     "chunk_tokens": None,  # None: the corpus's own index (else its version chunked at that size)
     "rag_shots": None,  # None: rag without worked examples (else {"mode", "k"} as the few-shot arm's)
+    "tune_instruction": None,  # None: the tune arms answer with the adapter's instruction ("task": the task's)
 }
-VARIANT_KEYS = ("instruction", "chunk_tokens", "rag_shots")
+VARIANT_KEYS = ("instruction", "chunk_tokens", "rag_shots", "tune_instruction")
 
 
 def find_run(lab, task_name: str, task_hash: str, model_id: str, identity: dict) -> dict | None:
@@ -180,6 +181,7 @@ def run_eval(
     rag_shots: dict | None = None,
     sweep: str | None = None,
     hide_own_example: bool = False,
+    tune_instruction: str | None = None,
 ) -> int:
     """Run (or resume) an evaluation; returns its eval_run_id.
 
@@ -200,7 +202,10 @@ def run_eval(
     a call without it (`lab eval`, a climb's step) that resumes the run clears the mark.
     `hide_own_example`: worked examples never include one whose input is the question's (a teacher
     labelling the training inputs would otherwise copy the gold answer: `lab distill`, whose tag
-    keeps such runs apart)."""
+    keeps such runs apart).
+    `tune_instruction="task"`: the tune arms answer with the task's instruction, not the one the
+    adapter was trained with (an adapter measured on a task it was not trained for, beside the
+    base model asked the same way: `side_effects`)."""
     task = load_task(task, home=lab.home)
     arms = ladder.check_arms(arms)
     check_task(task)
@@ -221,7 +226,14 @@ def run_eval(
     fixed = ladder.fixed_shots(pool, k)
     if instruction is not None and instruction.strip() == (task.instruction or "").strip():
         instruction = None  # the task's own: the same run as without it
-    variant = {"instruction": instruction, "chunk_tokens": chunk_tokens, "rag_shots": rag_shots}
+    if tune_instruction not in (None, "task"):
+        raise EvalError(f"tune_instruction must be None or 'task' (got {tune_instruction!r})")
+    variant = {
+        "instruction": instruction,
+        "chunk_tokens": chunk_tokens,
+        "rag_shots": rag_shots,
+        "tune_instruction": tune_instruction,
+    }
     backend = lab.backend(model)  # loads the model once, up front
     info = backend.info
     workers = max(1, concurrency or lab.config.concurrency) if getattr(backend, "concurrent", False) else 1
@@ -416,6 +428,9 @@ def _one(
     elif shots is None:
         shots = ladder.similar_shots(lab, pool, ex.input, k)
     log = {"eval_run_id": run_id, "example_id": ex.id}
+    system = variant.get("instruction")
+    if system is None and arm in ladder.TUNE_ARMS and variant.get("tune_instruction") == "task":
+        system = task.instruction or ""  # "": no system prompt, as the zero-shot arm has none then
     gen_id, error, passages = None, None, None
     try:
         ans = lab.answer(
@@ -430,7 +445,7 @@ def _one(
             rag_k=rag_k,
             log=log,
             constrain=constrain,
-            system=variant.get("instruction"),
+            system=system,
             chunk_tokens=variant.get("chunk_tokens"),
         )
         output, gen_id, passages = ans.text, ans.row_id, ans.passages

@@ -355,6 +355,18 @@ def compare(
     )
 
 
+def ratio_of(c: Comparison) -> tuple[float | None, float | None, float | None]:
+    """(ratio, lo, hi): exp of a paired difference of logs and of its interval's ends. On mean
+    token negative log-likelihoods per passage (b the tuned model, a the base) it is the perplexity
+    ratio tuned/base, the geometric mean of the passages' own ratios; the interval is the BCa
+    bootstrap's of the difference, carried through exp (a monotone map keeps its coverage)."""
+
+    def exp(v: float | None) -> float | None:
+        return None if v is None else math.exp(v)
+
+    return exp(c.diff), exp(c.lo), exp(c.hi)
+
+
 @dataclass
 class NonInferiority:
     """Is `cheap` worse than `costly` by less than `margin`? d = cheap - costly on the same examples;

@@ -59,6 +59,7 @@ class ArmSummary:
     constrained: bool | None = None  # constrained decoding enforced on every answer (None: not asked)
     verdict: verdict.Meets | None = None  # does it meet the target (`verdict.meets`); meets_target is its .ok
     beyond: int = 0  # examples this arm scored that not every arm did: left out of n, quality and verdict
+    side_effects: list[str] = field(default_factory=list)  # the first tuned arm: its adapter's costs elsewhere
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -164,6 +165,7 @@ class Scoreboard:
                     f"{a.training_device or '?'} = {money(a.training_cost)}; break-even: "
                     f"{a.break_even if a.break_even else 'n/a'}"
                 )
+            lines += [f"{a.arm}: {line}" if i == 0 else f"  {line}" for i, line in enumerate(a.side_effects)]
             if a.stability is not None:
                 lines.append(f"{a.arm}: repeats agree on {a.stability:.0%} of examples")
         if note := constrained_note(self):
@@ -444,6 +446,7 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         )
 
     _add_training_costs(lab, run, task, summaries)
+    _add_side_effects(lab, run, summaries)
     comparisons = stats.compare_all({arm: per_example[arm] for arm in present}, score_type)
 
     examples = []
@@ -523,6 +526,17 @@ def _add_training_costs(lab, run: dict, task, summaries: list[ArmSummary]) -> No
         base = by_arm.get(base_name)
         if base and base.cost and s.cost:
             s.break_even = costs.break_even(task.cost, s.training_cost, base.cost.per_1k, s.cost.per_1k, base_name)
+
+
+def _add_side_effects(lab, run: dict, summaries: list[ArmSummary]) -> None:
+    """Under the first tuned arm: what its adapter costs elsewhere, measured (`side_effects`), or how
+    to measure it."""
+    rec = run["config"].get("adapter")
+    tuned = next((s for s in summaries if s.arm in ladder.TUNE_ARMS), None)
+    if rec and tuned is not None:
+        from .side_effects import scoreboard_lines
+
+        tuned.side_effects = scoreboard_lines(lab, rec["name"], rec.get("sha"))
 
 
 def _training_wall_and_device(lab, adapter) -> tuple[float | None, str | None]:

@@ -236,3 +236,62 @@ def distill_sentence(ni: stats.NonInferiority, ratio: float | None, break_even: 
             f"It cannot be told yet whether the distilled student is as good as the teacher within {within} (n={ni.n})"
         )
     return head + cheaper + pays + "."
+
+
+# ---- what an adapter costs elsewhere (`side_effects`) --------------------------------------------
+
+
+def _signed(x: float, digits: int = 2) -> str:
+    return f"{x:+.{digits}f}".replace("-", "\u2212")  # a real minus sign, as in print
+
+
+def lost(c: stats.Comparison) -> bool:
+    """A significant loss with the adapter on: the paired test (Holm-corrected across the
+    measurement's tests) says the score went down."""
+    return c.diff is not None and c.significant and c.diff < 0
+
+
+def perplexity_rose(c: stats.Comparison) -> bool:
+    """The adapter raised the perplexity on general text significantly (c: tuned - base mean NLL)."""
+    return c.diff is not None and c.significant and c.diff > 0
+
+
+def _change_words(c: stats.Comparison, worse: bool, better: str, worse_words: str, unit: str) -> str:
+    """How a side effect's paired test reads: too few to tell, nothing changed, significant (which
+    way), or not significant."""
+    if c.too_few:
+        return f"too few {unit}s to tell"
+    if c.wins == 0 and c.losses == 0:
+        return f"the same {'score ' if unit == 'example' else ''}on every {unit}"
+    if c.significant:
+        return worse_words if worse else better
+    return "not significant"
+
+
+def side_effect_text(c: stats.Comparison, task: str, metric: str, base: float | None, tuned: float | None) -> str:
+    """One other task's held-out score without and with the adapter, paired: 'tickets:
+    field_accuracy 0.62 → 0.55, −0.07 [−0.15, +0.01], not significant (n=20)'."""
+    if c.diff is None or base is None or tuned is None:
+        return f"{task}: no example was scored both without and with the adapter."
+    ci = "" if c.lo is None else f" [{_signed(c.lo)}, {_signed(c.hi)}]"
+    words = _change_words(c, c.diff < 0, "a significant gain", "a significant loss", "example")
+    return f"{task}: {metric} {base:.2f} \u2192 {tuned:.2f}, {_signed(c.diff)}{ci}, {words} (n={c.n})"
+
+
+def _times(*ratios: float) -> list[str]:
+    """Ratios to 2 decimals, or all to 3 where 2 would round a change to 1.00 (0.996 is not 1.00)."""
+    digits = 3 if any(x != 1.0 and f"{x:.2f}" == "1.00" for x in ratios) else 2
+    return [f"{x:.{digits}f}" for x in ratios]
+
+
+def perplexity_text(c: stats.Comparison, source: str) -> str:
+    """The perplexity on general text with the adapter as a multiple of the base's, paired over
+    the same passages: 'Perplexity on Python standard-library docstrings: 1.08x the base's
+    [1.03, 1.13] (24 passages), significantly higher'."""
+    ratio, lo, hi = stats.ratio_of(c)
+    if ratio is None:
+        return f"Perplexity on {source}: no passage was scored."
+    (r, *ends) = _times(ratio, *(() if lo is None else (lo, hi)))
+    ci = f" [{ends[0]}, {ends[1]}]" if ends else ""
+    words = _change_words(c, c.diff > 0, "significantly lower", "significantly higher", "passage")
+    return f"Perplexity on {source}: {r}x the base's{ci} ({c.n} passages), {words}"

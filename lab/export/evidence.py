@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 
 
-def _side_effects(lab, adapter: str | None) -> list[str]:
+def _side_effects(lab, adapter: str | None, sha: str | None = None) -> list[str]:
     if not adapter:
         return ["The rung has no adapter: the base model answers, as it does everything else."]
     from ..evaluation.side_effects import side_effect_lines, stored_side_effects
 
-    found = stored_side_effects(lab, adapter)
+    found = stored_side_effects(lab, adapter, sha)  # of this adapter's content, not an older one
     if found is None:
         return [f"Not measured yet: `lab adapters check {adapter} --side-effects` measures them."]
     return side_effect_lines(found)
@@ -66,7 +66,12 @@ def evidence_md(lab, pick, prompt: dict, files: dict[str, str]) -> str:
         ]
     out += [*(f"- note: {n}" for n in pick.notes), "", "## The advice", "", "```", advice.to_text(), "```", ""]
     out += ["## The scoreboard", "", "```", board.to_text(), "```", ""]
-    out += ["## Side effects of the adapter", "", *(f"- {line}" for line in _side_effects(lab, pick.adapter)), ""]
+    out += [
+        "## Side effects of the adapter",
+        "",
+        *(f"- {line}" for line in _side_effects(lab, pick.adapter, adapter["sha256"] if adapter else None)),
+        "",
+    ]
     out += ["## Reproduce", "", "```sh", *reproduce_commands(pick, n), "```", ""]
     out += ["## Files", "", "| file | sha256 |", "|---|---|"]
     out += [f"| {name} | {hashlib.sha256(text.encode()).hexdigest()} |" for name, text in sorted(files.items())]
