@@ -140,6 +140,14 @@ def test_bench_retrieval_prints_corpus_synthetic_real_and_targets(tmp_path):
     has(out, r"^no-change re-index of the sample corpus .*: (MET|NOT MET)$")
 
 
+def test_bench_side_effects_prints_false_and_true_loss_rates_and_passes_its_goal():
+    out = bench("bench_side_effects.py", "--quick")
+    has(out, r"^Side effects: how often a loss elsewhere is said")
+    row = has(out, rf"^\s+24\s+20\s+({NUMBER})% ± +{NUMBER}\s+({NUMBER})% ±")
+    assert float(row.group(2)) > 50  # a 10% perplexity rise is found
+    has(out, r"^PASS goal: ")
+
+
 def test_bench_verdicts_runs_end_to_end_and_passes_its_goals():
     out = bench("bench_verdicts.py", "--quick", "--reps", "40", "--test-reps", "10", "--graded-test-reps", "4")
     has(out, r"^Verdicts, false and true")
