@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +107,15 @@ def _same_file(f, path: Path) -> bool:
         return os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
     except FileNotFoundError:
         return False
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Move the finished folder `tmp` to `final`, replacing what is there: the old folder is moved
+    aside first and removed after, so a kill at any point leaves one of them whole, never half."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

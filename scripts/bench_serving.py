@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,20 +33,11 @@ import httpx
 
 from lab.engine import Lab
 from lab.evaluation import run_eval
+from lab.export.server import (
+    die_with_parent,
+    free_port,
+)  # the server `lab export --verify` starts, started the same way
 from lab.tuning.serve_commands import serve_plan
-
-
-def die_with_parent() -> None:
-    """In the server's process: SIGKILL it when this script dies, whatever way."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(lab: Lab, folder: Path, n_threads: int | None) -> tuple[subprocess.Popen, str]:

@@ -255,6 +255,14 @@ def test_an_adapter_of_zeros_is_flagged_as_doing_nothing(evaluated, tmp_path):
     assert any("does nothing" in line for line in result.lines())
 
 
+def test_the_cli_offers_the_engines_rungs_and_default():
+    from lab.cli.export import export_cmd
+    from lab.export import DEFAULT_N, RUNGS
+
+    params = {p.name: p for p in export_cmd.params}
+    assert list(params["rung"].type.choices) == list(RUNGS) and params["n"].default == DEFAULT_N
+
+
 def test_cli_export_errors_exit_2_without_a_traceback(tmp_path):
     r = CliRunner().invoke(cli, ["--home", str(tmp_path), "export", "tickets"])
     assert r.exit_code == 2 and "lab eval tickets" in r.output and "Traceback" not in r.output

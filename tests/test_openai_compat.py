@@ -20,10 +20,8 @@ from fake_adapters import random_adapter
 from lab.backends.base import ServerUnavailable
 from lab.engine import Lab
 from lab.evaluation.runner import run_eval
+from lab.export.server import die_with_parent, free_port  # how `lab export --verify` starts its server
 from lab.tuning.serve_commands import serve_plan
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scripts.bench_serving import die_with_parent, free_port  # noqa: E402  (the bench starts servers the same way)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TASK, ADAPTER = "acme-facts", "acme-facts"  # the tune arms use the adapter named after the task

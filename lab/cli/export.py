@@ -14,6 +14,7 @@ from .common import cli, lab_of
 @click.argument("task")
 @click.option(
     "--rung",
+    # export.RUNGS, written out: importing lab.export here would load it for every command (a test keeps them equal)
     type=click.Choice(["auto", "zero-shot", "few-shot", "rag", "tune", "tune+rag", "distilled"]),
     default="auto",
     show_default=True,

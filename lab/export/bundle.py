@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..home import replace_folder
 from ..models import sha256_of
 from .pick import ExportError, Pick, pick_rung
 from .prompt import build_prompt, rag_settings
@@ -199,13 +200,7 @@ def _write_atomically(folder: Path, files: dict[str, str], copies: dict[str, Pat
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, tmp / rel)
         os.chmod(tmp, 0o755)
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, folder)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

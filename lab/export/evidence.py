@@ -49,7 +49,8 @@ def evidence_md(lab, pick, prompt: dict, files: dict[str, str]) -> str:
 
     n = len({r["example_id"] for r in lab.store.eval_scores(pick.eval_run_id, pick.arm)})
     board = summarize(lab, pick.eval_run_id, task=pick.task)
-    advice = pick.advice or recommend_for_run(lab, summarize(lab, pick.eval_run_id, task=pick.task))
+    scoreboard = board.to_text()  # before the advice, which re-judges the board's rows and adds its sweeps' best
+    advice = pick.advice or recommend_for_run(lab, board)
     model, adapter = prompt["model"], prompt["adapter"]
     out = [
         f"# Evidence: {pick.task.name}, {pick.name}",
@@ -65,7 +66,7 @@ def evidence_md(lab, pick, prompt: dict, files: dict[str, str]) -> str:
             f"{adapter['gguf_sha256']} (adapter.gguf)"
         ]
     out += [*(f"- note: {n}" for n in pick.notes), "", "## The advice", "", "```", advice.to_text(), "```", ""]
-    out += ["## The scoreboard", "", "```", board.to_text(), "```", ""]
+    out += ["## The scoreboard", "", "```", scoreboard, "```", ""]
     out += [
         "## Side effects of the adapter",
         "",

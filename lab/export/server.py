@@ -26,7 +26,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # in the server's process: SIGKILL it when the lab dies, whatever way
+def die_with_parent() -> None:  # in the server's process: SIGKILL it when its parent dies, whatever way
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
@@ -47,7 +47,7 @@ def llama_cpp_server(config: dict, wait_s: float = 180) -> Iterator[str]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             )
         try:
             _wait(proc, url, log_path, wait_s)

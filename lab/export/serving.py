@@ -15,6 +15,7 @@ import json
 import shlex
 
 from ..backends.base import PLAIN_STOPS
+from ..prompts import few_shot
 
 MODELFILE_TEMPLATE_PLAIN = (
     # plain_render as a Go template: the system text, then "Input: ..." / "Output: ..." turns, then
@@ -106,12 +107,9 @@ def server_plans(lab, prompt: dict, model_id: str, adapter: str | None, has_hf: 
 
 def request_body(prompt: dict, served_name: str, question: str, engine: str) -> dict:
     """One chat request as the lab sent it (fixed examples; similar ones are the client's to pick)."""
-    messages = [{"role": "system", "content": prompt["instruction"]}] if prompt["instruction"] else []
     shots = prompt["examples"]
-    if shots and shots["mode"] == "fixed":
-        for pair in shots["pairs"]:
-            messages += [{"role": "user", "content": pair["input"]}, {"role": "assistant", "content": pair["output"]}]
-    messages.append({"role": "user", "content": question})
+    pairs = [(p["input"], p["output"]) for p in shots["pairs"]] if shots and shots["mode"] == "fixed" else []
+    messages = few_shot(question, pairs, prompt["instruction"])  # the few-shot arm's messages (zero-shot without pairs)
     o = prompt["options"]
     body = {
         "model": served_name,

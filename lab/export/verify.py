@@ -99,14 +99,17 @@ def _read(folder: Path) -> tuple[dict, dict, dict]:
 def check_files(manifest: dict, config: dict) -> list[str]:
     """What makes the export unable to reproduce the evaluation before anything runs: a base or
     adapter that is not the one evaluated, an adapter served on a base it was not trained on."""
+    from functools import cache
+
     model, adapter = manifest["model"], manifest.get("adapter")
+    sha_of = cache(sha256_of)  # a tuned export's config names the base twice: hashed once
     problems = []
     for m in config.get("models", []):
         path = Path(m["model"])
         if not path.exists():
             problems.append(f"llama-cpp-server.json names {path}, which does not exist")
             continue
-        sha = sha256_of(path)
+        sha = sha_of(path)
         lora = m.get("lora_path")
         if lora and adapter and sha != adapter["base_sha256"]:
             problems.append(
@@ -115,7 +118,7 @@ def check_files(manifest: dict, config: dict) -> list[str]:
             )
         elif sha != model["sha256"]:
             problems.append(f"the server's base {path.name} is not the evaluated {model['id']} (sha256 differs)")
-        if lora and adapter and Path(lora).exists() and sha256_of(lora) != adapter["gguf_sha256"]:
+        if lora and adapter and Path(lora).exists() and sha_of(Path(lora)) != adapter["gguf_sha256"]:
             problems.append(f"the server's adapter {lora} is not the evaluated '{adapter['name']}' (sha256 differs)")
     return problems
 

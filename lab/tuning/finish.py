@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from .. import __version__
+from ..home import replace_folder
 from ..models import sha256_of
 from ..store import now
 from .adapters import MANIFEST, AdapterInfo, read_adapter
@@ -69,15 +70,9 @@ def manifest(run: TrainRun, folder: Path, gguf_sha: str | None) -> dict:
 
 
 def _move_into_place(run: TrainRun, tmp: Path, final: Path) -> None:
-    old = None
-    if final.exists():
-        if not run.overwrite:
-            raise TrainingError(f"adapter '{run.name}' appeared in {final} while training; kept in {tmp}")
-        old = final.with_name(f".{run.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    if final.exists() and not run.overwrite:
+        raise TrainingError(f"adapter '{run.name}' appeared in {final} while training; kept in {tmp}")
+    replace_folder(tmp, final)
 
 
 def finish(run: TrainRun) -> AdapterInfo:
