@@ -120,7 +120,7 @@ class Lab:
         `adapter_id` (e.g. the adapter's name) is what the log shows. The row's adapter_sha is
         the one the backend reports it served. Once `cancel` is set the backend stops at the next
         token and the partial answer is logged with finish_reason "cancelled"."""
-        ladder.check_arms([arm])  # every generation row is one of the ladder's arms
+        ladder.check_logged(arm)  # every generation row is one of the ladder's arms, or a judge's verdict
         backend = self.backend(model, engine)
         options = options or self.options()
         try:

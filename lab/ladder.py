@@ -7,7 +7,8 @@
 
 The CLI's `lab ask`, the app's Compare tab, the evaluation runner and the probe all call
 `answer` (through `Lab.answer`), so an arm answers the same way wherever it is asked, and
-every generation is logged under one of `ARMS` by `Lab.generate`.
+every generation is logged under one of `ARMS` by `Lab.generate` (or as `JUDGE`: a judge model
+comparing two arms' answers, `lab.evaluation.judge`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # typing only: the tuning package loads lazily
     from .tasks import Task
     from .tuning.adapters import AdapterInfo
 
+JUDGE = "judge"  # the generations row of a judge's verdict: logged like an answer, never an arm
 RAG_ARMS = {"rag", "tune+rag"}
 TUNE_ARMS = {"tune", "tune+rag"}
 
@@ -47,6 +49,12 @@ class Answer:
     @property
     def text(self) -> str:
         return self.generation.text
+
+
+def check_logged(arm: str) -> None:
+    """What a generations row may be logged under: one of the ladder's arms, or the judge."""
+    if arm != JUDGE:
+        check_arms([arm])
 
 
 def check_arms(arms: Sequence[str]) -> list[str]:

@@ -328,6 +328,54 @@ def m016_side_effects(db: sqlite_utils.Database):
     db["side_effects"].create_index(["adapter", "adapter_sha"])
 
 
+@migration
+def m017_pairwise(db: sqlite_utils.Database):
+    # Blind pairwise preference: one row per (pair, rater), a pair being two arms' answers to one
+    # held-out example of one eval run (arm_a before arm_b in ladder order). `shown_first` is the
+    # arm that was on the left, so an order bias in the rater can be seen; `preferred` is an arm,
+    # "tie" or "both bad". A rater rating a pair again replaces the row.
+    db["pair_ratings"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "eval_run_id": int,
+            "example_id": str,
+            "arm_a": str,
+            "arm_b": str,
+            "generation_a": int,
+            "generation_b": int,
+            "shown_first": str,
+            "preferred": str,
+            "rater": str,
+            "seconds": float,
+        },
+        pk="id",
+    )
+    db["pair_ratings"].create_index(["eval_run_id", "example_id", "arm_a", "arm_b", "rater"], unique=True)
+    # A judge model's verdict on one pair in one order ("ab": arm_a shown as A). `judge` names the
+    # model and the prompt (rubric included), so a new rubric is a new judge; `verdict` is what it
+    # said ("A", "B", "tie"; null: unparseable), `preferred` what that means in arms.
+    db["judge_verdicts"].create(
+        {
+            "id": int,
+            "ts": str,
+            "task": str,
+            "eval_run_id": int,
+            "example_id": str,
+            "arm_a": str,
+            "arm_b": str,
+            "judge": str,
+            "order": str,
+            "generation_id": int,
+            "verdict": str,
+            "preferred": str,
+        },
+        pk="id",
+    )
+    db["judge_verdicts"].create_index(["eval_run_id", "example_id", "arm_a", "arm_b", "judge", "order"], unique=True)
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in order; return the names applied."""
     if "_migrations" not in db.table_names():

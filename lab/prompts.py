@@ -44,3 +44,26 @@ def with_passages(
     )
     turns = few_shot(question, examples)  # the examples' turns, then the question
     return [{"role": "system", "content": system}, *turns]
+
+
+# ---- the pairwise judge -----------------------------------------------------------------------
+
+JUDGE_VERDICTS = ["A", "B", "tie"]  # what a judge may answer; constrained decoding holds it to these
+JUDGE_SYSTEM = (
+    "You compare two answers to the same message by a rubric. Read the rubric, the message and both "
+    "answers, then reply with exactly one of: A (answer A is better), B (answer B is better), tie."
+)
+DEFAULT_RUBRIC = "Prefer the answer that does what the message asks, accurately, clearly and without filler."
+
+
+def judge_messages(rubric: str, question: str, first: str, second: str) -> list[dict]:
+    """One pairwise judgement: the rubric, the input and two answers labelled A and B (the caller
+    asks twice, each answer once in each place, so a judge that favours a position shows it)."""
+    user = (
+        f"Rubric:\n{(rubric or DEFAULT_RUBRIC).strip()}\n\n"
+        f"Message:\n{question.strip()}\n\n"
+        f"Answer A:\n{first.strip()}\n\n"
+        f"Answer B:\n{second.strip()}\n\n"
+        "Which answer is better by the rubric? Reply A, B or tie."
+    )
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]

@@ -209,6 +209,55 @@ class Store:
             [n],
         )
 
+    # -- blind pairwise preference (pair_ratings, judge_verdicts) ---------------------------
+    def record_pair_rating(self, row: dict) -> None:
+        """A rater's preference on one pair; rating the same pair again replaces it (the unique
+        index on pair and rater makes INSERT OR REPLACE a replace)."""
+        self.insert("pair_ratings", {"seconds": None, **row, "ts": now()}, replace=True)
+
+    def pair_ratings(self, eval_run_id: int, arm_a: str, arm_b: str, rater: str | None = None) -> list[dict]:
+        """The ratings of one run's pairs of these two arms (one rater's, when given), oldest first."""
+        where, params = "eval_run_id = ? and arm_a = ? and arm_b = ?", [eval_run_id, arm_a, arm_b]
+        if rater is not None:
+            where, params = where + " and rater = ?", [*params, rater]
+        return self.query(f"select * from pair_ratings where {where} order by id", params)
+
+    def rated_pair_sets(self, task: str) -> list[dict]:
+        """Every (eval run, arm pair, rater) of the task that has ratings, with their count, newest first."""
+        return self.query(
+            "select eval_run_id, arm_a, arm_b, rater, count(*) as n, max(ts) as last from pair_ratings "
+            "where task = ? group by eval_run_id, arm_a, arm_b, rater order by max(id) desc",
+            [task],
+        )
+
+    def pair_sets(self, eval_run_id: int) -> list[tuple[str, str]]:
+        """The arm pairs of one run that someone rated or a judge judged."""
+        rows = self.query(
+            "select arm_a, arm_b from pair_ratings where eval_run_id = ? union "
+            "select arm_a, arm_b from judge_verdicts where eval_run_id = ?",
+            [eval_run_id, eval_run_id],
+        )
+        return [(r["arm_a"], r["arm_b"]) for r in rows]
+
+    def add_judge_verdict(self, row: dict) -> None:
+        """One judge verdict on one pair in one order; an existing one is kept (a resumed run)."""
+        self.insert("judge_verdicts", {**row, "ts": now()}, ignore=True)
+
+    def judge_verdicts(self, eval_run_id: int, arm_a: str, arm_b: str, judge: str) -> list[dict]:
+        return self.query(
+            "select * from judge_verdicts where eval_run_id = ? and arm_a = ? and arm_b = ? and judge = ? order by id",
+            [eval_run_id, arm_a, arm_b, judge],
+        )
+
+    def judges_of(self, eval_run_id: int, arm_a: str, arm_b: str) -> list[str]:
+        """The judges that gave verdicts on these pairs, newest first."""
+        rows = self.query(
+            "select judge from judge_verdicts where eval_run_id = ? and arm_a = ? and arm_b = ? "
+            "group by judge order by max(id) desc",
+            [eval_run_id, arm_a, arm_b],
+        )
+        return [r["judge"] for r in rows]
+
     def _first(self, sql: str, params: Iterable | dict = ()) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
@@ -229,7 +278,8 @@ class Store:
         asked = [
             (c, v) for c, v in (("e.task = ?", task), ("g.arm = ?", arm), ("g.model_id = ?", model_id)) if v is not None
         ]
-        where, params = [c for c, _ in asked] + ["g.error is null"], [v for _, v in asked]
+        # a judge's one-word verdict is no answer: it would make every answer look fast
+        where, params = [c for c, _ in asked] + ["g.error is null", "g.arm != 'judge'"], [v for _, v in asked]
         if timed_only:
             where.append("g.total_s is not null")
         rows = f"select g.total_s from generations g{join} where {' and '.join(where)}"

@@ -46,6 +46,7 @@ from .home import LabHome
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 TASK_FILE = "task.toml"
 SPLITS = ("train", "eval", "fewshot")
+UNHASHED_KEYS = ("instructions", "rubric")  # task.toml keys an evaluation does not depend on
 HOME_TASKS = "tasks"  # <lab home>/tasks/<name>/task.toml: tasks made with `lab task new`
 
 
@@ -135,6 +136,16 @@ class Task(BaseModel):
     teaches: Literal["knowledge", "behaviour"] | None = None
     cost: Cost = Field(default_factory=Cost)
     probe: Probe | None = None
+    # What a good answer is, in words a rater (you, or a local judge model) reads beside two answers:
+    # tone, house style, persona. Left out of the task's hash, so editing it keeps every evaluation.
+    rubric: str = ""
+    # "pairwise": a text task is also judged by blind pairwise preference (`lab rate`, `lab judge`),
+    # arm against arm on the same held-out input, beside its reference-based scorers.
+    judge: Literal["pairwise"] | None = None
+    # The win rate over `baseline_arm` an arm must reach, by your ratings or a certified judge's, to
+    # meet the bar on preference (None: preference is reported, never a bar).
+    win_rate_target: float | None = Field(None, gt=0.0, le=1.0)
+    baseline_arm: Literal["zero-shot", "few-shot", "rag", "tune", "tune+rag"] = "zero-shot"
 
     _source: Path | None = PrivateAttr(None)  # the task.toml this came from, for hash()
 
@@ -171,6 +182,13 @@ class Task(BaseModel):
     def _something_to_constrain_to(cls, v: bool, info: ValidationInfo) -> bool:
         if v and info.data.get("output_format") == "text":
             raise ValueError("a 'text' task has no label set or schema to constrain its answers to")
+        return v
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_for_text(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v and info.data.get("output_format") != "text":
+            raise ValueError("pairwise judging is for 'text' tasks (labels and JSON have exact scorers)")
         return v
 
     @field_validator("json_schema", "train", "eval", "fewshot")
@@ -226,14 +244,16 @@ class Task(BaseModel):
     def hash(self) -> str:
         """sha256 over the task file and every data file: the eval log's proof of what was run."""
         h = hashlib.sha256()
-        if self._source is not None and self.instructions:
-            # the file as it reads without its instructions to try (tomlkit keeps every other byte),
-            # so listing one more leaves the hash, and the stored evaluations, as they were
+        if self._source is not None and (self.instructions or self.rubric):
+            # the file as it reads without its instructions to try and its rubric (tomlkit keeps
+            # every other byte), so listing one more instruction or rewording the rubric leaves the
+            # hash, and the stored evaluations, as they were
             import tomlkit
 
             raw = self._source.read_bytes()
             doc = tomlkit.parse(raw.decode("utf-8-sig"))
-            doc.pop("instructions", None)
+            for key in UNHASHED_KEYS:
+                doc.pop(key, None)
             bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
             h.update(bom + tomlkit.dumps(doc).encode("utf-8"))
         elif self._source is not None:  # byte for byte, as every stored evaluation was hashed

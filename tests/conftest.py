@@ -17,6 +17,15 @@ def fake_lab(tmp_path):
     lab.store.close()
 
 
+@pytest.fixture
+def evaluated_text(fake_lab, tmp_path):
+    """(lab, task, eval_run_id): a 24-example text task evaluated on zero-shot and few-shot by the
+    fake model, for pairwise rating (tests/text_tasks.py)."""
+    from tests.text_tasks import evaluate_text_task
+
+    return evaluate_text_task(fake_lab, tmp_path / "tone")
+
+
 @pytest.fixture(scope="session")
 def shared_home(tmp_path_factory):
     """One lab home for the session's real-model tests, so slow one-off work (e.g. the GGUF ->

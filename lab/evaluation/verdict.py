@@ -295,3 +295,39 @@ def perplexity_text(c: stats.Comparison, source: str) -> str:
     ci = f" [{ends[0]}, {ends[1]}]" if ends else ""
     words = _change_words(c, c.diff > 0, "significantly lower", "significantly higher", "passage")
     return f"Perplexity on {source}: {r}x the base's{ci} ({c.n} passages), {words}"
+
+
+# ---- blind pairwise preference ----------------------------------------------------------------
+
+
+def preferred(p) -> bool:
+    """arm_b was preferred over arm_a: the sign test on the pairs with a preference is significant
+    and arm_b won more of them (`p`: a `pairwise.Preference`)."""
+    return helped(p.comparison)
+
+
+def preference_text(p) -> str:
+    """'you preferred tune in 15 of 20 pairs (few-shot in 3; no preference in 2): significant, ...'.
+    `p` is a `pairwise.Preference`; the test is the exact sign test on the pairs with a preference."""
+    who = "you" if p.who == "you" else f"the judge {p.who}"
+    if p.n == 0:
+        return f"No pair of {p.arm_a} and {p.arm_b} rated yet by {who}."
+    none = p.ties + p.both_bad
+    rest = f"{p.arm_a} in {p.wins_a}" + (f"; no preference in {none}" if none else "")
+    lead, lead_wins = (p.arm_b, p.wins_b) if p.wins_b >= p.wins_a else (p.arm_a, p.wins_a)
+    if lead == p.arm_a:
+        rest = f"{p.arm_b} in {p.wins_b}" + (f"; no preference in {none}" if none else "")
+    c = p.comparison
+    if c.too_few:
+        call = f"too few to tell (at least {stats.MIN_PAIRS} rated pairs are needed)"
+    elif c.significant:
+        call = f"significant (sign test {stats.format_p(c.p_value)}): {lead} is preferred"
+    else:
+        call = f"not significant (sign test {stats.format_p(c.p_value)}): no clear preference yet"
+    return f"{who.capitalize()} preferred {lead} in {lead_wins} of {p.n} pairs ({rest}): {call}."
+
+
+def win_rate_meets(p, target: float, arm: str | None = None) -> Meets:
+    """Does `arm` (default arm_b) meet a target win rate over the other arm, a tie counting half?
+    The one "meets" decision, on the win rate's Clopper-Pearson bound like any other score."""
+    return meets(p.win_rate_of(arm or p.arm_b), p.n, target)
