@@ -453,7 +453,41 @@ def recommend_for_run(lab, board, answers: Questionnaire | None = None) -> Recom
     )
     add_curve_evidence(lab, rec, task.name, len(task.examples("train")))
     add_side_effect_evidence(lab, rec, board)
+    add_preference_evidence(lab, rec, task, board.run["id"])
     return rec
+
+
+# ---- blind pairwise preference (`lab rate`, `lab judge`) ----------------------------------------
+
+
+def add_preference_evidence(lab, rec: Recommendation, task, run_id: int) -> None:
+    """What blind preference says about the run's arms: a judge's verdict only through the
+    certificate's gate (`certificate.preference_evidence`), else your ratings, with the judge's
+    certificate said when it was passed over; a win-rate target judged by `verdict.win_rate_meets`."""
+    from .evaluation import verdict
+    from .evaluation.certificate import preference_evidence
+    from .evaluation.pairwise import pairs_for
+
+    found = []
+    for arm_a, arm_b in lab.store.pair_sets(run_id):
+        ev = preference_evidence(lab, pairs_for(lab, task, [arm_a, arm_b], run_id))
+        rec.reasons += ev.lines()
+        entry = ev.as_dict()
+        base = task.baseline_arm
+        if ev.preference is not None and task.win_rate_target and base in (arm_a, arm_b):
+            other = arm_b if base == arm_a else arm_a
+            m = verdict.win_rate_meets(ev.preference, task.win_rate_target, other)
+            by = "by your ratings" if ev.source == "you" else "by the judge"
+            rec.reasons.append(m.text(f"{other}'s win rate over {base} ({by})"))
+            entry["win_rate"] = {"arm": other, "over": base, **m.as_dict()}
+        found.append(entry)
+    if found:
+        rec.evidence["preference"] = found
+    elif task.judge == "pairwise" and rec.rung not in (task.baseline_arm, "revisit"):
+        rec.next_steps.append(
+            f"rate {task.baseline_arm} and {rec.rung} blind, side by side (tone and style are what the scores miss): "
+            f"`lab rate {task.name} --arms {task.baseline_arm},{rec.rung}`, or the Evaluate tab's Rate answers blind"
+        )
 
 
 # ---- what the tuned arm's adapter costs elsewhere (`lab adapters check NAME --side-effects`) -----

@@ -179,6 +179,8 @@ def render_html(
 
     if side_effects is not None:  # the tuned arm's adapter, measured (`lab adapters check NAME --side-effects`)
         parts.append(side_effects_section(side_effects))
+    if rec is not None and rec.evidence.get("preference"):  # blind pairwise ratings, a judge through its gate
+        parts.append(preference_section(rec.evidence["preference"]))
 
     if board.comparisons:
         parts.append(
@@ -409,6 +411,30 @@ def side_effects_section(result: dict) -> str:
         "and the other tasks' held-out scores, each with and without the adapter.</p><ul>"
         + "".join(f"<li>{_e(line)}</li>" for line in figures)
         + f"</ul><p class=small>{_e(method)}</p>"
+    )
+
+
+def preference_section(found: list[dict]) -> str:
+    """Blind pairwise preference: the verdict used (yours, or a judge's that passed its certificate)
+    and each judge's certificate, as the advisor's evidence holds them."""
+    rows, certs = [], []
+    for ev in found:
+        p, c = ev["preference"], ev["certificate"]
+        if p is not None:
+            cmp = p["comparison"]
+            won = f"{p['arm_b']} {p['wins_b']} · {p['arm_a']} {p['wins_a']} · none {p['ties'] + p['both_bad']}"
+            rate = f"{p['arm_b']} {p['win_rate_b']:.2f}" if p["win_rate_b"] is not None else "n/a"
+            who = "you" if ev["source"] == "you" else f"judge {p['who']}"
+            rows.append([f"{p['arm_b']} vs {p['arm_a']}", who, won, rate, _p(cmp["p_value"]), _e(p["sentence"])])
+        if c is not None and c["judged"]:
+            certs.append(f"<li>{'trusted' if c['trusted'] else '<b>not trusted</b>'}: {_e(ev['note'])}</li>")
+    return (
+        "<h2>Blind pairwise preference</h2><p class=small>Two arms' answers to the same held-out input, shown "
+        "side by side in random order without their names. The test is the exact sign test on the pairs with a "
+        "preference; a judge model's verdicts are used only when its certificate against your ratings clears "
+        "the bar (README: Judging tone and style).</p>"
+        + (html_table(["pair", "rated by", "preferred", "win rate", "p", "verdict"], rows) if rows else "")
+        + (f"<ul>{''.join(certs)}</ul>" if certs else "")
     )
 
 

@@ -536,3 +536,49 @@ def test_lab_advise_quotes_the_stored_ledger_sentence(fake_lab, tmp_path):
     assert r.exit_code == 0 and f"The task's latest distillation (#{did}, mini-distilled): {SENTENCE}" in r.output
     r = CliRunner().invoke(cli, ["advise", str(folder / "task.toml"), "--json"], obj=obj)
     assert json.loads(r.output)["evidence"]["distill"]["distillation"]["distill_id"] == did
+
+
+# ---- blind pairwise preference in the advice (the certificate's gate) ---------------------------
+
+
+def _advice(lab, run_id):
+    from lab.advisor import recommend_for_run
+    from lab.evaluation.summary import summarize
+
+    return recommend_for_run(lab, summarize(lab, run_id))
+
+
+def test_the_advice_states_your_preference_and_refuses_an_uncertified_judge(evaluated_text):
+    from lab.evaluation import judge, pairwise
+    from tests.text_tasks import rate_all
+
+    lab, task, run_id = evaluated_text
+    rec = _advice(lab, run_id)
+    assert "preference" not in rec.evidence  # nothing rated: no sentence about it
+    pairs = pairwise.pairs_for(lab, task, ["zero-shot", "few-shot"])
+    rate_all(lab, pairs, lambda p: "few-shot" if int(p.question.split()[1]) % 6 else "zero-shot")
+    lab.fake.default = "B"  # a judge that always picks the second answer: every pair flips
+    judge.judge_pairs(lab, task, pairs)
+    rec = _advice(lab, run_id)
+    text = " ".join(rec.reasons)
+    assert "You preferred few-shot in 20 of 24 pairs" in text and "significant" in text
+    assert "The judge fake is not trusted for this task" in text and "Using your ratings instead" in text
+    (ev,) = rec.evidence["preference"]
+    assert ev["source"] == "you" and ev["certificate"]["trusted"] is False and "win_rate" not in ev
+
+
+def test_a_win_rate_target_over_the_baseline_is_met_through_the_one_decision(evaluated_text, tmp_path):
+    from lab.evaluation import pairwise
+    from tests.text_tasks import rate_all
+
+    lab, task, run_id = evaluated_text
+    toml = task.source
+    toml.write_text(toml.read_text() + "win_rate_target = 0.6\n")  # the run is read as it was evaluated
+    pairs = pairwise.pairs_for(lab, task, ["zero-shot", "few-shot"])
+    rate_all(lab, pairs, lambda p: "few-shot")
+    rec = _advice(lab, run_id)
+    (ev,) = rec.evidence["preference"]
+    assert ev["win_rate"]["arm"] == "few-shot" and ev["win_rate"]["state"] == "meets"
+    assert any(
+        r.startswith("few-shot's win rate over zero-shot (by your ratings) meets the target 0.60") for r in rec.reasons
+    )

@@ -343,3 +343,26 @@ def test_the_plan_says_how_many_instructions_the_prompt_rung_tries(fake_lab, tas
     )
     two = plan_text(fake_lab, str(task_dir))
     assert "each with the task's 2 instructions" in two and "has one instruction" not in two
+
+
+def test_the_climb_uses_a_judge_only_through_its_certificate(fake_lab, tmp_path):
+    """A text task judged pairwise: the climb's advice states your blind ratings and refuses a judge
+    whose certificate fails (here one that always picks the answer shown first)."""
+    from lab.evaluation import judge, pairwise
+    from tests.text_tasks import rate_all, text_task
+
+    task = text_task(tmp_path / "tone")
+    fake_lab.fake.default = "a reply"
+    first = climb(fake_lab, str(task.source), up_to="prompt", progress=False, say=lambda m: None)
+    arms = json.loads(fake_lab.store.eval_run(first.eval_run_id)["arms_json"])
+    pairs = pairwise.pairs_for(fake_lab, task, arms[:2], first.eval_run_id)
+    rate_all(fake_lab, pairs, lambda p: pairs.arm_b)
+    fake_lab.fake.default = "A"
+    judge.judge_pairs(fake_lab, task, pairs)
+    lines = []
+    again = climb(fake_lab, str(task.source), up_to="prompt", progress=False, say=lines.append)
+    (ev,) = again.recommendation.evidence["preference"]
+    assert ev["source"] == "you" and ev["certificate"]["trusted"] is False
+    text = again.recommendation.to_text()
+    assert f"You preferred {pairs.arm_b} in {len(pairs)} of {len(pairs)} pairs" in text
+    assert "is not trusted for this task" in text

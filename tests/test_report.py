@@ -375,3 +375,18 @@ def test_the_report_file_shows_the_tasks_latest_finished_distillation(finished_r
     html = write_report(lab, run_id, tmp_path / "r.html").read_text()
     assert f"Distillation (#{did}, mini-distilled)" in html and stored["sentence"] in html
     assert html.count("<svg") == 2 and not re.search(r"https?://", html)
+
+
+def test_the_report_shows_blind_preference_and_a_refused_judge(evaluated_text, tmp_path):
+    from lab.evaluation import judge, pairwise
+    from lab.report import write_report
+    from tests.text_tasks import rate_all
+
+    lab, task, run_id = evaluated_text
+    pairs = pairwise.pairs_for(lab, task, ["zero-shot", "few-shot"])
+    rate_all(lab, pairs, lambda p: "few-shot")
+    lab.fake.default = "A"
+    judge.judge_pairs(lab, task, pairs, limit=6)
+    html = write_report(lab, run_id, tmp_path / "r.html").read_text()
+    assert "<h2>Blind pairwise preference</h2>" in html and "You preferred few-shot in 24 of 24 pairs" in html
+    assert "<b>not trusted</b>" in html and "order flips 100%" in html
