@@ -4,10 +4,12 @@
     python scripts/make_scenarios.py                 # writes lab/scenarios/ and corpora/acme/
     python scripts/make_scenarios.py --out /tmp/s --corpus-out /tmp/acme
 
-Three scenarios, one per rung the guide (docs/guide.md) predicts:
-  tickets     customer email -> JSON ticket (format/behaviour: fine-tune territory)
-  specialty   symptoms in lay words -> which specialist (narrow classifier: few-shot vs tune)
-  acme-facts  questions about a company no model has heard of (knowledge: RAG territory)
+Four scenarios, each where the guide (docs/guide.md) predicts a rung:
+  tickets       customer email -> JSON ticket (format/behaviour: fine-tune territory)
+  specialty     symptoms in lay words -> which specialist (narrow classifier: few-shot vs tune)
+  acme-facts    questions about a company no model has heard of (knowledge: RAG territory)
+  support-tone  customer message -> a reply in a house style (tone: fine-tune territory, judged
+                by blind pairwise preference as well as by overlap with the reference reply)
 
 The words live in scripts/scenario_data/: vocabularies, templates and the Acme fact table
 (acme/products.toml, acme/facts.toml, and acme/docs/ with one template per corpus document).
@@ -21,6 +23,7 @@ import datetime
 import json
 import random
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,6 +88,11 @@ def dedupe(items: list[str]) -> list[str]:
 
 def cap(s: str) -> str:
     return s[0].upper() + s[1:] if s else s
+
+
+def quote(text: str) -> str:
+    """Text as a Markdown block quote, blank lines kept."""
+    return "\n".join(f"> {line}".rstrip() for line in text.split("\n"))
 
 
 def bullets(items: list[str]) -> str:
@@ -578,6 +586,94 @@ def make_specialty(seed: int) -> dict:
     )
 
 
+# ---- scenario: support-tone (customer message -> a reply in the house style) ------------
+
+SUPPORT = load_toml("support_tone.toml")
+SUPPORT_ISSUES = SUPPORT["issues"]  # issue -> subjects, messages, replies (and its own thanks)
+STYLE = SUPPORT["style"]  # the greeting, the sign-off and the word limit every reply keeps
+
+
+def slots_of(template: str) -> set[str]:
+    """The {placeholders} a template states; {a_product} ("an Alder ...") states {product}."""
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    return {name.removeprefix("a_") for name in names}
+
+
+def check_support_data() -> None:
+    for issue, d in SUPPORT_ISSUES.items():
+        stated = set.intersection(*(slots_of(m) for m in d["messages"]))
+        for reply in d["replies"]:
+            unknown = slots_of(reply) - stated
+            require(not unknown, f"support_tone.toml [issues.{issue}]: a reply uses {unknown}, not in every message")
+
+
+def a_or_an(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
+def support_slots(rng: random.Random) -> dict:
+    """Made-up details for a message's {placeholders}; the order of the draws is part of the seed."""
+    v = SUPPORT["vocab"]
+    product, product2 = rng.sample(v["products"], 2)
+    first = rng.choice(v["first_names"])
+    return {
+        "first": first,
+        "last": rng.choice(v["last_names"]),
+        "product": product["name"],
+        "a_product": a_or_an(product["name"]),
+        "part": product["part"],
+        "damage": product["damage"],
+        "product2": product2["name"],
+        "a_product2": a_or_an(product2["name"]),
+        "order": f"FW-{rng.randint(10000, 99999)}",
+        "amount": f"${rng.randint(12, 240)}.{rng.choice(['00', '99', '50'])}",
+        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}",
+        "days": rng.randint(2, 12),
+        "email": f"{first.lower()}{rng.randint(1, 99)}@{rng.choice(v['mail_domains'])}",
+        "city": rng.choice(v["cities"]),
+        "code": rng.choice(v["codes"]),
+    }
+
+
+def support_message(rng: random.Random, issue: dict, slots: dict) -> str:
+    v = SUPPORT["vocab"]
+    body = " ".join(s for s in (rng.choice(v["openers"]), rng.choice(issue["messages"]), rng.choice(v["tones"])) if s)
+    body = body.format(**slots)
+    if rng.random() < 0.3:
+        body = typos(body, rng, rng.randint(1, 2))
+    closing = rng.choice(v["closings"])
+    signature = rng.choice(v["signatures"]).format(**slots)
+    parts = [f"Subject: {rng.choice(issue['subjects']).format(**slots)}"] if rng.random() < 0.4 else []
+    greeting = rng.choice(v["greetings"])
+    parts += [greeting] if greeting else []
+    parts += [body, f"{closing}\n{signature}" if closing else signature]
+    return "\n\n".join(parts)
+
+
+def support_reply(rng: random.Random, issue: dict, slots: dict) -> str:
+    thanks = rng.choice(SUPPORT["thanks"]["any"] + issue.get("thanks", []))
+    next_steps = rng.choice(issue["replies"]).format(**slots)
+    reply = f"{STYLE['greeting'].format(**slots)}\n\n{thanks} {next_steps}\n\n{STYLE['sign_off']}"
+    require(
+        len(reply.split()) <= STYLE["max_words"], f"support_tone.toml: reply over {STYLE['max_words']} words: {reply}"
+    )
+    return reply
+
+
+def make_support_tone(seed: int) -> dict:
+    rng = random.Random(f"{seed}:support-tone")
+    check_support_data()
+
+    def support_row(name: str) -> dict:
+        issue, slots = SUPPORT_ISSUES[name], support_slots(rng)
+        message = support_message(rng, issue, slots)
+        return {"input": message, "output": support_reply(rng, issue, slots), "issue": name}
+
+    # One few-shot example per issue, in shuffled order: any 4 of them show 4 different issues.
+    sizes = dict.fromkeys(SUPPORT_ISSUES, SUPPORT["split"])
+    return make_splits(rng, sizes, support_row, spread_key=lambda r: (r["issue"],))
+
+
 # ---- writing the files ------------------------------------------------------------------
 
 
@@ -593,6 +689,17 @@ def text_fields(name: str, data: dict) -> dict:
             eval_per_label=SPECIALTY["split"]["eval"],
             fewshot_per_label=SPECIALTY["split"]["fewshot"],
         )
+    if name == "support-tone":
+        fields.update(
+            n_issues=len(SUPPORT_ISSUES),
+            issues=", ".join(issue.replace("_", " ") for issue in SUPPORT_ISSUES),
+            eval_per_issue=SUPPORT["split"]["eval"],
+            sign_off=STYLE["sign_off"],
+            max_words=STYLE["max_words"],
+            example_input=quote(data["fewshot"][0]["input"]),
+            example_output=quote(data["fewshot"][0]["output"]),
+        )
+        fields["rubric"] = SCENARIO_TEXTS[name]["rubric"].format_map(fields).strip()
     if name == "acme-facts":
         fields["n_unseen"] = sum(1 for r in data["eval"] if not r["seen_in_train"])
         for key, value in data["probe"].items():
@@ -619,6 +726,7 @@ def write_scenarios(out: Path, seed: int, facts: list[Fact], files: dict[str, st
         "tickets": make_tickets(seed),
         "specialty": make_specialty(seed),
         "acme-facts": make_acme_facts(seed, facts, files),
+        "support-tone": make_support_tone(seed),
     }
     for name, data in made.items():
         for split in SPLITS:

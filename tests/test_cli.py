@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -160,11 +161,16 @@ def test_task_new_prints_what_it_did_and_lab_tasks_lists_it(tmp_path):
     assert "warning: label 'privacy' has no held-out example" in out
     assert "lab eval support" in out
     r = CliRunner().invoke(cli, ["--home", str(tmp_path), "tasks"], obj={})
-    assert r.exit_code == 0 and "support" in r.output and "home" in r.output and "tickets" in r.output
+    assert (
+        r.exit_code == 0
+        and re.search(r"^\s*support\s", r.output, re.M)
+        and "home" in r.output
+        and "tickets" in r.output
+    )
     elsewhere = tmp_path / "elsewhere"
     (tmp_path / "tasks" / "support").rename(elsewhere)
     r = CliRunner().invoke(cli, ["--home", str(tmp_path), "tasks", str(elsewhere)], obj={})
-    assert r.exit_code == 0 and "support" in r.output and "path" in r.output
+    assert r.exit_code == 0 and re.search(r"^\s*support\s", r.output, re.M) and "path" in r.output
     (elsewhere).rename(tmp_path / "tasks" / "support")
     again = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "new", "support", "--from", str(data)], obj={})
     assert again.exit_code == 2 and "already exists: pass --force" in again.output

@@ -51,6 +51,8 @@ def _dataset_sha(task_name: str) -> str:
 def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
     steps = demo.plan(fake_lab, limit=5)
     assert [s.action for s in steps] == ["index"] + ["eval"] * 3 + ["train"] * 3 + ["eval"] * 3
+    # the demo's three scenarios, not every built-in (support-tone only when named)
+    assert {s.task for s in _by(steps, "eval")} == {"acme-facts", "specialty", "tickets"}
     assert not any(s.done for s in steps)
     assert all(s.seconds > 0 and s.basis and s.why for s in steps)
     assert demo.total_seconds(steps) == pytest.approx(sum(s.seconds for s in steps))
@@ -68,6 +70,12 @@ def test_a_fresh_home_plans_every_step_not_done_with_an_estimate(fake_lab):
     assert len(fake_lab.store.recent_generations(10)) == 3
     text = demo.describe(steps)
     assert "0 of 10 steps done" in text and "train the demo adapter 'tickets'" in text
+
+
+def test_a_built_in_outside_the_demo_is_prepared_only_when_named(fake_lab):
+    steps = demo.plan(fake_lab, limit=2, only=["support-tone"])
+    assert [s.action for s in steps] == ["eval", "train", "eval"]
+    assert _by(steps, "eval")[0].task == "support-tone" and _by(steps, "eval")[0].arms == ["zero-shot", "few-shot"]
 
 
 def test_a_stored_evaluation_counts_as_done_and_a_partial_one_as_what_is_left(fake_lab):

@@ -140,7 +140,7 @@ class ScoringFake(FakeBackend):
 
     def __init__(self):
         super().__init__(model_id="fake")
-        self.gold = {e.input: e.output for name in ("acme-facts", "specialty", "tickets") for e in _eval(name)}
+        self.gold = {e.input: e.output for name in BUILTINS for e in _eval(name)}
 
     def token_nll(self, text, adapter=None, adapter_sha=None):
         shift = 0.2 * (1 + len(text) % 3) if adapter and "narrow" in adapter else 0.0
@@ -150,6 +150,10 @@ class ScoringFake(FakeBackend):
         hurt = adapter is not None and "narrow" in adapter
         self.default = "no idea" if hurt else self.gold.get(messages[-1]["content"], "?")
         return super().generate(messages, options, on_text, adapter, adapter_sha, cancel)
+
+
+# every built-in scenario is "another task" to an adapter of none of them
+BUILTINS = ["acme-facts", "specialty", "support-tone", "tickets"]
 
 
 def _eval(name):
@@ -188,18 +192,17 @@ def test_a_narrow_adapter_shows_its_losses_everywhere_the_adapter_is_judged(scor
     lab = scoring_lab
     said = []
     result = se.measure_side_effects(lab, "narrow", passages=8, limit=8, progress=said.append)
-    assert result["status"] == "finished" and result["own_task"] is None and result["tests"] == 4
-    assert [t["task"] for t in result["tasks"]] == ["acme-facts", "specialty", "tickets"]
-    assert all(t["base"] == 1.0 and t["tuned"] == 0.0 and t["comparison"]["n"] == 8 for t in result["tasks"])
+    assert result["status"] == "finished" and result["own_task"] is None and result["tests"] == 5
+    assert [t["task"] for t in result["tasks"]] == BUILTINS
+    # (the wrong answer "no idea" shares a word with a support-tone reply now and then)
+    assert all(t["base"] == 1.0 and t["tuned"] < 0.05 and t["comparison"]["n"] == 8 for t in result["tasks"])
     assert result["perplexity"]["passages"] == 8 and said[0].startswith("perplexity: passage 1 of 8")
-    assert len(se.losses(result)) == 4  # the perplexity and the three tasks, each significant after Holm
+    assert len(se.losses(result)) == 5  # the perplexity and the four tasks, each significant after Holm
     assert se.stored_side_effects(lab, "narrow") == json.loads(json.dumps(result))
     # the tune arm was asked with each task's own instruction, not the adapter's
     tuned = [c for c in lab.backend("fake").calls if c["adapter"]]
     assert tuned and all(c["messages"][0]["content"] != "You sort narrow things." for c in tuned)
-    assert {c["messages"][0]["content"] for c in tuned} == {
-        load_task(n).instruction for n in ("acme-facts", "specialty", "tickets")
-    }
+    assert {c["messages"][0]["content"] for c in tuned} == {load_task(n).instruction for n in BUILTINS}
 
     # the scoreboard, under the tuned arm; the advisor, as a cost; the report, as a section
     run_id = run_eval(lab, "specialty", ["zero-shot", "tune"], limit=8, adapter="narrow", progress=False)
@@ -211,7 +214,7 @@ def test_a_narrow_adapter_shows_its_losses_everywhere_the_adapter_is_judged(scor
     from lab.report import render_html, tuned_side_effects
 
     rec = recommend_for_run(lab, board)
-    assert rec.evidence["side_effects"]["measured"] and len(rec.evidence["side_effects"]["losses"]) == 4
+    assert rec.evidence["side_effects"]["measured"] and len(rec.evidence["side_effects"]["losses"]) == 5
     assert any(r.startswith("A cost to weigh beside what tuning gains here: ") for r in rec.reasons)
     html = render_html(board, rec, side_effects=tuned_side_effects(lab, board))
     assert "<h2>Side effects of the adapter narrow</h2>" in html and "a significant loss" in html

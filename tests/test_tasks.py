@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from lab.tasks import (
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpora" / "acme"
 GENERATOR = ROOT / "scripts" / "make_scenarios.py"
-BUILTINS = ["acme-facts", "specialty", "tickets"]
+BUILTINS = ["acme-facts", "specialty", "support-tone", "tickets"]
 
 
 # ---- the built-in scenarios ---------------------------------------------------------------
@@ -43,7 +44,7 @@ def test_builtin_loads_with_enough_disjoint_data(name):
     assert task.name == name and task.instruction.strip()
     assert task.source == SCENARIOS_DIR / name / "task.toml"
     train, evals, fewshot = (task.examples(s) for s in ("train", "eval", "fewshot"))
-    assert len(train) >= 300 and len(evals) >= 60 and len(fewshot) >= 20
+    assert len(train) >= 300 and len(evals) >= 60 and len(fewshot) >= 12
     ids = [e.id for e in train + evals + fewshot]
     assert len(ids) == len(set(ids))
     eval_inputs = {e.input for e in evals}
@@ -79,6 +80,29 @@ def test_specialty_outputs_are_labels():
         outputs = {ex.output for ex in task.examples(split)}
         assert outputs <= set(task.labels)
     assert {ex.output for ex in task.examples("eval")} == set(task.labels)
+
+
+SIGN_OFF = "\u2014 Maya, Customer Care"
+
+
+def test_support_tone_is_a_text_task_judged_pairwise_whose_replies_keep_the_house_style():
+    task = load_task("support-tone")
+    assert task.output_format == "text" and task.judge == "pairwise" and task.rubric.strip()
+    assert task.baseline_arm == "few-shot" and task.win_rate_target == 0.6
+    assert SIGN_OFF in task.rubric and "Hi <first name>," in task.rubric
+    assert "Maya" not in task.instruction  # the prompt leaves the style to the examples and to tuning
+    issues = {}
+    for split in ("train", "eval", "fewshot"):
+        for ex in task.examples(split):
+            first = re.fullmatch(r"Hi (\w+),", ex.output.split("\n")[0])
+            assert first, f"{ex.id}: no greeting by first name"
+            signature = ex.input.split("\n\n")[-1]  # the customer's closing and name
+            assert re.search(rf"\b{first[1]}\b", signature), f"{ex.id}: {first[1]} did not sign the message"
+            assert ex.output.endswith(f"\n\n{SIGN_OFF}") and ex.output.count(SIGN_OFF) == 1
+            assert len(ex.output.split()) <= 60, f"{ex.id}: {len(ex.output.split())} words"
+            assert "apologi" not in ex.output.lower()
+            issues.setdefault(split, set()).add(ex.extra["issue"])
+    assert issues["eval"] == issues["train"] == issues["fewshot"] and len(issues["fewshot"]) >= 10
 
 
 def test_acme_answers_are_in_their_gold_documents():
@@ -313,5 +337,6 @@ def test_builtins_declare_what_they_teach():
     assert {name: load_task(name).teaches for name in BUILTINS} == {
         "acme-facts": "knowledge",  # facts about a company no model knows: RAG
         "specialty": "behaviour",  # a narrow classifier's judgement
+        "support-tone": "behaviour",  # a house style and tone
         "tickets": "behaviour",  # JSON format
     }

@@ -5,7 +5,7 @@ the whole ladder at once, planned with this machine's speeds and built resumably
     result = prepare(lab)              # does the steps not done yet; Ctrl-C, rerun: it continues
 
 The steps, cheapest first so a stopped run already shows something: the sample corpus's index;
-a stored evaluation of each built-in scenario on its prompt (and RAG) arms; a demo adapter per
+a stored evaluation of each demo scenario (`steps.DEMO_SCENARIOS`) on its prompt (and RAG) arms; a demo adapter per
 scenario (the existing trainer, resumed from its checkpoint; an adapter whose data, config and
 base model match is reused, and one that does not match is never overwritten: the demo trains
 `<scenario>-demo` beside it); then the tune arms joining the same stored evaluations.
