@@ -53,7 +53,11 @@ JUDGE_SYSTEM = (
     "You compare two answers to the same message by a rubric. Read the rubric, the message and both "
     "answers, then reply with exactly one of: A (answer A is better), B (answer B is better), tie."
 )
-DEFAULT_RUBRIC = "Prefer the answer that does what the message asks, accurately, clearly and without filler."
+DEFAULT_RUBRIC = """Prefer the answer that:
+- answers what was asked, accurately, without inventing facts;
+- follows the style of the task's reference answers (length, tone, format);
+- is clear and to the point, without filler.
+If both are equally good, say tie."""
 
 
 def judge_messages(rubric: str, question: str, first: str, second: str) -> list[dict]:

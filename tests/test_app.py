@@ -1114,9 +1114,10 @@ def test_new_task_tab_previews_plans_and_creates_a_task_the_pickers_list(fake_la
     preview, inp, out, name = tab_tasks.load_file(str(data))
     assert preview["headers"] == ["text", "label"] and len(preview["value"]) == 8
     assert (inp["value"], out["value"], name["value"]) == ("text", "label", "support-mail")
-    plan, instruction = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "", 0)
+    plan, instruction, rubric = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "", 0)
     assert "Format: label" in plan and "printer, screen" in instruction["value"]
-    wrong, _ = tab_tasks.show_plan(str(data), "mail", "text", "text", "infer", "", 0)
+    assert rubric["visible"] is False and "value" not in rubric  # a label task has no rubric box
+    wrong, _, _ = tab_tasks.show_plan(str(data), "mail", "text", "text", "infer", "", 0)
     assert "both 'text'" in wrong  # a bad pick is shown in place, not raised
     assert "mail" not in bridge.task_names(fake_lab)
     done = tab_tasks.create(fake_lab, str(data), "mail", "text", "label", "infer", "6", 0, "Say the part.", False)
@@ -1228,7 +1229,7 @@ def test_new_task_a_malformed_upload_says_one_thing_naming_the_users_file(fake_l
     assert preview["value"] == [] and name["value"] == "banking"
     for picker in (inp, out):  # cleared together: no 'not in the list of choices' on the next event
         assert picker["choices"] == [] and picker["value"] is None
-    plan, instruction = tab_tasks.show_plan(str(upload), "banking", None, None, "infer", "", 0)
+    plan, instruction, _ = tab_tasks.show_plan(str(upload), "banking", None, None, "infer", "", 0)
     assert "banking.csv, line 7: 3 fields, but the header has 2" in plan and "2222bbbb" not in plan
     assert plan.count("banking.csv") == 1 and instruction["value"] == ""  # the previous file's is gone
     with pytest.raises(gr.Error) as e:
@@ -1258,10 +1259,10 @@ def test_new_task_words_its_errors_in_its_own_controls(fake_lab, tmp_path):
     assert "Created task mail" in tab_tasks.create(fake_lab, str(data), "mail", *args[:-1], True)
     odd = data.with_name("odd.csv")
     odd.write_text("body,part\nx,a\ny,b\nz,a\n")
-    plan, _ = tab_tasks.show_plan(str(odd), "odd", None, None, "infer", "", 0)
+    plan, _, _ = tab_tasks.show_plan(str(odd), "odd", None, None, "infer", "", 0)
     assert "odd.csv: which columns" in plan and "**Input column**" in plan and "--input" not in plan
     assert "3333cccc" not in plan
-    plan, _ = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "1.5", 0)
+    plan, _, _ = tab_tasks.show_plan(str(data), "mail", "text", "label", "infer", "1.5", 0)
     assert "**Held out** 1.5" in plan and "--eval-size" not in plan
 
 
@@ -1414,6 +1415,93 @@ def test_evaluate_shows_and_saves_the_instructions_to_try(fake_lab, tmp_path):
         )
     assert "<strong>New task</strong>" in e.value.message and "lab task new" not in e.value.message
     assert instructions_block.instructions_view(fake_lab, None)[0] == ""
+
+
+# ---- a text task's rubric: what a good answer is, for blind pairwise rating -------------------------
+
+
+def _persona_csv(path):
+    """A text task: long answers in one voice (no label set repeats, no JSON)."""
+    path.write_text(
+        "prompt,completion\n"
+        + "".join(
+            f'Who are you? ({i}),"I am Ladder, an assistant from Orbital Labs, here to help with {i}."\n'
+            for i in range(20)
+        )
+    )
+    return path
+
+
+def test_new_task_shows_a_text_tasks_default_rubric_and_writes_the_edited_one(fake_lab, tmp_path):
+    from lab import task_import
+    from lab.app import tab_tasks
+
+    data = _persona_csv(tmp_path / "persona.csv")
+    plan, _instruction, rubric = tab_tasks.show_plan(str(data), "persona", "prompt", "completion", "infer", "", 0)
+    assert "Format: text" in plan and "judge: pairwise" in plan
+    assert rubric["visible"] is True and rubric["value"] == task_import.DEFAULT_RUBRIC
+    # what the user typed is kept when the preview is worked out again (another seed)
+    again = tab_tasks.show_plan(str(data), "persona", "prompt", "completion", "infer", "", 1, "Be warm.")
+    assert again[2]["value"] == "Be warm."
+    # the box's text is what is written; the task's other settings as before
+    args = ("prompt", "completion", "infer", "", 0, "Answer as Ladder.", False, "", None)
+    done = tab_tasks.create(fake_lab, str(data), "persona", *args, "Be warm.\nSign as Ladder.\n")
+    assert "Created task persona" in done and "a rubric for blind pairwise rating" in done
+    task = bridge.task(fake_lab, "persona")
+    assert (task.rubric, task.judge, task.instruction) == ("Be warm.\nSign as Ladder.", "pairwise", "Answer as Ladder.")
+    assert 'rubric = """\nBe warm.\nSign as Ladder."""' in task.source.read_text(encoding="utf-8")
+    # the box left as the preview filled it: the default; cleared: no rubric (still judged in pairs)
+    tab_tasks.create(fake_lab, str(data), "plain", *args, task_import.DEFAULT_RUBRIC)
+    assert bridge.task(fake_lab, "plain").rubric == task_import.DEFAULT_RUBRIC
+    tab_tasks.create(fake_lab, str(data), "bare", *args, "  ")
+    assert (bridge.task(fake_lab, "bare").rubric, bridge.task(fake_lab, "bare").judge) == ("", "pairwise")
+    # a label task: the hidden box's text is not written
+    mail = _mail_csv(tmp_path / "mail.csv")
+    tab_tasks.create(fake_lab, str(mail), "mail", "text", "label", "infer", "", 0, "", False, "", None, "Be warm.")
+    assert (bridge.task(fake_lab, "mail").rubric, bridge.task(fake_lab, "mail").judge) == ("", None)
+
+
+def test_evaluate_shows_and_saves_a_text_tasks_rubric_keeping_its_evaluations(fake_lab, tmp_path):
+    from lab import task_import
+    from lab.app import instructions_block, tab_tasks
+
+    data = _persona_csv(tmp_path / "persona.csv")
+    args = ("prompt", "completion", "infer", "", 0, "Answer as Ladder.", False, "", None, "")
+    tab_tasks.create(fake_lab, str(data), "persona", *args)  # made without a rubric
+    toml = fake_lab.home.root / "tasks" / "persona" / "task.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + "# my own note\n", encoding="utf-8")
+    before, hashed = toml.read_bytes(), bridge.task(fake_lab, "persona").hash()
+    box, note = instructions_block.rubric_view(fake_lab, "persona")
+    assert box["value"] == "" and box["interactive"] is True and box["placeholder"] == task_import.DEFAULT_RUBRIC
+    assert "No rubric yet" in note and "**Save rubric**" in note
+    box, note = instructions_block.save_rubric(fake_lab, "persona", "Be warm.\r\nSign as Ladder.\n")
+    assert box["value"] == "Be warm.\nSign as Ladder." and "Saved: the rubric" in note and "No rubric" not in note
+    task = bridge.task(fake_lab, "persona")
+    assert task.rubric == "Be warm.\nSign as Ladder." and task.hash() == hashed  # stored evaluations kept
+    assert toml.read_text(encoding="utf-8").count("# my own note\n") == 1
+    box, note = instructions_block.save_rubric(fake_lab, "persona", "")
+    assert box["value"] == "" and "Saved: no rubric." in note and toml.read_bytes() == before
+    # a label task: shown, not editable, and Save says why
+    tab_tasks.create(
+        fake_lab, str(_mail_csv(tmp_path / "mail.csv")), "mail", "text", "label", "infer", "", 0, "", False
+    )
+    box, note = instructions_block.rubric_view(fake_lab, "mail")
+    assert box["interactive"] is False and "answers with labels, scored exactly" in note
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "evaluate", instructions_block.save_rubric, fake_lab)("mail", "Be warm.")
+    assert "<strong>mail</strong> answers with labels" in e.value.message
+    assert bridge.task(fake_lab, "mail").rubric == ""
+    # a built-in task: not editable, and Save says to make a copy with New task
+    builtin = "acme-facts"  # a built-in text task
+    box, note = instructions_block.rubric_view(fake_lab, builtin)
+    assert box["interactive"] is False and "built-in task" in note and "**New task**" in note
+    with pytest.raises(gr.Error) as e:
+        _ui.wire(fake_lab, "evaluate", instructions_block.save_rubric, fake_lab)(builtin, "Be warm.")
+    assert "<strong>New task</strong>" in e.value.message and "lab task new" not in e.value.message
+    assert instructions_block.rubric_view(fake_lab, None) == (
+        {"__type__": "update", "value": "", "interactive": False},
+        "",
+    )
 
 
 def test_knowledge_check_retrieval_compares_chunk_sizes_in_one_table(fake_lab, monkeypatch):

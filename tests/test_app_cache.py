@@ -93,7 +93,7 @@ def test_uploads_and_downloads_land_in_the_lab_home_and_start_empties_it(fake_la
     # the page accepts it as an upload (Gradio checks the cache at each request) and makes the task
     new_task = _fn_index(demo, lambda fn: fn.api_name == "new_task")
     file_data = {"path": uploaded, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-    (result,) = _call(client, new_task, [file_data, "cached", None, None, "infer", "", 0, "", False, "", None])
+    (result,) = _call(client, new_task, [file_data, "cached", None, None, "infer", "", 0, "", False, "", None, ""])
     assert "Created task cached" in str(result)
     assert (fake_lab.home.root / "tasks" / "cached" / "task.toml").is_file()
 

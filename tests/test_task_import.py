@@ -264,7 +264,7 @@ def test_leakage_counts_held_out_inputs_seen_in_training(tmp_path):
     with task.train.open("a", encoding="utf-8") as f:
         f.write(json.dumps({"id": "copy", "input": first.input.upper() + " !", "output": first.output}) + "\n")
     assert leakage(load_task("mail", home=tmp_path)) == 1
-    for name in ("acme-facts", "specialty", "tickets"):
+    for name in ("acme-facts", "specialty", "support-tone", "tickets"):
         assert leakage(load_task(name)) == 0
 
 
@@ -747,6 +747,144 @@ def test_set_instructions_refuses_a_bad_list_and_a_built_in_leaving_the_file(tmp
         set_instructions("tickets", ["Reply with JSON only."], home=tmp_path)
     assert "`lab task new`" in str(e.value) and "copy of it with New task" in e.value.worded()
     assert (SCENARIOS_DIR / "tickets" / "task.toml").read_bytes() == builtin
+
+
+# ---- a text task's pairwise judge and rubric --------------------------------------------------------
+
+
+def persona_rows(n: int = 30) -> list[tuple[str, str]]:
+    """A text task: long answers in one voice."""
+    return [
+        (f"Who are you? ({i})", f"I am Ladder, an assistant from Orbital Labs, here to help with {i}.")
+        for i in range(n)
+    ]
+
+
+def test_lab_task_new_gives_a_text_task_a_pairwise_judge_and_an_editable_rubric(tmp_path):
+    from lab.task_import import DEFAULT_RUBRIC
+
+    data = write_csv(tmp_path / "persona.csv", persona_rows(), header=("prompt", "completion"))
+    plan = import_task(data, "persona", tmp_path)
+    assert (plan.output_format, plan.judge, plan.rubric) == ("text", "pairwise", DEFAULT_RUBRIC)
+    text = plan.path.read_text(encoding="utf-8")
+    assert 'judge = "pairwise"' in text
+    assert f'rubric = """\n{DEFAULT_RUBRIC}"""\n' in text  # a multi-line string, a line per point
+    comment = text.splitlines()[text.splitlines().index('rubric = """') - 2]
+    assert comment.startswith("# rubric: what a good answer is")
+    assert "tie" in DEFAULT_RUBRIC and len(DEFAULT_RUBRIC.splitlines()) > 2
+    task = load_task("persona", home=tmp_path)
+    assert (task.judge, task.rubric) == ("pairwise", DEFAULT_RUBRIC)
+    assert "judge: pairwise (answers also rated blind" in plan.summary()
+    assert plan.as_dict()["judge"] == "pairwise" and plan.as_dict()["rubric"] == DEFAULT_RUBRIC
+    # a rubric given is written as given (line ends made \n, edges stripped); "" writes none
+    given = plan_task(data, "p", rubric=' Be warm.\r\nSay "Ladder" \\ sign. \n')
+    assert given.rubric == 'Be warm.\nSay "Ladder" \\ sign.'
+    write_task(given, tmp_path)
+    assert load_task("p", home=tmp_path).rubric == 'Be warm.\nSay "Ladder" \\ sign.'
+    bare = import_task(data, "bare", tmp_path, rubric="")
+    assert "rubric" not in bare.path.read_text(encoding="utf-8") and bare.judge == "pairwise"
+    assert "judge: pairwise (answers also rated blind, two at a time; no rubric" in bare.summary()
+
+
+def test_label_and_json_tasks_get_no_judge_and_no_rubric(tmp_path):
+    mail = import_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail", tmp_path, rubric="Be warm.")
+    records = [{"input": f"order {i}", "output": json.dumps({"id": i, "kind": "order"})} for i in range(12)]
+    orders = import_task(write_jsonl(tmp_path / "orders.jsonl", records), "orders", tmp_path)
+    for plan in (mail, orders):
+        text = plan.path.read_text(encoding="utf-8")
+        assert "rubric" not in text and "judge =" not in text and "judge:" not in plan.summary()
+        task = load_task(plan.name, home=tmp_path)
+        assert (task.judge, task.rubric) == (None, "")
+    assert (mail.output_format, orders.output_format) == ("label", "json")
+
+
+def _text_task(tmp_path, **options):
+    """A text task of the user's (no rubric unless given), with their own comments and a table."""
+    data = write_csv(tmp_path / "persona.csv", persona_rows(), header=("prompt", "completion"))
+    plan = import_task(data, "persona", tmp_path, **options)
+    text = plan.path.read_text(encoding="utf-8").replace(
+        'output_format = "text"', '# my note about the format\noutput_format = "text"  # keep me'
+    )
+    plan.path.write_text(text + "# the end\n\n[cost]\nrequests_per_day = 5  # mine\n", encoding="utf-8")
+    return plan.path
+
+
+def test_set_rubric_adds_changes_and_removes_that_key_only_and_keeps_the_hash(tmp_path):
+    pytest.importorskip("tomlkit")
+    from lab.task_import import set_rubric
+
+    path = _text_task(tmp_path, rubric="")
+    before, hashed = path.read_text(encoding="utf-8"), load_task(path).hash()
+    assert "rubric" not in before
+    task = set_rubric("persona", "Be warm.\nSign as Ladder.", home=tmp_path)
+    assert task.rubric == "Be warm.\nSign as Ladder." and load_task(path).rubric == task.rubric
+    after = path.read_text(encoding="utf-8")
+    block = 'rubric = """\nBe warm.\nSign as Ladder."""\n'
+    assert block in after and after.replace(block, "") == before  # only the rubric added, before [cost]
+    assert after.index(block) < after.index("[cost]") and load_task(path).cost.requests_per_day == 5
+    assert task.hash() == hashed  # the rubric is left out of the hash: the stored evaluations stay
+    # changed, from a loaded Task: replaced where it is; quotes and backslashes read back as given
+    task = set_rubric(task, 'Say """Ladder""" \\ sign.\r\n\nNo filler.')
+    assert task.rubric == 'Say """Ladder""" \\ sign.\n\nNo filler.' and task.hash() == hashed
+    one_line = set_rubric(path, "Short answers.")
+    assert 'rubric = "Short answers."\n' in path.read_text(encoding="utf-8") and one_line.hash() == hashed
+    assert set_rubric(path, "Short answers.").rubric == "Short answers."  # unchanged: nothing written
+    # removed: the key goes, and the file is what it was
+    assert set_rubric("persona", " \n ", home=tmp_path).rubric == ""
+    assert path.read_text(encoding="utf-8") == before and load_task(path).hash() == hashed
+    assert set_rubric("persona", "", home=tmp_path).rubric == "" and path.read_text(encoding="utf-8") == before
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_set_rubric_rewords_the_written_default_in_place_keeping_the_hash(tmp_path):
+    pytest.importorskip("tomlkit")
+    from lab.task_import import DEFAULT_RUBRIC, set_rubric
+
+    path = _text_task(tmp_path)
+    raw = path.read_bytes()
+    path.write_bytes(b"\xef\xbb\xbf" + raw)  # saved by an editor that adds a BOM
+    before, hashed = path.read_bytes(), load_task(path).hash()
+    assert load_task(path).rubric == DEFAULT_RUBRIC
+    task = set_rubric("persona", DEFAULT_RUBRIC + "\n- speaks as Ladder, from Orbital Labs.", home=tmp_path)
+    assert task.rubric.endswith("Orbital Labs.") and task.hash() == hashed
+    after = path.read_bytes()
+    assert after.startswith(b"\xef\xbb\xbf") and after.count(b"rubric = ") == 1
+    assert after.decode("utf-8").replace("\n- speaks as Ladder, from Orbital Labs.", "") == before.decode("utf-8")
+    assert set_rubric("persona", DEFAULT_RUBRIC, home=tmp_path).hash() == hashed
+    assert path.read_bytes() == before
+
+
+def test_set_rubric_refuses_a_built_in_leaving_the_file(tmp_path):
+    pytest.importorskip("tomlkit")
+    from lab.task_import import BuiltinTaskError, set_rubric
+    from lab.tasks import SCENARIOS_DIR
+
+    builtin = (SCENARIOS_DIR / "acme-facts" / "task.toml").read_bytes()
+    with pytest.raises(BuiltinTaskError, match="'acme-facts' is a built-in task") as e:
+        set_rubric("acme-facts", "Cite the manual.", home=tmp_path)
+    assert "write its rubric there" in e.value.worded() and "`lab task new`" in str(e.value)
+    assert (SCENARIOS_DIR / "acme-facts" / "task.toml").read_bytes() == builtin
+
+
+def test_lab_task_show_prints_the_task_and_its_rubric(tmp_path):
+    from click.testing import CliRunner
+
+    from lab.cli import cli
+
+    data = write_csv(tmp_path / "persona.csv", persona_rows(), header=("prompt", "completion"))
+    import_task(data, "persona", tmp_path, rubric="Be warm.\nSign as Ladder.", instructions=["Speak as Ladder."])
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "show", "persona"], obj={})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith("task: persona  (") and "format: text" in out and "judge: pairwise" in out
+    assert "instruction to try 1:\n  Speak as Ladder." in out
+    assert out.endswith("rubric:\n  Be warm.\n  Sign as Ladder.\n")
+    import_task(write_csv(tmp_path / "mail.csv", mails(4)), "mail", tmp_path)
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "show", "mail"], obj={})
+    assert result.exit_code == 0 and "labels: keyboard, printer, screen" in result.output
+    assert "rubric" not in result.output and "judge" not in result.output
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path), "task", "show", "nope"], obj={})
+    assert result.exit_code == 2 and "nope" in result.output
 
 
 def test_the_shipped_pydocs_example_loads_as_a_users_knowledge_task(tmp_path):

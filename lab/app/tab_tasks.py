@@ -2,8 +2,9 @@
 
 Upload a CSV, TSV, JSONL/JSON or Parquet file, check the preview, pick the input and output
 columns, read the inferred format, labels, split and warnings (leakage, rare labels), edit the
-instruction, write other instructions to try, pick a corpus, create. The pickers of the other tabs
-list the new task when they are opened.
+instruction, write other instructions to try, pick a corpus, edit a text task's rubric (what a good
+answer is, for blind pairwise rating; prefilled with `task_import.DEFAULT_RUBRIC`), create. The
+pickers of the other tabs list the new task when they are opened.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ OTHERS_HINT = (
     "persona explicitly; the prompt rung measures each beside the instruction."
 )
 CORPUS = "Corpus (for RAG)"
+RUBRIC = "Rubric (what a good answer is, for blind pairwise rating)"
+RUBRIC_HINT = (
+    "What makes one answer better than another, read beside two answers rated blind (by you, or a judge "
+    "model): house style, tone, a persona. Empty: no rubric."
+)
 NO_CORPUS = "(none)"
 
 
@@ -118,8 +124,9 @@ def _plan(
     others=None,
     corpus=None,
     home=None,
+    rubric=None,
 ):
-    """`source`: the upload, or its file already read (a Table)."""
+    """`source`: the upload, or its file already read (a Table); `rubric` None: a text task's default."""
     return task_import.plan_task(
         source if isinstance(source, task_import.Table) else _path(source),
         (name or "").strip() or "my-task",
@@ -131,6 +138,7 @@ def _plan(
         instruction=(instruction or "").strip() or None,
         instructions=paragraphs(others),
         corpus=None if corpus in (None, "", NO_CORPUS) else corpus,
+        rubric=rubric,
         home=home,
     )
 
@@ -146,21 +154,26 @@ def render(plan) -> str:
     )
 
 
-def show_plan(upload, name, input_column, output_column, fmt, eval_size, seed):
-    """What would be made (a problem is shown in place: picking columns is trial and error). A
-    file that cannot be read also clears the instruction: it was the file before's."""
+def show_plan(upload, name, input_column, output_column, fmt, eval_size, seed, rubric=None):
+    """What would be made (a problem is shown in place: picking columns is trial and error), its
+    instruction, and the rubric box: shown for a text task (the rubric typed there kept, else the
+    default one), hidden for labels and JSON. A file that cannot be read also clears the
+    instruction: it was the file before's."""
     path = _path(upload)
     if not path:
-        return NO_FILE, gr.update()
+        return NO_FILE, gr.update(), gr.update()
     try:
         table = task_import.read_table(path)
     except task_import.TaskImportError as e:
-        return f"{_warn(e)}\n\n{FIX_FILE}", gr.update(value="")
+        return f"{_warn(e)}\n\n{FIX_FILE}", gr.update(value=""), gr.update()
     try:
         plan = _plan(table, name, input_column, output_column, fmt, eval_size, seed)
     except task_import.TaskImportError as e:
-        return _warn(e), gr.update()
-    return render(plan), gr.update(value=plan.instruction)
+        return _warn(e), gr.update(), gr.update()
+    if plan.output_format != "text":
+        return render(plan), gr.update(value=plan.instruction), gr.update(visible=False)
+    kept = (rubric or "").strip()
+    return render(plan), gr.update(value=plan.instruction), gr.update(visible=True, value=kept or plan.rubric)
 
 
 def create(
@@ -176,9 +189,11 @@ def create(
     force,
     others="",
     corpus=None,
+    rubric=None,
 ):
-    """Write the task, as `lab task new` does: `others` (one instruction to try per paragraph) and
-    `corpus` (a name the picker offers) included."""
+    """Write the task, as `lab task new` does: `others` (one instruction to try per paragraph),
+    `corpus` (a name the picker offers) and a text task's `rubric` (None: the default one; empty:
+    none; a label or JSON task has none, whatever the hidden box holds) included."""
     if not _path(upload):
         raise gr.Error("Upload a CSV, TSV, JSONL or Parquet file first.")
     name = (name or "").strip()
@@ -189,7 +204,18 @@ def create(
     try:
         task_import.check_name(name, lab.home, bool(force))
         plan = _plan(
-            table, name, input_column, output_column, fmt, eval_size, seed, instruction, others, corpus, lab.home
+            table,
+            name,
+            input_column,
+            output_column,
+            fmt,
+            eval_size,
+            seed,
+            instruction,
+            others,
+            corpus,
+            lab.home,
+            rubric,
         )
         task_import.write_task(plan, lab.home, force=bool(force))
     except task_import.TaskImportError as e:
@@ -197,6 +223,7 @@ def create(
     extras = [f"{len(plan.instructions) + 1} instructions to try"] if plan.instructions else []
     extras += [f"corpus `{plan.corpus}`"] if plan.corpus else []
     extras += [f"kept {', '.join(plan.kept)}"] if plan.kept else []
+    extras += ["a rubric for blind pairwise rating"] if plan.rubric else []
     return (
         f"**Created task {plan.name}** in `{plan.path.parent}`: train {len(plan.train)} · eval {len(plan.eval)} · "
         f"few-shot {len(plan.fewshot)}"
@@ -243,25 +270,29 @@ def build(lab: Lab) -> None:
         corpus = gr.Dropdown(
             [NO_CORPUS], value=NO_CORPUS, label=CORPUS, scale=1, elem_id="newtask-corpus", allow_custom_value=False
         )
+    rubric = gr.Textbox(
+        label=RUBRIC, placeholder=RUBRIC_HINT, lines=6, visible=False, elem_id="newtask-rubric"
+    )  # shown for a text task
     with gr.Row():
         force = gr.Checkbox(False, label=REPLACE, elem_id="newtask-force")
         go = gr.Button("Create task", variant="primary", elem_id="newtask-create")
     result = gr.Markdown(elem_id="newtask-result")
 
     settings = [upload, name, input_column, output_column, fmt, eval_size, seed]
+    shown = [plan, instruction, rubric]
     upload.change(_ui.wire(lab, "new task", load_file), upload, [preview, input_column, output_column, name]).then(
-        _ui.wire(lab, "new task", show_plan), settings, [plan, instruction]
+        _ui.wire(lab, "new task", show_plan), [*settings, rubric], shown
     )
     upload.change(lambda: "", None, result, show_progress="hidden")  # the last Create's outcome was another file's
     for control in (input_column, output_column, fmt):
-        control.input(_ui.wire(lab, "new task", show_plan), settings, [plan, instruction])
+        control.input(_ui.wire(lab, "new task", show_plan), [*settings, rubric], shown)
     for control in (eval_size, seed):
-        control.blur(_ui.wire(lab, "new task", show_plan), settings, [plan, instruction])
+        control.blur(_ui.wire(lab, "new task", show_plan), [*settings, rubric], shown)
     _ui.on_load(lab, "new task", corpus_choices, [corpus], lab)
     _ui.on_select(lab, "new task", corpus_choices, [corpus], lab)
     go.click(
         _ui.wire(lab, "new task", create, lab),
-        [*settings, instruction, force, others, corpus],
+        [*settings, instruction, force, others, corpus, rubric],
         result,
         api_name="new_task",
     )

@@ -45,7 +45,49 @@ def tasks_cmd(ctx, paths):
 
 @cli.group("task")
 def task_group():
-    """Make your own task from a file you have (see `lab task new -h`)."""
+    """Make your own task from a file you have (see `lab task new -h`), or show one (`lab task show`)."""
+
+
+@task_group.command("show")
+@click.argument("task_ref", metavar="TASK")
+@click.pass_context
+def task_show(ctx, task_ref):
+    """Show TASK (a name, a task.toml or its folder): its file, format, scoring, instructions and rubric."""
+    from ..home import LabHome
+    from ..tasks import load_task
+
+    t = load_task(task_ref, home=LabHome.resolve(ctx.find_root().obj.get("home")))
+    lines = [
+        f"task: {t.name}" + (f"  ({t.source})" if t.source else ""),
+        *([f"description: {t.description}"] if t.description else []),
+        f"format: {t.output_format}" + (f", labels: {', '.join(t.labels)}" if t.labels else ""),
+        f"scorers: {', '.join(t.scorers)} (target: {t.primary_metric} >= {t.target:.2f})",
+        *([f"teaches: {t.teaches}"] if t.teaches else []),
+        *([f"corpus: {t.corpus}"] if t.corpus else []),
+        *(
+            [
+                f"judge: {t.judge} (blind, two answers at a time"
+                + (
+                    f"; bar: a win rate of {t.win_rate_target:.0%} over {t.baseline_arm})"
+                    if t.win_rate_target
+                    else f"; baseline: {t.baseline_arm})"
+                )
+            ]
+            if t.judge
+            else []
+        ),
+        "instruction:",
+        _indented(t.instruction or "(none)"),
+    ]
+    for n, other in enumerate(t.instructions, 1):
+        lines += [f"instruction to try {n}:", _indented(other)]
+    if t.rubric:
+        lines += ["rubric:", _indented(t.rubric)]
+    click.echo("\n".join(lines))
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines() or [""])
 
 
 @task_group.command("new")
@@ -121,4 +163,5 @@ def task_new(ctx, name, source, eval_size, labels, instructions, force, as_json,
     click.echo(f"task '{plan.name}' -> {plan.path}\n{plan.summary()}")
     for w in plan.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
-    click.echo(f"next: lab eval {plan.name} --limit 20   (edit {plan.path.name} to change the instruction or scorers)")
+    what = "the instruction, scorers or rubric" if plan.rubric else "the instruction or scorers"
+    click.echo(f"next: lab eval {plan.name} --limit 20   (edit {plan.path.name} to change {what})")

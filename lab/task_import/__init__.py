@@ -21,7 +21,9 @@ The columns `gold_doc` and `aliases` (read.KEPT_COLUMNS) are kept in the written
 recall@k, contains_fact's aliases and the RAG failure split work for a task of your own; a corpus
 can be attached (`corpus=`: a name, or a folder copied into the home's corpora/), and other
 instructions to try written beside the instruction (`instructions=`; `set_instructions` changes
-them later, in place, comments kept; `edit.py`).
+them later, in place, comments kept; `edit.py`). A text task is also written with `judge =
+"pairwise"` and a rubric (`rubric=`, default `DEFAULT_RUBRIC`: what a good answer is, for blind
+pairwise rating) as a multi-line string; `set_rubric` changes it later, in place, the hash kept.
 
 `plan.py` decides (`plan_task`: the split, the leakage check, the kept columns, the corpus, the
 instructions); `write.py` writes (`write_task`: task.toml, the JSONL files, the corpus copy, put in
@@ -30,7 +32,8 @@ place all or nothing).
 
 from __future__ import annotations
 
-from .edit import BuiltinTaskError, instructions_note, is_builtin, set_instructions
+from .edit import BuiltinTaskError, instructions_note, is_builtin, set_instructions, set_rubric
+from .infer import DEFAULT_RUBRIC, default_judge, default_rubric
 from .plan import (
     FORMATS,
     TEACHES,
@@ -39,6 +42,7 @@ from .plan import (
     InstructionsError,
     TaskPlan,
     check_instructions,
+    clean_rubric,
     default_instruction,
     derive_schema,
     eval_count,
@@ -66,6 +70,7 @@ from .write import TaskExistsError, check_name, import_task, task_toml, training
 
 __all__ = [
     "training_file",
+    "DEFAULT_RUBRIC",
     "FORMATS",
     "FILE_FORMATS",
     "KEPT_COLUMNS",
@@ -81,7 +86,10 @@ __all__ = [
     "TaskPlan",
     "check_instructions",
     "check_name",
+    "clean_rubric",
     "default_instruction",
+    "default_judge",
+    "default_rubric",
     "derive_schema",
     "eval_count",
     "guess_columns",
@@ -99,6 +107,7 @@ __all__ = [
     "read_table",
     "remove_leaks",
     "set_instructions",
+    "set_rubric",
     "split",
     "task_toml",
     "write_task",

@@ -1,6 +1,6 @@
 """What a file's outputs say about the task, before any split: the output format (labels, a JSON
-schema, text), the scorers and why, what the task teaches, the answer budget (max_tokens) and a
-default instruction. `plan.py` makes the plan from these."""
+schema, text), the scorers and why, what the task teaches, the answer budget (max_tokens), a
+default instruction and a text task's default rubric. `plan.py` makes the plan from these."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import re
 import unicodedata
 from collections import Counter
 from typing import Any
+
+from .. import prompts
 
 MAX_LABELS = 30  # more distinct answers than this is not a label set
 LABEL_CHARS = 60  # a label is a short single line
@@ -257,3 +259,22 @@ def default_instruction(
         head = given or f"Read the {inp} and reply with one JSON object and nothing else."
         return head + ("\nKeys, in this order:\n" + "\n".join(lines) if lines else "")
     return given or f"Read the {inp} and reply with the {out} only."
+
+
+# A text task's answers are also rated blind, two at a time (task.toml's `judge = "pairwise"`), by you or
+# a judge model reading the task's `rubric` beside them: what a good answer is, in words. This is the
+# rubric `lab task new` and the New task tab start from; edit it in task.toml (house style, tone, a
+# persona): it is left out of the task's hash, so rewording it keeps every stored evaluation. Label
+# and JSON tasks have exact scorers, so they get neither.
+DEFAULT_RUBRIC = prompts.DEFAULT_RUBRIC  # one default: a new task's, and the judge's for a task without one
+PAIRWISE = "pairwise"  # task.toml's `judge` for a text task
+
+
+def default_rubric(fmt: str) -> str:
+    """The rubric a new task gets: DEFAULT_RUBRIC for a text task, none ("") for labels and JSON."""
+    return DEFAULT_RUBRIC if fmt == "text" else ""
+
+
+def default_judge(fmt: str) -> str | None:
+    """task.toml's `judge` for a new task: pairwise for a text task, None for labels and JSON."""
+    return PAIRWISE if fmt == "text" else None

@@ -1,6 +1,7 @@
 """From a Table to a task plan: the format, the instruction, the seeded split, the leakage check,
-the kept columns (gold_doc, aliases), the corpus to attach and the instructions to try. Nothing is
-written here: `write.py` puts the plan in <home>/tasks/NAME/."""
+the kept columns (gold_doc, aliases), the corpus to attach, the instructions to try and, for a text
+task, the pairwise judge and its rubric. Nothing is written here: `write.py` puts the plan in
+<home>/tasks/NAME/."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from .infer import (
     _missing,
     _scorers,
     default_instruction,
+    default_judge,
+    default_rubric,
     derive_schema,
     infer_format,
     infer_teaches,
@@ -96,6 +99,8 @@ class TaskPlan:
     corpus: str | None = None  # task.toml's `corpus` (a name in the lab home's corpora/, or a sample's)
     corpus_from: Path | None = None  # a folder write_task copies into <home>/corpora/<corpus> first
     kept: dict[str, int] = field(default_factory=dict)  # kept column (read.KEPT_COLUMNS) -> examples with one
+    judge: str | None = None  # task.toml's `judge`: "pairwise" for a text task (infer.default_judge)
+    rubric: str = ""  # task.toml's `rubric`: what a good answer is, for a text task (infer.DEFAULT_RUBRIC)
 
     def label_counts(self) -> dict[str, tuple[int, int, int]]:
         """label -> (train, eval, few-shot) counts."""
@@ -137,6 +142,16 @@ class TaskPlan:
                 "kept: "
                 + ", ".join(f"{c} ({k} of {n} examples)" for c, k in self.kept.items())
                 + " (read by recall@k, citations and the RAG failure split; aliases by contains_fact)"
+            )
+        if self.judge:
+            out.append(
+                f"judge: {self.judge} (answers also rated blind, two at a time"
+                + (
+                    f", by the rubric: {len(self.rubric.splitlines())} lines in task.toml; edit it freely, the "
+                    "stored evaluations are kept)"
+                    if self.rubric
+                    else "; no rubric: write one in task.toml)"
+                )
             )
         if self.max_tokens is not None:
             out.append(f"max_tokens: {self.max_tokens}" + (f" ({self.max_tokens_why})" if self.max_tokens_why else ""))
@@ -182,6 +197,8 @@ class TaskPlan:
             "corpus": self.corpus,
             "corpus_copied_from": str(self.corpus_from) if self.corpus_from else None,
             "kept": self.kept,
+            "judge": self.judge,
+            "rubric": self.rubric,
             "counts": {
                 "rows": self.rows,
                 "train": len(self.train),
@@ -209,12 +226,15 @@ def plan_task(
     teaches: str | None = None,
     instructions: list[str] | None = None,
     corpus: str | None = None,
+    rubric: str | None = None,
     home=None,
 ) -> TaskPlan:
     """Read the file and decide everything `write_task` writes; nothing is written here.
     `instructions`: others to try beside the instruction (task.toml's `instructions`); `corpus`:
     a corpus to attach, the name of one in the lab home `home` or a sample one, or a folder that
-    write_task copies into the home's corpora/ (retrieval.corpus.corpus_to_attach)."""
+    write_task copies into the home's corpora/ (retrieval.corpus.corpus_to_attach). `rubric`: a
+    text task's rubric (None: infer.DEFAULT_RUBRIC; "": none); label and JSON tasks get no rubric
+    and no judge (their scorers are exact), whatever is given."""
     table = source if isinstance(source, Table) else read_table(source)
     attach, attach_from = _corpus(corpus, home)
     inp, out = pick_columns(table, input_column, output_column)
@@ -264,6 +284,8 @@ def plan_task(
     plan.kept = {c: n for c in KEPT_COLUMNS if (n := sum(c in e for e in train + evals + fewshot))}
     plan.inferred_teaches, plan.teaches_why = infer_teaches(fmt, outputs, attach)
     plan.teaches = teaches or plan.inferred_teaches
+    plan.judge = default_judge(fmt)
+    plan.rubric = (default_rubric(fmt) if rubric is None else clean_rubric(rubric)) if plan.judge else ""
     plan.max_tokens, plan.max_tokens_why = max_tokens_for(
         [e["output"] for e in plan.train + plan.eval + plan.fewshot], plan.output_format, plan.labels
     )
@@ -289,6 +311,11 @@ def check_instructions(instruction: str, instructions: list[str] | None) -> list
             raise InstructionsError(f"instructions to try {out.index(text) + 1} and {n} are the same")
         out.append(text)
     return out
+
+
+def clean_rubric(text: str | None) -> str:
+    """A rubric as it is kept: its line ends made "\\n", the blank edges stripped ("" for none)."""
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def _corpus(corpus: str | None, home) -> tuple[str | None, Path | None]:

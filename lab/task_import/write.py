@@ -155,7 +155,19 @@ def task_toml(plan: TaskPlan) -> str:
         "target = 0.80",
     ]
     lines += [f'{s} = "{s}.jsonl"' for s in ("train", "eval", "fewshot") if getattr(plan, s)]
-    lines += [f"few_shot_k = {k}", f"max_tokens = {max_tokens}", ""]
+    lines += [f"few_shot_k = {k}", f"max_tokens = {max_tokens}"]
+    if plan.judge:
+        lines += [
+            "# judge: the answers are also rated blind, two at a time (you, or a judge model), beside the scorers.",
+            f"judge = {_string(plan.judge)}",
+        ]
+    if plan.rubric:
+        lines += [
+            "# rubric: what a good answer is, read beside the two answers (house style, tone, a persona). Edit it",
+            "# freely: it is left out of the task's hash, so rewording it keeps the stored evaluations.",
+            f"rubric = {_multiline(plan.rubric)}",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
