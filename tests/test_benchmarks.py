@@ -154,3 +154,12 @@ def test_bench_verdicts_runs_end_to_end_and_passes_its_goals():
     has(out, r"^Racing the prompt sweep")
     for goal in (1, 2, 3, 4):
         has(out, rf"^PASS goal {goal}: ")
+
+
+def test_bench_certificate_prints_trust_rates_by_true_kappa_and_passes_its_goals():
+    out = bench("bench_certificate.py", "--quick")
+    has(out, r"^The judge's certificate: how often it is trusted")
+    row = has(out, rf"^\s+0\.8\s+({NUMBER})% ± +{NUMBER}\s+({NUMBER})% ±")
+    assert float(row.group(2)) > 50  # a good judge clears the bar at 40 pairs
+    for goal in (1, 2, 3):
+        has(out, rf"^PASS goal {goal}: ")

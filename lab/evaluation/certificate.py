@@ -45,23 +45,32 @@ def cohen_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
     return None if pe >= 1.0 else (po - pe) / (1.0 - pe)
 
 
+def _kappas(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kappa along the last axis of category-code arrays (resamples x pairs); 0 where undefined
+    (a resample with one category throughout agrees by chance only)."""
+    po = np.mean(x == y, axis=-1)
+    pe = sum(np.mean(x == k, axis=-1) * np.mean(y == k, axis=-1) for k in range(len(OUTCOMES)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pe < 1.0, (po - pe) / (1.0 - pe), 0.0)
+
+
 def kappa_interval(x: np.ndarray, y: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple:
     """A percentile bootstrap interval of kappa over resampled pairs ((None, None) below 2 pairs).
-    Percentile, not BCa: kappa is a ratio of counts whose jackknife BCa needs is often undefined."""
+    Percentile, not BCa: kappa is a ratio of counts whose jackknife BCa needs is often undefined.
+    `scripts/bench_certificate.py` measures how often it certifies a judge that should fail."""
     if len(x) < 2:
         return None, None
 
-    def statistic(i):
+    def statistic(i, axis=-1):
         i = np.asarray(i, dtype=int)
-        value = cohen_kappa(x[i], y[i])
-        return 0.0 if value is None else value  # a resample with one category agrees by chance only
+        return _kappas(x[i], y[i])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = sps.bootstrap(
             (np.arange(len(x)),),
             statistic,
-            vectorized=False,
+            vectorized=True,
             n_resamples=N_BOOT,
             confidence_level=level,
             method="percentile",
