@@ -4,7 +4,8 @@ The run goes on in a worker thread (`run_eval`, which writes each result to SQLi
 made), so the page stays responsive; Cancel stops it after the example in flight and Run
 again resumes it where it stopped (the runner never duplicates a row). **Instructions to try**
 (`instructions_block`) shows the task's instruction and the others its prompt rung measures,
-editable for your own tasks.
+editable for your own tasks. **Rate answers blind** (`rate_block`) shows two arms' answers to the
+same input side by side, unnamed, for you (or a certified judge model) to pick the better one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import gradio as gr
 
 from ..evaluation.summary import status_words
 from ..prompts import ARMS
-from . import _ui, bridge, instructions_block
+from . import _ui, bridge, instructions_block, rate_block
 from .tab_compare import LABELS
 
 if TYPE_CHECKING:  # the faces are typed by the engine's real class
@@ -426,7 +427,8 @@ def build(lab: Lab) -> None:
     gr.Markdown(
         "The same held-out examples through every arm you tick, scored, with 95% intervals. "
         "“Fine-tuning helped” is only said when the paired difference is significant after "
-        "Holm's correction, and never on fewer than 6 examples.",
+        "Holm's correction, and never on fewer than 6 examples. For tone and style no score tells: "
+        "**Rate answers blind** (below the results) shows two arms' answers side by side, unnamed, for you to pick.",
         elem_classes="lab-lead",
     )
     with gr.Row():
@@ -477,3 +479,4 @@ def build(lab: Lab) -> None:
     ).then(_ui.wire(lab, "evaluate", lambda: gr.update(choices=run_choices(lab))), None, past)
     stop.click(_ui.wire(lab, "evaluate", cancel, jobs), page, status, concurrency_limit=None)
     past.change(_ui.wire(lab, "evaluate", show_run, lab), past, outputs)
+    rate_block.build(lab, task)  # blind pairwise rating of two arms' answers, and the judge

@@ -126,14 +126,28 @@ def pairs_for(lab, task, arms, eval_run_id: int | None = None) -> Pairs:
     return Pairs(task.name, run["id"], arm_a, arm_b, items)
 
 
-def _newest_run_with(lab, task_name: str, arm_a: str, arm_b: str) -> dict | None:
+def _untagged_runs(lab, task_name: str):
+    """The task's evaluations, newest first, that are neither a curve's nor a sweep's: (row, arms)."""
     for row in lab.store.eval_runs(200, task_name):
         config = json.loads(row.get("config_json") or "{}")
-        if config.get("tag") or config.get("sweep"):
-            continue
-        if {arm_a, arm_b} <= set(json.loads(row.get("arms_json") or "[]")) and row.get("results"):
-            return {**row, "config": config, "arms": json.loads(row["arms_json"])}
-    return None
+        if not (config.get("tag") or config.get("sweep")) and row.get("results"):
+            arms = [a for a in ladder.ARMS if a in json.loads(row.get("arms_json") or "[]")]
+            yield {**row, "config": config, "arms": arms}, arms
+
+
+def _newest_run_with(lab, task_name: str, arm_a: str, arm_b: str) -> dict | None:
+    return next((row for row, arms in _untagged_runs(lab, task_name) if {arm_a, arm_b} <= set(arms)), None)
+
+
+def default_arms(lab, task) -> tuple[str, str]:
+    """The two arms to rate by default: the task's baseline arm and tune when an evaluation answered
+    both, else the first two arms of the task's newest evaluation, else the baseline and tune."""
+    runs = [arms for _, arms in _untagged_runs(lab, task.name) if len(arms) >= 2]
+    if task.baseline_arm != "tune" and any({task.baseline_arm, "tune"} <= set(arms) for arms in runs):
+        return task.baseline_arm, "tune"
+    if runs:
+        return runs[0][0], runs[0][1]
+    return task.baseline_arm, "tune" if task.baseline_arm != "tune" else "zero-shot"
 
 
 def ratings(lab, pairs: Pairs, rater: str = RATER) -> dict[str, dict]:
