@@ -355,7 +355,8 @@ def m017_pairwise(db: sqlite_utils.Database):
     db["pair_ratings"].create_index(["eval_run_id", "example_id", "arm_a", "arm_b", "rater"], unique=True)
     # A judge model's verdict on one pair in one order ("ab": arm_a shown as A). `judge` names the
     # model and the prompt (rubric included), so a new rubric is a new judge; `verdict` is what it
-    # said ("A", "B", "tie"; null: unparseable), `preferred` what that means in arms.
+    # said ("A", "B", "tie"; null: unparseable), `preferred` what that means in arms; `probs_json`
+    # the verdicts' probabilities in arms ({arm_a: p, arm_b: p, "tie": p}) where the backend gives them.
     db["judge_verdicts"].create(
         {
             "id": int,
@@ -370,6 +371,7 @@ def m017_pairwise(db: sqlite_utils.Database):
             "generation_id": int,
             "verdict": str,
             "preferred": str,
+            "probs_json": str,
         },
         pk="id",
     )

@@ -129,7 +129,8 @@ def test_unreadable_verdicts_are_counted_not_guessed(evaluated_text):
     lab.fake.default = "I think the first one"
     run = judge.judge_pairs(lab, task, pairs, limit=3)
     judged = judge.verdicts(lab, pairs, run.judge)
-    assert all(j.unparseable and j.preferred == "tie" for j in judged.values())
+    assert all(j.unparseable and j.preferred == "tie" and j.p_b is None for j in judged.values())
+    assert judge.weighted_win_rate(lab, pairs, run.judge) is None  # the fake gives no probabilities
     assert judge.parse_verdict('{"verdict": "B"}') == "B" and judge.parse_verdict(" tie.") == "tie"
     assert judge.parse_verdict("C") is None
 
@@ -157,3 +158,13 @@ def test_the_embedded_model_judges_both_orders_and_never_unreadably(evaluated_te
     assert len(judged) == 4 and c.unparseable_rate == 0.0
     assert c.flip_rate == sum(j.flip for j in judged.values()) / 4
     assert not c.trusted  # four pairs, nobody rated them: never trusted
+    # llama.cpp gives the verdicts' probabilities: the hard verdict is their most likely one
+    for r in rows:
+        probs = json.loads(r["probs_json"])
+        assert set(probs) == {"zero-shot", "few-shot", "tie"} and abs(sum(probs.values()) - 1) < 1e-6
+        assert r["preferred"] == max(probs, key=probs.get)
+    weighted = judge.weighted_win_rate(lab, pairs, run.judge)
+    assert 0.0 <= weighted <= 1.0
+    assert any(
+        "Weighted by its verdicts' probabilities" in line for line in judge.own_verdict_lines(lab, pairs, run.judge)
+    )

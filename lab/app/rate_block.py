@@ -25,7 +25,7 @@ import gradio as gr
 from gradio.context import Context
 
 from ..evaluation.certificate import certificate, preference_evidence
-from ..evaluation.judge import judge_name, judge_pairs
+from ..evaluation.judge import judge_name, judge_pairs, own_verdict_lines
 from ..evaluation.pairwise import Pairs, Shown, default_arms, next_pair, pairs_for, preference, rate, ratings
 from ..ladder import ArmError
 from ..prompts import ARMS, DEFAULT_RUBRIC
@@ -202,11 +202,13 @@ def judge_text(lab: Lab, pairs: Pairs, judge: str, cancelled: bool = False) -> s
     used = [line[len(said) :].strip() if line.startswith(said) else line for line in evidence.lines()]
     lines = [f"- {_ui.html.escape(line, quote=False)}" for line in used if line]
     note = "_Cancelled: **Judge these pairs** again continues where it stopped._\n\n" if cancelled else ""
+    own = " ".join(own_verdict_lines(lab, pairs, judge))
     return (
         note
         + head
         + f"\n\n{_ui.html.escape(said, quote=False)}\n\n**What the lab uses:**\n"
         + "\n".join(lines or ["- nothing rated or judged yet"])
+        + f"\n\n_What the judge itself said:_ {_ui.html.escape(own, quote=False)}"
     )
 
 

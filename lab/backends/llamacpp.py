@@ -260,6 +260,7 @@ class LlamaCppBackend:
             if not self.reuse_prefix:
                 self.llm.reset()
             t0 = time.perf_counter()
+            probs = self._choice_probs(tokens, options.choices) if options.choices else None
             ttft = None
             pieces: list[str] = []
             n_completion = 0
@@ -309,5 +310,29 @@ class LlamaCppBackend:
                 "placement": self.placement,
                 "constrained": grammar is not None,
                 "adapter_sha256": served.sha256 if served else None,
+                **({"choice_probs": probs} if probs else {}),
             },
         )
+
+    def _choice_probs(self, tokens: list[int], choices: list[str]) -> dict[str, float] | None:
+        """Each choice's probability as the model's next-token distribution gives it (the softmax
+        over the choices' first tokens), from the prompt evaluated once: the completion that follows
+        finds it in the KV cache and evaluates only its last token again. None when two choices
+        start with the same token (then the first token does not tell them apart)."""
+        import llama_cpp
+        import numpy as np
+
+        firsts = [(self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) or [None])[0] for c in choices]
+        if None in firsts or len(set(firsts)) != len(firsts):
+            return None
+        keep = 0  # the cached prefix (a judge's system prompt and rubric), as create_completion reuses it
+        for cached, wanted in zip(self.llm.input_ids[: self.llm.n_tokens], tokens):
+            if cached != wanted:
+                break
+            keep += 1
+        self.llm.n_tokens = min(keep, len(tokens) - 1)  # the last token again: its logits are the ones read
+        self.llm.eval(tokens[self.llm.n_tokens :])
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self.llm._ctx.ctx), shape=(self.llm.n_vocab(),))
+        chosen = logits[firsts].astype(np.float64)
+        weights = np.exp(chosen - chosen.max())
+        return {c: float(w) for c, w in zip(choices, weights / weights.sum())}

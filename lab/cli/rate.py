@@ -131,7 +131,8 @@ def judge_cmd(ctx, task, arms, model, run_id, limit, as_json):
         click.echo(json.dumps({"judge": run.judge, "certificate": cert.as_dict(), "evidence": ev.as_dict()}, indent=2))
         return
     click.secho(cert.text(), fg="green" if cert.trusted else "yellow")
-    click.echo(judge.judge_preference(lab, pairs, run.judge).sentence)
+    for line in judge.own_verdict_lines(lab, pairs, run.judge):
+        click.echo(line)
     used = (
         ev.preference.sentence if ev.preference else f"none yet: rate pairs blind with `lab rate {task} --arms {arms}`."
     )

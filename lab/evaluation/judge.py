@@ -114,6 +114,7 @@ def judge_pairs(
             if gen.finish_reason == "cancelled":
                 return JudgeRun(key, asked, len(done), cancelled=True)
             said = parse_verdict(gen.text)
+            probs = _in_arms(gen.extra.get("choice_probs"), order, pairs.arm_a, pairs.arm_b)
             lab.store.add_judge_verdict(
                 {
                     "task": pairs.task,
@@ -126,6 +127,7 @@ def judge_pairs(
                     "generation_id": row_id,
                     "verdict": said,
                     "preferred": preferred_arm(said, order, pairs.arm_a, pairs.arm_b),
+                    "probs_json": json.dumps(probs) if probs else None,
                 }
             )
             done.add((pair.example_id, order))
@@ -133,6 +135,13 @@ def judge_pairs(
             if on_step:
                 on_step(len(done), total)
     return JudgeRun(key, asked, len(done))
+
+
+def _in_arms(probs: dict | None, order: str, arm_a: str, arm_b: str) -> dict | None:
+    """The verdicts' probabilities ({"A": p, "B": p, "tie": p}) in arms."""
+    if not probs:
+        return None
+    return {preferred_arm(v, order, arm_a, arm_b): p for v, p in probs.items()}
 
 
 @dataclass(frozen=True)
@@ -145,25 +154,50 @@ class Judged:
     unparseable: bool  # either order could not be read
     flip: bool  # both read, and they disagree
     preferred: str  # an arm, or "tie" (a flip, a tie, or an unreadable order)
+    p_b: float | None = None  # arm_b's probability-weighted win (a tie half), both orders averaged
 
 
 def verdicts(lab, pairs: Pairs, judge: str) -> dict[str, Judged]:
     """example_id -> the pair's verdicts, for the pairs judged in both orders."""
-    by_pair: dict[str, dict[str, str | None]] = {}
+    by_pair: dict[str, dict[str, dict]] = {}
     for r in lab.store.judge_verdicts(pairs.eval_run_id, pairs.arm_a, pairs.arm_b, judge):
-        by_pair.setdefault(r["example_id"], {})[r["order"]] = r["preferred"]
+        by_pair.setdefault(r["example_id"], {})[r["order"]] = r
     out = {}
     for example_id, got in by_pair.items():
         if set(got) != set(ORDERS):
             continue
-        ab, ba = got["ab"], got["ba"]
+        ab, ba = got["ab"]["preferred"], got["ba"]["preferred"]
         unparseable = ab is None or ba is None
         flip = not unparseable and ab != ba
-        out[example_id] = Judged(example_id, ab, ba, unparseable, flip, ab if not unparseable and ab == ba else "tie")
+        probs = [json.loads(got[o]["probs_json"]) for o in ORDERS if got[o].get("probs_json")]
+        p_b = sum(p.get(pairs.arm_b, 0) + 0.5 * p.get("tie", 0) for p in probs) / 2 if len(probs) == 2 else None
+        preferred = ab if not unparseable and ab == ba else "tie"
+        out[example_id] = Judged(example_id, ab, ba, unparseable, flip, preferred, p_b)
     return out
+
+
+def weighted_win_rate(lab, pairs: Pairs, judge: str) -> float | None:
+    """arm_b's win rate over arm_a weighted by the judge's verdict probabilities (a tie counting
+    half, both orders averaged, so a judge that leans to a position cancels out); None where the
+    backend gave no probabilities (a server, transformers)."""
+    weights = [j.p_b for j in verdicts(lab, pairs, judge).values()]
+    return sum(weights) / len(weights) if weights and None not in weights else None
 
 
 def judge_preference(lab, pairs: Pairs, judge: str):
     """The judge's verdict on every pair it judged, as a `pairwise.Preference`."""
     judged = verdicts(lab, pairs, judge)
     return preference_of(pairs.arm_a, pairs.arm_b, [j.preferred for j in judged.values()], judge_name(judge))
+
+
+def own_verdict_lines(lab, pairs: Pairs, judge: str) -> list[str]:
+    """What the judge itself said, trusted or not: its verdict, and its probability-weighted win rate
+    where the backend gave probabilities."""
+    lines = [judge_preference(lab, pairs, judge).sentence]
+    weighted = weighted_win_rate(lab, pairs, judge)
+    if weighted is not None:
+        lines.append(
+            f"Weighted by its verdicts' probabilities (both orders averaged, a tie half), {pairs.arm_b}'s win "
+            f"rate over {pairs.arm_a} is {weighted:.2f}."
+        )
+    return lines
