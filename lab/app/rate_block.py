@@ -1,7 +1,7 @@
 """Rate answers blind, on the Evaluate tab: two arms' answers to the same held-out input side by
 side as "Answer A" and "Answer B" (which arm is which is drawn at random per pair by the engine and
-never shown), your pick stored at once, the verdict on the pairs rated so far under the buttons.
-Stop hides the pair; Start again resumes with the pairs not rated yet (the ratings are in SQLite).
+never shown), your pick stored at once. The verdict on the pairs rated shows when no pair is on
+screen (a running count would name the arm just picked). Stop hides the pair; Start again resumes with the pairs not rated yet (the ratings are in SQLite).
 Keys A, B, T, X and S press the buttons (a small script on the page, never while typing).
 
 Judge: a model the lab runs asked about the same pairs in both orders (`judge_pairs`, cancellable,
@@ -105,7 +105,9 @@ def view(lab: Lab, rating: Rating | None, message: str = "") -> tuple:
         return (None, gr.update(visible=False), "", "", "", "", "", "", "", message)
     pairs, shown = rating.pairs, rating.shown
     done = len(ratings(lab, pairs))
-    verdict = f"**Verdict so far:** {_ui.html.escape(preference(lab, pairs).sentence)}" if done else ""
+    # Said only while no pair is on screen: a running count would tell which arm the last pick was,
+    # and a rater who learns an arm's style is no longer blind.
+    verdict = f"**Your verdict:** {_ui.html.escape(preference(lab, pairs).sentence)}" if done else ""
     if shown is None:
         left = len(pairs) - done
         end = (
@@ -114,7 +116,10 @@ def view(lab: Lab, rating: Rating | None, message: str = "") -> tuple:
             else f"**{done} of {len(pairs)} pairs rated**; {left} skipped or left: **Start rating** again to see them."
         )
         return (rating, gr.update(visible=False), "", "", "", "", "", "", verdict, message or end)
-    progress = f"**{done} of {len(pairs)} pairs rated** · eval run #{pairs.eval_run_id}"
+    progress = (
+        f"**{done} of {len(pairs)} pairs rated** · eval run #{pairs.eval_run_id} · "
+        "the verdict shows when you stop (sooner would tell you which arm you picked)"
+    )
     rubric = f"**Rubric:** {_ui.html.escape(rating.rubric, quote=False)}"
     return (
         rating,
@@ -125,7 +130,7 @@ def view(lab: Lab, rating: Rating | None, message: str = "") -> tuple:
         shown.text("A"),
         shown.text("B"),
         progress,
-        verdict,
+        "",
         message,
     )
 
