@@ -291,7 +291,7 @@ def build(lab: Lab, task) -> None:
         gr.Markdown(
             "Two arms' answers to the same held-out input, side by side. Which arm wrote which is "
             "drawn at random for every pair and never shown; the verdict on the pairs rated so far "
-            "(the sign test on your picks) shows under the buttons. " + KEYS_NOTE,
+            "(the sign test on your picks) shows when you stop. " + KEYS_NOTE,
             elem_classes="lab-lead",
         )
         with gr.Row():
