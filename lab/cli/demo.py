@@ -22,7 +22,12 @@ def demo_group():
     help="Held-out examples evaluated per scenario (default 12; `lab eval NAME` later completes the same stored run).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan with its time estimate; do nothing.")
-@click.option("--scenario", "only", multiple=True, help="Only this built-in scenario (repeatable; default: acme-facts, specialty and tickets, the three the demo is sized for).")
+@click.option(
+    "--scenario",
+    "only",
+    multiple=True,
+    help="Only this built-in scenario (repeatable; default: acme-facts, specialty and tickets, the three the demo is sized for).",
+)
 @click.option("--max-steps", type=click.IntRange(min=1), hidden=True, help="Training steps per adapter (tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (with --dry-run) or the result as JSON.")
 @click.pass_context
