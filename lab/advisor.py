@@ -465,12 +465,11 @@ def add_preference_evidence(lab, rec: Recommendation, task, run_id: int) -> None
     certificate's gate (`certificate.preference_evidence`), else your ratings, with the judge's
     certificate said when it was passed over; a win-rate target judged by `verdict.win_rate_meets`."""
     from .evaluation import verdict
-    from .evaluation.certificate import preference_evidence
-    from .evaluation.pairwise import pairs_for
+    from .evaluation.certificate import evidence_for_run
 
     found = []
-    for arm_a, arm_b in lab.store.pair_sets(run_id):
-        ev = preference_evidence(lab, pairs_for(lab, task, [arm_a, arm_b], run_id))
+    for ev in evidence_for_run(lab, task, run_id):
+        arm_a, arm_b = ev.pairs.arm_a, ev.pairs.arm_b
         rec.reasons += ev.lines()
         entry = ev.as_dict()
         base = task.baseline_arm

@@ -565,6 +565,11 @@ def test_the_advice_states_your_preference_and_refuses_an_uncertified_judge(eval
     assert "The judge fake is not trusted for this task" in text and "Using your ratings instead" in text
     (ev,) = rec.evidence["preference"]
     assert ev["source"] == "you" and ev["certificate"]["trusted"] is False and "win_rate" not in ev
+    from lab.evaluation.summary import summarize
+
+    board = summarize(lab, run_id).to_text()  # the scoreboard says the same, through the same gate
+    assert "Blind preference" in board and "You preferred few-shot in 20 of 24 pairs" in board
+    assert "is not trusted for this task" in board
 
 
 def test_a_win_rate_target_over_the_baseline_is_met_through_the_one_decision(evaluated_text, tmp_path):

@@ -166,6 +166,7 @@ def certificate(lab, pairs: Pairs, judge: str, rater: str = RATER) -> Certificat
 class Evidence:
     """What a face may say about preference on these pairs: from a trusted judge, else from you."""
 
+    pairs: Pairs
     source: str | None  # "judge", "you", or None (nothing rated or judged)
     preference: object | None  # pairwise.Preference
     certificate: Certificate | None
@@ -180,6 +181,7 @@ class Evidence:
 
     def as_dict(self) -> dict:
         return {
+            "arms": [self.pairs.arm_a, self.pairs.arm_b],
             "source": self.source,
             "preference": None if self.preference is None else self.preference.as_dict(),
             "certificate": None if self.certificate is None else self.certificate.as_dict(),
@@ -193,12 +195,19 @@ def preference_evidence(lab, pairs: Pairs, judge: str | None = None, rater: str 
     judge = judge or next(iter(lab.store.judges_of(pairs.eval_run_id, pairs.arm_a, pairs.arm_b)), None)
     cert = certificate(lab, pairs, judge, rater) if judge else None
     if cert is not None and cert.trusted:
-        return Evidence("judge", judge_preference(lab, pairs, judge), cert, cert.text())
+        return Evidence(pairs, "judge", judge_preference(lab, pairs, judge), cert, cert.text())
     yours = preference(lab, pairs, rater)
     note = cert.text() + " Using your ratings instead." if cert is not None and cert.judged else ""
     if yours.n:
-        return Evidence("you", yours, cert, note)
+        return Evidence(pairs, "you", yours, cert, note)
     empty = f"No pair of {pairs.arm_a} and {pairs.arm_b} rated yet"
     return Evidence(
-        None, None, cert, (note + " " if note else "") + empty + ": rate some pairs blind to get a verdict."
+        pairs, None, None, cert, (note + " " if note else "") + empty + ": rate some pairs blind to get a verdict."
     )
+
+
+def evidence_for_run(lab, task, run_id: int) -> list[Evidence]:
+    """The gated preference evidence of every arm pair of one run that someone rated or a judge judged."""
+    from .pairwise import pairs_for
+
+    return [preference_evidence(lab, pairs_for(lab, task, [a, b], run_id)) for a, b in lab.store.pair_sets(run_id)]

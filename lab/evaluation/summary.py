@@ -88,6 +88,8 @@ class Scoreboard:
     # rows measured in other runs of the same prompt sweep, shown beside the arms (the prompt rung's
     # best configuration, named by it: `advisor.recommend_for_run` adds it); never compared here
     others: list[ArmSummary] = field(default_factory=list)
+    # blind pairwise preference on this run's pairs (yours, or a certified judge's: the gate's words)
+    preference: list[str] = field(default_factory=list)
 
     def arm(self, name: str) -> ArmSummary | None:
         return next((a for a in self.arms if a.arm == name), None)
@@ -109,6 +111,7 @@ class Scoreboard:
             "cost_assumptions": self.cost_assumptions,
             "score_type": self.score_type,
             "margin": self.margin,
+            "preference": self.preference,
         }
 
     def sentence(self, c: stats.Comparison) -> str:
@@ -173,6 +176,9 @@ class Scoreboard:
         if self.comparisons:
             lines += ["", f"Arm against arm ({method_note(self)}):"]
             lines += [f"  {c}\n    {self.sentence(c)}" for c in self.comparisons]
+        if self.preference:
+            lines += ["", "Blind preference (the sign test on pairs rated side by side):"]
+            lines += [f"  {line}" for line in self.preference]
         lines += ["", "Why answers were wrong (per arm):"]
         lines += text_table(
             ["arm", *FAILURES], [[a.arm, *(str(a.failures.get(f, 0)) for f in FAILURES)] for a in self.arms]
@@ -491,7 +497,15 @@ def summarize(lab, eval_run_id: int, task=None, device: str = "cpu") -> Scoreboa
         cost_assumptions=cost_table,
         score_type=score_type,
         margin=task.margin,
+        preference=_preference_lines(lab, task, run["id"]),
     )
+
+
+def _preference_lines(lab, task, run_id: int) -> list[str]:
+    """What blind preference says of this run's arm pairs, through the judge's certificate gate."""
+    from .certificate import evidence_for_run
+
+    return [line for ev in evidence_for_run(lab, task, run_id) for line in ev.lines()]
 
 
 def _constrained(run: dict, ok_rows: list[dict]) -> bool | None:
