@@ -89,17 +89,15 @@ def two_arms(arms) -> tuple[str, str]:
 def pairs_for(lab, task, arms, eval_run_id: int | None = None) -> Pairs:
     """The pairs of `eval_run_id`, or of the task's newest evaluation (not a curve's, not a
     sweep's) that answered both arms."""
-    from .summary import load_run, result_rows
-
     arm_a, arm_b = two_arms(arms)
-    run = load_run(lab, eval_run_id) if eval_run_id else _newest_run_with(lab, task.name, arm_a, arm_b)
+    run = _run(lab, eval_run_id) if eval_run_id else _newest_run_with(lab, task.name, arm_a, arm_b)
     if run is None or not {arm_a, arm_b} <= set(run["arms"]):
         raise PairwiseError(
             f"no evaluation of task '{task.name}' answered both {arm_a} and {arm_b}: evaluate both arms first"
         )
     examples = {e.id: e for e in task.examples("eval")}
     answers: dict[tuple[str, str], dict] = {}
-    for row in result_rows(lab, run["id"]):
+    for row in lab.store.eval_result_rows(run["id"]):
         if row["repeat"] == 0 and row["arm"] in (arm_a, arm_b) and row.get("output") is not None:
             answers[(row["example_id"], row["arm"])] = row
     items = []
@@ -124,6 +122,12 @@ def pairs_for(lab, task, arms, eval_run_id: int | None = None) -> Pairs:
             )
         )
     return Pairs(task.name, run["id"], arm_a, arm_b, items)
+
+
+def _run(lab, eval_run_id: int) -> dict | None:
+    """The run with its arms (read here, not from the scoreboard's module, which reads this one)."""
+    row = lab.store.eval_run_row(eval_run_id)
+    return None if row is None else {**row, "arms": json.loads(row.get("arms_json") or "[]")}
 
 
 def _untagged_runs(lab, task_name: str):
