@@ -114,6 +114,25 @@ def test_token_counts_through_the_servers_tokenize_are_exact(served):
         assert remote.count_tokens(text) == local.count_tokens(text), text
 
 
+def test_a_served_judge_is_held_to_the_verdict_schema_in_both_orders(served):
+    """A judge on an OpenAI-compatible server: the verdict held by the JSON schema (the server cannot
+    be held to a label set), read from the JSON, never unreadable; no probabilities from a server."""
+    from lab.evaluation import certificate, judge, pairwise
+    from lab.tasks import load_task
+
+    lab, spec, _ = served
+    task = load_task(TASK)
+    run_id = run_eval(lab, task, ["zero-shot", "few-shot"], limit=2, progress=False)
+    pairs = pairwise.pairs_for(lab, task, ["zero-shot", "few-shot"], run_id)
+    run = judge.judge_pairs(lab, task, pairs, model=spec)
+    rows = lab.store.judge_verdicts(run_id, "zero-shot", "few-shot", run.judge)
+    assert run.asked == 4 and {r["order"] for r in rows} == {"ab", "ba"}
+    outputs = [json.loads(lab.store.generation(r["generation_id"])["output"]) for r in rows]
+    assert all(set(o) == {"verdict"} and o["verdict"] in ("A", "B", "tie") for o in outputs)
+    assert certificate.certificate(lab, pairs, run.judge).unparseable_rate == 0.0
+    assert judge.weighted_win_rate(lab, pairs, run.judge) is None
+
+
 def test_concurrency_4_loses_and_duplicates_nothing_and_a_killed_server_resumes(served):
     lab, spec, server = served
     rows = []

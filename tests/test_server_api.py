@@ -73,7 +73,9 @@ class FakeServer:
     def chat(self, handler, body):
         shape = (body.get("response_format") or {}).get("type")
         if self.json_object_only and shape not in (None, "json_object"):  # llama-cpp-python's server
-            return handler.reply(422, {"detail": "response_format.type: Input should be 'text' or 'json_object'"})
+            # as the real one answers (measured): a 500 whose message names response_format
+            message = "1 validation error: {'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}"
+            return handler.reply(500, {"error": {"message": message}})
         with self.lock:
             failing = self.fail_next > 0
             self.fail_next -= failing

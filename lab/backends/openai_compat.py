@@ -199,17 +199,21 @@ class OpenAICompatBackend:
         def attempt():
             state.update(pieces=[], usage={}, finish="stop", ttft=None)
             with self.client.http.stream("POST", f"{self.url}/chat/completions", json=body) as r:
-                if r.status_code in RETRY_STATUS:
-                    r.read()
-                    raise RetryableStatus(r)
                 if r.status_code >= 400:
-                    detail = r.read().decode("utf-8", errors="replace")[:300]
+                    detail = r.read().decode("utf-8", errors="replace")
                     shape = body.get("response_format") or {}
-                    if shape.get("type") == "json_schema" and r.status_code in (400, 422):
+                    # llama-cpp-python's server answers OpenAI's json_schema shape with a 500 that
+                    # names response_format: a refusal of the shape, not a failure to retry
+                    refused = r.status_code in (400, 422) or "response_format" in detail
+                    if shape.get("type") == "json_schema" and refused:
                         self._schema_style = "json_object"  # the other shape of the same request
                         body["response_format"] = self._response_format(shape["json_schema"]["schema"])
                         return attempt()
-                    raise BackendError(f"the server at {self.url} refused the request: HTTP {r.status_code}: {detail}")
+                    if r.status_code in RETRY_STATUS:
+                        raise RetryableStatus(r)
+                    raise BackendError(
+                        f"the server at {self.url} refused the request: HTTP {r.status_code}: {detail[:300]}"
+                    )
                 try:
                     self._read_events(r, state, on_text, cancel, t0)
                 except (httpx.TransportError, httpx.TimeoutException):
