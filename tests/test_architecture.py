@@ -23,6 +23,7 @@ LAYERS = [
     {"evaluation"},  # runs, scores, statistics, the probe
     {"recommendation"},  # the flowchart's questions and what every advice is
     {"diagnosis"},  # why the answers were wrong, which rung or lever next
+    {"advice_evidence"},  # what a curve, side effects and blind preference add to the advice
     {"advisor", "demo"},  # the cheapest rung; the offline demo prepared in one go
     {"climb", "distill"},  # `lab climb`: the ladder climbed step by step; `lab distill`: teacher -> student
     {"export"},  # `lab export`: the advised (or a climbed, or a distilled) rung as a folder to ship, verified
