@@ -222,14 +222,6 @@ class Store:
             where, params = where + " and rater = ?", [*params, rater]
         return self.query(f"select * from pair_ratings where {where} order by id", params)
 
-    def rated_pair_sets(self, task: str) -> list[dict]:
-        """Every (eval run, arm pair, rater) of the task that has ratings, with their count, newest first."""
-        return self.query(
-            "select eval_run_id, arm_a, arm_b, rater, count(*) as n, max(ts) as last from pair_ratings "
-            "where task = ? group by eval_run_id, arm_a, arm_b, rater order by max(id) desc",
-            [task],
-        )
-
     def pair_sets(self, eval_run_id: int) -> list[tuple[str, str]]:
         """The arm pairs of one run that someone rated or a judge judged."""
         rows = self.query(

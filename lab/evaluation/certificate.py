@@ -36,22 +36,20 @@ def outcome(preferred: str | None, arm_a: str, arm_b: str) -> str:
     return "a" if preferred == arm_a else "b" if preferred == arm_b else "none"
 
 
-def cohen_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Cohen's kappa of two raters' category codes (ints); None where chance agreement is total
-    (both gave one and the same category throughout). Five lines: scikit-learn is not a dependency."""
-    k = int(max(x.max(initial=0), y.max(initial=0))) + 1
-    po = float(np.mean(x == y))
-    pe = float(np.sum(np.bincount(x, minlength=k) * np.bincount(y, minlength=k))) / len(x) ** 2
-    return None if pe >= 1.0 else (po - pe) / (1.0 - pe)
-
-
 def _kappas(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kappa along the last axis of category-code arrays (resamples x pairs); 0 where undefined
-    (a resample with one category throughout agrees by chance only)."""
+    """Cohen's kappa along the last axis of two raters' category codes (OUTCOMES' indices), NaN where
+    chance agreement is total (both gave one and the same category throughout). A few lines:
+    scikit-learn is not a dependency, and the bootstrap needs it vectorized over resamples."""
     po = np.mean(x == y, axis=-1)
     pe = sum(np.mean(x == k, axis=-1) * np.mean(y == k, axis=-1) for k in range(len(OUTCOMES)))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(pe < 1.0, (po - pe) / (1.0 - pe), 0.0)
+        return np.where(pe < 1.0, (po - pe) / (1.0 - pe), np.nan)
+
+
+def cohen_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Cohen's kappa of one pair of raters; None where it is undefined."""
+    value = float(_kappas(x, y))
+    return None if np.isnan(value) else value
 
 
 def kappa_interval(x: np.ndarray, y: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple:
@@ -62,8 +60,8 @@ def kappa_interval(x: np.ndarray, y: np.ndarray, level: float = 0.95, seed: int 
         return None, None
 
     def statistic(i, axis=-1):
-        i = np.asarray(i, dtype=int)
-        return _kappas(x[i], y[i])
+        i = np.asarray(i, dtype=int)  # a resample with one category throughout agrees by chance: 0
+        return np.nan_to_num(_kappas(x[i], y[i]))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
